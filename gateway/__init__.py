@@ -1,0 +1,1 @@
+"""The HTTP gateway: authenticates browser and API requests and turns them into bus requests."""

@@ -1,0 +1,66 @@
+"""The gateway's bus client: one Rpc per HTTP request, with the caller's token and request id."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import nats
+from fastapi import Depends, Request
+from pydantic import BaseModel
+
+from contracts import Header, Unavailable
+from contracts.base import Rpc
+from services.kit import client
+
+
+class BusClient:
+    def __init__(self, timeout_s: float):
+        self.nc: nats.NATS | None = None
+        self.timeout_s = timeout_s
+
+    async def connect(self, url: str) -> None:
+        async def quiet(_e: Exception) -> None:  # reconnects are reported by /health, not as tracebacks
+            return None
+
+        self.nc = await nats.connect(url, name="atrium-gateway", max_reconnect_attempts=-1, reconnect_time_wait=1,
+                                     connect_timeout=3, error_cb=quiet, allow_reconnect=True)
+
+    async def close(self) -> None:
+        if self.nc:
+            await self.nc.drain()
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.nc and self.nc.is_connected)
+
+
+class CallContext:
+    """Bus access bound to one HTTP request: forwards request id, client ip, user agent and token."""
+
+    def __init__(self, bus: BusClient, request: Request):
+        self.bus = bus
+        self.request = request
+
+    @property
+    def request_id(self) -> str:
+        return self.request.state.request_id
+
+    def headers(self) -> dict[str, str]:
+        return {
+            Header.CLIENT_IP: self.request.state.client_ip,
+            Header.USER_AGENT: (self.request.headers.get("user-agent") or "")[:400],
+        }
+
+    async def __call__(self, desc: Rpc[Any, Any], payload: BaseModel | dict[str, Any] | None = None, *,
+                       token: str | None = None, timeout: float | None = None) -> Any:
+        if not self.bus.connected or self.bus.nc is None:
+            raise Unavailable("The message bus is not reachable; Atrium is starting or NATS is down.")
+        return await client.call(self.bus.nc, desc, payload, token=token, request_id=self.request_id,
+                                 headers=self.headers(), timeout=timeout or self.bus.timeout_s)
+
+
+def get_call(request: Request) -> CallContext:
+    return CallContext(request.app.state.bus, request)
+
+
+Call = Annotated[CallContext, Depends(get_call)]

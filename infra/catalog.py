@@ -1,0 +1,38 @@
+"""Every process of an Atrium stack. The devstack, the test harness and compose all read this list."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from services.kit.bus import Service
+from services.kit.config import ServiceSettings
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    factory: str  # "module:function" returning a Service
+    has_db: bool = True
+    replicas: int = 1
+
+    @property
+    def module(self) -> str:
+        return self.factory.split(":", 1)[0].rsplit(".", 1)[0]
+
+    def load(self) -> Callable[[ServiceSettings], Service]:
+        mod, _, fn = self.factory.partition(":")
+        return getattr(importlib.import_module(mod), fn)  # type: ignore[no-any-return]
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("auth", "services.auth.app:create_service"),
+)
+
+
+def spec(name: str) -> ServiceSpec:
+    for s in SERVICES:
+        if s.name == name:
+            return s
+    raise KeyError(name)

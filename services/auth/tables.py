@@ -1,0 +1,53 @@
+"""The auth service's tables (schema `auth`)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, String, Table, Text, func, text
+from sqlalchemy.dialects.postgresql import INET, JSONB, UUID
+
+from services.kit.db import service_metadata
+
+metadata = service_metadata("auth")
+
+users = Table(
+    "users", metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("full_name", String(200)),
+    Column("role", String(16), nullable=False, server_default="user"),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("email_verified", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("uq_users_email_lower", func.lower(text("email")), unique=True),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("refresh_hash", String(64), nullable=False, unique=True),
+    Column("previous_hash", String(64), index=True),
+    Column("rotated_at", DateTime(timezone=True)),
+    Column("remember_me", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_used_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoked_reason", String(64)),
+    Column("ip", INET),
+    Column("user_agent", String(400)),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
+    Column("action", String(64), nullable=False, index=True),
+    Column("actor_id", UUID(as_uuid=True)),
+    Column("target_id", UUID(as_uuid=True)),
+    Column("ip", INET),
+    Column("request_id", String(64)),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)

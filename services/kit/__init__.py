@@ -1,0 +1,1 @@
+"""What every Atrium service shares: bus, database, migrations, token verification, logging."""

@@ -1,0 +1,199 @@
+"""Access-token verification that every service runs itself (zero trust on the bus).
+
+A token is accepted only if it is an RS256 JWT whose header names a published key id and
+carries no key material of its own, whose audience, issuer and type are Atrium's access token,
+which is inside its validity window, and whose session and user are still live according to
+the `auth_state` KV bucket that the auth service writes and every verifier watches — so a
+revoked session, a deactivated user or a demoted admin is refused on the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+from uuid import UUID
+
+import jwt
+from jwt.algorithms import RSAAlgorithm
+
+from contracts import Unauthenticated
+from contracts.auth import (
+    ACCESS_TOKEN_TYPE,
+    AUTH_STATE_BUCKET,
+    JWKS,
+    TOKEN_AUDIENCE,
+    TOKEN_ISSUER,
+    Jwks,
+    UserState,
+)
+
+if TYPE_CHECKING:
+    from .bus import Service
+
+log = logging.getLogger("atrium.security")
+
+REQUIRED_CLAIMS = ["exp", "iat", "nbf", "sub", "sid", "aud", "iss", "typ", "role"]
+FORBIDDEN_HEADERS = ("jku", "jwk", "x5u", "x5c", "x5t", "crit")
+JWKS_REFRESH_MIN_S = 5.0
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: UUID
+    role: str
+    session_id: str
+    token: str
+    kind: Literal["user", "service"] = "user"
+    issued_at: float = 0.0
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+KeySource = Callable[[], Awaitable[Jwks]]
+
+
+class TokenVerifier:
+    def __init__(self, service: Service, key_source: KeySource | None = None):
+        self.service = service
+        self.key_source = key_source
+        self.keys: dict[str, Any] = {}
+        self.revoked_sessions: set[str] = set()
+        self.users: dict[str, UserState] = {}
+        self._keys_loaded_at = 0.0
+        self._keys_lock = asyncio.Lock()
+        self._watch_task: asyncio.Task[None] | None = None
+        self.kv: Any = None
+
+    async def start(self) -> None:
+        from .bus import ensure_kv
+
+        self.kv = await ensure_kv(self.service.js, AUTH_STATE_BUCKET, history=1)
+        watcher = await self.kv.watchall()
+        # Load the whole state before serving, then follow changes in the background.
+        async for entry in watcher:
+            if entry is None:
+                break
+            self.apply(entry.key, entry.value, entry.operation)
+        self._watcher = watcher
+        self._watch_task = asyncio.create_task(self._follow(watcher))
+
+    async def _follow(self, watcher: Any) -> None:
+        while True:
+            try:
+                async for entry in watcher:
+                    if entry is not None:
+                        self.apply(entry.key, entry.value, entry.operation)
+                return  # the watcher was stopped
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # reconnects surface here; keep following
+                log.warning("auth_state watch interrupted: %r", exc)
+                await asyncio.sleep(1)
+                try:
+                    watcher = await self.kv.watchall(include_history=False)
+                except Exception:
+                    continue
+
+    def apply(self, key: str, value: bytes | None, operation: Any = None) -> None:
+        deleted = operation in ("DEL", "PURGE") or value is None or value == b""
+        kind, _, ident = key.partition(".")
+        if kind == "session":
+            if deleted:
+                self.revoked_sessions.discard(ident)
+            else:
+                self.revoked_sessions.add(ident)
+        elif kind == "user":
+            if deleted:
+                self.users.pop(ident, None)
+            else:
+                self.users[ident] = UserState.model_validate(json.loads(value or b"{}"))
+
+    async def stop(self) -> None:
+        if self._watch_task:
+            self._watch_task.cancel()
+        if getattr(self, "_watcher", None) is not None:
+            try:
+                await self._watcher.stop()
+            except Exception:
+                pass
+
+    async def _load_keys(self, force: bool = False) -> None:
+        async with self._keys_lock:
+            if self.keys and not force:
+                return
+            if force and time.monotonic() - self._keys_loaded_at < JWKS_REFRESH_MIN_S:
+                return
+            if self.key_source:
+                jwks = await self.key_source()
+            else:
+                from .client import call
+
+                jwks = await call(self.service.nc, JWKS, {}, timeout=5)
+            self.keys = {k.kid: RSAAlgorithm.from_jwk(k.model_dump()) for k in jwks.keys}
+            self._keys_loaded_at = time.monotonic()
+
+    async def verify(self, authorization: str) -> Actor:
+        token = _bearer(authorization)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("The access token is malformed; sign in again.") from None
+        if header.get("alg") != "RS256":
+            raise Unauthenticated("The access token is not signed the way Atrium signs tokens.")
+        if any(h in header for h in FORBIDDEN_HEADERS):
+            raise Unauthenticated("The access token carries key material of its own; it is refused.")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthenticated("The access token names no signing key.")
+        await self._load_keys()
+        if kid not in self.keys:
+            await self._load_keys(force=True)
+        key = self.keys.get(kid)
+        if key is None:
+            raise Unauthenticated("The access token was signed by an unknown key; sign in again.")
+        try:
+            claims = jwt.decode(
+                token, key, algorithms=["RS256"], audience=TOKEN_AUDIENCE, issuer=TOKEN_ISSUER,
+                options={"require": REQUIRED_CLAIMS, "verify_signature": True},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("Your session has expired; refresh it or sign in again.",
+                                  {"reason": "expired"}) from None
+        except jwt.ImmatureSignatureError:
+            raise Unauthenticated("The access token is not valid yet.", {"reason": "not_yet_valid"}) from None
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"The access token is invalid ({type(exc).__name__}); sign in again.") from None
+        if claims.get("typ") != ACCESS_TOKEN_TYPE:
+            raise Unauthenticated("This is not an access token.")
+        sid, sub, role = str(claims["sid"]), str(claims["sub"]), str(claims["role"])
+        if sid in self.revoked_sessions:
+            raise Unauthenticated("This session has been ended; sign in again.", {"reason": "revoked"})
+        state = self.users.get(sub)
+        if state is not None:
+            if not state.active:
+                raise Unauthenticated("This account is deactivated.", {"reason": "inactive"})
+            if float(claims["iat"]) < state.tokens_valid_after:
+                raise Unauthenticated("This session has been ended; sign in again.", {"reason": "revoked"})
+            if state.role != role:
+                raise Unauthenticated("Your role has changed; refresh your session.", {"reason": "role_changed"})
+        try:
+            user_id = UUID(sub)
+        except ValueError:
+            raise Unauthenticated("The access token names no valid user.") from None
+        return Actor(user_id=user_id, role=role, session_id=sid, token=token, issued_at=float(claims["iat"]))
+
+
+def _bearer(authorization: str) -> str:
+    if not authorization:
+        raise Unauthenticated("Sign in first: this request needs an access token.")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Send the access token as 'Authorization: Bearer <token>'.")
+    return token.strip()
