@@ -3,7 +3,10 @@
 Importing this package imports every domain module, so `REGISTRY` holds every subject.
 """
 
-from . import auth, streams  # noqa: F401  (registration side effects)
+import importlib
+import pkgutil
+
+from . import auth, documents, streams  # noqa: F401  (registration side effects)
 from .base import (
     HTTP_STATUS,
     REGISTRY,
@@ -40,3 +43,8 @@ __all__ = [
     "Progress", "RateLimited", "Rpc", "Stream", "Timeout", "TooLarge", "Unauthenticated", "Unavailable",
     "Unsupported", "WireSecret", "health_rpc",
 ]
+
+
+# Every domain module registers its subjects on import; load them all so REGISTRY is complete.
+for _m in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_m.name}")

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-SERVICES_WITH_DB = ("auth", "profile", "permissions", "documents")
+SERVICES_WITH_DB = ("auth", "profile", "permissions", "docs")
 DATABASE = "atrium"
 
 

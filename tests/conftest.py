@@ -57,6 +57,12 @@ class Stack:
         return svc
 
 
+def selected_services() -> list[catalog.ServiceSpec]:
+    """All services, or only those named in ATRIUM_TEST_SERVICES (comma-separated) while developing one."""
+    only = [n for n in os.environ.get("ATRIUM_TEST_SERVICES", "").split(",") if n]
+    return [s for s in catalog.SERVICES if not only or s.name in only]
+
+
 @pytest.fixture(scope="session")
 def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("stack")
@@ -73,13 +79,14 @@ async def stack(stack_dir: Path) -> AsyncIterator[Stack]:
             if spec.has_db and migrations.has_migrations(spec.name):
                 await migrations.upgrade(spec.name, urls[spec.name], spec.name)
         st = Stack(stack_dir, n, pg, urls)
-        for spec in catalog.SERVICES:
+        for spec in selected_services():
             st.services[spec.name] = await st.start_service(spec.name)
         from gateway.app import create_app
         from gateway.settings import GatewaySettings
 
         port = free_port()
-        gw_settings = GatewaySettings(nats_url=n.url, data_dir=stack_dir, web_dist=stack_dir / "no-web")
+        gw_settings = GatewaySettings(nats_url=n.url, data_dir=stack_dir, web_dist=stack_dir / "no-web",
+                                      expected_services=tuple(st.services))
         config = uvicorn.Config(create_app(gw_settings), host="127.0.0.1", port=port, log_config=None,
                                 access_log=False, lifespan="on")
         server = uvicorn.Server(config)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from contracts import REGISTRY, AtriumError
+from infra import catalog
 from services.kit import client
 
 router = APIRouter(tags=["health"])
@@ -16,7 +17,8 @@ router = APIRouter(tags=["health"])
 async def health(request: Request) -> JSONResponse:
     bus = request.app.state.bus
     parts: dict[str, Any] = {"nats": "ok" if bus.connected else "down"}
-    health_rpcs = [r for s, r in sorted(REGISTRY.rpcs.items()) if s.endswith(".health")]
+    expected = request.app.state.settings.expected_services or tuple(s.name for s in catalog.SERVICES)
+    health_rpcs = [REGISTRY.rpcs[f"{name}.health"] for name in expected]
 
     async def probe(desc) -> tuple[str, Any]:  # type: ignore[no-untyped-def]
         if not bus.connected:

@@ -1,0 +1,233 @@
+"""Documents app: the pipeline's events, progress, AI fields and settings.
+
+The documents service (`docs.*` Rpcs, declared in `contracts/docs_api.py`) records documents and
+tasks; the text worker (`extract`) and the AI worker (`ai`) consume and publish these events.
+A pipeline *run* is one pass of a document through the workers; re-processing starts a new run,
+so `Nats-Msg-Id` = `<document_id>:<run_id>` dedupes a run without blocking a re-run.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from .base import Contract, Event, Progress, WireSecret, health_rpc
+from .streams import DOCUMENTS_STREAM
+
+# JetStream Object Store bucket holding originals (`<document_id>`) and extraction results
+# (`results/<document_id>/<run_id>.json`).
+OBJECT_BUCKET = "documents"
+# NATS KV bucket with runtime settings; key `documents` holds `DocumentsSettingsStored`.
+SETTINGS_BUCKET = "settings"
+SETTINGS_KEY = "documents"
+
+DocumentStatus = Literal["queued", "extracting", "analyzing", "ready", "needs_ocr", "failed"]
+Stage = Literal["extract", "analyze"]
+FailureReason = Literal[
+    "encrypted", "unreadable", "timeout", "too_large", "too_many_pages", "memory",
+    "provider_error", "invalid_output", "internal",
+]
+DocumentType = Literal[
+    "invoice", "receipt", "contract", "letter", "bank_statement", "payslip", "tax_document", "other",
+]
+ProviderName = Literal["builtin", "anthropic", "ollama", "openai_compatible"]
+
+
+def result_object_name(document_id: UUID, run_id: UUID) -> str:
+    return f"results/{document_id}/{run_id}.json"
+
+
+class DocumentUploaded(Contract):
+    document_id: UUID
+    owner_id: UUID
+    run_id: UUID
+    filename: str
+    size: int
+    sha256: str
+    object_name: str
+    uploaded_at: datetime
+    reprocess: bool = False
+    kind: Literal["extract", "reprocess"] = "extract"
+
+
+class DocumentProcessing(Contract):
+    """A worker took a run's stage: the documents service marks the status and the task running."""
+
+    document_id: UUID
+    owner_id: UUID
+    run_id: UUID
+    stage: Stage
+    attempt: int
+    worker: str
+    started_at: datetime
+
+
+class PdfMetadata(Contract):
+    title: str | None = None
+    author: str | None = None
+    subject: str | None = None
+    producer: str | None = None
+    creator: str | None = None
+    creation_date: datetime | None = None
+
+
+class PageText(Contract):
+    number: int  # 1-based
+    text: str
+    tables: list[list[list[str | None]]] = Field(default_factory=list)
+
+
+class ExtractionResult(Contract):
+    """Stored in the Object Store at `result_object_name(...)`, never sent in a message."""
+
+    document_id: UUID
+    run_id: UUID
+    page_count: int
+    pages: list[PageText]
+    metadata: PdfMetadata
+    needs_ocr: bool = False
+    engine: str = ""
+
+
+class DocumentExtracted(Contract):
+    document_id: UUID
+    owner_id: UUID
+    run_id: UUID
+    page_count: int
+    needs_ocr: bool
+    chars: int
+    table_count: int
+    metadata: PdfMetadata
+    result_object: str
+    engine: str
+    worker: str
+    attempt: int
+    started_at: datetime
+    finished_at: datetime
+    kind: Literal["extract", "reprocess"] = "extract"
+
+
+class ExtractedFields(Contract):
+    """What the AI worker fills in. Every field is optional: a model says nothing rather than guess."""
+
+    document_type: DocumentType | None = None
+    title: str | None = Field(default=None, max_length=300)
+    document_date: date | None = None
+    sender: str | None = Field(default=None, max_length=300)
+    recipient: str | None = Field(default=None, max_length=300)
+    invoice_number: str | None = Field(default=None, max_length=100)
+    customer_number: str | None = Field(default=None, max_length=100)
+    total_amount: Decimal | None = None
+    net_amount: Decimal | None = None
+    tax_amount: Decimal | None = None
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    due_date: date | None = None
+    iban: str | None = Field(default=None, max_length=34)
+    language: str | None = Field(default=None, max_length=8)
+    summary: str | None = Field(default=None, max_length=2000)
+    suggested_categories: list[str] = Field(default_factory=list, max_length=10)
+
+
+class DocumentAnalyzed(Contract):
+    document_id: UUID
+    owner_id: UUID
+    run_id: UUID
+    fields: ExtractedFields
+    provider: ProviderName
+    model: str
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    worker: str
+    attempt: int
+    started_at: datetime
+    finished_at: datetime
+
+
+class DocumentFailed(Contract):
+    document_id: UUID
+    owner_id: UUID
+    run_id: UUID
+    stage: Stage
+    reason: FailureReason
+    message: str = Field(max_length=2000)
+    attempt: int
+    final: bool  # True: no more attempts; the document is `failed`
+    worker: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime
+
+
+class DocumentProgress(Contract):
+    document_id: UUID
+    run_id: UUID
+    stage: Stage
+    status: DocumentStatus
+    page: int | None = None
+    pages: int | None = None
+    message: str = ""
+
+
+class DocumentsSettingsBase(Contract):
+    provider: ProviderName = "builtin"
+    model: str = Field(default="", max_length=200)
+    base_url: str = Field(default="", max_length=500)
+    prompt_instructions: str = Field(default="", max_length=4000)
+    request_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    max_upload_mb: int = Field(default=50, ge=1, le=2048)
+    duplicate_policy: Literal["reject", "mark"] = "mark"
+    ai_may_create_categories: bool = False
+    quota_documents_per_user: int | None = Field(default=None, ge=1)
+    quota_storage_mb_per_user: int | None = Field(default=None, ge=1)
+    task_retention_days: int = Field(default=90, ge=1, le=3650)
+
+
+class DocumentsSettingsStored(DocumentsSettingsBase):
+    """What the KV bucket holds: the API key only as ciphertext (platform secret), plus its last four."""
+
+    api_key_ciphertext: str = ""
+    api_key_last4: str = ""
+    revision: int = 0
+
+
+class DocumentsSettingsPublic(DocumentsSettingsBase):
+    api_key_set: bool = False
+    api_key_last4: str = ""
+
+
+class DocumentsSettingsUpdate(Contract):
+    """PATCH semantics: only the fields sent change. `api_key: ""` clears the key."""
+
+    provider: ProviderName | None = None
+    model: str | None = Field(default=None, max_length=200)
+    base_url: str | None = Field(default=None, max_length=500)
+    api_key: WireSecret | None = None
+    prompt_instructions: str | None = Field(default=None, max_length=4000)
+    request_timeout_s: float | None = Field(default=None, gt=0, le=600)
+    max_upload_mb: int | None = Field(default=None, ge=1, le=2048)
+    duplicate_policy: Literal["reject", "mark"] | None = None
+    ai_may_create_categories: bool | None = None
+    quota_documents_per_user: int | None = Field(default=None, ge=1)
+    quota_storage_mb_per_user: int | None = Field(default=None, ge=1)
+    task_retention_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+DOCUMENT_UPLOADED = Event("events.docs.uploaded", DocumentUploaded, stream=DOCUMENTS_STREAM.name,
+                          summary="A document (or a re-run of one) waits for text extraction")
+DOCUMENT_PROCESSING = Event("events.docs.processing", DocumentProcessing, stream=DOCUMENTS_STREAM.name,
+                            summary="A worker started a stage of a run")
+DOCUMENT_EXTRACTED = Event("events.docs.extracted", DocumentExtracted, stream=DOCUMENTS_STREAM.name,
+                           summary="Text, tables and metadata are in the Object Store")
+DOCUMENT_ANALYZED = Event("events.docs.analyzed", DocumentAnalyzed, stream=DOCUMENTS_STREAM.name,
+                          summary="The AI worker filled in the fields")
+DOCUMENT_FAILED = Event("events.docs.failed", DocumentFailed, stream=DOCUMENTS_STREAM.name,
+                        summary="A stage failed (final=true: the document is failed)")
+DOCUMENT_PROGRESS = Progress("progress.docs", DocumentProgress, tokens=("owner_id", "document_id"),
+                             summary="Fire-and-forget progress of a document, per page")
+
+DOCS_HEALTH = health_rpc("docs")
+EXTRACT_HEALTH = health_rpc("extract")
+AI_HEALTH = health_rpc("ai")
