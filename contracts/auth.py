@@ -1,4 +1,4 @@
-"""Auth service subjects and models (the identity issue extends this module)."""
+"""Auth service subjects and models: accounts, sessions, tokens, recovery, administration, audit."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from uuid import UUID
 
 from pydantic import EmailStr, Field
 
-from .base import Contract, Empty, WireSecret, Event, Rpc, health_rpc
+from .base import Contract, Empty, Event, Rpc, WireSecret, health_rpc
 from .streams import AUTH_STREAM
 
 Role = Literal["user", "admin"]
+
+# ---- accounts ---------------------------------------------------------------------------------
 
 
 class RegisterUser(Contract):
@@ -45,6 +47,126 @@ class TokenPair(Contract):
     user: UserPublic
 
 
+class RefreshRequest(Contract):
+    refresh_token: WireSecret = Field(min_length=1, max_length=512)
+
+
+class LogoutRequest(Contract):
+    """Ends the caller's session: the one of the access token, else the one of `refresh_token`."""
+
+    refresh_token: WireSecret | None = Field(default=None, max_length=512)
+
+
+class Ack(Contract):
+    message: str
+
+
+class SessionInfo(Contract):
+    id: UUID
+    device: str | None = None
+    ip: str | None = None
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    remember_me: bool = False
+    current: bool = False
+
+
+class SessionList(Contract):
+    items: list[SessionInfo]
+
+
+class EndSession(Contract):
+    session_id: UUID
+
+
+class ChangePassword(Contract):
+    current_password: WireSecret = Field(min_length=1, max_length=1024)
+    new_password: WireSecret = Field(min_length=1, max_length=1024)
+
+
+class ForgotPassword(Contract):
+    email: EmailStr
+
+
+class ResetPassword(Contract):
+    token: WireSecret = Field(min_length=1, max_length=512)
+    new_password: WireSecret = Field(min_length=1, max_length=1024)
+
+
+class VerifyEmail(Contract):
+    token: WireSecret = Field(min_length=1, max_length=512)
+
+
+class ChangeEmail(Contract):
+    password: WireSecret = Field(min_length=1, max_length=1024)
+    new_email: EmailStr
+
+
+# ---- administration -----------------------------------------------------------------------------
+
+
+class ListUsers(Contract):
+    search: str | None = Field(default=None, max_length=200, description="part of the email or name")
+    role: Role | None = None
+    state: Literal["active", "inactive"] | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+    offset: int = Field(default=0, ge=0)
+
+
+class UserPage(Contract):
+    items: list[UserPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class AdminUserChanges(Contract):
+    """What an admin may change on an account (the HTTP body of PATCH admin/users/{id})."""
+
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+class AdminUpdateUser(AdminUserChanges):
+    user_id: UUID
+
+
+class AdminUserRef(Contract):
+    user_id: UUID
+
+
+class ListAudit(Contract):
+    action: str | None = Field(default=None, max_length=64, description="exact action, or a prefix ending in '.'")
+    actor_id: UUID | None = None
+    target_id: UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = Field(default=50, ge=1, le=500)
+    offset: int = Field(default=0, ge=0)
+
+
+class AuditEntry(Contract):
+    id: UUID
+    at: datetime
+    action: str
+    actor_id: UUID | None = None
+    target_id: UUID | None = None
+    ip: str | None = None
+    request_id: str | None = None
+    details: dict[str, object] = Field(default_factory=dict)
+
+
+class AuditPage(Contract):
+    items: list[AuditEntry]
+    total: int
+    limit: int
+    offset: int
+
+
+# ---- keys -----------------------------------------------------------------------------------------
+
+
 class Jwk(Contract):
     kty: str
     kid: str
@@ -58,6 +180,9 @@ class Jwks(Contract):
     keys: list[Jwk]
 
 
+# ---- events ---------------------------------------------------------------------------------------
+
+
 class UserRegistered(Contract):
     user_id: UUID
     email: EmailStr
@@ -66,14 +191,49 @@ class UserRegistered(Contract):
     registered_at: datetime
 
 
+class UserChanged(Contract):
+    """Role or active flag of an account changed (by an admin or `atrium admin create`)."""
+
+    user_id: UUID
+    role: Role
+    is_active: bool
+    changed_at: datetime
+
+
 AUTH_HEALTH = health_rpc("auth")
 REGISTER = Rpc("auth.user.register", RegisterUser, UserPublic, access="public", summary="Create an account")
 LOGIN = Rpc("auth.session.login", LoginRequest, TokenPair, access="public", summary="Password login; opens a session")
+REFRESH = Rpc("auth.session.refresh", RefreshRequest, TokenPair, access="public",
+              summary="Rotate a refresh token: a new pair; reuse of a rotated token ends the session")
+LOGOUT = Rpc("auth.session.logout", LogoutRequest, Ack, access="public", summary="End the caller's session")
+LOGOUT_ALL = Rpc("auth.session.logout_all", Empty, Ack, access="user", summary="End every session of the caller")
+SESSIONS = Rpc("auth.session.list", Empty, SessionList, access="user", summary="The caller's live sessions")
+END_SESSION = Rpc("auth.session.end", EndSession, Ack, access="user", summary="End one of the caller's sessions")
 ME = Rpc("auth.user.me", Empty, UserPublic, access="user", summary="The calling user")
+CHANGE_PASSWORD = Rpc("auth.password.change", ChangePassword, Ack, access="user",
+                      summary="Change the password (current one needed); other sessions end")
+FORGOT_PASSWORD = Rpc("auth.password.forgot", ForgotPassword, Ack, access="public",
+                      summary="Mail a reset link if the account exists (same answer either way)")
+RESET_PASSWORD = Rpc("auth.password.reset", ResetPassword, Ack, access="public",
+                     summary="Set a new password with a reset token; every session ends")
+VERIFY_EMAIL = Rpc("auth.email.verify", VerifyEmail, UserPublic, access="public",
+                   summary="Confirm an email address with its verification token")
+CHANGE_EMAIL = Rpc("auth.email.change", ChangeEmail, Ack, access="user",
+                   summary="Ask to change the email (password needed); applies once the new address is verified")
+ADMIN_LIST_USERS = Rpc("auth.user.list", ListUsers, UserPage, access="admin", summary="Admin: search accounts")
+ADMIN_UPDATE_USER = Rpc("auth.user.update", AdminUpdateUser, UserPublic, access="admin",
+                        summary="Admin: change role or active flag")
+ADMIN_END_SESSIONS = Rpc("auth.user.end_sessions", AdminUserRef, Ack, access="admin",
+                         summary="Admin: end every session of an account")
+ADMIN_START_RESET = Rpc("auth.user.start_reset", AdminUserRef, Ack, access="admin",
+                        summary="Admin: mail the account a password-reset link")
+ADMIN_AUDIT = Rpc("auth.audit.list", ListAudit, AuditPage, access="admin", summary="Admin: the audit trail")
 JWKS = Rpc("auth.keys.jwks", Empty, Jwks, access="public", summary="Public keys that verify access tokens")
 
 USER_REGISTERED = Event("events.auth.user_registered", UserRegistered, stream=AUTH_STREAM.name,
                         summary="A new account exists")
+USER_CHANGED = Event("events.auth.user_changed", UserChanged, stream=AUTH_STREAM.name,
+                     summary="An account's role or active flag changed")
 
 # Token claims every verifier checks.
 TOKEN_AUDIENCE = "atrium"
@@ -87,4 +247,6 @@ AUTH_STATE_BUCKET = "auth_state"
 class UserState(Contract):
     active: bool = True
     role: Role = "user"
-    tokens_valid_after: float = 0.0  # epoch seconds; access tokens issued before are refused
+    # Epoch seconds; access tokens whose `iat` (whole seconds) is in an earlier second are refused.
+    # Tokens of the same second are caught by their session's revocation (`session.<sid>`).
+    tokens_valid_after: float = 0.0

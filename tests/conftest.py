@@ -71,6 +71,8 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest_asyncio.fixture(scope="session")
 async def stack(stack_dir: Path) -> AsyncIterator[Stack]:
     os.environ.setdefault("ATRIUM_SECRET", "test-platform-secret-0123456789")
+    # Every test client comes from 127.0.0.1; per-IP auth rate limits are tested with X-Forwarded-For IPs.
+    os.environ.setdefault("ATRIUM_AUTH_RATE_EXEMPT_IPS", "127.0.0.1")
     n = EmbeddedNats(stack_dir).start()
     pg = EmbeddedPostgres(stack_dir).start()
     try:
@@ -146,3 +148,22 @@ async def register_and_login(http: httpx.AsyncClient, email: str | None = None,
 @pytest_asyncio.fixture
 async def new_user(http: httpx.AsyncClient) -> AppUser:
     return await register_and_login(http)
+
+
+@pytest_asyncio.fixture
+async def new_admin(stack: Stack, http: httpx.AsyncClient) -> AppUser:
+    """A fresh, signed-in administrator, made the way `atrium admin create` makes one."""
+    from services.auth.admin import ensure_admin
+    from services.kit.db import Database
+
+    email = unique_email("admin")
+    db = Database(stack.db_urls["auth"], "auth")
+    try:
+        await ensure_admin(db, email, PASSWORD, nc=stack.nc)
+    finally:
+        await db.dispose()
+    r = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["user"]["role"] == "admin", body
+    return AppUser(body["user"]["id"], email, PASSWORD, body["access_token"], body["refresh_token"])
