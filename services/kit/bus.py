@@ -125,6 +125,9 @@ class Ctx:
     headers: dict[str, str] = field(default_factory=dict)
     attempt: int = 1
     subject: str = ""
+    stream_seq: int = 0  # JetStream events: the message's stream sequence (same on every redelivery)
+    # JetStream events: tells the server the handler is still working, so `ack_wait` does not expire
+    heartbeat: Callable[[], Awaitable[None]] | None = None
 
     @property
     def client_ip(self) -> str:
@@ -306,7 +309,8 @@ class Service:
                 raw = msg.raw_message
                 attempt = raw.metadata.num_delivered if raw.metadata else 1
                 ctx = Ctx(request_id=request_id_var.get() or new_request_id(), headers=dict(msg.headers or {}),
-                          attempt=attempt, subject=raw.subject)
+                          attempt=attempt, subject=raw.subject,
+                          stream_seq=raw.metadata.sequence.stream if raw.metadata else 0, heartbeat=raw.in_progress)
                 try:
                     event = desc.model.model_validate_json(msg.body)
                 except ValidationError as err:
