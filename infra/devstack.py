@@ -1,0 +1,341 @@
+"""`atrium up`: embedded NATS + PostgreSQL, every service and the gateway as supervised processes.
+
+A crashed process is restarted (with backoff) and logged; Ctrl-C stops everything. Children
+get SIGTERM if the devstack itself dies (PR_SET_PDEATHSIG), so nothing is left orphaned.
+State lives under `--data` (default `var/`): `nats/`, `pg/`, `secrets/`, `keys/`, `mail/`, `logs/`,
+and `stack.json`, which tells the CLI (`atrium bus …`, `atrium admin …`) how to reach the stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from . import catalog
+from .embedded import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    StackError,
+    die_with_parent,
+    port_is_free,
+    provision,
+    read_or_create_secret,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB = ROOT / "web"
+
+def say(msg: str) -> None:
+    print(f"atrium: {msg}", flush=True)
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    next_start: float = 0.0
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115  (kept open by the child)
+        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+        log.close()
+        self.started_at = time.monotonic()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.proc or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+
+@dataclass
+class DevStack:
+    data_dir: Path
+    http_port: int = 8080
+    dev: bool = False
+    build_web: bool = True
+    nats: EmbeddedNats | None = None
+    pg: EmbeddedPostgres | None = None
+    children: list[Child] = field(default_factory=list)
+    nats_url: str = ""
+    lock_fd: int | None = None
+
+    # ---- start-up -------------------------------------------------------------------------------
+    def acquire_lock(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.data_dir / "atrium.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            info = read_stack_info(self.data_dir)
+            where = f" at {info['url']}" if info else ""
+            raise StackError(f"Another Atrium stack is already running with --data {self.data_dir}{where}. "
+                             "Stop it (Ctrl-C in its terminal) or use another --data directory.") from None
+        self.lock_fd = fd
+
+    def prepare(self) -> dict[str, str]:
+        if not port_is_free(self.http_port):
+            raise StackError(f"Port {self.http_port} is already in use. Stop what uses it, or start Atrium on "
+                             f"another port: ./atrium up --port {self.http_port + 1}")
+        self.acquire_lock()
+        secret = os.environ.get("ATRIUM_SECRET") or read_or_create_secret(self.data_dir / "secrets" / "platform")
+        if os.environ.get("NATS_URL"):
+            self.nats_url = os.environ["NATS_URL"]
+            say(f"using NATS at {self.nats_url}")
+        else:
+            t = time.monotonic()
+            self.nats = EmbeddedNats(self.data_dir).start()
+            self.nats_url = self.nats.url
+            say(f"embedded NATS (JetStream) on {self.nats_url} [{time.monotonic() - t:.1f}s]")
+        if os.environ.get("DATABASE_URL"):
+            admin_url = os.environ["DATABASE_URL"]
+            say("using PostgreSQL from DATABASE_URL")
+        else:
+            t = time.monotonic()
+            self.pg = EmbeddedPostgres(self.data_dir).start()
+            admin_url = self.pg.admin_url
+            say(f"embedded PostgreSQL on 127.0.0.1:{self.pg.port} [{time.monotonic() - t:.1f}s]")
+        db_urls = asyncio.run(self._provision_and_migrate(admin_url))
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "NATS_URL": self.nats_url,
+            "ATRIUM_DATA": str(self.data_dir.resolve()),
+            "ATRIUM_SECRET": secret,
+            "ATRIUM_PUBLIC_URL": os.environ.get("ATRIUM_PUBLIC_URL", f"http://localhost:{self.http_port}"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        for name, url in db_urls.items():
+            env[f"ATRIUM_DB_URL_{name.upper()}"] = url
+        env.pop("DATABASE_URL", None)  # services get their own role, never the admin URL
+        return env
+
+    async def _provision_and_migrate(self, admin_url: str) -> dict[str, str]:
+        from services.kit import migrations
+
+        t = time.monotonic()
+        urls = await provision(admin_url, self.data_dir)
+        for spec in catalog.SERVICES:
+            if spec.has_db and migrations.has_migrations(spec.name):
+                await migrations.upgrade(spec.name, urls[spec.name], spec.name)
+        say(f"schemas, roles and migrations ready [{time.monotonic() - t:.1f}s]")
+        return urls
+
+    def build_web_app(self) -> None:
+        if not (WEB / "package.json").exists():
+            return
+        dist = WEB / "dist" / "index.html"
+        sources = [p for p in WEB.rglob("*") if p.is_file() and "node_modules" not in p.parts
+                   and "dist" not in p.parts]
+        newest = max((p.stat().st_mtime for p in sources), default=0)
+        if dist.exists() and dist.stat().st_mtime >= newest:
+            return
+        npm = shutil.which("npm")
+        if not npm:
+            say("npm not found: serving the API only (install Node 20+ to get the web app)")
+            return
+        say("building the web app (first time takes a minute)…")
+        try:
+            if not (WEB / "node_modules").exists():
+                subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=WEB, check=True)
+            subprocess.run([npm, "run", "build"], cwd=WEB, check=True)
+        except subprocess.CalledProcessError as exc:
+            # The API is still useful without the web app; say so instead of refusing to start.
+            say(f"the web app did not build ({' '.join(exc.cmd[1:])} exited {exc.returncode}); "
+                "serving the API with a placeholder page. Fix web/ and restart.")
+
+    def spawn_all(self, env: dict[str, str]) -> None:
+        logs = self.data_dir / "logs"
+        py = sys.executable
+        for spec in catalog.SERVICES:
+            for i in range(spec.replicas):
+                name = spec.name if spec.replicas == 1 else f"{spec.name}-{i + 1}"
+                self.children.append(Child(name, [py, "-m", spec.module], env, logs / f"{name}.log"))
+        gw_env = dict(env)
+        if self.dev:
+            gw_env["ATRIUM_WEB_DIST"] = str(self.data_dir / "no-web")  # Vite serves the app in --dev
+        self.children.append(Child("gateway", [py, "-m", "gateway", "--port", str(self.http_port)], gw_env,
+                                   logs / "gateway.log"))
+        if self.dev and (WEB / "package.json").exists() and shutil.which("npm"):
+            vite_env = {**env, "ATRIUM_GATEWAY_PORT": str(self.http_port)}
+            self.children.append(Child("vite", [shutil.which("npm") or "npm", "run", "dev", "--", "--port",
+                                                str(self.http_port + 1), "--strictPort"], vite_env,
+                                       logs / "vite.log"))
+        for c in self.children:
+            c.start()
+
+    def wait_healthy(self, timeout: float = 120.0) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.http_port}/api/v1/health"
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            self.supervise_once()
+            try:
+                r = httpx.get(url, timeout=3)
+                last = r.json()
+                if r.status_code == 200:
+                    return last  # type: ignore[no-any-return]
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.25)
+        raise StackError(f"Atrium did not become healthy within {timeout:.0f} s. Last health: {last}. "
+                         f"Logs: {self.data_dir / 'logs'}")
+
+    # ---- supervision ----------------------------------------------------------------------------
+    def supervise_once(self) -> None:
+        now = time.monotonic()
+        for c in self.children:
+            if c.proc is None:
+                if now >= c.next_start:
+                    c.start()
+                    say(f"{c.name} restarted (restart #{c.restarts})")
+                continue
+            code = c.proc.poll()
+            if code is None:
+                continue
+            c.restarts += 1
+            ran_for = now - c.started_at
+            backoff = 1.0 if ran_for > 30 else min(30.0, 2 ** min(c.restarts, 5))
+            say(f"{c.name} exited with code {code} after {ran_for:.0f}s; restarting in {backoff:.0f}s "
+                f"(log: {c.log_path})")
+            c.proc, c.next_start = None, now + backoff
+
+    def restart(self, names: set[str]) -> None:
+        for c in self.children:
+            if c.name.split("-")[0] in names or c.name in names:
+                say(f"code changed: restarting {c.name}")
+                c.stop(5)
+                c.start()
+
+    def stop(self) -> None:
+        for c in reversed(self.children):
+            if c.proc and c.proc.poll() is None:
+                try:
+                    os.killpg(c.proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for c in reversed(self.children):
+            c.stop(10)
+        if self.pg:
+            self.pg.stop()
+        if self.nats:
+            self.nats.stop()
+        (self.data_dir / "stack.json").unlink(missing_ok=True)
+
+    def write_stack_info(self) -> None:
+        info = {"url": f"http://localhost:{self.http_port}", "nats_url": self.nats_url, "pid": os.getpid(),
+                "data": str(self.data_dir.resolve()), "started": time.time()}
+        (self.data_dir / "stack.json").write_text(json.dumps(info))
+
+
+def read_stack_info(data_dir: Path) -> dict[str, Any] | None:
+    path = data_dir / "stack.json"
+    if not path.exists():
+        return None
+    try:
+        info = json.loads(path.read_text())
+        os.kill(int(info["pid"]), 0)
+        return info  # type: ignore[no-any-return]
+    except (ValueError, KeyError, ProcessLookupError, PermissionError):
+        return None
+
+
+def changed_services(paths: set[tuple[Any, str]]) -> set[str]:
+    names: set[str] = set()
+    everything = {s.name for s in catalog.SERVICES} | {"gateway"}
+    for _, p in paths:
+        rel = Path(p).resolve().relative_to(ROOT)
+        top = rel.parts[0]
+        if top in ("contracts",) or rel.parts[:2] == ("services", "kit"):
+            return everything
+        if top == "gateway":
+            names.add("gateway")
+        elif top == "services" and len(rel.parts) > 1:
+            for s in catalog.SERVICES:
+                if s.module.startswith(f"services.{rel.parts[1]}"):
+                    names.add(s.name)
+    return names
+
+
+def run(data_dir: Path, http_port: int, dev: bool, build_web: bool) -> int:
+    t0 = time.monotonic()
+    stack = DevStack(data_dir=data_dir, http_port=http_port, dev=dev, build_web=build_web)
+    stopping = False
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        env = stack.prepare()
+        if build_web and not dev:
+            stack.build_web_app()
+        stack.spawn_all(env)
+        health = stack.wait_healthy()
+        stack.write_stack_info()
+        say(f"up in {time.monotonic() - t0:.1f}s — services: {', '.join(sorted(health.get('services', {})))}")
+        print(f"\n  Atrium is running at http://localhost:{http_port}\n"
+              f"  API docs: http://localhost:{http_port}/api/docs\n"
+              + (f"  Web (Vite, hot reload): http://localhost:{http_port + 1}\n" if dev else "")
+              + f"  Logs: {data_dir / 'logs'}   Stop: Ctrl-C\n", flush=True)
+        if dev:
+            asyncio.run(_dev_loop(stack))
+        else:
+            while True:
+                stack.supervise_once()
+                time.sleep(0.5)
+    except StackError as exc:
+        say(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        say("stopping…")
+    finally:
+        stack.stop()
+    return 0
+
+
+async def _dev_loop(stack: DevStack) -> None:
+    from watchfiles import awatch
+
+    async def supervise() -> None:
+        while True:
+            stack.supervise_once()
+            await asyncio.sleep(0.5)
+
+    task = asyncio.create_task(supervise())
+    try:
+        async for changes in awatch(ROOT / "services", ROOT / "contracts", ROOT / "gateway",
+                                    watch_filter=lambda _c, p: p.endswith(".py")):
+            stack.restart(changed_services(changes))
+    finally:
+        task.cancel()

@@ -1,0 +1,41 @@
+"""`atrium seed`: demo data in the running stack, through the public API like any client would."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+
+from .devstack import read_stack_info
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_EMAIL = "demo@example.com"
+CORPUS = ROOT.parent / "shared" / "corpus" / "synthetic"
+
+
+def run_seed(data: Path) -> int:
+    info = read_stack_info(data)
+    if not info:
+        print(f"atrium: no running stack for --data {data}; start it with ./atrium up first")
+        return 2
+    password = os.environ.get("ATRIUM_DEMO_PASSWORD", "demo demo demo 2026")
+    with httpx.Client(base_url=info["url"].replace("localhost", "127.0.0.1") + "/api/v1", timeout=60) as http:
+        r = http.post("/auth/register", json={"email": DEMO_EMAIL, "password": password, "full_name": "Demo User"})
+        if r.status_code not in (201, 409):
+            print(f"atrium: could not create the demo user: {r.status_code} {r.text}")
+            return 1
+        r = http.post("/auth/login", json={"email": DEMO_EMAIL, "password": password})
+        if r.status_code != 200:
+            print(f"atrium: demo login failed: {r.status_code} {r.text}")
+            return 1
+        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        uploaded = 0
+        samples = sorted(CORPUS.glob("*_1p.pdf")) + sorted(CORPUS.glob("*_10p.pdf"))
+        if samples and http.get("/documents", headers=headers).status_code == 200:
+            for pdf in samples:
+                with open(pdf, "rb") as f:
+                    r = http.post("/documents", headers=headers, files=[("files", (pdf.name, f, "application/pdf"))])
+                uploaded += r.status_code in (200, 201, 202)
+    print(f"atrium: demo user {DEMO_EMAIL} (password: {password}); {uploaded} documents uploaded")
+    return 0
