@@ -23,12 +23,26 @@ class ServiceSettings:
     def from_env(cls, name: str) -> ServiceSettings:
         env = os.environ
         up = name.upper()
+        data_dir = Path(env.get("ATRIUM_DATA", "var"))
         return cls(
             name=name,
             nats_url=env.get("NATS_URL", "nats://127.0.0.1:4222"),
-            database_url=env.get(f"ATRIUM_DB_URL_{up}", env.get("ATRIUM_DB_URL", "")),
+            database_url=env.get(f"ATRIUM_DB_URL_{up}") or _url_from_provisioned_secrets(name, data_dir),
             schema=env.get(f"ATRIUM_DB_SCHEMA_{up}", name),
-            data_dir=Path(env.get("ATRIUM_DATA", "var")),
+            data_dir=data_dir,
             platform_secret=env.get("ATRIUM_SECRET", ""),
             log_level=env.get("LOG_LEVEL", "INFO"),
         )
+
+
+def _url_from_provisioned_secrets(name: str, data_dir: Path) -> str:
+    """In containers `atrium migrate` writes each role's password to `<data>/secrets/db.json`;
+    with `ATRIUM_DB_HOST` set, a service builds its own URL from it."""
+    import json
+
+    host = os.environ.get("ATRIUM_DB_HOST")
+    path = data_dir / "secrets" / "db.json"
+    if not host or not path.exists():
+        return ""
+    password = json.loads(path.read_text()).get(name)
+    return f"postgresql://svc_{name}:{password}@{host}/atrium" if password else ""
