@@ -1,0 +1,1 @@
+"""Extraction workers: `text` (PDF → text, tables, metadata) and `ai` (text → fields)."""

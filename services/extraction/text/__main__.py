@@ -1,0 +1,8 @@
+import asyncio
+
+from services.kit.runner import run
+
+from .app import create_service
+
+if __name__ == "__main__":
+    asyncio.run(run("extract", create_service))

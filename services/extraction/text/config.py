@@ -1,0 +1,38 @@
+"""The text worker's limits, from the environment (`ATRIUM_EXTRACT_*`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .engine import Limits
+from .pool import PoolLimits
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"ATRIUM_EXTRACT_{name}", default)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    children: int = 1  # extraction child processes per worker (scale out with more workers)
+    engine: str = "hybrid"  # or "pdfplumber": pdfplumber text and tables on every page
+    limits: PoolLimits = field(default_factory=PoolLimits)
+    max_mb: int = 2048  # a bigger original is refused (`too_large`) before it is fetched
+    # Consumer settings are shared by every replica of the durable: keep them the same everywhere.
+    max_deliver: int = 5
+    ack_wait_s: float = 15.0
+
+    @classmethod
+    def from_env(cls) -> ExtractConfig:
+        return cls(
+            children=int(_env("CHILDREN", "1")),
+            engine=_env("ENGINE", "hybrid"),
+            limits=PoolLimits(
+                doc_timeout_s=float(_env("DOC_TIMEOUT_S", "120")),
+                memory_mb=int(_env("MEMORY_MB", "1536")),
+                page=Limits(max_pages=int(_env("MAX_PAGES", "2000")),
+                            page_timeout_s=float(_env("PAGE_TIMEOUT_S", "15"))),
+            ),
+            max_mb=int(_env("MAX_MB", "2048")),
+        )

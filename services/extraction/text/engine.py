@@ -1,0 +1,311 @@
+"""PDF → text, tables, metadata. Runs inside a pool child (see `pool.py`), never in the worker itself.
+
+The hybrid engine ("pdfium+plumber"):
+- pypdfium2 gives page count, metadata and the plain text of every page (~1 ms/page).
+- pdfplumber runs only on pages that draw vector paths, and only for tables: on this corpus no
+  table was found on a page without path objects, and pdfplumber's cost is parsing the page.
+- Where the engines disagree: a page whose pdfium text has fewer visible characters than the page
+  has text objects lost its text in pdfium (seen on a scanned CJK page with a text layer), so that
+  page's text comes from pdfplumber instead. Measured in bench/bench_extract_engines.py.
+
+Every failure is an `ExtractError` with a `FailureReason` and the parser's message.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+ENGINE_NAME = "pdfium+plumber"
+
+
+class ExtractError(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class PageTimeout(BaseException):
+    """Raised by SIGALRM inside a page; BaseException so parser code that catches Exception lets it pass."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_pages: int = 2000
+    page_timeout_s: float = 15.0
+
+
+@dataclass
+class PageOut:
+    number: int
+    text: str
+    tables: list[list[list[str | None]]] = field(default_factory=list)
+    text_engine: str = "pdfium"
+    tables_skipped: bool = False  # the page hit its time limit while looking for tables
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"number": self.number, "text": self.text, "tables": self.tables}
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """pdfplumber wraps parser errors in its own exception types; look through the cause chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class page_time_limit:
+    """SIGALRM-based wall-clock limit for pure-Python work on one page (main thread only)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        def fire(_sig: int, _frame: Any) -> None:
+            raise PageTimeout()
+
+        self.previous = signal.signal(signal.SIGALRM, fire)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *_: Any) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self.previous)
+
+
+def clean_text(text: str) -> str:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(line.rstrip() for line in lines).strip("\n").replace("\x00", "")
+
+
+def visible_chars(text: str) -> int:
+    return sum(1 for ch in text if not ch.isspace())
+
+
+def parse_pdf_date(raw: str | None) -> datetime | None:
+    """`D:YYYYMMDDHHmmSS+HH'mm'` with any tail missing; None when it is not a date."""
+    if not raw:
+        return None
+    s = raw.strip()
+    if s.startswith("D:"):
+        s = s[2:]
+    digits = ""
+    for ch in s:
+        if not ch.isdigit():
+            break
+        digits += ch
+    if len(digits) < 4:
+        return None
+    digits = digits[:14]
+    parts = [int(digits[0:4])]
+    for start, default in ((4, 1), (6, 1), (8, 0), (10, 0), (12, 0)):
+        chunk = digits[start:start + 2]
+        parts.append(int(chunk) if len(chunk) == 2 else default)
+    tz: timezone | None = timezone.utc
+    rest = s[len(digits):]
+    if rest[:1] in ("+", "-"):
+        sign = 1 if rest[0] == "+" else -1
+        nums = "".join(c for c in rest[1:] if c.isdigit())
+        hh, mm = int(nums[0:2] or 0), int(nums[2:4] or 0)
+        if hh < 24 and mm < 60:
+            tz = timezone(sign * timedelta(hours=hh, minutes=mm))
+    try:
+        return datetime(*parts, tzinfo=tz)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+
+
+def _metadata(raw: dict[str, Any]) -> dict[str, Any]:
+    def val(key: str) -> str | None:
+        v = raw.get(key)
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", "replace")
+        v = str(v).strip().replace("\x00", "") if v is not None else ""
+        return v[:1000] or None
+
+    created = parse_pdf_date(val("CreationDate"))
+    return {"title": val("Title"), "author": val("Author"), "subject": val("Subject"),
+            "producer": val("Producer"), "creator": val("Creator"),
+            "creation_date": created.isoformat() if created else None}
+
+
+def _pdfium_open(path: str) -> Any:
+    import pypdfium2 as pdfium
+
+    try:
+        # pdfium tries the empty user password by itself, so such files open like any other.
+        return pdfium.PdfDocument(path)
+    except pdfium.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            raise ExtractError("encrypted", "The PDF is encrypted with a password; remove the password "
+                                            "and upload it again.") from None
+        raise
+
+
+def _object_counts(page: Any) -> tuple[int, int]:
+    """(path objects, text objects) on a page, including those inside form XObjects."""
+    import pypdfium2.raw as c
+
+    paths = texts = 0
+    for obj in page.get_objects(max_depth=3):
+        if obj.type == c.FPDF_PAGEOBJ_PATH:
+            paths += 1
+        elif obj.type == c.FPDF_PAGEOBJ_TEXT:
+            texts += 1
+    return paths, texts
+
+
+def pdfium_text_is_suspect(pdfium_visible: int, text_objects: int) -> bool:
+    """The disagreement rule: a page whose text layer pdfium could not read (fewer characters than objects)."""
+    return text_objects > 0 and pdfium_visible < text_objects
+
+
+def _clean_table(table: list[list[Any]]) -> list[list[str | None]]:
+    return [[None if cell is None else str(cell) for cell in row] for row in table]
+
+
+class _Plumber:
+    """pdfplumber, opened lazily on the first page that needs it."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.pdf: Any = None
+
+    def page(self, index: int) -> Any:
+        if self.pdf is None:
+            import pdfplumber
+
+            self.pdf = pdfplumber.open(self.path)
+        return self.pdf.pages[index]
+
+    def close(self) -> None:
+        if self.pdf is not None:
+            self.pdf.close()
+
+
+def extract_hybrid(path: str, limits: Limits, on_page: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """The production engine; returns {page_count, pages, metadata, needs_ocr, engine}."""
+    try:
+        doc = _pdfium_open(path)
+    except ExtractError:
+        raise
+    except Exception as pdfium_error:
+        # pdfium refuses some files pdfplumber can still read; let pdfplumber decide.
+        return extract_plumber_only(path, limits, on_page, first_error=pdfium_error)
+    plumber = _Plumber(path)
+    try:
+        page_count = len(doc)
+        if page_count == 0:
+            raise ExtractError("unreadable", "The PDF has no pages.")
+        if page_count > limits.max_pages:
+            raise ExtractError("too_many_pages", f"The PDF has {page_count} pages; the limit is {limits.max_pages}.")
+        metadata = _metadata(doc.get_metadata_dict(skip_empty=True))
+        pages: list[PageOut] = []
+        for i in range(page_count):
+            page = doc[i]
+            textpage = page.get_textpage()
+            text = clean_text(textpage.get_text_range())
+            textpage.close()
+            paths, text_objects = _object_counts(page)
+            page.close()
+            out = PageOut(number=i + 1, text=text)
+            wants_text = pdfium_text_is_suspect(visible_chars(text), text_objects)
+            if paths or wants_text:
+                try:
+                    with page_time_limit(limits.page_timeout_s):
+                        ppage = plumber.page(i)
+                        if wants_text:
+                            plumber_text = clean_text(ppage.extract_text() or "")
+                            if visible_chars(plumber_text) > visible_chars(text):
+                                out.text, out.text_engine = plumber_text, "pdfplumber"
+                        if paths:
+                            out.tables = [_clean_table(t) for t in ppage.extract_tables()]
+                        ppage.close()
+                except PageTimeout:
+                    out.tables_skipped = True
+                except Exception as exc:
+                    if _caused_by(exc, PageTimeout):
+                        out.tables_skipped = True
+                    elif _caused_by(exc, MemoryError):
+                        raise MemoryError() from exc
+                    # pdfplumber failing on one page keeps pdfium's text for it
+            pages.append(out)
+            if on_page:
+                on_page(i + 1, page_count)
+        return _finish(page_count, pages, metadata, ENGINE_NAME)
+    finally:
+        plumber.close()
+        doc.close()
+
+
+def extract_plumber_only(path: str, limits: Limits, on_page: Callable[[int, int], None] | None = None,
+                         first_error: BaseException | None = None) -> dict[str, Any]:
+    """pdfplumber on every page: text and tables (the reference engine, and the fallback)."""
+    import pdfplumber
+    from pdfminer.pdfdocument import PDFPasswordIncorrect
+
+    try:
+        pdf = pdfplumber.open(path)
+    except Exception as exc:
+        if _caused_by(exc, PDFPasswordIncorrect):
+            raise ExtractError("encrypted", "The PDF is encrypted with a password; remove the password "
+                                            "and upload it again.") from None
+        raise ExtractError("unreadable", _parser_message(exc, first_error)) from None
+    with pdf:
+        try:
+            page_count = len(pdf.pages)
+        except Exception as exc:
+            raise ExtractError("unreadable", _parser_message(exc, first_error)) from None
+        if page_count == 0:
+            # pdfplumber reports 0 pages for some broken files without raising.
+            raise ExtractError("unreadable", _parser_message(None, first_error) or "The PDF has no readable pages.")
+        if page_count > limits.max_pages:
+            raise ExtractError("too_many_pages", f"The PDF has {page_count} pages; the limit is {limits.max_pages}.")
+        metadata = _metadata({k: v for k, v in (pdf.metadata or {}).items() if isinstance(v, str | bytes)})
+        pages: list[PageOut] = []
+        for i, ppage in enumerate(pdf.pages):
+            out = PageOut(number=i + 1, text="", text_engine="pdfplumber")
+            try:
+                with page_time_limit(limits.page_timeout_s):
+                    out.text = clean_text(ppage.extract_text() or "")
+                    out.tables = [_clean_table(t) for t in ppage.extract_tables()]
+            except PageTimeout:
+                out.tables_skipped = True
+            except Exception as exc:
+                if _caused_by(exc, PageTimeout):
+                    out.tables_skipped = True
+                elif _caused_by(exc, MemoryError):
+                    raise MemoryError() from exc
+                else:
+                    raise ExtractError("unreadable", _parser_message(exc, first_error)) from None
+            ppage.close()
+            pages.append(out)
+            if on_page:
+                on_page(i + 1, page_count)
+        return _finish(page_count, pages, metadata, "pdfplumber")
+
+
+def _parser_message(exc: BaseException | None, first_error: BaseException | None) -> str:
+    parts = []
+    for e in (first_error, exc):
+        if e is not None:
+            parts.append(f"{type(e).__name__}: {str(e) or 'no detail'}")
+    msg = "; ".join(parts) or "unknown parser error"
+    return f"The PDF could not be parsed ({msg})."[:1900]
+
+
+def _finish(page_count: int, pages: list[PageOut], metadata: dict[str, Any], engine: str) -> dict[str, Any]:
+    needs_ocr = not any(visible_chars(p.text) for p in pages)
+    if needs_ocr:
+        for p in pages:
+            p.text = ""
+    return {"page_count": page_count, "pages": [p.as_dict() for p in pages], "metadata": metadata,
+            "needs_ocr": needs_ocr, "engine": engine,
+            "tables_skipped": [p.number for p in pages if p.tables_skipped],
+            "text_from_pdfplumber": [p.number for p in pages if p.text_engine == "pdfplumber" and engine != "pdfplumber"]}

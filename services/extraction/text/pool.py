@@ -1,0 +1,243 @@
+"""A pool of extraction child processes, so a hostile or broken PDF kills a child, never the worker.
+
+Each child is a fresh interpreter (`python -m services.extraction.text.pool <fd>`: no inherited
+event loop, threads or sockets, and no re-import of the parent's `__main__` as `spawn` would do),
+imports the PDF engines once, sets `RLIMIT_AS`, and then extracts one document at a time,
+streaming `("page", n, total)` messages and one final `("done", result)` or `("error", reason,
+message)`. The parent enforces the per-document wall clock: past it the child is SIGKILLed and
+replaced. A child that dies on its own (pdfium SIGABRTs on inflate bombs) is replaced as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from .engine import ExtractError, Limits
+
+log = logging.getLogger("atrium.extract.pool")
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    doc_timeout_s: float = 120.0
+    memory_mb: int = 1536
+    page: Limits = Limits()
+    docs_per_child: int = 200  # recycle now and then: parsers leak and fragment memory
+
+
+def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str) -> None:
+    import resource
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a child stops
+    if memory_mb > 0:
+        cap = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    from . import engine as engines
+
+    extract = engines.extract_plumber_only if engine == "pdfplumber" else engines.extract_hybrid
+    import pdfplumber  # noqa: F401  (import cost paid once per child, not per document)
+    import pypdfium2  # noqa: F401
+
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        path = job
+        try:
+            result = extract(path, limits, lambda n, total: conn.send(("page", n, total)))
+            conn.send(("done", result))
+        except engines.ExtractError as exc:
+            conn.send(("error", exc.reason, exc.message))
+        except MemoryError:
+            conn.send(("error", "memory", f"Extraction needed more than the {memory_mb} MB memory limit."))
+            return  # the heap may be in a poor state; the parent starts a fresh child
+        except Exception as exc:
+            conn.send(("error", "unreadable", engines._parser_message(exc, None)))
+
+
+class _Child:
+    def __init__(self, limits: PoolLimits, engine: str):
+        ours, theirs = socket.socketpair()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        page = limits.page
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.extraction.text.pool", str(theirs.fileno()), str(limits.memory_mb),
+             str(page.max_pages), str(page.page_timeout_s), engine],
+            pass_fds=[theirs.fileno()], env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self.docs = 0
+        self.ready = False
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.proc.poll()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(5)
+        self.conn.close()
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+            self.proc.wait(2)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+
+async def _recv(conn: Connection, timeout: float) -> Any:
+    """The next message, or `None` when nothing arrived within `timeout`; EOFError when the child died."""
+    if not await asyncio.to_thread(conn.poll, max(timeout, 0.0)):
+        return None
+    return await asyncio.to_thread(conn.recv)
+
+
+def _death_reason(exitcode: int | None, memory_mb: int) -> tuple[str, str]:
+    if exitcode is not None and exitcode < 0:
+        sig = signal.Signals(-exitcode)
+        if sig in (signal.SIGABRT, signal.SIGKILL, signal.SIGBUS):
+            return "memory", (f"The parser process was stopped by {sig.name}, typically a stream that inflates "
+                              f"beyond the {memory_mb} MB memory limit.")
+        return "unreadable", f"The parser process crashed ({sig.name}) on this PDF."
+    return "unreadable", f"The parser process exited unexpectedly (exit code {exitcode})."
+
+
+class ExtractPool:
+    """`await pool.extract(path, on_page=…, heartbeat=…)` → the engine's result dict, or ExtractError."""
+
+    def __init__(self, size: int = 1, limits: PoolLimits = PoolLimits(), engine: str = "hybrid",
+                 heartbeat_every_s: float = 5.0):
+        self.size = size
+        self.limits = limits
+        self.engine = engine
+        self.heartbeat_every_s = heartbeat_every_s
+        self._idle: asyncio.Queue[_Child] = asyncio.Queue()
+        self._all: set[_Child] = set()
+        self.replaced = 0
+
+    async def start(self) -> None:
+        for _ in range(self.size):
+            await self._idle.put(await self._spawn())
+
+    async def stop(self) -> None:
+        for child in list(self._all):
+            await asyncio.to_thread(child.stop)
+        self._all.clear()
+
+    def child_pids(self) -> list[int]:
+        return [c.pid for c in self._all if c.pid]
+
+    async def _spawn(self) -> _Child:
+        child = await asyncio.to_thread(_Child, self.limits, self.engine)
+        self._all.add(child)
+        return child
+
+    async def _ensure_ready(self, child: _Child) -> _Child:
+        """Wait for a fresh child's import; a child that fails to start is replaced once."""
+        if child.ready:
+            return child
+        try:
+            msg = await _recv(child.conn, 60)
+        except (EOFError, OSError):
+            msg = None
+        if not msg or msg[0] != "ready":
+            await self._discard(child)
+            child = await self._spawn()
+            msg = await _recv(child.conn, 60)
+            if not msg or msg[0] != "ready":
+                raise RuntimeError("the extraction child process did not start")
+        child.ready = True
+        return child
+
+    async def _discard(self, child: _Child) -> None:
+        self._all.discard(child)
+        await asyncio.to_thread(child.kill)
+
+    async def extract(self, path: str, *, on_page: Callable[[int, int], Awaitable[None]] | None = None,
+                      heartbeat: Callable[[], Awaitable[None]] | None = None) -> dict[str, Any]:
+        child = await self._idle.get()
+        healthy = False
+        try:
+            child = await self._ensure_ready(child)
+            try:
+                result = await self._run(child, path, on_page, heartbeat)
+            except _HealthyError as exc:
+                healthy = True
+                raise ExtractError(exc.reason, exc.message) from None
+            healthy = True
+            return result
+        finally:
+            child.docs += 1
+            if healthy and child.docs < self.limits.docs_per_child:
+                self._idle.put_nowait(child)
+            else:
+                await self._discard(child)
+                self.replaced += 1
+                self._idle.put_nowait(await self._spawn())
+
+    async def _run(self, child: _Child, path: str, on_page: Callable[[int, int], Awaitable[None]] | None,
+                   heartbeat: Callable[[], Awaitable[None]] | None) -> dict[str, Any]:
+        child.conn.send(path)
+        started = time.monotonic()
+        deadline = started + self.limits.doc_timeout_s
+        next_beat = started + self.heartbeat_every_s
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                child.kill()
+                raise ExtractError("timeout", f"Extraction took longer than the {self.limits.doc_timeout_s:g} s "
+                                              f"limit for one document.")
+            if heartbeat and now >= next_beat:
+                next_beat = now + self.heartbeat_every_s
+                await heartbeat()
+            try:
+                msg = await _recv(child.conn, min(deadline - now, max(next_beat - now, 0.05), 1.0))
+            except (EOFError, OSError):
+                await asyncio.to_thread(child.proc.wait, 5)
+                raise ExtractError(*_death_reason(child.exitcode, self.limits.memory_mb)) from None
+            if msg is None:
+                continue
+            kind = msg[0]
+            if kind == "page":
+                if on_page:
+                    await on_page(msg[1], msg[2])
+            elif kind == "done":
+                return msg[1]  # type: ignore[no-any-return]
+            elif kind == "error":
+                if msg[1] == "memory":
+                    raise ExtractError(msg[1], msg[2])  # the child exits after a MemoryError
+                raise _HealthyError(msg[1], msg[2])
+
+
+class _HealthyError(ExtractError):
+    """An ExtractError after which the child can keep working."""
+
+
+if __name__ == "__main__":
+    fd, memory_mb, max_pages, page_timeout_s, engine_name = sys.argv[1:6]
+    _child_main(Connection(int(fd)), int(memory_mb), Limits(int(max_pages), float(page_timeout_s)), engine_name)
