@@ -16,7 +16,7 @@ def subject_table() -> list[dict[str, Any]]:
     for subject, ev in sorted(REGISTRY.events.items()):
         rows.append({"kind": "event", "subject": subject, "event": ev.model.__name__, "stream": ev.stream,
                      "summary": ev.summary})
-    for prefix, pr in sorted(REGISTRY.progress.items()):
+    for _, pr in sorted(REGISTRY.progress.items()):
         rows.append({"kind": "progress", "subject": pr.wildcard(), "event": pr.model.__name__,
                      "stream": "core NATS", "summary": pr.summary})
     return rows

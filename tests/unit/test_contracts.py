@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from contracts import REGISTRY, Envelope, ErrorCode, HTTP_STATUS
+from contracts import HTTP_STATUS, REGISTRY, Envelope, ErrorCode
 from contracts.base import Rpc
 from infra import catalog
 from services.kit.config import ServiceSettings
