@@ -21,8 +21,8 @@ import pytest
 import pytest_asyncio
 import uvicorn
 
-from infra.embedded import EmbeddedNats, EmbeddedPostgres, free_port, provision
 from infra import catalog
+from infra.embedded import EmbeddedNats, EmbeddedPostgres, free_port, provision
 from services.kit import migrations
 from services.kit.bus import Service
 from services.kit.config import ServiceSettings
