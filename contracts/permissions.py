@@ -35,6 +35,7 @@ class AppManifest(Contract):
     route: str = Field(pattern=r"^/[a-z0-9/_-]*$", max_length=120)  # where the web app shows it
     default_grant: bool = False  # new users get it unless an admin configured otherwise
     version: str = Field(default="", max_length=40)
+    announced_at: datetime | None = None  # set by announce_app; a replayed announcement is not "seen now"
 
 
 class AppPublic(Contract):
@@ -67,11 +68,14 @@ class AdminAppList(Contract):
     apps: list[AppAdmin]
 
 
-class AppSettingsUpdate(Contract):
+class AppSettingsPatch(Contract):
     """The admin's configuration of an app: `default_grant` null = follow the manifest."""
 
-    app_key: str = Field(pattern=APP_KEY_PATTERN)
     default_grant: bool | None = None
+
+
+class AppSettingsUpdate(AppSettingsPatch):
+    app_key: str = Field(pattern=APP_KEY_PATTERN)
 
 
 class AccessCheck(Contract):
@@ -122,10 +126,15 @@ class GroupCreate(Contract):
     description: str = Field(default="", max_length=500)
 
 
-class GroupUpdate(Contract):
-    group_id: UUID
+class GroupPatch(Contract):
+    """Only the fields sent (not null) change."""
+
     name: str | None = Field(default=None, min_length=1, max_length=80)
     description: str | None = Field(default=None, max_length=500)
+
+
+class GroupUpdate(GroupPatch):
+    group_id: UUID
 
 
 class GroupRef(Contract):

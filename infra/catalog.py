@@ -28,6 +28,8 @@ class ServiceSpec:
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("auth", "services.auth.app:create_service"),
+    ServiceSpec("profile", "services.profile.app:create_service"),
+    ServiceSpec("permissions", "services.permissions.app:create_service"),
     ServiceSpec("docs", "services.docs.app:create_service"),
     ServiceSpec("extract", "services.extraction.text.app:create_service", has_db=False),
     ServiceSpec("ai", "services.extraction.ai.app:create_service", has_db=False),

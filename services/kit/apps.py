@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -47,7 +48,7 @@ def announce_app(service: Service, manifest: AppManifest, *, interval_s: float =
     async def keep_announcing() -> None:
         while True:
             try:
-                await service.publish(APP_ANNOUNCED, manifest)
+                await service.publish(APP_ANNOUNCED, manifest.model_copy(update={"announced_at": datetime.now(UTC)}))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # NATS away for a moment: the next tick tries again
@@ -121,6 +122,11 @@ class AppAccessGuard:
                 self._cache.clear()
             self._cache[actor.user_id] = (decision.allowed, now + self.ttl_s)
         return bool(decision.allowed)
+
+    def cached(self, user_id: UUID) -> bool | None:
+        """The cached decision for a user, if any (for diagnostics and tests)."""
+        hit = self._cache.get(user_id)
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
 
     def forget(self, user_ids: list[UUID] | None = None) -> None:
         self._generation += 1
