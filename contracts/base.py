@@ -250,6 +250,7 @@ class Registry:
     streams: dict[str, Stream] = field(default_factory=dict)
 
     def add(self, item: Any) -> None:
+        table: dict[str, Any]
         if isinstance(item, Rpc):
             key, table = item.subject, self.rpcs
         elif isinstance(item, Event):
