@@ -1,16 +1,72 @@
-"""`/api/v1/auth/*`: thin routes over `auth.*` subjects."""
+"""`/api/v1/auth/*`: thin routes over `auth.*` subjects, plus `/.well-known/jwks.json`.
+
+Login and refresh set the session cookies for browsers; API clients use the JSON token pair.
+Login, register, refresh and the recovery routes are not cookie-authenticated, so they need no
+CSRF token; every other unsafe route authenticated by the cookie does (see `transport`).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+from uuid import UUID
 
-from contracts import Empty
-from contracts.auth import LOGIN, ME, REGISTER, LoginRequest, RegisterUser, TokenPair, UserPublic
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import SecretStr
+
+from contracts import AtriumError, Empty, ErrorCode, Unauthenticated
+from contracts.auth import (
+    CHANGE_EMAIL,
+    CHANGE_PASSWORD,
+    END_SESSION,
+    FORGOT_PASSWORD,
+    JWKS,
+    LOGIN,
+    LOGOUT,
+    LOGOUT_ALL,
+    ME,
+    REFRESH,
+    REGISTER,
+    RESET_PASSWORD,
+    SESSIONS,
+    VERIFY_EMAIL,
+    Ack,
+    ChangeEmail,
+    ChangePassword,
+    EndSession,
+    ForgotPassword,
+    Jwks,
+    LoginRequest,
+    LogoutRequest,
+    RefreshRequest,
+    RegisterUser,
+    ResetPassword,
+    SessionList,
+    TokenPair,
+    UserPublic,
+    VerifyEmail,
+)
 
 from ..bus import Call
-from ..transport import Token, set_session_cookies
+from ..errors import error_response
+from ..transport import OptionalToken, Token, clear_session_cookies, cookie_names, set_session_cookies
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+root_router = APIRouter(tags=["auth"])
+
+
+def _with_cookies(request: Request, response: Response, pair: TokenPair) -> TokenPair:
+    set_session_cookies(request, response, pair.access_token, pair.expires_in, pair.refresh_token,
+                        pair.refresh_expires_in)
+    return pair
+
+
+def _signed_out(request: Request, exc: AtriumError) -> JSONResponse:
+    """An auth failure that also drops the browser's now-useless session cookies."""
+    resp = error_response(request, exc.code, exc.message, exc.details)
+    clear_session_cookies(request, resp)
+    return resp
 
 
 @router.post("/register", status_code=201, response_model=UserPublic, summary="Create an account")
@@ -20,12 +76,92 @@ async def register(body: RegisterUser, call: Call) -> UserPublic:
 
 @router.post("/login", response_model=TokenPair, summary="Sign in with email and password (JSON)")
 async def login(body: LoginRequest, call: Call, request: Request, response: Response) -> TokenPair:
-    pair: TokenPair = await call(LOGIN, body)
-    set_session_cookies(request, response, pair.access_token, pair.expires_in, pair.refresh_token,
-                        pair.refresh_expires_in)
-    return pair
+    return _with_cookies(request, response, await call(LOGIN, body))
+
+
+@router.post("/token", response_model=TokenPair, summary="OAuth2 password flow (form: username, password)")
+async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], call: Call) -> TokenPair:
+    return await call(LOGIN, LoginRequest(email=form.username, password=SecretStr(form.password)))
+
+
+@router.post("/refresh", response_model=TokenPair,
+             summary="New token pair from the refresh cookie or {\"refresh_token\": …}")
+async def refresh(call: Call, request: Request, response: Response,
+                  body: RefreshRequest | None = None) -> TokenPair | JSONResponse:
+    from_cookie = body is None
+    raw = request.cookies.get(cookie_names(request).refresh) if from_cookie else body.refresh_token.get_secret_value()
+    if not raw:
+        raise Unauthenticated("Send the refresh token: the refresh cookie or {\"refresh_token\": …}.")
+    try:
+        pair: TokenPair = await call(REFRESH, RefreshRequest(refresh_token=SecretStr(raw)))
+    except AtriumError as exc:
+        if from_cookie and exc.code == ErrorCode.UNAUTHENTICATED:
+            return _signed_out(request, exc)
+        raise
+    return _with_cookies(request, response, pair) if from_cookie else pair
+
+
+@router.post("/logout", response_model=Ack, summary="End this session")
+async def logout(call: Call, request: Request, response: Response, token: OptionalToken,
+                 body: LogoutRequest | None = None) -> Ack:
+    refresh_token = body.refresh_token if body else None
+    if refresh_token is None and (cookie := request.cookies.get(cookie_names(request).refresh)):
+        refresh_token = SecretStr(cookie)
+    ack: Ack = await call(LOGOUT, LogoutRequest(refresh_token=refresh_token), token=token)
+    clear_session_cookies(request, response)
+    return ack
+
+
+@router.post("/logout-all", response_model=Ack, summary="End every session of this account")
+async def logout_all(call: Call, request: Request, response: Response, token: Token) -> Ack:
+    ack: Ack = await call(LOGOUT_ALL, Empty(), token=token)
+    clear_session_cookies(request, response)
+    return ack
 
 
 @router.get("/me", response_model=UserPublic, summary="The signed-in user")
 async def me(call: Call, token: Token) -> UserPublic:
     return await call(ME, Empty(), token=token)
+
+
+@router.get("/sessions", response_model=SessionList, summary="My live sessions")
+async def sessions(call: Call, token: Token) -> SessionList:
+    return await call(SESSIONS, Empty(), token=token)
+
+
+@router.delete("/sessions/{session_id}", response_model=Ack, summary="End one of my sessions")
+async def end_session(session_id: UUID, call: Call, token: Token) -> Ack:
+    return await call(END_SESSION, EndSession(session_id=session_id), token=token)
+
+
+@router.post("/password/change", response_model=Ack, summary="Change my password; my other sessions end")
+async def change_password(body: ChangePassword, call: Call, token: Token) -> Ack:
+    return await call(CHANGE_PASSWORD, body, token=token)
+
+
+@router.post("/password/forgot", response_model=Ack, summary="Mail a reset link (same answer for any address)")
+async def forgot_password(body: ForgotPassword, call: Call) -> Ack:
+    return await call(FORGOT_PASSWORD, body)
+
+
+@router.post("/password/reset", response_model=Ack, summary="Set a new password with a reset token")
+async def reset_password(body: ResetPassword, call: Call, request: Request, response: Response) -> Ack:
+    ack: Ack = await call(RESET_PASSWORD, body)
+    clear_session_cookies(request, response)
+    return ack
+
+
+@router.post("/email/verify", response_model=UserPublic, summary="Confirm an email address")
+async def verify_email(body: VerifyEmail, call: Call) -> UserPublic:
+    return await call(VERIFY_EMAIL, body)
+
+
+@router.post("/email/change", response_model=Ack, summary="Change my email (confirmed by a link to the new one)")
+async def change_email(body: ChangeEmail, call: Call, token: Token) -> Ack:
+    return await call(CHANGE_EMAIL, body, token=token)
+
+
+@root_router.get("/.well-known/jwks.json", response_model=Jwks, summary="Public keys of access tokens")
+async def jwks(call: Call, response: Response) -> Jwks:
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return await call(JWKS, Empty())

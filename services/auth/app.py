@@ -3,19 +3,47 @@
 from __future__ import annotations
 
 from contracts import Empty
-from contracts.auth import JWKS, LOGIN, ME, REGISTER, USER_REGISTERED, LoginRequest, RegisterUser, UserRegistered
-
+from contracts.auth import (
+    ADMIN_AUDIT,
+    ADMIN_END_SESSIONS,
+    ADMIN_LIST_USERS,
+    ADMIN_START_RESET,
+    ADMIN_UPDATE_USER,
+    CHANGE_EMAIL,
+    CHANGE_PASSWORD,
+    END_SESSION,
+    FORGOT_PASSWORD,
+    JWKS,
+    LOGIN,
+    LOGOUT,
+    LOGOUT_ALL,
+    ME,
+    REFRESH,
+    REGISTER,
+    RESET_PASSWORD,
+    SESSIONS,
+    USER_CHANGED,
+    USER_REGISTERED,
+    VERIFY_EMAIL,
+    UserChanged,
+    UserRegistered,
+)
 from services.kit.bus import Ctx, Service
 from services.kit.config import ServiceSettings
 from services.kit.db import Database
 from services.kit.security import TokenVerifier
 
 from . import handlers
+from .config import AuthConfig
 from .keys import KeyRing
+from .mailer import make_mailer
+from .ratelimit import RateLimiter
+from .state import AuthState
 
 
 def create_service(settings: ServiceSettings) -> Service:
     svc = Service(settings)
+    config = AuthConfig.from_env(settings.data_dir)
     keys = KeyRing(settings.data_dir / "keys" / "auth")
     keys.ensure()
     db = Database(settings.database_url, settings.schema)
@@ -25,24 +53,41 @@ def create_service(settings: ServiceSettings) -> Service:
     async def local_keys():  # the auth service verifies with its own keys, not over the bus
         return keys.jwks()
 
-    svc.verifier = TokenVerifier(svc, key_source=local_keys)
+    verifier = svc.verifier = TokenVerifier(svc, key_source=local_keys)
 
     async def publish_registered(event: UserRegistered) -> None:
         await svc.publish(USER_REGISTERED, event, msg_id=f"user_registered:{event.user_id}")
 
-    deps = handlers.AuthDeps(db=db, keys=keys, publish_registered=publish_registered)
+    async def publish_changed(event: UserChanged) -> None:
+        await svc.publish(USER_CHANGED, event, msg_id=f"user_changed:{event.user_id}:{event.changed_at.timestamp()}")
 
-    @svc.rpc(REGISTER)
-    async def register(cmd: RegisterUser, ctx: Ctx):
-        return await handlers.register_user(cmd, deps, ctx)
+    deps = handlers.AuthDeps(db=db, keys=keys, publish_registered=publish_registered,
+                             publish_changed=publish_changed, config=config,
+                             limiter=RateLimiter(config.rate_rules, config.rate_exempt_ips),
+                             mailer=make_mailer(config), state=AuthState(verifier))
 
-    @svc.rpc(LOGIN)
-    async def login(cmd: LoginRequest, ctx: Ctx):
-        return await handlers.login(cmd, deps, ctx)
+    # Each subscriber: (descriptor, handler taking (command, deps, ctx)) or (deps, ctx) for empty requests.
+    with_command = {
+        REGISTER: handlers.register_user, LOGIN: handlers.login, REFRESH: handlers.refresh,
+        LOGOUT: handlers.logout, END_SESSION: handlers.end_session, CHANGE_PASSWORD: handlers.change_password,
+        FORGOT_PASSWORD: handlers.forgot_password, RESET_PASSWORD: handlers.reset_password,
+        VERIFY_EMAIL: handlers.verify_email, CHANGE_EMAIL: handlers.change_email,
+        ADMIN_LIST_USERS: handlers.admin_list_users, ADMIN_UPDATE_USER: handlers.admin_update_user,
+        ADMIN_END_SESSIONS: handlers.admin_end_sessions, ADMIN_START_RESET: handlers.admin_start_reset,
+        ADMIN_AUDIT: handlers.admin_audit,
+    }
+    for desc, fn in with_command.items():
+        async def subscriber(cmd, ctx: Ctx, fn=fn):  # type: ignore[no-untyped-def]
+            return await fn(cmd, deps, ctx)
 
-    @svc.rpc(ME)
-    async def me(_: Empty, ctx: Ctx):
-        return await handlers.me(deps, ctx)
+        svc.rpc(desc)(subscriber)
+
+    without_command = {ME: handlers.me, LOGOUT_ALL: handlers.logout_all, SESSIONS: handlers.list_sessions}
+    for desc, fn in without_command.items():
+        async def subscriber_empty(_: Empty, ctx: Ctx, fn=fn):  # type: ignore[no-untyped-def]
+            return await fn(deps, ctx)
+
+        svc.rpc(desc)(subscriber_empty)
 
     @svc.rpc(JWKS)
     async def jwks(_: Empty, ctx: Ctx):

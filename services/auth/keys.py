@@ -64,22 +64,53 @@ def load_keys(key_dir: Path) -> list[SigningKey]:
     return sorted(keys, key=lambda k: (k.kid, k.created))
 
 
+RELOAD_CHECK_S = 5.0
+
+
 class KeyRing:
+    """The live keys of `key_dir`; a key added or removed there (`atrium keys generate`) is picked
+    up within a few seconds without a restart."""
+
     def __init__(self, key_dir: Path):
         self.key_dir = key_dir
         self.keys = load_keys(key_dir)
         self._jwks: Jwks | None = None
+        self._dir_mtime = self._mtime()
+        self._checked_at = time.monotonic()
+
+    def _mtime(self) -> int:
+        try:
+            return self.key_dir.stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
 
     def ensure(self) -> None:
         if not self.keys:
             self.keys = [generate_key(self.key_dir)]
             self._jwks = None
+            self._dir_mtime = self._mtime()
+
+    def _maybe_reload(self) -> None:
+        now = time.monotonic()
+        if now - self._checked_at < RELOAD_CHECK_S:
+            return
+        self._checked_at = now
+        mtime = self._mtime()
+        if mtime != self._dir_mtime:
+            fresh = load_keys(self.key_dir)
+            if fresh:
+                known = {k.kid: k for k in self.keys}  # keep parsed keys: parsing a 4096-bit key is slow
+                self.keys = [known.get(k.kid, k) for k in fresh]
+                self._jwks = None
+            self._dir_mtime = mtime
 
     @property
     def current(self) -> SigningKey:
+        self._maybe_reload()
         return self.keys[-1]
 
     def jwks(self) -> Jwks:
+        self._maybe_reload()
         if self._jwks is None:
             self._jwks = Jwks(keys=[k.public_jwk() for k in self.keys])
         return self._jwks

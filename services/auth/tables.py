@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, String, Table, Text, func, text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import INET, JSONB, UUID
 
 from services.kit.db import service_metadata
@@ -38,6 +50,29 @@ sessions = Table(
     Column("revoked_reason", String(64)),
     Column("ip", INET),
     Column("user_agent", String(400)),
+    Column("successor_enc", LargeBinary),
+)
+
+# Every refresh token a session has rotated away from: presenting one again is reuse.
+refresh_history = Table(
+    "refresh_history", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("session_id", UUID(as_uuid=True), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("rotated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Single-use email verification ("verify") and password reset ("reset") tokens, stored as SHA-256.
+action_tokens = Table(
+    "action_tokens", metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("new_email", String(320)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
 )
 
 audit_log = Table(

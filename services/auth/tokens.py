@@ -1,21 +1,21 @@
-"""Access tokens (RS256 JWT) and refresh tokens (opaque, stored only as SHA-256)."""
+"""Access tokens (RS256 JWT), refresh tokens (opaque, stored only as SHA-256) and single-use action tokens."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import time
 import uuid
 
 import jwt
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from contracts.auth import ACCESS_TOKEN_TYPE, TOKEN_AUDIENCE, TOKEN_ISSUER
 
 from .keys import KeyRing
 
 ACCESS_TTL_S = 15 * 60
-REFRESH_TTL_S = 24 * 3600
-REFRESH_TTL_REMEMBER_S = 30 * 24 * 3600
 
 
 def issue_access_token(keys: KeyRing, *, user_id: uuid.UUID, role: str, session_id: uuid.UUID,
@@ -34,5 +34,23 @@ def new_refresh_token() -> str:
     return secrets.token_urlsafe(64)  # 64 random bytes
 
 
+def new_action_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _successor_key(previous_token: str) -> bytes:
+    return hashlib.sha256(b"atrium-refresh-successor\x00" + previous_token.encode()).digest()
+
+
+def seal_successor(previous_token: str, successor: str) -> bytes:
+    """Encrypt the new refresh token under a key only the holder of the previous one can derive."""
+    nonce = os.urandom(12)
+    return nonce + AESGCM(_successor_key(previous_token)).encrypt(nonce, successor.encode(), None)
+
+
+def open_successor(previous_token: str, sealed: bytes) -> str:
+    return AESGCM(_successor_key(previous_token)).decrypt(sealed[:12], sealed[12:], None).decode()

@@ -173,13 +173,17 @@ class TokenVerifier:
         if claims.get("typ") != ACCESS_TOKEN_TYPE:
             raise Unauthenticated("This is not an access token.")
         sid, sub, role = str(claims["sid"]), str(claims["sub"]), str(claims["role"])
+        if role not in ("user", "admin") or not isinstance(claims["iat"], int | float):
+            raise Unauthenticated("The access token carries claims Atrium does not issue.")
         if sid in self.revoked_sessions:
             raise Unauthenticated("This session has been ended; sign in again.", {"reason": "revoked"})
         state = self.users.get(sub)
         if state is not None:
             if not state.active:
                 raise Unauthenticated("This account is deactivated.", {"reason": "inactive"})
-            if float(claims["iat"]) < state.tokens_valid_after:
+            # `iat` has whole seconds: refuse only earlier seconds, so a token minted right after the
+            # change still works; same-second tokens of ended sessions are refused by `session.<sid>`.
+            if int(claims["iat"]) < int(state.tokens_valid_after):
                 raise Unauthenticated("This session has been ended; sign in again.", {"reason": "revoked"})
             if state.role != role:
                 raise Unauthenticated("Your role has changed; refresh your session.", {"reason": "role_changed"})

@@ -1,0 +1,69 @@
+"""The auth service's tunables, read from the environment (all optional)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .policy import PasswordPolicy
+from .ratelimit import DEFAULT_RULES, Rule, parse_rules
+
+
+def _int(env: dict[str, str], key: str, default: int) -> int:
+    return int(env.get(key, default))
+
+
+@dataclass
+class AuthConfig:
+    access_ttl_s: int = 15 * 60
+    refresh_ttl_s: int = 24 * 3600
+    refresh_ttl_remember_s: int = 30 * 24 * 3600
+    # A session nobody refreshed for this long ends, whatever its absolute lifetime.
+    idle_timeout_s: int = 2 * 3600
+    idle_timeout_remember_s: int = 7 * 24 * 3600
+    # Two tabs refreshing with the same token within this window get the same successor.
+    refresh_grace_s: int = 30
+    reset_ttl_s: int = 30 * 60
+    verify_ttl_s: int = 24 * 3600
+    public_url: str = "http://localhost:8080"
+    policy: PasswordPolicy = field(default_factory=PasswordPolicy)
+    rate_rules: dict[str, Rule] = field(default_factory=lambda: dict(DEFAULT_RULES))
+    rate_exempt_ips: frozenset[str] = frozenset()
+    mail_dir: Path = Path("var/mail")
+    mail_from: str = "Atrium <atrium@localhost>"
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = True
+
+    @classmethod
+    def from_env(cls, data_dir: Path, env: dict[str, str] | None = None) -> AuthConfig:
+        env = dict(os.environ if env is None else env)
+        return cls(
+            access_ttl_s=_int(env, "ATRIUM_ACCESS_TTL_S", cls.access_ttl_s),
+            refresh_ttl_s=_int(env, "ATRIUM_REFRESH_TTL_S", cls.refresh_ttl_s),
+            refresh_ttl_remember_s=_int(env, "ATRIUM_REFRESH_TTL_REMEMBER_S", cls.refresh_ttl_remember_s),
+            idle_timeout_s=_int(env, "ATRIUM_SESSION_IDLE_S", cls.idle_timeout_s),
+            idle_timeout_remember_s=_int(env, "ATRIUM_SESSION_IDLE_REMEMBER_S", cls.idle_timeout_remember_s),
+            refresh_grace_s=_int(env, "ATRIUM_REFRESH_GRACE_S", cls.refresh_grace_s),
+            public_url=env.get("ATRIUM_PUBLIC_URL", cls.public_url).rstrip("/"),
+            policy=PasswordPolicy.from_env(env),
+            rate_rules={**DEFAULT_RULES, **parse_rules(env.get("ATRIUM_AUTH_RATE_LIMITS", ""))},
+            rate_exempt_ips=frozenset(ip.strip() for ip in env.get("ATRIUM_AUTH_RATE_EXEMPT_IPS", "").split(",")
+                                      if ip.strip()),
+            mail_dir=Path(env.get("ATRIUM_MAIL_DIR", str(data_dir / "mail"))),
+            mail_from=env.get("ATRIUM_MAIL_FROM", cls.mail_from),
+            smtp_host=env.get("ATRIUM_SMTP_HOST", ""),
+            smtp_port=_int(env, "ATRIUM_SMTP_PORT", cls.smtp_port),
+            smtp_user=env.get("ATRIUM_SMTP_USER", ""),
+            smtp_password=env.get("ATRIUM_SMTP_PASSWORD", ""),
+            smtp_starttls=env.get("ATRIUM_SMTP_STARTTLS", "1") not in ("0", "false", "no"),
+        )
+
+    def refresh_ttl(self, remember_me: bool) -> int:
+        return self.refresh_ttl_remember_s if remember_me else self.refresh_ttl_s
+
+    def idle_timeout(self, remember_me: bool) -> int:
+        return self.idle_timeout_remember_s if remember_me else self.idle_timeout_s
