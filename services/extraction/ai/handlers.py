@@ -1,0 +1,242 @@
+"""The AI worker's use cases: analyse one extracted document, read/change/test the settings.
+
+Failure policy for a run (one `DocumentExtracted`):
+- The provider is unreachable, rate limiting, erroring or slow (`provider_error` / `timeout`): a
+  non-final `DocumentFailed` is published and the event is redelivered later; on the last attempt
+  the failure is final.
+- The answer does not fit `ExtractedFields` twice in a row (`invalid_output`), or the settings
+  cannot work (no API key, unknown provider — `provider_error`): final at once; another attempt
+  would get the same answer.
+- The text worker flagged `needs_ocr` (no text layer): there is nothing to read, so no provider is
+  called; a `DocumentAnalyzed` with empty fields and model `skipped:needs_ocr` closes the run, and
+  the documents service keeps the document's `needs_ocr` status from the extracted event.
+Nothing is half-written: fields are published only once they validated as a whole.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from contracts import Empty
+from contracts.ai import ProviderTest, ProviderTestResult
+from contracts.documents import (
+    DocumentAnalyzed,
+    DocumentExtracted,
+    DocumentFailed,
+    DocumentProcessing,
+    DocumentProgress,
+    DocumentsSettingsPublic,
+    DocumentsSettingsStored,
+    DocumentsSettingsUpdate,
+    ExtractedFields,
+    ExtractionResult,
+    FailureReason,
+)
+from services.kit.logging import log_fields
+from services.kit.settings_store import SettingsStore, to_public
+
+from .budget import cut_to_budget
+from .providers import MalformedAnswer, Provider, ProviderConfig, ProviderError, Usage, build_provider
+
+log = logging.getLogger("atrium.ai")
+
+FIELDS_SCHEMA: dict[str, Any] = ExtractedFields.model_json_schema()
+SKIPPED_MODEL = "skipped:needs_ocr"
+
+
+class AnalysisFailed(Exception):
+    def __init__(self, reason: FailureReason, message: str, *, final: bool, usage: Usage | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.final = final
+        self.usage = usage
+
+
+@dataclass
+class Outcome:
+    fields: ExtractedFields
+    usage: Usage
+
+
+def provider_config(settings: DocumentsSettingsStored, api_key: str) -> ProviderConfig:
+    return ProviderConfig(name=settings.provider, model=settings.model, base_url=settings.base_url,
+                          api_key=api_key, timeout_s=settings.request_timeout_s)
+
+
+def feedback(instructions: str, err: Exception) -> str:
+    """The instructions again, plus what was wrong with the previous answer, for the one retry."""
+    if isinstance(err, ValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}"
+                             for e in err.errors(include_url=False))
+    else:
+        problems = str(err)
+    return (f"{instructions}\n\nYour previous answer was rejected: {problems[:1500]}. Answer again with one JSON "
+            "object that matches the schema exactly: only the listed fields, null where unknown.").strip()
+
+
+async def extract_fields(provider: Provider, text: str, instructions: str) -> Outcome:
+    """Ask the provider; an answer that does not validate is retried once with the errors fed back."""
+    usage = Usage(attempts=0)
+    prompt = instructions
+    last: Exception | None = None
+    for _round in range(2):
+        try:
+            raw, used = await provider.analyze(text, prompt, FIELDS_SCHEMA)
+        except ProviderError as err:
+            raise AnalysisFailed("timeout" if err.timeout else "provider_error", err.message,
+                                 final=not (err.retryable or err.timeout), usage=usage) from None
+        except MalformedAnswer as err:
+            last = err
+            prompt = feedback(instructions, err)
+            continue
+        usage = usage.add(used)
+        try:
+            return Outcome(ExtractedFields.model_validate(raw), usage)
+        except ValidationError as err:
+            last = err
+            prompt = feedback(instructions, err)
+    message = f"The {provider.name} model answered twice with output that does not fit the fields schema: {last}"
+    raise AnalysisFailed("invalid_output", message[:2000], final=True, usage=usage)
+
+
+# ---- the worker ------------------------------------------------------------------------------------
+@dataclass
+class AiDeps:
+    settings: SettingsStore
+    load_result: Callable[[str], Awaitable[ExtractionResult]]
+    publish_processing: Callable[[DocumentProcessing], Awaitable[None]]
+    publish_analyzed: Callable[[DocumentAnalyzed], Awaitable[None]]
+    publish_failed: Callable[[DocumentFailed], Awaitable[None]]
+    publish_progress: Callable[[str, str, DocumentProgress], Awaitable[None]]
+    worker: str
+    max_deliver: int
+    providers: ProviderCache | None = None
+
+
+class ProviderCache:
+    """One provider object (HTTP client and all) per distinct configuration; a settings change makes a new one."""
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] | None = None
+        self._provider: Provider | None = None
+
+    def get(self, config: ProviderConfig) -> Provider:
+        key = (config.name, config.model, config.base_url, config.api_key, config.timeout_s)
+        if self._provider is None or key != self._key:
+            self._provider, self._key = build_provider(config), key
+        return self._provider
+
+
+def load_text(result: ExtractionResult, budget_chars: int) -> str:
+    header = f"PDF title: {result.metadata.title}\n" if result.metadata.title else ""
+    return header + cut_to_budget(result.pages, budget_chars)
+
+
+async def analyze_document(event: DocumentExtracted, deps: AiDeps, attempt: int) -> None:
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    owner, doc = str(event.owner_id), str(event.document_id)
+    await deps.publish_processing(DocumentProcessing(
+        document_id=event.document_id, owner_id=event.owner_id, run_id=event.run_id, stage="analyze",
+        attempt=attempt, worker=deps.worker, started_at=started))
+    settings = deps.settings.current
+    if event.needs_ocr:
+        await deps.publish_analyzed(DocumentAnalyzed(
+            document_id=event.document_id, owner_id=event.owner_id, run_id=event.run_id, fields=ExtractedFields(),
+            provider="builtin", model=SKIPPED_MODEL, worker=deps.worker, attempt=attempt, started_at=started,
+            finished_at=datetime.now(UTC)))
+        return
+    await deps.publish_progress(owner, doc, DocumentProgress(
+        document_id=event.document_id, run_id=event.run_id, stage="analyze", status="analyzing",
+        message=f"Reading the fields with {settings.provider}"))
+    try:
+        provider = (deps.providers or ProviderCache()).get(
+            provider_config(settings, deps.settings.api_key(settings)))
+        result = await deps.load_result(event.result_object)
+        outcome = await extract_fields(provider, load_text(result, provider.budget_chars),
+                                       settings.prompt_instructions)
+    except (AnalysisFailed, ProviderError) as err:
+        failed = err if isinstance(err, AnalysisFailed) else AnalysisFailed("provider_error", err.message, final=True)
+        final = failed.final or attempt >= deps.max_deliver
+        log_fields(log, logging.WARNING, "analysis failed", document_id=doc, reason=failed.reason, final=final,
+                   attempt=attempt, provider=settings.provider)
+        await deps.publish_failed(DocumentFailed(
+            document_id=event.document_id, owner_id=event.owner_id, run_id=event.run_id, stage="analyze",
+            reason=failed.reason, message=failed.message[:2000], attempt=attempt, final=final, worker=deps.worker,
+            started_at=started, finished_at=datetime.now(UTC)))
+        if not final:
+            raise  # redelivered after a delay
+        return
+    await deps.publish_analyzed(DocumentAnalyzed(
+        document_id=event.document_id, owner_id=event.owner_id, run_id=event.run_id, fields=outcome.fields,
+        provider=settings.provider, model=outcome.usage.model or provider.model,
+        tokens_in=outcome.usage.tokens_in, tokens_out=outcome.usage.tokens_out, worker=deps.worker,
+        attempt=attempt, started_at=started, finished_at=datetime.now(UTC)))
+    log_fields(log, logging.INFO, "document analyzed", document_id=doc, provider=settings.provider,
+               model=outcome.usage.model, tokens_in=outcome.usage.tokens_in, tokens_out=outcome.usage.tokens_out,
+               provider_ms=round(outcome.usage.latency_ms, 1), total_ms=round((time.perf_counter() - t0) * 1000, 1),
+               provider_calls=outcome.usage.attempts)
+
+
+async def give_up(event: DocumentExtracted, exc: BaseException, deps: AiDeps, attempt: int) -> None:
+    """The last attempt failed with something unexpected (object missing, bus trouble): a final failure."""
+    if isinstance(exc, AnalysisFailed):
+        return  # already published as final by `analyze_document`
+    await deps.publish_failed(DocumentFailed(
+        document_id=event.document_id, owner_id=event.owner_id, run_id=event.run_id, stage="analyze",
+        reason="internal", message=f"The AI worker could not process this document: {type(exc).__name__}",
+        attempt=attempt, final=True, worker=deps.worker, finished_at=datetime.now(UTC)))
+
+
+async def read_result(object_store: Any, name: str) -> ExtractionResult:
+    """Fetch the extraction result; `writeinto` streams chunks into one buffer (no quadratic `bytes +=`)."""
+    buf = io.BytesIO()
+    await object_store.get(name, writeinto=buf)
+    return ExtractionResult.model_validate_json(buf.getvalue())
+
+
+# ---- settings ----------------------------------------------------------------------------------------
+async def get_settings(_: Empty, store: SettingsStore) -> DocumentsSettingsPublic:
+    return store.public()
+
+
+async def update_settings(update: DocumentsSettingsUpdate, store: SettingsStore) -> DocumentsSettingsPublic:
+    stored = await store.update(update)
+    log_fields(log, logging.INFO, "documents settings changed", provider=stored.provider, model=stored.model,
+               changed=sorted(update.model_fields_set), revision=stored.revision)
+    return to_public(stored)
+
+
+async def test_provider(req: ProviderTest, store: SettingsStore) -> ProviderTestResult:
+    """A tiny request with the saved settings, or unsaved values over them; the answer is in plain words."""
+    saved = store.current
+    overrides = req.model_dump(exclude_unset=True, exclude={"api_key"})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    settings = saved.model_copy(update=overrides)
+    if "request_timeout_s" not in overrides:
+        settings = settings.model_copy(update={"request_timeout_s": min(settings.request_timeout_s, 20.0)})
+    api_key = req.api_key.get_secret_value() if req.api_key is not None else store.api_key(saved)
+    if saved.api_key_ciphertext and not api_key and req.api_key is None:
+        return ProviderTestResult(ok=False, provider=settings.provider, message=(
+            "The stored API key cannot be decrypted (the platform secret changed?); enter the key again."))
+    config = provider_config(settings, api_key)
+    config = ProviderConfig(**{**config.__dict__, "max_attempts": 1})
+    started = time.perf_counter()
+    try:
+        model = await build_provider(config).ping()
+    except ProviderError as err:
+        return ProviderTestResult(ok=False, provider=settings.provider, model=settings.model,
+                                  latency_ms=round((time.perf_counter() - started) * 1000, 1), message=err.message)
+    latency = round((time.perf_counter() - started) * 1000, 1)
+    return ProviderTestResult(ok=True, provider=settings.provider, model=model, latency_ms=latency,
+                              message=f"{settings.provider} answered in {latency:g} ms with model {model}.")
+

@@ -1,0 +1,208 @@
+"""Runtime settings of the Documents app in the NATS KV bucket `settings` (key `documents`).
+
+Every process that needs them (AI worker, documents service, gateway) keeps a `SettingsStore`
+started: it loads the stored value (defaults when the key is absent, so a fresh install runs the
+offline `builtin` provider), then follows the key with a KV watch, so a change applies to the next
+document without a restart. Only the ai service writes (`ai.settings.update`).
+
+The API key is stored encrypted with AES-256-GCM under a key derived by HKDF-SHA256 from the
+platform secret (`ATRIUM_SECRET`); only its last four characters are kept in clear for display.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from pydantic import ValidationError
+
+from contracts import Conflict, Invalid
+from contracts.documents import (
+    SETTINGS_BUCKET,
+    SETTINGS_KEY,
+    DocumentsSettingsPublic,
+    DocumentsSettingsStored,
+    DocumentsSettingsUpdate,
+)
+
+from .logging import log_fields
+
+log = logging.getLogger("atrium.settings")
+
+_CIPHER_VERSION = "v1"
+_AAD = b"atrium/settings/documents/api_key"
+
+
+class SecretBox:
+    """Encrypts short secrets with a key derived from the platform secret."""
+
+    def __init__(self, platform_secret: str):
+        self._aead: AESGCM | None = None
+        if platform_secret:
+            key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"atrium-settings-v1",
+                       info=b"documents api key").derive(platform_secret.encode())
+            self._aead = AESGCM(key)
+
+    def _require(self) -> AESGCM:
+        if self._aead is None:
+            raise Invalid("The platform secret (ATRIUM_SECRET) is not set, so an API key cannot be stored "
+                          "encrypted; set it and restart the ai service.")
+        return self._aead
+
+    def encrypt(self, plaintext: str) -> str:
+        nonce = os.urandom(12)
+        sealed = self._require().encrypt(nonce, plaintext.encode(), _AAD)
+        return f"{_CIPHER_VERSION}:" + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+    def decrypt(self, ciphertext: str) -> str:
+        """The clear secret, or "" when it cannot be opened (another platform secret, tampering)."""
+        version, _, body = ciphertext.partition(":")
+        if version != _CIPHER_VERSION or self._aead is None:
+            return ""
+        try:
+            raw = base64.urlsafe_b64decode(body.encode())
+            return self._aead.decrypt(raw[:12], raw[12:], _AAD).decode()
+        except (InvalidTag, ValueError):
+            return ""
+
+
+def to_public(stored: DocumentsSettingsStored) -> DocumentsSettingsPublic:
+    data = stored.model_dump(exclude={"api_key_ciphertext", "api_key_last4", "revision"})
+    return DocumentsSettingsPublic(**data, api_key_set=bool(stored.api_key_ciphertext),
+                                   api_key_last4=stored.api_key_last4 if stored.api_key_ciphertext else "")
+
+
+def apply_update(stored: DocumentsSettingsStored, update: DocumentsSettingsUpdate,
+                 box: SecretBox) -> DocumentsSettingsStored:
+    """PATCH: only the fields sent change; `api_key: ""` clears the key."""
+    changes = update.model_dump(exclude_unset=True, exclude={"api_key"})
+    # `quota_*: null` means "no quota"; any other explicit null means "leave as is".
+    changes = {k: v for k, v in changes.items() if v is not None or k.startswith("quota_")}
+    if "api_key" in update.model_fields_set:
+        clear = update.api_key.get_secret_value().strip() if update.api_key is not None else ""
+        changes["api_key_ciphertext"] = box.encrypt(clear) if clear else ""
+        changes["api_key_last4"] = clear[-4:] if len(clear) >= 8 else ""
+    try:
+        return DocumentsSettingsStored.model_validate(
+            {**stored.model_dump(), **changes, "revision": stored.revision + 1})
+    except ValidationError as err:
+        from .bus import validation_details
+
+        raise Invalid("These settings are not valid: fix the listed fields.", validation_details(err)) from None
+
+
+SettingsListener = Callable[[DocumentsSettingsStored], Awaitable[None] | None]
+
+
+class SettingsStore:
+    def __init__(self, js: Any, platform_secret: str, *, bucket: str = SETTINGS_BUCKET, key: str = SETTINGS_KEY):
+        self.js = js
+        self.bucket = bucket
+        self.key = key
+        self.box = SecretBox(platform_secret)
+        self.current = DocumentsSettingsStored()
+        self.kv_revision = 0  # the KV sequence of `current` (0: absent), for compare-and-set writes
+        self.listeners: list[SettingsListener] = []
+        self.kv: Any = None
+        self._watcher: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self.changed = asyncio.Condition()
+
+    async def start(self) -> None:
+        from .bus import ensure_kv
+
+        self.kv = await ensure_kv(self.js, self.bucket, history=5)
+        try:
+            entry = await self.kv.get(self.key)
+            await self._apply(entry.value, entry.revision)
+        except KeyNotFoundError:
+            pass
+        self._watcher = await self.kv.watch(self.key, include_history=False)
+        self._task = asyncio.create_task(self._follow())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+        if self._watcher is not None:
+            try:
+                await self._watcher.stop()
+            except Exception:
+                pass
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                async for entry in self._watcher:
+                    if entry is None:  # end of the initial values
+                        continue
+                    deleted = entry.operation in ("DEL", "PURGE")
+                    await self._apply(None if deleted else entry.value, entry.revision)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # reconnects surface here; keep following
+                log_fields(log, logging.WARNING, "settings watch interrupted", error=repr(exc))
+                await asyncio.sleep(1)
+                try:
+                    self._watcher = await self.kv.watch(self.key, include_history=False)
+                except Exception:
+                    continue
+
+    async def _apply(self, value: bytes | None, revision: int) -> None:
+        if revision and revision < self.kv_revision:
+            return  # an older value delivered late
+        try:
+            stored = DocumentsSettingsStored.model_validate_json(value) if value else DocumentsSettingsStored()
+        except ValidationError as err:
+            log_fields(log, logging.ERROR, "stored settings are invalid; keeping the previous ones",
+                       errors=len(err.errors()))
+            return
+        self.current, self.kv_revision = stored, revision
+        log_fields(log, logging.INFO, "documents settings loaded", provider=stored.provider,
+                   model=stored.model, revision=stored.revision)
+        for listener in self.listeners:
+            result = listener(stored)
+            if result is not None:
+                await result
+        async with self.changed:
+            self.changed.notify_all()
+
+    # ---- reading ---------------------------------------------------------------------------------
+    def public(self) -> DocumentsSettingsPublic:
+        return to_public(self.current)
+
+    def api_key(self, stored: DocumentsSettingsStored | None = None) -> str:
+        stored = stored or self.current
+        return self.box.decrypt(stored.api_key_ciphertext) if stored.api_key_ciphertext else ""
+
+    # ---- writing (the ai service only) ----------------------------------------------------------
+    async def update(self, update: DocumentsSettingsUpdate) -> DocumentsSettingsStored:
+        """Apply a PATCH with compare-and-set on the KV revision, so two admins never lose an edit silently."""
+        for _ in range(3):
+            try:
+                entry = await self.kv.get(self.key)
+                base, rev = DocumentsSettingsStored.model_validate_json(entry.value), entry.revision
+            except KeyNotFoundError:
+                base, rev = DocumentsSettingsStored(), 0
+            new = apply_update(base, update, self.box)
+            body = new.model_dump_json().encode()
+            try:
+                seq = await (self.kv.update(self.key, body, last=rev) if rev else self.kv.create(self.key, body))
+            except KeyWrongLastSequenceError:
+                continue
+            except Exception as exc:
+                if "wrong last sequence" in str(exc).lower() or "key exists" in str(exc).lower():
+                    continue
+                raise
+            await self._apply(body, seq)
+            return new
+        raise Conflict("The settings were changed by someone else at the same time; load them and try again.")
