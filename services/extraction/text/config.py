@@ -19,7 +19,8 @@ class ExtractConfig:
     engine: str = "hybrid"  # or "pdfplumber": pdfplumber text and tables on every page
     limits: PoolLimits = field(default_factory=PoolLimits)
     max_mb: int = 2048  # a bigger original is refused (`too_large`) before it is fetched
-    # Consumer settings are shared by every replica of the durable: keep them the same everywhere.
+    # The durable's server-side settings come from whichever replica created it first; a replica may
+    # give up earlier (smaller max_deliver) but never later than that.
     max_deliver: int = 5
     ack_wait_s: float = 15.0
 
@@ -35,4 +36,5 @@ class ExtractConfig:
                             page_timeout_s=float(_env("PAGE_TIMEOUT_S", "15"))),
             ),
             max_mb=int(_env("MAX_MB", "2048")),
+            max_deliver=int(_env("MAX_DELIVER", "5")),
         )

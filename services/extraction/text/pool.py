@@ -39,10 +39,23 @@ class PoolLimits:
     docs_per_child: int = 200  # recycle now and then: parsers leak and fragment memory
 
 
-def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """A SIGKILLed worker must not leave its child parsing on (Linux: PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, parent_pid: int) -> None:
     import resource
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a child stops
+    _die_with_parent(parent_pid)
     if memory_mb > 0:
         cap = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
@@ -80,7 +93,7 @@ class _Child:
         page = limits.page
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.extraction.text.pool", str(theirs.fileno()), str(limits.memory_mb),
-             str(page.max_pages), str(page.page_timeout_s), engine],
+             str(page.max_pages), str(page.page_timeout_s), engine, str(os.getpid())],
             pass_fds=[theirs.fileno()], env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
         theirs.close()
         self.conn = Connection(ours.detach())
@@ -239,5 +252,6 @@ class _HealthyError(ExtractError):
 
 
 if __name__ == "__main__":
-    fd, memory_mb, max_pages, page_timeout_s, engine_name = sys.argv[1:6]
-    _child_main(Connection(int(fd)), int(memory_mb), Limits(int(max_pages), float(page_timeout_s)), engine_name)
+    fd, memory_mb, max_pages, page_timeout_s, engine_name, parent = sys.argv[1:7]
+    _child_main(Connection(int(fd)), int(memory_mb), Limits(int(max_pages), float(page_timeout_s)), engine_name,
+                int(parent))
