@@ -143,12 +143,15 @@ def find_currency(text: str) -> str | None:
 
 
 # ---- numbers and IBAN -----------------------------------------------------------------------------
-_ID = r"([A-Z0-9ÄÖÜА-Я][A-Z0-9ÄÖÜА-Я\-/._]{2,40})"
-INVOICE_NO = re.compile(r"(invoice\s*(?:number|no\.?|nr\.?|#|id)|rechnungs?\s*-?\s*(?:nummer|nr\.?)|"
-                        r"счет\s*№|счёт\s*№|номер сч[её]та|сч[её]т[- ]фактура\s*№)\s*[:#.]?\s*" + _ID, re.I)
-CUSTOMER_NO = re.compile(r"(customer\s*(?:number|no\.?|id|#)|account\s*(?:number|no\.?)|client\s*(?:number|no\.?)|"
-                         r"kunden\s*-?\s*(?:nummer|nr\.?)|номер клиента|лицевой сч[её]т|код клиента)"
-                         r"\s*[:#.]?\s*" + _ID, re.I)
+# A number carries a digit; labels and values share a line ("Nordlicht" after "INVOICE" is no number).
+_ID = r"(?=[^\s]*\d)([A-Z0-9ÄÖÜА-Я][A-Z0-9ÄÖÜА-Я\-/._]{2,40})"
+_SEP = r"\b[ \t]*[:#.№]?[ \t]*"
+INVOICE_NO = re.compile(r"(invoice[ \t]*(?:number|no\.?|nr\.?|#|id)|rechnungs?[ \t]*-?[ \t]*(?:nummer|nr\.?)|"
+                        r"сч[её]т на оплату[ \t]*№|сч[её]т[ \t]*№|номер сч[её]та|сч[её]т-фактура[ \t]*№)" + _SEP + _ID,
+                        re.I)
+CUSTOMER_NO = re.compile(r"(customer[ \t]*(?:number|no\.?|id|#)|account[ \t]*(?:number|no\.?)|"
+                         r"client[ \t]*(?:number|no\.?)|kunden[ \t]*-?[ \t]*(?:nummer|nr\.?)|номер клиента|"
+                         r"лицевой сч[её]т|код клиента)" + _SEP + _ID, re.I)
 IBAN_RE = re.compile(r"\b([A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30})\b")
 
 
@@ -202,14 +205,14 @@ STOPWORDS = {
 def guess_type(lines: list[str]) -> str | None:
     lower = [ln.lower() for ln in lines]
     scores: Counter[str] = Counter()
-    for kind, words in TYPE_KEYWORDS.items():
-        for i, line in enumerate(lower):
-            for w in words:
-                if w in line:
-                    # A heading near the top says more than a word in the body.
-                    # A heading near the top says more than a word in the body; a salutation or
-                    # closing marks a letter even when its subject names a contract or an invoice.
-                    scores[kind] += 3 if i < 3 and len(line) < 40 else 2 if kind == "letter" else 1
+    for i, line in enumerate(lower):
+        hits = [(kind, w) for kind, words in TYPE_KEYWORDS.items() for w in words if w in line]
+        for kind, w in hits:
+            if any(w != other and w in other for _, other in hits):
+                continue  # "rechnung" inside "gehaltsabrechnung": the longer word decides
+            # A heading near the top says more than a word in the body; a salutation or
+            # closing marks a letter even when its subject names a contract or an invoice.
+            scores[kind] += 3 if i < 3 and len(line) < 40 else 2 if kind == "letter" else 1
     if not scores:
         return None
     kind, score = scores.most_common(1)[0]
@@ -236,7 +239,7 @@ _LABEL_LINE = re.compile(r"^[^:]{1,40}:\s*")
 _HEADING_ONLY = re.compile(r"^(invoice|rechnung|receipt|quittung|счет|счёт|счет-фактура|credit note|gutschrift|"
                            r"contract|vertrag|договор|letter|brief|page \d+.*)$", re.I)
 RECIPIENT_LABELS = re.compile(r"^(bill to|billed to|invoice to|ship to|recipient|customer|rechnungsempfänger|"
-                              r"empfänger|kunde|покупатель|плательщик|получатель|заказчик)\s*:?\s*(.*)$", re.I)
+                              r"empfänger|kunde|покупатель|плательщик|получатель|заказчик)\b\s*:?\s*(.*)$", re.I)
 SENDER_LABELS = re.compile(r"^(from|seller|supplier|vendor|von|absender|lieferant|продавец|поставщик|"
                            r"исполнитель)\s*:\s*(.+)$", re.I)
 SUBJECT_LABELS = re.compile(r"^(subject|re|betreff|betrifft|тема|по вопросу)\s*:\s*(.+)$", re.I)
