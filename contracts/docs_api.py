@@ -1,0 +1,323 @@
+"""Documents service (`docs.*`): the Rpcs behind `/api/v1/documents`, `/categories`, `/tasks` and `/events`.
+
+The pipeline's events (uploaded, processing, extracted, analyzed, failed, progress) are in
+`contracts/documents.py`. The owner of every object is the caller's verified token, never a field.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from .base import Contract, Empty, Rpc
+from .documents import DocumentStatus, DocumentType, PdfMetadata
+
+APP_KEY = "documents"
+
+TaskKind = Literal["extract", "analyze", "reprocess"]
+TaskStatus = Literal["queued", "running", "succeeded", "failed", "superseded"]
+SortKey = Literal["uploaded_at", "document_date", "title", "filename", "size", "status", "relevance"]
+FieldSource = Literal["model", "user"]
+
+
+# ---- upload ------------------------------------------------------------------------------------
+
+class UploadPolicy(Contract):
+    """What the gateway may accept from this caller right now (asked before any byte is stored)."""
+
+    max_file_bytes: int  # settings `max_upload_mb`
+    storage_left_bytes: int | None = None  # settings `quota_storage_mb_per_user` minus what is used
+    documents_left: int | None = None  # settings `quota_documents_per_user` minus what is stored
+
+
+class CreateDocument(Contract):
+    """Sent by the gateway after it streamed the file into the Object Store under `object_name`.
+
+    Size and SHA-256 are read back from the Object Store by the service, not taken from here.
+    """
+
+    object_name: UUID
+    filename: str = Field(max_length=1000)
+
+
+# ---- documents ------------------------------------------------------------------------------------
+
+class DocumentRef(Contract):
+    id: UUID
+
+
+class CategoryRefPublic(Contract):
+    id: UUID
+    name: str
+    source: Literal["user", "ai"] = "user"  # ai: suggested by the analysis (replaced on a re-run)
+
+
+class DocumentSummary(Contract):
+    id: UUID
+    filename: str
+    size: int
+    sha256: str
+    status: DocumentStatus
+    failure_reason: str | None = None
+    failure_message: str | None = None
+    duplicate_of: UUID | None = None
+    page_count: int | None = None
+    document_type: DocumentType | None = None
+    title: str | None = None
+    document_date: date | None = None
+    sender: str | None = None
+    total_amount: Decimal | None = None
+    currency: str | None = None
+    categories: list[CategoryRefPublic] = Field(default_factory=list)
+    uploaded_at: datetime
+    updated_at: datetime
+    run_id: UUID
+    rank: float | None = None
+    snippet: str | None = None  # HTML-escaped text with <mark>…</mark> around matches
+
+
+class FieldValue(Contract):
+    value: Any = None
+    source: FieldSource
+    provider: str | None = None
+    model: str | None = None
+    task_id: UUID | None = None
+    updated_at: datetime | None = None
+
+
+class PagePublic(Contract):
+    number: int
+    text: str
+    tables: list[list[list[str | None]]] = Field(default_factory=list)
+
+
+class TaskPublic(Contract):
+    id: UUID
+    document_id: UUID | None
+    filename: str
+    run_id: UUID
+    kind: TaskKind
+    status: TaskStatus
+    attempt: int
+    worker: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+    reason: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    owner_id: UUID | None = None  # shown to admins only
+
+
+class DocumentDetail(DocumentSummary):
+    pages: list[PagePublic] = Field(default_factory=list)
+    metadata: PdfMetadata | None = None
+    needs_ocr: bool = False
+    fields: dict[str, FieldValue] = Field(default_factory=dict)
+    tasks: list[TaskPublic] = Field(default_factory=list)
+
+
+class UploadResult(Contract):
+    document: DocumentSummary
+    duplicate: bool = False
+
+
+class DocumentFilter(Contract):
+    status: list[DocumentStatus] = Field(default_factory=list)
+    document_type: list[DocumentType] = Field(default_factory=list)
+    category_any: list[UUID] = Field(default_factory=list, max_length=50)
+    category_all: list[UUID] = Field(default_factory=list, max_length=50)
+    sender: str | None = Field(default=None, max_length=300)
+    date_from: date | None = None
+    date_to: date | None = None
+    uploaded_from: datetime | None = None
+    uploaded_to: datetime | None = None
+    duplicate: bool | None = None
+    q: str | None = Field(default=None, max_length=500)
+
+
+class ListDocuments(DocumentFilter):
+    sort: SortKey = "uploaded_at"
+    order: Literal["asc", "desc"] = "desc"
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=1000)
+
+
+class DocumentPage(Contract):
+    items: list[DocumentSummary]
+    total: int
+    next_cursor: str | None = None
+
+
+class DocumentFieldsUpdate(Contract):
+    """User edits: a field given here becomes `source=user` and survives re-processing (null = unchanged)."""
+
+    document_type: DocumentType | None = None
+    document_date: date | None = None
+    sender: str | None = Field(default=None, max_length=300)
+    recipient: str | None = Field(default=None, max_length=300)
+    invoice_number: str | None = Field(default=None, max_length=100)
+    customer_number: str | None = Field(default=None, max_length=100)
+    total_amount: Decimal | None = None
+    net_amount: Decimal | None = None
+    tax_amount: Decimal | None = None
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    due_date: date | None = None
+    iban: str | None = Field(default=None, max_length=34)
+    language: str | None = Field(default=None, max_length=8)
+    summary: str | None = Field(default=None, max_length=2000)
+
+
+EditableField = Literal["title", "document_type", "document_date", "sender", "recipient", "invoice_number",
+                        "customer_number", "total_amount", "net_amount", "tax_amount", "currency", "due_date",
+                        "iban", "language", "summary"]
+
+
+class UpdateDocument(Contract):
+    """Null means unchanged (messages carry every field); `clear` empties fields on purpose (kept empty on re-runs)."""
+
+    id: UUID
+    title: str | None = Field(default=None, max_length=300)
+    fields: DocumentFieldsUpdate | None = None
+    clear: list[EditableField] = Field(default_factory=list)
+
+
+class DownloadTicket(Contract):
+    object_name: str
+    filename: str
+    size: int
+    content_type: str = "application/pdf"
+
+
+class BulkAction(Contract):
+    action: Literal["assign_category", "remove_category", "delete", "reprocess"]
+    ids: list[UUID] = Field(default_factory=list, max_length=1000)
+    filter: DocumentFilter | None = None
+    category_id: UUID | None = None
+
+
+class BulkItem(Contract):
+    id: UUID
+    ok: bool
+    code: str | None = None
+    message: str | None = None
+
+
+class BulkResult(Contract):
+    action: str
+    results: list[BulkItem]
+    succeeded: int
+    failed: int
+
+
+# ---- categories -------------------------------------------------------------------------------------
+
+class CategoryCreate(Contract):
+    name: str = Field(min_length=1, max_length=80)
+
+
+class CategoryUpdate(Contract):
+    id: UUID
+    name: str = Field(min_length=1, max_length=80)
+
+
+class CategoryPublic(Contract):
+    id: UUID
+    name: str
+    document_count: int = 0
+    created_at: datetime
+
+
+class CategoryList(Contract):
+    items: list[CategoryPublic]
+
+
+# ---- tasks ---------------------------------------------------------------------------------------------
+
+class ListTasks(Contract):
+    status: list[TaskStatus] = Field(default_factory=list)
+    kind: list[TaskKind] = Field(default_factory=list)
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    filename: str | None = Field(default=None, max_length=300)
+    all_users: bool = False  # admins only
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: str | None = Field(default=None, max_length=500)
+
+
+class TaskPage(Contract):
+    items: list[TaskPublic]
+    total: int
+    next_cursor: str | None = None
+
+
+class TaskRef(Contract):
+    id: UUID
+
+
+class ProviderStats(Contract):
+    provider: str
+    model: str | None = None
+    tasks: int
+    tokens_in: int
+    tokens_out: int
+    avg_duration_ms: float | None = None
+
+
+class DayStats(Contract):
+    day: date
+    tasks: int
+    succeeded: int
+    failed: int
+
+
+class TaskStats(Contract):
+    total: int
+    by_status: dict[str, int]
+    by_kind: dict[str, int]
+    avg_duration_ms: float | None = None
+    p95_duration_ms: float | None = None
+    by_provider: list[ProviderStats]
+    by_day: list[DayStats]
+
+
+class TaskStatsQuery(Contract):
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    all_users: bool = False
+
+
+class EventsGrant(Contract):
+    """Whom the gateway may stream progress for: the verified caller only."""
+
+    owner_id: UUID
+
+
+UPLOAD_PREPARE = Rpc("docs.upload.prepare", Empty, UploadPolicy,
+                     summary="Check access and return the caller's upload limits before streaming")
+DOCUMENT_CREATE = Rpc("docs.document.create", CreateDocument, UploadResult,
+                      summary="Record an uploaded file (streamed by the gateway) and queue it")
+DOCUMENT_LIST = Rpc("docs.document.list", ListDocuments, DocumentPage, summary="Filter, search and page documents")
+DOCUMENT_GET = Rpc("docs.document.get", DocumentRef, DocumentDetail, summary="One document with everything")
+DOCUMENT_UPDATE = Rpc("docs.document.update", UpdateDocument, DocumentDetail, summary="User edits of fields/title")
+DOCUMENT_DELETE = Rpc("docs.document.delete", DocumentRef, Empty, summary="Delete a document and its blob")
+DOCUMENT_DOWNLOAD = Rpc("docs.document.download", DocumentRef, DownloadTicket,
+                        summary="Authorise and audit a download of the original")
+DOCUMENT_REPROCESS = Rpc("docs.document.reprocess", DocumentRef, DocumentSummary, summary="Run the pipeline again")
+DOCUMENT_BULK = Rpc("docs.document.bulk", BulkAction, BulkResult, summary="One action over a selection or filter")
+CATEGORY_LIST = Rpc("docs.category.list", Empty, CategoryList, summary="The caller's categories")
+CATEGORY_CREATE = Rpc("docs.category.create", CategoryCreate, CategoryPublic, summary="Create a category")
+CATEGORY_UPDATE = Rpc("docs.category.update", CategoryUpdate, CategoryPublic, summary="Rename a category")
+CATEGORY_DELETE = Rpc("docs.category.delete", DocumentRef, Empty, summary="Delete a category")
+TASK_LIST = Rpc("docs.task.list", ListTasks, TaskPage, summary="Task history (mine; admins all)")
+TASK_STATS = Rpc("docs.task.stats", TaskStatsQuery, TaskStats, summary="Task statistics")
+TASK_RETRY = Rpc("docs.task.retry", TaskRef, TaskPublic, summary="Retry a failed task (a new run)")
+EVENTS_GRANT = Rpc("docs.events.grant", Empty, EventsGrant, summary="May the caller follow live progress, and as whom")

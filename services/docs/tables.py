@@ -1,0 +1,120 @@
+"""The documents service's tables (schema `docs`)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Table,
+                        Text, func, text)
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
+
+from services.kit.db import service_metadata
+
+metadata = service_metadata("docs")
+
+# Only the first part of the text is indexed: a tsvector is capped at 1 MB.
+SEARCH_TEXT_CHARS = 200_000
+SEARCH_CONFIG = "simple"  # language-neutral: the corpus mixes languages
+SEARCH_EXPRESSION = (
+    f"setweight(to_tsvector('{SEARCH_CONFIG}', coalesce(title, '')), 'A') || "
+    f"setweight(to_tsvector('{SEARCH_CONFIG}', coalesce(sender, '')), 'B') || "
+    f"setweight(to_tsvector('{SEARCH_CONFIG}', coalesce(filename, '')), 'B') || "
+    f"setweight(to_tsvector('{SEARCH_CONFIG}', left(coalesce(body_text, ''), {SEARCH_TEXT_CHARS})), 'C')"
+)
+
+documents = Table(
+    "documents", metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("owner_id", UUID(as_uuid=True), nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("object_name", String(200), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("failure_reason", String(32)),
+    Column("failure_message", Text),
+    Column("duplicate_of", UUID(as_uuid=True)),
+    Column("run_id", UUID(as_uuid=True), nullable=False),
+    Column("page_count", Integer),
+    Column("needs_ocr", Boolean, nullable=False, server_default=text("false")),
+    Column("pdf_metadata", JSONB),
+    Column("document_type", String(32)),
+    Column("title", String(300)),
+    Column("document_date", Date),
+    Column("sender", String(300)),
+    Column("total_amount", Numeric(18, 2)),
+    Column("currency", String(3)),
+    Column("fields", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("body_text", Text),
+    Column("search", TSVECTOR),  # generated (see the migration)
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+pages = Table(
+    "pages", metadata,
+    Column("document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("tables", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+)
+
+categories = Table(
+    "categories", metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("owner_id", UUID(as_uuid=True), nullable=False),
+    Column("name", String(80), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+document_categories = Table(
+    "document_categories", metadata,
+    Column("document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True),
+    Column("category_id", UUID(as_uuid=True), ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True),
+    Column("source", String(8), nullable=False, server_default="user"),
+)
+
+tasks = Table(
+    "tasks", metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("owner_id", UUID(as_uuid=True), nullable=False),
+    Column("document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="SET NULL")),
+    Column("filename", String(255), nullable=False),
+    Column("run_id", UUID(as_uuid=True), nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False, server_default="0"),
+    Column("worker", String(200)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("duration_ms", Integer),
+    Column("error", Text),
+    Column("reason", String(32)),
+    Column("provider", String(40)),
+    Column("model", String(200)),
+    Column("tokens_in", Integer),
+    Column("tokens_out", Integer),
+)
+
+# Events waiting to be published: written in the same transaction as the change they announce.
+outbox = Table(
+    "outbox", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("subject", String(200), nullable=False),
+    Column("msg_id", String(200), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("sent_at", DateTime(timezone=True)),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("action", String(64), nullable=False),
+    Column("actor_id", UUID(as_uuid=True)),
+    Column("target_id", UUID(as_uuid=True)),
+    Column("ip", String(64)),
+    Column("request_id", String(64)),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)

@@ -1,0 +1,128 @@
+"""Streaming into and out of a JetStream Object Store without holding an object in memory.
+
+nats-py's `ObjectStore.put` wants a whole buffer or a blocking reader (run on a thread), and `get`
+without `writeinto` concatenates every chunk (quadratic on large objects). These speak the same
+Object Store protocol chunk by chunk from async code: `ObjectWriter` for a body that arrives piece
+by piece (an HTTP upload), `iter_object` for a response that leaves piece by piece (a download).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from hashlib import sha256
+from typing import Any
+
+from nats.js import api
+from nats.js.errors import NotFoundError
+from nats.js.object_store import (
+    OBJ_CHUNKS_PRE_TEMPLATE,
+    OBJ_DEFAULT_CHUNK_SIZE,
+    OBJ_DIGEST_TEMPLATE,
+    OBJ_META_PRE_TEMPLATE,
+    OBJ_STREAM_TEMPLATE,
+    ObjectStore,
+)
+from nats.js.errors import ObjectNotFoundError
+
+MSG_ROLLUP_SUBJECT = "sub"
+
+
+def digest_hex(info: api.ObjectInfo) -> str:
+    """The SHA-256 of an object as lowercase hex (the store keeps it as `SHA-256=<urlsafe b64>`)."""
+    raw = (info.digest or "").split("=", 1)[-1]
+    return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).hex() if raw else ""
+
+
+class ObjectWriter:
+    """Write one object chunk by chunk; `close()` publishes its meta entry, `abort()` purges what was sent."""
+
+    def __init__(self, store: ObjectStore, name: str, chunk_size: int = OBJ_DEFAULT_CHUNK_SIZE):
+        self.store = store
+        self.js: Any = store._js
+        self.name = name
+        self.chunk_size = chunk_size
+        self.nuid = self.js._nc._nuid.next().decode()
+        self.chunk_subject = OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=store._name, obj=self.nuid)
+        self.hash = sha256()
+        self.size = 0
+        self.chunks = 0
+        self._pending = bytearray()
+
+    async def write(self, data: bytes) -> None:
+        self.hash.update(data)
+        self.size += len(data)
+        self._pending += data
+        while len(self._pending) >= self.chunk_size:
+            await self._flush(bytes(self._pending[: self.chunk_size]))
+            del self._pending[: self.chunk_size]
+
+    async def _flush(self, payload: bytes) -> None:
+        await self.js.publish(self.chunk_subject, payload)
+        self.chunks += 1
+
+    @property
+    def sha256_hex(self) -> str:
+        return self.hash.hexdigest()
+
+    async def close(self) -> api.ObjectInfo:
+        if self._pending:
+            await self._flush(bytes(self._pending))
+            self._pending.clear()
+        info = api.ObjectInfo(
+            name=self.name, bucket=self.store._name, nuid=self.nuid, size=self.size, chunks=self.chunks,
+            mtime=datetime.now(UTC).isoformat(),
+            digest=OBJ_DIGEST_TEMPLATE.format(digest=base64.urlsafe_b64encode(self.hash.digest()).decode()),
+            options=api.ObjectMetaOptions(max_chunk_size=self.chunk_size),
+        )
+        meta_subject = OBJ_META_PRE_TEMPLATE.format(
+            bucket=self.store._name, obj=base64.urlsafe_b64encode(self.name.encode()).decode())
+        try:
+            await self.js.publish(meta_subject, json.dumps(info.as_dict()).encode(),
+                                  headers={api.Header.ROLLUP: MSG_ROLLUP_SUBJECT})
+        except Exception:
+            await self.abort()
+            raise
+        return info
+
+    async def abort(self) -> None:
+        self._pending.clear()
+        try:
+            await self.js.purge_stream(OBJ_STREAM_TEMPLATE.format(bucket=self.store._name), subject=self.chunk_subject)
+        except Exception:
+            pass  # nothing was sent, or NATS is away: the chunks have no meta entry and are never read
+
+
+async def iter_object(store: ObjectStore, name: str) -> AsyncIterator[bytes]:
+    """Yield an object's chunks in order, verifying its digest at the end."""
+    info = await store.get_info(name)
+    if info.size == 0:
+        return
+    sub = await store._js.subscribe(OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=store._name, obj=info.nuid),
+                                    ordered_consumer=True)
+    h = sha256()
+    received = 0
+    try:
+        async for msg in sub.messages:
+            h.update(msg.data)
+            received += len(msg.data)
+            yield msg.data
+            if msg.metadata.num_pending == 0:
+                break
+    finally:
+        await sub.unsubscribe()
+    if received != info.size or h.hexdigest() != digest_hex(info):
+        raise ValueError(f"object {name} is corrupt: {received} of {info.size} bytes, digest mismatch")
+
+
+async def read_object(store: ObjectStore, name: str) -> bytes:
+    """A small object (an extraction result) read chunk by chunk into one buffer."""
+    parts = bytearray()
+    async for chunk in iter_object(store, name):
+        parts += chunk
+    return bytes(parts)
+
+
+__all__ = ["ObjectWriter", "iter_object", "read_object", "digest_hex", "ObjectNotFoundError", "NotFoundError"]
