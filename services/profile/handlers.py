@@ -4,6 +4,7 @@ every handler takes the user from the verified token, never from the request bod
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import uuid
 from dataclasses import dataclass
@@ -121,7 +122,8 @@ async def get_avatar(deps: ProfileDeps, ctx: Ctx) -> AvatarImage:
     if row is None or row.avatar_object is None:
         raise NotFound("You have no avatar; upload one with PUT /api/v1/profile/avatar.")
     result = await _store(deps).get(row.avatar_object)
-    return AvatarImage(content_type=row.avatar_content_type, data=result.data, updated_at=row.avatar_updated_at)
+    return AvatarImage(content_type=row.avatar_content_type, data=base64.b64encode(result.data),
+                       updated_at=row.avatar_updated_at)
 
 
 async def delete_avatar(deps: ProfileDeps, ctx: Ctx) -> ProfilePublic:
