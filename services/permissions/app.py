@@ -38,7 +38,6 @@ from contracts.permissions import (
     UserGrantChange,
     UserRef,
 )
-
 from services.kit.bus import Ctx, Service
 from services.kit.config import ServiceSettings
 from services.kit.db import Database

@@ -45,7 +45,6 @@ from contracts.permissions import (
     UserGrants,
     UserRef,
 )
-
 from services.kit.bus import Ctx
 from services.kit.db import Database
 

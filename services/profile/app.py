@@ -17,7 +17,6 @@ from contracts.profile import (
     ProfileUpdate,
     UserProfileRef,
 )
-
 from services.kit.bus import Ctx, Service, ensure_object_store
 from services.kit.config import ServiceSettings
 from services.kit.db import Database

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts import NotFound
 from contracts.auth import UserRegistered
 from contracts.profile import AvatarImage, AvatarUpload, ProfilePublic, ProfileUpdate, UserProfileRef
-
 from services.kit.bus import Ctx
 from services.kit.db import Database
 from services.kit.logging import log_fields

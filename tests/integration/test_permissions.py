@@ -19,7 +19,6 @@ from services.kit.apps import AppAccessGuard
 from services.kit.bus import Service
 from services.kit.db import Database
 from services.kit.security import Actor
-
 from tests.conftest import AppUser, Stack, register_and_login
 
 DEADLINE_S = 20.0

@@ -13,7 +13,6 @@ from PIL import Image
 from contracts import AtriumError, Empty, Header
 from contracts.profile import PROFILE_GET, PROFILE_UPDATE
 from services.kit.client import call, parse_reply
-
 from tests.conftest import AppUser, Stack, register_and_login
 
 

@@ -20,7 +20,6 @@ from contracts.permissions import (
 )
 from contracts.profile import PROFILE_GET_USER
 from services.kit.client import call
-
 from tests.conftest import AppUser, Stack, register_and_login
 
 

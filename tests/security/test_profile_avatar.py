@@ -13,7 +13,6 @@ from PIL import Image
 
 from contracts import AtriumError
 from contracts.profile import AVATAR_SET
-
 from services.kit.client import call
 from tests.conftest import CORPUS, AppUser, Stack
 
