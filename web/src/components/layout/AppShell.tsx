@@ -1,0 +1,249 @@
+import * as React from "react";
+import { NavLink, Outlet, useLocation, useNavigate } from "react-router-dom";
+import { useTranslation } from "react-i18next";
+import { useQueryClient } from "@tanstack/react-query";
+import {
+  AppWindow, FileText, FolderTree, History, Home, KeyRound, Languages, LayoutGrid, LogOut, Menu, Monitor, Moon,
+  ScrollText, Settings2, ShieldCheck, Sun, User as UserIcon, Users, X,
+} from "lucide-react";
+import { Button } from "@/components/ui/button";
+import {
+  DropdownMenu, DropdownMenuContent, DropdownMenuItem, DropdownMenuLabel, DropdownMenuRadioGroup, DropdownMenuRadioItem,
+  DropdownMenuSeparator, DropdownMenuTrigger,
+} from "@/components/ui/dropdown-menu";
+import { api } from "@/lib/api";
+import { ME_KEY, useMe } from "@/lib/auth";
+import { appRoute, useApps } from "@/lib/apps";
+import { LANGUAGES } from "@/lib/i18n";
+import { useTheme, type Theme } from "@/lib/theme";
+import { cn } from "@/lib/utils";
+import { Avatar } from "./Avatar";
+
+interface NavItem {
+  to: string;
+  label: string;
+  icon: React.ComponentType<{ className?: string }>;
+  end?: boolean;
+}
+
+function NavSection({ title, items, onNavigate }: { title?: string; items: NavItem[]; onNavigate: () => void }) {
+  return (
+    <div className="flex flex-col gap-0.5">
+      {title && <p className="px-3 pb-1 pt-4 text-xs font-semibold uppercase tracking-wide text-muted-foreground">{title}</p>}
+      {items.map((item) => (
+        <NavLink
+          key={item.to}
+          to={item.to}
+          end={item.end}
+          onClick={onNavigate}
+          className={({ isActive }) =>
+            cn(
+              "flex items-center gap-3 rounded-md px-3 py-2 text-sm font-medium transition-colors hover:bg-accent hover:text-accent-foreground",
+              isActive ? "bg-accent text-accent-foreground" : "text-muted-foreground",
+            )
+          }
+        >
+          <item.icon className="h-4 w-4" />
+          <span className="truncate">{item.label}</span>
+        </NavLink>
+      ))}
+    </div>
+  );
+}
+
+function Sidebar({ onNavigate }: { onNavigate: () => void }) {
+  const { t } = useTranslation();
+  const me = useMe();
+  const apps = useApps();
+  const hasDocuments = (apps.data ?? []).some((a) => a.key === "documents");
+  const main: NavItem[] = [
+    { to: "/", label: t("nav.home"), icon: Home, end: true },
+    { to: "/apps", label: t("nav.apps"), icon: LayoutGrid },
+  ];
+  const myApps: NavItem[] = (apps.data ?? []).map((a) => ({
+    to: appRoute(a),
+    label: a.key === "documents" ? t("nav.documents") : a.name,
+    icon: a.key === "documents" ? FileText : AppWindow,
+  }));
+  if (hasDocuments) {
+    myApps.push({ to: "/categories", label: t("nav.categories"), icon: FolderTree });
+    myApps.push({ to: "/tasks", label: t("nav.tasks"), icon: History });
+  }
+  const admin: NavItem[] = [
+    { to: "/admin/users", label: t("nav.admin_users"), icon: Users },
+    { to: "/admin/permissions", label: t("nav.admin_permissions"), icon: ShieldCheck },
+    { to: "/admin/documents", label: t("nav.admin_documents"), icon: Settings2 },
+    { to: "/admin/audit", label: t("nav.admin_audit"), icon: ScrollText },
+  ];
+  return (
+    <nav aria-label={t("nav.main")} className="flex flex-col gap-1 p-3">
+      <NavSection items={main} onNavigate={onNavigate} />
+      {myApps.length > 0 && <NavSection title={t("nav.my_apps")} items={myApps} onNavigate={onNavigate} />}
+      {me.data?.role === "admin" && <NavSection title={t("nav.admin")} items={admin} onNavigate={onNavigate} />}
+    </nav>
+  );
+}
+
+function ThemeMenu() {
+  const { t } = useTranslation();
+  const { theme, resolved, setTheme } = useTheme();
+  const Icon = theme === "system" ? Monitor : resolved === "dark" ? Moon : Sun;
+  return (
+    <DropdownMenu>
+      <DropdownMenuTrigger asChild>
+        <Button variant="ghost" size="icon" aria-label={t("header.theme")}>
+          <Icon />
+        </Button>
+      </DropdownMenuTrigger>
+      <DropdownMenuContent align="end">
+        <DropdownMenuLabel>{t("header.theme")}</DropdownMenuLabel>
+        <DropdownMenuRadioGroup value={theme} onValueChange={(v) => setTheme(v as Theme)}>
+          <DropdownMenuRadioItem value="light">{t("theme.light")}</DropdownMenuRadioItem>
+          <DropdownMenuRadioItem value="dark">{t("theme.dark")}</DropdownMenuRadioItem>
+          <DropdownMenuRadioItem value="system">{t("theme.system")}</DropdownMenuRadioItem>
+        </DropdownMenuRadioGroup>
+      </DropdownMenuContent>
+    </DropdownMenu>
+  );
+}
+
+export function LanguageMenu() {
+  const { t, i18n } = useTranslation();
+  return (
+    <DropdownMenu>
+      <DropdownMenuTrigger asChild>
+        <Button variant="ghost" size="icon" aria-label={t("header.language")}>
+          <Languages />
+        </Button>
+      </DropdownMenuTrigger>
+      <DropdownMenuContent align="end">
+        <DropdownMenuLabel>{t("header.language")}</DropdownMenuLabel>
+        <DropdownMenuRadioGroup value={i18n.resolvedLanguage} onValueChange={(v) => void i18n.changeLanguage(v)}>
+          {LANGUAGES.map((l) => (
+            <DropdownMenuRadioItem key={l.code} value={l.code} lang={l.code}>
+              {l.label}
+            </DropdownMenuRadioItem>
+          ))}
+        </DropdownMenuRadioGroup>
+      </DropdownMenuContent>
+    </DropdownMenu>
+  );
+}
+
+function UserMenu() {
+  const { t } = useTranslation();
+  const me = useMe();
+  const navigate = useNavigate();
+  const qc = useQueryClient();
+  const signOut = async () => {
+    try {
+      await api("/auth/logout", { method: "POST", body: {}, noRefresh: true });
+    } catch {
+      /* the session may already be gone; the cookies are cleared either way below */
+    }
+    qc.clear();
+    qc.setQueryData(ME_KEY, null);
+    navigate("/sign-in?reason=signed_out", { replace: true });
+  };
+  const name = me.data?.full_name || me.data?.email || "";
+  return (
+    <DropdownMenu>
+      <DropdownMenuTrigger asChild>
+        <Button variant="ghost" className="h-9 gap-2 px-2" aria-label={t("header.user_menu")}>
+          <Avatar name={name} size={28} />
+          <span className="hidden max-w-40 truncate text-sm md:inline">{name}</span>
+        </Button>
+      </DropdownMenuTrigger>
+      <DropdownMenuContent align="end" className="w-56">
+        <DropdownMenuLabel className="font-normal">
+          <p className="truncate text-sm font-medium">{me.data?.full_name || t("profile.no_name")}</p>
+          <p className="truncate text-xs text-muted-foreground">{me.data?.email}</p>
+        </DropdownMenuLabel>
+        <DropdownMenuSeparator />
+        <DropdownMenuItem onSelect={() => navigate("/profile")}>
+          <UserIcon /> {t("nav.profile")}
+        </DropdownMenuItem>
+        <DropdownMenuItem onSelect={() => navigate("/sessions")}>
+          <KeyRound /> {t("nav.sessions")}
+        </DropdownMenuItem>
+        <DropdownMenuSeparator />
+        <DropdownMenuItem onSelect={() => void signOut()}>
+          <LogOut /> {t("header.sign_out")}
+        </DropdownMenuItem>
+      </DropdownMenuContent>
+    </DropdownMenu>
+  );
+}
+
+export function Brand() {
+  return (
+    <span className="flex items-center gap-2 font-semibold tracking-tight">
+      <img src="/favicon.svg" alt="" className="h-7 w-7" />
+      Atrium
+    </span>
+  );
+}
+
+export function AppShell() {
+  const { t } = useTranslation();
+  const [open, setOpen] = React.useState(false);
+  const location = useLocation();
+  React.useEffect(() => setOpen(false), [location.pathname]);
+  return (
+    <div className="flex min-h-screen">
+      <a href="#main" className="sr-only focus:not-sr-only focus:fixed focus:left-2 focus:top-2 focus:z-[60] focus:rounded-md focus:bg-background focus:px-3 focus:py-2">
+        {t("nav.skip")}
+      </a>
+      <aside className="sticky top-0 hidden h-screen w-60 shrink-0 overflow-y-auto border-r bg-card lg:block">
+        <div className="flex h-14 items-center border-b px-5">
+          <Brand />
+        </div>
+        <Sidebar onNavigate={() => undefined} />
+      </aside>
+      {open && (
+        <div className="fixed inset-0 z-40 lg:hidden" role="dialog" aria-modal="true" aria-label={t("nav.main")}>
+          <div className="absolute inset-0 bg-black/40" onClick={() => setOpen(false)} />
+          <div className="absolute inset-y-0 left-0 w-64 overflow-y-auto border-r bg-card shadow-xl">
+            <div className="flex h-14 items-center justify-between border-b px-4">
+              <Brand />
+              <Button variant="ghost" size="icon" onClick={() => setOpen(false)} aria-label={t("common.close")}>
+                <X />
+              </Button>
+            </div>
+            <Sidebar onNavigate={() => setOpen(false)} />
+          </div>
+        </div>
+      )}
+      <div className="flex min-w-0 flex-1 flex-col">
+        <header className="sticky top-0 z-30 flex h-14 items-center gap-2 border-b bg-background/90 px-3 backdrop-blur sm:px-5">
+          <Button variant="ghost" size="icon" className="lg:hidden" onClick={() => setOpen(true)} aria-label={t("nav.open_menu")}>
+            <Menu />
+          </Button>
+          <div className="lg:hidden">
+            <Brand />
+          </div>
+          <div className="ml-auto flex items-center gap-1">
+            <ThemeMenu />
+            <LanguageMenu />
+            <UserMenu />
+          </div>
+        </header>
+        <main id="main" className="mx-auto w-full max-w-7xl flex-1 p-4 sm:p-6">
+          <Outlet />
+        </main>
+      </div>
+    </div>
+  );
+}
+
+export function PageHeader({ title, description, actions }: { title: string; description?: string; actions?: React.ReactNode }) {
+  return (
+    <div className="mb-6 flex flex-col gap-3 sm:flex-row sm:items-end sm:justify-between">
+      <div className="min-w-0">
+        <h1 className="text-2xl font-semibold tracking-tight">{title}</h1>
+        {description && <p className="mt-1 text-sm text-muted-foreground">{description}</p>}
+      </div>
+      {actions && <div className="flex flex-wrap gap-2">{actions}</div>}
+    </div>
+  );
+}

@@ -1,0 +1,222 @@
+/**
+ * The one way the app talks to the gateway: `/api/v1` with the session cookies.
+ * Unsafe requests carry the CSRF double-submit header; a 401 triggers one silent refresh
+ * (shared by concurrent callers) and a retry; a refused refresh means the session is gone.
+ */
+
+export const API_BASE = "/api/v1";
+const CSRF_COOKIES = ["atrium_csrf", "__Host-atrium_csrf"];
+const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
+
+export interface ErrorDetail {
+  field?: string;
+  message?: string;
+  type?: string;
+  [key: string]: unknown;
+}
+
+export class ApiError extends Error {
+  constructor(
+    public status: number,
+    public code: string,
+    message: string,
+    public details: unknown = null,
+    public requestId = "",
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+
+  /** Field-level messages from a 422 (`details: [{field, message}]`) or a rule list. */
+  get fieldErrors(): ErrorDetail[] {
+    if (Array.isArray(this.details)) return this.details as ErrorDetail[];
+    if (this.details && typeof this.details === "object") {
+      const d = this.details as Record<string, unknown>;
+      for (const key of ["errors", "rules", "failed_rules", "violations"]) {
+        if (Array.isArray(d[key])) {
+          return (d[key] as unknown[]).map((x) => (typeof x === "string" ? { message: x } : (x as ErrorDetail)));
+        }
+      }
+    }
+    return [];
+  }
+}
+
+export function readCookie(name: string): string | null {
+  for (const part of document.cookie.split(";")) {
+    const [k, ...rest] = part.trim().split("=");
+    if (k === name) return decodeURIComponent(rest.join("="));
+  }
+  return null;
+}
+
+export function csrfToken(): string | null {
+  for (const name of CSRF_COOKIES) {
+    const v = readCookie(name);
+    if (v) return v;
+  }
+  return null;
+}
+
+type SessionListener = (reason: "revoked" | "expired") => void;
+const sessionListeners = new Set<SessionListener>();
+export function onSessionLost(fn: SessionListener): () => void {
+  sessionListeners.add(fn);
+  return () => sessionListeners.delete(fn);
+}
+
+let refreshing: Promise<boolean> | null = null;
+
+/** One refresh at a time: two tabs' worth of 401s share the same rotation. */
+export function refreshSession(): Promise<boolean> {
+  if (!refreshing) {
+    refreshing = fetch(`${API_BASE}/auth/refresh`, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: withCsrf({ "Content-Type": "application/json" }, "POST"),
+      body: "{}",
+    })
+      .then((r) => r.ok)
+      .catch(() => false)
+      .finally(() => {
+        setTimeout(() => (refreshing = null), 0);
+      });
+  }
+  return refreshing;
+}
+
+function withCsrf(headers: Record<string, string>, method: string): Record<string, string> {
+  if (!SAFE.has(method)) {
+    const token = csrfToken();
+    if (token) headers["X-CSRF-Token"] = token;
+  }
+  return headers;
+}
+
+export async function toApiError(res: Response): Promise<ApiError> {
+  let code = "http_" + res.status;
+  let message = res.statusText || "Request failed";
+  let details: unknown = null;
+  let requestId = res.headers.get("x-request-id") ?? "";
+  try {
+    const body = await res.json();
+    if (body?.error) {
+      code = body.error.code ?? code;
+      message = body.error.message ?? message;
+      details = body.error.details ?? null;
+      requestId = body.error.request_id || requestId;
+    }
+  } catch {
+    /* not JSON: keep the status text */
+  }
+  return new ApiError(res.status, code, message, details, requestId);
+}
+
+export interface RequestOptions {
+  method?: string;
+  body?: unknown;
+  query?: Record<string, string | number | boolean | string[] | null | undefined>;
+  /** Don't try a refresh on 401 (the auth endpoints themselves). */
+  noRefresh?: boolean;
+  raw?: boolean;
+  signal?: AbortSignal;
+}
+
+export function buildUrl(path: string, query?: RequestOptions["query"]): string {
+  const url = path.startsWith("/api/") ? path : `${API_BASE}${path.startsWith("/") ? "" : "/"}${path}`;
+  if (!query) return url;
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) {
+    if (v === undefined || v === null || v === "") continue;
+    if (Array.isArray(v)) v.forEach((item) => params.append(k, item));
+    else params.append(k, String(v));
+  }
+  const qs = params.toString();
+  return qs ? `${url}?${qs}` : url;
+}
+
+export async function apiFetch(path: string, opts: RequestOptions = {}): Promise<Response> {
+  const method = (opts.method ?? "GET").toUpperCase();
+  const isForm = typeof FormData !== "undefined" && opts.body instanceof FormData;
+  const send = () => {
+    const headers: Record<string, string> = { Accept: "application/json" };
+    if (opts.body !== undefined && !isForm) headers["Content-Type"] = "application/json";
+    return fetch(buildUrl(path, opts.query), {
+      method,
+      credentials: "same-origin",
+      headers: withCsrf(headers, method),
+      body: opts.body === undefined ? undefined : isForm ? (opts.body as FormData) : JSON.stringify(opts.body),
+      signal: opts.signal,
+    });
+  };
+  let res = await send();
+  if (res.status === 401 && !opts.noRefresh) {
+    if (await refreshSession()) {
+      res = await send();
+    }
+    if (res.status === 401) {
+      const err = await toApiError(res.clone());
+      const reason = /revok|ended|deactiv|reuse/i.test(err.message) ? "revoked" : "expired";
+      sessionListeners.forEach((fn) => fn(reason));
+    }
+  }
+  return res;
+}
+
+export async function api<T = unknown>(path: string, opts: RequestOptions = {}): Promise<T> {
+  const res = await apiFetch(path, opts);
+  if (!res.ok) throw await toApiError(res);
+  if (res.status === 204) return undefined as T;
+  const type = res.headers.get("content-type") ?? "";
+  if (type.includes("application/json")) return (await res.json()) as T;
+  return (await res.text()) as unknown as T;
+}
+
+export interface UploadHandle {
+  promise: Promise<unknown>;
+  abort: () => void;
+}
+
+/** XHR, not fetch: only XHR reports upload progress. */
+export function uploadWithProgress(
+  path: string,
+  form: FormData,
+  onProgress: (loaded: number, total: number) => void,
+  method = "POST",
+): UploadHandle {
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise<unknown>((resolve, reject) => {
+    const start = (retried: boolean) => {
+      xhr.open(method, buildUrl(path));
+      xhr.withCredentials = true;
+      xhr.setRequestHeader("Accept", "application/json");
+      const token = csrfToken();
+      if (token) xhr.setRequestHeader("X-CSRF-Token", token);
+      xhr.upload.onprogress = (e) => {
+        if (e.lengthComputable) onProgress(e.loaded, e.total);
+      };
+      xhr.onload = async () => {
+        if (xhr.status === 401 && !retried && (await refreshSession())) {
+          start(true);
+          return;
+        }
+        let body: unknown = null;
+        try {
+          body = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+        } catch {
+          body = null;
+        }
+        if (xhr.status >= 200 && xhr.status < 300) resolve(body);
+        else {
+          const e = (body as { error?: { code?: string; message?: string; details?: unknown; request_id?: string } })?.error;
+          reject(new ApiError(xhr.status, e?.code ?? `http_${xhr.status}`, e?.message ?? xhr.statusText ?? "Upload failed", e?.details, e?.request_id));
+        }
+      };
+      xhr.onerror = () => reject(new ApiError(0, "network", "The connection failed. Check your network and try again."));
+      xhr.onabort = () => reject(new ApiError(0, "aborted", "Upload cancelled."));
+      xhr.send(form);
+    };
+    start(false);
+  });
+  return { promise, abort: () => xhr.abort() };
+}

@@ -1,0 +1,83 @@
+import * as React from "react";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { Navigate, useLocation, useNavigate } from "react-router-dom";
+import { api, ApiError, onSessionLost } from "./api";
+import { Spinner } from "@/components/ui/states";
+
+export interface User {
+  id: string;
+  email: string;
+  full_name?: string | null;
+  role: "user" | "admin";
+  is_active: boolean;
+  email_verified?: boolean;
+  created_at: string;
+}
+
+export const ME_KEY = ["auth", "me"] as const;
+
+/** The signed-in user, or null when signed out (a 401 is an answer here, not an error). */
+export function useMe() {
+  return useQuery<User | null>({
+    queryKey: ME_KEY,
+    queryFn: async () => {
+      try {
+        return await api<User>("/auth/me");
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 401) return null;
+        throw e;
+      }
+    },
+    staleTime: 60_000,
+    retry: false,
+  });
+}
+
+export function RequireAuth({ children, admin = false }: { children: React.ReactNode; admin?: boolean }) {
+  const me = useMe();
+  const location = useLocation();
+  if (me.isLoading) return <Spinner className="min-h-screen" />;
+  if (!me.data) {
+    const next = location.pathname + location.search;
+    return <Navigate to={`/sign-in?next=${encodeURIComponent(next)}`} replace />;
+  }
+  if (admin && me.data.role !== "admin") return <Navigate to="/" replace />;
+  return <>{children}</>;
+}
+
+/** The sign-in family of pages is for signed-out people only. */
+export function RedirectIfAuthed({ children }: { children: React.ReactNode }) {
+  const me = useMe();
+  const location = useLocation();
+  if (me.isLoading) return <Spinner className="min-h-screen" />;
+  if (me.data) {
+    const next = new URLSearchParams(location.search).get("next");
+    return <Navigate to={safeNext(next)} replace />;
+  }
+  return <>{children}</>;
+}
+
+/** Only same-app paths: never bounce a user to another origin after sign-in. */
+export function safeNext(next: string | null): string {
+  return next && next.startsWith("/") && !next.startsWith("//") ? next : "/";
+}
+
+/** Sends the user to sign-in, with a reason, when the API says the session is gone. */
+export function SessionWatcher() {
+  const navigate = useNavigate();
+  const qc = useQueryClient();
+  const location = useLocation();
+  const pathRef = React.useRef(location.pathname + location.search);
+  pathRef.current = location.pathname + location.search;
+  React.useEffect(
+    () =>
+      onSessionLost((reason) => {
+        const had = qc.getQueryData(ME_KEY);
+        qc.setQueryData(ME_KEY, null);
+        qc.removeQueries({ predicate: (q) => q.queryKey[0] !== "auth" });
+        if (had) navigate(`/sign-in?reason=${reason}&next=${encodeURIComponent(pathRef.current)}`, { replace: true });
+      }),
+    [navigate, qc],
+  );
+  return null;
+}

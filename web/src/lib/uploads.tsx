@@ -1,0 +1,117 @@
+import * as React from "react";
+import { useQueryClient } from "@tanstack/react-query";
+import { ApiError, uploadWithProgress } from "./api";
+import type { DocumentSummary } from "./documents";
+
+export interface UploadItem {
+  key: string;
+  filename: string;
+  size: number;
+  loaded: number;
+  phase: "waiting" | "uploading" | "uploaded" | "failed";
+  documentId?: string;
+  duplicate?: boolean;
+  error?: string;
+}
+
+interface UploadsState {
+  items: UploadItem[];
+  add: (files: File[]) => void;
+  dismiss: (key: string) => void;
+  clearFinished: (isFinished: (item: UploadItem) => boolean) => void;
+}
+
+const STORAGE_KEY = "atrium.uploads";
+const PARALLEL = 2;
+const UploadsContext = React.createContext<UploadsState | null>(null);
+
+function restore(): UploadItem[] {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(STORAGE_KEY) ?? "[]") as UploadItem[];
+    // An upload cut off by the reload never finished: say so instead of showing it stuck.
+    return saved.map((i) => (i.phase === "uploading" || i.phase === "waiting" ? { ...i, phase: "failed", error: "interrupted" } : i));
+  } catch {
+    return [];
+  }
+}
+
+/** The response of POST /documents: one UploadResult, or a list of them. */
+export function uploadedDocument(body: unknown): { document?: DocumentSummary; duplicate?: boolean } {
+  const b = body as Record<string, unknown> | unknown[] | null;
+  const first = Array.isArray(b) ? b[0] : b && Array.isArray((b as Record<string, unknown>).items) ? ((b as Record<string, unknown>).items as unknown[])[0] : b;
+  const r = first as Record<string, unknown> | undefined;
+  if (!r) return {};
+  if (r.document) return { document: r.document as DocumentSummary, duplicate: Boolean(r.duplicate) };
+  if (r.id) return { document: r as unknown as DocumentSummary, duplicate: Boolean(r.duplicate_of) };
+  return {};
+}
+
+export function UploadsProvider({ children }: { children: React.ReactNode }) {
+  const qc = useQueryClient();
+  const [items, setItems] = React.useState<UploadItem[]>(restore);
+  const files = React.useRef(new Map<string, File>());
+  const active = React.useRef(0);
+
+  React.useEffect(() => {
+    try {
+      sessionStorage.setItem(STORAGE_KEY, JSON.stringify(items.slice(-100)));
+    } catch {
+      /* storage full or blocked: the list just won't survive a reload */
+    }
+  }, [items]);
+
+  const update = React.useCallback((key: string, patch: Partial<UploadItem>) => {
+    setItems((prev) => prev.map((i) => (i.key === key ? { ...i, ...patch } : i)));
+  }, []);
+
+  const queue = React.useRef<string[]>([]);
+  const pump = React.useCallback(() => {
+    while (active.current < PARALLEL && queue.current.length > 0) {
+      const key = queue.current.shift()!;
+      const file = files.current.get(key);
+      if (!file) continue;
+      active.current += 1;
+      update(key, { phase: "uploading" });
+      const form = new FormData();
+      form.append("files", file, file.name);
+      const handle = uploadWithProgress("/documents", form, (loaded) => update(key, { loaded }));
+      handle.promise
+        .then((body) => {
+          const r = uploadedDocument(body);
+          update(key, { phase: "uploaded", loaded: file.size, documentId: r.document?.id, duplicate: r.duplicate });
+          void qc.invalidateQueries({ queryKey: ["documents"] });
+        })
+        .catch((e: unknown) => update(key, { phase: "failed", error: e instanceof ApiError ? e.message : String(e) }))
+        .finally(() => {
+          files.current.delete(key);
+          active.current -= 1;
+          pump();
+        });
+    }
+  }, [qc, update]);
+
+  const add = React.useCallback(
+    (list: File[]) => {
+      const fresh = list.map((f) => {
+        const key = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+        files.current.set(key, f);
+        return { key, filename: f.name, size: f.size, loaded: 0, phase: "waiting" as const };
+      });
+      setItems((prev) => [...prev, ...fresh]);
+      queue.current.push(...fresh.map((f) => f.key));
+      pump();
+    },
+    [pump],
+  );
+
+  const dismiss = React.useCallback((key: string) => setItems((prev) => prev.filter((i) => i.key !== key)), []);
+  const clearFinished = React.useCallback((isFinished: (i: UploadItem) => boolean) => setItems((prev) => prev.filter((i) => !isFinished(i))), []);
+
+  return <UploadsContext.Provider value={{ items, add, dismiss, clearFinished }}>{children}</UploadsContext.Provider>;
+}
+
+export function useUploads(): UploadsState {
+  const ctx = React.useContext(UploadsContext);
+  if (!ctx) throw new Error("useUploads outside UploadsProvider");
+  return ctx;
+}

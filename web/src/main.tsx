@@ -1,0 +1,41 @@
+import React from "react";
+import ReactDOM from "react-dom/client";
+import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import "./index.css";
+import "./lib/i18n";
+import { App } from "./App";
+import { ApiError } from "./lib/api";
+import { APPS_KEY } from "./lib/apps";
+import { ThemeProvider } from "./lib/theme";
+import { Toaster } from "./components/ui/toast";
+import { TooltipProvider } from "./components/ui/tooltip";
+
+// A 403 may mean an app grant was just revoked: refresh the app list so the sidebar follows at once.
+const onForbidden = (error: unknown) => {
+  if (error instanceof ApiError && error.status === 403) void queryClient.invalidateQueries({ queryKey: APPS_KEY });
+};
+
+const queryClient: QueryClient = new QueryClient({
+  queryCache: new QueryCache({ onError: onForbidden }),
+  mutationCache: new MutationCache({ onError: onForbidden }),
+  defaultOptions: {
+    queries: {
+      retry: (count, error) => !(error instanceof ApiError && error.status >= 400 && error.status < 500) && count < 2,
+      refetchOnWindowFocus: true,
+    },
+  },
+});
+
+ReactDOM.createRoot(document.getElementById("root")!).render(
+  <React.StrictMode>
+    <ThemeProvider>
+      <QueryClientProvider client={queryClient}>
+        <TooltipProvider delayDuration={300}>
+          <Toaster>
+            <App />
+          </Toaster>
+        </TooltipProvider>
+      </QueryClientProvider>
+    </ThemeProvider>
+  </React.StrictMode>,
+);

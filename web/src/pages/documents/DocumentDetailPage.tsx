@@ -1,0 +1,325 @@
+import * as React from "react";
+import { Link, useNavigate, useParams } from "react-router-dom";
+import { useTranslation } from "react-i18next";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { ArrowLeft, Bot, Check, Download, RotateCw, Trash2, X } from "lucide-react";
+import { Badge } from "@/components/ui/badge";
+import { Button } from "@/components/ui/button";
+import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
+import { ConfirmDialog } from "@/components/ui/alert-dialog";
+import { NativeSelect } from "@/components/ui/input";
+import { Label } from "@/components/ui/label";
+import { Progress } from "@/components/ui/progress";
+import { ErrorState, Spinner } from "@/components/ui/states";
+import { Table, TableBody, TableCell, TableHead, TableRow } from "@/components/ui/table";
+import { Tabs, TabsContent, TabsList, TabsTrigger } from "@/components/ui/tabs";
+import { useToast } from "@/components/ui/toast";
+import { FIELD_ORDER, FieldEditor } from "@/components/documents/FieldEditor";
+import { api, buildUrl } from "@/lib/api";
+import { ACTIVE_STATUSES, processingPercent, StatusBadge, useCategories, useLiveProgress, type DocumentDetail } from "@/lib/documents";
+import { formatBytes, formatDate } from "@/lib/utils";
+import { TaskTable } from "./TasksPage";
+
+export function DocumentDetailPage() {
+  const { id = "" } = useParams();
+  const { t, i18n } = useTranslation();
+  const qc = useQueryClient();
+  const toast = useToast();
+  const navigate = useNavigate();
+  const live = useLiveProgress()[id];
+  const key = ["documents", "detail", id];
+  const doc = useQuery({
+    queryKey: key,
+    queryFn: () => api<DocumentDetail>(`/documents/${id}`),
+    refetchInterval: (q) => (q.state.data && ACTIVE_STATUSES.includes(q.state.data.status) ? 3000 : false),
+  });
+  const categories = useCategories();
+  const [confirmDelete, setConfirmDelete] = React.useState(false);
+  const [addCategory, setAddCategory] = React.useState("");
+  // A rejected suggestion is only hidden here: the API keeps what the model said, the user's categories decide.
+  const [dismissed, setDismissed] = React.useState<Set<string>>(new Set());
+  const refresh = () => {
+    void qc.invalidateQueries({ queryKey: ["documents"] });
+    void qc.invalidateQueries({ queryKey: ["categories"] });
+  };
+  const update = useMutation({
+    mutationFn: (body: Record<string, unknown>) => api<DocumentDetail>(`/documents/${id}`, { method: "PATCH", body }),
+    onSuccess: (d) => {
+      if (d && typeof d === "object" && "id" in d) qc.setQueryData(key, d);
+      refresh();
+      toast({ title: t("detail.saved"), variant: "success" });
+    },
+  });
+  const reprocess = useMutation({
+    mutationFn: () => api(`/documents/${id}/reprocess`, { method: "POST", body: {} }),
+    onSuccess: () => {
+      toast({ title: t("detail.reprocess_started"), variant: "success" });
+      refresh();
+    },
+    onError: (e) => toast({ title: t("detail.reprocess_failed"), description: (e as Error).message, variant: "destructive" }),
+  });
+  const remove = useMutation({
+    mutationFn: () => api(`/documents/${id}`, { method: "DELETE" }),
+    onSuccess: () => {
+      toast({ title: t("detail.deleted"), variant: "success" });
+      refresh();
+      navigate("/documents", { replace: true });
+    },
+    onError: (e) => toast({ title: t("detail.delete_failed"), description: (e as Error).message, variant: "destructive" }),
+  });
+  const category = useMutation({
+    mutationFn: (b: { action: "assign_category" | "remove_category"; category_id: string }) => api("/documents/bulk", { method: "POST", body: { ...b, ids: [id] } }),
+    onSuccess: () => refresh(),
+    onError: (e) => toast({ title: t("bulk.failed"), description: (e as Error).message, variant: "destructive" }),
+  });
+
+  if (doc.isLoading) return <Spinner />;
+  if (doc.isError || !doc.data) return <ErrorState error={doc.error} onRetry={() => void doc.refetch()} />;
+  const d = doc.data;
+  const status = ACTIVE_STATUSES.includes(d.status) && live?.status ? live.status : d.status;
+  const saveField = (name: string, value: string | null) => update.mutateAsync(name === "title" ? { title: value } : { fields: { [name]: value } });
+  const fields = d.fields ?? {};
+  const names = [...FIELD_ORDER, ...Object.keys(fields).filter((k) => !(FIELD_ORDER as readonly string[]).includes(k) && k !== "suggested_categories")];
+  const suggested = fields.suggested_categories;
+  const suggestedNames = (Array.isArray(suggested?.value) ? (suggested!.value as string[]) : []).filter((n) => !dismissed.has(n));
+  const assigned = new Set(d.categories.map((c) => c.id));
+  const tables = d.pages.flatMap((p) => p.tables.map((tbl, i) => ({ page: p.number, index: i + 1, rows: tbl })));
+
+  return (
+    <div className="grid gap-6">
+      <div className="flex flex-col gap-3">
+        <Link to="/documents" className="inline-flex w-fit items-center gap-1 text-sm text-muted-foreground hover:text-foreground">
+          <ArrowLeft className="h-4 w-4" /> {t("detail.back")}
+        </Link>
+        <div className="flex flex-col gap-3 lg:flex-row lg:items-start lg:justify-between">
+          <div className="min-w-0">
+            <h1 className="break-words text-2xl font-semibold tracking-tight">{d.title || d.filename}</h1>
+            <p className="mt-1 flex flex-wrap items-center gap-2 text-sm text-muted-foreground">
+              <StatusBadge status={status} />
+              <span className="break-all">{d.filename}</span>·<span>{formatBytes(d.size, i18n.language)}</span>
+              {d.page_count ? <>· <span>{t("documents.pages", { count: d.page_count })}</span></> : null}
+              · <span>{formatDate(d.uploaded_at, i18n.language)}</span>
+              {d.duplicate_of && (
+                <Link to={`/documents/${d.duplicate_of}`} className="text-primary underline">{t("detail.duplicate_of")}</Link>
+              )}
+            </p>
+          </div>
+          <div className="flex flex-wrap gap-2">
+            <Button asChild variant="outline">
+              <a href={buildUrl(`/documents/${id}/file`)} download={d.filename}>
+                <Download /> {t("detail.download")}
+              </a>
+            </Button>
+            <Button variant="outline" onClick={() => reprocess.mutate()} disabled={reprocess.isPending || ACTIVE_STATUSES.includes(status)}>
+              <RotateCw /> {t("detail.reprocess")}
+            </Button>
+            <Button variant="destructive" onClick={() => setConfirmDelete(true)}>
+              <Trash2 /> {t("detail.delete")}
+            </Button>
+          </div>
+        </div>
+        {ACTIVE_STATUSES.includes(status) && (
+          <div className="grid gap-1" role="status">
+            <Progress value={processingPercent(status, live)} aria-label={t("detail.processing")} />
+            <p className="text-xs text-muted-foreground">
+              {live?.page && live?.pages ? t("upload.page_of", { page: live.page, pages: live.pages }) : t(`status.${status}`)}
+            </p>
+          </div>
+        )}
+        {d.status === "failed" && (
+          <div role="alert" className="rounded-md border border-destructive/40 bg-destructive/5 p-3 text-sm">
+            <p className="font-medium text-destructive">{t(`reason.${d.failure_reason ?? "internal"}`, { defaultValue: d.failure_reason ?? "" })}</p>
+            {d.failure_message && <p className="text-muted-foreground">{d.failure_message}</p>}
+            <p className="mt-1 text-muted-foreground">{t("detail.failed_hint")}</p>
+          </div>
+        )}
+        {d.status === "needs_ocr" && <p role="status" className="rounded-md border border-warning/40 bg-warning/10 p-3 text-sm">{t("detail.needs_ocr_hint")}</p>}
+      </div>
+
+      <div className="grid gap-6 xl:grid-cols-[minmax(0,1fr)_22rem]">
+        <Tabs defaultValue="fields">
+          <TabsList>
+            <TabsTrigger value="fields">{t("detail.tab_fields")}</TabsTrigger>
+            <TabsTrigger value="pages">{t("detail.tab_pages", { count: d.pages.length })}</TabsTrigger>
+            <TabsTrigger value="tables">{t("detail.tab_tables", { count: tables.length })}</TabsTrigger>
+            <TabsTrigger value="tasks">{t("detail.tab_tasks")}</TabsTrigger>
+          </TabsList>
+          <TabsContent value="fields">
+            <Card>
+              <CardHeader>
+                <CardTitle>{t("detail.fields_title")}</CardTitle>
+                <CardDescription>{t("detail.fields_hint")}</CardDescription>
+              </CardHeader>
+              <CardContent>
+                {names.map((n) => (
+                  <FieldEditor key={n} name={n} field={n === "title" && !fields.title && d.title ? { value: d.title, source: "model" } : fields[n]} onSave={saveField} saving={update.isPending} />
+                ))}
+              </CardContent>
+            </Card>
+          </TabsContent>
+          <TabsContent value="pages">
+            {d.pages.length === 0 ? (
+              <p className="text-sm text-muted-foreground">{ACTIVE_STATUSES.includes(status) ? t("detail.pages_pending") : t("detail.no_text")}</p>
+            ) : (
+              <ol className="grid gap-4">
+                {d.pages.map((p) => (
+                  <li key={p.number}>
+                    <Card>
+                      <CardHeader className="pb-2">
+                        <CardTitle className="text-sm">{t("detail.page", { number: p.number })}</CardTitle>
+                      </CardHeader>
+                      <CardContent>
+                        <pre className="max-h-[32rem] overflow-auto whitespace-pre-wrap break-words rounded-md bg-muted p-3 font-mono text-xs leading-relaxed">{p.text || t("detail.page_empty")}</pre>
+                      </CardContent>
+                    </Card>
+                  </li>
+                ))}
+              </ol>
+            )}
+          </TabsContent>
+          <TabsContent value="tables">
+            {tables.length === 0 ? (
+              <p className="text-sm text-muted-foreground">{t("detail.no_tables")}</p>
+            ) : (
+              <div className="grid gap-4">
+                {tables.map((tbl) => (
+                  <Card key={`${tbl.page}-${tbl.index}`}>
+                    <CardHeader className="pb-2">
+                      <CardTitle className="text-sm">{t("detail.table", { page: tbl.page, index: tbl.index })}</CardTitle>
+                    </CardHeader>
+                    <CardContent>
+                      <Table>
+                        <TableBody>
+                          {tbl.rows.map((row, r) => (
+                            <TableRow key={r}>
+                              {row.map((cell, c) => (r === 0 ? <TableHead key={c} className="normal-case">{cell}</TableHead> : <TableCell key={c}>{cell}</TableCell>))}
+                            </TableRow>
+                          ))}
+                        </TableBody>
+                      </Table>
+                    </CardContent>
+                  </Card>
+                ))}
+              </div>
+            )}
+          </TabsContent>
+          <TabsContent value="tasks">
+            <TaskTable tasks={d.tasks} showDocument={false} />
+          </TabsContent>
+        </Tabs>
+
+        <div className="grid content-start gap-4">
+          <Card>
+            <CardHeader>
+              <CardTitle>{t("detail.categories")}</CardTitle>
+            </CardHeader>
+            <CardContent className="grid gap-3">
+              <ul className="flex flex-wrap gap-1.5" data-testid="detail-categories">
+                {d.categories.length === 0 && <li className="text-sm text-muted-foreground">{t("detail.no_categories")}</li>}
+                {d.categories.map((c) => (
+                  <li key={c.id}>
+                    <Badge variant="secondary" className="gap-1 py-1">
+                      {c.source === "model" && <Bot className="h-3 w-3" aria-label={t("fields.source_model")} />}
+                      {c.name}
+                      <button
+                        type="button"
+                        className="rounded-sm hover:text-destructive focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-ring"
+                        aria-label={t("detail.remove_category", { name: c.name })}
+                        onClick={() => category.mutate({ action: "remove_category", category_id: c.id })}
+                      >
+                        <X className="h-3 w-3" />
+                      </button>
+                    </Badge>
+                  </li>
+                ))}
+              </ul>
+              <form
+                className="flex items-end gap-2"
+                onSubmit={(e) => {
+                  e.preventDefault();
+                  if (addCategory) category.mutate({ action: "assign_category", category_id: addCategory });
+                  setAddCategory("");
+                }}
+              >
+                <div className="grid flex-1 gap-1">
+                  <Label htmlFor="add-category" className="text-xs">{t("detail.add_category")}</Label>
+                  <NativeSelect id="add-category" value={addCategory} onChange={(e) => setAddCategory(e.target.value)}>
+                    <option value="">{t("bulk.choose_category")}</option>
+                    {(categories.data ?? []).filter((c) => !assigned.has(c.id)).map((c) => (
+                      <option key={c.id} value={c.id}>{c.name}</option>
+                    ))}
+                  </NativeSelect>
+                </div>
+                <Button type="submit" size="sm" disabled={!addCategory}>{t("common.add")}</Button>
+              </form>
+              {suggestedNames.length > 0 && (
+                <div className="grid gap-1.5">
+                  <p className="text-xs font-medium text-muted-foreground">{t("detail.suggested")}</p>
+                  <ul className="grid gap-1">
+                    {suggestedNames.map((name) => {
+                      const existing = (categories.data ?? []).find((c) => c.name.toLowerCase() === name.toLowerCase());
+                      const has = existing && assigned.has(existing.id);
+                      return (
+                        <li key={name} className="flex items-center justify-between gap-2 text-sm">
+                          <span className="flex items-center gap-1"><Bot className="h-3.5 w-3.5 text-muted-foreground" aria-hidden />{name}</span>
+                          {has ? (
+                            <Badge variant="success">{t("detail.assigned")}</Badge>
+                          ) : (
+                            <span className="flex gap-1">
+                              <Button
+                                size="icon"
+                                variant="ghost"
+                                className="h-7 w-7"
+                                aria-label={t("detail.accept_suggestion", { name })}
+                                onClick={async () => {
+                                  const cat = existing ?? (await api<{ id: string }>("/categories", { method: "POST", body: { name } }));
+                                  category.mutate({ action: "assign_category", category_id: cat.id });
+                                }}
+                              >
+                                <Check />
+                              </Button>
+                              <Button size="icon" variant="ghost" className="h-7 w-7" aria-label={t("detail.reject_suggestion", { name })} onClick={() => setDismissed((s) => new Set(s).add(name))}>
+                                <X />
+                              </Button>
+                            </span>
+                          )}
+                        </li>
+                      );
+                    })}
+                  </ul>
+                </div>
+              )}
+            </CardContent>
+          </Card>
+          <Card>
+            <CardHeader>
+              <CardTitle>{t("detail.metadata")}</CardTitle>
+            </CardHeader>
+            <CardContent>
+              <dl className="grid grid-cols-[auto_1fr] gap-x-3 gap-y-1.5 text-sm">
+                {Object.entries(d.metadata ?? {})
+                  .filter(([, v]) => v !== null && v !== "")
+                  .map(([k, v]) => (
+                    <React.Fragment key={k}>
+                      <dt className="text-muted-foreground">{t(`meta.${k}`, { defaultValue: k })}</dt>
+                      <dd className="min-w-0 break-words">{k.endsWith("date") ? formatDate(String(v), i18n.language) : String(v)}</dd>
+                    </React.Fragment>
+                  ))}
+                <dt className="text-muted-foreground">SHA-256</dt>
+                <dd className="min-w-0 truncate font-mono text-xs" title={d.sha256}>{d.sha256}</dd>
+              </dl>
+            </CardContent>
+          </Card>
+        </div>
+      </div>
+      <ConfirmDialog
+        open={confirmDelete}
+        onOpenChange={setConfirmDelete}
+        title={t("detail.delete_title")}
+        description={t("detail.delete_description", { name: d.filename })}
+        confirmLabel={t("detail.delete")}
+        onConfirm={() => remove.mutate()}
+      />
+    </div>
+  );
+}

@@ -1,0 +1,290 @@
+import * as React from "react";
+import { Link, useSearchParams } from "react-router-dom";
+import { useTranslation } from "react-i18next";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { ChevronLeft, ChevronRight, FileText, FolderMinus, FolderPlus, RotateCw, Trash2 } from "lucide-react";
+import { Button } from "@/components/ui/button";
+import { Card } from "@/components/ui/card";
+import { Checkbox } from "@/components/ui/checkbox";
+import { ConfirmDialog } from "@/components/ui/alert-dialog";
+import { Dialog, DialogContent, DialogDescription, DialogFooter, DialogHeader, DialogTitle } from "@/components/ui/dialog";
+import { NativeSelect } from "@/components/ui/input";
+import { Label } from "@/components/ui/label";
+import { Progress } from "@/components/ui/progress";
+import { EmptyState, ErrorState, Spinner } from "@/components/ui/states";
+import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
+import { useToast } from "@/components/ui/toast";
+import { PageHeader } from "@/components/layout/AppShell";
+import { DocumentFilters, activeFilterCount } from "@/components/documents/DocumentFilters";
+import { UploadDropzone, UploadList, isUploadFinished } from "@/components/documents/UploadList";
+import { api } from "@/lib/api";
+import {
+  ACTIVE_STATUSES, processingPercent, StatusBadge, useCategories, useDocuments, useLiveProgress, type DocumentQuery, type DocumentSummary,
+} from "@/lib/documents";
+import { useUploads } from "@/lib/uploads";
+import { formatBytes, formatDate } from "@/lib/utils";
+
+const PAGE_SIZE = 25;
+const LIST_KEYS = ["status", "document_type", "category_any"] as const;
+const TEXT_KEYS = ["q", "sort", "order", "date_from", "date_to", "uploaded_from", "uploaded_to"] as const;
+
+export function queryFromParams(p: URLSearchParams): DocumentQuery {
+  const q: DocumentQuery = { limit: PAGE_SIZE };
+  for (const k of LIST_KEYS) {
+    const v = p.getAll(k);
+    if (v.length) q[k] = v;
+  }
+  for (const k of TEXT_KEYS) {
+    const v = p.get(k);
+    if (v) (q as Record<string, string>)[k] = v;
+  }
+  return q;
+}
+
+function paramsFromQuery(q: DocumentQuery): URLSearchParams {
+  const p = new URLSearchParams();
+  for (const k of LIST_KEYS) (q[k] ?? []).forEach((v) => p.append(k, v));
+  for (const k of TEXT_KEYS) {
+    const v = q[k];
+    if (v) p.set(k, String(v));
+  }
+  return p;
+}
+
+interface BulkResult {
+  succeeded: number;
+  failed: number;
+  results: { id: string; ok: boolean; message?: string | null }[];
+}
+
+export function DocumentsPage() {
+  const { t, i18n } = useTranslation();
+  const qc = useQueryClient();
+  const toast = useToast();
+  const uploads = useUploads();
+  const live = useLiveProgress();
+  const [params, setParams] = useSearchParams();
+  const baseQuery = React.useMemo(() => queryFromParams(params), [params]);
+  const [cursors, setCursors] = React.useState<(string | null)[]>([null]);
+  const query = { ...baseQuery, cursor: cursors[cursors.length - 1] };
+  const docs = useDocuments(query, { refetchInterval: 15_000 });
+  const categories = useCategories();
+  const [selected, setSelected] = React.useState<Set<string>>(new Set());
+  const [confirm, setConfirm] = React.useState<null | "delete">(null);
+  const [categoryAction, setCategoryAction] = React.useState<null | "assign_category" | "remove_category">(null);
+  const [categoryId, setCategoryId] = React.useState("");
+
+  const onFilters = React.useCallback(
+    (q: DocumentQuery) => {
+      setCursors([null]);
+      setSelected(new Set());
+      setParams(paramsFromQuery(q), { replace: true });
+    },
+    [setParams],
+  );
+
+  const bulk = useMutation({
+    mutationFn: (body: { action: string; ids: string[]; category_id?: string }) => api<BulkResult>("/documents/bulk", { method: "POST", body }),
+    onSuccess: (r, vars) => {
+      const failed = r.failed ?? r.results?.filter((x) => !x.ok).length ?? 0;
+      toast({
+        title: t(`bulk.done_${vars.action}`, { count: r.succeeded ?? vars.ids.length }),
+        description: failed ? t("bulk.some_failed", { count: failed, message: r.results.find((x) => !x.ok)?.message ?? "" }) : undefined,
+        variant: failed ? "destructive" : "success",
+      });
+      setSelected(new Set());
+      void qc.invalidateQueries({ queryKey: ["documents"] });
+      void qc.invalidateQueries({ queryKey: ["categories"] });
+    },
+    onError: (e) => toast({ title: t("bulk.failed"), description: (e as Error).message, variant: "destructive" }),
+  });
+
+  const items = docs.data?.items ?? [];
+  const allSelected = items.length > 0 && items.every((d) => selected.has(d.id));
+  const someSelected = items.some((d) => selected.has(d.id));
+  const toggle = (id: string) =>
+    setSelected((prev) => {
+      const next = new Set(prev);
+      if (next.has(id)) next.delete(id);
+      else next.add(id);
+      return next;
+    });
+  const ids = [...selected];
+  const page = cursors.length;
+  const filtered = activeFilterCount(baseQuery) > 0 || !!baseQuery.q;
+
+  return (
+    <div className="grid gap-6">
+      <PageHeader title={t("documents.title")} description={t("documents.subtitle")} />
+      <div className="grid gap-4 lg:grid-cols-2">
+        <UploadDropzone onFiles={uploads.add} />
+        <UploadList
+          items={uploads.items}
+          onDismiss={uploads.dismiss}
+          onClearFinished={() => uploads.clearFinished((i) => isUploadFinished(i, live[i.documentId ?? ""]?.status ?? items.find((d) => d.id === i.documentId)?.status))}
+        />
+      </div>
+      <DocumentFilters value={baseQuery} onChange={onFilters} categories={categories.data ?? []} />
+      {selected.size > 0 && (
+        <div className="sticky top-16 z-20 flex flex-wrap items-center gap-2 rounded-xl border bg-card p-2 shadow-sm" role="toolbar" aria-label={t("bulk.toolbar")}>
+          <span className="px-2 text-sm font-medium" data-testid="selection-count">{t("bulk.selected", { count: selected.size })}</span>
+          <Button size="sm" variant="outline" onClick={() => setCategoryAction("assign_category")}>
+            <FolderPlus /> {t("bulk.assign_category")}
+          </Button>
+          <Button size="sm" variant="outline" onClick={() => setCategoryAction("remove_category")}>
+            <FolderMinus /> {t("bulk.remove_category")}
+          </Button>
+          <Button size="sm" variant="outline" onClick={() => bulk.mutate({ action: "reprocess", ids })}>
+            <RotateCw /> {t("bulk.reprocess")}
+          </Button>
+          <Button size="sm" variant="destructive" onClick={() => setConfirm("delete")}>
+            <Trash2 /> {t("bulk.delete")}
+          </Button>
+          <Button size="sm" variant="ghost" onClick={() => setSelected(new Set())}>
+            {t("bulk.clear_selection")}
+          </Button>
+        </div>
+      )}
+      {docs.isLoading ? (
+        <Spinner />
+      ) : docs.isError ? (
+        <ErrorState error={docs.error} onRetry={() => void docs.refetch()} />
+      ) : items.length === 0 ? (
+        <EmptyState
+          icon={<FileText className="h-8 w-8" />}
+          title={filtered ? t("documents.empty_filtered") : t("documents.empty")}
+          description={filtered ? t("documents.empty_filtered_hint") : t("documents.empty_hint")}
+          action={filtered ? <Button variant="outline" onClick={() => onFilters({ limit: PAGE_SIZE })}>{t("filters.clear")}</Button> : undefined}
+        />
+      ) : (
+        <Card>
+          <Table data-testid="documents-table">
+            <TableHeader>
+              <TableRow>
+                <TableHead className="w-10">
+                  <Checkbox
+                    aria-label={t("bulk.select_all")}
+                    checked={allSelected ? true : someSelected ? "indeterminate" : false}
+                    onCheckedChange={(v) => setSelected(v === true ? new Set(items.map((d) => d.id)) : new Set())}
+                  />
+                </TableHead>
+                <TableHead>{t("documents.col_document")}</TableHead>
+                <TableHead>{t("documents.col_status")}</TableHead>
+                <TableHead className="hidden md:table-cell">{t("documents.col_type")}</TableHead>
+                <TableHead className="hidden lg:table-cell">{t("documents.col_categories")}</TableHead>
+                <TableHead className="hidden sm:table-cell">{t("documents.col_uploaded")}</TableHead>
+              </TableRow>
+            </TableHeader>
+            <TableBody>
+              {items.map((d) => (
+                <DocumentRow key={d.id} doc={d} selected={selected.has(d.id)} onToggle={() => toggle(d.id)} locale={i18n.language} />
+              ))}
+            </TableBody>
+          </Table>
+          <div className="flex flex-wrap items-center justify-between gap-2 border-t p-3 text-sm text-muted-foreground">
+            <span data-testid="documents-total">{t("documents.total", { count: docs.data?.total ?? 0 })}</span>
+            <div className="flex items-center gap-2">
+              <span>{t("documents.page", { page })}</span>
+              <Button size="sm" variant="outline" disabled={page <= 1} onClick={() => setCursors((c) => c.slice(0, -1))} aria-label={t("documents.prev_page")}>
+                <ChevronLeft />
+              </Button>
+              <Button
+                size="sm"
+                variant="outline"
+                disabled={!docs.data?.next_cursor}
+                onClick={() => setCursors((c) => [...c, docs.data!.next_cursor!])}
+                aria-label={t("documents.next_page")}
+              >
+                <ChevronRight />
+              </Button>
+            </div>
+          </div>
+        </Card>
+      )}
+      <ConfirmDialog
+        open={confirm === "delete"}
+        onOpenChange={(o) => !o && setConfirm(null)}
+        title={t("bulk.delete_title", { count: ids.length })}
+        description={t("bulk.delete_description")}
+        confirmLabel={t("bulk.delete")}
+        onConfirm={() => bulk.mutate({ action: "delete", ids })}
+      />
+      <Dialog open={categoryAction !== null} onOpenChange={(o) => !o && setCategoryAction(null)}>
+        <DialogContent>
+          <DialogHeader>
+            <DialogTitle>{categoryAction === "remove_category" ? t("bulk.remove_category") : t("bulk.assign_category")}</DialogTitle>
+            <DialogDescription>{t("bulk.category_description", { count: ids.length })}</DialogDescription>
+          </DialogHeader>
+          {(categories.data ?? []).length === 0 ? (
+            <p className="text-sm text-muted-foreground">
+              {t("bulk.no_categories")} <Link to="/categories" className="text-primary underline">{t("nav.categories")}</Link>
+            </p>
+          ) : (
+            <div className="grid gap-1.5">
+              <Label htmlFor="bulk-category">{t("bulk.category")}</Label>
+              <NativeSelect id="bulk-category" value={categoryId} onChange={(e) => setCategoryId(e.target.value)}>
+                <option value="">{t("bulk.choose_category")}</option>
+                {(categories.data ?? []).map((c) => (
+                  <option key={c.id} value={c.id}>{c.name}</option>
+                ))}
+              </NativeSelect>
+            </div>
+          )}
+          <DialogFooter>
+            <Button variant="outline" onClick={() => setCategoryAction(null)}>{t("common.cancel")}</Button>
+            <Button
+              disabled={!categoryId || bulk.isPending}
+              onClick={() => {
+                bulk.mutate({ action: categoryAction!, ids, category_id: categoryId });
+                setCategoryAction(null);
+              }}
+            >
+              {t("common.apply")}
+            </Button>
+          </DialogFooter>
+        </DialogContent>
+      </Dialog>
+    </div>
+  );
+}
+
+function DocumentRow({ doc, selected, onToggle, locale }: { doc: DocumentSummary; selected: boolean; onToggle: () => void; locale: string }) {
+  const { t } = useTranslation();
+  const live = useLiveProgress()[doc.id];
+  const active = ACTIVE_STATUSES.includes(doc.status);
+  const status = active && live?.status ? live.status : doc.status;
+  return (
+    <TableRow data-state={selected ? "selected" : undefined} data-testid="document-row" data-status={status}>
+      <TableCell>
+        <Checkbox aria-label={t("bulk.select_one", { name: doc.filename })} checked={selected} onCheckedChange={onToggle} />
+      </TableCell>
+      <TableCell className="max-w-[14rem] sm:max-w-md">
+        <Link to={`/documents/${doc.id}`} className="block truncate font-medium hover:underline">{doc.title || doc.filename}</Link>
+        <span className="block truncate text-xs text-muted-foreground">
+          {doc.title ? `${doc.filename} · ` : ""}
+          {formatBytes(doc.size, locale)}
+          {doc.page_count ? ` · ${t("documents.pages", { count: doc.page_count })}` : ""}
+        </span>
+        {doc.snippet && (
+          // The server escapes the text and adds only <mark>; any other tag is dropped as well.
+          <span className="mt-1 block text-xs text-muted-foreground [&_mark]:rounded [&_mark]:bg-warning/30 [&_mark]:text-foreground" dangerouslySetInnerHTML={{ __html: doc.snippet.replace(/<(?!\/?mark>)[^>]*>/g, "") }} />
+        )}
+      </TableCell>
+      <TableCell>
+        <div className="grid gap-1">
+          <StatusBadge status={status} />
+          {ACTIVE_STATUSES.includes(status) && <Progress className="h-1 w-20" value={processingPercent(status, live)} aria-label={t("upload.progress_of", { name: doc.filename })} />}
+        </div>
+      </TableCell>
+      <TableCell className="hidden md:table-cell">{doc.document_type ? t(`doctype.${doc.document_type}`, { defaultValue: doc.document_type }) : "—"}</TableCell>
+      <TableCell className="hidden lg:table-cell">
+        <div className="flex flex-wrap gap-1">
+          {doc.categories.map((c) => (
+            <span key={c.id} className="rounded bg-secondary px-1.5 py-0.5 text-xs">{c.name}</span>
+          ))}
+        </div>
+      </TableCell>
+      <TableCell className="hidden whitespace-nowrap text-muted-foreground sm:table-cell">{formatDate(doc.uploaded_at, locale)}</TableCell>
+    </TableRow>
+  );
+}
