@@ -102,6 +102,8 @@ async def record_announcement(manifest: AppManifest, deps: PermDeps) -> None:
 
 async def my_apps(deps: PermDeps, ctx: Ctx) -> AppList:
     actor = ctx.require_actor()
+    if actor.kind == "user":
+        await ensure_defaults(actor.user_id, deps, ctx)
     at = now()
     async with deps.db.session() as s:
         rows = (await s.execute(select(apps).order_by(apps.c.name))).all()
@@ -155,6 +157,8 @@ async def access_check(cmd: AccessCheck, deps: PermDeps, ctx: Ctx) -> AccessDeci
         raise Forbidden("You may only ask about your own access.")
     if actor.user_id == cmd.user_id and actor.is_admin:
         return AccessDecision(allowed=True, reason="admin")
+    if actor.user_id == cmd.user_id:  # a valid token proves the user exists, even before their registration event
+        await ensure_defaults(cmd.user_id, deps, ctx)
     async with deps.db.session() as s:
         direct = (await s.execute(select(user_grants.c.app_key).where(
             user_grants.c.user_id == cmd.user_id, user_grants.c.app_key == cmd.app_key))).first()
@@ -221,9 +225,22 @@ async def revoke(cmd: UserGrantChange, deps: PermDeps, ctx: Ctx) -> None:
 
 
 async def apply_default_grants(event: UserRegistered, deps: PermDeps, ctx: Ctx) -> None:
-    """Give a new user the apps that are granted by default — once, however often the event arrives."""
+    await ensure_defaults(event.user_id, deps, ctx)
+
+
+async def ensure_defaults(user_id: UUID, deps: PermDeps, ctx: Ctx) -> None:
+    """Give a new user the apps that are granted by default — once, however often this runs.
+
+    Runs when the registration event arrives, and also on the user's first access check or app
+    list: a user who signs up and opens an app at once must not be refused because the event is
+    still on its way. Whichever comes first applies the defaults; the other finds them applied.
+    """
+    async with deps.db.session() as s:
+        if (await s.execute(select(defaults_applied.c.user_id)
+                            .where(defaults_applied.c.user_id == user_id))).first() is not None:
+            return
     async with deps.db.transaction() as s:
-        first = (await s.execute(pg_insert(defaults_applied).values(user_id=event.user_id)
+        first = (await s.execute(pg_insert(defaults_applied).values(user_id=user_id)
                                  .on_conflict_do_nothing().returning(defaults_applied.c.user_id))).first()
         if first is None:
             return
@@ -234,10 +251,10 @@ async def apply_default_grants(event: UserRegistered, deps: PermDeps, ctx: Ctx) 
         if not keys:
             return
         await s.execute(pg_insert(user_grants).values(
-            [{"user_id": event.user_id, "app_key": k, "granted_by": None, "granted_at": now()} for k in keys])
+            [{"user_id": user_id, "app_key": k, "granted_by": None, "granted_at": now()} for k in keys])
             .on_conflict_do_nothing())
-        change = await _audit(s, ctx, "grant.defaults_applied", user_id=event.user_id, change="granted",
-                              user_ids=[event.user_id], details={"app_keys": keys})
+        change = await _audit(s, ctx, "grant.defaults_applied", user_id=user_id, change="granted",
+                              user_ids=[user_id], details={"app_keys": keys})
     await deps.publish_changed(change)
 
 
