@@ -44,5 +44,14 @@ def last_link_token(stack: Stack, address: str, subject_word: str) -> str:
     return match.group(1)
 
 
+_KEYS: dict[Path, SigningKey] = {}
+
+
 def signing_key(stack: Stack) -> SigningKey:
-    return load_keys(stack.data_dir / "keys" / "auth")[-1]
+    """The auth service's current signing key (parsed once: a 4096-bit key is slow to load)."""
+    key_dir = stack.data_dir / "keys" / "auth"
+    newest = load_keys(key_dir)[-1]
+    cached = _KEYS.get(key_dir)
+    if cached is None or cached.kid != newest.kid:
+        cached = _KEYS[key_dir] = newest
+    return cached

@@ -1,0 +1,57 @@
+"""The kit's TokenVerifier as every other service runs it: keys from `auth.keys.jwks` over the bus,
+revocations and user state from the `auth_state` KV watch (real NATS, real auth service)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from contracts import Unauthenticated
+from services.kit.security import TokenVerifier
+from tests.conftest import AppUser, Stack, register_and_login
+
+
+async def refused_soon(verifier: TokenVerifier, token: str) -> Unauthenticated:
+    """A remote verifier learns from its KV watch; give the push a moment to arrive."""
+    for _ in range(100):
+        try:
+            await verifier.verify(f"Bearer {token}")
+        except Unauthenticated as err:
+            return err
+        await asyncio.sleep(0.05)
+    raise AssertionError("the remote verifier still accepts the token")
+
+
+@pytest.fixture
+async def remote_verifier(stack: Stack):  # type: ignore[no-untyped-def]
+    verifier = TokenVerifier(SimpleNamespace(nc=stack.nc, js=stack.nc.jetstream()))  # type: ignore[arg-type]
+    await verifier.start()
+    yield verifier
+    await verifier.stop()
+
+
+async def test_remote_verifier_follows_revocations(http: httpx.AsyncClient, new_admin: AppUser,
+                                                   remote_verifier: TokenVerifier) -> None:
+    user = await register_and_login(http)
+    actor = await remote_verifier.verify(f"Bearer {user.access_token}")
+    assert str(actor.user_id) == user.id and actor.role == "user"
+    await http.patch(f"/admin/users/{user.id}", json={"is_active": False}, headers=new_admin.headers)
+    err = await refused_soon(remote_verifier, user.access_token)
+    assert err.details["reason"] in ("inactive", "revoked")
+
+    other = await register_and_login(http)
+    await remote_verifier.verify(f"Bearer {other.access_token}")
+    await http.post("/auth/logout", headers=other.headers)
+    assert (await refused_soon(remote_verifier, other.access_token)).details["reason"] == "revoked"
+
+
+async def test_remote_verifier_refuses_unknown_keys(remote_verifier: TokenVerifier, new_user: AppUser) -> None:
+    header, payload, sig = new_user.access_token.split(".")
+    with pytest.raises(Unauthenticated):
+        await remote_verifier.verify(f"Bearer {header}.{payload}.{sig[:-4]}AAAA")
+    with pytest.raises(Unauthenticated):
+        await remote_verifier.verify("Bearer " + new_user.refresh_token)
+    assert (await remote_verifier.verify(f"Bearer {new_user.access_token}")).session_id
