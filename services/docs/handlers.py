@@ -20,8 +20,20 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import (Date, Double, and_, bindparam, case, cast, delete, exists, func, insert, literal,
-                        or_, select, text, tuple_, update)
+from sqlalchemy import (
+    Date,
+    Double,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
@@ -299,8 +311,11 @@ def _like(value: str) -> str:
     return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+_REGCONFIG = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
+
+
 def _tsquery(q: str | None) -> Any:
-    return func.websearch_to_tsquery(literal(SEARCH_CONFIG).cast(text("regconfig")), q) if q else None
+    return func.websearch_to_tsquery(_REGCONFIG, q) if q else None
 
 
 def _query_text(f: DocumentFilter) -> str | None:
@@ -409,7 +424,7 @@ async def list_documents(cmd: ListDocuments, ctx: Ctx, deps: DocsDeps) -> Docume
         if q and ids:
             opts = "StartSel=\x02, StopSel=\x03, MaxWords=30, MinWords=10, MaxFragments=2"
             for r in await s.execute(select(d.id, func.ts_headline(
-                    literal(SEARCH_CONFIG).cast(text("regconfig")),
+                    _REGCONFIG,
                     func.left(func.coalesce(d.body_text, d.filename), SNIPPET_TEXT_CHARS), _tsquery(q), opts))
                     .where(d.id.in_(ids))):
                 snippets[r[0]] = r[1]

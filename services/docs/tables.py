@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Table,
-                        Text, func, text)
+from sqlalchemy import (
+                        BigInteger,
+                        Boolean,
+                        Column,
+                        Date,
+                        DateTime,
+                        ForeignKey,
+                        Integer,
+                        Numeric,
+                        String,
+                        Table,
+                        Text,
+                        func,
+                        text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 
 from services.kit.db import service_metadata

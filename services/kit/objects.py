@@ -16,7 +16,7 @@ from hashlib import sha256
 from typing import Any
 
 from nats.js import api
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ObjectNotFoundError
 from nats.js.object_store import (
     OBJ_CHUNKS_PRE_TEMPLATE,
     OBJ_DEFAULT_CHUNK_SIZE,
@@ -25,7 +25,6 @@ from nats.js.object_store import (
     OBJ_STREAM_TEMPLATE,
     ObjectStore,
 )
-from nats.js.errors import ObjectNotFoundError
 
 MSG_ROLLUP_SUBJECT = "sub"
 

@@ -9,6 +9,7 @@ from datetime import date
 
 import httpx
 import pytest
+from nats.js.errors import ObjectNotFoundError
 
 from contracts import Conflict, TooLarge
 from contracts.docs_api import DocumentRef
@@ -39,7 +40,7 @@ async def test_upload_get_download_delete(stack: Stack, http: httpx.AsyncClient,
     assert r.status_code == 204
     assert (await http.get(f"/documents/{doc['id']}", headers=new_user.headers)).status_code == 404
     assert (await http.get(f"/documents/{doc['id']}/file", headers=new_user.headers)).status_code == 404
-    with pytest.raises(Exception):
+    with pytest.raises(ObjectNotFoundError):
         await (await h.store(stack)).get_info(doc["id"])
 
 
