@@ -84,11 +84,10 @@ def to_public(stored: DocumentsSettingsStored) -> DocumentsSettingsPublic:
 def apply_update(stored: DocumentsSettingsStored, update: DocumentsSettingsUpdate,
                  box: SecretBox) -> DocumentsSettingsStored:
     """PATCH: only the fields sent change; `api_key: ""` clears the key."""
-    changes = update.model_dump(exclude_unset=True, exclude={"api_key"})
-    # `quota_*: null` means "no quota"; any other explicit null means "leave as is".
-    changes = {k: v for k, v in changes.items() if v is not None or k.startswith("quota_")}
-    if "api_key" in update.model_fields_set:
-        clear = update.api_key.get_secret_value().strip() if update.api_key is not None else ""
+    # The bus carries every field of the model (unset ones as null), so null always means "leave as is".
+    changes = {k: v for k, v in update.model_dump(exclude={"api_key"}).items() if v is not None}
+    if update.api_key is not None:
+        clear = update.api_key.get_secret_value().strip()
         changes["api_key_ciphertext"] = box.encrypt(clear) if clear else ""
         changes["api_key_last4"] = clear[-4:] if len(clear) >= 8 else ""
     try:
