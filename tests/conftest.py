@@ -87,7 +87,8 @@ async def stack(stack_dir: Path) -> AsyncIterator[Stack]:
         from gateway.settings import GatewaySettings
 
         port = free_port()
-        gw_settings = GatewaySettings(nats_url=n.url, data_dir=stack_dir, web_dist=stack_dir / "no-web",
+        # web/dist: the built web app for the browser tests (tests/e2e builds it); a placeholder page until then.
+        gw_settings = GatewaySettings(nats_url=n.url, data_dir=stack_dir, web_dist=ROOT / "web" / "dist",
                                       expected_services=tuple(st.services))
         config = uvicorn.Config(create_app(gw_settings), host="127.0.0.1", port=port, log_config=None,
                                 access_log=False, lifespan="on")
