@@ -169,7 +169,7 @@ class GroupList(Contract):
 
 PermissionChange = Literal[
     "granted", "revoked", "group_granted", "group_revoked", "member_added", "member_removed",
-    "group_deleted", "user_deleted",
+    "group_created", "group_updated", "group_deleted", "app_configured", "user_deleted",
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from contracts import Empty
 from contracts import auth as auth_contracts
@@ -50,6 +51,11 @@ log = logging.getLogger("atrium.permissions")
 # Announcements repeat every 30 s forever; keep only the recent ones in the stream.
 ANNOUNCEMENTS_KEPT = 500
 PRUNE_EVERY_S = 600.0
+
+
+async def prune_announcements_once(js: Any, keep: int = ANNOUNCEMENTS_KEPT) -> None:
+    """Drop all but the latest `keep` announcements (the registry already holds what they said)."""
+    await js.purge_stream(APP_ANNOUNCED.stream, subject=APP_ANNOUNCED.subject, keep=keep)
 
 
 def create_service(settings: ServiceSettings) -> Service:
@@ -146,7 +152,7 @@ def create_service(settings: ServiceSettings) -> Service:
         while True:
             await asyncio.sleep(PRUNE_EVERY_S)
             try:
-                await svc.js.purge_stream(APP_ANNOUNCED.stream, subject=APP_ANNOUNCED.subject, keep=ANNOUNCEMENTS_KEPT)
+                await prune_announcements_once(svc.js)
             except Exception as exc:
                 log_fields(log, logging.WARNING, "pruning app announcements failed", error=repr(exc))
 

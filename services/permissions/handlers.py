@@ -126,8 +126,9 @@ async def configure_app(cmd: AppSettingsUpdate, deps: PermDeps, ctx: Ctx) -> App
                                .values(default_grant_override=cmd.default_grant).returning(apps))).one_or_none()
         if row is None:
             raise _no_app(cmd.app_key)
-        await _audit(s, ctx, "app.configured", actor_id=actor.user_id, app_key=cmd.app_key,
-                     details={"default_grant": cmd.default_grant})
+        change = await _audit(s, ctx, "app.configured", actor_id=actor.user_id, app_key=cmd.app_key,
+                              change="app_configured", details={"default_grant": cmd.default_grant})
+    await deps.publish_changed(change)
     return _app_admin(row, now())
 
 
@@ -303,10 +304,13 @@ async def create_group(cmd: GroupCreate, deps: PermDeps, ctx: Ctx) -> GroupPubli
     try:
         async with deps.db.transaction() as s:
             await s.execute(insert(groups).values(id=gid, name=name, description=cmd.description))
-            await _audit(s, ctx, "group.created", actor_id=actor.user_id, group_id=gid, details={"name": name})
-            return await _group_public(s, gid)
+            change = await _audit(s, ctx, "group.created", actor_id=actor.user_id, group_id=gid,
+                                  change="group_created", details={"name": name})
+            group = await _group_public(s, gid)
     except IntegrityError:
         raise _name_taken(name) from None
+    await deps.publish_changed(change)
+    return group
 
 
 async def update_group(cmd: GroupUpdate, deps: PermDeps, ctx: Ctx) -> GroupPublic:
@@ -322,11 +326,14 @@ async def update_group(cmd: GroupUpdate, deps: PermDeps, ctx: Ctx) -> GroupPubli
                                      .returning(groups.c.id))).first()
             if found is None:
                 raise NotFound("There is no such group; it may have been deleted.")
-            await _audit(s, ctx, "group.updated", actor_id=actor.user_id, group_id=cmd.group_id,
-                         details={k: v for k, v in values.items() if k != "updated_at"})
-            return await _group_public(s, cmd.group_id)
+            change = await _audit(s, ctx, "group.updated", actor_id=actor.user_id, group_id=cmd.group_id,
+                                  change="group_updated",
+                                  details={k: v for k, v in values.items() if k != "updated_at"})
+            group = await _group_public(s, cmd.group_id)
     except IntegrityError:
         raise _name_taken(values.get("name", "")) from None
+    await deps.publish_changed(change)
+    return group
 
 
 async def delete_group(cmd: GroupRef, deps: PermDeps, ctx: Ctx) -> None:
@@ -410,11 +417,11 @@ async def revoke_group(cmd: GroupGrantChange, deps: PermDeps, ctx: Ctx) -> Group
 
 async def _audit(s: AsyncSession, ctx: Ctx, action: str, *, actor_id: UUID | None = None,
                  user_id: UUID | None = None, group_id: UUID | None = None, app_key: str | None = None,
-                 change: PermissionChange | None = None, user_ids: list[UUID] | None = None,
+                 change: PermissionChange, user_ids: list[UUID] | None = None,
                  details: dict[str, Any] | None = None) -> PermissionsChanged:
     """Write the audit row; return the event to publish once the transaction has committed."""
     at = now()
     await s.execute(insert(audit_log).values(id=uuid.uuid4(), at=at, action=action, actor_id=actor_id,
                                              user_id=user_id, group_id=group_id, app_key=app_key,
                                              request_id=ctx.request_id, details=details or {}))
-    return PermissionsChanged(user_ids=user_ids or [], app_key=app_key, change=change or "granted", at=at)
+    return PermissionsChanged(user_ids=user_ids or [], app_key=app_key, change=change, at=at)

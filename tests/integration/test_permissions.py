@@ -119,17 +119,59 @@ async def test_default_grants_and_profile_exactly_once(stack: Stack, http: httpx
     r = await http.get("/profile", headers=user.headers)
     assert r.json()["display_name"] == "Changed after signup"
 
+    applied = await query(stack, "permissions", "select count(*) as n from audit_log where user_id = :u "
+                                                "and action = 'grant.defaults_applied'", u=user.id)
+    profiles = await query(stack, "profile", "select count(*) as n from profiles where user_id = :u", u=user.id)
+    assert applied[0].n == 1 and profiles[0].n == 1
+
+
+async def query(stack: Stack, schema: str, sql: str, **params: object) -> list:
     from sqlalchemy import text
 
-    for schema, sql in (("permissions", "select count(*) from audit_log where user_id = :u "
-                                        "and action = 'grant.defaults_applied'"),
-                        ("profile", "select count(*) from profiles where user_id = :u")):
-        db = Database(stack.db_urls[schema], schema)
-        try:
-            async with db.session() as s:
-                assert (await s.execute(text(sql), {"u": user.id})).scalar_one() == 1, schema
-        finally:
-            await db.dispose()
+    db = Database(stack.db_urls[schema], schema)
+    try:
+        async with db.session() as s:
+            return list((await s.execute(text(sql), params)).all())
+    finally:
+        await db.dispose()
+
+
+async def test_a_deleted_user_keeps_no_grants_or_memberships(stack: Stack, http: httpx.AsyncClient,
+                                                             new_admin: AppUser, new_user: AppUser) -> None:
+    # The subscriber is wired once auth declares USER_DELETED; the handler is tested here directly.
+    from services.kit.bus import Ctx
+    from services.permissions import handlers
+
+    key = await announce(stack)
+    h = new_admin.headers
+    assert (await http.put(f"/admin/users/{new_user.id}/grants/{key}", headers=h)).status_code == 200
+    group = (await http.post("/admin/groups", json={"name": f"G {uuid.uuid4().hex[:6]}"}, headers=h)).json()
+    assert (await http.put(f"/admin/groups/{group['id']}/members/{new_user.id}", headers=h)).status_code == 200
+    db = Database(stack.db_urls["permissions"], "permissions")
+    seen: list[object] = []
+
+    async def publish(event: object) -> None:
+        seen.append(event)
+
+    try:
+        await handlers.forget_user(UUID(new_user.id), handlers.PermDeps(db=db, publish_changed=publish),
+                                   Ctx(request_id="test"))
+    finally:
+        await db.dispose()
+    grants = await grants_of(http, new_admin, new_user.id)
+    assert grants["direct"] == [] and grants["effective"] == []
+    assert len(seen) == 1 and seen[0].user_ids == [UUID(new_user.id)]  # type: ignore[attr-defined]
+
+
+async def test_old_announcements_are_pruned(stack: Stack) -> None:
+    from services.permissions.app import prune_announcements_once
+
+    js = stack.nc.jetstream()
+    for _ in range(3):
+        await announce(stack)
+    await prune_announcements_once(js, keep=2)
+    info = await js.stream_info(APP_ANNOUNCED.stream, subjects_filter=APP_ANNOUNCED.subject)
+    assert info.state.subjects[APP_ANNOUNCED.subject] == 2
 
 
 async def test_revoked_app_disappears_and_guard_refuses_on_next_request(
@@ -201,6 +243,13 @@ async def test_group_grant_gives_access_and_membership_removal_takes_it(
     assert r.status_code == 204
     r = await http.delete(f"/admin/groups/{group['id']}", headers=h)
     assert r.status_code == 404
+
+    # Every change is an audit entry, with who did it.
+    rows = await query(stack, "permissions", "select action, actor_id from audit_log where group_id = :g order by at",
+                       g=group["id"])
+    assert [r.action for r in rows] == ["group.created", "group.granted", "group.member_added",
+                                        "group.member_removed", "group.updated", "group.deleted"]
+    assert {str(r.actor_id) for r in rows} == {new_admin.id}
 
 
 async def test_admin_app_registry_and_unknown_app(http: httpx.AsyncClient, stack: Stack, new_admin: AppUser,

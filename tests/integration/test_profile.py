@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from uuid import UUID
 
 import httpx
 import pytest
@@ -109,3 +110,34 @@ async def test_avatar_upload_serves_a_256px_reencoded_image(http: httpx.AsyncCli
     r = await http.delete("/profile/avatar", headers=h)
     assert r.status_code == 200 and r.json()["has_avatar"] is False
     assert (await http.get("/profile/avatar", headers=h)).status_code == 404
+
+
+async def test_a_deleted_user_leaves_no_profile_or_avatar(stack: Stack, http: httpx.AsyncClient,
+                                                          new_user: AppUser) -> None:
+    # The subscriber is wired once auth declares USER_DELETED; the handler is tested here directly.
+    from contracts.profile import AVATAR_BUCKET
+    from services.kit.bus import Ctx, ensure_object_store
+    from services.kit.db import Database
+    from services.profile import handlers
+
+    assert (await http.put("/profile/avatar", content=png(), headers=new_user.headers)).status_code == 200
+    db = Database(stack.db_urls["profile"], "profile")
+    store = await ensure_object_store(stack.nc.jetstream(), AVATAR_BUCKET)
+    try:
+        async with db.session() as s:
+            from sqlalchemy import text
+
+            name = (await s.execute(text("select avatar_object from profiles where user_id = :u"),
+                                    {"u": new_user.id})).scalar_one()
+        assert (await store.get(name)).data
+        await handlers.forget_user(UUID(new_user.id), handlers.ProfileDeps(db=db, avatars=store), Ctx(request_id="t"))
+        async with db.session() as s:
+            left = (await s.execute(text("select count(*) from profiles where user_id = :u"),
+                                    {"u": new_user.id})).scalar_one()
+    finally:
+        await db.dispose()
+    assert left == 0
+    from nats.js.errors import ObjectNotFoundError
+
+    with pytest.raises(ObjectNotFoundError):
+        await store.get(name)
