@@ -25,6 +25,7 @@ from contracts.auth import (
     UserRegistered,
     UserState,
 )
+from services.kit.bus import ensure_kv
 from services.kit.db import Database
 
 from . import passwords
@@ -76,7 +77,7 @@ async def announce(nc: Any, row: Any, outcome: str) -> None:
         await js.publish(USER_REGISTERED.subject, event.model_dump_json().encode(), timeout=10,
                          headers={Header.MSG_ID: f"user_registered:{row.id}"})
         return
-    kv = await js.key_value(AUTH_STATE_BUCKET)
+    kv = await ensure_kv(js, AUTH_STATE_BUCKET)
     try:  # keep the user's cut-off for old tokens; only role and active change
         entry = await kv.get(f"user.{row.id}")
         state = UserState.model_validate_json(entry.value or b"{}")

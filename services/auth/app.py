@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from contracts import Empty
 from contracts.auth import (
     ADMIN_AUDIT,
@@ -34,6 +36,7 @@ from services.kit.db import Database
 from services.kit.security import TokenVerifier
 
 from . import handlers
+from .admin import ensure_admin
 from .config import AuthConfig
 from .keys import KeyRing
 from .mailer import make_mailer
@@ -88,6 +91,14 @@ def create_service(settings: ServiceSettings) -> Service:
             return await fn(deps, ctx)
 
         svc.rpc(desc)(subscriber_empty)
+
+    async def admin_from_environment() -> None:
+        """`ATRIUM_ADMIN_EMAIL` + `ATRIUM_ADMIN_PASSWORD` make the first admin at start (idempotent)."""
+        email, password = os.environ.get("ATRIUM_ADMIN_EMAIL"), os.environ.get("ATRIUM_ADMIN_PASSWORD")
+        if email and password:
+            await ensure_admin(db, email, password, policy=config.policy, nc=svc.nc)
+
+    svc.on_startup.append(admin_from_environment)
 
     @svc.rpc(JWKS)
     async def jwks(_: Empty, ctx: Ctx):
