@@ -73,8 +73,7 @@ export function refreshSession(): Promise<boolean> {
     refreshing = fetch(`${API_BASE}/auth/refresh`, {
       method: "POST",
       credentials: "same-origin",
-      headers: withCsrf({ "Content-Type": "application/json" }, "POST"),
-      body: "{}",
+      headers: withCsrf({}, "POST"),
     })
       .then((r) => r.ok)
       .catch(() => false)
@@ -137,15 +136,17 @@ export function buildUrl(path: string, query?: RequestOptions["query"]): string 
 
 export async function apiFetch(path: string, opts: RequestOptions = {}): Promise<Response> {
   const method = (opts.method ?? "GET").toUpperCase();
-  const isForm = typeof FormData !== "undefined" && opts.body instanceof FormData;
+  // FormData and Blob (e.g. an image) go as they are; everything else as JSON.
+  const isForm = (typeof FormData !== "undefined" && opts.body instanceof FormData) || (typeof Blob !== "undefined" && opts.body instanceof Blob);
   const send = () => {
     const headers: Record<string, string> = { Accept: "application/json" };
     if (opts.body !== undefined && !isForm) headers["Content-Type"] = "application/json";
+    if (typeof Blob !== "undefined" && opts.body instanceof Blob && opts.body.type) headers["Content-Type"] = opts.body.type;
     return fetch(buildUrl(path, opts.query), {
       method,
       credentials: "same-origin",
       headers: withCsrf(headers, method),
-      body: opts.body === undefined ? undefined : isForm ? (opts.body as FormData) : JSON.stringify(opts.body),
+      body: opts.body === undefined ? undefined : isForm ? (opts.body as FormData | Blob) : JSON.stringify(opts.body),
       signal: opts.signal,
     });
   };

@@ -1,7 +1,7 @@
 import * as React from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { Navigate, useLocation, useNavigate } from "react-router-dom";
-import { api, ApiError, onSessionLost } from "./api";
+import { api, ApiError, csrfToken, onSessionLost } from "./api";
 import { Spinner } from "@/components/ui/states";
 
 export interface User {
@@ -21,6 +21,8 @@ export function useMe() {
   return useQuery<User | null>({
     queryKey: ME_KEY,
     queryFn: async () => {
+      // No csrf cookie means no session at all: skip a request that could only answer 401.
+      if (!csrfToken()) return null;
       try {
         return await api<User>("/auth/me");
       } catch (e) {

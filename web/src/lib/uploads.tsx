@@ -35,10 +35,14 @@ function restore(): UploadItem[] {
   }
 }
 
-/** The response of POST /documents: one UploadResult, or a list of them. */
-export function uploadedDocument(body: unknown): { document?: DocumentSummary; duplicate?: boolean } {
+/** The response of POST /documents: `{documents: [UploadResult…], errors: […]}` (or one UploadResult). */
+export function uploadedDocument(body: unknown): { document?: DocumentSummary; duplicate?: boolean; error?: string } {
   const b = body as Record<string, unknown> | unknown[] | null;
-  const first = Array.isArray(b) ? b[0] : b && Array.isArray((b as Record<string, unknown>).items) ? ((b as Record<string, unknown>).items as unknown[])[0] : b;
+  if (b && !Array.isArray(b) && Array.isArray(b.errors) && b.errors.length && !(Array.isArray(b.documents) && b.documents.length)) {
+    return { error: String((b.errors[0] as { message?: string }).message ?? "") };
+  }
+  const list = b && !Array.isArray(b) ? (b.documents ?? b.items) : b;
+  const first = Array.isArray(list) ? list[0] : b;
   const r = first as Record<string, unknown> | undefined;
   if (!r) return {};
   if (r.document) return { document: r.document as DocumentSummary, duplicate: Boolean(r.duplicate) };
@@ -73,15 +77,16 @@ export function UploadsProvider({ children }: { children: React.ReactNode }) {
       active.current += 1;
       update(key, { phase: "uploading" });
       const form = new FormData();
-      form.append("files", file, file.name);
+      form.append("file", file, file.name);
       const handle = uploadWithProgress("/documents", form, (loaded) => update(key, { loaded }));
       handle.promise
         .then((body) => {
           const r = uploadedDocument(body);
+          if (r.error) throw new Error(r.error);
           update(key, { phase: "uploaded", loaded: file.size, documentId: r.document?.id, duplicate: r.duplicate });
           void qc.invalidateQueries({ queryKey: ["documents"] });
         })
-        .catch((e: unknown) => update(key, { phase: "failed", error: e instanceof ApiError ? e.message : String(e) }))
+        .catch((e: unknown) => update(key, { phase: "failed", error: e instanceof ApiError || e instanceof Error ? e.message : String(e) }))
         .finally(() => {
           files.current.delete(key);
           active.current -= 1;

@@ -149,7 +149,7 @@ const en = {
     empty_hint: "Tasks appear when documents are processed. Change the filters to see more.",
   },
   admin: {
-    users_title: "Users", users_subtitle: "Accounts, roles and access.", search_users: "Search", search_placeholder: "Email or name",
+    users_title: "Users", users_total_one: "{{count}} user", users_total_other: "{{count}} users", users_subtitle: "Accounts, roles and access.", search_users: "Search", search_placeholder: "Email or name",
     role: "Role", state: "State", active: "Active", inactive: "Deactivated", user: "User", created: "Created", unverified: "Email not verified",
     no_users: "No users found", role_of: "Role of {{email}}", end_sessions: "End sessions", end_sessions_of: "End all sessions of {{email}}",
     start_reset: "Password reset", start_reset_of: "Send {{email}} a password reset", user_updated: "User updated", sessions_ended: "Sessions ended",

@@ -158,7 +158,7 @@ const ru = {
     empty_hint: "Задачи появляются при обработке документов. Измените фильтры, чтобы увидеть больше.",
   },
   admin: {
-    users_title: "Пользователи", users_subtitle: "Учётные записи, роли и доступ.", search_users: "Поиск", search_placeholder: "Почта или имя",
+    users_title: "Пользователи", users_total_one: "{{count}} пользователь", users_total_few: "{{count}} пользователя", users_total_many: "{{count}} пользователей", users_total_other: "{{count}} пользователя", users_subtitle: "Учётные записи, роли и доступ.", search_users: "Поиск", search_placeholder: "Почта или имя",
     role: "Роль", state: "Состояние", active: "Активен", inactive: "Отключён", user: "Пользователь", created: "Создан", unverified: "Почта не подтверждена",
     no_users: "Пользователи не найдены", role_of: "Роль {{email}}", end_sessions: "Завершить сеансы", end_sessions_of: "Завершить все сеансы {{email}}",
     start_reset: "Сброс пароля", start_reset_of: "Отправить {{email}} сброс пароля", user_updated: "Пользователь изменён", sessions_ended: "Сеансы завершены",

@@ -41,15 +41,6 @@ function timeZones(): string[] {
   }
 }
 
-function toBase64(file: File): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(String(reader.result).split(",", 2)[1] ?? "");
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(file);
-  });
-}
-
 export function ProfilePage() {
   const { t, i18n } = useTranslation();
   const qc = useQueryClient();
@@ -84,7 +75,7 @@ export function ProfilePage() {
     },
   });
   const uploadAvatar = useMutation({
-    mutationFn: async (file: File) => api<Profile>("/profile/avatar", { method: "PUT", body: { data: await toBase64(file) } }),
+    mutationFn: (file: File) => api<Profile>("/profile/avatar", { method: "PUT", body: file }),
     onSuccess: (p) => {
       qc.setQueryData(["profile"], p);
       setAvatarFile(null);

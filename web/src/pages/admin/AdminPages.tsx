@@ -20,19 +20,20 @@ import { asList, formatDate } from "@/lib/utils";
 
 interface UserPage {
   items: User[];
-  total?: number;
-  next_cursor?: string | null;
+  total: number;
+  limit: number;
+  offset: number;
 }
 
-function useUsers(search: { q?: string; role?: string; active?: string; cursor?: string | null; limit?: number }) {
+const USERS_PAGE = 25;
+
+function useUsers(search: { q?: string; role?: string; state?: string; offset?: number; limit?: number }) {
   return useQuery({
     queryKey: ["admin", "users", search],
-    queryFn: async () => {
-      const data = await api<UserPage | User[]>("/admin/users", {
-        query: { q: search.q, role: search.role, is_active: search.active === "" ? undefined : search.active, cursor: search.cursor, limit: search.limit ?? 25 },
-      });
-      return Array.isArray(data) ? { items: data, total: data.length } : { ...data, items: asList<User>(data) };
-    },
+    queryFn: () =>
+      api<UserPage>("/admin/users", {
+        query: { search: search.q, role: search.role, state: search.state, offset: search.offset ?? 0, limit: search.limit ?? USERS_PAGE },
+      }),
     placeholderData: keepPreviousData,
   });
 }
@@ -44,8 +45,8 @@ export function AdminUsersPage() {
   const [q, setQ] = React.useState("");
   const [role, setRole] = React.useState("");
   const [active, setActive] = React.useState("");
-  const [cursors, setCursors] = React.useState<(string | null)[]>([null]);
-  const users = useUsers({ q: q || undefined, role: role || undefined, active, cursor: cursors[cursors.length - 1] });
+  const [offset, setOffset] = React.useState(0);
+  const users = useUsers({ q: q || undefined, role: role || undefined, state: active || undefined, offset });
   const [confirm, setConfirm] = React.useState<null | { kind: "sessions" | "reset" | "deactivate"; user: User }>(null);
   const ok = (title: string) => {
     toast({ title, variant: "success" });
@@ -68,7 +69,7 @@ export function AdminUsersPage() {
     onError: fail,
   });
   const reset = (f: () => void) => {
-    setCursors([null]);
+    setOffset(0);
     f();
   };
   return (
@@ -91,8 +92,8 @@ export function AdminUsersPage() {
           <Label htmlFor="user-active">{t("admin.state")}</Label>
           <NativeSelect id="user-active" value={active} onChange={(e) => reset(() => setActive(e.target.value))}>
             <option value="">{t("common.all")}</option>
-            <option value="true">{t("admin.active")}</option>
-            <option value="false">{t("admin.inactive")}</option>
+            <option value="active">{t("admin.active")}</option>
+            <option value="inactive">{t("admin.inactive")}</option>
           </NativeSelect>
         </div>
       </div>
@@ -155,9 +156,9 @@ export function AdminUsersPage() {
             </TableBody>
           </Table>
           <div className="flex items-center justify-end gap-2 border-t p-3 text-sm text-muted-foreground">
-            {users.data!.total != null && <span>{t("documents.total", { count: users.data!.total })}</span>}
-            <Button size="sm" variant="outline" disabled={cursors.length <= 1} onClick={() => setCursors((c) => c.slice(0, -1))} aria-label={t("documents.prev_page")}><ChevronLeft /></Button>
-            <Button size="sm" variant="outline" disabled={!users.data!.next_cursor} onClick={() => setCursors((c) => [...c, users.data!.next_cursor!])} aria-label={t("documents.next_page")}><ChevronRight /></Button>
+            <span>{t("admin.users_total", { count: users.data!.total })}</span>
+            <Button size="sm" variant="outline" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - USERS_PAGE))} aria-label={t("documents.prev_page")}><ChevronLeft /></Button>
+            <Button size="sm" variant="outline" disabled={offset + USERS_PAGE >= users.data!.total} onClick={() => setOffset(offset + USERS_PAGE)} aria-label={t("documents.next_page")}><ChevronRight /></Button>
           </div>
         </Card>
       )}
@@ -560,6 +561,8 @@ export function AdminDocumentsSettingsPage() {
   );
 }
 
+const AUDIT_PAGE = 50;
+
 interface AuditEntry {
   id: string;
   at?: string;
@@ -579,21 +582,19 @@ export function AdminAuditPage() {
   const [action, setAction] = React.useState("");
   const [from, setFrom] = React.useState("");
   const [to, setTo] = React.useState("");
-  const [cursors, setCursors] = React.useState<(string | null)[]>([null]);
+  const [offset, setOffset] = React.useState(0);
   const audit = useQuery({
-    queryKey: ["admin", "audit", action, from, to, cursors],
-    queryFn: async () => {
-      const data = await api<{ items: AuditEntry[]; next_cursor?: string | null; total?: number }>("/admin/audit", {
+    queryKey: ["admin", "audit", action, from, to, offset],
+    queryFn: () =>
+      api<{ items: AuditEntry[]; total: number }>("/admin/audit", {
         query: {
           action: action || undefined,
           since: from ? new Date(`${from}T00:00:00`).toISOString() : undefined,
           until: to ? new Date(`${to}T23:59:59.999`).toISOString() : undefined,
-          cursor: cursors[cursors.length - 1],
-          limit: 50,
+          offset,
+          limit: AUDIT_PAGE,
         },
-      });
-      return { items: asList<AuditEntry>(data), next_cursor: (data as { next_cursor?: string | null }).next_cursor };
-    },
+      }),
     placeholderData: keepPreviousData,
   });
   return (
@@ -602,15 +603,15 @@ export function AdminAuditPage() {
       <div className="grid gap-3 sm:grid-cols-3">
         <div className="grid gap-1">
           <Label htmlFor="audit-action">{t("admin.audit_action")}</Label>
-          <Input id="audit-action" type="search" value={action} placeholder="login_failed" onChange={(e) => { setCursors([null]); setAction(e.target.value); }} />
+          <Input id="audit-action" type="search" value={action} placeholder="auth.login" onChange={(e) => { setOffset(0); setAction(e.target.value); }} />
         </div>
         <div className="grid gap-1">
           <Label htmlFor="audit-from">{t("filters.from")}</Label>
-          <Input id="audit-from" type="date" value={from} onChange={(e) => { setCursors([null]); setFrom(e.target.value); }} />
+          <Input id="audit-from" type="date" value={from} onChange={(e) => { setOffset(0); setFrom(e.target.value); }} />
         </div>
         <div className="grid gap-1">
           <Label htmlFor="audit-to">{t("filters.to")}</Label>
-          <Input id="audit-to" type="date" value={to} onChange={(e) => { setCursors([null]); setTo(e.target.value); }} />
+          <Input id="audit-to" type="date" value={to} onChange={(e) => { setOffset(0); setTo(e.target.value); }} />
         </div>
       </div>
       {audit.isLoading ? <Spinner /> : audit.isError ? <ErrorState error={audit.error} onRetry={() => void audit.refetch()} /> : audit.data!.items.length === 0 ? (
@@ -632,7 +633,7 @@ export function AdminAuditPage() {
                 <TableRow key={e.id ?? i}>
                   <TableCell className="whitespace-nowrap">{formatDate(e.at ?? e.created_at, i18n.language)}</TableCell>
                   <TableCell><Badge variant={/fail|reuse/.test(e.action) ? "destructive" : "outline"}>{e.action}</Badge></TableCell>
-                  <TableCell className="max-w-[12rem] truncate">{e.actor_email ?? e.actor_id ?? "—"}</TableCell>
+                  <TableCell className="max-w-[12rem] truncate font-mono text-xs">{e.actor_email ?? e.actor_id ?? "—"}</TableCell>
                   <TableCell className="hidden max-w-[12rem] truncate md:table-cell">{e.target_email ?? e.target_id ?? "—"}</TableCell>
                   <TableCell className="hidden tabular-nums lg:table-cell">{e.ip ?? "—"}</TableCell>
                 </TableRow>
@@ -640,8 +641,8 @@ export function AdminAuditPage() {
             </TableBody>
           </Table>
           <div className="flex justify-end gap-2 border-t p-3">
-            <Button size="sm" variant="outline" disabled={cursors.length <= 1} onClick={() => setCursors((c) => c.slice(0, -1))} aria-label={t("documents.prev_page")}><ChevronLeft /></Button>
-            <Button size="sm" variant="outline" disabled={!audit.data!.next_cursor} onClick={() => setCursors((c) => [...c, audit.data!.next_cursor!])} aria-label={t("documents.next_page")}><ChevronRight /></Button>
+            <Button size="sm" variant="outline" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - AUDIT_PAGE))} aria-label={t("documents.prev_page")}><ChevronLeft /></Button>
+            <Button size="sm" variant="outline" disabled={offset + AUDIT_PAGE >= audit.data!.total} onClick={() => setOffset(offset + AUDIT_PAGE)} aria-label={t("documents.next_page")}><ChevronRight /></Button>
           </div>
         </Card>
       )}

@@ -1,0 +1,171 @@
+"""Browser tests: Debian's chromium driven by Playwright against the real stack of tests/conftest.py.
+
+The web app is built once per run (skipped when web/dist is newer than its sources); the gateway
+of the `stack` fixture serves it. Every page records console errors and uncaught exceptions, and a
+test fails if any appeared that it did not expect. Screenshots go to test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tests.conftest import PASSWORD, ROOT, Stack
+
+WEB = ROOT / "web"
+DIST = WEB / "dist"
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = os.environ.get("ATRIUM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]
+TOKEN_IN_LINK = re.compile(r"token=([A-Za-z0-9_\-]+)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: browser tests (real chromium against the real stack); select with -m e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.e2e)
+
+
+def _newest_source_mtime() -> float:
+    paths = [WEB / "package.json", WEB / "package-lock.json", WEB / "index.html", WEB / "vite.config.ts",
+             WEB / "tsconfig.json"]
+    paths += [p for p in (WEB / "src").rglob("*") if p.is_file()]
+    paths += [p for p in (WEB / "public").rglob("*") if p.is_file()]
+    return max(p.stat().st_mtime for p in paths if p.exists())
+
+
+def build_web() -> None:
+    """`npm install` when node_modules is missing or older than the lock, then `npm run build` when stale."""
+    npm = shutil.which("npm")
+    if not npm:
+        pytest.fail("npm (Node.js 20+) is required to build the web app for the browser tests")
+    lock, installed = WEB / "package-lock.json", WEB / "node_modules" / ".package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        # `npm ci` fails against this registry; install from the committed lock instead.
+        subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=WEB, check=True)
+    index = DIST / "index.html"
+    if index.exists() and index.stat().st_mtime >= _newest_source_mtime():
+        return
+    subprocess.run([npm, "run", "build"], cwd=WEB, check=True)
+
+
+@pytest.fixture(scope="session")
+def web_dist() -> Path:
+    build_web()
+    return DIST
+
+
+@pytest_asyncio.fixture(scope="session")
+async def browser(web_dist: Path) -> AsyncIterator[object]:
+    from playwright.async_api import async_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"chromium not found at {CHROMIUM}: apt-get install chromium (or set ATRIUM_CHROMIUM)")
+    async with async_playwright() as pw:
+        # Playwright gives every launch a fresh temporary profile (user-data dir) of its own.
+        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        await b.close()
+
+
+@dataclass
+class PageErrors:
+    """Console errors and uncaught exceptions of one page; `allow` lists patterns a test expects."""
+
+    messages: list[str] = field(default_factory=list)
+    allow: list[str] = field(default_factory=list)
+
+    def unexpected(self) -> list[str]:
+        return [m for m in self.messages if not any(re.search(a, m) for a in self.allow)]
+
+
+@dataclass
+class Browsing:
+    stack: Stack
+    browser: object
+    contexts: list = field(default_factory=list)
+    errors: list[PageErrors] = field(default_factory=list)
+
+    async def new_page(self, *, width: int = 1280, height: int = 860, color_scheme: str = "light"):
+        ctx = await self.browser.new_context(  # type: ignore[attr-defined]
+            base_url=self.stack.base_url, viewport={"width": width, "height": height}, color_scheme=color_scheme,
+            locale="en-US", accept_downloads=True)
+        ctx.set_default_timeout(15_000)
+        self.contexts.append(ctx)
+        page = await ctx.new_page()
+        errs = PageErrors()
+        self.errors.append(errs)
+        page.on("console", lambda msg: errs.messages.append(f"console: {msg.text}") if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errs.messages.append(f"pageerror: {exc}"))
+        page.errors = errs  # type: ignore[attr-defined]
+        return page
+
+    async def close(self) -> None:
+        for ctx in self.contexts:
+            await ctx.close()
+
+
+@pytest_asyncio.fixture
+async def browsing(stack: Stack, browser: object) -> AsyncIterator[Browsing]:
+    b = Browsing(stack, browser)
+    yield b
+    await b.close()
+    problems = [m for e in b.errors for m in e.unexpected()]
+    assert not problems, "errors in the browser console:\n" + "\n".join(problems)
+
+
+async def screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def _mail_tokens(stack: Stack, address: str, subject_word: str) -> list[str]:
+    found = []
+    for path in sorted((stack.data_dir / "mail").glob("*.eml"), key=lambda p: p.stat().st_mtime_ns):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if msg["To"] == address and subject_word.lower() in str(msg["Subject"]).lower():
+            match = TOKEN_IN_LINK.search(msg.get_content())  # type: ignore[attr-defined]
+            if match:
+                found.append(match.group(1))
+    return found
+
+
+async def mail_token(stack: Stack, address: str, subject_word: str, timeout_s: float = 10.0) -> str:
+    """The token of the newest dev-outbox mail to `address` whose subject has `subject_word` (waits for it)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        tokens = _mail_tokens(stack, address, subject_word)
+        if tokens:
+            return tokens[-1]
+        assert asyncio.get_running_loop().time() < deadline, f"no mail about {subject_word!r} to {address}"
+        await asyncio.sleep(0.1)
+
+
+async def sign_in(page, email_address: str, password: str = PASSWORD, *, remember: bool = False) -> None:  # type: ignore[no-untyped-def]
+    await page.goto("/sign-in")
+    await page.get_by_label("Email").fill(email_address)
+    await page.get_by_label("Password", exact=True).fill(password)
+    if remember:
+        await page.get_by_label("Remember me").check()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await page.get_by_role("heading", name=re.compile("^Welcome")).wait_for()
+
+
