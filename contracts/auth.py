@@ -200,6 +200,13 @@ class UserChanged(Contract):
     changed_at: datetime
 
 
+class UserDeleted(Contract):
+    """An account is gone: services forget what they hold for it (profiles, grants, documents)."""
+
+    user_id: UUID
+    deleted_at: datetime
+
+
 AUTH_HEALTH = health_rpc("auth")
 REGISTER = Rpc("auth.user.register", RegisterUser, UserPublic, access="public", summary="Create an account")
 LOGIN = Rpc("auth.session.login", LoginRequest, TokenPair, access="public", summary="Password login; opens a session")
@@ -227,6 +234,8 @@ ADMIN_END_SESSIONS = Rpc("auth.user.end_sessions", AdminUserRef, Ack, access="ad
                          summary="Admin: end every session of an account")
 ADMIN_START_RESET = Rpc("auth.user.start_reset", AdminUserRef, Ack, access="admin",
                         summary="Admin: mail the account a password-reset link")
+ADMIN_DELETE_USER = Rpc("auth.user.delete", AdminUserRef, Ack, access="admin",
+                        summary="Admin: delete an account; every service forgets it (events.auth.user_deleted)")
 ADMIN_AUDIT = Rpc("auth.audit.list", ListAudit, AuditPage, access="admin", summary="Admin: the audit trail")
 JWKS = Rpc("auth.keys.jwks", Empty, Jwks, access="public", summary="Public keys that verify access tokens")
 
@@ -234,6 +243,8 @@ USER_REGISTERED = Event("events.auth.user_registered", UserRegistered, stream=AU
                         summary="A new account exists")
 USER_CHANGED = Event("events.auth.user_changed", UserChanged, stream=AUTH_STREAM.name,
                      summary="An account's role or active flag changed")
+USER_DELETED = Event("events.auth.user_deleted", UserDeleted, stream=AUTH_STREAM.name,
+                     summary="An account was deleted")
 
 # Token claims every verifier checks.
 TOKEN_AUDIENCE = "atrium"

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from contracts.auth import (
     ADMIN_AUDIT,
+    ADMIN_DELETE_USER,
     ADMIN_END_SESSIONS,
     ADMIN_LIST_USERS,
     ADMIN_START_RESET,
@@ -45,6 +46,11 @@ async def list_users(call: Call, token: Token, search: str | None = None, role: 
 async def update_user(user_id: UUID, body: AdminUserChanges, call: Call, token: Token) -> UserPublic:
     return await call(ADMIN_UPDATE_USER, AdminUpdateUser(user_id=user_id, **body.model_dump(exclude_unset=True)),
                       token=token)
+
+
+@router.delete("/users/{user_id}", response_model=Ack, summary="Delete an account (every service forgets it)")
+async def delete_user(user_id: UUID, call: Call, token: Token) -> Ack:
+    return await call(ADMIN_DELETE_USER, AdminUserRef(user_id=user_id), token=token)
 
 
 @router.post("/users/{user_id}/sessions/end", response_model=Ack, summary="End every session of an account")

@@ -7,6 +7,7 @@ import os
 from contracts import Empty
 from contracts.auth import (
     ADMIN_AUDIT,
+    ADMIN_DELETE_USER,
     ADMIN_END_SESSIONS,
     ADMIN_LIST_USERS,
     ADMIN_START_RESET,
@@ -25,9 +26,11 @@ from contracts.auth import (
     RESET_PASSWORD,
     SESSIONS,
     USER_CHANGED,
+    USER_DELETED,
     USER_REGISTERED,
     VERIFY_EMAIL,
     UserChanged,
+    UserDeleted,
     UserRegistered,
 )
 from services.kit.bus import Ctx, Service
@@ -64,8 +67,11 @@ def create_service(settings: ServiceSettings) -> Service:
     async def publish_changed(event: UserChanged) -> None:
         await svc.publish(USER_CHANGED, event, msg_id=f"user_changed:{event.user_id}:{event.changed_at.timestamp()}")
 
+    async def publish_deleted(event: UserDeleted) -> None:
+        await svc.publish(USER_DELETED, event, msg_id=f"user_deleted:{event.user_id}")
+
     deps = handlers.AuthDeps(db=db, keys=keys, publish_registered=publish_registered,
-                             publish_changed=publish_changed, config=config,
+                             publish_changed=publish_changed, publish_deleted=publish_deleted, config=config,
                              limiter=RateLimiter(config.rate_rules, config.rate_exempt_ips),
                              mailer=make_mailer(config), state=AuthState(verifier))
 
@@ -77,7 +83,7 @@ def create_service(settings: ServiceSettings) -> Service:
         VERIFY_EMAIL: handlers.verify_email, CHANGE_EMAIL: handlers.change_email,
         ADMIN_LIST_USERS: handlers.admin_list_users, ADMIN_UPDATE_USER: handlers.admin_update_user,
         ADMIN_END_SESSIONS: handlers.admin_end_sessions, ADMIN_START_RESET: handlers.admin_start_reset,
-        ADMIN_AUDIT: handlers.admin_audit,
+        ADMIN_AUDIT: handlers.admin_audit, ADMIN_DELETE_USER: handlers.admin_delete_user,
     }
     for desc, fn in with_command.items():
         async def subscriber(cmd, ctx: Ctx, fn=fn):  # type: ignore[no-untyped-def]

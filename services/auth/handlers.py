@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,6 +38,7 @@ from contracts.auth import (
     SessionList,
     TokenPair,
     UserChanged,
+    UserDeleted,
     UserPage,
     UserPublic,
     UserRegistered,
@@ -63,6 +64,7 @@ FORGOT_ANSWER = ("If an account exists for this address, a link to reset its pas
 
 PublishRegistered = Callable[[UserRegistered], Awaitable[None]]
 PublishChanged = Callable[[UserChanged], Awaitable[None]]
+PublishDeleted = Callable[[UserDeleted], Awaitable[None]]
 
 
 @dataclass
@@ -71,6 +73,7 @@ class AuthDeps:
     keys: KeyRing
     publish_registered: PublishRegistered
     publish_changed: PublishChanged
+    publish_deleted: PublishDeleted
     config: AuthConfig
     limiter: RateLimiter
     mailer: Mailer
@@ -548,19 +551,13 @@ async def admin_list_users(cmd: ListUsers, deps: AuthDeps, ctx: Ctx) -> UserPage
 async def admin_update_user(cmd: AdminUpdateUser, deps: AuthDeps, ctx: Ctx) -> UserPublic:
     actor = ctx.require_actor()
     async with deps.db.transaction() as s:
-        # Lock every active admin in one order first, so two admins demoting each other cannot both win.
-        admins = list((await s.execute(select(users.c.id).where(users.c.role == "admin", users.c.is_active)
-                                       .order_by(users.c.id).with_for_update())).scalars())
-        user = await _user_by_id(s, cmd.user_id, lock=True)
-        if user is None:
-            raise NotFound("There is no account with this id.")
+        user = await _lock_target_and_admins(s, cmd.user_id)
         role = cmd.role or user.role
         active = user.is_active if cmd.is_active is None else cmd.is_active
         if (role, active) == (user.role, user.is_active):
             return _public(user)
-        loses_admin = user.role == "admin" and user.is_active and (role != "admin" or not active)
-        if loses_admin and [a for a in admins if a != user.id] == []:
-            raise Conflict("This is the last active administrator; make another account admin first.")
+        if role != "admin" or not active:
+            await _refuse_last_admin(s, user)
         row = (await s.execute(update(users).where(users.c.id == user.id)
                                .values(role=role, is_active=active, updated_at=func.now()).returning(users))).one()
         if role != user.role:
@@ -576,6 +573,40 @@ async def admin_update_user(cmd: AdminUpdateUser, deps: AuthDeps, ctx: Ctx) -> U
     await deps.publish_changed(UserChanged(user_id=row.id, role=row.role, is_active=row.is_active,
                                            changed_at=_now()))
     return _public(row)
+
+
+async def _lock_target_and_admins(s: AsyncSession, user_id: Any) -> Any:
+    # Lock every active admin in one order first, so two admins demoting each other cannot both win.
+    await s.execute(select(users.c.id).where(users.c.role == "admin", users.c.is_active)
+                    .order_by(users.c.id).with_for_update())
+    user = await _user_by_id(s, user_id, lock=True)
+    if user is None:
+        raise NotFound("There is no account with this id.")
+    return user
+
+
+async def _refuse_last_admin(s: AsyncSession, user: Any) -> None:
+    """Call with the admins locked: refuse when `user` is the only active administrator."""
+    if user.role != "admin" or not user.is_active:
+        return
+    others = (await s.execute(select(func.count()).select_from(users).where(
+        users.c.role == "admin", users.c.is_active, users.c.id != user.id))).scalar_one()
+    if others == 0:
+        raise Conflict("This is the last active administrator; make another account admin first.")
+
+
+async def admin_delete_user(cmd: AdminUserRef, deps: AuthDeps, ctx: Ctx) -> Ack:
+    actor = ctx.require_actor()
+    async with deps.db.transaction() as s:
+        user = await _lock_target_and_admins(s, cmd.user_id)
+        await _refuse_last_admin(s, user)
+        live = await _live_session_ids(s, user.id)
+        await deps.state.revoke_sessions(live)
+        await deps.state.put_user(user.id, role=user.role, active=False, cut_off_tokens=True)
+        await s.execute(delete(users).where(users.c.id == user.id))  # sessions and tokens cascade
+        await audit(s, "user.deleted", ctx, actor_id=actor.user_id, target_id=user.id, sessions_ended=len(live))
+    await deps.publish_deleted(UserDeleted(user_id=user.id, deleted_at=_now()))
+    return Ack(message="The account is deleted; every service forgets it.")
 
 
 async def admin_end_sessions(cmd: AdminUserRef, deps: AuthDeps, ctx: Ctx) -> Ack:

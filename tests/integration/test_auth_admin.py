@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import select, update
 
-from contracts.auth import AUTH_STATE_BUCKET, USER_CHANGED, UserChanged, UserState
+from contracts.auth import AUTH_STATE_BUCKET, USER_CHANGED, USER_DELETED, UserChanged, UserDeleted, UserState
 from contracts.streams import AUTH_STREAM
 from services.auth.admin import ensure_admin
 from services.auth.tables import users
@@ -30,7 +30,7 @@ async def test_admin_create_is_idempotent_and_promotes(stack: Stack, http: httpx
 
 async def test_non_admin_is_forbidden_everywhere(http: httpx.AsyncClient, new_user: AppUser) -> None:
     for method, path in (("GET", "/admin/users"), ("GET", "/admin/audit"),
-                         ("PATCH", f"/admin/users/{new_user.id}"),
+                         ("PATCH", f"/admin/users/{new_user.id}"), ("DELETE", f"/admin/users/{new_user.id}"),
                          ("POST", f"/admin/users/{new_user.id}/sessions/end"),
                          ("POST", f"/admin/users/{new_user.id}/password-reset")):
         r = await http.request(method, path, headers=new_user.headers, json={"role": "admin"} if method == "PATCH"
@@ -112,6 +112,7 @@ async def test_last_active_admin_cannot_be_demoted_or_deactivated(http: httpx.As
         for change in ({"role": "user"}, {"is_active": False}):
             r = await http.patch(f"/admin/users/{new_admin.id}", json=change, headers=new_admin.headers)
             assert r.status_code == 409, r.text
+        assert (await http.delete(f"/admin/users/{new_admin.id}", headers=new_admin.headers)).status_code == 409
         async with auth_db.session() as s:
             row = (await s.execute(select(users).where(users.c.id == new_admin.id))).one()
         assert row.role == "admin" and row.is_active
@@ -171,3 +172,20 @@ async def test_audit_trail_lists_and_filters_without_secrets(http: httpx.AsyncCl
     text = str(entries)
     for secret in (PASSWORD, "wrong password for audit", user.access_token, user.refresh_token):
         assert secret not in text
+
+
+async def test_admin_deletes_an_account(http: httpx.AsyncClient, stack: Stack, new_admin: AppUser,
+                                        auth_db: Database) -> None:
+    user = await register_and_login(http)
+    r = await http.delete(f"/admin/users/{user.id}", headers=new_admin.headers)
+    assert r.status_code == 200, r.text
+    assert (await http.get("/auth/me", headers=user.headers)).status_code == 401
+    assert (await http.post("/auth/refresh", json={"refresh_token": user.refresh_token})).status_code == 401
+    assert (await http.post("/auth/login", json={"email": user.email, "password": PASSWORD})).status_code == 401
+    async with auth_db.session() as s:
+        assert (await s.execute(select(users).where(users.c.id == user.id))).one_or_none() is None
+    last = await stack.nc.jetstream().get_last_msg(AUTH_STREAM.name, USER_DELETED.subject)
+    assert str(UserDeleted.model_validate_json(last.data).user_id) == user.id
+    assert (await http.delete(f"/admin/users/{user.id}", headers=new_admin.headers)).status_code == 404
+    # The address is free again.
+    assert (await http.post("/auth/register", json={"email": user.email, "password": PASSWORD})).status_code == 201
