@@ -109,6 +109,8 @@ class AppAccessGuard:
                             {"app_key": self.app_key})
 
     async def allowed(self, actor: Actor) -> bool:
+        if self._sub is None:  # created after the service started: listen before trusting any cache
+            await self.start()
         self._forget_after_reconnect()
         now = time.monotonic()
         hit = self._cache.get(actor.user_id)

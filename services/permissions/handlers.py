@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -57,6 +57,8 @@ PublishChanged = Callable[[PermissionsChanged], Awaitable[None]]
 class PermDeps:
     db: Database
     publish_changed: PublishChanged
+    # Users known to have had their defaults applied (the row never goes away): spares a query per check.
+    defaults_done: set[UUID] = field(default_factory=set)
 
 
 def now() -> datetime:
@@ -236,10 +238,14 @@ async def ensure_defaults(user_id: UUID, deps: PermDeps, ctx: Ctx) -> None:
     list: a user who signs up and opens an app at once must not be refused because the event is
     still on its way. Whichever comes first applies the defaults; the other finds them applied.
     """
+    if user_id in deps.defaults_done:
+        return
     async with deps.db.session() as s:
-        if (await s.execute(select(defaults_applied.c.user_id)
-                            .where(defaults_applied.c.user_id == user_id))).first() is not None:
-            return
+        done = (await s.execute(select(defaults_applied.c.user_id)
+                                .where(defaults_applied.c.user_id == user_id))).first() is not None
+    if done:
+        _remember_defaults(deps, user_id)
+        return
     async with deps.db.transaction() as s:
         first = (await s.execute(pg_insert(defaults_applied).values(user_id=user_id)
                                  .on_conflict_do_nothing().returning(defaults_applied.c.user_id))).first()
@@ -257,6 +263,12 @@ async def ensure_defaults(user_id: UUID, deps: PermDeps, ctx: Ctx) -> None:
         change = await _audit(s, ctx, "grant.defaults_applied", user_id=user_id, change="granted",
                               user_ids=[user_id], details={"app_keys": keys})
     await deps.publish_changed(change)
+
+
+def _remember_defaults(deps: PermDeps, user_id: UUID) -> None:
+    if len(deps.defaults_done) > 100_000:
+        deps.defaults_done.clear()
+    deps.defaults_done.add(user_id)
 
 
 async def forget_user(user_id: UUID, deps: PermDeps, ctx: Ctx) -> None:
