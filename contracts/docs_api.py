@@ -301,6 +301,17 @@ class EventsGrant(Contract):
     owner_id: UUID
 
 
+class ReplayDocuments(Contract):
+    """Documents whose `events.docs.uploaded` were found in the stream; each gets a new run."""
+
+    ids: list[UUID] = Field(max_length=1000)
+
+
+class ReplayResult(Contract):
+    queued: int
+    missing: int  # deleted since
+
+
 UPLOAD_PREPARE = Rpc("docs.upload.prepare", Empty, UploadPolicy,
                      summary="Check access and return the caller's upload limits before streaming")
 DOCUMENT_CREATE = Rpc("docs.document.create", CreateDocument, UploadResult,
@@ -321,3 +332,5 @@ TASK_LIST = Rpc("docs.task.list", ListTasks, TaskPage, summary="Task history (mi
 TASK_STATS = Rpc("docs.task.stats", TaskStatsQuery, TaskStats, summary="Task statistics")
 TASK_RETRY = Rpc("docs.task.retry", TaskRef, TaskPublic, summary="Retry a failed task (a new run)")
 EVENTS_GRANT = Rpc("docs.events.grant", Empty, EventsGrant, summary="May the caller follow live progress, and as whom")
+DOCUMENT_REPLAY = Rpc("docs.admin.replay", ReplayDocuments, ReplayResult, access="admin",
+                      summary="Re-run the pipeline for documents of any owner (atrium documents replay)")

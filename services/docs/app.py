@@ -165,6 +165,7 @@ def create_service(settings: ServiceSettings) -> Service:
     rpc(api.TASK_STATS, handlers.task_stats)
     rpc(api.TASK_RETRY, handlers.retry_task)
     rpc(api.EVENTS_GRANT, handlers.events_grant)
+    rpc(api.DOCUMENT_REPLAY, handlers.replay_documents)
 
     def consume(desc: Any, handler: Any, durable: str) -> None:
         async def subscriber(event: Any, ctx: Ctx) -> None:

@@ -33,6 +33,12 @@ LETTER = CORPUS / "synthetic" / "letter_1p.pdf"
 LEADING_BYTES = CORPUS / "public" / "pdfplumber" / "tests" / "pdfs" / "issue-848.pdf"
 
 
+async def register_other(http: httpx.AsyncClient) -> AppUser:
+    from tests.conftest import register_and_login
+
+    return await register_and_login(http)
+
+
 def pdf_bytes(marker: str = "") -> bytes:
     """A distinct small PDF-looking body (the service never parses it; the workers may fail it)."""
     return b"%PDF-1.4\n% " + marker.encode() + uuid.uuid4().hex.encode() + b"\n%%EOF\n"
@@ -103,6 +109,12 @@ async def analyzed(stack: Stack, doc_id: uuid.UUID, owner: uuid.UUID, run_id: uu
                           attempt=1, started_at=now, finished_at=now)
     await handlers.on_analyzed(ev, ctx(), deps(stack))
     return ev
+
+
+async def get(stack: Stack, user: AppUser, doc_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    from contracts.docs_api import DocumentRef
+
+    return await handlers.get_document(DocumentRef(id=doc_id), ctx(await actor(stack, user)), deps(stack))
 
 
 async def ready_document(stack: Stack, user: AppUser, filename: str, text: str, *, document_type: str | None = None,
