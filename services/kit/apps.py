@@ -45,18 +45,24 @@ def announce_app(service: Service, manifest: AppManifest, *, interval_s: float =
     """Announce `manifest` from the service's start until its stop."""
     task: asyncio.Task[None] | None = None
 
+    async def announce() -> None:
+        try:
+            await service.publish(APP_ANNOUNCED, manifest.model_copy(update={"announced_at": datetime.now(UTC)}))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # NATS away for a moment: the next tick tries again
+            log_fields(log, logging.WARNING, "app announcement failed", app=manifest.key, error=repr(exc))
+
     async def keep_announcing() -> None:
         while True:
-            try:
-                await service.publish(APP_ANNOUNCED, manifest.model_copy(update={"announced_at": datetime.now(UTC)}))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # NATS away for a moment: the next tick tries again
-                log_fields(log, logging.WARNING, "app announcement failed", app=manifest.key, error=repr(exc))
             await asyncio.sleep(interval_s)
+            await announce()
 
     async def start() -> None:
         nonlocal task
+        # The first announcement is stored before the app serves anything, so the registry learns
+        # of it (and of its default grant) before the app's first user can arrive.
+        await announce()
         task = asyncio.create_task(keep_announcing(), name=f"announce-{manifest.key}")
 
     async def stop() -> None:

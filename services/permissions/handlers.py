@@ -139,6 +139,11 @@ def _no_app(key: str) -> NotFound:
                     {"field": "app_key"})
 
 
+async def _app_known(deps: PermDeps, key: str) -> bool:
+    async with deps.db.session() as s:
+        return (await s.execute(select(apps.c.key).where(apps.c.key == key))).first() is not None
+
+
 async def _require_app(s: AsyncSession, key: str) -> None:
     if (await s.execute(select(apps.c.key).where(apps.c.key == key))).first() is None:
         raise _no_app(key)
@@ -160,7 +165,10 @@ async def access_check(cmd: AccessCheck, deps: PermDeps, ctx: Ctx) -> AccessDeci
         raise Forbidden("You may only ask about your own access.")
     if actor.user_id == cmd.user_id and actor.is_admin:
         return AccessDecision(allowed=True, reason="admin")
-    if actor.user_id == cmd.user_id:  # a valid token proves the user exists, even before their registration event
+    # A valid token proves the user exists, even before their registration event is handled. But if
+    # this app's announcement is not recorded yet either, applying defaults now would miss it for good.
+    if actor.user_id == cmd.user_id and cmd.user_id not in deps.defaults_done \
+            and await _app_known(deps, cmd.app_key):
         await ensure_defaults(cmd.user_id, deps, ctx)
     async with deps.db.session() as s:
         direct = (await s.execute(select(user_grants.c.app_key).where(
