@@ -282,9 +282,14 @@ def _remember_defaults(deps: PermDeps, user_id: UUID) -> None:
 async def forget_user(user_id: UUID, deps: PermDeps, ctx: Ctx) -> None:
     """A deleted user keeps no grants or memberships."""
     async with deps.db.transaction() as s:
-        await s.execute(delete(user_grants).where(user_grants.c.user_id == user_id))
-        await s.execute(delete(group_members).where(group_members.c.user_id == user_id))
-        change = await _audit(s, ctx, "user.forgotten", user_id=user_id, change="user_deleted", user_ids=[user_id])
+        grants = (await s.execute(delete(user_grants).where(user_grants.c.user_id == user_id)
+                                  .returning(user_grants.c.app_key))).scalars().all()
+        groups_left = (await s.execute(delete(group_members).where(group_members.c.user_id == user_id)
+                                       .returning(group_members.c.group_id))).scalars().all()
+        if not grants and not groups_left:  # nothing held, or a redelivered deletion: nothing changes
+            return
+        change = await _audit(s, ctx, "user.forgotten", user_id=user_id, change="user_deleted", user_ids=[user_id],
+                              details={"app_keys": list(grants), "group_ids": [str(g) for g in groups_left]})
     await deps.publish_changed(change)
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from contracts import Empty
-from contracts import auth as auth_contracts
-from contracts.auth import USER_REGISTERED, UserRegistered
+from contracts.auth import USER_DELETED, USER_REGISTERED, UserDeleted, UserRegistered
 from contracts.profile import (
     AVATAR_BUCKET,
     AVATAR_DELETE,
@@ -40,12 +39,9 @@ def create_service(settings: ServiceSettings) -> Service:
     async def on_registered(event: UserRegistered, ctx: Ctx) -> None:
         await handlers.on_user_registered(event, deps, ctx)
 
-    # The auth service may not declare user deletion yet; subscribe only once it does.
-    user_deleted = getattr(auth_contracts, "USER_DELETED", None)
-    if user_deleted is not None:
-        @svc.on_event(user_deleted, durable="profile_user_deleted")
-        async def on_user_deleted(event, ctx: Ctx) -> None:  # type: ignore[no-untyped-def]
-            await handlers.forget_user(event.user_id, deps, ctx)
+    @svc.on_event(USER_DELETED, durable="profile_user_deleted")
+    async def on_user_deleted(event: UserDeleted, ctx: Ctx) -> None:
+        await handlers.forget_user(event.user_id, deps, ctx)
 
     @svc.rpc(PROFILE_GET)
     async def get_profile(_: Empty, ctx: Ctx):
