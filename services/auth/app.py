@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 
 from contracts import Empty
@@ -45,6 +47,9 @@ from .keys import KeyRing
 from .mailer import make_mailer
 from .ratelimit import RateLimiter
 from .state import AuthState
+
+log = logging.getLogger("atrium.auth")
+HOUSEKEEPING_EVERY_S = 600
 
 
 def create_service(settings: ServiceSettings) -> Service:
@@ -105,6 +110,25 @@ def create_service(settings: ServiceSettings) -> Service:
             await ensure_admin(db, email, password, policy=config.policy, nc=svc.nc)
 
     svc.on_startup.append(admin_from_environment)
+
+    async def housekeeping_loop() -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_EVERY_S)
+            try:
+                await handlers.housekeeping(deps)
+            except Exception:
+                log.exception("auth housekeeping failed; will try again")
+
+    async def start_housekeeping() -> None:
+        tasks.append(asyncio.create_task(housekeeping_loop()))
+
+    async def stop_housekeeping() -> None:
+        for task in tasks:
+            task.cancel()
+
+    tasks: list[asyncio.Task[None]] = []
+    svc.on_startup.append(start_housekeeping)
+    svc.on_shutdown.append(stop_housekeeping)
 
     @svc.rpc(JWKS)
     async def jwks(_: Empty, ctx: Ctx):

@@ -32,6 +32,13 @@ class AuthState:
             await self.kv.put(key, value)
             self.verifier.apply(key, value)
 
+    async def forget_sessions(self, session_ids: Iterable[UUID]) -> None:
+        """Drop revocation keys nobody needs any more (every token of those sessions has expired)."""
+        for sid in session_ids:
+            key = f"session.{sid}"
+            await self.kv.delete(key)
+            self.verifier.apply(key, None, "DEL")
+
     async def put_user(self, user_id: UUID, *, role: str, active: bool, cut_off_tokens: bool = False) -> None:
         """Record the user's live role and active flag; `cut_off_tokens` refuses every access token
         issued in an earlier second (the same second is covered by session revocation)."""
