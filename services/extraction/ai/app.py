@@ -55,11 +55,13 @@ def create_service(settings: ServiceSettings) -> Service:
     async def load_result(name: str):
         return await handlers.read_result(objects["store"], name)
 
+    # Msg ids are deduplicated across the whole DOCUMENTS stream: each carries its kind, or an analyzed event
+    # would be dropped as a duplicate of the run's uploaded event (`<document_id>:<run_id>`).
     async def publish_processing(e: DocumentProcessing) -> None:
         await svc.publish(DOCUMENT_PROCESSING, e, msg_id=f"processing:analyze:{e.document_id}:{e.run_id}:{e.attempt}")
 
     async def publish_analyzed(e: DocumentAnalyzed) -> None:
-        await svc.publish(DOCUMENT_ANALYZED, e, msg_id=f"{e.document_id}:{e.run_id}")
+        await svc.publish(DOCUMENT_ANALYZED, e, msg_id=f"analyzed:{e.document_id}:{e.run_id}")
 
     async def publish_failed(e: DocumentFailed) -> None:
         await svc.publish(DOCUMENT_FAILED, e, msg_id=f"failed:analyze:{e.document_id}:{e.run_id}:{e.attempt}")
