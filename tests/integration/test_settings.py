@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -111,3 +112,14 @@ async def test_provider_test_explains_failures(http: httpx.AsyncClient, admin: A
 async def test_builtin_needs_no_configuration(http: httpx.AsyncClient, admin: AppUser) -> None:
     r = await http.post(URL + "/test", json={"provider": "builtin"}, headers=admin.headers)
     assert r.status_code == 200 and r.json()["ok"] is True and r.json()["model"] == "builtin-rules-1"
+
+
+async def test_a_fresh_install_runs_builtin_without_configuration(stack: Stack) -> None:
+    store = SettingsStore(stack.nc.jetstream(), PLATFORM_SECRET, bucket=f"settings_fresh_{uuid.uuid4().hex[:8]}")
+    await store.start()
+    try:
+        assert store.current.provider == "builtin" and store.kv_revision == 0
+        assert store.public().api_key_set is False and store.api_key() == ""
+    finally:
+        await store.stop()
+        await stack.nc.jetstream().delete_key_value(store.bucket)

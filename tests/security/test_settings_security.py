@@ -3,6 +3,7 @@ never appears in a reply or a log line."""
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import AsyncIterator
 
@@ -10,10 +11,12 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from contracts import Empty, Forbidden, Unauthenticated
+from contracts import Empty, Forbidden, Invalid, Unauthenticated
 from contracts.ai import AI_SETTINGS_GET, AI_SETTINGS_TEST, AI_SETTINGS_UPDATE
+from contracts.documents import DocumentsSettingsStored, DocumentsSettingsUpdate
 from services.kit.client import call
 from services.kit.logging import JsonFormatter
+from services.kit.settings_store import SecretBox, apply_update, to_public
 from tests.conftest import AppUser, Stack
 from tests.fakes_llm.helpers import BUILTIN_DEFAULTS, INVOICE_PAGE, PipelineWatch, publish_extracted
 from tests.fakes_llm.server import FakeLLM
@@ -99,3 +102,25 @@ async def test_api_key_never_in_a_reply_or_a_log_line(stack: Stack, http: httpx.
     assert any("documents settings changed" in line for line in every_log_line.lines)
     for text in replies + every_log_line.lines:
         assert API_KEY not in text and API_KEY[4:] not in text
+
+
+def test_the_key_box_detects_tampering_and_other_secrets() -> None:
+    box = SecretBox("platform-secret-one")
+    sealed = box.encrypt(API_KEY)
+    assert API_KEY not in sealed and box.encrypt(API_KEY) != sealed  # a fresh nonce every time
+    assert box.decrypt(sealed) == API_KEY
+    assert SecretBox("platform-secret-two").decrypt(sealed) == ""
+    version, _, body = sealed.partition(":")
+    raw = bytearray(base64.urlsafe_b64decode(body))
+    raw[-1] ^= 1
+    assert box.decrypt(f"{version}:{base64.urlsafe_b64encode(bytes(raw)).decode()}") == ""
+    with pytest.raises(Invalid, match="ATRIUM_SECRET"):
+        SecretBox("").encrypt(API_KEY)
+
+
+def test_stored_settings_never_hold_the_clear_key() -> None:
+    stored = apply_update(DocumentsSettingsStored(), DocumentsSettingsUpdate(api_key=API_KEY), SecretBox("s3cret"))
+    assert API_KEY not in stored.model_dump_json() and stored.api_key_last4 == API_KEY[-4:]
+    public = to_public(stored).model_dump_json()
+    assert API_KEY not in public and '"api_key_set":true' in public
+    assert API_KEY not in repr(DocumentsSettingsUpdate(api_key=API_KEY))

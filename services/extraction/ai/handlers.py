@@ -15,6 +15,7 @@ Nothing is half-written: fields are published only once they validated as a whol
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import time
@@ -228,8 +229,7 @@ async def test_provider(req: ProviderTest, store: SettingsStore) -> ProviderTest
     if saved.api_key_ciphertext and not api_key and req.api_key is None:
         return ProviderTestResult(ok=False, provider=settings.provider, message=(
             "The stored API key cannot be decrypted (the platform secret changed?); enter the key again."))
-    config = provider_config(settings, api_key)
-    config = ProviderConfig(**{**config.__dict__, "max_attempts": 1})
+    config = dataclasses.replace(provider_config(settings, api_key), max_attempts=1)  # a test should not linger
     started = time.perf_counter()
     try:
         model = await build_provider(config).ping()
