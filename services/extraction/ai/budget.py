@@ -27,7 +27,8 @@ def cut_to_budget(pages: Sequence[PageText], budget_chars: int) -> str:
     if sum(len(b) for b in blocks.values()) <= budget_chars:
         return "".join(blocks[p.number] for p in pages)
     chosen: set[int] = set()
-    used = 0
+    # Room for the "[… pages a–b omitted …]" markers, so the result stays within the budget.
+    used = min(budget_chars // 10, 40 * (len(blocks) // 2 + 1))
 
     def take(number: int, limit: int) -> bool:
         nonlocal used
