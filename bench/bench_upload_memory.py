@@ -79,17 +79,7 @@ class Stack:
         urls = await provision(self.pg.admin_url, self.data)
         for name in SERVICES:
             await migrations.upgrade(name, urls[name], name)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "NATS_URL": self.nats.url, "ATRIUM_DATA": str(self.data),
-               "LOG_LEVEL": "WARNING", "ATRIUM_WEB_DIST": str(self.data / "none"),
-               "ATRIUM_SECRET": "bench-platform-secret-0123456789", "ATRIUM_AUTH_RATE_EXEMPT_IPS": "127.0.0.1",
-               **{f"ATRIUM_DB_URL_{n.upper()}": urls[n] for n in SERVICES}}
-        logs = self.data / "logs"
-        logs.mkdir()
-        cmds = {n: [sys.executable, "-m", f"services.{n}"] for n in SERVICES}
-        cmds["gateway"] = [sys.executable, "-m", "gateway", "--port", str(self.port)]
-        for name, cmd in cmds.items():
-            with open(logs / f"{name}.log", "ab") as out:
-                self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        logs = self.spawn(urls)
         deadline = time.monotonic() + 90
         async with httpx.AsyncClient() as client:
             while time.monotonic() < deadline:
@@ -101,6 +91,21 @@ class Stack:
                     pass
                 await asyncio.sleep(0.3)
         raise RuntimeError(f"the stack did not come up; see {logs}")
+
+    def spawn(self, urls: dict[str, str]) -> Path:
+        """The services and the gateway, each its own process; returns the log directory."""
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "NATS_URL": self.nats.url, "ATRIUM_DATA": str(self.data),
+               "LOG_LEVEL": "WARNING", "ATRIUM_WEB_DIST": str(self.data / "none"),
+               "ATRIUM_SECRET": "bench-platform-secret-0123456789", "ATRIUM_AUTH_RATE_EXEMPT_IPS": "127.0.0.1",
+               **{f"ATRIUM_DB_URL_{n.upper()}": urls[n] for n in SERVICES}}
+        logs = self.data / "logs"
+        logs.mkdir()
+        cmds = {n: [sys.executable, "-m", f"services.{n}"] for n in SERVICES}
+        cmds["gateway"] = [sys.executable, "-m", "gateway", "--port", str(self.port)]
+        for name, cmd in cmds.items():
+            with open(logs / f"{name}.log", "ab") as out:
+                self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return logs
 
     def stop(self) -> None:
         for p in self.procs.values():
