@@ -168,3 +168,13 @@ async def new_admin(stack: Stack, http: httpx.AsyncClient) -> AppUser:
     body = r.json()
     assert body["user"]["role"] == "admin", body
     return AppUser(body["user"]["id"], email, PASSWORD, body["access_token"], body["refresh_token"])
+
+
+@pytest_asyncio.fixture
+async def auth_db(stack: Stack) -> AsyncIterator[Any]:
+    """The auth service's own database (services.kit.db.Database), to check that a refused request changed nothing."""
+    from services.kit.db import Database
+
+    db = Database(stack.db_urls["auth"], "auth")
+    yield db
+    await db.dispose()

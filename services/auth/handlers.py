@@ -265,6 +265,7 @@ async def _rotate(s: AsyncSession, deps: AuthDeps, ctx: Ctx, presented: str) -> 
     user = await _user_by_id(s, row.user_id)
     if user is None or not user.is_active:
         return Unauthenticated(BAD_REFRESH, {"reason": "inactive"})
+    deps.limiter.take("refresh_account", str(row.user_id))  # raises before anything changed
     if row.refresh_hash == h:
         successor = tokens.new_refresh_token()
         await s.execute(update(sessions).where(sessions.c.id == row.id).values(

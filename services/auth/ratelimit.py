@@ -31,6 +31,7 @@ DEFAULT_RULES: dict[str, Rule] = {
     "register_ip": Rule(10, 3600),
     "register_account": Rule(5, 3600),   # attempts per email address
     "refresh_ip": Rule(120, 60),
+    "refresh_account": Rule(60, 60),     # refreshes per account, however many sessions
     "forgot_ip": Rule(10, 3600),
     "forgot_account": Rule(3, 900),
     "verify_ip": Rule(20, 600),          # email-verification and password-reset token attempts

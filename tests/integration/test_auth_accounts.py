@@ -11,7 +11,7 @@ from services.auth.policy import PasswordPolicy
 from services.auth.tables import action_tokens, audit_log, users
 from services.kit.db import Database
 from tests.conftest import PASSWORD, AppUser, Stack, register_and_login, unique_email
-from tests.integration.test_auth_support import auth_db, last_link_token, mails_to  # noqa: F401
+from tests.integration.test_auth_support import last_link_token, mails_to
 
 NEW_PASSWORD = "another sturdy passphrase 7"
 

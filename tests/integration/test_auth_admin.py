@@ -11,7 +11,7 @@ from services.auth.admin import ensure_admin
 from services.auth.tables import users
 from services.kit.db import Database
 from tests.conftest import PASSWORD, AppUser, Stack, register_and_login, unique_email
-from tests.integration.test_auth_support import auth_db, last_link_token  # noqa: F401
+from tests.integration.test_auth_support import last_link_token
 
 
 async def test_admin_create_is_idempotent_and_promotes(stack: Stack, http: httpx.AsyncClient,

@@ -22,7 +22,7 @@ from services.auth.tables import sessions
 from services.kit.db import Database
 from services.kit.security import TokenVerifier
 from tests.conftest import PASSWORD, AppUser, Stack, register_and_login
-from tests.integration.test_auth_support import auth_db, last_link_token  # noqa: F401
+from tests.integration.test_auth_support import last_link_token
 
 
 async def test_a_new_key_signs_and_old_tokens_still_verify(http: httpx.AsyncClient, stack: Stack,

@@ -12,7 +12,6 @@ from sqlalchemy import select, update
 from services.auth.tables import audit_log, refresh_history, sessions
 from services.kit.db import Database
 from tests.conftest import PASSWORD, AppUser, Stack, register_and_login, unique_email
-from tests.integration.test_auth_support import auth_db  # noqa: F401  (fixture)
 
 
 def claims(token: str) -> dict:

@@ -1,28 +1,16 @@
-"""Helpers shared by the auth tests (no tests here): the auth database, the dev outbox, signing keys."""
+"""Helpers shared by the auth tests (no tests here): the dev outbox and the signing keys."""
 
 from __future__ import annotations
 
 import email
 import email.policy
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest_asyncio
-
 from services.auth.keys import SigningKey, load_keys
-from services.kit.db import Database
 from tests.conftest import Stack
 
 TOKEN_IN_LINK = re.compile(r"token=([A-Za-z0-9_\-]+)")
-
-
-@pytest_asyncio.fixture
-async def auth_db(stack: Stack) -> AsyncIterator[Database]:
-    """The auth service's own database, for checking that a refused request changed nothing."""
-    db = Database(stack.db_urls["auth"], "auth")
-    yield db
-    await db.dispose()
 
 
 def mails_to(stack: Stack, address: str) -> list[email.message.EmailMessage]:

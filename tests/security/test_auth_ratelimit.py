@@ -6,9 +6,13 @@ import random
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from contracts import RateLimited
 from services.auth.ratelimit import DEFAULT_RULES, RateLimiter, Rule, parse_rules
+from services.auth.tables import sessions
+from services.auth.tokens import hash_token
+from services.kit.db import Database
 from tests.conftest import PASSWORD, AppUser, register_and_login, unique_email
 
 
@@ -117,3 +121,18 @@ async def test_refresh_is_limited_per_ip(http: httpx.AsyncClient) -> None:
         assert (await http.post("/auth/refresh", json={"refresh_token": "not-a-token"}, headers=ip)).status_code == 401
     assert_limited(await http.post("/auth/refresh", json={"refresh_token": "not-a-token"}, headers=ip),
                    int(DEFAULT_RULES["refresh_ip"].window_s))
+
+
+async def test_refresh_is_limited_per_account(http: httpx.AsyncClient, new_user: AppUser,
+                                              auth_db: Database) -> None:
+    token = new_user.refresh_token
+    for _ in range(DEFAULT_RULES["refresh_account"].limit):
+        r = await http.post("/auth/refresh", json={"refresh_token": token}, headers=client_ip())
+        assert r.status_code == 200
+        token = r.json()["refresh_token"]
+    r = await http.post("/auth/refresh", json={"refresh_token": token}, headers=client_ip())
+    assert_limited(r, int(DEFAULT_RULES["refresh_account"].window_s))
+    # The refused attempt did not rotate: the presented token is still the session's live one.
+    async with auth_db.session() as s:
+        live = (await s.execute(select(sessions.c.refresh_hash).where(sessions.c.user_id == new_user.id))).scalar_one()
+    assert live == hash_token(token)

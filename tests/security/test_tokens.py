@@ -26,7 +26,7 @@ from services.auth.tables import users
 from services.kit.client import call
 from services.kit.db import Database
 from tests.conftest import PASSWORD, AppUser, Stack, register_and_login
-from tests.integration.test_auth_support import auth_db, signing_key  # noqa: F401
+from tests.integration.test_auth_support import signing_key
 
 ATTACKER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
