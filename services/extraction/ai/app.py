@@ -75,6 +75,8 @@ def create_service(settings: ServiceSettings) -> Service:
         worker=f"ai@{socket.gethostname()}:{os.getpid()}", max_deliver=MAX_DELIVER,
         providers=handlers.ProviderCache())
 
+    svc.on_shutdown.append(deps.providers.close)
+
     async def give_up(event: DocumentExtracted, exc: BaseException, ctx: Ctx) -> None:
         await handlers.give_up(event, exc, deps, ctx.attempt)
 

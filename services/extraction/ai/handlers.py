@@ -120,7 +120,7 @@ class AiDeps:
     publish_progress: Callable[[str, str, DocumentProgress], Awaitable[None]]
     worker: str
     max_deliver: int
-    providers: ProviderCache | None = None
+    providers: ProviderCache
 
 
 class ProviderCache:
@@ -130,11 +130,18 @@ class ProviderCache:
         self._key: tuple[Any, ...] | None = None
         self._provider: Provider | None = None
 
-    def get(self, config: ProviderConfig) -> Provider:
+    async def get(self, config: ProviderConfig) -> Provider:
         key = (config.name, config.model, config.base_url, config.api_key, config.timeout_s)
         if self._provider is None or key != self._key:
-            self._provider, self._key = build_provider(config), key
+            old, self._provider, self._key = self._provider, build_provider(config), key
+            if old is not None:
+                await old.aclose()
         return self._provider
+
+    async def close(self) -> None:
+        if self._provider is not None:
+            await self._provider.aclose()
+            self._provider = self._key = None
 
 
 def load_text(result: ExtractionResult, budget_chars: int) -> str:
@@ -160,8 +167,7 @@ async def analyze_document(event: DocumentExtracted, deps: AiDeps, attempt: int)
         document_id=event.document_id, run_id=event.run_id, stage="analyze", status="analyzing",
         message=f"Reading the fields with {settings.provider}"))
     try:
-        provider = (deps.providers or ProviderCache()).get(
-            provider_config(settings, deps.settings.api_key(settings)))
+        provider = await deps.providers.get(provider_config(settings, deps.settings.api_key(settings)))
         result = await deps.load_result(event.result_object)
         outcome = await extract_fields(provider, load_text(result, provider.budget_chars),
                                        settings.prompt_instructions)
@@ -232,7 +238,11 @@ async def test_provider(req: ProviderTest, store: SettingsStore) -> ProviderTest
     config = dataclasses.replace(provider_config(settings, api_key), max_attempts=1)  # a test should not linger
     started = time.perf_counter()
     try:
-        model = await build_provider(config).ping()
+        provider = build_provider(config)
+        try:
+            model = await provider.ping()
+        finally:
+            await provider.aclose()
     except ProviderError as err:
         return ProviderTestResult(ok=False, provider=settings.provider, model=settings.model,
                                   latency_ms=round((time.perf_counter() - started) * 1000, 1), message=err.message)

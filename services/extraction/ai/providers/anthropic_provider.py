@@ -71,6 +71,9 @@ class AnthropicProvider:
             max_tokens=1, messages=[{"role": "user", "content": "ping"}]))
         return str(resp.model)
 
+    async def aclose(self) -> None:
+        await self.client.close()
+
 
 def _message(err: anthropic.APIStatusError) -> str:
     body = err.body if isinstance(err.body, dict) else {}

@@ -80,6 +80,10 @@ class Provider(Protocol):
         """A tiny request; returns the model name the provider reports."""
         ...
 
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        ...
+
 
 def retry_after_seconds(headers: Any) -> float | None:
     """`Retry-After` (seconds, or an HTTP date) or `retry-after-ms`, if the provider sent one."""

@@ -374,3 +374,6 @@ class BuiltinProvider:
 
     async def ping(self) -> str:
         return MODEL
+
+    async def aclose(self) -> None:
+        return None

@@ -61,3 +61,6 @@ class OllamaProvider:
         resp, _ = await with_retries(self.config, lambda: self._chat(
             messages=[{"role": "user", "content": "ping"}], options={"num_predict": 1}))
         return str(resp.model or self.model)
+
+    async def aclose(self) -> None:
+        await self.client.close()

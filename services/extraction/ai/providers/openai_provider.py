@@ -71,6 +71,9 @@ class OpenAICompatibleProvider:
             max_tokens=1, messages=[{"role": "user", "content": "ping"}]))
         return str(resp.model)
 
+    async def aclose(self) -> None:
+        await self.client.close()
+
 
 def parse_json_object(content: str) -> dict[str, Any]:
     """The JSON object in a model's text answer (tolerating a ```json fence)."""
