@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
-from contracts import AtriumError, Empty, NotFound
+from contracts import AtriumError, Empty, NotFound, Unavailable
 from contracts import docs_api as api
 
 from ..bus import Call
@@ -46,7 +46,8 @@ async def upload(request: Request, call: Call, token: Token) -> JSONResponse:
                 object_name=f.object_name, filename=f.filename), token=token)
             created.append(result.model_dump(mode="json"))
         except AtriumError as err:
-            await remove(await documents_store(request), str(f.object_name))  # the service may be unreachable
+            if isinstance(err, Unavailable):  # nobody recorded it (the service removes files it refuses itself)
+                await remove(await documents_store(request), str(f.object_name))
             if len(files) == 1:
                 raise
             errors.append({"filename": f.filename, "code": err.code.value, "message": err.message,

@@ -873,9 +873,11 @@ async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
             await s.execute(insert(pages), [{"document_id": doc.id, "number": p.number, "text": p.text,
                                              "tables": p.tables} for p in result.pages])
         body = "\n\f".join(p.text for p in result.pages)
-        moved = await _advance(s, doc, ev.run_id, status, page_count=result.page_count, needs_ocr=result.needs_ocr,
-                               body_text=body.replace("\x00", ""),
-                               pdf_metadata=result.metadata.model_dump(mode="json"))
+        # Stored whatever the status: the analysis of this run may have been recorded first (two consumers).
+        await s.execute(update(documents).where(documents.c.id == doc.id).values(
+            page_count=result.page_count, needs_ocr=result.needs_ocr, body_text=body.replace("\x00", ""),
+            pdf_metadata=result.metadata.model_dump(mode="json"), updated_at=func.now()))
+        moved = await _advance(s, doc, ev.run_id, status)
     if moved:
         await _progress(deps, doc.owner_id, doc.id, ev.run_id, status)
 

@@ -238,3 +238,34 @@ async def test_dates_and_numbers_roundtrip(stack: Stack, http: httpx.AsyncClient
     assert r.status_code == 200 and r.json()["total_amount"] == "12.50" and r.json()["document_date"] == "2024-02-29"
     r = await http.patch(f"/documents/{doc}", headers=new_user.headers, json={"fields": {"role": "admin"}})
     assert r.status_code == 422
+
+
+async def test_task_retention_removes_only_old_finished_tasks(stack: Stack, new_user: AppUser) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select, update
+
+    from contracts.documents import DocumentsSettingsStored
+    from services.docs.tables import tasks
+
+    doc = await h.ready_document(stack, new_user, "old.pdf", "x")
+    db = h.deps(stack).db
+    async with db.transaction() as s:
+        await s.execute(update(tasks).where(tasks.c.document_id == doc, tasks.c.stage == "extract")
+                        .values(created_at=datetime.now(UTC) - timedelta(days=40)))
+    await handlers.apply_retention(db, DocumentsSettingsStored(task_retention_days=30))
+    async with db.session() as s:
+        left = (await s.execute(select(tasks.c.stage).where(tasks.c.document_id == doc))).scalars().all()
+    assert left == ["analyze"]
+
+
+async def test_analysis_recorded_before_extraction_keeps_both(stack: Stack, http: httpx.AsyncClient,
+                                                              new_user: AppUser) -> None:
+    """Two consumers: the AI worker's event may be applied before the text worker's."""
+    owner = uuid.UUID(new_user.id)
+    d = (await h.create(stack, new_user, "race.pdf")).document
+    await h.analyzed(stack, d.id, owner, d.run_id, sender="Early Bird")
+    await h.extracted(stack, d.id, owner, d.run_id, ["late text"])
+    body = (await http.get(f"/documents/{d.id}", headers=new_user.headers)).json()
+    assert body["status"] == "ready" and body["sender"] == "Early Bird"
+    assert body["page_count"] == 1 and body["pages"][0]["text"] == "late text"
