@@ -2,8 +2,10 @@
 
 The hybrid engine ("pdfium+plumber"):
 - pypdfium2 gives page count, metadata and the plain text of every page (~1 ms/page).
-- pdfplumber runs only on pages that draw vector paths, and only for tables: on this corpus no
-  table was found on a page without path objects, and pdfplumber's cost is parsing the page.
+- pdfplumber runs only on pages where a table is geometrically possible, and only for tables:
+  pdfplumber's default finder builds tables from ruling lines, so a page without paths, or whose
+  paths form no cells (`table_possible`, pdfplumber's own cell steps on pdfium's path geometry),
+  cannot have one; pdfplumber's cost is parsing the page's characters, which is what is skipped.
 - Where the engines disagree: a page whose pdfium text has fewer visible characters than the page
   has text objects lost its text in pdfium (seen on a scanned CJK page with a text layer), so that
   page's text comes from pdfplumber instead. Measured in bench/bench_extract_engines.py.
@@ -149,16 +151,109 @@ def _pdfium_open(path: str) -> Any:
 
 
 def _object_counts(page: Any) -> tuple[int, int]:
-    """(path objects, text objects) on a page, including those inside form XObjects."""
+    """(path objects, text objects) on a page, including those inside form XObjects (raw API: fast)."""
     import pypdfium2.raw as c
 
-    paths = texts = 0
-    for obj in page.get_objects(max_depth=3):
-        if obj.type == c.FPDF_PAGEOBJ_PATH:
-            paths += 1
-        elif obj.type == c.FPDF_PAGEOBJ_TEXT:
-            texts += 1
-    return paths, texts
+    def count(n: int, get: Any, depth: int) -> tuple[int, int]:
+        paths = texts = 0
+        for i in range(n):
+            obj = get(i)
+            kind = c.FPDFPageObj_GetType(obj)
+            if kind == c.FPDF_PAGEOBJ_PATH:
+                paths += 1
+            elif kind == c.FPDF_PAGEOBJ_TEXT:
+                texts += 1
+            elif kind == c.FPDF_PAGEOBJ_FORM and depth < 4:
+                p, t = count(c.FPDFFormObj_CountObjects(obj), lambda j, o=obj: c.FPDFFormObj_GetObject(o, j),
+                             depth + 1)
+                paths, texts = paths + p, texts + t
+        return paths, texts
+
+    return count(c.FPDFPage_CountObjects(page.raw), lambda i: c.FPDFPage_GetObject(page.raw, i), 0)
+
+
+def _edge(x0: float, y0: float, x1: float, y1: float, orientation: str) -> dict[str, Any]:
+    x0, x1 = min(x0, x1), max(x0, x1)
+    top, bottom = min(y0, y1), max(y0, y1)
+    return {"object_type": "path_edge", "x0": x0, "x1": x1, "top": top, "bottom": bottom, "doctop": top,
+            "y0": top, "y1": bottom, "width": x1 - x0, "height": bottom - top, "orientation": orientation}
+
+
+def _add_edges(edges: list[dict[str, Any]], p: tuple[float, float], q: tuple[float, float]) -> None:
+    (x0, y0), (x1, y1) = p, q
+    if x0 == x1 and y0 == y1:
+        return
+    if x0 == x1:
+        edges.append(_edge(x0, y0, x1, y1, "v"))
+    elif y0 == y1:
+        edges.append(_edge(x0, y0, x1, y1, "h"))
+    else:  # a diagonal or a curve: count it as every edge pdfplumber might make of it (a superset)
+        edges += [_edge(x0, y0, x1, y0, "h"), _edge(x0, y1, x1, y1, "h"),
+                  _edge(x0, y0, x0, y1, "v"), _edge(x1, y0, x1, y1, "v")]
+
+
+def page_edges(page: Any, max_segments: int = 5000) -> list[dict[str, Any]] | None:
+    """The axis-aligned edges of the page's top-level paths, in page space (y up), from pdfium;
+    None when it cannot cheaply tell (paths inside form XObjects, very many segments)."""
+    import ctypes
+
+    import pypdfium2.raw as c
+
+    edges: list[dict[str, Any]] = []
+    x, y = ctypes.c_float(), ctypes.c_float()
+    m = c.FS_MATRIX()
+    segments = 0
+    for i in range(c.FPDFPage_CountObjects(page.raw)):
+        obj = c.FPDFPage_GetObject(page.raw, i)
+        kind = c.FPDFPageObj_GetType(obj)
+        if kind == c.FPDF_PAGEOBJ_FORM:
+            return None
+        if kind != c.FPDF_PAGEOBJ_PATH:
+            continue
+        c.FPDFPageObj_GetMatrix(obj, m)  # path points are in object space
+        n = c.FPDFPath_CountSegments(obj)
+        segments += n
+        if segments > max_segments:
+            return None
+        start = prev = None
+        for k in range(n):
+            seg = c.FPDFPath_GetPathSegment(obj, k)
+            c.FPDFPathSegment_GetPoint(seg, x, y)
+            pt = (m.a * x.value + m.c * y.value + m.e, m.b * x.value + m.d * y.value + m.f)
+            if prev is None or c.FPDFPathSegment_GetType(seg) == c.FPDF_SEGMENT_MOVETO:
+                start = prev = pt
+                continue
+            _add_edges(edges, prev, pt)
+            prev = pt
+            if c.FPDFPathSegment_GetClose(seg) and start is not None:
+                _add_edges(edges, prev, start)
+                prev = start
+    return edges
+
+
+def table_possible(page: Any) -> bool:
+    """Could pdfplumber's default ("lines") table finder find a table here? Runs pdfplumber's own
+    edge → intersection → cell → table steps on pdfium's path geometry (no text parsing): on the
+    corpus it never said no where pdfplumber found a table, and ruled out half of the pages with paths."""
+    from pdfplumber import utils
+    from pdfplumber.table import (
+        TableSettings,
+        cells_to_tables,
+        edges_to_intersections,
+        intersections_to_cells,
+        merge_edges,
+    )
+
+    edges = page_edges(page)
+    if edges is None:
+        return True
+    s = TableSettings.resolve(None)
+    edges = utils.filter_edges(edges, min_length=s.edge_min_length_prefilter)
+    edges = merge_edges(edges, snap_x_tolerance=s.snap_x_tolerance, snap_y_tolerance=s.snap_y_tolerance,
+                        join_x_tolerance=s.join_x_tolerance, join_y_tolerance=s.join_y_tolerance)
+    edges = utils.filter_edges(edges, min_length=s.edge_min_length)
+    intersections = edges_to_intersections(edges, s.intersection_x_tolerance, s.intersection_y_tolerance)
+    return bool(cells_to_tables(intersections_to_cells(intersections)))
 
 
 def pdfium_text_is_suspect(pdfium_visible: int, text_objects: int) -> bool:
@@ -213,10 +308,11 @@ def extract_hybrid(path: str, limits: Limits, on_page: Callable[[int, int], None
             text = clean_text(textpage.get_text_range())
             textpage.close()
             paths, text_objects = _object_counts(page)
+            wants_tables = bool(paths) and table_possible(page)
             page.close()
             out = PageOut(number=i + 1, text=text)
             wants_text = pdfium_text_is_suspect(visible_chars(text), text_objects)
-            if paths or wants_text:
+            if wants_tables or wants_text:
                 try:
                     with page_time_limit(limits.page_timeout_s):
                         ppage = plumber.page(i)
@@ -224,7 +320,7 @@ def extract_hybrid(path: str, limits: Limits, on_page: Callable[[int, int], None
                             plumber_text = clean_text(ppage.extract_text() or "")
                             if visible_chars(plumber_text) > visible_chars(text):
                                 out.text, out.text_engine = plumber_text, "pdfplumber"
-                        if paths:
+                        if wants_tables:
                             out.tables = [_clean_table(t) for t in ppage.extract_tables()]
                         ppage.close()
                 except PageTimeout:
