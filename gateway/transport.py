@@ -11,6 +11,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
+from fastapi.security import OAuth2PasswordBearer
 
 from contracts import Forbidden, Unauthenticated
 
@@ -53,7 +54,12 @@ def check_csrf(request: Request) -> None:
         raise Forbidden("Missing or wrong CSRF token: send the value of the csrf cookie in the X-CSRF-Token header.")
 
 
-def optional_token(request: Request) -> str | None:
+# Declares the bearer scheme in OpenAPI, so Swagger's "Authorize" signs in through POST /auth/token.
+# It never refuses by itself (auto_error=False): `optional_token` decides.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=f"{AUTH_PATH}/token", auto_error=False)
+
+
+def optional_token(request: Request, _declared: Annotated[str | None, Depends(oauth2_scheme)] = None) -> str | None:
     token = bearer_from_header(request)
     if token:
         return token
@@ -64,8 +70,7 @@ def optional_token(request: Request) -> str | None:
     return None
 
 
-def required_token(request: Request) -> str:
-    token = optional_token(request)
+def required_token(token: Annotated[str | None, Depends(optional_token)]) -> str:
     if not token:
         raise Unauthenticated("Sign in first: send 'Authorization: Bearer <token>' or the session cookie.")
     return token
