@@ -225,6 +225,8 @@ RESET_PASSWORD = Rpc("auth.password.reset", ResetPassword, Ack, access="public",
                      summary="Set a new password with a reset token; every session ends")
 VERIFY_EMAIL = Rpc("auth.email.verify", VerifyEmail, UserPublic, access="public",
                    summary="Confirm an email address with its verification token")
+RESEND_VERIFICATION = Rpc("auth.email.resend", Empty, Ack, access="user",
+                          summary="Mail a new verification link for the current address")
 CHANGE_EMAIL = Rpc("auth.email.change", ChangeEmail, Ack, access="user",
                    summary="Ask to change the email (password needed); applies once the new address is verified")
 ADMIN_LIST_USERS = Rpc("auth.user.list", ListUsers, UserPage, access="admin", summary="Admin: search accounts")

@@ -28,6 +28,7 @@ from contracts.auth import (
     ME,
     REFRESH,
     REGISTER,
+    RESEND_VERIFICATION,
     RESET_PASSWORD,
     SESSIONS,
     VERIFY_EMAIL,
@@ -154,6 +155,11 @@ async def reset_password(body: ResetPassword, call: Call, request: Request, resp
 @router.post("/email/verify", response_model=UserPublic, summary="Confirm an email address")
 async def verify_email(body: VerifyEmail, call: Call) -> UserPublic:
     return await call(VERIFY_EMAIL, body)
+
+
+@router.post("/email/verify/resend", response_model=Ack, summary="Mail me a new confirmation link")
+async def resend_verification(call: Call, token: Token) -> Ack:
+    return await call(RESEND_VERIFICATION, Empty(), token=token)
 
 
 @router.post("/email/change", response_model=Ack, summary="Change my email (confirmed by a link to the new one)")

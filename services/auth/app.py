@@ -25,6 +25,7 @@ from contracts.auth import (
     ME,
     REFRESH,
     REGISTER,
+    RESEND_VERIFICATION,
     RESET_PASSWORD,
     SESSIONS,
     USER_CHANGED,
@@ -96,7 +97,8 @@ def create_service(settings: ServiceSettings) -> Service:
 
         svc.rpc(desc)(subscriber)
 
-    without_command = {ME: handlers.me, LOGOUT_ALL: handlers.logout_all, SESSIONS: handlers.list_sessions}
+    without_command = {ME: handlers.me, LOGOUT_ALL: handlers.logout_all, SESSIONS: handlers.list_sessions,
+                       RESEND_VERIFICATION: handlers.resend_verification}
     for desc, fn in without_command.items():
         async def subscriber_empty(_: Empty, ctx: Ctx, fn=fn):  # type: ignore[no-untyped-def]
             return await fn(deps, ctx)

@@ -502,6 +502,24 @@ async def verify_email(cmd: VerifyEmail, deps: AuthDeps, ctx: Ctx) -> UserPublic
     return _public(row)
 
 
+async def resend_verification(deps: AuthDeps, ctx: Ctx) -> Ack:
+    actor = ctx.require_actor()
+    deps.limiter.take("verify_account", str(actor.user_id))
+    async with deps.db.transaction() as s:
+        row = await _user_by_id(s, actor.user_id)
+        if row is None:
+            raise NotFound("This account no longer exists.")
+        if row.email_verified:
+            return Ack(message="This address is already confirmed.")
+        # Older links for the current address stop working; a pending email change keeps its link.
+        await s.execute(update(action_tokens).where(
+            action_tokens.c.user_id == row.id, action_tokens.c.kind == "verify", action_tokens.c.new_email.is_(None),
+            action_tokens.c.used_at.is_(None)).values(used_at=_now()))
+        token = await _new_action_token(s, deps, row.id, "verify")
+    await _mail_verification(deps, row.email, token)
+    return Ack(message=f"A new confirmation link is on its way to {row.email}.")
+
+
 async def change_email(cmd: ChangeEmail, deps: AuthDeps, ctx: Ctx) -> Ack:
     actor = ctx.require_actor()
     new_email = str(cmd.new_email).strip()

@@ -34,6 +34,7 @@ DEFAULT_RULES: dict[str, Rule] = {
     "refresh_account": Rule(60, 60),     # refreshes per account, however many sessions
     "forgot_ip": Rule(10, 3600),
     "forgot_account": Rule(3, 900),
+    "verify_account": Rule(3, 900),      # verification mails per account
     "verify_ip": Rule(20, 600),          # email-verification and password-reset token attempts
 }
 

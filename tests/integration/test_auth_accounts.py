@@ -70,6 +70,19 @@ async def test_registration_mails_a_verification_link(http: httpx.AsyncClient, s
     assert stored and token not in stored  # only the hash is kept
 
 
+async def test_resend_verification_replaces_the_old_link(http: httpx.AsyncClient, stack: Stack) -> None:
+    user = await register_and_login(http)
+    first = last_link_token(stack, user.email, "confirm")
+    r = await http.post("/auth/email/verify/resend", headers=user.headers)
+    assert r.status_code == 200
+    second = last_link_token(stack, user.email, "confirm")
+    assert second != first
+    assert (await http.post("/auth/email/verify", json={"token": first})).status_code == 422
+    assert (await http.post("/auth/email/verify", json={"token": second})).json()["email_verified"] is True
+    r = await http.post("/auth/email/verify/resend", headers=user.headers)
+    assert r.status_code == 200 and "already" in r.json()["message"]
+
+
 async def test_change_password_needs_the_current_one_and_ends_other_sessions(
         http: httpx.AsyncClient, new_user: AppUser) -> None:
     other = (await login(http, new_user.email, PASSWORD)).json()
