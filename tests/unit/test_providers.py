@@ -208,3 +208,12 @@ def test_long_documents_keep_first_pages_and_totals() -> None:
     assert "--- page 30 ---" not in text and "omitted" in text
     assert text.index("--- page 1 ---") < text.index("--- page 42 ---")
     assert cut_to_budget(pages[:3], 10_000).count("--- page") == 3
+
+
+@pytest.mark.parametrize("name", ["anthropic", "openai_compatible"])
+async def test_retry_after_header_reaches_the_retry_policy(name: str, fake: FakeLLM) -> None:
+    fake.retry_after_s = 3
+    fake.queue("429")
+    with pytest.raises(ProviderError) as exc:
+        await build_provider(config_for(name, fake, max_attempts=1)).ping()
+    assert exc.value.status == 429 and exc.value.retryable and exc.value.retry_after_s == 3.0

@@ -76,6 +76,6 @@ class AnthropicProvider:
 
 
 def _message(err: anthropic.APIStatusError) -> str:
-    body = err.body if isinstance(err.body, dict) else {}
-    inner = body.get("error") if isinstance(body.get("error"), dict) else {}
-    return str(inner.get("message") or err.message)
+    body: dict[str, Any] = err.body if isinstance(err.body, dict) else {}
+    inner = body.get("error")
+    return str((inner.get("message") if isinstance(inner, dict) else None) or err.message)
