@@ -123,10 +123,23 @@ class Browsing:
             await ctx.close()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest_asyncio.fixture
-async def browsing(stack: Stack, browser: object) -> AsyncIterator[Browsing]:
+async def browsing(request: pytest.FixtureRequest, stack: Stack, browser: object) -> AsyncIterator[Browsing]:
     b = Browsing(stack, browser)
     yield b
+    failed = getattr(request.node, "report_call", None)
+    if failed is not None and failed.failed:
+        # What the browser showed when the test failed, for whoever reads the CI artifacts.
+        for i, ctx in enumerate(b.contexts):
+            for j, page in enumerate(ctx.pages):
+                await screenshot(page, f"FAILED-{request.node.name}-{i}-{j}")
     await b.close()
     problems = [m for e in b.errors for m in e.unexpected()]
     assert not problems, "errors in the browser console:\n" + "\n".join(problems)

@@ -19,7 +19,8 @@ export function isUploadFinished(item: UploadItem, status?: string): boolean {
 /** One row's numbers, from the upload phase and then the document's status. */
 export function uploadRowState(item: UploadItem, status: string | undefined, live?: LiveProgress): { percent: number; stage: string } {
   if (item.phase === "waiting") return { percent: 0, stage: "waiting" };
-  if (item.phase === "uploading") return { percent: item.size ? Math.round((100 * item.loaded) / item.size) : 0, stage: "uploading" };
+  if (item.phase === "uploading") // The request carries a little more than the file (multipart framing): never past 100 %.
+  if (item.phase === "uploading") return { percent: item.size ? Math.min(100, Math.round((100 * item.loaded) / item.size)) : 0, stage: "uploading" };
   if (item.phase === "failed") return { percent: 100, stage: "failed_upload" };
   const s = live?.status ?? status ?? "queued";
   return { percent: processingPercent(s, live), stage: s };
