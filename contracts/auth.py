@@ -192,11 +192,12 @@ class UserRegistered(Contract):
 
 
 class UserChanged(Contract):
-    """Role or active flag of an account changed (by an admin or `atrium admin create`)."""
+    """Role, active flag or (confirmed) email of an account changed; carries the account's new state."""
 
     user_id: UUID
     role: Role
     is_active: bool
+    email: EmailStr | None = None
     changed_at: datetime
 
 

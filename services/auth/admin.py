@@ -85,6 +85,6 @@ async def announce(nc: Any, row: Any, outcome: str) -> None:
         state = UserState()
     state = state.model_copy(update={"active": True, "role": "admin"})
     await kv.put(f"user.{row.id}", state.model_dump_json().encode())
-    changed = UserChanged(user_id=row.id, role="admin", is_active=True, changed_at=datetime.now(UTC))
+    changed = UserChanged(user_id=row.id, role="admin", is_active=True, email=row.email, changed_at=datetime.now(UTC))
     await js.publish(USER_CHANGED.subject, changed.model_dump_json().encode(), timeout=10,
                      headers={Header.MSG_ID: f"user_changed:{row.id}:{time.time_ns()}"})

@@ -499,6 +499,9 @@ async def verify_email(cmd: VerifyEmail, deps: AuthDeps, ctx: Ctx) -> UserPublic
                         new=tok.new_email)
         else:
             await audit(s, "email.verified", ctx, actor_id=user.id, target_id=user.id)
+    if tok.new_email:
+        await deps.publish_changed(UserChanged(user_id=row.id, role=row.role, is_active=row.is_active,
+                                               email=row.email, changed_at=_now()))
     return _public(row)
 
 
@@ -590,7 +593,7 @@ async def admin_update_user(cmd: AdminUpdateUser, deps: AuthDeps, ctx: Ctx) -> U
             await _end_sessions(s, deps, ctx, await _live_session_ids(s, user.id), "deactivated",
                                 actor_id=actor.user_id, target_id=user.id)
     await deps.publish_changed(UserChanged(user_id=row.id, role=row.role, is_active=row.is_active,
-                                           changed_at=_now()))
+                                           email=row.email, changed_at=_now()))
     return _public(row)
 
 

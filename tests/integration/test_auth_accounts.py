@@ -7,6 +7,8 @@ import uuid
 import httpx
 from sqlalchemy import select, update
 
+from contracts.auth import USER_CHANGED, UserChanged
+from contracts.streams import AUTH_STREAM
 from services.auth.policy import PasswordPolicy
 from services.auth.tables import action_tokens, audit_log, users
 from services.kit.db import Database
@@ -169,6 +171,8 @@ async def test_change_email_needs_password_and_reverification(http: httpx.AsyncC
     assert r.status_code == 200 and r.json()["email"] == new_email and r.json()["email_verified"] is True
     assert (await login(http, new_email, PASSWORD)).status_code == 200
     assert (await login(http, new_user.email, PASSWORD)).status_code == 401
+    last = await stack.nc.jetstream().get_last_msg(AUTH_STREAM.name, USER_CHANGED.subject)
+    assert UserChanged.model_validate_json(last.data).email == new_email
 
 
 async def test_change_email_to_a_taken_address_conflicts(http: httpx.AsyncClient, new_user: AppUser) -> None:
