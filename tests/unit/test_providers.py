@@ -217,3 +217,46 @@ async def test_retry_after_header_reaches_the_retry_policy(name: str, fake: Fake
     with pytest.raises(ProviderError) as exc:
         await build_provider(config_for(name, fake, max_attempts=1)).ping()
     assert exc.value.status == 429 and exc.value.retryable and exc.value.retry_after_s == 3.0
+
+
+async def test_the_worker_gives_up_before_jetstream_would_redeliver(fake: FakeLLM) -> None:
+    """The whole analysis has a deadline below the consumer's ack wait: a failure is published, not a twin run."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from contracts.documents import DocumentExtracted, DocumentsSettingsStored, ExtractionResult, PdfMetadata
+    from services.extraction.ai.handlers import AiDeps, ProviderCache, analyze_document
+    from services.kit.settings_store import SettingsStore
+
+    fake.slow_s = 5.0
+    fake.queue("slow")
+    store = SettingsStore(None, "secret")
+    store.current = DocumentsSettingsStored(provider="ollama", base_url=fake.base_url, request_timeout_s=30,
+                                            api_key_ciphertext=store.box.encrypt(API_KEY))
+    doc, run, owner = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    result = ExtractionResult(document_id=doc, run_id=run, page_count=1, pages=[PageText(number=1, text=INVOICE)],
+                              metadata=PdfMetadata())
+    published: list[object] = []
+
+    async def keep(*args: object) -> None:
+        published.append(args[-1])
+
+    async def load(_: str) -> ExtractionResult:
+        return result
+
+    deps = AiDeps(settings=store, load_result=load, publish_processing=keep, publish_analyzed=keep,
+                  publish_failed=keep, publish_progress=keep, worker="test", max_deliver=4,
+                  providers=ProviderCache(), deadline_s=0.5)
+    now = datetime.now(UTC)
+    event = DocumentExtracted(document_id=doc, owner_id=owner, run_id=run, page_count=1, needs_ocr=False,
+                              chars=len(INVOICE), table_count=0, metadata=PdfMetadata(), result_object="x",
+                              engine="t", worker="t", attempt=1, started_at=now, finished_at=now)
+    with pytest.raises(AnalysisFailed):
+        await analyze_document(event, deps, attempt=1)
+    failed = published[-1]
+    assert getattr(failed, "reason", None) == "timeout" and getattr(failed, "final", None) is False
+    # On the last attempt the same failure is final and nothing is raised (no redelivery).
+    fake.queue("slow")
+    await analyze_document(event, deps, attempt=4)
+    assert getattr(published[-1], "final", None) is True
+    await deps.providers.close()

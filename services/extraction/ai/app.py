@@ -73,7 +73,7 @@ def create_service(settings: ServiceSettings) -> Service:
         settings=store, load_result=load_result, publish_processing=publish_processing,
         publish_analyzed=publish_analyzed, publish_failed=publish_failed, publish_progress=publish_progress,
         worker=f"ai@{socket.gethostname()}:{os.getpid()}", max_deliver=MAX_DELIVER,
-        providers=handlers.ProviderCache())
+        providers=handlers.ProviderCache(), deadline_s=ACK_WAIT_S - 30)
 
     svc.on_shutdown.append(deps.providers.close)
 

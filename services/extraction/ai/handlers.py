@@ -15,6 +15,7 @@ Nothing is half-written: fields are published only once they validated as a whol
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import logging
@@ -121,6 +122,7 @@ class AiDeps:
     worker: str
     max_deliver: int
     providers: ProviderCache
+    deadline_s: float = 270.0
 
 
 class ProviderCache:
@@ -169,8 +171,14 @@ async def analyze_document(event: DocumentExtracted, deps: AiDeps, attempt: int)
     try:
         provider = await deps.providers.get(provider_config(settings, deps.settings.api_key(settings)))
         result = await deps.load_result(event.result_object)
-        outcome = await extract_fields(provider, load_text(result, provider.budget_chars),
-                                       settings.prompt_instructions)
+        try:
+            # Retries and the second round must end before JetStream would redeliver the message.
+            async with asyncio.timeout(deps.deadline_s):
+                outcome = await extract_fields(provider, load_text(result, provider.budget_chars),
+                                               settings.prompt_instructions)
+        except TimeoutError:
+            raise AnalysisFailed("timeout", f"The analysis took longer than {deps.deadline_s:g} s with "
+                                 f"{settings.provider}; it will be tried again.", final=False) from None
     except (AnalysisFailed, ProviderError) as err:
         failed = err if isinstance(err, AnalysisFailed) else AnalysisFailed("provider_error", err.message, final=True)
         final = failed.final or attempt >= deps.max_deliver
