@@ -74,14 +74,17 @@ def provider_config(settings: DocumentsSettingsStored, api_key: str) -> Provider
                           api_key=api_key, timeout_s=settings.request_timeout_s)
 
 
+def problems(err: Exception) -> str:
+    """What was wrong with an answer, one `field: message` per problem, without the URLs pydantic adds."""
+    if isinstance(err, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}"
+                         for e in err.errors(include_url=False))[:1500]
+    return str(err)[:1500]
+
+
 def feedback(instructions: str, err: Exception) -> str:
     """The instructions again, plus what was wrong with the previous answer, for the one retry."""
-    if isinstance(err, ValidationError):
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}"
-                             for e in err.errors(include_url=False))
-    else:
-        problems = str(err)
-    return (f"{instructions}\n\nYour previous answer was rejected: {problems[:1500]}. Answer again with one JSON "
+    return (f"{instructions}\n\nYour previous answer was rejected: {problems(err)}. Answer again with one JSON "
             "object that matches the schema exactly: only the listed fields, null where unknown.").strip()
 
 
@@ -106,8 +109,9 @@ async def extract_fields(provider: Provider, text: str, instructions: str) -> Ou
         except ValidationError as err:
             last = err
             prompt = feedback(instructions, err)
-    message = f"The {provider.name} model answered twice with output that does not fit the fields schema: {last}"
-    raise AnalysisFailed("invalid_output", message[:2000], final=True, usage=usage)
+    message = (f"The {provider.name} model answered twice with output that does not fit the fields schema: "
+               f"{problems(last) if last else 'no answer'}")
+    raise AnalysisFailed("invalid_output", message, final=True, usage=usage)
 
 
 # ---- the worker ------------------------------------------------------------------------------------
