@@ -15,7 +15,6 @@ import asyncio
 import base64
 import logging
 import os
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -99,9 +98,6 @@ def apply_update(stored: DocumentsSettingsStored, update: DocumentsSettingsUpdat
         raise Invalid("These settings are not valid: fix the listed fields.", validation_details(err)) from None
 
 
-SettingsListener = Callable[[DocumentsSettingsStored], Awaitable[None] | None]
-
-
 class SettingsStore:
     def __init__(self, js: Any, platform_secret: str, *, bucket: str = SETTINGS_BUCKET, key: str = SETTINGS_KEY):
         self.js = js
@@ -110,11 +106,9 @@ class SettingsStore:
         self.box = SecretBox(platform_secret)
         self.current = DocumentsSettingsStored()
         self.kv_revision = 0  # the KV sequence of `current` (0: absent), for compare-and-set writes
-        self.listeners: list[SettingsListener] = []
         self.kv: Any = None
         self._watcher: Any = None
         self._task: asyncio.Task[None] | None = None
-        self.changed = asyncio.Condition()
 
     async def start(self) -> None:
         from .bus import ensure_kv
@@ -168,12 +162,6 @@ class SettingsStore:
         self.current, self.kv_revision = stored, revision
         log_fields(log, logging.INFO, "documents settings loaded", provider=stored.provider,
                    model=stored.model, revision=stored.revision)
-        for listener in self.listeners:
-            result = listener(stored)
-            if result is not None:
-                await result
-        async with self.changed:
-            self.changed.notify_all()
 
     # ---- reading ---------------------------------------------------------------------------------
     def public(self) -> DocumentsSettingsPublic:
