@@ -97,7 +97,7 @@ const en = {
   },
   bulk: {
     toolbar: "Actions for the selected documents", selected_one: "{{count}} selected", selected_other: "{{count}} selected",
-    select_all: "Select all on this page", select_one: "Select {{name}}", clear_selection: "Clear selection",
+    select_all: "Select all on this page", select_row: "Select {{name}}", clear_selection: "Clear selection",
     assign_category: "Assign category", remove_category: "Remove category", reprocess: "Re-process", delete: "Delete",
     delete_title_one: "Delete {{count}} document?", delete_title_other: "Delete {{count}} documents?",
     delete_description: "The files and everything extracted from them are deleted for good. This cannot be undone.",

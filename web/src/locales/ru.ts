@@ -100,7 +100,7 @@ const ru = {
   },
   bulk: {
     toolbar: "Действия с выбранными документами", selected_one: "Выбран {{count}}", selected_few: "Выбрано {{count}}", selected_many: "Выбрано {{count}}", selected_other: "Выбрано {{count}}",
-    select_all: "Выбрать все на странице", select_one: "Выбрать {{name}}", clear_selection: "Снять выделение",
+    select_all: "Выбрать все на странице", select_row: "Выбрать {{name}}", clear_selection: "Снять выделение",
     assign_category: "Назначить категорию", remove_category: "Убрать категорию", reprocess: "Обработать заново", delete: "Удалить",
     delete_title_one: "Удалить {{count}} документ?", delete_title_few: "Удалить {{count}} документа?", delete_title_many: "Удалить {{count}} документов?", delete_title_other: "Удалить {{count}} документа?",
     delete_description: "Файлы и всё извлечённое из них будут удалены навсегда. Это нельзя отменить.",

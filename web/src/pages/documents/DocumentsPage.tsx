@@ -256,7 +256,7 @@ function DocumentRow({ doc, selected, onToggle, locale }: { doc: DocumentSummary
   return (
     <TableRow data-state={selected ? "selected" : undefined} data-testid="document-row" data-status={status}>
       <TableCell>
-        <Checkbox aria-label={t("bulk.select_one", { name: doc.filename })} checked={selected} onCheckedChange={onToggle} />
+        <Checkbox aria-label={t("bulk.select_row", { name: doc.filename })} checked={selected} onCheckedChange={onToggle} />
       </TableCell>
       <TableCell className="max-w-[14rem] sm:max-w-md">
         <Link to={`/documents/${doc.id}`} className="block truncate font-medium hover:underline">{doc.title || doc.filename}</Link>
