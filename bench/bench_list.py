@@ -146,7 +146,7 @@ async def run(n: int, runs: int) -> tuple[list[dict[str, Any]], float]:
                                                          "date_from": date(2023, 1, 1), "date_to": date(2023, 12, 31)}),
                 ("category any-of (2)", {"category_any": [cats["Bills"], cats["Taxes"]]}),
                 ("category all-of (2)", {"category_all": [cats["Bills"], cats["Taxes"]]}),
-                ("sender contains", {"sender": "sender 1"}),
+                ("sender starts with", {"sender": "sender 1"}),
                 ("full text, common word, newest first", {"q": "garden"}),
                 ("full text, two words, by relevance", {"q": "garden salary", "sort": "relevance"}),
                 ("full text, rare word", {"q": RARE}),

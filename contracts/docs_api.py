@@ -135,7 +135,7 @@ class DocumentFilter(Contract):
     document_type: list[DocumentType] = Field(default_factory=list)
     category_any: list[UUID] = Field(default_factory=list, max_length=50)
     category_all: list[UUID] = Field(default_factory=list, max_length=50)
-    sender: str | None = Field(default=None, max_length=300)
+    sender: str | None = Field(default=None, max_length=300)  # starts with, ignoring case
     date_from: date | None = None
     date_to: date | None = None
     uploaded_from: datetime | None = None

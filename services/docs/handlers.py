@@ -25,7 +25,6 @@ from sqlalchemy import (
     Double,
     cast,
     delete,
-    exists,
     func,
     insert,
     literal,
@@ -309,8 +308,16 @@ async def _summaries(deps: DocsDeps, rows: Sequence[Any]) -> list[DocumentSummar
     return [_summary(r, cats[r.id]) for r in rows]
 
 
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _like(value: str) -> str:
-    return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return "%" + _escape_like(value) + "%"
+
+
+def _prefix(value: str) -> str:
+    return _escape_like(value) + "%"
 
 
 _REGCONFIG = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
@@ -331,16 +338,18 @@ def filter_conditions(f: DocumentFilter, owner: UUID) -> list[Any]:
         conds.append(d.status.in_(f.status))
     if f.document_type:
         conds.append(d.document_type.in_(f.document_type))
+    link = document_categories.c
     if f.category_any:
-        conds.append(exists().where(document_categories.c.document_id == d.id,
-                                    document_categories.c.category_id.in_(f.category_any)))
+        conds.append(d.id.in_(select(link.document_id).where(link.category_id.in_(f.category_any))))
     if f.category_all:
+        # One grouped pass over the links (a semi-join), not a count per document.
         wanted = set(f.category_all)
-        conds.append(select(func.count(func.distinct(document_categories.c.category_id)))
-                     .where(document_categories.c.document_id == d.id,
-                            document_categories.c.category_id.in_(wanted)).scalar_subquery() == len(wanted))
+        conds.append(d.id.in_(select(link.document_id).where(link.category_id.in_(wanted))
+                              .group_by(link.document_id)
+                              .having(func.count(func.distinct(link.category_id)) == len(wanted))))
     if f.sender:
-        conds.append(d.sender.ilike(_like(f.sender.strip()), escape="\\"))
+        # "Starts with", ignoring case: served by the (owner, lower(sender)) index.
+        conds.append(func.lower(d.sender).like(_prefix(f.sender.strip().lower()), escape="\\"))
     if f.date_from:
         conds.append(d.document_date >= f.date_from)
     if f.date_to:
@@ -365,7 +374,7 @@ def _sort_expression(sort: str, q: str | None) -> Any:
         return cast(func.ts_rank(d.search, _tsquery(q)), Double)
     return {
         "uploaded_at": d.created_at,
-        "document_date": func.coalesce(d.document_date, cast(literal("0001-01-01"), Date)),
+        "document_date": func.coalesce(d.document_date, literal_column("DATE '0001-01-01'")),
         "title": func.lower(func.coalesce(d.title, d.filename)),
         "filename": func.lower(d.filename),
         "size": d.size,
