@@ -42,6 +42,7 @@ async def events(request: Request, call: Call, token: Token) -> StreamingRespons
         queue.put_nowait(msg.data)
 
     sub = await nc.subscribe(DOCUMENT_PROGRESS.wildcard(str(grant.owner_id)), cb=on_message)
+    await nc.flush(timeout=5)  # the server knows the subscription before the client hears "connected"
 
     async def stream() -> AsyncIterator[str]:
         try:
