@@ -102,12 +102,12 @@ async def extracted(stack: Stack, doc_id: uuid.UUID, owner: uuid.UUID, run_id: u
 
 
 async def analyzed(stack: Stack, doc_id: uuid.UUID, owner: uuid.UUID, run_id: uuid.UUID,
-                   **fields: Any) -> DocumentAnalyzed:
+                   settings: dict[str, Any] | None = None, **fields: Any) -> DocumentAnalyzed:
     now = datetime.now(UTC)
     ev = DocumentAnalyzed(document_id=doc_id, owner_id=owner, run_id=run_id, fields=ExtractedFields(**fields),
                           provider="builtin", model="rules-v1", tokens_in=10, tokens_out=5, worker="test-ai",
                           attempt=1, started_at=now, finished_at=now)
-    await handlers.on_analyzed(ev, ctx(), deps(stack))
+    await handlers.on_analyzed(ev, ctx(), deps(stack, **(settings or {})))
     return ev
 
 

@@ -197,6 +197,13 @@ async def test_ai_categories_match_existing_case_insensitively(stack: Stack, htt
     assert [(c["name"], c["source"]) for c in body["categories"]] == [("Insurance", "ai")]
     names = [c["name"] for c in (await http.get("/categories", headers=new_user.headers)).json()["items"]]
     assert names == ["Insurance"]  # ai_may_create_categories is off by default
+    d = (await h.create(stack, new_user, "car.pdf")).document
+    await h.analyzed(stack, d.id, uuid.UUID(new_user.id), d.run_id, settings={"ai_may_create_categories": True},
+                     suggested_categories=["INSURANCE", "Car"])
+    body = (await http.get(f"/documents/{d.id}", headers=new_user.headers)).json()
+    assert sorted(c["name"] for c in body["categories"]) == ["Car", "Insurance"]
+    names = [c["name"] for c in (await http.get("/categories", headers=new_user.headers)).json()["items"]]
+    assert names == ["Car", "Insurance"]
 
 
 async def test_tasks_history_stats_export_retry(stack: Stack, http: httpx.AsyncClient, new_user: AppUser) -> None:
