@@ -21,7 +21,7 @@ from uuid import UUID
 import jwt
 from jwt.algorithms import RSAAlgorithm
 
-from contracts import Unauthenticated
+from contracts import AtriumError, Unauthenticated
 from contracts.auth import (
     ACCESS_TOKEN_TYPE,
     AUTH_STATE_BUCKET,
@@ -40,6 +40,7 @@ log = logging.getLogger("atrium.security")
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "sub", "sid", "aud", "iss", "typ", "role"]
 FORBIDDEN_HEADERS = ("jku", "jwk", "x5u", "x5c", "x5t", "crit")
 JWKS_REFRESH_MIN_S = 5.0
+JWKS_MAX_AGE_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -125,17 +126,28 @@ class TokenVerifier:
                 pass
 
     async def _load_keys(self, force: bool = False) -> None:
+        """Fetch the JWKS when there is none, when it is older than JWKS_MAX_AGE_S (so a key removed
+        from the auth service stops verifying everywhere) or, at most every few seconds, on an unknown kid."""
         async with self._keys_lock:
-            if self.keys and not force:
+            age = time.monotonic() - self._keys_loaded_at
+            if self.keys and not force and age < JWKS_MAX_AGE_S:
                 return
-            if force and time.monotonic() - self._keys_loaded_at < JWKS_REFRESH_MIN_S:
+            if self.keys and force and age < JWKS_REFRESH_MIN_S:
                 return
-            if self.key_source:
-                jwks = await self.key_source()
-            else:
-                from .client import call
+            try:
+                if self.key_source:
+                    jwks = await self.key_source()
+                else:
+                    from .client import call
 
-                jwks = await call(self.service.nc, JWKS, {}, timeout=5)
+                    jwks = await call(self.service.nc, JWKS, {}, timeout=5)
+            except AtriumError as exc:
+                if not self.keys:
+                    raise
+                # The auth service is unreachable: keep verifying with the known keys, retry shortly.
+                log.warning("could not refresh the JWKS, keeping %d known key(s): %s", len(self.keys), exc.message)
+                self._keys_loaded_at = time.monotonic() - JWKS_MAX_AGE_S + JWKS_REFRESH_MIN_S
+                return
             self.keys = {k.kid: RSAAlgorithm.from_jwk(k.model_dump()) for k in jwks.keys}
             self._keys_loaded_at = time.monotonic()
 

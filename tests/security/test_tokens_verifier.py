@@ -55,3 +55,33 @@ async def test_remote_verifier_refuses_unknown_keys(remote_verifier: TokenVerifi
     with pytest.raises(Unauthenticated):
         await remote_verifier.verify("Bearer " + new_user.refresh_token)
     assert (await remote_verifier.verify(f"Bearer {new_user.access_token}")).session_id
+
+
+async def test_a_removed_key_stops_verifying_after_the_jwks_max_age(stack: Stack, new_user: AppUser) -> None:
+    from contracts import Unavailable
+    from contracts.auth import Jwks
+    from services.auth.keys import generate_key
+    from services.kit import security
+    from tests.integration.test_auth_support import signing_key
+
+    live = Jwks(keys=[signing_key(stack).public_jwk()])
+    published = {"jwks": live, "fail": False}
+
+    async def source() -> Jwks:
+        if published["fail"]:
+            raise Unavailable("auth is down")
+        return published["jwks"]
+
+    verifier = TokenVerifier(SimpleNamespace(), key_source=source)  # type: ignore[arg-type]
+    token = f"Bearer {new_user.access_token}"
+    assert await verifier.verify(token)
+    # The auth service is unreachable when the JWKS is due: the known keys keep working.
+    published["fail"] = True
+    verifier._keys_loaded_at -= security.JWKS_MAX_AGE_S + 1
+    assert await verifier.verify(token)
+    # The key was rotated out: once the JWKS is re-read, its tokens are refused.
+    other = await asyncio.to_thread(generate_key, stack.data_dir / "unpublished-keys")
+    published.update(fail=False, jwks=Jwks(keys=[other.public_jwk()]))
+    verifier._keys_loaded_at -= security.JWKS_MAX_AGE_S + 1
+    with pytest.raises(Unauthenticated):
+        await verifier.verify(token)
