@@ -114,7 +114,9 @@ class FakeLLM:
         async def openai_chat(request: Request) -> Response:
             body = await self._record(request)
             if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
-                return _openai_error(401, "invalid_api_key", "Incorrect API key provided.")
+                # Like OpenAI, echo the rejected key: the client must not pass it on.
+                sent = request.headers.get("authorization", "")[7:]
+                return _openai_error(401, "invalid_api_key", f"Incorrect API key provided: {sent}.")
             analysis = "response_format" in body
             if analysis and body["response_format"].get("type") != "json_schema":
                 return _openai_error(400, "invalid_request", "this fake expects a json_schema response_format")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -51,11 +52,21 @@ class Usage:
                      latency_ms=self.latency_ms + other.latency_ms, attempts=self.attempts + other.attempts)
 
 
+# Providers echo a rejected key in their error text ("Incorrect API key provided: sk-…"); such text is
+# shown to admins and stored on the task, so anything shaped like a key is masked first.
+_KEY_LIKE = re.compile(r"\b(?:sk|pk|key|api|token)[-_][\w*.-]{6,}|\b[A-Za-z0-9_]{24,}\b", re.I)
+
+
+def mask_keys(text: str) -> str:
+    return _KEY_LIKE.sub("***", text)
+
+
 class ProviderError(Exception):
     """The provider could not answer. `retryable`: 429, 5xx, connection trouble; `timeout`: it took too long."""
 
     def __init__(self, message: str, *, retryable: bool = False, timeout: bool = False,
                  retry_after_s: float | None = None, status: int | None = None):
+        message = mask_keys(message)
         super().__init__(message)
         self.message = message
         self.retryable = retryable
