@@ -81,7 +81,8 @@ OptionalToken = Annotated[str | None, Depends(optional_token)]
 
 
 def set_session_cookies(request: Request, response: Response, access: str, access_ttl: int,
-                        refresh: str | None = None, refresh_ttl: int | None = None) -> str:
+                        refresh: str | None = None, refresh_ttl: int | None = None, *, new_csrf: bool = False) -> str:
+    """Set the session cookies; `new_csrf` (at sign-in) replaces any CSRF value planted before the session."""
     settings: GatewaySettings = request.app.state.settings
     names = cookie_names(request)
     secure = settings.secure_cookies
@@ -90,7 +91,7 @@ def set_session_cookies(request: Request, response: Response, access: str, acces
     if refresh is not None:
         response.set_cookie(names.refresh, refresh, max_age=refresh_ttl, httponly=True, secure=secure,
                             samesite="lax", path=AUTH_PATH)
-    csrf = request.cookies.get(names.csrf) or secrets.token_urlsafe(32)
+    csrf = (None if new_csrf else request.cookies.get(names.csrf)) or secrets.token_urlsafe(32)
     # Readable by the page's script on purpose: that is the double-submit.
     response.set_cookie(names.csrf, csrf, max_age=refresh_ttl or access_ttl, httponly=False, secure=secure,
                         samesite="lax", path="/")

@@ -57,9 +57,9 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 root_router = APIRouter(tags=["auth"])
 
 
-def _with_cookies(request: Request, response: Response, pair: TokenPair) -> TokenPair:
+def _with_cookies(request: Request, response: Response, pair: TokenPair, *, sign_in: bool = False) -> TokenPair:
     set_session_cookies(request, response, pair.access_token, pair.expires_in, pair.refresh_token,
-                        pair.refresh_expires_in)
+                        pair.refresh_expires_in, new_csrf=sign_in)
     return pair
 
 
@@ -77,7 +77,7 @@ async def register(body: RegisterUser, call: Call) -> UserPublic:
 
 @router.post("/login", response_model=TokenPair, summary="Sign in with email and password (JSON)")
 async def login(body: LoginRequest, call: Call, request: Request, response: Response) -> TokenPair:
-    return _with_cookies(request, response, await call(LOGIN, body))
+    return _with_cookies(request, response, await call(LOGIN, body), sign_in=True)
 
 
 @router.post("/token", response_model=TokenPair, summary="OAuth2 password flow (form: username, password)")

@@ -189,6 +189,7 @@ async def test_oauth2_form_login(http: httpx.AsyncClient, new_user: AppUser) -> 
 
 async def test_cookie_session_with_csrf(stack: Stack, new_user: AppUser) -> None:
     async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1") as browser:
+        browser.cookies.set("atrium_csrf", "planted-by-an-attacker", domain="127.0.0.1")
         r = await browser.post("/auth/login", json={"email": new_user.email, "password": PASSWORD})
         assert r.status_code == 200
         set_cookies = r.headers.get_list("set-cookie")
@@ -197,6 +198,7 @@ async def test_cookie_session_with_csrf(stack: Stack, new_user: AppUser) -> None
         assert "httponly" in access.lower() and "samesite=lax" in access.lower() and "Path=/" in access
         assert "httponly" in refresh_c.lower() and "Path=/api/v1/auth" in refresh_c
         csrf = browser.cookies["atrium_csrf"]
+        assert csrf != "planted-by-an-attacker"  # sign-in issues a fresh CSRF value
         assert (await browser.get("/auth/me")).status_code == 200  # safe method: no CSRF needed
         # Unsafe cookie-authenticated request without the CSRF header: refused, nothing changes.
         r = await browser.post("/auth/password/change", json={"current_password": PASSWORD,
