@@ -62,3 +62,16 @@ async def test_keys_generate_adds_a_live_key(stack: Stack, tmp_path: Path) -> No
     keys = load_keys(tmp_path / "keys" / "auth")
     assert len(keys) == 1 and keys[0].private_key.key_size == 4096
     assert (tmp_path / "keys" / "auth" / f"{keys[0].kid}.pem").stat().st_mode & 0o077 == 0
+
+
+async def test_first_admin_from_environment_at_start(stack: Stack, http: httpx.AsyncClient,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    email = unique_email("env-admin")
+    monkeypatch.setenv("ATRIUM_ADMIN_EMAIL", email)
+    monkeypatch.setenv("ATRIUM_ADMIN_PASSWORD", PASSWORD)
+    replica = await stack.start_service("auth")  # a second auth replica starting with the variables set
+    try:
+        r = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
+        assert r.status_code == 200 and r.json()["user"]["role"] == "admin"
+    finally:
+        await replica.stop()
