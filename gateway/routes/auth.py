@@ -13,7 +13,6 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import SecretStr
 
 from contracts import AtriumError, Empty, ErrorCode, Unauthenticated
 from contracts.auth import (
@@ -82,7 +81,8 @@ async def login(body: LoginRequest, call: Call, request: Request, response: Resp
 
 @router.post("/token", response_model=TokenPair, summary="OAuth2 password flow (form: username, password)")
 async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], call: Call) -> TokenPair:
-    return await call(LOGIN, LoginRequest(email=form.username, password=SecretStr(form.password)))
+    # A dict, not the model: a malformed username becomes an `invalid` error like any other body.
+    return await call(LOGIN, {"email": form.username, "password": form.password})
 
 
 @router.post("/refresh", response_model=TokenPair,
@@ -94,7 +94,7 @@ async def refresh(call: Call, request: Request, response: Response,
     if not raw:
         raise Unauthenticated("Send the refresh token: the refresh cookie or {\"refresh_token\": …}.")
     try:
-        pair: TokenPair = await call(REFRESH, RefreshRequest(refresh_token=SecretStr(raw)))
+        pair: TokenPair = await call(REFRESH, {"refresh_token": raw})
     except AtriumError as exc:
         if from_cookie and exc.code == ErrorCode.UNAUTHENTICATED:
             return _signed_out(request, exc)
@@ -105,10 +105,9 @@ async def refresh(call: Call, request: Request, response: Response,
 @router.post("/logout", response_model=Ack, summary="End this session")
 async def logout(call: Call, request: Request, response: Response, token: OptionalToken,
                  body: LogoutRequest | None = None) -> Ack:
-    refresh_token = body.refresh_token if body else None
-    if refresh_token is None and (cookie := request.cookies.get(cookie_names(request).refresh)):
-        refresh_token = SecretStr(cookie)
-    ack: Ack = await call(LOGOUT, LogoutRequest(refresh_token=refresh_token), token=token)
+    refresh_token = body.refresh_token.get_secret_value() if body and body.refresh_token else None
+    refresh_token = refresh_token or request.cookies.get(cookie_names(request).refresh)
+    ack: Ack = await call(LOGOUT, {"refresh_token": refresh_token}, token=token)
     clear_session_cookies(request, response)
     return ack
 

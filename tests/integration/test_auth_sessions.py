@@ -103,6 +103,9 @@ async def test_unknown_refresh_token(http: httpx.AsyncClient) -> None:
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated"
     r = await http.post("/auth/refresh")
     assert r.status_code == 401
+    http.cookies.set("atrium_refresh", "x" * 2000, domain="127.0.0.1", path="/api/v1/auth")
+    r = await http.post("/auth/refresh")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid"
 
 
 async def test_absolute_and_idle_lifetimes(http: httpx.AsyncClient, auth_db: Database) -> None:
@@ -185,6 +188,8 @@ async def test_oauth2_form_login(http: httpx.AsyncClient, new_user: AppUser) -> 
     assert {"access_token", "refresh_token", "token_type", "expires_in"} <= body.keys()
     r = await http.post("/auth/token", data={"username": new_user.email, "password": "wrong password here"})
     assert r.status_code == 401
+    r = await http.post("/auth/token", data={"username": "not an email", "password": "whatever"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid"
 
 
 async def test_cookie_session_with_csrf(stack: Stack, new_user: AppUser) -> None:
