@@ -134,6 +134,10 @@ async def main(runs: int) -> str:
             recall = both_c / plumber_c if plumber_c else 1.0
             if recall < 0.95:
                 recall, row["note"] = reference_recall(path, rh)
+            cells_p = [cell for p in rp["pages"] for t in p["tables"] for row in t for cell in row]
+            cells_h = [cell for p in rh["pages"] for t in p["tables"] for row in t for cell in row]
+            row["cells_equal"] = (sum(a == b for a, b in zip(cells_h, cells_p, strict=False))
+                                  / max(len(cells_p), len(cells_h))) if cells_p or cells_h else None
             tables_p = sum(len(p["tables"]) for p in rp["pages"])
             tables_h = sum(len(p["tables"]) for p in rh["pages"])
             row.update(pages=rp["page_count"], word_agreement=both_w / max_w if max_w else 1.0,
@@ -216,7 +220,10 @@ async def main(runs: int) -> str:
         f"{sum(1 for a in agreements if a < 0.9)} files below 0.9",
         f"- files whose text or tables got worse (character recall < 0.95 against pdfplumber, or fewer "
         f"tables): **{len(worse)}**" + (": " + ", ".join(r["file"] for r in worse) if worse else ""),
-        f"- public time, one pass over all files: pdfplumber {sum(r['t_plumber'] for r in quality):.1f} s, "
+        f"- table cells identical to pdfplumber's (same position, same text): "
+        f"{sum(r['cells_equal'] for r in ok_rows if r.get('cells_equal') is not None) / max(1, sum(1 for r in ok_rows if r.get('cells_equal') is not None)):.3f} "
+        f"(mean over files with tables); see the per-file table and the rule below",
+        f"- public time, one pass over all files (both engines at once, one child each): pdfplumber {sum(r['t_plumber'] for r in quality):.1f} s, "
         f"hybrid {sum(r['t_hybrid'] for r in quality):.1f} s",
         "",
         "Where the engines disagree: word agreement below 1 with character recall ≈ 1 is word breaking "
@@ -230,17 +237,18 @@ async def main(runs: int) -> str:
         "",
         "<details><summary>Per public file</summary>",
         "",
-        "| file | pages | pdfplumber s | hybrid s | word agreement | char recall | tables p/h | pdfplumber-text pages | outcome |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| file | pages | pdfplumber s | hybrid s | word agreement | char recall | tables p/h | cells equal | pdfplumber-text pages | outcome |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in quality:
         if "word_agreement" in r:
             lines.append(f"| {r['file']} | {r['pages']} | {r['t_plumber']:.2f} | {r['t_hybrid']:.2f} | "
                          f"{r['word_agreement']:.3f} | {r['char_recall']:.3f} | {r['tables'][0]}/{r['tables'][1]} | "
+                         f"{'' if r['cells_equal'] is None else format(r['cells_equal'], '.3f')} | "
                          f"{r['fallback_pages']} | {'WORSE' if r['worse'] else 'ok'}"
                          f"{' (' + r['note'] + ')' if r.get('note') else ''} |")
         else:
-            lines.append(f"| {r['file']} | | {r['t_plumber']:.2f} | {r['t_hybrid']:.2f} | | | | | {r['outcome']} |")
+            lines.append(f"| {r['file']} | | {r['t_plumber']:.2f} | {r['t_hybrid']:.2f} | | | | | | {r['outcome']} |")
     lines += ["", "</details>"]
     return "\n".join(lines)
 
