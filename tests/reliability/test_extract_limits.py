@@ -3,6 +3,7 @@ a child dies or is killed, the worker carries on, and every document ends in a t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import zlib
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from contracts.documents import DocumentExtracted, DocumentFailed
 from services.extraction.text.engine import ExtractError, Limits
-from services.extraction.text.pool import ExtractPool, PoolLimits
+from services.extraction.text.pool import ExtractPool, PoolLimits, PoolStopping
 from tests.conftest import Stack
 from tests.integration.test_extraction_text import (  # noqa: F401  (fixtures)
     PLUMBER,
@@ -132,3 +133,18 @@ async def test_inflate_bomb_through_the_worker_fails_with_memory(stack: Stack, e
     assert done.reason == "memory" and done.final and done.attempt == 1
     ok = await upload(stack, SYNTHETIC / "invoice_1p.pdf")
     assert isinstance(await outcomes.terminal(ok.document_id), DocumentExtracted)
+
+
+async def test_stopping_the_pool_mid_document_is_not_the_documents_fault() -> None:
+    pool = ExtractPool(1, PoolLimits())
+    await pool.start()
+    first_page = asyncio.Event()
+
+    async def on_page(page: int, pages: int) -> None:
+        first_page.set()
+
+    running = asyncio.create_task(pool.extract(str(PLUMBER / "chelsea_pdta.pdf"), on_page=on_page))
+    await asyncio.wait_for(first_page.wait(), 60)
+    await pool.stop()  # a worker's shutdown: the run must be redelivered, not failed as "memory"
+    with pytest.raises(PoolStopping):
+        await running

@@ -90,6 +90,8 @@ class page_time_limit:
 
 
 def clean_text(text: str) -> str:
+    """Unix line ends, no trailing blanks, no NUL (Postgres text refuses it), no lone surrogates (JSON does)."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     return "\n".join(line.rstrip() for line in lines).strip("\n").replace("\x00", "")
 
@@ -330,7 +332,7 @@ def pdfium_text_is_suspect(pdfium_visible: int, text_objects: int) -> bool:
 
 
 def _clean_table(table: list[list[Any]]) -> list[list[str | None]]:
-    return [[None if cell is None else str(cell) for cell in row] for row in table]
+    return [[None if cell is None else clean_text(str(cell)) for cell in row] for row in table]
 
 
 class _Plumber:

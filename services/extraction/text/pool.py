@@ -152,12 +152,14 @@ class ExtractPool:
         self._idle: asyncio.Queue[_Child] = asyncio.Queue()
         self._all: set[_Child] = set()
         self.replaced = 0
+        self.stopping = False
 
     async def start(self) -> None:
         for _ in range(self.size):
             await self._idle.put(await self._spawn())
 
     async def stop(self) -> None:
+        self.stopping = True
         for child in list(self._all):
             await asyncio.to_thread(child.stop)
         self._all.clear()
@@ -208,7 +210,7 @@ class ExtractPool:
             child.docs += 1
             if healthy and child.docs < self.limits.docs_per_child:
                 self._idle.put_nowait(child)
-            else:
+            elif not self.stopping:
                 await self._discard(child)
                 self.replaced += 1
                 self._idle.put_nowait(await self._spawn())
@@ -231,6 +233,8 @@ class ExtractPool:
             try:
                 msg = await _recv(child.conn, min(deadline - now, max(next_beat - now, 0.05), 1.0))
             except (EOFError, OSError):
+                if self.stopping:  # our own shutdown, not the document: let it be redelivered
+                    raise PoolStopping("the worker is shutting down") from None
                 await asyncio.to_thread(child.proc.wait, 5)
                 raise ExtractError(*_death_reason(child.exitcode, self.limits.memory_mb)) from None
             if msg is None:
@@ -245,6 +249,10 @@ class ExtractPool:
                 if msg[1] == "memory":
                     raise ExtractError(msg[1], msg[2])  # the child exits after a MemoryError
                 raise _HealthyError(msg[1], msg[2])
+
+
+class PoolStopping(RuntimeError):
+    """The pool was stopped under a running document; not the document's fault."""
 
 
 class _HealthyError(ExtractError):
