@@ -88,9 +88,10 @@ async def generate(db: Database, owner: uuid.UUID, other: uuid.UUID, n: int, see
                 await s.execute(insert(documents), rows)
                 if links:
                     await s.execute(insert(document_categories), links)
+    # What autovacuum would have done by now: statistics, and the visibility map for index-only scans.
     async with db.engine.connect() as conn:
-        await conn.execute(text("ANALYZE"))
-        await conn.commit()
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE"))
     return cats
 
 
@@ -149,13 +150,15 @@ async def run(n: int, runs: int) -> tuple[list[dict[str, Any]], float]:
                 ("sender starts with", {"sender": "sender 1"}),
                 ("full text, common word, newest first", {"q": "garden"}),
                 ("full text, two words, by relevance", {"q": "garden salary", "sort": "relevance"}),
+                ("full text, common word, by relevance", {"q": "garden", "sort": "relevance"}),
                 ("full text, rare word", {"q": RARE}),
                 ("full text + type + category", {"q": "insurance", "document_type": ["contract"],
                                                  "category_any": [cats["Insurance"]]}),
                 ("sort by title, ascending", {"sort": "title", "order": "asc"}),
             ]
             base = summary(await timed(baseline, runs))
-            rows: list[dict[str, Any]] = [{"name": "baseline: plain newest-50 SELECT", "total": None, **base}]
+            rows: list[dict[str, Any]] = [{"name": "baseline: plain newest-50 SELECT", "total": None, "exact": True,
+                                           **base}]
             for name, params in scenarios:
                 cmd = ListDocuments(limit=50, **params)
                 page = await handlers.list_documents(cmd, ctx, deps)
@@ -163,7 +166,8 @@ async def run(n: int, runs: int) -> tuple[list[dict[str, Any]], float]:
                 async def one(cmd: ListDocuments = cmd) -> None:
                     await handlers.list_documents(cmd, ctx, deps)
 
-                rows.append({"name": name, "total": page.total, **summary(await timed(one, runs))})
+                rows.append({"name": name, "total": page.total, "exact": page.total_exact,
+                             **summary(await timed(one, runs))})
             for r in rows:
                 r["ratio"] = r["median"] / base["median"]
             await db.dispose()
@@ -180,14 +184,14 @@ def report(rows: list[dict[str, Any]], n: int, runs: int, fill_s: float) -> str:
         f"`python -m bench.bench_list` — own embedded PostgreSQL; generator: {n:,} documents of one owner "
         f"(+{n // 5:,} of another), ~120 Zipf-distributed words each, 6 categories (filled in {fill_s:.0f} s). "
         f"Each scenario is the documents service's list handler (the SQL behind `docs.document.list`: page of 50, "
-        f"total count, categories, snippets when searching), {runs} runs after a warm-up. Baseline, same run: a "
+        f"total count exact up to 10,000 (“10,000+” beyond), categories, snippets when searching), {runs} runs after a warm-up. Baseline, same run: a "
         "bare `SELECT … WHERE owner_id ORDER BY created_at DESC LIMIT 50`. Goal: p95 under 50 ms.",
         "",
         "| scenario | matches | median ms | p95 ms | × baseline (median) |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
-        total = "" if r["total"] is None else f"{r['total']:,}"
+        total = "" if r["total"] is None else f"{r['total']:,}" + ("" if r["exact"] else "+")
         lines.append(f"| {r['name']} | {total} | {r['median']:.1f} | {r['p95']:.1f} | {r['ratio']:.1f} |")
     verdict = "met" if worst < GOAL_P95_MS else "NOT met"
     lines += ["", f"Worst p95: {worst:.1f} ms — goal {verdict}."]

@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from contracts import Conflict, Empty, Forbidden, Invalid, NotFound, TooLarge
 from contracts.base import AtriumError
 from contracts.docs_api import (
+    COUNT_CAP,
     BulkAction,
     BulkItem,
     BulkResult,
@@ -426,7 +427,9 @@ async def list_documents(cmd: ListDocuments, ctx: Ctx, deps: DocsDeps) -> Docume
     async with deps.db.session() as s:
         rows = (await s.execute(select(*cols, key).where(*page_conds).order_by(*ordering)
                                 .limit(cmd.limit + 1))).all()
-        total = (await s.execute(select(func.count()).select_from(documents).where(*conds))).scalar_one()
+        # Counting stops past the cap: an exact count of 100,000 matches costs more than the page itself.
+        matches = select(documents.c.id).where(*conds).limit(COUNT_CAP + 1).subquery()
+        total = (await s.execute(select(func.count()).select_from(matches))).scalar_one()
         more = len(rows) > cmd.limit
         rows = rows[: cmd.limit]
         ids = [r.id for r in rows]
@@ -442,7 +445,8 @@ async def list_documents(cmd: ListDocuments, ctx: Ctx, deps: DocsDeps) -> Docume
     items = [_summary(r, cats[r.id], rank=r.sort_key if cmd.sort == "relevance" else None,
                       snippet=_snippet(snippets.get(r.id))) for r in rows]
     next_cursor = _encode_cursor(cmd.sort, cmd.order, q, rows[-1].sort_key, rows[-1].id) if more and rows else None
-    return DocumentPage(items=items, total=total, next_cursor=next_cursor)
+    return DocumentPage(items=items, total=min(total, COUNT_CAP), total_exact=total <= COUNT_CAP,
+                        next_cursor=next_cursor)
 
 
 async def _owned(s: Any, doc_id: UUID, owner: UUID, *, lock: bool = False) -> Any:

@@ -42,7 +42,8 @@ async def test_second_user_gets_404_for_everything(stack: Stack, http: httpx.Asy
     r = await http.post("/documents/bulk", headers=hd, json={"action": "assign_category", "category_id": cat,
                                                             "ids": [doc["id"]]})
     assert r.status_code == 404
-    assert (await http.get("/documents", headers=hd)).json() == {"items": [], "total": 0, "next_cursor": None}
+    assert (await http.get("/documents", headers=hd)).json() == {"items": [], "total": 0, "total_exact": True,
+                                                                 "next_cursor": None}
     assert (await http.get("/documents", headers=hd, params={"q": "secret"})).json()["total"] == 0
     assert (await http.get("/categories", headers=hd)).json()["items"] == []
     assert (await http.get("/tasks", headers=hd)).json()["total"] == 0
