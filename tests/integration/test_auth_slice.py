@@ -7,8 +7,7 @@ import httpx
 from contracts import AtriumError, Empty
 from contracts.auth import ME
 from services.kit.client import call
-
-from tests.conftest import PASSWORD, Stack, AppUser, unique_email
+from tests.conftest import PASSWORD, AppUser, Stack, unique_email
 
 
 async def test_register_login_me(http: httpx.AsyncClient) -> None:
