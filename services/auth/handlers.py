@@ -59,6 +59,7 @@ log = logging.getLogger("atrium.auth")
 
 BAD_LOGIN = "Wrong email or password, or the account is not active."
 BAD_REFRESH = "This refresh token is not valid (expired, ended or unknown); sign in again."
+BUS_CLIENT = "bus"
 FORGOT_ANSWER = ("If an account exists for this address, a link to reset its password is on its way. "
                  "It is valid for 30 minutes.")
 
@@ -94,6 +95,12 @@ def _ip(ctx: Ctx) -> str | None:
         return str(ipaddress.ip_address(ctx.client_ip)) if ctx.client_ip else None
     except ValueError:
         return None
+
+
+def _client(ctx: Ctx) -> str:
+    """The per-IP rate-limit key. Direct bus callers (no `x-client-ip`, i.e. not via the gateway)
+    share one bucket, so skipping the gateway never means skipping the limit."""
+    return ctx.client_ip or BUS_CLIENT
 
 
 def _email_key(email: str) -> str:
@@ -148,7 +155,7 @@ async def _mail_reset(deps: AuthDeps, to: str, token: str) -> None:
 
 async def register_user(cmd: RegisterUser, deps: AuthDeps, ctx: Ctx) -> UserPublic:
     email = str(cmd.email).strip()
-    deps.limiter.take("register_ip", ctx.client_ip)
+    deps.limiter.take("register_ip", _client(ctx))
     deps.limiter.take("register_account", _email_key(email))
     password = cmd.password.get_secret_value()
     deps.config.policy.enforce(password, email)
@@ -194,7 +201,7 @@ def _pair(deps: AuthDeps, row: Any, session_id: Any, refresh: str, expires_at: d
 async def login(cmd: LoginRequest, deps: AuthDeps, ctx: Ctx) -> TokenPair:
     email = str(cmd.email).strip()
     account = _email_key(email)
-    deps.limiter.take("login_ip", ctx.client_ip)
+    deps.limiter.take("login_ip", _client(ctx))
     deps.limiter.check("login_account", account)
     async with deps.db.session() as s:
         row = await _user_by_email(s, email)
@@ -232,7 +239,7 @@ async def refresh(cmd: RefreshRequest, deps: AuthDeps, ctx: Ctx) -> TokenPair:
     that presents that token within `refresh_grace_s` decrypts and receives the same successor.
     Any other use of a rotated token is reuse: the whole session is revoked.
     """
-    deps.limiter.take("refresh_ip", ctx.client_ip)
+    deps.limiter.take("refresh_ip", _client(ctx))
     presented = cmd.refresh_token.get_secret_value()
     async with deps.db.transaction() as s:
         # Failures that change state (reuse, expiry) return their error so the transaction commits.
@@ -437,7 +444,7 @@ async def _invalidate_action_tokens(s: AsyncSession, user_id: Any, kind: str) ->
 
 async def forgot_password(cmd: ForgotPassword, deps: AuthDeps, ctx: Ctx) -> Ack:
     account = _email_key(str(cmd.email))
-    deps.limiter.take("forgot_ip", ctx.client_ip)
+    deps.limiter.take("forgot_ip", _client(ctx))
     deps.limiter.take("forgot_account", account)  # keyed by the address, existing or not
     async with deps.db.transaction() as s:
         row = await _user_by_email(s, account)
@@ -462,7 +469,7 @@ async def _take_action_token(s: AsyncSession, token: str, kind: str) -> Any:
 
 
 async def reset_password(cmd: ResetPassword, deps: AuthDeps, ctx: Ctx) -> Ack:
-    deps.limiter.take("verify_ip", ctx.client_ip)
+    deps.limiter.take("verify_ip", _client(ctx))
     new = cmd.new_password.get_secret_value()
     async with deps.db.session() as s:
         pending = (await s.execute(select(users.c.email).select_from(action_tokens.join(users)).where(
@@ -481,7 +488,7 @@ async def reset_password(cmd: ResetPassword, deps: AuthDeps, ctx: Ctx) -> Ack:
 
 
 async def verify_email(cmd: VerifyEmail, deps: AuthDeps, ctx: Ctx) -> UserPublic:
-    deps.limiter.take("verify_ip", ctx.client_ip)
+    deps.limiter.take("verify_ip", _client(ctx))
     async with deps.db.transaction() as s:
         tok = await _take_action_token(s, cmd.token.get_secret_value(), "verify")
         user = await _user_by_id(s, tok.user_id, lock=True)
