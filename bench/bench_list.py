@@ -184,7 +184,7 @@ def report(rows: list[dict[str, Any]], n: int, runs: int, fill_s: float) -> str:
         f"`python -m bench.bench_list` — own embedded PostgreSQL; generator: {n:,} documents of one owner "
         f"(+{n // 5:,} of another), ~120 Zipf-distributed words each, 6 categories (filled in {fill_s:.0f} s). "
         f"Each scenario is the documents service's list handler (the SQL behind `docs.document.list`: page of 50, "
-        f"total count exact up to 10,000 (“10,000+” beyond), categories, snippets when searching), {runs} runs after a warm-up. Baseline, same run: a "
+        f"total count exact up to 1,000 (“1,000+” beyond), categories, snippets when searching), {runs} runs after a warm-up. Baseline, same run: a "
         "bare `SELECT … WHERE owner_id ORDER BY created_at DESC LIMIT 50`. Goal: p95 under 50 ms.",
         "",
         "| scenario | matches | median ms | p95 ms | × baseline (median) |",

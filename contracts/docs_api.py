@@ -153,12 +153,12 @@ class ListDocuments(DocumentFilter):
 
 class DocumentPage(Contract):
     items: list[DocumentSummary]
-    total: int  # exact up to `COUNT_CAP`; beyond it `total_exact` is false and total is the cap ("10,000+")
+    total: int  # exact up to `COUNT_CAP`; beyond it `total_exact` is false and total is the cap ("1,000+")
     total_exact: bool = True
     next_cursor: str | None = None
 
 
-COUNT_CAP = 10_000
+COUNT_CAP = 1_000
 
 
 class DocumentFieldsUpdate(Contract):

@@ -332,6 +332,9 @@ def _query_text(f: DocumentFilter) -> str | None:
     return f.q.strip() if f.q and f.q.strip() else None
 
 
+_DOCUMENT_DATE = func.coalesce(documents.c.document_date, literal_column("DATE '0001-01-01'"))
+
+
 def filter_conditions(f: DocumentFilter, owner: UUID) -> list[Any]:
     d = documents.c
     conds: list[Any] = [d.owner_id == owner]
@@ -351,10 +354,14 @@ def filter_conditions(f: DocumentFilter, owner: UUID) -> list[Any]:
     if f.sender:
         # "Starts with", ignoring case: served by the (owner, lower(sender)) index.
         conds.append(func.lower(d.sender).like(_prefix(f.sender.strip().lower()), escape="\\"))
-    if f.date_from:
-        conds.append(d.document_date >= f.date_from)
-    if f.date_to:
-        conds.append(d.document_date <= f.date_to)
+    if f.date_from or f.date_to:
+        # Written as the sort expression so the (owner, document date) index serves the range.
+        when = _DOCUMENT_DATE
+        conds.append(d.document_date.isnot(None))
+        if f.date_from:
+            conds.append(when >= f.date_from)
+        if f.date_to:
+            conds.append(when <= f.date_to)
     if f.uploaded_from:
         conds.append(d.created_at >= f.uploaded_from)
     if f.uploaded_to:
@@ -375,7 +382,7 @@ def _sort_expression(sort: str, q: str | None) -> Any:
         return cast(func.ts_rank(d.search, _tsquery(q)), Double)
     return {
         "uploaded_at": d.created_at,
-        "document_date": func.coalesce(d.document_date, literal_column("DATE '0001-01-01'")),
+        "document_date": _DOCUMENT_DATE,
         "title": func.lower(func.coalesce(d.title, d.filename)),
         "filename": func.lower(d.filename),
         "size": d.size,

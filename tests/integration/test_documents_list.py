@@ -123,3 +123,14 @@ async def test_sort_and_keyset_pages(http: httpx.AsyncClient, library: Any) -> N
     assert len(rest) == 1 and rest[0] not in [d["filename"] for d in first["items"]]
     r = await http.get("/documents", headers=user.headers, params={"q": "garden", "cursor": first["next_cursor"]})
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "cursor"
+
+
+async def test_total_is_exact_up_to_the_cap(http: httpx.AsyncClient, library: Any, monkeypatch: Any) -> None:
+    from services.docs import handlers
+
+    user, _, _ = library
+    body = (await http.get("/documents", headers=user.headers)).json()
+    assert (body["total"], body["total_exact"]) == (len(ROWS), True)
+    monkeypatch.setattr(handlers, "COUNT_CAP", 4)  # the service runs in this process
+    body = (await http.get("/documents", headers=user.headers)).json()
+    assert (body["total"], body["total_exact"], len(body["items"])) == (4, False, len(ROWS))
