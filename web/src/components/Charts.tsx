@@ -18,7 +18,7 @@ export function TasksPerDayChart({ data }: { data: DaySeries[] }) {
   const y = (v: number) => ((height - pad.t - pad.b) * v) / max;
   const ticks = [0, Math.round(max / 2), max];
   return (
-    <figure className="grid gap-2">
+    <figure className="grid grid-cols-1 gap-2">
       <svg viewBox={`0 0 ${width} ${height}`} className="h-auto w-full" role="img" aria-label={t("tasks.chart_per_day")}>
         {ticks.map((v) => (
           <g key={v}>
@@ -63,9 +63,9 @@ export function TasksPerDayChart({ data }: { data: DaySeries[] }) {
 export function BarList({ items, format, label }: { items: { label: string; value: number }[]; format: (v: number) => string; label: string }) {
   const max = Math.max(1, ...items.map((i) => i.value));
   return (
-    <ul className="grid gap-2" aria-label={label}>
+    <ul className="grid grid-cols-1 gap-2" aria-label={label}>
       {items.map((i) => (
-        <li key={i.label} className="grid gap-1 text-sm">
+        <li key={i.label} className="grid grid-cols-1 gap-1 text-sm">
           <div className="flex justify-between gap-2">
             <span className="truncate">{i.label}</span>
             <span className="tabular-nums text-muted-foreground">{format(i.value)}</span>

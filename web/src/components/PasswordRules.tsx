@@ -24,9 +24,9 @@ export function PasswordRules({ password, email, serverErrors = [] }: { password
   const { t } = useTranslation();
   const rules = passwordRules(password, email);
   return (
-    <div className="grid gap-1.5 text-sm" aria-live="polite">
+    <div className="grid grid-cols-1 gap-1.5 text-sm" aria-live="polite">
       <p className="text-xs font-medium text-muted-foreground">{t("password.rules_title")}</p>
-      <ul className="grid gap-1" data-testid="password-rules">
+      <ul className="grid grid-cols-1 gap-1" data-testid="password-rules">
         {rules.map((r) => (
           <li key={r.key} className={cn("flex items-center gap-2", r.ok ? "text-success" : "text-muted-foreground")} data-ok={r.ok}>
             {r.ok ? <Check className="h-3.5 w-3.5" aria-hidden /> : <X className="h-3.5 w-3.5" aria-hidden />}

@@ -55,7 +55,7 @@ function DocumentsOverview({ locale }: { locale: string }) {
   const processing = useDocuments({ status: ["queued", "extracting", "analyzing"], limit: 5 }, { refetchInterval: 5000 });
   const tasks = useTasks({ limit: 8 });
   return (
-    <div className="grid gap-4 lg:grid-cols-3">
+    <div className="grid grid-cols-1 gap-4 lg:grid-cols-3">
       <Card className="lg:col-span-3">
         <CardHeader>
           <CardTitle>{t("dashboard.by_status")}</CardTitle>
@@ -93,7 +93,7 @@ function DocumentsOverview({ locale }: { locale: string }) {
           ) : (processing.data?.items.length ?? 0) === 0 ? (
             <p className="text-sm text-muted-foreground">{t("dashboard.nothing_processing")}</p>
           ) : (
-            <ul className="grid gap-2">
+            <ul className="grid grid-cols-1 gap-2">
               {processing.data!.items.map((d) => (
                 <li key={d.id} className="flex items-center justify-between gap-2 text-sm">
                   <Link to={`/documents/${d.id}`} className="truncate hover:underline">{d.title || d.filename}</Link>
@@ -151,7 +151,7 @@ export function AppsPage() {
       ) : (apps.data ?? []).length === 0 ? (
         <EmptyState icon={<AppWindow className="h-8 w-8" />} title={t("apps.empty")} description={t("apps.empty_hint")} />
       ) : (
-        <ul className="grid gap-4 sm:grid-cols-2 lg:grid-cols-3" data-testid="apps-list">
+        <ul className="grid grid-cols-1 gap-4 sm:grid-cols-2 lg:grid-cols-3" data-testid="apps-list">
           {apps.data!.map((a) => (
             <li key={a.key}>
               <Link to={appRoute(a)} className="block h-full rounded-xl focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-ring">

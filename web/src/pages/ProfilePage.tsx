@@ -106,15 +106,15 @@ export function ProfilePage() {
   };
 
   return (
-    <div className="grid gap-6">
+    <div className="grid grid-cols-1 gap-6">
       <PageHeader title={t("profile.title")} description={t("profile.subtitle")} />
-      <div className="grid gap-6 lg:grid-cols-[20rem_1fr]">
+      <div className="grid grid-cols-1 gap-6 lg:grid-cols-[20rem_minmax(0,1fr)]">
         <Card>
           <CardHeader>
             <CardTitle>{t("profile.avatar")}</CardTitle>
             <CardDescription>{t("profile.avatar_hint")}</CardDescription>
           </CardHeader>
-          <CardContent className="grid justify-items-center gap-3">
+          <CardContent className="grid grid-cols-1 justify-items-center gap-3">
             <Avatar name={name} src={avatarSrc} size={112} />
             {preview && <p className="text-xs text-muted-foreground">{t("profile.preview")}</p>}
             <input id="avatar" type="file" accept="image/png,image/jpeg,image/webp" className="sr-only" onChange={(e) => onPick(e.target.files?.[0])} />
@@ -142,14 +142,14 @@ export function ProfilePage() {
           </CardHeader>
           <CardContent>
             <form
-              className="grid gap-4 sm:grid-cols-2"
+              className="grid grid-cols-1 gap-4 sm:grid-cols-2"
               onSubmit={(e) => {
                 e.preventDefault();
                 save.mutate();
               }}
             >
               {TEXT_FIELDS.map((k) => (
-                <div key={k} className="grid gap-1.5">
+                <div key={k} className="grid grid-cols-1 gap-1.5">
                   <Label htmlFor={k}>{t(`profile.${k}`)}</Label>
                   <Input
                     id={k}
@@ -164,21 +164,21 @@ export function ProfilePage() {
                   {errorFor(k) && <p id={`${k}-error`} className="text-sm text-destructive">{errorFor(k)}</p>}
                 </div>
               ))}
-              <div className="grid gap-1.5">
+              <div className="grid grid-cols-1 gap-1.5">
                 <Label htmlFor="locale">{t("profile.locale")}</Label>
                 <NativeSelect id="locale" value={form.locale ?? "en"} onChange={(e) => setForm({ ...form, locale: e.target.value as "en" | "ru" })}>
                   <option value="en">English</option>
                   <option value="ru">Русский</option>
                 </NativeSelect>
               </div>
-              <div className="grid gap-1.5">
+              <div className="grid grid-cols-1 gap-1.5">
                 <Label htmlFor="time_zone">{t("profile.time_zone")}</Label>
                 <NativeSelect id="time_zone" value={form.time_zone ?? "UTC"} onChange={(e) => setForm({ ...form, time_zone: e.target.value })}>
                   {(zones.includes(form.time_zone ?? "UTC") ? zones : [form.time_zone!, ...zones]).map((z) => <option key={z} value={z}>{z}</option>)}
                 </NativeSelect>
                 {errorFor("time_zone") && <p className="text-sm text-destructive">{errorFor("time_zone")}</p>}
               </div>
-              <div className="grid gap-1.5">
+              <div className="grid grid-cols-1 gap-1.5">
                 <Label htmlFor="theme">{t("profile.theme")}</Label>
                 <NativeSelect id="theme" value={form.theme ?? "system"} onChange={(e) => setForm({ ...form, theme: e.target.value as Theme })}>
                   <option value="light">{t("theme.light")}</option>

@@ -9,7 +9,7 @@ import { cn } from "@/lib/utils";
 
 function Chips({ legend, options, selected, onChange }: { legend: string; options: { value: string; label: string }[]; selected: string[]; onChange: (v: string[]) => void }) {
   return (
-    <fieldset className="grid gap-1.5">
+    <fieldset className="grid grid-cols-1 gap-1.5">
       <legend className="mb-1.5 text-xs font-medium text-muted-foreground">{legend}</legend>
       <div className="flex flex-wrap gap-1.5">
         {options.map((o) => {
@@ -37,14 +37,14 @@ function Chips({ legend, options, selected, onChange }: { legend: string; option
 function DateRange({ id, legend, from, to, onChange }: { id: string; legend: string; from?: string; to?: string; onChange: (from?: string, to?: string) => void }) {
   const { t } = useTranslation();
   return (
-    <fieldset className="grid gap-1.5">
+    <fieldset className="grid grid-cols-1 gap-1.5">
       <legend className="mb-1.5 text-xs font-medium text-muted-foreground">{legend}</legend>
       <div className="grid grid-cols-2 gap-2">
-        <div className="grid gap-1">
+        <div className="grid grid-cols-1 gap-1">
           <Label htmlFor={`${id}-from`} className="text-xs font-normal">{t("filters.from")}</Label>
           <Input id={`${id}-from`} type="date" value={from ?? ""} max={to} onChange={(e) => onChange(e.target.value || undefined, to)} />
         </div>
-        <div className="grid gap-1">
+        <div className="grid grid-cols-1 gap-1">
           <Label htmlFor={`${id}-to`} className="text-xs font-normal">{t("filters.to")}</Label>
           <Input id={`${id}-to`} type="date" value={to ?? ""} min={from} onChange={(e) => onChange(from, e.target.value || undefined)} />
         </div>
@@ -80,7 +80,7 @@ export function DocumentFilters({ value, onChange, categories }: { value: Docume
   const set = (patch: Partial<DocumentQuery>) => onChange({ ...value, ...patch, cursor: undefined });
   const count = activeFilterCount(value);
   return (
-    <div className="grid gap-3">
+    <div className="grid grid-cols-1 gap-3">
       <div className="flex flex-col gap-2 sm:flex-row sm:items-center">
         <div className="relative flex-1">
           <Search className="pointer-events-none absolute left-2.5 top-2.5 h-4 w-4 text-muted-foreground" aria-hidden />
@@ -93,12 +93,12 @@ export function DocumentFilters({ value, onChange, categories }: { value: Docume
             onChange={(e) => setText(e.target.value)}
           />
         </div>
-        <div className="flex gap-2">
+        <div className="flex flex-wrap gap-2">
           <Button variant="outline" aria-expanded={open} aria-controls="document-filters" onClick={() => setOpen(!open)}>
             <Filter /> {t("filters.filters")}
             {count > 0 && <span className="rounded-full bg-primary px-1.5 text-xs text-primary-foreground">{count}</span>}
           </Button>
-          <div className="flex items-center gap-1">
+          <div className="flex min-w-0 flex-wrap items-center gap-1">
             <Label htmlFor="sort" className="sr-only">{t("filters.sort")}</Label>
             <NativeSelect id="sort" className="w-auto" value={value.sort ?? "uploaded_at"} onChange={(e) => set({ sort: e.target.value })}>
               {SORT_KEYS.filter((k) => k !== "relevance" || value.q).map((k) => (
@@ -114,7 +114,7 @@ export function DocumentFilters({ value, onChange, categories }: { value: Docume
         </div>
       </div>
       {open && (
-        <div id="document-filters" className="grid gap-4 rounded-xl border bg-card p-4 md:grid-cols-2">
+        <div id="document-filters" className="grid grid-cols-1 gap-4 rounded-xl border bg-card p-4 md:grid-cols-2">
           <Chips legend={t("filters.status")} options={STATUSES.map((s) => ({ value: s, label: t(`status.${s}`) }))} selected={value.status ?? []} onChange={(status) => set({ status })} />
           <Chips
             legend={t("filters.type")}

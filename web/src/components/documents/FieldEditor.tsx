@@ -62,11 +62,11 @@ export function FieldEditor({ name, field, onSave, saving }: Props) {
   };
   const label = t(`fields.${name}`, { defaultValue: name });
   return (
-    <div className="grid gap-1 border-b py-3 last:border-0 sm:grid-cols-[10rem_1fr] sm:gap-4" data-testid={`field-${name}`} data-source={field?.source ?? "none"}>
+    <div className="grid grid-cols-1 gap-1 border-b py-3 last:border-0 sm:grid-cols-[10rem_1fr] sm:gap-4" data-testid={`field-${name}`} data-source={field?.source ?? "none"}>
       <label htmlFor={inputId} className="pt-1.5 text-sm text-muted-foreground">{label}</label>
       {editing ? (
         <form
-          className="grid gap-2"
+          className="grid grid-cols-1 gap-2"
           onSubmit={(e) => {
             e.preventDefault();
             void save(parseFieldInput(name, text));

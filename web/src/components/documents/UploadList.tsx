@@ -51,7 +51,7 @@ function UploadRow({ item, onDismiss }: { item: UploadItem; onDismiss: () => voi
             ? t("upload.page_of", { page: live.page, pages: live.pages })
             : t(`status.${stage}`, { defaultValue: stage });
   return (
-    <li className="grid gap-1.5 py-3" data-testid="upload-row" data-stage={stage}>
+    <li className="grid grid-cols-1 gap-1.5 py-3" data-testid="upload-row" data-stage={stage}>
       <div className="flex items-center gap-2">
         {failed ? <XCircle className="h-4 w-4 shrink-0 text-destructive" aria-hidden /> : done ? <CheckCircle2 className="h-4 w-4 shrink-0 text-success" aria-hidden /> : <FileUp className="h-4 w-4 shrink-0 text-muted-foreground" aria-hidden />}
         {item.documentId ? (

@@ -42,7 +42,7 @@ export function Toaster({ children }: { children: React.ReactNode }) {
               item.variant === "success" && "border-success/50",
             )}
           >
-            <div className="grid gap-1">
+            <div className="grid grid-cols-1 gap-1">
               <ToastPrimitive.Title className={cn("text-sm font-semibold", item.variant === "destructive" && "text-destructive")}>{item.title}</ToastPrimitive.Title>
               {item.description && <ToastPrimitive.Description className="text-sm text-muted-foreground">{item.description}</ToastPrimitive.Description>}
             </div>

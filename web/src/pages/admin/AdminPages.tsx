@@ -73,14 +73,14 @@ export function AdminUsersPage() {
     f();
   };
   return (
-    <div className="grid gap-6">
+    <div className="grid grid-cols-1 gap-6">
       <PageHeader title={t("admin.users_title")} description={t("admin.users_subtitle")} />
-      <div className="grid gap-3 sm:grid-cols-[1fr_auto_auto]">
-        <div className="grid gap-1">
+      <div className="grid grid-cols-1 gap-3 sm:grid-cols-[1fr_auto_auto]">
+        <div className="grid grid-cols-1 gap-1">
           <Label htmlFor="user-search">{t("admin.search_users")}</Label>
           <Input id="user-search" type="search" value={q} onChange={(e) => reset(() => setQ(e.target.value))} placeholder={t("admin.search_placeholder")} />
         </div>
-        <div className="grid gap-1">
+        <div className="grid grid-cols-1 gap-1">
           <Label htmlFor="user-role">{t("admin.role")}</Label>
           <NativeSelect id="user-role" value={role} onChange={(e) => reset(() => setRole(e.target.value))}>
             <option value="">{t("common.all")}</option>
@@ -88,7 +88,7 @@ export function AdminUsersPage() {
             <option value="admin">{t("role.admin")}</option>
           </NativeSelect>
         </div>
-        <div className="grid gap-1">
+        <div className="grid grid-cols-1 gap-1">
           <Label htmlFor="user-active">{t("admin.state")}</Label>
           <NativeSelect id="user-active" value={active} onChange={(e) => reset(() => setActive(e.target.value))}>
             <option value="">{t("common.all")}</option>
@@ -155,7 +155,7 @@ export function AdminUsersPage() {
               ))}
             </TableBody>
           </Table>
-          <div className="flex items-center justify-end gap-2 border-t p-3 text-sm text-muted-foreground">
+          <div className="flex flex-wrap items-center justify-end gap-2 border-t p-3 text-sm text-muted-foreground">
             <span>{t("admin.users_total", { count: users.data!.total })}</span>
             <Button size="sm" variant="outline" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - USERS_PAGE))} aria-label={t("documents.prev_page")}><ChevronLeft /></Button>
             <Button size="sm" variant="outline" disabled={offset + USERS_PAGE >= users.data!.total} onClick={() => setOffset(offset + USERS_PAGE)} aria-label={t("documents.next_page")}><ChevronRight /></Button>
@@ -205,7 +205,7 @@ export function AdminPermissionsPage() {
   const { t } = useTranslation();
   const apps = useQuery({ queryKey: ["admin", "apps"], queryFn: async () => asList<AdminApp>(await api("/admin/apps")) });
   return (
-    <div className="grid gap-6">
+    <div className="grid grid-cols-1 gap-6">
       <PageHeader title={t("admin.permissions_title")} description={t("admin.permissions_subtitle")} />
       {apps.isError && <ErrorState error={apps.error} onRetry={() => void apps.refetch()} />}
       <Tabs defaultValue="users">
@@ -251,7 +251,7 @@ function UserPicker({ id, label, onPick }: { id: string; label: string; onPick: 
   const [q, setQ] = React.useState("");
   const users = useUsers({ q: q || undefined, limit: 8 });
   return (
-    <div className="grid gap-1.5">
+    <div className="grid grid-cols-1 gap-1.5">
       <Label htmlFor={id}>{label}</Label>
       <Input id={id} type="search" value={q} placeholder={t("admin.search_placeholder")} onChange={(e) => setQ(e.target.value)} />
       {q && (
@@ -285,7 +285,7 @@ function UserGrantsPanel({ apps }: { apps: AdminApp[] }) {
     onError: (e) => toast({ title: t("admin.action_failed"), description: (e as Error).message, variant: "destructive" }),
   });
   return (
-    <div className="grid gap-4">
+    <div className="grid grid-cols-1 gap-4">
       <UserPicker id="grant-user" label={t("admin.pick_user")} onPick={setUser} />
       {user && (
         <Card>
@@ -295,7 +295,7 @@ function UserGrantsPanel({ apps }: { apps: AdminApp[] }) {
           </CardHeader>
           <CardContent>
             {grants.isLoading ? <Spinner /> : grants.isError ? <ErrorState error={grants.error} /> : (
-              <ul className="grid gap-2" data-testid="user-grants">
+              <ul className="grid grid-cols-1 gap-2" data-testid="user-grants">
                 {apps.map((a) => {
                   const direct = grants.data!.direct.some((g) => g.app_key === a.key);
                   const groups = grants.data!.via_groups.filter((g) => g.app_key === a.key).map((g) => g.group_name);
@@ -340,9 +340,9 @@ function GroupsPanel({ apps }: { apps: AdminApp[] }) {
   });
   const emailOf = (id: string) => users.data?.items.find((u) => u.id === id)?.email ?? id;
   return (
-    <div className="grid gap-4">
+    <div className="grid grid-cols-1 gap-4">
       <form className="flex flex-col gap-2 sm:flex-row sm:items-end" onSubmit={(e) => { e.preventDefault(); if (name.trim()) create.mutate(); }}>
-        <div className="grid flex-1 gap-1.5">
+        <div className="grid grid-cols-1 flex-1 gap-1.5">
           <Label htmlFor="group-name">{t("admin.new_group")}</Label>
           <Input id="group-name" value={name} maxLength={80} onChange={(e) => setName(e.target.value)} />
         </div>
@@ -352,15 +352,15 @@ function GroupsPanel({ apps }: { apps: AdminApp[] }) {
       {groups.isLoading ? <Spinner /> : groups.isError ? <ErrorState error={groups.error} /> : (groups.data ?? []).length === 0 ? (
         <EmptyState title={t("admin.no_groups")} description={t("admin.no_groups_hint")} />
       ) : (
-        <div className="grid gap-4 md:grid-cols-2">
+        <div className="grid grid-cols-1 gap-4 md:grid-cols-2">
           {groups.data!.map((g) => (
             <Card key={g.id}>
               <CardHeader className="flex-row items-center justify-between">
                 <CardTitle>{g.name}</CardTitle>
                 <Button size="icon" variant="ghost" aria-label={t("admin.delete_group", { name: g.name })} onClick={() => setDeleting(g)}><Trash2 /></Button>
               </CardHeader>
-              <CardContent className="grid gap-4">
-                <fieldset className="grid gap-2">
+              <CardContent className="grid grid-cols-1 gap-4">
+                <fieldset className="grid grid-cols-1 gap-2">
                   <legend className="mb-1 text-xs font-medium text-muted-foreground">{t("admin.group_apps")}</legend>
                   {apps.map((a) => (
                     <span key={a.key} className="flex items-center gap-2">
@@ -369,7 +369,7 @@ function GroupsPanel({ apps }: { apps: AdminApp[] }) {
                     </span>
                   ))}
                 </fieldset>
-                <div className="grid gap-2">
+                <div className="grid grid-cols-1 gap-2">
                   <p className="text-xs font-medium text-muted-foreground">{t("admin.members", { count: g.member_ids.length })}</p>
                   <ul className="flex flex-wrap gap-1.5">
                     {g.member_ids.map((id) => (
@@ -460,30 +460,30 @@ export function AdminDocumentsSettingsPage() {
   const set = (patch: Partial<DocSettings>) => setForm({ ...f, ...patch });
   const num = (v: string) => (v === "" ? null : Number(v));
   return (
-    <div className="grid gap-6">
+    <div className="grid grid-cols-1 gap-6">
       <PageHeader title={t("settings.title")} description={t("settings.subtitle")} />
-      <form className="grid gap-6" onSubmit={(e) => { e.preventDefault(); save.mutate(); }}>
+      <form className="grid grid-cols-1 gap-6" onSubmit={(e) => { e.preventDefault(); save.mutate(); }}>
         <Card>
           <CardHeader>
             <CardTitle>{t("settings.ai")}</CardTitle>
             <CardDescription>{t("settings.ai_hint")}</CardDescription>
           </CardHeader>
-          <CardContent className="grid gap-4 sm:grid-cols-2">
-            <div className="grid gap-1.5">
+          <CardContent className="grid grid-cols-1 gap-4 sm:grid-cols-2">
+            <div className="grid grid-cols-1 gap-1.5">
               <Label htmlFor="provider">{t("settings.provider")}</Label>
               <NativeSelect id="provider" value={f.provider} onChange={(e) => set({ provider: e.target.value })}>
                 {PROVIDERS.map((p) => <option key={p} value={p}>{t(`provider.${p}`)}</option>)}
               </NativeSelect>
             </div>
-            <div className="grid gap-1.5">
+            <div className="grid grid-cols-1 gap-1.5">
               <Label htmlFor="model">{t("settings.model")}</Label>
               <Input id="model" value={f.model} onChange={(e) => set({ model: e.target.value })} disabled={f.provider === "builtin"} />
             </div>
-            <div className="grid gap-1.5 sm:col-span-2">
+            <div className="grid grid-cols-1 gap-1.5 sm:col-span-2">
               <Label htmlFor="base_url">{t("settings.base_url")}</Label>
               <Input id="base_url" type="url" value={f.base_url} placeholder="http://127.0.0.1:11434" onChange={(e) => set({ base_url: e.target.value })} disabled={f.provider === "builtin" || f.provider === "anthropic"} />
             </div>
-            <div className="grid gap-1.5 sm:col-span-2">
+            <div className="grid grid-cols-1 gap-1.5 sm:col-span-2">
               <Label htmlFor="api_key">{t("settings.api_key")}</Label>
               <div className="flex flex-col gap-2 sm:flex-row">
                 <Input
@@ -501,7 +501,7 @@ export function AdminDocumentsSettingsPage() {
                 {f.api_key_set ? t("settings.key_set", { last4: f.api_key_last4 }) : t("settings.key_not_set")} · {t("settings.key_hint")}
               </p>
             </div>
-            <div className="grid gap-1.5">
+            <div className="grid grid-cols-1 gap-1.5">
               <Label htmlFor="timeout">{t("settings.timeout")}</Label>
               <Input id="timeout" type="number" min={1} max={600} value={f.request_timeout_s} onChange={(e) => set({ request_timeout_s: Number(e.target.value) })} />
             </div>
@@ -509,7 +509,7 @@ export function AdminDocumentsSettingsPage() {
               <Checkbox id="ai_cats" checked={f.ai_may_create_categories} onCheckedChange={(v) => set({ ai_may_create_categories: v === true })} />
               <Label htmlFor="ai_cats" className="font-normal">{t("settings.ai_may_create_categories")}</Label>
             </div>
-            <div className="grid gap-1.5 sm:col-span-2">
+            <div className="grid grid-cols-1 gap-1.5 sm:col-span-2">
               <Label htmlFor="prompt">{t("settings.prompt")}</Label>
               <textarea id="prompt" className="min-h-20 rounded-md border border-input bg-background px-3 py-2 text-sm" maxLength={4000} value={f.prompt_instructions} onChange={(e) => set({ prompt_instructions: e.target.value })} />
             </div>
@@ -528,27 +528,27 @@ export function AdminDocumentsSettingsPage() {
           <CardHeader>
             <CardTitle>{t("settings.uploads")}</CardTitle>
           </CardHeader>
-          <CardContent className="grid gap-4 sm:grid-cols-2">
-            <div className="grid gap-1.5">
+          <CardContent className="grid grid-cols-1 gap-4 sm:grid-cols-2">
+            <div className="grid grid-cols-1 gap-1.5">
               <Label htmlFor="max_upload">{t("settings.max_upload")}</Label>
               <Input id="max_upload" type="number" min={1} max={2048} value={f.max_upload_mb} onChange={(e) => set({ max_upload_mb: Number(e.target.value) })} />
             </div>
-            <div className="grid gap-1.5">
+            <div className="grid grid-cols-1 gap-1.5">
               <Label htmlFor="duplicates">{t("settings.duplicates")}</Label>
               <NativeSelect id="duplicates" value={f.duplicate_policy} onChange={(e) => set({ duplicate_policy: e.target.value as "reject" | "mark" })}>
                 <option value="mark">{t("settings.dup_mark")}</option>
                 <option value="reject">{t("settings.dup_reject")}</option>
               </NativeSelect>
             </div>
-            <div className="grid gap-1.5">
+            <div className="grid grid-cols-1 gap-1.5">
               <Label htmlFor="quota_docs">{t("settings.quota_docs")}</Label>
               <Input id="quota_docs" type="number" min={1} placeholder={t("settings.unlimited")} value={f.quota_documents_per_user ?? ""} onChange={(e) => set({ quota_documents_per_user: num(e.target.value) })} />
             </div>
-            <div className="grid gap-1.5">
+            <div className="grid grid-cols-1 gap-1.5">
               <Label htmlFor="quota_mb">{t("settings.quota_mb")}</Label>
               <Input id="quota_mb" type="number" min={1} placeholder={t("settings.unlimited")} value={f.quota_storage_mb_per_user ?? ""} onChange={(e) => set({ quota_storage_mb_per_user: num(e.target.value) })} />
             </div>
-            <div className="grid gap-1.5">
+            <div className="grid grid-cols-1 gap-1.5">
               <Label htmlFor="retention">{t("settings.retention")}</Label>
               <Input id="retention" type="number" min={1} max={3650} value={f.task_retention_days} onChange={(e) => set({ task_retention_days: Number(e.target.value) })} />
             </div>
@@ -598,18 +598,18 @@ export function AdminAuditPage() {
     placeholderData: keepPreviousData,
   });
   return (
-    <div className="grid gap-6">
+    <div className="grid grid-cols-1 gap-6">
       <PageHeader title={t("admin.audit_title")} description={t("admin.audit_subtitle")} />
-      <div className="grid gap-3 sm:grid-cols-3">
-        <div className="grid gap-1">
+      <div className="grid grid-cols-1 gap-3 sm:grid-cols-3">
+        <div className="grid grid-cols-1 gap-1">
           <Label htmlFor="audit-action">{t("admin.audit_action")}</Label>
           <Input id="audit-action" type="search" value={action} placeholder="auth.login" onChange={(e) => { setOffset(0); setAction(e.target.value); }} />
         </div>
-        <div className="grid gap-1">
+        <div className="grid grid-cols-1 gap-1">
           <Label htmlFor="audit-from">{t("filters.from")}</Label>
           <Input id="audit-from" type="date" value={from} onChange={(e) => { setOffset(0); setFrom(e.target.value); }} />
         </div>
-        <div className="grid gap-1">
+        <div className="grid grid-cols-1 gap-1">
           <Label htmlFor="audit-to">{t("filters.to")}</Label>
           <Input id="audit-to" type="date" value={to} onChange={(e) => { setOffset(0); setTo(e.target.value); }} />
         </div>

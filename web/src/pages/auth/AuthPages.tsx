@@ -47,7 +47,7 @@ function Notice({ children, tone = "info" }: { children: React.ReactNode; tone?:
 
 function Field({ id, label, children, hint }: { id: string; label: string; children: React.ReactNode; hint?: React.ReactNode }) {
   return (
-    <div className="grid gap-1.5">
+    <div className="grid grid-cols-1 gap-1.5">
       <Label htmlFor={id}>{label}</Label>
       {children}
       {hint}
@@ -92,7 +92,7 @@ export function SignInPage() {
     >
       {reason && notices[reason] && <Notice tone={reason === "revoked" || reason === "expired" ? "info" : "success"}>{notices[reason]}</Notice>}
       <form
-        className="grid gap-4"
+        className="grid grid-cols-1 gap-4"
         onSubmit={(e) => {
           e.preventDefault();
           login.mutate();
@@ -145,7 +145,7 @@ export function RegisterPage() {
       }
     >
       <form
-        className="grid gap-4"
+        className="grid grid-cols-1 gap-4"
         onSubmit={(e) => {
           e.preventDefault();
           if (clientOk && !mismatch) register.mutate();
@@ -194,7 +194,7 @@ export function ForgotPasswordPage() {
         <Notice tone="success">{t("auth.forgot_sent", { email })}</Notice>
       ) : (
         <form
-          className="grid gap-4"
+          className="grid grid-cols-1 gap-4"
           onSubmit={(e) => {
             e.preventDefault();
             forgot.mutate();
@@ -230,7 +230,7 @@ export function ResetPasswordPage() {
         <FormError error={new Error(t("auth.missing_token"))} />
       ) : (
         <form
-          className="grid gap-4"
+          className="grid grid-cols-1 gap-4"
           onSubmit={(e) => {
             e.preventDefault();
             if (ok) reset.mutate();

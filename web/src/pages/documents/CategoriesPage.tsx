@@ -51,7 +51,7 @@ export function CategoriesPage() {
     onError: (e) => toast({ title: t("categories.delete_failed"), description: (e as Error).message, variant: "destructive" }),
   });
   return (
-    <div className="grid gap-6">
+    <div className="grid grid-cols-1 gap-6">
       <PageHeader title={t("categories.title")} description={t("categories.subtitle")} />
       <form
         className="flex flex-col gap-2 sm:flex-row sm:items-end"
@@ -60,7 +60,7 @@ export function CategoriesPage() {
           if (name.trim()) create.mutate();
         }}
       >
-        <div className="grid flex-1 gap-1.5">
+        <div className="grid grid-cols-1 flex-1 gap-1.5">
           <Label htmlFor="new-category">{t("categories.new")}</Label>
           <Input id="new-category" value={name} maxLength={80} onChange={(e) => setName(e.target.value)} placeholder={t("categories.placeholder")} />
         </div>

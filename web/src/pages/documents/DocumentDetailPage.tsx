@@ -86,7 +86,7 @@ export function DocumentDetailPage() {
   const tables = d.pages.flatMap((p) => p.tables.map((tbl, i) => ({ page: p.number, index: i + 1, rows: tbl })));
 
   return (
-    <div className="grid gap-6">
+    <div className="grid grid-cols-1 gap-6">
       <div className="flex flex-col gap-3">
         <Link to="/documents" className="inline-flex w-fit items-center gap-1 text-sm text-muted-foreground hover:text-foreground">
           <ArrowLeft className="h-4 w-4" /> {t("detail.back")}
@@ -119,7 +119,7 @@ export function DocumentDetailPage() {
           </div>
         </div>
         {ACTIVE_STATUSES.includes(status) && (
-          <div className="grid gap-1" role="status">
+          <div className="grid grid-cols-1 gap-1" role="status">
             <Progress value={processingPercent(status, live)} aria-label={t("detail.processing")} />
             <p className="text-xs text-muted-foreground">
               {live?.page && live?.pages ? t("upload.page_of", { page: live.page, pages: live.pages }) : t(`status.${status}`)}
@@ -136,7 +136,7 @@ export function DocumentDetailPage() {
         {d.status === "needs_ocr" && <p role="status" className="rounded-md border border-warning/40 bg-warning/10 p-3 text-sm">{t("detail.needs_ocr_hint")}</p>}
       </div>
 
-      <div className="grid gap-6 xl:grid-cols-[minmax(0,1fr)_22rem]">
+      <div className="grid grid-cols-1 gap-6 xl:grid-cols-[minmax(0,1fr)_22rem]">
         <Tabs defaultValue="fields">
           <TabsList>
             <TabsTrigger value="fields">{t("detail.tab_fields")}</TabsTrigger>
@@ -161,7 +161,7 @@ export function DocumentDetailPage() {
             {d.pages.length === 0 ? (
               <p className="text-sm text-muted-foreground">{ACTIVE_STATUSES.includes(status) ? t("detail.pages_pending") : t("detail.no_text")}</p>
             ) : (
-              <ol className="grid gap-4">
+              <ol className="grid grid-cols-1 gap-4">
                 {d.pages.map((p) => (
                   <li key={p.number}>
                     <Card>
@@ -181,7 +181,7 @@ export function DocumentDetailPage() {
             {tables.length === 0 ? (
               <p className="text-sm text-muted-foreground">{t("detail.no_tables")}</p>
             ) : (
-              <div className="grid gap-4">
+              <div className="grid grid-cols-1 gap-4">
                 {tables.map((tbl) => (
                   <Card key={`${tbl.page}-${tbl.index}`}>
                     <CardHeader className="pb-2">
@@ -208,12 +208,12 @@ export function DocumentDetailPage() {
           </TabsContent>
         </Tabs>
 
-        <div className="grid content-start gap-4">
+        <div className="grid grid-cols-1 content-start gap-4">
           <Card>
             <CardHeader>
               <CardTitle>{t("detail.categories")}</CardTitle>
             </CardHeader>
-            <CardContent className="grid gap-3">
+            <CardContent className="grid grid-cols-1 gap-3">
               <ul className="flex flex-wrap gap-1.5" data-testid="detail-categories">
                 {d.categories.length === 0 && <li className="text-sm text-muted-foreground">{t("detail.no_categories")}</li>}
                 {d.categories.map((c) => (
@@ -241,7 +241,7 @@ export function DocumentDetailPage() {
                   setAddCategory("");
                 }}
               >
-                <div className="grid flex-1 gap-1">
+                <div className="grid grid-cols-1 flex-1 gap-1">
                   <Label htmlFor="add-category" className="text-xs">{t("detail.add_category")}</Label>
                   <NativeSelect id="add-category" value={addCategory} onChange={(e) => setAddCategory(e.target.value)}>
                     <option value="">{t("bulk.choose_category")}</option>
@@ -253,9 +253,9 @@ export function DocumentDetailPage() {
                 <Button type="submit" size="sm" disabled={!addCategory}>{t("common.add")}</Button>
               </form>
               {suggestedNames.length > 0 && (
-                <div className="grid gap-1.5">
+                <div className="grid grid-cols-1 gap-1.5">
                   <p className="text-xs font-medium text-muted-foreground">{t("detail.suggested")}</p>
-                  <ul className="grid gap-1">
+                  <ul className="grid grid-cols-1 gap-1">
                     {suggestedNames.map((name) => {
                       const existing = (categories.data ?? []).find((c) => c.name.toLowerCase() === name.toLowerCase());
                       const has = existing && assigned.has(existing.id);

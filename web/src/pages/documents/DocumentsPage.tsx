@@ -114,9 +114,9 @@ export function DocumentsPage() {
   const filtered = activeFilterCount(baseQuery) > 0 || !!baseQuery.q;
 
   return (
-    <div className="grid gap-6">
+    <div className="grid grid-cols-1 gap-6">
       <PageHeader title={t("documents.title")} description={t("documents.subtitle")} />
-      <div className="grid gap-4 lg:grid-cols-2">
+      <div className="grid grid-cols-1 gap-4 lg:grid-cols-2">
         <UploadDropzone onFiles={uploads.add} />
         <UploadList
           items={uploads.items}
@@ -220,7 +220,7 @@ export function DocumentsPage() {
               {t("bulk.no_categories")} <Link to="/categories" className="text-primary underline">{t("nav.categories")}</Link>
             </p>
           ) : (
-            <div className="grid gap-1.5">
+            <div className="grid grid-cols-1 gap-1.5">
               <Label htmlFor="bulk-category">{t("bulk.category")}</Label>
               <NativeSelect id="bulk-category" value={categoryId} onChange={(e) => setCategoryId(e.target.value)}>
                 <option value="">{t("bulk.choose_category")}</option>
@@ -271,7 +271,7 @@ function DocumentRow({ doc, selected, onToggle, locale }: { doc: DocumentSummary
         )}
       </TableCell>
       <TableCell>
-        <div className="grid gap-1">
+        <div className="grid grid-cols-1 gap-1">
           <StatusBadge status={status} />
           {ACTIVE_STATUSES.includes(status) && <Progress className="h-1 w-20" value={processingPercent(status, live)} aria-label={t("upload.progress_of", { name: doc.filename })} />}
         </div>

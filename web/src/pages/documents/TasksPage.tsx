@@ -127,7 +127,7 @@ export function TasksPage() {
   const days = (stats.data?.by_day ?? []).map((d) => ({ day: String(d.day), succeeded: d.succeeded, failed: d.failed, other: Math.max(0, d.tasks - d.succeeded - d.failed) }));
   const page = cursors.length;
   return (
-    <div className="grid gap-6">
+    <div className="grid grid-cols-1 gap-6">
       <PageHeader
         title={t("tasks.title")}
         description={t("tasks.subtitle")}
@@ -139,30 +139,30 @@ export function TasksPage() {
         }
       />
       <Card>
-        <CardContent className="grid gap-3 pt-5 sm:grid-cols-2 lg:grid-cols-5">
-          <div className="grid gap-1">
+        <CardContent className="grid grid-cols-1 gap-3 pt-5 sm:grid-cols-2 lg:grid-cols-5">
+          <div className="grid grid-cols-1 gap-1">
             <Label htmlFor="task-filename">{t("tasks.filter_filename")}</Label>
             <Input id="task-filename" type="search" value={filters.filename ?? ""} onChange={(e) => set({ filename: e.target.value || undefined })} />
           </div>
-          <div className="grid gap-1">
+          <div className="grid grid-cols-1 gap-1">
             <Label htmlFor="task-status">{t("tasks.filter_status")}</Label>
             <NativeSelect id="task-status" value={filters.status?.[0] ?? ""} onChange={(e) => set({ status: e.target.value ? [e.target.value] : undefined })}>
               <option value="">{t("common.all")}</option>
               {TASK_STATUSES.map((s) => <option key={s} value={s}>{t(`task_status.${s}`)}</option>)}
             </NativeSelect>
           </div>
-          <div className="grid gap-1">
+          <div className="grid grid-cols-1 gap-1">
             <Label htmlFor="task-kind">{t("tasks.filter_kind")}</Label>
             <NativeSelect id="task-kind" value={filters.kind?.[0] ?? ""} onChange={(e) => set({ kind: e.target.value ? [e.target.value] : undefined })}>
               <option value="">{t("common.all")}</option>
               {TASK_KINDS.map((k) => <option key={k} value={k}>{t(`task_kind.${k}`)}</option>)}
             </NativeSelect>
           </div>
-          <div className="grid gap-1">
+          <div className="grid grid-cols-1 gap-1">
             <Label htmlFor="task-from">{t("filters.from")}</Label>
             <Input id="task-from" type="date" value={filters.created_from ?? ""} onChange={(e) => set({ created_from: e.target.value || undefined })} />
           </div>
-          <div className="grid gap-1">
+          <div className="grid grid-cols-1 gap-1">
             <Label htmlFor="task-to">{t("filters.to")}</Label>
             <Input id="task-to" type="date" value={filters.created_to ?? ""} onChange={(e) => set({ created_to: e.target.value || undefined })} />
           </div>
@@ -174,7 +174,7 @@ export function TasksPage() {
           )}
         </CardContent>
       </Card>
-      <div className="grid gap-4 lg:grid-cols-3">
+      <div className="grid grid-cols-1 gap-4 lg:grid-cols-3">
         <Card className="lg:col-span-2">
           <CardHeader><CardTitle>{t("tasks.chart_per_day")}</CardTitle></CardHeader>
           <CardContent>
@@ -183,7 +183,7 @@ export function TasksPage() {
         </Card>
         <Card>
           <CardHeader><CardTitle>{t("tasks.durations")}</CardTitle></CardHeader>
-          <CardContent className="grid gap-4">
+          <CardContent className="grid grid-cols-1 gap-4">
             <dl className="grid grid-cols-3 gap-2 text-center">
               <div><dt className="text-xs text-muted-foreground">{t("tasks.total")}</dt><dd className="text-lg font-semibold tabular-nums">{stats.data?.total ?? "—"}</dd></div>
               <div><dt className="text-xs text-muted-foreground">{t("tasks.avg")}</dt><dd className="text-lg font-semibold tabular-nums">{formatDuration(stats.data?.avg_duration_ms)}</dd></div>
@@ -213,10 +213,10 @@ export function TasksPage() {
       ) : (tasks.data?.items.length ?? 0) === 0 ? (
         <EmptyState icon={<History className="h-8 w-8" />} title={t("tasks.empty")} description={t("tasks.empty_hint")} />
       ) : (
-        <div className="grid gap-2">
+        <div className="grid grid-cols-1 gap-2">
           <TaskTable tasks={tasks.data!.items} onRetry={(id) => retry.mutate(id)} />
-          <div className="flex items-center justify-end gap-2 text-sm text-muted-foreground">
-            <span>{t("documents.total", { count: tasks.data!.total })} · {t("documents.page", { page })}</span>
+          <div className="flex flex-wrap items-center justify-end gap-2 text-sm text-muted-foreground">
+            <span>{t("tasks.count", { count: tasks.data!.total })} · {t("documents.page", { page })}</span>
             <Button size="sm" variant="outline" disabled={page <= 1} onClick={() => setCursors((c) => c.slice(0, -1))} aria-label={t("documents.prev_page")}><ChevronLeft /></Button>
             <Button size="sm" variant="outline" disabled={!tasks.data!.next_cursor} onClick={() => setCursors((c) => [...c, tasks.data!.next_cursor!])} aria-label={t("documents.next_page")}><ChevronRight /></Button>
           </div>
