@@ -97,6 +97,7 @@ log = logging.getLogger("atrium.docs")
 
 MB = 1024 * 1024
 BULK_FILTER_LIMIT = 1000
+RANK_CANDIDATES = 2000
 SNIPPET_TEXT_CHARS = 100_000
 # The order of a run's states; an event never moves a document backwards (redelivery, late events).
 STATUS_RANK = {"queued": 0, "extracting": 1, "analyzing": 2, "ready": 3, "needs_ocr": 3, "failed": 3}
@@ -425,6 +426,10 @@ async def list_documents(cmd: ListDocuments, ctx: Ctx, deps: DocsDeps) -> Docume
     key = _sort_expression(cmd.sort, q).label("sort_key")
     d = documents.c
     page_conds = list(conds)
+    if cmd.sort == "relevance":
+        # Ranking reads every candidate's tsvector: rank the newest RANK_CANDIDATES matches, not all of them.
+        newest = select(d.id).where(*conds).order_by(d.created_at.desc()).limit(RANK_CANDIDATES)
+        page_conds.append(d.id.in_(newest))
     if cmd.cursor:
         value, after = _decode_cursor(cmd.cursor, cmd.sort, cmd.order, q)
         pair, bound = tuple_(key.element, d.id), tuple_(literal(value), literal(after))
