@@ -27,8 +27,9 @@ export function TasksPerDayChart({ data }: { data: DaySeries[] }) {
           </g>
         ))}
         {data.map((d, i) => {
-          const x = pad.l + i * bw + bw * 0.15;
-          const w = Math.max(2, bw * 0.7);
+          // A bar is at most 40 units wide, centred in its day's slot, so one day does not fill the chart.
+          const w = Math.max(2, Math.min(40, bw * 0.7));
+          const x = pad.l + i * bw + (bw - w) / 2;
           let base = height - pad.b;
           const parts = [
             { v: d.succeeded, c: "fill-success" },

@@ -157,7 +157,8 @@ export async function apiFetch(path: string, opts: RequestOptions = {}): Promise
     }
     if (res.status === 401) {
       const err = await toApiError(res.clone());
-      const reason = /revok|ended|deactiv|reuse/i.test(err.message) ? "revoked" : "expired";
+      const why = (err.details as { reason?: string } | null)?.reason ?? "";
+      const reason = ["revoked", "inactive", "reused"].includes(why) || /revok|ended|deactiv|reuse/i.test(err.message) ? "revoked" : "expired";
       sessionListeners.forEach((fn) => fn(reason));
     }
   }

@@ -1,6 +1,6 @@
 import * as React from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { Navigate, useLocation, useNavigate } from "react-router-dom";
+import { Navigate, useLocation } from "react-router-dom";
 import { api, ApiError, csrfToken, onSessionLost } from "./api";
 import { Spinner } from "@/components/ui/states";
 
@@ -41,7 +41,8 @@ export function RequireAuth({ children, admin = false }: { children: React.React
   if (me.isLoading) return <Spinner className="min-h-screen" />;
   if (!me.data) {
     const next = location.pathname + location.search;
-    return <Navigate to={`/sign-in?next=${encodeURIComponent(next)}`} replace />;
+    const reason = lostReason ? `reason=${lostReason}&` : "";
+    return <Navigate to={`/sign-in?${reason}next=${encodeURIComponent(next)}`} replace />;
   }
   if (admin && me.data.role !== "admin") return <Navigate to="/" replace />;
   return <>{children}</>;
@@ -64,22 +65,25 @@ export function safeNext(next: string | null): string {
   return next && next.startsWith("/") && !next.startsWith("//") ? next : "/";
 }
 
-/** Sends the user to sign-in, with a reason, when the API says the session is gone. */
+// Why the session ended, for the sign-in page's message; read once by the redirect.
+let lostReason: "revoked" | "expired" | null = null;
+
+export function clearLostReason(): void {
+  lostReason = null;
+}
+
+/** Signs the app out when the API says the session is gone; RequireAuth then redirects with the reason. */
 export function SessionWatcher() {
-  const navigate = useNavigate();
   const qc = useQueryClient();
-  const location = useLocation();
-  const pathRef = React.useRef(location.pathname + location.search);
-  pathRef.current = location.pathname + location.search;
   React.useEffect(
     () =>
       onSessionLost((reason) => {
-        const had = qc.getQueryData(ME_KEY);
+        if (!qc.getQueryData(ME_KEY)) return;
+        lostReason = reason;
         qc.setQueryData(ME_KEY, null);
         qc.removeQueries({ predicate: (q) => q.queryKey[0] !== "auth" });
-        if (had) navigate(`/sign-in?reason=${reason}&next=${encodeURIComponent(pathRef.current)}`, { replace: true });
       }),
-    [navigate, qc],
+    [qc],
   );
   return null;
 }

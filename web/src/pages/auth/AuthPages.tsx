@@ -12,7 +12,7 @@ import { FormError } from "@/components/ui/states";
 import { PasswordRules, passwordRules } from "@/components/PasswordRules";
 import { Brand, LanguageMenu } from "@/components/layout/AppShell";
 import { api, ApiError } from "@/lib/api";
-import { ME_KEY, safeNext, type User } from "@/lib/auth";
+import { clearLostReason, ME_KEY, safeNext, type User } from "@/lib/auth";
 
 function AuthLayout({ title, description, children, footer }: { title: string; description?: string; children: React.ReactNode; footer?: React.ReactNode }) {
   return (
@@ -67,6 +67,7 @@ export function SignInPage() {
   const login = useMutation({
     mutationFn: () => api<{ user: User }>("/auth/login", { method: "POST", body: { email, password, remember_me: remember }, noRefresh: true }),
     onSuccess: (pair) => {
+      clearLostReason();
       qc.clear();
       qc.setQueryData(ME_KEY, pair.user);
       navigate(safeNext(params.get("next")), { replace: true });
