@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import fcntl
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +71,13 @@ def build_web() -> None:
 
 @pytest.fixture(scope="session")
 def web_dist() -> Path:
-    build_web()
+    # pytest-xdist workers share web/: one builds while the others wait, then find it fresh.
+    with open(Path(tempfile.gettempdir()) / "atrium-web-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            build_web()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     return DIST
 
 
