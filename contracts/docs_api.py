@@ -20,7 +20,7 @@ APP_KEY = "documents"
 
 TaskKind = Literal["extract", "analyze", "reprocess"]
 TaskStatus = Literal["queued", "running", "succeeded", "failed", "superseded"]
-# `relevance` (needs q) ranks the newest 2,000 matches (services/docs RANK_CANDIDATES): ranking reads each one.
+# `relevance` (needs q) ranks the newest 500 matches (services/docs RANK_CANDIDATES): ranking reads each one.
 SortKey = Literal["uploaded_at", "document_date", "title", "filename", "size", "status", "relevance"]
 FieldSource = Literal["model", "user"]
 

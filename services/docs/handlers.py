@@ -97,7 +97,7 @@ log = logging.getLogger("atrium.docs")
 
 MB = 1024 * 1024
 BULK_FILTER_LIMIT = 1000
-RANK_CANDIDATES = 2000
+RANK_CANDIDATES = 500
 SNIPPET_TEXT_CHARS = 100_000
 # The order of a run's states; an event never moves a document backwards (redelivery, late events).
 STATUS_RANK = {"queued": 0, "extracting": 1, "analyzing": 2, "ready": 3, "needs_ocr": 3, "failed": 3}
@@ -346,12 +346,9 @@ def filter_conditions(f: DocumentFilter, owner: UUID) -> list[Any]:
     link = document_categories.c
     if f.category_any:
         conds.append(d.id.in_(select(link.document_id).where(link.category_id.in_(f.category_any))))
-    if f.category_all:
-        # One grouped pass over the links (a semi-join), not a count per document.
-        wanted = set(f.category_all)
-        conds.append(d.id.in_(select(link.document_id).where(link.category_id.in_(wanted))
-                              .group_by(link.document_id)
-                              .having(func.count(func.distinct(link.category_id)) == len(wanted))))
+    for category_id in dict.fromkeys(f.category_all):
+        # One hashed semi-join per category (measured faster than grouping all links and counting).
+        conds.append(d.id.in_(select(link.document_id).where(link.category_id == category_id)))
     if f.sender:
         # "Starts with", ignoring case: served by the (owner, lower(sender)) index.
         conds.append(func.lower(d.sender).like(_prefix(f.sender.strip().lower()), escape="\\"))
