@@ -5,11 +5,13 @@ page in both themes go to test-artifacts/screenshots/."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+from pathlib import Path
 
 import httpx
 
-from tests.conftest import CORPUS, PASSWORD, Stack
+from tests.conftest import PASSWORD, Stack
 
 from .conftest import Browsing, screenshot, sign_in
 from .test_access import make_admin, upload
@@ -112,3 +114,22 @@ async def test_theme_language_and_keyboard(stack: Stack, browsing: Browsing) -> 
             "() => { const s = getComputedStyle(document.activeElement);"
             " return s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0 || s.boxShadow !== 'none'; }")
         assert outline, await page.evaluate("() => document.activeElement.outerHTML.slice(0, 200)")
+
+
+async def test_task_history_exports_csv_and_json(stack: Stack, browsing: Browsing) -> None:
+    admin_email = await make_admin(stack)
+    async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30) as http:
+        r = await http.post("/auth/login", json={"email": admin_email, "password": PASSWORD})
+        await upload(http, {"Authorization": f"Bearer {r.json()['access_token']}"}, "letter_1p.pdf")
+    page = await browsing.new_page()
+    await sign_in(page, admin_email)
+    await page.goto("/tasks")
+    await page.get_by_test_id("task-table").get_by_text("letter_1p.pdf").first.wait_for()
+    async with page.expect_download() as csv_download:
+        await page.get_by_role("button", name="Export CSV").click()
+    csv_text = Path(await (await csv_download.value).path()).read_text()
+    assert csv_text.splitlines()[0].startswith("id,") and "letter_1p.pdf" in csv_text
+    async with page.expect_download() as json_download:
+        await page.get_by_role("button", name="Export JSON").click()
+    rows = json.loads(Path(await (await json_download.value).path()).read_text())
+    assert any(row["filename"] == "letter_1p.pdf" for row in rows)
