@@ -30,14 +30,22 @@ DIST = WEB / "dist"
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = os.environ.get("ATRIUM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
 ]
 TOKEN_IN_LINK = re.compile(r"token=([A-Za-z0-9_\-]+)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "e2e: browser tests (real chromium against the real stack); select with -m e2e")
+    config.addinivalue_line(
+        "markers", "e2e: browser tests (real chromium against the real stack); select with -m e2e"
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -47,8 +55,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _newest_source_mtime() -> float:
-    paths = [WEB / "package.json", WEB / "package-lock.json", WEB / "index.html", WEB / "vite.config.ts",
-             WEB / "tsconfig.json"]
+    paths = [
+        WEB / "package.json",
+        WEB / "package-lock.json",
+        WEB / "index.html",
+        WEB / "vite.config.ts",
+        WEB / "tsconfig.json",
+    ]
     paths += [p for p in (WEB / "src").rglob("*") if p.is_file()]
     paths += [p for p in (WEB / "public").rglob("*") if p.is_file()]
     return max(p.stat().st_mtime for p in paths if p.exists())
@@ -114,14 +127,21 @@ class Browsing:
 
     async def new_page(self, *, width: int = 1280, height: int = 860, color_scheme: str = "light"):
         ctx = await self.browser.new_context(  # type: ignore[attr-defined]
-            base_url=self.stack.base_url, viewport={"width": width, "height": height}, color_scheme=color_scheme,
-            locale="en-US", accept_downloads=True)
+            base_url=self.stack.base_url,
+            viewport={"width": width, "height": height},
+            color_scheme=color_scheme,
+            locale="en-US",
+            accept_downloads=True,
+        )
         ctx.set_default_timeout(15_000)
         self.contexts.append(ctx)
         page = await ctx.new_page()
         errs = PageErrors()
         self.errors.append(errs)
-        page.on("console", lambda msg: errs.messages.append(f"console: {msg.text}") if msg.type == "error" else None)
+        page.on(
+            "console",
+            lambda msg: errs.messages.append(f"console: {msg.text}") if msg.type == "error" else None,
+        )
         page.on("pageerror", lambda exc: errs.messages.append(f"pageerror: {exc}"))
         page.errors = errs  # type: ignore[attr-defined]
         return page
@@ -188,5 +208,3 @@ async def sign_in(page, email_address: str, password: str = PASSWORD, *, remembe
         await page.get_by_label("Remember me").check()
     await page.get_by_role("button", name="Sign in", exact=True).click()
     await page.get_by_role("heading", name=re.compile("^Welcome")).wait_for()
-
-

@@ -31,7 +31,9 @@ async def make_admin(stack: Stack) -> str:
     return email_address
 
 
-async def test_admin_revokes_documents_and_the_user_loses_it_at_once(stack: Stack, browsing: Browsing) -> None:
+async def test_admin_revokes_documents_and_the_user_loses_it_at_once(
+    stack: Stack, browsing: Browsing
+) -> None:
     async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30) as http:
         user = await register_and_login(http)
     admin_email = await make_admin(stack)

@@ -22,7 +22,9 @@ async def wait_rows_ready(page, count: int) -> None:  # type: ignore[no-untyped-
     for i in range(count):
         await page.wait_for_function(
             "([i]) => document.querySelectorAll('[data-testid=upload-row]')[i]?.dataset.stage === 'ready'",
-            arg=[i], timeout=120_000)
+            arg=[i],
+            timeout=120_000,
+        )
 
 
 async def test_upload_search_categorise_correct_reprocess(stack: Stack, browsing: Browsing) -> None:
@@ -76,13 +78,17 @@ async def test_upload_search_categorise_correct_reprocess(stack: Stack, browsing
     await screenshot(page, "documents-categorised-light")
 
     # Open the invoice and correct a field by hand.
-    await page.get_by_role("link", name=re.compile("invoice_1p|Synthetic invoice \\(1 pages\\)|INVOICE")).first.click()
+    await page.get_by_role(
+        "link", name=re.compile("invoice_1p|Synthetic invoice \\(1 pages\\)|INVOICE")
+    ).first.click()
     await page.get_by_role("tab", name="Fields").wait_for()
     sender = page.get_by_test_id("field-sender")
     await sender.get_by_role("button", name="Edit Sender").click()
     await sender.get_by_label("Sender").fill("Blue Harbor (checked by hand)")
     await sender.get_by_role("button", name="Save").click()
-    await page.get_by_test_id("field-sender-value").filter(has_text="Blue Harbor (checked by hand)").wait_for()
+    await (
+        page.get_by_test_id("field-sender-value").filter(has_text="Blue Harbor (checked by hand)").wait_for()
+    )
     assert await sender.get_attribute("data-source") == "user"
     await screenshot(page, "document-detail-light")
 
@@ -91,12 +97,16 @@ async def test_upload_search_categorise_correct_reprocess(stack: Stack, browsing
     await page.get_by_text("Re-processing started", exact=True).wait_for()
     await page.get_by_role("tab", name="Task history").click()
     await page.wait_for_function(
-        "() => document.querySelectorAll('[data-testid=task-table] tbody tr').length >= 3", timeout=120_000)
+        "() => document.querySelectorAll('[data-testid=task-table] tbody tr').length >= 3", timeout=120_000
+    )
     await page.wait_for_function(
-        "() => !document.querySelector('[role=status] [role=progressbar]')", timeout=120_000)
+        "() => !document.querySelector('[role=status] [role=progressbar]')", timeout=120_000
+    )
     await page.reload()
     await page.get_by_role("tab", name="Fields").click()
-    await page.get_by_test_id("field-sender-value").filter(has_text="Blue Harbor (checked by hand)").wait_for()
+    await (
+        page.get_by_test_id("field-sender-value").filter(has_text="Blue Harbor (checked by hand)").wait_for()
+    )
     assert await page.get_by_test_id("field-sender").get_attribute("data-source") == "user"
 
     await page.get_by_role("button", name="Account menu").click()

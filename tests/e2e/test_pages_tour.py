@@ -36,7 +36,8 @@ async def no_sideways_overflow(page) -> None:  # type: ignore[no-untyped-def]
     if overflow > 1:
         culprits = await page.evaluate(
             "() => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > innerWidth + 1)"
-            ".slice(-5).map(e => e.tagName + '.' + (e.className.baseVal ?? e.className).slice(0, 80))")
+            ".slice(-5).map(e => e.tagName + '.' + (e.className.baseVal ?? e.className).slice(0, 80))"
+        )
         raise AssertionError(f"{page.url} is {overflow}px wider than the viewport: {culprits}")
 
 
@@ -68,7 +69,7 @@ async def test_every_page_in_both_themes_and_on_a_phone(stack: Stack, browsing: 
 
     phone = await browsing.new_page(width=360, height=740)
     await sign_in(phone, admin_email)
-    for name, path, heading in pages:
+    for _name, path, heading in pages:
         await phone.goto(path)
         await phone.get_by_role("heading", name=heading, level=1).first.wait_for()
         await phone.wait_for_load_state("networkidle")
@@ -89,7 +90,9 @@ async def test_theme_language_and_keyboard(stack: Stack, browsing: Browsing) -> 
     await page.get_by_role("menuitemradio", name="Dark").click()
     assert await page.evaluate("() => document.documentElement.classList.contains('dark')")
     await page.reload()
-    assert await page.evaluate("() => document.documentElement.classList.contains('dark')"), "the choice is kept"
+    assert await page.evaluate("() => document.documentElement.classList.contains('dark')"), (
+        "the choice is kept"
+    )
 
     await page.get_by_role("button", name="Language").click()
     await page.get_by_role("menuitemradio", name="Русский").click()
@@ -112,7 +115,8 @@ async def test_theme_language_and_keyboard(stack: Stack, browsing: Browsing) -> 
         await page.keyboard.press("Tab")
         outline = await page.evaluate(
             "() => { const s = getComputedStyle(document.activeElement);"
-            " return s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0 || s.boxShadow !== 'none'; }")
+            " return s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0 || s.boxShadow !== 'none'; }"
+        )
         assert outline, await page.evaluate("() => document.activeElement.outerHTML.slice(0, 200)")
 
 

@@ -13,7 +13,9 @@ from .conftest import Browsing, screenshot, sign_in
 from .test_access import make_admin
 
 
-async def test_expired_access_refreshes_silently_and_a_revoked_session_signs_out(stack: Stack, browsing: Browsing) -> None:
+async def test_expired_access_refreshes_silently_and_a_revoked_session_signs_out(
+    stack: Stack, browsing: Browsing
+) -> None:
     async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30) as http:
         user = await register_and_login(http)
     page = await browsing.new_page()
