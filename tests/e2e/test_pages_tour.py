@@ -69,12 +69,12 @@ async def test_every_page_in_both_themes_and_on_a_phone(stack: Stack, browsing: 
 
     phone = await browsing.new_page(width=360, height=740)
     await sign_in(phone, admin_email)
-    for _name, path, heading in pages:
+    for name, path, heading in pages:
         await phone.goto(path)
         await phone.get_by_role("heading", name=heading, level=1).first.wait_for()
         await phone.wait_for_load_state("networkidle")
         await no_sideways_overflow(phone)
-    await screenshot(phone, "documents-phone-light")
+        await screenshot(phone, f"{name}-phone-light")
     # The sidebar is a menu on a phone.
     await phone.get_by_role("button", name="Open menu").click()
     await phone.get_by_role("dialog", name="Main navigation").get_by_role("link", name="Categories").click()
