@@ -112,3 +112,45 @@ async def test_upload_search_categorise_correct_reprocess(stack: Stack, browsing
     await page.get_by_role("button", name="Account menu").click()
     await page.get_by_role("menuitem", name="Sign out").click()
     await page.wait_for_url(re.compile(r"/sign-in\?reason=signed_out"))
+
+
+async def drop_files(page, names: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Drops corpus files on the drop zone the way a desktop file manager does (a DataTransfer)."""
+    files = [{"name": n, "data": list((CORPUS / "synthetic" / n).read_bytes())} for n in names]
+    await page.get_by_test_id("dropzone").evaluate(
+        """(zone, files) => {
+            const dt = new DataTransfer();
+            for (const f of files) dt.items.add(new File([new Uint8Array(f.data)], f.name, {type: "application/pdf"}));
+            zone.dispatchEvent(new DragEvent("dragover", {bubbles: true, dataTransfer: dt}));
+            zone.dispatchEvent(new DragEvent("drop", {bubbles: true, dataTransfer: dt}));
+        }""",
+        files,
+    )
+
+
+async def test_drop_upload_then_bulk_reprocess_and_delete_with_confirmation(stack: Stack, browsing: Browsing) -> None:
+    async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30) as http:
+        user = await register_and_login(http)
+    page = await browsing.new_page()
+    await sign_in(page, user.email)
+    await page.goto("/documents")
+    await drop_files(page, ["invoice_1p.pdf", "letter_1p.pdf"])
+    await wait_rows_ready(page, 2)
+    await page.get_by_test_id("documents-total").filter(has_text="2 documents").wait_for()
+
+    await page.get_by_label("Select all on this page").click()
+    await page.get_by_role("toolbar").get_by_role("button", name="Re-process").click()
+    await page.get_by_text("2 documents queued for re-processing", exact=True).wait_for()
+
+    # Deleting asks first; Cancel leaves everything as it was.
+    await page.get_by_label("Select all on this page").click()
+    await page.get_by_role("toolbar").get_by_role("button", name="Delete").click()
+    dialog = page.get_by_role("alertdialog", name="Delete 2 documents?")
+    await dialog.wait_for()
+    await screenshot(page, "documents-delete-confirm-light")
+    await dialog.get_by_role("button", name="Cancel").click()
+    assert await page.get_by_test_id("document-row").count() == 2
+    await page.get_by_role("toolbar").get_by_role("button", name="Delete").click()
+    await dialog.get_by_role("button", name="Delete").click()
+    await page.get_by_text("2 documents deleted", exact=True).wait_for()
+    await page.get_by_text("No documents yet").wait_for()

@@ -1,5 +1,5 @@
 import * as React from "react";
-import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-query";
+import { keepPreviousData, useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { useTranslation } from "react-i18next";
 import { Badge } from "@/components/ui/badge";
 import { api, buildUrl } from "./api";
@@ -118,6 +118,16 @@ export function documentQueryParams(q: DocumentQuery): Record<string, string | n
     uploaded_from: q.uploaded_from ? new Date(`${q.uploaded_from}T00:00:00`).toISOString() : undefined,
     uploaded_to: q.uploaded_to ? new Date(`${q.uploaded_to}T23:59:59.999`).toISOString() : undefined,
   };
+}
+
+/** After a delete: drop the deleted documents' own queries (they would only 404) and refresh the lists. */
+export function forgetDocuments(qc: QueryClient, ids: string[]): void {
+  const gone = new Set(ids);
+  const isGone = (key: readonly unknown[]) => key[0] === "documents" && gone.has(String(key[2]));
+  qc.removeQueries({ predicate: (q) => isGone(q.queryKey) });
+  void qc.invalidateQueries({ queryKey: ["documents"], predicate: (q) => !isGone(q.queryKey) });
+  void qc.invalidateQueries({ queryKey: ["categories"] });
+  void qc.invalidateQueries({ queryKey: ["tasks"] });
 }
 
 export function useDocuments(q: DocumentQuery, opts: { refetchInterval?: number | false } = {}) {

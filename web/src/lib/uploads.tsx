@@ -18,6 +18,7 @@ interface UploadsState {
   items: UploadItem[];
   add: (files: File[]) => void;
   dismiss: (key: string) => void;
+  dismissDocuments: (documentIds: string[]) => void;
   clearFinished: (isFinished: (item: UploadItem) => boolean) => void;
 }
 
@@ -110,9 +111,13 @@ export function UploadsProvider({ children }: { children: React.ReactNode }) {
   );
 
   const dismiss = React.useCallback((key: string) => setItems((prev) => prev.filter((i) => i.key !== key)), []);
+  const dismissDocuments = React.useCallback(
+    (ids: string[]) => setItems((prev) => prev.filter((i) => !i.documentId || !ids.includes(i.documentId))),
+    [],
+  );
   const clearFinished = React.useCallback((isFinished: (i: UploadItem) => boolean) => setItems((prev) => prev.filter((i) => !isFinished(i))), []);
 
-  return <UploadsContext.Provider value={{ items, add, dismiss, clearFinished }}>{children}</UploadsContext.Provider>;
+  return <UploadsContext.Provider value={{ items, add, dismiss, dismissDocuments, clearFinished }}>{children}</UploadsContext.Provider>;
 }
 
 export function useUploads(): UploadsState {

@@ -16,7 +16,8 @@ import { Tabs, TabsContent, TabsList, TabsTrigger } from "@/components/ui/tabs";
 import { useToast } from "@/components/ui/toast";
 import { FIELD_ORDER, FieldEditor } from "@/components/documents/FieldEditor";
 import { api, buildUrl } from "@/lib/api";
-import { ACTIVE_STATUSES, processingPercent, StatusBadge, useCategories, useLiveProgress, type DocumentDetail } from "@/lib/documents";
+import { useUploads } from "@/lib/uploads";
+import { ACTIVE_STATUSES, forgetDocuments, processingPercent, StatusBadge, useCategories, useLiveProgress, type DocumentDetail } from "@/lib/documents";
 import { formatBytes, formatDate } from "@/lib/utils";
 import { TaskTable } from "./TasksPage";
 
@@ -26,6 +27,7 @@ export function DocumentDetailPage() {
   const qc = useQueryClient();
   const toast = useToast();
   const navigate = useNavigate();
+  const uploads = useUploads();
   const live = useLiveProgress()[id];
   const key = ["documents", "detail", id];
   const doc = useQuery({
@@ -62,8 +64,9 @@ export function DocumentDetailPage() {
     mutationFn: () => api(`/documents/${id}`, { method: "DELETE" }),
     onSuccess: () => {
       toast({ title: t("detail.deleted"), variant: "success" });
-      refresh();
       navigate("/documents", { replace: true });
+      uploads.dismissDocuments([id]);
+      forgetDocuments(qc, [id]);
     },
     onError: (e) => toast({ title: t("detail.delete_failed"), description: (e as Error).message, variant: "destructive" }),
   });

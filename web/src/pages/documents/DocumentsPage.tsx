@@ -19,7 +19,7 @@ import { DocumentFilters, activeFilterCount } from "@/components/documents/Docum
 import { UploadDropzone, UploadList, isUploadFinished } from "@/components/documents/UploadList";
 import { api } from "@/lib/api";
 import {
-  ACTIVE_STATUSES, processingPercent, StatusBadge, useCategories, useDocuments, useLiveProgress, type DocumentQuery, type DocumentSummary,
+  ACTIVE_STATUSES, forgetDocuments, processingPercent, StatusBadge, useCategories, useDocuments, useLiveProgress, type DocumentQuery, type DocumentSummary,
 } from "@/lib/documents";
 import { useUploads } from "@/lib/uploads";
 import { formatBytes, formatDate } from "@/lib/utils";
@@ -93,8 +93,14 @@ export function DocumentsPage() {
         variant: failed ? "destructive" : "success",
       });
       setSelected(new Set());
-      void qc.invalidateQueries({ queryKey: ["documents"] });
-      void qc.invalidateQueries({ queryKey: ["categories"] });
+      if (vars.action === "delete") {
+        const deleted = (r.results ?? []).filter((x) => x.ok).map((x) => x.id);
+        uploads.dismissDocuments(deleted);
+        forgetDocuments(qc, deleted);
+      } else {
+        void qc.invalidateQueries({ queryKey: ["documents"] });
+        void qc.invalidateQueries({ queryKey: ["categories"] });
+      }
     },
     onError: (e) => toast({ title: t("bulk.failed"), description: (e as Error).message, variant: "destructive" }),
   });
