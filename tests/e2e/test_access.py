@@ -64,6 +64,21 @@ async def test_admin_revokes_documents_and_the_user_loses_it_at_once(
     await user_page.goto("/apps")
     await user_page.get_by_text("No apps available").wait_for()
 
+    # A group grant gives it back: a group with Documents, and the user as a member.
+    group = f"Readers {user.email.split('@')[0][-6:]}"
+    await admin_page.get_by_role("tab", name="Groups").click()
+    await admin_page.get_by_label("New group").fill(group)
+    await admin_page.get_by_role("button", name="Create group").click()
+    card = admin_page.locator("div.rounded-xl", has=admin_page.get_by_role("heading", name=group))
+    await card.get_by_label("Documents").click()
+    await card.get_by_label("Add a member").fill(user.email)
+    await card.get_by_role("button", name=re.compile(re.escape(user.email))).click()
+    await card.get_by_text("1 member").wait_for()
+    assert await card.get_by_label("Documents").get_attribute("data-state") == "checked"
+    await screenshot(admin_page, "admin-groups-light")
+    await user_page.reload()
+    await user_page.get_by_test_id("apps-list").get_by_text("Documents").wait_for()
+
 
 async def test_a_second_user_never_sees_the_first_users_documents(stack: Stack, browsing: Browsing) -> None:
     async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30) as http:
