@@ -201,6 +201,8 @@ class Service:
         if self.verifier:
             await self.verifier.start()
         await self.broker.start()
+        # The server must know our subscriptions before anyone is told we are up (else: no responders).
+        await self.nc.flush(timeout=5)
         log_fields(log, logging.INFO, "service started", service=self.name)
 
     async def stop(self) -> None:
