@@ -2,8 +2,10 @@
 
 The documents service (`docs.*` Rpcs, declared in `contracts/docs_api.py`) records documents and
 tasks; the text worker (`extract`) and the AI worker (`ai`) consume and publish these events.
-A pipeline *run* is one pass of a document through the workers; re-processing starts a new run,
-so `Nats-Msg-Id` = `<document_id>:<run_id>` dedupes a run without blocking a re-run.
+A pipeline *run* is one pass of a document through the workers; re-processing starts a new run.
+JetStream de-duplicates `Nats-Msg-Id` across the whole DOCUMENTS stream, so every publisher prefixes
+its ids with the kind of fact: uploads use `<document_id>:<run_id>` (dedupes a run without blocking
+a re-run), the others `<kind>:<stage>:<document_id>:<run_id>` (e.g. `analyzed:…`, `failed:analyze:…`).
 """
 
 from __future__ import annotations
