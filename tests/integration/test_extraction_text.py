@@ -75,17 +75,22 @@ async def outcomes(stack: Stack) -> AsyncIterator[Outcomes]:
         e = DocumentExtracted.model_validate_json(msg.data)
         keep(out.extracted, e, e.document_id)
 
+    # Only the extract stage: with the whole catalog running, the AI worker and the documents
+    # service publish their own stages and status progress for the same documents.
     async def on_failed(msg: Any) -> None:
         e = DocumentFailed.model_validate_json(msg.data)
-        keep(out.failed, e, e.document_id)
+        if e.stage == "extract":
+            keep(out.failed, e, e.document_id)
 
     async def on_processing(msg: Any) -> None:
         d = json.loads(msg.data)
-        keep(out.processing, d, uuid.UUID(d["document_id"]))
+        if d["stage"] == "extract":
+            keep(out.processing, d, uuid.UUID(d["document_id"]))
 
     async def on_progress(msg: Any) -> None:
         d = json.loads(msg.data)
-        keep(out.progress, d, uuid.UUID(d["document_id"]))
+        if d["stage"] == "extract" and d["status"] == "extracting" and d.get("page") is not None:
+            keep(out.progress, d, uuid.UUID(d["document_id"]))
 
     subs = [await stack.nc.subscribe(DOCUMENT_EXTRACTED.subject, cb=on_extracted),
             await stack.nc.subscribe(DOCUMENT_FAILED.subject, cb=on_failed),
