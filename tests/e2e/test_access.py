@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import httpx
+from playwright.async_api import expect
 
 from services.auth.admin import ensure_admin
 from services.kit.db import Database
@@ -51,7 +52,7 @@ async def test_admin_revokes_documents_and_the_user_loses_it_at_once(
     await admin_page.get_by_role("button", name=re.compile(re.escape(user.email))).click()
     grant = admin_page.get_by_label("Documents (direct grant)")
     await grant.wait_for()
-    assert await grant.get_attribute("data-state") == "checked"
+    await expect(grant).to_have_attribute("data-state", "checked")
     await screenshot(admin_page, "admin-permissions-light")
     await grant.click()
     await admin_page.get_by_text("Access revoked", exact=True).wait_for()
@@ -74,7 +75,7 @@ async def test_admin_revokes_documents_and_the_user_loses_it_at_once(
     await card.get_by_label("Add a member").fill(user.email)
     await card.get_by_role("button", name=re.compile(re.escape(user.email))).click()
     await card.get_by_text("1 member").wait_for()
-    assert await card.get_by_label("Documents").get_attribute("data-state") == "checked"
+    await expect(card.get_by_label("Documents")).to_have_attribute("data-state", "checked")
     await screenshot(admin_page, "admin-groups-light")
     await user_page.reload()
     await user_page.get_by_test_id("apps-list").get_by_text("Documents").wait_for()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import httpx
+from playwright.async_api import expect
 
 from tests.conftest import CORPUS, Stack, register_and_login
 
@@ -89,7 +90,7 @@ async def test_upload_search_categorise_correct_reprocess(stack: Stack, browsing
     await (
         page.get_by_test_id("field-sender-value").filter(has_text="Blue Harbor (checked by hand)").wait_for()
     )
-    assert await sender.get_attribute("data-source") == "user"
+    await expect(sender).to_have_attribute("data-source", "user")
     await screenshot(page, "document-detail-light")
 
     # Re-process: the pipeline runs again and the user's correction is kept.
@@ -107,7 +108,7 @@ async def test_upload_search_categorise_correct_reprocess(stack: Stack, browsing
     await (
         page.get_by_test_id("field-sender-value").filter(has_text="Blue Harbor (checked by hand)").wait_for()
     )
-    assert await page.get_by_test_id("field-sender").get_attribute("data-source") == "user"
+    await expect(page.get_by_test_id("field-sender")).to_have_attribute("data-source", "user")
 
     await page.get_by_role("button", name="Account menu").click()
     await page.get_by_role("menuitem", name="Sign out").click()
@@ -128,7 +129,9 @@ async def drop_files(page, names: list[str]) -> None:  # type: ignore[no-untyped
     )
 
 
-async def test_drop_upload_then_bulk_reprocess_and_delete_with_confirmation(stack: Stack, browsing: Browsing) -> None:
+async def test_drop_upload_then_bulk_reprocess_and_delete_with_confirmation(
+    stack: Stack, browsing: Browsing
+) -> None:
     async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30) as http:
         user = await register_and_login(http)
     page = await browsing.new_page()

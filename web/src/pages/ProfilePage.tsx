@@ -88,7 +88,8 @@ export function ProfilePage() {
     onSuccess: (p) => qc.setQueryData(["profile"], p),
   });
 
-  if (profile.isLoading) return <Spinner />;
+  // Wait until the form holds the profile, so the fields never flash empty.
+  if (profile.isLoading || (profile.data && !form.user_id)) return <Spinner />;
   if (profile.isError) return <ErrorState error={profile.error} onRetry={() => void profile.refetch()} />;
   const p = profile.data!;
   const fieldErrors = save.error instanceof ApiError ? save.error.fieldErrors : [];
