@@ -1,5 +1,5 @@
 import * as React from "react";
-import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { Navigate, useLocation } from "react-router-dom";
 import { api, ApiError, csrfToken, onSessionLost } from "./api";
 import { Spinner } from "@/components/ui/states";
@@ -66,7 +66,15 @@ export function safeNext(next: string | null): string {
 }
 
 // Why the session ended, for the sign-in page's message; read once by the redirect.
-let lostReason: "revoked" | "expired" | null = null;
+let lostReason: "revoked" | "expired" | "signed_out" | null = null;
+
+/** Forget the signed-in user; the guard of the current page then sends them to sign in with `reason`. */
+export function endSession(qc: QueryClient, reason: "revoked" | "expired" | "signed_out"): void {
+  lostReason = reason;
+  qc.setQueryData(ME_KEY, null);
+  // Drop cached data only after the signed-in pages unmounted, so none refetches without a session.
+  setTimeout(() => qc.removeQueries({ predicate: (q) => q.queryKey[0] !== "auth" }), 0);
+}
 
 export function clearLostReason(): void {
   lostReason = null;
@@ -78,10 +86,7 @@ export function SessionWatcher() {
   React.useEffect(
     () =>
       onSessionLost((reason) => {
-        if (!qc.getQueryData(ME_KEY)) return;
-        lostReason = reason;
-        qc.setQueryData(ME_KEY, null);
-        qc.removeQueries({ predicate: (q) => q.queryKey[0] !== "auth" });
+        if (qc.getQueryData(ME_KEY)) endSession(qc, reason);
       }),
     [qc],
   );

@@ -12,7 +12,7 @@ import {
   DropdownMenuSeparator, DropdownMenuTrigger,
 } from "@/components/ui/dropdown-menu";
 import { api } from "@/lib/api";
-import { ME_KEY, useMe } from "@/lib/auth";
+import { endSession, useMe } from "@/lib/auth";
 import { appRoute, useApps } from "@/lib/apps";
 import { LANGUAGES } from "@/lib/i18n";
 import { useTheme, type Theme } from "@/lib/theme";
@@ -141,9 +141,7 @@ function UserMenu() {
     } catch {
       /* the session may already be gone; the cookies are cleared either way below */
     }
-    qc.clear();
-    qc.setQueryData(ME_KEY, null);
-    navigate("/sign-in?reason=signed_out", { replace: true });
+    endSession(qc, "signed_out");
   };
   const name = me.data?.full_name || me.data?.email || "";
   return (
