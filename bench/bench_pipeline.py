@@ -29,7 +29,7 @@ from typing import Any
 import nats
 
 from bench.results import percentile, write_section
-from contracts import Header
+from contracts import REGISTRY, Header
 from contracts.documents import (
     DOCUMENT_EXTRACTED,
     DOCUMENT_FAILED,
@@ -40,7 +40,6 @@ from contracts.documents import (
 )
 from infra.embedded import EmbeddedNats
 from services.kit.bus import ensure_object_store, ensure_streams
-from contracts import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"

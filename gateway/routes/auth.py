@@ -90,7 +90,8 @@ async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], call: Cal
 async def refresh(call: Call, request: Request, response: Response,
                   body: RefreshRequest | None = None) -> TokenPair | JSONResponse:
     from_cookie = body is None
-    raw = request.cookies.get(cookie_names(request).refresh) if from_cookie else body.refresh_token.get_secret_value()
+    raw = (request.cookies.get(cookie_names(request).refresh) if body is None
+           else body.refresh_token.get_secret_value())
     if not raw:
         raise Unauthenticated("Send the refresh token: the refresh cookie or {\"refresh_token\": …}.")
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -26,8 +26,8 @@ EXPECTED = json.loads((CORPUS / "synthetic" / "expected.json").read_text())
 @pytest.mark.parametrize(("raw", "expected"), [
     ("D:20190404105713+11'00'", datetime(2019, 4, 4, 10, 57, 13, tzinfo=timezone(timedelta(hours=11)))),
     ("D:20240208135858-05'00'", datetime(2024, 2, 8, 13, 58, 58, tzinfo=timezone(timedelta(hours=-5)))),
-    ("D:2001", datetime(2001, 1, 1, tzinfo=timezone.utc)),
-    ("20000101000000Z", datetime(2000, 1, 1, tzinfo=timezone.utc)),
+    ("D:2001", datetime(2001, 1, 1, tzinfo=UTC)),
+    ("20000101000000Z", datetime(2000, 1, 1, tzinfo=UTC)),
     ("D:20231345", None),  # month 13
     ("yesterday", None),
     (None, None),

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from contracts.base import Event
 from contracts.documents import (
     DOCUMENT_PROGRESS,
@@ -16,8 +18,6 @@ from contracts.documents import (
     DocumentProgress,
     DocumentUploaded,
 )
-from pydantic import BaseModel
-
 from services.kit.bus import Ctx, Service, ensure_kv, ensure_object_store
 from services.kit.config import ServiceSettings
 

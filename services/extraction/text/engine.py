@@ -24,7 +24,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 ENGINE_NAME = "pdfium+plumber"
@@ -119,7 +119,7 @@ def parse_pdf_date(raw: str | None) -> datetime | None:
     for start, default in ((4, 1), (6, 1), (8, 0), (10, 0), (12, 0)):
         chunk = digits[start:start + 2]
         parts.append(int(chunk) if len(chunk) == 2 else default)
-    tz: timezone | None = timezone.utc
+    tz: timezone | None = UTC
     rest = s[len(digits):]
     if rest[:1] in ("+", "-"):
         sign = 1 if rest[0] == "+" else -1

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from contracts.base import Event
 from contracts.documents import (
     DOCUMENT_EXTRACTED,
@@ -34,8 +36,6 @@ from contracts.documents import (
     PdfMetadata,
     result_object_name,
 )
-from pydantic import BaseModel
-
 from services.kit.bus import Ctx
 from services.kit.logging import log_fields
 

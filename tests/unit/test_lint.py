@@ -1,0 +1,24 @@
+"""The code base stays lint-clean (ruff) and type-checks where the shared plumbing lives (mypy)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_ruff() -> None:
+    r = run("ruff", "check", "contracts", "services", "gateway", "infra", "tests", "bench", "--output-format",
+            "concise")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_mypy_on_contracts_kit_and_gateway() -> None:
+    r = run("mypy", "contracts", "services/kit", "gateway", "--ignore-missing-imports", "--no-error-summary")
+    assert r.returncode == 0, r.stdout + r.stderr
