@@ -19,7 +19,7 @@ def run_seed(data: Path) -> int:
     if not info:
         print(f"atrium: no running stack for --data {data}; start it with ./atrium up first")
         return 2
-    password = os.environ.get("ATRIUM_DEMO_PASSWORD", "demo demo demo 2026")
+    password = os.environ.get("ATRIUM_DEMO_PASSWORD", "harbour lantern seven quiet")
     with httpx.Client(base_url=info["url"].replace("localhost", "127.0.0.1") + "/api/v1", timeout=60) as http:
         r = http.post("/auth/register", json={"email": DEMO_EMAIL, "password": password, "full_name": "Demo User"})
         if r.status_code not in (201, 409):
