@@ -295,7 +295,9 @@ def run(data_dir: Path, http_port: int, dev: bool, build_web: bool) -> int:
         stopping = True
         raise KeyboardInterrupt
 
+    # Explicit handlers: a stack started in the background inherits SIGINT as *ignored*.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         env = stack.prepare()
         if build_web and not dev:
