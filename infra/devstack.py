@@ -47,6 +47,7 @@ class Child:
     argv: list[str]
     env: dict[str, str]
     log_path: Path
+    cwd: Path = ROOT
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -55,7 +56,7 @@ class Child:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115  (kept open by the child)
-        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         log.close()
         self.started_at = time.monotonic()
@@ -184,9 +185,12 @@ class DevStack:
                                    logs / "gateway.log"))
         if self.dev and (WEB / "package.json").exists() and shutil.which("npm"):
             vite_env = {**env, "ATRIUM_GATEWAY_PORT": str(self.http_port)}
+            if not (WEB / "node_modules").exists():
+                subprocess.run([shutil.which("npm") or "npm", "install", "--no-audit", "--no-fund"], cwd=WEB,
+                               check=False)
             self.children.append(Child("vite", [shutil.which("npm") or "npm", "run", "dev", "--", "--port",
                                                 str(self.http_port + 1), "--strictPort"], vite_env,
-                                       logs / "vite.log"))
+                                       logs / "vite.log", cwd=WEB))
         for c in self.children:
             c.start()
 
