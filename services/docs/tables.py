@@ -56,6 +56,8 @@ documents = Table(
     Column("total_amount", Numeric(18, 2)),
     Column("currency", String(3)),
     Column("fields", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # Lower-cased names of suggestions the user rejected on this document (never applied again).
+    Column("rejected_categories", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("body_text", Text),
     Column("search", TSVECTOR),  # generated (see the migration)
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
