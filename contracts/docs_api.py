@@ -187,12 +187,16 @@ EditableField = Literal["title", "document_type", "document_date", "sender", "re
 
 
 class UpdateDocument(Contract):
-    """Null means unchanged (messages carry every field); `clear` empties fields on purpose (kept empty on re-runs)."""
+    """Null means unchanged (messages carry every field); `clear` empties fields on purpose (kept empty on re-runs).
+
+    `reject_categories`: the caller's categories taken off this document and never suggested on it again.
+    """
 
     id: UUID
     title: str | None = Field(default=None, max_length=300)
     fields: DocumentFieldsUpdate | None = None
     clear: list[EditableField] = Field(default_factory=list)
+    reject_categories: list[UUID] = Field(default_factory=list, max_length=50)
 
 
 class DownloadTicket(Contract):

@@ -516,18 +516,37 @@ async def update_document(cmd: UpdateDocument, ctx: Ctx, deps: DocsDeps) -> Docu
         edits["title"] = cmd.title
     if cmd.fields is not None:
         edits.update(cmd.fields.model_dump(mode="json", exclude_none=True))
-    if not edits:
-        raise Invalid("Send at least one of title, fields or clear.")
+    if not edits and not cmd.reject_categories:
+        raise Invalid("Send at least one of title, fields, clear or reject_categories.")
     async with deps.db.transaction() as s:
         row = await _owned(s, cmd.id, actor.user_id, lock=True)
-        fields = dict(row.fields or {})
-        stamp = _now().isoformat()
-        for name, value in edits.items():
-            fields[name] = {"value": value, "source": "user", "updated_at": stamp}
-        await s.execute(update(documents).where(documents.c.id == cmd.id)
-                        .values(fields=fields, updated_at=func.now(), **_promoted(fields)))
-        await _audit(s, ctx, "document.edited", actor, cmd.id, fields=sorted(edits))
+        if edits:
+            fields = dict(row.fields or {})
+            stamp = _now().isoformat()
+            for name, value in edits.items():
+                fields[name] = {"value": value, "source": "user", "updated_at": stamp}
+            await s.execute(update(documents).where(documents.c.id == cmd.id)
+                            .values(fields=fields, updated_at=func.now(), **_promoted(fields)))
+            await _audit(s, ctx, "document.edited", actor, cmd.id, fields=sorted(edits))
+        if cmd.reject_categories:
+            await _reject_categories(s, ctx, actor, row, list(dict.fromkeys(cmd.reject_categories)))
     return await _detail(deps, cmd.id, actor.user_id)
+
+
+async def _reject_categories(s: Any, ctx: Ctx, actor: Actor, doc: Any, cat_ids: list[UUID]) -> None:
+    """Take the categories off the document and remember their names so no analysis suggests them here again."""
+    rejected = list(doc.rejected_categories or [])
+    names = []
+    for cat_id in cat_ids:
+        cat = await _owned_category(s, cat_id, actor.user_id)
+        names.append(cat.name)
+        if cat.name.lower() not in rejected:
+            rejected.append(cat.name.lower())
+    link = document_categories.c
+    await s.execute(delete(document_categories).where(link.document_id == doc.id, link.category_id.in_(cat_ids)))
+    await s.execute(update(documents).where(documents.c.id == doc.id)
+                    .values(rejected_categories=rejected, updated_at=func.now()))
+    await _audit(s, ctx, "document.categories_rejected", actor, doc.id, categories=names)
 
 
 async def _result_objects(s: Any, doc_id: UUID) -> list[str]:
@@ -907,9 +926,10 @@ async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
 async def _apply_suggested_categories(s: Any, doc: Any, names: list[str], may_create: bool) -> None:
     link = document_categories.c
     await s.execute(delete(document_categories).where(link.document_id == doc.id, link.source == "ai"))
+    rejected = set(doc.rejected_categories or [])
     for raw in names:
         name = " ".join(raw.split())[:80]
-        if not name:
+        if not name or name.lower() in rejected:
             continue
         cat_id = (await s.execute(select(categories.c.id).where(
             categories.c.owner_id == doc.owner_id, func.lower(categories.c.name) == name.lower()))).scalar()
