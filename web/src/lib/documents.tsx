@@ -15,7 +15,7 @@ export const ACTIVE_STATUSES: string[] = ["queued", "extracting", "analyzing"];
 export interface CategoryRef {
   id: string;
   name: string;
-  source?: "model" | "user";
+  source?: "ai" | "user"; // ai: suggested by the analysis
 }
 
 export interface DocumentSummary {

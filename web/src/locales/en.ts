@@ -119,7 +119,7 @@ const en = {
     pages_pending: "The text appears here when extraction is done.", no_text: "No text was found in this document.", page: "Page {{number}}",
     page_empty: "(no text on this page)", no_tables: "No tables were found.", table: "Page {{page}}, table {{index}}",
     categories: "Categories", no_categories: "No categories yet.", add_category: "Add a category", remove_category: "Remove category {{name}}",
-    suggested: "Suggested by the AI", assigned: "Assigned", accept_suggestion: "Accept suggestion {{name}}", reject_suggestion: "Dismiss suggestion {{name}}",
+    suggested: "Suggested by the AI", assigned: "Assigned", accept_suggestion: "Accept suggestion {{name}}", reject_suggestion: "Reject suggestion {{name}}",
     metadata: "File details", saved: "Saved", reprocess_started: "Re-processing started", reprocess_failed: "Could not re-process",
     deleted: "Document deleted", delete_failed: "Could not delete", delete_title: "Delete this document?",
     delete_description: "{{name}} and everything extracted from it are deleted for good.",

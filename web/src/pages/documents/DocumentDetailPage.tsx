@@ -70,6 +70,15 @@ export function DocumentDetailPage() {
     },
     onError: (e) => toast({ title: t("detail.delete_failed"), description: (e as Error).message, variant: "destructive" }),
   });
+  // Rejecting an AI-suggested category is recorded by the server: no later analysis suggests it here again.
+  const reject = useMutation({
+    mutationFn: (categoryId: string) => api<DocumentDetail>(`/documents/${id}`, { method: "PATCH", body: { reject_categories: [categoryId] } }),
+    onSuccess: (d) => {
+      qc.setQueryData(key, d);
+      refresh();
+    },
+    onError: (e) => toast({ title: t("bulk.failed"), description: (e as Error).message, variant: "destructive" }),
+  });
   const category = useMutation({
     mutationFn: (b: { action: "assign_category" | "remove_category"; category_id: string }) => api("/documents/bulk", { method: "POST", body: { ...b, ids: [id] } }),
     onSuccess: () => refresh(),
@@ -222,13 +231,13 @@ export function DocumentDetailPage() {
                 {d.categories.map((c) => (
                   <li key={c.id}>
                     <Badge variant="secondary" className="gap-1 py-1">
-                      {c.source === "model" && <Bot className="h-3 w-3" aria-label={t("fields.source_model")} />}
+                      {c.source === "ai" && <Bot className="h-3 w-3" aria-label={t("fields.source_model")} />}
                       {c.name}
                       <button
                         type="button"
                         className="rounded-sm hover:text-destructive focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-ring"
-                        aria-label={t("detail.remove_category", { name: c.name })}
-                        onClick={() => category.mutate({ action: "remove_category", category_id: c.id })}
+                        aria-label={t(c.source === "ai" ? "detail.reject_suggestion" : "detail.remove_category", { name: c.name })}
+                        onClick={() => (c.source === "ai" ? reject.mutate(c.id) : category.mutate({ action: "remove_category", category_id: c.id }))}
                       >
                         <X className="h-3 w-3" />
                       </button>
