@@ -124,6 +124,7 @@ class DocumentDetail(DocumentSummary):
     needs_ocr: bool = False
     fields: dict[str, FieldValue] = Field(default_factory=dict)
     tasks: list[TaskPublic] = Field(default_factory=list)
+    preview_pages: int = 0  # pages 1..n may have a PNG at /documents/{id}/pages/{n}/preview
 
 
 class UploadResult(Contract):
@@ -204,6 +205,17 @@ class DownloadTicket(Contract):
     filename: str
     size: int
     content_type: str = "application/pdf"
+
+
+class PreviewRef(Contract):
+    document_id: UUID
+    page: int = Field(ge=1)
+
+
+class PreviewTicket(Contract):
+    object_name: str
+    size: int
+    content_type: str = "image/png"
 
 
 class BulkAction(Contract):
@@ -331,6 +343,8 @@ DOCUMENT_UPDATE = Rpc("docs.document.update", UpdateDocument, DocumentDetail, su
 DOCUMENT_DELETE = Rpc("docs.document.delete", DocumentRef, Empty, summary="Delete a document and its blob")
 DOCUMENT_DOWNLOAD = Rpc("docs.document.download", DocumentRef, DownloadTicket,
                         summary="Authorise and audit a download of the original")
+DOCUMENT_PREVIEW = Rpc("docs.document.preview", PreviewRef, PreviewTicket,
+                       summary="Authorise reading one page's PNG preview of the current run")
 DOCUMENT_REPROCESS = Rpc("docs.document.reprocess", DocumentRef, DocumentSummary, summary="Run the pipeline again")
 DOCUMENT_BULK = Rpc("docs.document.bulk", BulkAction, BulkResult, summary="One action over a selection or filter")
 CATEGORY_LIST = Rpc("docs.category.list", Empty, CategoryList, summary="The caller's categories")

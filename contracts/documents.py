@@ -43,6 +43,11 @@ def result_object_name(document_id: UUID, run_id: UUID) -> str:
     return f"results/{document_id}/{run_id}.json"
 
 
+def preview_object_name(document_id: UUID, run_id: UUID, page: int) -> str:
+    """A page's PNG thumbnail (the text worker renders the first pages of every run)."""
+    return f"previews/{document_id}/{run_id}/{page}.png"
+
+
 class DocumentUploaded(Contract):
     document_id: UUID
     owner_id: UUID
@@ -111,6 +116,8 @@ class DocumentExtracted(Contract):
     started_at: datetime
     finished_at: datetime
     kind: Literal["extract", "reprocess"] = "extract"
+    # Pages 1..preview_pages were rendered to `preview_object_name`; one that failed to render has none.
+    preview_pages: int = 0
 
 
 class ExtractedFields(Contract):

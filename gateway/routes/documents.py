@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, get_origin
 from uuid import UUID
 
@@ -85,25 +86,40 @@ async def delete_document(doc_id: UUID, call: Call, token: Token) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/{doc_id}/file", summary="Download the original PDF")
-async def download(doc_id: UUID, request: Request, call: Call, token: Token) -> StreamingResponse:
-    ticket: api.DownloadTicket = await call(api.DOCUMENT_DOWNLOAD, api.DocumentRef(id=doc_id), token=token)
-    store = await documents_store(request)
-    chunks = stream_object(store, ticket.object_name)
+async def _stream_or_404(store: Any, name: str) -> AsyncIterator[bytes]:
+    """The object's chunks; fails as an error response, not a broken stream, if the blob is gone."""
+    chunks = stream_object(store, name)
     try:
-        first = await anext(chunks)  # fail as an error response, not a broken stream, if the blob is gone
+        first = await anext(chunks)
     except StopAsyncIteration:
         first = b""
     except Exception:
         raise NotFound("The file of this document is missing from the store.") from None
 
-    async def body():  # type: ignore[no-untyped-def]
+    async def body() -> AsyncIterator[bytes]:
         yield first
         async for chunk in chunks:
             yield chunk
 
-    return StreamingResponse(body(), media_type=ticket.content_type, headers={
+    return body()
+
+
+@router.get("/{doc_id}/file", summary="Download the original PDF")
+async def download(doc_id: UUID, request: Request, call: Call, token: Token) -> StreamingResponse:
+    ticket: api.DownloadTicket = await call(api.DOCUMENT_DOWNLOAD, api.DocumentRef(id=doc_id), token=token)
+    body = await _stream_or_404(await documents_store(request), ticket.object_name)
+    return StreamingResponse(body, media_type=ticket.content_type, headers={
         "Content-Disposition": content_disposition(ticket.filename), "Content-Length": str(ticket.size)})
+
+
+@router.get("/{doc_id}/pages/{page}/preview", summary="A page's PNG preview (the first pages of the current run)")
+async def page_preview(doc_id: UUID, page: int, request: Request, call: Call, token: Token) -> StreamingResponse:
+    # A dict, so an out-of-range page is the service's validation error (422), not a gateway crash.
+    ticket: api.PreviewTicket = await call(api.DOCUMENT_PREVIEW, {"document_id": doc_id, "page": page},
+                                           token=token)
+    body = await _stream_or_404(await documents_store(request), ticket.object_name)
+    return StreamingResponse(body, media_type=ticket.content_type, headers={
+        "Content-Length": str(ticket.size), "Cache-Control": "private, max-age=3600"})
 
 
 @router.post("/{doc_id}/reprocess", response_model=api.DocumentSummary, summary="Run the pipeline again")

@@ -155,6 +155,7 @@ def create_service(settings: ServiceSettings) -> Service:
     rpc(api.DOCUMENT_UPDATE, handlers.update_document)
     rpc(api.DOCUMENT_DELETE, handlers.delete_document)
     rpc(api.DOCUMENT_DOWNLOAD, handlers.download_document)
+    rpc(api.DOCUMENT_PREVIEW, handlers.preview_page)
     rpc(api.DOCUMENT_REPROCESS, handlers.reprocess_document)
     rpc(api.DOCUMENT_BULK, handlers.bulk)
     rpc(api.CATEGORY_LIST, handlers.list_categories)

@@ -61,6 +61,8 @@ from contracts.docs_api import (
     ListDocuments,
     ListTasks,
     PagePublic,
+    PreviewRef,
+    PreviewTicket,
     ProviderStats,
     ReplayDocuments,
     ReplayResult,
@@ -84,6 +86,7 @@ from contracts.documents import (
     DocumentUploaded,
     ExtractionResult,
     PdfMetadata,
+    preview_object_name,
     result_object_name,
 )
 from services.kit.bus import Ctx
@@ -489,7 +492,8 @@ async def _detail(deps: DocsDeps, doc_id: UUID, owner: UUID) -> DocumentDetail:
         **base,
         pages=[PagePublic(number=p.number, text=p.text, tables=p.tables) for p in page_rows],
         metadata=PdfMetadata.model_validate(row.pdf_metadata) if row.pdf_metadata else None,
-        needs_ocr=row.needs_ocr, fields=_fields_public(row.fields), tasks=[_task_public(t) for t in task_rows])
+        needs_ocr=row.needs_ocr, fields=_fields_public(row.fields), tasks=[_task_public(t) for t in task_rows],
+        preview_pages=row.preview_pages)
 
 
 async def get_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> DocumentDetail:
@@ -558,6 +562,7 @@ async def _delete_one(doc_id: UUID, actor: Actor, ctx: Ctx, deps: DocsDeps) -> N
     async with deps.db.transaction() as s:
         row = await _owned(s, doc_id, actor.user_id, lock=True)
         results = await _result_objects(s, doc_id)
+        results += [preview_object_name(doc_id, row.run_id, n) for n in range(1, row.preview_pages + 1)]
         # Blob first: if the store is away the request fails and the row stays, so nothing is orphaned silently.
         await deps.blobs.delete(row.object_name)
         for name in results:
@@ -578,6 +583,21 @@ async def download_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> Downl
         row = await _owned(s, cmd.id, actor.user_id)
         await _audit(s, ctx, "document.downloaded", actor, cmd.id, filename=row.filename)
     return DownloadTicket(object_name=row.object_name, filename=row.filename, size=row.size)
+
+
+async def preview_page(cmd: PreviewRef, ctx: Ctx, deps: DocsDeps) -> PreviewTicket:
+    """Not audited like a download: the detail page reads every preview on each visit."""
+    actor = await _user(ctx, deps)
+    async with deps.db.session() as s:
+        row = await _owned(s, cmd.document_id, actor.user_id)
+    if cmd.page > row.preview_pages:
+        raise NotFound("This page has no preview.", {"page": cmd.page})
+    name = preview_object_name(row.id, row.run_id, cmd.page)
+    try:
+        size, _ = await deps.blobs.info(name)
+    except NotFound:  # the worker could not render this page
+        raise NotFound("This page has no preview.", {"page": cmd.page}) from None
+    return PreviewTicket(object_name=name, size=size)
 
 
 async def _reprocess_one(doc_id: UUID, actor: Actor, deps: DocsDeps, ctx: Ctx, *, any_owner: bool = False) -> Any:
@@ -917,6 +937,7 @@ async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
         # Stored whatever the status: the analysis of this run may have been recorded first (two consumers).
         await s.execute(update(documents).where(documents.c.id == doc.id).values(
             page_count=result.page_count, needs_ocr=result.needs_ocr, body_text=body.replace("\x00", ""),
+            preview_pages=ev.preview_pages,
             pdf_metadata=result.metadata.model_dump(mode="json"), updated_at=func.now()))
         moved = await _advance(s, doc, ev.run_id, status)
     if moved:

@@ -48,6 +48,7 @@ documents = Table(
     Column("run_id", UUID(as_uuid=True), nullable=False),
     Column("page_count", Integer),
     Column("needs_ocr", Boolean, nullable=False, server_default=text("false")),
+    Column("preview_pages", Integer, nullable=False, server_default=text("0")),  # PNGs of pages 1..n, this run
     Column("pdf_metadata", JSONB),
     Column("document_type", String(32)),
     Column("title", String(300)),

@@ -486,3 +486,41 @@ def _finish(page_count: int, pages: list[PageOut], metadata: dict[str, Any], eng
             "needs_ocr": needs_ocr, "engine": engine,
             "tables_skipped": [p.number for p in pages if p.tables_skipped],
             "text_from_pdfplumber": [p.number for p in pages if p.text_engine == "pdfplumber" and engine != "pdfplumber"]}
+
+
+PREVIEW_MAX_PAGES = 50
+PREVIEW_WIDTH_PX = 800
+
+
+def render_previews(path: str, out_dir: str, max_pages: int = PREVIEW_MAX_PAGES,
+                    width_px: int = PREVIEW_WIDTH_PX) -> int:
+    """PNG thumbnails `<out_dir>/<page>.png` of the first pages; returns how many pages were tried.
+    A page (or a file) pdfium cannot render just has no preview: it never fails the document."""
+    import os
+
+    import pypdfium2 as pdfium
+
+    try:
+        doc = pdfium.PdfDocument(path)
+    except Exception:
+        return 0
+    try:
+        count = min(len(doc), max_pages)
+        for i in range(count):
+            try:
+                page = doc[i]
+                try:
+                    scale = width_px / max(page.get_width(), 1.0)
+                    image = page.render(scale=scale).to_pil()
+                finally:
+                    page.close()
+                target = os.path.join(out_dir, f"{i + 1}.png")
+                image.save(target + ".part", format="PNG", optimize=True)
+                os.replace(target + ".part", target)  # a half-written file is never picked up
+            except MemoryError:
+                raise
+            except Exception:
+                continue
+        return count
+    finally:
+        doc.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,10 +35,12 @@ from contracts.documents import (
     DocumentUploaded,
     ExtractionResult,
     PdfMetadata,
+    preview_object_name,
     result_object_name,
 )
 from services.kit.bus import Ctx
 from services.kit.logging import log_fields
+from services.kit.objects import ObjectWriter
 
 from .engine import ExtractError
 from .pool import ExtractPool
@@ -101,8 +104,10 @@ async def extract_uploaded(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> Non
     await deps.publish(DOCUMENT_PROCESSING, DocumentProcessing(
         document_id=event.document_id, owner_id=event.owner_id, run_id=event.run_id, stage="extract",
         attempt=ctx.attempt, worker=deps.worker, started_at=started), f"{ids}:extract:processing:{ctx.attempt}")
+    preview_dir = tempfile.mkdtemp(prefix="previews-", dir=deps.tmp_dir)
     try:
-        result = await _fetch_and_extract(event, deps, ctx)
+        result = await _fetch_and_extract(event, deps, ctx, preview_dir)
+        preview_pages = await _store_previews(event, deps, preview_dir, result.get("preview_pages", 0))
     except ExtractError as exc:
         final = exc.reason not in RETRYABLE
         await publish_failed(event, deps, ctx, exc.reason, exc.message, final=final, started=started)
@@ -110,6 +115,8 @@ async def extract_uploaded(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> Non
             await mark_run_done(deps.runs, run, ctx.stream_seq)
             return
         raise ExtractionFailed(exc.reason, exc.message) from None
+    finally:
+        shutil.rmtree(preview_dir, ignore_errors=True)
 
     name = result_object_name(event.document_id, event.run_id)
     stored = ExtractionResult(document_id=event.document_id, run_id=event.run_id, page_count=result["page_count"],
@@ -121,7 +128,8 @@ async def extract_uploaded(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> Non
         page_count=stored.page_count, needs_ocr=stored.needs_ocr,
         chars=sum(len(p.text) for p in stored.pages), table_count=sum(len(p.tables) for p in stored.pages),
         metadata=stored.metadata, result_object=name, engine=stored.engine, worker=deps.worker,
-        attempt=ctx.attempt, started_at=started, finished_at=now(), kind=event.kind), f"{ids}:extracted")
+        attempt=ctx.attempt, started_at=started, finished_at=now(), kind=event.kind, preview_pages=preview_pages),
+        f"{ids}:extracted")
     await mark_run_done(deps.runs, run, ctx.stream_seq)
     log_fields(log, logging.INFO, "extracted", document_id=str(event.document_id), run_id=run,
                pages=stored.page_count, needs_ocr=stored.needs_ocr, attempt=ctx.attempt,
@@ -129,7 +137,23 @@ async def extract_uploaded(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> Non
                tables_skipped=result.get("tables_skipped"), text_from_pdfplumber=result.get("text_from_pdfplumber"))
 
 
-async def _fetch_and_extract(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> dict[str, Any]:
+async def _store_previews(event: DocumentUploaded, deps: Deps, preview_dir: str, pages: int) -> int:
+    """Put the rendered page PNGs into the Object Store; a page the child could not render is skipped."""
+    for page in range(1, pages + 1):
+        path = Path(preview_dir) / f"{page}.png"
+        if not path.is_file():
+            continue
+        writer = ObjectWriter(deps.objects, preview_object_name(event.document_id, event.run_id, page))
+        try:
+            await writer.write(path.read_bytes())
+            await writer.close()
+        except Exception as exc:
+            await writer.abort()
+            raise ExtractError("internal", f"Storing a page preview failed: {type(exc).__name__}.") from None
+    return pages
+
+
+async def _fetch_and_extract(event: DocumentUploaded, deps: Deps, ctx: Ctx, preview_dir: str) -> dict[str, Any]:
     from nats.js.errors import NotFoundError, ObjectNotFoundError
 
     try:
@@ -156,7 +180,7 @@ async def _fetch_and_extract(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> d
                                                         stage="extract", status="extracting", page=page,
                                                         pages=pages, message=f"page {page} of {pages} extracted"))
 
-        return await deps.pool.extract(path, on_page=on_page, heartbeat=ctx.heartbeat)
+        return await deps.pool.extract(path, on_page=on_page, heartbeat=ctx.heartbeat, preview_dir=preview_dir)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)

@@ -73,9 +73,11 @@ def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, p
             return
         if job is None:
             return
-        path = job
+        path, preview_dir = job
         try:
             result = extract(path, limits, lambda n, total: conn.send(("page", n, total)))
+            # Previews after the text, under the same wall clock and memory limit as the rest.
+            result["preview_pages"] = engines.render_previews(path, preview_dir) if preview_dir else 0
             conn.send(("done", result))
         except engines.ExtractError as exc:
             conn.send(("error", exc.reason, exc.message))
@@ -194,13 +196,14 @@ class ExtractPool:
         await asyncio.to_thread(child.kill)
 
     async def extract(self, path: str, *, on_page: Callable[[int, int], Awaitable[None]] | None = None,
-                      heartbeat: Callable[[], Awaitable[None]] | None = None) -> dict[str, Any]:
+                      heartbeat: Callable[[], Awaitable[None]] | None = None,
+                      preview_dir: str | None = None) -> dict[str, Any]:
         child = await self._idle.get()
         healthy = False
         try:
             child = await self._ensure_ready(child)
             try:
-                result = await self._run(child, path, on_page, heartbeat)
+                result = await self._run(child, path, on_page, heartbeat, preview_dir)
             except _HealthyError as exc:
                 healthy = True
                 raise ExtractError(exc.reason, exc.message) from None
@@ -216,8 +219,8 @@ class ExtractPool:
                 self._idle.put_nowait(await self._spawn())
 
     async def _run(self, child: _Child, path: str, on_page: Callable[[int, int], Awaitable[None]] | None,
-                   heartbeat: Callable[[], Awaitable[None]] | None) -> dict[str, Any]:
-        child.conn.send(path)
+                   heartbeat: Callable[[], Awaitable[None]] | None, preview_dir: str | None) -> dict[str, Any]:
+        child.conn.send((path, preview_dir))
         started = time.monotonic()
         deadline = started + self.limits.doc_timeout_s
         next_beat = started + self.heartbeat_every_s
