@@ -78,6 +78,7 @@ export interface DocumentDetail extends DocumentSummary {
   needs_ocr?: boolean;
   fields: Record<string, FieldValue>;
   tasks: Task[];
+  preview_pages?: number; // pages 1..n may have a PNG preview
 }
 
 export interface Page<T> {

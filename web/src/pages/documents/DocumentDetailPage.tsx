@@ -15,6 +15,7 @@ import { Table, TableBody, TableCell, TableHead, TableRow } from "@/components/u
 import { Tabs, TabsContent, TabsList, TabsTrigger } from "@/components/ui/tabs";
 import { useToast } from "@/components/ui/toast";
 import { FIELD_ORDER, FieldEditor } from "@/components/documents/FieldEditor";
+import { PagePreview } from "@/components/documents/PagePreview";
 import { api, buildUrl } from "@/lib/api";
 import { useUploads } from "@/lib/uploads";
 import { ACTIVE_STATUSES, forgetDocuments, processingPercent, StatusBadge, useCategories, useLiveProgress, type DocumentDetail } from "@/lib/documents";
@@ -180,7 +181,8 @@ export function DocumentDetailPage() {
                       <CardHeader className="pb-2">
                         <CardTitle className="text-sm">{t("detail.page", { number: p.number })}</CardTitle>
                       </CardHeader>
-                      <CardContent>
+                      <CardContent className="space-y-3">
+                        {p.number <= (d.preview_pages ?? 0) ? <PagePreview documentId={d.id} runId={d.run_id} page={p.number} /> : null}
                         <pre className="max-h-[32rem] overflow-auto whitespace-pre-wrap break-words rounded-md bg-muted p-3 font-mono text-xs leading-relaxed">{p.text || t("detail.page_empty")}</pre>
                       </CardContent>
                     </Card>
