@@ -125,6 +125,7 @@ class DocumentDetail(DocumentSummary):
     fields: dict[str, FieldValue] = Field(default_factory=dict)
     tasks: list[TaskPublic] = Field(default_factory=list)
     preview_pages: int = 0  # pages 1..n may have a PNG at /documents/{id}/pages/{n}/preview
+    pending_suggestions: list[str] = Field(default_factory=list)  # suggested names awaiting accept/reject
 
 
 class UploadResult(Contract):
@@ -191,6 +192,8 @@ class UpdateDocument(Contract):
     """Null means unchanged (messages carry every field); `clear` empties fields on purpose (kept empty on re-runs).
 
     `reject_categories`: the caller's categories taken off this document and never suggested on it again.
+    `accept_suggestions` / `reject_suggestions`: names from `pending_suggestions`; accepting creates the category
+    if needed and assigns it, rejecting means it is never suggested on this document again.
     """
 
     id: UUID
@@ -198,6 +201,8 @@ class UpdateDocument(Contract):
     fields: DocumentFieldsUpdate | None = None
     clear: list[EditableField] = Field(default_factory=list)
     reject_categories: list[UUID] = Field(default_factory=list, max_length=50)
+    accept_suggestions: list[str] = Field(default_factory=list, max_length=50)
+    reject_suggestions: list[str] = Field(default_factory=list, max_length=50)
 
 
 class DownloadTicket(Contract):

@@ -493,7 +493,7 @@ async def _detail(deps: DocsDeps, doc_id: UUID, owner: UUID) -> DocumentDetail:
         pages=[PagePublic(number=p.number, text=p.text, tables=p.tables) for p in page_rows],
         metadata=PdfMetadata.model_validate(row.pdf_metadata) if row.pdf_metadata else None,
         needs_ocr=row.needs_ocr, fields=_fields_public(row.fields), tasks=[_task_public(t) for t in task_rows],
-        preview_pages=row.preview_pages)
+        preview_pages=row.preview_pages, pending_suggestions=row.pending_suggestions or [])
 
 
 async def get_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> DocumentDetail:
@@ -520,8 +520,9 @@ async def update_document(cmd: UpdateDocument, ctx: Ctx, deps: DocsDeps) -> Docu
         edits["title"] = cmd.title
     if cmd.fields is not None:
         edits.update(cmd.fields.model_dump(mode="json", exclude_none=True))
-    if not edits and not cmd.reject_categories:
-        raise Invalid("Send at least one of title, fields, clear or reject_categories.")
+    if not edits and not (cmd.reject_categories or cmd.accept_suggestions or cmd.reject_suggestions):
+        raise Invalid("Send at least one of title, fields, clear, reject_categories, accept_suggestions or "
+                      "reject_suggestions.")
     async with deps.db.transaction() as s:
         row = await _owned(s, cmd.id, actor.user_id, lock=True)
         if edits:
@@ -534,7 +535,37 @@ async def update_document(cmd: UpdateDocument, ctx: Ctx, deps: DocsDeps) -> Docu
             await _audit(s, ctx, "document.edited", actor, cmd.id, fields=sorted(edits))
         if cmd.reject_categories:
             await _reject_categories(s, ctx, actor, row, list(dict.fromkeys(cmd.reject_categories)))
+        if cmd.accept_suggestions or cmd.reject_suggestions:
+            await _decide_suggestions(s, ctx, actor, row, cmd.accept_suggestions, cmd.reject_suggestions)
     return await _detail(deps, cmd.id, actor.user_id)
+
+
+async def _decide_suggestions(s: Any, ctx: Ctx, actor: Actor, doc: Any, accept: list[str], reject: list[str]) -> None:
+    """The user's answer to pending suggestions: accepted ones become (their own) categories, rejected ones never
+    come back on this document."""
+    pending = {n.lower(): n for n in doc.pending_suggestions or []}
+    wanted = [" ".join(n.split()).lower() for n in [*accept, *reject]]
+    unknown = [n for n in [*accept, *reject] if " ".join(n.split()).lower() not in pending]
+    if unknown:
+        raise Invalid(f"Not a pending suggestion on this document: {', '.join(unknown)}. "
+                      "Reload the document to see its current suggestions.", {"field": "accept_suggestions"})
+    if len(set(wanted)) != len(wanted):
+        raise Invalid("A suggestion cannot be both accepted and rejected (or sent twice).")
+    accepted = [pending[n] for n in wanted[:len(accept)]]
+    rejected_now = wanted[len(accept):]
+    for name in accepted:
+        cat_id = await _category_for_name(s, doc.owner_id, name, create=True)
+        link = document_categories.c
+        await s.execute(pg_insert(document_categories).values(document_id=doc.id, category_id=cat_id, source="user")
+                        .on_conflict_do_update(index_elements=[link.document_id, link.category_id],
+                                               set_={"source": "user"}))
+    rejected = list(doc.rejected_categories or [])
+    rejected += [n for n in rejected_now if n not in rejected]
+    left = [n for key, n in pending.items() if key not in set(wanted)]
+    await s.execute(update(documents).where(documents.c.id == doc.id)
+                    .values(pending_suggestions=left, rejected_categories=rejected, updated_at=func.now()))
+    await _audit(s, ctx, "document.suggestions_decided", actor, doc.id, accepted=accepted,
+                 rejected=[pending[n] for n in rejected_now])
 
 
 async def _reject_categories(s: Any, ctx: Ctx, actor: Actor, doc: Any, cat_ids: list[UUID]) -> None:
@@ -944,24 +975,36 @@ async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
         await _progress(deps, doc.owner_id, doc.id, ev.run_id, status)
 
 
+async def _category_for_name(s: Any, owner: UUID, name: str, create: bool) -> UUID | None:
+    """The owner's category of that name (ignoring case), created if asked; a concurrent create wins the race."""
+    def find() -> Any:
+        return select(categories.c.id).where(categories.c.owner_id == owner,
+                                             func.lower(categories.c.name) == name.lower())
+    cat_id = (await s.execute(find())).scalar()
+    if cat_id is None and create:
+        await s.execute(pg_insert(categories).values(id=uuid.uuid4(), owner_id=owner, name=name)
+                        .on_conflict_do_nothing())
+        cat_id = (await s.execute(find())).scalar()
+    return cat_id
+
+
 async def _apply_suggested_categories(s: Any, doc: Any, names: list[str], may_create: bool) -> None:
+    """Assign the suggested categories; names with no category wait for the user when the AI may not create one."""
     link = document_categories.c
     await s.execute(delete(document_categories).where(link.document_id == doc.id, link.source == "ai"))
     rejected = set(doc.rejected_categories or [])
+    pending: list[str] = []
     for raw in names:
         name = " ".join(raw.split())[:80]
         if not name or name.lower() in rejected:
             continue
-        cat_id = (await s.execute(select(categories.c.id).where(
-            categories.c.owner_id == doc.owner_id, func.lower(categories.c.name) == name.lower()))).scalar()
-        if cat_id is None and may_create:
-            await s.execute(pg_insert(categories).values(id=uuid.uuid4(), owner_id=doc.owner_id, name=name)
-                            .on_conflict_do_nothing())
-            cat_id = (await s.execute(select(categories.c.id).where(
-                categories.c.owner_id == doc.owner_id, func.lower(categories.c.name) == name.lower()))).scalar()
+        cat_id = await _category_for_name(s, doc.owner_id, name, create=may_create)
         if cat_id is not None:
             await s.execute(pg_insert(document_categories).values(document_id=doc.id, category_id=cat_id, source="ai")
                             .on_conflict_do_nothing())
+        elif name.lower() not in {p.lower() for p in pending}:
+            pending.append(name)
+    await s.execute(update(documents).where(documents.c.id == doc.id).values(pending_suggestions=pending))
 
 
 async def on_analyzed(ev: DocumentAnalyzed, ctx: Ctx, deps: DocsDeps) -> None:

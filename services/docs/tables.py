@@ -59,6 +59,8 @@ documents = Table(
     Column("fields", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     # Lower-cased names of suggestions the user rejected on this document (never applied again).
     Column("rejected_categories", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # Suggested names with no category of the user's, awaiting accept/reject (the AI may not create categories).
+    Column("pending_suggestions", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("body_text", Text),
     Column("search", TSVECTOR),  # generated (see the migration)
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
