@@ -79,6 +79,7 @@ export interface DocumentDetail extends DocumentSummary {
   fields: Record<string, FieldValue>;
   tasks: Task[];
   preview_pages?: number; // pages 1..n may have a PNG preview
+  pending_suggestions?: string[]; // suggested category names awaiting the user's accept/reject
 }
 
 export interface Page<T> {

@@ -39,8 +39,6 @@ export function DocumentDetailPage() {
   const categories = useCategories();
   const [confirmDelete, setConfirmDelete] = React.useState(false);
   const [addCategory, setAddCategory] = React.useState("");
-  // A rejected suggestion is only hidden here: the API keeps what the model said, the user's categories decide.
-  const [dismissed, setDismissed] = React.useState<Set<string>>(new Set());
   const refresh = () => {
     void qc.invalidateQueries({ queryKey: ["documents"] });
     void qc.invalidateQueries({ queryKey: ["categories"] });
@@ -80,6 +78,16 @@ export function DocumentDetailPage() {
     },
     onError: (e) => toast({ title: t("bulk.failed"), description: (e as Error).message, variant: "destructive" }),
   });
+  // Pending suggestions (names with no category yet): accepting creates and assigns it, rejecting is for good.
+  const decide = useMutation({
+    mutationFn: (body: { accept_suggestions?: string[]; reject_suggestions?: string[] }) =>
+      api<DocumentDetail>(`/documents/${id}`, { method: "PATCH", body }),
+    onSuccess: (d) => {
+      qc.setQueryData(key, d);
+      refresh();
+    },
+    onError: (e) => toast({ title: t("bulk.failed"), description: (e as Error).message, variant: "destructive" }),
+  });
   const category = useMutation({
     mutationFn: (b: { action: "assign_category" | "remove_category"; category_id: string }) => api("/documents/bulk", { method: "POST", body: { ...b, ids: [id] } }),
     onSuccess: () => refresh(),
@@ -93,8 +101,7 @@ export function DocumentDetailPage() {
   const saveField = (name: string, value: string | null) => update.mutateAsync(name === "title" ? { title: value } : { fields: { [name]: value } });
   const fields = d.fields ?? {};
   const names = [...FIELD_ORDER, ...Object.keys(fields).filter((k) => !(FIELD_ORDER as readonly string[]).includes(k) && k !== "suggested_categories")];
-  const suggested = fields.suggested_categories;
-  const suggestedNames = (Array.isArray(suggested?.value) ? (suggested!.value as string[]) : []).filter((n) => !dismissed.has(n));
+  const suggestedNames = d.pending_suggestions ?? [];
   const assigned = new Set(d.categories.map((c) => c.id));
   const tables = d.pages.flatMap((p) => p.tables.map((tbl, i) => ({ page: p.number, index: i + 1, rows: tbl })));
 
@@ -270,36 +277,19 @@ export function DocumentDetailPage() {
                 <div className="grid grid-cols-1 gap-1.5">
                   <p className="text-xs font-medium text-muted-foreground">{t("detail.suggested")}</p>
                   <ul className="grid grid-cols-1 gap-1">
-                    {suggestedNames.map((name) => {
-                      const existing = (categories.data ?? []).find((c) => c.name.toLowerCase() === name.toLowerCase());
-                      const has = existing && assigned.has(existing.id);
-                      return (
-                        <li key={name} className="flex items-center justify-between gap-2 text-sm">
-                          <span className="flex items-center gap-1"><Bot className="h-3.5 w-3.5 text-muted-foreground" aria-hidden />{name}</span>
-                          {has ? (
-                            <Badge variant="success">{t("detail.assigned")}</Badge>
-                          ) : (
-                            <span className="flex gap-1">
-                              <Button
-                                size="icon"
-                                variant="ghost"
-                                className="h-7 w-7"
-                                aria-label={t("detail.accept_suggestion", { name })}
-                                onClick={async () => {
-                                  const cat = existing ?? (await api<{ id: string }>("/categories", { method: "POST", body: { name } }));
-                                  category.mutate({ action: "assign_category", category_id: cat.id });
-                                }}
-                              >
-                                <Check />
-                              </Button>
-                              <Button size="icon" variant="ghost" className="h-7 w-7" aria-label={t("detail.reject_suggestion", { name })} onClick={() => setDismissed((s) => new Set(s).add(name))}>
-                                <X />
-                              </Button>
-                            </span>
-                          )}
-                        </li>
-                      );
-                    })}
+                    {suggestedNames.map((name) => (
+                      <li key={name} className="flex items-center justify-between gap-2 text-sm">
+                        <span className="flex items-center gap-1"><Bot className="h-3.5 w-3.5 text-muted-foreground" aria-hidden />{name}</span>
+                        <span className="flex gap-1">
+                          <Button size="icon" variant="ghost" className="h-7 w-7" disabled={decide.isPending} aria-label={t("detail.accept_suggestion", { name })} onClick={() => decide.mutate({ accept_suggestions: [name] })}>
+                            <Check />
+                          </Button>
+                          <Button size="icon" variant="ghost" className="h-7 w-7" disabled={decide.isPending} aria-label={t("detail.reject_suggestion", { name })} onClick={() => decide.mutate({ reject_suggestions: [name] })}>
+                            <X />
+                          </Button>
+                        </span>
+                      </li>
+                    ))}
                   </ul>
                 </div>
               )}
