@@ -43,6 +43,9 @@ def result_object_name(document_id: UUID, run_id: UUID) -> str:
     return f"results/{document_id}/{run_id}.json"
 
 
+PREVIEW_MAX_PAGES = 50  # the text worker renders previews of the first pages only
+
+
 def preview_object_name(document_id: UUID, run_id: UUID, page: int) -> str:
     """A page's PNG thumbnail (the text worker renders the first pages of every run)."""
     return f"previews/{document_id}/{run_id}/{page}.png"

@@ -77,6 +77,7 @@ from contracts.docs_api import (
 )
 from contracts.documents import (
     DOCUMENT_UPLOADED,
+    PREVIEW_MAX_PAGES,
     DocumentAnalyzed,
     DocumentExtracted,
     DocumentFailed,
@@ -584,16 +585,20 @@ async def _reject_categories(s: Any, ctx: Ctx, actor: Actor, doc: Any, cat_ids: 
     await _audit(s, ctx, "document.categories_rejected", actor, doc.id, categories=names)
 
 
-async def _result_objects(s: Any, doc_id: UUID) -> list[str]:
+async def _result_objects(s: Any, doc_id: UUID, page_count: int | None) -> list[str]:
     runs = (await s.execute(select(func.distinct(tasks.c.run_id)).where(tasks.c.document_id == doc_id))).scalars()
-    return [result_object_name(doc_id, r) for r in runs]
+    names = [result_object_name(doc_id, r) for r in runs]
+    # Previews of every run that got through extraction (same file, so the current page count applies).
+    extracted = (await s.execute(select(tasks.c.run_id).where(
+        tasks.c.document_id == doc_id, tasks.c.stage == "extract", tasks.c.status == "succeeded"))).scalars()
+    pages = range(1, min(page_count or 0, PREVIEW_MAX_PAGES) + 1)
+    return names + [preview_object_name(doc_id, r, n) for r in extracted for n in pages]
 
 
 async def _delete_one(doc_id: UUID, actor: Actor, ctx: Ctx, deps: DocsDeps) -> None:
     async with deps.db.transaction() as s:
         row = await _owned(s, doc_id, actor.user_id, lock=True)
-        results = await _result_objects(s, doc_id)
-        results += [preview_object_name(doc_id, row.run_id, n) for n in range(1, row.preview_pages + 1)]
+        results = await _result_objects(s, doc_id, row.page_count)
         # Blob first: if the store is away the request fails and the row stays, so nothing is orphaned silently.
         await deps.blobs.delete(row.object_name)
         for name in results:
@@ -641,7 +646,7 @@ async def _reprocess_one(doc_id: UUID, actor: Actor, deps: DocsDeps, ctx: Ctx, *
         await s.execute(update(tasks).where(tasks.c.document_id == doc_id, tasks.c.status.in_(("queued", "running")))
                         .values(status="superseded", finished_at=func.now()))
         row = (await s.execute(update(documents).where(documents.c.id == doc_id).values(
-            run_id=uuid.uuid4(), status="queued", failure_reason=None, failure_message=None,
+            run_id=uuid.uuid4(), status="queued", failure_reason=None, failure_message=None, preview_pages=0,
             updated_at=func.now()).returning(documents))).one()
         await _queue_run(s, row, "reprocess", deps)
         await _audit(s, ctx, "document.reprocessed", actor, doc_id)

@@ -488,12 +488,10 @@ def _finish(page_count: int, pages: list[PageOut], metadata: dict[str, Any], eng
             "text_from_pdfplumber": [p.number for p in pages if p.text_engine == "pdfplumber" and engine != "pdfplumber"]}
 
 
-PREVIEW_MAX_PAGES = 50
 PREVIEW_WIDTH_PX = 800
 
 
-def render_previews(path: str, out_dir: str, max_pages: int = PREVIEW_MAX_PAGES,
-                    width_px: int = PREVIEW_WIDTH_PX) -> int:
+def render_previews(path: str, out_dir: str, max_pages: int, width_px: int = PREVIEW_WIDTH_PX) -> int:
     """PNG thumbnails `<out_dir>/<page>.png` of the first pages; returns how many pages were tried.
     A page (or a file) pdfium cannot render just has no preview: it never fails the document."""
     import os
@@ -515,7 +513,9 @@ def render_previews(path: str, out_dir: str, max_pages: int = PREVIEW_MAX_PAGES,
                 finally:
                     page.close()
                 target = os.path.join(out_dir, f"{i + 1}.png")
-                image.save(target + ".part", format="PNG", optimize=True)
+                # 256 colours: a third of the bytes of RGB at half the time of `optimize=True` (letter_10p:
+                # 62 vs 191 KB, 104 vs 198 ms a page), and no visible loss on a page-sized thumbnail.
+                image.quantize(256).save(target + ".part", format="PNG", compress_level=6)
                 os.replace(target + ".part", target)  # a half-written file is never picked up
             except MemoryError:
                 raise

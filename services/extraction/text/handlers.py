@@ -28,6 +28,7 @@ from contracts.documents import (
     DOCUMENT_EXTRACTED,
     DOCUMENT_FAILED,
     DOCUMENT_PROCESSING,
+    PREVIEW_MAX_PAGES,
     DocumentExtracted,
     DocumentFailed,
     DocumentProcessing,
@@ -180,7 +181,8 @@ async def _fetch_and_extract(event: DocumentUploaded, deps: Deps, ctx: Ctx, prev
                                                         stage="extract", status="extracting", page=page,
                                                         pages=pages, message=f"page {page} of {pages} extracted"))
 
-        return await deps.pool.extract(path, on_page=on_page, heartbeat=ctx.heartbeat, preview_dir=preview_dir)
+        return await deps.pool.extract(path, on_page=on_page, heartbeat=ctx.heartbeat, preview_dir=preview_dir,
+                                       preview_pages=PREVIEW_MAX_PAGES)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)

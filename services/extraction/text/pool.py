@@ -73,11 +73,12 @@ def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, p
             return
         if job is None:
             return
-        path, preview_dir = job
+        path, preview_dir, preview_pages = job
         try:
             result = extract(path, limits, lambda n, total: conn.send(("page", n, total)))
             # Previews after the text, under the same wall clock and memory limit as the rest.
-            result["preview_pages"] = engines.render_previews(path, preview_dir) if preview_dir else 0
+            result["preview_pages"] = (engines.render_previews(path, preview_dir, preview_pages)
+                                       if preview_dir and preview_pages else 0)
             conn.send(("done", result))
         except engines.ExtractError as exc:
             conn.send(("error", exc.reason, exc.message))
@@ -197,13 +198,14 @@ class ExtractPool:
 
     async def extract(self, path: str, *, on_page: Callable[[int, int], Awaitable[None]] | None = None,
                       heartbeat: Callable[[], Awaitable[None]] | None = None,
-                      preview_dir: str | None = None) -> dict[str, Any]:
+                      preview_dir: str | None = None, preview_pages: int = 0) -> dict[str, Any]:
+        """With `preview_dir`, the child also renders the first `preview_pages` pages to `<dir>/<n>.png`."""
         child = await self._idle.get()
         healthy = False
         try:
             child = await self._ensure_ready(child)
             try:
-                result = await self._run(child, path, on_page, heartbeat, preview_dir)
+                result = await self._run(child, (path, preview_dir, preview_pages), on_page, heartbeat)
             except _HealthyError as exc:
                 healthy = True
                 raise ExtractError(exc.reason, exc.message) from None
@@ -218,9 +220,10 @@ class ExtractPool:
                 self.replaced += 1
                 self._idle.put_nowait(await self._spawn())
 
-    async def _run(self, child: _Child, path: str, on_page: Callable[[int, int], Awaitable[None]] | None,
-                   heartbeat: Callable[[], Awaitable[None]] | None, preview_dir: str | None) -> dict[str, Any]:
-        child.conn.send((path, preview_dir))
+    async def _run(self, child: _Child, job: tuple[str, str | None, int],
+                   on_page: Callable[[int, int], Awaitable[None]] | None,
+                   heartbeat: Callable[[], Awaitable[None]] | None) -> dict[str, Any]:
+        child.conn.send(job)
         started = time.monotonic()
         deadline = started + self.limits.doc_timeout_s
         next_beat = started + self.heartbeat_every_s
