@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest_asyncio
 
-from contracts.documents import SETTINGS_BUCKET, SETTINGS_KEY
+from contracts.documents import SETTINGS_BUCKET, SETTINGS_KEY, DocumentsSettingsBase
 from services.kit.settings_store import SettingsStore
 from tests.conftest import AppUser, Stack
 from tests.fakes_llm.helpers import BUILTIN_DEFAULTS, PLATFORM_SECRET
@@ -21,7 +21,9 @@ URL = "/apps/documents/settings"
 @pytest_asyncio.fixture
 async def admin(stack: Stack, http: httpx.AsyncClient, new_admin: AppUser) -> AsyncIterator[AppUser]:
     yield new_admin
-    r = await http.patch(URL, json=BUILTIN_DEFAULTS, headers=new_admin.headers)
+    # Back to the shipped defaults, all of them: later tests of this stack share these settings.
+    defaults = DocumentsSettingsBase().model_dump(mode="json", exclude_none=True)
+    r = await http.patch(URL, json={**defaults, **BUILTIN_DEFAULTS}, headers=new_admin.headers)
     assert r.status_code == 200, r.text
 
 
