@@ -153,6 +153,8 @@ async def test_drop_upload_then_bulk_reprocess_and_delete_with_confirmation(
     await screenshot(page, "documents-delete-confirm-light")
     await dialog.get_by_role("button", name="Cancel").click()
     assert await page.get_by_test_id("document-row").count() == 2
+    # The re-processed documents are still tracked live; a poll in flight as they vanish gets 404: expected.
+    page.errors.allow.append("status of 404")
     await page.get_by_role("toolbar").get_by_role("button", name="Delete").click()
     await dialog.get_by_role("button", name="Delete").click()
     await page.get_by_text("2 documents deleted", exact=True).wait_for()
