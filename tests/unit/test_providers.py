@@ -13,23 +13,11 @@ from services.extraction.ai.budget import cut_to_budget
 from services.extraction.ai.handlers import AnalysisFailed, extract_fields
 from services.extraction.ai.providers import ProviderConfig, ProviderError, build_provider
 from services.extraction.ai.providers.base import with_retries
+from tests.fakes_llm.helpers import INVOICE_PAGE
 from tests.fakes_llm.server import FakeLLM
 
 API_KEY = "sk-test-0123456789abcdefWXYZ"
-INVOICE = """INVOICE
-Blue Harbor Supplies Ltd
-1 Infinite Loop
-10115 Berlin
-Invoice number: INV-2091827
-Invoice date: 2024-03-09
-Due date: 2024-03-23
-Bill to:
-Stark Logistics Inc
-Subtotal: 168,668.30 USD
-VAT 19%: 32,046.98 USD
-Total due: 200,715.28 USD
-IBAN: DE89 3704 0044 0532 0130 00
-"""
+INVOICE = INVOICE_PAGE + "IBAN: DE89 3704 0044 0532 0130 00\n"
 PROVIDERS = ["anthropic", "ollama", "openai_compatible"]
 PATHS = {"anthropic": "/v1/messages", "ollama": "/api/chat", "openai_compatible": "/v1/chat/completions"}
 
