@@ -17,7 +17,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from .base import Contract, Event, Progress, WireSecret, health_rpc
+from .base import Contract, Event, Progress, Rpc, WireSecret, health_rpc
 from .streams import DOCUMENTS_STREAM
 
 # JetStream Object Store bucket holding originals (`<document_id>`) and extraction results
@@ -43,12 +43,19 @@ def result_object_name(document_id: UUID, run_id: UUID) -> str:
     return f"results/{document_id}/{run_id}.json"
 
 
-PREVIEW_MAX_PAGES = 50  # the text worker renders previews of the first pages only
+PREVIEW_MAX_PAGES = 50  # pages 1..50 of a document can be previewed
+PREVIEW_BATCH_PAGES = 8  # a missing preview is rendered with its neighbours: readers scroll on
 
 
 def preview_object_name(document_id: UUID, run_id: UUID, page: int) -> str:
-    """A page's PNG thumbnail (the text worker renders the first pages of every run)."""
+    """A page's PNG thumbnail, rendered by the text worker the first time someone asks for it."""
     return f"previews/{document_id}/{run_id}/{page}.png"
+
+
+def preview_batch(page: int, page_count: int) -> range:
+    """The pages rendered together with `page`: its block of `PREVIEW_BATCH_PAGES`, within the previewable pages."""
+    first = (page - 1) // PREVIEW_BATCH_PAGES * PREVIEW_BATCH_PAGES + 1
+    return range(first, min(first + PREVIEW_BATCH_PAGES - 1, page_count, PREVIEW_MAX_PAGES) + 1)
 
 
 class DocumentUploaded(Contract):
@@ -119,7 +126,7 @@ class DocumentExtracted(Contract):
     started_at: datetime
     finished_at: datetime
     kind: Literal["extract", "reprocess"] = "extract"
-    # Pages 1..preview_pages were rendered to `preview_object_name`; one that failed to render has none.
+    # Pages 1..preview_pages can be previewed (rendered on first request to `preview_object_name`).
     preview_pages: int = 0
 
 
@@ -239,6 +246,26 @@ DOCUMENT_FAILED = Event("events.docs.failed", DocumentFailed, stream=DOCUMENTS_S
                         summary="A stage failed (final=true: the document is failed)")
 DOCUMENT_PROGRESS = Progress("progress.docs", DocumentProgress, tokens=("owner_id", "document_id"),
                              summary="Fire-and-forget progress of a document, per page")
+
+
+
+class RenderPreviews(Contract):
+    """The documents service, having checked that the caller owns the document, asks for a missing preview."""
+
+    document_id: UUID
+    owner_id: UUID
+    run_id: UUID
+    object_name: str = Field(min_length=1, max_length=200)  # the original in OBJECT_BUCKET
+    page_count: int = Field(ge=1)
+    page: int = Field(ge=1, le=PREVIEW_MAX_PAGES)
+
+
+class PreviewsRendered(Contract):
+    pages: list[int]  # the pages of the batch whose PNG is now stored (a page pdfium cannot render is absent)
+
+
+PREVIEW_RENDER = Rpc("extract.preview.render", RenderPreviews, PreviewsRendered,
+                     summary="Render a page's preview and its batch into the Object Store (the owner's token)")
 
 DOCS_HEALTH = health_rpc("docs")
 EXTRACT_HEALTH = health_rpc("extract")

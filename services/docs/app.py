@@ -19,11 +19,15 @@ from contracts.documents import (
     DOCUMENT_PROCESSING,
     DOCUMENT_PROGRESS,
     OBJECT_BUCKET,
+    PREVIEW_RENDER,
     DocumentProgress,
+    PreviewsRendered,
+    RenderPreviews,
 )
 from contracts.permissions import AppManifest
 from services.kit.apps import AppAccessGuard, announce_app
 from services.kit.bus import Ctx, Service, ensure_object_store
+from services.kit.client import call
 from services.kit.config import ServiceSettings
 from services.kit.db import Database
 from services.kit.logging import log_fields
@@ -91,8 +95,13 @@ def create_service(settings: ServiceSettings) -> Service:
     def current_settings():  # type: ignore[no-untyped-def]
         return store["documents"].current
 
+    async def render_previews(cmd: RenderPreviews, token: str) -> PreviewsRendered:
+        # A first batch fetches the original and may start the worker's preview child: allow for both.
+        return await call(svc.nc, PREVIEW_RENDER, cmd, token=token, timeout=60)  # type: ignore[no-any-return]
+
     deps = handlers.DocsDeps(db=db, blobs=blobs, settings=current_settings, check_access=check_access,
-                             wake_relay=relay_wakeup.set, publish_progress=publish_progress)
+                             wake_relay=relay_wakeup.set, publish_progress=publish_progress,
+                             render_previews=render_previews)
 
     async def publish_outbox(subject: str, payload: dict[str, Any], msg_id: str) -> None:
         desc = REGISTRY.events[subject]

@@ -14,7 +14,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
-from contracts import Conflict, Empty, Forbidden, Invalid, NotFound, TooLarge
+from contracts import Conflict, Empty, Forbidden, Invalid, NotFound, TooLarge, Unavailable
 from contracts.base import AtriumError
 from contracts.docs_api import (
     COUNT_CAP,
@@ -87,6 +87,8 @@ from contracts.documents import (
     DocumentUploaded,
     ExtractionResult,
     PdfMetadata,
+    PreviewsRendered,
+    RenderPreviews,
     preview_object_name,
     result_object_name,
 )
@@ -138,6 +140,13 @@ class DocsDeps:
     # False records documents and runs without announcing them to the workers (bulk imports, the list
     # benchmark's generator, tests that play the workers' part themselves).
     queue_work: bool = True
+    # Asks the text worker to render a missing page preview, with the owner's token.
+    render_previews: Callable[[RenderPreviews, str], Awaitable[PreviewsRendered]] = field(
+        default=lambda cmd, token: _no_preview_renderer())
+
+
+async def _no_preview_renderer() -> PreviewsRendered:
+    raise Unavailable("Page previews need the text worker, and this documents service has none to ask.")
 
 
 async def _user(ctx: Ctx, deps: DocsDeps) -> Actor:
@@ -622,7 +631,8 @@ async def download_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> Downl
 
 
 async def preview_page(cmd: PreviewRef, ctx: Ctx, deps: DocsDeps) -> PreviewTicket:
-    """Not audited like a download: the detail page reads every preview on each visit."""
+    """A page's preview, rendered by the text worker the first time anyone asks for it (with the pages
+    around it). Not audited like a download: the detail page reads every preview on each visit."""
     actor = await _user(ctx, deps)
     async with deps.db.session() as s:
         row = await _owned(s, cmd.document_id, actor.user_id)
@@ -631,8 +641,15 @@ async def preview_page(cmd: PreviewRef, ctx: Ctx, deps: DocsDeps) -> PreviewTick
     name = preview_object_name(row.id, row.run_id, cmd.page)
     try:
         size, _ = await deps.blobs.info(name)
-    except NotFound:  # the worker could not render this page
-        raise NotFound("This page has no preview.", {"page": cmd.page}) from None
+        return PreviewTicket(object_name=name, size=size)
+    except NotFound:
+        pass
+    rendered = await deps.render_previews(RenderPreviews(
+        document_id=row.id, owner_id=row.owner_id, run_id=row.run_id, object_name=row.object_name,
+        page_count=row.page_count or cmd.page, page=cmd.page), actor.token)
+    if cmd.page not in rendered.pages:  # pdfium cannot draw this page
+        raise NotFound("This page has no preview: it could not be rendered.", {"page": cmd.page})
+    size, _ = await deps.blobs.info(name)
     return PreviewTicket(object_name=name, size=size)
 
 

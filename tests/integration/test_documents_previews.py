@@ -1,7 +1,9 @@
-"""Page previews end to end: the text worker renders PNGs, the gateway streams them to the owner only."""
+"""Page previews end to end: the text worker renders PNGs when first asked for, the gateway streams them
+to the owner only."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from uuid import UUID
 
@@ -9,8 +11,12 @@ import httpx
 import pytest
 from nats.js.errors import ObjectNotFoundError
 from PIL import Image
+from sqlalchemy import select
 
-from contracts.documents import preview_object_name
+from contracts.base import AtriumError
+from contracts.documents import PREVIEW_RENDER, RenderPreviews, preview_object_name
+from services.docs.tables import documents
+from services.kit.client import call
 from tests.conftest import AppUser, Stack
 from tests.integration import docs_helpers as h
 from tests.integration.test_documents_pipeline import wait_for_status
@@ -37,6 +43,10 @@ async def test_page_preview_is_a_png_for_the_owner_only(stack: Stack, http: http
     doc_id = await upload_invoice(stack, http, new_user)
     body = await processed(stack, http, new_user, doc_id)
     assert body["preview_pages"] == 1
+    store = await h.store(stack)
+    name = preview_object_name(UUID(doc_id), UUID(body["run_id"]), 1)
+    with pytest.raises(ObjectNotFoundError):  # nothing is rendered before someone looks
+        await store.get_info(name)
 
     r = await http.get(f"/documents/{doc_id}/pages/1/preview", headers=new_user.headers)
     assert r.status_code == 200, r.text
@@ -46,6 +56,9 @@ async def test_page_preview_is_a_png_for_the_owner_only(stack: Stack, http: http
     assert image.format == "PNG"
     assert 780 <= image.width <= 820, image.size
     assert image.height > image.width  # an A4/letter portrait page
+    assert (await store.get_info(name)).size == len(r.content)  # kept for the next visit
+    again = await http.get(f"/documents/{doc_id}/pages/1/preview", headers=new_user.headers)
+    assert again.status_code == 200 and again.content == r.content
 
     missing = await http.get(f"/documents/{doc_id}/pages/999/preview", headers=new_user.headers)
     assert missing.status_code == 404, missing.text
@@ -60,15 +73,73 @@ async def test_page_preview_is_a_png_for_the_owner_only(stack: Stack, http: http
     assert bad.status_code == 422, bad.text
 
 
+async def test_previews_are_rendered_in_batches_once_for_concurrent_readers(
+        stack: Stack, http: httpx.AsyncClient, new_user: AppUser) -> None:
+    if "extract" not in stack.services:
+        pytest.skip("needs the text worker (service 'extract') in the stack")
+    r = await h.upload(http, new_user, h.CORPUS / "synthetic" / "letter_10p.pdf", "letter_10p.pdf")
+    assert r.status_code == 201, r.text
+    doc_id = str(r.json()["documents"][0]["document"]["id"])
+    body = await processed(stack, http, new_user, doc_id)
+    assert body["preview_pages"] == 10
+    run = UUID(body["run_id"])
+    store = await h.store(stack)
+
+    async def stored(page: int) -> bool:
+        try:
+            await store.get_info(preview_object_name(UUID(doc_id), run, page))
+            return True
+        except ObjectNotFoundError:
+            return False
+
+    # A browser asks for the visible pages at once: every answer is a PNG, and the batch of pages 1–8
+    # is rendered, pages 9–10 are not (nobody asked yet).
+    replies = await asyncio.gather(*(http.get(f"/documents/{doc_id}/pages/{n}/preview", headers=new_user.headers)
+                                     for n in (3, 1, 2, 4)))
+    assert [x.status_code for x in replies] == [200] * 4, [x.text for x in replies]
+    assert len({x.content for x in replies}) == 4  # four different pages
+    assert [await stored(n) for n in range(1, 11)] == [True] * 8 + [False] * 2
+
+    last = await http.get(f"/documents/{doc_id}/pages/10/preview", headers=new_user.headers)
+    assert last.status_code == 200, last.text
+    assert await stored(9) and await stored(10)
+    beyond = await http.get(f"/documents/{doc_id}/pages/11/preview", headers=new_user.headers)
+    assert beyond.status_code == 404, beyond.text
+
+
+async def test_the_worker_renders_only_for_the_owner_token(stack: Stack, http: httpx.AsyncClient,
+                                                           new_user: AppUser) -> None:
+    """The documents service checks ownership before it asks; the worker checks the forwarded token again,
+    so a request put on the bus directly cannot render someone else's document."""
+    doc_id = await upload_invoice(stack, http, new_user)
+    body = await processed(stack, http, new_user, doc_id)
+    other = await h.register_other(http)
+    async with h.deps(stack).db.session() as s:
+        object_name = (await s.execute(select(documents.c.object_name).where(documents.c.id == UUID(doc_id)))).scalar()
+    cmd = RenderPreviews(document_id=UUID(doc_id), owner_id=UUID(new_user.id), run_id=UUID(body["run_id"]),
+                         object_name=object_name, page_count=1, page=1)
+    with pytest.raises(AtriumError) as refused:
+        await call(stack.nc, PREVIEW_RENDER, cmd, token=other.access_token, timeout=30)
+    assert refused.value.code.value == "not_found"
+    with pytest.raises(AtriumError) as anonymous:
+        await call(stack.nc, PREVIEW_RENDER, cmd, timeout=30)
+    assert anonymous.value.code.value == "unauthenticated"
+    store = await h.store(stack)
+    with pytest.raises(ObjectNotFoundError):
+        await store.get_info(preview_object_name(UUID(doc_id), UUID(body["run_id"]), 1))
+
+
 async def test_previews_of_every_run_are_deleted_with_the_document(stack: Stack, http: httpx.AsyncClient,
                                                                    new_user: AppUser) -> None:
     doc_id = await upload_invoice(stack, http, new_user)
     first = (await processed(stack, http, new_user, doc_id))["run_id"]
+    assert (await http.get(f"/documents/{doc_id}/pages/1/preview", headers=new_user.headers)).status_code == 200
     r = await http.post(f"/documents/{doc_id}/reprocess", headers=new_user.headers, json={})
     assert r.status_code == 200, r.text
     second = r.json()["run_id"]
     assert (await http.get(f"/documents/{doc_id}", headers=new_user.headers)).json()["preview_pages"] == 0
     assert (await processed(stack, http, new_user, doc_id))["preview_pages"] == 1
+    assert (await http.get(f"/documents/{doc_id}/pages/1/preview", headers=new_user.headers)).status_code == 200
     store = await h.store(stack)
     names = [preview_object_name(UUID(doc_id), UUID(run), 1) for run in (first, second)]
     for name in names:

@@ -15,8 +15,11 @@ from contracts.documents import (
     DOCUMENT_PROGRESS,
     DOCUMENT_UPLOADED,
     OBJECT_BUCKET,
+    PREVIEW_RENDER,
     DocumentProgress,
     DocumentUploaded,
+    PreviewsRendered,
+    RenderPreviews,
 )
 from services.kit.bus import Ctx, Service, ensure_kv, ensure_object_store
 from services.kit.config import ServiceSettings
@@ -32,10 +35,13 @@ DURABLE = "extract"
 
 def create_service(settings: ServiceSettings, config: ExtractConfig | None = None) -> Service:
     config = config or ExtractConfig.from_env()
-    # Nothing here takes a user's token: the worker only consumes events and publishes its own.
-    svc = Service(settings, verify_tokens=False)
+    # Tokens are verified for the one Rpc, `extract.preview.render` (the owner's token, forwarded by docs).
+    svc = Service(settings)
     pool = ExtractPool(config.children, config.limits, engine=config.engine,
                        heartbeat_every_s=max(config.ack_wait_s / 3, 1.0))
+    # One child for page previews, started on the first request: rendering under the same limits as
+    # extraction, but never queued behind it.
+    previews = ExtractPool(1, config.limits, engine=config.engine)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     state: dict[str, Any] = {}
 
@@ -54,19 +60,29 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
             pool=pool, objects=await ensure_object_store(svc.js, OBJECT_BUCKET),
             runs=await ensure_kv(svc.js, RUNS_BUCKET, ttl_s=RUN_MARKER_TTL_S),
             publish=publish, progress=progress, worker=worker, tmp_dir=tmp_dir,
-            max_bytes=config.max_mb * 1024 * 1024)
+            max_bytes=config.max_mb * 1024 * 1024, previews=previews, originals=handlers.RecentOriginals(tmp_dir))
+
+    async def shutdown() -> None:
+        await pool.stop()
+        await previews.stop()
+        if "deps" in state:
+            state["deps"].originals.clear()
 
     async def pool_health() -> str:
         return "ok" if pool.child_pids() else "no extraction child"
 
     svc.on_startup.append(startup)
-    svc.on_shutdown.append(pool.stop)
+    svc.on_shutdown.append(shutdown)
     svc.health_checks["pool"] = pool_health
     svc.worker_id = worker  # type: ignore[attr-defined]
     svc.pool = pool  # type: ignore[attr-defined]
 
     async def give_up(event: DocumentUploaded, exc: BaseException, ctx: Ctx) -> None:
         await handlers.give_up(event, exc, state["deps"], ctx)
+
+    @svc.rpc(PREVIEW_RENDER)
+    async def on_render_previews(cmd: RenderPreviews, ctx: Ctx) -> PreviewsRendered:
+        return await handlers.render_previews(cmd, ctx.require_actor(), state["deps"])
 
     @svc.on_event(DOCUMENT_UPLOADED, durable=DURABLE, max_deliver=config.max_deliver,
                   ack_wait_s=config.ack_wait_s, give_up=give_up)

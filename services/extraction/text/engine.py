@@ -491,36 +491,41 @@ def _finish(page_count: int, pages: list[PageOut], metadata: dict[str, Any], eng
 PREVIEW_WIDTH_PX = 800
 
 
-def render_previews(path: str, out_dir: str, max_pages: int, width_px: int = PREVIEW_WIDTH_PX) -> int:
-    """PNG thumbnails `<out_dir>/<page>.png` of the first pages; returns how many pages were tried.
-    A page (or a file) pdfium cannot render just has no preview: it never fails the document."""
+def render_previews(path: str, out_dir: str, pages: list[int], width_px: int = PREVIEW_WIDTH_PX) -> list[int]:
+    """PNG thumbnails `<out_dir>/<page>.png` of the given 1-based pages; returns the pages rendered.
+    A page (or a file) pdfium cannot render just has no preview: it never fails anything else."""
     import os
 
     import pypdfium2 as pdfium
+    from PIL import Image
 
     try:
         doc = pdfium.PdfDocument(path)
     except Exception:
-        return 0
+        return []
+    done: list[int] = []
     try:
-        count = min(len(doc), max_pages)
-        for i in range(count):
+        for number in pages:
+            if not 1 <= number <= len(doc):
+                continue
             try:
-                page = doc[i]
+                page = doc[number - 1]
                 try:
                     scale = width_px / max(page.get_width(), 1.0)
                     image = page.render(scale=scale).to_pil()
                 finally:
                     page.close()
-                target = os.path.join(out_dir, f"{i + 1}.png")
-                # 256 colours: a third of the bytes of RGB at half the time of `optimize=True` (letter_10p:
-                # 62 vs 191 KB, 104 vs 198 ms a page), and no visible loss on a page-sized thumbnail.
-                image.quantize(256).save(target + ".part", format="PNG", compress_level=6)
+                target = os.path.join(out_dir, f"{number}.png")
+                # 256 colours (fast octree) at zlib level 1: 22–29 ms a page on the corpus, the same bytes as
+                # median-cut quantising at level 6 (76–165 ms) and a third of RGB's; no visible loss on a thumbnail.
+                image.quantize(256, method=Image.Quantize.FASTOCTREE).save(target + ".part", format="PNG",
+                                                                             compress_level=1)
                 os.replace(target + ".part", target)  # a half-written file is never picked up
+                done.append(number)
             except MemoryError:
                 raise
             except Exception:
                 continue
-        return count
+        return done
     finally:
         doc.close()

@@ -10,20 +10,23 @@ the consumer; each failed attempt publishes `DocumentFailed(final=False)`, and a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from pydantic import BaseModel
 
-from contracts.base import Event
+from contracts.base import Event, NotFound, Unavailable
 from contracts.documents import (
     DOCUMENT_EXTRACTED,
     DOCUMENT_FAILED,
@@ -36,12 +39,16 @@ from contracts.documents import (
     DocumentUploaded,
     ExtractionResult,
     PdfMetadata,
+    PreviewsRendered,
+    RenderPreviews,
+    preview_batch,
     preview_object_name,
     result_object_name,
 )
 from services.kit.bus import Ctx
 from services.kit.logging import log_fields
 from services.kit.objects import ObjectWriter
+from services.kit.security import Actor
 
 from .engine import ExtractError
 from .pool import ExtractPool
@@ -70,6 +77,10 @@ class Deps:
     worker: str
     tmp_dir: Path
     max_bytes: int
+    # Page previews: their own pool, so a preview never waits behind a long extraction.
+    previews: ExtractPool
+    originals: RecentOriginals
+    rendering: dict[tuple[UUID, UUID, int], asyncio.Future[list[int]]] = field(default_factory=dict)
 
 
 def now() -> datetime:
@@ -105,10 +116,8 @@ async def extract_uploaded(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> Non
     await deps.publish(DOCUMENT_PROCESSING, DocumentProcessing(
         document_id=event.document_id, owner_id=event.owner_id, run_id=event.run_id, stage="extract",
         attempt=ctx.attempt, worker=deps.worker, started_at=started), f"{ids}:extract:processing:{ctx.attempt}")
-    preview_dir = tempfile.mkdtemp(prefix="previews-", dir=deps.tmp_dir)
     try:
-        result = await _fetch_and_extract(event, deps, ctx, preview_dir)
-        preview_pages = await _store_previews(event, deps, preview_dir, result.get("preview_pages", 0))
+        result = await _fetch_and_extract(event, deps, ctx)
     except ExtractError as exc:
         final = exc.reason not in RETRYABLE
         await publish_failed(event, deps, ctx, exc.reason, exc.message, final=final, started=started)
@@ -116,8 +125,6 @@ async def extract_uploaded(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> Non
             await mark_run_done(deps.runs, run, ctx.stream_seq)
             return
         raise ExtractionFailed(exc.reason, exc.message) from None
-    finally:
-        shutil.rmtree(preview_dir, ignore_errors=True)
 
     name = result_object_name(event.document_id, event.run_id)
     stored = ExtractionResult(document_id=event.document_id, run_id=event.run_id, page_count=result["page_count"],
@@ -129,7 +136,10 @@ async def extract_uploaded(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> Non
         page_count=stored.page_count, needs_ocr=stored.needs_ocr,
         chars=sum(len(p.text) for p in stored.pages), table_count=sum(len(p.tables) for p in stored.pages),
         metadata=stored.metadata, result_object=name, engine=stored.engine, worker=deps.worker,
-        attempt=ctx.attempt, started_at=started, finished_at=now(), kind=event.kind, preview_pages=preview_pages),
+        attempt=ctx.attempt, started_at=started, finished_at=now(), kind=event.kind,
+        # Previews are rendered when first asked for (`render_previews`), not here: a third of the
+        # pipeline's time went to rendering pages nobody might look at.
+        preview_pages=min(stored.page_count, PREVIEW_MAX_PAGES)),
         f"{ids}:extracted")
     await mark_run_done(deps.runs, run, ctx.stream_seq)
     log_fields(log, logging.INFO, "extracted", document_id=str(event.document_id), run_id=run,
@@ -138,27 +148,12 @@ async def extract_uploaded(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> Non
                tables_skipped=result.get("tables_skipped"), text_from_pdfplumber=result.get("text_from_pdfplumber"))
 
 
-async def _store_previews(event: DocumentUploaded, deps: Deps, preview_dir: str, pages: int) -> int:
-    """Put the rendered page PNGs into the Object Store; a page the child could not render is skipped."""
-    for page in range(1, pages + 1):
-        path = Path(preview_dir) / f"{page}.png"
-        if not path.is_file():
-            continue
-        writer = ObjectWriter(deps.objects, preview_object_name(event.document_id, event.run_id, page))
-        try:
-            await writer.write(path.read_bytes())
-            await writer.close()
-        except Exception as exc:
-            await writer.abort()
-            raise ExtractError("internal", f"Storing a page preview failed: {type(exc).__name__}.") from None
-    return pages
-
-
-async def _fetch_and_extract(event: DocumentUploaded, deps: Deps, ctx: Ctx, preview_dir: str) -> dict[str, Any]:
+async def fetch_original(object_name: str, deps: Deps, target: Any) -> None:
+    """Stream the original from the Object Store into the open binary file `target`."""
     from nats.js.errors import NotFoundError, ObjectNotFoundError
 
     try:
-        info = await deps.objects.get_info(event.object_name)
+        info = await deps.objects.get_info(object_name)
     except (ObjectNotFoundError, NotFoundError):
         # Deleted before we got to it: nothing to retry.
         raise ExtractError("unreadable", "The original file is no longer stored (the document was deleted "
@@ -168,24 +163,123 @@ async def _fetch_and_extract(event: DocumentUploaded, deps: Deps, ctx: Ctx, prev
     if (info.size or 0) > deps.max_bytes:
         raise ExtractError("too_large", f"The file has {info.size} bytes; the extraction limit is "
                                         f"{deps.max_bytes // (1024 * 1024)} MB.")
+    try:
+        await deps.objects.get(object_name, writeinto=target)
+    except Exception as exc:
+        raise ExtractError("internal", f"Fetching the original failed: {type(exc).__name__}.") from None
+
+
+async def _fetch_and_extract(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> dict[str, Any]:
     fd, path = tempfile.mkstemp(prefix="extract-", suffix=".pdf", dir=deps.tmp_dir)
     try:
         with os.fdopen(fd, "wb") as file:
-            try:
-                await deps.objects.get(event.object_name, writeinto=file)
-            except Exception as exc:
-                raise ExtractError("internal", f"Fetching the original failed: {type(exc).__name__}.") from None
+            await fetch_original(event.object_name, deps, file)
 
         async def on_page(page: int, pages: int) -> None:
             await deps.progress(event, DocumentProgress(document_id=event.document_id, run_id=event.run_id,
                                                         stage="extract", status="extracting", page=page,
                                                         pages=pages, message=f"page {page} of {pages} extracted"))
 
-        return await deps.pool.extract(path, on_page=on_page, heartbeat=ctx.heartbeat, preview_dir=preview_dir,
-                                       preview_pages=PREVIEW_MAX_PAGES)
+        return await deps.pool.extract(path, on_page=on_page, heartbeat=ctx.heartbeat)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+
+class RecentOriginals:
+    """The last few originals whose previews were asked for, kept on disk: a reader scrolling through a
+    document asks for one batch after another, and each would otherwise fetch the whole file again."""
+
+    def __init__(self, directory: Path, keep: int = 4, ttl_s: float = 600.0):
+        self.directory = directory
+        self.keep = keep
+        self.ttl_s = ttl_s
+        self._files: dict[str, tuple[str, float]] = {}  # object name → (path, last used)
+        self._in_use: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def use(self, object_name: str, fetch: Callable[[Any], Awaitable[None]]) -> AsyncIterator[str]:
+        self._in_use[object_name] = self._in_use.get(object_name, 0) + 1
+        try:
+            async with self._locks.setdefault(object_name, asyncio.Lock()):
+                hit = self._files.get(object_name)
+                if hit is None or not os.path.exists(hit[0]):
+                    fd, path = tempfile.mkstemp(prefix="original-", suffix=".pdf", dir=self.directory)
+                    try:
+                        with os.fdopen(fd, "wb") as file:
+                            await fetch(file)
+                    except BaseException:
+                        os.unlink(path)
+                        raise
+                    hit = (path, 0.0)
+                self._files[object_name] = (hit[0], time.monotonic())
+            yield hit[0]
+        finally:
+            self._in_use[object_name] -= 1
+            if not self._in_use[object_name]:
+                del self._in_use[object_name]
+                self._locks.pop(object_name, None)
+            self._evict()
+
+    def _evict(self) -> None:
+        now = time.monotonic()
+        by_age = sorted(self._files.items(), key=lambda item: item[1][1], reverse=True)
+        for rank, (name, (path, used)) in enumerate(by_age):
+            if name not in self._in_use and (rank >= self.keep or now - used > self.ttl_s):
+                del self._files[name]
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+
+    def clear(self) -> None:
+        for path, _ in self._files.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        self._files.clear()
+
+
+async def render_previews(cmd: RenderPreviews, actor: Actor, deps: Deps) -> PreviewsRendered:
+    """Render the batch of pages around `cmd.page` and store their PNGs. The documents service checked
+    ownership before asking; the owner's token it forwards is checked again here."""
+    if actor.user_id != cmd.owner_id:
+        raise NotFound("No such document.", {"document_id": str(cmd.document_id)})
+    pages = list(preview_batch(cmd.page, cmd.page_count))
+    if not pages:
+        return PreviewsRendered(pages=[])
+    key = (cmd.document_id, cmd.run_id, pages[0])
+    task = deps.rendering.get(key)
+    if task is None:  # readers' browsers ask for several pages of one batch at once: render it once
+        task = asyncio.ensure_future(_render_batch(cmd, pages, deps))
+        deps.rendering[key] = task
+        task.add_done_callback(lambda _: deps.rendering.pop(key, None))
+    try:
+        rendered = await asyncio.shield(task)
+    except ExtractError as exc:
+        if exc.reason == "unreadable":  # the original is gone: the document was deleted meanwhile
+            raise NotFound("No such document.", {"document_id": str(cmd.document_id)}) from None
+        raise Unavailable(f"The page preview could not be rendered now: {exc.message}", {"reason": exc.reason}) \
+            from None
+    return PreviewsRendered(pages=rendered)
+
+
+async def _render_batch(cmd: RenderPreviews, pages: list[int], deps: Deps) -> list[int]:
+    out_dir = tempfile.mkdtemp(prefix="previews-", dir=deps.tmp_dir)
+    try:
+        async with deps.originals.use(cmd.object_name, lambda file: fetch_original(cmd.object_name, deps, file)) as path:
+            rendered: list[int] = await deps.previews.render_previews(path, out_dir, pages)
+        for page in rendered:
+            writer = ObjectWriter(deps.objects, preview_object_name(cmd.document_id, cmd.run_id, page))
+            try:
+                await writer.write((Path(out_dir) / f"{page}.png").read_bytes())
+                await writer.close()
+            except Exception as exc:
+                await writer.abort()
+                raise ExtractError("internal", f"Storing a page preview failed: {type(exc).__name__}.") from None
+        log_fields(log, logging.INFO, "previews rendered", document_id=str(cmd.document_id),
+                   run_id=str(cmd.run_id), pages=rendered)
+        return rendered
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
 
 
 async def publish_failed(event: DocumentUploaded, deps: Deps, ctx: Ctx, reason: str, message: str, *,

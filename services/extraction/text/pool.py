@@ -73,13 +73,12 @@ def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, p
             return
         if job is None:
             return
-        path, preview_dir, preview_pages = job
         try:
-            result = extract(path, limits, lambda n, total: conn.send(("page", n, total)))
-            # Previews after the text, under the same wall clock and memory limit as the rest.
-            result["preview_pages"] = (engines.render_previews(path, preview_dir, preview_pages)
-                                       if preview_dir and preview_pages else 0)
-            conn.send(("done", result))
+            if job[0] == "previews":
+                _, path, out_dir, pages = job
+                conn.send(("done", engines.render_previews(path, out_dir, pages)))
+            else:
+                conn.send(("done", extract(job[1], limits, lambda n, total: conn.send(("page", n, total)))))
         except engines.ExtractError as exc:
             conn.send(("error", exc.reason, exc.message))
         except MemoryError:
@@ -144,7 +143,8 @@ def _death_reason(exitcode: int | None, memory_mb: int) -> tuple[str, str]:
 
 
 class ExtractPool:
-    """`await pool.extract(path, on_page=…, heartbeat=…)` → the engine's result dict, or ExtractError."""
+    """`await pool.extract(path, on_page=…, heartbeat=…)` → the engine's result dict, or ExtractError;
+    `await pool.render_previews(path, out_dir, pages)` → the pages rendered, under the same limits."""
 
     def __init__(self, size: int = 1, limits: PoolLimits = PoolLimits(), engine: str = "hybrid",
                  heartbeat_every_s: float = 5.0):
@@ -156,8 +156,11 @@ class ExtractPool:
         self._all: set[_Child] = set()
         self.replaced = 0
         self.stopping = False
+        self._starting = asyncio.Lock()
+        self._started = False
 
     async def start(self) -> None:
+        self._started = True
         for _ in range(self.size):
             await self._idle.put(await self._spawn())
 
@@ -197,15 +200,25 @@ class ExtractPool:
         await asyncio.to_thread(child.kill)
 
     async def extract(self, path: str, *, on_page: Callable[[int, int], Awaitable[None]] | None = None,
-                      heartbeat: Callable[[], Awaitable[None]] | None = None,
-                      preview_dir: str | None = None, preview_pages: int = 0) -> dict[str, Any]:
-        """With `preview_dir`, the child also renders the first `preview_pages` pages to `<dir>/<n>.png`."""
+                      heartbeat: Callable[[], Awaitable[None]] | None = None) -> dict[str, Any]:
+        return await self._job(("extract", path), on_page, heartbeat)  # type: ignore[no-any-return]
+
+    async def render_previews(self, path: str, out_dir: str, pages: list[int]) -> list[int]:
+        """Render the 1-based `pages` of `path` to `<out_dir>/<n>.png` in a child; returns the pages rendered."""
+        return await self._job(("previews", path, out_dir, pages), None, None)  # type: ignore[no-any-return]
+
+    async def _job(self, job: tuple[Any, ...], on_page: Callable[[int, int], Awaitable[None]] | None,
+                   heartbeat: Callable[[], Awaitable[None]] | None) -> Any:
+        if not self._started and not self.stopping:
+            async with self._starting:  # a pool nobody started (the preview pool) starts on first use
+                if not self._started:
+                    await self.start()
         child = await self._idle.get()
         healthy = False
         try:
             child = await self._ensure_ready(child)
             try:
-                result = await self._run(child, (path, preview_dir, preview_pages), on_page, heartbeat)
+                result = await self._run(child, job, on_page, heartbeat)
             except _HealthyError as exc:
                 healthy = True
                 raise ExtractError(exc.reason, exc.message) from None
@@ -220,9 +233,9 @@ class ExtractPool:
                 self.replaced += 1
                 self._idle.put_nowait(await self._spawn())
 
-    async def _run(self, child: _Child, job: tuple[str, str | None, int],
+    async def _run(self, child: _Child, job: tuple[Any, ...],
                    on_page: Callable[[int, int], Awaitable[None]] | None,
-                   heartbeat: Callable[[], Awaitable[None]] | None) -> dict[str, Any]:
+                   heartbeat: Callable[[], Awaitable[None]] | None) -> Any:
         child.conn.send(job)
         started = time.monotonic()
         deadline = started + self.limits.doc_timeout_s
@@ -250,7 +263,7 @@ class ExtractPool:
                 if on_page:
                     await on_page(msg[1], msg[2])
             elif kind == "done":
-                return msg[1]  # type: ignore[no-any-return]
+                return msg[1]
             elif kind == "error":
                 if msg[1] == "memory":
                     raise ExtractError(msg[1], msg[2])  # the child exits after a MemoryError
