@@ -218,7 +218,8 @@ class DocumentsSettingsPublic(DocumentsSettingsBase):
 
 
 class DocumentsSettingsUpdate(Contract):
-    """PATCH semantics: only the fields sent change. `api_key: ""` clears the key."""
+    """PATCH semantics: only the fields sent change. `api_key: ""` clears the key; a quota sent as null is
+    removed (no limit); null for any other field leaves it as it is."""
 
     provider: ProviderName | None = None
     model: str | None = Field(default=None, max_length=200)

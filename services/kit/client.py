@@ -46,7 +46,10 @@ async def call(
     if token:
         hdrs[Header.AUTHORIZATION] = token if token.lower().startswith("bearer ") else f"Bearer {token}"
     try:
-        msg = await nc.request(desc.subject, body.model_dump_json().encode(), timeout=timeout, headers=hdrs)
+        # Only the fields the caller set: the service parses the same model, so the rest get the same
+        # defaults, and a PATCH can tell "set to null" from "not sent".
+        msg = await nc.request(desc.subject, body.model_dump_json(exclude_unset=True).encode(), timeout=timeout,
+                               headers=hdrs)
     except NoRespondersError:
         raise Unavailable(f"The {desc.service} service is not running (no responder on {desc.subject}); "
                           "start it or check its logs.") from None

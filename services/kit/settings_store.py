@@ -80,11 +80,16 @@ def to_public(stored: DocumentsSettingsStored) -> DocumentsSettingsPublic:
                                    api_key_last4=stored.api_key_last4 if stored.api_key_ciphertext else "")
 
 
+# Settings whose "no value" means something (no limit): null in a PATCH clears them; for the others null
+# leaves the value as it is.
+CLEARABLE = frozenset(k for k, f in DocumentsSettingsStored.model_fields.items() if f.default is None)
+
+
 def apply_update(stored: DocumentsSettingsStored, update: DocumentsSettingsUpdate,
                  box: SecretBox) -> DocumentsSettingsStored:
-    """PATCH: only the fields sent change; `api_key: ""` clears the key."""
-    # The bus carries every field of the model (unset ones as null), so null always means "leave as is".
-    changes = {k: v for k, v in update.model_dump(exclude={"api_key"}).items() if v is not None}
+    """PATCH: only the fields sent change; `api_key: ""` clears the key; null removes a quota."""
+    changes = {k: v for k, v in update.model_dump(exclude={"api_key"}, exclude_unset=True).items()
+               if v is not None or k in CLEARABLE}
     if update.api_key is not None:
         clear = update.api_key.get_secret_value().strip()
         changes["api_key_ciphertext"] = box.encrypt(clear) if clear else ""

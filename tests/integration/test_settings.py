@@ -22,7 +22,7 @@ URL = "/apps/documents/settings"
 async def admin(stack: Stack, http: httpx.AsyncClient, new_admin: AppUser) -> AsyncIterator[AppUser]:
     yield new_admin
     # Back to the shipped defaults, all of them: later tests of this stack share these settings.
-    defaults = DocumentsSettingsBase().model_dump(mode="json", exclude_none=True)
+    defaults = DocumentsSettingsBase().model_dump(mode="json")  # quotas as null: no limit
     r = await http.patch(URL, json={**defaults, **BUILTIN_DEFAULTS}, headers=new_admin.headers)
     assert r.status_code == 200, r.text
 
@@ -49,6 +49,21 @@ async def test_read_and_patch(http: httpx.AsyncClient, admin: AppUser) -> None:
     assert r.json()["provider"] == body["provider"]  # PATCH: what was not sent stays
     r = await http.get(URL, headers=admin.headers)
     assert r.json()["model"] == "llama3.1:8b"
+
+
+async def test_a_quota_can_be_set_and_removed(http: httpx.AsyncClient, admin: AppUser) -> None:
+    r = await http.patch(URL, json={"quota_documents_per_user": 500, "quota_storage_mb_per_user": 2048},
+                         headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert (r.json()["quota_documents_per_user"], r.json()["quota_storage_mb_per_user"]) == (500, 2048)
+    r = await http.patch(URL, json={"quota_documents_per_user": None, "model": None}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    body = (await http.get(URL, headers=admin.headers)).json()
+    assert body["quota_documents_per_user"] is None  # removed: no limit
+    assert body["quota_storage_mb_per_user"] == 2048  # not sent: unchanged
+    assert body["model"] == r.json()["model"]  # null for a field without "no value": unchanged
+    r = await http.patch(URL, json={"quota_storage_mb_per_user": 0}, headers=admin.headers)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "quota_storage_mb_per_user"
 
 
 async def test_invalid_values_are_422_with_fields(http: httpx.AsyncClient, admin: AppUser) -> None:
