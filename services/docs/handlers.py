@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
+    JSON,
     Date,
     Double,
     cast,
@@ -29,10 +30,15 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    null,
     select,
+    text,
+    true,
     tuple_,
+    type_coerce,
     update,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
@@ -385,12 +391,13 @@ def filter_conditions(f: DocumentFilter, owner: UUID) -> list[Any]:
     return conds
 
 
-def _sort_expression(sort: str, q: str | None) -> Any:
+def _sort_expression(sort: str, q: str | None, ranked: Any = documents) -> Any:
+    """The sort key; relevance ranks the rows of `ranked` (the candidates), every other key is indexed."""
     d = documents.c
     if sort == "relevance":
         if not q:
             raise Invalid("Sorting by relevance needs a search text (q).", [{"field": "sort", "message": "needs q"}])
-        return cast(func.ts_rank(d.search, _tsquery(q)), Double)
+        return cast(func.ts_rank(ranked.c.search, _tsquery(q)), Double)
     return {
         "uploaded_at": d.created_at,
         "document_date": _DOCUMENT_DATE,
@@ -429,43 +436,61 @@ def _snippet(raw: str | None) -> str | None:
     return html.escape(raw).replace("\x02", "<mark>").replace("\x03", "</mark>")
 
 
+def _page_source(cmd: ListDocuments, conds: list[Any]) -> tuple[Any, list[Any]]:
+    """What a page is cut from, and the conditions still to apply there."""
+    if cmd.sort != "relevance":
+        return documents, list(conds)
+    # Ranking reads each candidate's whole tsvector, so only the newest RANK_CANDIDATES matches are ranked;
+    # they are picked and ranked in one pass (the page is cut from them with no second look at the table).
+    d = documents.c
+    newest = select(documents).where(*conds).order_by(d.created_at.desc(), d.id.desc()).limit(RANK_CANDIDATES)
+    return newest.subquery("candidates"), []
+
+
 async def list_documents(cmd: ListDocuments, ctx: Ctx, deps: DocsDeps) -> DocumentPage:
     actor = await _user(ctx, deps)
     q = _query_text(cmd)
     conds = filter_conditions(cmd, actor.user_id)
-    key = _sort_expression(cmd.sort, q).label("sort_key")
-    d = documents.c
-    page_conds = list(conds)
-    if cmd.sort == "relevance":
-        # Ranking reads every candidate's tsvector: rank the newest RANK_CANDIDATES matches, not all of them.
-        newest = select(d.id).where(*conds).order_by(d.created_at.desc()).limit(RANK_CANDIDATES)
-        page_conds.append(d.id.in_(newest))
+    source, page_conds = _page_source(cmd, conds)
+    c = source.c
+    key = _sort_expression(cmd.sort, q, source)
     if cmd.cursor:
         value, after = _decode_cursor(cmd.cursor, cmd.sort, cmd.order, q)
-        pair, bound = tuple_(key.element, d.id), tuple_(literal(value), literal(after))
+        pair, bound = tuple_(key, c.id), tuple_(literal(value), literal(after))
         page_conds.append(pair < bound if cmd.order == "desc" else pair > bound)
-    ordering = [key.element.desc(), d.id.desc()] if cmd.order == "desc" else [key.element.asc(), d.id.asc()]
-    cols = [c for c in documents.c if c.name not in ("body_text", "search")]
+    ordering = [key.desc(), c.id.desc()] if cmd.order == "desc" else [key.asc(), c.id.asc()]
+    shown = [c[col.name] for col in documents.c if col.name not in ("body_text", "search")]
+    page = (select(*shown, key.label("sort_key"), *([c.body_text] if q else [])).select_from(source)
+            .where(*page_conds).order_by(*ordering).limit(cmd.limit + 1).subquery("page"))
+    p = page.c
+    # Counting stops past the cap: an exact count of 100,000 matches costs more than the page itself.
+    capped = select(documents.c.id).where(*conds).limit(COUNT_CAP + 1).subquery("matches")
+    counted = select(func.count().label("total")).select_from(capped).subquery("counted")
+    link = document_categories.c
+    category_refs = (select(func.json_agg(aggregate_order_by(
+        func.json_build_array(categories.c.id, categories.c.name, link.source), func.lower(categories.c.name))))
+        .join_from(document_categories, categories, categories.c.id == link.category_id)
+        .where(link.document_id == p.id).scalar_subquery())
+    snippet = (func.ts_headline(_REGCONFIG, func.left(func.coalesce(p.body_text, p.filename), SNIPPET_TEXT_CHARS),
+                                _tsquery(q), "StartSel=\x02, StopSel=\x03, MaxWords=30, MinWords=10, MaxFragments=2")
+               if q else null())
+    out_order = [p.sort_key.desc(), p.id.desc()] if cmd.order == "desc" else [p.sort_key.asc(), p.id.asc()]
+    # One statement (page, capped count, categories, snippets of the page's rows only): one round trip.
+    stmt = (select(counted.c.total, *[p[col.name] for col in shown], p.sort_key,
+                   type_coerce(category_refs, JSON).label("category_refs"), snippet.label("snippet"))
+            .select_from(counted.outerjoin(page, true())).order_by(*out_order))
     async with deps.db.session() as s:
-        rows = (await s.execute(select(*cols, key).where(*page_conds).order_by(*ordering)
-                                .limit(cmd.limit + 1))).all()
-        # Counting stops past the cap: an exact count of 100,000 matches costs more than the page itself.
-        matches = select(documents.c.id).where(*conds).limit(COUNT_CAP + 1).subquery()
-        total = (await s.execute(select(func.count()).select_from(matches))).scalar_one()
-        more = len(rows) > cmd.limit
-        rows = rows[: cmd.limit]
-        ids = [r.id for r in rows]
-        cats = await _categories_of(s, ids)
-        snippets: dict[UUID, str] = {}
-        if q and ids:
-            opts = "StartSel=\x02, StopSel=\x03, MaxWords=30, MinWords=10, MaxFragments=2"
-            for r in await s.execute(select(d.id, func.ts_headline(
-                    _REGCONFIG,
-                    func.left(func.coalesce(d.body_text, d.filename), SNIPPET_TEXT_CHARS), _tsquery(q), opts))
-                    .where(d.id.in_(ids))):
-                snippets[r[0]] = r[1]
-    items = [_summary(r, cats[r.id], rank=r.sort_key if cmd.sort == "relevance" else None,
-                      snippet=_snippet(snippets.get(r.id))) for r in rows]
+        # A prepared statement switches to a generic plan after five runs, and no single plan fits both an owner
+        # with 10 and one with 100,000 documents, or a rare and a common word: plan this one for its values.
+        await s.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        result = (await s.execute(stmt)).all()
+    total = result[0].total
+    rows = [r for r in result if r.id is not None]
+    more = len(rows) > cmd.limit
+    rows = rows[: cmd.limit]
+    items = [_summary(r, [CategoryRefPublic(id=i, name=n, source=src) for i, n, src in r.category_refs or []],
+                      rank=r.sort_key if cmd.sort == "relevance" else None, snippet=_snippet(r.snippet))
+             for r in rows]
     next_cursor = _encode_cursor(cmd.sort, cmd.order, q, rows[-1].sort_key, rows[-1].id) if more and rows else None
     return DocumentPage(items=items, total=min(total, COUNT_CAP), total_exact=total <= COUNT_CAP,
                         next_cursor=next_cursor)
