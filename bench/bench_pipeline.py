@@ -260,7 +260,8 @@ async def main(reps: int) -> str:
                      f"{statistics.median(r['pages'] / r['cpu'] for r in rs) / base_cpu_pps:.2f}× |")
     lines += ["", "Goals: ≥ 0.90× raw with one worker, ≥ 1.7× with two, ≥ 3× with the fast engine. "
               "Latency is per document inside a burst (queueing included). Two workers only help as far as "
-              "the second core is free of the other work on this machine."]
+              "the second core is free of the other work on this machine. Page previews are not part of "
+              "extraction: they are rendered when a reader first opens a page (see the previews section)."]
     return "\n".join(lines)
 
 

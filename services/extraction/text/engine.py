@@ -491,8 +491,10 @@ def _finish(page_count: int, pages: list[PageOut], metadata: dict[str, Any], eng
 PREVIEW_WIDTH_PX = 800
 
 
-def render_previews(path: str, out_dir: str, pages: list[int], width_px: int = PREVIEW_WIDTH_PX) -> list[int]:
-    """PNG thumbnails `<out_dir>/<page>.png` of the given 1-based pages; returns the pages rendered.
+def render_previews(path: str, out_dir: str, pages: list[int], on_page: Callable[[int, int], None] | None = None,
+                    width_px: int = PREVIEW_WIDTH_PX) -> list[int]:
+    """PNG thumbnails `<out_dir>/<page>.png` of the given 1-based pages, in that order; `on_page(page, count)`
+    after each file is in place. Returns the pages rendered.
     A page (or a file) pdfium cannot render just has no preview: it never fails anything else."""
     import os
 
@@ -522,6 +524,8 @@ def render_previews(path: str, out_dir: str, pages: list[int], width_px: int = P
                                                                              compress_level=1)
                 os.replace(target + ".part", target)  # a half-written file is never picked up
                 done.append(number)
+                if on_page:
+                    on_page(number, len(pages))
             except MemoryError:
                 raise
             except Exception:

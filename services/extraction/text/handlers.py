@@ -80,7 +80,7 @@ class Deps:
     # Page previews: their own pool, so a preview never waits behind a long extraction.
     previews: ExtractPool
     originals: RecentOriginals
-    rendering: dict[tuple[UUID, UUID, int], asyncio.Future[list[int]]] = field(default_factory=dict)
+    rendering: dict[tuple[UUID, UUID, int], PreviewBatch] = field(default_factory=dict)
 
 
 def now() -> datetime:
@@ -238,46 +238,72 @@ class RecentOriginals:
         self._files.clear()
 
 
+class PreviewBatch:
+    """A batch being rendered: per page, a future set once that page's PNG is stored (True), when the
+    batch ended without it (False: pdfium cannot draw it) or to the ExtractError that stopped the batch."""
+
+    def __init__(self, pages: list[int]):
+        loop = asyncio.get_running_loop()
+        self.pages: dict[int, asyncio.Future[bool | ExtractError]] = {n: loop.create_future() for n in pages}
+
+    def settle(self, outcome: bool | ExtractError) -> None:
+        for future in self.pages.values():
+            if not future.done():
+                future.set_result(outcome)
+
+    def stored(self) -> list[int]:
+        return sorted(n for n, f in self.pages.items() if f.done() and f.result() is True)
+
+
 async def render_previews(cmd: RenderPreviews, actor: Actor, deps: Deps) -> PreviewsRendered:
-    """Render the batch of pages around `cmd.page` and store their PNGs. The documents service checked
-    ownership before asking; the owner's token it forwards is checked again here."""
+    """Render the batch of pages around `cmd.page`, the asked-for page first, and answer as soon as that
+    one is stored; the rest of the batch follows for the reader's next pages. The documents service
+    checked ownership before asking; the owner's token it forwards is checked again here."""
     if actor.user_id != cmd.owner_id:
         raise NotFound("No such document.", {"document_id": str(cmd.document_id)})
     pages = list(preview_batch(cmd.page, cmd.page_count))
-    if not pages:
+    if cmd.page not in pages:
         return PreviewsRendered(pages=[])
     key = (cmd.document_id, cmd.run_id, pages[0])
-    task = deps.rendering.get(key)
-    if task is None:  # readers' browsers ask for several pages of one batch at once: render it once
-        task = asyncio.ensure_future(_render_batch(cmd, pages, deps))
-        deps.rendering[key] = task
+    batch = deps.rendering.get(key)
+    if batch is None:  # readers' browsers ask for several pages of one batch at once: render it once
+        batch = PreviewBatch([cmd.page] + [n for n in pages if n != cmd.page])
+        deps.rendering[key] = batch
+        task = asyncio.ensure_future(_render_batch(cmd, batch, deps))
         task.add_done_callback(lambda _: deps.rendering.pop(key, None))
-    try:
-        rendered = await asyncio.shield(task)
-    except ExtractError as exc:
-        if exc.reason == "unreadable":  # the original is gone: the document was deleted meanwhile
-            raise NotFound("No such document.", {"document_id": str(cmd.document_id)}) from None
-        raise Unavailable(f"The page preview could not be rendered now: {exc.message}", {"reason": exc.reason}) \
-            from None
-    return PreviewsRendered(pages=rendered)
+    outcome = await asyncio.shield(batch.pages[cmd.page])
+    if isinstance(outcome, ExtractError):
+        if outcome.reason == "unreadable":  # the original is gone: the document was deleted meanwhile
+            raise NotFound("No such document.", {"document_id": str(cmd.document_id)})
+        raise Unavailable(f"The page preview could not be rendered now: {outcome.message}",
+                          {"reason": outcome.reason})
+    return PreviewsRendered(pages=batch.stored())
 
 
-async def _render_batch(cmd: RenderPreviews, pages: list[int], deps: Deps) -> list[int]:
+async def _render_batch(cmd: RenderPreviews, batch: PreviewBatch, deps: Deps) -> None:
     out_dir = tempfile.mkdtemp(prefix="previews-", dir=deps.tmp_dir)
+
+    async def store(page: int, _total: int) -> None:
+        writer = ObjectWriter(deps.objects, preview_object_name(cmd.document_id, cmd.run_id, page))
+        try:
+            await writer.write((Path(out_dir) / f"{page}.png").read_bytes())
+            await writer.close()
+        except Exception as exc:
+            await writer.abort()
+            raise ExtractError("internal", f"Storing a page preview failed: {type(exc).__name__}.") from None
+        batch.pages[page].set_result(True)
+
     try:
         async with deps.originals.use(cmd.object_name, lambda file: fetch_original(cmd.object_name, deps, file)) as path:
-            rendered: list[int] = await deps.previews.render_previews(path, out_dir, pages)
-        for page in rendered:
-            writer = ObjectWriter(deps.objects, preview_object_name(cmd.document_id, cmd.run_id, page))
-            try:
-                await writer.write((Path(out_dir) / f"{page}.png").read_bytes())
-                await writer.close()
-            except Exception as exc:
-                await writer.abort()
-                raise ExtractError("internal", f"Storing a page preview failed: {type(exc).__name__}.") from None
+            await deps.previews.render_previews(path, out_dir, list(batch.pages), on_page=store)
+        batch.settle(False)
         log_fields(log, logging.INFO, "previews rendered", document_id=str(cmd.document_id),
-                   run_id=str(cmd.run_id), pages=rendered)
-        return rendered
+                   run_id=str(cmd.run_id), pages=batch.stored())
+    except ExtractError as exc:
+        batch.settle(exc)
+    except Exception as exc:  # never leave a reader waiting on a future nobody will set
+        batch.settle(ExtractError("internal", f"Rendering failed: {type(exc).__name__}."))
+        log.exception("rendering previews failed")
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
 

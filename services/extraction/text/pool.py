@@ -76,7 +76,8 @@ def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, p
         try:
             if job[0] == "previews":
                 _, path, out_dir, pages = job
-                conn.send(("done", engines.render_previews(path, out_dir, pages)))
+                rendered = engines.render_previews(path, out_dir, pages, lambda n, total: conn.send(("page", n, total)))
+                conn.send(("done", rendered))
             else:
                 conn.send(("done", extract(job[1], limits, lambda n, total: conn.send(("page", n, total)))))
         except engines.ExtractError as exc:
@@ -203,9 +204,11 @@ class ExtractPool:
                       heartbeat: Callable[[], Awaitable[None]] | None = None) -> dict[str, Any]:
         return await self._job(("extract", path), on_page, heartbeat)  # type: ignore[no-any-return]
 
-    async def render_previews(self, path: str, out_dir: str, pages: list[int]) -> list[int]:
-        """Render the 1-based `pages` of `path` to `<out_dir>/<n>.png` in a child; returns the pages rendered."""
-        return await self._job(("previews", path, out_dir, pages), None, None)  # type: ignore[no-any-return]
+    async def render_previews(self, path: str, out_dir: str, pages: list[int], *,
+                              on_page: Callable[[int, int], Awaitable[None]] | None = None) -> list[int]:
+        """Render the 1-based `pages` of `path`, in this order, to `<out_dir>/<n>.png` in a child; `on_page`
+        hears of each file as soon as it is written. Returns the pages rendered."""
+        return await self._job(("previews", path, out_dir, pages), on_page, None)  # type: ignore[no-any-return]
 
     async def _job(self, job: tuple[Any, ...], on_page: Callable[[int, int], Awaitable[None]] | None,
                    heartbeat: Callable[[], Awaitable[None]] | None) -> Any:
