@@ -3,6 +3,8 @@ revoked, on the very next request, through the gateway and straight on the bus."
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
@@ -40,6 +42,14 @@ async def test_revoked_documents_grant_is_refused_on_the_next_request(
     with pytest.raises(AtriumError) as err:
         await call(stack.nc, docs_api.DOCUMENT_LIST, {}, token=new_user.access_token)
     assert err.value.code == "forbidden"
+    if "extract" in stack.services:  # the worker's one Documents subject checks the grant too
+        from contracts.documents import PREVIEW_RENDER, RenderPreviews
+
+        render = RenderPreviews(document_id=uuid.uuid4(), owner_id=new_user.id, run_id=uuid.uuid4(),
+                                object_name=str(uuid.uuid4()), page_count=1, page=1)
+        with pytest.raises(AtriumError) as err:
+            await call(stack.nc, PREVIEW_RENDER, render, token=new_user.access_token, timeout=10)
+        assert err.value.code == "forbidden"
 
     # Granting it back works just as fast; an admin never needs a grant.
     r = await http.put(f"/admin/users/{new_user.id}/grants/{DOCUMENTS}", headers=new_admin.headers)

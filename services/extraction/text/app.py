@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from contracts.base import Event
+from contracts.docs_api import APP_KEY
 from contracts.documents import (
     DOCUMENT_PROGRESS,
     DOCUMENT_UPLOADED,
@@ -21,6 +22,7 @@ from contracts.documents import (
     PreviewsRendered,
     RenderPreviews,
 )
+from services.kit.apps import AppAccessGuard
 from services.kit.bus import Ctx, Service, ensure_kv, ensure_object_store
 from services.kit.config import ServiceSettings
 
@@ -37,6 +39,7 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
     config = config or ExtractConfig.from_env()
     # Tokens are verified for the one Rpc, `extract.preview.render` (the owner's token, forwarded by docs).
     svc = Service(settings)
+    guard = AppAccessGuard(svc, APP_KEY, app_name="Documents")
     pool = ExtractPool(config.children, config.limits, engine=config.engine,
                        heartbeat_every_s=max(config.ack_wait_s / 3, 1.0))
     # One child for page previews, started on the first request: rendering under the same limits as
@@ -82,7 +85,9 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
 
     @svc.rpc(PREVIEW_RENDER)
     async def on_render_previews(cmd: RenderPreviews, ctx: Ctx) -> PreviewsRendered:
-        return await handlers.render_previews(cmd, ctx.require_actor(), state["deps"])
+        actor = ctx.require_actor()
+        await guard.check(actor)  # a Documents subject like any other: refused without the app's grant
+        return await handlers.render_previews(cmd, actor, state["deps"])
 
     @svc.on_event(DOCUMENT_UPLOADED, durable=DURABLE, max_deliver=config.max_deliver,
                   ack_wait_s=config.ack_wait_s, give_up=give_up)
