@@ -8,6 +8,12 @@ describe("page preview", () => {
     const img = screen.getByRole("img", { name: "Page 3" });
     expect(img).toHaveAttribute("loading", "lazy");
     expect(img.getAttribute("src")).toMatch(/\/documents\/doc-1\/pages\/3\/preview\?run=run-2$/);
+    expect(img).toHaveAttribute("data-loaded", "false"); // a page-shaped placeholder until it arrives
+    expect(img.className).toContain("aspect-[17/22]");
+
+    fireEvent.load(img);
+    expect(img).toHaveAttribute("data-loaded", "true");
+    expect(img.className).not.toContain("animate-pulse");
 
     fireEvent.error(img);
     expect(screen.queryByRole("img", { name: "Page 3" })).not.toBeInTheDocument();
