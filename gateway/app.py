@@ -42,7 +42,7 @@ def create_app(settings: GatewaySettings | None = None, *, extra_routers: list[A
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
-        await bus.connect(settings.nats_url)
+        await bus.connect(settings.nats_url, settings.nats_login)
         yield
         await bus.close()
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from contracts import Header, Unavailable
 from contracts.base import Rpc
 from services.kit import client
+from services.kit.config import NatsLogin
 
 
 class BusClient:
@@ -18,12 +19,13 @@ class BusClient:
         self.nc: nats.NATS | None = None
         self.timeout_s = timeout_s
 
-    async def connect(self, url: str) -> None:
+    async def connect(self, url: str, login: NatsLogin | None = None) -> None:
         async def quiet(_e: Exception) -> None:  # reconnects are reported by /health, not as tracebacks
             return None
 
         self.nc = await nats.connect(url, name="atrium-gateway", max_reconnect_attempts=-1, reconnect_time_wait=1,
-                                     connect_timeout=3, error_cb=quiet, allow_reconnect=True)
+                                     connect_timeout=3, error_cb=quiet, allow_reconnect=True,
+                                     **(login or NatsLogin()).connect_options())
 
     async def close(self) -> None:
         if self.nc:

@@ -4,6 +4,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.kit.config import NatsLogin, nats_login
+
+NATS_USER = "gateway"
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -17,6 +21,11 @@ class GatewaySettings:
     public_url: str = "http://localhost:8080"
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     expected_services: tuple[str, ...] = field(default_factory=tuple)
+    nats_login: NatsLogin = field(default_factory=NatsLogin)
+
+    def __post_init__(self) -> None:
+        if not self.nats_login.password:  # the gateway's own NATS user, from the environment or <data>/secrets
+            self.nats_login = nats_login(NATS_USER, self.data_dir)
 
     @property
     def secure_cookies(self) -> bool:

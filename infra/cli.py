@@ -61,11 +61,14 @@ def test(ctx: typer.Context) -> None:
 
 @app.command()
 def migrate(data: DataOpt = Path("var")) -> None:
-    """Create schemas and roles and run every service's migrations (also done by `up`)."""
+    """Create schemas and roles and run every service's migrations (also done by `up`); write the NATS
+    users and permissions (`<data>/nats/users.conf`, passwords in `<data>/secrets/nats.json`) for compose."""
     from .devstack import DevStack
+    from .nats.accounts import write_config
 
     stack = DevStack(data_dir=data, http_port=0)
     try:
+        write_config(data)
         if os.environ.get("DATABASE_URL"):
             asyncio.run(stack._provision_and_migrate(os.environ["DATABASE_URL"]))
         else:
@@ -104,6 +107,19 @@ def _nats_url(data: Path, nats_url: str | None) -> str:
                    "or pass --nats nats://host:port", err=True)
         raise typer.Exit(2)
     return str(info["nats_url"])
+
+
+def nats_options(data: Path, url: str) -> dict[str, Any]:
+    """`nats.connect` credentials of the operator user (infra/nats): from the secrets of `data` when `url`
+    is that stack's, else ATRIUM_NATS_USER/ATRIUM_NATS_PASSWORD or ATRIUM_NATS_SECRETS; none for a server
+    without auth (or credentials in the URL)."""
+    from services.kit.config import nats_login
+
+    from .devstack import read_stack_info
+    from .nats.accounts import OPERATOR
+
+    ours = (read_stack_info(data) or {}).get("nats_url") == url
+    return nats_login(OPERATOR, data, stack_secrets_first=ours).connect_options()
 
 
 def _lookup(subject: str) -> Rpc[Any, Any] | Event[Any]:
@@ -147,7 +163,8 @@ def bus_request(
     body = _parse_json(payload)
 
     async def go() -> int:
-        nc = await nats.connect(_nats_url(data, nats_url), connect_timeout=3, max_reconnect_attempts=1)
+        url = _nats_url(data, nats_url)
+        nc = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=1, **nats_options(data, url))
         try:
             reply = await call(nc, desc, body, token=token, timeout=timeout)
             typer.echo(json.dumps(reply.model_dump(mode="json"), indent=2, ensure_ascii=False))
@@ -188,7 +205,8 @@ def bus_publish(
     async def go() -> None:
         from contracts import Header
 
-        nc = await nats.connect(_nats_url(data, nats_url), connect_timeout=3, max_reconnect_attempts=1)
+        url = _nats_url(data, nats_url)
+        nc = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=1, **nats_options(data, url))
         try:
             headers = {Header.MSG_ID: msg_id} if msg_id else None
             ack = await nc.jetstream().publish(desc.subject, event.model_dump_json().encode(), headers=headers)

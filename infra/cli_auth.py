@@ -69,13 +69,15 @@ async def _connect_nats(data: Path) -> Any:
     """The running stack's NATS, or None (the admin still works; the stack learns at its next login)."""
     import nats
 
+    from infra.cli import nats_options
     from infra.devstack import read_stack_info
 
     url = os.environ.get("NATS_URL") or (read_stack_info(data) or {}).get("nats_url")
     if not url:
         return None
     try:
-        return await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
+        return await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False,
+                                  **nats_options(data, url))
     except Exception:
         return None
 

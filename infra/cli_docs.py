@@ -75,8 +75,11 @@ async def uploaded_documents(nc: nats.NATS, since: datetime, owner: UUID | None)
     return list(found)
 
 
-async def replay(nats_url: str, token: str, since: datetime, owner: UUID | None, dry_run: bool) -> dict[str, int]:
-    nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=1)
+async def replay(nats_url: str, token: str, since: datetime, owner: UUID | None, dry_run: bool, *,
+                 data: Path = Path("var")) -> dict[str, int]:
+    from .cli import nats_options
+
+    nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=1, **nats_options(data, nats_url))
     try:
         ids = await uploaded_documents(nc, since, owner)
         totals = {"found": len(ids), "queued": 0, "missing": 0}
@@ -113,7 +116,8 @@ def replay_command(
         typer.echo("atrium: replay needs an administrator's access token (--token or ATRIUM_TOKEN).", err=True)
         raise typer.Exit(2)
     try:
-        totals = asyncio.run(replay(_nats_url(data, nats_url), token or "", parse_since(since), owner_id, dry_run))
+        totals = asyncio.run(replay(_nats_url(data, nats_url), token or "", parse_since(since), owner_id, dry_run,
+                                    data=data))
     except AtriumError as err:
         typer.echo(json.dumps({"error": err.to_body().model_dump(mode="json")}, indent=2), err=True)
         raise typer.Exit(1) from None

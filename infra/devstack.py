@@ -23,6 +23,9 @@ from typing import Any
 
 import httpx
 
+from gateway.settings import NATS_USER as GATEWAY_NATS_USER
+from services.kit.config import NATS_SECRETS_FILE
+
 from . import catalog
 from .embedded import (
     EmbeddedNats,
@@ -86,6 +89,8 @@ class DevStack:
     children: list[Child] = field(default_factory=list)
     nats_url: str = ""
     lock_fd: int | None = None
+    # The embedded server's NATS users (infra/nats) → passwords; empty with an external NATS_URL.
+    nats_passwords: dict[str, str] = field(default_factory=dict)
 
     # ---- start-up -------------------------------------------------------------------------------
     def acquire_lock(self) -> None:
@@ -113,6 +118,8 @@ class DevStack:
             t = time.monotonic()
             self.nats = EmbeddedNats(self.data_dir).start()
             self.nats_url = self.nats.url
+            if self.nats.auth:
+                self.nats_passwords = json.loads((self.data_dir / "secrets" / NATS_SECRETS_FILE).read_text())
             say(f"embedded NATS (JetStream) on {self.nats_url} [{time.monotonic() - t:.1f}s]")
         if os.environ.get("DATABASE_URL"):
             admin_url = os.environ["DATABASE_URL"]
@@ -171,14 +178,21 @@ class DevStack:
             say(f"the web app did not build ({' '.join(exc.cmd[1:])} exited {exc.returncode}); "
                 "serving the API with a placeholder page. Fix web/ and restart.")
 
+    def nats_env(self, env: dict[str, str], user: str) -> dict[str, str]:
+        """`env` with the process's own NATS user and password (the embedded server's)."""
+        if user not in self.nats_passwords:
+            return env
+        return {**env, "ATRIUM_NATS_USER": user, "ATRIUM_NATS_PASSWORD": self.nats_passwords[user]}
+
     def spawn_all(self, env: dict[str, str]) -> None:
         logs = self.data_dir / "logs"
         py = sys.executable
         for spec in catalog.SERVICES:
             for i in range(spec.replicas):
                 name = spec.name if spec.replicas == 1 else f"{spec.name}-{i + 1}"
-                self.children.append(Child(name, [py, "-m", spec.module], env, logs / f"{name}.log"))
-        gw_env = dict(env)
+                self.children.append(Child(name, [py, "-m", spec.module], self.nats_env(env, spec.name),
+                                           logs / f"{name}.log"))
+        gw_env = self.nats_env(env, GATEWAY_NATS_USER)
         if self.dev:
             gw_env["ATRIUM_WEB_DIST"] = str(self.data_dir / "no-web")  # Vite serves the app in --dev
         self.children.append(Child("gateway", [py, "-m", "gateway", "--port", str(self.http_port)], gw_env,

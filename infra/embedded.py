@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SERVICES_WITH_DB = ("auth", "profile", "permissions", "docs")
@@ -106,10 +106,16 @@ class EmbeddedNats:
     data_dir: Path
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    # Users with subject permissions (infra/nats); ATRIUM_NATS_AUTH=0 = the old anonymous server with full rights.
+    auth: bool = field(default_factory=lambda: os.environ.get("ATRIUM_NATS_AUTH", "1") != "0")
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "nats" / "nats.log"
 
     @staticmethod
     def binary() -> str:
@@ -124,13 +130,19 @@ class EmbeddedNats:
         store.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.port = self.port or free_port()
         conf = store / "nats.conf"
+        include = ""
+        if self.auth:
+            from infra.nats.accounts import write_config
+
+            include = f'include "{write_config(self.data_dir).name}"\n'
         conf.write_text(
             f'listen: "127.0.0.1:{self.port}"\n'
             f'server_name: "atrium-embedded"\n'
             "max_payload: 8MB\n"
             f'jetstream {{\n  store_dir: "{store / "jetstream"}"\n  max_memory_store: 256MB\n  max_file_store: 20GB\n}}\n'
+            + include
         )
-        log = store / "nats.log"
+        log = self.log_path
         with open(log, "ab") as out:
             self.proc = subprocess.Popen([self.binary(), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)

@@ -25,11 +25,13 @@ from infra import catalog
 from infra.embedded import EmbeddedNats, EmbeddedPostgres, free_port, provision
 from services.kit import migrations
 from services.kit.bus import Service
-from services.kit.config import ServiceSettings
+from services.kit.config import NATS_SECRETS_FILE, NatsLogin, ServiceSettings, nats_login
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 PASSWORD = "a sturdy passphrase 42"
+# Connections named so provoke NATS permission violations on purpose (tests/security/test_nats_permissions.py).
+NATS_PROBE = "probe-"
 
 
 @dataclass
@@ -47,9 +49,16 @@ class Stack:
     def nats_url(self) -> str:
         return self.nats.url
 
+    def nats_login(self, user: str) -> NatsLogin:
+        """A process's own NATS user (infra/nats); a test's ad-hoc service runs as the operator."""
+        from infra.nats.accounts import OPERATOR, users
+
+        return nats_login(user if user in users() else OPERATOR, self.data_dir)
+
     def settings(self, name: str) -> ServiceSettings:
         return ServiceSettings(name=name, nats_url=self.nats.url, database_url=self.db_urls.get(name, ""),
-                               schema=name, data_dir=self.data_dir, platform_secret="test-platform-secret-0123456789")
+                               schema=name, data_dir=self.data_dir, platform_secret="test-platform-secret-0123456789",
+                               nats_login=self.nats_login(name))
 
     async def start_service(self, name: str) -> Service:
         svc = catalog.spec(name).load()(self.settings(name))
@@ -74,6 +83,8 @@ async def stack(stack_dir: Path) -> AsyncIterator[Stack]:
     # Every test client comes from 127.0.0.1; per-IP auth rate limits are tested with X-Forwarded-For IPs.
     os.environ.setdefault("ATRIUM_AUTH_RATE_EXEMPT_IPS", "127.0.0.1")
     n = EmbeddedNats(stack_dir).start()
+    # Every process, CLI command and worker a test starts finds its NATS user's password here.
+    os.environ["ATRIUM_NATS_SECRETS"] = str(stack_dir / "secrets" / NATS_SECRETS_FILE)
     pg = EmbeddedPostgres(stack_dir).start()
     try:
         urls = await provision(pg.admin_url, stack_dir)
@@ -99,13 +110,19 @@ async def stack(stack_dir: Path) -> AsyncIterator[Stack]:
                 task.result()
             await asyncio.sleep(0.02)
         st.server, st.base_url = server, f"http://127.0.0.1:{port}"
-        st.nc = await nats.connect(n.url)
+        st.nc = await nats.connect(n.url, **st.nats_login("operator").connect_options())
         yield st
         await st.nc.close()
         server.should_exit = True
         await task
         for svc in st.services.values():
             await svc.stop()
+        # The proof the permissions fit: nothing any process did all session was refused.
+        from infra.nats.accounts import permission_violations
+
+        refused = [v for v in permission_violations(n.log_path.read_text(errors="replace"))
+                   if not v.connection.startswith(NATS_PROBE)]
+        assert not refused, f"NATS refused these (add them to infra/nats/accounts.py if needed): {refused}"
     finally:
         pg.stop()
         n.stop()

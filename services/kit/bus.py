@@ -21,6 +21,7 @@ import nats
 from faststream.middlewares import AckPolicy, BaseMiddleware
 from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, NatsResponse, PullSub
 from faststream.nats.annotations import NatsMessage
+from faststream.nats.security import NatsUserPassword
 from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
 from nats.js.errors import BucketNotFoundError, NotFoundError
 from pydantic import BaseModel, ValidationError
@@ -160,9 +161,15 @@ class Service:
         self.settings = settings
         self.name = settings.name
         self.streams = list(streams) or list(REGISTRY.streams.values())
+        login = settings.nats_login.connect_options()
+        # Pull consumers take their own inbox prefix; with a NATS user it must be that user's inbox.
+        self.pull_inbox_prefix = f"{login['inbox_prefix']}.".encode() if login else nats.js.api.INBOX_PREFIX
         self.broker = NatsBroker(
             settings.nats_url,
             name=f"atrium-{self.name}",
+            # its own NATS user (infra/nats): only the subjects this service needs
+            **({"security": NatsUserPassword(login["user"], login["password"]),
+                "inbox_prefix": login["inbox_prefix"]} if login else {}),
             middlewares=[ErrorEnvelopeMiddleware, RequestContextMiddleware],
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
@@ -348,6 +355,7 @@ class Service:
                 stream=JStream(desc.stream, declare=False),
                 durable=durable,
                 pull_sub=PullSub(batch_size=batch_size, timeout=5.0),
+                inbox_prefix=self.pull_inbox_prefix,
                 config=ConsumerConfig(
                     durable_name=durable,
                     max_deliver=max_deliver + 1,  # one spare so `give_up` always runs on our side

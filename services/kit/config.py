@@ -2,9 +2,49 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+NATS_SECRETS_FILE = "nats.json"  # under <data>/secrets: {user: password} for every NATS user of the stack
+
+
+def nats_inbox_prefix(user: str) -> str:
+    """Replies to a user's requests arrive under its own prefix, which only that user may subscribe to."""
+    return f"_INBOX.{user}"
+
+
+@dataclass(frozen=True)
+class NatsLogin:
+    """A NATS user and its password; empty = anonymous (an external server without auth, or URL credentials)."""
+
+    user: str = ""
+    password: str = field(default="", repr=False)
+
+    def connect_options(self) -> dict[str, Any]:
+        """Keyword arguments for `nats.connect`."""
+        if not self.password:
+            return {}
+        return {"user": self.user, "password": self.password, "inbox_prefix": nats_inbox_prefix(self.user)}
+
+
+def nats_login(user: str, data_dir: Path, *, stack_secrets_first: bool = False) -> NatsLogin:
+    """The process's NATS credentials: `ATRIUM_NATS_USER`/`ATRIUM_NATS_PASSWORD`, else `user`'s entry in
+    the secrets file (`ATRIUM_NATS_SECRETS`, default `<data>/secrets/nats.json`), else anonymous.
+    `stack_secrets_first`: the caller connects to the stack of `data_dir` (the CLI), so its file wins."""
+    env = os.environ
+    if env.get("ATRIUM_NATS_PASSWORD"):
+        return NatsLogin(env.get("ATRIUM_NATS_USER") or user, env["ATRIUM_NATS_PASSWORD"])
+    own = data_dir / "secrets" / NATS_SECRETS_FILE
+    candidates = [own] if stack_secrets_first and own.exists() else []
+    candidates.append(Path(env.get("ATRIUM_NATS_SECRETS") or own))
+    for path in candidates:
+        password = json.loads(path.read_text()).get(user, "") if path.exists() else ""
+        if password:
+            return NatsLogin(user, password)
+    return NatsLogin()
 
 
 @dataclass
@@ -17,6 +57,7 @@ class ServiceSettings:
     platform_secret: str = ""
     log_level: str = "INFO"
     rpc_timeout_s: float = 10.0
+    nats_login: NatsLogin = field(default_factory=NatsLogin)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -32,14 +73,13 @@ class ServiceSettings:
             data_dir=data_dir,
             platform_secret=env.get("ATRIUM_SECRET", ""),
             log_level=env.get("LOG_LEVEL", "INFO"),
+            nats_login=nats_login(name, data_dir),
         )
 
 
 def _url_from_provisioned_secrets(name: str, data_dir: Path) -> str:
     """In containers `atrium migrate` writes each role's password to `<data>/secrets/db.json`;
     with `ATRIUM_DB_HOST` set, a service builds its own URL from it."""
-    import json
-
     host = os.environ.get("ATRIUM_DB_HOST")
     path = data_dir / "secrets" / "db.json"
     if not host or not path.exists():

@@ -19,6 +19,12 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 _SECRET_KEY = re.compile(r"pass|secret|token|authorization|api_key|apikey|cookie|credential", re.I)
 # A JWT or an opaque bearer token pasted into a free-text message.
 _TOKEN_TEXT = re.compile(r"eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}|(?i:bearer)\s+[\w.~+/=-]{16,}")
+# The password in a URL such as nats://user:password@host or postgresql://role:password@host.
+_URL_PASSWORD = re.compile(r"(\b[a-z][\w+.-]*://[^\s/:@]*:)[^\s/@]+@", re.I)
+
+
+def _scrub(text: str) -> str:
+    return _URL_PASSWORD.sub(r"\1***@", _TOKEN_TEXT.sub("***", text))
 
 
 def mask_secrets(value: Any, key: str = "") -> Any:
@@ -29,7 +35,7 @@ def mask_secrets(value: Any, key: str = "") -> Any:
     if isinstance(value, list | tuple):
         return [mask_secrets(v) for v in value]
     if isinstance(value, str):
-        return _TOKEN_TEXT.sub("***", value)
+        return _scrub(value)
     return value
 
 
@@ -44,7 +50,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "msg": _TOKEN_TEXT.sub("***", record.getMessage()),
+            "msg": _scrub(record.getMessage()),
         }
         rid = getattr(record, "request_id", None) or request_id_var.get()
         if rid:
@@ -53,7 +59,7 @@ class JsonFormatter(logging.Formatter):
         if extra:
             line.update(mask_secrets(extra))
         if record.exc_info:
-            line["exc"] = _TOKEN_TEXT.sub("***", self.formatException(record.exc_info))
+            line["exc"] = _scrub(self.formatException(record.exc_info))
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
