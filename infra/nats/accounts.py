@@ -110,31 +110,36 @@ class Permissions:
 
 
 # ---- JetStream API subjects ------------------------------------------------------------------------
-def _stream_ensure(stream: str) -> set[str]:
-    return {f"$JS.API.STREAM.{op}.{stream}" for op in ("INFO", "CREATE", "UPDATE")}
+# Only the API calls nats-py 2.16 makes for what the kit does, as a protocol trace of the suite showed:
+# named consumer creation (no legacy DURABLE.CREATE), MSG.GET (our buckets are not created with
+# allow_direct), no consumer deletion (ordered consumers expire on the server).
+def _stream_ensure(stream: str, *, update: bool = True) -> set[str]:
+    """Look up and create (kit `ensure_streams` also updates the domain streams at every start)."""
+    return {f"$JS.API.STREAM.{op}.{stream}" for op in ("INFO", "CREATE", *(("UPDATE",) if update else ()))}
 
 
-def _stream_read(stream: str) -> set[str]:
-    return {f"$JS.API.STREAM.MSG.GET.{stream}", f"$JS.API.DIRECT.GET.{stream}", f"$JS.API.DIRECT.GET.{stream}.>"}
+def _durable_consumers(stream: str) -> set[str]:
+    """`Service.on_event`: named pull consumers, their fetches and acks."""
+    return {f"$JS.API.CONSUMER.CREATE.{stream}.>", f"$JS.API.CONSUMER.INFO.{stream}.>",
+            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>", f"$JS.ACK.{stream}.>"}
 
 
-def _stream_consume(stream: str) -> set[str]:
-    """Durable pull consumers and ordered (watch/read) consumers on one stream, with their acks."""
-    return {f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.API.CONSUMER.CREATE.{stream}.>",
-            f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>", f"$JS.API.CONSUMER.INFO.{stream}.>",
-            f"$JS.API.CONSUMER.DELETE.{stream}.>", f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>",
-            f"$JS.ACK.{stream}.>", f"$JS.FC.{stream}.>"}
+def _ordered_reads(stream: str) -> set[str]:
+    """KV watches and Object Store reads: ephemeral ordered push consumers with flow control."""
+    return {f"$JS.API.STREAM.MSG.GET.{stream}", f"$JS.API.CONSUMER.CREATE.{stream}",
+            f"$JS.API.CONSUMER.INFO.{stream}.>", f"$JS.FC.{stream}.>"}
 
 
 def _kv(bucket: str, write: bool) -> set[str]:
     stream = f"KV_{bucket}"
-    subjects = _stream_ensure(stream) | _stream_read(stream) | _stream_consume(stream)
+    subjects = _stream_ensure(stream, update=False) | _ordered_reads(stream)
     return subjects | ({f"$KV.{bucket}.>"} if write else set())
 
 
 def _objects(bucket: str, write: bool) -> set[str]:
     stream = f"OBJ_{bucket}"
-    subjects = _stream_ensure(stream) | _stream_read(stream) | _stream_consume(stream)
+    # nats-py finds the stream of a chunk subject by name lookup before each read
+    subjects = _stream_ensure(stream, update=False) | _ordered_reads(stream) | {"$JS.API.STREAM.NAMES"}
     return subjects | ({f"$O.{bucket}.>", f"$JS.API.STREAM.PURGE.{stream}"} if write else set())
 
 
@@ -154,11 +159,10 @@ def service_permissions(service: str, needs: Needs) -> Permissions:
     p.publish |= {r.subject for r in calls}
     p.publish |= {e.subject for e in needs.publishes}
     p.publish |= {pr.wildcard() for pr in needs.progress}
-    p.publish.add("$JS.API.STREAM.NAMES")  # nats-py looks a stream up by subject before an ordered read
     for stream in REGISTRY.streams:  # every service ensures the domain streams at start (kit/bus.py)
         p.publish |= _stream_ensure(stream)
     for e in needs.consumes:
-        p.publish |= _stream_consume(e.stream)
+        p.publish |= _durable_consumers(e.stream)
     p.publish |= {f"$JS.API.STREAM.PURGE.{s}" for s in needs.purges}
     for b in needs.kv_write:
         p.publish |= _kv(b, write=True)
@@ -177,7 +181,7 @@ def gateway_permissions() -> Permissions:
     p = Permissions()
     p.publish |= {r.subject for r in REGISTRY.rpcs.values()
                   if r.service not in INTERNAL_SERVICES or r.subject == f"{r.service}.health"}
-    p.publish |= _objects(OBJECT_BUCKET, write=True) | {"$JS.API.STREAM.NAMES"}
+    p.publish |= _objects(OBJECT_BUCKET, write=True)
     p.subscribe |= {pr.wildcard() for pr in REGISTRY.progress.values()} | {f"{nats_inbox_prefix(GATEWAY)}.>"}
     return p
 
