@@ -116,3 +116,15 @@ def test_config_has_hashes_only_and_passwords_persist(tmp_path: Path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     accounts.write_config(tmp_path)
     assert json.loads(secrets_file.read_text()) == passwords
+
+
+def test_passwords_in_urls_never_reach_a_log_line() -> None:
+    import logging
+
+    from services.kit.logging import JsonFormatter, mask_secrets
+
+    assert mask_secrets({"url": "nats://operator:s3cret-Pw_1@127.0.0.1:4222"}) == {"url": "nats://operator:***@127.0.0.1:4222"}
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "cannot reach %s", ("nats://docs:hunter2@nats:4222",),
+                               None)
+    line = JsonFormatter("docs").format(record)
+    assert "hunter2" not in line and "nats://docs:***@nats:4222" in line
