@@ -272,6 +272,8 @@ async def provision(admin_url: str, data_dir: Path, services: tuple[str, ...] = 
     try:
         await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
         await conn.execute(f'REVOKE ALL ON DATABASE "{DATABASE}" FROM PUBLIC')
+        # Only a superuser may create extensions; btree_gin lets the docs search index lead with the owner.
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gin SCHEMA public")
         for svc in services:
             role = f"svc_{svc}"
             pw = stored.setdefault(svc, secrets.token_urlsafe(24))
