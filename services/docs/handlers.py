@@ -436,6 +436,12 @@ def _snippet(raw: str | None) -> str | None:
     return html.escape(raw).replace("\x02", "<mark>").replace("\x03", "</mark>")
 
 
+# What a list row shows (`_summary`): no text, vector or JSON (AI fields, PDF metadata) is read for a page.
+SUMMARY_COLUMNS = ("id", "filename", "size", "sha256", "status", "failure_reason", "failure_message", "duplicate_of",
+                   "page_count", "document_type", "title", "document_date", "sender", "total_amount", "currency",
+                   "created_at", "updated_at", "run_id")
+
+
 def _page_source(cmd: ListDocuments, conds: list[Any]) -> tuple[Any, list[Any]]:
     """What a page is cut from, and the conditions still to apply there."""
     if cmd.sort != "relevance":
@@ -443,7 +449,8 @@ def _page_source(cmd: ListDocuments, conds: list[Any]) -> tuple[Any, list[Any]]:
     # Ranking reads each candidate's whole tsvector, so only the newest RANK_CANDIDATES matches are ranked;
     # they are picked and ranked in one pass (the page is cut from them with no second look at the table).
     d = documents.c
-    newest = select(documents).where(*conds).order_by(d.created_at.desc(), d.id.desc()).limit(RANK_CANDIDATES)
+    wanted = [d[name] for name in SUMMARY_COLUMNS] + [d.search, d.body_text]
+    newest = select(*wanted).where(*conds).order_by(d.created_at.desc(), d.id.desc()).limit(RANK_CANDIDATES)
     return newest.subquery("candidates"), []
 
 
@@ -459,7 +466,7 @@ async def list_documents(cmd: ListDocuments, ctx: Ctx, deps: DocsDeps) -> Docume
         pair, bound = tuple_(key, c.id), tuple_(literal(value), literal(after))
         page_conds.append(pair < bound if cmd.order == "desc" else pair > bound)
     ordering = [key.desc(), c.id.desc()] if cmd.order == "desc" else [key.asc(), c.id.asc()]
-    shown = [c[col.name] for col in documents.c if col.name not in ("body_text", "search")]
+    shown = [c[name] for name in SUMMARY_COLUMNS]
     page = (select(*shown, key.label("sort_key"), *([c.body_text] if q else [])).select_from(source)
             .where(*page_conds).order_by(*ordering).limit(cmd.limit + 1).subquery("page"))
     p = page.c
