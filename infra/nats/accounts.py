@@ -7,7 +7,7 @@ What a process may do follows from the contracts: it serves (subscribes to) exac
 owns; it reads its replies only under its own inbox prefix (`_INBOX.<user>.>`), and answers
 requests through `allow_responses` instead of a right to publish into anyone's inbox. The few
 facts the registry does not hold (who publishes a shared stream's events, who consumes what,
-which buckets a process uses) are in `NEEDS` below, written with contract descriptors.
+which buckets a process uses) are in `_needs()` below, written with contract descriptors.
 
 `write_config(data_dir)` keeps random passwords in `<data>/secrets/nats.json` (0600) and writes
 `<data>/nats/users.conf`, an `authorization` block with bcrypt hashes only, which the embedded
@@ -49,7 +49,9 @@ AUTH_CONF = "users.conf"
 HASH_CACHE_FILE = "nats.hashes.json"
 # Workers without an HTTP API: their Rpcs (other than health) are for services, never the gateway.
 INTERNAL_SERVICES = ("extract",)
-EXTRACT_RUNS_BUCKET = "extract_runs"  # the text worker's own run markers (services/extraction/text)
+# The text worker's own run markers (services/extraction/text/app.py RUNS_BUCKET; a unit test keeps them
+# equal without importing the PDF stack here).
+EXTRACT_RUNS_BUCKET = "extract_runs"
 BCRYPT_COST = 11
 
 

@@ -128,3 +128,9 @@ def test_passwords_in_urls_never_reach_a_log_line() -> None:
                                None)
     line = JsonFormatter("docs").format(record)
     assert "hunter2" not in line and "nats://docs:***@nats:4222" in line
+
+
+def test_the_extract_workers_bucket_name_is_the_workers() -> None:
+    from services.extraction.text.app import RUNS_BUCKET
+
+    assert accounts.EXTRACT_RUNS_BUCKET == RUNS_BUCKET
