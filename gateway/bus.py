@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from contracts import Header, Unavailable
 from contracts.base import Rpc
 from services.kit import client
-from services.kit.config import NatsLogin
+from services.kit.config import NatsLogin, nats_servers
 
 
 class BusClient:
@@ -23,7 +23,7 @@ class BusClient:
         async def quiet(_e: Exception) -> None:  # reconnects are reported by /health, not as tracebacks
             return None
 
-        self.nc = await nats.connect(url, name="atrium-gateway", max_reconnect_attempts=-1, reconnect_time_wait=1,
+        self.nc = await nats.connect(nats_servers(url), name="atrium-gateway", max_reconnect_attempts=-1, reconnect_time_wait=1,
                                      connect_timeout=3, error_cb=quiet, allow_reconnect=True,
                                      **(login or NatsLogin()).connect_options())
 

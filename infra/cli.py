@@ -15,6 +15,7 @@ import typer
 
 from contracts import REGISTRY, AtriumError
 from contracts.base import Event, Rpc
+from services.kit.config import nats_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -164,7 +165,8 @@ def bus_request(
 
     async def go() -> int:
         url = _nats_url(data, nats_url)
-        nc = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=1, **nats_options(data, url))
+        nc = await nats.connect(nats_servers(url), connect_timeout=3, max_reconnect_attempts=1,
+                                **nats_options(data, url))
         try:
             reply = await call(nc, desc, body, token=token, timeout=timeout)
             typer.echo(json.dumps(reply.model_dump(mode="json"), indent=2, ensure_ascii=False))
@@ -206,7 +208,8 @@ def bus_publish(
         from contracts import Header
 
         url = _nats_url(data, nats_url)
-        nc = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=1, **nats_options(data, url))
+        nc = await nats.connect(nats_servers(url), connect_timeout=3, max_reconnect_attempts=1,
+                                **nats_options(data, url))
         try:
             headers = {Header.MSG_ID: msg_id} if msg_id else None
             ack = await nc.jetstream().publish(desc.subject, event.model_dump_json().encode(), headers=headers)

@@ -71,12 +71,13 @@ async def _connect_nats(data: Path) -> Any:
 
     from infra.cli import nats_options
     from infra.devstack import read_stack_info
+    from services.kit.config import nats_servers
 
     url = os.environ.get("NATS_URL") or (read_stack_info(data) or {}).get("nats_url")
     if not url:
         return None
     try:
-        return await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False,
+        return await nats.connect(nats_servers(url), connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False,
                                   **nats_options(data, url))
     except Exception:
         return None

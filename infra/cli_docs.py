@@ -25,6 +25,7 @@ from contracts.docs_api import DOCUMENT_REPLAY, ReplayDocuments
 from contracts.documents import DOCUMENT_UPLOADED
 from contracts.streams import DOCUMENTS_STREAM
 from services.kit.client import call
+from services.kit.config import nats_servers
 
 docs_app = typer.Typer(help="Documents: replay the pipeline from the event stream.", no_args_is_help=True)
 
@@ -79,7 +80,7 @@ async def replay(nats_url: str, token: str, since: datetime, owner: UUID | None,
                  data: Path = Path("var")) -> dict[str, int]:
     from .cli import nats_options
 
-    nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=1, **nats_options(data, nats_url))
+    nc = await nats.connect(nats_servers(nats_url), connect_timeout=3, max_reconnect_attempts=1, **nats_options(data, nats_url))
     try:
         ids = await uploaded_documents(nc, since, owner)
         totals = {"found": len(ids), "queued": 0, "missing": 0}

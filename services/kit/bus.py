@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,7 +42,7 @@ from contracts import (
 )
 from contracts.base import Event, Rpc, Stream
 
-from .config import ServiceSettings
+from .config import ServiceSettings, nats_servers
 from .logging import log_fields, request_id_var
 from .security import Actor, TokenVerifier
 
@@ -165,7 +166,7 @@ class Service:
         # Pull consumers take their own inbox prefix; with a NATS user it must be that user's inbox.
         self.pull_inbox_prefix = f"{login['inbox_prefix']}.".encode() if login else nats.js.api.INBOX_PREFIX
         self.broker = NatsBroker(
-            settings.nats_url,
+            nats_servers(settings.nats_url),
             name=f"atrium-{self.name}",
             # its own NATS user (infra/nats): only the subjects this service needs
             **({"security": NatsUserPassword(login["user"], login["password"]),
@@ -381,12 +382,18 @@ class Service:
         await self.js.publish(desc.subject, event.model_dump_json().encode(), headers=hdrs, timeout=10)
 
 
+def js_replicas() -> int:
+    """Copies of every stream, KV bucket and object store: 1 on one server, 3 in a cluster
+    (`ATRIUM_JS_REPLICAS`, see infra/nats/cluster.py)."""
+    return max(1, int(os.environ.get("ATRIUM_JS_REPLICAS", "1")))
+
+
 async def ensure_streams(js: Any, streams: Sequence[Stream]) -> None:
     """Create or update each stream; safe to run from every service at every start."""
     for s in streams:
         cfg = StreamConfig(name=s.name, subjects=list(s.subjects), storage=StorageType.FILE,
                            max_age=s.max_age_days * 86400, duplicate_window=s.duplicate_window_s,
-                           description=s.summary or None)
+                           description=s.summary or None, num_replicas=js_replicas())
         try:
             await js.stream_info(s.name)
             await js.update_stream(cfg)
@@ -404,7 +411,7 @@ async def ensure_kv(js: Any, bucket: str, *, history: int = 1, ttl_s: float | No
     except (BucketNotFoundError, NotFoundError):
         try:
             return await js.create_key_value(KeyValueConfig(bucket=bucket, history=history, ttl=ttl_s,
-                                                            storage=StorageType.FILE))
+                                                            storage=StorageType.FILE, replicas=js_replicas()))
         except Exception:
             return await js.key_value(bucket)
 
@@ -414,6 +421,7 @@ async def ensure_object_store(js: Any, bucket: str) -> Any:
         return await js.object_store(bucket)
     except (BucketNotFoundError, NotFoundError):
         try:
-            return await js.create_object_store(bucket, ObjectStoreConfig(bucket=bucket, storage=StorageType.FILE))
+            return await js.create_object_store(bucket, ObjectStoreConfig(bucket=bucket, storage=StorageType.FILE,
+                                                                          replicas=js_replicas()))
         except Exception:
             return await js.object_store(bucket)

@@ -11,6 +11,12 @@ from typing import Any
 NATS_SECRETS_FILE = "nats.json"  # under <data>/secrets: {user: password} for every NATS user of the stack
 
 
+def nats_servers(url: str) -> list[str]:
+    """`NATS_URL` may list several servers, comma-separated (the nodes of a cluster: infra/nats/cluster.py);
+    a client tries them all to connect and fails over between them."""
+    return [u.strip() for u in url.split(",") if u.strip()]
+
+
 def nats_inbox_prefix(user: str) -> str:
     """Replies to a user's requests arrive under its own prefix, which only that user may subscribe to."""
     return f"_INBOX.{user}"
