@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -23,75 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 
 from bench.results import summary, write_section
+from bench.stack import PASSWORD, BenchStack
 from contracts import Empty
 from contracts.auth import LOGIN, ME, REFRESH, REGISTER
-from infra.embedded import EmbeddedNats, EmbeddedPostgres, free_port, provision
-from services.kit import migrations
 from services.kit.client import call
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "a sturdy benchmark passphrase 1"
 CONCURRENCY = (1, 32)
-
-
-class Stack:
-    def __init__(self, data: Path):
-        self.data = data
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.nats = EmbeddedNats(data)
-        self.pg = EmbeddedPostgres(data)
-        self.http_port = 0
-
-    async def start(self) -> None:
-        self.nats.start()
-        self.pg.start()
-        urls = await provision(self.pg.admin_url, self.data)
-        await migrations.upgrade("auth", urls["auth"], "auth")
-        logs = self.spawn(urls["auth"])
-        deadline = time.monotonic() + 60
-        async with httpx.AsyncClient() as client:
-            while time.monotonic() < deadline:
-                try:
-                    if (await client.get(f"{self.base_url}/.well-known/jwks.json")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise RuntimeError(f"the stack did not come up; see {logs}")
-
-    def spawn(self, auth_db_url: str) -> Path:
-        """The auth service and the gateway, each its own process; returns the log directory."""
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "NATS_URL": self.nats.url, "ATRIUM_DATA": str(self.data),
-               "ATRIUM_DB_URL_AUTH": auth_db_url, "LOG_LEVEL": "WARNING", "ATRIUM_WEB_DIST": str(self.data / "none"),
-               # Every client of the bench is 127.0.0.1 and each refreshes hundreds of times a minute:
-               # measure the work, not the limiter's refusals.
-               "ATRIUM_AUTH_RATE_EXEMPT_IPS": "127.0.0.1,bus", "ATRIUM_AUTH_RATE_LIMITS": "refresh_account=1000000/60"}
-        self.http_port = free_port()
-        logs = self.data / "logs"
-        logs.mkdir()
-        for name, cmd in (("auth", [sys.executable, "-m", "services.auth"]),
-                          ("gateway", [sys.executable, "-m", "gateway", "--port", str(self.http_port)])):
-            with open(logs / f"{name}.log", "ab") as out:
-                self.procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT))
-        return logs
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    def stop(self) -> None:
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        self.pg.stop()
-        self.nats.stop()
 
 
 Op = Callable[[int], Awaitable[None]]  # one request by client number i
@@ -123,12 +61,15 @@ async def measure(op: Op, clients: int, seconds: float) -> dict[str, float]:
 
 async def run(seconds: float) -> list[dict[str, Any]]:
     data = Path(tempfile.mkdtemp(prefix="atrium-bench-auth-"))
-    stack = Stack(data)
+    # Every client of the bench is 127.0.0.1 and each refreshes hundreds of times a minute:
+    # measure the work, not the limiter's refusals.
+    stack = BenchStack(data, ("auth",), env={"ATRIUM_AUTH_RATE_EXEMPT_IPS": "127.0.0.1,bus",
+                                             "ATRIUM_AUTH_RATE_LIMITS": "refresh_account=1000000/60"})
     rows: list[dict[str, Any]] = []
     try:
         await stack.start()
-        nc = await nats.connect(stack.nats.url)
-        http = httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30,
+        nc = await stack.connect()
+        http = httpx.AsyncClient(base_url=stack.base_url, timeout=30,
                                  limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
         users = [f"bench-{i}-{os.urandom(3).hex()}@example.com" for i in range(max(CONCURRENCY))]
         await asyncio.gather(*(call(nc, REGISTER, {"email": e, "password": PASSWORD}) for e in users))

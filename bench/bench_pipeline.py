@@ -39,7 +39,9 @@ from contracts.documents import (
     DocumentUploaded,
 )
 from infra.embedded import EmbeddedNats
+from infra.nats.accounts import OPERATOR
 from services.kit.bus import ensure_object_store, ensure_streams
+from services.kit.config import nats_login
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -146,11 +148,12 @@ class Pipeline:
         await asyncio.wait_for(loop(), timeout)
 
 
-def start_workers(nats_url: str, engine: str, replicas: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
+def start_workers(nats_url: str, engine: str, replicas: int, data: Path) -> list[subprocess.Popen[bytes]]:
+    # ATRIUM_DATA: each worker logs in to NATS as `extract` with the password in <data>/secrets
     env = {**os.environ, "NATS_URL": nats_url, "PYTHONPATH": str(ROOT), "ATRIUM_EXTRACT_ENGINE": engine,
-           "LOG_LEVEL": "WARNING"}
+           "LOG_LEVEL": "WARNING", "ATRIUM_DATA": str(data)}
     return [subprocess.Popen([sys.executable, "-m", "services.extraction.text"], cwd=ROOT, env=env,
-                             stdout=(log_dir / f"{engine}-{i}.log").open("wb"), stderr=subprocess.STDOUT)
+                             stdout=(data / f"{engine}-{i}.log").open("wb"), stderr=subprocess.STDOUT)
             for i in range(replicas)]
 
 
@@ -165,9 +168,9 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-async def run_config(pipe: Pipeline, nats_url: str, engine: str, replicas: int, log_dir: Path) -> dict[str, Any]:
+async def run_config(pipe: Pipeline, nats_url: str, engine: str, replicas: int, data: Path) -> dict[str, Any]:
     """One repetition of one configuration: fresh workers, warm-up, one burst of the workload."""
-    procs = start_workers(nats_url, engine, replicas, log_dir)
+    procs = start_workers(nats_url, engine, replicas, data)
     try:
         # Warm-up until every replica has finished a document (started, connected, child imported).
         workers: set[str] = set()
@@ -199,7 +202,7 @@ async def main(reps: int) -> str:
     server = EmbeddedNats(data).start()
     load_before = os.getloadavg()[0]
     try:
-        nc = await nats.connect(server.url)
+        nc = await nats.connect(server.url, **nats_login(OPERATOR, data).connect_options())
         await ensure_streams(nc.jetstream(), list(REGISTRY.streams.values()))
         pipe = Pipeline(nc)
         await pipe.start()

@@ -16,8 +16,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -28,11 +26,8 @@ from typing import Any
 import httpx
 
 from bench.results import write_section
-from infra.embedded import EmbeddedNats, EmbeddedPostgres, free_port, provision
-from services.kit import migrations
+from bench.stack import BenchStack
 
-ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "a sturdy benchmark passphrase 1"
 MB = 1024 * 1024
 GOAL_MB = 30.0
 SERVICES = ("auth", "permissions", "docs")
@@ -61,64 +56,6 @@ async def body(boundary: str, size: int) -> AsyncIterator[bytes]:
     yield f"\r\n--{boundary}--\r\n".encode()
 
 
-class Stack:
-    def __init__(self, data: Path):
-        self.data = data
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.nats = EmbeddedNats(data)
-        self.pg = EmbeddedPostgres(data)
-        self.port = free_port()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/v1"
-
-    async def start(self) -> None:
-        self.nats.start()
-        self.pg.start()
-        urls = await provision(self.pg.admin_url, self.data)
-        for name in SERVICES:
-            await migrations.upgrade(name, urls[name], name)
-        logs = self.spawn(urls)
-        deadline = time.monotonic() + 90
-        async with httpx.AsyncClient() as client:
-            while time.monotonic() < deadline:
-                try:  # only these services run here, so the overall health stays "degraded"
-                    services = (await client.get(f"{self.base_url}/health")).json().get("services", {})
-                    if all(services.get(n, {}).get("status") == "ok" for n in SERVICES):
-                        return
-                except (httpx.HTTPError, ValueError):
-                    pass
-                await asyncio.sleep(0.3)
-        raise RuntimeError(f"the stack did not come up; see {logs}")
-
-    def spawn(self, urls: dict[str, str]) -> Path:
-        """The services and the gateway, each its own process; returns the log directory."""
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "NATS_URL": self.nats.url, "ATRIUM_DATA": str(self.data),
-               "LOG_LEVEL": "WARNING", "ATRIUM_WEB_DIST": str(self.data / "none"),
-               "ATRIUM_SECRET": "bench-platform-secret-0123456789", "ATRIUM_AUTH_RATE_EXEMPT_IPS": "127.0.0.1",
-               **{f"ATRIUM_DB_URL_{n.upper()}": urls[n] for n in SERVICES}}
-        logs = self.data / "logs"
-        logs.mkdir()
-        cmds = {n: [sys.executable, "-m", f"services.{n}"] for n in SERVICES}
-        cmds["gateway"] = [sys.executable, "-m", "gateway", "--port", str(self.port)]
-        for name, cmd in cmds.items():
-            with open(logs / f"{name}.log", "ab") as out:
-                self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        return logs
-
-    def stop(self) -> None:
-        for p in self.procs.values():
-            p.terminate()
-        for p in self.procs.values():
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        self.pg.stop()
-        self.nats.stop()
-
-
 async def upload_growth(client: httpx.AsyncClient, token: str, pid: int, size: int) -> dict[str, Any]:
     boundary = uuid.uuid4().hex
     before_kb = proc_kb(pid, "VmRSS")
@@ -136,15 +73,12 @@ async def upload_growth(client: httpx.AsyncClient, token: str, pid: int, size: i
 
 async def run(repeat: int) -> dict[str, list[dict[str, Any]]]:
     with tempfile.TemporaryDirectory(prefix="atrium-bench-upload-") as tmp:
-        stack = Stack(Path(tmp))
+        stack = BenchStack(Path(tmp), SERVICES)
         try:
             await stack.start()
             pid = stack.procs["gateway"].pid
             async with httpx.AsyncClient(base_url=stack.base_url, timeout=300) as client:
-                email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
-                await client.post("/auth/register", json={"email": email, "password": PASSWORD})
-                token = (await client.post("/auth/login", json={"email": email, "password": PASSWORD})).json()[
-                    "access_token"]
+                token = await stack.user_token(client)
                 await upload_growth(client, token, pid, MB)  # warm-up: imports, connections, the bucket
                 out: dict[str, list[dict[str, Any]]] = {"1 MB (baseline)": [], "50 MB": []}
                 for _ in range(repeat):

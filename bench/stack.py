@@ -12,10 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+import nats
 
 from infra import catalog
 from infra.embedded import EmbeddedNats, EmbeddedPostgres, free_port, provision
+from infra.nats.accounts import OPERATOR
 from services.kit import migrations
+from services.kit.config import nats_login
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "a sturdy benchmark passphrase 1"
@@ -69,6 +72,10 @@ class BenchStack:
             with open(logs / f"{name}.log", "ab") as out:
                 self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         return logs
+
+    async def connect(self) -> nats.NATS:
+        """A NATS connection as the operator user (full rights), like the CLI's."""
+        return await nats.connect(self.nats.url, **nats_login(OPERATOR, self.data).connect_options())
 
     async def user_token(self, client: httpx.AsyncClient) -> str:
         """Register a fresh user and sign in; returns the access token."""
