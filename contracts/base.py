@@ -228,6 +228,17 @@ class Progress(Generic[Msg]):
         return ".".join((self.prefix, *values, *(["*"] * rest)))
 
 
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS wildcard matching: `*` is one token, a trailing `>` one or more."""
+    p, s = pattern.split("."), subject.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return len(s) > i
+        if i >= len(s) or (tok != "*" and tok != s[i]):
+            return False
+    return len(p) == len(s)
+
+
 @dataclass(frozen=True)
 class Stream:
     """A JetStream stream and the subjects it stores."""
@@ -240,6 +251,9 @@ class Stream:
 
     def __post_init__(self) -> None:
         REGISTRY.add(self)
+
+    def stores(self, subject: str) -> bool:
+        return any(subject_matches(p, subject) for p in self.subjects)
 
 
 @dataclass

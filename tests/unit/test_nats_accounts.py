@@ -11,24 +11,14 @@ import pytest
 
 from contracts import REGISTRY
 from contracts.auth import USER_REGISTERED
+from contracts.base import subject_matches
 from infra import catalog
 from infra.nats import accounts
 from services.kit.config import ServiceSettings, nats_inbox_prefix
 
 
-def matches(pattern: str, subject: str) -> bool:
-    """NATS wildcard matching: `*` one token, `>` one or more trailing tokens."""
-    p, s = pattern.split("."), subject.split(".")
-    for i, tok in enumerate(p):
-        if tok == ">":
-            return len(s) > i
-        if i >= len(s) or (tok != "*" and tok != s[i]):
-            return False
-    return len(p) == len(s)
-
-
 def allowed(patterns: set[str], subject: str) -> bool:
-    return any(matches(p, subject) for p in patterns)
+    return any(subject_matches(p, subject) for p in patterns)
 
 
 @pytest.fixture(scope="module")
