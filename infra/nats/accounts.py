@@ -207,25 +207,10 @@ def users() -> tuple[str, ...]:
 
 # ---- credentials and the config file ---------------------------------------------------------------------
 def hash_password(password: str) -> str:
-    """A bcrypt hash nats-server accepts. `bcrypt` is not a locked dependency: the C library's crypt
-    (libxcrypt) does bcrypt too; with neither, the plain password is written (to a 0600 file)."""
-    try:
-        import bcrypt  # type: ignore[import-not-found]
+    """A bcrypt hash, which nats-server checks a password against."""
+    import bcrypt
 
-        return str(bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_COST)).decode())
-    except ImportError:
-        pass
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # `crypt` leaves the stdlib in 3.13
-        try:
-            import crypt
-
-            hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << BCRYPT_COST))
-        except (ImportError, AttributeError, ValueError):
-            hashed = None
-    return hashed if hashed and hashed.startswith("$2") else password
+    return str(bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_COST)).decode())
 
 
 def read_or_create_passwords(data_dir: Path, names: Iterable[str]) -> dict[str, str]:
