@@ -2,8 +2,9 @@
 
 Starts its own embedded PostgreSQL, migrates the docs schema and fills it with a generator: 100,000
 documents of one owner (plus 20,000 of another, so owner scoping has something to skip), each with
-~120 words of text from a fixed vocabulary, a type, a sender, a document date and 0–2 of 6
-categories. Then it runs the documents service's own list handler (`services.docs.handlers.
+~120 words of text from a fixed vocabulary (one page), a type, a sender, a document date and 0–2 of 6
+categories; and 300 long documents (40 pages, ~100,000 characters each), where snippets cost the most.
+Then it runs the documents service's own list handler (`services.docs.handlers.
 list_documents`: the SQL the `docs.document.list` Rpc runs, with the total count, categories and
 snippets) for each scenario and reports median and p95. The baseline, measured in the same run, is
 the cheapest possible page: `SELECT … WHERE owner_id = $1 ORDER BY created_at DESC LIMIT 50`.
@@ -30,7 +31,7 @@ from bench.results import summary, write_section
 from contracts.docs_api import ListDocuments
 from infra.embedded import EmbeddedPostgres, provision
 from services.docs import handlers
-from services.docs.tables import categories, document_categories, documents
+from services.docs.tables import categories, document_categories, documents, pages
 from services.kit import migrations
 from services.kit.bus import Ctx
 from services.kit.db import Database
@@ -40,6 +41,8 @@ GOAL_P95_MS = 50.0
 TYPES = ["invoice", "receipt", "contract", "letter", "bank_statement", "payslip", "tax_document", "other"]
 CATEGORY_NAMES = ["Home", "Bills", "Work", "Taxes", "Insurance", "Car"]
 RARE = "zanzibarquartz"  # one document in ~10,000 carries it
+LONG_MARKER = "ledgerquartz"  # on one page (20–40) of each long document
+LONG_DOCUMENTS, LONG_PAGES, PAGE_WORDS = 300, 40, 400  # ~2,500 characters a page, ~100,000 a document
 
 
 def vocabulary(rng: random.Random, size: int = 3000) -> list[str]:
@@ -66,7 +69,7 @@ async def generate(db: Database, owner: uuid.UUID, other: uuid.UUID, n: int, see
     batch = 5000
     for who, count in ((owner, n), (other, n // 5)):
         for offset in range(0, count, batch):
-            rows, links = [], []
+            rows, links, page_rows = [], [], []
             for i in range(offset, min(offset + batch, count)):
                 doc_id = uuid.uuid4()
                 body = " ".join(rng.choices(words, weights, k=120))
@@ -82,18 +85,43 @@ async def generate(db: Database, owner: uuid.UUID, other: uuid.UUID, n: int, see
                     "body_text": body, "created_at": start + timedelta(minutes=i),
                     "updated_at": start + timedelta(minutes=i),
                 })
+                page_rows.append({"document_id": doc_id, "number": 1, "text": body})
                 if who == owner:
                     for name in rng.sample(CATEGORY_NAMES, rng.randint(0, 2)):
                         links.append({"document_id": doc_id, "category_id": cats[name], "source": "user"})
             async with db.transaction() as s:
                 await s.execute(insert(documents), rows)
+                await s.execute(insert(pages), page_rows)
                 if links:
                     await s.execute(insert(document_categories), links)
+    await _long_documents(db, owner, rng, words, weights, start, n)
     # What autovacuum would have done by now: statistics, and the visibility map for index-only scans.
     async with db.engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(text("VACUUM ANALYZE"))
     return cats
+
+
+async def _long_documents(db: Database, owner: uuid.UUID, rng: random.Random, words: list[str],
+                          weights: list[float], start: datetime, n: int) -> None:
+    """A few long documents (40 pages, ~100,000 characters), where a search's snippets cost the most,
+    uploaded at random times among the others (as in a real archive)."""
+    rows, page_rows = [], []
+    for i in range(LONG_DOCUMENTS):
+        doc_id = uuid.uuid4()
+        texts = [" ".join(rng.choices(words, weights, k=PAGE_WORDS)) for _ in range(LONG_PAGES)]
+        marked = rng.randint(20, LONG_PAGES) - 1
+        texts[marked] += f" {LONG_MARKER}"
+        rows.append({
+            "id": doc_id, "owner_id": owner, "filename": f"long-{i:04d}.pdf", "object_name": str(doc_id),
+            "size": 2_000_000, "sha256": uuid.uuid4().hex * 2, "status": "ready", "run_id": uuid.uuid4(),
+            "page_count": LONG_PAGES, "document_type": "contract", "title": f"Long {i}",
+            "body_text": "\n\n".join(texts), "created_at": (at := start + timedelta(minutes=rng.uniform(0, n))),
+            "updated_at": at})
+        page_rows += [{"document_id": doc_id, "number": n + 1, "text": t} for n, t in enumerate(texts)]
+    async with db.transaction() as s:
+        await s.execute(insert(documents), rows)
+        await s.execute(insert(pages), page_rows)
 
 
 def deps_for(db: Database) -> handlers.DocsDeps:
@@ -155,6 +183,7 @@ async def run(n: int, runs: int) -> tuple[list[dict[str, Any]], float, tuple[flo
                 # ~5 % of documents: the ranked candidates are spread widest here (see the report text).
                 ("full text, mid-frequency word, by relevance", {"q": "salary", "sort": "relevance"}),
                 ("full text, rare word", {"q": RARE}),
+                (f"full text, a word on one page of {LONG_DOCUMENTS} long documents (snippets)", {"q": LONG_MARKER}),
                 ("full text + type + category", {"q": "insurance", "document_type": ["contract"],
                                                  "category_any": [cats["Insurance"]]}),
                 ("sort by title, ascending", {"sort": "title", "order": "asc"}),
@@ -186,10 +215,11 @@ def report(rows: list[dict[str, Any]], n: int, runs: int, fill_s: float, load: t
         "## Documents: list with filters and full-text search over 100,000 documents",
         "",
         f"`python -m bench.bench_list` — own embedded PostgreSQL; generator: {n:,} documents of one owner "
-        f"(+{n // 5:,} of another), ~120 Zipf-distributed words each, 6 categories (filled in {fill_s:.0f} s). "
+        f"(+{n // 5:,} of another), ~120 Zipf-distributed words each, 6 categories, and {LONG_DOCUMENTS} long "
+        f"documents ({LONG_PAGES} pages, ~100,000 characters each) (filled in {fill_s:.0f} s). "
         f"Each scenario is the documents service's list handler (`docs.document.list`: one SQL statement with the "
-        f"page of 50, the total count — exact up to 1,000, “1,000+” beyond —, categories, and snippets when "
-        f"searching; sorting by relevance ranks the newest {handlers.RANK_CANDIDATES} matches), {runs} runs after "
+        f"page of 50, the total count — exact up to 1,000, “1,000+” beyond —, categories, and snippets (from "
+        f"each row's first matching page) when searching; sorting by relevance ranks the newest {handlers.RANK_CANDIDATES} matches), {runs} runs after "
         "a warm-up. Baseline, same run: a bare `SELECT … WHERE owner_id ORDER BY created_at DESC LIMIT 50`. "
         f"Goal: p95 under 50 ms. Machine load (1-minute average, 2 cores shared with other work): {load[0]:.1f} "
         f"when the runs started, {load[1]:.1f} when they ended.",

@@ -110,7 +110,7 @@ log = logging.getLogger("atrium.docs")
 MB = 1024 * 1024
 BULK_FILTER_LIMIT = 1000
 RANK_CANDIDATES = 500
-SNIPPET_TEXT_CHARS = 100_000
+SNIPPET_TEXT_CHARS = 20_000  # of the matching page (a page with more text is rare: tables, hostile files)
 # The order of a run's states; an event never moves a document backwards (redelivery, late events).
 STATUS_RANK = {"queued": 0, "extracting": 1, "analyzing": 2, "ready": 3, "needs_ocr": 3, "failed": 3}
 TERMINAL_TASK = ("succeeded", "failed", "superseded")
@@ -397,7 +397,7 @@ def _sort_expression(sort: str, q: str | None, ranked: Any = documents) -> Any:
     if sort == "relevance":
         if not q:
             raise Invalid("Sorting by relevance needs a search text (q).", [{"field": "sort", "message": "needs q"}])
-        return cast(func.ts_rank(ranked.c.search, _tsquery(q)), Double)
+        return cast(func.ts_rank(ranked.c.rank_vector, _tsquery(q)), Double)
     return {
         "uploaded_at": d.created_at,
         "document_date": _DOCUMENT_DATE,
@@ -449,9 +449,18 @@ def _page_source(cmd: ListDocuments, conds: list[Any]) -> tuple[Any, list[Any]]:
     # Ranking reads each candidate's whole tsvector, so only the newest RANK_CANDIDATES matches are ranked;
     # they are picked and ranked in one pass (the page is cut from them with no second look at the table).
     d = documents.c
-    wanted = [d[name] for name in SUMMARY_COLUMNS] + [d.search, d.body_text]
+    wanted = [d[name] for name in SUMMARY_COLUMNS] + [d.rank_vector]
     newest = select(*wanted).where(*conds).order_by(d.created_at.desc(), d.id.desc()).limit(RANK_CANDIDATES)
     return newest.subquery("candidates"), []
+
+
+def _first_matching_page(doc_id: Any, q: str) -> Any:
+    """The text a search snippet is cut from: the document's first page that matches. Headlining costs in
+    proportion to the text (about 17 ms per 100,000 characters), so never the whole document; a match only
+    in the title, sender or filename has no such page, and the title or filename is headlined instead."""
+    pg = pages.c
+    return (select(func.left(pg.text, SNIPPET_TEXT_CHARS)).where(pg.document_id == doc_id, pg.search.op("@@")(_tsquery(q)))
+            .order_by(pg.number).limit(1).scalar_subquery())
 
 
 async def list_documents(cmd: ListDocuments, ctx: Ctx, deps: DocsDeps) -> DocumentPage:
@@ -467,7 +476,7 @@ async def list_documents(cmd: ListDocuments, ctx: Ctx, deps: DocsDeps) -> Docume
         page_conds.append(pair < bound if cmd.order == "desc" else pair > bound)
     ordering = [key.desc(), c.id.desc()] if cmd.order == "desc" else [key.asc(), c.id.asc()]
     shown = [c[name] for name in SUMMARY_COLUMNS]
-    page = (select(*shown, key.label("sort_key"), *([c.body_text] if q else [])).select_from(source)
+    page = (select(*shown, key.label("sort_key")).select_from(source)
             .where(*page_conds).order_by(*ordering).limit(cmd.limit + 1).subquery("page"))
     p = page.c
     # Counting stops past the cap: an exact count of 100,000 matches costs more than the page itself.
@@ -478,7 +487,7 @@ async def list_documents(cmd: ListDocuments, ctx: Ctx, deps: DocsDeps) -> Docume
         func.json_build_array(categories.c.id, categories.c.name, link.source), func.lower(categories.c.name))))
         .join_from(document_categories, categories, categories.c.id == link.category_id)
         .where(link.document_id == p.id).scalar_subquery())
-    snippet = (func.ts_headline(_REGCONFIG, func.left(func.coalesce(p.body_text, p.filename), SNIPPET_TEXT_CHARS),
+    snippet = (func.ts_headline(_REGCONFIG, func.coalesce(_first_matching_page(p.id, q), p.title, p.filename),
                                 _tsquery(q), "StartSel=\x02, StopSel=\x03, MaxWords=30, MinWords=10, MaxFragments=2")
                if q else null())
     out_order = [p.sort_key.desc(), p.id.desc()] if cmd.order == "desc" else [p.sort_key.asc(), p.id.asc()]

@@ -26,12 +26,20 @@ metadata = service_metadata("docs")
 # Only the first part of the text is indexed: a tsvector is capped at 1 MB.
 SEARCH_TEXT_CHARS = 200_000
 SEARCH_CONFIG = "simple"  # language-neutral: the corpus mixes languages
-SEARCH_EXPRESSION = (
-    f"setweight(to_tsvector('{SEARCH_CONFIG}', coalesce(title, '')), 'A') || "
-    f"setweight(to_tsvector('{SEARCH_CONFIG}', coalesce(sender, '')), 'B') || "
-    f"setweight(to_tsvector('{SEARCH_CONFIG}', coalesce(filename, '')), 'B') || "
-    f"setweight(to_tsvector('{SEARCH_CONFIG}', left(coalesce(body_text, ''), {SEARCH_TEXT_CHARS})), 'C')"
-)
+
+
+def _weighted_text(body_chars: int) -> str:
+    return (f"setweight(to_tsvector('{SEARCH_CONFIG}', coalesce(title, '')), 'A') || "
+            f"setweight(to_tsvector('{SEARCH_CONFIG}', coalesce(sender, '')), 'B') || "
+            f"setweight(to_tsvector('{SEARCH_CONFIG}', coalesce(filename, '')), 'B') || "
+            f"setweight(to_tsvector('{SEARCH_CONFIG}', left(coalesce(body_text, ''), {body_chars})), 'C')")
+
+
+SEARCH_EXPRESSION = _weighted_text(SEARCH_TEXT_CHARS)  # what a search matches
+# What relevance is judged on: the same fields, but only the start of the text (ranking reads each
+# candidate's whole vector, and a long document's would cost as much as dozens of short ones).
+RANK_TEXT_CHARS = 10_000
+RANK_EXPRESSION = _weighted_text(RANK_TEXT_CHARS)
 
 documents = Table(
     "documents", metadata,
@@ -63,9 +71,14 @@ documents = Table(
     Column("pending_suggestions", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("body_text", Text),
     Column("search", TSVECTOR),  # generated (see the migration)
+    Column("rank_vector", TSVECTOR),  # generated: RANK_EXPRESSION (migration 0008)
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+# Per page, for a search's snippet: the first matching page is headlined, not the whole text.
+PAGE_SEARCH_TEXT_CHARS = 100_000
+PAGE_SEARCH_EXPRESSION = f"to_tsvector('{SEARCH_CONFIG}', left(text, {PAGE_SEARCH_TEXT_CHARS}))"
 
 pages = Table(
     "pages", metadata,
@@ -73,6 +86,7 @@ pages = Table(
     Column("number", Integer, primary_key=True),
     Column("text", Text, nullable=False),
     Column("tables", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("search", TSVECTOR),  # generated: PAGE_SEARCH_EXPRESSION (migration 0008)
 )
 
 categories = Table(

@@ -6,6 +6,7 @@ part against what the document's own detail says, and the edge where the page is
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -67,3 +68,23 @@ async def test_relevance_pages_join_up_in_rank_order(stack: Stack, http: httpx.A
     assert [d["filename"] for d in seen] == [f"doc{n}.pdf" for n in range(5, 0, -1)]
     ranks = [d["rank"] for d in seen]
     assert ranks == sorted(ranks, reverse=True) and len(set(ranks)) == 5
+
+
+async def test_a_snippet_comes_from_the_first_matching_page(stack: Stack, http: httpx.AsyncClient) -> None:
+    """Headlining costs in proportion to the text, so the snippet is cut from the first page that matches,
+    never from the whole document; a match only in the title headlines the title."""
+    user = await register_and_login(http)
+    res = await h.create(stack, user, "long.pdf")
+    filler = " ".join(["ledger entry routine"] * 2000)  # 40,000 characters a page
+    texts = [filler, "Page two: the harbour crane invoice", "nothing here", "the harbour again, page four"]
+    await h.extracted(stack, res.document.id, uuid.UUID(user.id), res.document.run_id, texts)
+    await h.analyzed(stack, res.document.id, uuid.UUID(user.id), res.document.run_id, title="Crane maintenance")
+
+    found = await _page(http, user, q="harbour")
+    assert [d["filename"] for d in found["items"]] == ["long.pdf"]
+    snippet = found["items"][0]["snippet"]
+    assert "<mark>harbour</mark> crane invoice" in snippet  # page 2, the first page with the word
+    assert "page four" not in snippet
+
+    by_title = await _page(http, user, q="maintenance")
+    assert by_title["items"][0]["snippet"] == "Crane <mark>maintenance</mark>"
