@@ -22,13 +22,12 @@ from typing import Any
 
 import httpx
 
-from bench.results import summary, write_section
+from bench.results import publish, summary
 from bench.stack import PASSWORD, BenchStack
 from contracts import Empty
 from contracts.auth import LOGIN, ME, REFRESH, REGISTER
 from services.kit.client import call
 
-ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = (1, 32)
 
 
@@ -142,7 +141,7 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()
     rows = asyncio.run(run(args.seconds))
-    write_section("auth", report(rows, args.seconds, load))
+    publish("auth", report(rows, args.seconds, load))
     print("wrote the auth section of bench/RESULTS.md")
 
 

@@ -23,11 +23,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.results import percentile, write_section
+from bench.results import CORPUS, percentile, publish
 from services.extraction.text.engine import ExtractError
 from services.extraction.text.pool import ExtractPool, PoolLimits
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 SYNTHETIC = CORPUS / "synthetic"
 EXPECTED: dict[str, Any] = json.loads((SYNTHETIC / "expected.json").read_text())
 TIMED_SYNTHETIC = ["invoice_1p.pdf", "invoice_10p.pdf", "letter_1p.pdf", "letter_10p.pdf"]
@@ -265,6 +264,4 @@ if __name__ == "__main__":
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     body = asyncio.run(main(args.runs))
-    print(body)
-    if not args.no_write:
-        write_section("extract_engines", body)
+    publish("extract_engines", body, write=not args.no_write)

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, text
 
-from bench.results import summary, write_section
+from bench.results import publish, summary
 from contracts.docs_api import ListDocuments
 from infra.embedded import EmbeddedPostgres, provision
 from services.docs import handlers
@@ -242,8 +242,7 @@ def main() -> None:
     args = parser.parse_args()
     rows, fill_s, load = asyncio.run(run(args.documents, args.runs))
     body = report(rows, args.documents, args.runs, fill_s, load)
-    print(body)
-    write_section("docs-list", body)
+    publish("docs-list", body)
 
 
 if __name__ == "__main__":

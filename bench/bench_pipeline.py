@@ -28,7 +28,7 @@ from typing import Any
 
 import nats
 
-from bench.results import percentile, write_section
+from bench.results import CORPUS, ROOT, percentile, publish
 from contracts import REGISTRY, Header
 from contracts.documents import (
     DOCUMENT_EXTRACTED,
@@ -43,8 +43,6 @@ from infra.nats.accounts import OPERATOR
 from services.kit.bus import ensure_object_store, ensure_streams
 from services.kit.config import nats_login
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
 WORKLOAD = [CORPUS / "synthetic" / n for n in ("invoice_1p.pdf", "invoice_10p.pdf", "letter_1p.pdf",
                                                 "letter_10p.pdf")] + [
     CORPUS / "public" / p for p in (
@@ -274,6 +272,4 @@ if __name__ == "__main__":
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     body = asyncio.run(main(args.reps))
-    print(body)
-    if not args.no_write:
-        write_section("pipeline", body)
+    publish("pipeline", body, write=not args.no_write)

@@ -27,10 +27,9 @@ from typing import Any
 
 import httpx
 
-from bench.results import summary, write_section
+from bench.results import CORPUS, publish, summary
 from bench.stack import BenchStack
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 PDFS = Path("public") / "pdfplumber"
 FILES = [
     Path("synthetic") / "letter_10p.pdf",
@@ -125,8 +124,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     results = asyncio.run(run(args.rounds))
     text = report(results, args.rounds, load)
-    print(text)
-    write_section("docs-previews", text)
+    publish("docs-previews", text)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from bench.results import write_section
+from bench.results import publish
 from bench.stack import BenchStack
 
 MB = 1024 * 1024
@@ -120,8 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     results = asyncio.run(run(args.repeat))
     text = report(results, args.repeat)
-    print(text)
-    write_section("docs-upload-memory", text)
+    publish("docs-upload-memory", text)
 
 
 if __name__ == "__main__":

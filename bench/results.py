@@ -7,6 +7,8 @@ import statistics
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus"  # ../shared beside the repository, read-only
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADER = "# Benchmark results\n\nEach section is rewritten by its benchmark (`python -m bench.<name>`).\n"
 
@@ -29,6 +31,13 @@ def machine() -> str:
     import os
 
     return f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+
+
+def publish(name: str, body: str, *, write: bool = True) -> None:
+    """Print a benchmark's section and (unless `write` is false) put it into RESULTS.md."""
+    print(body)
+    if write:
+        write_section(name, body)
 
 
 def write_section(name: str, body: str) -> None:

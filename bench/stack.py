@@ -14,13 +14,13 @@ from pathlib import Path
 import httpx
 import nats
 
+from bench.results import ROOT
 from infra import catalog
 from infra.embedded import EmbeddedNats, EmbeddedPostgres, free_port, provision
 from infra.nats.accounts import OPERATOR
 from services.kit import migrations
 from services.kit.config import nats_login
 
-ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "a sturdy benchmark passphrase 1"
 
 

@@ -168,9 +168,8 @@ async def new_user(http: httpx.AsyncClient) -> AppUser:
     return await register_and_login(http)
 
 
-@pytest_asyncio.fixture
-async def new_admin(stack: Stack, http: httpx.AsyncClient) -> AppUser:
-    """A fresh, signed-in administrator, made the way `atrium admin create` makes one."""
+async def create_admin(stack: Stack) -> str:
+    """A fresh administrator's email (password `PASSWORD`), made the way `atrium admin create` makes one."""
     from services.auth.admin import ensure_admin
     from services.kit.db import Database
 
@@ -180,6 +179,13 @@ async def new_admin(stack: Stack, http: httpx.AsyncClient) -> AppUser:
         await ensure_admin(db, email, PASSWORD, nc=stack.nc)
     finally:
         await db.dispose()
+    return email
+
+
+@pytest_asyncio.fixture
+async def new_admin(stack: Stack, http: httpx.AsyncClient) -> AppUser:
+    """A fresh, signed-in administrator."""
+    email = await create_admin(stack)
     r = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
     assert r.status_code == 200, r.text
     body = r.json()

@@ -6,9 +6,9 @@ so losing one node loses no event, blob or setting, and the cluster keeps accept
 
     python -m infra.nats.cluster --out DIR [--hosts nats-1,nats-2,nats-3]
 
-writes `DIR/<host>.conf` for each node and `DIR/users.conf`; the secrets (route password, users'
-passwords) stay in `DIR/secrets/`. Copy a node's config, `users.conf` and its JetStream volume to each
-host and start `nats-server -c <host>.conf`. See infra/nats/cluster/README.md.
+writes `DIR/<host>.conf` for each node and `DIR/nats/users.conf`; the secrets (route password, users'
+passwords) stay in `DIR/secrets/`. Copy a node's config and its JetStream volume to each
+host (keeping `nats/users.conf` beside it) and start `nats-server -c <host>.conf`. See infra/nats/cluster/README.md.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.embedded import read_or_create_secret
-from infra.nats.accounts import AUTH_CONF, hash_password, write_config
+from infra.nats.accounts import hash_password, write_config
 
 CLUSTER_NAME = "atrium"
 ROUTE_USER = "route"
@@ -37,8 +37,8 @@ class Node:
     store_dir: str = "/data/jetstream"
 
 
-def render_node(node: Node, nodes: Sequence[Node], route_password: str, *, listen_host: str = "0.0.0.0",
-                max_file_store: str = "100GB") -> str:
+def render_node(node: Node, nodes: Sequence[Node], route_password: str, *, include: Path,
+                listen_host: str = "0.0.0.0", max_file_store: str = "100GB") -> str:
     """One node's config. The route URLs carry the route password (nats-server needs it in the URL for
     explicit routes); the node checks incoming routes against its bcrypt hash."""
     routes = ",\n    ".join(json.dumps(f"nats-route://{ROUTE_USER}:{route_password}@{n.host}:{n.cluster_port}")
@@ -61,7 +61,7 @@ def render_node(node: Node, nodes: Sequence[Node], route_password: str, *, liste
         f"    {routes}",
         "  ]",
         "}",
-        f"include {json.dumps(AUTH_CONF)}",
+        f"include {json.dumps(str(include))}",  # the users, relative to this file
         "",
     ])
 
@@ -73,13 +73,11 @@ def write_cluster(out: Path, nodes: Sequence[Node], *, listen_host: str = "0.0.0
         raise ValueError("a JetStream cluster needs at least three nodes with distinct names")
     route_password = read_or_create_secret(out / "secrets" / ROUTE_SECRET)
     users = write_config(out)  # `<out>/nats/users.conf`, passwords in `<out>/secrets/nats.json`
-    shared = out / AUTH_CONF
-    shared.write_text(users.read_text())
-    shared.chmod(0o600)
     written = []
     for node in nodes:
         path = out / f"{node.name}.conf"
-        path.write_text(render_node(node, nodes, route_password, listen_host=listen_host))
+        path.write_text(render_node(node, nodes, route_password, include=users.relative_to(out),
+                                    listen_host=listen_host))
         path.chmod(0o600)
         written.append(path)
     return written

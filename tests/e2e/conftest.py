@@ -19,11 +19,13 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
-from tests.conftest import PASSWORD, ROOT, Stack
+from tests.conftest import PASSWORD, ROOT, AppUser, Stack, register_and_login
 
 WEB = ROOT / "web"
 DIST = WEB / "dist"
@@ -208,3 +210,12 @@ async def sign_in(page, email_address: str, password: str = PASSWORD, *, remembe
         await page.get_by_label("Remember me").check()
     await page.get_by_role("button", name="Sign in", exact=True).click()
     await page.get_by_role("heading", name=re.compile("^Welcome")).wait_for()
+
+
+async def signed_in_user(stack: Stack, browsing: Browsing) -> tuple[AppUser, Any]:
+    """A fresh user, registered over the API, and a browser page signed in as them."""
+    async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30) as http:
+        user = await register_and_login(http)
+    page = await browsing.new_page()
+    await sign_in(page, user.email)
+    return user, page

@@ -8,9 +8,7 @@ import re
 import httpx
 from playwright.async_api import expect
 
-from services.auth.admin import ensure_admin
-from services.kit.db import Database
-from tests.conftest import CORPUS, PASSWORD, Stack, register_and_login, unique_email
+from tests.conftest import CORPUS, Stack, create_admin, register_and_login
 
 from .conftest import Browsing, screenshot, sign_in
 
@@ -22,22 +20,12 @@ async def upload(http: httpx.AsyncClient, headers: dict[str, str], name: str) ->
     return r.json()["documents"][0]["document"]["id"]
 
 
-async def make_admin(stack: Stack) -> str:
-    email_address = unique_email("admin")
-    db = Database(stack.db_urls["auth"], "auth")
-    try:
-        await ensure_admin(db, email_address, PASSWORD, nc=stack.nc)
-    finally:
-        await db.dispose()
-    return email_address
-
-
 async def test_admin_revokes_documents_and_the_user_loses_it_at_once(
     stack: Stack, browsing: Browsing
 ) -> None:
     async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30) as http:
         user = await register_and_login(http)
-    admin_email = await make_admin(stack)
+    admin_email = await create_admin(stack)
 
     user_page = await browsing.new_page()
     await sign_in(user_page, user.email)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import re
 
-import httpx
 from playwright.async_api import expect
 
-from tests.conftest import CORPUS, Stack, register_and_login
+from tests.conftest import CORPUS, Stack
 
-from .conftest import Browsing, screenshot, sign_in
+from .conftest import Browsing, screenshot, signed_in_user
 
 FILES = ["invoice_1p.pdf", "letter_1p.pdf", "invoice_10p.pdf"]
 TERMINAL = re.compile("^(ready|needs_ocr|failed)$")
@@ -29,10 +28,7 @@ async def wait_rows_ready(page, count: int) -> None:  # type: ignore[no-untyped-
 
 
 async def test_upload_search_categorise_correct_reprocess(stack: Stack, browsing: Browsing) -> None:
-    async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30) as http:
-        user = await register_and_login(http)
-    page = await browsing.new_page()
-    await sign_in(page, user.email)
+    _, page = await signed_in_user(stack, browsing)
 
     await page.get_by_role("navigation", name="Main navigation").get_by_role("link", name="Documents").click()
     await page.get_by_text("No documents yet").wait_for()
@@ -132,10 +128,7 @@ async def drop_files(page, names: list[str]) -> None:  # type: ignore[no-untyped
 async def test_drop_upload_then_bulk_reprocess_and_delete_with_confirmation(
     stack: Stack, browsing: Browsing
 ) -> None:
-    async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30) as http:
-        user = await register_and_login(http)
-    page = await browsing.new_page()
-    await sign_in(page, user.email)
+    _, page = await signed_in_user(stack, browsing)
     await page.goto("/documents")
     await drop_files(page, ["invoice_1p.pdf", "letter_1p.pdf"])
     await wait_rows_ready(page, 2)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import PASSWORD, Stack
+from tests.conftest import PASSWORD, Stack, create_admin
 
 from .conftest import Browsing, screenshot, sign_in
-from .test_access import make_admin, upload
+from .test_access import upload
 
 PAGES = [
     ("dashboard", "/", re.compile("^Welcome")),
@@ -42,7 +42,7 @@ async def no_sideways_overflow(page) -> None:  # type: ignore[no-untyped-def]
 
 
 async def test_every_page_in_both_themes_and_on_a_phone(stack: Stack, browsing: Browsing) -> None:
-    admin_email = await make_admin(stack)
+    admin_email = await create_admin(stack)
     async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30) as http:
         r = await http.post("/auth/login", json={"email": admin_email, "password": PASSWORD})
         headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
@@ -82,7 +82,7 @@ async def test_every_page_in_both_themes_and_on_a_phone(stack: Stack, browsing: 
 
 
 async def test_theme_language_and_keyboard(stack: Stack, browsing: Browsing) -> None:
-    admin_email = await make_admin(stack)
+    admin_email = await create_admin(stack)
     page = await browsing.new_page()
     await sign_in(page, admin_email)
 
@@ -121,7 +121,7 @@ async def test_theme_language_and_keyboard(stack: Stack, browsing: Browsing) -> 
 
 
 async def test_task_history_exports_csv_and_json(stack: Stack, browsing: Browsing) -> None:
-    admin_email = await make_admin(stack)
+    admin_email = await create_admin(stack)
     async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30) as http:
         r = await http.post("/auth/login", json={"email": admin_email, "password": PASSWORD})
         await upload(http, {"Authorization": f"Bearer {r.json()['access_token']}"}, "letter_1p.pdf")

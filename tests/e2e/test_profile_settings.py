@@ -6,21 +6,16 @@ from __future__ import annotations
 import io
 import re
 
-import httpx
 from PIL import Image
 from playwright.async_api import expect
 
-from tests.conftest import Stack, register_and_login
+from tests.conftest import Stack, create_admin
 
-from .conftest import Browsing, screenshot, sign_in
-from .test_access import make_admin
+from .conftest import Browsing, screenshot, sign_in, signed_in_user
 
 
 async def test_profile_edit_and_avatar(stack: Stack, browsing: Browsing, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30) as http:
-        user = await register_and_login(http)
-    page = await browsing.new_page()
-    await sign_in(page, user.email)
+    _, page = await signed_in_user(stack, browsing)
     await page.goto("/profile")
     await page.get_by_label("Display name").fill("Dana")
     await page.get_by_label("Job title").fill("Archivist")
@@ -56,7 +51,7 @@ async def test_profile_edit_and_avatar(stack: Stack, browsing: Browsing, tmp_pat
 
 async def test_documents_settings_masked_key_and_connection_test(stack: Stack, browsing: Browsing) -> None:
     page = await browsing.new_page()
-    await sign_in(page, await make_admin(stack))
+    await sign_in(page, await create_admin(stack))
     await page.goto("/admin/documents")
     await page.get_by_label("Max upload size (MB)").fill("40")
     await page.get_by_label("Duplicate uploads").select_option("reject")

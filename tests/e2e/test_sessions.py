@@ -5,21 +5,15 @@ from __future__ import annotations
 
 import re
 
-import httpx
+from tests.conftest import Stack, create_admin
 
-from tests.conftest import Stack, register_and_login
-
-from .conftest import Browsing, screenshot, sign_in
-from .test_access import make_admin
+from .conftest import Browsing, screenshot, sign_in, signed_in_user
 
 
 async def test_expired_access_refreshes_silently_and_a_revoked_session_signs_out(
     stack: Stack, browsing: Browsing
 ) -> None:
-    async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30) as http:
-        user = await register_and_login(http)
-    page = await browsing.new_page()
-    await sign_in(page, user.email)
+    user, page = await signed_in_user(stack, browsing)
     # The expected refusals of this test show up as failed requests in the console.
     page.errors.allow.append("status of 401")
 
@@ -46,7 +40,7 @@ async def test_expired_access_refreshes_silently_and_a_revoked_session_signs_out
 
     # An admin ends every session of the user: the user's next request returns them to sign in.
     admin_page = await browsing.new_page()
-    await sign_in(admin_page, await make_admin(stack))
+    await sign_in(admin_page, await create_admin(stack))
     await admin_page.get_by_role("link", name="Users").click()
     await admin_page.get_by_label("Search").fill(user.email)
     row = admin_page.get_by_test_id("admin-user-row").filter(has_text=user.email)

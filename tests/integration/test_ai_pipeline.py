@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest_asyncio
 
-from tests.conftest import CORPUS, AppUser, Stack
+from tests.conftest import AppUser, Stack
 from tests.fakes_llm.helpers import BUILTIN_DEFAULTS
 from tests.fakes_llm.server import FakeLLM
+from tests.integration import docs_helpers as h
 
-INVOICE = CORPUS / "synthetic" / "invoice_1p.pdf"
 SETTINGS = "/apps/documents/settings"
 
 
@@ -48,8 +48,7 @@ async def test_upload_to_fields_and_user_edit_survives_a_rerun(
     r = await http.patch(SETTINGS, json=BUILTIN_DEFAULTS, headers=new_admin.headers)
     assert r.status_code == 200, r.text
     try:
-        r = await http.post("/documents", headers=new_user.headers,
-                            files={"file": ("invoice.pdf", INVOICE.read_bytes(), "application/pdf")})
+        r = await h.upload(http, new_user, h.INVOICE, "invoice.pdf")
         assert r.status_code == 201, r.text
         doc_id = r.json()["documents"][0]["document"]["id"]
         doc = await settled(http, new_user, doc_id)

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.conftest import CORPUS, AppUser, Stack
+from tests.conftest import AppUser, Stack
 from tests.fakes_llm.helpers import BUILTIN_DEFAULTS
+from tests.integration import docs_helpers as h
 from tests.integration.test_ai_pipeline import settled
 
-INVOICE = CORPUS / "synthetic" / "invoice_1p.pdf"
 SETTINGS = "/apps/documents/settings"
 
 
@@ -28,8 +28,7 @@ async def ai_may_not_create(http: httpx.AsyncClient, new_admin: AppUser) -> Asyn
 
 
 async def _ready_invoice(http: httpx.AsyncClient, user: AppUser) -> dict:
-    r = await http.post("/documents", headers=user.headers,
-                        files={"file": ("invoice.pdf", INVOICE.read_bytes(), "application/pdf")})
+    r = await h.upload(http, user, h.INVOICE, "invoice.pdf")
     assert r.status_code == 201, r.text
     doc = await settled(http, user, r.json()["documents"][0]["document"]["id"])
     assert doc["status"] == "ready", doc

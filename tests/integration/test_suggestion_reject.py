@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import CORPUS, AppUser, Stack
+from tests.conftest import AppUser, Stack
 from tests.fakes_llm.helpers import BUILTIN_DEFAULTS
+from tests.integration import docs_helpers as h
 from tests.integration.test_ai_pipeline import settled
 
-INVOICE = CORPUS / "synthetic" / "invoice_1p.pdf"
 SETTINGS = "/apps/documents/settings"
 
 
@@ -20,8 +20,7 @@ async def test_a_rejected_suggestion_stays_rejected_after_reprocess(
     r = await http.post("/categories", json={"name": "Invoices"}, headers=new_user.headers)
     assert r.status_code in (200, 201), r.text
     invoices = r.json()["id"]
-    r = await http.post("/documents", headers=new_user.headers,
-                        files={"file": ("invoice.pdf", INVOICE.read_bytes(), "application/pdf")})
+    r = await h.upload(http, new_user, h.INVOICE, "invoice.pdf")
     assert r.status_code == 201, r.text
     doc_id = r.json()["documents"][0]["document"]["id"]
     doc = await settled(http, new_user, doc_id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,8 @@ from services.extraction.text.engine import (
     parse_pdf_date,
     pdfium_text_is_suspect,
 )
+from tests.conftest import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 PLUMBER = CORPUS / "public" / "pdfplumber" / "tests" / "pdfs"
 EXPECTED = json.loads((CORPUS / "synthetic" / "expected.json").read_text())
 
