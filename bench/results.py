@@ -7,8 +7,10 @@ import statistics
 import time
 from pathlib import Path
 
+from infra.shared import corpus_dir
+
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"  # ../shared beside the repository, read-only
+CORPUS = corpus_dir()
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADER = "# Benchmark results\n\nEach section is rewritten by its benchmark (`python -m bench.<name>`).\n"
 

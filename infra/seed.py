@@ -8,10 +8,11 @@ from pathlib import Path
 import httpx
 
 from .devstack import read_stack_info
+from .shared import corpus_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_EMAIL = "demo@example.com"
-CORPUS = ROOT.parent / "shared" / "corpus" / "synthetic"
+CORPUS = corpus_dir() / "synthetic"
 
 
 def run_seed(data: Path) -> int:

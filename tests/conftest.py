@@ -23,12 +23,13 @@ import uvicorn
 
 from infra import catalog
 from infra.embedded import EmbeddedNats, EmbeddedPostgres, free_port, provision
+from infra.shared import corpus_dir
 from services.kit import migrations
 from services.kit.bus import Service
 from services.kit.config import NATS_SECRETS_FILE, NatsLogin, ServiceSettings, nats_login
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = corpus_dir()
 PASSWORD = "a sturdy passphrase 42"
 # Connections named so provoke NATS permission violations on purpose (tests/security/test_nats_permissions.py).
 NATS_PROBE = "probe-"

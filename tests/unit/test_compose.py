@@ -9,9 +9,10 @@ import jsonschema
 import yaml
 
 from infra import catalog
+from infra.shared import shared_dir
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
+SCHEMA = shared_dir() / "schemas" / "compose-spec.json"
 STATEFUL = {"nats": "/data", "postgres": "/var/lib/postgresql/data"}
 
 
