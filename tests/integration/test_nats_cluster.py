@@ -132,7 +132,9 @@ async def test_three_nodes_lose_nothing_when_the_stream_leader_dies(cluster: Clu
                                           nats_login=NatsLogin("ai", cluster.password("ai"))), verify_tokens=False)
         await service.start()
         try:
-            assert (await call(nc, AI_HEALTH, timeout=10)).status == "ok"
+            # Its subscription reaches the other nodes over the routes a moment after it started.
+            health = await eventually("the service answering", lambda: call(nc, AI_HEALTH, timeout=5))
+            assert health.status == "ok"
 
             leader = (await js.stream_info(DOCUMENTS_STREAM.name)).cluster.leader
             assert leader in cluster.procs
