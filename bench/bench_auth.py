@@ -62,14 +62,23 @@ async def run(seconds: float) -> list[dict[str, Any]]:
     data = Path(tempfile.mkdtemp(prefix="atrium-bench-auth-"))
     # Every client of the bench is 127.0.0.1 and each refreshes hundreds of times a minute:
     # measure the work, not the limiter's refusals.
-    stack = BenchStack(data, ("auth",), env={"ATRIUM_AUTH_RATE_EXEMPT_IPS": "127.0.0.1,bus",
-                                             "ATRIUM_AUTH_RATE_LIMITS": "refresh_account=1000000/60"})
+    stack = BenchStack(
+        data,
+        ("auth",),
+        env={
+            "ATRIUM_AUTH_RATE_EXEMPT_IPS": "127.0.0.1,bus",
+            "ATRIUM_AUTH_RATE_LIMITS": "refresh_account=1000000/60",
+        },
+    )
     rows: list[dict[str, Any]] = []
     try:
         await stack.start()
         nc = await stack.connect()
-        http = httpx.AsyncClient(base_url=stack.base_url, timeout=30,
-                                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+        http = httpx.AsyncClient(
+            base_url=stack.base_url,
+            timeout=30,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        )
         users = [f"bench-{i}-{os.urandom(3).hex()}@example.com" for i in range(max(CONCURRENCY))]
         await asyncio.gather(*(call(nc, REGISTER, {"email": e, "password": PASSWORD}) for e in users))
         # Per client: its own refresh chain (rotated by every refresh) and an access token.
@@ -98,16 +107,22 @@ async def run(seconds: float) -> list[dict[str, Any]]:
         async def bus_me(i: int) -> None:
             await call(nc, ME, Empty(), token=access[i])
 
-        ops = [("login", http_login, bus_login), ("refresh", http_refresh, bus_refresh), ("me", http_me, bus_me)]
+        ops = [
+            ("login", http_login, bus_login),
+            ("refresh", http_refresh, bus_refresh),
+            ("me", http_me, bus_me),
+        ]
         for name, via_http, via_bus in ops:
             for clients in CONCURRENCY:
                 for path, op in (("gateway (HTTP)", via_http), ("bus (baseline)", via_bus)):
                     http.cookies.clear()
                     result = await measure(op, clients, seconds)
                     rows.append({"op": name, "path": path, "clients": clients, **result})
-                    print(f"{name:8} {path:15} c={clients:<3} median {result['median']:7.1f} ms  "
-                          f"p95 {result['p95']:7.1f} ms  {result['rps']:7.1f} req/s  errors {int(result['errors'])}",
-                          flush=True)
+                    print(
+                        f"{name:8} {path:15} c={clients:<3} median {result['median']:7.1f} ms  "
+                        f"p95 {result['p95']:7.1f} ms  {result['rps']:7.1f} req/s  errors {int(result['errors'])}",
+                        flush=True,
+                    )
         await http.aclose()
         await nc.close()
     finally:
@@ -130,8 +145,10 @@ def report(rows: list[dict[str, Any]], seconds: float, load: tuple[float, float,
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
-        lines.append(f"| {r['op']} | {r['path']} | {r['clients']} | {r['median']:.1f} | {r['p95']:.1f} | "
-                     f"{r['rps']:.1f} | {int(r['errors'])} |")
+        lines.append(
+            f"| {r['op']} | {r['path']} | {r['clients']} | {r['median']:.1f} | {r['p95']:.1f} | "
+            f"{r['rps']:.1f} | {int(r['errors'])} |"
+        )
     return "\n".join(lines)
 
 

@@ -69,8 +69,11 @@ def check_expected(name: str, result: dict[str, Any]) -> list[str]:
         out = result["pages"][number - 1]
         lines = {norm(line) for line in out["text"].splitlines()}
         missing += [f"p{number} line {line!r}" for line in page["lines"] if norm(line) not in lines]
-        missing += [f"p{number} field {k}" for k, v in page.get("fields", {}).items()
-                    if isinstance(v, str) and v not in out["text"]]
+        missing += [
+            f"p{number} field {k}"
+            for k, v in page.get("fields", {}).items()
+            if isinstance(v, str) and v not in out["text"]
+        ]
         rows = [row for table in out["tables"] for row in table]
         missing += [f"p{number} row {row}" for row in page.get("table") or [] if row not in rows]
     return missing
@@ -118,16 +121,27 @@ async def main(runs: int) -> str:
         quality: list[dict[str, Any]] = []
         for path in public:
             (tp, rp), (th, rh) = await asyncio.gather(run_file(plumber, path), run_file(hybrid, path))
-            row: dict[str, Any] = {"file": str(path.relative_to(CORPUS / "public")), "t_plumber": tp,
-                                   "t_hybrid": th}
+            row: dict[str, Any] = {
+                "file": str(path.relative_to(CORPUS / "public")),
+                "t_plumber": tp,
+                "t_hybrid": th,
+            }
             if isinstance(rp, str) or isinstance(rh, str):
-                row["outcome"] = f"pdfplumber: {rp if isinstance(rp, str) else 'ok'}, " \
-                                 f"hybrid: {rh if isinstance(rh, str) else 'ok'}"
+                row["outcome"] = (
+                    f"pdfplumber: {rp if isinstance(rp, str) else 'ok'}, "
+                    f"hybrid: {rh if isinstance(rh, str) else 'ok'}"
+                )
                 row["worse"] = isinstance(rh, str) and not isinstance(rp, str)
                 quality.append(row)
                 continue
-            w = [overlap(words(a["text"]), words(b["text"])) for a, b in zip(rh["pages"], rp["pages"], strict=True)]
-            c = [overlap(chars(a["text"]), chars(b["text"])) for a, b in zip(rh["pages"], rp["pages"], strict=True)]
+            w = [
+                overlap(words(a["text"]), words(b["text"]))
+                for a, b in zip(rh["pages"], rp["pages"], strict=True)
+            ]
+            c = [
+                overlap(chars(a["text"]), chars(b["text"]))
+                for a, b in zip(rh["pages"], rp["pages"], strict=True)
+            ]
             both_w, _, _ = map(sum, zip(*w, strict=True)) if w else (0, 0, 0)
             max_w = sum(max(x[1], x[2]) for x in w)
             both_c, _, plumber_c = map(sum, zip(*c, strict=True)) if c else (0, 0, 0)
@@ -136,13 +150,23 @@ async def main(runs: int) -> str:
                 recall, row["note"] = reference_recall(path, rh)
             cells_p = [cell for p in rp["pages"] for t in p["tables"] for row in t for cell in row]
             cells_h = [cell for p in rh["pages"] for t in p["tables"] for row in t for cell in row]
-            row["cells_equal"] = (sum(a == b for a, b in zip(cells_h, cells_p, strict=False))
-                                  / max(len(cells_p), len(cells_h))) if cells_p or cells_h else None
+            row["cells_equal"] = (
+                (
+                    sum(a == b for a, b in zip(cells_h, cells_p, strict=False))
+                    / max(len(cells_p), len(cells_h))
+                )
+                if cells_p or cells_h
+                else None
+            )
             tables_p = sum(len(p["tables"]) for p in rp["pages"])
             tables_h = sum(len(p["tables"]) for p in rh["pages"])
-            row.update(pages=rp["page_count"], word_agreement=both_w / max_w if max_w else 1.0,
-                       char_recall=recall, tables=(tables_p, tables_h),
-                       fallback_pages=len(rh.get("text_from_pdfplumber", [])))
+            row.update(
+                pages=rp["page_count"],
+                word_agreement=both_w / max_w if max_w else 1.0,
+                char_recall=recall,
+                tables=(tables_p, tables_h),
+                fallback_pages=len(rh.get("text_from_pdfplumber", [])),
+            )
             row["worse"] = row["char_recall"] < 0.95 or tables_h < tables_p
             quality.append(row)
         ok_rows = [r for r in quality if "word_agreement" in r]
@@ -156,13 +180,20 @@ async def main(runs: int) -> str:
 
         # ---- timing --------------------------------------------------------------------------------
         timed = [SYNTHETIC / n for n in TIMED_SYNTHETIC] + [CORPUS / "public" / p for p in TIMED_PUBLIC]
-        pages_of = {p: EXPECTED[p.name]["pages"] if p.parent == SYNTHETIC else
-                    next(r.get("pages", 0) for r in quality if r["file"] == str(p.relative_to(CORPUS / "public")))
-                    for p in timed}
+        pages_of = {
+            p: EXPECTED[p.name]["pages"]
+            if p.parent == SYNTHETIC
+            else next(
+                r.get("pages", 0) for r in quality if r["file"] == str(p.relative_to(CORPUS / "public"))
+            )
+            for p in timed
+        }
         per_run: dict[str, list[float]] = {"pdfplumber": [], "hybrid": []}
         per_doc_ms_page: dict[str, list[float]] = {"pdfplumber": [], "hybrid": []}
-        sets = {"synthetic": [p for p in timed if p.parent == SYNTHETIC],
-                "public subset": [p for p in timed if p.parent != SYNTHETIC]}
+        sets = {
+            "synthetic": [p for p in timed if p.parent == SYNTHETIC],
+            "public subset": [p for p in timed if p.parent != SYNTHETIC],
+        }
         per_set: dict[str, dict[str, list[float]]] = {s: {"pdfplumber": [], "hybrid": []} for s in sets}
         for _ in range(runs):
             totals = {"pdfplumber": 0.0, "hybrid": 0.0}
@@ -199,9 +230,11 @@ async def main(runs: int) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for engine in ("pdfplumber", "hybrid"):
-        lines.append(f"| {engine} | {med(per_run[engine]):.1f} | {percentile(per_doc_ms_page[engine], 95):.1f} | "
-                     f"{med(per_doc_ms_page[engine]):.1f} | "
-                     f"{med(per_run[engine]) / med(per_run['pdfplumber']):.2f}× |")
+        lines.append(
+            f"| {engine} | {med(per_run[engine]):.1f} | {percentile(per_doc_ms_page[engine], 95):.1f} | "
+            f"{med(per_doc_ms_page[engine]):.1f} | "
+            f"{med(per_run[engine]) / med(per_run['pdfplumber']):.2f}× |"
+        )
     lines += ["", "| set | pdfplumber pages/s | hybrid pages/s | ratio |", "| --- | --- | --- | --- |"]
     for s in sets:
         p, h = med(per_set[s]["pdfplumber"]), med(per_set[s]["hybrid"])
@@ -213,8 +246,11 @@ async def main(runs: int) -> str:
         "",
         "Quality:",
         f"- synthetic (all {len(EXPECTED)} files incl. 100-page ones): "
-        + ("every expected line, field and table row found" if not all_missing else
-           f"{all_missing} expected items missing: {synthetic_missing}"),
+        + (
+            "every expected line, field and table row found"
+            if not all_missing
+            else f"{all_missing} expected items missing: {synthetic_missing}"
+        ),
         f"- public: {len(quality)} files; {len(ok_rows)} read by both engines; word-level agreement with "
         f"pdfplumber median {med(agreements):.3f}, min {agreements[0]:.3f}; "
         f"{sum(1 for a in agreements if a < 0.9)} files below 0.9",
@@ -247,13 +283,17 @@ async def main(runs: int) -> str:
     ]
     for r in quality:
         if "word_agreement" in r:
-            lines.append(f"| {r['file']} | {r['pages']} | {r['t_plumber']:.2f} | {r['t_hybrid']:.2f} | "
-                         f"{r['word_agreement']:.3f} | {r['char_recall']:.3f} | {r['tables'][0]}/{r['tables'][1]} | "
-                         f"{'' if r['cells_equal'] is None else format(r['cells_equal'], '.3f')} | "
-                         f"{r['fallback_pages']} | {'WORSE' if r['worse'] else 'ok'}"
-                         f"{' (' + r['note'] + ')' if r.get('note') else ''} |")
+            lines.append(
+                f"| {r['file']} | {r['pages']} | {r['t_plumber']:.2f} | {r['t_hybrid']:.2f} | "
+                f"{r['word_agreement']:.3f} | {r['char_recall']:.3f} | {r['tables'][0]}/{r['tables'][1]} | "
+                f"{'' if r['cells_equal'] is None else format(r['cells_equal'], '.3f')} | "
+                f"{r['fallback_pages']} | {'WORSE' if r['worse'] else 'ok'}"
+                f"{' (' + r['note'] + ')' if r.get('note') else ''} |"
+            )
         else:
-            lines.append(f"| {r['file']} | | {r['t_plumber']:.2f} | {r['t_hybrid']:.2f} | | | | | | {r['outcome']} |")
+            lines.append(
+                f"| {r['file']} | | {r['t_plumber']:.2f} | {r['t_hybrid']:.2f} | | | | | | {r['outcome']} |"
+            )
     lines += ["", "</details>"]
     return "\n".join(lines)
 

@@ -50,13 +50,23 @@ def vocabulary(rng: random.Random, size: int = 3000) -> list[str]:
     words = {"".join(rng.choice(letters) for _ in range(rng.randint(3, 10))) for _ in range(size * 2)}
     ordered = sorted(words)[:size]
     # The words the scenarios search for sit at ranks where they occur in roughly 3–25 % of documents.
-    for rank, word in ((30, "invoice"), (60, "payment"), (120, "garden"), (250, "salary"), (400, "insurance"),
-                       (600, "contract"), (900, "electricity"), (1500, "amount")):
+    for rank, word in (
+        (30, "invoice"),
+        (60, "payment"),
+        (120, "garden"),
+        (250, "salary"),
+        (400, "insurance"),
+        (600, "contract"),
+        (900, "electricity"),
+        (1500, "amount"),
+    ):
         ordered.insert(rank, word)
     return ordered
 
 
-async def generate(db: Database, owner: uuid.UUID, other: uuid.UUID, n: int, seed: int = 7) -> dict[str, uuid.UUID]:
+async def generate(
+    db: Database, owner: uuid.UUID, other: uuid.UUID, n: int, seed: int = 7
+) -> dict[str, uuid.UUID]:
     rng = random.Random(seed)
     words = vocabulary(rng)
     # Zipf-like word frequencies: a few words are everywhere, most are rare (like real text).
@@ -64,7 +74,9 @@ async def generate(db: Database, owner: uuid.UUID, other: uuid.UUID, n: int, see
     senders = [f"Sender {i} {rng.choice(words).title()}" for i in range(200)]
     cats = {name: uuid.uuid4() for name in CATEGORY_NAMES}
     async with db.transaction() as s:
-        await s.execute(insert(categories), [{"id": cid, "owner_id": owner, "name": name} for name, cid in cats.items()])
+        await s.execute(
+            insert(categories), [{"id": cid, "owner_id": owner, "name": name} for name, cid in cats.items()]
+        )
     start = datetime(2021, 1, 1, tzinfo=UTC)
     batch = 5000
     for who, count in ((owner, n), (other, n // 5)):
@@ -75,16 +87,28 @@ async def generate(db: Database, owner: uuid.UUID, other: uuid.UUID, n: int, see
                 body = " ".join(rng.choices(words, weights, k=120))
                 if rng.random() < 0.0001:
                     body += f" {RARE}"
-                rows.append({
-                    "id": doc_id, "owner_id": who, "filename": f"doc-{i:06d}.pdf", "object_name": str(doc_id),
-                    "size": rng.randint(20_000, 5_000_000), "sha256": uuid.uuid4().hex * 2,
-                    "status": "ready" if rng.random() < 0.95 else rng.choice(["failed", "needs_ocr", "queued"]),
-                    "run_id": uuid.uuid4(), "page_count": rng.randint(1, 20), "document_type": rng.choice(TYPES),
-                    "title": f"{rng.choice(words).title()} {rng.choice(words)}", "sender": rng.choice(senders),
-                    "document_date": date(2020, 1, 1) + timedelta(days=rng.randint(0, 5 * 365)),
-                    "body_text": body, "created_at": start + timedelta(minutes=i),
-                    "updated_at": start + timedelta(minutes=i),
-                })
+                rows.append(
+                    {
+                        "id": doc_id,
+                        "owner_id": who,
+                        "filename": f"doc-{i:06d}.pdf",
+                        "object_name": str(doc_id),
+                        "size": rng.randint(20_000, 5_000_000),
+                        "sha256": uuid.uuid4().hex * 2,
+                        "status": "ready"
+                        if rng.random() < 0.95
+                        else rng.choice(["failed", "needs_ocr", "queued"]),
+                        "run_id": uuid.uuid4(),
+                        "page_count": rng.randint(1, 20),
+                        "document_type": rng.choice(TYPES),
+                        "title": f"{rng.choice(words).title()} {rng.choice(words)}",
+                        "sender": rng.choice(senders),
+                        "document_date": date(2020, 1, 1) + timedelta(days=rng.randint(0, 5 * 365)),
+                        "body_text": body,
+                        "created_at": start + timedelta(minutes=i),
+                        "updated_at": start + timedelta(minutes=i),
+                    }
+                )
                 page_rows.append({"document_id": doc_id, "number": 1, "text": body})
                 if who == owner:
                     for name in rng.sample(CATEGORY_NAMES, rng.randint(0, 2)):
@@ -102,8 +126,15 @@ async def generate(db: Database, owner: uuid.UUID, other: uuid.UUID, n: int, see
     return cats
 
 
-async def _long_documents(db: Database, owner: uuid.UUID, rng: random.Random, words: list[str],
-                          weights: list[float], start: datetime, n: int) -> None:
+async def _long_documents(
+    db: Database,
+    owner: uuid.UUID,
+    rng: random.Random,
+    words: list[str],
+    weights: list[float],
+    start: datetime,
+    n: int,
+) -> None:
     """A few long documents (40 pages, ~100,000 characters), where a search's snippets cost the most,
     uploaded at random times among the others (as in a real archive)."""
     rows, page_rows = [], []
@@ -112,12 +143,24 @@ async def _long_documents(db: Database, owner: uuid.UUID, rng: random.Random, wo
         texts = [" ".join(rng.choices(words, weights, k=PAGE_WORDS)) for _ in range(LONG_PAGES)]
         marked = rng.randint(20, LONG_PAGES) - 1
         texts[marked] += f" {LONG_MARKER}"
-        rows.append({
-            "id": doc_id, "owner_id": owner, "filename": f"long-{i:04d}.pdf", "object_name": str(doc_id),
-            "size": 2_000_000, "sha256": uuid.uuid4().hex * 2, "status": "ready", "run_id": uuid.uuid4(),
-            "page_count": LONG_PAGES, "document_type": "contract", "title": f"Long {i}",
-            "body_text": "\n\n".join(texts), "created_at": (at := start + timedelta(minutes=rng.uniform(0, n))),
-            "updated_at": at})
+        rows.append(
+            {
+                "id": doc_id,
+                "owner_id": owner,
+                "filename": f"long-{i:04d}.pdf",
+                "object_name": str(doc_id),
+                "size": 2_000_000,
+                "sha256": uuid.uuid4().hex * 2,
+                "status": "ready",
+                "run_id": uuid.uuid4(),
+                "page_count": LONG_PAGES,
+                "document_type": "contract",
+                "title": f"Long {i}",
+                "body_text": "\n\n".join(texts),
+                "created_at": (at := start + timedelta(minutes=rng.uniform(0, n))),
+                "updated_at": at,
+            }
+        )
         page_rows += [{"document_id": doc_id, "number": n + 1, "text": t} for n, t in enumerate(texts)]
     async with db.transaction() as s:
         await s.execute(insert(documents), rows)
@@ -131,9 +174,15 @@ def deps_for(db: Database) -> handlers.DocsDeps:
     async def no_progress(*_: Any) -> None:
         return None
 
-    return handlers.DocsDeps(db=db, blobs=handlers.Blobs(), settings=lambda: None,  # type: ignore[arg-type,return-value]
-                             check_access=allow, wake_relay=lambda: None, publish_progress=no_progress,
-                             queue_work=False)
+    return handlers.DocsDeps(
+        db=db,
+        blobs=handlers.Blobs(),
+        settings=lambda: None,  # type: ignore[arg-type,return-value]
+        check_access=allow,
+        wake_relay=lambda: None,
+        publish_progress=no_progress,
+        queue_work=False,
+    )
 
 
 async def timed(fn: Any, runs: int) -> list[float]:
@@ -160,20 +209,34 @@ async def run(n: int, runs: int) -> tuple[list[dict[str, Any]], float, tuple[flo
             cats = await generate(db, owner, other, n)
             fill_s = time.perf_counter() - t0
             deps = deps_for(db)
-            ctx = Ctx(request_id="bench", actor=Actor(user_id=owner, role="user", session_id="bench", token=""))
+            ctx = Ctx(
+                request_id="bench", actor=Actor(user_id=owner, role="user", session_id="bench", token="")
+            )
 
             async def baseline() -> None:
                 async with db.session() as s:
-                    (await s.execute(select(documents.c.id, documents.c.filename, documents.c.status)
-                                     .where(documents.c.owner_id == owner)
-                                     .order_by(documents.c.created_at.desc()).limit(50))).all()
+                    (
+                        await s.execute(
+                            select(documents.c.id, documents.c.filename, documents.c.status)
+                            .where(documents.c.owner_id == owner)
+                            .order_by(documents.c.created_at.desc())
+                            .limit(50)
+                        )
+                    ).all()
 
             first_page = await handlers.list_documents(ListDocuments(limit=50), ctx, deps)
             scenarios: list[tuple[str, dict[str, Any]]] = [
                 ("newest 50, no filter", {}),
                 ("page 2 (keyset cursor)", {"cursor": first_page.next_cursor}),
-                ("status + type + document date range", {"status": ["ready"], "document_type": ["invoice", "receipt"],
-                                                         "date_from": date(2023, 1, 1), "date_to": date(2023, 12, 31)}),
+                (
+                    "status + type + document date range",
+                    {
+                        "status": ["ready"],
+                        "document_type": ["invoice", "receipt"],
+                        "date_from": date(2023, 1, 1),
+                        "date_to": date(2023, 12, 31),
+                    },
+                ),
                 ("category any-of (2)", {"category_any": [cats["Bills"], cats["Taxes"]]}),
                 ("category all-of (2)", {"category_all": [cats["Bills"], cats["Taxes"]]}),
                 ("sender starts with", {"sender": "sender 1"}),
@@ -183,15 +246,21 @@ async def run(n: int, runs: int) -> tuple[list[dict[str, Any]], float, tuple[flo
                 # ~5 % of documents: the ranked candidates are spread widest here (see the report text).
                 ("full text, mid-frequency word, by relevance", {"q": "salary", "sort": "relevance"}),
                 ("full text, rare word", {"q": RARE}),
-                (f"full text, a word on one page of {LONG_DOCUMENTS} long documents (snippets)", {"q": LONG_MARKER}),
-                ("full text + type + category", {"q": "insurance", "document_type": ["contract"],
-                                                 "category_any": [cats["Insurance"]]}),
+                (
+                    f"full text, a word on one page of {LONG_DOCUMENTS} long documents (snippets)",
+                    {"q": LONG_MARKER},
+                ),
+                (
+                    "full text + type + category",
+                    {"q": "insurance", "document_type": ["contract"], "category_any": [cats["Insurance"]]},
+                ),
                 ("sort by title, ascending", {"sort": "title", "order": "asc"}),
             ]
             load_before = os.getloadavg()[0]
             base = summary(await timed(baseline, runs))
-            rows: list[dict[str, Any]] = [{"name": "baseline: plain newest-50 SELECT", "total": None, "exact": True,
-                                           **base}]
+            rows: list[dict[str, Any]] = [
+                {"name": "baseline: plain newest-50 SELECT", "total": None, "exact": True, **base}
+            ]
             for name, params in scenarios:
                 cmd = ListDocuments(limit=50, **params)
                 page = await handlers.list_documents(cmd, ctx, deps)
@@ -199,8 +268,14 @@ async def run(n: int, runs: int) -> tuple[list[dict[str, Any]], float, tuple[flo
                 async def one(cmd: ListDocuments = cmd) -> None:
                     await handlers.list_documents(cmd, ctx, deps)
 
-                rows.append({"name": name, "total": page.total, "exact": page.total_exact,
-                             **summary(await timed(one, runs))})
+                rows.append(
+                    {
+                        "name": name,
+                        "total": page.total,
+                        "exact": page.total_exact,
+                        **summary(await timed(one, runs)),
+                    }
+                )
             for r in rows:
                 r["ratio"] = r["median"] / base["median"]
             await db.dispose()

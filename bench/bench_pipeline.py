@@ -43,9 +43,11 @@ from infra.nats.accounts import OPERATOR
 from services.kit.bus import ensure_object_store, ensure_streams
 from services.kit.config import nats_login
 
-WORKLOAD = [CORPUS / "synthetic" / n for n in ("invoice_1p.pdf", "invoice_10p.pdf", "letter_1p.pdf",
-                                                "letter_10p.pdf")] + [
-    CORPUS / "public" / p for p in (
+WORKLOAD = [
+    CORPUS / "synthetic" / n for n in ("invoice_1p.pdf", "invoice_10p.pdf", "letter_1p.pdf", "letter_10p.pdf")
+] + [
+    CORPUS / "public" / p
+    for p in (
         "pdfplumber/tests/pdfs/nics-background-checks-2015-11.pdf",
         "pdfplumber/tests/pdfs/scotus-transcript-p1.pdf",
         "pdfplumber/tests/pdfs/2023-06-20-PV.pdf",
@@ -55,7 +57,8 @@ WORKLOAD = [CORPUS / "synthetic" / n for n in ("invoice_1p.pdf", "invoice_10p.pd
         "sample-files/004-pdflatex-4-pages/pdflatex-4-pages.pdf",
         "sample-files/011-google-doc-document/google-doc-document.pdf",
         "sample-files/026-latex-multicolumn/multicolumn.pdf",
-    )]
+    )
+]
 
 
 def raw_pdfplumber(paths: list[Path]) -> tuple[float, int]:
@@ -130,11 +133,21 @@ class Pipeline:
         t0 = time.perf_counter()
         with path.open("rb") as f:
             info = await self.store.put(str(document_id), f)
-        event = DocumentUploaded(document_id=document_id, owner_id=uuid.uuid4(), run_id=uuid.uuid4(),
-                                 filename=path.name, size=info.size, sha256="0" * 64, object_name=str(document_id),
-                                 uploaded_at=datetime.now(UTC))
-        await self.js.publish(DOCUMENT_UPLOADED.subject, event.model_dump_json().encode(),
-                              headers={Header.MSG_ID: f"{document_id}:{event.run_id}"})
+        event = DocumentUploaded(
+            document_id=document_id,
+            owner_id=uuid.uuid4(),
+            run_id=uuid.uuid4(),
+            filename=path.name,
+            size=info.size,
+            sha256="0" * 64,
+            object_name=str(document_id),
+            uploaded_at=datetime.now(UTC),
+        )
+        await self.js.publish(
+            DOCUMENT_UPLOADED.subject,
+            event.model_dump_json().encode(),
+            headers={Header.MSG_ID: f"{document_id}:{event.run_id}"},
+        )
         return document_id, t0
 
     async def wait(self, ids: list[uuid.UUID], timeout: float = 600) -> None:
@@ -148,11 +161,24 @@ class Pipeline:
 
 def start_workers(nats_url: str, engine: str, replicas: int, data: Path) -> list[subprocess.Popen[bytes]]:
     # ATRIUM_DATA: each worker logs in to NATS as `extract` with the password in <data>/secrets
-    env = {**os.environ, "NATS_URL": nats_url, "PYTHONPATH": str(ROOT), "ATRIUM_EXTRACT_ENGINE": engine,
-           "LOG_LEVEL": "WARNING", "ATRIUM_DATA": str(data)}
-    return [subprocess.Popen([sys.executable, "-m", "services.extraction.text"], cwd=ROOT, env=env,
-                             stdout=(data / f"{engine}-{i}.log").open("wb"), stderr=subprocess.STDOUT)
-            for i in range(replicas)]
+    env = {
+        **os.environ,
+        "NATS_URL": nats_url,
+        "PYTHONPATH": str(ROOT),
+        "ATRIUM_EXTRACT_ENGINE": engine,
+        "LOG_LEVEL": "WARNING",
+        "ATRIUM_DATA": str(data),
+    }
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "services.extraction.text"],
+            cwd=ROOT,
+            env=env,
+            stdout=(data / f"{engine}-{i}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(replicas)
+    ]
 
 
 def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -185,9 +211,13 @@ async def run_config(pipe: Pipeline, nats_url: str, engine: str, replicas: int, 
         cpu = cpu_seconds(pids) - cpu_before
         results = [pipe.done[i][1] for i in ids]
         assert all(results), f"{engine}: some documents failed"
-        return {"wall": max(pipe.done[i][0] for i in ids) - started, "cpu": cpu,
-                "pages": sum(r.page_count for r in results if r), "docs": len(ids),
-                "latencies": [pipe.done[i][0] - t0 for i, t0 in submitted]}
+        return {
+            "wall": max(pipe.done[i][0] for i in ids) - started,
+            "cpu": cpu,
+            "pages": sum(r.page_count for r in results if r),
+            "docs": len(ids),
+            "latencies": [pipe.done[i][0] - t0 for i, t0 in submitted],
+        }
     finally:
         stop_workers(procs)
 
@@ -251,18 +281,25 @@ async def main(reps: int) -> str:
         pps = [r["pages"] / r["wall"] for r in rs]
         ratios = [x / ((base_pps[k] + base_pps[k + 1]) / 2) for k, x in enumerate(pps)]
         latencies = [x for r in rs for x in r["latencies"]]
-        label = f"worker ({'pdfplumber every page' if engine == 'pdfplumber' else 'hybrid engine'}), " \
-                f"{replicas} process{'es' if replicas > 1 else ''}"
-        lines.append(f"| {label} | {statistics.median(pps):.1f} | "
-                     f"{statistics.median(r['docs'] / r['wall'] for r in rs):.2f} | "
-                     f"{statistics.median(latencies):.2f} | {percentile(latencies, 95):.2f} | "
-                     f"{statistics.median(ratios):.2f}× ({', '.join(f'{x:.2f}' for x in ratios)}) | "
-                     f"{statistics.median(r['pages'] / r['cpu'] for r in rs):.1f} | "
-                     f"{statistics.median(r['pages'] / r['cpu'] for r in rs) / base_cpu_pps:.2f}× |")
-    lines += ["", "Goals: ≥ 0.90× raw with one worker, ≥ 1.7× with two, ≥ 3× with the fast engine. "
-              "Latency is per document inside a burst (queueing included). Two workers only help as far as "
-              "the second core is free of the other work on this machine. Page previews are not part of "
-              "extraction: they are rendered when a reader first opens a page (see the previews section)."]
+        label = (
+            f"worker ({'pdfplumber every page' if engine == 'pdfplumber' else 'hybrid engine'}), "
+            f"{replicas} process{'es' if replicas > 1 else ''}"
+        )
+        lines.append(
+            f"| {label} | {statistics.median(pps):.1f} | "
+            f"{statistics.median(r['docs'] / r['wall'] for r in rs):.2f} | "
+            f"{statistics.median(latencies):.2f} | {percentile(latencies, 95):.2f} | "
+            f"{statistics.median(ratios):.2f}× ({', '.join(f'{x:.2f}' for x in ratios)}) | "
+            f"{statistics.median(r['pages'] / r['cpu'] for r in rs):.1f} | "
+            f"{statistics.median(r['pages'] / r['cpu'] for r in rs) / base_cpu_pps:.2f}× |"
+        )
+    lines += [
+        "",
+        "Goals: ≥ 0.90× raw with one worker, ≥ 1.7× with two, ≥ 3× with the fast engine. "
+        "Latency is per document inside a burst (queueing included). Two workers only help as far as "
+        "the second core is free of the other work on this machine. Page previews are not part of "
+        "extraction: they are rendered when a reader first opens a page (see the previews section).",
+    ]
     return "\n".join(lines)
 
 

@@ -55,13 +55,21 @@ async def timed_get(client: httpx.AsyncClient, headers: dict[str, str], url: str
     t0 = time.perf_counter()
     r = await client.get(url, headers=headers)
     ms = (time.perf_counter() - t0) * 1000
-    assert r.status_code == 200 and r.headers["content-type"] == "image/png", (url, r.status_code, r.text[:200])
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png", (
+        url,
+        r.status_code,
+        r.text[:200],
+    )
     return ms
 
 
 async def run(rounds: int) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"page 1, cold (batch 1–8 starts with it)": [], "pages 2–8, same batch": [],
-                                   "page 9, next batch (original cached)": [], "stored preview (baseline)": []}
+    out: dict[str, list[float]] = {
+        "page 1, cold (batch 1–8 starts with it)": [],
+        "pages 2–8, same batch": [],
+        "page 9, next batch (original cached)": [],
+        "stored preview (baseline)": [],
+    }
     with tempfile.TemporaryDirectory(prefix="atrium-bench-previews-") as tmp:
         stack = BenchStack(Path(tmp), SERVICES)
         try:
@@ -70,16 +78,24 @@ async def run(rounds: int) -> dict[str, list[float]]:
                 headers = {"Authorization": f"Bearer {await stack.user_token(client)}"}
                 for round_no in range(rounds + 1):  # round 0 warms up (the worker's preview child starts)
                     for rel in FILES:
-                        r = await client.post("/documents", headers=headers,
-                                              files={"file": (rel.name, (CORPUS / rel).read_bytes(), "application/pdf")})
+                        r = await client.post(
+                            "/documents",
+                            headers=headers,
+                            files={"file": (rel.name, (CORPUS / rel).read_bytes(), "application/pdf")},
+                        )
                         assert r.status_code == 201, r.text
                         doc = await extracted(client, headers, r.json()["documents"][0]["document"]["id"])
                         base = f"/documents/{doc['id']}/pages"
                         first = await timed_get(client, headers, f"{base}/1/preview")
-                        same = [await timed_get(client, headers, f"{base}/{n}/preview")
-                                for n in range(2, min(8, doc["preview_pages"]) + 1)]
-                        nxt = (await timed_get(client, headers, f"{base}/9/preview")
-                               if doc["preview_pages"] >= 9 else None)
+                        same = [
+                            await timed_get(client, headers, f"{base}/{n}/preview")
+                            for n in range(2, min(8, doc["preview_pages"]) + 1)
+                        ]
+                        nxt = (
+                            await timed_get(client, headers, f"{base}/9/preview")
+                            if doc["preview_pages"] >= 9
+                            else None
+                        )
                         stored = await timed_get(client, headers, f"{base}/1/preview")
                         await client.delete(f"/documents/{doc['id']}", headers=headers)
                         if round_no == 0:
@@ -111,9 +127,14 @@ def report(results: dict[str, list[float]], rounds: int, load: float) -> str:
     ]
     for name, values in results.items():
         s = summary(values)
-        lines.append(f"| {name} | {len(values)} | {s['median']:.1f} | {s['p95']:.1f} | {s['median'] / base:.1f} |")
-    lines += ["", "Extraction no longer renders anything, so the pipeline pays nothing for pages nobody opens "
-                  "(see the pipeline section)."]
+        lines.append(
+            f"| {name} | {len(values)} | {s['median']:.1f} | {s['p95']:.1f} | {s['median'] / base:.1f} |"
+        )
+    lines += [
+        "",
+        "Extraction no longer renders anything, so the pipeline pays nothing for pages nobody opens "
+        "(see the pipeline section).",
+    ]
     return "\n".join(lines)
 
 

@@ -45,8 +45,10 @@ def reset_peak(pid: int) -> None:
 
 
 async def body(boundary: str, size: int) -> AsyncIterator[bytes]:
-    yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.pdf\"\r\n"
-           "Content-Type: application/pdf\r\n\r\n%PDF-1.7\n").encode()
+    yield (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.pdf"\r\n'
+        "Content-Type: application/pdf\r\n\r\n%PDF-1.7\n"
+    ).encode()
     block = os.urandom(MB)  # distinct from run to run only per process: enough, the content is not compared
     left = size
     while left > 0:
@@ -61,8 +63,14 @@ async def upload_growth(client: httpx.AsyncClient, token: str, pid: int, size: i
     before_kb = proc_kb(pid, "VmRSS")
     reset_peak(pid)
     t0 = time.perf_counter()
-    r = await client.post("/documents", content=body(boundary, size), headers={
-        "Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    r = await client.post(
+        "/documents",
+        content=body(boundary, size),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+    )
     seconds = time.perf_counter() - t0
     assert r.status_code == 201, r.text
     peak_kb = proc_kb(pid, "VmHWM")
@@ -107,8 +115,9 @@ def report(results: dict[str, list[dict[str, Any]]], repeat: int) -> str:
         s = statistics.median(r["seconds"] for r in rows)
         size = 1 if name.startswith("1 MB") else 50
         ratio = statistics.median(g) / base if base > 0 else float("nan")
-        lines.append(f"| {name} | {statistics.median(g):.1f} | {max(g):.1f} | {ratio:.1f} | {s:.2f} | "
-                     f"{size / s:.1f} |")
+        lines.append(
+            f"| {name} | {statistics.median(g):.1f} | {max(g):.1f} | {ratio:.1f} | {s:.2f} | {size / s:.1f} |"
+        )
     worst = max(r["growth_mb"] for r in results["50 MB"])
     lines += ["", f"Worst growth for 50 MB: {worst:.1f} MB — goal {'met' if worst < GOAL_MB else 'NOT met'}."]
     return "\n".join(lines)

@@ -25,8 +25,11 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values) if values else float("nan"), "p95": percentile(values, 95),
-            "n": float(len(values))}
+    return {
+        "median": statistics.median(values) if values else float("nan"),
+        "p95": percentile(values, 95),
+        "n": float(len(values)),
+    }
 
 
 def machine() -> str:

@@ -60,17 +60,27 @@ class BenchStack:
 
     def spawn(self, db_urls: dict[str, str]) -> Path:
         """The services and the gateway, each its own process; returns the log directory."""
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "NATS_URL": self.nats.url, "ATRIUM_DATA": str(self.data),
-               "LOG_LEVEL": "WARNING", "ATRIUM_WEB_DIST": str(self.data / "none"),
-               "ATRIUM_SECRET": "bench-platform-secret-0123456789", "ATRIUM_AUTH_RATE_EXEMPT_IPS": "127.0.0.1",
-               **{f"ATRIUM_DB_URL_{n.upper()}": url for n, url in db_urls.items()}, **self.extra_env}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "NATS_URL": self.nats.url,
+            "ATRIUM_DATA": str(self.data),
+            "LOG_LEVEL": "WARNING",
+            "ATRIUM_WEB_DIST": str(self.data / "none"),
+            "ATRIUM_SECRET": "bench-platform-secret-0123456789",
+            "ATRIUM_AUTH_RATE_EXEMPT_IPS": "127.0.0.1",
+            **{f"ATRIUM_DB_URL_{n.upper()}": url for n, url in db_urls.items()},
+            **self.extra_env,
+        }
         logs = self.data / "logs"
         logs.mkdir(exist_ok=True)
         cmds = {n: [sys.executable, "-m", catalog.spec(n).module] for n in self.services}
         cmds["gateway"] = [sys.executable, "-m", "gateway", "--port", str(self.port)]
         for name, cmd in cmds.items():
             with open(logs / f"{name}.log", "ab") as out:
-                self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                self.procs[name] = subprocess.Popen(
+                    cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                )
         return logs
 
     async def connect(self) -> nats.NATS:

@@ -38,10 +38,33 @@ from .base import (
 )
 
 __all__ = [
-    "HTTP_STATUS", "REGISTRY", "AtriumError", "Conflict", "Contract", "Empty", "Envelope", "ErrorBody",
-    "ErrorCode", "Event", "Forbidden", "Header", "HealthReply", "Internal", "Invalid", "NotFound",
-    "Progress", "RateLimited", "Rpc", "Stream", "Timeout", "TooLarge", "Unauthenticated", "Unavailable",
-    "Unsupported", "WireSecret", "health_rpc",
+    "HTTP_STATUS",
+    "REGISTRY",
+    "AtriumError",
+    "Conflict",
+    "Contract",
+    "Empty",
+    "Envelope",
+    "ErrorBody",
+    "ErrorCode",
+    "Event",
+    "Forbidden",
+    "Header",
+    "HealthReply",
+    "Internal",
+    "Invalid",
+    "NotFound",
+    "Progress",
+    "RateLimited",
+    "Rpc",
+    "Stream",
+    "Timeout",
+    "TooLarge",
+    "Unauthenticated",
+    "Unavailable",
+    "Unsupported",
+    "WireSecret",
+    "health_rpc",
 ]
 
 

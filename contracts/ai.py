@@ -31,9 +31,24 @@ class ProviderTestResult(Contract):
     message: str = ""
 
 
-AI_SETTINGS_GET = Rpc("ai.settings.get", Empty, DocumentsSettingsPublic, access="admin",
-                      summary="The Documents app settings (API key masked)")
-AI_SETTINGS_UPDATE = Rpc("ai.settings.update", DocumentsSettingsUpdate, DocumentsSettingsPublic, access="admin",
-                         summary="Change the Documents app settings (PATCH semantics)")
-AI_SETTINGS_TEST = Rpc("ai.settings.test", ProviderTest, ProviderTestResult, access="admin",
-                       summary="Send the AI provider a tiny request and report latency, model or its error")
+AI_SETTINGS_GET = Rpc(
+    "ai.settings.get",
+    Empty,
+    DocumentsSettingsPublic,
+    access="admin",
+    summary="The Documents app settings (API key masked)",
+)
+AI_SETTINGS_UPDATE = Rpc(
+    "ai.settings.update",
+    DocumentsSettingsUpdate,
+    DocumentsSettingsPublic,
+    access="admin",
+    summary="Change the Documents app settings (PATCH semantics)",
+)
+AI_SETTINGS_TEST = Rpc(
+    "ai.settings.test",
+    ProviderTest,
+    ProviderTestResult,
+    access="admin",
+    summary="Send the AI provider a tiny request and report latency, model or its error",
+)

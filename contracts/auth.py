@@ -137,7 +137,9 @@ class AdminUserRef(Contract):
 
 
 class ListAudit(Contract):
-    action: str | None = Field(default=None, max_length=64, description="exact action, or a prefix ending in '.'")
+    action: str | None = Field(
+        default=None, max_length=64, description="exact action, or a prefix ending in '.'"
+    )
     actor_id: UUID | None = None
     target_id: UUID | None = None
     since: datetime | None = None
@@ -210,44 +212,113 @@ class UserDeleted(Contract):
 
 AUTH_HEALTH = health_rpc("auth")
 REGISTER = Rpc("auth.user.register", RegisterUser, UserPublic, access="public", summary="Create an account")
-LOGIN = Rpc("auth.session.login", LoginRequest, TokenPair, access="public", summary="Password login; opens a session")
-REFRESH = Rpc("auth.session.refresh", RefreshRequest, TokenPair, access="public",
-              summary="Rotate a refresh token: a new pair; reuse of a rotated token ends the session")
+LOGIN = Rpc(
+    "auth.session.login", LoginRequest, TokenPair, access="public", summary="Password login; opens a session"
+)
+REFRESH = Rpc(
+    "auth.session.refresh",
+    RefreshRequest,
+    TokenPair,
+    access="public",
+    summary="Rotate a refresh token: a new pair; reuse of a rotated token ends the session",
+)
 LOGOUT = Rpc("auth.session.logout", LogoutRequest, Ack, access="public", summary="End the caller's session")
-LOGOUT_ALL = Rpc("auth.session.logout_all", Empty, Ack, access="user", summary="End every session of the caller")
+LOGOUT_ALL = Rpc(
+    "auth.session.logout_all", Empty, Ack, access="user", summary="End every session of the caller"
+)
 SESSIONS = Rpc("auth.session.list", Empty, SessionList, access="user", summary="The caller's live sessions")
-END_SESSION = Rpc("auth.session.end", EndSession, Ack, access="user", summary="End one of the caller's sessions")
+END_SESSION = Rpc(
+    "auth.session.end", EndSession, Ack, access="user", summary="End one of the caller's sessions"
+)
 ME = Rpc("auth.user.me", Empty, UserPublic, access="user", summary="The calling user")
-CHANGE_PASSWORD = Rpc("auth.password.change", ChangePassword, Ack, access="user",
-                      summary="Change the password (current one needed); other sessions end")
-FORGOT_PASSWORD = Rpc("auth.password.forgot", ForgotPassword, Ack, access="public",
-                      summary="Mail a reset link if the account exists (same answer either way)")
-RESET_PASSWORD = Rpc("auth.password.reset", ResetPassword, Ack, access="public",
-                     summary="Set a new password with a reset token; every session ends")
-VERIFY_EMAIL = Rpc("auth.email.verify", VerifyEmail, UserPublic, access="public",
-                   summary="Confirm an email address with its verification token")
-RESEND_VERIFICATION = Rpc("auth.email.resend", Empty, Ack, access="user",
-                          summary="Mail a new verification link for the current address")
-CHANGE_EMAIL = Rpc("auth.email.change", ChangeEmail, Ack, access="user",
-                   summary="Ask to change the email (password needed); applies once the new address is verified")
-ADMIN_LIST_USERS = Rpc("auth.user.list", ListUsers, UserPage, access="admin", summary="Admin: search accounts")
-ADMIN_UPDATE_USER = Rpc("auth.user.update", AdminUpdateUser, UserPublic, access="admin",
-                        summary="Admin: change role or active flag")
-ADMIN_END_SESSIONS = Rpc("auth.user.end_sessions", AdminUserRef, Ack, access="admin",
-                         summary="Admin: end every session of an account")
-ADMIN_START_RESET = Rpc("auth.user.start_reset", AdminUserRef, Ack, access="admin",
-                        summary="Admin: mail the account a password-reset link")
-ADMIN_DELETE_USER = Rpc("auth.user.delete", AdminUserRef, Ack, access="admin",
-                        summary="Admin: delete an account; every service forgets it (events.auth.user_deleted)")
+CHANGE_PASSWORD = Rpc(
+    "auth.password.change",
+    ChangePassword,
+    Ack,
+    access="user",
+    summary="Change the password (current one needed); other sessions end",
+)
+FORGOT_PASSWORD = Rpc(
+    "auth.password.forgot",
+    ForgotPassword,
+    Ack,
+    access="public",
+    summary="Mail a reset link if the account exists (same answer either way)",
+)
+RESET_PASSWORD = Rpc(
+    "auth.password.reset",
+    ResetPassword,
+    Ack,
+    access="public",
+    summary="Set a new password with a reset token; every session ends",
+)
+VERIFY_EMAIL = Rpc(
+    "auth.email.verify",
+    VerifyEmail,
+    UserPublic,
+    access="public",
+    summary="Confirm an email address with its verification token",
+)
+RESEND_VERIFICATION = Rpc(
+    "auth.email.resend",
+    Empty,
+    Ack,
+    access="user",
+    summary="Mail a new verification link for the current address",
+)
+CHANGE_EMAIL = Rpc(
+    "auth.email.change",
+    ChangeEmail,
+    Ack,
+    access="user",
+    summary="Ask to change the email (password needed); applies once the new address is verified",
+)
+ADMIN_LIST_USERS = Rpc(
+    "auth.user.list", ListUsers, UserPage, access="admin", summary="Admin: search accounts"
+)
+ADMIN_UPDATE_USER = Rpc(
+    "auth.user.update",
+    AdminUpdateUser,
+    UserPublic,
+    access="admin",
+    summary="Admin: change role or active flag",
+)
+ADMIN_END_SESSIONS = Rpc(
+    "auth.user.end_sessions",
+    AdminUserRef,
+    Ack,
+    access="admin",
+    summary="Admin: end every session of an account",
+)
+ADMIN_START_RESET = Rpc(
+    "auth.user.start_reset",
+    AdminUserRef,
+    Ack,
+    access="admin",
+    summary="Admin: mail the account a password-reset link",
+)
+ADMIN_DELETE_USER = Rpc(
+    "auth.user.delete",
+    AdminUserRef,
+    Ack,
+    access="admin",
+    summary="Admin: delete an account; every service forgets it (events.auth.user_deleted)",
+)
 ADMIN_AUDIT = Rpc("auth.audit.list", ListAudit, AuditPage, access="admin", summary="Admin: the audit trail")
 JWKS = Rpc("auth.keys.jwks", Empty, Jwks, access="public", summary="Public keys that verify access tokens")
 
-USER_REGISTERED = Event("events.auth.user_registered", UserRegistered, stream=AUTH_STREAM.name,
-                        summary="A new account exists")
-USER_CHANGED = Event("events.auth.user_changed", UserChanged, stream=AUTH_STREAM.name,
-                     summary="An account's role or active flag changed")
-USER_DELETED = Event("events.auth.user_deleted", UserDeleted, stream=AUTH_STREAM.name,
-                     summary="An account was deleted")
+USER_REGISTERED = Event(
+    "events.auth.user_registered", UserRegistered, stream=AUTH_STREAM.name, summary="A new account exists"
+)
+USER_CHANGED = Event(
+    "events.auth.user_changed",
+    UserChanged,
+    stream=AUTH_STREAM.name,
+    summary="An account's role or active flag changed",
+)
+USER_DELETED = Event(
+    "events.auth.user_deleted", UserDeleted, stream=AUTH_STREAM.name, summary="An account was deleted"
+)
 
 # Token claims every verifier checks.
 TOKEN_AUDIENCE = "atrium"

@@ -146,13 +146,26 @@ class Internal(AtriumError):
 
 _BY_CODE: dict[ErrorCode, type[AtriumError]] = {
     c.code: c
-    for c in (Invalid, Unauthenticated, Forbidden, NotFound, Conflict, TooLarge, Unsupported,
-              RateLimited, Unavailable, Timeout, Internal)
+    for c in (
+        Invalid,
+        Unauthenticated,
+        Forbidden,
+        NotFound,
+        Conflict,
+        TooLarge,
+        Unsupported,
+        RateLimited,
+        Unavailable,
+        Timeout,
+        Internal,
+    )
 }
 
 
 # A secret travels in clear inside the (authenticated) bus message but never shows in a repr or log.
-WireSecret = Annotated[SecretStr, PlainSerializer(lambda v: v.get_secret_value(), return_type=str, when_used="json")]
+WireSecret = Annotated[
+    SecretStr, PlainSerializer(lambda v: v.get_secret_value(), return_type=str, when_used="json")
+]
 
 
 class Contract(BaseModel):

@@ -27,6 +27,7 @@ FieldSource = Literal["model", "user"]
 
 # ---- upload ------------------------------------------------------------------------------------
 
+
 class UploadPolicy(Contract):
     """What the gateway may accept from this caller right now (asked before any byte is stored)."""
 
@@ -46,6 +47,7 @@ class CreateDocument(Contract):
 
 
 # ---- documents ------------------------------------------------------------------------------------
+
 
 class DocumentRef(Contract):
     id: UUID
@@ -183,9 +185,23 @@ class DocumentFieldsUpdate(Contract):
     summary: str | None = Field(default=None, max_length=2000)
 
 
-EditableField = Literal["title", "document_type", "document_date", "sender", "recipient", "invoice_number",
-                        "customer_number", "total_amount", "net_amount", "tax_amount", "currency", "due_date",
-                        "iban", "language", "summary"]
+EditableField = Literal[
+    "title",
+    "document_type",
+    "document_date",
+    "sender",
+    "recipient",
+    "invoice_number",
+    "customer_number",
+    "total_amount",
+    "net_amount",
+    "tax_amount",
+    "currency",
+    "due_date",
+    "iban",
+    "language",
+    "summary",
+]
 
 
 class UpdateDocument(Contract):
@@ -246,6 +262,7 @@ class BulkResult(Contract):
 
 # ---- categories -------------------------------------------------------------------------------------
 
+
 class CategoryCreate(Contract):
     name: str = Field(min_length=1, max_length=80)
 
@@ -267,6 +284,7 @@ class CategoryList(Contract):
 
 
 # ---- tasks ---------------------------------------------------------------------------------------------
+
 
 class ListTasks(Contract):
     status: list[TaskStatus] = Field(default_factory=list)
@@ -338,20 +356,44 @@ class ReplayResult(Contract):
     missing: int  # deleted since
 
 
-UPLOAD_PREPARE = Rpc("docs.upload.prepare", Empty, UploadPolicy,
-                     summary="Check access and return the caller's upload limits before streaming")
-DOCUMENT_CREATE = Rpc("docs.document.create", CreateDocument, UploadResult,
-                      summary="Record an uploaded file (streamed by the gateway) and queue it")
-DOCUMENT_LIST = Rpc("docs.document.list", ListDocuments, DocumentPage, summary="Filter, search and page documents")
+UPLOAD_PREPARE = Rpc(
+    "docs.upload.prepare",
+    Empty,
+    UploadPolicy,
+    summary="Check access and return the caller's upload limits before streaming",
+)
+DOCUMENT_CREATE = Rpc(
+    "docs.document.create",
+    CreateDocument,
+    UploadResult,
+    summary="Record an uploaded file (streamed by the gateway) and queue it",
+)
+DOCUMENT_LIST = Rpc(
+    "docs.document.list", ListDocuments, DocumentPage, summary="Filter, search and page documents"
+)
 DOCUMENT_GET = Rpc("docs.document.get", DocumentRef, DocumentDetail, summary="One document with everything")
-DOCUMENT_UPDATE = Rpc("docs.document.update", UpdateDocument, DocumentDetail, summary="User edits of fields/title")
+DOCUMENT_UPDATE = Rpc(
+    "docs.document.update", UpdateDocument, DocumentDetail, summary="User edits of fields/title"
+)
 DOCUMENT_DELETE = Rpc("docs.document.delete", DocumentRef, Empty, summary="Delete a document and its blob")
-DOCUMENT_DOWNLOAD = Rpc("docs.document.download", DocumentRef, DownloadTicket,
-                        summary="Authorise and audit a download of the original")
-DOCUMENT_PREVIEW = Rpc("docs.document.preview", PreviewRef, PreviewTicket,
-                       summary="Authorise reading one page's PNG preview of the current run")
-DOCUMENT_REPROCESS = Rpc("docs.document.reprocess", DocumentRef, DocumentSummary, summary="Run the pipeline again")
-DOCUMENT_BULK = Rpc("docs.document.bulk", BulkAction, BulkResult, summary="One action over a selection or filter")
+DOCUMENT_DOWNLOAD = Rpc(
+    "docs.document.download",
+    DocumentRef,
+    DownloadTicket,
+    summary="Authorise and audit a download of the original",
+)
+DOCUMENT_PREVIEW = Rpc(
+    "docs.document.preview",
+    PreviewRef,
+    PreviewTicket,
+    summary="Authorise reading one page's PNG preview of the current run",
+)
+DOCUMENT_REPROCESS = Rpc(
+    "docs.document.reprocess", DocumentRef, DocumentSummary, summary="Run the pipeline again"
+)
+DOCUMENT_BULK = Rpc(
+    "docs.document.bulk", BulkAction, BulkResult, summary="One action over a selection or filter"
+)
 CATEGORY_LIST = Rpc("docs.category.list", Empty, CategoryList, summary="The caller's categories")
 CATEGORY_CREATE = Rpc("docs.category.create", CategoryCreate, CategoryPublic, summary="Create a category")
 CATEGORY_UPDATE = Rpc("docs.category.update", CategoryUpdate, CategoryPublic, summary="Rename a category")
@@ -359,6 +401,13 @@ CATEGORY_DELETE = Rpc("docs.category.delete", DocumentRef, Empty, summary="Delet
 TASK_LIST = Rpc("docs.task.list", ListTasks, TaskPage, summary="Task history (mine; admins all)")
 TASK_STATS = Rpc("docs.task.stats", TaskStatsQuery, TaskStats, summary="Task statistics")
 TASK_RETRY = Rpc("docs.task.retry", TaskRef, TaskPublic, summary="Retry a failed task (a new run)")
-EVENTS_GRANT = Rpc("docs.events.grant", Empty, EventsGrant, summary="May the caller follow live progress, and as whom")
-DOCUMENT_REPLAY = Rpc("docs.admin.replay", ReplayDocuments, ReplayResult, access="admin",
-                      summary="Re-run the pipeline for documents of any owner (atrium documents replay)")
+EVENTS_GRANT = Rpc(
+    "docs.events.grant", Empty, EventsGrant, summary="May the caller follow live progress, and as whom"
+)
+DOCUMENT_REPLAY = Rpc(
+    "docs.admin.replay",
+    ReplayDocuments,
+    ReplayResult,
+    access="admin",
+    summary="Re-run the pipeline for documents of any owner (atrium documents replay)",
+)

@@ -30,11 +30,25 @@ SETTINGS_KEY = "documents"
 DocumentStatus = Literal["queued", "extracting", "analyzing", "ready", "needs_ocr", "failed"]
 Stage = Literal["extract", "analyze"]
 FailureReason = Literal[
-    "encrypted", "unreadable", "timeout", "too_large", "too_many_pages", "memory",
-    "provider_error", "invalid_output", "internal",
+    "encrypted",
+    "unreadable",
+    "timeout",
+    "too_large",
+    "too_many_pages",
+    "memory",
+    "provider_error",
+    "invalid_output",
+    "internal",
 ]
 DocumentType = Literal[
-    "invoice", "receipt", "contract", "letter", "bank_statement", "payslip", "tax_document", "other",
+    "invoice",
+    "receipt",
+    "contract",
+    "letter",
+    "bank_statement",
+    "payslip",
+    "tax_document",
+    "other",
 ]
 ProviderName = Literal["builtin", "anthropic", "ollama", "openai_compatible"]
 
@@ -235,19 +249,42 @@ class DocumentsSettingsUpdate(Contract):
     task_retention_days: int | None = Field(default=None, ge=1, le=3650)
 
 
-DOCUMENT_UPLOADED = Event("events.docs.uploaded", DocumentUploaded, stream=DOCUMENTS_STREAM.name,
-                          summary="A document (or a re-run of one) waits for text extraction")
-DOCUMENT_PROCESSING = Event("events.docs.processing", DocumentProcessing, stream=DOCUMENTS_STREAM.name,
-                            summary="A worker started a stage of a run")
-DOCUMENT_EXTRACTED = Event("events.docs.extracted", DocumentExtracted, stream=DOCUMENTS_STREAM.name,
-                           summary="Text, tables and metadata are in the Object Store")
-DOCUMENT_ANALYZED = Event("events.docs.analyzed", DocumentAnalyzed, stream=DOCUMENTS_STREAM.name,
-                          summary="The AI worker filled in the fields")
-DOCUMENT_FAILED = Event("events.docs.failed", DocumentFailed, stream=DOCUMENTS_STREAM.name,
-                        summary="A stage failed (final=true: the document is failed)")
-DOCUMENT_PROGRESS = Progress("progress.docs", DocumentProgress, tokens=("owner_id", "document_id"),
-                             summary="Fire-and-forget progress of a document, per page")
-
+DOCUMENT_UPLOADED = Event(
+    "events.docs.uploaded",
+    DocumentUploaded,
+    stream=DOCUMENTS_STREAM.name,
+    summary="A document (or a re-run of one) waits for text extraction",
+)
+DOCUMENT_PROCESSING = Event(
+    "events.docs.processing",
+    DocumentProcessing,
+    stream=DOCUMENTS_STREAM.name,
+    summary="A worker started a stage of a run",
+)
+DOCUMENT_EXTRACTED = Event(
+    "events.docs.extracted",
+    DocumentExtracted,
+    stream=DOCUMENTS_STREAM.name,
+    summary="Text, tables and metadata are in the Object Store",
+)
+DOCUMENT_ANALYZED = Event(
+    "events.docs.analyzed",
+    DocumentAnalyzed,
+    stream=DOCUMENTS_STREAM.name,
+    summary="The AI worker filled in the fields",
+)
+DOCUMENT_FAILED = Event(
+    "events.docs.failed",
+    DocumentFailed,
+    stream=DOCUMENTS_STREAM.name,
+    summary="A stage failed (final=true: the document is failed)",
+)
+DOCUMENT_PROGRESS = Progress(
+    "progress.docs",
+    DocumentProgress,
+    tokens=("owner_id", "document_id"),
+    summary="Fire-and-forget progress of a document, per page",
+)
 
 
 class RenderPreviews(Contract):
@@ -265,8 +302,12 @@ class PreviewsRendered(Contract):
     pages: list[int]  # the pages of the batch whose PNG is now stored (a page pdfium cannot render is absent)
 
 
-PREVIEW_RENDER = Rpc("extract.preview.render", RenderPreviews, PreviewsRendered,
-                     summary="Render a page's preview and its batch into the Object Store (the owner's token)")
+PREVIEW_RENDER = Rpc(
+    "extract.preview.render",
+    RenderPreviews,
+    PreviewsRendered,
+    summary="Render a page's preview and its batch into the Object Store (the owner's token)",
+)
 
 DOCS_HEALTH = health_rpc("docs")
 EXTRACT_HEALTH = health_rpc("extract")

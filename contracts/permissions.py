@@ -90,6 +90,7 @@ class AccessDecision(Contract):
 
 # ---- grants ---------------------------------------------------------------------------------------
 
+
 class UserRef(Contract):
     user_id: UUID
 
@@ -120,6 +121,7 @@ class UserGrants(Contract):
 
 
 # ---- groups ---------------------------------------------------------------------------------------
+
 
 class GroupCreate(Contract):
     name: str = Field(min_length=1, max_length=80)
@@ -168,8 +170,17 @@ class GroupList(Contract):
 # ---- events ---------------------------------------------------------------------------------------
 
 PermissionChange = Literal[
-    "granted", "revoked", "group_granted", "group_revoked", "member_added", "member_removed",
-    "group_created", "group_updated", "group_deleted", "app_configured", "user_deleted",
+    "granted",
+    "revoked",
+    "group_granted",
+    "group_revoked",
+    "member_added",
+    "member_removed",
+    "group_created",
+    "group_updated",
+    "group_deleted",
+    "app_configured",
+    "user_deleted",
 ]
 
 
@@ -185,36 +196,111 @@ class PermissionsChanged(Contract):
 
 PERMISSIONS_HEALTH = health_rpc("permissions")
 
-ACCESS_CHECK = Rpc("permissions.access.check", AccessCheck, AccessDecision, access="user",
-                   summary="May this user use this app? A user may only ask about themselves, an admin about anyone")
-MY_APPS = Rpc("permissions.apps.mine", Empty, AppList, access="user",
-              summary="The caller's granted, available apps (the Apps page)")
-ADMIN_APPS = Rpc("permissions.apps.list", Empty, AdminAppList, access="admin",
-                 summary="Every app the registry knows, available or not")
-ADMIN_APP_SETTINGS = Rpc("permissions.apps.configure", AppSettingsUpdate, AppAdmin, access="admin",
-                         summary="Set whether new users get an app by default")
-USER_GRANTS = Rpc("permissions.grants.list", UserRef, UserGrants, access="admin",
-                  summary="A user's direct, group and effective grants")
-GRANT = Rpc("permissions.grants.grant", UserGrantChange, GrantPublic, access="admin",
-            summary="Grant an app to a user (idempotent)")
-REVOKE = Rpc("permissions.grants.revoke", UserGrantChange, Empty, access="admin",
-             summary="Revoke a user's direct grant (idempotent)")
+ACCESS_CHECK = Rpc(
+    "permissions.access.check",
+    AccessCheck,
+    AccessDecision,
+    access="user",
+    summary="May this user use this app? A user may only ask about themselves, an admin about anyone",
+)
+MY_APPS = Rpc(
+    "permissions.apps.mine",
+    Empty,
+    AppList,
+    access="user",
+    summary="The caller's granted, available apps (the Apps page)",
+)
+ADMIN_APPS = Rpc(
+    "permissions.apps.list",
+    Empty,
+    AdminAppList,
+    access="admin",
+    summary="Every app the registry knows, available or not",
+)
+ADMIN_APP_SETTINGS = Rpc(
+    "permissions.apps.configure",
+    AppSettingsUpdate,
+    AppAdmin,
+    access="admin",
+    summary="Set whether new users get an app by default",
+)
+USER_GRANTS = Rpc(
+    "permissions.grants.list",
+    UserRef,
+    UserGrants,
+    access="admin",
+    summary="A user's direct, group and effective grants",
+)
+GRANT = Rpc(
+    "permissions.grants.grant",
+    UserGrantChange,
+    GrantPublic,
+    access="admin",
+    summary="Grant an app to a user (idempotent)",
+)
+REVOKE = Rpc(
+    "permissions.grants.revoke",
+    UserGrantChange,
+    Empty,
+    access="admin",
+    summary="Revoke a user's direct grant (idempotent)",
+)
 GROUPS_LIST = Rpc("permissions.groups.list", Empty, GroupList, access="admin", summary="All groups")
-GROUP_CREATE = Rpc("permissions.groups.create", GroupCreate, GroupPublic, access="admin", summary="Create a group")
-GROUP_UPDATE = Rpc("permissions.groups.update", GroupUpdate, GroupPublic, access="admin",
-                   summary="Rename or describe a group")
-GROUP_DELETE = Rpc("permissions.groups.delete", GroupRef, Empty, access="admin",
-                   summary="Delete a group with its memberships and grants")
-GROUP_MEMBER_ADD = Rpc("permissions.groups.member_add", GroupMemberChange, GroupPublic, access="admin",
-                       summary="Add a user to a group (idempotent)")
-GROUP_MEMBER_REMOVE = Rpc("permissions.groups.member_remove", GroupMemberChange, GroupPublic, access="admin",
-                          summary="Remove a user from a group (idempotent)")
-GROUP_GRANT_ADD = Rpc("permissions.groups.grant", GroupGrantChange, GroupPublic, access="admin",
-                      summary="Grant an app to every member of a group (idempotent)")
-GROUP_GRANT_REMOVE = Rpc("permissions.groups.revoke", GroupGrantChange, GroupPublic, access="admin",
-                         summary="Revoke a group's grant (idempotent)")
+GROUP_CREATE = Rpc(
+    "permissions.groups.create", GroupCreate, GroupPublic, access="admin", summary="Create a group"
+)
+GROUP_UPDATE = Rpc(
+    "permissions.groups.update",
+    GroupUpdate,
+    GroupPublic,
+    access="admin",
+    summary="Rename or describe a group",
+)
+GROUP_DELETE = Rpc(
+    "permissions.groups.delete",
+    GroupRef,
+    Empty,
+    access="admin",
+    summary="Delete a group with its memberships and grants",
+)
+GROUP_MEMBER_ADD = Rpc(
+    "permissions.groups.member_add",
+    GroupMemberChange,
+    GroupPublic,
+    access="admin",
+    summary="Add a user to a group (idempotent)",
+)
+GROUP_MEMBER_REMOVE = Rpc(
+    "permissions.groups.member_remove",
+    GroupMemberChange,
+    GroupPublic,
+    access="admin",
+    summary="Remove a user from a group (idempotent)",
+)
+GROUP_GRANT_ADD = Rpc(
+    "permissions.groups.grant",
+    GroupGrantChange,
+    GroupPublic,
+    access="admin",
+    summary="Grant an app to every member of a group (idempotent)",
+)
+GROUP_GRANT_REMOVE = Rpc(
+    "permissions.groups.revoke",
+    GroupGrantChange,
+    GroupPublic,
+    access="admin",
+    summary="Revoke a group's grant (idempotent)",
+)
 
-APP_ANNOUNCED = Event("events.apps.announced", AppManifest, stream=PERMISSIONS_STREAM.name,
-                      summary="An app is running: its manifest (sent at start and every ANNOUNCE_INTERVAL_S)")
-PERMISSIONS_CHANGED = Event("events.permissions.changed", PermissionsChanged, stream=PERMISSIONS_STREAM.name,
-                            summary="Some users' access changed; caches of access decisions forget them")
+APP_ANNOUNCED = Event(
+    "events.apps.announced",
+    AppManifest,
+    stream=PERMISSIONS_STREAM.name,
+    summary="An app is running: its manifest (sent at start and every ANNOUNCE_INTERVAL_S)",
+)
+PERMISSIONS_CHANGED = Event(
+    "events.permissions.changed",
+    PermissionsChanged,
+    stream=PERMISSIONS_STREAM.name,
+    summary="Some users' access changed; caches of access decisions forget them",
+)

@@ -109,15 +109,41 @@ class UserProfileRef(Contract):
 
 PROFILE_HEALTH = health_rpc("profile")
 
-PROFILE_GET = Rpc("profile.profile.get", Empty, ProfilePublic, access="user",
-                  summary="The caller's profile (created on first read)")
-PROFILE_UPDATE = Rpc("profile.profile.update", ProfileUpdate, ProfilePublic, access="user",
-                     summary="Change the caller's profile")
-PROFILE_GET_USER = Rpc("profile.profile.get_user", UserProfileRef, ProfilePublic, access="admin",
-                       summary="Any user's profile (admin)")
-AVATAR_SET = Rpc("profile.avatar.set", AvatarUpload, ProfilePublic, access="user",
-                 summary="Replace the caller's avatar (PNG, JPEG or WebP, checked by content)")
-AVATAR_GET = Rpc("profile.avatar.get", Empty, AvatarImage, access="user",
-                 summary=f"The caller's avatar, {AVATAR_SIZE_PX} px, re-encoded")
-AVATAR_DELETE = Rpc("profile.avatar.delete", Empty, ProfilePublic, access="user",
-                    summary="Remove the caller's avatar")
+PROFILE_GET = Rpc(
+    "profile.profile.get",
+    Empty,
+    ProfilePublic,
+    access="user",
+    summary="The caller's profile (created on first read)",
+)
+PROFILE_UPDATE = Rpc(
+    "profile.profile.update",
+    ProfileUpdate,
+    ProfilePublic,
+    access="user",
+    summary="Change the caller's profile",
+)
+PROFILE_GET_USER = Rpc(
+    "profile.profile.get_user",
+    UserProfileRef,
+    ProfilePublic,
+    access="admin",
+    summary="Any user's profile (admin)",
+)
+AVATAR_SET = Rpc(
+    "profile.avatar.set",
+    AvatarUpload,
+    ProfilePublic,
+    access="user",
+    summary="Replace the caller's avatar (PNG, JPEG or WebP, checked by content)",
+)
+AVATAR_GET = Rpc(
+    "profile.avatar.get",
+    Empty,
+    AvatarImage,
+    access="user",
+    summary=f"The caller's avatar, {AVATAR_SIZE_PX} px, re-encoded",
+)
+AVATAR_DELETE = Rpc(
+    "profile.avatar.delete", Empty, ProfilePublic, access="user", summary="Remove the caller's avatar"
+)

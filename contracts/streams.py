@@ -2,8 +2,13 @@
 
 from .base import Stream
 
-AUTH_STREAM = Stream("AUTH", ("events.auth.>",), summary="Identity facts: registrations, role and state changes")
-PERMISSIONS_STREAM = Stream("PERMISSIONS", ("events.permissions.>", "events.apps.>"),
-                            summary="Grant changes and app manifests")
+AUTH_STREAM = Stream(
+    "AUTH", ("events.auth.>",), summary="Identity facts: registrations, role and state changes"
+)
+PERMISSIONS_STREAM = Stream(
+    "PERMISSIONS", ("events.permissions.>", "events.apps.>"), summary="Grant changes and app manifests"
+)
 PROFILE_STREAM = Stream("PROFILE", ("events.profile.>",), summary="Profile facts")
-DOCUMENTS_STREAM = Stream("DOCUMENTS", ("events.docs.>",), summary="Document pipeline: uploaded, extracted, analyzed, failed")
+DOCUMENTS_STREAM = Stream(
+    "DOCUMENTS", ("events.docs.>",), summary="Document pipeline: uploaded, extracted, analyzed, failed"
+)

@@ -19,8 +19,15 @@ def main() -> None:
     args = parser.parse_args()
     settings = GatewaySettings.from_env()
     setup_logging("gateway")
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False,
-                proxy_headers=False, server_header=False)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+    )
 
 
 main()

@@ -36,7 +36,9 @@ def client_ip(request: Request, trusted: tuple[str, ...]) -> str:
     return peer
 
 
-def create_app(settings: GatewaySettings | None = None, *, extra_routers: list[APIRouter] | None = None) -> FastAPI:
+def create_app(
+    settings: GatewaySettings | None = None, *, extra_routers: list[APIRouter] | None = None
+) -> FastAPI:
     settings = settings or GatewaySettings.from_env()
     bus = BusClient(settings.rpc_timeout_s)
 
@@ -46,8 +48,14 @@ def create_app(settings: GatewaySettings | None = None, *, extra_routers: list[A
         yield
         await bus.close()
 
-    app = FastAPI(title="Atrium API", version="0.1.0", lifespan=lifespan, docs_url="/api/docs",
-                  redoc_url=None, openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="Atrium API",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
     app.state.settings = settings
     app.state.bus = bus
     errors.install(app)
@@ -55,7 +63,11 @@ def create_app(settings: GatewaySettings | None = None, *, extra_routers: list[A
     @app.middleware("http")
     async def request_context(request: Request, call_next):  # type: ignore[no-untyped-def]
         incoming = request.headers.get(Header.REQUEST_ID, "")
-        rid = incoming if incoming and len(incoming) <= 64 and incoming.replace("-", "").isalnum() else uuid.uuid4().hex
+        rid = (
+            incoming
+            if incoming and len(incoming) <= 64 and incoming.replace("-", "").isalnum()
+            else uuid.uuid4().hex
+        )
         request.state.request_id = rid
         request.state.client_ip = client_ip(request, settings.trusted_proxies)
         token = request_id_var.set(rid)
@@ -67,9 +79,16 @@ def create_app(settings: GatewaySettings | None = None, *, extra_routers: list[A
         response.headers[Header.REQUEST_ID] = rid
         if request.url.path.startswith("/api/"):
             response.headers.setdefault("Cache-Control", "no-store")
-            log_fields(log, logging.INFO, "http", method=request.method, path=request.url.path,
-                       status=response.status_code, ms=round((time.perf_counter() - started) * 1000, 1),
-                       request_id=rid)
+            log_fields(
+                log,
+                logging.INFO,
+                "http",
+                method=request.method,
+                path=request.url.path,
+                status=response.status_code,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+                request_id=rid,
+            )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")

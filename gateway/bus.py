@@ -23,9 +23,16 @@ class BusClient:
         async def quiet(_e: Exception) -> None:  # reconnects are reported by /health, not as tracebacks
             return None
 
-        self.nc = await nats.connect(nats_servers(url), name="atrium-gateway", max_reconnect_attempts=-1, reconnect_time_wait=1,
-                                     connect_timeout=3, error_cb=quiet, allow_reconnect=True,
-                                     **(login or NatsLogin()).connect_options())
+        self.nc = await nats.connect(
+            nats_servers(url),
+            name="atrium-gateway",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+            connect_timeout=3,
+            error_cb=quiet,
+            allow_reconnect=True,
+            **(login or NatsLogin()).connect_options(),
+        )
 
     async def close(self) -> None:
         if self.nc:
@@ -53,12 +60,25 @@ class CallContext:
             Header.USER_AGENT: (self.request.headers.get("user-agent") or "")[:400],
         }
 
-    async def __call__(self, desc: Rpc[Any, Any], payload: BaseModel | dict[str, Any] | None = None, *,
-                       token: str | None = None, timeout: float | None = None) -> Any:
+    async def __call__(
+        self,
+        desc: Rpc[Any, Any],
+        payload: BaseModel | dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         if not self.bus.connected or self.bus.nc is None:
             raise Unavailable("The message bus is not reachable; Atrium is starting or NATS is down.")
-        return await client.call(self.bus.nc, desc, payload, token=token, request_id=self.request_id,
-                                 headers=self.headers(), timeout=timeout or self.bus.timeout_s)
+        return await client.call(
+            self.bus.nc,
+            desc,
+            payload,
+            token=token,
+            request_id=self.request_id,
+            headers=self.headers(),
+            timeout=timeout or self.bus.timeout_s,
+        )
 
 
 def get_call(request: Request) -> CallContext:

@@ -14,13 +14,25 @@ from services.kit.bus import validation_details
 
 log = logging.getLogger("atrium.gateway")
 
-_STATUS_TO_CODE = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.INVALID, 401: ErrorCode.UNAUTHENTICATED,
-                   403: ErrorCode.FORBIDDEN, 413: ErrorCode.TOO_LARGE, 415: ErrorCode.UNSUPPORTED,
-                   429: ErrorCode.RATE_LIMITED}
+_STATUS_TO_CODE = {
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.INVALID,
+    401: ErrorCode.UNAUTHENTICATED,
+    403: ErrorCode.FORBIDDEN,
+    413: ErrorCode.TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED,
+    429: ErrorCode.RATE_LIMITED,
+}
 
 
-def error_response(request: Request, code: ErrorCode, message: str, details: object = None,
-                   status: int | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    request: Request,
+    code: ErrorCode,
+    message: str,
+    details: object = None,
+    status: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     rid = getattr(request.state, "request_id", "")
     body = {"error": {"code": code.value, "message": message, "details": details, "request_id": rid}}
     return JSONResponse(body, status_code=status or HTTP_STATUS[code], headers=headers)
@@ -39,13 +51,23 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "message": e["msg"],
-                    "type": e["type"]} for e in exc.errors()]
-        return error_response(request, ErrorCode.INVALID, "The request is not valid: fix the listed fields.", details)
+        details = [
+            {
+                "field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
+                "message": e["msg"],
+                "type": e["type"],
+            }
+            for e in exc.errors()
+        ]
+        return error_response(
+            request, ErrorCode.INVALID, "The request is not valid: fix the listed fields.", details
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _STATUS_TO_CODE.get(exc.status_code, ErrorCode.INVALID if exc.status_code < 500 else ErrorCode.INTERNAL)
+        code = _STATUS_TO_CODE.get(
+            exc.status_code, ErrorCode.INVALID if exc.status_code < 500 else ErrorCode.INTERNAL
+        )
         message = exc.detail if isinstance(exc.detail, str) else "Request failed."
         if exc.status_code == 404:
             message = f"There is no {request.url.path}. See /api/docs for the API."
@@ -54,8 +76,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(request, ErrorCode.INTERNAL,
-                              "Something failed on our side; it is logged with this request id.")
+        return error_response(
+            request, ErrorCode.INTERNAL, "Something failed on our side; it is logged with this request id."
+        )
 
 
 __all__ = ["install", "error_response", "validation_details"]

@@ -24,7 +24,9 @@ class GatewaySettings:
     nats_login: NatsLogin = field(default_factory=NatsLogin)
 
     def __post_init__(self) -> None:
-        if not self.nats_login.password:  # the gateway's own NATS user, from the environment or <data>/secrets
+        if (
+            not self.nats_login.password
+        ):  # the gateway's own NATS user, from the environment or <data>/secrets
             self.nats_login = nats_login(NATS_USER, self.data_dir)
 
     @property

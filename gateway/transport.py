@@ -51,7 +51,9 @@ def check_csrf(request: Request) -> None:
     cookie = request.cookies.get(names.csrf, "")
     header = request.headers.get("x-csrf-token", "")
     if not cookie or not header or not hmac.compare_digest(cookie, header):
-        raise Forbidden("Missing or wrong CSRF token: send the value of the csrf cookie in the X-CSRF-Token header.")
+        raise Forbidden(
+            "Missing or wrong CSRF token: send the value of the csrf cookie in the X-CSRF-Token header."
+        )
 
 
 # Declares the bearer scheme in OpenAPI, so Swagger's "Authorize" signs in through POST /auth/token.
@@ -59,7 +61,9 @@ def check_csrf(request: Request) -> None:
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=f"{AUTH_PATH}/token", auto_error=False)
 
 
-def optional_token(request: Request, _declared: Annotated[str | None, Depends(oauth2_scheme)] = None) -> str | None:
+def optional_token(
+    request: Request, _declared: Annotated[str | None, Depends(oauth2_scheme)] = None
+) -> str | None:
     token = bearer_from_header(request)
     if token:
         return token
@@ -80,21 +84,44 @@ Token = Annotated[str, Depends(required_token)]
 OptionalToken = Annotated[str | None, Depends(optional_token)]
 
 
-def set_session_cookies(request: Request, response: Response, access: str, access_ttl: int,
-                        refresh: str | None = None, refresh_ttl: int | None = None, *, new_csrf: bool = False) -> str:
+def set_session_cookies(
+    request: Request,
+    response: Response,
+    access: str,
+    access_ttl: int,
+    refresh: str | None = None,
+    refresh_ttl: int | None = None,
+    *,
+    new_csrf: bool = False,
+) -> str:
     """Set the session cookies; `new_csrf` (at sign-in) replaces any CSRF value planted before the session."""
     settings: GatewaySettings = request.app.state.settings
     names = cookie_names(request)
     secure = settings.secure_cookies
-    response.set_cookie(names.access, access, max_age=access_ttl, httponly=True, secure=secure, samesite="lax",
-                        path="/")
+    response.set_cookie(
+        names.access, access, max_age=access_ttl, httponly=True, secure=secure, samesite="lax", path="/"
+    )
     if refresh is not None:
-        response.set_cookie(names.refresh, refresh, max_age=refresh_ttl, httponly=True, secure=secure,
-                            samesite="lax", path=AUTH_PATH)
+        response.set_cookie(
+            names.refresh,
+            refresh,
+            max_age=refresh_ttl,
+            httponly=True,
+            secure=secure,
+            samesite="lax",
+            path=AUTH_PATH,
+        )
     csrf = (None if new_csrf else request.cookies.get(names.csrf)) or secrets.token_urlsafe(32)
     # Readable by the page's script on purpose: that is the double-submit.
-    response.set_cookie(names.csrf, csrf, max_age=refresh_ttl or access_ttl, httponly=False, secure=secure,
-                        samesite="lax", path="/")
+    response.set_cookie(
+        names.csrf,
+        csrf,
+        max_age=refresh_ttl or access_ttl,
+        httponly=False,
+        secure=secure,
+        samesite="lax",
+        path="/",
+    )
     return csrf
 
 

@@ -52,8 +52,10 @@ async def documents_store(request: Request) -> Any:
 def _boundary(request: Request) -> bytes:
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     if ctype != b"multipart/form-data" or not params.get(b"boundary"):
-        raise Invalid("Send the files as multipart/form-data (one or more parts named 'file').",
-                      [{"field": "file", "message": "multipart/form-data required"}])
+        raise Invalid(
+            "Send the files as multipart/form-data (one or more parts named 'file').",
+            [{"field": "file", "message": "multipart/form-data required"}],
+        )
     return params[b"boundary"]
 
 
@@ -74,15 +76,18 @@ class _Receiver:
         self._field = bytearray()
         self._value = bytearray()
         self._headers: dict[str, bytes] = {}
-        self.parser = MultipartParser(boundary, {
-            "on_part_begin": self._begin,
-            "on_header_field": lambda d, s, e: self._field.extend(d[s:e]),
-            "on_header_value": lambda d, s, e: self._value.extend(d[s:e]),
-            "on_header_end": self._header_end,
-            "on_headers_finished": lambda: self.steps.append(("part", dict(self._headers))),
-            "on_part_data": lambda d, s, e: self.steps.append(("data", bytes(d[s:e]))),
-            "on_part_end": lambda: self.steps.append(("end", None)),
-        })
+        self.parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._begin,
+                "on_header_field": lambda d, s, e: self._field.extend(d[s:e]),
+                "on_header_value": lambda d, s, e: self._value.extend(d[s:e]),
+                "on_header_end": self._header_end,
+                "on_headers_finished": lambda: self.steps.append(("part", dict(self._headers))),
+                "on_part_data": lambda d, s, e: self.steps.append(("data", bytes(d[s:e]))),
+                "on_part_end": lambda: self.steps.append(("end", None)),
+            },
+        )
 
     def _begin(self) -> None:
         self._headers = {}
@@ -118,10 +123,17 @@ async def receive_pdfs(request: Request, policy: UploadPolicy) -> list[StoredFil
     boundary = _boundary(request)
     max_file = policy.max_file_bytes
     declared = request.headers.get("content-length")
-    budget = min(max_file * MAX_FILES, policy.storage_left_bytes if policy.storage_left_bytes is not None
-                 else max_file * MAX_FILES) + MULTIPART_OVERHEAD
+    budget = (
+        min(
+            max_file * MAX_FILES,
+            policy.storage_left_bytes if policy.storage_left_bytes is not None else max_file * MAX_FILES,
+        )
+        + MULTIPART_OVERHEAD
+    )
     if declared and declared.isdigit() and int(declared) > budget:
-        raise _too_large(policy, quota=policy.storage_left_bytes is not None and int(declared) <= max_file * MAX_FILES)
+        raise _too_large(
+            policy, quota=policy.storage_left_bytes is not None and int(declared) <= max_file * MAX_FILES
+        )
     store = await documents_store(request)
     receiver = _Receiver(boundary)
     stored: list[StoredFile] = []
@@ -159,14 +171,19 @@ async def receive_pdfs(request: Request, policy: UploadPolicy) -> list[StoredFil
                             await _start(part, store)
                         assert part.writer is not None
                         info = await part.writer.close()
-                        stored.append(StoredFile(part.object_name, part.filename, int(info.size or 0),
-                                                 part.writer.sha256_hex))
+                        stored.append(
+                            StoredFile(
+                                part.object_name, part.filename, int(info.size or 0), part.writer.sha256_hex
+                            )
+                        )
                     part = None
         if part is not None or receiver.parser.state != MultipartState.END:
             raise Invalid("The upload ended before the multipart body was complete.")
         if not stored:
-            raise Invalid("The request carries no file: send one or more parts named 'file' with a filename.",
-                          [{"field": "file", "message": "required"}])
+            raise Invalid(
+                "The request carries no file: send one or more parts named 'file' with a filename.",
+                [{"field": "file", "message": "required"}],
+            )
     except BaseException:
         if part is not None and part.writer is not None:
             await part.writer.abort()
@@ -178,8 +195,10 @@ async def receive_pdfs(request: Request, policy: UploadPolicy) -> list[StoredFil
 
 async def _start(part: _Part, store: Any) -> None:
     if PDF_MAGIC not in part.head[:SNIFF_BYTES]:
-        raise Unsupported(f"“{(part.filename or 'the file')[:100]}” is not a PDF: only PDF documents can be uploaded.",
-                          {"filename": (part.filename or "")[:200]})
+        raise Unsupported(
+            f"“{(part.filename or 'the file')[:100]}” is not a PDF: only PDF documents can be uploaded.",
+            {"filename": (part.filename or "")[:200]},
+        )
     part.writer = ObjectWriter(store, str(part.object_name))
     await part.writer.write(bytes(part.head))
     part.head.clear()
@@ -188,10 +207,14 @@ async def _start(part: _Part, store: Any) -> None:
 def _too_large(policy: UploadPolicy, *, quota: bool = False) -> TooLarge:
     if quota and policy.storage_left_bytes is not None:
         left = max(policy.storage_left_bytes, 0) / MB
-        return TooLarge(f"This upload exceeds your storage quota (quota_storage_mb_per_user): {left:.1f} MB left.",
-                        {"limit": "quota_storage_mb_per_user", "left_bytes": policy.storage_left_bytes})
-    return TooLarge(f"A file is larger than the upload limit of {policy.max_file_bytes // MB} MB (max_upload_mb).",
-                    {"limit": "max_upload_mb", "max_bytes": policy.max_file_bytes})
+        return TooLarge(
+            f"This upload exceeds your storage quota (quota_storage_mb_per_user): {left:.1f} MB left.",
+            {"limit": "quota_storage_mb_per_user", "left_bytes": policy.storage_left_bytes},
+        )
+    return TooLarge(
+        f"A file is larger than the upload limit of {policy.max_file_bytes // MB} MB (max_upload_mb).",
+        {"limit": "max_upload_mb", "max_bytes": policy.max_file_bytes},
+    )
 
 
 async def remove(store: Any, name: str) -> None:
@@ -210,5 +233,7 @@ def content_disposition(filename: str) -> str:
     """`attachment` with an ASCII fallback and the exact UTF-8 name (RFC 6266 / 5987)."""
     from urllib.parse import quote
 
-    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_").replace("\\", "_")
+    ascii_name = (
+        filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_").replace("\\", "_")
+    )
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -11,9 +11,11 @@ from starlette.exceptions import HTTPException
 # The app loads only its own scripts (no inline script; see web/public/theme-init.js). Inline *style
 # attributes* stay allowed because the Radix primitives position popovers with them; blob: images are
 # the avatar preview before upload.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' blob: data:; "
-       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
-       "frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' blob: data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 HTML_HEADERS = {"Cache-Control": "no-cache", "Content-Security-Policy": CSP}
 
 PLACEHOLDER = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Atrium</title></head>

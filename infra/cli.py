@@ -19,8 +19,12 @@ from services.kit.config import nats_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 
-app = typer.Typer(help="Atrium: a self-hosted platform for small teams.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Atrium: a self-hosted platform for small teams.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 bus_app = typer.Typer(help="Talk to the bus with the same contracts the services use.", no_args_is_help=True)
 app.add_typer(bus_app, name="bus")
 
@@ -40,7 +44,9 @@ def _mount_optional(module: str, attr: str, name: str, help_text: str) -> None:
 def up(
     port: Annotated[int, typer.Option("--port", help="HTTP port of the gateway")] = 8080,
     data: DataOpt = Path("var"),
-    dev: Annotated[bool, typer.Option("--dev", help="Restart services on code changes; serve the web app via Vite")] = False,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Restart services on code changes; serve the web app via Vite")
+    ] = False,
     no_web_build: Annotated[bool, typer.Option("--no-web-build", help="Do not (re)build web/dist")] = False,
 ) -> None:
     """Start embedded NATS + PostgreSQL, every service and the gateway; print the URL."""
@@ -104,8 +110,11 @@ def _nats_url(data: Path, nats_url: str | None) -> str:
 
     info = read_stack_info(data)
     if not info:
-        typer.echo(f"atrium: no running stack found for --data {data}; start one with ./atrium up "
-                   "or pass --nats nats://host:port", err=True)
+        typer.echo(
+            f"atrium: no running stack found for --data {data}; start one with ./atrium up "
+            "or pass --nats nats://host:port",
+            err=True,
+        )
         raise typer.Exit(2)
     return str(info["nats_url"])
 
@@ -165,8 +174,9 @@ def bus_request(
 
     async def go() -> int:
         url = _nats_url(data, nats_url)
-        nc = await nats.connect(nats_servers(url), connect_timeout=3, max_reconnect_attempts=1,
-                                **nats_options(data, url))
+        nc = await nats.connect(
+            nats_servers(url), connect_timeout=3, max_reconnect_attempts=1, **nats_options(data, url)
+        )
         try:
             reply = await call(nc, desc, body, token=token, timeout=timeout)
             typer.echo(json.dumps(reply.model_dump(mode="json"), indent=2, ensure_ascii=False))
@@ -184,7 +194,9 @@ def bus_request(
 def bus_publish(
     subject: str,
     payload: Annotated[str, typer.Argument(help="JSON event body")],
-    msg_id: Annotated[str | None, typer.Option("--msg-id", help="Nats-Msg-Id for JetStream de-duplication")] = None,
+    msg_id: Annotated[
+        str | None, typer.Option("--msg-id", help="Nats-Msg-Id for JetStream de-duplication")
+    ] = None,
     data: DataOpt = Path("var"),
     nats_url: NatsOpt = None,
 ) -> None:
@@ -208,11 +220,14 @@ def bus_publish(
         from contracts import Header
 
         url = _nats_url(data, nats_url)
-        nc = await nats.connect(nats_servers(url), connect_timeout=3, max_reconnect_attempts=1,
-                                **nats_options(data, url))
+        nc = await nats.connect(
+            nats_servers(url), connect_timeout=3, max_reconnect_attempts=1, **nats_options(data, url)
+        )
         try:
             headers = {Header.MSG_ID: msg_id} if msg_id else None
-            ack = await nc.jetstream().publish(desc.subject, event.model_dump_json().encode(), headers=headers)
+            ack = await nc.jetstream().publish(
+                desc.subject, event.model_dump_json().encode(), headers=headers
+            )
             typer.echo(json.dumps({"stream": ack.stream, "seq": ack.seq, "duplicate": bool(ack.duplicate)}))
         finally:
             await nc.close()
@@ -237,7 +252,9 @@ def bus_subjects(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 
 
 @bus_app.command("asyncapi")
-def bus_asyncapi(output: Annotated[Path, typer.Option("-o", "--output")] = Path("docs/asyncapi.json")) -> None:
+def bus_asyncapi(
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("docs/asyncapi.json"),
+) -> None:
     """Write the AsyncAPI 3.0 document of the whole bus."""
     from .asyncapi import build_asyncapi
 

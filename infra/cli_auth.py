@@ -51,7 +51,9 @@ async def auth_database_url(data: Path) -> AsyncIterator[str]:
     if os.environ.get("DATABASE_URL"):
         admin_url = os.environ["DATABASE_URL"]
     elif (port := _running_pg_port(data)) is not None:
-        pg = EmbeddedPostgres(data, port=port, password=(data / "secrets" / "pg_superuser").read_text().strip())
+        pg = EmbeddedPostgres(
+            data, port=port, password=(data / "secrets" / "pg_superuser").read_text().strip()
+        )
         admin_url, pg = pg.admin_url, None  # not ours to stop
     else:
         pg = EmbeddedPostgres(data).start()
@@ -77,8 +79,13 @@ async def _connect_nats(data: Path) -> Any:
     if not url:
         return None
     try:
-        return await nats.connect(nats_servers(url), connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False,
-                                  **nats_options(data, url))
+        return await nats.connect(
+            nats_servers(url),
+            connect_timeout=2,
+            max_reconnect_attempts=0,
+            allow_reconnect=False,
+            **nats_options(data, url),
+        )
     except Exception:
         return None
 
@@ -98,9 +105,11 @@ async def _create_admin(email: str, password: str, data: Path) -> str:
     finally:
         if nc is not None:
             await nc.close()
-    return {"created": f"Created administrator {result.email}.",
-            "promoted": f"{result.email} is now an active administrator.",
-            "unchanged": f"{result.email} already is an active administrator; nothing changed."}[result.outcome]
+    return {
+        "created": f"Created administrator {result.email}.",
+        "promoted": f"{result.email} is now an active administrator.",
+        "unchanged": f"{result.email} already is an active administrator; nothing changed.",
+    }[result.outcome]
 
 
 @admin_app.command("create")
@@ -115,7 +124,8 @@ def admin_create(
     from contracts import AtriumError
 
     password = os.environ.get("ATRIUM_ADMIN_PASSWORD") or typer.prompt(
-        "Password for the new administrator", hide_input=True, confirmation_prompt=True)
+        "Password for the new administrator", hide_input=True, confirmation_prompt=True
+    )
     try:
         typer.echo(asyncio.run(_create_admin(email, password, data)))
     except AtriumError as exc:
@@ -133,8 +143,10 @@ def keys_generate(data: DataOpt = Path("var")) -> None:
     from services.auth.keys import generate_key
 
     key = generate_key(data / "keys" / "auth")
-    typer.echo(f"New signing key {key.kid} in {data / 'keys' / 'auth'}; the running auth service uses it "
-               "within seconds.")
+    typer.echo(
+        f"New signing key {key.kid} in {data / 'keys' / 'auth'}; the running auth service uses it "
+        "within seconds."
+    )
 
 
 @keys_app.command("list")

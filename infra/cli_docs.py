@@ -46,15 +46,23 @@ def parse_since(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise typer.BadParameter("use an ISO time like 2026-01-31T12:00Z or a duration like 12h or 7d") from None
+        raise typer.BadParameter(
+            "use an ISO time like 2026-01-31T12:00Z or a duration like 12h or 7d"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 async def uploaded_documents(nc: nats.NATS, since: datetime, owner: UUID | None) -> list[UUID]:
     """Document ids of every `events.docs.uploaded` in the stream since `since`, in stream order, once each."""
     js = nc.jetstream()
-    sub = await js.pull_subscribe(DOCUMENT_UPLOADED.subject, stream=DOCUMENTS_STREAM.name, config=ConsumerConfig(
-        deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since.isoformat().replace("+00:00", "Z")))
+    sub = await js.pull_subscribe(
+        DOCUMENT_UPLOADED.subject,
+        stream=DOCUMENTS_STREAM.name,
+        config=ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_TIME,
+            opt_start_time=since.isoformat().replace("+00:00", "Z"),
+        ),
+    )
     found: dict[UUID, None] = {}
     try:
         while True:
@@ -76,18 +84,23 @@ async def uploaded_documents(nc: nats.NATS, since: datetime, owner: UUID | None)
     return list(found)
 
 
-async def replay(nats_url: str, token: str, since: datetime, owner: UUID | None, dry_run: bool, *,
-                 data: Path = Path("var")) -> dict[str, int]:
+async def replay(
+    nats_url: str, token: str, since: datetime, owner: UUID | None, dry_run: bool, *, data: Path = Path("var")
+) -> dict[str, int]:
     from .cli import nats_options
 
-    nc = await nats.connect(nats_servers(nats_url), connect_timeout=3, max_reconnect_attempts=1, **nats_options(data, nats_url))
+    nc = await nats.connect(
+        nats_servers(nats_url), connect_timeout=3, max_reconnect_attempts=1, **nats_options(data, nats_url)
+    )
     try:
         ids = await uploaded_documents(nc, since, owner)
         totals = {"found": len(ids), "queued": 0, "missing": 0}
         if dry_run:
             return totals
         for i in range(0, len(ids), BATCH):
-            result = await call(nc, DOCUMENT_REPLAY, ReplayDocuments(ids=ids[i:i + BATCH]), token=token, timeout=60)
+            result = await call(
+                nc, DOCUMENT_REPLAY, ReplayDocuments(ids=ids[i : i + BATCH]), token=token, timeout=60
+            )
             totals["queued"] += result.queued
             totals["missing"] += result.missing
         return totals
@@ -100,8 +113,12 @@ def replay_command(
     since: Annotated[str, typer.Option("--since", help="ISO time or duration back from now (12h, 7d)")],
     owner: Annotated[str | None, typer.Option("--owner", help="Only this user's documents (user id)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be replayed")] = False,
-    token: Annotated[str | None, typer.Option("--token", envvar="ATRIUM_TOKEN", help="An administrator's access token")] = None,
-    nats_url: Annotated[str | None, typer.Option("--nats", help="NATS URL (default: the stack of --data)")] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="ATRIUM_TOKEN", help="An administrator's access token")
+    ] = None,
+    nats_url: Annotated[
+        str | None, typer.Option("--nats", help="NATS URL (default: the stack of --data)")
+    ] = None,
     data: Annotated[Path, typer.Option("--data", help="State directory of the stack")] = Path("var"),
 ) -> None:
     """Start a new pipeline run for every document uploaded (or re-processed) since a time."""
@@ -114,11 +131,14 @@ def replay_command(
         except ValueError:
             raise typer.BadParameter("--owner takes a user id (UUID)") from None
     if not token and not dry_run:
-        typer.echo("atrium: replay needs an administrator's access token (--token or ATRIUM_TOKEN).", err=True)
+        typer.echo(
+            "atrium: replay needs an administrator's access token (--token or ATRIUM_TOKEN).", err=True
+        )
         raise typer.Exit(2)
     try:
-        totals = asyncio.run(replay(_nats_url(data, nats_url), token or "", parse_since(since), owner_id, dry_run,
-                                    data=data))
+        totals = asyncio.run(
+            replay(_nats_url(data, nats_url), token or "", parse_since(since), owner_id, dry_run, data=data)
+        )
     except AtriumError as err:
         typer.echo(json.dumps({"error": err.to_body().model_dump(mode="json")}, indent=2), err=True)
         raise typer.Exit(1) from None

@@ -40,6 +40,7 @@ from .embedded import (
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"
 
+
 def say(msg: str) -> None:
     print(f"atrium: {msg}", flush=True)
 
@@ -59,8 +60,15 @@ class Child:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115  (kept open by the child)
-        self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
         log.close()
         self.started_at = time.monotonic()
 
@@ -101,16 +109,22 @@ class DevStack:
         except BlockingIOError:
             info = read_stack_info(self.data_dir)
             where = f" at {info['url']}" if info else ""
-            raise StackError(f"Another Atrium stack is already running with --data {self.data_dir}{where}. "
-                             "Stop it (Ctrl-C in its terminal) or use another --data directory.") from None
+            raise StackError(
+                f"Another Atrium stack is already running with --data {self.data_dir}{where}. "
+                "Stop it (Ctrl-C in its terminal) or use another --data directory."
+            ) from None
         self.lock_fd = fd
 
     def prepare(self) -> dict[str, str]:
         if not port_is_free(self.http_port):
-            raise StackError(f"Port {self.http_port} is already in use. Stop what uses it, or start Atrium on "
-                             f"another port: ./atrium up --port {self.http_port + 1}")
+            raise StackError(
+                f"Port {self.http_port} is already in use. Stop what uses it, or start Atrium on "
+                f"another port: ./atrium up --port {self.http_port + 1}"
+            )
         self.acquire_lock()
-        secret = os.environ.get("ATRIUM_SECRET") or read_or_create_secret(self.data_dir / "secrets" / "platform")
+        secret = os.environ.get("ATRIUM_SECRET") or read_or_create_secret(
+            self.data_dir / "secrets" / "platform"
+        )
         if os.environ.get("NATS_URL"):
             self.nats_url = os.environ["NATS_URL"]
             say(f"using NATS at {self.nats_url}")
@@ -159,8 +173,11 @@ class DevStack:
         if not (WEB / "package.json").exists():
             return
         dist = WEB / "dist" / "index.html"
-        sources = [p for p in WEB.rglob("*") if p.is_file() and "node_modules" not in p.parts
-                   and "dist" not in p.parts]
+        sources = [
+            p
+            for p in WEB.rglob("*")
+            if p.is_file() and "node_modules" not in p.parts and "dist" not in p.parts
+        ]
         newest = max((p.stat().st_mtime for p in sources), default=0)
         if dist.exists() and dist.stat().st_mtime >= newest:
             return
@@ -175,8 +192,10 @@ class DevStack:
             subprocess.run([npm, "run", "build"], cwd=WEB, check=True)
         except subprocess.CalledProcessError as exc:
             # The API is still useful without the web app; say so instead of refusing to start.
-            say(f"the web app did not build ({' '.join(exc.cmd[1:])} exited {exc.returncode}); "
-                "serving the API with a placeholder page. Fix web/ and restart.")
+            say(
+                f"the web app did not build ({' '.join(exc.cmd[1:])} exited {exc.returncode}); "
+                "serving the API with a placeholder page. Fix web/ and restart."
+            )
 
     def nats_env(self, env: dict[str, str], user: str) -> dict[str, str]:
         """`env` with the process's own NATS user and password (the embedded server's)."""
@@ -190,21 +209,40 @@ class DevStack:
         for spec in catalog.SERVICES:
             for i in range(spec.replicas):
                 name = spec.name if spec.replicas == 1 else f"{spec.name}-{i + 1}"
-                self.children.append(Child(name, [py, "-m", spec.module], self.nats_env(env, spec.name),
-                                           logs / f"{name}.log"))
+                self.children.append(
+                    Child(name, [py, "-m", spec.module], self.nats_env(env, spec.name), logs / f"{name}.log")
+                )
         gw_env = self.nats_env(env, GATEWAY_NATS_USER)
         if self.dev:
             gw_env["ATRIUM_WEB_DIST"] = str(self.data_dir / "no-web")  # Vite serves the app in --dev
-        self.children.append(Child("gateway", [py, "-m", "gateway", "--port", str(self.http_port)], gw_env,
-                                   logs / "gateway.log"))
+        self.children.append(
+            Child(
+                "gateway", [py, "-m", "gateway", "--port", str(self.http_port)], gw_env, logs / "gateway.log"
+            )
+        )
         if self.dev and (WEB / "package.json").exists() and shutil.which("npm"):
             vite_env = {**env, "ATRIUM_GATEWAY_PORT": str(self.http_port)}
             if not (WEB / "node_modules").exists():
-                subprocess.run([shutil.which("npm") or "npm", "install", "--no-audit", "--no-fund"], cwd=WEB,
-                               check=False)
-            self.children.append(Child("vite", [shutil.which("npm") or "npm", "run", "dev", "--", "--port",
-                                                str(self.http_port + 1), "--strictPort"], vite_env,
-                                       logs / "vite.log", cwd=WEB))
+                subprocess.run(
+                    [shutil.which("npm") or "npm", "install", "--no-audit", "--no-fund"], cwd=WEB, check=False
+                )
+            self.children.append(
+                Child(
+                    "vite",
+                    [
+                        shutil.which("npm") or "npm",
+                        "run",
+                        "dev",
+                        "--",
+                        "--port",
+                        str(self.http_port + 1),
+                        "--strictPort",
+                    ],
+                    vite_env,
+                    logs / "vite.log",
+                    cwd=WEB,
+                )
+            )
         for c in self.children:
             c.start()
 
@@ -222,8 +260,10 @@ class DevStack:
             except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.25)
-        raise StackError(f"Atrium did not become healthy within {timeout:.0f} s. Last health: {last}. "
-                         f"Logs: {self.data_dir / 'logs'}")
+        raise StackError(
+            f"Atrium did not become healthy within {timeout:.0f} s. Last health: {last}. "
+            f"Logs: {self.data_dir / 'logs'}"
+        )
 
     # ---- supervision ----------------------------------------------------------------------------
     def supervise_once(self) -> None:
@@ -240,8 +280,10 @@ class DevStack:
             c.restarts += 1
             ran_for = now - c.started_at
             backoff = 1.0 if ran_for > 30 else min(30.0, 2 ** min(c.restarts, 5))
-            say(f"{c.name} exited with code {code} after {ran_for:.0f}s; restarting in {backoff:.0f}s "
-                f"(log: {c.log_path})")
+            say(
+                f"{c.name} exited with code {code} after {ran_for:.0f}s; restarting in {backoff:.0f}s "
+                f"(log: {c.log_path})"
+            )
             c.proc, c.next_start = None, now + backoff
 
     def restart(self, names: set[str]) -> None:
@@ -267,8 +309,13 @@ class DevStack:
         (self.data_dir / "stack.json").unlink(missing_ok=True)
 
     def write_stack_info(self) -> None:
-        info = {"url": f"http://localhost:{self.http_port}", "nats_url": self.nats_url, "pid": os.getpid(),
-                "data": str(self.data_dir.resolve()), "started": time.time()}
+        info = {
+            "url": f"http://localhost:{self.http_port}",
+            "nats_url": self.nats_url,
+            "pid": os.getpid(),
+            "data": str(self.data_dir.resolve()),
+            "started": time.time(),
+        }
         (self.data_dir / "stack.json").write_text(json.dumps(info))
 
 
@@ -324,10 +371,13 @@ def run(data_dir: Path, http_port: int, dev: bool, build_web: bool) -> int:
         health = stack.wait_healthy()
         stack.write_stack_info()
         say(f"up in {time.monotonic() - t0:.1f}s — services: {', '.join(sorted(health.get('services', {})))}")
-        print(f"\n  Atrium is running at http://localhost:{http_port}\n"
-              f"  API docs: http://localhost:{http_port}/api/docs\n"
-              + (f"  Web (Vite, hot reload): http://localhost:{http_port + 1}\n" if dev else "")
-              + f"  Logs: {data_dir / 'logs'}   Stop: Ctrl-C\n", flush=True)
+        print(
+            f"\n  Atrium is running at http://localhost:{http_port}\n"
+            f"  API docs: http://localhost:{http_port}/api/docs\n"
+            + (f"  Web (Vite, hot reload): http://localhost:{http_port + 1}\n" if dev else "")
+            + f"  Logs: {data_dir / 'logs'}   Stop: Ctrl-C\n",
+            flush=True,
+        )
         if dev:
             asyncio.run(_dev_loop(stack))
         else:
@@ -354,8 +404,12 @@ async def _dev_loop(stack: DevStack) -> None:
 
     task = asyncio.create_task(supervise())
     try:
-        async for changes in awatch(ROOT / "services", ROOT / "contracts", ROOT / "gateway",
-                                    watch_filter=lambda _c, p: p.endswith(".py")):
+        async for changes in awatch(
+            ROOT / "services",
+            ROOT / "contracts",
+            ROOT / "gateway",
+            watch_filter=lambda _c, p: p.endswith(".py"),
+        ):
             stack.restart(changed_services(changes))
     finally:
         task.cancel()

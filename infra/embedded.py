@@ -51,7 +51,9 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: 
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise StackError(f"{what} exited during start-up (code {proc.returncode}). Its log ({log}):\n{tail}")
+            raise StackError(
+                f"{what} exited during start-up (code {proc.returncode}). Its log ({log}):\n{tail}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -122,7 +124,9 @@ class EmbeddedNats:
         candidate = Path(sys.executable).parent / "nats-server"
         found = str(candidate) if candidate.exists() else shutil.which("nats-server")
         if not found:
-            raise StackError("nats-server is not installed; run ./atrium once to install the locked dependencies.")
+            raise StackError(
+                "nats-server is not installed; run ./atrium once to install the locked dependencies."
+            )
         return found
 
     def start(self, timeout: float = 20.0) -> EmbeddedNats:
@@ -144,8 +148,13 @@ class EmbeddedNats:
         )
         log = self.log_path
         with open(log, "ab") as out:
-            self.proc = subprocess.Popen([self.binary(), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+            self.proc = subprocess.Popen(
+                [self.binary(), "-c", str(conf)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
         wait_for_port(self.port, self.proc, log, timeout, "nats-server")
         return self
 
@@ -170,8 +179,10 @@ def _as_unprivileged() -> list[str]:
     if os.geteuid() != 0:
         return []
     if not shutil.which("unshare"):
-        raise StackError("PostgreSQL cannot run as root and `unshare` (util-linux) is missing; "
-                         "run Atrium as an ordinary user or install util-linux.")
+        raise StackError(
+            "PostgreSQL cannot run as root and `unshare` (util-linux) is missing; "
+            "run Atrium as an ordinary user or install util-linux."
+        )
     return ["unshare", "--user", "--map-user=1000", "--map-group=1000"]
 
 
@@ -202,9 +213,23 @@ class EmbeddedPostgres:
             write_secret(pwfile, self.password + "\n")
             try:
                 res = subprocess.run(
-                    [*prefix, str(bin_dir / "initdb"), "-D", str(self.pgdata), "-U", self.superuser,
-                     "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8"],
-                    capture_output=True, text=True, timeout=120)
+                    [
+                        *prefix,
+                        str(bin_dir / "initdb"),
+                        "-D",
+                        str(self.pgdata),
+                        "-U",
+                        self.superuser,
+                        "--auth=scram-sha-256",
+                        f"--pwfile={pwfile}",
+                        "-E",
+                        "UTF8",
+                        "--locale=C.UTF-8",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
             finally:
                 pwfile.unlink(missing_ok=True)
             if res.returncode != 0:
@@ -214,18 +239,39 @@ class EmbeddedPostgres:
             try:
                 pid = int(pidfile.read_text().split()[0])
                 os.kill(pid, 0)
-                raise StackError(f"PostgreSQL for {self.data_dir} is already running (pid {pid}): another Atrium "
-                                 "stack uses this data directory. Stop it first, or choose another --data.")
+                raise StackError(
+                    f"PostgreSQL for {self.data_dir} is already running (pid {pid}): another Atrium "
+                    "stack uses this data directory. Stop it first, or choose another --data."
+                )
             except (ProcessLookupError, ValueError):
                 pass  # stale pid file from a crash; postgres cleans it up itself
         self.port = self.port or free_port()
         log = self.data_dir / "pg.log"
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                [*prefix, str(bin_dir / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
-                 "-h", "127.0.0.1", "-k", "", "-c", "max_connections=200", "-c", "shared_buffers=128MB",
-                 "-c", "fsync=on"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+                [
+                    *prefix,
+                    str(bin_dir / "postgres"),
+                    "-D",
+                    str(self.pgdata),
+                    "-p",
+                    str(self.port),
+                    "-h",
+                    "127.0.0.1",
+                    "-k",
+                    "",
+                    "-c",
+                    "max_connections=200",
+                    "-c",
+                    "shared_buffers=128MB",
+                    "-c",
+                    "fsync=on",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
         wait_for_port(self.port, self.proc, log, timeout, "PostgreSQL")
         self._wait_ready(timeout)
         return self
@@ -234,7 +280,9 @@ class EmbeddedPostgres:
         isready = _pg_bin() / "pg_isready"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            r = subprocess.run([str(isready), "-h", "127.0.0.1", "-p", str(self.port), "-q"], capture_output=True)
+            r = subprocess.run(
+                [str(isready), "-h", "127.0.0.1", "-p", str(self.port), "-q"], capture_output=True
+            )
             if r.returncode == 0:
                 return
             time.sleep(0.1)
@@ -249,7 +297,9 @@ def _with_database(url: str, database: str) -> str:
     return f"{base}/{database}"
 
 
-async def provision(admin_url: str, data_dir: Path, services: tuple[str, ...] = SERVICES_WITH_DB) -> dict[str, str]:
+async def provision(
+    admin_url: str, data_dir: Path, services: tuple[str, ...] = SERVICES_WITH_DB
+) -> dict[str, str]:
     """Create the database, and per service a login role and a schema it owns. Idempotent.
 
     Returns the per-service connection URLs. Role passwords live in `<data>/secrets/db.json` (0600).

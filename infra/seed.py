@@ -22,7 +22,9 @@ def run_seed(data: Path) -> int:
         return 2
     password = os.environ.get("ATRIUM_DEMO_PASSWORD", "harbour lantern seven quiet")
     with httpx.Client(base_url=info["url"].replace("localhost", "127.0.0.1") + "/api/v1", timeout=60) as http:
-        r = http.post("/auth/register", json={"email": DEMO_EMAIL, "password": password, "full_name": "Demo User"})
+        r = http.post(
+            "/auth/register", json={"email": DEMO_EMAIL, "password": password, "full_name": "Demo User"}
+        )
         if r.status_code not in (201, 409):
             print(f"atrium: could not create the demo user: {r.status_code} {r.text}")
             return 1
@@ -36,7 +38,9 @@ def run_seed(data: Path) -> int:
         if samples and http.get("/documents", headers=headers).status_code == 200:
             for pdf in samples:
                 with open(pdf, "rb") as f:
-                    r = http.post("/documents", headers=headers, files=[("files", (pdf.name, f, "application/pdf"))])
+                    r = http.post(
+                        "/documents", headers=headers, files=[("files", (pdf.name, f, "application/pdf"))]
+                    )
                 uploaded += r.status_code in (200, 201, 202)
     print(f"atrium: demo user {DEMO_EMAIL} (password: {password}); {uploaded} documents uploaded")
     return 0

@@ -15,8 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _origin_checkout() -> Path | None:
     try:
-        url = subprocess.run(["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"], capture_output=True,
-                             text=True, timeout=5).stdout.strip()
+        url = subprocess.run(
+            ["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     if not url or "://" in url or url.startswith("git@"):

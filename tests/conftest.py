@@ -57,9 +57,15 @@ class Stack:
         return nats_login(user if user in users() else OPERATOR, self.data_dir)
 
     def settings(self, name: str) -> ServiceSettings:
-        return ServiceSettings(name=name, nats_url=self.nats.url, database_url=self.db_urls.get(name, ""),
-                               schema=name, data_dir=self.data_dir, platform_secret="test-platform-secret-0123456789",
-                               nats_login=self.nats_login(name))
+        return ServiceSettings(
+            name=name,
+            nats_url=self.nats.url,
+            database_url=self.db_urls.get(name, ""),
+            schema=name,
+            data_dir=self.data_dir,
+            platform_secret="test-platform-secret-0123456789",
+            nats_login=self.nats_login(name),
+        )
 
     async def start_service(self, name: str) -> Service:
         svc = catalog.spec(name).load()(self.settings(name))
@@ -100,10 +106,20 @@ async def stack(stack_dir: Path) -> AsyncIterator[Stack]:
 
         port = free_port()
         # web/dist: the built web app for the browser tests (tests/e2e builds it); a placeholder page until then.
-        gw_settings = GatewaySettings(nats_url=n.url, data_dir=stack_dir, web_dist=ROOT / "web" / "dist",
-                                      expected_services=tuple(st.services))
-        config = uvicorn.Config(create_app(gw_settings), host="127.0.0.1", port=port, log_config=None,
-                                access_log=False, lifespan="on")
+        gw_settings = GatewaySettings(
+            nats_url=n.url,
+            data_dir=stack_dir,
+            web_dist=ROOT / "web" / "dist",
+            expected_services=tuple(st.services),
+        )
+        config = uvicorn.Config(
+            create_app(gw_settings),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
         while not server.started:
@@ -121,8 +137,11 @@ async def stack(stack_dir: Path) -> AsyncIterator[Stack]:
         # The proof the permissions fit: nothing any process did all session was refused.
         from infra.nats.accounts import permission_violations
 
-        refused = [v for v in permission_violations(n.log_path.read_text(errors="replace"))
-                   if not v.connection.startswith(NATS_PROBE)]
+        refused = [
+            v
+            for v in permission_violations(n.log_path.read_text(errors="replace"))
+            if not v.connection.startswith(NATS_PROBE)
+        ]
         assert not refused, f"NATS refused these (add them to infra/nats/accounts.py if needed): {refused}"
     finally:
         pg.stop()
@@ -153,8 +172,9 @@ def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
 
 
-async def register_and_login(http: httpx.AsyncClient, email: str | None = None,
-                             password: str = PASSWORD) -> AppUser:
+async def register_and_login(
+    http: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD
+) -> AppUser:
     email = email or unique_email()
     r = await http.post("/auth/register", json={"email": email, "password": password})
     assert r.status_code == 201, r.text

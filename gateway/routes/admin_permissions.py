@@ -48,7 +48,9 @@ async def list_apps(call: Call, token: Token) -> AdminAppList:
 
 
 @router.patch("/apps/{app_key}", response_model=AppAdmin, summary="Whether new users get this app by default")
-async def configure_app(body: AppSettingsPatch, call: Call, token: Token, app_key: str = AppKeyPath) -> AppAdmin:
+async def configure_app(
+    body: AppSettingsPatch, call: Call, token: Token, app_key: str = AppKeyPath
+) -> AppAdmin:
     return await call(ADMIN_APP_SETTINGS, {**body.model_dump(), "app_key": app_key}, token=token)
 
 
@@ -99,11 +101,15 @@ async def remove_member(group_id: UUID, user_id: UUID, call: Call, token: Token)
     return await call(GROUP_MEMBER_REMOVE, {"group_id": group_id, "user_id": user_id}, token=token)
 
 
-@router.put("/groups/{group_id}/grants/{app_key}", response_model=GroupPublic, summary="Grant an app to a group")
+@router.put(
+    "/groups/{group_id}/grants/{app_key}", response_model=GroupPublic, summary="Grant an app to a group"
+)
 async def grant_group(group_id: UUID, call: Call, token: Token, app_key: str = AppKeyPath) -> GroupPublic:
     return await call(GROUP_GRANT_ADD, {"group_id": group_id, "app_key": app_key}, token=token)
 
 
-@router.delete("/groups/{group_id}/grants/{app_key}", response_model=GroupPublic, summary="Revoke a group's grant")
+@router.delete(
+    "/groups/{group_id}/grants/{app_key}", response_model=GroupPublic, summary="Revoke a group's grant"
+)
 async def revoke_group(group_id: UUID, call: Call, token: Token, app_key: str = AppKeyPath) -> GroupPublic:
     return await call(GROUP_GRANT_REMOVE, {"group_id": group_id, "app_key": app_key}, token=token)

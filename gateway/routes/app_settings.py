@@ -28,12 +28,17 @@ async def get_settings(call: Call, token: Token) -> DocumentsSettingsPublic:
     return await call(AI_SETTINGS_GET, Empty(), token=token)
 
 
-@router.patch("", response_model=DocumentsSettingsPublic, summary="Change some settings; `api_key: \"\"` clears it")
+@router.patch(
+    "", response_model=DocumentsSettingsPublic, summary='Change some settings; `api_key: ""` clears it'
+)
 async def update_settings(body: DocumentsSettingsUpdate, call: Call, token: Token) -> DocumentsSettingsPublic:
     return await call(AI_SETTINGS_UPDATE, body, token=token)
 
 
-@router.post("/test", response_model=ProviderTestResult,
-             summary="Send the provider a tiny request: success, latency and model, or its error in plain words")
+@router.post(
+    "/test",
+    response_model=ProviderTestResult,
+    summary="Send the provider a tiny request: success, latency and model, or its error in plain words",
+)
 async def test_settings(call: Call, token: Token, body: ProviderTest | None = None) -> ProviderTestResult:
     return await call(AI_SETTINGS_TEST, body or ProviderTest(), token=token, timeout=PROVIDER_TEST_TIMEOUT_S)

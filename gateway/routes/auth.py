@@ -56,9 +56,18 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 root_router = APIRouter(tags=["auth"])
 
 
-def _with_cookies(request: Request, response: Response, pair: TokenPair, *, sign_in: bool = False) -> TokenPair:
-    set_session_cookies(request, response, pair.access_token, pair.expires_in, pair.refresh_token,
-                        pair.refresh_expires_in, new_csrf=sign_in)
+def _with_cookies(
+    request: Request, response: Response, pair: TokenPair, *, sign_in: bool = False
+) -> TokenPair:
+    set_session_cookies(
+        request,
+        response,
+        pair.access_token,
+        pair.expires_in,
+        pair.refresh_token,
+        pair.refresh_expires_in,
+        new_csrf=sign_in,
+    )
     return pair
 
 
@@ -85,15 +94,22 @@ async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], call: Cal
     return await call(LOGIN, {"email": form.username, "password": form.password})
 
 
-@router.post("/refresh", response_model=TokenPair,
-             summary="New token pair from the refresh cookie or {\"refresh_token\": …}")
-async def refresh(call: Call, request: Request, response: Response,
-                  body: RefreshRequest | None = None) -> TokenPair | JSONResponse:
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    summary='New token pair from the refresh cookie or {"refresh_token": …}',
+)
+async def refresh(
+    call: Call, request: Request, response: Response, body: RefreshRequest | None = None
+) -> TokenPair | JSONResponse:
     from_cookie = body is None
-    raw = (request.cookies.get(cookie_names(request).refresh) if body is None
-           else body.refresh_token.get_secret_value())
+    raw = (
+        request.cookies.get(cookie_names(request).refresh)
+        if body is None
+        else body.refresh_token.get_secret_value()
+    )
     if not raw:
-        raise Unauthenticated("Send the refresh token: the refresh cookie or {\"refresh_token\": …}.")
+        raise Unauthenticated('Send the refresh token: the refresh cookie or {"refresh_token": …}.')
     try:
         pair: TokenPair = await call(REFRESH, {"refresh_token": raw})
     except AtriumError as exc:
@@ -104,8 +120,9 @@ async def refresh(call: Call, request: Request, response: Response,
 
 
 @router.post("/logout", response_model=Ack, summary="End this session")
-async def logout(call: Call, request: Request, response: Response, token: OptionalToken,
-                 body: LogoutRequest | None = None) -> Ack:
+async def logout(
+    call: Call, request: Request, response: Response, token: OptionalToken, body: LogoutRequest | None = None
+) -> Ack:
     refresh_token = body.refresh_token.get_secret_value() if body and body.refresh_token else None
     refresh_token = refresh_token or request.cookies.get(cookie_names(request).refresh)
     ack: Ack = await call(LOGOUT, {"refresh_token": refresh_token}, token=token)
@@ -140,7 +157,9 @@ async def change_password(body: ChangePassword, call: Call, token: Token) -> Ack
     return await call(CHANGE_PASSWORD, body, token=token)
 
 
-@router.post("/password/forgot", response_model=Ack, summary="Mail a reset link (same answer for any address)")
+@router.post(
+    "/password/forgot", response_model=Ack, summary="Mail a reset link (same answer for any address)"
+)
 async def forgot_password(body: ForgotPassword, call: Call) -> Ack:
     return await call(FORGOT_PASSWORD, body)
 
@@ -162,7 +181,9 @@ async def resend_verification(call: Call, token: Token) -> Ack:
     return await call(RESEND_VERIFICATION, Empty(), token=token)
 
 
-@router.post("/email/change", response_model=Ack, summary="Change my email (confirmed by a link to the new one)")
+@router.post(
+    "/email/change", response_model=Ack, summary="Change my email (confirmed by a link to the new one)"
+)
 async def change_email(body: ChangeEmail, call: Call, token: Token) -> Ack:
     return await call(CHANGE_EMAIL, body, token=token)
 

@@ -26,7 +26,9 @@ async def create_category(body: api.CategoryCreate, call: Call, token: Token) ->
 
 
 @router.patch("/{category_id}", response_model=api.CategoryPublic, summary="Rename a category")
-async def rename_category(category_id: UUID, body: api.CategoryCreate, call: Call, token: Token) -> api.CategoryPublic:
+async def rename_category(
+    category_id: UUID, body: api.CategoryCreate, call: Call, token: Token
+) -> api.CategoryPublic:
     return await call(api.CATEGORY_UPDATE, api.CategoryUpdate(id=category_id, name=body.name), token=token)
 
 

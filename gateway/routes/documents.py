@@ -43,16 +43,27 @@ async def upload(request: Request, call: Call, token: Token) -> JSONResponse:
     errors: list[dict[str, Any]] = []
     for f in files:
         try:
-            result: api.UploadResult = await call(api.DOCUMENT_CREATE, api.CreateDocument(
-                object_name=f.object_name, filename=f.filename), token=token)
+            result: api.UploadResult = await call(
+                api.DOCUMENT_CREATE,
+                api.CreateDocument(object_name=f.object_name, filename=f.filename),
+                token=token,
+            )
             created.append(result.model_dump(mode="json"))
         except AtriumError as err:
-            if isinstance(err, Unavailable):  # nobody recorded it (the service removes files it refuses itself)
+            if isinstance(
+                err, Unavailable
+            ):  # nobody recorded it (the service removes files it refuses itself)
                 await remove(await documents_store(request), str(f.object_name))
             if len(files) == 1:
                 raise
-            errors.append({"filename": f.filename, "code": err.code.value, "message": err.message,
-                           "details": err.details})
+            errors.append(
+                {
+                    "filename": f.filename,
+                    "code": err.code.value,
+                    "message": err.message,
+                    "details": err.details,
+                }
+            )
     if not created and errors:
         first = errors[0]
         raise AtriumError(first["message"], first["details"], code=first["code"])
@@ -74,9 +85,12 @@ async def get_document(doc_id: UUID, call: Call, token: Token) -> api.DocumentDe
     return await call(api.DOCUMENT_GET, api.DocumentRef(id=doc_id), token=token)
 
 
-@router.patch("/{doc_id}", response_model=api.DocumentDetail, summary="Edit the title or fields (kept on re-runs)")
-async def update_document(doc_id: UUID, call: Call, token: Token,
-                          body: dict[str, Any] = Body(...)) -> api.DocumentDetail:
+@router.patch(
+    "/{doc_id}", response_model=api.DocumentDetail, summary="Edit the title or fields (kept on re-runs)"
+)
+async def update_document(
+    doc_id: UUID, call: Call, token: Token, body: dict[str, Any] = Body(...)
+) -> api.DocumentDetail:
     return await call(api.DOCUMENT_UPDATE, {**body, "id": doc_id}, token=token)
 
 
@@ -108,18 +122,32 @@ async def _stream_or_404(store: Any, name: str) -> AsyncIterator[bytes]:
 async def download(doc_id: UUID, request: Request, call: Call, token: Token) -> StreamingResponse:
     ticket: api.DownloadTicket = await call(api.DOCUMENT_DOWNLOAD, api.DocumentRef(id=doc_id), token=token)
     body = await _stream_or_404(await documents_store(request), ticket.object_name)
-    return StreamingResponse(body, media_type=ticket.content_type, headers={
-        "Content-Disposition": content_disposition(ticket.filename), "Content-Length": str(ticket.size)})
+    return StreamingResponse(
+        body,
+        media_type=ticket.content_type,
+        headers={
+            "Content-Disposition": content_disposition(ticket.filename),
+            "Content-Length": str(ticket.size),
+        },
+    )
 
 
-@router.get("/{doc_id}/pages/{page}/preview", summary="A page's PNG preview (the first pages of the current run)")
-async def page_preview(doc_id: UUID, page: int, request: Request, call: Call, token: Token) -> StreamingResponse:
+@router.get(
+    "/{doc_id}/pages/{page}/preview", summary="A page's PNG preview (the first pages of the current run)"
+)
+async def page_preview(
+    doc_id: UUID, page: int, request: Request, call: Call, token: Token
+) -> StreamingResponse:
     # A dict, so an out-of-range page is the service's validation error (422), not a gateway crash.
-    ticket: api.PreviewTicket = await call(api.DOCUMENT_PREVIEW, {"document_id": doc_id, "page": page},
-                                           token=token)
+    ticket: api.PreviewTicket = await call(
+        api.DOCUMENT_PREVIEW, {"document_id": doc_id, "page": page}, token=token
+    )
     body = await _stream_or_404(await documents_store(request), ticket.object_name)
-    return StreamingResponse(body, media_type=ticket.content_type, headers={
-        "Content-Length": str(ticket.size), "Cache-Control": "private, max-age=3600"})
+    return StreamingResponse(
+        body,
+        media_type=ticket.content_type,
+        headers={"Content-Length": str(ticket.size), "Cache-Control": "private, max-age=3600"},
+    )
 
 
 @router.post("/{doc_id}/reprocess", response_model=api.DocumentSummary, summary="Run the pipeline again")

@@ -63,5 +63,8 @@ async def events(request: Request, call: Call, token: Token) -> StreamingRespons
         finally:
             await sub.unsubscribe()
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

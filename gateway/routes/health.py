@@ -36,7 +36,13 @@ async def health(request: Request) -> JSONResponse:
         pg = (svc.get("checks") or {}).get("postgres")
         if pg is not None and pg != "ok":
             postgres = pg
-    parts["postgres"] = postgres if any("postgres" in (s.get("checks") or {}) for s in services.values()) else "unknown"
-    ok = parts["nats"] == "ok" and parts["postgres"] == "ok" and all(s["status"] == "ok" for s in services.values())
+    parts["postgres"] = (
+        postgres if any("postgres" in (s.get("checks") or {}) for s in services.values()) else "unknown"
+    )
+    ok = (
+        parts["nats"] == "ok"
+        and parts["postgres"] == "ok"
+        and all(s["status"] == "ok" for s in services.values())
+    )
     body = {"status": "ok" if ok else "degraded", **parts, "services": services}
     return JSONResponse(body, status_code=200 if ok else 503)

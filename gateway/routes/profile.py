@@ -33,8 +33,10 @@ router = APIRouter(prefix="/profile", tags=["profile"])
 
 def _too_large(size: int | None = None) -> TooLarge:
     got = f" ({size / 1048576:.1f} MB)" if size else ""
-    return TooLarge(f"The avatar is larger than {AVATAR_MAX_BYTES // 1048576} MB{got}; choose a smaller image.",
-                    {"field": "avatar", "limit_bytes": AVATAR_MAX_BYTES})
+    return TooLarge(
+        f"The avatar is larger than {AVATAR_MAX_BYTES // 1048576} MB{got}; choose a smaller image.",
+        {"field": "avatar", "limit_bytes": AVATAR_MAX_BYTES},
+    )
 
 
 async def read_capped(request: Request, limit: int) -> bytes:
@@ -55,13 +57,18 @@ async def get_profile(call: Call, token: Token) -> ProfilePublic:
     return await call(PROFILE_GET, Empty(), token=token)
 
 
-@router.patch("", response_model=ProfilePublic, summary="Change my profile (fields sent and not null; '' clears)")
+@router.patch(
+    "", response_model=ProfilePublic, summary="Change my profile (fields sent and not null; '' clears)"
+)
 async def update_profile(body: ProfileUpdate, call: Call, token: Token) -> ProfilePublic:
     return await call(PROFILE_UPDATE, body, token=token)
 
 
-@router.put("/avatar", response_model=ProfilePublic,
-            summary="Replace my avatar: the raw PNG, JPEG or WebP bytes as the body, at most 2 MB")
+@router.put(
+    "/avatar",
+    response_model=ProfilePublic,
+    summary="Replace my avatar: the raw PNG, JPEG or WebP bytes as the body, at most 2 MB",
+)
 async def put_avatar(request: Request, call: Call, token: Token) -> ProfilePublic:
     data = await read_capped(request, AVATAR_MAX_BYTES)
     if not data:
@@ -69,13 +76,22 @@ async def put_avatar(request: Request, call: Call, token: Token) -> ProfilePubli
     return await call(AVATAR_SET, {"data": base64.b64encode(data)}, token=token)
 
 
-@router.get("/avatar", summary="My avatar, 256 px", response_class=Response,
-            responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}})
+@router.get(
+    "/avatar",
+    summary="My avatar, 256 px",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}},
+)
 async def get_avatar(call: Call, token: Token) -> Response:
     image: AvatarImage = await call(AVATAR_GET, Empty(), token=token)
-    return Response(content=image.data, media_type=image.content_type,
-                    headers={"Cache-Control": "private, no-cache",
-                             "Last-Modified": image.updated_at.strftime("%a, %d %b %Y %H:%M:%S GMT")})
+    return Response(
+        content=image.data,
+        media_type=image.content_type,
+        headers={
+            "Cache-Control": "private, no-cache",
+            "Last-Modified": image.updated_at.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+        },
+    )
 
 
 @router.delete("/avatar", response_model=ProfilePublic, summary="Remove my avatar")

@@ -35,10 +35,14 @@ async def stats(request: Request, call: Call, token: Token) -> api.TaskStats:
 
 
 @router.get("/export", summary="Export the filtered task history as CSV or JSON")
-async def export(request: Request, call: Call, token: Token, format: Literal["csv", "json"] = "csv") -> StreamingResponse:
+async def export(
+    request: Request, call: Call, token: Token, format: Literal["csv", "json"] = "csv"
+) -> StreamingResponse:
     query = query_model(request, api.ListTasks, limit=EXPORT_PAGE)
     query.pop("format", None)
-    first: api.TaskPage = await call(api.TASK_LIST, query, token=token)  # errors surface before streaming starts
+    first: api.TaskPage = await call(
+        api.TASK_LIST, query, token=token
+    )  # errors surface before streaming starts
 
     async def rows() -> AsyncIterator[dict[str, Any]]:
         page, sent = first, 0
@@ -76,8 +80,11 @@ async def export(request: Request, call: Call, token: Token, format: Literal["cs
 
     name = f"tasks.{format}"
     media = "text/csv; charset=utf-8" if format == "csv" else "application/json"
-    return StreamingResponse(as_csv() if format == "csv" else as_json(), media_type=media,
-                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return StreamingResponse(
+        as_csv() if format == "csv" else as_json(),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def _csv_cell(value: Any) -> Any:

@@ -56,8 +56,11 @@ BCRYPT_COST = 11
 
 
 def rpcs_of(service: str, *, health: bool = False) -> tuple[Rpc[Any, Any], ...]:
-    return tuple(r for r in REGISTRY.rpcs.values()
-                 if r.service == service and (health or r.subject != f"{service}.health"))
+    return tuple(
+        r
+        for r in REGISTRY.rpcs.values()
+        if r.service == service and (health or r.subject != f"{service}.health")
+    )
 
 
 @dataclass(frozen=True)
@@ -80,20 +83,37 @@ def _needs() -> dict[str, Needs]:
     return {
         "auth": Needs(publishes=(USER_REGISTERED, USER_CHANGED, USER_DELETED), kv_write=(AUTH_STATE_BUCKET,)),
         "profile": Needs(consumes=(USER_REGISTERED, USER_DELETED), objects_write=(AVATAR_BUCKET,)),
-        "permissions": Needs(publishes=(PERMISSIONS_CHANGED,), consumes=(APP_ANNOUNCED, USER_REGISTERED, USER_DELETED),
-                             purges=(APP_ANNOUNCED.stream,)),
-        "docs": Needs(calls=(ACCESS_CHECK, *rpcs_of("extract")), publishes=(DOCUMENT_UPLOADED, APP_ANNOUNCED),
-                      progress=(DOCUMENT_PROGRESS,), listens=(PERMISSIONS_CHANGED,),
-                      consumes=(DOCUMENT_PROCESSING, DOCUMENT_EXTRACTED, DOCUMENT_ANALYZED, DOCUMENT_FAILED),
-                      kv_read=(SETTINGS_BUCKET,), objects_write=(OBJECT_BUCKET,)),
+        "permissions": Needs(
+            publishes=(PERMISSIONS_CHANGED,),
+            consumes=(APP_ANNOUNCED, USER_REGISTERED, USER_DELETED),
+            purges=(APP_ANNOUNCED.stream,),
+        ),
+        "docs": Needs(
+            calls=(ACCESS_CHECK, *rpcs_of("extract")),
+            publishes=(DOCUMENT_UPLOADED, APP_ANNOUNCED),
+            progress=(DOCUMENT_PROGRESS,),
+            listens=(PERMISSIONS_CHANGED,),
+            consumes=(DOCUMENT_PROCESSING, DOCUMENT_EXTRACTED, DOCUMENT_ANALYZED, DOCUMENT_FAILED),
+            kv_read=(SETTINGS_BUCKET,),
+            objects_write=(OBJECT_BUCKET,),
+        ),
         # The preview Rpc re-checks the owner's app access itself (AppAccessGuard), as docs does.
-        "extract": Needs(calls=(ACCESS_CHECK,), listens=(PERMISSIONS_CHANGED,),
-                         publishes=(DOCUMENT_PROCESSING, DOCUMENT_EXTRACTED, DOCUMENT_FAILED),
-                         progress=(DOCUMENT_PROGRESS,), consumes=(DOCUMENT_UPLOADED,),
-                         kv_write=(EXTRACT_RUNS_BUCKET,), objects_write=(OBJECT_BUCKET,)),
-        "ai": Needs(publishes=(DOCUMENT_PROCESSING, DOCUMENT_ANALYZED, DOCUMENT_FAILED),
-                    progress=(DOCUMENT_PROGRESS,), consumes=(DOCUMENT_EXTRACTED,),
-                    kv_write=(SETTINGS_BUCKET,), objects_read=(OBJECT_BUCKET,)),
+        "extract": Needs(
+            calls=(ACCESS_CHECK,),
+            listens=(PERMISSIONS_CHANGED,),
+            publishes=(DOCUMENT_PROCESSING, DOCUMENT_EXTRACTED, DOCUMENT_FAILED),
+            progress=(DOCUMENT_PROGRESS,),
+            consumes=(DOCUMENT_UPLOADED,),
+            kv_write=(EXTRACT_RUNS_BUCKET,),
+            objects_write=(OBJECT_BUCKET,),
+        ),
+        "ai": Needs(
+            publishes=(DOCUMENT_PROCESSING, DOCUMENT_ANALYZED, DOCUMENT_FAILED),
+            progress=(DOCUMENT_PROGRESS,),
+            consumes=(DOCUMENT_EXTRACTED,),
+            kv_write=(SETTINGS_BUCKET,),
+            objects_read=(OBJECT_BUCKET,),
+        ),
     }
 
 
@@ -104,8 +124,10 @@ class Permissions:
     responds: bool = False  # may answer requests it received (allow_responses)
 
     def as_conf(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"publish": {"allow": sorted(self.publish)},
-                               "subscribe": {"allow": sorted(self.subscribe)}}
+        out: dict[str, Any] = {
+            "publish": {"allow": sorted(self.publish)},
+            "subscribe": {"allow": sorted(self.subscribe)},
+        }
         if self.responds:
             out["allow_responses"] = True
         return out
@@ -122,14 +144,22 @@ def _stream_ensure(stream: str, *, update: bool = True) -> set[str]:
 
 def _durable_consumers(stream: str) -> set[str]:
     """`Service.on_event`: named pull consumers, their fetches and acks."""
-    return {f"$JS.API.CONSUMER.CREATE.{stream}.>", f"$JS.API.CONSUMER.INFO.{stream}.>",
-            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>", f"$JS.ACK.{stream}.>"}
+    return {
+        f"$JS.API.CONSUMER.CREATE.{stream}.>",
+        f"$JS.API.CONSUMER.INFO.{stream}.>",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>",
+        f"$JS.ACK.{stream}.>",
+    }
 
 
 def _ordered_reads(stream: str) -> set[str]:
     """KV watches and Object Store reads: ephemeral ordered push consumers with flow control."""
-    return {f"$JS.API.STREAM.MSG.GET.{stream}", f"$JS.API.CONSUMER.CREATE.{stream}",
-            f"$JS.API.CONSUMER.INFO.{stream}.>", f"$JS.FC.{stream}.>"}
+    return {
+        f"$JS.API.STREAM.MSG.GET.{stream}",
+        f"$JS.API.CONSUMER.CREATE.{stream}",
+        f"$JS.API.CONSUMER.INFO.{stream}.>",
+        f"$JS.FC.{stream}.>",
+    }
 
 
 def _kv(bucket: str, write: bool) -> set[str]:
@@ -181,8 +211,11 @@ def gateway_permissions() -> Permissions:
     """Requests every Rpc a user or admin may make (not the internal workers'), follows progress
     and streams uploads and downloads through the documents Object Store. Serves nothing."""
     p = Permissions()
-    p.publish |= {r.subject for r in REGISTRY.rpcs.values()
-                  if r.service not in INTERNAL_SERVICES or r.subject == f"{r.service}.health"}
+    p.publish |= {
+        r.subject
+        for r in REGISTRY.rpcs.values()
+        if r.service not in INTERNAL_SERVICES or r.subject == f"{r.service}.health"
+    }
     p.publish |= _objects(OBJECT_BUCKET, write=True)
     p.subscribe |= {pr.wildcard() for pr in REGISTRY.progress.values()} | {f"{nats_inbox_prefix(GATEWAY)}.>"}
     return p
@@ -233,8 +266,11 @@ def _quote(value: str) -> str:
 
 def render_authorization(perms: dict[str, Permissions], hashes: dict[str, str]) -> str:
     """The `authorization` block: users with bcrypt hashes and their permissions (no anonymous access)."""
-    lines = ["# Generated by infra/nats/accounts.py from the contracts registry; do not edit.", "authorization {",
-             "  users = ["]
+    lines = [
+        "# Generated by infra/nats/accounts.py from the contracts registry; do not edit.",
+        "authorization {",
+        "  users = [",
+    ]
     for user, p in perms.items():
         conf = p.as_conf()
         lines.append(f"    {{user: {_quote(user)}, password: {_quote(hashes[user])}, permissions: {{")
@@ -286,10 +322,15 @@ class Violation:
     subject: str
 
 
-_VIOLATION = re.compile(r'"v[^":]*:[^":]*(?::(?P<conn>[^"]*))?" - "\$G/user:(?P<user>[^"]+)" - '
-                        r'(?P<kind>Publish|Subscription) Violation - Subject "(?P<subject>[^"]+)"')
+_VIOLATION = re.compile(
+    r'"v[^":]*:[^":]*(?::(?P<conn>[^"]*))?" - "\$G/user:(?P<user>[^"]+)" - '
+    r'(?P<kind>Publish|Subscription) Violation - Subject "(?P<subject>[^"]+)"'
+)
 
 
 def permission_violations(server_log: str) -> list[Violation]:
     """What nats-server refused, from its log: a process missing a permission shows up here."""
-    return [Violation(m["user"], m["conn"] or "", m["kind"], m["subject"]) for m in _VIOLATION.finditer(server_log)]
+    return [
+        Violation(m["user"], m["conn"] or "", m["kind"], m["subject"])
+        for m in _VIOLATION.finditer(server_log)
+    ]

@@ -71,35 +71,59 @@ def create_service(settings: ServiceSettings) -> Service:
         await svc.publish(USER_REGISTERED, event, msg_id=f"user_registered:{event.user_id}")
 
     async def publish_changed(event: UserChanged) -> None:
-        await svc.publish(USER_CHANGED, event, msg_id=f"user_changed:{event.user_id}:{event.changed_at.timestamp()}")
+        await svc.publish(
+            USER_CHANGED, event, msg_id=f"user_changed:{event.user_id}:{event.changed_at.timestamp()}"
+        )
 
     async def publish_deleted(event: UserDeleted) -> None:
         await svc.publish(USER_DELETED, event, msg_id=f"user_deleted:{event.user_id}")
 
-    deps = handlers.AuthDeps(db=db, keys=keys, publish_registered=publish_registered,
-                             publish_changed=publish_changed, publish_deleted=publish_deleted, config=config,
-                             limiter=RateLimiter(config.rate_rules, config.rate_exempt_ips),
-                             mailer=make_mailer(config), state=AuthState(verifier))
+    deps = handlers.AuthDeps(
+        db=db,
+        keys=keys,
+        publish_registered=publish_registered,
+        publish_changed=publish_changed,
+        publish_deleted=publish_deleted,
+        config=config,
+        limiter=RateLimiter(config.rate_rules, config.rate_exempt_ips),
+        mailer=make_mailer(config),
+        state=AuthState(verifier),
+    )
 
     # Each subscriber: (descriptor, handler taking (command, deps, ctx)) or (deps, ctx) for empty requests.
     with_command = {
-        REGISTER: handlers.register_user, LOGIN: handlers.login, REFRESH: handlers.refresh,
-        LOGOUT: handlers.logout, END_SESSION: handlers.end_session, CHANGE_PASSWORD: handlers.change_password,
-        FORGOT_PASSWORD: handlers.forgot_password, RESET_PASSWORD: handlers.reset_password,
-        VERIFY_EMAIL: handlers.verify_email, CHANGE_EMAIL: handlers.change_email,
-        ADMIN_LIST_USERS: handlers.admin_list_users, ADMIN_UPDATE_USER: handlers.admin_update_user,
-        ADMIN_END_SESSIONS: handlers.admin_end_sessions, ADMIN_START_RESET: handlers.admin_start_reset,
-        ADMIN_AUDIT: handlers.admin_audit, ADMIN_DELETE_USER: handlers.admin_delete_user,
+        REGISTER: handlers.register_user,
+        LOGIN: handlers.login,
+        REFRESH: handlers.refresh,
+        LOGOUT: handlers.logout,
+        END_SESSION: handlers.end_session,
+        CHANGE_PASSWORD: handlers.change_password,
+        FORGOT_PASSWORD: handlers.forgot_password,
+        RESET_PASSWORD: handlers.reset_password,
+        VERIFY_EMAIL: handlers.verify_email,
+        CHANGE_EMAIL: handlers.change_email,
+        ADMIN_LIST_USERS: handlers.admin_list_users,
+        ADMIN_UPDATE_USER: handlers.admin_update_user,
+        ADMIN_END_SESSIONS: handlers.admin_end_sessions,
+        ADMIN_START_RESET: handlers.admin_start_reset,
+        ADMIN_AUDIT: handlers.admin_audit,
+        ADMIN_DELETE_USER: handlers.admin_delete_user,
     }
     for desc, fn in with_command.items():
+
         async def subscriber(cmd, ctx: Ctx, fn=fn):  # type: ignore[no-untyped-def]
             return await fn(cmd, deps, ctx)
 
         svc.rpc(desc)(subscriber)
 
-    without_command = {ME: handlers.me, LOGOUT_ALL: handlers.logout_all, SESSIONS: handlers.list_sessions,
-                       RESEND_VERIFICATION: handlers.resend_verification}
+    without_command = {
+        ME: handlers.me,
+        LOGOUT_ALL: handlers.logout_all,
+        SESSIONS: handlers.list_sessions,
+        RESEND_VERIFICATION: handlers.resend_verification,
+    }
     for desc, fn in without_command.items():
+
         async def subscriber_empty(_: Empty, ctx: Ctx, fn=fn):  # type: ignore[no-untyped-def]
             return await fn(deps, ctx)
 

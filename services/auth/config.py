@@ -51,8 +51,9 @@ class AuthConfig:
             public_url=env.get("ATRIUM_PUBLIC_URL", cls.public_url).rstrip("/"),
             policy=PasswordPolicy.from_env(env),
             rate_rules={**DEFAULT_RULES, **parse_rules(env.get("ATRIUM_AUTH_RATE_LIMITS", ""))},
-            rate_exempt_ips=frozenset(ip.strip() for ip in env.get("ATRIUM_AUTH_RATE_EXEMPT_IPS", "").split(",")
-                                      if ip.strip()),
+            rate_exempt_ips=frozenset(
+                ip.strip() for ip in env.get("ATRIUM_AUTH_RATE_EXEMPT_IPS", "").split(",") if ip.strip()
+            ),
             mail_dir=Path(env.get("ATRIUM_MAIL_DIR", str(data_dir / "mail"))),
             mail_from=env.get("ATRIUM_MAIL_FROM", cls.mail_from),
             smtp_host=env.get("ATRIUM_SMTP_HOST", ""),

@@ -60,8 +60,10 @@ log = logging.getLogger("atrium.auth")
 BAD_LOGIN = "Wrong email or password, or the account is not active."
 BAD_REFRESH = "This refresh token is not valid (expired, ended or unknown); sign in again."
 BUS_CLIENT = "bus"
-FORGOT_ANSWER = ("If an account exists for this address, a link to reset its password is on its way. "
-                 "It is valid for 30 minutes.")
+FORGOT_ANSWER = (
+    "If an account exists for this address, a link to reset its password is on its way. "
+    "It is valid for 30 minutes."
+)
 
 PublishRegistered = Callable[[UserRegistered], Awaitable[None]]
 PublishChanged = Callable[[UserChanged], Awaitable[None]]
@@ -86,8 +88,15 @@ def _now() -> datetime:
 
 
 def _public(row: Any) -> UserPublic:
-    return UserPublic(id=row.id, email=row.email, full_name=row.full_name, role=row.role,
-                      is_active=row.is_active, email_verified=row.email_verified, created_at=row.created_at)
+    return UserPublic(
+        id=row.id,
+        email=row.email,
+        full_name=row.full_name,
+        role=row.role,
+        is_active=row.is_active,
+        email_verified=row.email_verified,
+        created_at=row.created_at,
+    )
 
 
 def _ip(ctx: Ctx) -> str | None:
@@ -107,15 +116,27 @@ def _email_key(email: str) -> str:
     return email.strip().lower()
 
 
-async def audit(s: AsyncSession, action: str, ctx: Ctx, *, actor_id: Any = None, target_id: Any = None,
-                **details: Any) -> None:
+async def audit(
+    s: AsyncSession, action: str, ctx: Ctx, *, actor_id: Any = None, target_id: Any = None, **details: Any
+) -> None:
     """One audit row in the caller's transaction. Callers pass facts only — never a password or token."""
-    await s.execute(insert(audit_log).values(id=uuid.uuid4(), action=action, actor_id=actor_id, target_id=target_id,
-                                             ip=_ip(ctx), request_id=ctx.request_id[:64], details=details))
+    await s.execute(
+        insert(audit_log).values(
+            id=uuid.uuid4(),
+            action=action,
+            actor_id=actor_id,
+            target_id=target_id,
+            ip=_ip(ctx),
+            request_id=ctx.request_id[:64],
+            details=details,
+        )
+    )
 
 
 async def _user_by_email(s: AsyncSession, email: str) -> Any:
-    return (await s.execute(select(users).where(func.lower(users.c.email) == _email_key(email)))).one_or_none()
+    return (
+        await s.execute(select(users).where(func.lower(users.c.email) == _email_key(email)))
+    ).one_or_none()
 
 
 async def _user_by_id(s: AsyncSession, user_id: Any, *, lock: bool = False) -> Any:
@@ -126,28 +147,42 @@ async def _user_by_id(s: AsyncSession, user_id: Any, *, lock: bool = False) -> A
 # ---- mail -------------------------------------------------------------------------------------------
 
 
-async def _new_action_token(s: AsyncSession, deps: AuthDeps, user_id: Any, kind: str,
-                            new_email: str | None = None) -> str:
+async def _new_action_token(
+    s: AsyncSession, deps: AuthDeps, user_id: Any, kind: str, new_email: str | None = None
+) -> str:
     ttl = deps.config.reset_ttl_s if kind == "reset" else deps.config.verify_ttl_s
     token = tokens.new_action_token()
-    await s.execute(insert(action_tokens).values(id=uuid.uuid4(), user_id=user_id, kind=kind,
-                                                 token_hash=tokens.hash_token(token), new_email=new_email,
-                                                 expires_at=_now() + timedelta(seconds=ttl)))
+    await s.execute(
+        insert(action_tokens).values(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            kind=kind,
+            token_hash=tokens.hash_token(token),
+            new_email=new_email,
+            expires_at=_now() + timedelta(seconds=ttl),
+        )
+    )
     return token
 
 
 async def _mail_verification(deps: AuthDeps, to: str, token: str) -> None:
     link = f"{deps.config.public_url}/verify-email?token={token}"
-    await deps.mailer.send(to, "Confirm your email address for Atrium",
-                           f"Open this link within 24 hours to confirm {to}:\n\n{link}\n\n"
-                           "If you did not ask for this, ignore this mail.\n")
+    await deps.mailer.send(
+        to,
+        "Confirm your email address for Atrium",
+        f"Open this link within 24 hours to confirm {to}:\n\n{link}\n\n"
+        "If you did not ask for this, ignore this mail.\n",
+    )
 
 
 async def _mail_reset(deps: AuthDeps, to: str, token: str) -> None:
     link = f"{deps.config.public_url}/reset-password?token={token}"
-    await deps.mailer.send(to, "Reset your Atrium password",
-                           f"Open this link within 30 minutes to choose a new password:\n\n{link}\n\n"
-                           "If you did not ask for this, ignore this mail; your password stays as it is.\n")
+    await deps.mailer.send(
+        to,
+        "Reset your Atrium password",
+        f"Open this link within 30 minutes to choose a new password:\n\n{link}\n\n"
+        "If you did not ask for this, ignore this mail; your password stays as it is.\n",
+    )
 
 
 # ---- accounts ---------------------------------------------------------------------------------------
@@ -164,17 +199,32 @@ async def register_user(cmd: RegisterUser, deps: AuthDeps, ctx: Ctx) -> UserPubl
     async with deps.db.transaction() as s:
         # No account is special: admins come from `atrium admin create`.
         try:
-            row = (await s.execute(
-                insert(users).values(id=user_id, email=email, password_hash=pw_hash, full_name=cmd.full_name,
-                                     role="user").returning(users))).one()
+            row = (
+                await s.execute(
+                    insert(users)
+                    .values(
+                        id=user_id, email=email, password_hash=pw_hash, full_name=cmd.full_name, role="user"
+                    )
+                    .returning(users)
+                )
+            ).one()
         except IntegrityError:
-            raise Conflict("An account with this email may already exist; sign in or reset the password.") from None
+            raise Conflict(
+                "An account with this email may already exist; sign in or reset the password."
+            ) from None
         await audit(s, "user.registered", ctx, actor_id=user_id, target_id=user_id)
         token = await _new_action_token(s, deps, user_id, "verify")
     user = _public(row)
     await _mail_verification(deps, email, token)
-    await deps.publish_registered(UserRegistered(user_id=user.id, email=user.email, full_name=user.full_name,
-                                                 role=user.role, registered_at=user.created_at))
+    await deps.publish_registered(
+        UserRegistered(
+            user_id=user.id,
+            email=user.email,
+            full_name=user.full_name,
+            role=user.role,
+            registered_at=user.created_at,
+        )
+    )
     return user
 
 
@@ -191,11 +241,17 @@ async def me(deps: AuthDeps, ctx: Ctx) -> UserPublic:
 
 
 def _pair(deps: AuthDeps, row: Any, session_id: Any, refresh: str, expires_at: datetime) -> TokenPair:
-    access = tokens.issue_access_token(deps.keys, user_id=row.id, role=row.role, session_id=session_id,
-                                       ttl_s=deps.config.access_ttl_s)
+    access = tokens.issue_access_token(
+        deps.keys, user_id=row.id, role=row.role, session_id=session_id, ttl_s=deps.config.access_ttl_s
+    )
     left = max(0, math.floor((expires_at - _now()).total_seconds()))
-    return TokenPair(access_token=access, refresh_token=refresh, expires_in=deps.config.access_ttl_s,
-                     refresh_expires_in=left, user=_public(row))
+    return TokenPair(
+        access_token=access,
+        refresh_token=refresh,
+        expires_in=deps.config.access_ttl_s,
+        refresh_expires_in=left,
+        user=_public(row),
+    )
 
 
 async def login(cmd: LoginRequest, deps: AuthDeps, ctx: Ctx) -> TokenPair:
@@ -211,7 +267,9 @@ async def login(cmd: LoginRequest, deps: AuthDeps, ctx: Ctx) -> TokenPair:
         deps.limiter.hit("login_account", account)
         reason = "unknown_email" if row is None else ("wrong_password" if not ok else "inactive")
         async with deps.db.transaction() as s:
-            await audit(s, "login.failed", ctx, target_id=row.id if row else None, email=account, reason=reason)
+            await audit(
+                s, "login.failed", ctx, target_id=row.id if row else None, email=account, reason=reason
+            )
         raise Unauthenticated(BAD_LOGIN)
     refresh = tokens.new_refresh_token()
     session_id = uuid.uuid4()
@@ -221,12 +279,28 @@ async def login(cmd: LoginRequest, deps: AuthDeps, ctx: Ctx) -> TokenPair:
         if passwords.needs_rehash(row.password_hash):
             new_hash = await passwords.hash_password(cmd.password.get_secret_value())
             await s.execute(update(users).where(users.c.id == row.id).values(password_hash=new_hash))
-        await s.execute(insert(sessions).values(
-            id=session_id, user_id=row.id, refresh_hash=tokens.hash_token(refresh), remember_me=cmd.remember_me,
-            created_at=now, last_used_at=now, expires_at=expires_at,
-            ip=_ip(ctx), user_agent=(ctx.user_agent or None) and ctx.user_agent[:400]))
-        await audit(s, "login.succeeded", ctx, actor_id=row.id, target_id=row.id, session_id=str(session_id),
-                    remember_me=cmd.remember_me)
+        await s.execute(
+            insert(sessions).values(
+                id=session_id,
+                user_id=row.id,
+                refresh_hash=tokens.hash_token(refresh),
+                remember_me=cmd.remember_me,
+                created_at=now,
+                last_used_at=now,
+                expires_at=expires_at,
+                ip=_ip(ctx),
+                user_agent=(ctx.user_agent or None) and ctx.user_agent[:400],
+            )
+        )
+        await audit(
+            s,
+            "login.succeeded",
+            ctx,
+            actor_id=row.id,
+            target_id=row.id,
+            session_id=str(session_id),
+            remember_me=cmd.remember_me,
+        )
     await deps.state.sync_user(row.id, role=row.role, active=row.is_active)
     return _pair(deps, row, session_id, refresh, expires_at)
 
@@ -254,11 +328,17 @@ async def refresh(cmd: RefreshRequest, deps: AuthDeps, ctx: Ctx) -> TokenPair:
 async def _rotate(s: AsyncSession, deps: AuthDeps, ctx: Ctx, presented: str) -> Any:
     h = tokens.hash_token(presented)
     now = _now()
-    row = (await s.execute(select(sessions).where(or_(sessions.c.refresh_hash == h, sessions.c.previous_hash == h))
-                           .with_for_update())).one_or_none()
+    row = (
+        await s.execute(
+            select(sessions)
+            .where(or_(sessions.c.refresh_hash == h, sessions.c.previous_hash == h))
+            .with_for_update()
+        )
+    ).one_or_none()
     if row is None:
-        used = (await s.execute(select(refresh_history.c.session_id)
-                                .where(refresh_history.c.token_hash == h))).scalar_one_or_none()
+        used = (
+            await s.execute(select(refresh_history.c.session_id).where(refresh_history.c.token_hash == h))
+        ).scalar_one_or_none()
         if used is not None:
             await _revoke_reused(s, deps, ctx, used)
             return Unauthenticated(BAD_REFRESH, {"reason": "reused"})
@@ -275,13 +355,23 @@ async def _rotate(s: AsyncSession, deps: AuthDeps, ctx: Ctx, presented: str) -> 
     deps.limiter.take("refresh_account", str(row.user_id))  # raises before anything changed
     if row.refresh_hash == h:
         successor = tokens.new_refresh_token()
-        await s.execute(update(sessions).where(sessions.c.id == row.id).values(
-            refresh_hash=tokens.hash_token(successor), previous_hash=h, rotated_at=now, last_used_at=now,
-            successor_enc=tokens.seal_successor(presented, successor)))
+        await s.execute(
+            update(sessions)
+            .where(sessions.c.id == row.id)
+            .values(
+                refresh_hash=tokens.hash_token(successor),
+                previous_hash=h,
+                rotated_at=now,
+                last_used_at=now,
+                successor_enc=tokens.seal_successor(presented, successor),
+            )
+        )
         await s.execute(insert(refresh_history).values(token_hash=h, session_id=row.id, rotated_at=now))
         return user, row, successor
     # The previous token again: a racing tab within the grace window gets the same successor; else reuse.
-    in_grace = row.rotated_at is not None and now - row.rotated_at <= timedelta(seconds=deps.config.refresh_grace_s)
+    in_grace = row.rotated_at is not None and now - row.rotated_at <= timedelta(
+        seconds=deps.config.refresh_grace_s
+    )
     successor = ""
     if in_grace and row.successor_enc:
         try:
@@ -303,18 +393,40 @@ async def _revoke_reused(s: AsyncSession, deps: AuthDeps, ctx: Ctx, session_id: 
     await _end_sessions(s, deps, ctx, [session_id], "refresh_reuse", target_id=row.user_id)
 
 
-async def _end_sessions(s: AsyncSession, deps: AuthDeps, ctx: Ctx, session_ids: Iterable[Any], reason: str, *,
-                        actor_id: Any = None, target_id: Any = None) -> list[Any]:
+async def _end_sessions(
+    s: AsyncSession,
+    deps: AuthDeps,
+    ctx: Ctx,
+    session_ids: Iterable[Any],
+    reason: str,
+    *,
+    actor_id: Any = None,
+    target_id: Any = None,
+) -> list[Any]:
     """Revoke live sessions in the database and in `auth_state`; returns the ids that were live."""
     ids = list(session_ids)
     if not ids:
         return []
-    ended = list((await s.execute(update(sessions).where(sessions.c.id.in_(ids), sessions.c.revoked_at.is_(None))
-                                  .values(revoked_at=_now(), revoked_reason=reason, successor_enc=None)
-                                  .returning(sessions.c.id))).scalars())
+    ended = list(
+        (
+            await s.execute(
+                update(sessions)
+                .where(sessions.c.id.in_(ids), sessions.c.revoked_at.is_(None))
+                .values(revoked_at=_now(), revoked_reason=reason, successor_enc=None)
+                .returning(sessions.c.id)
+            )
+        ).scalars()
+    )
     if ended:
-        await audit(s, "session.ended", ctx, actor_id=actor_id, target_id=target_id, reason=reason,
-                    sessions=[str(i) for i in ended])
+        await audit(
+            s,
+            "session.ended",
+            ctx,
+            actor_id=actor_id,
+            target_id=target_id,
+            reason=reason,
+            sessions=[str(i) for i in ended],
+        )
         await deps.state.revoke_sessions(ended)
     return ended
 
@@ -326,10 +438,12 @@ async def _live_session_ids(s: AsyncSession, user_id: Any, *, except_id: Any = N
     return list((await s.execute(q)).scalars())
 
 
-async def _end_all_sessions(s: AsyncSession, deps: AuthDeps, ctx: Ctx, user: Any, reason: str, *,
-                            actor_id: Any) -> list[Any]:
-    ended = await _end_sessions(s, deps, ctx, await _live_session_ids(s, user.id), reason,
-                                actor_id=actor_id, target_id=user.id)
+async def _end_all_sessions(
+    s: AsyncSession, deps: AuthDeps, ctx: Ctx, user: Any, reason: str, *, actor_id: Any
+) -> list[Any]:
+    ended = await _end_sessions(
+        s, deps, ctx, await _live_session_ids(s, user.id), reason, actor_id=actor_id, target_id=user.id
+    )
     await deps.state.put_user(user.id, role=user.role, active=user.is_active, cut_off_tokens=True)
     return ended
 
@@ -340,8 +454,13 @@ async def logout(cmd: LogoutRequest, deps: AuthDeps, ctx: Ctx) -> Ack:
             sid, uid = ctx.actor.session_id, ctx.actor.user_id
         elif cmd.refresh_token is not None:
             h = tokens.hash_token(cmd.refresh_token.get_secret_value())
-            row = (await s.execute(select(sessions.c.id, sessions.c.user_id).where(
-                or_(sessions.c.refresh_hash == h, sessions.c.previous_hash == h)))).one_or_none()
+            row = (
+                await s.execute(
+                    select(sessions.c.id, sessions.c.user_id).where(
+                        or_(sessions.c.refresh_hash == h, sessions.c.previous_hash == h)
+                    )
+                )
+            ).one_or_none()
             if row is None:
                 return Ack(message="Signed out.")
             sid, uid = row.id, row.user_id
@@ -367,12 +486,38 @@ def describe_device(user_agent: str | None) -> str | None:
     if not user_agent:
         return None
     ua = user_agent.lower()
-    browser = next((name for key, name in (("edg/", "Edge"), ("opr/", "Opera"), ("firefox/", "Firefox"),
-                                            ("chrome/", "Chrome"), ("safari/", "Safari"), ("curl/", "curl"),
-                                            ("python-httpx", "httpx"), ("python", "Python")) if key in ua), None)
-    system = next((name for key, name in (("android", "Android"), ("iphone", "iPhone"), ("ipad", "iPad"),
-                                           ("windows", "Windows"), ("mac os", "macOS"), ("linux", "Linux"))
-                   if key in ua), None)
+    browser = next(
+        (
+            name
+            for key, name in (
+                ("edg/", "Edge"),
+                ("opr/", "Opera"),
+                ("firefox/", "Firefox"),
+                ("chrome/", "Chrome"),
+                ("safari/", "Safari"),
+                ("curl/", "curl"),
+                ("python-httpx", "httpx"),
+                ("python", "Python"),
+            )
+            if key in ua
+        ),
+        None,
+    )
+    system = next(
+        (
+            name
+            for key, name in (
+                ("android", "Android"),
+                ("iphone", "iPhone"),
+                ("ipad", "iPad"),
+                ("windows", "Windows"),
+                ("mac os", "macOS"),
+                ("linux", "Linux"),
+            )
+            if key in ua
+        ),
+        None,
+    )
     if browser and system:
         return f"{browser} on {system}"
     return browser or system or user_agent[:60]
@@ -382,13 +527,28 @@ async def list_sessions(deps: AuthDeps, ctx: Ctx) -> SessionList:
     actor = ctx.require_actor()
     now = _now()
     async with deps.db.session() as s:
-        rows = (await s.execute(select(sessions).where(
-            sessions.c.user_id == actor.user_id, sessions.c.revoked_at.is_(None), sessions.c.expires_at > now)
-            .order_by(sessions.c.last_used_at.desc()))).all()
+        rows = (
+            await s.execute(
+                select(sessions)
+                .where(
+                    sessions.c.user_id == actor.user_id,
+                    sessions.c.revoked_at.is_(None),
+                    sessions.c.expires_at > now,
+                )
+                .order_by(sessions.c.last_used_at.desc())
+            )
+        ).all()
     items = [
-        SessionInfo(id=r.id, device=describe_device(r.user_agent), ip=str(r.ip) if r.ip else None,
-                    created_at=r.created_at, last_used_at=r.last_used_at, expires_at=r.expires_at,
-                    remember_me=r.remember_me, current=str(r.id) == actor.session_id)
+        SessionInfo(
+            id=r.id,
+            device=describe_device(r.user_agent),
+            ip=str(r.ip) if r.ip else None,
+            created_at=r.created_at,
+            last_used_at=r.last_used_at,
+            expires_at=r.expires_at,
+            remember_me=r.remember_me,
+            current=str(r.id) == actor.session_id,
+        )
         for r in rows
         if r.last_used_at + timedelta(seconds=deps.config.idle_timeout(r.remember_me)) > now
     ]
@@ -398,12 +558,18 @@ async def list_sessions(deps: AuthDeps, ctx: Ctx) -> SessionList:
 async def end_session(cmd: EndSession, deps: AuthDeps, ctx: Ctx) -> Ack:
     actor = ctx.require_actor()
     async with deps.db.transaction() as s:
-        owner = (await s.execute(select(sessions.c.user_id).where(sessions.c.id == cmd.session_id,
-                                                                  sessions.c.revoked_at.is_(None)))).scalar_one_or_none()
+        owner = (
+            await s.execute(
+                select(sessions.c.user_id).where(
+                    sessions.c.id == cmd.session_id, sessions.c.revoked_at.is_(None)
+                )
+            )
+        ).scalar_one_or_none()
         if owner != actor.user_id:  # another user's session looks exactly like a missing one
             raise NotFound("There is no live session with this id among yours.")
-        await _end_sessions(s, deps, ctx, [cmd.session_id], "ended_by_user", actor_id=actor.user_id,
-                            target_id=actor.user_id)
+        await _end_sessions(
+            s, deps, ctx, [cmd.session_id], "ended_by_user", actor_id=actor.user_id, target_id=actor.user_id
+        )
     return Ack(message="The session has ended.")
 
 
@@ -429,17 +595,28 @@ async def change_password(cmd: ChangePassword, deps: AuthDeps, ctx: Ctx) -> Ack:
     deps.config.policy.enforce(new, row.email, "new_password")
     new_hash = await passwords.hash_password(new)
     async with deps.db.transaction() as s:
-        await s.execute(update(users).where(users.c.id == row.id).values(password_hash=new_hash, updated_at=func.now()))
+        await s.execute(
+            update(users).where(users.c.id == row.id).values(password_hash=new_hash, updated_at=func.now())
+        )
         await _invalidate_action_tokens(s, row.id, "reset")
         others = await _live_session_ids(s, row.id, except_id=uuid.UUID(actor.session_id))
-        ended = await _end_sessions(s, deps, ctx, others, "password_changed", actor_id=row.id, target_id=row.id)
+        ended = await _end_sessions(
+            s, deps, ctx, others, "password_changed", actor_id=row.id, target_id=row.id
+        )
         await audit(s, "password.changed", ctx, actor_id=row.id, target_id=row.id, sessions_ended=len(ended))
     return Ack(message=f"Password changed; {len(ended)} other session(s) ended.")
 
 
 async def _invalidate_action_tokens(s: AsyncSession, user_id: Any, kind: str) -> None:
-    await s.execute(update(action_tokens).where(action_tokens.c.user_id == user_id, action_tokens.c.kind == kind,
-                                                action_tokens.c.used_at.is_(None)).values(used_at=_now()))
+    await s.execute(
+        update(action_tokens)
+        .where(
+            action_tokens.c.user_id == user_id,
+            action_tokens.c.kind == kind,
+            action_tokens.c.used_at.is_(None),
+        )
+        .values(used_at=_now())
+    )
 
 
 async def forgot_password(cmd: ForgotPassword, deps: AuthDeps, ctx: Ctx) -> Ack:
@@ -451,19 +628,32 @@ async def forgot_password(cmd: ForgotPassword, deps: AuthDeps, ctx: Ctx) -> Ack:
         token = None
         if row is not None and row.is_active:
             token = await _new_action_token(s, deps, row.id, "reset")
-        await audit(s, "password.reset_requested", ctx, target_id=row.id if row else None,
-                    email=account, matched=token is not None)
+        await audit(
+            s,
+            "password.reset_requested",
+            ctx,
+            target_id=row.id if row else None,
+            email=account,
+            matched=token is not None,
+        )
     if token is not None:
         await _mail_reset(deps, row.email, token)
     return Ack(message=FORGOT_ANSWER)
 
 
 async def _take_action_token(s: AsyncSession, token: str, kind: str) -> Any:
-    row = (await s.execute(select(action_tokens).where(action_tokens.c.token_hash == tokens.hash_token(token),
-                                                       action_tokens.c.kind == kind).with_for_update())).one_or_none()
+    row = (
+        await s.execute(
+            select(action_tokens)
+            .where(action_tokens.c.token_hash == tokens.hash_token(token), action_tokens.c.kind == kind)
+            .with_for_update()
+        )
+    ).one_or_none()
     if row is None or row.used_at is not None or row.expires_at <= _now():
         what = "reset" if kind == "reset" else "verification"
-        raise Invalid(f"This {what} link is invalid, used or expired; ask for a new one.", [{"field": "token"}])
+        raise Invalid(
+            f"This {what} link is invalid, used or expired; ask for a new one.", [{"field": "token"}]
+        )
     await s.execute(update(action_tokens).where(action_tokens.c.id == row.id).values(used_at=_now()))
     return row
 
@@ -472,15 +662,22 @@ async def reset_password(cmd: ResetPassword, deps: AuthDeps, ctx: Ctx) -> Ack:
     deps.limiter.take("verify_ip", _client(ctx))
     new = cmd.new_password.get_secret_value()
     async with deps.db.session() as s:
-        pending = (await s.execute(select(users.c.email).select_from(action_tokens.join(users)).where(
-            action_tokens.c.token_hash == tokens.hash_token(cmd.token.get_secret_value())))).scalar_one_or_none()
+        pending = (
+            await s.execute(
+                select(users.c.email)
+                .select_from(action_tokens.join(users))
+                .where(action_tokens.c.token_hash == tokens.hash_token(cmd.token.get_secret_value()))
+            )
+        ).scalar_one_or_none()
     if pending is not None:  # check the policy before spending the token
         deps.config.policy.enforce(new, pending, "new_password")
     new_hash = await passwords.hash_password(new)
     async with deps.db.transaction() as s:
         tok = await _take_action_token(s, cmd.token.get_secret_value(), "reset")
         user = await _user_by_id(s, tok.user_id, lock=True)
-        await s.execute(update(users).where(users.c.id == user.id).values(password_hash=new_hash, updated_at=func.now()))
+        await s.execute(
+            update(users).where(users.c.id == user.id).values(password_hash=new_hash, updated_at=func.now())
+        )
         await _invalidate_action_tokens(s, user.id, "reset")
         ended = await _end_all_sessions(s, deps, ctx, user, "password_reset", actor_id=user.id)
         await audit(s, "password.reset", ctx, actor_id=user.id, target_id=user.id, sessions_ended=len(ended))
@@ -496,19 +693,30 @@ async def verify_email(cmd: VerifyEmail, deps: AuthDeps, ctx: Ctx) -> UserPublic
         if tok.new_email:
             values["email"] = tok.new_email
         try:
-            row = (await s.execute(update(users).where(users.c.id == user.id).values(**values)
-                                   .returning(users))).one()
+            row = (
+                await s.execute(update(users).where(users.c.id == user.id).values(**values).returning(users))
+            ).one()
         except IntegrityError:
             raise Conflict("Another account uses this address now; the change cannot be applied.") from None
         if tok.new_email:
             await _invalidate_action_tokens(s, user.id, "verify")
-            await audit(s, "email.changed", ctx, actor_id=user.id, target_id=user.id, old=user.email,
-                        new=tok.new_email)
+            await audit(
+                s,
+                "email.changed",
+                ctx,
+                actor_id=user.id,
+                target_id=user.id,
+                old=user.email,
+                new=tok.new_email,
+            )
         else:
             await audit(s, "email.verified", ctx, actor_id=user.id, target_id=user.id)
     if tok.new_email:
-        await deps.publish_changed(UserChanged(user_id=row.id, role=row.role, is_active=row.is_active,
-                                               email=row.email, changed_at=_now()))
+        await deps.publish_changed(
+            UserChanged(
+                user_id=row.id, role=row.role, is_active=row.is_active, email=row.email, changed_at=_now()
+            )
+        )
     return _public(row)
 
 
@@ -522,9 +730,16 @@ async def resend_verification(deps: AuthDeps, ctx: Ctx) -> Ack:
         if row.email_verified:
             return Ack(message="This address is already confirmed.")
         # Older links for the current address stop working; a pending email change keeps its link.
-        await s.execute(update(action_tokens).where(
-            action_tokens.c.user_id == row.id, action_tokens.c.kind == "verify", action_tokens.c.new_email.is_(None),
-            action_tokens.c.used_at.is_(None)).values(used_at=_now()))
+        await s.execute(
+            update(action_tokens)
+            .where(
+                action_tokens.c.user_id == row.id,
+                action_tokens.c.kind == "verify",
+                action_tokens.c.new_email.is_(None),
+                action_tokens.c.used_at.is_(None),
+            )
+            .values(used_at=_now())
+        )
         token = await _new_action_token(s, deps, row.id, "verify")
     await _mail_verification(deps, row.email, token)
     return Ack(message=f"A new confirmation link is on its way to {row.email}.")
@@ -547,9 +762,12 @@ async def change_email(cmd: ChangeEmail, deps: AuthDeps, ctx: Ctx) -> Ack:
         token = await _new_action_token(s, deps, row.id, "verify", new_email=new_email)
         await audit(s, "email.change_requested", ctx, actor_id=row.id, target_id=row.id, new=new_email)
     await _mail_verification(deps, new_email, token)
-    await deps.mailer.send(row.email, "Your Atrium email address is being changed",
-                           f"Someone signed in to your account asked to change its address to {new_email}.\n"
-                           "If this was not you, change your password now.\n")
+    await deps.mailer.send(
+        row.email,
+        "Your Atrium email address is being changed",
+        f"Someone signed in to your account asked to change its address to {new_email}.\n"
+        "If this was not you, change your password now.\n",
+    )
     return Ack(message=f"Open the link we sent to {new_email} to confirm the change.")
 
 
@@ -572,8 +790,11 @@ async def admin_list_users(cmd: ListUsers, deps: AuthDeps, ctx: Ctx) -> UserPage
         if where is not None:
             q, cq = q.where(where), cq.where(where)
         total = (await s.execute(cq)).scalar_one()
-        rows = (await s.execute(q.order_by(users.c.created_at.desc(), users.c.id)
-                                .limit(cmd.limit).offset(cmd.offset))).all()
+        rows = (
+            await s.execute(
+                q.order_by(users.c.created_at.desc(), users.c.id).limit(cmd.limit).offset(cmd.offset)
+            )
+        ).all()
     return UserPage(items=[_public(r) for r in rows], total=total, limit=cmd.limit, offset=cmd.offset)
 
 
@@ -587,27 +808,59 @@ async def admin_update_user(cmd: AdminUpdateUser, deps: AuthDeps, ctx: Ctx) -> U
             return _public(user)
         if role != "admin" or not active:
             await _refuse_last_admin(s, user)
-        row = (await s.execute(update(users).where(users.c.id == user.id)
-                               .values(role=role, is_active=active, updated_at=func.now()).returning(users))).one()
+        row = (
+            await s.execute(
+                update(users)
+                .where(users.c.id == user.id)
+                .values(role=role, is_active=active, updated_at=func.now())
+                .returning(users)
+            )
+        ).one()
         if role != user.role:
-            await audit(s, "user.role_changed", ctx, actor_id=actor.user_id, target_id=user.id,
-                        old=user.role, new=role)
+            await audit(
+                s,
+                "user.role_changed",
+                ctx,
+                actor_id=actor.user_id,
+                target_id=user.id,
+                old=user.role,
+                new=role,
+            )
         if active != user.is_active:
-            await audit(s, "user.activated" if active else "user.deactivated", ctx, actor_id=actor.user_id,
-                        target_id=user.id)
+            await audit(
+                s,
+                "user.activated" if active else "user.deactivated",
+                ctx,
+                actor_id=actor.user_id,
+                target_id=user.id,
+            )
         await deps.state.put_user(user.id, role=role, active=active)
         if not active:
-            await _end_sessions(s, deps, ctx, await _live_session_ids(s, user.id), "deactivated",
-                                actor_id=actor.user_id, target_id=user.id)
-    await deps.publish_changed(UserChanged(user_id=row.id, role=row.role, is_active=row.is_active,
-                                           email=row.email, changed_at=_now()))
+            await _end_sessions(
+                s,
+                deps,
+                ctx,
+                await _live_session_ids(s, user.id),
+                "deactivated",
+                actor_id=actor.user_id,
+                target_id=user.id,
+            )
+    await deps.publish_changed(
+        UserChanged(
+            user_id=row.id, role=row.role, is_active=row.is_active, email=row.email, changed_at=_now()
+        )
+    )
     return _public(row)
 
 
 async def _lock_target_and_admins(s: AsyncSession, user_id: Any) -> Any:
     # Lock every active admin in one order first, so two admins demoting each other cannot both win.
-    await s.execute(select(users.c.id).where(users.c.role == "admin", users.c.is_active)
-                    .order_by(users.c.id).with_for_update())
+    await s.execute(
+        select(users.c.id)
+        .where(users.c.role == "admin", users.c.is_active)
+        .order_by(users.c.id)
+        .with_for_update()
+    )
     user = await _user_by_id(s, user_id, lock=True)
     if user is None:
         raise NotFound("There is no account with this id.")
@@ -618,8 +871,13 @@ async def _refuse_last_admin(s: AsyncSession, user: Any) -> None:
     """Call with the admins locked: refuse when `user` is the only active administrator."""
     if user.role != "admin" or not user.is_active:
         return
-    others = (await s.execute(select(func.count()).select_from(users).where(
-        users.c.role == "admin", users.c.is_active, users.c.id != user.id))).scalar_one()
+    others = (
+        await s.execute(
+            select(func.count())
+            .select_from(users)
+            .where(users.c.role == "admin", users.c.is_active, users.c.id != user.id)
+        )
+    ).scalar_one()
     if others == 0:
         raise Conflict("This is the last active administrator; make another account admin first.")
 
@@ -633,7 +891,9 @@ async def admin_delete_user(cmd: AdminUserRef, deps: AuthDeps, ctx: Ctx) -> Ack:
         await deps.state.revoke_sessions(live)
         await deps.state.put_user(user.id, role=user.role, active=False, cut_off_tokens=True)
         await s.execute(delete(users).where(users.c.id == user.id))  # sessions and tokens cascade
-        await audit(s, "user.deleted", ctx, actor_id=actor.user_id, target_id=user.id, sessions_ended=len(live))
+        await audit(
+            s, "user.deleted", ctx, actor_id=actor.user_id, target_id=user.id, sessions_ended=len(live)
+        )
     await deps.publish_deleted(UserDeleted(user_id=user.id, deleted_at=_now()))
     return Ack(message="The account is deleted; every service forgets it.")
 
@@ -663,8 +923,11 @@ async def admin_start_reset(cmd: AdminUserRef, deps: AuthDeps, ctx: Ctx) -> Ack:
 async def admin_audit(cmd: ListAudit, deps: AuthDeps, ctx: Ctx) -> AuditPage:
     conds = []
     if cmd.action:
-        conds.append(audit_log.c.action.startswith(cmd.action, autoescape=True) if cmd.action.endswith(".")
-                     else audit_log.c.action == cmd.action)
+        conds.append(
+            audit_log.c.action.startswith(cmd.action, autoescape=True)
+            if cmd.action.endswith(".")
+            else audit_log.c.action == cmd.action
+        )
     if cmd.actor_id:
         conds.append(audit_log.c.actor_id == cmd.actor_id)
     if cmd.target_id:
@@ -675,11 +938,28 @@ async def admin_audit(cmd: ListAudit, deps: AuthDeps, ctx: Ctx) -> AuditPage:
         conds.append(audit_log.c.at < cmd.until)
     async with deps.db.session() as s:
         total = (await s.execute(select(func.count()).select_from(audit_log).where(*conds))).scalar_one()
-        rows = (await s.execute(select(audit_log).where(*conds).order_by(audit_log.c.at.desc(), audit_log.c.id)
-                                .limit(cmd.limit).offset(cmd.offset))).all()
-    items = [AuditEntry(id=r.id, at=r.at, action=r.action, actor_id=r.actor_id, target_id=r.target_id,
-                        ip=str(r.ip) if r.ip else None, request_id=r.request_id, details=r.details or {})
-             for r in rows]
+        rows = (
+            await s.execute(
+                select(audit_log)
+                .where(*conds)
+                .order_by(audit_log.c.at.desc(), audit_log.c.id)
+                .limit(cmd.limit)
+                .offset(cmd.offset)
+            )
+        ).all()
+    items = [
+        AuditEntry(
+            id=r.id,
+            at=r.at,
+            action=r.action,
+            actor_id=r.actor_id,
+            target_id=r.target_id,
+            ip=str(r.ip) if r.ip else None,
+            request_id=r.request_id,
+            details=r.details or {},
+        )
+        for r in rows
+    ]
     return AuditPage(items=items, total=total, limit=cmd.limit, offset=cmd.offset)
 
 
@@ -701,9 +981,16 @@ async def housekeeping(deps: AuthDeps) -> int:
     async with deps.db.transaction() as s:
         still_needed = set()
         if revoked:
-            still_needed = set((await s.execute(select(sessions.c.id).where(
-                sessions.c.id.in_(revoked), or_(sessions.c.revoked_at.is_(None),
-                                                sessions.c.revoked_at >= safe_before)))).scalars())
+            still_needed = set(
+                (
+                    await s.execute(
+                        select(sessions.c.id).where(
+                            sessions.c.id.in_(revoked),
+                            or_(sessions.c.revoked_at.is_(None), sessions.c.revoked_at >= safe_before),
+                        )
+                    )
+                ).scalars()
+            )
         old = now - ENDED_SESSION_RETENTION
         await s.execute(delete(sessions).where(or_(sessions.c.revoked_at < old, sessions.c.expires_at < old)))
         await s.execute(delete(action_tokens).where(action_tokens.c.expires_at < old))

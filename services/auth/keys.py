@@ -45,8 +45,9 @@ def _b64(n: int) -> str:
 def generate_key(key_dir: Path, bits: int = KEY_BITS) -> SigningKey:
     key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     created = time.time()
     kid = time.strftime("%Y%m%d%H%M%S", time.gmtime(created)) + "-" + os.urandom(4).hex()
     path = key_dir / f"{kid}.pem"

@@ -52,8 +52,13 @@ class OutboxMailer:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        log_fields(log, logging.INFO, "mail written to the dev outbox; open it for the link", path=str(path),
-                   subject=subject)
+        log_fields(
+            log,
+            logging.INFO,
+            "mail written to the dev outbox; open it for the link",
+            path=str(path),
+            subject=subject,
+        )
 
 
 class SmtpMailer:
@@ -81,8 +86,14 @@ class SmtpMailer:
                 await asyncio.to_thread(self._deliver, msg)
                 log_fields(log, logging.INFO, "mail sent", subject=subject, host=self.config.smtp_host)
             except Exception as exc:
-                log_fields(log, logging.ERROR, "mail could not be sent", subject=subject,
-                           host=self.config.smtp_host, error=type(exc).__name__)
+                log_fields(
+                    log,
+                    logging.ERROR,
+                    "mail could not be sent",
+                    subject=subject,
+                    host=self.config.smtp_host,
+                    error=type(exc).__name__,
+                )
 
         task = asyncio.create_task(deliver())
         self._pending.add(task)

@@ -72,5 +72,7 @@ class PasswordPolicy:
     def enforce(self, password: str, email: str = "", field_name: str = "password") -> None:
         failed = self.failures(password, email)
         if failed:
-            raise Invalid("The password does not meet the rules: " + "; ".join(failed) + ".",
-                          [{"field": field_name, "message": m} for m in failed])
+            raise Invalid(
+                "The password does not meet the rules: " + "; ".join(failed) + ".",
+                [{"field": field_name, "message": m} for m in failed],
+            )

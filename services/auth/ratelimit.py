@@ -26,16 +26,16 @@ class Rule:
 
 
 DEFAULT_RULES: dict[str, Rule] = {
-    "login_ip": Rule(30, 60),            # every login attempt from one IP
-    "login_account": Rule(10, 300),      # failed logins (and wrong current passwords) per account
+    "login_ip": Rule(30, 60),  # every login attempt from one IP
+    "login_account": Rule(10, 300),  # failed logins (and wrong current passwords) per account
     "register_ip": Rule(10, 3600),
-    "register_account": Rule(5, 3600),   # attempts per email address
+    "register_account": Rule(5, 3600),  # attempts per email address
     "refresh_ip": Rule(120, 60),
-    "refresh_account": Rule(60, 60),     # refreshes per account, however many sessions
+    "refresh_account": Rule(60, 60),  # refreshes per account, however many sessions
     "forgot_ip": Rule(10, 3600),
     "forgot_account": Rule(3, 900),
-    "verify_account": Rule(3, 900),      # verification mails per account
-    "verify_ip": Rule(20, 600),          # email-verification and password-reset token attempts
+    "verify_account": Rule(3, 900),  # verification mails per account
+    "verify_ip": Rule(20, 600),  # email-verification and password-reset token attempts
 }
 
 MAX_KEYS = 100_000
@@ -54,8 +54,9 @@ def parse_rules(spec: str) -> dict[str, Rule]:
 
 
 class RateLimiter:
-    def __init__(self, rules: dict[str, Rule], exempt_ips: frozenset[str] = frozenset(),
-                 clock=time.monotonic):  # type: ignore[no-untyped-def]
+    def __init__(
+        self, rules: dict[str, Rule], exempt_ips: frozenset[str] = frozenset(), clock=time.monotonic
+    ):  # type: ignore[no-untyped-def]
         self.rules = rules
         self.exempt_ips = exempt_ips
         self.clock = clock

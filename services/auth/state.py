@@ -43,8 +43,11 @@ class AuthState:
         """Record the user's live role and active flag; `cut_off_tokens` refuses every access token
         issued in an earlier second (the same second is covered by session revocation)."""
         old = self.current(user_id) or UserState()
-        state = UserState(role=role, active=active,  # type: ignore[arg-type]
-                          tokens_valid_after=float(int(time.time())) if cut_off_tokens else old.tokens_valid_after)
+        state = UserState(
+            role=role,
+            active=active,  # type: ignore[arg-type]
+            tokens_valid_after=float(int(time.time())) if cut_off_tokens else old.tokens_valid_after,
+        )
         if state == old and self.current(user_id) is not None:
             return
         key, value = f"user.{user_id}", state.model_dump_json().encode()

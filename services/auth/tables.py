@@ -22,7 +22,8 @@ from services.kit.db import service_metadata
 metadata = service_metadata("auth")
 
 users = Table(
-    "users", metadata,
+    "users",
+    metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("email", String(320), nullable=False),
     Column("password_hash", Text, nullable=False),
@@ -36,9 +37,12 @@ users = Table(
 )
 
 sessions = Table(
-    "sessions", metadata,
+    "sessions",
+    metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
-    Column("user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column(
+        "user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
     Column("refresh_hash", String(64), nullable=False, unique=True),
     Column("previous_hash", String(64), index=True),
     Column("rotated_at", DateTime(timezone=True)),
@@ -55,18 +59,27 @@ sessions = Table(
 
 # Every refresh token a session has rotated away from: presenting one again is reuse.
 refresh_history = Table(
-    "refresh_history", metadata,
+    "refresh_history",
+    metadata,
     Column("token_hash", String(64), primary_key=True),
-    Column("session_id", UUID(as_uuid=True), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False,
-           index=True),
+    Column(
+        "session_id",
+        UUID(as_uuid=True),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("rotated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 # Single-use email verification ("verify") and password reset ("reset") tokens, stored as SHA-256.
 action_tokens = Table(
-    "action_tokens", metadata,
+    "action_tokens",
+    metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
-    Column("user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column(
+        "user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
     Column("kind", String(16), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("new_email", String(320)),
@@ -76,7 +89,8 @@ action_tokens = Table(
 )
 
 audit_log = Table(
-    "audit_log", metadata,
+    "audit_log",
+    metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
     Column("action", String(64), nullable=False, index=True),

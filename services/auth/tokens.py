@@ -18,13 +18,27 @@ from .keys import KeyRing
 ACCESS_TTL_S = 15 * 60
 
 
-def issue_access_token(keys: KeyRing, *, user_id: uuid.UUID, role: str, session_id: uuid.UUID,
-                       ttl_s: int = ACCESS_TTL_S, now: float | None = None) -> str:
+def issue_access_token(
+    keys: KeyRing,
+    *,
+    user_id: uuid.UUID,
+    role: str,
+    session_id: uuid.UUID,
+    ttl_s: int = ACCESS_TTL_S,
+    now: float | None = None,
+) -> str:
     now = int(now if now is not None else time.time())
     claims = {
-        "iss": TOKEN_ISSUER, "aud": TOKEN_AUDIENCE, "typ": ACCESS_TOKEN_TYPE,
-        "sub": str(user_id), "role": role, "sid": str(session_id),
-        "iat": now, "nbf": now, "exp": now + ttl_s, "jti": uuid.uuid4().hex,
+        "iss": TOKEN_ISSUER,
+        "aud": TOKEN_AUDIENCE,
+        "typ": ACCESS_TOKEN_TYPE,
+        "sub": str(user_id),
+        "role": role,
+        "sid": str(session_id),
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_s,
+        "jti": uuid.uuid4().hex,
     }
     key = keys.current
     return jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid, "typ": "JWT"})

@@ -41,8 +41,14 @@ log = logging.getLogger("atrium.docs")
 
 RELAY_IDLE_S = 1.0
 RETENTION_EVERY_S = 3600.0
-MANIFEST = AppManifest(key=api.APP_KEY, name="Documents", icon="file-text", route="/documents", default_grant=True,
-                       description="Upload PDFs, extract their text and fields, search and categorise them.")
+MANIFEST = AppManifest(
+    key=api.APP_KEY,
+    name="Documents",
+    icon="file-text",
+    route="/documents",
+    default_grant=True,
+    description="Upload PDFs, extract their text and fields, search and categorise them.",
+)
 
 
 class NatsBlobs(handlers.Blobs):
@@ -89,8 +95,10 @@ def create_service(settings: ServiceSettings) -> Service:
         await guard.check(actor)
 
     async def publish_progress(owner: UUID, progress: DocumentProgress) -> None:
-        await svc.nc.publish(DOCUMENT_PROGRESS.subject(str(owner), str(progress.document_id)),
-                             progress.model_dump_json().encode())
+        await svc.nc.publish(
+            DOCUMENT_PROGRESS.subject(str(owner), str(progress.document_id)),
+            progress.model_dump_json().encode(),
+        )
 
     def current_settings():  # type: ignore[no-untyped-def]
         return store["documents"].current
@@ -99,9 +107,15 @@ def create_service(settings: ServiceSettings) -> Service:
         # A first batch fetches the original and may start the worker's preview child: allow for both.
         return await call(svc.nc, PREVIEW_RENDER, cmd, token=token, timeout=60)  # type: ignore[no-any-return]
 
-    deps = handlers.DocsDeps(db=db, blobs=blobs, settings=current_settings, check_access=check_access,
-                             wake_relay=relay_wakeup.set, publish_progress=publish_progress,
-                             render_previews=render_previews)
+    deps = handlers.DocsDeps(
+        db=db,
+        blobs=blobs,
+        settings=current_settings,
+        check_access=check_access,
+        wake_relay=relay_wakeup.set,
+        publish_progress=publish_progress,
+        render_previews=render_previews,
+    )
 
     async def publish_outbox(subject: str, payload: dict[str, Any], msg_id: str) -> None:
         desc = REGISTRY.events[subject]

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-                        BigInteger,
-                        Boolean,
-                        Column,
-                        Date,
-                        DateTime,
-                        ForeignKey,
-                        Integer,
-                        Numeric,
-                        String,
-                        Table,
-                        Text,
-                        func,
-                        text,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    Text,
+    func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 
@@ -29,10 +29,12 @@ SEARCH_CONFIG = "simple"  # language-neutral: the corpus mixes languages
 
 
 def _weighted_text(body_chars: int) -> str:
-    return (f"setweight(to_tsvector('{SEARCH_CONFIG}', coalesce(title, '')), 'A') || "
-            f"setweight(to_tsvector('{SEARCH_CONFIG}', coalesce(sender, '')), 'B') || "
-            f"setweight(to_tsvector('{SEARCH_CONFIG}', coalesce(filename, '')), 'B') || "
-            f"setweight(to_tsvector('{SEARCH_CONFIG}', left(coalesce(body_text, ''), {body_chars})), 'C')")
+    return (
+        f"setweight(to_tsvector('{SEARCH_CONFIG}', coalesce(title, '')), 'A') || "
+        f"setweight(to_tsvector('{SEARCH_CONFIG}', coalesce(sender, '')), 'B') || "
+        f"setweight(to_tsvector('{SEARCH_CONFIG}', coalesce(filename, '')), 'B') || "
+        f"setweight(to_tsvector('{SEARCH_CONFIG}', left(coalesce(body_text, ''), {body_chars})), 'C')"
+    )
 
 
 SEARCH_EXPRESSION = _weighted_text(SEARCH_TEXT_CHARS)  # what a search matches
@@ -42,7 +44,8 @@ RANK_TEXT_CHARS = 10_000
 RANK_EXPRESSION = _weighted_text(RANK_TEXT_CHARS)
 
 documents = Table(
-    "documents", metadata,
+    "documents",
+    metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("owner_id", UUID(as_uuid=True), nullable=False),
     Column("filename", String(255), nullable=False),
@@ -56,7 +59,9 @@ documents = Table(
     Column("run_id", UUID(as_uuid=True), nullable=False),
     Column("page_count", Integer),
     Column("needs_ocr", Boolean, nullable=False, server_default=text("false")),
-    Column("preview_pages", Integer, nullable=False, server_default=text("0")),  # PNGs of pages 1..n, this run
+    Column(
+        "preview_pages", Integer, nullable=False, server_default=text("0")
+    ),  # PNGs of pages 1..n, this run
     Column("pdf_metadata", JSONB),
     Column("document_type", String(32)),
     Column("title", String(300)),
@@ -81,8 +86,11 @@ PAGE_SEARCH_TEXT_CHARS = 100_000
 PAGE_SEARCH_EXPRESSION = f"to_tsvector('{SEARCH_CONFIG}', left(text, {PAGE_SEARCH_TEXT_CHARS}))"
 
 pages = Table(
-    "pages", metadata,
-    Column("document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True),
+    "pages",
+    metadata,
+    Column(
+        "document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("number", Integer, primary_key=True),
     Column("text", Text, nullable=False),
     Column("tables", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
@@ -90,7 +98,8 @@ pages = Table(
 )
 
 categories = Table(
-    "categories", metadata,
+    "categories",
+    metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("owner_id", UUID(as_uuid=True), nullable=False),
     Column("name", String(80), nullable=False),
@@ -98,14 +107,20 @@ categories = Table(
 )
 
 document_categories = Table(
-    "document_categories", metadata,
-    Column("document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True),
-    Column("category_id", UUID(as_uuid=True), ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True),
+    "document_categories",
+    metadata,
+    Column(
+        "document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column(
+        "category_id", UUID(as_uuid=True), ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("source", String(8), nullable=False, server_default="user"),
 )
 
 tasks = Table(
-    "tasks", metadata,
+    "tasks",
+    metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("owner_id", UUID(as_uuid=True), nullable=False),
     Column("document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="SET NULL")),
@@ -130,7 +145,8 @@ tasks = Table(
 
 # Events waiting to be published: written in the same transaction as the change they announce.
 outbox = Table(
-    "outbox", metadata,
+    "outbox",
+    metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("subject", String(200), nullable=False),
     Column("msg_id", String(200), nullable=False),
@@ -140,7 +156,8 @@ outbox = Table(
 )
 
 audit_log = Table(
-    "audit_log", metadata,
+    "audit_log",
+    metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("action", String(64), nullable=False),

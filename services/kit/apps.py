@@ -47,7 +47,9 @@ def announce_app(service: Service, manifest: AppManifest, *, interval_s: float =
 
     async def announce() -> None:
         try:
-            await service.publish(APP_ANNOUNCED, manifest.model_copy(update={"announced_at": datetime.now(UTC)}))
+            await service.publish(
+                APP_ANNOUNCED, manifest.model_copy(update={"announced_at": datetime.now(UTC)})
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # NATS away for a moment: the next tick tries again
@@ -78,8 +80,15 @@ class AppAccessGuard:
 
     MAX_ENTRIES = 10_000
 
-    def __init__(self, service: Service, app_key: str, *, app_name: str | None = None, ttl_s: float = 60.0,
-                 timeout_s: float = 5.0):
+    def __init__(
+        self,
+        service: Service,
+        app_key: str,
+        *,
+        app_name: str | None = None,
+        ttl_s: float = 60.0,
+        timeout_s: float = 5.0,
+    ):
         self.service = service
         self.app_key = app_key
         self.app_name = app_name or app_key.replace("_", " ").title()
@@ -111,8 +120,10 @@ class AppAccessGuard:
         if actor.is_admin or actor.kind == "service":
             return
         if not await self.allowed(actor):
-            raise Forbidden(f"You do not have access to the {self.app_name} app; ask an administrator.",
-                            {"app_key": self.app_key})
+            raise Forbidden(
+                f"You do not have access to the {self.app_name} app; ask an administrator.",
+                {"app_key": self.app_key},
+            )
 
     async def allowed(self, actor: Actor) -> bool:
         if self._sub is None:  # created after the service started: listen before trusting any cache
@@ -123,8 +134,13 @@ class AppAccessGuard:
         if hit is not None and hit[1] > now:
             return hit[0]
         generation = self._generation
-        decision = await call(self.service.nc, ACCESS_CHECK, AccessCheck(user_id=actor.user_id, app_key=self.app_key),
-                              token=actor.token, timeout=self.timeout_s)
+        decision = await call(
+            self.service.nc,
+            ACCESS_CHECK,
+            AccessCheck(user_id=actor.user_id, app_key=self.app_key),
+            token=actor.token,
+            timeout=self.timeout_s,
+        )
         if generation == self._generation:
             if len(self._cache) >= self.MAX_ENTRIES:
                 self._cache.clear()

@@ -69,8 +69,9 @@ def parse_model(model: type[BaseModel], body: bytes | str | None) -> Any:
     except ValidationError as err:
         if any(e["type"] == "json_invalid" for e in err.errors()):
             raise Invalid("The message body is not valid JSON.", validation_details(err)) from None
-        raise Invalid(f"The request does not match {model.__name__}: fix the listed fields.",
-                      validation_details(err)) from None
+        raise Invalid(
+            f"The request does not match {model.__name__}: fix the listed fields.", validation_details(err)
+        ) from None
 
 
 class RequestContextMiddleware(BaseMiddleware):
@@ -105,12 +106,21 @@ class ErrorEnvelopeMiddleware(BaseMiddleware):
         except Exception as exc:
             if not getattr(msg, "reply_to", None) or _is_jetstream(msg):
                 raise
-            err = exc if isinstance(exc, AtriumError) else Internal(
-                f"The service failed while handling this request (request id {request_id_var.get()}).")
+            err = (
+                exc
+                if isinstance(exc, AtriumError)
+                else Internal(
+                    f"The service failed while handling this request (request id {request_id_var.get()})."
+                )
+            )
             if not isinstance(exc, AtriumError):
-                log.exception("unhandled error on %s", getattr(msg, "raw_message", None) and msg.raw_message.subject)
-            return NatsResponse(Envelope(ok=False, error=err.to_body()).model_dump_json(),
-                                headers={Header.REQUEST_ID: request_id_var.get()})
+                log.exception(
+                    "unhandled error on %s", getattr(msg, "raw_message", None) and msg.raw_message.subject
+                )
+            return NatsResponse(
+                Envelope(ok=False, error=err.to_body()).model_dump_json(),
+                headers={Header.REQUEST_ID: request_id_var.get()},
+            )
 
 
 def _is_jetstream(msg: Any) -> bool:
@@ -158,7 +168,9 @@ HealthCheck = Callable[[], Awaitable[str]]
 class Service:
     """One microservice: its broker, its subscribers, its start-up and shutdown."""
 
-    def __init__(self, settings: ServiceSettings, *, streams: Sequence[Stream] = (), verify_tokens: bool = True):
+    def __init__(
+        self, settings: ServiceSettings, *, streams: Sequence[Stream] = (), verify_tokens: bool = True
+    ):
         self.settings = settings
         self.name = settings.name
         self.streams = list(streams) or list(REGISTRY.streams.values())
@@ -169,8 +181,14 @@ class Service:
             nats_servers(settings.nats_url),
             name=f"atrium-{self.name}",
             # its own NATS user (infra/nats): only the subjects this service needs
-            **({"security": NatsUserPassword(login["user"], login["password"]),
-                "inbox_prefix": login["inbox_prefix"]} if login else {}),
+            **(
+                {
+                    "security": NatsUserPassword(login["user"], login["password"]),
+                    "inbox_prefix": login["inbox_prefix"],
+                }
+                if login
+                else {}
+            ),
             middlewares=[ErrorEnvelopeMiddleware, RequestContextMiddleware],
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
@@ -200,7 +218,9 @@ class Service:
                 await self.broker.connect()
                 break
             except Exception as exc:  # NATS not up yet: keep trying, loudly
-                log_fields(log, logging.WARNING, "waiting for NATS", url=self.settings.nats_url, error=str(exc))
+                log_fields(
+                    log, logging.WARNING, "waiting for NATS", url=self.settings.nats_url, error=str(exc)
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         await ensure_streams(self.js, self.streams)
@@ -242,11 +262,17 @@ class Service:
             except Exception as exc:
                 checks[name] = f"down: {type(exc).__name__}"
         ok = all(v == "ok" for v in checks.values())
-        return HealthReply(service=self.name, status="ok" if ok else "degraded",
-                           uptime_s=round(time.monotonic() - self.started_at, 1), checks=checks)
+        return HealthReply(
+            service=self.name,
+            status="ok" if ok else "degraded",
+            uptime_s=round(time.monotonic() - self.started_at, 1),
+            checks=checks,
+        )
 
     # ---- request/reply ---------------------------------------------------------------------------
-    def rpc(self, desc: Rpc[Any, Any]) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+    def rpc(
+        self, desc: Rpc[Any, Any]
+    ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
         def register(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             async def subscriber(msg: NatsMessage) -> NatsResponse:
                 headers = dict(msg.headers or {})
@@ -264,19 +290,30 @@ class Service:
                     env = Envelope(ok=False, error=err.to_body())
                 except Exception:
                     log.exception("handler for %s failed", desc.subject)
-                    env = Envelope(ok=False, error=Internal(
-                        f"The {self.name} service failed while handling this request; "
-                        f"it is logged with request id {rid}.").to_body())
+                    env = Envelope(
+                        ok=False,
+                        error=Internal(
+                            f"The {self.name} service failed while handling this request; "
+                            f"it is logged with request id {rid}."
+                        ).to_body(),
+                    )
                 elapsed = (time.perf_counter() - started) * 1000
                 if desc.subject != f"{self.name}.health":
-                    log_fields(log, logging.INFO if env.ok else logging.WARNING, "rpc", subject=desc.subject,
-                               ok=env.ok, code=env.error.code.value if env.error else None,
-                               ms=round(elapsed, 1))
+                    log_fields(
+                        log,
+                        logging.INFO if env.ok else logging.WARNING,
+                        "rpc",
+                        subject=desc.subject,
+                        ok=env.ok,
+                        code=env.error.code.value if env.error else None,
+                        ms=round(elapsed, 1),
+                    )
                 return NatsResponse(env.model_dump_json(), headers={Header.REQUEST_ID: rid})
 
             subscriber.__name__ = f"rpc_{desc.subject.replace('.', '_')}"
-            self.broker.subscriber(desc.subject, queue=desc.service or self.name,
-                                   title=desc.subject, description=desc.summary)(subscriber)
+            self.broker.subscriber(
+                desc.subject, queue=desc.service or self.name, title=desc.subject, description=desc.summary
+            )(subscriber)
             return handler
 
         return register
@@ -318,22 +355,38 @@ class Service:
             async def subscriber(msg: NatsMessage) -> None:
                 raw = msg.raw_message
                 attempt = raw.metadata.num_delivered if raw.metadata else 1
-                ctx = Ctx(request_id=request_id_var.get() or new_request_id(), headers=dict(msg.headers or {}),
-                          attempt=attempt, subject=raw.subject,
-                          stream_seq=raw.metadata.sequence.stream if raw.metadata else 0, heartbeat=raw.in_progress)
+                ctx = Ctx(
+                    request_id=request_id_var.get() or new_request_id(),
+                    headers=dict(msg.headers or {}),
+                    attempt=attempt,
+                    subject=raw.subject,
+                    stream_seq=raw.metadata.sequence.stream if raw.metadata else 0,
+                    heartbeat=raw.in_progress,
+                )
                 try:
                     event = desc.model.model_validate_json(msg.body)
                 except ValidationError as err:
-                    log_fields(log, logging.ERROR, "malformed event dropped", subject=raw.subject,
-                               errors=validation_details(err))
+                    log_fields(
+                        log,
+                        logging.ERROR,
+                        "malformed event dropped",
+                        subject=raw.subject,
+                        errors=validation_details(err),
+                    )
                     await raw.term()
                     return
                 try:
                     await handler(event, ctx)
                 except Exception as exc:
                     if attempt >= max_deliver:
-                        log_fields(log, logging.ERROR, "event failed for the last time", subject=raw.subject,
-                                   attempt=attempt, error=repr(exc))
+                        log_fields(
+                            log,
+                            logging.ERROR,
+                            "event failed for the last time",
+                            subject=raw.subject,
+                            attempt=attempt,
+                            error=repr(exc),
+                        )
                         if give_up:
                             try:
                                 await give_up(event, exc, ctx)
@@ -344,8 +397,15 @@ class Service:
                         await raw.term()
                     else:
                         delay = RETRY_DELAYS_S[min(attempt - 1, len(RETRY_DELAYS_S) - 1)]
-                        log_fields(log, logging.WARNING, "event failed; will retry", subject=raw.subject,
-                                   attempt=attempt, retry_in_s=delay, error=repr(exc))
+                        log_fields(
+                            log,
+                            logging.WARNING,
+                            "event failed; will retry",
+                            subject=raw.subject,
+                            attempt=attempt,
+                            retry_in_s=delay,
+                            error=repr(exc),
+                        )
                         await raw.nak(delay=delay)
                     return
                 await raw.ack()
@@ -371,8 +431,14 @@ class Service:
 
         return register
 
-    async def publish(self, desc: Event[Any], event: BaseModel, *, msg_id: str | None = None,
-                      headers: dict[str, str] | None = None) -> None:
+    async def publish(
+        self,
+        desc: Event[Any],
+        event: BaseModel,
+        *,
+        msg_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """Publish a domain event to JetStream and wait for the stream's ack (dedupe by `msg_id`)."""
         if not isinstance(event, desc.model):
             raise TypeError(f"{desc.subject} carries {desc.model.__name__}")
@@ -391,9 +457,15 @@ def js_replicas() -> int:
 async def ensure_streams(js: Any, streams: Sequence[Stream]) -> None:
     """Create or update each stream; safe to run from every service at every start."""
     for s in streams:
-        cfg = StreamConfig(name=s.name, subjects=list(s.subjects), storage=StorageType.FILE,
-                           max_age=s.max_age_days * 86400, duplicate_window=s.duplicate_window_s,
-                           description=s.summary or None, num_replicas=js_replicas())
+        cfg = StreamConfig(
+            name=s.name,
+            subjects=list(s.subjects),
+            storage=StorageType.FILE,
+            max_age=s.max_age_days * 86400,
+            duplicate_window=s.duplicate_window_s,
+            description=s.summary or None,
+            num_replicas=js_replicas(),
+        )
         try:
             await js.stream_info(s.name)
             await js.update_stream(cfg)
@@ -410,8 +482,15 @@ async def ensure_kv(js: Any, bucket: str, *, history: int = 1, ttl_s: float | No
         return await js.key_value(bucket)
     except (BucketNotFoundError, NotFoundError):
         try:
-            return await js.create_key_value(KeyValueConfig(bucket=bucket, history=history, ttl=ttl_s,
-                                                            storage=StorageType.FILE, replicas=js_replicas()))
+            return await js.create_key_value(
+                KeyValueConfig(
+                    bucket=bucket,
+                    history=history,
+                    ttl=ttl_s,
+                    storage=StorageType.FILE,
+                    replicas=js_replicas(),
+                )
+            )
         except Exception:
             return await js.key_value(bucket)
 
@@ -421,7 +500,8 @@ async def ensure_object_store(js: Any, bucket: str) -> Any:
         return await js.object_store(bucket)
     except (BucketNotFoundError, NotFoundError):
         try:
-            return await js.create_object_store(bucket, ObjectStoreConfig(bucket=bucket, storage=StorageType.FILE,
-                                                                          replicas=js_replicas()))
+            return await js.create_object_store(
+                bucket, ObjectStoreConfig(bucket=bucket, storage=StorageType.FILE, replicas=js_replicas())
+            )
         except Exception:
             return await js.object_store(bucket)

@@ -26,8 +26,10 @@ def build_request(desc: Rpc[Any, Any], payload: BaseModel | dict[str, Any] | Non
     except ValidationError as err:
         from .bus import validation_details
 
-        raise Invalid(f"The request does not match {desc.request.__name__}: fix the listed fields.",
-                      validation_details(err)) from None
+        raise Invalid(
+            f"The request does not match {desc.request.__name__}: fix the listed fields.",
+            validation_details(err),
+        ) from None
 
 
 async def call(
@@ -48,11 +50,14 @@ async def call(
     try:
         # Only the fields the caller set: the service parses the same model, so the rest get the same
         # defaults, and a PATCH can tell "set to null" from "not sent".
-        msg = await nc.request(desc.subject, body.model_dump_json(exclude_unset=True).encode(), timeout=timeout,
-                               headers=hdrs)
+        msg = await nc.request(
+            desc.subject, body.model_dump_json(exclude_unset=True).encode(), timeout=timeout, headers=hdrs
+        )
     except NoRespondersError:
-        raise Unavailable(f"The {desc.service} service is not running (no responder on {desc.subject}); "
-                          "start it or check its logs.") from None
+        raise Unavailable(
+            f"The {desc.service} service is not running (no responder on {desc.subject}); "
+            "start it or check its logs."
+        ) from None
     except NatsTimeout:
         raise Timeout(f"The {desc.service} service did not answer within {timeout:g} s.") from None
     return parse_reply(desc, msg.data)

@@ -37,16 +37,18 @@ async def upgrade(service: str, url: str, schema: str, revision: str = "head") -
     """Run `service`'s migrations up to `revision` as the service's own role."""
     cfg = alembic_config(service, url, schema)
     script = ScriptDirectory.from_config(cfg)
-    engine = create_async_engine(async_url(url), poolclass=pool.NullPool,
-                                 connect_args={"server_settings": {"search_path": schema}})
+    engine = create_async_engine(
+        async_url(url), poolclass=pool.NullPool, connect_args={"server_settings": {"search_path": schema}}
+    )
 
     def run(sync_conn) -> None:  # type: ignore[no-untyped-def]
         def do_upgrade(rev, context):  # type: ignore[no-untyped-def]
             return script._upgrade_revs(revision, rev)
 
         with EnvironmentContext(cfg, script, fn=do_upgrade, destination_rev=revision) as env:
-            env.configure(connection=sync_conn, version_table_schema=schema, target_metadata=None,
-                          include_schemas=False)
+            env.configure(
+                connection=sync_conn, version_table_schema=schema, target_metadata=None, include_schemas=False
+            )
             with env.begin_transaction():
                 env.run_migrations()
 

@@ -71,16 +71,24 @@ class ObjectWriter:
             await self._flush(bytes(self._pending))
             self._pending.clear()
         info = api.ObjectInfo(
-            name=self.name, bucket=self.store._name, nuid=self.nuid, size=self.size, chunks=self.chunks,
+            name=self.name,
+            bucket=self.store._name,
+            nuid=self.nuid,
+            size=self.size,
+            chunks=self.chunks,
             mtime=datetime.now(UTC).isoformat(),
             digest=OBJ_DIGEST_TEMPLATE.format(digest=base64.urlsafe_b64encode(self.hash.digest()).decode()),
             options=api.ObjectMetaOptions(max_chunk_size=self.chunk_size),
         )
         meta_subject = OBJ_META_PRE_TEMPLATE.format(
-            bucket=self.store._name, obj=base64.urlsafe_b64encode(self.name.encode()).decode())
+            bucket=self.store._name, obj=base64.urlsafe_b64encode(self.name.encode()).decode()
+        )
         try:
-            await self.js.publish(meta_subject, json.dumps(info.as_dict()).encode(),
-                                  headers={api.Header.ROLLUP: MSG_ROLLUP_SUBJECT})
+            await self.js.publish(
+                meta_subject,
+                json.dumps(info.as_dict()).encode(),
+                headers={api.Header.ROLLUP: MSG_ROLLUP_SUBJECT},
+            )
         except Exception:
             await self.abort()
             raise
@@ -89,7 +97,9 @@ class ObjectWriter:
     async def abort(self) -> None:
         self._pending.clear()
         try:
-            await self.js.purge_stream(OBJ_STREAM_TEMPLATE.format(bucket=self.store._name), subject=self.chunk_subject)
+            await self.js.purge_stream(
+                OBJ_STREAM_TEMPLATE.format(bucket=self.store._name), subject=self.chunk_subject
+            )
         except Exception:
             pass  # nothing was sent, or NATS is away: the chunks have no meta entry and are never read
 
@@ -99,8 +109,9 @@ async def iter_object(store: ObjectStore, name: str) -> AsyncIterator[bytes]:
     info = await store.get_info(name)
     if info.size == 0:
         return
-    sub = await store._js.subscribe(OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=store._name, obj=info.nuid),
-                                    ordered_consumer=True)
+    sub = await store._js.subscribe(
+        OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=store._name, obj=info.nuid), ordered_consumer=True
+    )
     h = sha256()
     received = 0
     try:

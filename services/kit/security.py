@@ -145,7 +145,9 @@ class TokenVerifier:
                 if not self.keys:
                     raise
                 # The auth service is unreachable: keep verifying with the known keys, retry shortly.
-                log.warning("could not refresh the JWKS, keeping %d known key(s): %s", len(self.keys), exc.message)
+                log.warning(
+                    "could not refresh the JWKS, keeping %d known key(s): %s", len(self.keys), exc.message
+                )
                 self._keys_loaded_at = time.monotonic() - JWKS_MAX_AGE_S + JWKS_REFRESH_MIN_S
                 return
             self.keys = {k.kid: RSAAlgorithm.from_jwk(k.model_dump()) for k in jwks.keys}
@@ -172,16 +174,23 @@ class TokenVerifier:
             raise Unauthenticated("The access token was signed by an unknown key; sign in again.")
         try:
             claims = jwt.decode(
-                token, key, algorithms=["RS256"], audience=TOKEN_AUDIENCE, issuer=TOKEN_ISSUER,
+                token,
+                key,
+                algorithms=["RS256"],
+                audience=TOKEN_AUDIENCE,
+                issuer=TOKEN_ISSUER,
                 options={"require": REQUIRED_CLAIMS, "verify_signature": True},
             )
         except jwt.ExpiredSignatureError:
-            raise Unauthenticated("Your session has expired; refresh it or sign in again.",
-                                  {"reason": "expired"}) from None
+            raise Unauthenticated(
+                "Your session has expired; refresh it or sign in again.", {"reason": "expired"}
+            ) from None
         except jwt.ImmatureSignatureError:
             raise Unauthenticated("The access token is not valid yet.", {"reason": "not_yet_valid"}) from None
         except jwt.PyJWTError as exc:
-            raise Unauthenticated(f"The access token is invalid ({type(exc).__name__}); sign in again.") from None
+            raise Unauthenticated(
+                f"The access token is invalid ({type(exc).__name__}); sign in again."
+            ) from None
         if claims.get("typ") != ACCESS_TOKEN_TYPE:
             raise Unauthenticated("This is not an access token.")
         sid, sub, role = str(claims["sid"]), str(claims["sub"]), str(claims["role"])
@@ -198,7 +207,9 @@ class TokenVerifier:
             if int(claims["iat"]) < int(state.tokens_valid_after):
                 raise Unauthenticated("This session has been ended; sign in again.", {"reason": "revoked"})
             if state.role != role:
-                raise Unauthenticated("Your role has changed; refresh your session.", {"reason": "role_changed"})
+                raise Unauthenticated(
+                    "Your role has changed; refresh your session.", {"reason": "role_changed"}
+                )
         try:
             user_id = UUID(sub)
         except ValueError:

@@ -47,14 +47,17 @@ class SecretBox:
     def __init__(self, platform_secret: str):
         self._aead: AESGCM | None = None
         if platform_secret:
-            key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"atrium-settings-v1",
-                       info=b"documents api key").derive(platform_secret.encode())
+            key = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=b"atrium-settings-v1", info=b"documents api key"
+            ).derive(platform_secret.encode())
             self._aead = AESGCM(key)
 
     def _require(self) -> AESGCM:
         if self._aead is None:
-            raise Invalid("The platform secret (ATRIUM_SECRET) is not set, so an API key cannot be stored "
-                          "encrypted; set it and restart the ai service.")
+            raise Invalid(
+                "The platform secret (ATRIUM_SECRET) is not set, so an API key cannot be stored "
+                "encrypted; set it and restart the ai service."
+            )
         return self._aead
 
     def encrypt(self, plaintext: str) -> str:
@@ -76,8 +79,11 @@ class SecretBox:
 
 def to_public(stored: DocumentsSettingsStored) -> DocumentsSettingsPublic:
     data = stored.model_dump(exclude={"api_key_ciphertext", "api_key_last4", "revision"})
-    return DocumentsSettingsPublic(**data, api_key_set=bool(stored.api_key_ciphertext),
-                                   api_key_last4=stored.api_key_last4 if stored.api_key_ciphertext else "")
+    return DocumentsSettingsPublic(
+        **data,
+        api_key_set=bool(stored.api_key_ciphertext),
+        api_key_last4=stored.api_key_last4 if stored.api_key_ciphertext else "",
+    )
 
 
 # Settings whose "no value" means something (no limit): null in a PATCH clears them; for the others null
@@ -85,26 +91,35 @@ def to_public(stored: DocumentsSettingsStored) -> DocumentsSettingsPublic:
 CLEARABLE = frozenset(k for k, f in DocumentsSettingsStored.model_fields.items() if f.default is None)
 
 
-def apply_update(stored: DocumentsSettingsStored, update: DocumentsSettingsUpdate,
-                 box: SecretBox) -> DocumentsSettingsStored:
+def apply_update(
+    stored: DocumentsSettingsStored, update: DocumentsSettingsUpdate, box: SecretBox
+) -> DocumentsSettingsStored:
     """PATCH: only the fields sent change; `api_key: ""` clears the key; null removes a quota."""
-    changes = {k: v for k, v in update.model_dump(exclude={"api_key"}, exclude_unset=True).items()
-               if v is not None or k in CLEARABLE}
+    changes = {
+        k: v
+        for k, v in update.model_dump(exclude={"api_key"}, exclude_unset=True).items()
+        if v is not None or k in CLEARABLE
+    }
     if update.api_key is not None:
         clear = update.api_key.get_secret_value().strip()
         changes["api_key_ciphertext"] = box.encrypt(clear) if clear else ""
         changes["api_key_last4"] = clear[-4:] if len(clear) >= 8 else ""
     try:
         return DocumentsSettingsStored.model_validate(
-            {**stored.model_dump(), **changes, "revision": stored.revision + 1})
+            {**stored.model_dump(), **changes, "revision": stored.revision + 1}
+        )
     except ValidationError as err:
         from .bus import validation_details
 
-        raise Invalid("These settings are not valid: fix the listed fields.", validation_details(err)) from None
+        raise Invalid(
+            "These settings are not valid: fix the listed fields.", validation_details(err)
+        ) from None
 
 
 class SettingsStore:
-    def __init__(self, js: Any, platform_secret: str, *, bucket: str = SETTINGS_BUCKET, key: str = SETTINGS_KEY):
+    def __init__(
+        self, js: Any, platform_secret: str, *, bucket: str = SETTINGS_BUCKET, key: str = SETTINGS_KEY
+    ):
         self.js = js
         self.bucket = bucket
         self.key = key
@@ -159,14 +174,26 @@ class SettingsStore:
         if revision and revision < self.kv_revision:
             return  # an older value delivered late
         try:
-            stored = DocumentsSettingsStored.model_validate_json(value) if value else DocumentsSettingsStored()
+            stored = (
+                DocumentsSettingsStored.model_validate_json(value) if value else DocumentsSettingsStored()
+            )
         except ValidationError as err:
-            log_fields(log, logging.ERROR, "stored settings are invalid; keeping the previous ones",
-                       errors=len(err.errors()))
+            log_fields(
+                log,
+                logging.ERROR,
+                "stored settings are invalid; keeping the previous ones",
+                errors=len(err.errors()),
+            )
             return
         self.current, self.kv_revision = stored, revision
-        log_fields(log, logging.INFO, "documents settings loaded", provider=stored.provider,
-                   model=stored.model, revision=stored.revision)
+        log_fields(
+            log,
+            logging.INFO,
+            "documents settings loaded",
+            provider=stored.provider,
+            model=stored.model,
+            revision=stored.revision,
+        )
 
     # ---- reading ---------------------------------------------------------------------------------
     def public(self) -> DocumentsSettingsPublic:
@@ -188,7 +215,9 @@ class SettingsStore:
             new = apply_update(base, update, self.box)
             body = new.model_dump_json().encode()
             try:
-                seq = await (self.kv.update(self.key, body, last=rev) if rev else self.kv.create(self.key, body))
+                seq = await (
+                    self.kv.update(self.key, body, last=rev) if rev else self.kv.create(self.key, body)
+                )
             except KeyWrongLastSequenceError:
                 continue
             except Exception as exc:

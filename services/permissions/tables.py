@@ -10,7 +10,8 @@ from services.kit.db import service_metadata
 metadata = service_metadata("permissions")
 
 apps = Table(
-    "apps", metadata,
+    "apps",
+    metadata,
     Column("key", String(40), primary_key=True),
     Column("name", String(80), nullable=False),
     Column("description", String(500), nullable=False, server_default=""),
@@ -24,7 +25,8 @@ apps = Table(
 )
 
 user_grants = Table(
-    "user_grants", metadata,
+    "user_grants",
+    metadata,
     Column("user_id", UUID(as_uuid=True), primary_key=True),
     Column("app_key", String(40), primary_key=True),
     Column("granted_by", UUID(as_uuid=True)),  # NULL: a default grant applied at registration
@@ -32,7 +34,8 @@ user_grants = Table(
 )
 
 groups = Table(
-    "groups", metadata,
+    "groups",
+    metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("name", String(80), nullable=False, unique=True),
     Column("description", String(500), nullable=False, server_default=""),
@@ -41,7 +44,8 @@ groups = Table(
 )
 
 group_members = Table(
-    "group_members", metadata,
+    "group_members",
+    metadata,
     Column("group_id", UUID(as_uuid=True), ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
     Column("user_id", UUID(as_uuid=True), primary_key=True, index=True),
     Column("added_by", UUID(as_uuid=True)),
@@ -49,7 +53,8 @@ group_members = Table(
 )
 
 group_grants = Table(
-    "group_grants", metadata,
+    "group_grants",
+    metadata,
     Column("group_id", UUID(as_uuid=True), ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
     Column("app_key", String(40), primary_key=True),
     Column("granted_by", UUID(as_uuid=True)),
@@ -59,13 +64,15 @@ group_grants = Table(
 # One row per user whose default grants were applied: a redelivered registration applies nothing
 # again, and a default grant an admin revoked later is not brought back.
 defaults_applied = Table(
-    "defaults_applied", metadata,
+    "defaults_applied",
+    metadata,
     Column("user_id", UUID(as_uuid=True), primary_key=True),
     Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 audit_log = Table(
-    "audit_log", metadata,
+    "audit_log",
+    metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
     Column("action", String(64), nullable=False, index=True),

@@ -91,9 +91,11 @@ def process_avatar(data: bytes) -> tuple[bytes, str]:
     if not data:
         raise _field("The avatar file is empty.")
     if len(data) > AVATAR_MAX_BYTES:
-        raise TooLarge(f"The avatar is {len(data) / 1048576:.1f} MB; the limit is "
-                       f"{AVATAR_MAX_BYTES // 1048576} MB. Choose a smaller image.",
-                       {"field": "avatar", "limit_bytes": AVATAR_MAX_BYTES})
+        raise TooLarge(
+            f"The avatar is {len(data) / 1048576:.1f} MB; the limit is "
+            f"{AVATAR_MAX_BYTES // 1048576} MB. Choose a smaller image.",
+            {"field": "avatar", "limit_bytes": AVATAR_MAX_BYTES},
+        )
     foreign = sniff_foreign(data)
     if foreign:
         raise _field(f"The avatar must be a PNG, JPEG or WebP image; this file is {foreign}.", Unsupported)
@@ -102,25 +104,36 @@ def process_avatar(data: bytes) -> tuple[bytes, str]:
         try:
             im = Image.open(io.BytesIO(data), formats=list(AVATAR_CONTENT_TYPES))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise _field("The image claims enormous dimensions (a decompression bomb?); it is refused.") from None
+            raise _field(
+                "The image claims enormous dimensions (a decompression bomb?); it is refused."
+            ) from None
         except Exception:
-            raise _field("The avatar must be a PNG, JPEG or WebP image; this file is not one of those "
-                         "(the name does not matter, the content does).", Unsupported) from None
+            raise _field(
+                "The avatar must be a PNG, JPEG or WebP image; this file is not one of those "
+                "(the name does not matter, the content does).",
+                Unsupported,
+            ) from None
         with im:
             fmt = im.format or ""
             width, height = im.size
             if width * height > AVATAR_MAX_PIXELS or width < 1 or height < 1:
-                raise _field(f"The image is {width}×{height} pixels; at most {AVATAR_MAX_PIXELS // 1_000_000} "
-                             "megapixels are accepted.")
+                raise _field(
+                    f"The image is {width}×{height} pixels; at most {AVATAR_MAX_PIXELS // 1_000_000} "
+                    "megapixels are accepted."
+                )
             try:
                 im.load()
                 end = image_end(data, fmt)
             except Exception:
-                raise _field("The image is damaged or truncated and cannot be decoded; save it again.") from None
+                raise _field(
+                    "The image is damaged or truncated and cannot be decoded; save it again."
+                ) from None
             extra = data[end:]
             if len(extra) > TRAILING_SLACK or extra.strip(b"\x00"):
-                raise _field(f"The image has {len(extra)} bytes of other data after its end (a file hidden "
-                             "inside an image?); save it again as a plain image.")
+                raise _field(
+                    f"The image has {len(extra)} bytes of other data after its end (a file hidden "
+                    "inside an image?); save it again as a plain image."
+                )
             out = _resize(im, fmt)
     return out, AVATAR_CONTENT_TYPES[fmt]
 

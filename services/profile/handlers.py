@@ -42,10 +42,19 @@ class ProfileDeps:
 
 
 def _public(row: Any) -> ProfilePublic:
-    return ProfilePublic(user_id=row.user_id, display_name=row.display_name, full_name=row.full_name,
-                         phone=row.phone, job_title=row.job_title, locale=row.locale, time_zone=row.time_zone,
-                         theme=row.theme, has_avatar=row.avatar_object is not None,
-                         avatar_updated_at=row.avatar_updated_at, updated_at=row.updated_at)
+    return ProfilePublic(
+        user_id=row.user_id,
+        display_name=row.display_name,
+        full_name=row.full_name,
+        phone=row.phone,
+        job_title=row.job_title,
+        locale=row.locale,
+        time_zone=row.time_zone,
+        theme=row.theme,
+        has_avatar=row.avatar_object is not None,
+        avatar_updated_at=row.avatar_updated_at,
+        updated_at=row.updated_at,
+    )
 
 
 async def _ensure(s: AsyncSession, user_id: UUID, **initial: Any) -> Any:
@@ -82,8 +91,11 @@ async def update_profile(cmd: ProfileUpdate, deps: ProfileDeps, ctx: Ctx) -> Pro
     async with deps.db.transaction() as s:
         await _ensure(s, actor.user_id)
         if values:
-            await s.execute(update(profiles).where(profiles.c.user_id == actor.user_id)
-                            .values(**values, updated_at=datetime.now(UTC)))
+            await s.execute(
+                update(profiles)
+                .where(profiles.c.user_id == actor.user_id)
+                .values(**values, updated_at=datetime.now(UTC))
+            )
         row = (await s.execute(select(profiles).where(profiles.c.user_id == actor.user_id))).one()
     return _public(row)
 
@@ -106,8 +118,13 @@ async def set_avatar(cmd: AvatarUpload, deps: ProfileDeps, ctx: Ctx) -> ProfileP
     now = datetime.now(UTC)
     async with deps.db.transaction() as s:
         old = (await _ensure(s, actor.user_id)).avatar_object
-        await s.execute(update(profiles).where(profiles.c.user_id == actor.user_id).values(
-            avatar_object=name, avatar_content_type=content_type, avatar_updated_at=now, updated_at=now))
+        await s.execute(
+            update(profiles)
+            .where(profiles.c.user_id == actor.user_id)
+            .values(
+                avatar_object=name, avatar_content_type=content_type, avatar_updated_at=now, updated_at=now
+            )
+        )
         row = (await s.execute(select(profiles).where(profiles.c.user_id == actor.user_id))).one()
     if old:
         await _delete_object(store, old)
@@ -121,8 +138,11 @@ async def get_avatar(deps: ProfileDeps, ctx: Ctx) -> AvatarImage:
     if row is None or row.avatar_object is None:
         raise NotFound("You have no avatar; upload one with PUT /api/v1/profile/avatar.")
     result = await _store(deps).get(row.avatar_object)
-    return AvatarImage(content_type=row.avatar_content_type, data=base64.b64encode(result.data),
-                       updated_at=row.avatar_updated_at)
+    return AvatarImage(
+        content_type=row.avatar_content_type,
+        data=base64.b64encode(result.data),
+        updated_at=row.avatar_updated_at,
+    )
 
 
 async def delete_avatar(deps: ProfileDeps, ctx: Ctx) -> ProfilePublic:
@@ -130,8 +150,11 @@ async def delete_avatar(deps: ProfileDeps, ctx: Ctx) -> ProfilePublic:
     now = datetime.now(UTC)
     async with deps.db.transaction() as s:
         old = (await _ensure(s, actor.user_id)).avatar_object
-        await s.execute(update(profiles).where(profiles.c.user_id == actor.user_id).values(
-            avatar_object=None, avatar_content_type=None, avatar_updated_at=None, updated_at=now))
+        await s.execute(
+            update(profiles)
+            .where(profiles.c.user_id == actor.user_id)
+            .values(avatar_object=None, avatar_content_type=None, avatar_updated_at=None, updated_at=now)
+        )
         row = (await s.execute(select(profiles).where(profiles.c.user_id == actor.user_id))).one()
     if old:
         await _delete_object(_store(deps), old)
@@ -141,8 +164,11 @@ async def delete_avatar(deps: ProfileDeps, ctx: Ctx) -> ProfilePublic:
 async def forget_user(user_id: UUID, deps: ProfileDeps, ctx: Ctx) -> None:
     """A deleted user leaves no profile and no avatar behind."""
     async with deps.db.transaction() as s:
-        gone = (await s.execute(delete(profiles).where(profiles.c.user_id == user_id)
-                                .returning(profiles.c.avatar_object))).first()
+        gone = (
+            await s.execute(
+                delete(profiles).where(profiles.c.user_id == user_id).returning(profiles.c.avatar_object)
+            )
+        ).first()
     if gone is not None and gone.avatar_object:
         await _delete_object(_store(deps), gone.avatar_object)
 

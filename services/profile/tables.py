@@ -10,7 +10,8 @@ from services.kit.db import service_metadata
 metadata = service_metadata("profile")
 
 profiles = Table(
-    "profiles", metadata,
+    "profiles",
+    metadata,
     Column("user_id", UUID(as_uuid=True), primary_key=True),
     Column("display_name", String(80)),
     Column("full_name", String(200)),

@@ -20,7 +20,8 @@ async def login_status(http: httpx.AsyncClient, email: str, password: str) -> in
 
 
 async def test_admin_changes_role_and_active_flag_and_starts_a_reset(
-        stack: Stack, browsing: Browsing, http: httpx.AsyncClient, new_user: AppUser, new_admin: AppUser) -> None:
+    stack: Stack, browsing: Browsing, http: httpx.AsyncClient, new_user: AppUser, new_admin: AppUser
+) -> None:
     page = await browsing.new_page()
     await sign_in(page, new_admin.email)
     await page.goto("/admin/users")

@@ -15,8 +15,9 @@ from .conftest import Browsing, mail_token, screenshot, sign_in
 NEW_PASSWORD = "a brand new passphrase 9"
 
 
-async def test_forgot_and_reset_password(stack: Stack, browsing: Browsing, http: httpx.AsyncClient,
-                                         new_user: AppUser) -> None:
+async def test_forgot_and_reset_password(
+    stack: Stack, browsing: Browsing, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     page = await browsing.new_page()
     await page.goto("/sign-in")
     await page.get_by_role("link", name="Forgot password?").click()
@@ -40,21 +41,29 @@ async def test_forgot_and_reset_password(stack: Stack, browsing: Browsing, http:
     r = await http.post("/auth/login", json={"email": new_user.email, "password": PASSWORD})
     assert r.status_code == 401, r.text
     # The link is single-use.
-    r = await http.post("/auth/password/reset", json={"token": token, "new_password": "yet another passphrase 1"})
+    r = await http.post(
+        "/auth/password/reset", json={"token": token, "new_password": "yet another passphrase 1"}
+    )
     assert r.status_code >= 400, r.text
 
 
-async def test_rename_and_delete_a_category(stack: Stack, browsing: Browsing, http: httpx.AsyncClient,
-                                            new_user: AppUser) -> None:
+async def test_rename_and_delete_a_category(
+    stack: Stack, browsing: Browsing, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     r = await http.post("/categories", json={"name": "Receipts 2025"}, headers=new_user.headers)
     assert r.status_code in (200, 201), r.text
     cat_id = r.json()["id"]
     pdf = (CORPUS / "synthetic" / "invoice_1p.pdf").read_bytes()
-    r = await http.post("/documents", headers=new_user.headers, files={"file": ("a.pdf", pdf, "application/pdf")})
+    r = await http.post(
+        "/documents", headers=new_user.headers, files={"file": ("a.pdf", pdf, "application/pdf")}
+    )
     assert r.status_code == 201, r.text
     doc_id = r.json()["documents"][0]["document"]["id"]
-    r = await http.post("/documents/bulk", json={"action": "assign_category", "ids": [doc_id], "category_id": cat_id},
-                        headers=new_user.headers)
+    r = await http.post(
+        "/documents/bulk",
+        json={"action": "assign_category", "ids": [doc_id], "category_id": cat_id},
+        headers=new_user.headers,
+    )
     assert r.status_code == 200 and r.json()["succeeded"] == 1, r.text
 
     page = await browsing.new_page()

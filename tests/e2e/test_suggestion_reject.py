@@ -14,13 +14,16 @@ from .conftest import Browsing, sign_in
 
 
 async def test_reject_a_suggested_category_on_the_detail_page(
-        stack: Stack, browsing: Browsing, http: httpx.AsyncClient, new_user: AppUser, new_admin: AppUser) -> None:
+    stack: Stack, browsing: Browsing, http: httpx.AsyncClient, new_user: AppUser, new_admin: AppUser
+) -> None:
     r = await http.patch("/apps/documents/settings", json=BUILTIN_DEFAULTS, headers=new_admin.headers)
     assert r.status_code == 200, r.text
     r = await http.post("/categories", json={"name": "Invoices"}, headers=new_user.headers)
     assert r.status_code in (200, 201), r.text
     pdf = (CORPUS / "synthetic" / "invoice_1p.pdf").read_bytes()
-    r = await http.post("/documents", headers=new_user.headers, files={"file": ("inv.pdf", pdf, "application/pdf")})
+    r = await http.post(
+        "/documents", headers=new_user.headers, files={"file": ("inv.pdf", pdf, "application/pdf")}
+    )
     assert r.status_code == 201, r.text
     doc_id = r.json()["documents"][0]["document"]["id"]
     doc = await settled(http, new_user, doc_id)

@@ -55,6 +55,7 @@ class PipelineWatch:
 
     async def __aenter__(self) -> PipelineWatch:
         for desc in (DOCUMENT_ANALYZED, DOCUMENT_FAILED, DOCUMENT_PROCESSING):
+
             async def on(msg: Any, model: Any = desc.model) -> None:
                 self.events.append(model.model_validate_json(msg.data))
                 self.arrived.set()
@@ -69,12 +70,16 @@ class PipelineWatch:
     def of(self, document_id: uuid.UUID, kind: type) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind) and e.document_id == document_id]
 
-    async def outcome(self, document_id: uuid.UUID, timeout: float = 60.0) -> DocumentAnalyzed | DocumentFailed:
+    async def outcome(
+        self, document_id: uuid.UUID, timeout: float = 60.0
+    ) -> DocumentAnalyzed | DocumentFailed:
         """The first analyzed event, or the first final failure, of this document."""
+
         async def first() -> DocumentAnalyzed | DocumentFailed:
             while True:
                 done = self.of(document_id, DocumentAnalyzed) + [
-                    f for f in self.of(document_id, DocumentFailed) if f.final]
+                    f for f in self.of(document_id, DocumentFailed) if f.final
+                ]
                 if done:
                     return done[0]
                 self.arrived.clear()
@@ -91,24 +96,46 @@ class PipelineWatch:
         return self.of(document_id, DocumentProcessing)
 
 
-async def publish_extracted(nc: Any, pages: list[str], *, needs_ocr: bool = False,
-                            owner_id: uuid.UUID | None = None) -> DocumentExtracted:
+async def publish_extracted(
+    nc: Any, pages: list[str], *, needs_ocr: bool = False, owner_id: uuid.UUID | None = None
+) -> DocumentExtracted:
     """Put an ExtractionResult in the Object Store and announce it, as the text worker does."""
     js = nc.jetstream()
     store = await ensure_object_store(js, OBJECT_BUCKET)
     doc, run, owner = uuid.uuid4(), uuid.uuid4(), owner_id or uuid.uuid4()
-    result = ExtractionResult(document_id=doc, run_id=run, page_count=len(pages), needs_ocr=needs_ocr,
-                              pages=[PageText(number=i + 1, text=t) for i, t in enumerate(pages)],
-                              metadata=PdfMetadata(title="test document"), engine="test")
+    result = ExtractionResult(
+        document_id=doc,
+        run_id=run,
+        page_count=len(pages),
+        needs_ocr=needs_ocr,
+        pages=[PageText(number=i + 1, text=t) for i, t in enumerate(pages)],
+        metadata=PdfMetadata(title="test document"),
+        engine="test",
+    )
     name = result_object_name(doc, run)
     await store.put(name, result.model_dump_json().encode())
     now = datetime.now(UTC)
-    event = DocumentExtracted(document_id=doc, owner_id=owner, run_id=run, page_count=len(pages), needs_ocr=needs_ocr,
-                              chars=sum(len(p) for p in pages), table_count=0, metadata=result.metadata,
-                              result_object=name, engine="test", worker="test", attempt=1, started_at=now,
-                              finished_at=now)
-    await js.publish(DOCUMENT_EXTRACTED.subject, event.model_dump_json().encode(),
-                     headers={Header.MSG_ID: f"extracted:{doc}:{run}"})
+    event = DocumentExtracted(
+        document_id=doc,
+        owner_id=owner,
+        run_id=run,
+        page_count=len(pages),
+        needs_ocr=needs_ocr,
+        chars=sum(len(p) for p in pages),
+        table_count=0,
+        metadata=result.metadata,
+        result_object=name,
+        engine="test",
+        worker="test",
+        attempt=1,
+        started_at=now,
+        finished_at=now,
+    )
+    await js.publish(
+        DOCUMENT_EXTRACTED.subject,
+        event.model_dump_json().encode(),
+        headers={Header.MSG_ID: f"extracted:{doc}:{run}"},
+    )
     return event
 
 
@@ -118,6 +145,7 @@ async def set_settings(nc: Any, token: str, **changes: Any) -> Any:
 
 async def wait_for_provider(nc: Any, token: str, provider: str, timeout: float = 10.0) -> None:
     """Until the ai service's watched settings show `provider`."""
+
     async def poll() -> None:
         # The state lives in another process, so there is nothing to await but its answer.
         while True:
@@ -128,4 +156,10 @@ async def wait_for_provider(nc: Any, token: str, provider: str, timeout: float =
     await asyncio.wait_for(poll(), timeout)
 
 
-BUILTIN_DEFAULTS = {"provider": "builtin", "model": "", "base_url": "", "api_key": "", "prompt_instructions": ""}
+BUILTIN_DEFAULTS = {
+    "provider": "builtin",
+    "model": "",
+    "base_url": "",
+    "api_key": "",
+    "prompt_instructions": "",
+}

@@ -58,8 +58,15 @@ class FakeLLM:
     # ---- life cycle ------------------------------------------------------------------------------
     async def start(self) -> FakeLLM:
         port = free_port()
-        config = uvicorn.Config(self.app(), host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            self.app(),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
@@ -82,16 +89,22 @@ class FakeLLM:
         async def anthropic_messages(request: Request) -> Response:
             body = await self._record(request)
             # Anthropic accepts the key as `x-api-key` or (newer SDKs) as a bearer token.
-            if self.api_key and self.api_key not in (request.headers.get("x-api-key"),
-                                                     request.headers.get("authorization", "")[7:]):
+            if self.api_key and self.api_key not in (
+                request.headers.get("x-api-key"),
+                request.headers.get("authorization", "")[7:],
+            ):
                 return _anthropic_error(401, "authentication_error", "invalid x-api-key")
             analysis = bool(body.get("tools"))
             if analysis and body.get("tool_choice", {}).get("type") != "tool":
-                return _anthropic_error(400, "invalid_request_error", "this fake expects a forced tool_choice")
+                return _anthropic_error(
+                    400, "invalid_request_error", "this fake expects a forced tool_choice"
+                )
             behaviour = await self._next(analysis)
             if behaviour in ("429", "500"):
                 kind = "rate_limit_error" if behaviour == "429" else "api_error"
-                return _anthropic_error(int(behaviour), kind, f"scripted {behaviour}", self._retry_headers(behaviour))
+                return _anthropic_error(
+                    int(behaviour), kind, f"scripted {behaviour}", self._retry_headers(behaviour)
+                )
             if behaviour == "broken_body":
                 return PlainTextResponse("<html>gateway hiccup</html>", media_type="application/json")
             text = _text_of(body["messages"][-1]["content"])
@@ -102,13 +115,26 @@ class FakeLLM:
             else:
                 tool = body["tools"][0]
                 answer = WRONG_FIELDS if behaviour == "wrong_fields" else extract(text)
-                content = [{"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:12]}", "name": tool["name"],
-                            "input": answer}]
-            return JSONResponse({
-                "id": f"msg_{uuid.uuid4().hex[:12]}", "type": "message", "role": "assistant", "model": self.model,
-                "content": content, "stop_reason": "tool_use" if analysis else "end_turn", "stop_sequence": None,
-                "usage": {"input_tokens": _tokens(text, body.get("system", "")), "output_tokens": 42},
-            })
+                content = [
+                    {
+                        "type": "tool_use",
+                        "id": f"toolu_{uuid.uuid4().hex[:12]}",
+                        "name": tool["name"],
+                        "input": answer,
+                    }
+                ]
+            return JSONResponse(
+                {
+                    "id": f"msg_{uuid.uuid4().hex[:12]}",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": self.model,
+                    "content": content,
+                    "stop_reason": "tool_use" if analysis else "end_turn",
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": _tokens(text, body.get("system", "")), "output_tokens": 42},
+                }
+            )
 
         @app.post("/v1/chat/completions")
         async def openai_chat(request: Request) -> Response:
@@ -119,22 +145,40 @@ class FakeLLM:
                 return _openai_error(401, "invalid_api_key", f"Incorrect API key provided: {sent}.")
             analysis = "response_format" in body
             if analysis and body["response_format"].get("type") != "json_schema":
-                return _openai_error(400, "invalid_request", "this fake expects a json_schema response_format")
+                return _openai_error(
+                    400, "invalid_request", "this fake expects a json_schema response_format"
+                )
             behaviour = await self._next(analysis)
             if behaviour in ("429", "500"):
-                return _openai_error(int(behaviour), "scripted", f"scripted {behaviour}", self._retry_headers(behaviour))
+                return _openai_error(
+                    int(behaviour), "scripted", f"scripted {behaviour}", self._retry_headers(behaviour)
+                )
             if behaviour == "broken_body":
-                return PlainTextResponse("{\"id\": \"chatcmpl-1\", \"choi", media_type="application/json")
+                return PlainTextResponse('{"id": "chatcmpl-1", "choi', media_type="application/json")
             text = _text_of(body["messages"][-1]["content"])
             content = self._content(behaviour, text, analysis)
             prompt_tokens = _tokens(*(str(m.get("content", "")) for m in body["messages"]))
-            return JSONResponse({
-                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
-                "model": self.model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                             "finish_reason": "stop", "logprobs": None}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 42, "total_tokens": prompt_tokens + 42},
-            })
+            return JSONResponse(
+                {
+                    "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": self.model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": content},
+                            "finish_reason": "stop",
+                            "logprobs": None,
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": 42,
+                        "total_tokens": prompt_tokens + 42,
+                    },
+                }
+            )
 
         @app.post("/api/chat")
         async def ollama_chat(request: Request) -> Response:
@@ -146,18 +190,25 @@ class FakeLLM:
                 return JSONResponse({"error": "this fake expects a JSON schema in format"}, status_code=400)
             behaviour = await self._next(analysis)
             if behaviour in ("429", "500"):
-                return JSONResponse({"error": f"scripted {behaviour}"}, status_code=int(behaviour),
-                                    headers=self._retry_headers(behaviour))
+                return JSONResponse(
+                    {"error": f"scripted {behaviour}"},
+                    status_code=int(behaviour),
+                    headers=self._retry_headers(behaviour),
+                )
             if behaviour == "broken_body":
                 return PlainTextResponse("not json at all", media_type="application/json")
             text = _text_of(body["messages"][-1]["content"])
-            return JSONResponse({
-                "model": body.get("model") or self.model, "created_at": "2024-01-01T00:00:00Z",
-                "message": {"role": "assistant", "content": self._content(behaviour, text, analysis)},
-                "done": True, "done_reason": "stop",
-                "prompt_eval_count": _tokens(*(str(m.get("content", "")) for m in body["messages"])),
-                "eval_count": 42,
-            })
+            return JSONResponse(
+                {
+                    "model": body.get("model") or self.model,
+                    "created_at": "2024-01-01T00:00:00Z",
+                    "message": {"role": "assistant", "content": self._content(behaviour, text, analysis)},
+                    "done": True,
+                    "done_reason": "stop",
+                    "prompt_eval_count": _tokens(*(str(m.get("content", "")) for m in body["messages"])),
+                    "eval_count": 42,
+                }
+            )
 
         return app
 
@@ -180,7 +231,7 @@ class FakeLLM:
         if not analysis:
             return "pong"
         if behaviour == "not_json":
-            return "{\"document_type\": \"invoice\", \"total_amount\": 12,"  # cut off mid-object
+            return '{"document_type": "invoice", "total_amount": 12,'  # cut off mid-object
         return json.dumps(WRONG_FIELDS if behaviour == "wrong_fields" else extract(text))
 
 
@@ -194,11 +245,17 @@ def _tokens(*texts: str) -> int:
     return max(1, sum(len(t) for t in texts) // 4)
 
 
-def _anthropic_error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"type": "error", "error": {"type": kind, "message": message}}, status_code=status,
-                        headers=headers)
+def _anthropic_error(
+    status: int, kind: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"type": "error", "error": {"type": kind, "message": message}}, status_code=status, headers=headers
+    )
 
 
-def _openai_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": code, "code": code}}, status_code=status,
-                        headers=headers)
+def _openai_error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": code, "code": code}}, status_code=status, headers=headers
+    )

@@ -44,8 +44,13 @@ def pdf_bytes(marker: str = "") -> bytes:
     return b"%PDF-1.4\n% " + marker.encode() + uuid.uuid4().hex.encode() + b"\n%%EOF\n"
 
 
-async def upload(http: httpx.AsyncClient, user: AppUser, data: bytes | Path, filename: str = "file.pdf",
-                 content_type: str = "application/pdf") -> httpx.Response:
+async def upload(
+    http: httpx.AsyncClient,
+    user: AppUser,
+    data: bytes | Path,
+    filename: str = "file.pdf",
+    content_type: str = "application/pdf",
+) -> httpx.Response:
     body = data.read_bytes() if isinstance(data, Path) else data
     return await http.post("/documents", headers=user.headers, files={"file": (filename, body, content_type)})
 
@@ -76,37 +81,85 @@ async def put_blob(stack: Stack, data: bytes) -> uuid.UUID:
     return name
 
 
-async def create(stack: Stack, user: AppUser, filename: str = "doc.pdf", data: bytes | None = None, **settings: Any):
+async def create(
+    stack: Stack, user: AppUser, filename: str = "doc.pdf", data: bytes | None = None, **settings: Any
+):
     a = await actor(stack, user)
     obj = await put_blob(stack, data or pdf_bytes(filename))
-    return await handlers.create_document(CreateDocument(object_name=obj, filename=filename), ctx(a),
-                                          deps(stack, **settings))
+    return await handlers.create_document(
+        CreateDocument(object_name=obj, filename=filename), ctx(a), deps(stack, **settings)
+    )
 
 
-async def extracted(stack: Stack, doc_id: uuid.UUID, owner: uuid.UUID, run_id: uuid.UUID, texts: list[str],
-                    *, tables: list[Any] | None = None, needs_ocr: bool = False) -> DocumentExtracted:
+async def extracted(
+    stack: Stack,
+    doc_id: uuid.UUID,
+    owner: uuid.UUID,
+    run_id: uuid.UUID,
+    texts: list[str],
+    *,
+    tables: list[Any] | None = None,
+    needs_ocr: bool = False,
+) -> DocumentExtracted:
     """Store an extraction result as the text worker does and apply its event."""
-    result = ExtractionResult(document_id=doc_id, run_id=run_id, page_count=len(texts), needs_ocr=needs_ocr,
-                              pages=[PageText(number=i + 1, text=t, tables=(tables or [[]] * len(texts))[i]
-                                              if tables else []) for i, t in enumerate(texts)],
-                              metadata=PdfMetadata(title="meta title"), engine="test")
+    result = ExtractionResult(
+        document_id=doc_id,
+        run_id=run_id,
+        page_count=len(texts),
+        needs_ocr=needs_ocr,
+        pages=[
+            PageText(number=i + 1, text=t, tables=(tables or [[]] * len(texts))[i] if tables else [])
+            for i, t in enumerate(texts)
+        ],
+        metadata=PdfMetadata(title="meta title"),
+        engine="test",
+    )
     name = result_object_name(doc_id, run_id)
     await (await store(stack)).put(name, result.model_dump_json().encode())
     now = datetime.now(UTC)
-    ev = DocumentExtracted(document_id=doc_id, owner_id=owner, run_id=run_id, page_count=len(texts),
-                           needs_ocr=needs_ocr, chars=sum(map(len, texts)), table_count=0,
-                           metadata=result.metadata, result_object=name, engine="test", worker="test-worker",
-                           attempt=1, started_at=now, finished_at=now)
+    ev = DocumentExtracted(
+        document_id=doc_id,
+        owner_id=owner,
+        run_id=run_id,
+        page_count=len(texts),
+        needs_ocr=needs_ocr,
+        chars=sum(map(len, texts)),
+        table_count=0,
+        metadata=result.metadata,
+        result_object=name,
+        engine="test",
+        worker="test-worker",
+        attempt=1,
+        started_at=now,
+        finished_at=now,
+    )
     await handlers.on_extracted(ev, ctx(), deps(stack))
     return ev
 
 
-async def analyzed(stack: Stack, doc_id: uuid.UUID, owner: uuid.UUID, run_id: uuid.UUID,
-                   settings: dict[str, Any] | None = None, **fields: Any) -> DocumentAnalyzed:
+async def analyzed(
+    stack: Stack,
+    doc_id: uuid.UUID,
+    owner: uuid.UUID,
+    run_id: uuid.UUID,
+    settings: dict[str, Any] | None = None,
+    **fields: Any,
+) -> DocumentAnalyzed:
     now = datetime.now(UTC)
-    ev = DocumentAnalyzed(document_id=doc_id, owner_id=owner, run_id=run_id, fields=ExtractedFields(**fields),
-                          provider="builtin", model="rules-v1", tokens_in=10, tokens_out=5, worker="test-ai",
-                          attempt=1, started_at=now, finished_at=now)
+    ev = DocumentAnalyzed(
+        document_id=doc_id,
+        owner_id=owner,
+        run_id=run_id,
+        fields=ExtractedFields(**fields),
+        provider="builtin",
+        model="rules-v1",
+        tokens_in=10,
+        tokens_out=5,
+        worker="test-ai",
+        attempt=1,
+        started_at=now,
+        finished_at=now,
+    )
     await handlers.on_analyzed(ev, ctx(), deps(stack, **(settings or {})))
     return ev
 
@@ -117,13 +170,29 @@ async def get(stack: Stack, user: AppUser, doc_id: uuid.UUID):  # type: ignore[n
     return await handlers.get_document(DocumentRef(id=doc_id), ctx(await actor(stack, user)), deps(stack))
 
 
-async def ready_document(stack: Stack, user: AppUser, filename: str, text: str, *, document_type: str | None = None,
-                         sender: str | None = None, document_date: date | None = None,
-                         categories: list[str] | None = None) -> uuid.UUID:
+async def ready_document(
+    stack: Stack,
+    user: AppUser,
+    filename: str,
+    text: str,
+    *,
+    document_type: str | None = None,
+    sender: str | None = None,
+    document_date: date | None = None,
+    categories: list[str] | None = None,
+) -> uuid.UUID:
     res = await create(stack, user, filename)
     d = res.document
     owner = uuid.UUID(user.id)
     await extracted(stack, d.id, owner, d.run_id, [text])
-    await analyzed(stack, d.id, owner, d.run_id, document_type=document_type, sender=sender,
-                   document_date=document_date, suggested_categories=categories or [])
+    await analyzed(
+        stack,
+        d.id,
+        owner,
+        d.run_id,
+        document_type=document_type,
+        sender=sender,
+        document_date=document_date,
+        suggested_categories=categories or [],
+    )
     return d.id

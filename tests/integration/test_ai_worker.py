@@ -48,29 +48,42 @@ async def test_builtin_end_to_end(stack: Stack, admin_bus: str) -> None:
         async def on_progress(msg) -> None:  # type: ignore[no-untyped-def]
             progress.append(DocumentProgress.model_validate_json(msg.data))
 
-        sub = await stack.nc.subscribe(DOCUMENT_PROGRESS.subject(str(event.owner_id), str(event.document_id)),
-                                       cb=on_progress)
+        sub = await stack.nc.subscribe(
+            DOCUMENT_PROGRESS.subject(str(event.owner_id), str(event.document_id)), cb=on_progress
+        )
         analyzed = await watch.analyzed(event.document_id)
         await sub.unsubscribe()
     assert analyzed.provider == "builtin" and analyzed.model == "builtin-rules-1"
     assert analyzed.run_id == event.run_id and analyzed.owner_id == event.owner_id
     f = analyzed.fields
     assert f.document_type == "invoice" and f.invoice_number == "INV-2091827"
-    assert f.total_amount == Decimal("200715.28") and f.currency == "USD" and str(f.document_date) == "2024-03-09"
+    assert (
+        f.total_amount == Decimal("200715.28")
+        and f.currency == "USD"
+        and str(f.document_date) == "2024-03-09"
+    )
     assert f.sender == "Blue Harbor Supplies Ltd" and f.recipient == "Stark Logistics Inc"
     (processing,) = watch.processing(event.document_id)
     assert processing.stage == "analyze" and processing.attempt == 1
     assert analyzed.started_at <= analyzed.finished_at
 
 
-async def test_a_settings_change_reaches_the_running_worker(stack: Stack, admin_bus: str, fake: FakeLLM) -> None:
+async def test_a_settings_change_reaches_the_running_worker(
+    stack: Stack, admin_bus: str, fake: FakeLLM
+) -> None:
     # Written straight to the KV bucket, as another replica of the ai service would: only the watch
     # can bring it to the running worker.
     other = SettingsStore(stack.nc.jetstream(), PLATFORM_SECRET)
     await other.start()
     try:
-        await other.update(DocumentsSettingsUpdate(provider="openai_compatible", base_url=fake.base_url + "/v1",
-                                                   model="fake-model-1", api_key=API_KEY))
+        await other.update(
+            DocumentsSettingsUpdate(
+                provider="openai_compatible",
+                base_url=fake.base_url + "/v1",
+                model="fake-model-1",
+                api_key=API_KEY,
+            )
+        )
     finally:
         await other.stop()
     await wait_for_provider(stack.nc, admin_bus, "openai_compatible")
@@ -92,9 +105,17 @@ async def test_a_settings_change_reaches_the_running_worker(stack: Stack, admin_
     assert len(fake.hits("/v1/chat/completions")) == 1
 
 
-async def test_invalid_output_fails_the_task_with_the_reason(stack: Stack, admin_bus: str, fake: FakeLLM) -> None:
-    await set_settings(stack.nc, admin_bus, provider="anthropic", base_url=fake.base_url, model="fake-model-1",
-                       api_key=API_KEY)
+async def test_invalid_output_fails_the_task_with_the_reason(
+    stack: Stack, admin_bus: str, fake: FakeLLM
+) -> None:
+    await set_settings(
+        stack.nc,
+        admin_bus,
+        provider="anthropic",
+        base_url=fake.base_url,
+        model="fake-model-1",
+        api_key=API_KEY,
+    )
     fake.queue("wrong_fields", "wrong_fields")
     async with PipelineWatch(stack.nc) as watch:
         event = await publish_extracted(stack.nc, [INVOICE_PAGE])
@@ -105,9 +126,12 @@ async def test_invalid_output_fails_the_task_with_the_reason(stack: Stack, admin
     assert len(fake.hits("/v1/messages")) == 2
 
 
-async def test_a_provider_outage_is_redelivered_then_succeeds(stack: Stack, admin_bus: str, fake: FakeLLM) -> None:
-    await set_settings(stack.nc, admin_bus, provider="ollama", base_url=fake.base_url, model="fake-model-1",
-                       api_key=API_KEY)
+async def test_a_provider_outage_is_redelivered_then_succeeds(
+    stack: Stack, admin_bus: str, fake: FakeLLM
+) -> None:
+    await set_settings(
+        stack.nc, admin_bus, provider="ollama", base_url=fake.base_url, model="fake-model-1", api_key=API_KEY
+    )
     fake.queue("500", "500", "500")  # every in-call retry of the first delivery fails
     async with PipelineWatch(stack.nc) as watch:
         event = await publish_extracted(stack.nc, [INVOICE_PAGE])
@@ -120,8 +144,9 @@ async def test_a_provider_outage_is_redelivered_then_succeeds(stack: Stack, admi
 
 
 async def test_needs_ocr_skips_the_provider(stack: Stack, admin_bus: str, fake: FakeLLM) -> None:
-    await set_settings(stack.nc, admin_bus, provider="openai_compatible", base_url=fake.base_url + "/v1",
-                       api_key=API_KEY)
+    await set_settings(
+        stack.nc, admin_bus, provider="openai_compatible", base_url=fake.base_url + "/v1", api_key=API_KEY
+    )
     async with PipelineWatch(stack.nc) as watch:
         event = await publish_extracted(stack.nc, [""], needs_ocr=True)
         analyzed = await watch.analyzed(event.document_id)

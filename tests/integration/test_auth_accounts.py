@@ -48,16 +48,21 @@ def test_policy_object_composition_rules() -> None:
 
 async def test_register_refuses_mass_assignment(http: httpx.AsyncClient, auth_db: Database) -> None:
     email = unique_email()
-    for extra in ({"role": "admin"}, {"is_active": False}, {"id": "00000000-0000-0000-0000-000000000001"},
-                  {"email_verified": True}):
+    for extra in (
+        {"role": "admin"},
+        {"is_active": False},
+        {"id": "00000000-0000-0000-0000-000000000001"},
+        {"email_verified": True},
+    ):
         r = await http.post("/auth/register", json={"email": email, "password": PASSWORD, **extra})
         assert r.status_code == 422, extra
     async with auth_db.session() as s:
         assert (await s.execute(select(users).where(users.c.email == email))).one_or_none() is None
 
 
-async def test_registration_mails_a_verification_link(http: httpx.AsyncClient, stack: Stack,
-                                                      auth_db: Database) -> None:
+async def test_registration_mails_a_verification_link(
+    http: httpx.AsyncClient, stack: Stack, auth_db: Database
+) -> None:
     user = await register_and_login(http)
     assert (await http.get("/auth/me", headers=user.headers)).json()["email_verified"] is False
     token = last_link_token(stack, user.email, "confirm")
@@ -67,8 +72,11 @@ async def test_registration_mails_a_verification_link(http: httpx.AsyncClient, s
     r = await http.post("/auth/email/verify", json={"token": token})
     assert r.status_code == 422
     async with auth_db.session() as s:
-        stored = list((await s.execute(select(action_tokens.c.token_hash)
-                                       .where(action_tokens.c.user_id == user.id))).scalars())
+        stored = list(
+            (
+                await s.execute(select(action_tokens.c.token_hash).where(action_tokens.c.user_id == user.id))
+            ).scalars()
+        )
     assert stored and token not in stored  # only the hash is kept
 
 
@@ -86,17 +94,27 @@ async def test_resend_verification_replaces_the_old_link(http: httpx.AsyncClient
 
 
 async def test_change_password_needs_the_current_one_and_ends_other_sessions(
-        http: httpx.AsyncClient, new_user: AppUser) -> None:
+    http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     other = (await login(http, new_user.email, PASSWORD)).json()
-    r = await http.post("/auth/password/change", headers=new_user.headers,
-                        json={"current_password": "not my password at all", "new_password": NEW_PASSWORD})
+    r = await http.post(
+        "/auth/password/change",
+        headers=new_user.headers,
+        json={"current_password": "not my password at all", "new_password": NEW_PASSWORD},
+    )
     assert r.status_code == 401
     assert (await login(http, new_user.email, PASSWORD)).status_code == 200  # unchanged
-    r = await http.post("/auth/password/change", headers=new_user.headers,
-                        json={"current_password": PASSWORD, "new_password": "short"})
+    r = await http.post(
+        "/auth/password/change",
+        headers=new_user.headers,
+        json={"current_password": PASSWORD, "new_password": "short"},
+    )
     assert r.status_code == 422
-    r = await http.post("/auth/password/change", headers=new_user.headers,
-                        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD})
+    r = await http.post(
+        "/auth/password/change",
+        headers=new_user.headers,
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+    )
     assert r.status_code == 200, r.text
     assert (await http.get("/auth/me", headers=new_user.headers)).status_code == 200  # this session lives
     r = await http.get("/auth/me", headers={"Authorization": f"Bearer {other['access_token']}"})
@@ -106,7 +124,8 @@ async def test_change_password_needs_the_current_one_and_ends_other_sessions(
 
 
 async def test_forgot_password_answers_the_same_and_reset_ends_every_session(
-        http: httpx.AsyncClient, stack: Stack, new_user: AppUser, auth_db: Database) -> None:
+    http: httpx.AsyncClient, stack: Stack, new_user: AppUser, auth_db: Database
+) -> None:
     unknown = unique_email()
     a = await http.post("/auth/password/forgot", json={"email": new_user.email})
     b = await http.post("/auth/password/forgot", json={"email": unknown})
@@ -122,27 +141,38 @@ async def test_forgot_password_answers_the_same_and_reset_ends_every_session(
     assert r.status_code == 401
     assert (await login(http, new_user.email, NEW_PASSWORD)).status_code == 200
     # single use
-    r = await http.post("/auth/password/reset", json={"token": token, "new_password": "yet another passphrase 9"})
+    r = await http.post(
+        "/auth/password/reset", json={"token": token, "new_password": "yet another passphrase 9"}
+    )
     assert r.status_code == 422
     async with auth_db.session() as s:
-        actions = set((await s.execute(select(audit_log.c.action).where(audit_log.c.target_id == new_user.id)))
-                      .scalars())
+        actions = set(
+            (
+                await s.execute(select(audit_log.c.action).where(audit_log.c.target_id == new_user.id))
+            ).scalars()
+        )
     assert {"password.reset_requested", "password.reset", "session.ended"} <= actions
 
 
-async def test_expired_reset_token_is_refused(http: httpx.AsyncClient, stack: Stack, new_user: AppUser,
-                                              auth_db: Database) -> None:
+async def test_expired_reset_token_is_refused(
+    http: httpx.AsyncClient, stack: Stack, new_user: AppUser, auth_db: Database
+) -> None:
     await http.post("/auth/password/forgot", json={"email": new_user.email})
     token = last_link_token(stack, new_user.email, "reset")
     async with auth_db.transaction() as s:
-        await s.execute(update(action_tokens).where(action_tokens.c.user_id == new_user.id)
-                        .values(expires_at=action_tokens.c.created_at))
+        await s.execute(
+            update(action_tokens)
+            .where(action_tokens.c.user_id == new_user.id)
+            .values(expires_at=action_tokens.c.created_at)
+        )
     r = await http.post("/auth/password/reset", json={"token": token, "new_password": NEW_PASSWORD})
     assert r.status_code == 422
     assert (await login(http, new_user.email, PASSWORD)).status_code == 200
 
 
-async def test_reset_token_is_not_an_access_token(http: httpx.AsyncClient, stack: Stack, new_user: AppUser) -> None:
+async def test_reset_token_is_not_an_access_token(
+    http: httpx.AsyncClient, stack: Stack, new_user: AppUser
+) -> None:
     await http.post("/auth/password/forgot", json={"email": new_user.email})
     token = last_link_token(stack, new_user.email, "reset")
     http.cookies.clear()
@@ -152,18 +182,26 @@ async def test_reset_token_is_not_an_access_token(http: httpx.AsyncClient, stack
     assert r.status_code == 401
 
 
-async def test_change_email_needs_password_and_reverification(http: httpx.AsyncClient, stack: Stack,
-                                                              new_user: AppUser) -> None:
+async def test_change_email_needs_password_and_reverification(
+    http: httpx.AsyncClient, stack: Stack, new_user: AppUser
+) -> None:
     new_email = unique_email("moved")
-    r = await http.post("/auth/email/change", headers=new_user.headers,
-                        json={"password": "not my password at all", "new_email": new_email})
+    r = await http.post(
+        "/auth/email/change",
+        headers=new_user.headers,
+        json={"password": "not my password at all", "new_email": new_email},
+    )
     assert r.status_code == 401
     assert mails_to(stack, new_email) == []
-    r = await http.post("/auth/email/change", headers=new_user.headers,
-                        json={"password": PASSWORD, "new_email": new_email, "email_verified": True})
+    r = await http.post(
+        "/auth/email/change",
+        headers=new_user.headers,
+        json={"password": PASSWORD, "new_email": new_email, "email_verified": True},
+    )
     assert r.status_code == 422  # mass assignment refused
-    r = await http.post("/auth/email/change", headers=new_user.headers,
-                        json={"password": PASSWORD, "new_email": new_email})
+    r = await http.post(
+        "/auth/email/change", headers=new_user.headers, json={"password": PASSWORD, "new_email": new_email}
+    )
     assert r.status_code == 200, r.text
     assert (await http.get("/auth/me", headers=new_user.headers)).json()["email"] == new_user.email  # not yet
     token = last_link_token(stack, new_email, "confirm")
@@ -177,13 +215,15 @@ async def test_change_email_needs_password_and_reverification(http: httpx.AsyncC
 
 async def test_change_email_to_a_taken_address_conflicts(http: httpx.AsyncClient, new_user: AppUser) -> None:
     other = await register_and_login(http)
-    r = await http.post("/auth/email/change", headers=new_user.headers,
-                        json={"password": PASSWORD, "new_email": other.email})
+    r = await http.post(
+        "/auth/email/change", headers=new_user.headers, json={"password": PASSWORD, "new_email": other.email}
+    )
     assert r.status_code == 409
 
 
-async def test_deactivated_login_looks_like_a_wrong_password(http: httpx.AsyncClient, new_user: AppUser,
-                                                             auth_db: Database) -> None:
+async def test_deactivated_login_looks_like_a_wrong_password(
+    http: httpx.AsyncClient, new_user: AppUser, auth_db: Database
+) -> None:
     async with auth_db.transaction() as s:
         await s.execute(update(users).where(users.c.id == new_user.id).values(is_active=False))
     a = await login(http, new_user.email, PASSWORD)

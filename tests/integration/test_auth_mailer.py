@@ -46,16 +46,22 @@ async def test_smtp_backend_delivers(tmp_path: Path) -> None:
     listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
     try:
-        config = AuthConfig.from_env(tmp_path, {"ATRIUM_SMTP_HOST": "127.0.0.1", "ATRIUM_SMTP_PORT": str(port),
-                                                "ATRIUM_SMTP_STARTTLS": "0"})
+        config = AuthConfig.from_env(
+            tmp_path,
+            {"ATRIUM_SMTP_HOST": "127.0.0.1", "ATRIUM_SMTP_PORT": str(port), "ATRIUM_SMTP_STARTTLS": "0"},
+        )
         mailer = make_mailer(config)
         assert isinstance(mailer, SmtpMailer)
-        await mailer.send("someone@example.com", "Hello", "the body\n")  # returns at once; delivery in background
+        await mailer.send(
+            "someone@example.com", "Hello", "the body\n"
+        )  # returns at once; delivery in background
         await asyncio.wait_for(server.received.wait(), 20)
     finally:
         listener.close()
     msg = email.message_from_bytes(server.messages[0], policy=email.policy.default)
-    assert msg["To"] == "someone@example.com" and msg["Subject"] == "Hello" and "the body" in msg.get_content()
+    assert (
+        msg["To"] == "someone@example.com" and msg["Subject"] == "Hello" and "the body" in msg.get_content()
+    )
     assert not (tmp_path / "mail").exists()
 
 

@@ -25,7 +25,9 @@ async def test_register_login_me(http: httpx.AsyncClient) -> None:
     assert r.headers["x-request-id"]
 
 
-async def test_wrong_password_and_unknown_email_look_the_same(http: httpx.AsyncClient, new_user: AppUser) -> None:
+async def test_wrong_password_and_unknown_email_look_the_same(
+    http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     a = await http.post("/auth/login", json={"email": new_user.email, "password": "not the password at all"})
     b = await http.post("/auth/login", json={"email": unique_email(), "password": "not the password at all"})
     assert a.status_code == b.status_code == 401
@@ -62,7 +64,9 @@ async def test_me_without_or_with_garbage_token(http: httpx.AsyncClient) -> None
 async def test_forged_header_straight_on_the_bus_is_refused(stack: Stack) -> None:
     import jwt
 
-    forged = jwt.encode({"sub": "00000000-0000-0000-0000-000000000000", "role": "admin"}, "x", algorithm="HS256")
+    forged = jwt.encode(
+        {"sub": "00000000-0000-0000-0000-000000000000", "role": "admin"}, "x", algorithm="HS256"
+    )
     try:
         await call(stack.nc, ME, Empty(), token=forged)
     except AtriumError as err:

@@ -21,11 +21,22 @@ from tests.conftest import PASSWORD, unique_email
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def atrium(*args: str, data: Path, timeout: float = 60, env: dict[str, str] | None = None,
-           input_text: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "infra.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, input=input_text,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+def atrium(
+    *args: str,
+    data: Path,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    input_text: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input_text,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
 
 
 class Up:
@@ -39,9 +50,23 @@ class Up:
         offset = self.log.stat().st_size if self.log.exists() else 0
         self.out = open(self.log, "a")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", "up", "--port", str(self.port), "--data", str(self.data),
-             "--no-web-build"], cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, stdout=self.out,
-            stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "infra.cli",
+                "up",
+                "--port",
+                str(self.port),
+                "--data",
+                str(self.data),
+                "--no-web-build",
+            ],
+            cwd=ROOT,
+            env={**env, "PYTHONPATH": str(ROOT)},
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -85,7 +110,9 @@ def test_up_register_restart_and_cli(up: Up, tmp_path: Path) -> None:
     # the CLI finds the stack through --data and speaks the contracts
     res = atrium("bus", "request", "auth.health", "--data", str(up.data), data=up.data)
     assert res.returncode == 0 and json.loads(res.stdout)["status"] == "ok", res.stderr
-    res = atrium("bus", "request", "auth.user.register", '{"email": "nope"}', "--data", str(up.data), data=up.data)
+    res = atrium(
+        "bus", "request", "auth.user.register", '{"email": "nope"}', "--data", str(up.data), data=up.data
+    )
     assert res.returncode == 1 and '"invalid"' in res.stderr
     res = atrium("bus", "request", "no.such.subject", "--data", str(up.data), data=up.data)
     assert res.returncode == 2 and "not a declared subject" in res.stderr
@@ -94,7 +121,9 @@ def test_up_register_restart_and_cli(up: Up, tmp_path: Path) -> None:
     second = atrium("up", "--port", str(free_port()), "--data", str(up.data), "--no-web-build", data=up.data)
     assert second.returncode == 1 and "already running" in second.stdout
     # a busy port too
-    busy = atrium("up", "--port", str(up.port), "--data", str(tmp_path / "other"), "--no-web-build", data=up.data)
+    busy = atrium(
+        "up", "--port", str(up.port), "--data", str(tmp_path / "other"), "--no-web-build", data=up.data
+    )
     assert busy.returncode == 1 and f"Port {up.port} is already in use" in busy.stdout
 
     up.stop()
@@ -105,8 +134,11 @@ def test_up_register_restart_and_cli(up: Up, tmp_path: Path) -> None:
 
 def test_a_crashed_service_is_restarted(up: Up) -> None:
     up.start()
-    service = next(p for p in psutil.Process(up.proc.pid).children(recursive=True)
-                   if "services.auth" in " ".join(p.cmdline()))
+    service = next(
+        p
+        for p in psutil.Process(up.proc.pid).children(recursive=True)
+        if "services.auth" in " ".join(p.cmdline())
+    )
     service.kill()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -24,7 +24,12 @@ async def test_upload_get_download_delete(stack: Stack, http: httpx.AsyncClient,
     assert r.status_code == 201, r.text
     doc = r.json()["documents"][0]["document"]
     assert doc["size"] == len(original) and doc["sha256"] == hashlib.sha256(original).hexdigest()
-    assert doc["filename"] == "My Invoice.pdf" and doc["status"] in ("queued", "extracting", "analyzing", "ready")
+    assert doc["filename"] == "My Invoice.pdf" and doc["status"] in (
+        "queued",
+        "extracting",
+        "analyzing",
+        "ready",
+    )
 
     r = await http.get(f"/documents/{doc['id']}", headers=new_user.headers)
     assert r.status_code == 200 and r.json()["tasks"][0]["kind"] == "extract"
@@ -57,14 +62,18 @@ async def test_content_is_checked_not_the_name(http: httpx.AsyncClient, new_user
 
 
 async def test_many_files_in_one_request(http: httpx.AsyncClient, new_user: AppUser) -> None:
-    files = [("file", ("a.pdf", h.pdf_bytes("a"), "application/pdf")),
-             ("file", ("b.pdf", h.pdf_bytes("b"), "application/pdf"))]
+    files = [
+        ("file", ("a.pdf", h.pdf_bytes("a"), "application/pdf")),
+        ("file", ("b.pdf", h.pdf_bytes("b"), "application/pdf")),
+    ]
     r = await http.post("/documents", headers=new_user.headers, files=files)
     assert r.status_code == 201, r.text
     assert sorted(d["document"]["filename"] for d in r.json()["documents"]) == ["a.pdf", "b.pdf"]
 
 
-async def test_duplicates_marked_or_rejected(stack: Stack, http: httpx.AsyncClient, new_user: AppUser) -> None:
+async def test_duplicates_marked_or_rejected(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     data = h.pdf_bytes("dup")
     first = await h.create(stack, new_user, "first.pdf", data, duplicate_policy="mark")
     second = await h.create(stack, new_user, "second.pdf", data, duplicate_policy="mark")
@@ -87,7 +96,9 @@ async def test_quotas_name_the_limit(stack: Stack, new_user: AppUser) -> None:
         await h.create(stack, new_user, "two.pdf", quota_documents_per_user=1)
     assert err.value.details["limit"] == "quota_documents_per_user"
     with pytest.raises(TooLarge) as big:
-        await h.create(stack, new_user, "big.pdf", b"%PDF-" + b"x" * (2 * 1024 * 1024), quota_storage_mb_per_user=1)
+        await h.create(
+            stack, new_user, "big.pdf", b"%PDF-" + b"x" * (2 * 1024 * 1024), quota_storage_mb_per_user=1
+        )
     assert big.value.details["limit"] == "quota_storage_mb_per_user"
 
 
@@ -97,11 +108,17 @@ async def test_413_arrives_before_the_body_is_sent(stack: Stack, new_user: AppUs
     host, port = stack.base_url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     boundary = "b" + uuid.uuid4().hex
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.pdf\"\r\n"
-            "Content-Type: application/pdf\r\n\r\n").encode()
-    writer.write((f"POST /api/v1/documents HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer "
-                  f"{new_user.access_token}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
-                  "Transfer-Encoding: chunked\r\n\r\n").encode())
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.pdf"\r\n'
+        "Content-Type: application/pdf\r\n\r\n"
+    ).encode()
+    writer.write(
+        (
+            f"POST /api/v1/documents HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer "
+            f"{new_user.access_token}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+        ).encode()
+    )
 
     def chunk(data: bytes) -> bytes:
         return f"{len(data):x}\r\n".encode() + data + b"\r\n"
@@ -121,18 +138,30 @@ async def test_413_arrives_before_the_body_is_sent(stack: Stack, new_user: AppUs
     writer.close()
 
 
-async def test_edit_fields_survive_reanalysis(stack: Stack, http: httpx.AsyncClient, new_user: AppUser) -> None:
+async def test_edit_fields_survive_reanalysis(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     owner = uuid.UUID(new_user.id)
     res = await h.create(stack, new_user, "inv.pdf")
     d = res.document
     await h.extracted(stack, d.id, owner, d.run_id, ["Invoice 42 from ACME"])
-    await h.analyzed(stack, d.id, owner, d.run_id, sender="ACME GmbH", invoice_number="42", document_type="invoice")
-    r = await http.patch(f"/documents/{d.id}", headers=new_user.headers,
-                         json={"title": "My title", "fields": {"sender": "ACME Corp"}})
+    await h.analyzed(
+        stack, d.id, owner, d.run_id, sender="ACME GmbH", invoice_number="42", document_type="invoice"
+    )
+    r = await http.patch(
+        f"/documents/{d.id}",
+        headers=new_user.headers,
+        json={"title": "My title", "fields": {"sender": "ACME Corp"}},
+    )
     assert r.status_code == 200, r.text
-    assert r.json()["fields"]["sender"] == {"value": "ACME Corp", "source": "user", "provider": None,
-                                            "model": None, "task_id": None,
-                                            "updated_at": r.json()["fields"]["sender"]["updated_at"]}
+    assert r.json()["fields"]["sender"] == {
+        "value": "ACME Corp",
+        "source": "user",
+        "provider": None,
+        "model": None,
+        "task_id": None,
+        "updated_at": r.json()["fields"]["sender"]["updated_at"],
+    }
     a = await h.actor(stack, new_user)
     run = (await handlers.reprocess_document(DocumentRef(id=d.id), h.ctx(a), h.deps(stack))).run_id
     await h.extracted(stack, d.id, owner, run, ["Invoice 43 from ACME"])
@@ -145,11 +174,17 @@ async def test_edit_fields_survive_reanalysis(stack: Stack, http: httpx.AsyncCli
     assert body["fields"]["invoice_number"]["model"] == "rules-v1"
     assert "document_type" not in body["fields"]  # the new run did not say it: the old model answer is gone
     kinds = sorted((t["kind"], t["status"]) for t in body["tasks"])
-    assert kinds == [("analyze", "succeeded"), ("analyze", "succeeded"), ("extract", "succeeded"),
-                     ("reprocess", "succeeded")]
+    assert kinds == [
+        ("analyze", "succeeded"),
+        ("analyze", "succeeded"),
+        ("extract", "succeeded"),
+        ("reprocess", "succeeded"),
+    ]
 
 
-async def test_stale_run_events_do_not_override(stack: Stack, http: httpx.AsyncClient, new_user: AppUser) -> None:
+async def test_stale_run_events_do_not_override(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     owner = uuid.UUID(new_user.id)
     d = (await h.create(stack, new_user, "stale.pdf")).document
     a = await h.actor(stack, new_user)
@@ -168,8 +203,11 @@ async def test_categories_and_bulk(stack: Stack, http: httpx.AsyncClient, new_us
     cat = r.json()["id"]
     assert (await http.post("/categories", headers=hd, json={"name": "  tAXES "})).status_code == 409
     ids = [str((await h.create(stack, new_user, f"b{i}.pdf")).document.id) for i in range(3)]
-    r = await http.post("/documents/bulk", headers=hd,
-                        json={"action": "assign_category", "category_id": cat, "ids": ids + [str(uuid.uuid4())]})
+    r = await http.post(
+        "/documents/bulk",
+        headers=hd,
+        json={"action": "assign_category", "category_id": cat, "ids": ids + [str(uuid.uuid4())]},
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["succeeded"] == 3 and body["failed"] == 1 and body["results"][-1]["code"] == "not_found"
@@ -177,20 +215,23 @@ async def test_categories_and_bulk(stack: Stack, http: httpx.AsyncClient, new_us
     assert [(c["name"], c["document_count"]) for c in cats] == [("Taxes", 3)]
     r = await http.get("/documents", headers=hd, params={"category_any": cat})
     assert sorted(d["id"] for d in r.json()["items"]) == sorted(ids)
-    r = await http.post("/documents/bulk", headers=hd, json={"action": "remove_category", "category_id": cat,
-                                                             "ids": ids[:1]})
+    r = await http.post(
+        "/documents/bulk", headers=hd, json={"action": "remove_category", "category_id": cat, "ids": ids[:1]}
+    )
     assert r.json()["succeeded"] == 1
     r = await http.patch(f"/categories/{cat}", headers=hd, json={"name": "Tax 2026"})
     assert r.status_code == 200 and r.json()["document_count"] == 2
-    r = await http.post("/documents/bulk", headers=hd,
-                        json={"action": "delete", "filter": {"category_any": [cat]}})
+    r = await http.post(
+        "/documents/bulk", headers=hd, json={"action": "delete", "filter": {"category_any": [cat]}}
+    )
     assert r.json()["succeeded"] == 2
     assert (await http.get("/documents", headers=hd)).json()["total"] == 1
     assert (await http.delete(f"/categories/{cat}", headers=hd)).status_code == 204
 
 
-async def test_ai_categories_match_existing_case_insensitively(stack: Stack, http: httpx.AsyncClient,
-                                                               new_user: AppUser) -> None:
+async def test_ai_categories_match_existing_case_insensitively(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     await http.post("/categories", headers=new_user.headers, json={"name": "Insurance"})
     doc = await h.ready_document(stack, new_user, "ins.pdf", "policy", categories=["insurance", "Brand New"])
     body = (await http.get(f"/documents/{doc}", headers=new_user.headers)).json()
@@ -198,15 +239,23 @@ async def test_ai_categories_match_existing_case_insensitively(stack: Stack, htt
     names = [c["name"] for c in (await http.get("/categories", headers=new_user.headers)).json()["items"]]
     assert names == ["Insurance"]  # ai_may_create_categories is off by default
     d = (await h.create(stack, new_user, "car.pdf")).document
-    await h.analyzed(stack, d.id, uuid.UUID(new_user.id), d.run_id, settings={"ai_may_create_categories": True},
-                     suggested_categories=["INSURANCE", "Car"])
+    await h.analyzed(
+        stack,
+        d.id,
+        uuid.UUID(new_user.id),
+        d.run_id,
+        settings={"ai_may_create_categories": True},
+        suggested_categories=["INSURANCE", "Car"],
+    )
     body = (await http.get(f"/documents/{d.id}", headers=new_user.headers)).json()
     assert sorted(c["name"] for c in body["categories"]) == ["Car", "Insurance"]
     names = [c["name"] for c in (await http.get("/categories", headers=new_user.headers)).json()["items"]]
     assert names == ["Car", "Insurance"]
 
 
-async def test_tasks_history_stats_export_retry(stack: Stack, http: httpx.AsyncClient, new_user: AppUser) -> None:
+async def test_tasks_history_stats_export_retry(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     from datetime import UTC, datetime
 
     from contracts.documents import DocumentFailed
@@ -214,9 +263,21 @@ async def test_tasks_history_stats_export_retry(stack: Stack, http: httpx.AsyncC
     owner = uuid.UUID(new_user.id)
     ok = await h.ready_document(stack, new_user, "good.pdf", "fine")
     bad = (await h.create(stack, new_user, "bad.pdf")).document
-    await handlers.on_failed(DocumentFailed(
-        document_id=bad.id, owner_id=owner, run_id=bad.run_id, stage="extract", reason="unreadable",
-        message="xref broken", attempt=3, final=True, finished_at=datetime.now(UTC)), h.ctx(), h.deps(stack))
+    await handlers.on_failed(
+        DocumentFailed(
+            document_id=bad.id,
+            owner_id=owner,
+            run_id=bad.run_id,
+            stage="extract",
+            reason="unreadable",
+            message="xref broken",
+            attempt=3,
+            final=True,
+            finished_at=datetime.now(UTC),
+        ),
+        h.ctx(),
+        h.deps(stack),
+    )
     hd = new_user.headers
     doc = (await http.get(f"/documents/{bad.id}", headers=hd)).json()
     assert doc["status"] == "failed" and doc["failure_reason"] == "unreadable"
@@ -226,7 +287,10 @@ async def test_tasks_history_stats_export_retry(stack: Stack, http: httpx.AsyncC
     r = await http.get("/tasks", headers=hd, params={"filename": "good"})
     assert {t["kind"] for t in r.json()["items"]} == {"extract", "analyze"}
     stats = (await http.get("/tasks/stats", headers=hd)).json()
-    assert stats["by_status"] == {"succeeded": 2, "failed": 1} and stats["by_kind"] == {"extract": 2, "analyze": 1}
+    assert stats["by_status"] == {"succeeded": 2, "failed": 1} and stats["by_kind"] == {
+        "extract": 2,
+        "analyze": 1,
+    }
     assert stats["by_provider"][0]["provider"] == "builtin" and stats["by_provider"][0]["tokens_in"] == 10
     csv_text = (await http.get("/tasks/export", headers=hd, params={"format": "csv"})).text
     assert csv_text.splitlines()[0].startswith("id,document_id,filename") and len(csv_text.splitlines()) == 4
@@ -241,8 +305,14 @@ async def test_tasks_history_stats_export_retry(stack: Stack, http: httpx.AsyncC
 
 async def test_dates_and_numbers_roundtrip(stack: Stack, http: httpx.AsyncClient, new_user: AppUser) -> None:
     doc = await h.ready_document(stack, new_user, "d.pdf", "x", document_date=date(2024, 2, 29))
-    r = await http.patch(f"/documents/{doc}", headers=new_user.headers, json={"fields": {"total_amount": "12.50"}})
-    assert r.status_code == 200 and r.json()["total_amount"] == "12.50" and r.json()["document_date"] == "2024-02-29"
+    r = await http.patch(
+        f"/documents/{doc}", headers=new_user.headers, json={"fields": {"total_amount": "12.50"}}
+    )
+    assert (
+        r.status_code == 200
+        and r.json()["total_amount"] == "12.50"
+        and r.json()["document_date"] == "2024-02-29"
+    )
     r = await http.patch(f"/documents/{doc}", headers=new_user.headers, json={"fields": {"role": "admin"}})
     assert r.status_code == 422
 
@@ -258,16 +328,20 @@ async def test_task_retention_removes_only_old_finished_tasks(stack: Stack, new_
     doc = await h.ready_document(stack, new_user, "old.pdf", "x")
     db = h.deps(stack).db
     async with db.transaction() as s:
-        await s.execute(update(tasks).where(tasks.c.document_id == doc, tasks.c.stage == "extract")
-                        .values(created_at=datetime.now(UTC) - timedelta(days=40)))
+        await s.execute(
+            update(tasks)
+            .where(tasks.c.document_id == doc, tasks.c.stage == "extract")
+            .values(created_at=datetime.now(UTC) - timedelta(days=40))
+        )
     await handlers.apply_retention(db, DocumentsSettingsStored(task_retention_days=30))
     async with db.session() as s:
         left = (await s.execute(select(tasks.c.stage).where(tasks.c.document_id == doc))).scalars().all()
     assert left == ["analyze"]
 
 
-async def test_analysis_recorded_before_extraction_keeps_both(stack: Stack, http: httpx.AsyncClient,
-                                                              new_user: AppUser) -> None:
+async def test_analysis_recorded_before_extraction_keeps_both(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     """Two consumers: the AI worker's event may be applied before the text worker's."""
     owner = uuid.UUID(new_user.id)
     d = (await h.create(stack, new_user, "race.pdf")).document

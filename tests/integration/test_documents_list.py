@@ -18,12 +18,32 @@ from tests.integration import docs_helpers as h
 ROWS = [
     # filename, text, type, sender, date, categories
     ("alpha.pdf", "Invoice for garden tools and seeds", "invoice", "Green Shop", date(2024, 1, 10), ["Home"]),
-    ("bravo.pdf", "Electricity bill for January", "invoice", "City Power", date(2024, 2, 1), ["Home", "Bills"]),
-    ("charlie.pdf", "Employment contract with salary terms", "contract", "Acme Corp", date(2023, 6, 15), ["Work"]),
+    (
+        "bravo.pdf",
+        "Electricity bill for January",
+        "invoice",
+        "City Power",
+        date(2024, 2, 1),
+        ["Home", "Bills"],
+    ),
+    (
+        "charlie.pdf",
+        "Employment contract with salary terms",
+        "contract",
+        "Acme Corp",
+        date(2023, 6, 15),
+        ["Work"],
+    ),
     ("delta.pdf", "Payslip of March salary", "payslip", "Acme Corp", date(2024, 3, 31), ["Work", "Bills"]),
     ("echo.pdf", "Letter about the garden fence", "letter", "Neighbour", None, []),
-    ("foxtrot.pdf", "Bank statement with salary credit and garden shop debit", "bank_statement", "Big Bank",
-     date(2024, 2, 1), ["Bills"]),
+    (
+        "foxtrot.pdf",
+        "Bank statement with salary credit and garden shop debit",
+        "bank_statement",
+        "Big Bank",
+        date(2024, 2, 1),
+        ["Bills"],
+    ),
 ]
 
 
@@ -35,8 +55,18 @@ async def library(stack: Stack, http: httpx.AsyncClient) -> tuple[AppUser, dict[
         cats[name] = (await http.post("/categories", headers=user.headers, json={"name": name})).json()["id"]
     ids: dict[str, str] = {}
     for filename, text, kind, sender, when, categories in ROWS:
-        ids[filename] = str(await h.ready_document(stack, user, filename, text, document_type=kind, sender=sender,
-                                                   document_date=when, categories=categories))
+        ids[filename] = str(
+            await h.ready_document(
+                stack,
+                user,
+                filename,
+                text,
+                document_type=kind,
+                sender=sender,
+                document_date=when,
+                categories=categories,
+            )
+        )
     return user, ids, cats
 
 
@@ -56,8 +86,12 @@ async def test_filters(http: httpx.AsyncClient, library: Any) -> None:
     assert await n(document_type="invoice,payslip") == ["alpha.pdf", "bravo.pdf", "delta.pdf"]
     assert await n(sender="acme") == ["charlie.pdf", "delta.pdf"]
     assert await n(date_from="2024-02-01", date_to="2024-02-29") == ["bravo.pdf", "foxtrot.pdf"]
-    assert await n(category_any=f"{cats['Home']},{cats['Work']}") == ["alpha.pdf", "bravo.pdf", "charlie.pdf",
-                                                                       "delta.pdf"]
+    assert await n(category_any=f"{cats['Home']},{cats['Work']}") == [
+        "alpha.pdf",
+        "bravo.pdf",
+        "charlie.pdf",
+        "delta.pdf",
+    ]
     assert await n(category_all=f"{cats['Home']},{cats['Bills']}") == ["bravo.pdf"]
     assert await n(category_all=cats["Bills"], category_any=cats["Work"]) == ["delta.pdf"]
     assert await n(status="ready") == [r[0] for r in ROWS]
@@ -70,10 +104,17 @@ async def test_filters(http: httpx.AsyncClient, library: Any) -> None:
 async def test_full_text_search_ranked_with_snippet(http: httpx.AsyncClient, library: Any) -> None:
     user, _, _ = library
     assert sorted(await names(http, user, q="salary")) == ["charlie.pdf", "delta.pdf", "foxtrot.pdf"]
-    assert await names(http, user, q='salary -garden', sort="filename", order="asc") == ["charlie.pdf", "delta.pdf"]
+    assert await names(http, user, q="salary -garden", sort="filename", order="asc") == [
+        "charlie.pdf",
+        "delta.pdf",
+    ]
     assert await names(http, user, q='"garden fence"') == ["echo.pdf"]
     assert await names(http, user, q="salary OR electricity", sort="filename", order="asc") == [
-        "bravo.pdf", "charlie.pdf", "delta.pdf", "foxtrot.pdf"]
+        "bravo.pdf",
+        "charlie.pdf",
+        "delta.pdf",
+        "foxtrot.pdf",
+    ]
     # The sender is weighted above the body text.
     r = await http.get("/documents", headers=user.headers, params={"q": "acme salary", "sort": "relevance"})
     items = r.json()["items"]
@@ -115,13 +156,20 @@ async def test_sort_and_keyset_pages(http: httpx.AsyncClient, library: Any) -> N
             dates = {r[0]: r[4] or date.min for r in ROWS}
             assert [dates[s] for s in seen] == [r[4] or date.min for r in by_date]
     # Relevance pages too, and a cursor of another query is refused.
-    r = await http.get("/documents", headers=user.headers, params={"q": "salary", "sort": "relevance", "limit": 2})
+    r = await http.get(
+        "/documents", headers=user.headers, params={"q": "salary", "sort": "relevance", "limit": 2}
+    )
     first = r.json()
-    r = await http.get("/documents", headers=user.headers, params={"q": "salary", "sort": "relevance", "limit": 2,
-                                                                  "cursor": first["next_cursor"]})
+    r = await http.get(
+        "/documents",
+        headers=user.headers,
+        params={"q": "salary", "sort": "relevance", "limit": 2, "cursor": first["next_cursor"]},
+    )
     rest = [d["filename"] for d in r.json()["items"]]
     assert len(rest) == 1 and rest[0] not in [d["filename"] for d in first["items"]]
-    r = await http.get("/documents", headers=user.headers, params={"q": "garden", "cursor": first["next_cursor"]})
+    r = await http.get(
+        "/documents", headers=user.headers, params={"q": "garden", "cursor": first["next_cursor"]}
+    )
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "cursor"
 
 
@@ -136,7 +184,9 @@ async def test_total_is_exact_up_to_the_cap(http: httpx.AsyncClient, library: An
     assert (body["total"], body["total_exact"], len(body["items"])) == (4, False, len(ROWS))
 
 
-async def test_relevance_ranks_the_newest_candidates(http: httpx.AsyncClient, library: Any, monkeypatch: Any) -> None:
+async def test_relevance_ranks_the_newest_candidates(
+    http: httpx.AsyncClient, library: Any, monkeypatch: Any
+) -> None:
     from services.docs import handlers
 
     user, _, _ = library

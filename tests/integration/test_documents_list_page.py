@@ -24,9 +24,13 @@ async def _page(http: httpx.AsyncClient, user: AppUser, **params: Any) -> dict[s
 async def test_page_carries_categories_snippets_and_total(stack: Stack, http: httpx.AsyncClient) -> None:
     user = await register_and_login(http)
     for name in ("bills", "Home", "Work"):
-        assert (await http.post("/categories", headers=user.headers, json={"name": name})).status_code in (200, 201)
-    tagged = await h.ready_document(stack, user, "tagged.pdf", "Water bill for the garden tap",
-                                    categories=["Work", "bills", "Home"])
+        assert (await http.post("/categories", headers=user.headers, json={"name": name})).status_code in (
+            200,
+            201,
+        )
+    tagged = await h.ready_document(
+        stack, user, "tagged.pdf", "Water bill for the garden tap", categories=["Work", "bills", "Home"]
+    )
     await h.ready_document(stack, user, "plain.pdf", "Letter about nothing in particular")
 
     body = await _page(http, user, sort="filename", order="asc")
@@ -52,7 +56,9 @@ async def test_relevance_pages_join_up_in_rank_order(stack: Stack, http: httpx.A
     user = await register_and_login(http)
     # "salary" appears 1..5 times: more occurrences rank higher.
     for n in range(1, 6):
-        await h.ready_document(stack, user, f"doc{n}.pdf", " ".join(["salary"] * n + ["other words here"] * 3))
+        await h.ready_document(
+            stack, user, f"doc{n}.pdf", " ".join(["salary"] * n + ["other words here"] * 3)
+        )
     seen: list[dict[str, Any]] = []
     cursor = None
     while True:
@@ -78,7 +84,9 @@ async def test_a_snippet_comes_from_the_first_matching_page(stack: Stack, http: 
     filler = " ".join(["ledger entry routine"] * 2000)  # 40,000 characters a page
     texts = [filler, "Page two: the harbour crane invoice", "nothing here", "the harbour again, page four"]
     await h.extracted(stack, res.document.id, uuid.UUID(user.id), res.document.run_id, texts)
-    await h.analyzed(stack, res.document.id, uuid.UUID(user.id), res.document.run_id, title="Crane maintenance")
+    await h.analyzed(
+        stack, res.document.id, uuid.UUID(user.id), res.document.run_id, title="Crane maintenance"
+    )
 
     found = await _page(http, user, q="harbour")
     assert [d["filename"] for d in found["items"]] == ["long.pdf"]

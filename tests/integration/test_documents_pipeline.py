@@ -14,8 +14,9 @@ from tests.integration import docs_helpers as h
 EXPECTED = json.loads((CORPUS / "synthetic" / "expected.json").read_text())
 
 
-async def wait_for_status(http: httpx.AsyncClient, user: AppUser, doc_id: str, wanted: set[str],
-                          timeout_s: float = 120) -> dict:
+async def wait_for_status(
+    http: httpx.AsyncClient, user: AppUser, doc_id: str, wanted: set[str], timeout_s: float = 120
+) -> dict:
     body: dict = {}
     for _ in range(int(timeout_s * 5)):
         body = (await http.get(f"/documents/{doc_id}", headers=user.headers)).json()
@@ -26,8 +27,9 @@ async def wait_for_status(http: httpx.AsyncClient, user: AppUser, doc_id: str, w
 
 
 @pytest.mark.parametrize("name", ["invoice_1p.pdf", "letter_10p.pdf"])
-async def test_upload_to_ready_with_the_workers(stack: Stack, http: httpx.AsyncClient, new_user: AppUser,
-                                                name: str) -> None:
+async def test_upload_to_ready_with_the_workers(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser, name: str
+) -> None:
     if "extract" not in stack.services:
         pytest.skip("needs the text worker (service 'extract') in the stack")
     final = {"ready"} if "ai" in stack.services else {"analyzing"}
@@ -53,7 +55,9 @@ async def test_upload_to_ready_with_the_workers(stack: Stack, http: httpx.AsyncC
     assert doc_id in [d["id"] for d in found["items"]]
 
 
-async def test_events_stream_my_progress_only(stack: Stack, http: httpx.AsyncClient, new_user: AppUser) -> None:
+async def test_events_stream_my_progress_only(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     other = await h.register_other(http)
     received: list[dict] = []
 
@@ -72,8 +76,10 @@ async def test_events_stream_my_progress_only(stack: Stack, http: httpx.AsyncCli
 
     mine_ready, other_ready = asyncio.Event(), asyncio.Event()
     others: list[dict] = []
-    tasks = [asyncio.create_task(listen(new_user, received, mine_ready)),
-             asyncio.create_task(listen(other, others, other_ready))]
+    tasks = [
+        asyncio.create_task(listen(new_user, received, mine_ready)),
+        asyncio.create_task(listen(other, others, other_ready)),
+    ]
     await asyncio.wait_for(asyncio.gather(mine_ready.wait(), other_ready.wait()), 10)
     d = (await h.create(stack, new_user, "live.pdf")).document
     await asyncio.wait_for(tasks[0], 10)

@@ -38,8 +38,9 @@ async def upload_invoice(stack: Stack, http: httpx.AsyncClient, user: AppUser) -
     return str(r.json()["documents"][0]["document"]["id"])
 
 
-async def test_page_preview_is_a_png_for_the_owner_only(stack: Stack, http: httpx.AsyncClient,
-                                                         new_user: AppUser) -> None:
+async def test_page_preview_is_a_png_for_the_owner_only(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     doc_id = await upload_invoice(stack, http, new_user)
     body = await processed(stack, http, new_user, doc_id)
     assert body["preview_pages"] == 1
@@ -74,7 +75,8 @@ async def test_page_preview_is_a_png_for_the_owner_only(stack: Stack, http: http
 
 
 async def test_previews_are_rendered_in_batches_once_for_concurrent_readers(
-        stack: Stack, http: httpx.AsyncClient, new_user: AppUser) -> None:
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     if "extract" not in stack.services:
         pytest.skip("needs the text worker (service 'extract') in the stack")
     r = await h.upload(http, new_user, h.CORPUS / "synthetic" / "letter_10p.pdf", "letter_10p.pdf")
@@ -94,10 +96,12 @@ async def test_previews_are_rendered_in_batches_once_for_concurrent_readers(
 
     # A browser asks for the visible pages at once: every answer is a PNG, and the batch of pages 1–8
     # is rendered once, pages 9–10 are not (nobody asked yet).
-    replies = await asyncio.gather(*(http.get(f"/documents/{doc_id}/pages/{n}/preview", headers=new_user.headers)
-                                     for n in (3, 1, 2, 4)))
+    replies = await asyncio.gather(
+        *(http.get(f"/documents/{doc_id}/pages/{n}/preview", headers=new_user.headers) for n in (3, 1, 2, 4))
+    )
     assert [x.status_code for x in replies] == [200] * 4, [x.text for x in replies]
     assert len({x.content for x in replies}) == 4  # four different pages
+
     async def eventually_stored(page: int) -> bool:
         for _ in range(300):  # an answer comes as soon as its page is stored; the batch goes on after it
             if await stored(page):
@@ -115,17 +119,26 @@ async def test_previews_are_rendered_in_batches_once_for_concurrent_readers(
     assert beyond.status_code == 404, beyond.text
 
 
-async def test_the_worker_renders_only_for_the_owner_token(stack: Stack, http: httpx.AsyncClient,
-                                                           new_user: AppUser) -> None:
+async def test_the_worker_renders_only_for_the_owner_token(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     """The documents service checks ownership before it asks; the worker checks the forwarded token again,
     so a request put on the bus directly cannot render someone else's document."""
     doc_id = await upload_invoice(stack, http, new_user)
     body = await processed(stack, http, new_user, doc_id)
     other = await h.register_other(http)
     async with h.deps(stack).db.session() as s:
-        object_name = (await s.execute(select(documents.c.object_name).where(documents.c.id == UUID(doc_id)))).scalar()
-    cmd = RenderPreviews(document_id=UUID(doc_id), owner_id=UUID(new_user.id), run_id=UUID(body["run_id"]),
-                         object_name=object_name, page_count=1, page=1)
+        object_name = (
+            await s.execute(select(documents.c.object_name).where(documents.c.id == UUID(doc_id)))
+        ).scalar()
+    cmd = RenderPreviews(
+        document_id=UUID(doc_id),
+        owner_id=UUID(new_user.id),
+        run_id=UUID(body["run_id"]),
+        object_name=object_name,
+        page_count=1,
+        page=1,
+    )
     with pytest.raises(AtriumError) as refused:
         await call(stack.nc, PREVIEW_RENDER, cmd, token=other.access_token, timeout=30)
     assert refused.value.code.value == "not_found"
@@ -137,17 +150,22 @@ async def test_the_worker_renders_only_for_the_owner_token(stack: Stack, http: h
         await store.get_info(preview_object_name(UUID(doc_id), UUID(body["run_id"]), 1))
 
 
-async def test_previews_of_every_run_are_deleted_with_the_document(stack: Stack, http: httpx.AsyncClient,
-                                                                   new_user: AppUser) -> None:
+async def test_previews_of_every_run_are_deleted_with_the_document(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     doc_id = await upload_invoice(stack, http, new_user)
     first = (await processed(stack, http, new_user, doc_id))["run_id"]
-    assert (await http.get(f"/documents/{doc_id}/pages/1/preview", headers=new_user.headers)).status_code == 200
+    assert (
+        await http.get(f"/documents/{doc_id}/pages/1/preview", headers=new_user.headers)
+    ).status_code == 200
     r = await http.post(f"/documents/{doc_id}/reprocess", headers=new_user.headers, json={})
     assert r.status_code == 200, r.text
     second = r.json()["run_id"]
     assert (await http.get(f"/documents/{doc_id}", headers=new_user.headers)).json()["preview_pages"] == 0
     assert (await processed(stack, http, new_user, doc_id))["preview_pages"] == 1
-    assert (await http.get(f"/documents/{doc_id}/pages/1/preview", headers=new_user.headers)).status_code == 200
+    assert (
+        await http.get(f"/documents/{doc_id}/pages/1/preview", headers=new_user.headers)
+    ).status_code == 200
     store = await h.store(stack)
     names = [preview_object_name(UUID(doc_id), UUID(run), 1) for run in (first, second)]
     for name in names:

@@ -31,8 +31,9 @@ async def published(stack: Stack, http: httpx.AsyncClient, user: AppUser, doc_id
     raise AssertionError("upload event never published")
 
 
-async def test_replay_since_for_one_owner(stack: Stack, http: httpx.AsyncClient, new_user: AppUser,
-                                          new_admin: AppUser) -> None:
+async def test_replay_since_for_one_owner(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser, new_admin: AppUser
+) -> None:
     since = datetime.now(UTC) - timedelta(seconds=5)
     other = await register_and_login(http)
     mine = (await h.upload(http, new_user, h.pdf_bytes("r1"), "r1.pdf")).json()["documents"][0]["document"]
@@ -40,7 +41,9 @@ async def test_replay_since_for_one_owner(stack: Stack, http: httpx.AsyncClient,
     await published(stack, http, new_user, mine["id"])
     await published(stack, http, other, theirs["id"])
 
-    totals = await replay(stack.nats_url, new_admin.access_token, since, uuid.UUID(new_user.id), dry_run=False)
+    totals = await replay(
+        stack.nats_url, new_admin.access_token, since, uuid.UUID(new_user.id), dry_run=False
+    )
     assert totals == {"found": 1, "queued": 1, "missing": 0}
     after = (await http.get(f"/documents/{mine['id']}", headers=new_user.headers)).json()
     assert after["run_id"] != mine["run_id"]

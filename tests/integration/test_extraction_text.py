@@ -49,7 +49,9 @@ class Outcomes:
     progress: dict[uuid.UUID, list[dict[str, Any]]] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def terminal(self, document_id: uuid.UUID, timeout: float = 120) -> DocumentExtracted | DocumentFailed:
+    async def terminal(
+        self, document_id: uuid.UUID, timeout: float = 120
+    ) -> DocumentExtracted | DocumentFailed:
         async def wait() -> DocumentExtracted | DocumentFailed:
             while True:
                 if self.extracted.get(document_id):
@@ -92,10 +94,12 @@ async def outcomes(stack: Stack) -> AsyncIterator[Outcomes]:
         if d["stage"] == "extract" and d["status"] == "extracting" and d.get("page") is not None:
             keep(out.progress, d, uuid.UUID(d["document_id"]))
 
-    subs = [await stack.nc.subscribe(DOCUMENT_EXTRACTED.subject, cb=on_extracted),
-            await stack.nc.subscribe(DOCUMENT_FAILED.subject, cb=on_failed),
-            await stack.nc.subscribe(DOCUMENT_PROCESSING.subject, cb=on_processing),
-            await stack.nc.subscribe(DOCUMENT_PROGRESS.wildcard(), cb=on_progress)]
+    subs = [
+        await stack.nc.subscribe(DOCUMENT_EXTRACTED.subject, cb=on_extracted),
+        await stack.nc.subscribe(DOCUMENT_FAILED.subject, cb=on_failed),
+        await stack.nc.subscribe(DOCUMENT_PROCESSING.subject, cb=on_processing),
+        await stack.nc.subscribe(DOCUMENT_PROGRESS.wildcard(), cb=on_progress),
+    ]
     await stack.nc.flush()
     yield out
     for s in subs:
@@ -110,8 +114,9 @@ async def extract_worker(stack: Stack) -> Any:
     return stack.services["extract"]
 
 
-async def upload(stack: Stack, pdf: Path | bytes, *, owner: uuid.UUID | None = None,
-                 publish: bool = True, name: str = "") -> DocumentUploaded:
+async def upload(
+    stack: Stack, pdf: Path | bytes, *, owner: uuid.UUID | None = None, publish: bool = True, name: str = ""
+) -> DocumentUploaded:
     """Store the file like the gateway does and (optionally) publish the upload event."""
     js = stack.nc.jetstream()
     store = await ensure_object_store(js, OBJECT_BUCKET)
@@ -122,10 +127,16 @@ async def upload(stack: Stack, pdf: Path | bytes, *, owner: uuid.UUID | None = N
             info = await store.put(str(document_id), f, meta=ObjectMeta(name=str(document_id)))
     else:
         info = await store.put(str(document_id), data)
-    event = DocumentUploaded(document_id=document_id, owner_id=owner or uuid.uuid4(), run_id=uuid.uuid4(),
-                             filename=name or (pdf.name if isinstance(pdf, Path) else "upload.pdf"),
-                             size=info.size, sha256="0" * 64, object_name=str(document_id),
-                             uploaded_at=datetime.now(UTC))
+    event = DocumentUploaded(
+        document_id=document_id,
+        owner_id=owner or uuid.uuid4(),
+        run_id=uuid.uuid4(),
+        filename=name or (pdf.name if isinstance(pdf, Path) else "upload.pdf"),
+        size=info.size,
+        sha256="0" * 64,
+        object_name=str(document_id),
+        uploaded_at=datetime.now(UTC),
+    )
     if publish:
         await publish_uploaded(stack, event, f"{document_id}:{event.run_id}")
     return event
@@ -133,7 +144,9 @@ async def upload(stack: Stack, pdf: Path | bytes, *, owner: uuid.UUID | None = N
 
 async def publish_uploaded(stack: Stack, event: DocumentUploaded, msg_id: str) -> None:
     js = stack.nc.jetstream()
-    await js.publish(DOCUMENT_UPLOADED.subject, event.model_dump_json().encode(), headers={Header.MSG_ID: msg_id})
+    await js.publish(
+        DOCUMENT_UPLOADED.subject, event.model_dump_json().encode(), headers={Header.MSG_ID: msg_id}
+    )
 
 
 async def stored_result(stack: Stack, extracted: DocumentExtracted) -> ExtractionResult:
@@ -161,8 +174,9 @@ def lines_of(result: ExtractionResult, number: int) -> set[str]:
 
 
 @pytest.mark.parametrize("name", ["invoice_1p.pdf", "invoice_10p.pdf", "letter_10p.pdf"])
-async def test_synthetic_text_fields_and_tables_are_found(stack: Stack, extract_worker: Any, outcomes: Outcomes,
-                                                          name: str) -> None:
+async def test_synthetic_text_fields_and_tables_are_found(
+    stack: Stack, extract_worker: Any, outcomes: Outcomes, name: str
+) -> None:
     event = await upload(stack, SYNTHETIC / name)
     done = await outcomes.terminal(event.document_id)
     assert isinstance(done, DocumentExtracted), done
@@ -192,10 +206,14 @@ async def test_synthetic_text_fields_and_tables_are_found(stack: Stack, extract_
     assert [p["stage"] for p in outcomes.processing[event.document_id]] == ["extract"]
 
 
-async def test_public_table_values_and_empty_password(stack: Stack, extract_worker: Any, outcomes: Outcomes) -> None:
+async def test_public_table_values_and_empty_password(
+    stack: Stack, extract_worker: Any, outcomes: Outcomes
+) -> None:
     # pr-138 is encrypted with an empty user password: it must open like any other file.
-    events = [await upload(stack, PLUMBER / "pr-138-example.pdf"),
-              await upload(stack, PLUMBER / "nics-background-checks-2015-11.pdf")]
+    events = [
+        await upload(stack, PLUMBER / "pr-138-example.pdf"),
+        await upload(stack, PLUMBER / "nics-background-checks-2015-11.pdf"),
+    ]
     loan, nics = [await outcomes.terminal(e.document_id) for e in events]
     assert isinstance(loan, DocumentExtracted) and loan.page_count == 2 and loan.table_count > 0
     assert loan.metadata.title == "Home Loan Interest Rates"
@@ -209,7 +227,9 @@ async def test_public_table_values_and_empty_password(stack: Stack, extract_work
     assert "NICS Firearm Background Checks" in nics_result.pages[0].text
 
 
-async def test_scanned_pdf_needs_ocr_not_failed(stack: Stack, extract_worker: Any, outcomes: Outcomes) -> None:
+async def test_scanned_pdf_needs_ocr_not_failed(
+    stack: Stack, extract_worker: Any, outcomes: Outcomes
+) -> None:
     event = await upload(stack, SAMPLES / "019-grayscale-image" / "grayscale-image.pdf")
     done = await outcomes.terminal(event.document_id)
     assert isinstance(done, DocumentExtracted)
@@ -218,13 +238,21 @@ async def test_scanned_pdf_needs_ocr_not_failed(stack: Stack, extract_worker: An
     assert result.needs_ocr and [p.text for p in result.pages] == [""]
 
 
-@pytest.mark.parametrize(("path", "reason", "hint"), [
-    (PLUMBER / "empty.pdf", "unreadable", "Root"),
-    (PLUMBER / "password-example.pdf", "encrypted", "password"),
-    (SAMPLES / "005-libreoffice-writer-password" / "libreoffice-writer-password.pdf", "encrypted", "password"),
-])
-async def test_broken_and_encrypted_files_fail_with_reason(stack: Stack, extract_worker: Any, outcomes: Outcomes,
-                                                           path: Path, reason: str, hint: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "reason", "hint"),
+    [
+        (PLUMBER / "empty.pdf", "unreadable", "Root"),
+        (PLUMBER / "password-example.pdf", "encrypted", "password"),
+        (
+            SAMPLES / "005-libreoffice-writer-password" / "libreoffice-writer-password.pdf",
+            "encrypted",
+            "password",
+        ),
+    ],
+)
+async def test_broken_and_encrypted_files_fail_with_reason(
+    stack: Stack, extract_worker: Any, outcomes: Outcomes, path: Path, reason: str, hint: str
+) -> None:
     event = await upload(stack, path)
     done = await outcomes.terminal(event.document_id)
     assert isinstance(done, DocumentFailed), done
@@ -235,7 +263,9 @@ async def test_broken_and_encrypted_files_fail_with_reason(stack: Stack, extract
     assert isinstance(await outcomes.terminal(ok.document_id), DocumentExtracted)
 
 
-async def test_same_upload_twice_is_extracted_once(stack: Stack, extract_worker: Any, outcomes: Outcomes) -> None:
+async def test_same_upload_twice_is_extracted_once(
+    stack: Stack, extract_worker: Any, outcomes: Outcomes
+) -> None:
     event = await upload(stack, SYNTHETIC / "letter_1p.pdf", publish=False)
     # Same Nats-Msg-Id: JetStream drops the copy; a different msg id for the same run: the run marker does.
     await publish_uploaded(stack, event, f"{event.document_id}:{event.run_id}")

@@ -36,8 +36,17 @@ SUBJECT = "events.docs.uploaded"
 class Cluster:
     def __init__(self, root: Path):
         self.root = root
-        self.nodes = [Node(name=f"node-{i}", host="127.0.0.1", client_port=free_port(), cluster_port=free_port(),
-                           monitor_port=free_port(), store_dir=str(root / f"js-{i}")) for i in range(3)]
+        self.nodes = [
+            Node(
+                name=f"node-{i}",
+                host="127.0.0.1",
+                client_port=free_port(),
+                cluster_port=free_port(),
+                monitor_port=free_port(),
+                store_dir=str(root / f"js-{i}"),
+            )
+            for i in range(3)
+        ]
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
@@ -50,10 +59,16 @@ class Cluster:
             log = self.root / f"{node.name}.log"
             with open(log, "ab") as out:
                 self.procs[node.name] = subprocess.Popen(
-                    [EmbeddedNats.binary(), "-c", str(self.root / f"{node.name}.conf")], stdout=out,
-                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+                    [EmbeddedNats.binary(), "-c", str(self.root / f"{node.name}.conf")],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=die_with_parent,
+                )
         for node in self.nodes:
-            wait_for_port(node.client_port, self.procs[node.name], self.root / f"{node.name}.log", 20, "nats-server")
+            wait_for_port(
+                node.client_port, self.procs[node.name], self.root / f"{node.name}.log", 20, "nats-server"
+            )
 
     def password(self, user: str) -> str:
         return str(json.loads((self.root / "secrets" / NATS_SECRETS_FILE).read_text())[user])
@@ -93,13 +108,19 @@ async def eventually(what: str, probe: Any, timeout: float = 45.0) -> Any:
     raise AssertionError(f"{what} did not happen within {timeout:g} s (last error: {last!r})")
 
 
-async def test_three_nodes_lose_nothing_when_the_stream_leader_dies(cluster: Cluster,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_three_nodes_lose_nothing_when_the_stream_leader_dies(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ATRIUM_JS_REPLICAS", "3")
     with pytest.raises(nats.errors.Error):  # no anonymous client, as on the single server
         await nats.connect(servers=cluster.servers, allow_reconnect=False, connect_timeout=2)
-    nc = await nats.connect(servers=cluster.servers, user=OPERATOR, password=cluster.password(OPERATOR),
-                            max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    nc = await nats.connect(
+        servers=cluster.servers,
+        user=OPERATOR,
+        password=cluster.password(OPERATOR),
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.2,
+    )
     try:
         js = nc.jetstream(timeout=10)
         await eventually("a JetStream meta leader", js.account_info)
@@ -128,8 +149,14 @@ async def test_three_nodes_lose_nothing_when_the_stream_leader_dies(cluster: Clu
         assert (await js.stream_info("KV_settings")).config.num_replicas == 3
 
         # A service as `atrium up` starts one, given the cluster as a comma-separated NATS_URL.
-        service = Service(ServiceSettings(name="ai", nats_url=",".join(cluster.servers),
-                                          nats_login=NatsLogin("ai", cluster.password("ai"))), verify_tokens=False)
+        service = Service(
+            ServiceSettings(
+                name="ai",
+                nats_url=",".join(cluster.servers),
+                nats_login=NatsLogin("ai", cluster.password("ai")),
+            ),
+            verify_tokens=False,
+        )
         await service.start()
         try:
             # Its subscription reaches the other nodes over the routes a moment after it started.
@@ -158,8 +185,10 @@ async def _nothing_lost_and_writes_go_on(js: Any, old_leader: str, blob: bytes) 
 
     await eventually("a new stream leader", new_leader)
     for i in range(10, 20):
-        ack = await eventually("a publish after the failover", lambda i=i: js.publish(
-            SUBJECT, f"event {i}".encode(), headers={Header.MSG_ID: f"doc-{i}"}))
+        ack = await eventually(
+            "a publish after the failover",
+            lambda i=i: js.publish(SUBJECT, f"event {i}".encode(), headers={Header.MSG_ID: f"doc-{i}"}),
+        )
         assert not ack.duplicate
     again = await js.publish(SUBJECT, b"event 3", headers={Header.MSG_ID: "doc-3"})
     assert again.duplicate  # de-duplication survived the failover too

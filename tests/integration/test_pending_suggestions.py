@@ -18,8 +18,9 @@ SETTINGS = "/apps/documents/settings"
 @pytest.fixture
 async def ai_may_not_create(http: httpx.AsyncClient, new_admin: AppUser) -> AsyncIterator[None]:
     before = (await http.get(SETTINGS, headers=new_admin.headers)).json()["ai_may_create_categories"]
-    r = await http.patch(SETTINGS, json={**BUILTIN_DEFAULTS, "ai_may_create_categories": False},
-                         headers=new_admin.headers)
+    r = await http.patch(
+        SETTINGS, json={**BUILTIN_DEFAULTS, "ai_may_create_categories": False}, headers=new_admin.headers
+    )
     assert r.status_code == 200, r.text
     try:
         yield
@@ -36,20 +37,23 @@ async def _ready_invoice(http: httpx.AsyncClient, user: AppUser) -> dict:
 
 
 async def test_an_accepted_suggestion_becomes_an_assigned_category(
-        stack: Stack, http: httpx.AsyncClient, new_user: AppUser, ai_may_not_create: None) -> None:
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser, ai_may_not_create: None
+) -> None:
     doc = await _ready_invoice(http, new_user)
     # The builtin provider suggests "Invoices"; the user has no categories, so it waits instead of being dropped.
     assert doc["pending_suggestions"] == ["Invoices"], doc
     assert doc["categories"] == []
     assert (await http.get("/categories", headers=new_user.headers)).json()["items"] == []
 
-    r = await http.patch(f"/documents/{doc['id']}", json={"accept_suggestions": ["Nonsense"]},
-                         headers=new_user.headers)
+    r = await http.patch(
+        f"/documents/{doc['id']}", json={"accept_suggestions": ["Nonsense"]}, headers=new_user.headers
+    )
     assert r.status_code == 422, r.text
     assert "Nonsense" in r.text
 
-    r = await http.patch(f"/documents/{doc['id']}", json={"accept_suggestions": ["invoices"]},
-                         headers=new_user.headers)
+    r = await http.patch(
+        f"/documents/{doc['id']}", json={"accept_suggestions": ["invoices"]}, headers=new_user.headers
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["pending_suggestions"] == []
@@ -59,11 +63,13 @@ async def test_an_accepted_suggestion_becomes_an_assigned_category(
 
 
 async def test_a_rejected_suggestion_stays_rejected_after_reprocess(
-        stack: Stack, http: httpx.AsyncClient, new_user: AppUser, ai_may_not_create: None) -> None:
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser, ai_may_not_create: None
+) -> None:
     doc = await _ready_invoice(http, new_user)
     assert doc["pending_suggestions"] == ["Invoices"], doc
-    r = await http.patch(f"/documents/{doc['id']}", json={"reject_suggestions": ["Invoices"]},
-                         headers=new_user.headers)
+    r = await http.patch(
+        f"/documents/{doc['id']}", json={"reject_suggestions": ["Invoices"]}, headers=new_user.headers
+    )
     assert r.status_code == 200, r.text
     assert r.json()["pending_suggestions"] == []
 

@@ -39,8 +39,14 @@ async def wait_consumed(stack: Stack, stream: str, durable: str, seq: int) -> No
 async def announce(stack: Stack, *, default_grant: bool = False) -> str:
     """Announce a throwaway app, as `announce_app` would, and wait until the registry has it."""
     key = f"t-{uuid.uuid4().hex[:10]}"
-    manifest = AppManifest(key=key, name=f"Test {key}", route=f"/{key}", default_grant=default_grant,
-                           version="1", announced_at=datetime.now(UTC))
+    manifest = AppManifest(
+        key=key,
+        name=f"Test {key}",
+        route=f"/{key}",
+        default_grant=default_grant,
+        version="1",
+        announced_at=datetime.now(UTC),
+    )
     ack = await stack.nc.jetstream().publish(APP_ANNOUNCED.subject, manifest.model_dump_json().encode())
     await wait_consumed(stack, APP_ANNOUNCED.stream, "permissions_app_announced", ack.seq)
     return key
@@ -88,8 +94,9 @@ async def settled(svc: Service) -> None:
     await asyncio.sleep(0)
 
 
-async def test_default_grants_and_profile_exactly_once(stack: Stack, http: httpx.AsyncClient,
-                                                       new_admin: AppUser) -> None:
+async def test_default_grants_and_profile_exactly_once(
+    stack: Stack, http: httpx.AsyncClient, new_admin: AppUser
+) -> None:
     key = await announce(stack, default_grant=True)
     user = await register_and_login(http)
     end = time.monotonic() + DEADLINE_S
@@ -109,9 +116,14 @@ async def test_default_grants_and_profile_exactly_once(stack: Stack, http: httpx
     r = await http.delete(f"/admin/users/{user.id}/grants/{key}", headers=new_admin.headers)
     assert r.status_code == 204, r.text
 
-    again = UserRegistered(user_id=UUID(user.id), email=user.email, role="user", registered_at=datetime.now(UTC))
-    ack = await stack.nc.jetstream().publish(USER_REGISTERED.subject, again.model_dump_json().encode(),
-                                             headers={Header.MSG_ID: f"replay-{uuid.uuid4().hex}"})
+    again = UserRegistered(
+        user_id=UUID(user.id), email=user.email, role="user", registered_at=datetime.now(UTC)
+    )
+    ack = await stack.nc.jetstream().publish(
+        USER_REGISTERED.subject,
+        again.model_dump_json().encode(),
+        headers={Header.MSG_ID: f"replay-{uuid.uuid4().hex}"},
+    )
     assert not ack.duplicate
     await wait_consumed(stack, USER_REGISTERED.stream, "permissions_user_registered", ack.seq)
     await wait_consumed(stack, USER_REGISTERED.stream, "profile_user_registered", ack.seq)
@@ -121,9 +133,15 @@ async def test_default_grants_and_profile_exactly_once(stack: Stack, http: httpx
     r = await http.get("/profile", headers=user.headers)
     assert r.json()["display_name"] == "Changed after signup"
 
-    applied = await query(stack, "permissions", "select count(*) as n from audit_log where user_id = :u "
-                                                "and action = 'grant.defaults_applied'", u=user.id)
-    profiles = await query(stack, "profile", "select count(*) as n from profiles where user_id = :u", u=user.id)
+    applied = await query(
+        stack,
+        "permissions",
+        "select count(*) as n from audit_log where user_id = :u and action = 'grant.defaults_applied'",
+        u=user.id,
+    )
+    profiles = await query(
+        stack, "profile", "select count(*) as n from profiles where user_id = :u", u=user.id
+    )
     assert applied[0].n == 1 and profiles[0].n == 1
 
 
@@ -138,8 +156,9 @@ async def query(stack: Stack, schema: str, sql: str, **params: object) -> list:
         await db.dispose()
 
 
-async def test_a_deleted_user_keeps_no_grants_or_memberships(stack: Stack, http: httpx.AsyncClient,
-                                                             new_admin: AppUser, new_user: AppUser) -> None:
+async def test_a_deleted_user_keeps_no_grants_or_memberships(
+    stack: Stack, http: httpx.AsyncClient, new_admin: AppUser, new_user: AppUser
+) -> None:
     # The subscriber is wired once auth declares USER_DELETED; the handler is tested here directly.
     from services.kit.bus import Ctx
     from services.permissions import handlers
@@ -148,7 +167,9 @@ async def test_a_deleted_user_keeps_no_grants_or_memberships(stack: Stack, http:
     h = new_admin.headers
     assert (await http.put(f"/admin/users/{new_user.id}/grants/{key}", headers=h)).status_code == 200
     group = (await http.post("/admin/groups", json={"name": f"G {uuid.uuid4().hex[:6]}"}, headers=h)).json()
-    assert (await http.put(f"/admin/groups/{group['id']}/members/{new_user.id}", headers=h)).status_code == 200
+    assert (
+        await http.put(f"/admin/groups/{group['id']}/members/{new_user.id}", headers=h)
+    ).status_code == 200
     db = Database(stack.db_urls["permissions"], "permissions")
     seen: list[object] = []
 
@@ -156,8 +177,9 @@ async def test_a_deleted_user_keeps_no_grants_or_memberships(stack: Stack, http:
         seen.append(event)
 
     try:
-        await handlers.forget_user(UUID(new_user.id), handlers.PermDeps(db=db, publish_changed=publish),
-                                   Ctx(request_id="test"))
+        await handlers.forget_user(
+            UUID(new_user.id), handlers.PermDeps(db=db, publish_changed=publish), Ctx(request_id="test")
+        )
     finally:
         await db.dispose()
     grants = await grants_of(http, new_admin, new_user.id)
@@ -177,7 +199,8 @@ async def test_old_announcements_are_pruned(stack: Stack) -> None:
 
 
 async def test_revoked_app_disappears_and_guard_refuses_on_next_request(
-        stack: Stack, http: httpx.AsyncClient, new_admin: AppUser, new_user: AppUser, guard_service: Service) -> None:
+    stack: Stack, http: httpx.AsyncClient, new_admin: AppUser, new_user: AppUser, guard_service: Service
+) -> None:
     key = await announce(stack)
     guard = await start_guard(guard_service, key)
     actor = await actor_of(guard_service, new_user)
@@ -208,7 +231,8 @@ async def test_revoked_app_disappears_and_guard_refuses_on_next_request(
 
 
 async def test_group_grant_gives_access_and_membership_removal_takes_it(
-        stack: Stack, http: httpx.AsyncClient, new_admin: AppUser, new_user: AppUser, guard_service: Service) -> None:
+    stack: Stack, http: httpx.AsyncClient, new_admin: AppUser, new_user: AppUser, guard_service: Service
+) -> None:
     key = await announce(stack)
     guard = await start_guard(guard_service, key)
     actor = await actor_of(guard_service, new_user)
@@ -247,21 +271,36 @@ async def test_group_grant_gives_access_and_membership_removal_takes_it(
     assert r.status_code == 404
 
     # Every change is an audit entry, with who did it.
-    rows = await query(stack, "permissions", "select action, actor_id from audit_log where group_id = :g order by at",
-                       g=group["id"])
-    assert [r.action for r in rows] == ["group.created", "group.granted", "group.member_added",
-                                        "group.member_removed", "group.updated", "group.deleted"]
+    rows = await query(
+        stack,
+        "permissions",
+        "select action, actor_id from audit_log where group_id = :g order by at",
+        g=group["id"],
+    )
+    assert [r.action for r in rows] == [
+        "group.created",
+        "group.granted",
+        "group.member_added",
+        "group.member_removed",
+        "group.updated",
+        "group.deleted",
+    ]
     assert {str(r.actor_id) for r in rows} == {new_admin.id}
 
 
-async def test_admin_app_registry_and_unknown_app(http: httpx.AsyncClient, stack: Stack, new_admin: AppUser,
-                                                  new_user: AppUser) -> None:
+async def test_admin_app_registry_and_unknown_app(
+    http: httpx.AsyncClient, stack: Stack, new_admin: AppUser, new_user: AppUser
+) -> None:
     key = await announce(stack)
     r = await http.get("/admin/apps", headers=new_admin.headers)
     app = next(a for a in r.json()["apps"] if a["key"] == key)
     assert app["available"] is True and app["default_grant"] is False
     r = await http.patch(f"/admin/apps/{key}", json={"default_grant": True}, headers=new_admin.headers)
-    assert r.status_code == 200 and r.json()["default_grant"] is True and r.json()["manifest_default_grant"] is False
+    assert (
+        r.status_code == 200
+        and r.json()["default_grant"] is True
+        and r.json()["manifest_default_grant"] is False
+    )
     r = await http.patch(f"/admin/apps/{key}", json={"default_grant": None}, headers=new_admin.headers)
     assert r.status_code == 200 and r.json()["default_grant"] is False
     r = await http.put(f"/admin/users/{new_user.id}/grants/nosuchapp", headers=new_admin.headers)
@@ -272,8 +311,9 @@ async def test_admin_app_registry_and_unknown_app(http: httpx.AsyncClient, stack
     assert key in await my_app_keys(http, new_admin)
 
 
-async def test_an_app_that_stops_announcing_is_unavailable_not_deleted(stack: Stack, http: httpx.AsyncClient,
-                                                                       new_admin: AppUser, new_user: AppUser) -> None:
+async def test_an_app_that_stops_announcing_is_unavailable_not_deleted(
+    stack: Stack, http: httpx.AsyncClient, new_admin: AppUser, new_user: AppUser
+) -> None:
     key = f"t-{uuid.uuid4().hex[:10]}"
     old = AppManifest(key=key, name="Gone", route=f"/{key}", announced_at=datetime(2020, 1, 1, tzinfo=UTC))
     ack = await stack.nc.jetstream().publish(APP_ANNOUNCED.subject, old.model_dump_json().encode())
@@ -285,15 +325,19 @@ async def test_an_app_that_stops_announcing_is_unavailable_not_deleted(stack: St
     assert key not in await my_app_keys(http, new_user)
 
 
-async def test_access_check_only_about_yourself(stack: Stack, new_user: AppUser, http: httpx.AsyncClient) -> None:
+async def test_access_check_only_about_yourself(
+    stack: Stack, new_user: AppUser, http: httpx.AsyncClient
+) -> None:
     from contracts.permissions import ACCESS_CHECK
     from services.kit.client import call
 
     other = await register_and_login(http)
-    d = await call(stack.nc, ACCESS_CHECK, {"user_id": new_user.id, "app_key": "documents"},
-                   token=new_user.access_token)
+    d = await call(
+        stack.nc, ACCESS_CHECK, {"user_id": new_user.id, "app_key": "documents"}, token=new_user.access_token
+    )
     assert d.allowed in (True, False)
     with pytest.raises(AtriumError) as err:
-        await call(stack.nc, ACCESS_CHECK, {"user_id": other.id, "app_key": "documents"},
-                   token=new_user.access_token)
+        await call(
+            stack.nc, ACCESS_CHECK, {"user_id": other.id, "app_key": "documents"}, token=new_user.access_token
+        )
     assert err.value.code == "forbidden"

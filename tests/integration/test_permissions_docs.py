@@ -21,7 +21,8 @@ def needs_docs(stack: Stack) -> None:
 
 
 async def test_revoked_documents_grant_is_refused_on_the_next_request(
-        stack: Stack, http: httpx.AsyncClient, new_admin: AppUser, new_user: AppUser) -> None:
+    stack: Stack, http: httpx.AsyncClient, new_admin: AppUser, new_user: AppUser
+) -> None:
     from contracts import docs_api
     from services.kit.client import call
 
@@ -45,8 +46,14 @@ async def test_revoked_documents_grant_is_refused_on_the_next_request(
     if "extract" in stack.services:  # the worker's one Documents subject checks the grant too
         from contracts.documents import PREVIEW_RENDER, RenderPreviews
 
-        render = RenderPreviews(document_id=uuid.uuid4(), owner_id=new_user.id, run_id=uuid.uuid4(),
-                                object_name=str(uuid.uuid4()), page_count=1, page=1)
+        render = RenderPreviews(
+            document_id=uuid.uuid4(),
+            owner_id=new_user.id,
+            run_id=uuid.uuid4(),
+            object_name=str(uuid.uuid4()),
+            page_count=1,
+            page=1,
+        )
         with pytest.raises(AtriumError) as err:
             await call(stack.nc, PREVIEW_RENDER, render, token=new_user.access_token, timeout=10)
         assert err.value.code == "forbidden"

@@ -33,37 +33,56 @@ async def test_profile_exists_on_first_read_with_defaults(http: httpx.AsyncClien
 
 async def test_patch_changes_only_the_fields_sent(http: httpx.AsyncClient, new_user: AppUser) -> None:
     h = new_user.headers
-    r = await http.patch("/profile", json={"display_name": "  Ada  ", "phone": "+44 20 7946 0958",
-                                           "job_title": "Engineer", "locale": "ru",
-                                           "time_zone": "Europe/Berlin", "theme": "dark"}, headers=h)
+    r = await http.patch(
+        "/profile",
+        json={
+            "display_name": "  Ada  ",
+            "phone": "+44 20 7946 0958",
+            "job_title": "Engineer",
+            "locale": "ru",
+            "time_zone": "Europe/Berlin",
+            "theme": "dark",
+        },
+        headers=h,
+    )
     assert r.status_code == 200, r.text
     p = r.json()
-    assert (p["display_name"], p["phone"], p["locale"], p["time_zone"], p["theme"]) == \
-        ("Ada", "+442079460958", "ru", "Europe/Berlin", "dark")
+    assert (p["display_name"], p["phone"], p["locale"], p["time_zone"], p["theme"]) == (
+        "Ada",
+        "+442079460958",
+        "ru",
+        "Europe/Berlin",
+        "dark",
+    )
     r = await http.patch("/profile", json={"full_name": "Ada Lovelace", "phone": ""}, headers=h)
     p = r.json()
     assert p["full_name"] == "Ada Lovelace" and p["phone"] is None and p["display_name"] == "Ada"
     assert p["job_title"] == "Engineer" and p["theme"] == "dark"
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"phone": "12345"}, "phone"),
-    ({"phone": "+1 555 000"}, "phone"),
-    ({"time_zone": "Mars/Olympus_Mons"}, "time_zone"),
-    ({"locale": "fr"}, "locale"),
-    ({"theme": "neon"}, "theme"),
-    ({"display_name": "x" * 81}, "display_name"),
-])
-async def test_invalid_values_name_the_field(http: httpx.AsyncClient, new_user: AppUser, body: dict,
-                                             field: str) -> None:
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"phone": "12345"}, "phone"),
+        ({"phone": "+1 555 000"}, "phone"),
+        ({"time_zone": "Mars/Olympus_Mons"}, "time_zone"),
+        ({"locale": "fr"}, "locale"),
+        ({"theme": "neon"}, "theme"),
+        ({"display_name": "x" * 81}, "display_name"),
+    ],
+)
+async def test_invalid_values_name_the_field(
+    http: httpx.AsyncClient, new_user: AppUser, body: dict, field: str
+) -> None:
     r = await http.patch("/profile", json=body, headers=new_user.headers)
     assert r.status_code == 422, r.text
     err = r.json()["error"]
     assert err["code"] == "invalid" and [d["field"] for d in err["details"]] == [field], err
 
 
-async def test_mass_assignment_is_refused_over_http_and_the_bus(stack: Stack, http: httpx.AsyncClient,
-                                                                new_user: AppUser) -> None:
+async def test_mass_assignment_is_refused_over_http_and_the_bus(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     other = await register_and_login(http)
     for extra in ({"user_id": other.id}, {"role": "admin"}, {"updated_at": "2020-01-01T00:00:00Z"}):
         r = await http.patch("/profile", json={"display_name": "Mallory", **extra}, headers=new_user.headers)
@@ -81,12 +100,18 @@ async def test_mass_assignment_is_refused_over_http_and_the_bus(stack: Stack, ht
 
 async def raw_call(stack: Stack, desc, body: dict, user: AppUser):  # type: ignore[no-untyped-def]
     """Send a body the client-side model would refuse, to see what the service itself does."""
-    msg = await stack.nc.request(desc.subject, json.dumps(body).encode(),
-                                 headers={Header.AUTHORIZATION: f"Bearer {user.access_token}"}, timeout=10)
+    msg = await stack.nc.request(
+        desc.subject,
+        json.dumps(body).encode(),
+        headers={Header.AUTHORIZATION: f"Bearer {user.access_token}"},
+        timeout=10,
+    )
     return parse_reply(desc, msg.data)
 
 
-async def test_avatar_upload_serves_a_256px_reencoded_image(http: httpx.AsyncClient, new_user: AppUser) -> None:
+async def test_avatar_upload_serves_a_256px_reencoded_image(
+    http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     h = new_user.headers
     assert (await http.get("/profile/avatar", headers=h)).status_code == 404
     exif = Image.Exif()
@@ -112,8 +137,9 @@ async def test_avatar_upload_serves_a_256px_reencoded_image(http: httpx.AsyncCli
     assert (await http.get("/profile/avatar", headers=h)).status_code == 404
 
 
-async def test_a_deleted_user_leaves_no_profile_or_avatar(stack: Stack, http: httpx.AsyncClient,
-                                                          new_user: AppUser) -> None:
+async def test_a_deleted_user_leaves_no_profile_or_avatar(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     # The subscriber is wired once auth declares USER_DELETED; the handler is tested here directly.
     from contracts.profile import AVATAR_BUCKET
     from services.kit.bus import Ctx, ensure_object_store
@@ -127,13 +153,19 @@ async def test_a_deleted_user_leaves_no_profile_or_avatar(stack: Stack, http: ht
         async with db.session() as s:
             from sqlalchemy import text
 
-            name = (await s.execute(text("select avatar_object from profiles where user_id = :u"),
-                                    {"u": new_user.id})).scalar_one()
+            name = (
+                await s.execute(
+                    text("select avatar_object from profiles where user_id = :u"), {"u": new_user.id}
+                )
+            ).scalar_one()
         assert (await store.get(name)).data
-        await handlers.forget_user(UUID(new_user.id), handlers.ProfileDeps(db=db, avatars=store), Ctx(request_id="t"))
+        await handlers.forget_user(
+            UUID(new_user.id), handlers.ProfileDeps(db=db, avatars=store), Ctx(request_id="t")
+        )
         async with db.session() as s:
-            left = (await s.execute(text("select count(*) from profiles where user_id = :u"),
-                                    {"u": new_user.id})).scalar_one()
+            left = (
+                await s.execute(text("select count(*) from profiles where user_id = :u"), {"u": new_user.id})
+            ).scalar_one()
     finally:
         await db.dispose()
     assert left == 0

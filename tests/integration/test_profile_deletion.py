@@ -23,23 +23,29 @@ async def avatar_object(stack: Stack, user_id: str) -> str | None:
     db = Database(stack.db_urls["profile"], "profile")
     try:
         async with db.session() as s:
-            row = (await s.execute(text("select avatar_object from profiles where user_id = :u"),
-                                   {"u": user_id})).first()
+            row = (
+                await s.execute(text("select avatar_object from profiles where user_id = :u"), {"u": user_id})
+            ).first()
     finally:
         await db.dispose()
     return None if row is None else (row[0] or "")
 
 
-async def test_deleting_a_user_forgets_profile_avatar_and_grants(stack: Stack, http: httpx.AsyncClient,
-                                                                 new_admin: AppUser, new_user: AppUser) -> None:
+async def test_deleting_a_user_forgets_profile_avatar_and_grants(
+    stack: Stack, http: httpx.AsyncClient, new_admin: AppUser, new_user: AppUser
+) -> None:
     buf = io.BytesIO()
     Image.new("RGB", (300, 300), (1, 2, 3)).save(buf, "PNG")
-    assert (await http.put("/profile/avatar", content=buf.getvalue(), headers=new_user.headers)).status_code == 200
+    assert (
+        await http.put("/profile/avatar", content=buf.getvalue(), headers=new_user.headers)
+    ).status_code == 200
     key = await announce(stack)
     h = new_admin.headers
     assert (await http.put(f"/admin/users/{new_user.id}/grants/{key}", headers=h)).status_code == 200
     group = (await http.post("/admin/groups", json={"name": f"Del {uuid.uuid4().hex[:6]}"}, headers=h)).json()
-    assert (await http.put(f"/admin/groups/{group['id']}/members/{new_user.id}", headers=h)).status_code == 200
+    assert (
+        await http.put(f"/admin/groups/{group['id']}/members/{new_user.id}", headers=h)
+    ).status_code == 200
     name = await avatar_object(stack, new_user.id)
     assert name
     store = await ensure_object_store(stack.nc.jetstream(), AVATAR_BUCKET)

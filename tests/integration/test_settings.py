@@ -38,11 +38,24 @@ async def test_read_and_patch(http: httpx.AsyncClient, admin: AppUser) -> None:
     r = await http.get(URL, headers=admin.headers)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert {"provider", "model", "base_url", "prompt_instructions", "request_timeout_s", "max_upload_mb",
-            "duplicate_policy", "ai_may_create_categories", "api_key_set", "api_key_last4"} <= set(body)
+    assert {
+        "provider",
+        "model",
+        "base_url",
+        "prompt_instructions",
+        "request_timeout_s",
+        "max_upload_mb",
+        "duplicate_policy",
+        "ai_may_create_categories",
+        "api_key_set",
+        "api_key_last4",
+    } <= set(body)
     assert "api_key" not in body and "api_key_ciphertext" not in body
-    r = await http.patch(URL, json={"model": "llama3.1:8b", "max_upload_mb": 20, "ai_may_create_categories": True},
-                         headers=admin.headers)
+    r = await http.patch(
+        URL,
+        json={"model": "llama3.1:8b", "max_upload_mb": 20, "ai_may_create_categories": True},
+        headers=admin.headers,
+    )
     assert r.status_code == 200, r.text
     assert r.json()["model"] == "llama3.1:8b" and r.json()["max_upload_mb"] == 20
     assert r.json()["ai_may_create_categories"] is True
@@ -52,8 +65,9 @@ async def test_read_and_patch(http: httpx.AsyncClient, admin: AppUser) -> None:
 
 
 async def test_a_quota_can_be_set_and_removed(http: httpx.AsyncClient, admin: AppUser) -> None:
-    r = await http.patch(URL, json={"quota_documents_per_user": 500, "quota_storage_mb_per_user": 2048},
-                         headers=admin.headers)
+    r = await http.patch(
+        URL, json={"quota_documents_per_user": 500, "quota_storage_mb_per_user": 2048}, headers=admin.headers
+    )
     assert r.status_code == 200, r.text
     assert (r.json()["quota_documents_per_user"], r.json()["quota_storage_mb_per_user"]) == (500, 2048)
     r = await http.patch(URL, json={"quota_documents_per_user": None, "model": None}, headers=admin.headers)
@@ -74,7 +88,8 @@ async def test_invalid_values_are_422_with_fields(http: httpx.AsyncClient, admin
 
 
 async def test_api_key_is_encrypted_at_rest_and_only_its_last_four_shown(
-        stack: Stack, http: httpx.AsyncClient, admin: AppUser) -> None:
+    stack: Stack, http: httpx.AsyncClient, admin: AppUser
+) -> None:
     r = await http.patch(URL, json={"provider": "anthropic", "api_key": API_KEY}, headers=admin.headers)
     assert r.status_code == 200, r.text
     assert r.json()["api_key_set"] is True and r.json()["api_key_last4"] == "LAST"
@@ -98,10 +113,19 @@ async def test_api_key_is_encrypted_at_rest_and_only_its_last_four_shown(
     assert r.json()["api_key_set"] is False and r.json()["api_key_last4"] == ""
 
 
-async def test_provider_test_reports_model_and_latency(http: httpx.AsyncClient, admin: AppUser,
-                                                       fake: FakeLLM) -> None:
-    r = await http.patch(URL, json={"provider": "anthropic", "base_url": fake.base_url, "model": "claude-fake-7",
-                                    "api_key": API_KEY}, headers=admin.headers)
+async def test_provider_test_reports_model_and_latency(
+    http: httpx.AsyncClient, admin: AppUser, fake: FakeLLM
+) -> None:
+    r = await http.patch(
+        URL,
+        json={
+            "provider": "anthropic",
+            "base_url": fake.base_url,
+            "model": "claude-fake-7",
+            "api_key": API_KEY,
+        },
+        headers=admin.headers,
+    )
     assert r.status_code == 200, r.text
     r = await http.post(URL + "/test", headers=admin.headers)
     assert r.status_code == 200, r.text
@@ -112,17 +136,28 @@ async def test_provider_test_reports_model_and_latency(http: httpx.AsyncClient, 
     assert ping.body["max_tokens"] == 1  # a tiny request
 
 
-async def test_provider_test_explains_failures(http: httpx.AsyncClient, admin: AppUser, fake: FakeLLM) -> None:
-    r = await http.post(URL + "/test", json={"provider": "anthropic", "base_url": fake.base_url,
-                                             "api_key": "sk-not-the-right-one"}, headers=admin.headers)
+async def test_provider_test_explains_failures(
+    http: httpx.AsyncClient, admin: AppUser, fake: FakeLLM
+) -> None:
+    r = await http.post(
+        URL + "/test",
+        json={"provider": "anthropic", "base_url": fake.base_url, "api_key": "sk-not-the-right-one"},
+        headers=admin.headers,
+    )
     assert r.status_code == 200 and r.json()["ok"] is False
     assert "refused the credentials" in r.json()["message"] and "sk-not-the-right-one" not in r.text
-    r = await http.post(URL + "/test", json={"provider": "openai_compatible",
-                                             "base_url": "http://127.0.0.1:9/v1"}, headers=admin.headers)
+    r = await http.post(
+        URL + "/test",
+        json={"provider": "openai_compatible", "base_url": "http://127.0.0.1:9/v1"},
+        headers=admin.headers,
+    )
     assert r.json()["ok"] is False and "Cannot reach" in r.json()["message"]
     fake.queue("500")
-    r = await http.post(URL + "/test", json={"provider": "ollama", "base_url": fake.base_url,
-                                             "api_key": API_KEY}, headers=admin.headers)
+    r = await http.post(
+        URL + "/test",
+        json={"provider": "ollama", "base_url": fake.base_url, "api_key": API_KEY},
+        headers=admin.headers,
+    )
     assert r.json()["ok"] is False and "server error (HTTP 500)" in r.json()["message"]
 
 
@@ -132,7 +167,9 @@ async def test_builtin_needs_no_configuration(http: httpx.AsyncClient, admin: Ap
 
 
 async def test_a_fresh_install_runs_builtin_without_configuration(stack: Stack) -> None:
-    store = SettingsStore(stack.nc.jetstream(), PLATFORM_SECRET, bucket=f"settings_fresh_{uuid.uuid4().hex[:8]}")
+    store = SettingsStore(
+        stack.nc.jetstream(), PLATFORM_SECRET, bucket=f"settings_fresh_{uuid.uuid4().hex[:8]}"
+    )
     await store.start()
     try:
         assert store.current.provider == "builtin" and store.kv_revision == 0

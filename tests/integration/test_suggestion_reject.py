@@ -13,7 +13,8 @@ SETTINGS = "/apps/documents/settings"
 
 
 async def test_a_rejected_suggestion_stays_rejected_after_reprocess(
-        stack: Stack, http: httpx.AsyncClient, new_user: AppUser, new_admin: AppUser) -> None:
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser, new_admin: AppUser
+) -> None:
     r = await http.patch(SETTINGS, json=BUILTIN_DEFAULTS, headers=new_admin.headers)
     assert r.status_code == 200, r.text
     # The builtin provider suggests "Invoices" for an invoice; the category exists so it is applied.
@@ -27,7 +28,9 @@ async def test_a_rejected_suggestion_stays_rejected_after_reprocess(
     assert doc["status"] == "ready", doc
     assert {"id": invoices, "name": "Invoices", "source": "ai"} in doc["categories"], doc["categories"]
 
-    r = await http.patch(f"/documents/{doc_id}", json={"reject_categories": [invoices]}, headers=new_user.headers)
+    r = await http.patch(
+        f"/documents/{doc_id}", json={"reject_categories": [invoices]}, headers=new_user.headers
+    )
     assert r.status_code == 200, r.text
     assert all(c["id"] != invoices for c in r.json()["categories"])
 
@@ -39,5 +42,7 @@ async def test_a_rejected_suggestion_stays_rejected_after_reprocess(
     assert all(c["id"] != invoices for c in doc["categories"]), doc["categories"]
 
     # Another user's category cannot be rejected through this document (nor its existence learned).
-    r = await http.patch(f"/documents/{doc_id}", json={"reject_categories": [doc_id]}, headers=new_user.headers)
+    r = await http.patch(
+        f"/documents/{doc_id}", json={"reject_categories": [doc_id]}, headers=new_user.headers
+    )
     assert r.status_code == 404, r.text

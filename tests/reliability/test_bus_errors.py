@@ -25,8 +25,10 @@ class Echo(Contract):
 @pytest.fixture
 def probe_rpcs() -> Iterator[dict[str, Rpc]]:
     """Rpcs that exist only for this test (removed from the registry afterwards)."""
-    rpcs = {name: Rpc(f"probe.thing.{name}", Echo, Echo, access="public")
-            for name in ("echo", "crash", "slow", "nobody", "ctx")}
+    rpcs = {
+        name: Rpc(f"probe.thing.{name}", Echo, Echo, access="public")
+        for name in ("echo", "crash", "slow", "nobody", "ctx")
+    }
     yield rpcs
     for r in rpcs.values():
         REGISTRY.rpcs.pop(r.subject, None)
@@ -95,10 +97,15 @@ async def test_request_id_reaches_the_handler(stack: Stack, probe, probe_rpcs) -
     assert reply.text == "rid-abc-123" == seen["request_id"]
 
 
-async def test_request_id_flows_from_http_into_published_events(stack: Stack, http: httpx.AsyncClient) -> None:
+async def test_request_id_flows_from_http_into_published_events(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
     email = unique_email("rid")
-    r = await http.post("/auth/register", json={"email": email, "password": PASSWORD},
-                        headers={Header.REQUEST_ID: "trace-from-the-browser-1"})
+    r = await http.post(
+        "/auth/register",
+        json={"email": email, "password": PASSWORD},
+        headers={Header.REQUEST_ID: "trace-from-the-browser-1"},
+    )
     assert r.status_code == 201 and r.headers[Header.REQUEST_ID] == "trace-from-the-browser-1"
     js = stack.nc.jetstream()
     msg = await js.get_last_msg(USER_REGISTERED.stream, USER_REGISTERED.subject)

@@ -29,10 +29,24 @@ async def drained(stack: Stack, durable: str) -> None:
 async def test_same_upload_event_twice_is_stored_once(stack: Stack, new_user: AppUser) -> None:
     js = stack.nc.jetstream()
     doc, run = uuid.uuid4(), uuid.uuid4()
-    event = DocumentUploaded(document_id=doc, owner_id=uuid.UUID(new_user.id), run_id=run, filename="x.pdf",
-                             size=1, sha256="0" * 64, object_name=str(doc), uploaded_at=datetime.now(UTC))
-    acks = [await js.publish(DOCUMENT_UPLOADED.subject, event.model_dump_json().encode(),
-                             headers={Header.MSG_ID: f"{doc}:{run}"}) for _ in range(2)]
+    event = DocumentUploaded(
+        document_id=doc,
+        owner_id=uuid.UUID(new_user.id),
+        run_id=run,
+        filename="x.pdf",
+        size=1,
+        sha256="0" * 64,
+        object_name=str(doc),
+        uploaded_at=datetime.now(UTC),
+    )
+    acks = [
+        await js.publish(
+            DOCUMENT_UPLOADED.subject,
+            event.model_dump_json().encode(),
+            headers={Header.MSG_ID: f"{doc}:{run}"},
+        )
+        for _ in range(2)
+    ]
     assert acks[0].duplicate is not True and acks[1].duplicate is True and acks[0].seq == acks[1].seq
 
 
@@ -43,23 +57,42 @@ async def test_extracted_event_redelivered_records_one_extraction(stack: Stack, 
     await h.analyzed(stack, d.id, owner, d.run_id, sender="Once")
     db = h.deps(stack).db
     async with db.session() as s:
-        before = (await s.execute(select(tasks.c.finished_at, tasks.c.worker)
-                                  .where(tasks.c.run_id == d.run_id, tasks.c.stage == "extract"))).one()
+        before = (
+            await s.execute(
+                select(tasks.c.finished_at, tasks.c.worker).where(
+                    tasks.c.run_id == d.run_id, tasks.c.stage == "extract"
+                )
+            )
+        ).one()
     js = stack.nc.jetstream()
     # The same fact again, as a redelivery after a lost ack would bring it (a new message id, so the
     # stream keeps it and the consumer really sees it twice).
     for _ in range(2):
         late = ev.model_copy(update={"worker": "another-worker", "finished_at": datetime.now(UTC)})
-        await js.publish(DOCUMENT_EXTRACTED.subject, late.model_dump_json().encode(),
-                         headers={Header.MSG_ID: uuid.uuid4().hex})
+        await js.publish(
+            DOCUMENT_EXTRACTED.subject,
+            late.model_dump_json().encode(),
+            headers={Header.MSG_ID: uuid.uuid4().hex},
+        )
     await drained(stack, "docs-extracted")
     async with db.session() as s:
-        after = (await s.execute(select(tasks.c.finished_at, tasks.c.worker)
-                                 .where(tasks.c.run_id == d.run_id, tasks.c.stage == "extract"))).one()
-        n_tasks = (await s.execute(select(func.count()).select_from(tasks)
-                                   .where(tasks.c.run_id == d.run_id, tasks.c.stage == "extract"))).scalar_one()
-        n_pages = (await s.execute(select(func.count()).select_from(pages)
-                                   .where(pages.c.document_id == d.id))).scalar_one()
+        after = (
+            await s.execute(
+                select(tasks.c.finished_at, tasks.c.worker).where(
+                    tasks.c.run_id == d.run_id, tasks.c.stage == "extract"
+                )
+            )
+        ).one()
+        n_tasks = (
+            await s.execute(
+                select(func.count())
+                .select_from(tasks)
+                .where(tasks.c.run_id == d.run_id, tasks.c.stage == "extract")
+            )
+        ).scalar_one()
+        n_pages = (
+            await s.execute(select(func.count()).select_from(pages).where(pages.c.document_id == d.id))
+        ).scalar_one()
     assert (n_tasks, n_pages) == (1, 2)
     assert tuple(after) == tuple(before)  # the first delivery's record stands
     doc = await h.get(stack, new_user, d.id)

@@ -23,8 +23,11 @@ from tests.conftest import AppUser, Stack
 
 async def messages_with_id(stack: Stack, msg_id: str) -> int:
     js = stack.nc.jetstream()
-    sub = await js.pull_subscribe(DOCUMENT_UPLOADED.subject, stream=DOCUMENTS_STREAM.name,
-                                  config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
+    sub = await js.pull_subscribe(
+        DOCUMENT_UPLOADED.subject,
+        stream=DOCUMENTS_STREAM.name,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+    )
     found = 0
     try:
         while True:
@@ -46,16 +49,32 @@ async def test_relay_publishes_what_a_crash_left_behind(stack: Stack, new_user: 
     try:
         # What create_document commits, with the service gone before it could publish.
         async with db.transaction() as s:
-            row = (await s.execute(insert(documents).values(
-                id=doc_id, owner_id=uuid.UUID(new_user.id), filename="crash.pdf", object_name=str(doc_id),
-                size=10, sha256="0" * 64, status="queued", run_id=run_id,
-                created_at=datetime.now(UTC)).returning(documents))).one()
+            row = (
+                await s.execute(
+                    insert(documents)
+                    .values(
+                        id=doc_id,
+                        owner_id=uuid.UUID(new_user.id),
+                        filename="crash.pdf",
+                        object_name=str(doc_id),
+                        size=10,
+                        sha256="0" * 64,
+                        status="queued",
+                        run_id=run_id,
+                        created_at=datetime.now(UTC),
+                    )
+                    .returning(documents)
+                )
+            ).one()
             await handlers._queue_run(s, row, "extract", types.SimpleNamespace(queue_work=True))
 
         # A relay that publishes and then dies before marking the row sent.
         async def publish_then_crash(subject: str, payload: dict[str, Any], mid: str) -> None:
-            await stack.nc.jetstream().publish(subject, DOCUMENT_UPLOADED.model.model_validate(payload)
-                                               .model_dump_json().encode(), headers={Header.MSG_ID: mid})
+            await stack.nc.jetstream().publish(
+                subject,
+                DOCUMENT_UPLOADED.model.model_validate(payload).model_dump_json().encode(),
+                headers={Header.MSG_ID: mid},
+            )
             raise ConnectionError("killed")
 
         try:
@@ -63,7 +82,9 @@ async def test_relay_publishes_what_a_crash_left_behind(stack: Stack, new_user: 
         except ConnectionError:
             pass
         async with db.session() as s:
-            assert (await s.execute(select(outbox.c.sent_at).where(outbox.c.msg_id == msg_id))).scalar() is None
+            assert (
+                await s.execute(select(outbox.c.sent_at).where(outbox.c.msg_id == msg_id))
+            ).scalar() is None
     finally:
         stack.services["docs"] = await stack.start_service("docs")
     try:

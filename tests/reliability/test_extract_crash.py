@@ -39,10 +39,19 @@ async def solo(stack: Stack) -> AsyncIterator[list[Service]]:
 
 
 async def start_worker_process(stack: Stack, log: Path, **env: str) -> subprocess.Popen[bytes]:
-    environ = {**os.environ, "NATS_URL": stack.nats_url, "PYTHONPATH": str(ROOT),
-               **{f"ATRIUM_EXTRACT_{k.upper()}": v for k, v in env.items()}}
-    proc = subprocess.Popen([sys.executable, "-m", "services.extraction.text"], cwd=ROOT, env=environ,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    environ = {
+        **os.environ,
+        "NATS_URL": stack.nats_url,
+        "PYTHONPATH": str(ROOT),
+        **{f"ATRIUM_EXTRACT_{k.upper()}": v for k, v in env.items()},
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.extraction.text"],
+        cwd=ROOT,
+        env=environ,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     while True:  # up once it answers its health Rpc (its subscribers are then in place)
         assert proc.poll() is None, log.read_text()[-3000:]
         try:
@@ -72,7 +81,8 @@ async def gone(pid: int) -> None:
 
 
 async def test_worker_killed_mid_document_is_redelivered_and_completed(
-        stack: Stack, outcomes: Outcomes, solo: list[Service], tmp_path: Path) -> None:
+    stack: Stack, outcomes: Outcomes, solo: list[Service], tmp_path: Path
+) -> None:
     first = await start_worker_process(stack, tmp_path / "worker-a.log")
     try:
         event = await upload(stack, SYNTHETIC / "invoice_100p.pdf")
@@ -107,7 +117,8 @@ async def start_in_process(stack: Stack, started: list[Service]) -> Service:
 
 
 async def test_timeouts_are_retried_with_delay_then_failed_for_good(
-        stack: Stack, outcomes: Outcomes, solo: list[Service], tmp_path: Path) -> None:
+    stack: Stack, outcomes: Outcomes, solo: list[Service], tmp_path: Path
+) -> None:
     worker = await start_worker_process(stack, tmp_path / "worker.log", doc_timeout_s="1", max_deliver="2")
     try:
         event = await upload(stack, PLUMBER / "chelsea_pdta.pdf")  # ~9 s of tables: always over 1 s

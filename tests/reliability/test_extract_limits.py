@@ -35,9 +35,12 @@ def inflate_bomb(gib: int = 3) -> bytes:
     first = co.compress(b"\0" * block) + co.flush(zlib.Z_FULL_FLUSH)
     again = co.compress(b"\0" * block) + co.flush(zlib.Z_FULL_FLUSH)
     stream = first + again * ((gib << 30) // block - 1) + co.flush()
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
-               b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream"]
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
     out = bytearray(b"%PDF-1.7\n")
     offsets = []
     for number, body in enumerate(objects, 1):
@@ -125,8 +128,9 @@ async def test_page_cap_and_parser_errors_keep_the_child() -> None:
         await pool.stop()
 
 
-async def test_inflate_bomb_through_the_worker_fails_with_memory(stack: Stack, extract_worker: object,
-                                                                 outcomes: Outcomes, bomb_path: Path) -> None:
+async def test_inflate_bomb_through_the_worker_fails_with_memory(
+    stack: Stack, extract_worker: object, outcomes: Outcomes, bomb_path: Path
+) -> None:
     event = await upload(stack, bomb_path)
     done = await outcomes.terminal(event.document_id)
     assert isinstance(done, DocumentFailed), done

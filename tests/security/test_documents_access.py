@@ -15,9 +15,13 @@ from tests.conftest import AppUser, Stack, register_and_login
 from tests.integration import docs_helpers as h
 
 
-async def test_second_user_gets_404_for_everything(stack: Stack, http: httpx.AsyncClient, new_user: AppUser) -> None:
+async def test_second_user_gets_404_for_everything(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     owner = new_user.headers
-    doc = (await h.upload(http, new_user, h.pdf_bytes("mine"), "secret.pdf")).json()["documents"][0]["document"]
+    doc = (await h.upload(http, new_user, h.pdf_bytes("mine"), "secret.pdf")).json()["documents"][0][
+        "document"
+    ]
     cat = (await http.post("/categories", headers=owner, json={"name": "Private"})).json()["id"]
     task = (await http.get("/tasks", headers=owner)).json()["items"][0]["id"]
     other = await register_and_login(http)
@@ -33,17 +37,26 @@ async def test_second_user_gets_404_for_everything(stack: Stack, http: httpx.Asy
         assert [r.status_code for r in responses] == [404] * 5
         assert {r.json()["error"]["message"] for r in responses} == {"There is no such document."}
     for cat_id in (cat, str(uuid.uuid4())):
-        assert (await http.patch(f"/categories/{cat_id}", headers=hd, json={"name": "mine"})).status_code == 404
+        assert (
+            await http.patch(f"/categories/{cat_id}", headers=hd, json={"name": "mine"})
+        ).status_code == 404
         assert (await http.delete(f"/categories/{cat_id}", headers=hd)).status_code == 404
     for task_id in (task, str(uuid.uuid4())):
         assert (await http.post(f"/tasks/{task_id}/retry", headers=hd)).status_code == 404
     r = await http.post("/documents/bulk", headers=hd, json={"action": "delete", "ids": [doc["id"]]})
     assert r.json()["results"][0]["code"] == "not_found"
-    r = await http.post("/documents/bulk", headers=hd, json={"action": "assign_category", "category_id": cat,
-                                                            "ids": [doc["id"]]})
+    r = await http.post(
+        "/documents/bulk",
+        headers=hd,
+        json={"action": "assign_category", "category_id": cat, "ids": [doc["id"]]},
+    )
     assert r.status_code == 404
-    assert (await http.get("/documents", headers=hd)).json() == {"items": [], "total": 0, "total_exact": True,
-                                                                 "next_cursor": None}
+    assert (await http.get("/documents", headers=hd)).json() == {
+        "items": [],
+        "total": 0,
+        "total_exact": True,
+        "next_cursor": None,
+    }
     assert (await http.get("/documents", headers=hd, params={"q": "secret"})).json()["total"] == 0
     assert (await http.get("/categories", headers=hd)).json()["items"] == []
     assert (await http.get("/tasks", headers=hd)).json()["total"] == 0
@@ -60,11 +73,16 @@ async def test_admin_sees_all_tasks(http: httpx.AsyncClient, new_user: AppUser, 
     assert new_user.id in {t["owner_id"] for t in r.json()["items"]}
 
 
-async def test_user_without_the_grant_gets_403(stack: Stack, http: httpx.AsyncClient, new_user: AppUser,
-                                               new_admin: AppUser) -> None:
+async def test_user_without_the_grant_gets_403(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser, new_admin: AppUser
+) -> None:
     assert (await http.get("/documents", headers=new_user.headers)).status_code == 200
-    await call(stack.nc, REVOKE, UserGrantChange(user_id=uuid.UUID(new_user.id), app_key="documents"),
-               token=new_admin.access_token)
+    await call(
+        stack.nc,
+        REVOKE,
+        UserGrantChange(user_id=uuid.UUID(new_user.id), app_key="documents"),
+        token=new_admin.access_token,
+    )
     hd = new_user.headers
     responses = [
         await http.get("/documents", headers=hd),

@@ -29,15 +29,26 @@ class Client:
         async def on_error(exc: Exception) -> None:
             self.errors.append(str(exc))
 
-        self.nc = await nats.connect(stack.nats_url, name=f"{NATS_PROBE}{user}", error_cb=on_error,
-                                     max_reconnect_attempts=0,
-                                     **stack.nats_login(user).connect_options())
+        self.nc = await nats.connect(
+            stack.nats_url,
+            name=f"{NATS_PROBE}{user}",
+            error_cb=on_error,
+            max_reconnect_attempts=0,
+            **stack.nats_login(user).connect_options(),
+        )
         return self
 
     async def violation(self, subject: str) -> str:
         await self.nc.flush()
         for _ in range(50):
-            hit = next((e for e in self.errors if "permissions violation" in e.lower() and subject.lower() in e.lower()), None)
+            hit = next(
+                (
+                    e
+                    for e in self.errors
+                    if "permissions violation" in e.lower() and subject.lower() in e.lower()
+                ),
+                None,
+            )
             if hit:
                 return hit
             await asyncio.sleep(0.05)
@@ -55,8 +66,14 @@ async def test_anonymous_clients_are_refused(stack: Stack) -> None:
 
 async def test_a_wrong_password_is_refused(stack: Stack) -> None:
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-        await nats.connect(stack.nats_url, user=accounts.GATEWAY, password="not-the-password", connect_timeout=2,
-                           max_reconnect_attempts=0, allow_reconnect=False)
+        await nats.connect(
+            stack.nats_url,
+            user=accounts.GATEWAY,
+            password="not-the-password",
+            connect_timeout=2,
+            max_reconnect_attempts=0,
+            allow_reconnect=False,
+        )
 
 
 async def test_the_gateway_cannot_publish_auth_events(stack: Stack) -> None:
@@ -91,10 +108,13 @@ async def test_the_gateway_cannot_listen_to_auth_requests(stack: Stack) -> None:
         await gw.nc.close()
 
 
-@pytest.mark.parametrize(("user", "pattern"), [
-    ("profile", f"{DOCS_HEALTH.service}.>"),  # another service's requests
-    ("profile", f"{accounts.nats_inbox_prefix(accounts.GATEWAY)}.>"),  # another user's replies
-])
+@pytest.mark.parametrize(
+    ("user", "pattern"),
+    [
+        ("profile", f"{DOCS_HEALTH.service}.>"),  # another service's requests
+        ("profile", f"{accounts.nats_inbox_prefix(accounts.GATEWAY)}.>"),  # another user's replies
+    ],
+)
 async def test_a_service_cannot_listen_to_what_is_not_its_own(stack: Stack, user: str, pattern: str) -> None:
     conn = await as_user(stack, user)
     try:
@@ -110,6 +130,8 @@ async def test_only_the_operator_deletes_streams(stack: Stack) -> None:
         with pytest.raises((NatsTimeout, NoRespondersError)):
             await docs.nc.jetstream(timeout=1).delete_stream(USER_REGISTERED.stream)
         await docs.violation(f"$JS.API.STREAM.DELETE.{USER_REGISTERED.stream}")
-        assert (await stack.nc.jetstream().stream_info(USER_REGISTERED.stream)).config.name == USER_REGISTERED.stream
+        assert (
+            await stack.nc.jetstream().stream_info(USER_REGISTERED.stream)
+        ).config.name == USER_REGISTERED.stream
     finally:
         await docs.nc.close()

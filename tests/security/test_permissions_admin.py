@@ -53,8 +53,9 @@ async def test_admin_endpoints_refuse_a_user(http: httpx.AsyncClient, new_user: 
         assert r.status_code == 401, (method, path, r.text)
 
 
-async def test_admin_subjects_refuse_a_user_on_the_bus(stack: Stack, http: httpx.AsyncClient,
-                                                       new_user: AppUser) -> None:
+async def test_admin_subjects_refuse_a_user_on_the_bus(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     other = await register_and_login(http)
     calls = [
         (ADMIN_APPS, Empty()),

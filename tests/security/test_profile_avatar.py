@@ -33,7 +33,9 @@ def a_pdf() -> bytes:
 
 
 async def put_avatar(http: httpx.AsyncClient, user: AppUser, data: bytes, content_type: str = "image/png"):
-    return await http.put("/profile/avatar", content=data, headers={**user.headers, "content-type": content_type})
+    return await http.put(
+        "/profile/avatar", content=data, headers={**user.headers, "content-type": content_type}
+    )
 
 
 async def test_a_renamed_pdf_is_refused(http: httpx.AsyncClient, new_user: AppUser) -> None:
@@ -67,8 +69,9 @@ async def test_a_pdf_hidden_in_the_first_bytes_is_refused(http: httpx.AsyncClien
     assert r.status_code == 415 and "PDF" in r.json()["error"]["message"]
 
 
-async def test_a_30_mb_image_is_refused_before_it_reaches_the_bus(http: httpx.AsyncClient,
-                                                                  new_user: AppUser) -> None:
+async def test_a_30_mb_image_is_refused_before_it_reaches_the_bus(
+    http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     buf = io.BytesIO()
     Image.frombytes("RGB", (3200, 3200), bytes(3200 * 3200 * 3)).save(buf, "PNG", compress_level=0)
     big = buf.getvalue()
@@ -79,7 +82,7 @@ async def test_a_30_mb_image_is_refused_before_it_reaches_the_bus(http: httpx.As
 
     async def chunks():  # no Content-Length: the gateway must stop reading at the limit itself
         for i in range(0, len(big), 1 << 20):
-            yield big[i:i + (1 << 20)]
+            yield big[i : i + (1 << 20)]
 
     r = await http.put("/profile/avatar", content=chunks(), headers=new_user.headers)
     assert r.status_code == 413, r.text
@@ -87,13 +90,19 @@ async def test_a_30_mb_image_is_refused_before_it_reaches_the_bus(http: httpx.As
 
 async def test_oversize_and_bomb_straight_on_the_bus(stack: Stack, new_user: AppUser) -> None:
     with pytest.raises(AtriumError) as err:
-        await call(stack.nc, AVATAR_SET, {"data": base64.b64encode(b"\x89PNG" + bytes(3 * 1024 * 1024))},
-                   token=new_user.access_token)
+        await call(
+            stack.nc,
+            AVATAR_SET,
+            {"data": base64.b64encode(b"\x89PNG" + bytes(3 * 1024 * 1024))},
+            token=new_user.access_token,
+        )
     assert err.value.code == "too_large"
     bomb = io.BytesIO()
     Image.new("1", (20_000, 20_000)).save(bomb, "PNG")  # 400 megapixels in ~50 kB
     with pytest.raises(AtriumError) as err:
-        await call(stack.nc, AVATAR_SET, {"data": base64.b64encode(bomb.getvalue())}, token=new_user.access_token)
+        await call(
+            stack.nc, AVATAR_SET, {"data": base64.b64encode(bomb.getvalue())}, token=new_user.access_token
+        )
     assert err.value.code == "invalid" and "decompression bomb" in err.value.message
     with pytest.raises(AtriumError) as err:
         await call(stack.nc, AVATAR_SET, {"data": base64.b64encode(png()[:400])}, token=new_user.access_token)

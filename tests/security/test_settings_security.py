@@ -26,8 +26,11 @@ API_KEY = "sk-secret-never-logged-4f9a2c71e0b3"
 
 
 async def test_non_admin_gets_403_from_the_endpoints(http: httpx.AsyncClient, new_user: AppUser) -> None:
-    for method, path, body in (("GET", URL, None), ("PATCH", URL, {"provider": "ollama"}),
-                               ("POST", URL + "/test", {})):
+    for method, path, body in (
+        ("GET", URL, None),
+        ("PATCH", URL, {"provider": "ollama"}),
+        ("POST", URL + "/test", {}),
+    ):
         r = await http.request(method, path, json=body, headers=new_user.headers)
         assert r.status_code == 403, (method, path, r.text)
         assert r.json()["error"]["code"] == "forbidden"
@@ -37,8 +40,11 @@ async def test_non_admin_gets_403_from_the_endpoints(http: httpx.AsyncClient, ne
 
 
 async def test_non_admin_is_refused_straight_on_the_bus(stack: Stack, new_user: AppUser) -> None:
-    for desc, payload in ((AI_SETTINGS_GET, Empty()), (AI_SETTINGS_UPDATE, {"provider": "ollama"}),
-                          (AI_SETTINGS_TEST, {})):
+    for desc, payload in (
+        (AI_SETTINGS_GET, Empty()),
+        (AI_SETTINGS_UPDATE, {"provider": "ollama"}),
+        (AI_SETTINGS_TEST, {}),
+    ):
         with pytest.raises(Forbidden):
             await call(stack.nc, desc, payload, token=new_user.access_token)
         with pytest.raises(Unauthenticated):
@@ -62,7 +68,18 @@ async def every_log_line() -> AsyncIterator[Capture]:
     """Every log record of the process (services, gateway, SDKs, httpx) at DEBUG, formatted as in production."""
     capture = Capture()
     root = logging.getLogger()
-    names = ["", "atrium", "openai", "anthropic", "ollama", "httpx", "httpcore", "faststream", "nats", "uvicorn"]
+    names = [
+        "",
+        "atrium",
+        "openai",
+        "anthropic",
+        "ollama",
+        "httpx",
+        "httpcore",
+        "faststream",
+        "nats",
+        "uvicorn",
+    ]
     levels = {n: logging.getLogger(n).level for n in names}
     root.addHandler(capture)
     for n in names:
@@ -73,13 +90,22 @@ async def every_log_line() -> AsyncIterator[Capture]:
         logging.getLogger(n).setLevel(level)
 
 
-async def test_api_key_never_in_a_reply_or_a_log_line(stack: Stack, http: httpx.AsyncClient, new_admin: AppUser,
-                                                      every_log_line: Capture) -> None:
+async def test_api_key_never_in_a_reply_or_a_log_line(
+    stack: Stack, http: httpx.AsyncClient, new_admin: AppUser, every_log_line: Capture
+) -> None:
     fake = await FakeLLM(api_key=API_KEY).start()
     replies: list[str] = []
     try:
-        r = await http.patch(URL, json={"provider": "anthropic", "base_url": fake.base_url, "model": "fake-model-1",
-                                        "api_key": API_KEY}, headers=new_admin.headers)
+        r = await http.patch(
+            URL,
+            json={
+                "provider": "anthropic",
+                "base_url": fake.base_url,
+                "model": "fake-model-1",
+                "api_key": API_KEY,
+            },
+            headers=new_admin.headers,
+        )
         assert r.status_code == 200
         replies.append(r.text)
         replies.append((await http.get(URL, headers=new_admin.headers)).text)
@@ -119,7 +145,9 @@ def test_the_key_box_detects_tampering_and_other_secrets() -> None:
 
 
 def test_stored_settings_never_hold_the_clear_key() -> None:
-    stored = apply_update(DocumentsSettingsStored(), DocumentsSettingsUpdate(api_key=API_KEY), SecretBox("s3cret"))
+    stored = apply_update(
+        DocumentsSettingsStored(), DocumentsSettingsUpdate(api_key=API_KEY), SecretBox("s3cret")
+    )
     assert API_KEY not in stored.model_dump_json() and stored.api_key_last4 == API_KEY[-4:]
     public = to_public(stored).model_dump_json()
     assert API_KEY not in public and '"api_key_set":true' in public

@@ -41,10 +41,13 @@ def good_claims(user: AppUser, **changes: Any) -> dict[str, Any]:
     return {**real, "iat": now, "nbf": now, "exp": now + 600, "jti": uuid.uuid4().hex, **changes}
 
 
-def mint(stack: Stack, claims: dict[str, Any], *, key: Any = None, headers: dict[str, Any] | None = None) -> str:
+def mint(
+    stack: Stack, claims: dict[str, Any], *, key: Any = None, headers: dict[str, Any] | None = None
+) -> str:
     real = signing_key(stack)
-    return jwt.encode(claims, key or real.private_key, algorithm="RS256",
-                      headers={"kid": real.kid, **(headers or {})})
+    return jwt.encode(
+        claims, key or real.private_key, algorithm="RS256", headers={"kid": real.kid, **(headers or {})}
+    )
 
 
 def unsigned(stack: Stack, claims: dict[str, Any], alg: str = "none") -> str:
@@ -54,8 +57,11 @@ def unsigned(stack: Stack, claims: dict[str, Any], alg: str = "none") -> str:
 
 def hs256_with_public_key(stack: Stack, claims: dict[str, Any]) -> str:
     """The classic RS256→HS256 confusion: HMAC keyed with the server's public key PEM."""
-    pub = signing_key(stack).private_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pub = (
+        signing_key(stack)
+        .private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     header = {"alg": "HS256", "typ": "JWT", "kid": signing_key(stack).kid}
     signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
     sig = hmac.new(pub, signing_input.encode(), hashlib.sha256).digest()
@@ -92,11 +98,16 @@ def forged_tokens(stack: Stack, user: AppUser) -> dict[str, str]:
         "unknown kid": mint(stack, admin, headers={"kid": "no-such-key"}),
         "attacker key with real kid": mint(stack, admin, key=ATTACKER_KEY),
         "jku header": mint(stack, admin, headers={"jku": "https://evil.example/jwks.json"}),
-        "jwk header": mint(stack, admin, key=ATTACKER_KEY,
-                           headers={"jwk": public_jwk(ATTACKER_KEY, signing_key(stack).kid)}),
+        "jwk header": mint(
+            stack, admin, key=ATTACKER_KEY, headers={"jwk": public_jwk(ATTACKER_KEY, signing_key(stack).kid)}
+        ),
         "x5u header": mint(stack, admin, headers={"x5u": "https://evil.example/cert.pem"}),
-        "expired": mint(stack, good_claims(user, iat=int(time.time()) - 2000, nbf=int(time.time()) - 2000,
-                                           exp=int(time.time()) - 1000)),
+        "expired": mint(
+            stack,
+            good_claims(
+                user, iat=int(time.time()) - 2000, nbf=int(time.time()) - 2000, exp=int(time.time()) - 1000
+            ),
+        ),
         "not yet valid": mint(stack, good_claims(user, nbf=int(time.time()) + 600)),
         "wrong audience": mint(stack, good_claims(user, aud="someone-else")),
         "wrong issuer": mint(stack, good_claims(user, iss="https://evil.example")),
@@ -109,12 +120,14 @@ def forged_tokens(stack: Stack, user: AppUser) -> dict[str, str]:
     }
 
 
-async def test_every_forged_token_is_refused_over_http_and_on_the_bus(http: httpx.AsyncClient, stack: Stack,
-                                                                      new_user: AppUser) -> None:
+async def test_every_forged_token_is_refused_over_http_and_on_the_bus(
+    http: httpx.AsyncClient, stack: Stack, new_user: AppUser
+) -> None:
     assert (await http.get("/auth/me", headers=new_user.headers)).status_code == 200  # the real one works
     # A correctly minted token with the real key is accepted, so the refusals below are about the one change.
-    assert (await http.get("/auth/me", headers={"Authorization": f"Bearer {mint(stack, good_claims(new_user))}"})) \
-        .status_code == 200
+    assert (
+        await http.get("/auth/me", headers={"Authorization": f"Bearer {mint(stack, good_claims(new_user))}"})
+    ).status_code == 200
     for name, token in forged_tokens(stack, new_user).items():
         try:
             await refused_on_http(http, token)
@@ -129,8 +142,9 @@ async def test_expiry_and_validity_reasons(http: httpx.AsyncClient, stack: Stack
     assert (await refused_on_http(http, forged["not yet valid"]))["details"]["reason"] == "not_yet_valid"
 
 
-async def test_forged_admin_token_on_the_bus_changes_nothing(stack: Stack, http: httpx.AsyncClient,
-                                                             new_user: AppUser, auth_db: Database) -> None:
+async def test_forged_admin_token_on_the_bus_changes_nothing(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser, auth_db: Database
+) -> None:
     victim = await register_and_login(http)
     cmd = AdminUpdateUser(user_id=uuid.UUID(victim.id), role="admin")
     for name, token in forged_tokens(stack, new_user).items():
@@ -146,17 +160,28 @@ async def test_forged_admin_token_on_the_bus_changes_nothing(stack: Stack, http:
         await call(stack.nc, ADMIN_UPDATE_USER, cmd, token=new_user.access_token)
     assert err.value.code == "forbidden"
     async with auth_db.session() as s:
-        roles = dict((await s.execute(select(users.c.id, users.c.role)
-                                      .where(users.c.id.in_([victim.id, new_user.id])))).all())
+        roles = dict(
+            (
+                await s.execute(
+                    select(users.c.id, users.c.role).where(users.c.id.in_([victim.id, new_user.id]))
+                )
+            ).all()
+        )
     assert set(roles.values()) == {"user"}
 
 
-async def test_extra_fields_on_the_bus_are_refused(stack: Stack, new_admin: AppUser, new_user: AppUser,
-                                                  auth_db: Database) -> None:
-    payload = json.dumps({"user_id": new_user.id, "role": "user", "email_verified": True,
-                          "email": "taken@example.com"}).encode()
-    msg = await stack.nc.request(ADMIN_UPDATE_USER.subject, payload, timeout=10,
-                                 headers={"authorization": f"Bearer {new_admin.access_token}"})
+async def test_extra_fields_on_the_bus_are_refused(
+    stack: Stack, new_admin: AppUser, new_user: AppUser, auth_db: Database
+) -> None:
+    payload = json.dumps(
+        {"user_id": new_user.id, "role": "user", "email_verified": True, "email": "taken@example.com"}
+    ).encode()
+    msg = await stack.nc.request(
+        ADMIN_UPDATE_USER.subject,
+        payload,
+        timeout=10,
+        headers={"authorization": f"Bearer {new_admin.access_token}"},
+    )
     reply = json.loads(msg.data)
     assert reply["ok"] is False and reply["error"]["code"] == "invalid"
     async with auth_db.session() as s:
@@ -164,8 +189,9 @@ async def test_extra_fields_on_the_bus_are_refused(stack: Stack, new_admin: AppU
     assert (row.email, row.email_verified) == (new_user.email, False)
 
 
-async def test_deactivated_and_demoted_tokens_refused_on_the_bus(stack: Stack, http: httpx.AsyncClient,
-                                                                 new_admin: AppUser) -> None:
+async def test_deactivated_and_demoted_tokens_refused_on_the_bus(
+    stack: Stack, http: httpx.AsyncClient, new_admin: AppUser
+) -> None:
     other_admin = await register_and_login(http)
     await http.patch(f"/admin/users/{other_admin.id}", json={"role": "admin"}, headers=new_admin.headers)
     pair = (await http.post("/auth/refresh", json={"refresh_token": other_admin.refresh_token})).json()
@@ -180,7 +206,9 @@ async def test_deactivated_and_demoted_tokens_refused_on_the_bus(stack: Stack, h
     await refused_on_bus(stack, user.access_token)
 
 
-async def test_replay_after_logout_on_the_bus(stack: Stack, http: httpx.AsyncClient, new_user: AppUser) -> None:
+async def test_replay_after_logout_on_the_bus(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser
+) -> None:
     assert (await call(stack.nc, ME, Empty(), token=new_user.access_token)).email == new_user.email
     await http.post("/auth/logout", headers=new_user.headers)
     await refused_on_bus(stack, new_user.access_token)

@@ -33,8 +33,9 @@ async def remote_verifier(stack: Stack):  # type: ignore[no-untyped-def]
     await verifier.stop()
 
 
-async def test_remote_verifier_follows_revocations(http: httpx.AsyncClient, new_admin: AppUser,
-                                                   remote_verifier: TokenVerifier) -> None:
+async def test_remote_verifier_follows_revocations(
+    http: httpx.AsyncClient, new_admin: AppUser, remote_verifier: TokenVerifier
+) -> None:
     user = await register_and_login(http)
     actor = await remote_verifier.verify(f"Bearer {user.access_token}")
     assert str(actor.user_id) == user.id and actor.role == "user"
@@ -48,7 +49,9 @@ async def test_remote_verifier_follows_revocations(http: httpx.AsyncClient, new_
     assert (await refused_soon(remote_verifier, other.access_token)).details["reason"] == "revoked"
 
 
-async def test_remote_verifier_refuses_unknown_keys(remote_verifier: TokenVerifier, new_user: AppUser) -> None:
+async def test_remote_verifier_refuses_unknown_keys(
+    remote_verifier: TokenVerifier, new_user: AppUser
+) -> None:
     header, payload, sig = new_user.access_token.split(".")
     with pytest.raises(Unauthenticated):
         await remote_verifier.verify(f"Bearer {header}.{payload}.{sig[:-4]}AAAA")

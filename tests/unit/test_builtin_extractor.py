@@ -119,14 +119,17 @@ def test_russian_invoice() -> None:
     assert got.sender == "ООО «Ромашка»" and got.recipient == "ООО «Василёк»"
 
 
-@pytest.mark.parametrize(("text", "kind"), [
-    ("Kontoauszug Nr. 3/2024\nAnfangssaldo 1.000,00 EUR", "bank_statement"),
-    ("Gehaltsabrechnung März 2024\nAuszahlung 2.345,00 EUR", "payslip"),
-    ("Договор аренды № 12\nг. Казань", "contract"),
-    ("RECEIPT\nThank you for shopping\nTotal 12.50 USD", "receipt"),
-    ("Steuerbescheid für 2023\nFinanzamt Köln", "tax_document"),
-    ("Lorem ipsum dolor sit amet", "other"),
-])
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("Kontoauszug Nr. 3/2024\nAnfangssaldo 1.000,00 EUR", "bank_statement"),
+        ("Gehaltsabrechnung März 2024\nAuszahlung 2.345,00 EUR", "payslip"),
+        ("Договор аренды № 12\nг. Казань", "contract"),
+        ("RECEIPT\nThank you for shopping\nTotal 12.50 USD", "receipt"),
+        ("Steuerbescheid für 2023\nFinanzamt Köln", "tax_document"),
+        ("Lorem ipsum dolor sit amet", "other"),
+    ],
+)
 def test_document_type_by_keywords(text: str, kind: str) -> None:
     assert extract(text)["document_type"] == kind
 
@@ -137,9 +140,15 @@ def test_iban_checksum() -> None:
     assert find_iban("IBAN DE89 3704 0044 0532 0130 01 please") is None
 
 
-@pytest.mark.parametrize(("raw", "value"), [
-    ("168,668.30", "168668.30"), ("168.668,30", "168668.30"), ("1 234,56", "1234.56"), ("1234", "1234"),
-    ("12,5", "12.5"),
-])
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ("168,668.30", "168668.30"),
+        ("168.668,30", "168668.30"),
+        ("1 234,56", "1234.56"),
+        ("1234", "1234"),
+        ("12,5", "12.5"),
+    ],
+)
 def test_amount_formats(raw: str, value: str) -> None:
     assert parse_amount(raw) == Decimal(value)

@@ -14,8 +14,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def atrium(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "infra.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, "-m", "infra.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def test_subjects_lists_every_declared_subject() -> None:
@@ -43,7 +49,9 @@ def test_asyncapi_document(tmp_path: Path) -> None:
 
 
 def test_publish_refuses_an_invalid_event_before_connecting() -> None:
-    r = atrium("bus", "publish", "events.docs.uploaded", '{"document_id": "nope"}', "--nats", "nats://127.0.0.1:1")
+    r = atrium(
+        "bus", "publish", "events.docs.uploaded", '{"document_id": "nope"}', "--nats", "nats://127.0.0.1:1"
+    )
     assert r.returncode == 1 and '"invalid"' in r.stderr and "document_id" in r.stderr
 
 

@@ -28,7 +28,9 @@ def string_literals(path: Path) -> list[tuple[int, str]]:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             out.append((node.lineno, node.value))
         elif isinstance(node, ast.JoinedStr):  # f"events.docs.{x}" — report its constant head
-            head = "".join(v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str))
+            head = "".join(
+                v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str)
+            )
             out.append((node.lineno, head))
     return out
 
@@ -65,8 +67,15 @@ def test_subject_naming() -> None:
 def test_every_declared_rpc_has_a_subscriber(tmp_path: Path) -> None:
     served: set[str] = set()
     for spec in catalog.SERVICES:
-        svc = spec.load()(ServiceSettings(name=spec.name, database_url="postgresql://u:p@127.0.0.1:1/x",
-                                          schema=spec.name, data_dir=tmp_path, platform_secret="x" * 32))
+        svc = spec.load()(
+            ServiceSettings(
+                name=spec.name,
+                database_url="postgresql://u:p@127.0.0.1:1/x",
+                schema=spec.name,
+                data_dir=tmp_path,
+                platform_secret="x" * 32,
+            )
+        )
         for sub in svc.broker.subscribers:
             served.add(str(sub._resolved_subject_string or sub.subject))
     missing = sorted(s for s in REGISTRY.rpcs if s not in served)

@@ -26,17 +26,25 @@ def perms() -> dict[str, accounts.Permissions]:
     return accounts.all_permissions()
 
 
-def test_one_user_per_catalog_process_plus_gateway_and_operator(perms: dict[str, accounts.Permissions]) -> None:
+def test_one_user_per_catalog_process_plus_gateway_and_operator(
+    perms: dict[str, accounts.Permissions],
+) -> None:
     assert set(perms) == {s.name for s in catalog.SERVICES} | {accounts.GATEWAY, accounts.OPERATOR}
 
 
 def test_each_rpc_is_subscribable_by_exactly_its_service(perms: dict[str, accounts.Permissions]) -> None:
     for subject, rpc in REGISTRY.rpcs.items():
-        subscribers = {u for u, p in perms.items() if u != accounts.OPERATOR and allowed(p.subscribe, subject)}
-        assert subscribers == {rpc.service}, f"{subject} may be served by {subscribers}, not only {rpc.service}"
+        subscribers = {
+            u for u, p in perms.items() if u != accounts.OPERATOR and allowed(p.subscribe, subject)
+        }
+        assert subscribers == {rpc.service}, (
+            f"{subject} may be served by {subscribers}, not only {rpc.service}"
+        )
 
 
-def test_the_gateway_requests_the_api_but_not_internal_workers(perms: dict[str, accounts.Permissions]) -> None:
+def test_the_gateway_requests_the_api_but_not_internal_workers(
+    perms: dict[str, accounts.Permissions],
+) -> None:
     gw = perms[accounts.GATEWAY]
     for subject, rpc in REGISTRY.rpcs.items():
         internal = rpc.service in accounts.INTERNAL_SERVICES and subject != f"{rpc.service}.health"
@@ -58,7 +66,10 @@ def test_events_are_published_only_by_their_owners(perms: dict[str, accounts.Per
         owner = subject.split(".")[1]
         if owner in {s.name for s in catalog.SERVICES} - {"docs"}:  # docs' events come from its workers too
             assert publishers == {owner}, (subject, publishers)
-    assert {u for u, p in perms.items() if allowed(p.publish, USER_REGISTERED.subject)} == {"auth", accounts.OPERATOR}
+    assert {u for u, p in perms.items() if allowed(p.publish, USER_REGISTERED.subject)} == {
+        "auth",
+        accounts.OPERATOR,
+    }
 
 
 def test_replies_stay_in_each_users_inbox(perms: dict[str, accounts.Permissions]) -> None:
@@ -76,18 +87,30 @@ def test_only_the_operator_deletes_streams(perms: dict[str, accounts.Permissions
         assert deleters == {accounts.OPERATOR}, (stream, deleters)
 
 
-def test_each_durable_consumer_may_use_its_stream(perms: dict[str, accounts.Permissions], tmp_path: Path) -> None:
+def test_each_durable_consumer_may_use_its_stream(
+    perms: dict[str, accounts.Permissions], tmp_path: Path
+) -> None:
     """Cross-check NEEDS against the services' real subscribers (built as the catalog builds them)."""
     checked = 0
     for spec in catalog.SERVICES:
-        svc = spec.load()(ServiceSettings(name=spec.name, database_url="postgresql://u:p@127.0.0.1:1/x",
-                                          schema=spec.name, data_dir=tmp_path, platform_secret="x" * 32))
+        svc = spec.load()(
+            ServiceSettings(
+                name=spec.name,
+                database_url="postgresql://u:p@127.0.0.1:1/x",
+                schema=spec.name,
+                data_dir=tmp_path,
+                platform_secret="x" * 32,
+            )
+        )
         for sub in svc.broker.subscribers:
             stream = getattr(sub, "stream", None)
             if stream is None:
                 continue
             durable = sub.config.durable_name if getattr(sub, "config", None) else ""
-            for api in (f"$JS.API.CONSUMER.MSG.NEXT.{stream.name}.{durable}", f"$JS.ACK.{stream.name}.{durable}.1.1.1.1.0"):
+            for api in (
+                f"$JS.API.CONSUMER.MSG.NEXT.{stream.name}.{durable}",
+                f"$JS.ACK.{stream.name}.{durable}.1.1.1.1.0",
+            ):
                 assert allowed(perms[spec.name].publish, api), f"{spec.name} cannot {api}"
             checked += 1
     assert checked >= 5, "no durable consumers found: the check would prove nothing"
@@ -113,9 +136,12 @@ def test_passwords_in_urls_never_reach_a_log_line() -> None:
 
     from services.kit.logging import JsonFormatter, mask_secrets
 
-    assert mask_secrets({"url": "nats://operator:s3cret-Pw_1@127.0.0.1:4222"}) == {"url": "nats://operator:***@127.0.0.1:4222"}
-    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "cannot reach %s", ("nats://docs:hunter2@nats:4222",),
-                               None)
+    assert mask_secrets({"url": "nats://operator:s3cret-Pw_1@127.0.0.1:4222"}) == {
+        "url": "nats://operator:***@127.0.0.1:4222"
+    }
+    record = logging.LogRecord(
+        "x", logging.WARNING, __file__, 1, "cannot reach %s", ("nats://docs:hunter2@nats:4222",), None
+    )
     line = JsonFormatter("docs").format(record)
     assert "hunter2" not in line and "nats://docs:***@nats:4222" in line
 

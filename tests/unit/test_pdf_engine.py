@@ -22,15 +22,18 @@ PLUMBER = CORPUS / "public" / "pdfplumber" / "tests" / "pdfs"
 EXPECTED = json.loads((CORPUS / "synthetic" / "expected.json").read_text())
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("D:20190404105713+11'00'", datetime(2019, 4, 4, 10, 57, 13, tzinfo=timezone(timedelta(hours=11)))),
-    ("D:20240208135858-05'00'", datetime(2024, 2, 8, 13, 58, 58, tzinfo=timezone(timedelta(hours=-5)))),
-    ("D:2001", datetime(2001, 1, 1, tzinfo=UTC)),
-    ("20000101000000Z", datetime(2000, 1, 1, tzinfo=UTC)),
-    ("D:20231345", None),  # month 13
-    ("yesterday", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("D:20190404105713+11'00'", datetime(2019, 4, 4, 10, 57, 13, tzinfo=timezone(timedelta(hours=11)))),
+        ("D:20240208135858-05'00'", datetime(2024, 2, 8, 13, 58, 58, tzinfo=timezone(timedelta(hours=-5)))),
+        ("D:2001", datetime(2001, 1, 1, tzinfo=UTC)),
+        ("20000101000000Z", datetime(2000, 1, 1, tzinfo=UTC)),
+        ("D:20231345", None),  # month 13
+        ("yesterday", None),
+        (None, None),
+    ],
+)
 def test_pdf_dates(raw: str | None, expected: datetime | None) -> None:
     assert parse_pdf_date(raw) == expected
 

@@ -31,8 +31,15 @@ async def fake() -> AsyncIterator[FakeLLM]:
 
 def config_for(name: str, fake: FakeLLM, **kw: object) -> ProviderConfig:
     base = fake.base_url + "/v1" if name == "openai_compatible" else fake.base_url
-    params = {"name": name, "model": "fake-model-1", "base_url": base, "api_key": API_KEY, "timeout_s": 2.0,
-              "backoff_s": 0.05, **kw}
+    params = {
+        "name": name,
+        "model": "fake-model-1",
+        "base_url": base,
+        "api_key": API_KEY,
+        "timeout_s": 2.0,
+        "backoff_s": 0.05,
+        **kw,
+    }
     return ProviderConfig(**params)  # type: ignore[arg-type]
 
 
@@ -42,7 +49,9 @@ async def test_fields_through_the_real_client(name: str, fake: FakeLLM) -> None:
     f = outcome.fields
     assert f.invoice_number == "INV-2091827" and f.total_amount == Decimal("200715.28")
     assert f.currency == "USD" and str(f.document_date) == "2024-03-09" and f.iban == "DE89370400440532013000"
-    assert outcome.usage.tokens_in and outcome.usage.tokens_out == 42 and outcome.usage.model == "fake-model-1"
+    assert (
+        outcome.usage.tokens_in and outcome.usage.tokens_out == 42 and outcome.usage.model == "fake-model-1"
+    )
     assert outcome.usage.latency_ms > 0
     (seen,) = fake.hits(PATHS[name])
     # The structured-output protocol of each API is used, with the fields schema.
@@ -129,8 +138,13 @@ async def test_ping_reports_the_model(name: str, fake: FakeLLM) -> None:
 async def test_unreachable_server_is_a_retryable_provider_error() -> None:
     from infra.embedded import free_port
 
-    config = ProviderConfig(name="openai_compatible", base_url=f"http://127.0.0.1:{free_port()}/v1",
-                            timeout_s=1.0, max_attempts=2, backoff_s=0.01)
+    config = ProviderConfig(
+        name="openai_compatible",
+        base_url=f"http://127.0.0.1:{free_port()}/v1",
+        timeout_s=1.0,
+        max_attempts=2,
+        backoff_s=0.01,
+    )
     with pytest.raises(AnalysisFailed) as exc:
         await extract_fields(build_provider(config), INVOICE, "")
     assert exc.value.reason == "provider_error" and "Cannot reach" in exc.value.message
@@ -168,7 +182,9 @@ async def test_concurrency_is_limited_per_provider(fake: FakeLLM) -> None:
 
     fake.slow_s = 0.3
     fake.queue(*["slow"] * 4)
-    provider = build_provider(config_for("ollama", fake, concurrency=2, timeout_s=5.0, base_url=fake.base_url + "/"))
+    provider = build_provider(
+        config_for("ollama", fake, concurrency=2, timeout_s=5.0, base_url=fake.base_url + "/")
+    )
     in_flight = 0
     peak = 0
     original = fake._next
@@ -219,11 +235,20 @@ async def test_the_worker_gives_up_before_jetstream_would_redeliver(fake: FakeLL
     fake.slow_s = 5.0
     fake.queue("slow")
     store = SettingsStore(None, "secret")
-    store.current = DocumentsSettingsStored(provider="ollama", base_url=fake.base_url, request_timeout_s=30,
-                                            api_key_ciphertext=store.box.encrypt(API_KEY))
+    store.current = DocumentsSettingsStored(
+        provider="ollama",
+        base_url=fake.base_url,
+        request_timeout_s=30,
+        api_key_ciphertext=store.box.encrypt(API_KEY),
+    )
     doc, run, owner = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    result = ExtractionResult(document_id=doc, run_id=run, page_count=1, pages=[PageText(number=1, text=INVOICE)],
-                              metadata=PdfMetadata())
+    result = ExtractionResult(
+        document_id=doc,
+        run_id=run,
+        page_count=1,
+        pages=[PageText(number=1, text=INVOICE)],
+        metadata=PdfMetadata(),
+    )
     published: list[object] = []
 
     async def keep(*args: object) -> None:
@@ -232,13 +257,35 @@ async def test_the_worker_gives_up_before_jetstream_would_redeliver(fake: FakeLL
     async def load(_: str) -> ExtractionResult:
         return result
 
-    deps = AiDeps(settings=store, load_result=load, publish_processing=keep, publish_analyzed=keep,
-                  publish_failed=keep, publish_progress=keep, worker="test", max_deliver=4,
-                  providers=ProviderCache(), deadline_s=0.5)
+    deps = AiDeps(
+        settings=store,
+        load_result=load,
+        publish_processing=keep,
+        publish_analyzed=keep,
+        publish_failed=keep,
+        publish_progress=keep,
+        worker="test",
+        max_deliver=4,
+        providers=ProviderCache(),
+        deadline_s=0.5,
+    )
     now = datetime.now(UTC)
-    event = DocumentExtracted(document_id=doc, owner_id=owner, run_id=run, page_count=1, needs_ocr=False,
-                              chars=len(INVOICE), table_count=0, metadata=PdfMetadata(), result_object="x",
-                              engine="t", worker="t", attempt=1, started_at=now, finished_at=now)
+    event = DocumentExtracted(
+        document_id=doc,
+        owner_id=owner,
+        run_id=run,
+        page_count=1,
+        needs_ocr=False,
+        chars=len(INVOICE),
+        table_count=0,
+        metadata=PdfMetadata(),
+        result_object="x",
+        engine="t",
+        worker="t",
+        attempt=1,
+        started_at=now,
+        finished_at=now,
+    )
     with pytest.raises(AnalysisFailed):
         await analyze_document(event, deps, attempt=1)
     failed = published[-1]

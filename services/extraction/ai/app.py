@@ -58,7 +58,9 @@ def create_service(settings: ServiceSettings) -> Service:
     # Msg ids are deduplicated across the whole DOCUMENTS stream: each carries its kind, or an analyzed event
     # would be dropped as a duplicate of the run's uploaded event (`<document_id>:<run_id>`).
     async def publish_processing(e: DocumentProcessing) -> None:
-        await svc.publish(DOCUMENT_PROCESSING, e, msg_id=f"processing:analyze:{e.document_id}:{e.run_id}:{e.attempt}")
+        await svc.publish(
+            DOCUMENT_PROCESSING, e, msg_id=f"processing:analyze:{e.document_id}:{e.run_id}:{e.attempt}"
+        )
 
     async def publish_analyzed(e: DocumentAnalyzed) -> None:
         await svc.publish(DOCUMENT_ANALYZED, e, msg_id=f"analyzed:{e.document_id}:{e.run_id}")
@@ -70,18 +72,26 @@ def create_service(settings: ServiceSettings) -> Service:
         await svc.nc.publish(DOCUMENT_PROGRESS.subject(owner_id, document_id), p.model_dump_json().encode())
 
     deps = handlers.AiDeps(
-        settings=store, load_result=load_result, publish_processing=publish_processing,
-        publish_analyzed=publish_analyzed, publish_failed=publish_failed, publish_progress=publish_progress,
-        worker=f"ai@{socket.gethostname()}:{os.getpid()}", max_deliver=MAX_DELIVER,
-        providers=handlers.ProviderCache(), deadline_s=ACK_WAIT_S - 30)
+        settings=store,
+        load_result=load_result,
+        publish_processing=publish_processing,
+        publish_analyzed=publish_analyzed,
+        publish_failed=publish_failed,
+        publish_progress=publish_progress,
+        worker=f"ai@{socket.gethostname()}:{os.getpid()}",
+        max_deliver=MAX_DELIVER,
+        providers=handlers.ProviderCache(),
+        deadline_s=ACK_WAIT_S - 30,
+    )
 
     svc.on_shutdown.append(deps.providers.close)
 
     async def give_up(event: DocumentExtracted, exc: BaseException, ctx: Ctx) -> None:
         await handlers.give_up(event, exc, deps, ctx.attempt)
 
-    @svc.on_event(DOCUMENT_EXTRACTED, durable=DURABLE, max_deliver=MAX_DELIVER, ack_wait_s=ACK_WAIT_S,
-                  give_up=give_up)
+    @svc.on_event(
+        DOCUMENT_EXTRACTED, durable=DURABLE, max_deliver=MAX_DELIVER, ack_wait_s=ACK_WAIT_S, give_up=give_up
+    )
     async def on_extracted(event: DocumentExtracted, ctx: Ctx) -> None:
         await handlers.analyze_document(event, deps, ctx.attempt)
 

@@ -7,8 +7,11 @@ from collections.abc import Sequence
 
 from contracts.documents import PageText
 
-TOTALS = re.compile(r"\b(total|amount due|balance due|grand total|gesamt\w*|summe|endbetrag|zu zahlen|"
-                    r"итого|всего|к оплате)\b", re.I)
+TOTALS = re.compile(
+    r"\b(total|amount due|balance due|grand total|gesamt\w*|summe|endbetrag|zu zahlen|"
+    r"итого|всего|к оплате)\b",
+    re.I,
+)
 FIRST_PAGES_SHARE = 0.6  # of the budget, for the opening pages; the rest for pages with totals
 
 

@@ -70,22 +70,31 @@ class Outcome:
 
 
 def provider_config(settings: DocumentsSettingsStored, api_key: str) -> ProviderConfig:
-    return ProviderConfig(name=settings.provider, model=settings.model, base_url=settings.base_url,
-                          api_key=api_key, timeout_s=settings.request_timeout_s)
+    return ProviderConfig(
+        name=settings.provider,
+        model=settings.model,
+        base_url=settings.base_url,
+        api_key=api_key,
+        timeout_s=settings.request_timeout_s,
+    )
 
 
 def problems(err: Exception) -> str:
     """What was wrong with an answer, one `field: message` per problem, without the URLs pydantic adds."""
     if isinstance(err, ValidationError):
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}"
-                         for e in err.errors(include_url=False))[:1500]
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}"
+            for e in err.errors(include_url=False)
+        )[:1500]
     return str(err)[:1500]
 
 
 def feedback(instructions: str, err: Exception) -> str:
     """The instructions again, plus what was wrong with the previous answer, for the one retry."""
-    return (f"{instructions}\n\nYour previous answer was rejected: {problems(err)}. Answer again with one JSON "
-            "object that matches the schema exactly: only the listed fields, null where unknown.").strip()
+    return (
+        f"{instructions}\n\nYour previous answer was rejected: {problems(err)}. Answer again with one JSON "
+        "object that matches the schema exactly: only the listed fields, null where unknown."
+    ).strip()
 
 
 async def extract_fields(provider: Provider, text: str, instructions: str) -> Outcome:
@@ -97,8 +106,12 @@ async def extract_fields(provider: Provider, text: str, instructions: str) -> Ou
         try:
             raw, used = await provider.analyze(text, prompt, FIELDS_SCHEMA)
         except ProviderError as err:
-            raise AnalysisFailed("timeout" if err.timeout else "provider_error", err.message,
-                                 final=not (err.retryable or err.timeout), usage=usage) from None
+            raise AnalysisFailed(
+                "timeout" if err.timeout else "provider_error",
+                err.message,
+                final=not (err.retryable or err.timeout),
+                usage=usage,
+            ) from None
         except MalformedAnswer as err:
             last = err
             prompt = feedback(instructions, err)
@@ -109,8 +122,10 @@ async def extract_fields(provider: Provider, text: str, instructions: str) -> Ou
         except ValidationError as err:
             last = err
             prompt = feedback(instructions, err)
-    message = (f"The {provider.name} model answered twice with output that does not fit the fields schema: "
-               f"{problems(last) if last else 'no answer'}")
+    message = (
+        f"The {provider.name} model answered twice with output that does not fit the fields schema: "
+        f"{problems(last) if last else 'no answer'}"
+    )
     raise AnalysisFailed("invalid_output", message, final=True, usage=usage)
 
 
@@ -159,61 +174,145 @@ async def analyze_document(event: DocumentExtracted, deps: AiDeps, attempt: int)
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     owner, doc = str(event.owner_id), str(event.document_id)
-    await deps.publish_processing(DocumentProcessing(
-        document_id=event.document_id, owner_id=event.owner_id, run_id=event.run_id, stage="analyze",
-        attempt=attempt, worker=deps.worker, started_at=started))
+    await deps.publish_processing(
+        DocumentProcessing(
+            document_id=event.document_id,
+            owner_id=event.owner_id,
+            run_id=event.run_id,
+            stage="analyze",
+            attempt=attempt,
+            worker=deps.worker,
+            started_at=started,
+        )
+    )
     settings = deps.settings.current
     if event.needs_ocr:
-        await deps.publish_analyzed(DocumentAnalyzed(
-            document_id=event.document_id, owner_id=event.owner_id, run_id=event.run_id, fields=ExtractedFields(),
-            provider="builtin", model=SKIPPED_MODEL, worker=deps.worker, attempt=attempt, started_at=started,
-            finished_at=datetime.now(UTC)))
+        await deps.publish_analyzed(
+            DocumentAnalyzed(
+                document_id=event.document_id,
+                owner_id=event.owner_id,
+                run_id=event.run_id,
+                fields=ExtractedFields(),
+                provider="builtin",
+                model=SKIPPED_MODEL,
+                worker=deps.worker,
+                attempt=attempt,
+                started_at=started,
+                finished_at=datetime.now(UTC),
+            )
+        )
         return
-    await deps.publish_progress(owner, doc, DocumentProgress(
-        document_id=event.document_id, run_id=event.run_id, stage="analyze", status="analyzing",
-        message=f"Reading the fields with {settings.provider}"))
+    await deps.publish_progress(
+        owner,
+        doc,
+        DocumentProgress(
+            document_id=event.document_id,
+            run_id=event.run_id,
+            stage="analyze",
+            status="analyzing",
+            message=f"Reading the fields with {settings.provider}",
+        ),
+    )
     try:
         provider = await deps.providers.get(provider_config(settings, deps.settings.api_key(settings)))
         result = await deps.load_result(event.result_object)
         try:
             # Retries and the second round must end before JetStream would redeliver the message.
             async with asyncio.timeout(deps.deadline_s):
-                outcome = await extract_fields(provider, load_text(result, provider.budget_chars),
-                                               settings.prompt_instructions)
+                outcome = await extract_fields(
+                    provider, load_text(result, provider.budget_chars), settings.prompt_instructions
+                )
         except TimeoutError:
-            raise AnalysisFailed("timeout", f"The analysis took longer than {deps.deadline_s:g} s with "
-                                 f"{settings.provider}; it will be tried again.", final=False) from None
+            raise AnalysisFailed(
+                "timeout",
+                f"The analysis took longer than {deps.deadline_s:g} s with "
+                f"{settings.provider}; it will be tried again.",
+                final=False,
+            ) from None
     except (AnalysisFailed, ProviderError) as err:
-        failed = err if isinstance(err, AnalysisFailed) else AnalysisFailed("provider_error", err.message, final=True)
+        failed = (
+            err
+            if isinstance(err, AnalysisFailed)
+            else AnalysisFailed("provider_error", err.message, final=True)
+        )
         final = failed.final or attempt >= deps.max_deliver
-        log_fields(log, logging.WARNING, "analysis failed", document_id=doc, reason=failed.reason, final=final,
-                   attempt=attempt, provider=settings.provider)
-        await deps.publish_failed(DocumentFailed(
-            document_id=event.document_id, owner_id=event.owner_id, run_id=event.run_id, stage="analyze",
-            reason=failed.reason, message=failed.message[:2000], attempt=attempt, final=final, worker=deps.worker,
-            started_at=started, finished_at=datetime.now(UTC)))
+        log_fields(
+            log,
+            logging.WARNING,
+            "analysis failed",
+            document_id=doc,
+            reason=failed.reason,
+            final=final,
+            attempt=attempt,
+            provider=settings.provider,
+        )
+        await deps.publish_failed(
+            DocumentFailed(
+                document_id=event.document_id,
+                owner_id=event.owner_id,
+                run_id=event.run_id,
+                stage="analyze",
+                reason=failed.reason,
+                message=failed.message[:2000],
+                attempt=attempt,
+                final=final,
+                worker=deps.worker,
+                started_at=started,
+                finished_at=datetime.now(UTC),
+            )
+        )
         if not final:
             raise  # redelivered after a delay
         return
-    await deps.publish_analyzed(DocumentAnalyzed(
-        document_id=event.document_id, owner_id=event.owner_id, run_id=event.run_id, fields=outcome.fields,
-        provider=settings.provider, model=outcome.usage.model or provider.model,
-        tokens_in=outcome.usage.tokens_in, tokens_out=outcome.usage.tokens_out, worker=deps.worker,
-        attempt=attempt, started_at=started, finished_at=datetime.now(UTC)))
-    log_fields(log, logging.INFO, "document analyzed", document_id=doc, provider=settings.provider,
-               model=outcome.usage.model, tokens_in=outcome.usage.tokens_in, tokens_out=outcome.usage.tokens_out,
-               provider_ms=round(outcome.usage.latency_ms, 1), total_ms=round((time.perf_counter() - t0) * 1000, 1),
-               provider_calls=outcome.usage.attempts)
+    await deps.publish_analyzed(
+        DocumentAnalyzed(
+            document_id=event.document_id,
+            owner_id=event.owner_id,
+            run_id=event.run_id,
+            fields=outcome.fields,
+            provider=settings.provider,
+            model=outcome.usage.model or provider.model,
+            tokens_in=outcome.usage.tokens_in,
+            tokens_out=outcome.usage.tokens_out,
+            worker=deps.worker,
+            attempt=attempt,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+        )
+    )
+    log_fields(
+        log,
+        logging.INFO,
+        "document analyzed",
+        document_id=doc,
+        provider=settings.provider,
+        model=outcome.usage.model,
+        tokens_in=outcome.usage.tokens_in,
+        tokens_out=outcome.usage.tokens_out,
+        provider_ms=round(outcome.usage.latency_ms, 1),
+        total_ms=round((time.perf_counter() - t0) * 1000, 1),
+        provider_calls=outcome.usage.attempts,
+    )
 
 
 async def give_up(event: DocumentExtracted, exc: BaseException, deps: AiDeps, attempt: int) -> None:
     """The last attempt failed with something unexpected (object missing, bus trouble): a final failure."""
     if isinstance(exc, AnalysisFailed):
         return  # already published as final by `analyze_document`
-    await deps.publish_failed(DocumentFailed(
-        document_id=event.document_id, owner_id=event.owner_id, run_id=event.run_id, stage="analyze",
-        reason="internal", message=f"The AI worker could not process this document: {type(exc).__name__}",
-        attempt=attempt, final=True, worker=deps.worker, finished_at=datetime.now(UTC)))
+    await deps.publish_failed(
+        DocumentFailed(
+            document_id=event.document_id,
+            owner_id=event.owner_id,
+            run_id=event.run_id,
+            stage="analyze",
+            reason="internal",
+            message=f"The AI worker could not process this document: {type(exc).__name__}",
+            attempt=attempt,
+            final=True,
+            worker=deps.worker,
+            finished_at=datetime.now(UTC),
+        )
+    )
 
 
 async def read_result(object_store: Any, name: str) -> ExtractionResult:
@@ -230,8 +329,15 @@ async def get_settings(_: Empty, store: SettingsStore) -> DocumentsSettingsPubli
 
 async def update_settings(update: DocumentsSettingsUpdate, store: SettingsStore) -> DocumentsSettingsPublic:
     stored = await store.update(update)
-    log_fields(log, logging.INFO, "documents settings changed", provider=stored.provider, model=stored.model,
-               changed=sorted(update.model_fields_set), revision=stored.revision)
+    log_fields(
+        log,
+        logging.INFO,
+        "documents settings changed",
+        provider=stored.provider,
+        model=stored.model,
+        changed=sorted(update.model_fields_set),
+        revision=stored.revision,
+    )
     return to_public(stored)
 
 
@@ -245,9 +351,16 @@ async def test_provider(req: ProviderTest, store: SettingsStore) -> ProviderTest
         settings = settings.model_copy(update={"request_timeout_s": min(settings.request_timeout_s, 20.0)})
     api_key = req.api_key.get_secret_value() if req.api_key is not None else store.api_key(saved)
     if saved.api_key_ciphertext and not api_key and req.api_key is None:
-        return ProviderTestResult(ok=False, provider=settings.provider, message=(
-            "The stored API key cannot be decrypted (the platform secret changed?); enter the key again."))
-    config = dataclasses.replace(provider_config(settings, api_key), max_attempts=1)  # a test should not linger
+        return ProviderTestResult(
+            ok=False,
+            provider=settings.provider,
+            message=(
+                "The stored API key cannot be decrypted (the platform secret changed?); enter the key again."
+            ),
+        )
+    config = dataclasses.replace(
+        provider_config(settings, api_key), max_attempts=1
+    )  # a test should not linger
     started = time.perf_counter()
     try:
         provider = build_provider(config)
@@ -256,9 +369,18 @@ async def test_provider(req: ProviderTest, store: SettingsStore) -> ProviderTest
         finally:
             await provider.aclose()
     except ProviderError as err:
-        return ProviderTestResult(ok=False, provider=settings.provider, model=settings.model,
-                                  latency_ms=round((time.perf_counter() - started) * 1000, 1), message=err.message)
+        return ProviderTestResult(
+            ok=False,
+            provider=settings.provider,
+            model=settings.model,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            message=err.message,
+        )
     latency = round((time.perf_counter() - started) * 1000, 1)
-    return ProviderTestResult(ok=True, provider=settings.provider, model=model, latency_ms=latency,
-                              message=f"{settings.provider} answered in {latency:g} ms with model {model}.")
-
+    return ProviderTestResult(
+        ok=True,
+        provider=settings.provider,
+        model=model,
+        latency_ms=latency,
+        message=f"{settings.provider} answered in {latency:g} ms with model {model}.",
+    )

@@ -40,8 +40,12 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
     # Tokens are verified for the one Rpc, `extract.preview.render` (the owner's token, forwarded by docs).
     svc = Service(settings)
     guard = AppAccessGuard(svc, APP_KEY, app_name="Documents")
-    pool = ExtractPool(config.children, config.limits, engine=config.engine,
-                       heartbeat_every_s=max(config.ack_wait_s / 3, 1.0))
+    pool = ExtractPool(
+        config.children,
+        config.limits,
+        engine=config.engine,
+        heartbeat_every_s=max(config.ack_wait_s / 3, 1.0),
+    )
     # One child for page previews, started on the first request: rendering under the same limits as
     # extraction, but never queued behind it.
     previews = ExtractPool(1, config.limits, engine=config.engine)
@@ -60,10 +64,17 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
         tmp_dir.mkdir(parents=True, exist_ok=True)
         await pool.start()
         state["deps"] = handlers.Deps(
-            pool=pool, objects=await ensure_object_store(svc.js, OBJECT_BUCKET),
+            pool=pool,
+            objects=await ensure_object_store(svc.js, OBJECT_BUCKET),
             runs=await ensure_kv(svc.js, RUNS_BUCKET, ttl_s=RUN_MARKER_TTL_S),
-            publish=publish, progress=progress, worker=worker, tmp_dir=tmp_dir,
-            max_bytes=config.max_mb * 1024 * 1024, previews=previews, originals=handlers.RecentOriginals(tmp_dir))
+            publish=publish,
+            progress=progress,
+            worker=worker,
+            tmp_dir=tmp_dir,
+            max_bytes=config.max_mb * 1024 * 1024,
+            previews=previews,
+            originals=handlers.RecentOriginals(tmp_dir),
+        )
 
     async def shutdown() -> None:
         await pool.stop()
@@ -89,8 +100,13 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
         await guard.check(actor)  # a Documents subject like any other: refused without the app's grant
         return await handlers.render_previews(cmd, actor, state["deps"])
 
-    @svc.on_event(DOCUMENT_UPLOADED, durable=DURABLE, max_deliver=config.max_deliver,
-                  ack_wait_s=config.ack_wait_s, give_up=give_up)
+    @svc.on_event(
+        DOCUMENT_UPLOADED,
+        durable=DURABLE,
+        max_deliver=config.max_deliver,
+        ack_wait_s=config.ack_wait_s,
+        give_up=give_up,
+    )
     async def on_uploaded(event: DocumentUploaded, ctx: Ctx) -> None:
         await handlers.extract_uploaded(event, state["deps"], ctx)
 

@@ -32,8 +32,10 @@ class ExtractConfig:
             limits=PoolLimits(
                 doc_timeout_s=float(_env("DOC_TIMEOUT_S", "120")),
                 memory_mb=int(_env("MEMORY_MB", "1536")),
-                page=Limits(max_pages=int(_env("MAX_PAGES", "2000")),
-                            page_timeout_s=float(_env("PAGE_TIMEOUT_S", "15"))),
+                page=Limits(
+                    max_pages=int(_env("MAX_PAGES", "2000")),
+                    page_timeout_s=float(_env("PAGE_TIMEOUT_S", "15")),
+                ),
             ),
             max_mb=int(_env("MAX_MB", "2048")),
             max_deliver=int(_env("MAX_DELIVER", "5")),

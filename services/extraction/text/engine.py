@@ -117,10 +117,10 @@ def parse_pdf_date(raw: str | None) -> datetime | None:
     digits = digits[:14]
     parts = [int(digits[0:4])]
     for start, default in ((4, 1), (6, 1), (8, 0), (10, 0), (12, 0)):
-        chunk = digits[start:start + 2]
+        chunk = digits[start : start + 2]
         parts.append(int(chunk) if len(chunk) == 2 else default)
     tz: timezone | None = UTC
-    rest = s[len(digits):]
+    rest = s[len(digits) :]
     if rest[:1] in ("+", "-"):
         sign = 1 if rest[0] == "+" else -1
         nums = "".join(c for c in rest[1:] if c.isdigit())
@@ -142,9 +142,14 @@ def _metadata(raw: dict[str, Any]) -> dict[str, Any]:
         return v[:1000] or None
 
     created = parse_pdf_date(val("CreationDate"))
-    return {"title": val("Title"), "author": val("Author"), "subject": val("Subject"),
-            "producer": val("Producer"), "creator": val("Creator"),
-            "creation_date": created.isoformat() if created else None}
+    return {
+        "title": val("Title"),
+        "author": val("Author"),
+        "subject": val("Subject"),
+        "producer": val("Producer"),
+        "creator": val("Creator"),
+        "creation_date": created.isoformat() if created else None,
+    }
 
 
 def _pdfium_open(path: str) -> Any:
@@ -155,8 +160,9 @@ def _pdfium_open(path: str) -> Any:
         return pdfium.PdfDocument(path)
     except pdfium.PdfiumError as exc:
         if "password" in str(exc).lower():
-            raise ExtractError("encrypted", "The PDF is encrypted with a password; remove the password "
-                                            "and upload it again.") from None
+            raise ExtractError(
+                "encrypted", "The PDF is encrypted with a password; remove the password and upload it again."
+            ) from None
         raise
 
 
@@ -174,8 +180,9 @@ def _object_counts(page: Any) -> tuple[int, int]:
             elif kind == c.FPDF_PAGEOBJ_TEXT:
                 texts += 1
             elif kind == c.FPDF_PAGEOBJ_FORM and depth < 4:
-                p, t = count(c.FPDFFormObj_CountObjects(obj), lambda j, o=obj: c.FPDFFormObj_GetObject(o, j),
-                             depth + 1)
+                p, t = count(
+                    c.FPDFFormObj_CountObjects(obj), lambda j, o=obj: c.FPDFFormObj_GetObject(o, j), depth + 1
+                )
                 paths, texts = paths + p, texts + t
         return paths, texts
 
@@ -185,8 +192,19 @@ def _object_counts(page: Any) -> tuple[int, int]:
 def _edge(x0: float, y0: float, x1: float, y1: float, orientation: str) -> dict[str, Any]:
     x0, x1 = min(x0, x1), max(x0, x1)
     top, bottom = min(y0, y1), max(y0, y1)
-    return {"object_type": "path_edge", "x0": x0, "x1": x1, "top": top, "bottom": bottom, "doctop": top,
-            "y0": top, "y1": bottom, "width": x1 - x0, "height": bottom - top, "orientation": orientation}
+    return {
+        "object_type": "path_edge",
+        "x0": x0,
+        "x1": x1,
+        "top": top,
+        "bottom": bottom,
+        "doctop": top,
+        "y0": top,
+        "y1": bottom,
+        "width": x1 - x0,
+        "height": bottom - top,
+        "orientation": orientation,
+    }
 
 
 def _add_edges(edges: list[dict[str, Any]], p: tuple[float, float], q: tuple[float, float]) -> bool:
@@ -199,8 +217,12 @@ def _add_edges(edges: list[dict[str, Any]], p: tuple[float, float], q: tuple[flo
     elif y0 == y1:
         edges.append(_edge(x0, y0, x1, y1, "h"))
     else:
-        edges += [_edge(x0, y0, x1, y0, "h"), _edge(x0, y1, x1, y1, "h"),
-                  _edge(x0, y0, x0, y1, "v"), _edge(x1, y0, x1, y1, "v")]
+        edges += [
+            _edge(x0, y0, x1, y0, "h"),
+            _edge(x0, y1, x1, y1, "h"),
+            _edge(x0, y0, x0, y1, "v"),
+            _edge(x1, y0, x1, y1, "v"),
+        ]
         return False
     return True
 
@@ -264,8 +286,13 @@ def table_cell_groups(edges: list[dict[str, Any]]) -> list[list[tuple[float, flo
 
     s = TableSettings.resolve(None)
     edges = utils.filter_edges(edges, min_length=s.edge_min_length_prefilter)
-    edges = merge_edges(edges, snap_x_tolerance=s.snap_x_tolerance, snap_y_tolerance=s.snap_y_tolerance,
-                        join_x_tolerance=s.join_x_tolerance, join_y_tolerance=s.join_y_tolerance)
+    edges = merge_edges(
+        edges,
+        snap_x_tolerance=s.snap_x_tolerance,
+        snap_y_tolerance=s.snap_y_tolerance,
+        join_x_tolerance=s.join_x_tolerance,
+        join_y_tolerance=s.join_y_tolerance,
+    )
     edges = utils.filter_edges(edges, min_length=s.edge_min_length)
     intersections = edges_to_intersections(edges, s.intersection_x_tolerance, s.intersection_y_tolerance)
     return cells_to_tables(intersections_to_cells(intersections))  # type: ignore[no-any-return]
@@ -305,17 +332,31 @@ def pdfium_chars(textpage: Any, height: float) -> list[dict[str, Any]] | None:
         if not c.FPDFText_GetLooseCharBox(textpage.raw, i, ctypes.byref(rect)):
             continue
         top, bottom = height - rect.top, height - rect.bottom
-        chars.append({"text": chr(code), "x0": rect.left, "x1": rect.right, "top": top, "bottom": bottom,
-                      "doctop": top, "upright": True})
+        chars.append(
+            {
+                "text": chr(code),
+                "x0": rect.left,
+                "x1": rect.right,
+                "top": top,
+                "bottom": bottom,
+                "doctop": top,
+                "upright": True,
+            }
+        )
     return chars
 
 
 def _joined(before: str, after: str) -> bool:
-    return (before.isdigit() and after.isdigit()) or ord(before) >= 0x2E80 or (bool(after) and ord(after) >= 0x2E80)
+    return (
+        (before.isdigit() and after.isdigit())
+        or ord(before) >= 0x2E80
+        or (bool(after) and ord(after) >= 0x2E80)
+    )
 
 
-def pdfium_tables(groups: list[list[tuple[float, float, float, float]]], textpage: Any,
-                  height: float) -> list[list[list[str | None]]] | None:
+def pdfium_tables(
+    groups: list[list[tuple[float, float, float, float]]], textpage: Any, height: float
+) -> list[list[list[str | None]]] | None:
     """pdfplumber's `Table.extract` on the given cells with pdfium's characters; None: not possible here."""
     from pdfplumber.table import Table
 
@@ -354,7 +395,9 @@ class _Plumber:
             self.pdf.close()
 
 
-def extract_hybrid(path: str, limits: Limits, on_page: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def extract_hybrid(
+    path: str, limits: Limits, on_page: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
     """The production engine; returns {page_count, pages, metadata, needs_ocr, engine}."""
     try:
         doc = _pdfium_open(path)
@@ -369,7 +412,9 @@ def extract_hybrid(path: str, limits: Limits, on_page: Callable[[int, int], None
         if page_count == 0:
             raise ExtractError("unreadable", "The PDF has no pages.")
         if page_count > limits.max_pages:
-            raise ExtractError("too_many_pages", f"The PDF has {page_count} pages; the limit is {limits.max_pages}.")
+            raise ExtractError(
+                "too_many_pages", f"The PDF has {page_count} pages; the limit is {limits.max_pages}."
+            )
         metadata = _metadata(doc.get_metadata_dict(skip_empty=True))
         pages: list[PageOut] = []
         for i in range(page_count):
@@ -421,8 +466,12 @@ def extract_hybrid(path: str, limits: Limits, on_page: Callable[[int, int], None
         doc.close()
 
 
-def extract_plumber_only(path: str, limits: Limits, on_page: Callable[[int, int], None] | None = None,
-                         first_error: BaseException | None = None) -> dict[str, Any]:
+def extract_plumber_only(
+    path: str,
+    limits: Limits,
+    on_page: Callable[[int, int], None] | None = None,
+    first_error: BaseException | None = None,
+) -> dict[str, Any]:
     """pdfplumber on every page: text and tables (the reference engine, and the fallback)."""
     import pdfplumber
     from pdfminer.pdfdocument import PDFPasswordIncorrect
@@ -431,8 +480,9 @@ def extract_plumber_only(path: str, limits: Limits, on_page: Callable[[int, int]
         pdf = pdfplumber.open(path)
     except Exception as exc:
         if _caused_by(exc, PDFPasswordIncorrect):
-            raise ExtractError("encrypted", "The PDF is encrypted with a password; remove the password "
-                                            "and upload it again.") from None
+            raise ExtractError(
+                "encrypted", "The PDF is encrypted with a password; remove the password and upload it again."
+            ) from None
         raise ExtractError("unreadable", _parser_message(exc, first_error)) from None
     with pdf:
         try:
@@ -441,9 +491,13 @@ def extract_plumber_only(path: str, limits: Limits, on_page: Callable[[int, int]
             raise ExtractError("unreadable", _parser_message(exc, first_error)) from None
         if page_count == 0:
             # pdfplumber reports 0 pages for some broken files without raising.
-            raise ExtractError("unreadable", _parser_message(None, first_error) or "The PDF has no readable pages.")
+            raise ExtractError(
+                "unreadable", _parser_message(None, first_error) or "The PDF has no readable pages."
+            )
         if page_count > limits.max_pages:
-            raise ExtractError("too_many_pages", f"The PDF has {page_count} pages; the limit is {limits.max_pages}.")
+            raise ExtractError(
+                "too_many_pages", f"The PDF has {page_count} pages; the limit is {limits.max_pages}."
+            )
         metadata = _metadata({k: v for k, v in (pdf.metadata or {}).items() if isinstance(v, str | bytes)})
         pages: list[PageOut] = []
         for i, ppage in enumerate(pdf.pages):
@@ -482,17 +536,29 @@ def _finish(page_count: int, pages: list[PageOut], metadata: dict[str, Any], eng
     if needs_ocr:
         for p in pages:
             p.text = ""
-    return {"page_count": page_count, "pages": [p.as_dict() for p in pages], "metadata": metadata,
-            "needs_ocr": needs_ocr, "engine": engine,
-            "tables_skipped": [p.number for p in pages if p.tables_skipped],
-            "text_from_pdfplumber": [p.number for p in pages if p.text_engine == "pdfplumber" and engine != "pdfplumber"]}
+    return {
+        "page_count": page_count,
+        "pages": [p.as_dict() for p in pages],
+        "metadata": metadata,
+        "needs_ocr": needs_ocr,
+        "engine": engine,
+        "tables_skipped": [p.number for p in pages if p.tables_skipped],
+        "text_from_pdfplumber": [
+            p.number for p in pages if p.text_engine == "pdfplumber" and engine != "pdfplumber"
+        ],
+    }
 
 
 PREVIEW_WIDTH_PX = 800
 
 
-def render_previews(path: str, out_dir: str, pages: list[int], on_page: Callable[[int, int], None] | None = None,
-                    width_px: int = PREVIEW_WIDTH_PX) -> list[int]:
+def render_previews(
+    path: str,
+    out_dir: str,
+    pages: list[int],
+    on_page: Callable[[int, int], None] | None = None,
+    width_px: int = PREVIEW_WIDTH_PX,
+) -> list[int]:
     """PNG thumbnails `<out_dir>/<page>.png` of the given 1-based pages, in that order; `on_page(page, count)`
     after each file is in place. Returns the pages rendered.
     A page (or a file) pdfium cannot render just has no preview: it never fails anything else."""
@@ -520,8 +586,9 @@ def render_previews(path: str, out_dir: str, pages: list[int], on_page: Callable
                 target = os.path.join(out_dir, f"{number}.png")
                 # 256 colours (fast octree) at zlib level 1: 22–29 ms a page on the corpus, the same bytes as
                 # median-cut quantising at level 6 (76–165 ms) and a third of RGB's; no visible loss on a thumbnail.
-                image.quantize(256, method=Image.Quantize.FASTOCTREE).save(target + ".part", format="PNG",
-                                                                             compress_level=1)
+                image.quantize(256, method=Image.Quantize.FASTOCTREE).save(
+                    target + ".part", format="PNG", compress_level=1
+                )
                 os.replace(target + ".part", target)  # a half-written file is never picked up
                 done.append(number)
                 if on_page:

@@ -108,14 +108,30 @@ async def mark_run_done(runs: Any, run_id: str, stream_seq: int) -> None:
 async def extract_uploaded(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> None:
     run = str(event.run_id)
     if not await claim_run(deps.runs, run, ctx.stream_seq):
-        log_fields(log, logging.INFO, "run already taken by another message; skipped",
-                   document_id=str(event.document_id), run_id=run, stream_seq=ctx.stream_seq)
+        log_fields(
+            log,
+            logging.INFO,
+            "run already taken by another message; skipped",
+            document_id=str(event.document_id),
+            run_id=run,
+            stream_seq=ctx.stream_seq,
+        )
         return
     started = now()
     ids = f"{event.document_id}:{event.run_id}"
-    await deps.publish(DOCUMENT_PROCESSING, DocumentProcessing(
-        document_id=event.document_id, owner_id=event.owner_id, run_id=event.run_id, stage="extract",
-        attempt=ctx.attempt, worker=deps.worker, started_at=started), f"{ids}:extract:processing:{ctx.attempt}")
+    await deps.publish(
+        DOCUMENT_PROCESSING,
+        DocumentProcessing(
+            document_id=event.document_id,
+            owner_id=event.owner_id,
+            run_id=event.run_id,
+            stage="extract",
+            attempt=ctx.attempt,
+            worker=deps.worker,
+            started_at=started,
+        ),
+        f"{ids}:extract:processing:{ctx.attempt}",
+    )
     try:
         result = await _fetch_and_extract(event, deps, ctx)
     except ExtractError as exc:
@@ -127,25 +143,54 @@ async def extract_uploaded(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> Non
         raise ExtractionFailed(exc.reason, exc.message) from None
 
     name = result_object_name(event.document_id, event.run_id)
-    stored = ExtractionResult(document_id=event.document_id, run_id=event.run_id, page_count=result["page_count"],
-                              pages=result["pages"], metadata=PdfMetadata(**result["metadata"]),
-                              needs_ocr=result["needs_ocr"], engine=result["engine"])
+    stored = ExtractionResult(
+        document_id=event.document_id,
+        run_id=event.run_id,
+        page_count=result["page_count"],
+        pages=result["pages"],
+        metadata=PdfMetadata(**result["metadata"]),
+        needs_ocr=result["needs_ocr"],
+        engine=result["engine"],
+    )
     await deps.objects.put(name, stored.model_dump_json().encode())
-    await deps.publish(DOCUMENT_EXTRACTED, DocumentExtracted(
-        document_id=event.document_id, owner_id=event.owner_id, run_id=event.run_id,
-        page_count=stored.page_count, needs_ocr=stored.needs_ocr,
-        chars=sum(len(p.text) for p in stored.pages), table_count=sum(len(p.tables) for p in stored.pages),
-        metadata=stored.metadata, result_object=name, engine=stored.engine, worker=deps.worker,
-        attempt=ctx.attempt, started_at=started, finished_at=now(), kind=event.kind,
-        # Previews are rendered when first asked for (`render_previews`), not here: a third of the
-        # pipeline's time went to rendering pages nobody might look at.
-        preview_pages=min(stored.page_count, PREVIEW_MAX_PAGES)),
-        f"{ids}:extracted")
+    await deps.publish(
+        DOCUMENT_EXTRACTED,
+        DocumentExtracted(
+            document_id=event.document_id,
+            owner_id=event.owner_id,
+            run_id=event.run_id,
+            page_count=stored.page_count,
+            needs_ocr=stored.needs_ocr,
+            chars=sum(len(p.text) for p in stored.pages),
+            table_count=sum(len(p.tables) for p in stored.pages),
+            metadata=stored.metadata,
+            result_object=name,
+            engine=stored.engine,
+            worker=deps.worker,
+            attempt=ctx.attempt,
+            started_at=started,
+            finished_at=now(),
+            kind=event.kind,
+            # Previews are rendered when first asked for (`render_previews`), not here: a third of the
+            # pipeline's time went to rendering pages nobody might look at.
+            preview_pages=min(stored.page_count, PREVIEW_MAX_PAGES),
+        ),
+        f"{ids}:extracted",
+    )
     await mark_run_done(deps.runs, run, ctx.stream_seq)
-    log_fields(log, logging.INFO, "extracted", document_id=str(event.document_id), run_id=run,
-               pages=stored.page_count, needs_ocr=stored.needs_ocr, attempt=ctx.attempt,
-               ms=round((now() - started).total_seconds() * 1000),
-               tables_skipped=result.get("tables_skipped"), text_from_pdfplumber=result.get("text_from_pdfplumber"))
+    log_fields(
+        log,
+        logging.INFO,
+        "extracted",
+        document_id=str(event.document_id),
+        run_id=run,
+        pages=stored.page_count,
+        needs_ocr=stored.needs_ocr,
+        attempt=ctx.attempt,
+        ms=round((now() - started).total_seconds() * 1000),
+        tables_skipped=result.get("tables_skipped"),
+        text_from_pdfplumber=result.get("text_from_pdfplumber"),
+    )
 
 
 async def fetch_original(object_name: str, deps: Deps, target: Any) -> None:
@@ -156,13 +201,17 @@ async def fetch_original(object_name: str, deps: Deps, target: Any) -> None:
         info = await deps.objects.get_info(object_name)
     except (ObjectNotFoundError, NotFoundError):
         # Deleted before we got to it: nothing to retry.
-        raise ExtractError("unreadable", "The original file is no longer stored (the document was deleted "
-                                         "or its upload did not finish).") from None
+        raise ExtractError(
+            "unreadable",
+            "The original file is no longer stored (the document was deleted or its upload did not finish).",
+        ) from None
     except Exception as exc:
         raise ExtractError("internal", f"Could not reach the object store: {type(exc).__name__}.") from None
     if (info.size or 0) > deps.max_bytes:
-        raise ExtractError("too_large", f"The file has {info.size} bytes; the extraction limit is "
-                                        f"{deps.max_bytes // (1024 * 1024)} MB.")
+        raise ExtractError(
+            "too_large",
+            f"The file has {info.size} bytes; the extraction limit is {deps.max_bytes // (1024 * 1024)} MB.",
+        )
     try:
         await deps.objects.get(object_name, writeinto=target)
     except Exception as exc:
@@ -176,9 +225,18 @@ async def _fetch_and_extract(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> d
             await fetch_original(event.object_name, deps, file)
 
         async def on_page(page: int, pages: int) -> None:
-            await deps.progress(event, DocumentProgress(document_id=event.document_id, run_id=event.run_id,
-                                                        stage="extract", status="extracting", page=page,
-                                                        pages=pages, message=f"page {page} of {pages} extracted"))
+            await deps.progress(
+                event,
+                DocumentProgress(
+                    document_id=event.document_id,
+                    run_id=event.run_id,
+                    stage="extract",
+                    status="extracting",
+                    page=page,
+                    pages=pages,
+                    message=f"page {page} of {pages} extracted",
+                ),
+            )
 
         return await deps.pool.extract(path, on_page=on_page, heartbeat=ctx.heartbeat)
     finally:
@@ -275,8 +333,9 @@ async def render_previews(cmd: RenderPreviews, actor: Actor, deps: Deps) -> Prev
     if isinstance(outcome, ExtractError):
         if outcome.reason == "unreadable":  # the original is gone: the document was deleted meanwhile
             raise NotFound("No such document.", {"document_id": str(cmd.document_id)})
-        raise Unavailable(f"The page preview could not be rendered now: {outcome.message}",
-                          {"reason": outcome.reason})
+        raise Unavailable(
+            f"The page preview could not be rendered now: {outcome.message}", {"reason": outcome.reason}
+        )
     return PreviewsRendered(pages=batch.stored())
 
 
@@ -294,11 +353,19 @@ async def _render_batch(cmd: RenderPreviews, batch: PreviewBatch, deps: Deps) ->
         batch.pages[page].set_result(True)
 
     try:
-        async with deps.originals.use(cmd.object_name, lambda file: fetch_original(cmd.object_name, deps, file)) as path:
+        async with deps.originals.use(
+            cmd.object_name, lambda file: fetch_original(cmd.object_name, deps, file)
+        ) as path:
             await deps.previews.render_previews(path, out_dir, list(batch.pages), on_page=store)
         batch.settle(False)
-        log_fields(log, logging.INFO, "previews rendered", document_id=str(cmd.document_id),
-                   run_id=str(cmd.run_id), pages=batch.stored())
+        log_fields(
+            log,
+            logging.INFO,
+            "previews rendered",
+            document_id=str(cmd.document_id),
+            run_id=str(cmd.run_id),
+            pages=batch.stored(),
+        )
     except ExtractError as exc:
         batch.settle(exc)
     except Exception as exc:  # never leave a reader waiting on a future nobody will set
@@ -308,13 +375,33 @@ async def _render_batch(cmd: RenderPreviews, batch: PreviewBatch, deps: Deps) ->
         shutil.rmtree(out_dir, ignore_errors=True)
 
 
-async def publish_failed(event: DocumentUploaded, deps: Deps, ctx: Ctx, reason: str, message: str, *,
-                         final: bool, started: datetime | None) -> None:
-    await deps.publish(DOCUMENT_FAILED, DocumentFailed(
-        document_id=event.document_id, owner_id=event.owner_id, run_id=event.run_id, stage="extract",
-        reason=reason, message=message[:2000], attempt=ctx.attempt, final=final, worker=deps.worker,  # type: ignore[arg-type]
-        started_at=started, finished_at=now()),
-        f"{event.document_id}:{event.run_id}:extract:failed:{ctx.attempt}:{'final' if final else 'retry'}")
+async def publish_failed(
+    event: DocumentUploaded,
+    deps: Deps,
+    ctx: Ctx,
+    reason: str,
+    message: str,
+    *,
+    final: bool,
+    started: datetime | None,
+) -> None:
+    await deps.publish(
+        DOCUMENT_FAILED,
+        DocumentFailed(
+            document_id=event.document_id,
+            owner_id=event.owner_id,
+            run_id=event.run_id,
+            stage="extract",
+            reason=reason,
+            message=message[:2000],
+            attempt=ctx.attempt,
+            final=final,
+            worker=deps.worker,  # type: ignore[arg-type]
+            started_at=started,
+            finished_at=now(),
+        ),
+        f"{event.document_id}:{event.run_id}:extract:failed:{ctx.attempt}:{'final' if final else 'retry'}",
+    )
 
 
 async def give_up(event: DocumentUploaded, exc: BaseException, deps: Deps, ctx: Ctx) -> None:
@@ -323,6 +410,13 @@ async def give_up(event: DocumentUploaded, exc: BaseException, deps: Deps, ctx: 
         reason, message = exc.reason, exc.message
     else:
         reason, message = "internal", f"The text worker failed: {type(exc).__name__}."
-    await publish_failed(event, deps, ctx, reason, f"{message} (gave up after {ctx.attempt} attempts)",
-                         final=True, started=None)
+    await publish_failed(
+        event,
+        deps,
+        ctx,
+        reason,
+        f"{message} (gave up after {ctx.attempt} attempts)",
+        final=True,
+        started=None,
+    )
     await mark_run_done(deps.runs, str(event.run_id), ctx.stream_seq)

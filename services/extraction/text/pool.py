@@ -76,7 +76,9 @@ def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, p
         try:
             if job[0] == "previews":
                 _, path, out_dir, pages = job
-                rendered = engines.render_previews(path, out_dir, pages, lambda n, total: conn.send(("page", n, total)))
+                rendered = engines.render_previews(
+                    path, out_dir, pages, lambda n, total: conn.send(("page", n, total))
+                )
                 conn.send(("done", rendered))
             else:
                 conn.send(("done", extract(job[1], limits, lambda n, total: conn.send(("page", n, total)))))
@@ -92,12 +94,28 @@ def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, p
 class _Child:
     def __init__(self, limits: PoolLimits, engine: str):
         ours, theirs = socket.socketpair()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
         page = limits.page
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.extraction.text.pool", str(theirs.fileno()), str(limits.memory_mb),
-             str(page.max_pages), str(page.page_timeout_s), engine, str(os.getpid())],
-            pass_fds=[theirs.fileno()], env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "services.extraction.text.pool",
+                str(theirs.fileno()),
+                str(limits.memory_mb),
+                str(page.max_pages),
+                str(page.page_timeout_s),
+                engine,
+                str(os.getpid()),
+            ],
+            pass_fds=[theirs.fileno()],
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+        )
         theirs.close()
         self.conn = Connection(ours.detach())
         self.docs = 0
@@ -137,8 +155,10 @@ def _death_reason(exitcode: int | None, memory_mb: int) -> tuple[str, str]:
     if exitcode is not None and exitcode < 0:
         sig = signal.Signals(-exitcode)
         if sig in (signal.SIGABRT, signal.SIGKILL, signal.SIGBUS):
-            return "memory", (f"The parser process was stopped by {sig.name}, typically a stream that inflates "
-                              f"beyond the {memory_mb} MB memory limit.")
+            return "memory", (
+                f"The parser process was stopped by {sig.name}, typically a stream that inflates "
+                f"beyond the {memory_mb} MB memory limit."
+            )
         return "unreadable", f"The parser process crashed ({sig.name}) on this PDF."
     return "unreadable", f"The parser process exited unexpectedly (exit code {exitcode})."
 
@@ -147,8 +167,13 @@ class ExtractPool:
     """`await pool.extract(path, on_page=…, heartbeat=…)` → the engine's result dict, or ExtractError;
     `await pool.render_previews(path, out_dir, pages)` → the pages rendered, under the same limits."""
 
-    def __init__(self, size: int = 1, limits: PoolLimits = PoolLimits(), engine: str = "hybrid",
-                 heartbeat_every_s: float = 5.0):
+    def __init__(
+        self,
+        size: int = 1,
+        limits: PoolLimits = PoolLimits(),
+        engine: str = "hybrid",
+        heartbeat_every_s: float = 5.0,
+    ):
         self.size = size
         self.limits = limits
         self.engine = engine
@@ -200,18 +225,33 @@ class ExtractPool:
         self._all.discard(child)
         await asyncio.to_thread(child.kill)
 
-    async def extract(self, path: str, *, on_page: Callable[[int, int], Awaitable[None]] | None = None,
-                      heartbeat: Callable[[], Awaitable[None]] | None = None) -> dict[str, Any]:
+    async def extract(
+        self,
+        path: str,
+        *,
+        on_page: Callable[[int, int], Awaitable[None]] | None = None,
+        heartbeat: Callable[[], Awaitable[None]] | None = None,
+    ) -> dict[str, Any]:
         return await self._job(("extract", path), on_page, heartbeat)  # type: ignore[no-any-return]
 
-    async def render_previews(self, path: str, out_dir: str, pages: list[int], *,
-                              on_page: Callable[[int, int], Awaitable[None]] | None = None) -> list[int]:
+    async def render_previews(
+        self,
+        path: str,
+        out_dir: str,
+        pages: list[int],
+        *,
+        on_page: Callable[[int, int], Awaitable[None]] | None = None,
+    ) -> list[int]:
         """Render the 1-based `pages` of `path`, in this order, to `<out_dir>/<n>.png` in a child; `on_page`
         hears of each file as soon as it is written. Returns the pages rendered."""
         return await self._job(("previews", path, out_dir, pages), on_page, None)  # type: ignore[no-any-return]
 
-    async def _job(self, job: tuple[Any, ...], on_page: Callable[[int, int], Awaitable[None]] | None,
-                   heartbeat: Callable[[], Awaitable[None]] | None) -> Any:
+    async def _job(
+        self,
+        job: tuple[Any, ...],
+        on_page: Callable[[int, int], Awaitable[None]] | None,
+        heartbeat: Callable[[], Awaitable[None]] | None,
+    ) -> Any:
         if not self._started and not self.stopping:
             async with self._starting:  # a pool nobody started (the preview pool) starts on first use
                 if not self._started:
@@ -236,9 +276,13 @@ class ExtractPool:
                 self.replaced += 1
                 self._idle.put_nowait(await self._spawn())
 
-    async def _run(self, child: _Child, job: tuple[Any, ...],
-                   on_page: Callable[[int, int], Awaitable[None]] | None,
-                   heartbeat: Callable[[], Awaitable[None]] | None) -> Any:
+    async def _run(
+        self,
+        child: _Child,
+        job: tuple[Any, ...],
+        on_page: Callable[[int, int], Awaitable[None]] | None,
+        heartbeat: Callable[[], Awaitable[None]] | None,
+    ) -> Any:
         child.conn.send(job)
         started = time.monotonic()
         deadline = started + self.limits.doc_timeout_s
@@ -247,8 +291,11 @@ class ExtractPool:
             now = time.monotonic()
             if now >= deadline:
                 child.kill()
-                raise ExtractError("timeout", f"Extraction took longer than the {self.limits.doc_timeout_s:g} s "
-                                              f"limit for one document.")
+                raise ExtractError(
+                    "timeout",
+                    f"Extraction took longer than the {self.limits.doc_timeout_s:g} s "
+                    f"limit for one document.",
+                )
             if heartbeat and now >= next_beat:
                 next_beat = now + self.heartbeat_every_s
                 await heartbeat()
@@ -283,5 +330,10 @@ class _HealthyError(ExtractError):
 
 if __name__ == "__main__":
     fd, memory_mb, max_pages, page_timeout_s, engine_name, parent = sys.argv[1:7]
-    _child_main(Connection(int(fd)), int(memory_mb), Limits(int(max_pages), float(page_timeout_s)), engine_name,
-                int(parent))
+    _child_main(
+        Connection(int(fd)),
+        int(memory_mb),
+        Limits(int(max_pages), float(page_timeout_s)),
+        engine_name,
+        int(parent),
+    )

@@ -34,7 +34,9 @@ def upgrade() -> None:
     op.create_table(
         "sessions",
         sa.Column("id", UUID(as_uuid=True), primary_key=True),
-        sa.Column("user_id", UUID(as_uuid=True), sa.ForeignKey(f"{S}.users.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "user_id", UUID(as_uuid=True), sa.ForeignKey(f"{S}.users.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("refresh_hash", sa.String(64), nullable=False, unique=True),
         sa.Column("previous_hash", sa.String(64)),
         sa.Column("rotated_at", sa.DateTime(timezone=True)),

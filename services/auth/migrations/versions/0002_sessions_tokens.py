@@ -23,8 +23,12 @@ def upgrade() -> None:
     op.create_table(
         "refresh_history",
         sa.Column("token_hash", sa.String(64), primary_key=True),
-        sa.Column("session_id", UUID(as_uuid=True), sa.ForeignKey(f"{S}.sessions.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "session_id",
+            UUID(as_uuid=True),
+            sa.ForeignKey(f"{S}.sessions.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("rotated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         schema=S,
     )
@@ -32,7 +36,9 @@ def upgrade() -> None:
     op.create_table(
         "action_tokens",
         sa.Column("id", UUID(as_uuid=True), primary_key=True),
-        sa.Column("user_id", UUID(as_uuid=True), sa.ForeignKey(f"{S}.users.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "user_id", UUID(as_uuid=True), sa.ForeignKey(f"{S}.users.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
         sa.Column("new_email", sa.String(320)),
@@ -44,8 +50,13 @@ def upgrade() -> None:
     op.create_index("ix_action_tokens_user_id", "action_tokens", ["user_id"], schema=S)
     op.create_index("ix_audit_log_actor_id", "audit_log", ["actor_id"], schema=S)
     op.create_index("ix_audit_log_target_id", "audit_log", ["target_id"], schema=S)
-    op.create_index("ix_sessions_user_live", "sessions", ["user_id"], schema=S,
-                    postgresql_where=sa.text("revoked_at IS NULL"))
+    op.create_index(
+        "ix_sessions_user_live",
+        "sessions",
+        ["user_id"],
+        schema=S,
+        postgresql_where=sa.text("revoked_at IS NULL"),
+    )
 
 
 def downgrade() -> None:

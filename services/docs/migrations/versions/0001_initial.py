@@ -15,10 +15,12 @@ depends_on = None
 
 S = "docs"
 # Kept in step with services/docs/tables.py SEARCH_EXPRESSION (a migration must not import app code).
-SEARCH = ("setweight(to_tsvector('simple', coalesce(title, '')), 'A') || "
-          "setweight(to_tsvector('simple', coalesce(sender, '')), 'B') || "
-          "setweight(to_tsvector('simple', coalesce(filename, '')), 'B') || "
-          "setweight(to_tsvector('simple', left(coalesce(body_text, ''), 200000)), 'C')")
+SEARCH = (
+    "setweight(to_tsvector('simple', coalesce(title, '')), 'A') || "
+    "setweight(to_tsvector('simple', coalesce(sender, '')), 'B') || "
+    "setweight(to_tsvector('simple', coalesce(filename, '')), 'B') || "
+    "setweight(to_tsvector('simple', left(coalesce(body_text, ''), 200000)), 'C')"
+)
 
 
 def upgrade() -> None:
@@ -59,8 +61,12 @@ def upgrade() -> None:
     op.create_index("ix_documents_owner_sha", "documents", ["owner_id", "sha256"], schema=S)
     op.create_table(
         "pages",
-        sa.Column("document_id", UUID(as_uuid=True), sa.ForeignKey(f"{S}.documents.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "document_id",
+            UUID(as_uuid=True),
+            sa.ForeignKey(f"{S}.documents.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("number", sa.Integer, primary_key=True),
         sa.Column("text", sa.Text, nullable=False),
         sa.Column("tables", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
@@ -74,19 +80,29 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=now),
         schema=S,
     )
-    op.create_index("uq_categories_owner_name", "categories", ["owner_id", sa.text("lower(name)")], unique=True,
-                    schema=S)
+    op.create_index(
+        "uq_categories_owner_name", "categories", ["owner_id", sa.text("lower(name)")], unique=True, schema=S
+    )
     op.create_table(
         "document_categories",
-        sa.Column("document_id", UUID(as_uuid=True), sa.ForeignKey(f"{S}.documents.id", ondelete="CASCADE"),
-                  primary_key=True),
-        sa.Column("category_id", UUID(as_uuid=True), sa.ForeignKey(f"{S}.categories.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "document_id",
+            UUID(as_uuid=True),
+            sa.ForeignKey(f"{S}.documents.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column(
+            "category_id",
+            UUID(as_uuid=True),
+            sa.ForeignKey(f"{S}.categories.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("source", sa.String(8), nullable=False, server_default="user"),
         schema=S,
     )
-    op.create_index("ix_document_categories_category", "document_categories", ["category_id", "document_id"],
-                    schema=S)
+    op.create_index(
+        "ix_document_categories_category", "document_categories", ["category_id", "document_id"], schema=S
+    )
     op.create_table(
         "tasks",
         sa.Column("id", UUID(as_uuid=True), primary_key=True),
@@ -125,7 +141,9 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.DateTime(timezone=True)),
         schema=S,
     )
-    op.create_index("ix_outbox_unsent", "outbox", ["id"], postgresql_where=sa.text("sent_at IS NULL"), schema=S)
+    op.create_index(
+        "ix_outbox_unsent", "outbox", ["id"], postgresql_where=sa.text("sent_at IS NULL"), schema=S
+    )
     op.create_table(
         "audit_log",
         sa.Column("id", UUID(as_uuid=True), primary_key=True),

@@ -18,8 +18,11 @@ S = "docs"
 
 def upgrade() -> None:
     # Lower-cased names: the model suggests names, and a rejected one must stay rejected on every re-run.
-    op.add_column("documents", sa.Column("rejected_categories", JSONB, nullable=False,
-                                         server_default=sa.text("'[]'::jsonb")), schema=S)
+    op.add_column(
+        "documents",
+        sa.Column("rejected_categories", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+        schema=S,
+    )
 
 
 def downgrade() -> None:

@@ -16,8 +16,11 @@ S = "docs"
 
 
 def upgrade() -> None:
-    op.add_column("documents", sa.Column("preview_pages", sa.Integer, nullable=False, server_default=sa.text("0")),
-                  schema=S)
+    op.add_column(
+        "documents",
+        sa.Column("preview_pages", sa.Integer, nullable=False, server_default=sa.text("0")),
+        schema=S,
+    )
 
 
 def downgrade() -> None:

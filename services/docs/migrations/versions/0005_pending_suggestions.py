@@ -18,8 +18,11 @@ S = "docs"
 
 def upgrade() -> None:
     # Set when the AI may not create categories itself; each analysis replaces the list.
-    op.add_column("documents", sa.Column("pending_suggestions", JSONB, nullable=False,
-                                         server_default=sa.text("'[]'::jsonb")), schema=S)
+    op.add_column(
+        "documents",
+        sa.Column("pending_suggestions", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+        schema=S,
+    )
 
 
 def downgrade() -> None:

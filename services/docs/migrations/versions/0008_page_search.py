@@ -17,10 +17,12 @@ S = "docs"
 # Kept in step with services/docs/tables.py PAGE_SEARCH_EXPRESSION and RANK_EXPRESSION (a migration must not
 # import app code).
 PAGE_SEARCH = "to_tsvector('simple', left(text, 100000))"
-RANK = ("setweight(to_tsvector('simple', coalesce(title, '')), 'A') || "
-        "setweight(to_tsvector('simple', coalesce(sender, '')), 'B') || "
-        "setweight(to_tsvector('simple', coalesce(filename, '')), 'B') || "
-        "setweight(to_tsvector('simple', left(coalesce(body_text, ''), 10000)), 'C')")
+RANK = (
+    "setweight(to_tsvector('simple', coalesce(title, '')), 'A') || "
+    "setweight(to_tsvector('simple', coalesce(sender, '')), 'B') || "
+    "setweight(to_tsvector('simple', coalesce(filename, '')), 'B') || "
+    "setweight(to_tsvector('simple', left(coalesce(body_text, ''), 10000)), 'C')"
+)
 
 
 def upgrade() -> None:
@@ -30,7 +32,9 @@ def upgrade() -> None:
     # Ranking reads each candidate's whole vector: a long document's (up to 200,000 characters of text) cost
     # as much as dozens of short ones. Relevance is judged on the title, sender, filename and the first
     # 10,000 characters; matching still uses the full `search` vector.
-    op.add_column("documents", sa.Column("rank_vector", TSVECTOR, sa.Computed(RANK, persisted=True)), schema=S)
+    op.add_column(
+        "documents", sa.Column("rank_vector", TSVECTOR, sa.Computed(RANK, persisted=True)), schema=S
+    )
     op.execute(f"ALTER TABLE {S}.documents ALTER COLUMN rank_vector SET STORAGE MAIN")
     # No index: a listed row's pages are read by the primary key, in order, until one matches; each test
     # reads the page's vector, kept in the row (MAIN) rather than in TOAST: 50 long documents' snippets

@@ -21,7 +21,9 @@ def build_provider(config: ProviderConfig) -> Provider:
         from .openai_provider import OpenAICompatibleProvider
 
         return OpenAICompatibleProvider(config)
-    raise ProviderError(f"Unknown AI provider {config.name!r}: choose builtin, anthropic, ollama or openai_compatible.")
+    raise ProviderError(
+        f"Unknown AI provider {config.name!r}: choose builtin, anthropic, ollama or openai_compatible."
+    )
 
 
 __all__ = ["MalformedAnswer", "Provider", "ProviderConfig", "ProviderError", "Usage", "build_provider"]

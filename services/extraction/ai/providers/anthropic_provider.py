@@ -34,41 +34,64 @@ class AnthropicProvider:
         self.model = config.model or DEFAULT_MODEL
         self.budget_chars = DEFAULT_BUDGET_CHARS
         # Retries are ours (same policy for every provider, Retry-After honoured), so the SDK's are off.
-        self.client = anthropic.AsyncAnthropic(api_key=config.api_key, base_url=config.base_url or None,
-                                               timeout=config.timeout_s, max_retries=0)
+        self.client = anthropic.AsyncAnthropic(
+            api_key=config.api_key, base_url=config.base_url or None, timeout=config.timeout_s, max_retries=0
+        )
 
     async def _create(self, **kwargs: Any) -> Any:
         try:
             async with concurrency_limit(self.config):
                 return await self.client.messages.create(model=self.model, **kwargs)
         except anthropic.APITimeoutError:
-            raise ProviderError(f"Anthropic did not answer within {self.config.timeout_s:g} s.", timeout=True) from None
+            raise ProviderError(
+                f"Anthropic did not answer within {self.config.timeout_s:g} s.", timeout=True
+            ) from None
         except anthropic.APIStatusError as err:
             raise status_error("Anthropic", err.status_code, _message(err), err.response.headers) from None
         except anthropic.APIConnectionError as err:
-            raise ProviderError(f"Cannot reach Anthropic at {self.client.base_url}: {err}", retryable=True) from None
+            raise ProviderError(
+                f"Cannot reach Anthropic at {self.client.base_url}: {err}", retryable=True
+            ) from None
         except (anthropic.APIResponseValidationError, json.JSONDecodeError) as err:
-            raise ProviderError(f"Anthropic answered something that is not a valid API response: {err}") from None
+            raise ProviderError(
+                f"Anthropic answered something that is not a valid API response: {err}"
+            ) from None
 
-    async def analyze(self, text: str, instructions: str, schema: dict[str, Any]) -> tuple[dict[str, Any], Usage]:
+    async def analyze(
+        self, text: str, instructions: str, schema: dict[str, Any]
+    ) -> tuple[dict[str, Any], Usage]:
         started = time.perf_counter()
-        tool = {"name": TOOL_NAME, "description": "Record the fields found in the document.", "input_schema": schema}
-        resp, tries = await with_retries(self.config, lambda: self._create(
-            max_tokens=2048, system=system_prompt(instructions),
-            messages=[{"role": "user", "content": text}],
-            tools=[tool], tool_choice={"type": "tool", "name": TOOL_NAME}))
-        usage = Usage(model=getattr(resp, "model", "") or self.model,
-                      tokens_in=getattr(resp.usage, "input_tokens", None),
-                      tokens_out=getattr(resp.usage, "output_tokens", None),
-                      latency_ms=(time.perf_counter() - started) * 1000, attempts=tries)
+        tool = {
+            "name": TOOL_NAME,
+            "description": "Record the fields found in the document.",
+            "input_schema": schema,
+        }
+        resp, tries = await with_retries(
+            self.config,
+            lambda: self._create(
+                max_tokens=2048,
+                system=system_prompt(instructions),
+                messages=[{"role": "user", "content": text}],
+                tools=[tool],
+                tool_choice={"type": "tool", "name": TOOL_NAME},
+            ),
+        )
+        usage = Usage(
+            model=getattr(resp, "model", "") or self.model,
+            tokens_in=getattr(resp.usage, "input_tokens", None),
+            tokens_out=getattr(resp.usage, "output_tokens", None),
+            latency_ms=(time.perf_counter() - started) * 1000,
+            attempts=tries,
+        )
         for block in resp.content:
             if getattr(block, "type", "") == "tool_use" and isinstance(block.input, dict):
                 return block.input, usage
         raise MalformedAnswer("Anthropic answered without calling the fields tool.")
 
     async def ping(self) -> str:
-        resp, _ = await with_retries(self.config, lambda: self._create(
-            max_tokens=1, messages=[{"role": "user", "content": "ping"}]))
+        resp, _ = await with_retries(
+            self.config, lambda: self._create(max_tokens=1, messages=[{"role": "user", "content": "ping"}])
+        )
         return str(resp.model)
 
     async def aclose(self) -> None:

@@ -47,9 +47,13 @@ class Usage:
         def plus(a: int | None, b: int | None) -> int | None:
             return None if a is None and b is None else (a or 0) + (b or 0)
 
-        return Usage(model=other.model or self.model, tokens_in=plus(self.tokens_in, other.tokens_in),
-                     tokens_out=plus(self.tokens_out, other.tokens_out),
-                     latency_ms=self.latency_ms + other.latency_ms, attempts=self.attempts + other.attempts)
+        return Usage(
+            model=other.model or self.model,
+            tokens_in=plus(self.tokens_in, other.tokens_in),
+            tokens_out=plus(self.tokens_out, other.tokens_out),
+            latency_ms=self.latency_ms + other.latency_ms,
+            attempts=self.attempts + other.attempts,
+        )
 
 
 # Providers echo a rejected key in their error text ("Incorrect API key provided: sk-…"); such text is
@@ -64,8 +68,15 @@ def mask_keys(text: str) -> str:
 class ProviderError(Exception):
     """The provider could not answer. `retryable`: 429, 5xx, connection trouble; `timeout`: it took too long."""
 
-    def __init__(self, message: str, *, retryable: bool = False, timeout: bool = False,
-                 retry_after_s: float | None = None, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        timeout: bool = False,
+        retry_after_s: float | None = None,
+        status: int | None = None,
+    ):
         message = mask_keys(message)
         super().__init__(message)
         self.message = message
@@ -84,8 +95,9 @@ class Provider(Protocol):
     model: str
     budget_chars: int
 
-    async def analyze(self, text: str, instructions: str, schema: dict[str, Any]) -> tuple[dict[str, Any], Usage]:
-        ...
+    async def analyze(
+        self, text: str, instructions: str, schema: dict[str, Any]
+    ) -> tuple[dict[str, Any], Usage]: ...
 
     async def ping(self) -> str:
         """A tiny request; returns the model name the provider reports."""
@@ -133,12 +145,19 @@ def status_error(provider: str, status: int, detail: str, headers: Any = None) -
         text = f"{provider} had a server error (HTTP {status}). {detail}"
     else:
         text = f"{provider} rejected the request (HTTP {status}). {detail}"
-    return ProviderError(text.strip(), retryable=status == 429 or status >= 500,
-                         retry_after_s=retry_after_seconds(headers), status=status)
+    return ProviderError(
+        text.strip(),
+        retryable=status == 429 or status >= 500,
+        retry_after_s=retry_after_seconds(headers),
+        status=status,
+    )
 
 
-async def with_retries(config: ProviderConfig, attempt: Callable[[], Awaitable[T]],
-                       sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> tuple[T, int]:
+async def with_retries(
+    config: ProviderConfig,
+    attempt: Callable[[], Awaitable[T]],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> tuple[T, int]:
     """Run `attempt`, retrying retryable `ProviderError`s with exponential backoff and jitter,
     never sooner than the provider's Retry-After. Returns the result and the number of attempts."""
     tries = 0
@@ -168,9 +187,11 @@ def concurrency_limit(config: ProviderConfig) -> asyncio.Semaphore:
 
 
 def system_prompt(instructions: str) -> str:
-    base = ("You read one document (text extracted from a PDF, pages marked '--- page N ---') and record its "
-            "fields. Use only what the text says; leave a field null rather than guess. Dates as YYYY-MM-DD, "
-            "amounts as plain numbers without thousands separators, currency as an ISO 4217 code, "
-            "document_type one of the listed values, summary: two or three sentences in the document's "
-            "language, suggested_categories: up to five short nouns.")
+    base = (
+        "You read one document (text extracted from a PDF, pages marked '--- page N ---') and record its "
+        "fields. Use only what the text says; leave a field null rather than guess. Dates as YYYY-MM-DD, "
+        "amounts as plain numbers without thousands separators, currency as an ISO 4217 code, "
+        "document_type one of the listed values, summary: two or three sentences in the document's "
+        "language, suggested_categories: up to five short nouns."
+    )
     return f"{base}\n\n{instructions.strip()}" if instructions.strip() else base

@@ -22,18 +22,68 @@ MODEL = "builtin-rules-1"
 # ---- dates ---------------------------------------------------------------------------------------
 MONTHS = {
     # English
-    "january": 1, "february": 2, "march": 3, "april": 4, "may": 5, "june": 6, "july": 7, "august": 8,
-    "september": 9, "october": 10, "november": 11, "december": 12,
-    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "sept": 9, "oct": 10,
-    "nov": 11, "dec": 12,
+    "january": 1,
+    "february": 2,
+    "march": 3,
+    "april": 4,
+    "may": 5,
+    "june": 6,
+    "july": 7,
+    "august": 8,
+    "september": 9,
+    "october": 10,
+    "november": 11,
+    "december": 12,
+    "jan": 1,
+    "feb": 2,
+    "mar": 3,
+    "apr": 4,
+    "jun": 6,
+    "jul": 7,
+    "aug": 8,
+    "sep": 9,
+    "sept": 9,
+    "oct": 10,
+    "nov": 11,
+    "dec": 12,
     # German
-    "januar": 1, "jänner": 1, "februar": 2, "märz": 3, "maerz": 3, "mai": 5, "juni": 6, "juli": 7,
-    "oktober": 10, "dezember": 12, "okt": 10, "dez": 12,
+    "januar": 1,
+    "jänner": 1,
+    "februar": 2,
+    "märz": 3,
+    "maerz": 3,
+    "mai": 5,
+    "juni": 6,
+    "juli": 7,
+    "oktober": 10,
+    "dezember": 12,
+    "okt": 10,
+    "dez": 12,
     # Russian (nominative and genitive)
-    "январь": 1, "января": 1, "февраль": 2, "февраля": 2, "март": 3, "марта": 3, "апрель": 4, "апреля": 4,
-    "май": 5, "мая": 5, "июнь": 6, "июня": 6, "июль": 7, "июля": 7, "август": 8, "августа": 8,
-    "сентябрь": 9, "сентября": 9, "октябрь": 10, "октября": 10, "ноябрь": 11, "ноября": 11,
-    "декабрь": 12, "декабря": 12,
+    "январь": 1,
+    "января": 1,
+    "февраль": 2,
+    "февраля": 2,
+    "март": 3,
+    "марта": 3,
+    "апрель": 4,
+    "апреля": 4,
+    "май": 5,
+    "мая": 5,
+    "июнь": 6,
+    "июня": 6,
+    "июль": 7,
+    "июля": 7,
+    "август": 8,
+    "августа": 8,
+    "сентябрь": 9,
+    "сентября": 9,
+    "октябрь": 10,
+    "октября": 10,
+    "ноябрь": 11,
+    "ноября": 11,
+    "декабрь": 12,
+    "декабря": 12,
 }
 _MONTH_NAMES = "|".join(sorted((re.escape(m) for m in MONTHS), key=len, reverse=True))
 DATE_PATTERNS = [
@@ -41,13 +91,21 @@ DATE_PATTERNS = [
     (re.compile(r"\b(\d{1,2})\.(\d{1,2})\.(\d{4})\b"), ("d", "m", "y")),
     (re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b"), ("d", "m", "y")),
     (re.compile(rf"\b(\d{{1,2}})\.?\s+({_MONTH_NAMES})\.?,?\s+(\d{{4}})", re.I), ("d", "M", "y")),
-    (re.compile(rf"\b({_MONTH_NAMES})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})", re.I), ("M", "d", "y")),
+    (
+        re.compile(rf"\b({_MONTH_NAMES})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})", re.I),
+        ("M", "d", "y"),
+    ),
 ]
 DOC_DATE_LABELS = re.compile(
     r"(invoice date|date of issue|issue date|document date|^\s*date|rechnungsdatum|belegdatum|^\s*datum|"
-    r"дата счета|дата счёта|дата документа|^\s*дата)", re.I)
-DUE_DATE_LABELS = re.compile(r"(due date|payment due|pay by|due on|fällig|zahlbar bis|zahlungsziel|"
-                             r"срок оплаты|оплатить до)", re.I)
+    r"дата счета|дата счёта|дата документа|^\s*дата)",
+    re.I,
+)
+DUE_DATE_LABELS = re.compile(
+    r"(due date|payment due|pay by|due on|fällig|zahlbar bis|zahlungsziel|"
+    r"срок оплаты|оплатить до)",
+    re.I,
+)
 
 
 def find_dates(text: str) -> list[tuple[int, date]]:
@@ -76,23 +134,56 @@ def _labelled_date(lines: list[str], label: re.Pattern[str]) -> date | None:
 
 # ---- amounts and currencies ------------------------------------------------------------------------
 # 1,234.56 · 1.234,56 · 1 234,56 · 1234.56 · 1234 — not followed by % (a tax rate is not an amount).
-AMOUNT = re.compile(r"(?<![\w.,])(-?\d{1,3}(?:[ ,.\u00a0\u202f]\d{3})+(?:[.,]\d{1,2})?|-?\d+(?:[.,]\d{1,2})?)(?![\d%])")
-CURRENCY_CODES = ("EUR", "USD", "GBP", "CHF", "RUB", "JPY", "CAD", "AUD", "SEK", "NOK", "DKK", "PLN", "CZK",
-                  "UAH", "KZT", "CNY", "INR")
-CURRENCY_SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "₽": "RUB", "¥": "JPY", "руб": "RUB", "р.": "RUB",
-                    "fr.": "CHF"}
+AMOUNT = re.compile(
+    r"(?<![\w.,])(-?\d{1,3}(?:[ ,.\u00a0\u202f]\d{3})+(?:[.,]\d{1,2})?|-?\d+(?:[.,]\d{1,2})?)(?![\d%])"
+)
+CURRENCY_CODES = (
+    "EUR",
+    "USD",
+    "GBP",
+    "CHF",
+    "RUB",
+    "JPY",
+    "CAD",
+    "AUD",
+    "SEK",
+    "NOK",
+    "DKK",
+    "PLN",
+    "CZK",
+    "UAH",
+    "KZT",
+    "CNY",
+    "INR",
+)
+CURRENCY_SYMBOLS = {
+    "€": "EUR",
+    "$": "USD",
+    "£": "GBP",
+    "₽": "RUB",
+    "¥": "JPY",
+    "руб": "RUB",
+    "р.": "RUB",
+    "fr.": "CHF",
+}
 _CODE_RE = re.compile(r"\b(" + "|".join(CURRENCY_CODES) + r")\b")
-TOTAL_LABELS = re.compile(r"(total|amount due|balance due|grand total|gesamt|summe|endbetrag|rechnungsbetrag|"
-                          r"zu zahlen|zahlbetrag|итого|всего к оплате|к оплате|сумма к оплате)", re.I)
-NET_LABELS = re.compile(r"(subtotal|sub-total|net amount|net total|\bnet\b|netto|zwischensumme|"
-                        r"без ндс|сумма без)", re.I)
+TOTAL_LABELS = re.compile(
+    r"(total|amount due|balance due|grand total|gesamt|summe|endbetrag|rechnungsbetrag|"
+    r"zu zahlen|zahlbetrag|итого|всего к оплате|к оплате|сумма к оплате)",
+    re.I,
+)
+NET_LABELS = re.compile(
+    r"(subtotal|sub-total|net amount|net total|\bnet\b|netto|zwischensumme|"
+    r"без ндс|сумма без)",
+    re.I,
+)
 TAX_LABELS = re.compile(r"(\bvat\b|\btax\b|sales tax|mwst|ust\b|umsatzsteuer|mehrwertsteuer|ндс|налог)", re.I)
 
 
 def parse_amount(raw: str) -> Decimal | None:
     s = re.sub(r"[ \u00a0\u202f]", "", raw)
     decimal_part = re.search(r"[.,](\d{1,2})$", s)  # one or two digits after the last separator: cents
-    whole, frac = (s[:decimal_part.start()], decimal_part.group(1)) if decimal_part else (s, "")
+    whole, frac = (s[: decimal_part.start()], decimal_part.group(1)) if decimal_part else (s, "")
     whole = re.sub(r"[,.]", "", whole)
     try:
         return Decimal(f"{whole}.{frac}" if frac else whole)
@@ -136,7 +227,11 @@ def find_currency(text: str) -> str | None:
         return labelled.group(2).upper()
     votes: Counter[str] = Counter(m.group(1) for m in _CODE_RE.finditer(text))
     for symbol, code in CURRENCY_SYMBOLS.items():
-        n = text.count(symbol) if len(symbol) == 1 else len(re.findall(rf"\d\s*{re.escape(symbol)}", text, re.I))
+        n = (
+            text.count(symbol)
+            if len(symbol) == 1
+            else len(re.findall(rf"\d\s*{re.escape(symbol)}", text, re.I))
+        )
         if n:
             votes[code] += n
     return votes.most_common(1)[0][0] if votes else None
@@ -146,12 +241,17 @@ def find_currency(text: str) -> str | None:
 # A number carries a digit; labels and values share a line ("Nordlicht" after "INVOICE" is no number).
 _ID = r"(?=[^\s]*\d)([A-Z0-9ÄÖÜА-Я][A-Z0-9ÄÖÜА-Я\-/._]{2,40})"
 _SEP = r"\b[ \t]*[:#.№]?[ \t]*"
-INVOICE_NO = re.compile(r"(invoice[ \t]*(?:number|no\.?|nr\.?|#|id)|rechnungs?[ \t]*-?[ \t]*(?:nummer|nr\.?)|"
-                        r"сч[её]т на оплату[ \t]*№|сч[её]т[ \t]*№|номер сч[её]та|сч[её]т-фактура[ \t]*№)" + _SEP + _ID,
-                        re.I)
-CUSTOMER_NO = re.compile(r"(customer[ \t]*(?:number|no\.?|id|#)|account[ \t]*(?:number|no\.?)|"
-                         r"client[ \t]*(?:number|no\.?)|kunden[ \t]*-?[ \t]*(?:nummer|nr\.?)|номер клиента|"
-                         r"лицевой сч[её]т|код клиента)" + _SEP + _ID, re.I)
+INVOICE_NO = re.compile(
+    r"(invoice[ \t]*(?:number|no\.?|nr\.?|#|id)|rechnungs?[ \t]*-?[ \t]*(?:nummer|nr\.?)|"
+    r"сч[её]т на оплату[ \t]*№|сч[её]т[ \t]*№|номер сч[её]та|сч[её]т-фактура[ \t]*№)" + _SEP + _ID,
+    re.I,
+)
+CUSTOMER_NO = re.compile(
+    r"(customer[ \t]*(?:number|no\.?|id|#)|account[ \t]*(?:number|no\.?)|"
+    r"client[ \t]*(?:number|no\.?)|kunden[ \t]*-?[ \t]*(?:nummer|nr\.?)|номер клиента|"
+    r"лицевой сч[её]т|код клиента)" + _SEP + _ID,
+    re.I,
+)
 IBAN_RE = re.compile(r"\b([A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30})\b")
 
 
@@ -180,22 +280,91 @@ def find_iban(text: str) -> str | None:
 
 # ---- document type, language -------------------------------------------------------------------------
 TYPE_KEYWORDS: dict[str, tuple[str, ...]] = {
-    "invoice": ("invoice", "rechnung", "счет-фактура", "счёт-фактура", "счет на оплату", "счёт на оплату",
-                "invoice number", "rechnungsnummer"),
-    "receipt": ("receipt", "quittung", "kassenbon", "kassenbeleg", "кассовый чек", "квитанция", "товарный чек"),
+    "invoice": (
+        "invoice",
+        "rechnung",
+        "счет-фактура",
+        "счёт-фактура",
+        "счет на оплату",
+        "счёт на оплату",
+        "invoice number",
+        "rechnungsnummer",
+    ),
+    "receipt": (
+        "receipt",
+        "quittung",
+        "kassenbon",
+        "kassenbeleg",
+        "кассовый чек",
+        "квитанция",
+        "товарный чек",
+    ),
     "contract": ("contract", "agreement", "vertrag", "vereinbarung", "договор", "соглашение"),
-    "letter": ("dear ", "yours faithfully", "yours sincerely", "kind regards", "sehr geehrte",
-               "mit freundlichen grüßen", "уважаемый", "уважаемая", "с уважением"),
-    "bank_statement": ("account statement", "bank statement", "kontoauszug", "выписка по счету",
-                       "выписка по счёту", "opening balance", "closing balance", "anfangssaldo"),
-    "payslip": ("payslip", "pay slip", "salary statement", "gehaltsabrechnung", "lohnabrechnung",
-                "entgeltabrechnung", "расчетный листок", "расчётный листок"),
-    "tax_document": ("tax return", "tax assessment", "steuerbescheid", "steuererklärung", "einkommensteuer",
-                     "налоговая декларация", "налоговое уведомление", "form 1040", "w-2"),
+    "letter": (
+        "dear ",
+        "yours faithfully",
+        "yours sincerely",
+        "kind regards",
+        "sehr geehrte",
+        "mit freundlichen grüßen",
+        "уважаемый",
+        "уважаемая",
+        "с уважением",
+    ),
+    "bank_statement": (
+        "account statement",
+        "bank statement",
+        "kontoauszug",
+        "выписка по счету",
+        "выписка по счёту",
+        "opening balance",
+        "closing balance",
+        "anfangssaldo",
+    ),
+    "payslip": (
+        "payslip",
+        "pay slip",
+        "salary statement",
+        "gehaltsabrechnung",
+        "lohnabrechnung",
+        "entgeltabrechnung",
+        "расчетный листок",
+        "расчётный листок",
+    ),
+    "tax_document": (
+        "tax return",
+        "tax assessment",
+        "steuerbescheid",
+        "steuererklärung",
+        "einkommensteuer",
+        "налоговая декларация",
+        "налоговое уведомление",
+        "form 1040",
+        "w-2",
+    ),
 }
 STOPWORDS = {
-    "en": {"the", "and", "of", "to", "for", "is", "with", "your", "date", "please", "we", "this", "dear", "our",
-           "yours", "subject", "reference", "invoice", "total"},
+    "en": {
+        "the",
+        "and",
+        "of",
+        "to",
+        "for",
+        "is",
+        "with",
+        "your",
+        "date",
+        "please",
+        "we",
+        "this",
+        "dear",
+        "our",
+        "yours",
+        "subject",
+        "reference",
+        "invoice",
+        "total",
+    },
     "de": {"der", "die", "das", "und", "mit", "für", "ist", "sie", "ihre", "wir", "bitte", "nicht", "von"},
     "fr": {"le", "la", "les", "et", "de", "des", "pour", "vous", "nous", "est", "avec"},
     "ru": {"и", "в", "не", "на", "с", "по", "для", "от", "что", "это", "к", "оплате"},
@@ -236,19 +405,34 @@ def guess_language(text: str) -> str | None:
 
 # ---- parties, title, summary ------------------------------------------------------------------------
 _LABEL_LINE = re.compile(r"^[^:]{1,40}:\s*")
-_HEADING_ONLY = re.compile(r"^(invoice|rechnung|receipt|quittung|счет|счёт|счет-фактура|credit note|gutschrift|"
-                           r"contract|vertrag|договор|letter|brief|page \d+.*)$", re.I)
-RECIPIENT_LABELS = re.compile(r"^(bill to|billed to|invoice to|ship to|recipient|customer|rechnungsempfänger|"
-                              r"empfänger|kunde|покупатель|плательщик|получатель|заказчик)\b\s*:?\s*(.*)$", re.I)
-SENDER_LABELS = re.compile(r"^(from|seller|supplier|vendor|von|absender|lieferant|продавец|поставщик|"
-                           r"исполнитель)\s*:\s*(.+)$", re.I)
+_HEADING_ONLY = re.compile(
+    r"^(invoice|rechnung|receipt|quittung|счет|счёт|счет-фактура|credit note|gutschrift|"
+    r"contract|vertrag|договор|letter|brief|page \d+.*)$",
+    re.I,
+)
+RECIPIENT_LABELS = re.compile(
+    r"^(bill to|billed to|invoice to|ship to|recipient|customer|rechnungsempfänger|"
+    r"empfänger|kunde|покупатель|плательщик|получатель|заказчик)\b\s*:?\s*(.*)$",
+    re.I,
+)
+SENDER_LABELS = re.compile(
+    r"^(from|seller|supplier|vendor|von|absender|lieferant|продавец|поставщик|"
+    r"исполнитель)\s*:\s*(.+)$",
+    re.I,
+)
 SUBJECT_LABELS = re.compile(r"^(subject|re|betreff|betrifft|тема|по вопросу)\s*:\s*(.+)$", re.I)
 
 
 def _name_like(line: str) -> bool:
     s = line.strip()
-    return (3 <= len(s) <= 120 and any(c.isalpha() for c in s) and not _HEADING_ONLY.match(s)
-            and not find_dates(s) and ":" not in s and "@" not in s)
+    return (
+        3 <= len(s) <= 120
+        and any(c.isalpha() for c in s)
+        and not _HEADING_ONLY.match(s)
+        and not find_dates(s)
+        and ":" not in s
+        and "@" not in s
+    )
 
 
 def find_sender(lines: list[str]) -> str | None:
@@ -269,14 +453,14 @@ def find_recipient(lines: list[str], sender: str | None, kind: str | None) -> st
             rest = m.group(2).strip()
             if rest:
                 return rest
-            for nxt in lines[i + 1:i + 3]:
+            for nxt in lines[i + 1 : i + 3]:
                 if _name_like(nxt):
                     return nxt.strip()
     if kind == "letter" and sender:
         # Letter layout: sender block (name, address lines), then the recipient's name.
         start = next((i for i, ln in enumerate(lines[:10]) if ln.strip() == sender), None)
         if start is not None:
-            for line in lines[start + 1:start + 10]:
+            for line in lines[start + 1 : start + 10]:
                 if SUBJECT_LABELS.match(line) or any(w in line.lower() for w in TYPE_KEYWORDS["letter"]):
                     break  # the body starts; no recipient block seen
                 if _LABEL_LINE.match(line):
@@ -301,7 +485,9 @@ def find_title(lines: list[str], kind: str | None, number: str | None, sender: s
 
 
 def summarize(fields: dict[str, Any], body: str) -> str | None:
-    if fields.get("document_type") == "invoice" and (fields.get("invoice_number") or fields.get("total_amount")):
+    if fields.get("document_type") == "invoice" and (
+        fields.get("invoice_number") or fields.get("total_amount")
+    ):
         parts = ["Invoice"]
         if fields.get("invoice_number"):
             parts.append(fields["invoice_number"])
@@ -324,14 +510,24 @@ def summarize(fields: dict[str, Any], body: str) -> str | None:
     return summary[:500] or None
 
 
-CATEGORY_BY_TYPE = {"invoice": "Invoices", "receipt": "Receipts", "contract": "Contracts",
-                    "letter": "Correspondence", "bank_statement": "Banking", "payslip": "Salary",
-                    "tax_document": "Taxes"}
+CATEGORY_BY_TYPE = {
+    "invoice": "Invoices",
+    "receipt": "Receipts",
+    "contract": "Contracts",
+    "letter": "Correspondence",
+    "bank_statement": "Banking",
+    "payslip": "Salary",
+    "tax_document": "Taxes",
+}
 
 
 def extract(text: str) -> dict[str, Any]:
     """The fields the rules find in `text`, as JSON-ready values (dates ISO, amounts as strings)."""
-    lines = [ln.strip() for ln in text.replace("\r", "").splitlines() if ln.strip() and not ln.startswith("--- page")]
+    lines = [
+        ln.strip()
+        for ln in text.replace("\r", "").splitlines()
+        if ln.strip() and not ln.startswith("--- page")
+    ]
     kind = guess_type(lines)
     sender = find_sender(lines)
     number = _first_group(INVOICE_NO, text)
@@ -366,7 +562,9 @@ class BuiltinProvider:
     model = MODEL
     budget_chars = DEFAULT_BUDGET_CHARS * 4  # no model context to respect; only bound the work
 
-    async def analyze(self, text: str, instructions: str, schema: dict[str, Any]) -> tuple[dict[str, Any], Usage]:
+    async def analyze(
+        self, text: str, instructions: str, schema: dict[str, Any]
+    ) -> tuple[dict[str, Any], Usage]:
         started = time.perf_counter()
         # Regexes over a few hundred KB take tens of ms: off the event loop so the worker stays responsive.
         fields = await asyncio.to_thread(extract, text)

@@ -42,24 +42,45 @@ class OllamaProvider:
         except ollama.ResponseError as err:
             raise status_error("Ollama", err.status_code, err.error) from None
         except httpx.TimeoutException:
-            raise ProviderError(f"Ollama did not answer within {self.config.timeout_s:g} s.", timeout=True) from None
+            raise ProviderError(
+                f"Ollama did not answer within {self.config.timeout_s:g} s.", timeout=True
+            ) from None
         except (httpx.TransportError, ConnectionError) as err:
             raise ProviderError(f"Cannot reach Ollama at {self.host}: {err}", retryable=True) from None
         except ValueError as err:  # a body that is not JSON, or not a chat response
-            raise ProviderError(f"Ollama answered something that is not a valid API response: {err}") from None
+            raise ProviderError(
+                f"Ollama answered something that is not a valid API response: {err}"
+            ) from None
 
-    async def analyze(self, text: str, instructions: str, schema: dict[str, Any]) -> tuple[dict[str, Any], Usage]:
+    async def analyze(
+        self, text: str, instructions: str, schema: dict[str, Any]
+    ) -> tuple[dict[str, Any], Usage]:
         started = time.perf_counter()
-        resp, tries = await with_retries(self.config, lambda: self._chat(
-            messages=[{"role": "system", "content": system_prompt(instructions)}, {"role": "user", "content": text}],
-            format=schema, options={"temperature": 0, "num_ctx": CONTEXT_TOKENS}))
-        usage = Usage(model=resp.model or self.model, tokens_in=resp.prompt_eval_count, tokens_out=resp.eval_count,
-                      latency_ms=(time.perf_counter() - started) * 1000, attempts=tries)
+        resp, tries = await with_retries(
+            self.config,
+            lambda: self._chat(
+                messages=[
+                    {"role": "system", "content": system_prompt(instructions)},
+                    {"role": "user", "content": text},
+                ],
+                format=schema,
+                options={"temperature": 0, "num_ctx": CONTEXT_TOKENS},
+            ),
+        )
+        usage = Usage(
+            model=resp.model or self.model,
+            tokens_in=resp.prompt_eval_count,
+            tokens_out=resp.eval_count,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            attempts=tries,
+        )
         return parse_json_object(resp.message.content or ""), usage
 
     async def ping(self) -> str:
-        resp, _ = await with_retries(self.config, lambda: self._chat(
-            messages=[{"role": "user", "content": "ping"}], options={"num_predict": 1}))
+        resp, _ = await with_retries(
+            self.config,
+            lambda: self._chat(messages=[{"role": "user", "content": "ping"}], options={"num_predict": 1}),
+        )
         return str(resp.model or self.model)
 
     async def aclose(self) -> None:

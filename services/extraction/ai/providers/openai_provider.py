@@ -32,43 +32,67 @@ class OpenAICompatibleProvider:
         self.model = config.model or DEFAULT_MODEL
         self.budget_chars = DEFAULT_BUDGET_CHARS
         # Local servers take any key; the SDK insists on one.
-        self.client = openai.AsyncOpenAI(api_key=config.api_key or "not-needed", base_url=config.base_url or None,
-                                         timeout=config.timeout_s, max_retries=0)
+        self.client = openai.AsyncOpenAI(
+            api_key=config.api_key or "not-needed",
+            base_url=config.base_url or None,
+            timeout=config.timeout_s,
+            max_retries=0,
+        )
 
     async def _create(self, **kwargs: Any) -> Any:
         try:
             async with concurrency_limit(self.config):
                 return await self.client.chat.completions.create(model=self.model, **kwargs)
         except openai.APITimeoutError:
-            raise ProviderError(f"The model server did not answer within {self.config.timeout_s:g} s.",
-                                timeout=True) from None
+            raise ProviderError(
+                f"The model server did not answer within {self.config.timeout_s:g} s.", timeout=True
+            ) from None
         except openai.APIStatusError as err:
-            raise status_error("The model server", err.status_code, _message(err), err.response.headers) from None
+            raise status_error(
+                "The model server", err.status_code, _message(err), err.response.headers
+            ) from None
         except openai.APIConnectionError as err:
-            raise ProviderError(f"Cannot reach the model server at {self.client.base_url}: {err}",
-                                retryable=True) from None
+            raise ProviderError(
+                f"Cannot reach the model server at {self.client.base_url}: {err}", retryable=True
+            ) from None
         except (openai.APIResponseValidationError, json.JSONDecodeError) as err:
-            raise ProviderError(f"The model server answered something that is not a valid API response: {err}") \
-                from None
+            raise ProviderError(
+                f"The model server answered something that is not a valid API response: {err}"
+            ) from None
 
-    async def analyze(self, text: str, instructions: str, schema: dict[str, Any]) -> tuple[dict[str, Any], Usage]:
+    async def analyze(
+        self, text: str, instructions: str, schema: dict[str, Any]
+    ) -> tuple[dict[str, Any], Usage]:
         started = time.perf_counter()
-        resp, tries = await with_retries(self.config, lambda: self._create(
-            temperature=0,
-            messages=[{"role": "system", "content": system_prompt(instructions)}, {"role": "user", "content": text}],
-            response_format={"type": "json_schema",
-                             "json_schema": {"name": "document_fields", "schema": schema, "strict": False}}))
-        usage = Usage(model=getattr(resp, "model", "") or self.model,
-                      tokens_in=resp.usage.prompt_tokens if resp.usage else None,
-                      tokens_out=resp.usage.completion_tokens if resp.usage else None,
-                      latency_ms=(time.perf_counter() - started) * 1000, attempts=tries)
+        resp, tries = await with_retries(
+            self.config,
+            lambda: self._create(
+                temperature=0,
+                messages=[
+                    {"role": "system", "content": system_prompt(instructions)},
+                    {"role": "user", "content": text},
+                ],
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": "document_fields", "schema": schema, "strict": False},
+                },
+            ),
+        )
+        usage = Usage(
+            model=getattr(resp, "model", "") or self.model,
+            tokens_in=resp.usage.prompt_tokens if resp.usage else None,
+            tokens_out=resp.usage.completion_tokens if resp.usage else None,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            attempts=tries,
+        )
         if not resp.choices:
             raise MalformedAnswer("The model server answered with no choices.")
         return parse_json_object(resp.choices[0].message.content or ""), usage
 
     async def ping(self) -> str:
-        resp, _ = await with_retries(self.config, lambda: self._create(
-            max_tokens=1, messages=[{"role": "user", "content": "ping"}]))
+        resp, _ = await with_retries(
+            self.config, lambda: self._create(max_tokens=1, messages=[{"role": "user", "content": "ping"}])
+        )
         return str(resp.model)
 
     async def aclose(self) -> None:

@@ -54,8 +54,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "group_members",
-        sa.Column("group_id", UUID(as_uuid=True), sa.ForeignKey(f"{S}.groups.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "group_id",
+            UUID(as_uuid=True),
+            sa.ForeignKey(f"{S}.groups.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("user_id", UUID(as_uuid=True), primary_key=True),
         sa.Column("added_by", UUID(as_uuid=True)),
         sa.Column("added_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
@@ -64,8 +68,12 @@ def upgrade() -> None:
     op.create_index("ix_group_members_user_id", "group_members", ["user_id"], schema=S)
     op.create_table(
         "group_grants",
-        sa.Column("group_id", UUID(as_uuid=True), sa.ForeignKey(f"{S}.groups.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "group_id",
+            UUID(as_uuid=True),
+            sa.ForeignKey(f"{S}.groups.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("app_key", sa.String(40), primary_key=True),
         sa.Column("granted_by", UUID(as_uuid=True)),
         sa.Column("granted_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
@@ -96,5 +104,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for t in ("audit_log", "defaults_applied", "group_grants", "group_members", "groups", "user_grants", "apps"):
+    for t in (
+        "audit_log",
+        "defaults_applied",
+        "group_grants",
+        "group_members",
+        "groups",
+        "user_grants",
+        "apps",
+    ):
         op.drop_table(t, schema=S)
