@@ -88,10 +88,12 @@ async def record_audit(
     target_id: UUID | None = None,
     at: datetime | None = None,
     **details: Any,
-) -> None:
-    """One audit row in the caller's transaction, with the caller's IP and request id from `ctx`."""
+) -> UUID:
+    """One audit row in the caller's transaction, with the caller's IP and request id from `ctx`;
+    returns its id (an event announcing the same change can carry it as its msg id)."""
+    entry = uuid.uuid4()
     values: dict[str, Any] = {
-        "id": uuid.uuid4(),
+        "id": entry,
         "action": action,
         "actor_id": actor_id,
         "target_id": target_id,
@@ -102,3 +104,4 @@ async def record_audit(
     if at is not None:
         values["at"] = at
     await session.execute(sa.insert(table).values(**values))
+    return entry
