@@ -68,8 +68,6 @@ async def my_app_keys(http: httpx.AsyncClient, user: AppUser) -> set[str]:
 async def guard_service(stack: Stack):
     """A bare service of our own running the guard, as the documents service does."""
     svc = Service(stack.settings("guardtest"))
-    guards: dict[str, AppAccessGuard] = {}
-    svc.guards = guards  # type: ignore[attr-defined]
     yield svc
     await svc.stop()
     # Its `guardtest.health` Rpc is not part of the platform: keep the contract registry as it was.
