@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.auth import (
     AUTH_STATE_BUCKET,
@@ -99,7 +100,7 @@ async def ensure_admin(
     return AdminResult(row.id, row.email, outcome)
 
 
-async def _enqueue_announcement(s: Any, box: Outbox, row: Row[Any], outcome: Outcome) -> None:
+async def _enqueue_announcement(s: AsyncSession, box: Outbox, row: Row[Any], outcome: Outcome) -> None:
     if outcome == "created":
         event = UserRegistered(
             user_id=row.id,
