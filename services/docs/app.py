@@ -35,7 +35,8 @@ from services.kit.objects import digest_hex, read_object
 from services.kit.security import Actor
 from services.kit.settings_store import SettingsStore
 
-from . import handlers
+from .handlers import bulk, categories, documents, files, housekeeping, pipeline, runs, tasks, uploads
+from .handlers.common import Blobs, DocsDeps
 
 log = logging.getLogger("atrium.docs")
 
@@ -51,7 +52,7 @@ MANIFEST = AppManifest(
 )
 
 
-class NatsBlobs(handlers.Blobs):
+class NatsBlobs(Blobs):
     def __init__(self, svc: Service):
         self.svc = svc
         self._store: Any = None
@@ -107,7 +108,7 @@ def create_service(settings: ServiceSettings) -> Service:
         # A first batch fetches the original and may start the worker's preview child: allow for both.
         return await call(svc.nc, PREVIEW_RENDER, cmd, token=token, timeout=60)  # type: ignore[no-any-return]
 
-    deps = handlers.DocsDeps(
+    deps = DocsDeps(
         db=db,
         blobs=blobs,
         settings=current_settings,
@@ -124,7 +125,7 @@ def create_service(settings: ServiceSettings) -> Service:
     async def relay_loop() -> None:
         while True:
             try:
-                while await handlers.relay_outbox(db, publish_outbox):
+                while await housekeeping.relay_outbox(db, publish_outbox):
                     pass
             except asyncio.CancelledError:
                 raise
@@ -139,7 +140,7 @@ def create_service(settings: ServiceSettings) -> Service:
     async def retention_loop() -> None:
         while True:
             try:
-                removed = await handlers.apply_retention(db, current_settings())
+                removed = await housekeeping.apply_retention(db, current_settings())
                 if removed:
                     log_fields(log, logging.INFO, "old tasks removed", count=removed)
             except asyncio.CancelledError:
@@ -171,25 +172,26 @@ def create_service(settings: ServiceSettings) -> Service:
 
         svc.rpc(desc)(subscriber)
 
-    rpc(api.UPLOAD_PREPARE, handlers.upload_policy)
-    rpc(api.DOCUMENT_CREATE, handlers.create_document)
-    rpc(api.DOCUMENT_LIST, handlers.list_documents)
-    rpc(api.DOCUMENT_GET, handlers.get_document)
-    rpc(api.DOCUMENT_UPDATE, handlers.update_document)
-    rpc(api.DOCUMENT_DELETE, handlers.delete_document)
-    rpc(api.DOCUMENT_DOWNLOAD, handlers.download_document)
-    rpc(api.DOCUMENT_PREVIEW, handlers.preview_page)
-    rpc(api.DOCUMENT_REPROCESS, handlers.reprocess_document)
-    rpc(api.DOCUMENT_BULK, handlers.bulk)
-    rpc(api.CATEGORY_LIST, handlers.list_categories)
-    rpc(api.CATEGORY_CREATE, handlers.create_category)
-    rpc(api.CATEGORY_UPDATE, handlers.update_category)
-    rpc(api.CATEGORY_DELETE, handlers.delete_category)
-    rpc(api.TASK_LIST, handlers.list_tasks)
-    rpc(api.TASK_STATS, handlers.task_stats)
-    rpc(api.TASK_RETRY, handlers.retry_task)
-    rpc(api.EVENTS_GRANT, handlers.events_grant)
-    rpc(api.DOCUMENT_REPLAY, handlers.replay_documents)
+    rpc(api.UPLOAD_PREPARE, uploads.upload_policy)
+    rpc(api.DOCUMENT_CREATE, uploads.create_document)
+    rpc(api.DOCUMENT_LIST, documents.list_documents)
+    rpc(api.DOCUMENT_COUNTS, documents.count_documents)
+    rpc(api.DOCUMENT_GET, documents.get_document)
+    rpc(api.DOCUMENT_UPDATE, documents.update_document)
+    rpc(api.DOCUMENT_DELETE, files.delete_document)
+    rpc(api.DOCUMENT_DOWNLOAD, files.download_document)
+    rpc(api.DOCUMENT_PREVIEW, files.preview_page)
+    rpc(api.DOCUMENT_REPROCESS, runs.reprocess_document)
+    rpc(api.DOCUMENT_BULK, bulk.bulk)
+    rpc(api.CATEGORY_LIST, categories.list_categories)
+    rpc(api.CATEGORY_CREATE, categories.create_category)
+    rpc(api.CATEGORY_UPDATE, categories.update_category)
+    rpc(api.CATEGORY_DELETE, categories.delete_category)
+    rpc(api.TASK_LIST, tasks.list_tasks)
+    rpc(api.TASK_STATS, tasks.task_stats)
+    rpc(api.TASK_RETRY, tasks.retry_task)
+    rpc(api.EVENTS_GRANT, documents.events_grant)
+    rpc(api.DOCUMENT_REPLAY, runs.replay_documents)
 
     def consume(desc: Any, handler: Any, durable: str) -> None:
         async def subscriber(event: Any, ctx: Ctx) -> None:
@@ -197,10 +199,10 @@ def create_service(settings: ServiceSettings) -> Service:
 
         svc.on_event(desc, durable=durable, max_deliver=10)(subscriber)
 
-    consume(DOCUMENT_PROCESSING, handlers.on_processing, "docs-processing")
-    consume(DOCUMENT_EXTRACTED, handlers.on_extracted, "docs-extracted")
-    consume(DOCUMENT_ANALYZED, handlers.on_analyzed, "docs-analyzed")
-    consume(DOCUMENT_FAILED, handlers.on_failed, "docs-failed")
+    consume(DOCUMENT_PROCESSING, pipeline.on_processing, "docs-processing")
+    consume(DOCUMENT_EXTRACTED, pipeline.on_extracted, "docs-extracted")
+    consume(DOCUMENT_ANALYZED, pipeline.on_analyzed, "docs-analyzed")
+    consume(DOCUMENT_FAILED, pipeline.on_failed, "docs-failed")
 
     svc.docs_deps = deps  # type: ignore[attr-defined]  # tests drive handlers with the live dependencies
     return svc

@@ -15,7 +15,8 @@ from sqlalchemy import insert, select
 from contracts import Header
 from contracts.documents import DOCUMENT_UPLOADED
 from contracts.streams import DOCUMENTS_STREAM
-from services.docs import handlers
+from services.docs.handlers.housekeeping import relay_outbox
+from services.docs.handlers.runs import queue_run
 from services.docs.tables import documents, outbox
 from services.kit.db import Database
 from tests.conftest import AppUser, Stack
@@ -66,7 +67,7 @@ async def test_relay_publishes_what_a_crash_left_behind(stack: Stack, new_user: 
                     .returning(documents)
                 )
             ).one()
-            await handlers._queue_run(s, row, "extract", types.SimpleNamespace(queue_work=True))
+            await queue_run(s, row, "extract", types.SimpleNamespace(queue_work=True))
 
         # A relay that publishes and then dies before marking the row sent.
         async def publish_then_crash(subject: str, payload: dict[str, Any], mid: str) -> None:
@@ -78,7 +79,7 @@ async def test_relay_publishes_what_a_crash_left_behind(stack: Stack, new_user: 
             raise ConnectionError("killed")
 
         try:
-            await handlers.relay_outbox(db, publish_then_crash)
+            await relay_outbox(db, publish_then_crash)
         except ConnectionError:
             pass
         async with db.session() as s:
