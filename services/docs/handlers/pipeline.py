@@ -84,6 +84,27 @@ def _duration_ms(started: datetime | None, finished: datetime | None) -> int | N
     return max(0, int((finished - started).total_seconds() * 1000))
 
 
+async def _task_succeeded(
+    s: AsyncSession, task: TaskRow, ev: DocumentExtracted | DocumentAnalyzed, **values: Any
+) -> None:
+    """Record a worker's success on its (run, stage) task: attempt, worker, timing, and `values`."""
+    await s.execute(
+        update(tasks)
+        .where(tasks.c.id == task.id)
+        .values(
+            status="succeeded",
+            attempt=max(task.attempt, ev.attempt),
+            worker=ev.worker[:200],
+            started_at=ev.started_at,
+            finished_at=ev.finished_at,
+            error=None,
+            reason=None,
+            duration_ms=_duration_ms(ev.started_at, ev.finished_at),
+            **values,
+        )
+    )
+
+
 async def _advance(
     s: AsyncSession, doc: DocumentRow, run_id: UUID, status: DocumentStatus, **values: Any
 ) -> bool:
@@ -146,20 +167,7 @@ async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
         task = await _task_for_event(s, doc, ev.run_id, "extract")
         if task.status == "succeeded":
             return
-        await s.execute(
-            update(tasks)
-            .where(tasks.c.id == task.id)
-            .values(
-                status="succeeded",
-                attempt=max(task.attempt, ev.attempt),
-                worker=ev.worker[:200],
-                started_at=ev.started_at,
-                finished_at=ev.finished_at,
-                error=None,
-                reason=None,
-                duration_ms=_duration_ms(ev.started_at, ev.finished_at),
-            )
-        )
+        await _task_succeeded(s, task, ev)
         if result is None or doc.run_id != ev.run_id:
             return
         await s.execute(delete(pages).where(pages.c.document_id == doc.id))
@@ -223,23 +231,14 @@ async def on_analyzed(ev: DocumentAnalyzed, ctx: Ctx, deps: DocsDeps) -> None:
         task = await _task_for_event(s, doc, ev.run_id, "analyze")
         if task.status == "succeeded":
             return
-        await s.execute(
-            update(tasks)
-            .where(tasks.c.id == task.id)
-            .values(
-                status="succeeded",
-                attempt=max(task.attempt, ev.attempt),
-                worker=ev.worker[:200],
-                started_at=ev.started_at,
-                finished_at=ev.finished_at,
-                error=None,
-                reason=None,
-                duration_ms=_duration_ms(ev.started_at, ev.finished_at),
-                provider=ev.provider,
-                model=ev.model[:200],
-                tokens_in=ev.tokens_in,
-                tokens_out=ev.tokens_out,
-            )
+        await _task_succeeded(
+            s,
+            task,
+            ev,
+            provider=ev.provider,
+            model=ev.model[:200],
+            tokens_in=ev.tokens_in,
+            tokens_out=ev.tokens_out,
         )
         if doc.run_id != ev.run_id:
             return
