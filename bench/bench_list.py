@@ -31,6 +31,7 @@ from sqlalchemy import insert, select, text
 from bench.results import publish, summary
 from contracts.docs_api import ListDocuments
 from infra.embedded import EmbeddedPostgres, provision
+from services.docs import tables
 from services.docs.handlers import search
 from services.docs.handlers.common import Blobs, DocsDeps
 from services.docs.handlers.documents import list_documents
@@ -38,6 +39,7 @@ from services.docs.tables import categories, document_categories, documents, pag
 from services.kit import migrations
 from services.kit.bus import Ctx
 from services.kit.db import Database
+from services.kit.outbox import Outbox
 from services.kit.security import Actor
 
 GOAL_P95_MS = 50.0
@@ -182,7 +184,7 @@ def deps_for(db: Database) -> DocsDeps:
         blobs=Blobs(),
         settings=lambda: None,  # type: ignore[arg-type,return-value]
         check_access=allow,
-        wake_relay=lambda: None,
+        outbox=Outbox(tables.outbox, db, publish=no_progress),  # never used: queue_work is False
         publish_progress=no_progress,
         queue_work=False,
     )

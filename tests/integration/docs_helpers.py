@@ -59,13 +59,15 @@ async def upload(
 def deps(stack: Stack, **settings: Any) -> DocsDeps:
     """The live service's dependencies without announcing work to the workers (the test plays their part),
     optionally with other settings (without touching the shared KV)."""
-    live: DocsDeps = stack.services["docs"].docs_deps  # type: ignore[attr-defined]
+    live = stack.services["docs"].deps_as(DocsDeps)
     custom = DocumentsSettingsStored(**settings) if settings else None
     return dataclasses.replace(live, queue_work=False, settings=(lambda: custom) if custom else live.settings)
 
 
 async def actor(stack: Stack, user: AppUser) -> Actor:
-    return await stack.services["docs"].verifier.verify(f"Bearer {user.access_token}")
+    verifier = stack.services["docs"].verifier
+    assert verifier is not None
+    return await verifier.verify(f"Bearer {user.access_token}")
 
 
 def ctx(a: Actor | None = None) -> Ctx:

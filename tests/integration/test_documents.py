@@ -322,7 +322,6 @@ async def test_task_retention_removes_only_old_finished_tasks(stack: Stack, new_
 
     from sqlalchemy import select, update
 
-    from contracts.documents import DocumentsSettingsStored
     from services.docs.tables import tasks
 
     doc = await h.ready_document(stack, new_user, "old.pdf", "x")
@@ -333,7 +332,7 @@ async def test_task_retention_removes_only_old_finished_tasks(stack: Stack, new_
             .where(tasks.c.document_id == doc, tasks.c.stage == "extract")
             .values(created_at=datetime.now(UTC) - timedelta(days=40))
         )
-    await housekeeping.apply_retention(db, DocumentsSettingsStored(task_retention_days=30))
+    assert await housekeeping.apply_retention(h.deps(stack, task_retention_days=30)) >= 1
     async with db.session() as s:
         left = (await s.execute(select(tasks.c.stage).where(tasks.c.document_id == doc))).scalars().all()
     assert left == ["analyze"]

@@ -1,16 +1,15 @@
-"""What every documents handler uses: its dependencies, the caller, the audit trail, progress, ownership."""
+"""What every documents handler uses: its dependencies, the caller, progress, ownership, promoted fields."""
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import NotFound, Unavailable
@@ -25,10 +24,11 @@ from contracts.documents import (
 )
 from services.kit.bus import Ctx
 from services.kit.db import Database
+from services.kit.outbox import Outbox
 from services.kit.security import Actor
 
 from ..rows import CategoryRow, DocumentRow
-from ..tables import audit_log, categories, documents
+from ..tables import categories, documents
 
 log = logging.getLogger("atrium.docs")
 
@@ -56,7 +56,7 @@ class DocsDeps:
     blobs: Blobs
     settings: Callable[[], DocumentsSettingsStored]
     check_access: AccessCheck
-    wake_relay: Callable[[], None]
+    outbox: Outbox  # the kit's: `queue_run` announces runs through it
     publish_progress: ProgressSink
     # False records documents and runs without announcing them to the workers (bulk imports, the list
     # benchmark's generator, tests that play the workers' part themselves).
@@ -80,22 +80,6 @@ async def user(ctx: Ctx, deps: DocsDeps) -> Actor:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-async def audit(
-    s: AsyncSession, ctx: Ctx, action: str, actor: Actor | None, target: UUID | None, **details: Any
-) -> None:
-    await s.execute(
-        insert(audit_log).values(
-            id=uuid.uuid4(),
-            action=action,
-            actor_id=actor.user_id if actor else None,
-            target_id=target,
-            ip=ctx.client_ip or None,
-            request_id=ctx.request_id,
-            details=details,
-        )
-    )
 
 
 async def progress(

@@ -22,14 +22,15 @@ from contracts.docs_api import (
     UpdateDocument,
 )
 from contracts.documents import PdfMetadata
+from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 from services.kit.security import Actor
 
 from ..rows import DocumentRow
-from ..tables import document_categories, documents, pages, tasks
+from ..tables import audit_log, document_categories, documents, pages, tasks
 from . import search
 from .categories import category_for_name
-from .common import DocsDeps, audit, now, owned, owned_category, promoted, user
+from .common import DocsDeps, now, owned, owned_category, promoted, user
 from .views import categories_of, fields_public, summary, task_public
 
 
@@ -110,7 +111,15 @@ async def update_document(cmd: UpdateDocument, ctx: Ctx, deps: DocsDeps) -> Docu
                 .where(documents.c.id == cmd.id)
                 .values(fields=fields, updated_at=func.now(), **promoted(fields))
             )
-            await audit(s, ctx, "document.edited", actor, cmd.id, fields=sorted(edits))
+            await record_audit(
+                s,
+                audit_log,
+                ctx,
+                "document.edited",
+                actor_id=actor.user_id,
+                target_id=cmd.id,
+                fields=sorted(edits),
+            )
         if cmd.reject_categories:
             await _reject_categories(s, ctx, actor, row, list(dict.fromkeys(cmd.reject_categories)))
         if cmd.accept_suggestions or cmd.reject_suggestions:
@@ -154,12 +163,13 @@ async def _decide_suggestions(
         .where(documents.c.id == doc.id)
         .values(pending_suggestions=left, rejected_categories=rejected, updated_at=func.now())
     )
-    await audit(
+    await record_audit(
         s,
+        audit_log,
         ctx,
         "document.suggestions_decided",
-        actor,
-        doc.id,
+        actor_id=actor.user_id,
+        target_id=doc.id,
         accepted=accepted,
         rejected=[pending[n] for n in rejected_now],
     )
@@ -185,4 +195,12 @@ async def _reject_categories(
         .where(documents.c.id == doc.id)
         .values(rejected_categories=rejected, updated_at=func.now())
     )
-    await audit(s, ctx, "document.categories_rejected", actor, doc.id, categories=names)
+    await record_audit(
+        s,
+        audit_log,
+        ctx,
+        "document.categories_rejected",
+        actor_id=actor.user_id,
+        target_id=doc.id,
+        categories=names,
+    )

@@ -11,18 +11,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts import Empty, NotFound
 from contracts.docs_api import DocumentRef, DownloadTicket, PreviewRef, PreviewTicket
 from contracts.documents import PREVIEW_MAX_PAGES, RenderPreviews, preview_object_name, result_object_name
+from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 from services.kit.security import Actor
 
-from ..tables import documents, tasks
-from .common import DocsDeps, audit, owned, user
+from ..tables import audit_log, documents, tasks
+from .common import DocsDeps, owned, user
 
 
 async def download_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> DownloadTicket:
     actor = await user(ctx, deps)
     async with deps.db.transaction() as s:
         row = await owned(s, cmd.id, actor.user_id)
-        await audit(s, ctx, "document.downloaded", actor, cmd.id, filename=row.filename)
+        await record_audit(
+            s,
+            audit_log,
+            ctx,
+            "document.downloaded",
+            actor_id=actor.user_id,
+            target_id=cmd.id,
+            filename=row.filename,
+        )
     return DownloadTicket(object_name=row.object_name, filename=row.filename, size=row.size)
 
 
@@ -83,7 +92,15 @@ async def delete_one(doc_id: UUID, actor: Actor, ctx: Ctx, deps: DocsDeps) -> No
         for name in results:
             await deps.blobs.delete(name)
         await s.execute(delete(documents).where(documents.c.id == doc_id))
-        await audit(s, ctx, "document.deleted", actor, doc_id, filename=row.filename)
+        await record_audit(
+            s,
+            audit_log,
+            ctx,
+            "document.deleted",
+            actor_id=actor.user_id,
+            target_id=doc_id,
+            filename=row.filename,
+        )
 
 
 async def delete_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> Empty:

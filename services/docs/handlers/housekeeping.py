@@ -1,51 +1,30 @@
-"""What the service's background loops do (app.py runs them): relay the outbox, forget old tasks."""
+"""The service's background work (app.py's loops): forgetting old tasks. The kit's outbox relays and prunes
+the outbox itself (services/kit/outbox.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
 from datetime import timedelta
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import delete
 
-from contracts.documents import DocumentsSettingsStored
-from services.kit.db import Database
+from services.kit.logging import log_fields
 
-from ..tables import outbox, tasks
-from .common import now
+from ..tables import tasks
+from .common import DocsDeps, now
 from .pipeline import TERMINAL_TASK
 
-Publish = Callable[[str, dict[str, Any], str], Awaitable[None]]  # (subject, payload, Nats-Msg-Id)
+log = logging.getLogger("atrium.docs")
 
 
-async def relay_outbox(db: Database, publish: Publish, batch: int = 100) -> int:
-    """Publish unsent outbox rows, then mark them sent. A crash in between publishes again; the stream's
-    duplicate window (by `Nats-Msg-Id`) drops the repeat."""
-    async with db.transaction() as s:
-        rows = (
-            await s.execute(
-                select(outbox)
-                .where(outbox.c.sent_at.is_(None))
-                .order_by(outbox.c.id)
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
-        for r in rows:
-            await publish(r.subject, r.payload, r.msg_id)
-        if rows:
-            await s.execute(
-                update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=func.now())
-            )
-    return len(rows)
-
-
-async def apply_retention(db: Database, settings: DocumentsSettingsStored) -> int:
-    """Delete finished tasks older than the retention setting, and outbox rows sent more than a day ago."""
-    cutoff = now() - timedelta(days=settings.task_retention_days)
-    async with db.transaction() as s:
+async def apply_retention(deps: DocsDeps) -> int:
+    """Delete finished tasks older than the retention setting (`task_retention_days`)."""
+    cutoff = now() - timedelta(days=deps.settings().task_retention_days)
+    async with deps.db.transaction() as s:
         gone = await s.execute(
             delete(tasks).where(tasks.c.created_at < cutoff, tasks.c.status.in_(TERMINAL_TASK))
         )
-        await s.execute(delete(outbox).where(outbox.c.sent_at < now() - timedelta(days=1)))
-    return cast("CursorResult[Any]", gone).rowcount or 0
+    removed = int(getattr(gone, "rowcount", 0) or 0)
+    if removed:
+        log_fields(log, logging.INFO, "old tasks removed", count=removed)
+    return removed

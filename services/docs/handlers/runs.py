@@ -12,12 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts import NotFound
 from contracts.docs_api import DocumentRef, DocumentSummary, ReplayDocuments, ReplayResult
 from contracts.documents import DOCUMENT_UPLOADED, DocumentUploaded, RunKind
+from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 from services.kit.security import Actor
 
 from ..rows import DocumentRow
-from ..tables import documents, outbox, tasks
-from .common import DocsDeps, audit, owned, progress, user
+from ..tables import audit_log, documents, tasks
+from .common import DocsDeps, owned, progress, user
 from .views import summaries
 
 
@@ -51,16 +52,10 @@ async def queue_run(s: AsyncSession, row: DocumentRow, kind: RunKind, deps: Docs
             attempt=0,
         )
     )
-    if not deps.queue_work:
-        return
-    event = uploaded_event(row, kind)
-    await s.execute(
-        insert(outbox).values(
-            subject=DOCUMENT_UPLOADED.subject,
-            msg_id=f"{row.id}:{row.run_id}",
-            payload=event.model_dump(mode="json"),
+    if deps.queue_work:  # sent by the outbox relay once this transaction commits
+        await deps.outbox.enqueue(
+            s, DOCUMENT_UPLOADED, uploaded_event(row, kind), msg_id=f"{row.id}:{row.run_id}"
         )
-    )
 
 
 async def reprocess_one(
@@ -96,8 +91,9 @@ async def reprocess_one(
             )
         ).one()
         await queue_run(s, row, "reprocess", deps)
-        await audit(s, ctx, "document.reprocessed", actor, doc_id)
-    deps.wake_relay()
+        await record_audit(
+            s, audit_log, ctx, "document.reprocessed", actor_id=actor.user_id, target_id=doc_id
+        )
     await progress(deps, row.owner_id, row.id, row.run_id, "queued", "re-processing")
     return row
 

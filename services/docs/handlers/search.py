@@ -8,12 +8,9 @@ the page's rows only — so a page is one round trip.
 
 from __future__ import annotations
 
-import base64
 import html
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any, get_args
 from uuid import UUID
 
@@ -48,6 +45,7 @@ from contracts.docs_api import (
     SortKey,
 )
 from contracts.documents import DocumentStatus
+from services.kit.cursor import CursorType, CursorValue, decode_cursor, encode_cursor, invalid_cursor
 
 from ..rows import AnyRow, SummaryRow
 from ..tables import SEARCH_CONFIG, categories, document_categories, documents, pages
@@ -143,35 +141,27 @@ def _sort_expression(sort: SortKey, q: str | None, ranked: FromClause = document
     return keys[sort]
 
 
-def encode_cursor(sort: SortKey, order: str, q: str | None, value: Any, row_id: UUID) -> str:
-    if isinstance(value, (datetime, date)):
-        value = value.isoformat()
-    elif isinstance(value, Decimal):
-        value = str(value)
-    raw = json.dumps([sort, order, q or "", value, str(row_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+# What a cursor's sort value is read back as (the rest are text).
+_CURSOR_TYPES: dict[str, CursorType] = {
+    "uploaded_at": datetime,
+    "document_date": date,
+    "relevance": float,
+    "size": int,
+}
 
 
-def decode_cursor(cursor: str, sort: SortKey, order: str, q: str | None) -> tuple[Any, UUID]:
-    try:
-        c_sort, c_order, c_q, value, row_id = json.loads(
-            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        )
-        if (c_sort, c_order, c_q) != (sort, order, q or ""):
-            raise ValueError("cursor of another query")
-        parsers: dict[str, Callable[[Any], Any]] = {
-            "uploaded_at": datetime.fromisoformat,
-            "document_date": date.fromisoformat,
-            "relevance": float,
-            "size": int,
-        }
-        parsed = parsers.get(sort, str)(value)
-        return parsed, UUID(row_id)
-    except Exception:
-        raise Invalid(
-            "The cursor is not valid for this query; start again without it.",
-            [{"field": "cursor", "message": "invalid"}],
-        ) from None
+def list_cursor(sort: SortKey, order: str, q: str | None, value: CursorValue, row_id: UUID) -> str:
+    """The position after a row (its sort value and id), valid only for the same sort, order and search."""
+    return encode_cursor([value, row_id], bound_to=[sort, order, q or ""])
+
+
+def _cursor_position(cursor: str, sort: SortKey, order: str, q: str | None) -> tuple[CursorValue, UUID]:
+    value, row_id = decode_cursor(
+        cursor, (_CURSOR_TYPES.get(sort, str), UUID), bound_to=[sort, order, q or ""]
+    )
+    if value is None or not isinstance(row_id, UUID):  # no sort key is ever NULL (see _sort_expression)
+        raise invalid_cursor()
+    return value, row_id
 
 
 def _snippet(raw: str | None) -> str | None:
@@ -221,7 +211,7 @@ def list_statement(cmd: ListDocuments, owner: UUID) -> Select[Any]:
     c = source.c
     key = _sort_expression(cmd.sort, q, source)
     if cmd.cursor:
-        value, after = decode_cursor(cmd.cursor, cmd.sort, cmd.order, q)
+        value, after = _cursor_position(cmd.cursor, cmd.sort, cmd.order, q)
         pair, bound = tuple_(key, c.id), tuple_(literal(value), literal(after))
         page_conds.append(pair < bound if cmd.order == "desc" else pair > bound)
     ordering = [key.desc(), c.id.desc()] if cmd.order == "desc" else [key.asc(), c.id.asc()]
@@ -293,7 +283,7 @@ def page_of(cmd: ListDocuments, result: Sequence[AnyRow]) -> DocumentPage:
     ]
     q = query_text(cmd)
     next_cursor = (
-        encode_cursor(cmd.sort, cmd.order, q, rows[-1].sort_key, rows[-1].id) if more and rows else None
+        list_cursor(cmd.sort, cmd.order, q, rows[-1].sort_key, rows[-1].id) if more and rows else None
     )
     return DocumentPage(
         items=items, total=min(total, COUNT_CAP), total_exact=total <= COUNT_CAP, next_cursor=next_cursor

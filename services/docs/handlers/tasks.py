@@ -3,8 +3,6 @@ failed task (a new run of its document)."""
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -12,7 +10,7 @@ from uuid import UUID
 from sqlalchemy import ColumnElement, Date, cast, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import Conflict, Forbidden, Invalid, NotFound
+from contracts import Conflict, Forbidden, NotFound
 from contracts.docs_api import (
     DayStats,
     ListTasks,
@@ -24,6 +22,7 @@ from contracts.docs_api import (
     TaskStatsQuery,
 )
 from services.kit.bus import Ctx
+from services.kit.cursor import decode_cursor, encode_cursor, invalid_cursor
 from services.kit.security import Actor
 
 from ..tables import documents, tasks
@@ -57,12 +56,10 @@ async def list_tasks(cmd: ListTasks, ctx: Ctx, deps: DocsDeps) -> TaskPage:
         conds.append(t.filename.ilike(like(cmd.filename.strip()), escape="\\"))
     page_conds = list(conds)
     if cmd.cursor:
-        try:
-            at, tid = json.loads(base64.urlsafe_b64decode(cmd.cursor + "=" * (-len(cmd.cursor) % 4)))
-            bound = tuple_(literal(datetime.fromisoformat(at)), literal(UUID(tid)))
-        except Exception:
-            raise Invalid("The cursor is not valid; start again without it.") from None
-        page_conds.append(tuple_(t.created_at, t.id) < bound)
+        at, tid = decode_cursor(cmd.cursor, (datetime, UUID))
+        if at is None or tid is None:
+            raise invalid_cursor()
+        page_conds.append(tuple_(t.created_at, t.id) < tuple_(literal(at), literal(tid)))
     async with deps.db.session() as s:
         rows = (
             await s.execute(
@@ -75,13 +72,7 @@ async def list_tasks(cmd: ListTasks, ctx: Ctx, deps: DocsDeps) -> TaskPage:
         total = (await s.execute(select(func.count()).select_from(tasks).where(*conds))).scalar_one()
     more = len(rows) > cmd.limit
     rows = rows[: cmd.limit]
-    cursor = None
-    if more and rows:
-        cursor = (
-            base64.urlsafe_b64encode(json.dumps([rows[-1].created_at.isoformat(), str(rows[-1].id)]).encode())
-            .decode()
-            .rstrip("=")
-        )
+    cursor = encode_cursor([rows[-1].created_at, rows[-1].id]) if more and rows else None
     return TaskPage(
         items=[task_public(r, show_owner=cmd.all_users) for r in rows], total=total, next_cursor=cursor
     )

@@ -14,11 +14,12 @@ from contracts import Conflict, Empty, TooLarge
 from contracts.base import AtriumError
 from contracts.docs_api import CreateDocument, UploadPolicy, UploadResult
 from contracts.documents import DocumentsSettingsStored
+from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 
 from ..names import sanitize_filename
-from ..tables import documents
-from .common import DocsDeps, audit, progress, user
+from ..tables import audit_log, documents
+from .common import DocsDeps, progress, user
 from .runs import queue_run
 from .views import summaries
 
@@ -125,12 +126,20 @@ async def create_document(cmd: CreateDocument, ctx: Ctx, deps: DocsDeps) -> Uplo
                 keep_blob = True
                 raise Conflict("This upload was already recorded.") from None
             await queue_run(s, row, "extract", deps)
-            await audit(s, ctx, "document.uploaded", actor, row.id, filename=filename, size=size)
+            await record_audit(
+                s,
+                audit_log,
+                ctx,
+                "document.uploaded",
+                actor_id=actor.user_id,
+                target_id=row.id,
+                filename=filename,
+                size=size,
+            )
     except AtriumError:
         if not keep_blob:
             await deps.blobs.delete(object_name)
         raise
-    deps.wake_relay()
     await progress(deps, row.owner_id, row.id, row.run_id, "queued")
     result = (await summaries(deps, [row]))[0]
     return UploadResult(document=result, duplicate=first is not None)
