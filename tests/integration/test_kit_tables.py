@@ -17,9 +17,6 @@ from services.kit.outbox import outbox_table
 from tests.conftest import Stack
 
 DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
-# The documents service adopts the kit's audit log and outbox after this change (issue 11); until its
-# migration lands, its tables are the older shape and these cases are expected to fail.
-DOCS_PENDING = pytest.mark.xfail(strict=True, reason="docs adopts the kit's audit/outbox shape (issue 11)")
 
 
 def declared(table: Table) -> dict[str, Any]:
@@ -74,10 +71,10 @@ KIT_TABLES = {"audit_log": audit_table, "outbox": outbox_table}
 CASES = [
     ("auth", "audit_log"),
     ("permissions", "audit_log"),
-    pytest.param("docs", "audit_log", marks=DOCS_PENDING),
+    ("docs", "audit_log"),
     ("auth", "outbox"),
     ("permissions", "outbox"),
-    pytest.param("docs", "outbox", marks=DOCS_PENDING),
+    ("docs", "outbox"),
 ]
 
 
@@ -93,6 +90,7 @@ async def test_the_migrated_table_has_the_kit_shape(stack: Stack, schema: str, n
 
 @pytest.mark.parametrize("name", ["audit_log", "outbox"])
 async def test_defaults_agree_between_the_schemas(stack: Stack, name: str) -> None:
-    shapes = {schema: await shape_in(stack, schema, name) for schema in ("auth", "permissions")}
-    assert shapes["auth"]["defaults"] == shapes["permissions"]["defaults"]
-    assert shapes["auth"]["columns"] == shapes["permissions"]["columns"]
+    shapes = {schema: await shape_in(stack, schema, name) for schema in ("auth", "permissions", "docs")}
+    for schema in ("permissions", "docs"):
+        assert shapes[schema]["defaults"] == shapes["auth"]["defaults"], schema
+        assert shapes[schema]["columns"] == shapes["auth"]["columns"], schema
