@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.auth import (
@@ -34,6 +34,7 @@ from services.kit.outbox import Outbox, jetstream_publisher
 
 from . import passwords
 from .policy import PasswordPolicy
+from .rows import UserRow
 from .tables import audit_log, outbox, users
 
 Outcome = Literal["created", "promoted", "unchanged"]
@@ -100,7 +101,7 @@ async def ensure_admin(
     return AdminResult(row.id, row.email, outcome)
 
 
-async def _enqueue_announcement(s: AsyncSession, box: Outbox, row: Row[Any], outcome: Outcome) -> None:
+async def _enqueue_announcement(s: AsyncSession, box: Outbox, row: UserRow, outcome: Outcome) -> None:
     if outcome == "created":
         event = UserRegistered(
             user_id=row.id,
@@ -118,7 +119,7 @@ async def _enqueue_announcement(s: AsyncSession, box: Outbox, row: Row[Any], out
     await box.enqueue(s, USER_CHANGED, changed, msg_id=f"user_changed:{row.id}:{changed_at.timestamp()}")
 
 
-async def _put_admin_state(nc: Any, row: Row[Any]) -> None:
+async def _put_admin_state(nc: Any, row: UserRow) -> None:
     kv = await ensure_kv(nc.jetstream(), AUTH_STATE_BUCKET)
     try:  # keep the user's cut-off for old tokens; only role and active change
         entry = await kv.get(f"user.{row.id}")

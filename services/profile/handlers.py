@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from sqlalchemy import Row, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,7 @@ from services.kit.db import Database
 from services.kit.logging import log_fields
 
 from . import avatars
+from .rows import ProfileRow
 from .tables import profiles
 
 log = logging.getLogger("atrium.profile")
@@ -41,7 +42,7 @@ class ProfileDeps:
     avatars: ObjectStore  # the `avatars` Object Store bucket
 
 
-def _public(row: Row[Any]) -> ProfilePublic:
+def _public(row: ProfileRow) -> ProfilePublic:
     return ProfilePublic(
         user_id=row.user_id,
         display_name=row.display_name,
@@ -57,7 +58,7 @@ def _public(row: Row[Any]) -> ProfilePublic:
     )
 
 
-async def _ensure(s: AsyncSession, user_id: UUID, **initial: str | None) -> Row[Any]:
+async def _ensure(s: AsyncSession, user_id: UUID, **initial: str | None) -> ProfileRow:
     """The user's profile row, created if missing (safe against a concurrent creation)."""
     await s.execute(pg_insert(profiles).values(user_id=user_id, **initial).on_conflict_do_nothing())
     return (await s.execute(select(profiles).where(profiles.c.user_id == user_id))).one()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Conflict, NotFound
@@ -24,6 +23,7 @@ from contracts.auth import (
 )
 from services.kit.context import Ctx
 
+from ..rows import UserRow
 from ..tables import audit_log, users
 from .common import (
     AuthDeps,
@@ -115,7 +115,7 @@ async def admin_update_user(cmd: AdminUpdateUser, ctx: Ctx, deps: AuthDeps) -> U
     return user_public(row)
 
 
-async def _lock_target_and_admins(s: AsyncSession, user_id: UUID) -> Row[Any]:
+async def _lock_target_and_admins(s: AsyncSession, user_id: UUID) -> UserRow:
     # Lock every active admin in one order first, so two admins demoting each other cannot both win.
     await s.execute(
         select(users.c.id)
@@ -129,7 +129,7 @@ async def _lock_target_and_admins(s: AsyncSession, user_id: UUID) -> Row[Any]:
     return user
 
 
-async def _refuse_last_admin(s: AsyncSession, user: Row[Any]) -> None:
+async def _refuse_last_admin(s: AsyncSession, user: UserRow) -> None:
     """Call with the admins locked: refuse when `user` is the only active administrator."""
     if user.role != "admin" or not user.is_active:
         return

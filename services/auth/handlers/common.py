@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Unauthenticated
@@ -24,6 +24,7 @@ from ..config import AuthConfig
 from ..keys import KeyRing
 from ..mailer import Mailer
 from ..ratelimit import RateLimiter
+from ..rows import UserRow
 from ..state import AuthState
 from ..tables import audit_log, sessions, users
 
@@ -58,7 +59,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def user_public(row: Row[Any]) -> UserPublic:
+def user_public(row: UserRow) -> UserPublic:
     return UserPublic(
         id=row.id,
         email=row.email,
@@ -93,16 +94,16 @@ async def audit(
     await record_audit(s, audit_log, ctx, action, actor_id=actor_id, target_id=target_id, **details)
 
 
-async def user_by_email(s: AsyncSession, email: str) -> Row[Any] | None:
+async def user_by_email(s: AsyncSession, email: str) -> UserRow | None:
     return (await s.execute(select(users).where(func.lower(users.c.email) == email_key(email)))).one_or_none()
 
 
-async def user_by_id(s: AsyncSession, user_id: UUID, *, lock: bool = False) -> Row[Any] | None:
+async def user_by_id(s: AsyncSession, user_id: UUID, *, lock: bool = False) -> UserRow | None:
     q = select(users).where(users.c.id == user_id)
     return (await s.execute(q.with_for_update() if lock else q)).one_or_none()
 
 
-async def check_password_of(deps: AuthDeps, row: Row[Any], password: str) -> None:
+async def check_password_of(deps: AuthDeps, row: UserRow, password: str) -> None:
     account = email_key(row.email)
     deps.limiter.check("login_account", account)
     if not await passwords.verify_password(row.password_hash, password):
@@ -110,7 +111,7 @@ async def check_password_of(deps: AuthDeps, row: Row[Any], password: str) -> Non
         raise Unauthenticated("The password is wrong.", {"field": "password"})
 
 
-async def announce_user_changed(s: AsyncSession, deps: AuthDeps, row: Row[Any]) -> None:
+async def announce_user_changed(s: AsyncSession, deps: AuthDeps, row: UserRow) -> None:
     """`events.auth.user_changed` with the account's new state, in the caller's transaction."""
     changed_at = now()
     await deps.outbox.enqueue(
@@ -172,7 +173,7 @@ async def live_session_ids(s: AsyncSession, user_id: UUID, *, except_id: UUID | 
 
 
 async def end_all_sessions(
-    s: AsyncSession, deps: AuthDeps, ctx: Ctx, user: Row[Any], reason: EndReason, *, actor_id: UUID
+    s: AsyncSession, deps: AuthDeps, ctx: Ctx, user: UserRow, reason: EndReason, *, actor_id: UUID
 ) -> list[UUID]:
     ended = await end_sessions(
         s, deps, ctx, await live_session_ids(s, user.id), reason, actor_id=actor_id, target_id=user.id

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any, Literal
 from uuid import UUID
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Invalid
 
 from .. import tokens
+from ..rows import LinkKind, LinkTokenRow
 from ..tables import action_tokens
 from .common import AuthDeps, now
-
-LinkKind = Literal["verify", "reset"]
 
 
 async def new_link_token(
@@ -38,7 +36,7 @@ async def new_link_token(
     return token
 
 
-async def take_link_token(s: AsyncSession, token: str, kind: LinkKind) -> Row[Any]:
+async def take_link_token(s: AsyncSession, token: str, kind: LinkKind) -> LinkTokenRow:
     row = (
         await s.execute(
             select(action_tokens)

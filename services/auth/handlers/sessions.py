@@ -6,11 +6,10 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Row, insert, or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Empty, NotFound, Unauthenticated
@@ -29,6 +28,7 @@ from services.kit.audit import client_ip
 from services.kit.context import Ctx
 
 from .. import passwords, tokens
+from ..rows import SessionRow, UserRow
 from ..tables import refresh_history, sessions, users
 from .common import (
     AuthDeps,
@@ -48,7 +48,7 @@ BAD_LOGIN = "Wrong email or password, or the account is not active."
 BAD_REFRESH = "This refresh token is not valid (expired, ended or unknown); sign in again."
 
 
-def _pair(deps: AuthDeps, row: Row[Any], session_id: UUID, refresh: str, expires_at: datetime) -> TokenPair:
+def _pair(deps: AuthDeps, row: UserRow, session_id: UUID, refresh: str, expires_at: datetime) -> TokenPair:
     access = tokens.issue_access_token(
         deps.keys, user_id=row.id, role=row.role, session_id=session_id, ttl_s=deps.config.access_ttl_s
     )
@@ -113,7 +113,7 @@ async def login(cmd: LoginRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
     return _pair(deps, row, session_id, refresh_token, expires_at)
 
 
-Rotated = tuple[Row[Any], Row[Any], str]  # the user, the session, the successor refresh token
+Rotated = tuple[UserRow, SessionRow, str]  # the user, the session, the successor refresh token
 
 
 async def refresh(cmd: RefreshRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Row, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from contracts import Empty
@@ -12,11 +10,12 @@ from contracts.auth import UserDeleted
 from contracts.permissions import GrantPublic, GroupGrantRef, UserGrantChange, UserGrants, UserRef
 from services.kit.context import Ctx
 
+from ..rows import GrantRow
 from ..tables import group_grants, group_members, groups, user_grants
 from .common import PermDeps, now, record_change, require_app
 
 
-def _grant_public(row: Row[Any]) -> GrantPublic:
+def _grant_public(row: GrantRow) -> GrantPublic:
     return GrantPublic(
         user_id=row.user_id, app_key=row.app_key, granted_by=row.granted_by, granted_at=row.granted_at
     )

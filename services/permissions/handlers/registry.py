@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from contracts import Empty
@@ -20,22 +19,23 @@ from contracts.permissions import (
 )
 from services.kit.context import Ctx
 
+from ..rows import AppRow
 from ..tables import apps
 from .access import effective_keys, ensure_defaults
 from .common import PermDeps, no_app, now, record_change
 
 
-def _available(row: Row[Any], at: datetime) -> bool:
+def _available(row: AppRow, at: datetime) -> bool:
     return bool(row.last_seen_at >= at - timedelta(seconds=UNAVAILABLE_AFTER_S))
 
 
-def _default_grant(row: Row[Any]) -> bool:
+def _default_grant(row: AppRow) -> bool:
     return bool(
         row.manifest_default_grant if row.default_grant_override is None else row.default_grant_override
     )
 
 
-def _app_public(row: Row[Any], at: datetime) -> AppPublic:
+def _app_public(row: AppRow, at: datetime) -> AppPublic:
     return AppPublic(
         key=row.key,
         name=row.name,
@@ -46,7 +46,7 @@ def _app_public(row: Row[Any], at: datetime) -> AppPublic:
     )
 
 
-def _app_admin(row: Row[Any], at: datetime) -> AppAdmin:
+def _app_admin(row: AppRow, at: datetime) -> AppAdmin:
     return AppAdmin(
         key=row.key,
         name=row.name,
