@@ -17,6 +17,21 @@ def nats_servers(url: str) -> list[str]:
     return [u.strip() for u in url.split(",") if u.strip()]
 
 
+DEFAULT_CONCURRENCY = 8
+
+
+def service_concurrency() -> int:
+    """How many requests one service process handles at once (`ATRIUM_CONCURRENCY`, default 8).
+
+    One number sizes both ends: the service takes up to that many Rpc messages at a time and its
+    database pool keeps as many connections, so a handler never waits for a connection another
+    request of the same service holds. Each process reads its own environment: set it per service."""
+    value = int(os.environ.get("ATRIUM_CONCURRENCY") or DEFAULT_CONCURRENCY)
+    if value < 1:
+        raise ValueError(f"ATRIUM_CONCURRENCY must be at least 1, not {value}")
+    return value
+
+
 def nats_inbox_prefix(user: str) -> str:
     """Replies to a user's requests arrive under its own prefix, which only that user may subscribe to."""
     return f"_INBOX.{user}"
