@@ -10,6 +10,7 @@ Transport code lives here; handlers stay free of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -42,7 +43,7 @@ from contracts import (
 )
 from contracts.base import Event, Rpc, Stream
 
-from .config import ServiceSettings, nats_servers
+from .config import ServiceSettings, nats_servers, service_concurrency
 from .logging import log_fields, request_id_var
 from .security import Actor, TokenVerifier
 
@@ -200,6 +201,10 @@ class Service:
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.started_at = time.monotonic()
+        # Requests handled at once, over all Rpc subjects: as many as the database pool's connections
+        # (services.kit.db), so none waits for a connection. Health checks do not queue behind them.
+        self.concurrency = service_concurrency()
+        self.slots = asyncio.Semaphore(self.concurrency)
         self.rpc(health_rpc(self.name))(self._health)
 
     # ---- connections -------------------------------------------------------------------------
@@ -282,7 +287,8 @@ class Service:
                     ctx = Ctx(request_id=rid, headers=headers, subject=desc.subject)
                     ctx.actor = await self.authorize(desc, headers)
                     command = parse_model(desc.request, msg.body)
-                    result = await handler(command, ctx)
+                    async with contextlib.nullcontext() if handler == self._health else self.slots:
+                        result = await handler(command, ctx)
                     if not isinstance(result, desc.reply):
                         result = desc.reply.model_validate(result)
                     env = Envelope(ok=True, data=result.model_dump(mode="json"))
@@ -312,7 +318,11 @@ class Service:
 
             subscriber.__name__ = f"rpc_{desc.subject.replace('.', '_')}"
             self.broker.subscriber(
-                desc.subject, queue=desc.service or self.name, title=desc.subject, description=desc.summary
+                desc.subject,
+                queue=desc.service or self.name,
+                max_workers=self.concurrency,
+                title=desc.subject,
+                description=desc.summary,
             )(subscriber)
             return handler
 
