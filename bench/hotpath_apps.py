@@ -59,7 +59,7 @@ def monolith_app(database_url: str, key_dir: Path) -> FastAPI:
         return await verifier.verify(authorization)
 
     async def session() -> AsyncIterator[AsyncSession]:
-        async with db.session() as s:
+        async with db.read() as s:  # the auth service's read path too
             yield s
 
     @app.get("/api/v1/auth/me")

@@ -230,7 +230,7 @@ async def register_user(cmd: RegisterUser, deps: AuthDeps, ctx: Ctx) -> UserPubl
 
 async def me(deps: AuthDeps, ctx: Ctx) -> UserPublic:
     actor = ctx.require_actor()
-    async with deps.db.session() as s:
+    async with deps.db.read() as s:
         row = await _user_by_id(s, actor.user_id)
     if row is None:
         raise NotFound("This account no longer exists.")
