@@ -235,6 +235,9 @@ class Service:
             await self.verifier.start()
         await self.broker.start()
         # The server must know our subscriptions before anyone is told we are up (else: no responders).
+        # nats-py writes flush()'s PING straight to the socket, ahead of SUBs still queued for its flusher
+        # task, so the first PONG proves nothing; by then the flusher has written them: the second does.
+        await self.nc.flush(timeout=5)
         await self.nc.flush(timeout=5)
         log_fields(log, logging.INFO, "service started", service=self.name)
 
