@@ -43,7 +43,7 @@ from contracts import (
 )
 from contracts.base import Event, Rpc, Stream
 
-from .config import ServiceSettings, nats_servers, service_concurrency
+from .config import ServiceSettings, nats_servers, rpc_workers, service_concurrency
 from .logging import log_fields, request_id_var
 from .security import Actor, TokenVerifier
 
@@ -213,8 +213,10 @@ class Service:
         self.started_at = time.monotonic()
         # Requests handled at once, over all Rpc subjects: as many as the database pool's connections
         # (services.kit.db), so none waits for a connection. Health checks do not queue behind them.
+        # Each subject takes `rpc_workers()` messages at a time (services.kit.config).
         self.concurrency = service_concurrency()
         self.slots = asyncio.Semaphore(self.concurrency)
+        self.workers = min(rpc_workers(), self.concurrency)
         self.rpc(health_rpc(self.name))(self._health)
 
     # ---- connections -------------------------------------------------------------------------
@@ -333,7 +335,7 @@ class Service:
             self.broker.subscriber(
                 desc.subject,
                 queue=desc.service or self.name,
-                max_workers=self.concurrency,
+                max_workers=self.workers,
                 title=desc.subject,
                 description=desc.summary,
             )(subscriber)
