@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, StringConstraints
 
 Req = TypeVar("Req", bound=BaseModel)
 Rep = TypeVar("Rep", bound=BaseModel)
@@ -166,6 +166,12 @@ _BY_CODE: dict[ErrorCode, type[AtriumError]] = {
 WireSecret = Annotated[
     SecretStr, PlainSerializer(lambda v: v.get_secret_value(), return_type=str, when_used="json")
 ]
+
+
+# Text a client sends: PostgreSQL cannot store the NUL character, so no field takes it (the pattern says so).
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+# A URL the services will connect to: no control characters (an HTTP client refuses them as it connects).
+UrlText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 class Contract(BaseModel):

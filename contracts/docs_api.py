@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from .base import Contract, Empty, Rpc
+from .base import Contract, Empty, Rpc, Text
 from .documents import DocumentStatus, DocumentType, PdfMetadata
 
 APP_KEY = "documents"
@@ -43,7 +43,7 @@ class CreateDocument(Contract):
     """
 
     object_name: UUID
-    filename: str = Field(max_length=1000)
+    filename: Text = Field(max_length=1000)
 
 
 # ---- documents ------------------------------------------------------------------------------------
@@ -140,20 +140,20 @@ class DocumentFilter(Contract):
     document_type: list[DocumentType] = Field(default_factory=list)
     category_any: list[UUID] = Field(default_factory=list, max_length=50)
     category_all: list[UUID] = Field(default_factory=list, max_length=50)
-    sender: str | None = Field(default=None, max_length=300)  # starts with, ignoring case
+    sender: Text | None = Field(default=None, max_length=300)  # starts with, ignoring case
     date_from: date | None = None
     date_to: date | None = None
     uploaded_from: datetime | None = None
     uploaded_to: datetime | None = None
     duplicate: bool | None = None
-    q: str | None = Field(default=None, max_length=500)
+    q: Text | None = Field(default=None, max_length=500)
 
 
 class ListDocuments(DocumentFilter):
     sort: SortKey = "uploaded_at"
     order: Literal["asc", "desc"] = "desc"
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: str | None = Field(default=None, max_length=1000)
+    cursor: Text | None = Field(default=None, max_length=1000)
 
 
 class DocumentPage(Contract):
@@ -171,18 +171,18 @@ class DocumentFieldsUpdate(Contract):
 
     document_type: DocumentType | None = None
     document_date: date | None = None
-    sender: str | None = Field(default=None, max_length=300)
-    recipient: str | None = Field(default=None, max_length=300)
-    invoice_number: str | None = Field(default=None, max_length=100)
-    customer_number: str | None = Field(default=None, max_length=100)
+    sender: Text | None = Field(default=None, max_length=300)
+    recipient: Text | None = Field(default=None, max_length=300)
+    invoice_number: Text | None = Field(default=None, max_length=100)
+    customer_number: Text | None = Field(default=None, max_length=100)
     total_amount: Decimal | None = None
     net_amount: Decimal | None = None
     tax_amount: Decimal | None = None
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     due_date: date | None = None
-    iban: str | None = Field(default=None, max_length=34)
-    language: str | None = Field(default=None, max_length=8)
-    summary: str | None = Field(default=None, max_length=2000)
+    iban: Text | None = Field(default=None, max_length=34)
+    language: Text | None = Field(default=None, max_length=8)
+    summary: Text | None = Field(default=None, max_length=2000)
 
 
 EditableField = Literal[
@@ -204,21 +204,25 @@ EditableField = Literal[
 ]
 
 
-class UpdateDocument(Contract):
-    """Null means unchanged (messages carry every field); `clear` empties fields on purpose (kept empty on re-runs).
+class DocumentEdit(Contract):
+    """The body of `PATCH /documents/{id}`. Null means unchanged; `clear` empties fields on purpose (kept empty
+    on re-runs).
 
     `reject_categories`: the caller's categories taken off this document and never suggested on it again.
     `accept_suggestions` / `reject_suggestions`: names from `pending_suggestions`; accepting creates the category
     if needed and assigns it, rejecting means it is never suggested on this document again.
     """
 
-    id: UUID
-    title: str | None = Field(default=None, max_length=300)
+    title: Text | None = Field(default=None, max_length=300)
     fields: DocumentFieldsUpdate | None = None
     clear: list[EditableField] = Field(default_factory=list)
     reject_categories: list[UUID] = Field(default_factory=list, max_length=50)
-    accept_suggestions: list[str] = Field(default_factory=list, max_length=50)
-    reject_suggestions: list[str] = Field(default_factory=list, max_length=50)
+    accept_suggestions: list[Text] = Field(default_factory=list, max_length=50)
+    reject_suggestions: list[Text] = Field(default_factory=list, max_length=50)
+
+
+class UpdateDocument(DocumentEdit):
+    id: UUID
 
 
 class DownloadTicket(Contract):
@@ -264,12 +268,12 @@ class BulkResult(Contract):
 
 
 class CategoryCreate(Contract):
-    name: str = Field(min_length=1, max_length=80)
+    name: Text = Field(min_length=1, max_length=80)
 
 
 class CategoryUpdate(Contract):
     id: UUID
-    name: str = Field(min_length=1, max_length=80)
+    name: Text = Field(min_length=1, max_length=80)
 
 
 class CategoryPublic(Contract):
@@ -286,15 +290,18 @@ class CategoryList(Contract):
 # ---- tasks ---------------------------------------------------------------------------------------------
 
 
-class ListTasks(Contract):
+class TaskFilter(Contract):
     status: list[TaskStatus] = Field(default_factory=list)
     kind: list[TaskKind] = Field(default_factory=list)
     created_from: datetime | None = None
     created_to: datetime | None = None
-    filename: str | None = Field(default=None, max_length=300)
+    filename: Text | None = Field(default=None, max_length=300)
     all_users: bool = False  # admins only
+
+
+class ListTasks(TaskFilter):
     limit: int = Field(default=50, ge=1, le=500)
-    cursor: str | None = Field(default=None, max_length=500)
+    cursor: Text | None = Field(default=None, max_length=500)
 
 
 class TaskPage(Contract):

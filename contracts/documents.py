@@ -17,7 +17,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from .base import Contract, Event, Progress, Rpc, WireSecret, health_rpc
+from .base import Contract, Event, Progress, Rpc, Text, UrlText, WireSecret, health_rpc
 from .streams import DOCUMENTS_STREAM
 
 # JetStream Object Store bucket holding originals (`<document_id>`) and extraction results
@@ -236,10 +236,10 @@ class DocumentsSettingsUpdate(Contract):
     removed (no limit); null for any other field leaves it as it is."""
 
     provider: ProviderName | None = None
-    model: str | None = Field(default=None, max_length=200)
-    base_url: str | None = Field(default=None, max_length=500)
+    model: Text | None = Field(default=None, max_length=200)
+    base_url: UrlText | None = Field(default=None, max_length=500)
     api_key: WireSecret | None = None
-    prompt_instructions: str | None = Field(default=None, max_length=4000)
+    prompt_instructions: Text | None = Field(default=None, max_length=4000)
     request_timeout_s: float | None = Field(default=None, gt=0, le=600)
     max_upload_mb: int | None = Field(default=None, ge=1, le=2048)
     duplicate_policy: Literal["reject", "mark"] | None = None
