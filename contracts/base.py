@@ -9,6 +9,7 @@ requests and the CLI publishes through these descriptors; no subject string live
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
@@ -172,6 +173,8 @@ WireSecret = Annotated[
 Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 # A URL the services will connect to: no control characters (an HTTP client refuses them as it connects).
 UrlText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$")]
+# Money as the services store it (NUMERIC(18, 2)): fewer than 17 digits before the point.
+Amount = Annotated[Decimal, Field(gt=-(10**16), lt=10**16)]
 
 
 class Contract(BaseModel):

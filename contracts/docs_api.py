@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from .base import Contract, Empty, Rpc, Text
+from .base import Amount, Contract, Empty, Rpc, Text
 from .documents import DocumentStatus, DocumentType, PdfMetadata
 
 APP_KEY = "documents"
@@ -175,9 +175,9 @@ class DocumentFieldsUpdate(Contract):
     recipient: Text | None = Field(default=None, max_length=300)
     invoice_number: Text | None = Field(default=None, max_length=100)
     customer_number: Text | None = Field(default=None, max_length=100)
-    total_amount: Decimal | None = None
-    net_amount: Decimal | None = None
-    tax_amount: Decimal | None = None
+    total_amount: Amount | None = None
+    net_amount: Amount | None = None
+    tax_amount: Amount | None = None
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     due_date: date | None = None
     iban: Text | None = Field(default=None, max_length=34)
@@ -232,9 +232,13 @@ class DownloadTicket(Contract):
     content_type: str = "application/pdf"
 
 
+# A bound for the page numbers a client sends (the text worker refuses PDFs of more than 2000 pages).
+PAGE_NUMBER_MAX = 100_000
+
+
 class PreviewRef(Contract):
     document_id: UUID
-    page: int = Field(ge=1)
+    page: int = Field(ge=1, le=PAGE_NUMBER_MAX)
 
 
 class PreviewTicket(Contract):

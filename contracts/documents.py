@@ -231,6 +231,9 @@ class DocumentsSettingsPublic(DocumentsSettingsBase):
     api_key_last4: str = ""
 
 
+QUOTA_MAX = 1_000_000_000  # documents, or MB (a petabyte): more is no limit at all; send null for none
+
+
 class DocumentsSettingsUpdate(Contract):
     """PATCH semantics: only the fields sent change. `api_key: ""` clears the key; a quota sent as null is
     removed (no limit); null for any other field leaves it as it is."""
@@ -244,8 +247,8 @@ class DocumentsSettingsUpdate(Contract):
     max_upload_mb: int | None = Field(default=None, ge=1, le=2048)
     duplicate_policy: Literal["reject", "mark"] | None = None
     ai_may_create_categories: bool | None = None
-    quota_documents_per_user: int | None = Field(default=None, ge=1)
-    quota_storage_mb_per_user: int | None = Field(default=None, ge=1)
+    quota_documents_per_user: int | None = Field(default=None, ge=1, le=QUOTA_MAX)
+    quota_storage_mb_per_user: int | None = Field(default=None, ge=1, le=QUOTA_MAX)
     task_retention_days: int | None = Field(default=None, ge=1, le=3650)
 
 
@@ -293,8 +296,8 @@ class RenderPreviews(Contract):
     document_id: UUID
     owner_id: UUID
     run_id: UUID
-    object_name: str = Field(min_length=1, max_length=200)  # the original in OBJECT_BUCKET
-    page_count: int = Field(ge=1)
+    object_name: Text = Field(min_length=1, max_length=200)  # the original in OBJECT_BUCKET
+    page_count: int = Field(ge=1, le=100_000)
     page: int = Field(ge=1, le=PREVIEW_MAX_PAGES)
 
 

@@ -179,7 +179,11 @@ async def download(doc_id: UUID, request: Request, call: Call, token: Token) -> 
     responses={**binary_response("image/png", description="The page as a PNG image."), **errors(404)},
 )
 async def page_preview(
-    doc_id: UUID, page: Annotated[int, Path(ge=1)], request: Request, call: Call, token: Token
+    doc_id: UUID,
+    page: Annotated[int, Path(ge=1, le=api.PAGE_NUMBER_MAX)],
+    request: Request,
+    call: Call,
+    token: Token,
 ) -> StreamingResponse:
     ticket: api.PreviewTicket = await call(
         api.DOCUMENT_PREVIEW, api.PreviewRef(document_id=doc_id, page=page), token=token
