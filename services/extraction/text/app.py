@@ -74,6 +74,7 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
             max_bytes=config.max_mb * 1024 * 1024,
             previews=previews,
             originals=handlers.RecentOriginals(tmp_dir),
+            ocr_options=lambda: config.ocr,
         )
 
     async def shutdown() -> None:
