@@ -14,7 +14,7 @@ from services.extraction.ocr.classify import page_content, usable_chars
 from services.extraction.ocr.metrics import missed_words, word_recall
 from services.extraction.ocr.reader import OcrOptions
 from services.extraction.ocr.tessdata import installed
-from services.extraction.text.engine import OcrJob
+from services.extraction.text.engine import OcrJob, render_previews
 from services.extraction.text.pool import ExtractPool, PoolLimits
 from tests.integration.ocr_helpers import (
     OCRMYPDF,
@@ -161,7 +161,8 @@ def test_german_and_russian_scans_read_with_their_languages(
         assert word_recall(truth, ocr(tmp_path / "scan.pdf", ("eng",))["pages"][0]["text"]) < 0.5
 
 
-def test_an_image_over_the_pixel_cap_is_not_decoded_and_says_why() -> None:
+def test_an_image_over_the_pixel_cap_is_not_decoded_and_says_why(tmp_path: Path) -> None:
+    assert render_previews(str(OCRMYPDF / "hugemono.pdf"), str(tmp_path), [1]) == []  # no preview either
     result = ocr(OCRMYPDF / "hugemono.pdf", ("eng",))
     assert result["needs_ocr"] and result["ocr"]["skipped"] == [1] and not result["ocr"]["pages"]
     assert "35000 × 35000 pixels" in result["ocr"]["reason"] and "megapixel limit" in result["ocr"]["reason"]

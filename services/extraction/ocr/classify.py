@@ -23,6 +23,7 @@ class PageContent:
     images: int = 0
     image_share: float = 0.0  # page area covered by images (overlaps counted twice, at most 1)
     largest_image: tuple[int, int] = (0, 0)  # pixel size of the biggest image, from its dictionary
+    image_dpi: float = 0.0  # the biggest image's resolution as placed on the page (pixels per inch)
 
     @property
     def empty(self) -> bool:
@@ -66,14 +67,17 @@ def page_content(page: Any, max_depth: int = 4) -> PageContent:
             elif kind == c.FPDF_PAGEOBJ_IMAGE:
                 out.images += 1
                 # From the image dictionary's /Width and /Height: nothing is decoded.
-                if c.FPDFImageObj_GetImagePixelSize(obj, pw, ph):
-                    if pw.value * ph.value > out.largest_image[0] * out.largest_image[1]:
-                        out.largest_image = (pw.value, ph.value)
-                if c.FPDFPageObj_GetBounds(obj, left, bottom, right, top):
-                    w = min(right.value, x1) - max(left.value, x0)
-                    h = min(top.value, y1) - max(bottom.value, y0)
-                    if w > 0 and h > 0:
-                        covered += w * h
+                pixels = pw.value * ph.value if c.FPDFImageObj_GetImagePixelSize(obj, pw, ph) else 0
+                if not c.FPDFPageObj_GetBounds(obj, left, bottom, right, top):
+                    continue
+                if pixels > out.largest_image[0] * out.largest_image[1]:
+                    out.largest_image = (pw.value, ph.value)
+                    placed = (right.value - left.value) * (top.value - bottom.value) / 72**2  # square inches
+                    out.image_dpi = (pixels / placed) ** 0.5 if placed > 0 else 0.0
+                w = min(right.value, x1) - max(left.value, x0)
+                h = min(top.value, y1) - max(bottom.value, y0)
+                if w > 0 and h > 0:
+                    covered += w * h
             elif kind == c.FPDF_PAGEOBJ_FORM and depth < max_depth:
                 walk(
                     c.FPDFFormObj_CountObjects(obj), lambda j, o=obj: c.FPDFFormObj_GetObject(o, j), depth + 1

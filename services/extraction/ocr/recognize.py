@@ -136,11 +136,12 @@ class Tesseract:
                 )
             except RuntimeError:
                 return None
-        # Half resolution is as reliable here and twice as fast.
-        small = np.ascontiguousarray(gray[::2, ::2])
+        # About 150 dpi is as reliable here as 300, and faster.
+        step = 2 if dpi > 200 else 1
+        small = np.ascontiguousarray(gray[::step, ::step])
         h, w = small.shape
         self._osd.SetImageBytes(small.tobytes(), w, h, 1, w)
-        self._osd.SetSourceResolution(max(dpi // 2, 70))
+        self._osd.SetSourceResolution(dpi // step)
         try:
             found = self._osd.DetectOrientationScript()
         except RuntimeError:

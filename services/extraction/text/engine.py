@@ -665,10 +665,12 @@ def render_previews(
     pages: list[int],
     on_page: Callable[[int, int], None] | None = None,
     width_px: int = PREVIEW_WIDTH_PX,
+    max_image_megapixels: float = OcrOptions.max_image_megapixels,
 ) -> list[int]:
     """PNG thumbnails `<out_dir>/<page>.png` of the given 1-based pages, in that order; `on_page(page, count)`
     after each file is in place. Returns the pages rendered.
-    A page (or a file) pdfium cannot render just has no preview: it never fails anything else."""
+    A page (or a file) pdfium cannot render just has no preview: it never fails anything else; nor has a
+    page holding an image larger than OCR would ever decode (drawing it decodes all of it first)."""
     import os
 
     import pypdfium2 as pdfium
@@ -686,6 +688,9 @@ def render_previews(
             try:
                 page = doc[number - 1]
                 try:
+                    iw, ih = page_content(page).largest_image
+                    if iw * ih > max_image_megapixels * 1e6:
+                        continue
                     scale = width_px / max(page.get_width(), 1.0)
                     image = page.render(scale=scale).to_pil()
                 finally:
