@@ -203,6 +203,13 @@ class PageReader:
 
     def unavailable(self, languages: tuple[str, ...]) -> str:
         """Why no page can be read with these languages ("" when at least one is installed)."""
+        try:
+            import tesserocr  # noqa: F401
+        except ImportError as exc:
+            return (
+                f"The OCR engine is not installed ({exc}): run "
+                "`.venv/bin/pip install --require-hashes -r requirements.lock`."
+            )
         data = self.tessdata(languages)
         if data.languages:
             return ""
