@@ -148,7 +148,7 @@ class OcrReport(Contract):
 
     engine: str  # e.g. "tesseract 5.5.4"
     languages: list[str]
-    pages: list[int]  # pages whose text was recognised
+    pages: list[int]  # pages that were read (a blank or textless image reads as no text)
     skipped: list[int] = Field(default_factory=list)  # pages that needed OCR and were not read
     reason: str = ""  # why (the first skipped page's reason), for the `needs_ocr` message
     text_layer_object: str | None = None  # `text_layer_object_name(...)`, when one was written
@@ -187,7 +187,7 @@ class DocumentExtracted(Contract):
     kind: Literal["extract", "reprocess"] = "extract"
     # Pages 1..preview_pages can be previewed (rendered on first request to `preview_object_name`).
     preview_pages: int = 0
-    ocr_pages: int = 0  # pages whose text was recognised
+    ocr_pages: int = 0  # pages OCR read (see `OcrReport.pages`)
     ocr_reason: str = ""  # pages needed OCR and were not read: why (see `ExtractionResult.ocr`)
     text_layer_object: str | None = None  # the "PDF with text layer" in OBJECT_BUCKET, when OCR wrote one
 

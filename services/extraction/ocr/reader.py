@@ -1,11 +1,12 @@
-"""One page of a PDF → its OCR: checks before decoding anything, render, turn upright, straighten,
-whiten ruling lines, recognise, and map the words back onto the page.
+"""One page of a PDF → its OCR: checks before decoding anything, a quick look (blank? sideways? how
+skewed?), one rendering already turned and straightened, ruling lines painted over, recognition, and
+the words mapped back onto the page.
 
-Frames: R is the page rendered as displayed (pdfium applies /Rotate), P the prepared image Tesseract
-reads (R turned by a multiple of 90° and straightened). A word's box in P goes back to R through the
-inverse of that (affine) preparation, and from R to the page's points (top-left origin, as displayed)
-by the render scale, or to the PDF's own user space (for the text layer) by pdfium's device-to-page
-mapping.
+Frames: R is the page as displayed (pdfium applies /Rotate) at the reading resolution, P the image
+Tesseract reads (R turned by a multiple of 90° and straightened; pdfium draws P directly). A word's box
+in P goes back to R through the inverse of that affine map, and from R to the page's points (top-left
+origin, as displayed) by the scale, or to the PDF's own user space (for the text layer) by pdfium's
+device-to-page mapping.
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ MIN_SCAN_DPI = 200  # a coarser scan is read enlarged to this
 IMAGE_PAGE = 0.5  # a page whose images cover this share of it is a scan: read at the image's resolution
 PROBE_DPI = 150  # the quick first rendering that finds skew, sideways text and blank pages
 LOW_CONFIDENCE = 60.0  # a reading this poor may be an upside-down page: ask orientation detection
-OSD_MIN_CONFIDENCE = (
-    2.0  # Tesseract's own scale ("15 is reasonably confident"); both readings are compared anyway
-)
+# On Tesseract's own scale ("15 is reasonably confident"); low, since both readings are compared anyway.
+OSD_MIN_CONFIDENCE = 2.0
 
 
 @dataclass(frozen=True)
