@@ -14,7 +14,7 @@ from services.extraction.ocr.classify import page_content, usable_chars
 from services.extraction.ocr.metrics import missed_words, word_recall
 from services.extraction.ocr.reader import OcrOptions
 from services.extraction.ocr.tessdata import installed
-from services.extraction.text.engine import OcrJob, render_previews
+from services.extraction.text.engine import ExtractError, OcrJob, render_previews
 from services.extraction.text.pool import ExtractPool, PoolLimits
 from tests.integration.ocr_helpers import (
     OCRMYPDF,
@@ -210,5 +210,37 @@ async def test_the_pool_child_survives_hostile_scans_and_reads_the_next(tmp_path
         assert "INV-2091827" in result["pages"][0]["text"] and pages == [(0, 1), (1, 1)]
         assert "INV-2091827" in pdf_text(tmp_path / "layer.pdf", 0)
         assert pool.child_pids() == [pid] and pool.replaced == 0  # the same child read all three
+    finally:
+        await pool.stop()
+
+
+async def test_every_ocrmypdf_corpus_file_ends_in_a_result_or_a_reason(tmp_path: Path) -> None:
+    """Real scans and hostile files from OCRmyPDF's suite through the pool: each one either yields its
+    result (OCR text, or pages left unread with a reason) or fails with a reason; the pool goes on."""
+    pool = ExtractPool(1)
+    await pool.start()
+    outcomes: dict[str, str] = {}
+    try:
+        for pdf in sorted(OCRMYPDF.glob("*.pdf")):
+            try:
+                result = await pool.extract(
+                    str(pdf), ocr=OcrJob(OcrOptions(languages=("eng",)), str(tmp_path / pdf.name))
+                )
+            except ExtractError as exc:
+                assert exc.reason and exc.message, pdf.name
+                outcomes[pdf.name] = f"failed: {exc.reason}"
+                continue
+            report = result["ocr"] or {"pages": [], "skipped": [], "reason": ""}
+            for number in report["skipped"]:  # each page left unread says why
+                assert result["pages"][number - 1]["ocr"]["reason"], (pdf.name, number)
+            for number in report["pages"]:
+                assert result["pages"][number - 1]["ocr"]["dpi"] >= 100, (pdf.name, number)
+            assert not report["skipped"] or report["reason"], pdf.name
+            outcomes[pdf.name] = f"read {report['pages']}, skipped {report['skipped']}"
+        print(outcomes)
+        assert "skipped [1]" in outcomes["hugemono.pdf"] and "read [1]" in outcomes["enormous.pdf"]
+        for scan in ("c02-22.pdf", "cardinal.pdf", "ccitt.pdf", "jbig2.pdf", "skew.pdf", "francais.pdf"):
+            assert outcomes[scan].startswith("read [1"), (scan, outcomes[scan])
+        assert pool.child_pids()
     finally:
         await pool.stop()
