@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 
 from contracts.documents import DocumentExtracted
+from services.extraction.text.handlers import Deps
 from services.kit.bus import Service
 from tests.conftest import Stack
 from tests.integration.ocr_helpers import SCANNED
@@ -54,7 +55,7 @@ async def test_worker_killed_mid_ocr_is_redelivered_and_completed(
     second = await start_in_process(stack, solo)
     done = await outcomes.terminal(event.document_id, timeout=600)  # after the durable's ack_wait
     assert isinstance(done, DocumentExtracted), done
-    assert done.worker == second.worker_id and done.attempt == 2  # type: ignore[attr-defined]
+    assert done.worker == second.deps_as(Deps).worker and done.attempt == 2
     assert done.ocr_pages == 10 and not done.needs_ocr and done.text_layer_object
     attempts = [(p["attempt"], p["worker"]) for p in outcomes.processing[event.document_id]]
-    assert attempts == [(1, f"{socket.gethostname()}:{first.pid}"), (2, second.worker_id)]  # type: ignore[attr-defined]
+    assert attempts == [(1, f"{socket.gethostname()}:{first.pid}"), (2, second.deps_as(Deps).worker)]
