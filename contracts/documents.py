@@ -57,6 +57,12 @@ def result_object_name(document_id: UUID, run_id: UUID) -> str:
     return f"results/{document_id}/{run_id}.json"
 
 
+def text_layer_object_name(document_id: UUID, run_id: UUID) -> str:
+    """The "PDF with text layer" of a run that OCRed pages: the original's pages with the recognised words
+    as invisible text (the original itself is never modified)."""
+    return f"text-layer/{document_id}/{run_id}.pdf"
+
+
 PREVIEW_MAX_PAGES = 50  # pages 1..50 of a document can be previewed
 PREVIEW_BATCH_PAGES = 8  # a missing preview is rendered with its neighbours: readers scroll on
 
@@ -106,10 +112,48 @@ class PdfMetadata(Contract):
     creation_date: datetime | None = None
 
 
+class OcrWord(Contract):
+    text: str
+    # x0, y0, x1, y1 in points on the page as displayed (after /Rotate), origin top left; the page's
+    # size is `PageOcr.width` × `PageOcr.height`.
+    box: tuple[float, float, float, float]
+    conf: float  # Tesseract's word confidence, 0-100
+
+
+class PageOcr(Contract):
+    """How a page that needed OCR was read, or why it was not (`reason`)."""
+
+    confidence: float | None = None  # mean word confidence (None: no words)
+    rotation: int = 0  # the scan was turned clockwise by this much; it was turned back to be read
+    skew: float = 0.0  # degrees it was straightened by
+    dpi: int = 0
+    width: float = 0.0
+    height: float = 0.0
+    languages: str = ""  # e.g. "eng+deu"
+    reason: str = (
+        ""  # not read: why, and what to do (image too large, over the page limit, no language pack…)
+    )
+    words: list[OcrWord] = Field(default_factory=list)
+
+
 class PageText(Contract):
     number: int  # 1-based
     text: str
     tables: list[list[list[str | None]]] = Field(default_factory=list)
+    ocr: PageOcr | None = None  # set on pages that needed OCR; `text` is then the recognised text
+
+
+class OcrReport(Contract):
+    """The OCR part of an extraction run."""
+
+    engine: str  # e.g. "tesseract 5.5.4"
+    languages: list[str]
+    pages: list[int]  # pages that were read (a blank or textless image reads as no text)
+    skipped: list[int] = Field(default_factory=list)  # pages that needed OCR and were not read
+    reason: str = ""  # why (the first skipped page's reason), for the `needs_ocr` message
+    text_layer_object: str | None = None  # `text_layer_object_name(...)`, when one was written
+    seconds: float = 0.0
+    step_seconds: dict[str, float] = Field(default_factory=dict)  # render, prepare, recognize, text_layer
 
 
 class ExtractionResult(Contract):
@@ -122,6 +166,7 @@ class ExtractionResult(Contract):
     metadata: PdfMetadata
     needs_ocr: bool = False
     engine: str = ""
+    ocr: OcrReport | None = None
 
 
 class DocumentExtracted(Contract):
@@ -142,6 +187,9 @@ class DocumentExtracted(Contract):
     kind: RunKind = "extract"
     # Pages 1..preview_pages can be previewed (rendered on first request to `preview_object_name`).
     preview_pages: int = 0
+    ocr_pages: int = 0  # pages OCR read (see `OcrReport.pages`)
+    ocr_reason: str = ""  # pages needed OCR and were not read: why (see `ExtractionResult.ocr`)
+    text_layer_object: str | None = None  # the "PDF with text layer" in OBJECT_BUCKET, when OCR wrote one
 
 
 class DocumentFields(Contract):

@@ -365,6 +365,7 @@ def run(data_dir: Path, http_port: int, dev: bool, build_web: bool) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         env = stack.prepare()
+        say(ocr_readiness())
         if build_web and not dev:
             stack.build_web_app()
         stack.spawn_all(env)
@@ -392,6 +393,20 @@ def run(data_dir: Path, http_port: int, dev: bool, build_web: bool) -> int:
     finally:
         stack.stop()
     return 0
+
+
+def ocr_readiness() -> str:
+    """What the text worker's OCR can read with its configured languages, and how to add what is missing."""
+    from services.extraction.ocr.tessdata import readiness
+    from services.extraction.text.config import ocr_options_from_env
+
+    try:
+        options = ocr_options_from_env()
+    except ValueError as exc:
+        return f"OCR: {exc}"
+    if options.mode == "off":
+        return "OCR: off (ATRIUM_OCR_MODE=off); scans stay `needs_ocr`"
+    return readiness(options.languages)
 
 
 async def _dev_loop(stack: DevStack) -> None:

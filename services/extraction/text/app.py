@@ -82,6 +82,7 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
             previews=previews,
             originals=handlers.RecentOriginals(tmp_dir),
             check_access=guard.check,
+            ocr_options=lambda: config.ocr,
         )
 
         async def shutdown() -> None:

@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from .engine import ExtractError, Limits
+from .engine import ExtractError, Limits, OcrJob
 
 log = logging.getLogger("atrium.extract.pool")
 
@@ -81,7 +81,15 @@ def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, p
                 )
                 conn.send(("done", rendered))
             else:
-                conn.send(("done", extract(job[1], limits, lambda n, total: conn.send(("page", n, total)))))
+                _, path, ocr = job
+                result = extract(
+                    path,
+                    limits,
+                    lambda n, total: conn.send(("page", n, total)),
+                    ocr,
+                    lambda n, total: conn.send(("ocr", n, total)),
+                )
+                conn.send(("done", result))
         except engines.ExtractError as exc:
             conn.send(("error", exc.reason, exc.message))
         except MemoryError:
@@ -97,6 +105,8 @@ class _Child:
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            # Tesseract's own threads would fight the pool's processes for the same cores.
+            "OMP_THREAD_LIMIT": "1",
         }
         page = limits.page
         self.proc = subprocess.Popen(
@@ -231,8 +241,13 @@ class ExtractPool:
         *,
         on_page: Callable[[int, int], Awaitable[None]] | None = None,
         heartbeat: Callable[[], Awaitable[None]] | None = None,
+        ocr: OcrJob | None = None,
+        on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
     ) -> dict[str, Any]:
-        return await self._job(("extract", path), on_page, heartbeat)  # type: ignore[no-any-return]
+        """Extract `path`; with `ocr`, OCR its pages without a usable text layer as well, hearing
+        `on_ocr_page(done, total)` (first with 0) and writing the text layer PDF where the job says."""
+        result = await self._job(("extract", path, ocr), on_page, heartbeat, on_ocr_page, ocr)
+        return result  # type: ignore[no-any-return]
 
     async def render_previews(
         self,
@@ -251,6 +266,8 @@ class ExtractPool:
         job: tuple[Any, ...],
         on_page: Callable[[int, int], Awaitable[None]] | None,
         heartbeat: Callable[[], Awaitable[None]] | None,
+        on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
+        ocr: OcrJob | None = None,
     ) -> Any:
         if not self._started and not self.stopping:
             async with self._starting:  # a pool nobody started (the preview pool) starts on first use
@@ -261,7 +278,7 @@ class ExtractPool:
         try:
             child = await self._ensure_ready(child)
             try:
-                result = await self._run(child, job, on_page, heartbeat)
+                result = await self._run(child, job, on_page, heartbeat, on_ocr_page, ocr)
             except _HealthyError as exc:
                 healthy = True
                 raise ExtractError(exc.reason, exc.message) from None
@@ -282,15 +299,28 @@ class ExtractPool:
         job: tuple[Any, ...],
         on_page: Callable[[int, int], Awaitable[None]] | None,
         heartbeat: Callable[[], Awaitable[None]] | None,
+        on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
+        ocr: OcrJob | None = None,
     ) -> Any:
         child.conn.send(job)
         started = time.monotonic()
         deadline = started + self.limits.doc_timeout_s
         next_beat = started + self.heartbeat_every_s
+        ocring = False
+        # While OCR runs, each page has its own limit in the child; here a page may take twice that
+        # (then the child is stuck where its own limit cannot reach, e.g. inside pdfium) before it is
+        # killed, however many pages the document has.
+        ocr_window = 2 * ocr.options.page_timeout_s + 30 if ocr else 0.0
         while True:
             now = time.monotonic()
             if now >= deadline:
                 child.kill()
+                if ocring:
+                    raise ExtractError(
+                        "timeout",
+                        f"OCR of one page took longer than {ocr_window:g} s (the page limit is "
+                        f"{ocr.options.page_timeout_s:g} s).",  # type: ignore[union-attr]
+                    )
                 raise ExtractError(
                     "timeout",
                     f"Extraction took longer than the {self.limits.doc_timeout_s:g} s "
@@ -312,6 +342,11 @@ class ExtractPool:
             if kind == "page":
                 if on_page:
                     await on_page(msg[1], msg[2])
+            elif kind == "ocr":
+                ocring = True
+                deadline = time.monotonic() + ocr_window
+                if on_ocr_page:
+                    await on_ocr_page(msg[1], msg[2])
             elif kind == "done":
                 return msg[1]
             elif kind == "error":
