@@ -7,8 +7,6 @@ import { App } from "./App";
 import { ApiError } from "./lib/api";
 import { APPS_KEY } from "./lib/apps";
 import { ThemeProvider } from "./lib/theme";
-import { Toaster } from "./components/ui/toast";
-import { TooltipProvider } from "./components/ui/tooltip";
 
 // A 403 may mean an app grant was just revoked: refresh the app list so the sidebar follows at once.
 const onForbidden = (error: unknown) => {
@@ -30,11 +28,7 @@ ReactDOM.createRoot(document.getElementById("root")!).render(
   <React.StrictMode>
     <ThemeProvider>
       <QueryClientProvider client={queryClient}>
-        <TooltipProvider delayDuration={300}>
-          <Toaster>
-            <App />
-          </Toaster>
-        </TooltipProvider>
+        <App />
       </QueryClientProvider>
     </ThemeProvider>
   </React.StrictMode>,

@@ -111,23 +111,26 @@ export async function toApiError(res: Response): Promise<ApiError> {
   return new ApiError(res.status, code, message, details, requestId);
 }
 
+/** Query parameters: a list repeats the key (`status=a&status=b`); empty values are left out. */
+export type Query = Record<string, string | number | boolean | readonly string[] | null | undefined>;
+
 export interface RequestOptions {
   method?: string;
   body?: unknown;
-  query?: Record<string, string | number | boolean | string[] | null | undefined>;
+  query?: Query;
   /** Don't try a refresh on 401 (the auth endpoints themselves). */
   noRefresh?: boolean;
   raw?: boolean;
   signal?: AbortSignal;
 }
 
-export function buildUrl(path: string, query?: RequestOptions["query"]): string {
+export function buildUrl(path: string, query?: Query): string {
   const url = path.startsWith("/api/") ? path : `${API_BASE}${path.startsWith("/") ? "" : "/"}${path}`;
   if (!query) return url;
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(query)) {
     if (v === undefined || v === null || v === "") continue;
-    if (Array.isArray(v)) v.forEach((item) => params.append(k, item));
+    if (typeof v === "object") v.forEach((item) => params.append(k, item)); // a list (null was skipped)
     else params.append(k, String(v));
   }
   const qs = params.toString();

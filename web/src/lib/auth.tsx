@@ -3,16 +3,7 @@ import { useQuery, useQueryClient, type QueryClient } from "@tanstack/react-quer
 import { Navigate, useLocation } from "react-router-dom";
 import { api, ApiError, csrfToken, onSessionLost } from "./api";
 import { Spinner } from "@/components/ui/states";
-
-export interface User {
-  id: string;
-  email: string;
-  full_name?: string | null;
-  role: "user" | "admin";
-  is_active: boolean;
-  email_verified?: boolean;
-  created_at: string;
-}
+import type { User } from "@/api/types";
 
 export const ME_KEY = ["auth", "me"] as const;
 

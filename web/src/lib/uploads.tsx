@@ -1,7 +1,7 @@
 import * as React from "react";
 import { useQueryClient } from "@tanstack/react-query";
 import { ApiError, uploadWithProgress } from "./api";
-import type { DocumentSummary } from "./documents";
+import type { DocumentSummary } from "@/api/types";
 
 export interface UploadItem {
   key: string;

@@ -13,7 +13,7 @@ describe("upload list", () => {
     // Multipart framing makes the request a bit larger than the file: never past 100 %.
     expect(uploadRowState({ ...base, phase: "uploading", loaded: 1200 }, undefined).percent).toBe(100);
     const uploaded = { ...base, phase: "uploaded" as const, documentId: "d1", loaded: 1000 };
-    const extracting = uploadRowState(uploaded, "extracting", { document_id: "d1", stage: "extract", page: 5, pages: 10 });
+    const extracting = uploadRowState(uploaded, "extracting", { document_id: "d1", run_id: "r1", stage: "extract", status: "extracting", page: 5, pages: 10 });
     expect(extracting.stage).toBe("extracting");
     expect(extracting.percent).toBeGreaterThan(10);
     expect(extracting.percent).toBeLessThan(85);

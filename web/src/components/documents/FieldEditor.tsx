@@ -4,7 +4,7 @@ import { Bot, Check, Pencil, User, X } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Input, NativeSelect, Textarea } from "@/components/ui/input";
 import { Tooltip } from "@/components/ui/tooltip";
-import { DOCUMENT_TYPES, type FieldValue } from "@/lib/documents";
+import { DOCUMENT_TYPES, type FieldValue } from "@/api/types";
 
 export const FIELD_ORDER = [
   "document_type", "title", "document_date", "sender", "recipient", "invoice_number", "customer_number",

@@ -3,10 +3,11 @@ import { NavLink, Outlet, useLocation, useNavigate } from "react-router-dom";
 import { useTranslation } from "react-i18next";
 import { useQueryClient } from "@tanstack/react-query";
 import {
-  AppWindow, FileText, FolderTree, History, Home, KeyRound, Languages, LayoutGrid, LogOut, Menu, Monitor, Moon,
+  AppWindow, FileText, FolderTree, History, Home, KeyRound, LayoutGrid, LogOut, Menu, Monitor, Moon,
   ScrollText, Settings2, ShieldCheck, Sun, User as UserIcon, Users, X,
 } from "lucide-react";
 import { Button } from "@/components/ui/button";
+import { Spinner } from "@/components/ui/states";
 import {
   DropdownMenu, DropdownMenuContent, DropdownMenuItem, DropdownMenuLabel, DropdownMenuRadioGroup, DropdownMenuRadioItem,
   DropdownMenuSeparator, DropdownMenuTrigger,
@@ -14,10 +15,11 @@ import {
 import { api } from "@/lib/api";
 import { endSession, useMe } from "@/lib/auth";
 import { appRoute, useApps } from "@/lib/apps";
-import { LANGUAGES } from "@/lib/i18n";
 import { useTheme, type Theme } from "@/lib/theme";
 import { cn } from "@/lib/utils";
 import { Avatar } from "./Avatar";
+import { Brand } from "./Brand";
+import { LanguageMenu } from "./LanguageMenu";
 
 interface NavItem {
   to: string;
@@ -107,29 +109,6 @@ function ThemeMenu() {
   );
 }
 
-export function LanguageMenu() {
-  const { t, i18n } = useTranslation();
-  return (
-    <DropdownMenu>
-      <DropdownMenuTrigger asChild>
-        <Button variant="ghost" size="icon" aria-label={t("header.language")}>
-          <Languages />
-        </Button>
-      </DropdownMenuTrigger>
-      <DropdownMenuContent align="end">
-        <DropdownMenuLabel>{t("header.language")}</DropdownMenuLabel>
-        <DropdownMenuRadioGroup value={i18n.resolvedLanguage} onValueChange={(v) => void i18n.changeLanguage(v)}>
-          {LANGUAGES.map((l) => (
-            <DropdownMenuRadioItem key={l.code} value={l.code} lang={l.code}>
-              {l.label}
-            </DropdownMenuRadioItem>
-          ))}
-        </DropdownMenuRadioGroup>
-      </DropdownMenuContent>
-    </DropdownMenu>
-  );
-}
-
 function UserMenu() {
   const { t } = useTranslation();
   const me = useMe();
@@ -170,15 +149,6 @@ function UserMenu() {
         </DropdownMenuItem>
       </DropdownMenuContent>
     </DropdownMenu>
-  );
-}
-
-export function Brand() {
-  return (
-    <span className="flex items-center gap-2 font-semibold tracking-tight">
-      <img src="/favicon.svg" alt="" className="h-7 w-7" />
-      Atrium
-    </span>
   );
 }
 
@@ -227,21 +197,11 @@ export function AppShell() {
           </div>
         </header>
         <main id="main" className="mx-auto w-full max-w-7xl flex-1 p-4 sm:p-6">
-          <Outlet />
+          <React.Suspense fallback={<Spinner />}>
+            <Outlet />
+          </React.Suspense>
         </main>
       </div>
-    </div>
-  );
-}
-
-export function PageHeader({ title, description, actions }: { title: string; description?: string; actions?: React.ReactNode }) {
-  return (
-    <div className="mb-6 flex flex-col gap-3 sm:flex-row sm:items-end sm:justify-between">
-      <div className="min-w-0">
-        <h1 className="text-2xl font-semibold tracking-tight [overflow-wrap:anywhere]">{title}</h1>
-        {description && <p className="mt-1 text-sm text-muted-foreground">{description}</p>}
-      </div>
-      {actions && <div className="flex flex-wrap gap-2">{actions}</div>}
     </div>
   );
 }

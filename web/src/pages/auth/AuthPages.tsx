@@ -10,9 +10,11 @@ import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { FormError } from "@/components/ui/states";
 import { PasswordRules, passwordRules } from "@/components/PasswordRules";
-import { Brand, LanguageMenu } from "@/components/layout/AppShell";
+import { Brand } from "@/components/layout/Brand";
+import { LanguageMenu } from "@/components/layout/LanguageMenu";
 import { api, ApiError } from "@/lib/api";
-import { clearLostReason, ME_KEY, safeNext, type User } from "@/lib/auth";
+import type { TokenPair, User } from "@/api/types";
+import { clearLostReason, ME_KEY, safeNext } from "@/lib/auth";
 
 function AuthLayout({ title, description, children, footer }: { title: string; description?: string; children: React.ReactNode; footer?: React.ReactNode }) {
   return (
@@ -65,7 +67,7 @@ export function SignInPage() {
   const [remember, setRemember] = React.useState(false);
   const reason = params.get("reason");
   const login = useMutation({
-    mutationFn: () => api<{ user: User }>("/auth/login", { method: "POST", body: { email, password, remember_me: remember }, noRefresh: true }),
+    mutationFn: () => api<TokenPair>("/auth/login", { method: "POST", body: { email, password, remember_me: remember }, noRefresh: true }),
     onSuccess: (pair) => {
       clearLostReason();
       qc.clear();

@@ -11,9 +11,10 @@ import { Label } from "@/components/ui/label";
 import { EmptyState, ErrorState, FormError, Spinner } from "@/components/ui/states";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { useToast } from "@/components/ui/toast";
-import { PageHeader } from "@/components/layout/AppShell";
+import { PageHeader } from "@/components/layout/PageHeader";
 import { api } from "@/lib/api";
-import { useCategories, type Category } from "@/lib/documents";
+import type { Category } from "@/api/types";
+import { useCategories } from "@/lib/documents/queries";
 
 export function CategoriesPage() {
   const { t } = useTranslation();

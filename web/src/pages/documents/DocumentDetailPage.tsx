@@ -18,7 +18,11 @@ import { FIELD_ORDER, FieldEditor } from "@/components/documents/FieldEditor";
 import { PagePreview } from "@/components/documents/PagePreview";
 import { api, buildUrl } from "@/lib/api";
 import { useUploads } from "@/lib/uploads";
-import { ACTIVE_STATUSES, forgetDocuments, processingPercent, StatusBadge, useCategories, useLiveProgress, type DocumentDetail } from "@/lib/documents";
+import { StatusBadge } from "@/components/documents/StatusBadge";
+import type { BulkAction, DocumentDetail } from "@/api/types";
+import { useLiveProgress } from "@/lib/documents/live";
+import { isActive, processingPercent } from "@/lib/documents/progress";
+import { forgetDocuments, useCategories } from "@/lib/documents/queries";
 import { formatBytes, formatDate } from "@/lib/utils";
 import { TaskTable } from "./TasksPage";
 
@@ -34,7 +38,7 @@ export function DocumentDetailPage() {
   const doc = useQuery({
     queryKey: key,
     queryFn: () => api<DocumentDetail>(`/documents/${id}`),
-    refetchInterval: (q) => (q.state.data && ACTIVE_STATUSES.includes(q.state.data.status) ? 3000 : false),
+    refetchInterval: (q) => (q.state.data && isActive(q.state.data.status) ? 3000 : false),
   });
   const categories = useCategories();
   const [confirmDelete, setConfirmDelete] = React.useState(false);
@@ -89,7 +93,8 @@ export function DocumentDetailPage() {
     onError: (e) => toast({ title: t("bulk.failed"), description: (e as Error).message, variant: "destructive" }),
   });
   const category = useMutation({
-    mutationFn: (b: { action: "assign_category" | "remove_category"; category_id: string }) => api("/documents/bulk", { method: "POST", body: { ...b, ids: [id] } }),
+    mutationFn: (b: { action: "assign_category" | "remove_category"; category_id: string }) =>
+      api("/documents/bulk", { method: "POST", body: { ...b, ids: [id] } satisfies BulkAction }),
     onSuccess: () => refresh(),
     onError: (e) => toast({ title: t("bulk.failed"), description: (e as Error).message, variant: "destructive" }),
   });
@@ -97,13 +102,16 @@ export function DocumentDetailPage() {
   if (doc.isLoading) return <Spinner />;
   if (doc.isError || !doc.data) return <ErrorState error={doc.error} onRetry={() => void doc.refetch()} />;
   const d = doc.data;
-  const status = ACTIVE_STATUSES.includes(d.status) && live?.status ? live.status : d.status;
+  const status = isActive(d.status) && live?.status ? live.status : d.status;
   const saveField = (name: string, value: string | null) => update.mutateAsync(name === "title" ? { title: value } : { fields: { [name]: value } });
+  // Lists the server always sends, though its schema marks them optional (they have defaults).
   const fields = d.fields ?? {};
+  const pages = d.pages ?? [];
+  const docCategories = d.categories ?? [];
   const names = [...FIELD_ORDER, ...Object.keys(fields).filter((k) => !(FIELD_ORDER as readonly string[]).includes(k) && k !== "suggested_categories")];
   const suggestedNames = d.pending_suggestions ?? [];
-  const assigned = new Set(d.categories.map((c) => c.id));
-  const tables = d.pages.flatMap((p) => p.tables.map((tbl, i) => ({ page: p.number, index: i + 1, rows: tbl })));
+  const assigned = new Set(docCategories.map((c) => c.id));
+  const tables = pages.flatMap((p) => (p.tables ?? []).map((tbl, i) => ({ page: p.number, index: i + 1, rows: tbl })));
 
   return (
     <div className="grid grid-cols-1 gap-6">
@@ -130,7 +138,7 @@ export function DocumentDetailPage() {
                 <Download /> {t("detail.download")}
               </a>
             </Button>
-            <Button variant="outline" onClick={() => reprocess.mutate()} disabled={reprocess.isPending || ACTIVE_STATUSES.includes(status)}>
+            <Button variant="outline" onClick={() => reprocess.mutate()} disabled={reprocess.isPending || isActive(status)}>
               <RotateCw /> {t("detail.reprocess")}
             </Button>
             <Button variant="destructive" onClick={() => setConfirmDelete(true)}>
@@ -138,7 +146,7 @@ export function DocumentDetailPage() {
             </Button>
           </div>
         </div>
-        {ACTIVE_STATUSES.includes(status) && (
+        {isActive(status) && (
           <div className="grid grid-cols-1 gap-1" role="status">
             <Progress value={processingPercent(status, live)} aria-label={t("detail.processing")} />
             <p className="text-xs text-muted-foreground">
@@ -160,7 +168,7 @@ export function DocumentDetailPage() {
         <Tabs defaultValue="fields">
           <TabsList>
             <TabsTrigger value="fields">{t("detail.tab_fields")}</TabsTrigger>
-            <TabsTrigger value="pages">{t("detail.tab_pages", { count: d.pages.length })}</TabsTrigger>
+            <TabsTrigger value="pages">{t("detail.tab_pages", { count: pages.length })}</TabsTrigger>
             <TabsTrigger value="tables">{t("detail.tab_tables", { count: tables.length })}</TabsTrigger>
             <TabsTrigger value="tasks">{t("detail.tab_tasks")}</TabsTrigger>
           </TabsList>
@@ -178,11 +186,11 @@ export function DocumentDetailPage() {
             </Card>
           </TabsContent>
           <TabsContent value="pages">
-            {d.pages.length === 0 ? (
-              <p className="text-sm text-muted-foreground">{ACTIVE_STATUSES.includes(status) ? t("detail.pages_pending") : t("detail.no_text")}</p>
+            {pages.length === 0 ? (
+              <p className="text-sm text-muted-foreground">{isActive(status) ? t("detail.pages_pending") : t("detail.no_text")}</p>
             ) : (
               <ol className="grid grid-cols-1 gap-4">
-                {d.pages.map((p) => (
+                {pages.map((p) => (
                   <li key={p.number}>
                     <Card>
                       <CardHeader className="pb-2">
@@ -225,7 +233,7 @@ export function DocumentDetailPage() {
             )}
           </TabsContent>
           <TabsContent value="tasks">
-            <TaskTable tasks={d.tasks} showDocument={false} />
+            <TaskTable tasks={d.tasks ?? []} showDocument={false} />
           </TabsContent>
         </Tabs>
 
@@ -236,8 +244,8 @@ export function DocumentDetailPage() {
             </CardHeader>
             <CardContent className="grid grid-cols-1 gap-3">
               <ul className="flex flex-wrap gap-1.5" data-testid="detail-categories">
-                {d.categories.length === 0 && <li className="text-sm text-muted-foreground">{t("detail.no_categories")}</li>}
-                {d.categories.map((c) => (
+                {docCategories.length === 0 && <li className="text-sm text-muted-foreground">{t("detail.no_categories")}</li>}
+                {docCategories.map((c) => (
                   <li key={c.id}>
                     <Badge variant="secondary" className="gap-1 py-1">
                       {c.source === "ai" && <Bot className="h-3 w-3" aria-label={t("fields.source_model")} />}

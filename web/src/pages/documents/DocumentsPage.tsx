@@ -14,13 +14,15 @@ import { Progress } from "@/components/ui/progress";
 import { EmptyState, ErrorState, Spinner } from "@/components/ui/states";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { useToast } from "@/components/ui/toast";
-import { PageHeader } from "@/components/layout/AppShell";
+import { PageHeader } from "@/components/layout/PageHeader";
 import { DocumentFilters, activeFilterCount } from "@/components/documents/DocumentFilters";
 import { UploadDropzone, UploadList, isUploadFinished } from "@/components/documents/UploadList";
 import { api } from "@/lib/api";
-import {
-  ACTIVE_STATUSES, forgetDocuments, processingPercent, StatusBadge, useCategories, useDocuments, useLiveProgress, type DocumentQuery, type DocumentSummary,
-} from "@/lib/documents";
+import { StatusBadge } from "@/components/documents/StatusBadge";
+import type { BulkAction, BulkResult, DocumentSummary } from "@/api/types";
+import { useLiveProgress } from "@/lib/documents/live";
+import { isActive, processingPercent } from "@/lib/documents/progress";
+import { forgetDocuments, useCategories, useDocuments, type DocumentQuery } from "@/lib/documents/queries";
 import { useUploads } from "@/lib/uploads";
 import { formatBytes, formatDate } from "@/lib/utils";
 
@@ -30,10 +32,10 @@ const TEXT_KEYS = ["q", "sort", "order", "date_from", "date_to", "uploaded_from"
 
 export function queryFromParams(p: URLSearchParams): DocumentQuery {
   const q: DocumentQuery = { limit: PAGE_SIZE };
-  for (const k of LIST_KEYS) {
-    const v = p.getAll(k);
-    if (v.length) q[k] = v;
-  }
+  // The URL is the user's to edit: values the server does not know are its to refuse (a 422 the page shows).
+  if (p.has("status")) q.status = p.getAll("status") as DocumentQuery["status"];
+  if (p.has("document_type")) q.document_type = p.getAll("document_type") as DocumentQuery["document_type"];
+  if (p.has("category_any")) q.category_any = p.getAll("category_any");
   for (const k of TEXT_KEYS) {
     const v = p.get(k);
     if (v) (q as Record<string, string>)[k] = v;
@@ -49,12 +51,6 @@ function paramsFromQuery(q: DocumentQuery): URLSearchParams {
     if (v) p.set(k, String(v));
   }
   return p;
-}
-
-interface BulkResult {
-  succeeded: number;
-  failed: number;
-  results: { id: string; ok: boolean; message?: string | null }[];
 }
 
 export function DocumentsPage() {
@@ -84,17 +80,17 @@ export function DocumentsPage() {
   );
 
   const bulk = useMutation({
-    mutationFn: (body: { action: string; ids: string[]; category_id?: string }) => api<BulkResult>("/documents/bulk", { method: "POST", body }),
+    mutationFn: (body: BulkAction) => api<BulkResult>("/documents/bulk", { method: "POST", body }),
     onSuccess: (r, vars) => {
-      const failed = r.failed ?? r.results?.filter((x) => !x.ok).length ?? 0;
+      const failed = r.failed;
       toast({
-        title: t(`bulk.done_${vars.action}`, { count: r.succeeded ?? vars.ids.length }),
+        title: t(`bulk.done_${vars.action}`, { count: r.succeeded }),
         description: failed ? t("bulk.some_failed", { count: failed, message: r.results.find((x) => !x.ok)?.message ?? "" }) : undefined,
         variant: failed ? "destructive" : "success",
       });
       setSelected(new Set());
       if (vars.action === "delete") {
-        const deleted = (r.results ?? []).filter((x) => x.ok).map((x) => x.id);
+        const deleted = r.results.filter((x) => x.ok).map((x) => x.id);
         uploads.dismissDocuments(deleted);
         forgetDocuments(qc, deleted);
       } else {
@@ -257,8 +253,7 @@ export function DocumentsPage() {
 function DocumentRow({ doc, selected, onToggle, locale }: { doc: DocumentSummary; selected: boolean; onToggle: () => void; locale: string }) {
   const { t } = useTranslation();
   const live = useLiveProgress()[doc.id];
-  const active = ACTIVE_STATUSES.includes(doc.status);
-  const status = active && live?.status ? live.status : doc.status;
+  const status = isActive(doc.status) && live?.status ? live.status : doc.status;
   return (
     <TableRow data-state={selected ? "selected" : undefined} data-testid="document-row" data-status={status}>
       <TableCell>
@@ -279,13 +274,13 @@ function DocumentRow({ doc, selected, onToggle, locale }: { doc: DocumentSummary
       <TableCell>
         <div className="grid grid-cols-1 gap-1">
           <StatusBadge status={status} />
-          {ACTIVE_STATUSES.includes(status) && <Progress className="h-1 w-20" value={processingPercent(status, live)} aria-label={t("upload.progress_of", { name: doc.filename })} />}
+          {isActive(status) && <Progress className="h-1 w-20" value={processingPercent(status, live)} aria-label={t("upload.progress_of", { name: doc.filename })} />}
         </div>
       </TableCell>
       <TableCell className="hidden md:table-cell">{doc.document_type ? t(`doctype.${doc.document_type}`, { defaultValue: doc.document_type }) : "—"}</TableCell>
       <TableCell className="hidden lg:table-cell">
         <div className="flex flex-wrap gap-1">
-          {doc.categories.map((c) => (
+          {(doc.categories ?? []).map((c) => (
             <span key={c.id} className="rounded bg-secondary px-1.5 py-0.5 text-xs">{c.name}</span>
           ))}
         </div>

@@ -12,21 +12,13 @@ import { EmptyState, ErrorState, Spinner } from "@/components/ui/states";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { useToast } from "@/components/ui/toast";
 import { BarList, TasksPerDayChart } from "@/components/Charts";
-import { PageHeader } from "@/components/layout/AppShell";
+import { PageHeader } from "@/components/layout/PageHeader";
 import { api, apiFetch, buildUrl, toApiError } from "@/lib/api";
 import { useMe } from "@/lib/auth";
-import { StatusBadge, TASK_KINDS, TASK_STATUSES, taskQueryParams, useTasks, type Task, type TaskQuery } from "@/lib/documents";
+import { StatusBadge } from "@/components/documents/StatusBadge";
+import { TASK_KINDS, TASK_STATUSES, type Task, type TaskKind, type TaskStats, type TaskStatus } from "@/api/types";
+import { taskQueryParams, useTasks, type TaskQuery } from "@/lib/documents/queries";
 import { downloadBlob, formatDate } from "@/lib/utils";
-
-interface TaskStats {
-  total: number;
-  by_status: Record<string, number>;
-  by_kind: Record<string, number>;
-  avg_duration_ms?: number | null;
-  p95_duration_ms?: number | null;
-  by_provider: { provider: string; model?: string | null; tasks: number; tokens_in: number; tokens_out: number; avg_duration_ms?: number | null }[];
-  by_day: { day: string; tasks: number; succeeded: number; failed: number }[];
-}
 
 export function formatDuration(ms: number | null | undefined): string {
   if (ms == null) return "—";
@@ -146,14 +138,14 @@ export function TasksPage() {
           </div>
           <div className="grid grid-cols-1 gap-1">
             <Label htmlFor="task-status">{t("tasks.filter_status")}</Label>
-            <NativeSelect id="task-status" value={filters.status?.[0] ?? ""} onChange={(e) => set({ status: e.target.value ? [e.target.value] : undefined })}>
+            <NativeSelect id="task-status" value={filters.status?.[0] ?? ""} onChange={(e) => set({ status: e.target.value ? [e.target.value as TaskStatus] : undefined })}>
               <option value="">{t("common.all")}</option>
               {TASK_STATUSES.map((s) => <option key={s} value={s}>{t(`task_status.${s}`)}</option>)}
             </NativeSelect>
           </div>
           <div className="grid grid-cols-1 gap-1">
             <Label htmlFor="task-kind">{t("tasks.filter_kind")}</Label>
-            <NativeSelect id="task-kind" value={filters.kind?.[0] ?? ""} onChange={(e) => set({ kind: e.target.value ? [e.target.value] : undefined })}>
+            <NativeSelect id="task-kind" value={filters.kind?.[0] ?? ""} onChange={(e) => set({ kind: e.target.value ? [e.target.value as TaskKind] : undefined })}>
               <option value="">{t("common.all")}</option>
               {TASK_KINDS.map((k) => <option key={k} value={k}>{t(`task_kind.${k}`)}</option>)}
             </NativeSelect>
