@@ -1,26 +1,27 @@
 import * as React from "react";
-import { BrowserRouter, Link, Navigate, Outlet, Route, Routes } from "react-router-dom";
-import { useTranslation } from "react-i18next";
-import { FileQuestion } from "lucide-react";
-import { EmptyState, Spinner } from "@/components/ui/states";
-import { Button } from "@/components/ui/button";
+import { BrowserRouter, Navigate, Outlet, Route, Routes } from "react-router-dom";
+import { Spinner } from "@/components/ui/spinner";
 import { RedirectIfAuthed, RequireAuth, SessionWatcher } from "@/lib/auth";
-import { useApps } from "@/lib/apps";
+import { loadMessages } from "@/lib/i18n";
 
 /**
  * Every page is its own chunk, loaded when its route is first shown: the sign-in page does not download
  * the signed-in app, and a user who never opens the admin pages never downloads them.
  */
-function lazyPage<K extends string>(load: () => Promise<Record<K, React.ComponentType>>, name: K) {
+function lazyPage<K extends string, P = object>(load: () => Promise<Record<K, React.ComponentType<NoInfer<P>>>>, name: K) {
   return React.lazy(async () => ({ default: (await load())[name] }));
 }
 
-const SignInPage = lazyPage(() => import("@/pages/auth/AuthPages"), "SignInPage");
-const RegisterPage = lazyPage(() => import("@/pages/auth/AuthPages"), "RegisterPage");
-const ForgotPasswordPage = lazyPage(() => import("@/pages/auth/AuthPages"), "ForgotPasswordPage");
-const ResetPasswordPage = lazyPage(() => import("@/pages/auth/AuthPages"), "ResetPasswordPage");
-const VerifyEmailPage = lazyPage(() => import("@/pages/auth/AuthPages"), "VerifyEmailPage");
-const SignedInShell = lazyPage(() => import("@/components/layout/SignedInShell"), "SignedInShell");
+const SignInPage = lazyPage(() => import("@/pages/auth/SignInPage"), "SignInPage");
+const RegisterPage = lazyPage(() => import("@/pages/auth/RegisterPage"), "RegisterPage");
+const ForgotPasswordPage = lazyPage(() => import("@/pages/auth/PasswordResetPages"), "ForgotPasswordPage");
+const ResetPasswordPage = lazyPage(() => import("@/pages/auth/PasswordResetPages"), "ResetPasswordPage");
+const VerifyEmailPage = lazyPage(() => import("@/pages/auth/VerifyEmailPage"), "VerifyEmailPage");
+// The shell comes with the signed-in pages' messages (both fetched at once).
+const SignedInShell = lazyPage(
+  async () => (await Promise.all([import("@/components/layout/SignedInShell"), loadMessages("app")]))[0],
+  "SignedInShell",
+);
 const DashboardPage = lazyPage(() => import("@/pages/DashboardPage"), "DashboardPage");
 const AppsPage = lazyPage(() => import("@/pages/AppsPage"), "AppsPage");
 const SessionsPage = lazyPage(() => import("@/pages/SessionsPage"), "SessionsPage");
@@ -33,29 +34,8 @@ const DocumentsSettingsPage = lazyPage(() => import("@/pages/documents/SettingsP
 const AdminUsersPage = lazyPage(() => import("@/pages/admin/UsersPage"), "AdminUsersPage");
 const AdminPermissionsPage = lazyPage(() => import("@/pages/admin/PermissionsPage"), "AdminPermissionsPage");
 const AdminAuditPage = lazyPage(() => import("@/pages/admin/AuditPage"), "AdminAuditPage");
-
-function NotFound() {
-  const { t } = useTranslation();
-  return (
-    <EmptyState
-      icon={<FileQuestion className="h-8 w-8" />}
-      title={t("errors.page_not_found")}
-      description={t("errors.page_not_found_hint")}
-      action={<Button asChild variant="outline"><Link to="/">{t("nav.home")}</Link></Button>}
-    />
-  );
-}
-
-/** Documents pages only for users who hold the grant; a revoked grant shows why instead of a broken page. */
-function RequireApp({ app, children }: { app: string; children: React.ReactNode }) {
-  const { t } = useTranslation();
-  const apps = useApps();
-  if (apps.isLoading) return null;
-  if (!(apps.data ?? []).some((a) => a.key === app)) {
-    return <EmptyState title={t("errors.no_app_access")} description={t("errors.no_app_access_hint")} action={<Button asChild variant="outline"><Link to="/apps">{t("nav.apps")}</Link></Button>} />;
-  }
-  return <>{children}</>;
-}
+const NotFoundPage = lazyPage(() => import("@/pages/NotFoundPage"), "NotFoundPage");
+const RequireApp = lazyPage<"RequireApp", { app: string; children: React.ReactNode }>(() => import("@/components/layout/RequireApp"), "RequireApp");
 
 /** A page's chunk is loading: the whole screen outside the shell, the content area inside it. */
 function PageLoading({ fullScreen = false }: { fullScreen?: boolean }) {
@@ -107,7 +87,7 @@ export function App() {
           <Route path="admin/permissions" element={admin(<AdminPermissionsPage />)} />
           <Route path="admin/documents" element={admin(<DocumentsSettingsPage />)} />
           <Route path="admin/audit" element={admin(<AdminAuditPage />)} />
-          <Route path="*" element={<NotFound />} />
+          <Route path="*" element={<NotFoundPage />} />
         </Route>
       </Routes>
     </BrowserRouter>

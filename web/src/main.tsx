@@ -2,7 +2,7 @@ import React from "react";
 import ReactDOM from "react-dom/client";
 import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import "./index.css";
-import "./lib/i18n";
+import { initI18n } from "./lib/i18n";
 import { App } from "./App";
 import { ApiError } from "./lib/api";
 import { APPS_KEY } from "./lib/apps";
@@ -24,12 +24,15 @@ const queryClient: QueryClient = new QueryClient({
   },
 });
 
-ReactDOM.createRoot(document.getElementById("root")!).render(
-  <React.StrictMode>
-    <ThemeProvider>
-      <QueryClientProvider client={queryClient}>
-        <App />
-      </QueryClientProvider>
-    </ThemeProvider>
-  </React.StrictMode>,
+// The first render waits for the messages of the language it shows (a chunk of its own).
+void initI18n().then(() =>
+  ReactDOM.createRoot(document.getElementById("root")!).render(
+    <React.StrictMode>
+      <ThemeProvider>
+        <QueryClientProvider client={queryClient}>
+          <App />
+        </QueryClientProvider>
+      </ThemeProvider>
+    </React.StrictMode>,
+  ),
 );

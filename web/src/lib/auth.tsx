@@ -2,7 +2,7 @@ import * as React from "react";
 import { useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { Navigate, useLocation } from "react-router-dom";
 import { api, ApiError, csrfToken, onSessionLost } from "./api";
-import { Spinner } from "@/components/ui/states";
+import { Spinner } from "@/components/ui/spinner";
 import type { User } from "@/api/types";
 
 export const ME_KEY = ["auth", "me"] as const;

@@ -1,6 +1,6 @@
 import * as React from "react";
 import { useQueryClient } from "@tanstack/react-query";
-import { ApiError, uploadWithProgress } from "./api";
+import { ApiError, buildUrl, csrfToken, refreshSession } from "./api";
 import type { DocumentSummary } from "@/api/types";
 
 export interface UploadItem {
@@ -49,6 +49,55 @@ export function uploadedDocument(body: unknown): { document?: DocumentSummary; d
   if (r.document) return { document: r.document as DocumentSummary, duplicate: Boolean(r.duplicate) };
   if (r.id) return { document: r as unknown as DocumentSummary, duplicate: Boolean(r.duplicate_of) };
   return {};
+}
+
+export interface UploadHandle {
+  promise: Promise<unknown>;
+  abort: () => void;
+}
+
+/** XHR, not fetch: only XHR reports upload progress. */
+export function uploadWithProgress(
+  path: string,
+  form: FormData,
+  onProgress: (loaded: number, total: number) => void,
+  method = "POST",
+): UploadHandle {
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise<unknown>((resolve, reject) => {
+    const start = (retried: boolean) => {
+      xhr.open(method, buildUrl(path));
+      xhr.withCredentials = true;
+      xhr.setRequestHeader("Accept", "application/json");
+      const token = csrfToken();
+      if (token) xhr.setRequestHeader("X-CSRF-Token", token);
+      xhr.upload.onprogress = (e) => {
+        if (e.lengthComputable) onProgress(e.loaded, e.total);
+      };
+      xhr.onload = async () => {
+        if (xhr.status === 401 && !retried && (await refreshSession())) {
+          start(true);
+          return;
+        }
+        let body: unknown = null;
+        try {
+          body = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+        } catch {
+          body = null;
+        }
+        if (xhr.status >= 200 && xhr.status < 300) resolve(body);
+        else {
+          const e = (body as { error?: { code?: string; message?: string; details?: unknown; request_id?: string } })?.error;
+          reject(new ApiError(xhr.status, e?.code ?? `http_${xhr.status}`, e?.message ?? xhr.statusText ?? "Upload failed", e?.details, e?.request_id));
+        }
+      };
+      xhr.onerror = () => reject(new ApiError(0, "network", "The connection failed. Check your network and try again."));
+      xhr.onabort = () => reject(new ApiError(0, "aborted", "Upload cancelled."));
+      xhr.send(form);
+    };
+    start(false);
+  });
+  return { promise, abort: () => xhr.abort() };
 }
 
 export function UploadsProvider({ children }: { children: React.ReactNode }) {

@@ -1,10 +1,11 @@
 import { Link } from "react-router-dom";
-import { useTranslation } from "react-i18next";
+import { useTranslation } from "@/lib/i18n";
 import { AppWindow, FileText, Upload } from "lucide-react";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
-import { EmptyState, ErrorState, Spinner } from "@/components/ui/states";
+import { EmptyState, ErrorState } from "@/components/ui/states";
+import { Spinner } from "@/components/ui/spinner";
 import { PageHeader } from "@/components/layout/PageHeader";
 import { StatusBadge } from "@/components/documents/StatusBadge";
 import { DOCUMENT_STATUSES } from "@/api/types";

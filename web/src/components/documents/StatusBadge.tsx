@@ -1,4 +1,4 @@
-import { useTranslation } from "react-i18next";
+import { useTranslation } from "@/lib/i18n";
 import { Badge } from "@/components/ui/badge";
 
 const STATUS_VARIANT: Record<string, "success" | "warning" | "destructive" | "info" | "secondary" | "outline"> = {

@@ -1,6 +1,6 @@
 import * as React from "react";
 import { Link } from "react-router-dom";
-import { useTranslation } from "react-i18next";
+import { useTranslation } from "@/lib/i18n";
 import { useQuery } from "@tanstack/react-query";
 import { CheckCircle2, FileUp, X, XCircle } from "lucide-react";
 import { Button } from "@/components/ui/button";

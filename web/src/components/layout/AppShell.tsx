@@ -1,13 +1,13 @@
 import * as React from "react";
 import { NavLink, Outlet, useLocation, useNavigate } from "react-router-dom";
-import { useTranslation } from "react-i18next";
+import { useTranslation } from "@/lib/i18n";
 import { useQueryClient } from "@tanstack/react-query";
 import {
   AppWindow, FileText, FolderTree, History, Home, KeyRound, LayoutGrid, LogOut, Menu, Monitor, Moon,
   ScrollText, Settings2, ShieldCheck, Sun, User as UserIcon, Users, X,
 } from "lucide-react";
 import { Button } from "@/components/ui/button";
-import { Spinner } from "@/components/ui/states";
+import { Spinner } from "@/components/ui/spinner";
 import {
   DropdownMenu, DropdownMenuContent, DropdownMenuItem, DropdownMenuLabel, DropdownMenuRadioGroup, DropdownMenuRadioItem,
   DropdownMenuSeparator, DropdownMenuTrigger,
