@@ -12,7 +12,7 @@ import { DOCUMENT_STATUSES } from "@/api/types";
 import { useApps } from "@/lib/apps";
 import { useMe } from "@/lib/auth";
 import { useDocumentCounts, useDocuments, useTasks } from "@/lib/documents/queries";
-import { formatDate } from "@/lib/utils";
+import { formatDate } from "@/lib/format";
 
 export function DashboardPage() {
   const { t, i18n } = useTranslation();

@@ -15,7 +15,7 @@ import { api, ApiError, buildUrl } from "@/lib/api";
 import { useMe } from "@/lib/auth";
 import { useTheme, type Theme } from "@/lib/theme";
 import type { Profile, ProfileUpdate } from "@/api/types";
-import { formatDate } from "@/lib/utils";
+import { formatDate } from "@/lib/format";
 
 const AVATAR_MAX = 2 * 1024 * 1024;
 const AVATAR_TYPES = ["image/png", "image/jpeg", "image/webp"];

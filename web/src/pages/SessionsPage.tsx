@@ -13,7 +13,7 @@ import { useToast } from "@/components/ui/toast";
 import { PageHeader } from "@/components/layout/PageHeader";
 import type { SessionList } from "@/api/types";
 import { api } from "@/lib/api";
-import { formatDate } from "@/lib/utils";
+import { formatDate } from "@/lib/format";
 
 export function SessionsPage() {
   const { t, i18n } = useTranslation();

@@ -11,7 +11,8 @@ import type { DocumentSummary } from "@/api/types";
 import { useLiveProgress, type LiveProgress } from "@/lib/documents/live";
 import { isActive, processingPercent } from "@/lib/documents/progress";
 import type { UploadItem } from "@/lib/uploads";
-import { cn, formatBytes } from "@/lib/utils";
+import { cn } from "@/lib/utils";
+import { formatBytes } from "@/lib/format";
 
 const TERMINAL = ["ready", "needs_ocr", "failed"];
 

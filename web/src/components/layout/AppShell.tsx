@@ -162,11 +162,15 @@ export function AppShell() {
       <a href="#main" className="sr-only focus:not-sr-only focus:fixed focus:left-2 focus:top-2 focus:z-[60] focus:rounded-md focus:bg-background focus:px-3 focus:py-2">
         {t("nav.skip")}
       </a>
-      <aside className="sticky top-0 hidden h-screen w-60 shrink-0 overflow-y-auto border-r bg-card lg:block">
-        <div className="flex h-14 items-center border-b px-5">
-          <Brand />
+      {/* The aside stretches to the page's full height (its background and border go all the way down);
+          the navigation inside it stays in view while the page scrolls. */}
+      <aside className="hidden w-60 shrink-0 border-r bg-card lg:block" data-testid="sidebar">
+        <div className="sticky top-0 max-h-screen overflow-y-auto">
+          <div className="flex h-14 items-center border-b px-5">
+            <Brand />
+          </div>
+          <Sidebar onNavigate={() => undefined} />
         </div>
-        <Sidebar onNavigate={() => undefined} />
       </aside>
       {open && (
         <div className="fixed inset-0 z-40 lg:hidden" role="dialog" aria-modal="true" aria-label={t("nav.main")}>

@@ -56,7 +56,7 @@ const messages = {
     title: "Documents", subtitle: "Upload PDFs and find what is in them.", empty: "No documents yet",
     empty_hint: "Drop PDF files above or choose them from your device. They will be processed automatically.",
     empty_filtered: "Nothing matches", empty_filtered_hint: "Try other words or remove some filters.",
-    col_document: "Document", col_status: "Status", col_type: "Type", col_categories: "Categories", col_uploaded: "Uploaded",
+    col_document: "Document", col_status: "Status", col_type: "Type", col_amount: "Amount", col_categories: "Categories", col_uploaded: "Uploaded",
     total_one: "{{count}} document", total_other: "{{count}} documents", page: "Page {{page}}", prev_page: "Previous page", next_page: "Next page",
     pages_one: "{{count}} page", pages_other: "{{count}} pages",
   },

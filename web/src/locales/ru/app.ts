@@ -58,7 +58,7 @@ const messages = {
     title: "Документы", subtitle: "Загружайте PDF и находите то, что в них.", empty: "Документов пока нет",
     empty_hint: "Перетащите PDF-файлы в область выше или выберите их на устройстве. Они обработаются автоматически.",
     empty_filtered: "Ничего не найдено", empty_filtered_hint: "Попробуйте другие слова или уберите часть фильтров.",
-    col_document: "Документ", col_status: "Статус", col_type: "Тип", col_categories: "Категории", col_uploaded: "Загружен",
+    col_document: "Документ", col_status: "Статус", col_type: "Тип", col_amount: "Сумма", col_categories: "Категории", col_uploaded: "Загружен",
     total_one: "{{count}} документ", total_few: "{{count}} документа", total_many: "{{count}} документов", total_other: "{{count}} документа",
     page: "Страница {{page}}", prev_page: "Предыдущая страница", next_page: "Следующая страница",
     pages_one: "{{count}} страница", pages_few: "{{count}} страницы", pages_many: "{{count}} страниц", pages_other: "{{count}} страницы",

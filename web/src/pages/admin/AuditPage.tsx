@@ -13,7 +13,7 @@ import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@
 import { PageHeader } from "@/components/layout/PageHeader";
 import type { AuditPage as AuditPageData } from "@/api/types";
 import { api } from "@/lib/api";
-import { formatDate } from "@/lib/utils";
+import { formatDate } from "@/lib/format";
 
 const AUDIT_PAGE = 50;
 

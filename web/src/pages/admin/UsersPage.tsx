@@ -17,7 +17,7 @@ import { PageHeader } from "@/components/layout/PageHeader";
 import type { AdminUserChanges, User, UsersQuery } from "@/api/types";
 import { api } from "@/lib/api";
 import { USERS_PAGE, useUsers } from "@/lib/admin";
-import { formatDate } from "@/lib/utils";
+import { formatDate } from "@/lib/format";
 
 export function AdminUsersPage() {
   const { t, i18n } = useTranslation();

@@ -15,7 +15,7 @@ import { Spinner } from "@/components/ui/spinner";
 import { Table, TableBody, TableCell, TableHead, TableRow } from "@/components/ui/table";
 import { Tabs, TabsContent, TabsList, TabsTrigger } from "@/components/ui/tabs";
 import { useToast } from "@/components/ui/toast";
-import { FIELD_ORDER, FieldEditor } from "@/components/documents/FieldEditor";
+import { displayValue, FIELD_ORDER, FieldEditor } from "@/components/documents/FieldEditor";
 import { PagePreview } from "@/components/documents/PagePreview";
 import { api, buildUrl } from "@/lib/api";
 import { useUploads } from "@/lib/uploads";
@@ -24,7 +24,7 @@ import type { BulkAction, DocumentDetail } from "@/api/types";
 import { useLiveProgress } from "@/lib/documents/live";
 import { isActive, processingPercent } from "@/lib/documents/progress";
 import { forgetDocuments, useCategories } from "@/lib/documents/queries";
-import { formatBytes, formatDate } from "@/lib/utils";
+import { formatBytes, formatDate } from "@/lib/format";
 import { TaskTable } from "./TasksPage";
 
 export function DocumentDetailPage() {
@@ -108,6 +108,7 @@ export function DocumentDetailPage() {
   // Lists the server always sends, though its schema marks them optional (they have defaults).
   const fields = d.fields ?? {};
   const pages = d.pages ?? [];
+  const currency = displayValue(fields.currency?.value) || d.currency;
   const docCategories = d.categories ?? [];
   const names = [...FIELD_ORDER, ...Object.keys(fields).filter((k) => !(FIELD_ORDER as readonly string[]).includes(k) && k !== "suggested_categories")];
   const suggestedNames = d.pending_suggestions ?? [];
@@ -181,7 +182,7 @@ export function DocumentDetailPage() {
               </CardHeader>
               <CardContent>
                 {names.map((n) => (
-                  <FieldEditor key={n} name={n} field={n === "title" && !fields.title && d.title ? { value: d.title, source: "model" } : fields[n]} onSave={saveField} saving={update.isPending} />
+                  <FieldEditor key={n} name={n} currency={currency} field={n === "title" && !fields.title && d.title ? { value: d.title, source: "model" } : fields[n]} onSave={saveField} saving={update.isPending} />
                 ))}
               </CardContent>
             </Card>

@@ -5,27 +5,22 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { ChevronLeft, ChevronRight, FileText, FolderMinus, FolderPlus, RotateCw, Trash2 } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Card } from "@/components/ui/card";
-import { Checkbox } from "@/components/ui/checkbox";
 import { ConfirmDialog } from "@/components/ui/alert-dialog";
 import { Dialog, DialogContent, DialogDescription, DialogFooter, DialogHeader, DialogTitle } from "@/components/ui/dialog";
 import { NativeSelect } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
-import { Progress } from "@/components/ui/progress";
 import { EmptyState, ErrorState } from "@/components/ui/states";
 import { Spinner } from "@/components/ui/spinner";
-import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { useToast } from "@/components/ui/toast";
 import { PageHeader } from "@/components/layout/PageHeader";
 import { DocumentFilters, activeFilterCount } from "@/components/documents/DocumentFilters";
+import { DocumentList } from "@/components/documents/DocumentList";
 import { UploadDropzone, UploadList, isUploadFinished } from "@/components/documents/UploadList";
 import { api } from "@/lib/api";
-import { StatusBadge } from "@/components/documents/StatusBadge";
-import type { BulkAction, BulkResult, DocumentSummary } from "@/api/types";
+import type { BulkAction, BulkResult } from "@/api/types";
 import { useLiveProgress } from "@/lib/documents/live";
-import { isActive, processingPercent } from "@/lib/documents/progress";
 import { forgetDocuments, useCategories, useDocuments, type DocumentQuery } from "@/lib/documents/queries";
 import { useUploads } from "@/lib/uploads";
-import { formatBytes, formatDate } from "@/lib/utils";
 
 const PAGE_SIZE = 25;
 const LIST_KEYS = ["status", "document_type", "category_any"] as const;
@@ -55,7 +50,7 @@ function paramsFromQuery(q: DocumentQuery): URLSearchParams {
 }
 
 export function DocumentsPage() {
-  const { t, i18n } = useTranslation();
+  const { t } = useTranslation();
   const qc = useQueryClient();
   const toast = useToast();
   const uploads = useUploads();
@@ -103,8 +98,6 @@ export function DocumentsPage() {
   });
 
   const items = docs.data?.items ?? [];
-  const allSelected = items.length > 0 && items.every((d) => selected.has(d.id));
-  const someSelected = items.some((d) => selected.has(d.id));
   const toggle = (id: string) =>
     setSelected((prev) => {
       const next = new Set(prev);
@@ -161,29 +154,12 @@ export function DocumentsPage() {
         />
       ) : (
         <Card>
-          <Table data-testid="documents-table">
-            <TableHeader>
-              <TableRow>
-                <TableHead className="w-10">
-                  <Checkbox
-                    aria-label={t("bulk.select_all")}
-                    checked={allSelected ? true : someSelected ? "indeterminate" : false}
-                    onCheckedChange={(v) => setSelected(v === true ? new Set(items.map((d) => d.id)) : new Set())}
-                  />
-                </TableHead>
-                <TableHead>{t("documents.col_document")}</TableHead>
-                <TableHead>{t("documents.col_status")}</TableHead>
-                <TableHead className="hidden md:table-cell">{t("documents.col_type")}</TableHead>
-                <TableHead className="hidden lg:table-cell">{t("documents.col_categories")}</TableHead>
-                <TableHead className="hidden sm:table-cell">{t("documents.col_uploaded")}</TableHead>
-              </TableRow>
-            </TableHeader>
-            <TableBody>
-              {items.map((d) => (
-                <DocumentRow key={d.id} doc={d} selected={selected.has(d.id)} onToggle={() => toggle(d.id)} locale={i18n.language} />
-              ))}
-            </TableBody>
-          </Table>
+          <DocumentList
+            items={items}
+            selected={selected}
+            onToggle={toggle}
+            onSelectAll={(all) => setSelected(all ? new Set(items.map((d) => d.id)) : new Set())}
+          />
           <div className="flex flex-wrap items-center justify-between gap-2 border-t p-3 text-sm text-muted-foreground">
             <span data-testid="documents-total">{t("documents.total", { count: docs.data?.total ?? 0 })}</span>
             <div className="flex items-center gap-2">
@@ -248,45 +224,5 @@ export function DocumentsPage() {
         </DialogContent>
       </Dialog>
     </div>
-  );
-}
-
-function DocumentRow({ doc, selected, onToggle, locale }: { doc: DocumentSummary; selected: boolean; onToggle: () => void; locale: string }) {
-  const { t } = useTranslation();
-  const live = useLiveProgress()[doc.id];
-  const status = isActive(doc.status) && live?.status ? live.status : doc.status;
-  return (
-    <TableRow data-state={selected ? "selected" : undefined} data-testid="document-row" data-status={status}>
-      <TableCell>
-        <Checkbox aria-label={t("bulk.select_row", { name: doc.filename })} checked={selected} onCheckedChange={onToggle} />
-      </TableCell>
-      <TableCell className="max-w-[14rem] sm:max-w-md">
-        <Link to={`/documents/${doc.id}`} className="block truncate font-medium hover:underline">{doc.title || doc.filename}</Link>
-        <span className="block truncate text-xs text-muted-foreground">
-          {doc.title ? `${doc.filename} · ` : ""}
-          {formatBytes(doc.size, locale)}
-          {doc.page_count ? ` · ${t("documents.pages", { count: doc.page_count })}` : ""}
-        </span>
-        {doc.snippet && (
-          // The server escapes the text and adds only <mark>; any other tag is dropped as well.
-          <span className="mt-1 block text-xs text-muted-foreground [&_mark]:rounded [&_mark]:bg-warning/30 [&_mark]:text-foreground" dangerouslySetInnerHTML={{ __html: doc.snippet.replace(/<(?!\/?mark>)[^>]*>/g, "") }} />
-        )}
-      </TableCell>
-      <TableCell>
-        <div className="grid grid-cols-1 gap-1">
-          <StatusBadge status={status} />
-          {isActive(status) && <Progress className="h-1 w-20" value={processingPercent(status, live)} aria-label={t("upload.progress_of", { name: doc.filename })} />}
-        </div>
-      </TableCell>
-      <TableCell className="hidden md:table-cell">{doc.document_type ? t(`doctype.${doc.document_type}`, { defaultValue: doc.document_type }) : "—"}</TableCell>
-      <TableCell className="hidden lg:table-cell">
-        <div className="flex flex-wrap gap-1">
-          {(doc.categories ?? []).map((c) => (
-            <span key={c.id} className="rounded bg-secondary px-1.5 py-0.5 text-xs">{c.name}</span>
-          ))}
-        </div>
-      </TableCell>
-      <TableCell className="hidden whitespace-nowrap text-muted-foreground sm:table-cell">{formatDate(doc.uploaded_at, locale)}</TableCell>
-    </TableRow>
   );
 }

@@ -19,7 +19,8 @@ import { useMe } from "@/lib/auth";
 import { StatusBadge } from "@/components/documents/StatusBadge";
 import { TASK_KINDS, TASK_STATUSES, type Task, type TaskKind, type TaskStats, type TaskStatus } from "@/api/types";
 import { taskQueryParams, useTasks, type TaskQuery } from "@/lib/documents/queries";
-import { downloadBlob, formatDate } from "@/lib/utils";
+import { downloadBlob } from "@/lib/utils";
+import { formatDate } from "@/lib/format";
 
 export function formatDuration(ms: number | null | undefined): string {
   if (ms == null) return "—";
