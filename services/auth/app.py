@@ -32,6 +32,7 @@ from contracts.auth import (
     USER_DELETED,
     USER_REGISTERED,
     VERIFY_EMAIL,
+    Jwks,
     UserChanged,
     UserDeleted,
     UserRegistered,
@@ -39,7 +40,6 @@ from contracts.auth import (
 from services.kit.bus import Ctx, Service
 from services.kit.config import ServiceSettings
 from services.kit.db import Database
-from services.kit.security import TokenVerifier
 
 from . import handlers
 from .admin import ensure_admin
@@ -54,18 +54,19 @@ HOUSEKEEPING_EVERY_S = 600
 
 
 def create_service(settings: ServiceSettings) -> Service:
-    svc = Service(settings)
     config = AuthConfig.from_env(settings.data_dir)
     keys = KeyRing(settings.data_dir / "keys" / "auth")
     keys.ensure()
+
+    async def local_keys() -> Jwks:  # the auth service verifies with its own keys, not over the bus
+        return keys.jwks()
+
+    svc = Service(settings, key_source=local_keys)
+    verifier = svc.verifier
+    assert verifier is not None
     db = Database(settings.database_url, settings.schema)
     svc.health_checks["postgres"] = db.ping
     svc.on_shutdown.append(db.dispose)
-
-    async def local_keys():  # the auth service verifies with its own keys, not over the bus
-        return keys.jwks()
-
-    verifier = svc.verifier = TokenVerifier(svc, key_source=local_keys)
 
     async def publish_registered(event: UserRegistered) -> None:
         await svc.publish(USER_REGISTERED, event, msg_id=f"user_registered:{event.user_id}")

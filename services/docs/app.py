@@ -25,6 +25,7 @@ from contracts.documents import (
     RenderPreviews,
 )
 from contracts.permissions import AppManifest
+from services.docs.settings_store import SettingsStore
 from services.kit.apps import AppAccessGuard, announce_app
 from services.kit.bus import Ctx, Service, ensure_object_store
 from services.kit.client import call
@@ -33,7 +34,6 @@ from services.kit.db import Database
 from services.kit.logging import log_fields
 from services.kit.objects import digest_hex, read_object
 from services.kit.security import Actor
-from services.kit.settings_store import SettingsStore
 
 from . import handlers
 

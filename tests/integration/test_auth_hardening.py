@@ -19,8 +19,8 @@ from services.auth.config import AuthConfig
 from services.auth.keys import generate_key, load_keys
 from services.auth.state import AuthState
 from services.auth.tables import sessions
+from services.kit.bus import bus_verifier
 from services.kit.db import Database
-from services.kit.security import TokenVerifier
 from tests.conftest import PASSWORD, AppUser, Stack, register_and_login
 from tests.integration.test_auth_support import last_link_token
 
@@ -31,7 +31,7 @@ async def test_a_new_key_signs_and_old_tokens_still_verify(
     key_dir = stack.data_dir / "keys" / "auth"
     old_kid = jwt.get_unverified_header(new_user.access_token)["kid"]
     new = await asyncio.to_thread(generate_key, key_dir)
-    remote = TokenVerifier(SimpleNamespace(nc=stack.nc, js=stack.nc.jetstream()))  # type: ignore[arg-type]
+    remote = bus_verifier(lambda: stack.nc)
     await remote.start()
     try:
         await remote.verify(f"Bearer {new_user.access_token}")  # loads the JWKS of the old key only

@@ -229,8 +229,8 @@ async def test_the_worker_gives_up_before_jetstream_would_redeliver(fake: FakeLL
     from datetime import UTC, datetime
 
     from contracts.documents import DocumentExtracted, DocumentsSettingsStored, ExtractionResult, PdfMetadata
+    from services.docs.settings_store import SettingsStore
     from services.extraction.ai.handlers import AiDeps, ProviderCache, analyze_document
-    from services.kit.settings_store import SettingsStore
 
     fake.slow_s = 5.0
     fake.queue("slow")

@@ -22,9 +22,9 @@ from contracts.documents import (
     DocumentProgress,
     DocumentsSettingsUpdate,
 )
+from services.docs.settings_store import SettingsStore
 from services.kit.bus import Ctx, Service, ensure_object_store
 from services.kit.config import ServiceSettings
-from services.kit.settings_store import SettingsStore
 
 from . import handlers
 

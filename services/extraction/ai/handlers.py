@@ -42,8 +42,8 @@ from contracts.documents import (
     ExtractionResult,
     FailureReason,
 )
+from services.docs.settings_store import SettingsStore, to_public
 from services.kit.logging import log_fields
-from services.kit.settings_store import SettingsStore, to_public
 
 from .budget import cut_to_budget
 from .providers import MalformedAnswer, Provider, ProviderConfig, ProviderError, Usage, build_provider
