@@ -18,7 +18,7 @@ async def test_first_load_of_login_downloads_under_250_kb_of_javascript(
     scripts = []
     page.on("response", lambda r: scripts.append(r) if r.request.resource_type == "script" else None)
     await page.goto("/login")
-    await page.get_by_role("heading", name="Sign in").wait_for()
+    await page.get_by_role("heading", name="Sign in", level=1).wait_for()
     await page.wait_for_load_state("networkidle")
 
     transferred = decoded = 0
