@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from .base import Contract, Empty, Rpc
-from .documents import DocumentStatus, DocumentType, PdfMetadata
+from .documents import DocumentFields, DocumentStatus, DocumentType, PdfMetadata
 
 APP_KEY = "documents"
 
@@ -23,6 +24,15 @@ TaskStatus = Literal["queued", "running", "succeeded", "failed", "superseded"]
 # `relevance` (needs q) ranks the newest 500 matches (services/docs RANK_CANDIDATES): ranking reads each one.
 SortKey = Literal["uploaded_at", "document_date", "title", "filename", "size", "status", "relevance"]
 FieldSource = Literal["model", "user"]
+
+# The names of `DocumentFields`, in its order, as an enum schema (`EditableField` in the OpenAPI): what a
+# client may clear, the keys of a document's `fields`, the order a field editor shows them in.
+if TYPE_CHECKING:
+
+    class EditableField(StrEnum):  # members made below from DocumentFields at run time
+        pass
+else:
+    EditableField = StrEnum("EditableField", {name: name for name in DocumentFields.model_fields})
 
 
 # ---- upload ------------------------------------------------------------------------------------
@@ -124,7 +134,7 @@ class DocumentDetail(DocumentSummary):
     pages: list[PagePublic] = Field(default_factory=list)
     metadata: PdfMetadata | None = None
     needs_ocr: bool = False
-    fields: dict[str, FieldValue] = Field(default_factory=dict)
+    fields: dict[EditableField, FieldValue] = Field(default_factory=dict)  # only the fields that have a value
     tasks: list[TaskPublic] = Field(default_factory=list)
     preview_pages: int = 0  # pages 1..n may have a PNG at /documents/{id}/pages/{n}/preview
     pending_suggestions: list[str] = Field(default_factory=list)  # suggested names awaiting accept/reject
@@ -166,59 +176,50 @@ class DocumentPage(Contract):
 COUNT_CAP = 1_000
 
 
-class DocumentFieldsUpdate(Contract):
+class DocumentFieldsUpdate(DocumentFields):
     """User edits: a field given here becomes `source=user` and survives re-processing (null = unchanged)."""
 
-    document_type: DocumentType | None = None
-    document_date: date | None = None
-    sender: str | None = Field(default=None, max_length=300)
-    recipient: str | None = Field(default=None, max_length=300)
-    invoice_number: str | None = Field(default=None, max_length=100)
-    customer_number: str | None = Field(default=None, max_length=100)
-    total_amount: Decimal | None = None
-    net_amount: Decimal | None = None
-    tax_amount: Decimal | None = None
-    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-    due_date: date | None = None
-    iban: str | None = Field(default=None, max_length=34)
-    language: str | None = Field(default=None, max_length=8)
-    summary: str | None = Field(default=None, max_length=2000)
 
-
-EditableField = Literal[
-    "title",
-    "document_type",
-    "document_date",
-    "sender",
-    "recipient",
-    "invoice_number",
-    "customer_number",
-    "total_amount",
-    "net_amount",
-    "tax_amount",
-    "currency",
-    "due_date",
-    "iban",
-    "language",
-    "summary",
-]
-
-
-class UpdateDocument(Contract):
-    """Null means unchanged (messages carry every field); `clear` empties fields on purpose (kept empty on re-runs).
+class DocumentEdit(Contract):
+    """The body of `PATCH /documents/{id}`. Null means unchanged; `clear` empties fields on purpose (kept empty
+    on re-runs); `title` is the same as `fields.title`.
 
     `reject_categories`: the caller's categories taken off this document and never suggested on it again.
     `accept_suggestions` / `reject_suggestions`: names from `pending_suggestions`; accepting creates the category
     if needed and assigns it, rejecting means it is never suggested on this document again.
     """
 
-    id: UUID
     title: str | None = Field(default=None, max_length=300)
     fields: DocumentFieldsUpdate | None = None
     clear: list[EditableField] = Field(default_factory=list)
     reject_categories: list[UUID] = Field(default_factory=list, max_length=50)
     accept_suggestions: list[str] = Field(default_factory=list, max_length=50)
     reject_suggestions: list[str] = Field(default_factory=list, max_length=50)
+
+
+class UpdateDocument(DocumentEdit):
+    id: UUID
+
+
+# Every status as a required key (zeros included), so a generated client knows each one is there.
+StatusCounts = Annotated[
+    dict[DocumentStatus, int],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "properties": {status: {"type": "integer"} for status in get_args(DocumentStatus)},
+            "required": list(get_args(DocumentStatus)),
+            "additionalProperties": False,
+        }
+    ),
+]
+
+
+class DocumentCounts(Contract):
+    """How many documents the caller has, in all and per status."""
+
+    total: int
+    by_status: StatusCounts
 
 
 class DownloadTicket(Contract):
@@ -325,8 +326,8 @@ class DayStats(Contract):
 
 class TaskStats(Contract):
     total: int
-    by_status: dict[str, int]
-    by_kind: dict[str, int]
+    by_status: dict[TaskStatus, int]
+    by_kind: dict[TaskKind, int]
     avg_duration_ms: float | None = None
     p95_duration_ms: float | None = None
     by_provider: list[ProviderStats]
@@ -370,6 +371,9 @@ DOCUMENT_CREATE = Rpc(
 )
 DOCUMENT_LIST = Rpc(
     "docs.document.list", ListDocuments, DocumentPage, summary="Filter, search and page documents"
+)
+DOCUMENT_COUNTS = Rpc(
+    "docs.document.counts", Empty, DocumentCounts, summary="How many documents the caller has, per status"
 )
 DOCUMENT_GET = Rpc("docs.document.get", DocumentRef, DocumentDetail, summary="One document with everything")
 DOCUMENT_UPDATE = Rpc(

@@ -29,6 +29,7 @@ SETTINGS_KEY = "documents"
 
 DocumentStatus = Literal["queued", "extracting", "analyzing", "ready", "needs_ocr", "failed"]
 Stage = Literal["extract", "analyze"]
+RunKind = Literal["extract", "reprocess"]  # a document's first run, or a later one
 FailureReason = Literal[
     "encrypted",
     "unreadable",
@@ -82,7 +83,7 @@ class DocumentUploaded(Contract):
     object_name: str
     uploaded_at: datetime
     reprocess: bool = False
-    kind: Literal["extract", "reprocess"] = "extract"
+    kind: RunKind = "extract"
 
 
 class DocumentProcessing(Contract):
@@ -139,13 +140,15 @@ class DocumentExtracted(Contract):
     attempt: int
     started_at: datetime
     finished_at: datetime
-    kind: Literal["extract", "reprocess"] = "extract"
+    kind: RunKind = "extract"
     # Pages 1..preview_pages can be previewed (rendered on first request to `preview_object_name`).
     preview_pages: int = 0
 
 
-class ExtractedFields(Contract):
-    """What the AI worker fills in. Every field is optional: a model says nothing rather than guess."""
+class DocumentFields(Contract):
+    """A document's fields: what the AI worker fills in and a user may edit. Declared here once; the analysis'
+    answer (`ExtractedFields`), a user's edit (`docs_api.DocumentFieldsUpdate`), the names a client may clear
+    (`docs_api.EditableField`, in this order) and the documents service's field columns derive from it."""
 
     document_type: DocumentType | None = None
     title: str | None = Field(default=None, max_length=300)
@@ -162,6 +165,11 @@ class ExtractedFields(Contract):
     iban: str | None = Field(default=None, max_length=34)
     language: str | None = Field(default=None, max_length=8)
     summary: str | None = Field(default=None, max_length=2000)
+
+
+class ExtractedFields(DocumentFields):
+    """What the AI worker fills in. Every field is optional: a model says nothing rather than guess."""
+
     suggested_categories: list[str] = Field(default_factory=list, max_length=10)
 
 

@@ -75,6 +75,13 @@ async def list_documents(request: Request, call: Call, token: Token) -> api.Docu
     return await call(api.DOCUMENT_LIST, query_model(request, api.ListDocuments), token=token)
 
 
+@router.get(
+    "/counts", response_model=api.DocumentCounts, summary="How many documents you have, in all and per status"
+)
+async def counts(call: Call, token: Token) -> api.DocumentCounts:
+    return await call(api.DOCUMENT_COUNTS, Empty(), token=token)
+
+
 @router.post("/bulk", response_model=api.BulkResult, summary="One action over a selection (ids) or a filter")
 async def bulk(body: api.BulkAction, call: Call, token: Token) -> api.BulkResult:
     return await call(api.DOCUMENT_BULK, body, token=token)
