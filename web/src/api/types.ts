@@ -5,6 +5,7 @@
  */
 import type { components, paths } from "./schema";
 import {
+  editableFieldValues,
   documentSummaryDocument_typeAnyOf0Values,
   documentSummaryStatusValues,
   documentsSettingsPublicProviderValues,
@@ -42,6 +43,8 @@ export type AuditQuery = NonNullable<paths["/api/v1/admin/audit"]["get"]["parame
 export type DocumentSummary = Schemas["DocumentSummary"];
 export type DocumentDetail = Schemas["DocumentDetail"];
 export type DocumentPage = Schemas["DocumentPage"];
+export type DocumentCounts = Schemas["DocumentCounts"];
+export type EditableField = Schemas["EditableField"];
 export type DocumentStatus = DocumentSummary["status"];
 export type DocumentType = NonNullable<DocumentSummary["document_type"]>;
 export type FieldValue = Schemas["FieldValue"];
@@ -68,6 +71,8 @@ function present<T>(values: ReadonlyArray<T | null>): readonly T[] {
 // The server's enums as values (lists to render, in the server's order).
 export const DOCUMENT_STATUSES: readonly DocumentStatus[] = documentSummaryStatusValues;
 export const DOCUMENT_TYPES: readonly DocumentType[] = present(documentSummaryDocument_typeAnyOf0Values);
+/** The fields a user may edit, in the order the detail page shows them (declared once, in contracts/). */
+export const EDITABLE_FIELDS: readonly EditableField[] = editableFieldValues;
 export const TASK_STATUSES: readonly TaskStatus[] = taskPublicStatusValues;
 export const TASK_KINDS: readonly TaskKind[] = taskPublicKindValues;
 export const PROVIDERS: readonly ProviderName[] = documentsSettingsPublicProviderValues;

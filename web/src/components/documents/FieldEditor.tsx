@@ -4,16 +4,11 @@ import { Bot, Check, Pencil, User, X } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Input, NativeSelect, Textarea } from "@/components/ui/input";
 import { Tooltip } from "@/components/ui/tooltip";
-import { DOCUMENT_TYPES, type FieldValue } from "@/api/types";
+import { DOCUMENT_TYPES, type EditableField, type FieldValue } from "@/api/types";
 import { formatAmount } from "@/lib/format";
 
-export const FIELD_ORDER = [
-  "document_type", "title", "document_date", "sender", "recipient", "invoice_number", "customer_number",
-  "total_amount", "net_amount", "tax_amount", "currency", "due_date", "iban", "language", "summary",
-] as const;
-
-const DATE_FIELDS = new Set(["document_date", "due_date"]);
-const AMOUNT_FIELDS = new Set(["total_amount", "net_amount", "tax_amount"]);
+const DATE_FIELDS = new Set<string>(["document_date", "due_date"] satisfies EditableField[]);
+const AMOUNT_FIELDS = new Set<string>(["total_amount", "net_amount", "tax_amount"] satisfies EditableField[]);
 
 export function displayValue(value: unknown): string {
   if (value === null || value === undefined || value === "") return "";

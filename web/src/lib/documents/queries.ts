@@ -1,6 +1,6 @@
 /** The documents app's reads: lists, counts, categories and tasks (TanStack Query), and cache upkeep. */
 import { keepPreviousData, useQuery, type QueryClient } from "@tanstack/react-query";
-import type { CategoryList, DocumentPage, DocumentStatus, DocumentType, TaskKind, TaskPage, TaskStatus } from "@/api/types";
+import type { CategoryList, DocumentCounts, DocumentPage, DocumentStatus, DocumentType, TaskKind, TaskPage, TaskStatus } from "@/api/types";
 import { api, type Query } from "@/lib/api";
 
 export const SORT_KEYS = ["uploaded_at", "document_date", "title", "filename", "size", "status", "relevance"] as const;
@@ -52,12 +52,6 @@ export function useDocuments(q: DocumentQuery, opts: { refetchInterval?: number 
     placeholderData: keepPreviousData,
     refetchInterval: opts.refetchInterval,
   });
-}
-
-/** `GET /documents/counts`: the caller's documents by status, every status present (zeros included). */
-export interface DocumentCounts {
-  total: number;
-  by_status: Record<DocumentStatus, number>;
 }
 
 /** One request for the dashboard's counts; live events refresh it (every "documents" query) as statuses change. */

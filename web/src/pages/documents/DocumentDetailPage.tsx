@@ -15,12 +15,12 @@ import { Spinner } from "@/components/ui/spinner";
 import { Table, TableBody, TableCell, TableHead, TableRow } from "@/components/ui/table";
 import { Tabs, TabsContent, TabsList, TabsTrigger } from "@/components/ui/tabs";
 import { useToast } from "@/components/ui/toast";
-import { displayValue, FIELD_ORDER, FieldEditor } from "@/components/documents/FieldEditor";
+import { displayValue, FieldEditor } from "@/components/documents/FieldEditor";
 import { PagePreview } from "@/components/documents/PagePreview";
 import { api, buildUrl } from "@/lib/api";
 import { useUploads } from "@/lib/uploads";
 import { StatusBadge } from "@/components/documents/StatusBadge";
-import type { BulkAction, DocumentDetail } from "@/api/types";
+import { EDITABLE_FIELDS, type BulkAction, type DocumentDetail } from "@/api/types";
 import { useLiveProgress } from "@/lib/documents/live";
 import { isActive, processingPercent } from "@/lib/documents/progress";
 import { forgetDocuments, useCategories } from "@/lib/documents/queries";
@@ -110,7 +110,9 @@ export function DocumentDetailPage() {
   const pages = d.pages ?? [];
   const currency = displayValue(fields.currency?.value) || d.currency;
   const docCategories = d.categories ?? [];
-  const names = [...FIELD_ORDER, ...Object.keys(fields).filter((k) => !(FIELD_ORDER as readonly string[]).includes(k) && k !== "suggested_categories")];
+  // Every editable field (the server's list, in its order), then any other field the analysis filled in.
+  const editable: readonly string[] = EDITABLE_FIELDS;
+  const names = [...editable, ...Object.keys(fields).filter((k) => !editable.includes(k) && k !== "suggested_categories")];
   const suggestedNames = d.pending_suggestions ?? [];
   const assigned = new Set(docCategories.map((c) => c.id));
   const tables = pages.flatMap((p) => (p.tables ?? []).map((tbl, i) => ({ page: p.number, index: i + 1, rows: tbl })));
