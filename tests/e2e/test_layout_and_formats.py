@@ -66,7 +66,9 @@ async def test_amounts_in_the_locale_money_format(stack: Stack, browsing: Browsi
     await value.filter(has_text="€304,277.24").wait_for()
     assert await value.inner_text() == "€304,277.24"
     # Editing shows the number itself, not the formatted text.
-    await page.get_by_test_id("field-total_amount").get_by_role("button", name="Edit Total", exact=True).click()
+    await (
+        page.get_by_test_id("field-total_amount").get_by_role("button", name="Edit Total", exact=True).click()
+    )
     assert await page.get_by_label("Total", exact=True).input_value() == "304277.24"
     await page.keyboard.press("Escape")
 
