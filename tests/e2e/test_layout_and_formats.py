@@ -49,12 +49,12 @@ async def test_sidebar_background_covers_a_long_page(stack: Stack, browsing: Bro
     background = await sidebar.evaluate("e => getComputedStyle(e).backgroundColor")
     assert background not in ("rgba(0, 0, 0, 0)", "transparent"), background
 
+    await screenshot(page, "sidebar-long-page")
     # Scrolled to the bottom, the navigation is still in view.
     await page.evaluate("() => window.scrollTo(0, document.documentElement.scrollHeight)")
     link = sidebar.get_by_role("link", name="Audit log")
     link_box = await link.bounding_box()
     assert link_box is not None and 0 <= link_box["y"] < 600, link_box
-    await screenshot(page, "sidebar-long-page-bottom")
 
 
 async def test_amounts_in_the_locale_money_format(stack: Stack, browsing: Browsing) -> None:

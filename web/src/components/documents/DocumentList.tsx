@@ -26,6 +26,7 @@ interface ItemProps {
 
 /** A page of documents: a table where there is room for its columns, a list of cards on a phone. */
 export function DocumentList({ items, selected, onToggle, onSelectAll }: ListProps) {
+  const { t } = useTranslation();
   const narrow = useMediaQuery("(max-width: 639px)");
   const all = items.length > 0 && items.every((d) => selected.has(d.id));
   const some = items.some((d) => selected.has(d.id));
@@ -34,7 +35,12 @@ export function DocumentList({ items, selected, onToggle, onSelectAll }: ListPro
   if (narrow) {
     return (
       <div>
-        <div className="flex items-center gap-3 border-b px-4 py-2">{selectAll}</div>
+        <div className="flex items-center gap-3 border-b px-4 py-2">
+          {selectAll}
+          <span className="text-sm text-muted-foreground" aria-hidden>
+            {t("bulk.select_all")}
+          </span>
+        </div>
         <ul className="divide-y" data-testid="document-cards">
           {items.map((d) => (
             <DocumentCard key={d.id} {...item(d)} />
