@@ -24,15 +24,18 @@ const queryClient: QueryClient = new QueryClient({
   },
 });
 
-// The first render waits for the messages of the language it shows (a chunk of its own).
-void initI18n().then(() =>
-  ReactDOM.createRoot(document.getElementById("root")!).render(
-    <React.StrictMode>
-      <ThemeProvider>
-        <QueryClientProvider client={queryClient}>
-          <App />
-        </QueryClientProvider>
-      </ThemeProvider>
-    </React.StrictMode>,
-  ),
-);
+// The first render waits for the messages of the language it shows (a chunk of its own); if they cannot be
+// loaded, the app still renders (showing message keys) rather than a blank page.
+void initI18n()
+  .catch((e: unknown) => console.error("messages not loaded", e))
+  .then(() =>
+    ReactDOM.createRoot(document.getElementById("root")!).render(
+      <React.StrictMode>
+        <ThemeProvider>
+          <QueryClientProvider client={queryClient}>
+            <App />
+          </QueryClientProvider>
+        </ThemeProvider>
+      </React.StrictMode>,
+    ),
+  );
