@@ -104,7 +104,9 @@ export function DocumentDetailPage() {
   if (doc.isError || !doc.data) return <ErrorState error={doc.error} onRetry={() => void doc.refetch()} />;
   const d = doc.data;
   const status = isActive(d.status) && live?.status ? live.status : d.status;
-  const saveField = (name: string, value: string | null) => update.mutateAsync(name === "title" ? { title: value } : { fields: { [name]: value } });
+  // An emptied field is cleared on purpose (`clear`: the API takes a null in `fields` as "unchanged"), and stays
+  // empty when the document is analysed again.
+  const saveField = (name: string, value: string | null) => update.mutateAsync(value === null ? { clear: [name] } : { fields: { [name]: value } });
   // Lists the server always sends, though its schema marks them optional (they have defaults).
   const fields = d.fields ?? {};
   const pages = d.pages ?? [];
