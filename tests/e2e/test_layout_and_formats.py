@@ -83,6 +83,14 @@ async def test_amounts_in_the_locale_money_format(stack: Stack, browsing: Browsi
     await value.filter(has_text="277,24").wait_for()
     assert await value.inner_text() == "304\u00a0277,24\u00a0€"
 
+    # Emptying the field clears it (the API's `clear`): the amount is gone, the user's choice is kept.
+    total = page.get_by_test_id("field-total_amount")
+    await total.get_by_role("button", name="Изменить: Итого").click()
+    await page.locator("#field-total_amount").fill("")
+    await page.locator("#field-total_amount").press("Enter")
+    await value.filter(has_text="Не задано").wait_for()
+    assert await total.get_attribute("data-source") == "user"
+
 
 async def test_documents_are_cards_on_a_360px_phone(stack: Stack, browsing: Browsing) -> None:
     async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30) as http:
