@@ -32,6 +32,8 @@ export default defineConfig({
     environment: "jsdom",
     globals: true,
     setupFiles: ["./src/test/setup.ts"],
+    // A timeout, not a timing check: a typed-out form takes seconds on a loaded shared machine (5 s timed out).
+    testTimeout: 30_000,
     css: false,
   },
 });
