@@ -9,13 +9,14 @@ import uuid
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts import Header
 from services.kit.logging import log_fields, request_id_var
 
-from . import errors, web
+from . import errors, http_types, web
 from .bus import BusClient
 from .routes import auth, health
 from .settings import GatewaySettings
@@ -23,6 +24,13 @@ from .settings import GatewaySettings
 log = logging.getLogger("atrium.gateway")
 
 API_PREFIX = "/api/v1"
+# Every route calls a service over the bus: each may answer these, whatever it does.
+BUS_ERRORS = errors.errors(422, 500, 503, 504)
+
+
+def operation_id(route: APIRoute) -> str:
+    """The OpenAPI operationId (and the web app's generated name) is the route function's name."""
+    return route.name
 
 
 def client_ip(peer: str, forwarded: str | None, trusted: tuple[str, ...]) -> str:
@@ -124,6 +132,7 @@ def create_app(
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/api/openapi.json",
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.bus = bus
@@ -132,18 +141,19 @@ def create_app(
     app.add_middleware(RequestContext, trusted_proxies=settings.trusted_proxies)
 
     api = APIRouter(prefix=API_PREFIX)
-    api.include_router(health.router)
-    api.include_router(auth.router)
+    api.include_router(health.router)  # answers for itself, never with an error envelope
+    api.include_router(auth.router, responses=BUS_ERRORS)
     for r in extra_routers or []:
         api.include_router(r)
     from .routes import discover
 
     for r in discover():
-        api.include_router(r)
+        api.include_router(r, responses=BUS_ERRORS)
     app.include_router(api)
     for r in root_routers():
-        app.include_router(r)
+        app.include_router(r, responses=BUS_ERRORS)
     web.mount(app, settings.web_dist)
+    http_types.install(app)
     return app
 
 

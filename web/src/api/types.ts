@@ -6,6 +6,7 @@
 import type { components, paths } from "./schema";
 import {
   editableFieldValues,
+  pathsApiV1DocumentsGetParametersQuerySortValues,
   documentSummaryDocument_typeAnyOf0Values,
   documentSummaryStatusValues,
   documentsSettingsPublicProviderValues,
@@ -14,6 +15,9 @@ import {
 } from "./schema";
 
 type Schemas = components["schemas"];
+
+// Errors: the body of every failure
+export type ErrorEnvelope = Schemas["ErrorEnvelope"];
 
 // Accounts and sessions
 export type User = Schemas["UserPublic"];
@@ -44,6 +48,11 @@ export type DocumentSummary = Schemas["DocumentSummary"];
 export type DocumentDetail = Schemas["DocumentDetail"];
 export type DocumentPage = Schemas["DocumentPage"];
 export type DocumentCounts = Schemas["DocumentCounts"];
+export type DocumentsQuery = NonNullable<paths["/api/v1/documents"]["get"]["parameters"]["query"]>;
+export type DocumentEdit = Schemas["DocumentEdit"];
+export type UploadBatch = Schemas["UploadBatch"];
+/** The data of the one event `GET /events` sends (`event: progress`). */
+export type DocumentProgress = Schemas["DocumentProgress"];
 export type EditableField = Schemas["EditableField"];
 export type DocumentStatus = DocumentSummary["status"];
 export type DocumentType = NonNullable<DocumentSummary["document_type"]>;
@@ -55,6 +64,7 @@ export type BulkAction = Schemas["BulkAction"];
 export type BulkResult = Schemas["BulkResult"];
 export type Task = Schemas["TaskPublic"];
 export type TaskPage = Schemas["TaskPage"];
+export type TasksQuery = NonNullable<paths["/api/v1/tasks"]["get"]["parameters"]["query"]>;
 export type TaskStats = Schemas["TaskStats"];
 export type TaskStatus = Task["status"];
 export type TaskKind = Task["kind"];
@@ -73,6 +83,7 @@ export const DOCUMENT_STATUSES: readonly DocumentStatus[] = documentSummaryStatu
 export const DOCUMENT_TYPES: readonly DocumentType[] = present(documentSummaryDocument_typeAnyOf0Values);
 /** The fields a user may edit, in the order the detail page shows them (declared once, in contracts/). */
 export const EDITABLE_FIELDS: readonly EditableField[] = editableFieldValues;
+export const DOCUMENT_SORT_KEYS: readonly NonNullable<DocumentsQuery["sort"]>[] = pathsApiV1DocumentsGetParametersQuerySortValues;
 export const TASK_STATUSES: readonly TaskStatus[] = taskPublicStatusValues;
 export const TASK_KINDS: readonly TaskKind[] = taskPublicKindValues;
 export const PROVIDERS: readonly ProviderName[] = documentsSettingsPublicProviderValues;

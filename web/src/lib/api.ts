@@ -3,6 +3,7 @@
  * Unsafe requests carry the CSRF double-submit header; a 401 triggers one silent refresh
  * (shared by concurrent callers) and a retry; a refused refresh means the session is gone.
  */
+import type { ErrorEnvelope } from "@/api/types";
 
 export const API_BASE = "/api/v1";
 const CSRF_COOKIES = ["atrium_csrf", "__Host-atrium_csrf"];
@@ -92,23 +93,15 @@ function withCsrf(headers: Record<string, string>, method: string): Record<strin
   return headers;
 }
 
+/** A failed answer's body as an ApiError: the API's error envelope, or (a proxy's page, no body) its status. */
+export function envelopeError(status: number, body: unknown, fallback: string, requestId = ""): ApiError {
+  const e = (body as Partial<ErrorEnvelope> | null)?.error;
+  return new ApiError(status, e?.code ?? `http_${status}`, e?.message ?? fallback, e?.details ?? null, e?.request_id || requestId);
+}
+
 export async function toApiError(res: Response): Promise<ApiError> {
-  let code = "http_" + res.status;
-  let message = res.statusText || "Request failed";
-  let details: unknown = null;
-  let requestId = res.headers.get("x-request-id") ?? "";
-  try {
-    const body = await res.json();
-    if (body?.error) {
-      code = body.error.code ?? code;
-      message = body.error.message ?? message;
-      details = body.error.details ?? null;
-      requestId = body.error.request_id || requestId;
-    }
-  } catch {
-    /* not JSON: keep the status text */
-  }
-  return new ApiError(res.status, code, message, details, requestId);
+  const body: unknown = await res.json().catch(() => null); // not JSON: the status text says it
+  return envelopeError(res.status, body, res.statusText || "Request failed", res.headers.get("x-request-id") ?? "");
 }
 
 /** Query parameters: a list repeats the key (`status=a&status=b`); empty values are left out. */

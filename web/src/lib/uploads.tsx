@@ -1,7 +1,7 @@
 import * as React from "react";
 import { useQueryClient } from "@tanstack/react-query";
-import { ApiError, buildUrl, csrfToken, refreshSession } from "./api";
-import type { DocumentSummary } from "@/api/types";
+import { ApiError, buildUrl, csrfToken, envelopeError, refreshSession } from "./api";
+import type { DocumentSummary, UploadBatch } from "@/api/types";
 
 export interface UploadItem {
   key: string;
@@ -36,19 +36,11 @@ function restore(): UploadItem[] {
   }
 }
 
-/** The response of POST /documents: `{documents: [UploadResult…], errors: […]}` (or one UploadResult). */
-export function uploadedDocument(body: unknown): { document?: DocumentSummary; duplicate?: boolean; error?: string } {
-  const b = body as Record<string, unknown> | unknown[] | null;
-  if (b && !Array.isArray(b) && Array.isArray(b.errors) && b.errors.length && !(Array.isArray(b.documents) && b.documents.length)) {
-    return { error: String((b.errors[0] as { message?: string }).message ?? "") };
-  }
-  const list = b && !Array.isArray(b) ? (b.documents ?? b.items) : b;
-  const first = Array.isArray(list) ? list[0] : b;
-  const r = first as Record<string, unknown> | undefined;
-  if (!r) return {};
-  if (r.document) return { document: r.document as DocumentSummary, duplicate: Boolean(r.duplicate) };
-  if (r.id) return { document: r as unknown as DocumentSummary, duplicate: Boolean(r.duplicate_of) };
-  return {};
+/** What one file's `POST /documents` came to: its document (maybe a duplicate), or why it was refused. */
+export function uploadedDocument(batch: UploadBatch): { document?: DocumentSummary; duplicate?: boolean; error?: string } {
+  const first = batch.documents[0];
+  if (first) return { document: first.document, duplicate: first.duplicate };
+  return batch.errors.length ? { error: batch.errors[0].message } : {};
 }
 
 export interface UploadHandle {
@@ -87,8 +79,7 @@ export function uploadWithProgress(
         }
         if (xhr.status >= 200 && xhr.status < 300) resolve(body);
         else {
-          const e = (body as { error?: { code?: string; message?: string; details?: unknown; request_id?: string } })?.error;
-          reject(new ApiError(xhr.status, e?.code ?? `http_${xhr.status}`, e?.message ?? xhr.statusText ?? "Upload failed", e?.details, e?.request_id));
+          reject(envelopeError(xhr.status, body, xhr.statusText || "Upload failed"));
         }
       };
       xhr.onerror = () => reject(new ApiError(0, "network", "The connection failed. Check your network and try again."));
@@ -131,7 +122,7 @@ export function UploadsProvider({ children }: { children: React.ReactNode }) {
       const handle = uploadWithProgress("/documents", form, (loaded) => update(key, { loaded }));
       handle.promise
         .then((body) => {
-          const r = uploadedDocument(body);
+          const r = uploadedDocument(body as UploadBatch);
           if (r.error) throw new Error(r.error);
           update(key, { phase: "uploaded", loaded: file.size, documentId: r.document?.id, duplicate: r.duplicate });
           void qc.invalidateQueries({ queryKey: ["documents"] });

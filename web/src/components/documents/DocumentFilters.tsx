@@ -4,8 +4,8 @@ import { Filter, Search, X } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Input, NativeSelect } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
-import { DOCUMENT_STATUSES, DOCUMENT_TYPES, type Category } from "@/api/types";
-import { SORT_KEYS, type DocumentQuery } from "@/lib/documents/queries";
+import { DOCUMENT_SORT_KEYS, DOCUMENT_STATUSES, DOCUMENT_TYPES, type Category } from "@/api/types";
+import type { DocumentQuery } from "@/lib/documents/queries";
 import { cn } from "@/lib/utils";
 
 function Chips<T extends string>({ legend, options, selected, onChange }: { legend: string; options: { value: T; label: string }[]; selected: readonly T[]; onChange: (v: T[]) => void }) {
@@ -35,7 +35,7 @@ function Chips<T extends string>({ legend, options, selected, onChange }: { lege
   );
 }
 
-function DateRange({ id, legend, from, to, onChange }: { id: string; legend: string; from?: string; to?: string; onChange: (from?: string, to?: string) => void }) {
+function DateRange({ id, legend, from, to, onChange }: { id: string; legend: string; from?: string | null; to?: string | null; onChange: (from?: string, to?: string) => void }) {
   const { t } = useTranslation();
   return (
     <fieldset className="grid grid-cols-1 gap-1.5">
@@ -43,11 +43,11 @@ function DateRange({ id, legend, from, to, onChange }: { id: string; legend: str
       <div className="grid grid-cols-2 gap-2">
         <div className="grid grid-cols-1 gap-1">
           <Label htmlFor={`${id}-from`} className="text-xs font-normal">{t("filters.from")}</Label>
-          <Input id={`${id}-from`} type="date" value={from ?? ""} max={to} onChange={(e) => onChange(e.target.value || undefined, to)} />
+          <Input id={`${id}-from`} type="date" value={from ?? ""} max={to ?? undefined} onChange={(e) => onChange(e.target.value || undefined, to ?? undefined)} />
         </div>
         <div className="grid grid-cols-1 gap-1">
           <Label htmlFor={`${id}-to`} className="text-xs font-normal">{t("filters.to")}</Label>
-          <Input id={`${id}-to`} type="date" value={to ?? ""} min={from} onChange={(e) => onChange(from, e.target.value || undefined)} />
+          <Input id={`${id}-to`} type="date" value={to ?? ""} min={from ?? undefined} onChange={(e) => onChange(from ?? undefined, e.target.value || undefined)} />
         </div>
       </div>
     </fieldset>
@@ -102,7 +102,7 @@ export function DocumentFilters({ value, onChange, categories }: { value: Docume
           <div className="flex min-w-0 flex-wrap items-center gap-1">
             <Label htmlFor="sort" className="sr-only">{t("filters.sort")}</Label>
             <NativeSelect id="sort" className="w-auto" value={value.sort ?? "uploaded_at"} onChange={(e) => set({ sort: e.target.value as DocumentQuery["sort"] })}>
-              {SORT_KEYS.filter((k) => k !== "relevance" || value.q).map((k) => (
+              {DOCUMENT_SORT_KEYS.filter((k) => k !== "relevance" || value.q).map((k) => (
                 <option key={k} value={k}>{t(`sort.${k}`)}</option>
               ))}
             </NativeSelect>

@@ -5,19 +5,8 @@
  */
 import * as React from "react";
 import { useQueryClient } from "@tanstack/react-query";
-import type { DocumentStatus } from "@/api/types";
+import type { DocumentProgress } from "@/api/types";
 import { buildUrl } from "@/lib/api";
-
-/** The data of one `progress` event (contracts.documents.DocumentProgress). */
-export interface DocumentProgress {
-  document_id: string;
-  run_id: string;
-  stage: "extract" | "analyze";
-  status: DocumentStatus;
-  page?: number | null;
-  pages?: number | null;
-  message?: string;
-}
 
 /** What the app knows live about one document: its latest progress event. */
 export type LiveProgress = DocumentProgress;

@@ -1,33 +1,16 @@
 /** The documents app's reads: lists, counts, categories and tasks (TanStack Query), and cache upkeep. */
 import { keepPreviousData, useQuery, type QueryClient } from "@tanstack/react-query";
-import type { CategoryList, DocumentCounts, DocumentPage, DocumentStatus, DocumentType, TaskKind, TaskPage, TaskStatus } from "@/api/types";
+import type { CategoryList, DocumentCounts, DocumentPage, DocumentsQuery, TaskPage, TasksQuery } from "@/api/types";
 import { api, type Query } from "@/lib/api";
 
-export const SORT_KEYS = ["uploaded_at", "document_date", "title", "filename", "size", "status", "relevance"] as const;
-
-export interface DocumentQuery {
-  q?: string;
-  status?: DocumentStatus[];
-  document_type?: DocumentType[];
-  category_any?: string[];
-  category_all?: string[];
-  sender?: string;
-  date_from?: string;
-  date_to?: string;
-  uploaded_from?: string;
-  uploaded_to?: string;
-  duplicate?: boolean;
-  sort?: (typeof SORT_KEYS)[number];
-  order?: "asc" | "desc";
-  limit?: number;
-  cursor?: string | null;
-}
+/** The list's query as the page holds it: the API's parameters, with the upload dates as days (`YYYY-MM-DD`). */
+export type DocumentQuery = DocumentsQuery;
 
 /** Date-only inputs become the whole day in the user's zone, sent as instants. */
-function dayStart(day: string | undefined): string | undefined {
+function dayStart(day: string | null | undefined): string | undefined {
   return day ? new Date(`${day}T00:00:00`).toISOString() : undefined;
 }
-function dayEnd(day: string | undefined): string | undefined {
+function dayEnd(day: string | null | undefined): string | undefined {
   return day ? new Date(`${day}T23:59:59.999`).toISOString() : undefined;
 }
 
@@ -70,16 +53,8 @@ export function useCategories() {
   });
 }
 
-export interface TaskQuery {
-  status?: TaskStatus[];
-  kind?: TaskKind[];
-  created_from?: string;
-  created_to?: string;
-  filename?: string;
-  all_users?: boolean;
-  limit?: number;
-  cursor?: string | null;
-}
+/** The task list's query as the page holds it: the API's parameters, with the creation dates as days. */
+export type TaskQuery = TasksQuery;
 
 export function taskQueryParams(q: TaskQuery): Query {
   return { ...q, created_from: dayStart(q.created_from), created_to: dayEnd(q.created_to), all_users: q.all_users || undefined };

@@ -20,7 +20,7 @@ import { PagePreview } from "@/components/documents/PagePreview";
 import { api, buildUrl } from "@/lib/api";
 import { useUploads } from "@/lib/uploads";
 import { StatusBadge } from "@/components/documents/StatusBadge";
-import { EDITABLE_FIELDS, type BulkAction, type DocumentDetail } from "@/api/types";
+import { EDITABLE_FIELDS, type BulkAction, type DocumentDetail, type DocumentEdit, type EditableField } from "@/api/types";
 import { useLiveProgress } from "@/lib/documents/live";
 import { isActive, processingPercent } from "@/lib/documents/progress";
 import { forgetDocuments, useCategories } from "@/lib/documents/queries";
@@ -49,7 +49,7 @@ export function DocumentDetailPage() {
     void qc.invalidateQueries({ queryKey: ["categories"] });
   };
   const update = useMutation({
-    mutationFn: (body: Record<string, unknown>) => api<DocumentDetail>(`/documents/${id}`, { method: "PATCH", body }),
+    mutationFn: (body: DocumentEdit) => api<DocumentDetail>(`/documents/${id}`, { method: "PATCH", body }),
     onSuccess: (d) => {
       if (d && typeof d === "object" && "id" in d) qc.setQueryData(key, d);
       refresh();
@@ -76,7 +76,7 @@ export function DocumentDetailPage() {
   });
   // Rejecting an AI-suggested category is recorded by the server: no later analysis suggests it here again.
   const reject = useMutation({
-    mutationFn: (categoryId: string) => api<DocumentDetail>(`/documents/${id}`, { method: "PATCH", body: { reject_categories: [categoryId] } }),
+    mutationFn: (categoryId: string) => api<DocumentDetail>(`/documents/${id}`, { method: "PATCH", body: { reject_categories: [categoryId] } satisfies DocumentEdit }),
     onSuccess: (d) => {
       qc.setQueryData(key, d);
       refresh();
@@ -85,7 +85,7 @@ export function DocumentDetailPage() {
   });
   // Pending suggestions (names with no category yet): accepting creates and assigns it, rejecting is for good.
   const decide = useMutation({
-    mutationFn: (body: { accept_suggestions?: string[]; reject_suggestions?: string[] }) =>
+    mutationFn: (body: Pick<DocumentEdit, "accept_suggestions" | "reject_suggestions">) =>
       api<DocumentDetail>(`/documents/${id}`, { method: "PATCH", body }),
     onSuccess: (d) => {
       qc.setQueryData(key, d);
@@ -106,7 +106,10 @@ export function DocumentDetailPage() {
   const status = isActive(d.status) && live?.status ? live.status : d.status;
   // An emptied field is cleared on purpose (`clear`: the API takes a null in `fields` as "unchanged"), and stays
   // empty when the document is analysed again.
-  const saveField = (name: string, value: string | null) => update.mutateAsync(value === null ? { clear: [name] } : { fields: { [name]: value } });
+  const saveField = (name: string, value: string | null) => {
+    const field = name as EditableField;
+    return update.mutateAsync(value === null ? { clear: [field] } : { fields: { [field]: value } });
+  };
   // Lists the server always sends, though its schema marks them optional (they have defaults).
   const fields = d.fields ?? {};
   const pages = d.pages ?? [];
