@@ -38,6 +38,7 @@ from contracts.documents import (
     DocumentProgress,
     DocumentUploaded,
     ExtractionResult,
+    FailureReason,
     OcrReport,
     PdfMetadata,
     PreviewsRendered,
@@ -64,7 +65,7 @@ RETRYABLE = frozenset({"timeout", "internal"})
 class ExtractionFailed(Exception):
     """Raised to the consumer so it redelivers later; carries the reason for `give_up`."""
 
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: FailureReason, message: str):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
@@ -455,7 +456,7 @@ async def publish_failed(
     event: DocumentUploaded,
     deps: Deps,
     ctx: Ctx,
-    reason: str,
+    reason: FailureReason,
     message: str,
     *,
     final: bool,
@@ -482,6 +483,7 @@ async def publish_failed(
 
 async def give_up(event: DocumentUploaded, exc: BaseException, ctx: Ctx, deps: Deps) -> None:
     """The last attempt failed: the document is `failed` with the last reason."""
+    reason: FailureReason
     if isinstance(exc, ExtractionFailed):
         reason, message = exc.reason, exc.message
     else:

@@ -24,6 +24,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from contracts.documents import FailureReason
+
 from .engine import ExtractError, Limits, OcrJob
 
 log = logging.getLogger("atrium.extract.pool")
@@ -82,12 +84,13 @@ def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, p
                 conn.send(("done", rendered))
             else:
                 _, path, ocr = job
+                # by keyword: the pdfplumber engine takes `first_error` in fourth place
                 result = extract(
                     path,
                     limits,
                     lambda n, total: conn.send(("page", n, total)),
-                    ocr,
-                    lambda n, total: conn.send(("ocr", n, total)),
+                    ocr=ocr,
+                    on_ocr=lambda n, total: conn.send(("ocr", n, total)),
                 )
                 conn.send(("done", result))
         except engines.ExtractError as exc:
@@ -161,7 +164,7 @@ async def _recv(conn: Connection, timeout: float) -> Any:
     return await asyncio.to_thread(conn.recv)
 
 
-def _death_reason(exitcode: int | None, memory_mb: int) -> tuple[str, str]:
+def _death_reason(exitcode: int | None, memory_mb: int) -> tuple[FailureReason, str]:
     if exitcode is not None and exitcode < 0:
         sig = signal.Signals(-exitcode)
         if sig in (signal.SIGABRT, signal.SIGKILL, signal.SIGBUS):
