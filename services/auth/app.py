@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
+from contracts import AtriumError
 from contracts.auth import (
     ADMIN_AUDIT,
     ADMIN_DELETE_USER,
@@ -30,6 +32,7 @@ from contracts.auth import (
 )
 from services.kit.bus import Service
 from services.kit.config import ServiceSettings
+from services.kit.logging import log_fields
 from services.kit.wiring import Loop, RpcTable
 
 from . import tables
@@ -43,6 +46,7 @@ from .ratelimit import RateLimiter
 from .state import AuthState
 
 HOUSEKEEPING_EVERY_S = 600
+log = logging.getLogger("atrium.auth")
 
 RPCS: RpcTable[AuthDeps] = {
     REGISTER: accounts.register_user,
@@ -92,10 +96,17 @@ def create_service(settings: ServiceSettings) -> Service:
             mailer=make_mailer(config),
             state=AuthState(svc.verifier),
         )
-        # `ATRIUM_ADMIN_EMAIL` + `ATRIUM_ADMIN_PASSWORD` make the first admin at start (idempotent).
+        # `ATRIUM_ADMIN_EMAIL` + `ATRIUM_ADMIN_PASSWORD` make the first admin at start (idempotent); an
+        # unconfirmed account of that address is taken over only with `ATRIUM_ADMIN_RESET_PASSWORD=1`.
         email, password = os.environ.get("ATRIUM_ADMIN_EMAIL"), os.environ.get("ATRIUM_ADMIN_PASSWORD")
         if email and password:
-            await ensure_admin(db, email, password, policy=config.policy, nc=svc.nc)
+            take_over = os.environ.get("ATRIUM_ADMIN_RESET_PASSWORD", "") in ("1", "true", "yes")
+            try:
+                await ensure_admin(db, email, password, policy=config.policy, nc=svc.nc, take_over=take_over)
+            except (
+                AtriumError
+            ) as exc:  # refused (an unconfirmed account, a weak password): say so, keep serving
+                log_fields(log, logging.ERROR, "ATRIUM_ADMIN_EMAIL was not applied", reason=exc.message)
         return deps
 
     svc.bind(make_deps, rpcs=RPCS, loops=LOOPS)
