@@ -181,10 +181,11 @@ MAIL_DIR: list[Path] = []
 _LINK_TOKEN = re.compile(r"token=([A-Za-z0-9_\-]+)")
 
 
-def newest_link_token(address: str, subject_word: str) -> str:
-    """The token in the newest dev-outbox mail to `address` whose subject has `subject_word`."""
+def newest_link_token(address: str, subject_word: str, mail_dir: Path | None = None) -> str:
+    """The token in the newest dev-outbox mail to `address` whose subject has `subject_word` (in the
+    harness's outbox, or `mail_dir`)."""
     found = []
-    for path in sorted(MAIL_DIR[0].glob("*.eml"), key=lambda p: p.stat().st_mtime_ns):
+    for path in sorted((mail_dir or MAIL_DIR[0]).glob("*.eml"), key=lambda p: p.stat().st_mtime_ns):
         msg = email_parser.message_from_bytes(path.read_bytes(), policy=email_policy.default)
         if msg["To"] == address and subject_word.lower() in str(msg["Subject"]).lower():
             match = _LINK_TOKEN.search(msg.get_content())  # type: ignore[attr-defined]
