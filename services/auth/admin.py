@@ -129,7 +129,7 @@ async def ensure_admin(
         else:
             outcome = "unchanged"
         if outcome != "unchanged":
-            details = {"sessions_ended": len(ended)} if outcome == "taken_over" else {}
+            details: dict[str, Any] = {"sessions_ended": len(ended)} if outcome == "taken_over" else {}
             await record_audit(
                 s, audit_log, Ctx(request_id=""), f"admin.{outcome}", target_id=row.id, via="cli", **details
             )

@@ -49,10 +49,11 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
         config.limits,
         engine=config.engine,
         heartbeat_every_s=max(config.ack_wait_s / 3, 1.0),
+        child_uid=config.child_uid,
     )
     # One child for page previews, started on the first request: rendering under the same limits as
     # extraction, but never queued behind it.
-    previews = ExtractPool(1, config.limits, engine=config.engine)
+    previews = ExtractPool(1, config.limits, engine=config.engine, child_uid=config.child_uid)
 
     async def pool_health() -> str:
         return "ok" if pool.child_pids() else "no extraction child"
