@@ -6,6 +6,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from contracts import docs_api as api
+from contracts.auth import USER_DELETED
 from contracts.documents import (
     DOCUMENT_ANALYZED,
     DOCUMENT_EXTRACTED,
@@ -67,6 +68,8 @@ EVENTS: EventTable[DocsDeps] = {
     DOCUMENT_EXTRACTED: Consumer(pipeline.on_extracted, "docs-extracted", max_deliver=10),
     DOCUMENT_ANALYZED: Consumer(pipeline.on_analyzed, "docs-analyzed", max_deliver=10),
     DOCUMENT_FAILED: Consumer(pipeline.on_failed, "docs-failed", max_deliver=10),
+    # A deleted user's documents, files, categories and tasks go with them (retried while the store is away).
+    USER_DELETED: Consumer(housekeeping.forget_user, "docs-user-deleted", max_deliver=10, ack_wait_s=60),
 }
 LOOPS: list[Loop[DocsDeps]] = [
     Loop("docs-retention", housekeeping.apply_retention, every_s=3600.0, run_at_start=True)
