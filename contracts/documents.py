@@ -26,6 +26,11 @@ OBJECT_BUCKET = "documents"
 # NATS KV bucket with runtime settings; key `documents` holds `DocumentsSettingsStored`.
 SETTINGS_BUCKET = "settings"
 SETTINGS_KEY = "documents"
+# NATS KV bucket of runs that are no longer their document's current one (key `<run_id>`, value why:
+# "superseded" by a re-run, or "deleted" with the document). The documents service writes it; the workers
+# skip such a run instead of extracting it or sending it to a model.
+SUPERSEDED_RUNS_BUCKET = "superseded_runs"
+SUPERSEDED_RUN_TTL_S = 7 * 86400  # longer than any redelivery of a run's events
 
 DocumentStatus = Literal["queued", "extracting", "analyzing", "ready", "needs_ocr", "failed"]
 Stage = Literal["extract", "analyze"]

@@ -37,6 +37,7 @@ from contracts.documents import (
     DOCUMENT_UPLOADED,
     OBJECT_BUCKET,
     SETTINGS_BUCKET,
+    SUPERSEDED_RUNS_BUCKET,
 )
 from contracts.permissions import ACCESS_CHECK, APP_ANNOUNCED, PERMISSIONS_CHANGED
 from contracts.profile import AVATAR_BUCKET
@@ -102,6 +103,7 @@ def _needs() -> dict[str, Needs]:
                 USER_DELETED,
             ),
             kv_read=(SETTINGS_BUCKET,),
+            kv_write=(SUPERSEDED_RUNS_BUCKET,),
             objects_write=(OBJECT_BUCKET,),
         ),
         # The preview Rpc re-checks the owner's app access itself (AppAccessGuard), as docs does.
@@ -112,6 +114,7 @@ def _needs() -> dict[str, Needs]:
             progress=(DOCUMENT_PROGRESS,),
             consumes=(DOCUMENT_UPLOADED,),
             kv_write=(EXTRACT_RUNS_BUCKET,),
+            kv_read=(SUPERSEDED_RUNS_BUCKET,),
             objects_write=(OBJECT_BUCKET,),
         ),
         "ai": Needs(
@@ -119,6 +122,7 @@ def _needs() -> dict[str, Needs]:
             progress=(DOCUMENT_PROGRESS,),
             consumes=(DOCUMENT_EXTRACTED,),
             kv_write=(SETTINGS_BUCKET,),
+            kv_read=(SUPERSEDED_RUNS_BUCKET,),
             objects_read=(OBJECT_BUCKET,),
         ),
     }

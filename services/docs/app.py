@@ -3,6 +3,7 @@ the dependencies the handlers get (built once the service is connected)."""
 
 from __future__ import annotations
 
+import os
 from uuid import UUID
 
 from contracts import docs_api as api
@@ -31,6 +32,7 @@ from .blobs import NatsBlobs
 from .handlers import bulk, categories, documents, files, housekeeping, pipeline, runs, tasks, uploads
 from .handlers.common import DocsDeps
 from .settings_store import SettingsStore
+from .superseded import superseded_marker
 
 MANIFEST = AppManifest(
     key=api.APP_KEY,
@@ -101,6 +103,8 @@ async def make_deps(svc: Service) -> DocsDeps:
         outbox=svc.outbox(tables.outbox, db),
         publish_progress=publish_progress,
         render_previews=render_previews,
+        mark_superseded=await superseded_marker(svc.js),
+        reprocess_per_hour=int(os.environ.get("ATRIUM_REPROCESS_PER_HOUR", "100")),
     )
 
 

@@ -99,6 +99,7 @@ async def delete_one(doc_id: UUID, actor: Actor, ctx: Ctx, deps: DocsDeps) -> No
     async with deps.db.transaction() as s:
         row = await owned(s, doc_id, actor.user_id, lock=True)
         await remove_document(s, row, deps)
+        run = row.run_id
         await record_audit(
             s,
             audit_log,
@@ -108,6 +109,7 @@ async def delete_one(doc_id: UUID, actor: Actor, ctx: Ctx, deps: DocsDeps) -> No
             target_id=doc_id,
             filename=row.filename,
         )
+    await deps.mark_superseded(run, "deleted")  # a run still queued for the workers is skipped
 
 
 async def delete_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> Empty:

@@ -54,6 +54,8 @@ async def forget_user(event: UserDeleted, ctx: Ctx, deps: DocsDeps) -> None:
             ).all()
             for row in rows:
                 await remove_document(s, row, deps)
+        for row in rows:
+            await deps.mark_superseded(row.run_id, "deleted")
         removed += len(rows)
         if len(rows) < FORGET_BATCH:
             break

@@ -20,6 +20,7 @@ from contracts.documents import (
     ExtractionResult,
 )
 from services.docs.settings_store import SettingsStore
+from services.docs.superseded import superseded_check
 from services.kit.bus import Service
 from services.kit.config import ServiceSettings
 from services.kit.jetstream import ensure_object_store
@@ -92,6 +93,7 @@ async def make_deps(svc: Service) -> AiDeps:
         max_deliver=MAX_DELIVER,
         providers=providers,
         deadline_s=ACK_WAIT_S - 30,
+        superseded=await superseded_check(svc.js),
     )
 
 

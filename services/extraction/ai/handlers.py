@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import ValidationError
 
@@ -143,6 +144,8 @@ class AiDeps:
     max_deliver: int
     providers: ProviderCache
     deadline_s: float = 270.0
+    # Whether the documents service replaced the run (services/docs/superseded.py): then no model is asked.
+    superseded: Callable[[UUID], Awaitable[bool]] | None = None
 
 
 class ProviderCache:
@@ -172,6 +175,15 @@ def load_text(result: ExtractionResult, budget_chars: int) -> str:
 
 
 async def analyze_document(event: DocumentExtracted, ctx: Ctx, deps: AiDeps) -> None:
+    if deps.superseded is not None and await deps.superseded(event.run_id):
+        log_fields(
+            log,
+            logging.INFO,
+            "run superseded; not analyzed",
+            document_id=str(event.document_id),
+            run_id=str(event.run_id),
+        )
+        return
     attempt = ctx.attempt
     started = datetime.now(UTC)
     t0 = time.perf_counter()

@@ -21,6 +21,7 @@ from contracts.documents import (
     DocumentProgress,
     DocumentUploaded,
 )
+from services.docs.superseded import superseded_check
 from services.kit.apps import AppAccessGuard
 from services.kit.bus import Service
 from services.kit.config import ServiceSettings
@@ -83,6 +84,7 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
             previews=previews,
             originals=handlers.RecentOriginals(tmp_dir),
             check_access=guard.check,
+            superseded=await superseded_check(svc.js),
         )
 
         async def shutdown() -> None:

@@ -82,6 +82,12 @@ class Deps:
     originals: RecentOriginals
     check_access: Callable[[Actor], Awaitable[None]]  # refuses a user without the Documents app
     rendering: dict[tuple[UUID, UUID, int], PreviewBatch] = field(default_factory=dict)
+    # Whether the documents service replaced the run (services/docs/superseded.py): then it is skipped.
+    superseded: Callable[[UUID], Awaitable[bool]] = field(default=lambda run: _never())
+
+
+async def _never() -> bool:
+    return False
 
 
 def now() -> datetime:
@@ -108,6 +114,11 @@ async def mark_run_done(runs: Any, run_id: str, stream_seq: int) -> None:
 
 async def extract_uploaded(event: DocumentUploaded, ctx: Ctx, deps: Deps) -> None:
     run = str(event.run_id)
+    if await deps.superseded(event.run_id):  # re-run or deleted meanwhile: its task row says superseded
+        log_fields(
+            log, logging.INFO, "run superseded; not extracted", document_id=str(event.document_id), run_id=run
+        )
+        return
     if not await claim_run(deps.runs, run, ctx.stream_seq):
         log_fields(
             log,
