@@ -262,6 +262,19 @@ class DocumentsSettingsUpdate(Contract):
     task_retention_days: int | None = Field(default=None, ge=1, le=3650)
 
 
+class SettingsChanged(Contract):
+    """An administrator changed the Documents settings: which fields (never the key itself), by whom."""
+
+    actor_id: UUID
+    changed: list[str]
+    provider: ProviderName
+    model: str = ""
+    base_url: str = ""
+    revision: int
+    changed_at: datetime
+    client_ip: str | None = None
+
+
 DOCUMENT_UPLOADED = Event(
     "events.docs.uploaded",
     DocumentUploaded,
@@ -320,6 +333,13 @@ PREVIEW_RENDER = Rpc(
     RenderPreviews,
     PreviewsRendered,
     summary="Render a page's preview and its batch into the Object Store (the owner's token)",
+)
+
+SETTINGS_CHANGED = Event(
+    "events.docs.settings_changed",
+    SettingsChanged,
+    stream=DOCUMENTS_STREAM.name,
+    summary="The Documents settings changed (published by the ai service, recorded in the documents audit log)",
 )
 
 DOCS_HEALTH = health_rpc("docs")

@@ -92,6 +92,8 @@ async def stack(stack_dir: Path) -> AsyncIterator[Stack]:
     os.environ.setdefault("ATRIUM_SECRET", "test-platform-secret-0123456789")
     # Every test client comes from 127.0.0.1; per-IP auth rate limits are tested with X-Forwarded-For IPs.
     os.environ.setdefault("ATRIUM_AUTH_RATE_EXEMPT_IPS", "127.0.0.1")
+    # The tests' model server (tests/fakes_llm) listens on 127.0.0.1: local model servers are allowed here.
+    os.environ.setdefault("ATRIUM_AI_ALLOW_LOCAL_SERVERS", "1")
     n = EmbeddedNats(stack_dir).start()
     MAIL_DIR[:] = [Path(os.environ.get("ATRIUM_MAIL_DIR", str(stack_dir / "mail")))]
     # Every process, CLI command and worker a test starts finds its NATS user's password here.

@@ -37,6 +37,7 @@ from contracts.documents import (
     DOCUMENT_UPLOADED,
     OBJECT_BUCKET,
     SETTINGS_BUCKET,
+    SETTINGS_CHANGED,
     SUPERSEDED_RUNS_BUCKET,
 )
 from contracts.permissions import ACCESS_CHECK, APP_ANNOUNCED, PERMISSIONS_CHANGED
@@ -101,6 +102,7 @@ def _needs() -> dict[str, Needs]:
                 DOCUMENT_ANALYZED,
                 DOCUMENT_FAILED,
                 USER_DELETED,
+                SETTINGS_CHANGED,
             ),
             kv_read=(SETTINGS_BUCKET,),
             kv_write=(SUPERSEDED_RUNS_BUCKET,),
@@ -118,7 +120,7 @@ def _needs() -> dict[str, Needs]:
             objects_write=(OBJECT_BUCKET,),
         ),
         "ai": Needs(
-            publishes=(DOCUMENT_PROCESSING, DOCUMENT_ANALYZED, DOCUMENT_FAILED),
+            publishes=(DOCUMENT_PROCESSING, DOCUMENT_ANALYZED, DOCUMENT_FAILED, SETTINGS_CHANGED),
             progress=(DOCUMENT_PROGRESS,),
             consumes=(DOCUMENT_EXTRACTED,),
             kv_write=(SETTINGS_BUCKET,),

@@ -16,6 +16,7 @@ from contracts.documents import (
     DOCUMENT_PROGRESS,
     OBJECT_BUCKET,
     PREVIEW_RENDER,
+    SETTINGS_CHANGED,
     DocumentProgress,
     PreviewsRendered,
     RenderPreviews,
@@ -72,6 +73,7 @@ EVENTS: EventTable[DocsDeps] = {
     DOCUMENT_FAILED: Consumer(pipeline.on_failed, "docs-failed", max_deliver=10),
     # A deleted user's documents, files, categories and tasks go with them (retried while the store is away).
     USER_DELETED: Consumer(housekeeping.forget_user, "docs-user-deleted", max_deliver=10, ack_wait_s=60),
+    SETTINGS_CHANGED: Consumer(housekeeping.record_settings_change, "docs-settings-audit", max_deliver=10),
 }
 LOOPS: list[Loop[DocsDeps]] = [
     Loop("docs-retention", housekeeping.apply_retention, every_s=3600.0, run_at_start=True)

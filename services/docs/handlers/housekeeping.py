@@ -8,7 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select
 
+from contracts import Header
 from contracts.auth import UserDeleted
+from contracts.documents import SettingsChanged
 from services.kit.audit import record_audit
 from services.kit.context import Ctx
 from services.kit.logging import log_fields
@@ -67,3 +69,21 @@ async def forget_user(event: UserDeleted, ctx: Ctx, deps: DocsDeps) -> None:
         # Hook for document sharing: delete the shares the user made and those made to them, here.
         await record_audit(s, audit_log, ctx, "user.forgotten", target_id=owner, documents=removed)
     log_fields(log, logging.INFO, "deleted user's documents removed", user_id=str(owner), documents=removed)
+
+
+async def record_settings_change(event: SettingsChanged, ctx: Ctx, deps: DocsDeps) -> None:
+    """The ai service changed the Documents settings: an audit entry with the actor and their address."""
+    at = Ctx(request_id=ctx.request_id, headers={Header.CLIENT_IP: event.client_ip or ""})
+    async with deps.db.transaction() as s:
+        await record_audit(
+            s,
+            audit_log,
+            at,
+            "settings.changed",
+            actor_id=event.actor_id,
+            changed=event.changed,
+            provider=event.provider,
+            model=event.model,
+            base_url=event.base_url,
+            revision=event.revision,
+        )

@@ -13,11 +13,13 @@ from contracts.documents import (
     DOCUMENT_PROCESSING,
     DOCUMENT_PROGRESS,
     OBJECT_BUCKET,
+    SETTINGS_CHANGED,
     DocumentAnalyzed,
     DocumentFailed,
     DocumentProcessing,
     DocumentProgress,
     ExtractionResult,
+    SettingsChanged,
 )
 from services.docs.settings_store import SettingsStore
 from services.docs.superseded import superseded_check
@@ -80,6 +82,11 @@ async def make_deps(svc: Service) -> AiDeps:
     async def publish_progress(owner_id: str, document_id: str, p: DocumentProgress) -> None:
         await svc.nc.publish(DOCUMENT_PROGRESS.subject(owner_id, document_id), p.model_dump_json().encode())
 
+    async def publish_settings_changed(e: SettingsChanged) -> None:
+        await svc.publish(
+            SETTINGS_CHANGED, e, msg_id=f"settings_changed:{e.revision}:{e.changed_at.timestamp()}"
+        )
+
     providers = handlers.ProviderCache()
     svc.on_shutdown.append(providers.close)
     return AiDeps(
@@ -94,6 +101,8 @@ async def make_deps(svc: Service) -> AiDeps:
         providers=providers,
         deadline_s=ACK_WAIT_S - 30,
         superseded=await superseded_check(svc.js),
+        allow_local_servers=os.environ.get("ATRIUM_AI_ALLOW_LOCAL_SERVERS", "") in ("1", "true", "yes"),
+        publish_settings_changed=publish_settings_changed,
     )
 
 
