@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "unavailable"
     TIMEOUT = "timeout"
     INTERNAL = "internal"
+    INSUFFICIENT_STORAGE = "insufficient_storage"
 
 
 # One HTTP status per code; the gateway uses nothing else to choose a status.
@@ -57,6 +58,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.TIMEOUT: 504,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.INSUFFICIENT_STORAGE: 507,  # the storage budget is used up (services/kit/storage.py)
 }
 
 
@@ -144,6 +146,10 @@ class Internal(AtriumError):
     code = ErrorCode.INTERNAL
 
 
+class InsufficientStorage(AtriumError):
+    code = ErrorCode.INSUFFICIENT_STORAGE
+
+
 _BY_CODE: dict[ErrorCode, type[AtriumError]] = {
     c.code: c
     for c in (
@@ -158,6 +164,7 @@ _BY_CODE: dict[ErrorCode, type[AtriumError]] = {
         Unavailable,
         Timeout,
         Internal,
+        InsufficientStorage,
     )
 }
 

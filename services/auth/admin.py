@@ -129,7 +129,9 @@ async def ensure_admin(
         else:
             outcome = "unchanged"
         if outcome != "unchanged":
-            details: dict[str, Any] = {"sessions_ended": len(ended)} if outcome == "taken_over" else {}
+            details: dict[str, Any] = {}
+            if outcome == "taken_over":  # the session ids let the auth service store them in auth_state
+                details = {"sessions_ended": len(ended), "sessions": [str(i) for i in ended]}
             await record_audit(
                 s, audit_log, Ctx(request_id=""), f"admin.{outcome}", target_id=row.id, via="cli", **details
             )

@@ -99,7 +99,7 @@ async def make_deps(svc: Service) -> DocsDeps:
 
     return DocsDeps(
         db=db,
-        blobs=NatsBlobs(await ensure_object_store(svc.js, OBJECT_BUCKET)),
+        blobs=NatsBlobs(await ensure_object_store(svc.js, OBJECT_BUCKET, manage=True)),
         settings=lambda: store.current,
         check_access=guard.check,
         outbox=svc.outbox(tables.outbox, db),

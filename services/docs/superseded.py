@@ -24,13 +24,13 @@ MarkSuperseded = Callable[[UUID, str], Awaitable[None]]
 IsSuperseded = Callable[[UUID], Awaitable[bool]]
 
 
-async def _bucket(js: Any) -> Any:
-    return await ensure_kv(js, SUPERSEDED_RUNS_BUCKET, ttl_s=SUPERSEDED_RUN_TTL_S)
+async def _bucket(js: Any, manage: bool = False) -> Any:
+    return await ensure_kv(js, SUPERSEDED_RUNS_BUCKET, ttl_s=SUPERSEDED_RUN_TTL_S, manage=manage)
 
 
 async def superseded_marker(js: Any) -> MarkSuperseded:
     """For the documents service: `await mark(run_id, "superseded" | "deleted")`."""
-    kv = await _bucket(js)
+    kv = await _bucket(js, manage=True)
 
     async def mark(run_id: UUID, why: str) -> None:
         try:

@@ -45,6 +45,9 @@ class Blobs:
     async def delete(self, name: str) -> None:
         raise NotImplementedError
 
+    async def space_left(self) -> int | None:  # bytes the store may still take; None: no limit
+        return None
+
 
 AccessCheck = Callable[[Actor], Awaitable[None]]
 ProgressSink = Callable[[UUID, DocumentProgress], Awaitable[None]]

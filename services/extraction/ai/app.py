@@ -13,6 +13,7 @@ from contracts.documents import (
     DOCUMENT_PROCESSING,
     DOCUMENT_PROGRESS,
     OBJECT_BUCKET,
+    SETTINGS_BUCKET,
     SETTINGS_CHANGED,
     DocumentAnalyzed,
     DocumentFailed,
@@ -25,7 +26,7 @@ from services.docs.settings_store import SettingsStore
 from services.docs.superseded import superseded_check
 from services.kit.bus import Service
 from services.kit.config import ServiceSettings
-from services.kit.jetstream import ensure_object_store
+from services.kit.jetstream import ensure_kv, ensure_object_store
 from services.kit.wiring import Consumer, EventTable, RpcTable
 
 from . import handlers
@@ -53,6 +54,7 @@ EVENTS: EventTable[AiDeps] = {
 
 
 async def make_deps(svc: Service) -> AiDeps:
+    await ensure_kv(svc.js, SETTINGS_BUCKET, history=5, manage=True)  # the ai service writes the settings
     store = SettingsStore(svc.js, svc.settings.platform_secret)
     await store.start()
     svc.on_shutdown.append(store.stop)

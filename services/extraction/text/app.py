@@ -75,7 +75,7 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
         deps = Deps(
             pool=pool,
             objects=await ensure_object_store(svc.js, OBJECT_BUCKET),
-            runs=await ensure_kv(svc.js, RUNS_BUCKET, ttl_s=RUN_MARKER_TTL_S),
+            runs=await ensure_kv(svc.js, RUNS_BUCKET, ttl_s=RUN_MARKER_TTL_S, manage=True),
             publish=publish,
             progress=progress,
             worker=f"{socket.gethostname()}:{os.getpid()}",
