@@ -16,6 +16,17 @@ from contracts.base import Stream
 
 from .storage import limit_for
 
+NO_ROOM = 10047  # JetStream: "insufficient storage resources available"
+
+
+def _no_room(exc: Exception, name: str) -> None:
+    """Raise a plain-words error when the server cannot reserve a stream's limit; return otherwise."""
+    if getattr(exc, "err_code", None) == NO_ROOM:
+        raise RuntimeError(
+            f"nats-server cannot reserve {limit_for(name)} bytes for {name}: its JetStream store is smaller than "
+            "ATRIUM_STORAGE_BUDGET. Lower the budget, or give nats-server more (jetstream max_file_store)."
+        ) from exc
+
 
 def js_replicas() -> int:
     """Copies of every stream, KV bucket and object store: 1 on one server, 3 in a cluster
@@ -45,8 +56,12 @@ async def ensure_streams(js: Any, streams: Sequence[Stream]) -> None:
             try:
                 await js.add_stream(cfg)
             except Exception as exc:  # another service won the race
+                _no_room(exc, s.name)
                 if "already in use" not in str(exc):
                     raise
+        except Exception as exc:
+            _no_room(exc, s.name)
+            raise
 
 
 async def keep_limit(js: Any, stream: str) -> None:
@@ -80,7 +95,8 @@ async def ensure_kv(
                     replicas=js_replicas(),
                 )
             )
-        except Exception:
+        except Exception as exc:  # another process won the race
+            _no_room(exc, f"KV_{bucket}")
             return await js.key_value(bucket)
     if manage:
         await keep_limit(js, f"KV_{bucket}")
@@ -103,7 +119,8 @@ async def ensure_object_store(js: Any, bucket: str, *, manage: bool = False) -> 
                     replicas=js_replicas(),
                 ),
             )
-        except Exception:
+        except Exception as exc:  # another process won the race
+            _no_room(exc, f"OBJ_{bucket}")
             return await js.object_store(bucket)
     if manage:
         await keep_limit(js, f"OBJ_{bucket}")
