@@ -1,8 +1,8 @@
 """Issue 13, item 2 (service side): the child that parses untrusted PDFs holds no secret and reaches no network.
 
 The text worker of the running stack is asked for its extraction and preview children; each one's
-`/proc/<pid>/environ` is read (empty, while the worker itself holds the platform secret and the NATS
-secrets' path), its uid checked (unprivileged when the worker is root), and a connection to the stack's
+`/proc/<pid>/environ` is read (no secret, only Tesseract's paths and thread limit, while the worker
+itself holds the platform secret and the NATS secrets' path), its uid checked (unprivileged when the worker is root), and a connection to the stack's
 NATS server is tried from inside its network namespace (unreachable; the same connection from the
 worker's namespace works). A probe with the child's namespaces and credentials cannot read the NATS
 passwords or the worker's environment. And the confined children still extract and render.
@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import pytest
 
 from services.extraction.text.handlers import Deps
-from services.extraction.text.pool import ExtractPool
+from services.extraction.text.pool import PASSED_TO_CHILDREN, ExtractPool
 from tests.conftest import CORPUS, Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,11 +74,15 @@ async def children(worker: Deps, pool: ExtractPool) -> list[int]:
     return pool.child_pids()
 
 
-async def test_the_parser_child_has_an_empty_environment(worker: Deps) -> None:
+async def test_the_parser_child_has_no_secret_in_its_environment(worker: Deps) -> None:
     assert os.environ.get("ATRIUM_SECRET") and os.environ.get("ATRIUM_NATS_SECRETS")  # the worker holds them
     for pool in (worker.pool, worker.previews):
         for pid in await children(worker, pool):
-            assert Path(f"/proc/{pid}/environ").read_bytes() == b""
+            raw = Path(f"/proc/{pid}/environ").read_bytes()
+            names = {entry.split(b"=", 1)[0].decode() for entry in raw.split(b"\0") if entry}
+            # Only where Tesseract's languages are, and its thread limit: paths and a number.
+            assert names <= {"OMP_THREAD_LIMIT", *PASSED_TO_CHILDREN}, names
+            assert os.environ["ATRIUM_SECRET"].encode() not in raw
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the uid switch applies to a worker started as root")

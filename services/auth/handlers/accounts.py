@@ -114,7 +114,7 @@ async def _registered_again(cmd: RegisterUser, email: str, ctx: Ctx, deps: AuthD
 
 async def me(_: Empty, ctx: Ctx, deps: AuthDeps) -> UserPublic:
     actor = ctx.require_actor()
-    async with deps.db.session() as s:
+    async with deps.db.read() as s:  # one round trip: no transaction needed for one read
         row = await user_by_id(s, actor.user_id)
     if row is None:
         raise NotFound("This account no longer exists.")

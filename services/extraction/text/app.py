@@ -85,6 +85,7 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
             originals=handlers.RecentOriginals(tmp_dir),
             check_access=guard.check,
             superseded=await superseded_check(svc.js),
+            ocr_options=lambda: config.ocr,
         )
 
         async def shutdown() -> None:

@@ -7,7 +7,8 @@ streaming `("page", n, total)` messages and one final `("done", result)` or `("e
 message)`. The parent enforces the per-document wall clock: past it the child is SIGKILLed and
 replaced. A child that dies on its own (pdfium SIGABRTs on inflate bombs) is replaced as well.
 
-A child holds no secret and reaches no network: it starts with an empty environment and confines
+A child holds no secret and reaches no network: it starts with an environment of a few paths and
+`OMP_THREAD_LIMIT` only (`child_environment`) and confines
 itself before anything else (`sandbox.py`: its own network namespace, an unprivileged uid when the
 worker is root); the pool lets that uid read each job's input and write its output directory.
 """
@@ -28,7 +29,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from .engine import ExtractError, Limits
+from .engine import ExtractError, Limits, OcrJob
 
 log = logging.getLogger("atrium.extract.pool")
 
@@ -92,7 +93,15 @@ def _child_main(
                 )
                 conn.send(("done", rendered))
             else:
-                conn.send(("done", extract(job[1], limits, lambda n, total: conn.send(("page", n, total)))))
+                _, path, ocr = job
+                result = extract(
+                    path,
+                    limits,
+                    lambda n, total: conn.send(("page", n, total)),
+                    ocr,
+                    lambda n, total: conn.send(("ocr", n, total)),
+                )
+                conn.send(("done", result))
         except engines.ExtractError as exc:
             conn.send(("error", exc.reason, exc.message))
         except MemoryError:
@@ -100,6 +109,17 @@ def _child_main(
             return  # the heap may be in a poor state; the parent starts a fresh child
         except Exception as exc:
             conn.send(("error", "unreadable", engines._parser_message(exc, None)))
+
+
+# The only variables a child gets: where Tesseract's languages are (paths, not secrets).
+PASSED_TO_CHILDREN = ("ATRIUM_OCR_TESSDATA", "TESSDATA_PREFIX")
+
+
+def child_environment() -> dict[str, str]:
+    env = {k: os.environ[k] for k in PASSED_TO_CHILDREN if os.environ.get(k)}
+    # Tesseract's own threads would fight the pool's processes for the same cores.
+    env["OMP_THREAD_LIMIT"] = "1"
+    return env
 
 
 class _Child:
@@ -120,7 +140,7 @@ class _Child:
                 str(child_uid),
             ],
             pass_fds=[theirs.fileno()],
-            env={},  # no secret of the worker's; `-m` from ROOT finds the code
+            env=child_environment(),  # no secret of the worker's; `-m` from ROOT finds the code
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
         )
@@ -245,8 +265,13 @@ class ExtractPool:
         *,
         on_page: Callable[[int, int], Awaitable[None]] | None = None,
         heartbeat: Callable[[], Awaitable[None]] | None = None,
+        ocr: OcrJob | None = None,
+        on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
     ) -> dict[str, Any]:
-        return await self._job(("extract", path), on_page, heartbeat)  # type: ignore[no-any-return]
+        """Extract `path`; with `ocr`, OCR its pages without a usable text layer as well, hearing
+        `on_ocr_page(done, total)` (first with 0) and writing the text layer PDF where the job says."""
+        result = await self._job(("extract", path, ocr), on_page, heartbeat, on_ocr_page, ocr)
+        return result  # type: ignore[no-any-return]
 
     async def render_previews(
         self,
@@ -265,6 +290,8 @@ class ExtractPool:
         job: tuple[Any, ...],
         on_page: Callable[[int, int], Awaitable[None]] | None,
         heartbeat: Callable[[], Awaitable[None]] | None,
+        on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
+        ocr: OcrJob | None = None,
     ) -> Any:
         if not self._started and not self.stopping:
             async with self._starting:  # a pool nobody started (the preview pool) starts on first use
@@ -275,7 +302,7 @@ class ExtractPool:
         try:
             child = await self._ensure_ready(child)
             try:
-                result = await self._run(child, job, on_page, heartbeat)
+                result = await self._run(child, job, on_page, heartbeat, on_ocr_page, ocr)
             except _HealthyError as exc:
                 healthy = True
                 raise ExtractError(exc.reason, exc.message) from None
@@ -296,16 +323,29 @@ class ExtractPool:
         job: tuple[Any, ...],
         on_page: Callable[[int, int], Awaitable[None]] | None,
         heartbeat: Callable[[], Awaitable[None]] | None,
+        on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
+        ocr: OcrJob | None = None,
     ) -> Any:
         _open_to(child, job)
         child.conn.send(job)
         started = time.monotonic()
         deadline = started + self.limits.doc_timeout_s
         next_beat = started + self.heartbeat_every_s
+        ocring = False
+        # While OCR runs, each page has its own limit in the child; here a page may take twice that
+        # (then the child is stuck where its own limit cannot reach, e.g. inside pdfium) before it is
+        # killed, however many pages the document has.
+        ocr_window = 2 * ocr.options.page_timeout_s + 30 if ocr else 0.0
         while True:
             now = time.monotonic()
             if now >= deadline:
                 child.kill()
+                if ocring:
+                    raise ExtractError(
+                        "timeout",
+                        f"OCR of one page took longer than {ocr_window:g} s (the page limit is "
+                        f"{ocr.options.page_timeout_s:g} s).",  # type: ignore[union-attr]
+                    )
                 raise ExtractError(
                     "timeout",
                     f"Extraction took longer than the {self.limits.doc_timeout_s:g} s "
@@ -327,6 +367,11 @@ class ExtractPool:
             if kind == "page":
                 if on_page:
                     await on_page(msg[1], msg[2])
+            elif kind == "ocr":
+                ocring = True
+                deadline = time.monotonic() + ocr_window
+                if on_ocr_page:
+                    await on_ocr_page(msg[1], msg[2])
             elif kind == "done":
                 return msg[1]
             elif kind == "error":
@@ -344,6 +389,8 @@ def _open_to(child: _Child, job: tuple[Any, ...]) -> None:
     os.chmod(job[1], 0o640)
     if job[0] == "previews":
         os.chown(job[2], uid, gid)
+    elif len(job) > 2 and getattr(job[2], "text_layer_path", None):  # the OCR's PDF with a text layer
+        os.chown(job[2].text_layer_path, uid, gid)
 
 
 class PoolStopping(RuntimeError):

@@ -1,7 +1,8 @@
 """The parser child's sandbox: what a hostile PDF could reach if it took over the process that parses it.
 
-The child starts with an empty environment (no NATS or database password, no platform secret: `pool.py`
-passes none). Then, before it reads any file, `enter()`:
+The child starts with an environment that holds no secret (no NATS or database password, no platform
+secret: `pool.py` passes only where Tesseract's languages are, and `OMP_THREAD_LIMIT`). Then, before it
+reads any file, `enter()`:
 
 - puts it in a network namespace of its own, with only a loopback interface that is down: no connection
   to anything, inside the machine or out (`unshare(CLONE_NEWNET)`; a non-root worker asks for a user
