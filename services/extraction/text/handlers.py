@@ -88,6 +88,12 @@ class Deps:
     rendering: dict[tuple[UUID, UUID, int], PreviewBatch] = field(default_factory=dict)
     # The OCR options for the next document (called per document, so settings can change live).
     ocr_options: Callable[[], OcrOptions] = OcrOptions
+    # Whether the documents service replaced the run (services/docs/superseded.py): then it is skipped.
+    superseded: Callable[[UUID], Awaitable[bool]] = field(default=lambda run: _never())
+
+
+async def _never() -> bool:
+    return False
 
 
 def now() -> datetime:
@@ -114,6 +120,11 @@ async def mark_run_done(runs: Any, run_id: str, stream_seq: int) -> None:
 
 async def extract_uploaded(event: DocumentUploaded, ctx: Ctx, deps: Deps) -> None:
     run = str(event.run_id)
+    if await deps.superseded(event.run_id):  # re-run or deleted meanwhile: its task row says superseded
+        log_fields(
+            log, logging.INFO, "run superseded; not extracted", document_id=str(event.document_id), run_id=run
+        )
+        return
     if not await claim_run(deps.runs, run, ctx.stream_seq):
         log_fields(
             log,
