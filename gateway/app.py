@@ -59,6 +59,8 @@ SECURITY_HEADERS = (
     ("Referrer-Policy", "same-origin"),
     ("X-Frame-Options", "DENY"),
 )
+# Sent when the public URL is https (infra/nginx/security_headers.conf sends the same over https).
+HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 
 class RequestContext:
@@ -69,9 +71,10 @@ class RequestContext:
     Plain ASGI rather than `@app.middleware("http")`: that one (BaseHTTPMiddleware) runs the app in a
     task of its own and passes the response through memory streams, a cost on every request."""
 
-    def __init__(self, app: ASGIApp, trusted_proxies: TrustedProxies):
+    def __init__(self, app: ASGIApp, trusted_proxies: TrustedProxies, https: bool = False):
         self.app = app
         self.trusted = trusted_proxies
+        self.security_headers = (*SECURITY_HEADERS, HSTS) if https else SECURITY_HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,7 +107,7 @@ class RequestContext:
                         ms=round((time.perf_counter() - started) * 1000, 1),
                         request_id=rid,
                     )
-                for name, value in SECURITY_HEADERS:
+                for name, value in self.security_headers:
                     out.setdefault(name, value)
             await send(message)
 
@@ -141,7 +144,9 @@ def create_app(
     errors.install(app)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContext, trusted_proxies=settings.trusted_proxies)  # outermost: runs first
+    app.add_middleware(  # outermost: runs first
+        RequestContext, trusted_proxies=settings.trusted_proxies, https=settings.secure_cookies
+    )
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(health.router)  # answers for itself, never with an error envelope
