@@ -52,6 +52,9 @@ class GatewaySettings:
     trusted_proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies.parse(LOOPBACK_PROXIES))
     # JSON and form bodies (uploads and avatars have their own limits): refused with 413 above this.
     max_body_bytes: int = 64 * 1024
+    # Server-sent events: the session is checked again every heartbeat; open streams per user and gateway.
+    sse_heartbeat_s: float = 15.0
+    sse_streams_per_user: int = 8
     expected_services: tuple[str, ...] = field(default_factory=tuple)
     nats_login: NatsLogin = field(default_factory=NatsLogin)
 
@@ -74,6 +77,7 @@ class GatewaySettings:
             data_dir=Path(env.get("ATRIUM_DATA", "var")),
             public_url=env.get("ATRIUM_PUBLIC_URL", cls.public_url),
             rpc_timeout_s=float(env.get("ATRIUM_RPC_TIMEOUT", "10")),
+            sse_streams_per_user=int(env.get("ATRIUM_SSE_STREAMS_PER_USER", "8")),
             max_body_bytes=int(env.get("ATRIUM_MAX_BODY_KB", "64")) * 1024,
             trusted_proxies=TrustedProxies.parse(env.get("ATRIUM_TRUSTED_PROXIES", LOOPBACK_PROXIES)),
         )
