@@ -20,7 +20,7 @@ from . import errors, http_types, web
 from .body_limit import BodyLimit
 from .bus import BusClient
 from .routes import auth, health
-from .settings import GatewaySettings, TrustedProxies
+from .settings import GatewaySettings, Networks
 
 log = logging.getLogger("atrium.gateway")
 
@@ -34,10 +34,10 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def client_ip(peer: str, forwarded: str | None, trusted: TrustedProxies) -> str:
+def client_ip(peer: str, forwarded: str | None, trusted: Networks) -> str:
     """The caller's address: the peer's, or the last `X-Forwarded-For` hop when the peer is a trusted proxy
     (the proxy appends or sets the address it saw; earlier hops are the client's word and ignored)."""
-    if forwarded and trusted.trusts(peer):
+    if forwarded and trusted.contains(peer):
         candidate = forwarded.split(",")[-1].strip()
         try:
             ipaddress.ip_address(candidate)
@@ -71,7 +71,7 @@ class RequestContext:
     Plain ASGI rather than `@app.middleware("http")`: that one (BaseHTTPMiddleware) runs the app in a
     task of its own and passes the response through memory streams, a cost on every request."""
 
-    def __init__(self, app: ASGIApp, trusted_proxies: TrustedProxies, https: bool = False):
+    def __init__(self, app: ASGIApp, trusted_proxies: Networks, https: bool = False):
         self.app = app
         self.trusted = trusted_proxies
         self.security_headers = (*SECURITY_HEADERS, HSTS) if https else SECURITY_HEADERS

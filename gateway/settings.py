@@ -13,21 +13,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
-class TrustedProxies:
-    """The addresses and networks whose `X-Forwarded-For` the gateway believes (ATRIUM_TRUSTED_PROXIES,
-    comma-separated IPs or CIDRs). Any other peer's header is the client's own claim and ignored."""
+class Networks:
+    """A list of addresses and networks from a setting (comma-separated IPs or CIDRs): the proxies whose
+    `X-Forwarded-For` the gateway believes (ATRIUM_TRUSTED_PROXIES; any other peer's header is the client's
+    own claim and ignored), the operators who see health details (ATRIUM_HEALTH_DETAILS_FROM)."""
 
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
     @classmethod
-    def parse(cls, spec: str | tuple[str, ...]) -> TrustedProxies:
-        items = spec.split(",") if isinstance(spec, str) else spec
+    def parse(cls, spec: str, setting: str = "ATRIUM_TRUSTED_PROXIES") -> Networks:
         try:
-            return cls(tuple(ipaddress.ip_network(i.strip(), strict=False) for i in items if i.strip()))
+            return cls(
+                tuple(ipaddress.ip_network(i.strip(), strict=False) for i in spec.split(",") if i.strip())
+            )
         except ValueError as exc:
-            raise ValueError(f"ATRIUM_TRUSTED_PROXIES: {exc} (comma-separated IPs or CIDRs)") from None
+            raise ValueError(f"{setting}: {exc} (comma-separated IPs or CIDRs)") from None
 
-    def trusts(self, peer: str) -> bool:
+    def contains(self, peer: str) -> bool:
         try:
             addr = ipaddress.ip_address(peer)
         except ValueError:
@@ -37,7 +39,7 @@ class TrustedProxies:
         return any(addr in net for net in self.networks)
 
 
-LOOPBACK_PROXIES = "127.0.0.1,::1"
+LOOPBACK = "127.0.0.1,::1"
 
 
 @dataclass
@@ -49,7 +51,9 @@ class GatewaySettings:
     # Cookies get `Secure` and the `__Host-` prefix when the public URL is https.
     public_url: str = "http://localhost:8080"
     # Only a proxy on this machine by default; compose sets the network nginx reaches the gateway from.
-    trusted_proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies.parse(LOOPBACK_PROXIES))
+    trusted_proxies: Networks = field(default_factory=lambda: Networks.parse(LOOPBACK))
+    # Who sees /health's details without an admin's token: the machine itself (its healthchecks, the CLI).
+    health_details_from: Networks = field(default_factory=lambda: Networks.parse(LOOPBACK))
     # JSON and form bodies (uploads and avatars have their own limits): refused with 413 above this.
     max_body_bytes: int = 64 * 1024
     # Server-sent events: the session is checked again every heartbeat; open streams per user and gateway.
@@ -77,7 +81,10 @@ class GatewaySettings:
             data_dir=Path(env.get("ATRIUM_DATA", "var")),
             public_url=env.get("ATRIUM_PUBLIC_URL", cls.public_url),
             rpc_timeout_s=float(env.get("ATRIUM_RPC_TIMEOUT", "10")),
+            health_details_from=Networks.parse(
+                env.get("ATRIUM_HEALTH_DETAILS_FROM", LOOPBACK), "ATRIUM_HEALTH_DETAILS_FROM"
+            ),
             sse_streams_per_user=int(env.get("ATRIUM_SSE_STREAMS_PER_USER", "8")),
             max_body_bytes=int(env.get("ATRIUM_MAX_BODY_KB", "64")) * 1024,
-            trusted_proxies=TrustedProxies.parse(env.get("ATRIUM_TRUSTED_PROXIES", LOOPBACK_PROXIES)),
+            trusted_proxies=Networks.parse(env.get("ATRIUM_TRUSTED_PROXIES", LOOPBACK)),
         )

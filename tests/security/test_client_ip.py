@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from gateway.settings import GatewaySettings, TrustedProxies
+from gateway.settings import GatewaySettings, Networks
 from services.auth.ratelimit import DEFAULT_RULES
 from tests.conftest import PASSWORD, AppUser, Stack, unique_email
 
@@ -30,7 +30,7 @@ async def gateway_behind_nginx(stack: Stack) -> AsyncIterator[object]:
         nats_url=stack.nats_url,
         data_dir=stack.data_dir,
         web_dist=stack.data_dir / "no-web",
-        trusted_proxies=TrustedProxies.parse(NGINX_NETWORK),
+        trusted_proxies=Networks.parse(NGINX_NETWORK),
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -49,13 +49,13 @@ async def session_ips(http: httpx.AsyncClient, token: str) -> set[str]:
 
 
 def test_trusted_proxies_setting() -> None:
-    trusted = TrustedProxies.parse("10.0.0.0/8, 127.0.0.1,::1")
-    assert trusted.trusts("10.1.2.3") and trusted.trusts("127.0.0.1") and trusted.trusts("::1")
-    assert trusted.trusts("::ffff:10.9.9.9")  # an IPv4 peer on a dual-stack socket
-    assert not trusted.trusts("11.0.0.1") and not trusted.trusts("127.0.0.2") and not trusted.trusts("")
-    assert GatewaySettings.from_env().trusted_proxies == TrustedProxies.parse("127.0.0.1,::1")  # safe default
+    trusted = Networks.parse("10.0.0.0/8, 127.0.0.1,::1")
+    assert trusted.contains("10.1.2.3") and trusted.contains("127.0.0.1") and trusted.contains("::1")
+    assert trusted.contains("::ffff:10.9.9.9")  # an IPv4 peer on a dual-stack socket
+    assert not trusted.contains("11.0.0.1") and not trusted.contains("127.0.0.2") and not trusted.contains("")
+    assert GatewaySettings.from_env().trusted_proxies == Networks.parse("127.0.0.1,::1")  # safe default
     with pytest.raises(ValueError, match="ATRIUM_TRUSTED_PROXIES"):
-        TrustedProxies.parse("nginx")
+        Networks.parse("nginx")
 
 
 async def test_each_client_behind_nginx_keeps_its_own_address(stack: Stack, new_user: AppUser) -> None:
