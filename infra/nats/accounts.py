@@ -38,6 +38,7 @@ from contracts.documents import (
     OBJECT_BUCKET,
     SETTINGS_BUCKET,
 )
+from contracts.ops import STACK_RESTORED
 from contracts.permissions import ACCESS_CHECK, APP_ANNOUNCED, PERMISSIONS_CHANGED
 from contracts.profile import AVATAR_BUCKET
 from gateway.settings import NATS_USER as GATEWAY
@@ -94,7 +95,13 @@ def _needs() -> dict[str, Needs]:
             publishes=(DOCUMENT_UPLOADED, APP_ANNOUNCED),
             progress=(DOCUMENT_PROGRESS,),
             listens=(PERMISSIONS_CHANGED,),
-            consumes=(DOCUMENT_PROCESSING, DOCUMENT_EXTRACTED, DOCUMENT_ANALYZED, DOCUMENT_FAILED),
+            consumes=(
+                DOCUMENT_PROCESSING,
+                DOCUMENT_EXTRACTED,
+                DOCUMENT_ANALYZED,
+                DOCUMENT_FAILED,
+                STACK_RESTORED,
+            ),
             kv_read=(SETTINGS_BUCKET,),
             objects_write=(OBJECT_BUCKET,),
         ),

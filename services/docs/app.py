@@ -18,6 +18,7 @@ from contracts.documents import (
     PreviewsRendered,
     RenderPreviews,
 )
+from contracts.ops import STACK_RESTORED
 from contracts.permissions import AppManifest
 from services.kit.apps import AppAccessGuard, announce_app
 from services.kit.bus import Service, ensure_object_store
@@ -67,6 +68,7 @@ EVENTS: EventTable[DocsDeps] = {
     DOCUMENT_EXTRACTED: Consumer(pipeline.on_extracted, "docs-extracted", max_deliver=10),
     DOCUMENT_ANALYZED: Consumer(pipeline.on_analyzed, "docs-analyzed", max_deliver=10),
     DOCUMENT_FAILED: Consumer(pipeline.on_failed, "docs-failed", max_deliver=10),
+    STACK_RESTORED: Consumer(housekeeping.resume_after_restore, "docs-restored", max_deliver=10),
 }
 LOOPS: list[Loop[DocsDeps]] = [
     Loop("docs-retention", housekeeping.apply_retention, every_s=3600.0, run_at_start=True)

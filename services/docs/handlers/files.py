@@ -83,9 +83,19 @@ async def _result_objects(s: AsyncSession, doc_id: UUID, page_count: int | None)
     return names + [preview_object_name(doc_id, r, n) for r in extracted for n in numbers]
 
 
-async def delete_one(doc_id: UUID, actor: Actor, ctx: Ctx, deps: DocsDeps) -> None:
+async def delete_one(
+    doc_id: UUID, actor: Actor | None, ctx: Ctx, deps: DocsDeps, *, audit_action: str = "document.deleted"
+) -> None:
+    """Delete a document of `actor`'s, or (no actor) the service's own removal after a restore."""
     async with deps.db.transaction() as s:
-        row = await owned(s, doc_id, actor.user_id, lock=True)
+        if actor is None:
+            row = (
+                await s.execute(select(documents).where(documents.c.id == doc_id).with_for_update())
+            ).first()
+            if row is None:
+                raise NotFound("There is no such document.", {"id": str(doc_id)})
+        else:
+            row = await owned(s, doc_id, actor.user_id, lock=True)
         results = await _result_objects(s, doc_id, row.page_count)
         # Blob first: if the store is away the request fails and the row stays, so nothing is orphaned silently.
         await deps.blobs.delete(row.object_name)
@@ -96,8 +106,8 @@ async def delete_one(doc_id: UUID, actor: Actor, ctx: Ctx, deps: DocsDeps) -> No
             s,
             audit_log,
             ctx,
-            "document.deleted",
-            actor_id=actor.user_id,
+            audit_action,
+            actor_id=actor.user_id if actor else None,
             target_id=doc_id,
             filename=row.filename,
         )

@@ -59,11 +59,18 @@ async def queue_run(s: AsyncSession, row: DocumentRow, kind: RunKind, deps: Docs
 
 
 async def reprocess_one(
-    doc_id: UUID, actor: Actor, ctx: Ctx, deps: DocsDeps, *, any_owner: bool = False
+    doc_id: UUID,
+    actor: Actor | None,
+    ctx: Ctx,
+    deps: DocsDeps,
+    *,
+    any_owner: bool = False,
+    audit_action: str = "document.reprocessed",
 ) -> DocumentRow:
-    """A new run of the document: the current run's unfinished tasks are superseded, its status starts over."""
+    """A new run of the document: the current run's unfinished tasks are superseded, its status starts over.
+    `any_owner`: an administrator's replay; without an actor, the service's own (after a restore)."""
     async with deps.db.transaction() as s:
-        if any_owner:  # an administrator's replay
+        if any_owner or actor is None:
             if (
                 await s.execute(select(documents.c.id).where(documents.c.id == doc_id).with_for_update())
             ).first() is None:
@@ -92,7 +99,7 @@ async def reprocess_one(
         ).one()
         await queue_run(s, row, "reprocess", deps)
         await record_audit(
-            s, audit_log, ctx, "document.reprocessed", actor_id=actor.user_id, target_id=doc_id
+            s, audit_log, ctx, audit_action, actor_id=actor.user_id if actor else None, target_id=doc_id
         )
     await progress(deps, row.owner_id, row.id, row.run_id, "queued", "re-processing")
     return row
