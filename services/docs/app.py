@@ -28,7 +28,18 @@ from services.kit.wiring import Consumer, EventTable, Loop, RpcTable
 
 from . import tables
 from .blobs import NatsBlobs
-from .handlers import bulk, categories, documents, files, housekeeping, pipeline, runs, tasks, uploads
+from .handlers import (
+    bulk,
+    categories,
+    documents,
+    export,
+    files,
+    housekeeping,
+    pipeline,
+    runs,
+    tasks,
+    uploads,
+)
 from .handlers.common import DocsDeps
 from .settings_store import SettingsStore
 
@@ -62,6 +73,8 @@ RPCS: RpcTable[DocsDeps] = {
     api.TASK_RETRY: tasks.retry_task,
     api.EVENTS_GRANT: documents.events_grant,
     api.DOCUMENT_REPLAY: runs.replay_documents,
+    api.DOCUMENT_EXPORT: export.export_documents,
+    api.DOCUMENT_PAGES: export.document_pages,
 }
 EVENTS: EventTable[DocsDeps] = {
     DOCUMENT_PROCESSING: Consumer(pipeline.on_processing, "docs-processing", max_deliver=10),
