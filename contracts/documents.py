@@ -25,6 +25,11 @@ OBJECT_BUCKET = "documents"
 # NATS KV bucket with runtime settings; key `documents` holds `DocumentsSettingsStored`.
 SETTINGS_BUCKET = "settings"
 SETTINGS_KEY = "documents"
+# NATS KV bucket of runs that are no longer their document's current one (key `<run_id>`, value why:
+# "superseded" by a re-run, or "deleted" with the document). The documents service writes it; the workers
+# skip such a run instead of extracting it or sending it to a model.
+SUPERSEDED_RUNS_BUCKET = "superseded_runs"
+SUPERSEDED_RUN_TTL_S = 7 * 86400  # longer than any redelivery of a run's events
 
 DocumentStatus = Literal["queued", "extracting", "analyzing", "ready", "needs_ocr", "failed"]
 Stage = Literal["extract", "analyze"]
@@ -307,6 +312,19 @@ class DocumentsSettingsUpdate(Contract):
     task_retention_days: int | None = Field(default=None, ge=1, le=3650)
 
 
+class SettingsChanged(Contract):
+    """An administrator changed the Documents settings: which fields (never the key itself), by whom."""
+
+    actor_id: UUID
+    changed: list[str]
+    provider: ProviderName
+    model: str = ""
+    base_url: str = ""
+    revision: int
+    changed_at: datetime
+    client_ip: str | None = None
+
+
 DOCUMENT_UPLOADED = Event(
     "events.docs.uploaded",
     DocumentUploaded,
@@ -365,6 +383,13 @@ PREVIEW_RENDER = Rpc(
     RenderPreviews,
     PreviewsRendered,
     summary="Render a page's preview and its batch into the Object Store (the owner's token)",
+)
+
+SETTINGS_CHANGED = Event(
+    "events.docs.settings_changed",
+    SettingsChanged,
+    stream=DOCUMENTS_STREAM.name,
+    summary="The Documents settings changed (published by the ai service, recorded in the documents audit log)",
 )
 
 DOCS_HEALTH = health_rpc("docs")

@@ -11,10 +11,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
 from infra.embedded import free_port
+from tests.conftest import PASSWORD, newest_link_token
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,6 +90,14 @@ class Up:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/v1"
+
+    def register(self, email: str) -> None:
+        """A new account whose address is confirmed by its mailed link (signing in needs it)."""
+        r = httpx.post(f"{self.url}/auth/register", json={"email": email, "password": PASSWORD}, timeout=30)
+        assert r.status_code == 201, r.text
+        token = newest_link_token(email, "confirm", self.data / "mail")
+        r = httpx.post(f"{self.url}/auth/email/verify", json={"token": token}, timeout=30)
+        assert r.status_code == 200, r.text
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 
 from contracts import NotFound, Unavailable
-from services.kit.objects import digest_hex, read_object
+from services.kit.objects import digest_hex, read_object, space_left
 
 from .handlers.common import Blobs
 
@@ -39,3 +39,9 @@ class NatsBlobs(Blobs):
             return {info.name for info in await self.store.list(ignore_deletes=True)}
         except (ObjectNotFoundError, NotFoundError):
             return set()  # nats-py's answer for an empty store
+
+    async def space_left(self) -> int | None:
+        try:
+            return await space_left(self.store)
+        except Exception:  # unknown: the upload itself still stops at the limit (HTTP 507)
+            return None

@@ -170,8 +170,7 @@ def test_backup_while_uploading_then_restore_and_use(tmp_path: Path) -> None:
             timeout=30,
         )
         assert r.status_code == 200, r.text
-        r = httpx.post(f"{a.url}/auth/register", json={"email": email, "password": PASSWORD}, timeout=30)
-        assert r.status_code == 201, r.text
+        a.register(email)
         user = login(a.url, email)
         avatar = png()
         r = httpx.put(f"{a.url}/profile/avatar", headers=user, content=avatar, timeout=30)

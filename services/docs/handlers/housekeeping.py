@@ -1,6 +1,7 @@
-"""The service's background work (app.py's loops): forgetting old tasks; and reconciling the database with
-the stored files after the stack was restored from a backup. The kit's outbox relays and prunes the outbox
-itself (services/kit/outbox.py)."""
+"""The service's background work: forgetting old tasks (app.py's loop), forgetting a deleted user
+(`events.auth.user_deleted`), and reconciling the database with the stored files after the stack was restored
+from a backup (`events.ops.restored`). The kit's outbox relays and prunes the outbox itself
+(services/kit/outbox.py)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select
 
-from contracts import NotFound
-from contracts.documents import DocumentStatus
+from contracts import Header, NotFound
+from contracts.auth import UserDeleted
+from contracts.documents import DocumentStatus, SettingsChanged
 from contracts.ops import StackRestored
-from services.kit.bus import Ctx
+from services.kit.audit import record_audit
+from services.kit.context import Ctx
 from services.kit.logging import log_fields
 
-from ..tables import documents, tasks
+from ..tables import audit_log, categories, documents, tasks
 from .common import DocsDeps, now
-from .files import delete_one
+from .files import delete_one, remove_document
 from .pipeline import TERMINAL_TASK
 from .runs import reprocess_one
 
@@ -25,6 +28,8 @@ UNFINISHED: tuple[DocumentStatus, ...] = ("queued", "extracting", "analyzing")
 # A restore whose object store lacks the originals of more documents than this is not a few deletions
 # that raced the backup but a broken store: nothing is deleted then, and the error is logged.
 MAX_REMOVED_AFTER_RESTORE = (20, 0.05)  # documents, share of all
+
+FORGET_BATCH = 50  # documents removed per transaction when a user is deleted
 
 log = logging.getLogger("atrium.docs")
 
@@ -92,3 +97,54 @@ async def resume_after_restore(event: StackRestored, ctx: Ctx, deps: DocsDeps) -
         resumed=resumed,
         documents=len(rows),
     )
+
+
+async def forget_user(event: UserDeleted, ctx: Ctx, deps: DocsDeps) -> None:
+    """A deleted user's documents go, with every file of every run (original, results, previews) and their
+    text; then their categories and task history. Idempotent: a redelivery finds less to delete. Shares to
+    and from the user (once documents can be shared) are removed here too."""
+    owner = event.user_id
+    removed = 0
+    while True:
+        async with deps.db.transaction() as s:
+            rows = (
+                await s.execute(
+                    select(documents)
+                    .where(documents.c.owner_id == owner)
+                    .limit(FORGET_BATCH)
+                    .with_for_update()
+                )
+            ).all()
+            for row in rows:
+                await remove_document(s, row, deps)
+        for row in rows:
+            await deps.mark_superseded(row.run_id, "deleted")
+        removed += len(rows)
+        if len(rows) < FORGET_BATCH:
+            break
+        if ctx.heartbeat is not None:  # a user with many documents takes a while: keep the message ours
+            await ctx.heartbeat()
+    async with deps.db.transaction() as s:
+        await s.execute(delete(categories).where(categories.c.owner_id == owner))  # links cascade
+        await s.execute(delete(tasks).where(tasks.c.owner_id == owner))
+        # Hook for document sharing: delete the shares the user made and those made to them, here.
+        await record_audit(s, audit_log, ctx, "user.forgotten", target_id=owner, documents=removed)
+    log_fields(log, logging.INFO, "deleted user's documents removed", user_id=str(owner), documents=removed)
+
+
+async def record_settings_change(event: SettingsChanged, ctx: Ctx, deps: DocsDeps) -> None:
+    """The ai service changed the Documents settings: an audit entry with the actor and their address."""
+    at = Ctx(request_id=ctx.request_id, headers={Header.CLIENT_IP: event.client_ip or ""})
+    async with deps.db.transaction() as s:
+        await record_audit(
+            s,
+            audit_log,
+            at,
+            "settings.changed",
+            actor_id=event.actor_id,
+            changed=event.changed,
+            provider=event.provider,
+            model=event.model,
+            base_url=event.base_url,
+            revision=event.revision,
+        )

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from contracts.documents import FailureReason
 from services.extraction.ocr.classify import PageContent, better_text, needs_ocr, page_content
 from services.extraction.ocr.reader import OcrOptions, PageOcr, PageReader
 from services.extraction.ocr.recognize import RecognitionTimeout
@@ -37,7 +38,7 @@ ENGINE_NAME = "pdfium+plumber"
 
 
 class ExtractError(Exception):
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: FailureReason, message: str):
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -138,7 +139,8 @@ def parse_pdf_date(raw: str | None) -> datetime | None:
         if hh < 24 and mm < 60:
             tz = timezone(sign * timedelta(hours=hh, minutes=mm))
     try:
-        return datetime(*parts, tzinfo=tz)  # type: ignore[arg-type]
+        year, month, day, hour, minute, second = parts
+        return datetime(year, month, day, hour, minute, second, tzinfo=tz)
     except ValueError:
         return None
 
