@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -19,6 +20,8 @@ from infra.embedded import free_port
 from tests.conftest import PASSWORD, newest_link_token
 
 ROOT = Path(__file__).resolve().parents[1]
+TERMINAL = {"ready", "failed", "needs_ocr"}
+DEADLINE_S = 240
 
 
 def atrium(
@@ -40,8 +43,8 @@ def atrium(
 
 
 class Up:
-    def __init__(self, data: Path, port: int):
-        self.data, self.port = data, port
+    def __init__(self, data: Path, port: int, env: dict[str, str] | None = None):
+        self.data, self.port, self.env = data, port, env or {}
         self.log = data.parent / f"up-{port}.log"
         self.proc: subprocess.Popen[str] | None = None
 
@@ -63,7 +66,7 @@ class Up:
                 "--no-web-build",
             ],
             cwd=ROOT,
-            env={**env, "PYTHONPATH": str(ROOT)},
+            env={**env, "PYTHONPATH": str(ROOT), **self.env},
             stdout=self.out,
             stderr=subprocess.STDOUT,
             text=True,
@@ -106,3 +109,45 @@ def up(tmp_path: Path) -> Iterator[Up]:
     yield u
     if u.proc and u.proc.poll() is None:
         u.stop()
+
+
+def login(url: str, email: str) -> dict[str, str]:
+    r = httpx.post(f"{url}/auth/login", json={"email": email, "password": PASSWORD}, timeout=30)
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def upload(url: str, headers: dict[str, str], path: Path, name: str | None = None) -> dict[str, Any]:
+    files = {"file": (name or path.name, path.read_bytes(), "application/pdf")}
+    r = httpx.post(f"{url}/documents", headers=headers, files=files, timeout=60)
+    assert r.status_code == 201, r.text
+    return r.json()["documents"][0]["document"]  # type: ignore[no-any-return]
+
+
+def document(url: str, headers: dict[str, str], doc_id: str) -> httpx.Response:
+    return httpx.get(f"{url}/documents/{doc_id}", headers=headers, timeout=30)
+
+
+def wait_terminal(url: str, headers: dict[str, str], doc_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + DEADLINE_S
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        r = document(url, headers, doc_id)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        if body["status"] in TERMINAL:
+            return body
+        time.sleep(0.5)
+    raise AssertionError(f"document {doc_id} is stuck: {body.get('status')}")
+
+
+def all_documents(url: str, headers: dict[str, str]) -> dict[str, dict[str, Any]]:
+    r = httpx.get(f"{url}/documents", headers=headers, params={"limit": 200}, timeout=30)
+    assert r.status_code == 200, r.text
+    return {d["id"]: d for d in r.json()["items"]}
+
+
+def download(url: str, headers: dict[str, str], path: str) -> bytes:
+    r = httpx.get(f"{url}{path}", headers=headers, timeout=60)
+    assert r.status_code == 200, (path, r.status_code, r.text[:300])
+    return r.content

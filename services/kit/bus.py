@@ -31,6 +31,7 @@ from contracts import (
     AtriumError,
     Empty,
     Envelope,
+    ErrorCode,
     Forbidden,
     Header,
     HealthReply,
@@ -46,6 +47,7 @@ from .context import Ctx
 from .db import Database
 from .jetstream import ensure_kv, ensure_object_store, ensure_streams, js_replicas
 from .logging import log_fields, request_id_var
+from .outage import outage
 from .outbox import Outbox, jetstream_publisher
 from .security import Actor, KeySource, TokenVerifier
 from .validation import parse_model, validation_details
@@ -112,11 +114,12 @@ class ErrorEnvelopeMiddleware(BaseMiddleware):
             err = (
                 exc
                 if isinstance(exc, AtriumError)
-                else Internal(
+                else outage(exc)
+                or Internal(
                     f"The service failed while handling this request (request id {request_id_var.get()})."
                 )
             )
-            if not isinstance(exc, AtriumError):
+            if not isinstance(exc, AtriumError) and err.code == ErrorCode.INTERNAL:
                 log.exception(
                     "unhandled error on %s", getattr(msg, "raw_message", None) and msg.raw_message.subject
                 )
@@ -409,13 +412,20 @@ class Service:
                     env = Envelope(ok=True, data=result.model_dump(mode="json"))
                 except AtriumError as err:
                     env = Envelope(ok=False, error=err.to_body())
-                except Exception:
-                    log.exception("handler for %s failed", desc.subject)
+                except Exception as exc:
+                    away = outage(exc)
+                    if away is None:
+                        log.exception("handler for %s failed", desc.subject)
+                    else:
+                        log.warning("%s: %s (%s)", desc.subject, away.message, type(exc).__name__)
                     env = Envelope(
                         ok=False,
-                        error=Internal(
-                            f"The {self.name} service failed while handling this request; "
-                            f"it is logged with request id {rid}."
+                        error=(
+                            away
+                            or Internal(
+                                f"The {self.name} service failed while handling this request; "
+                                f"it is logged with request id {rid}."
+                            )
                         ).to_body(),
                     )
                 elapsed = (time.perf_counter() - started) * 1000

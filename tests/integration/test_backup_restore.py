@@ -25,55 +25,21 @@ from infra.backup import operator_login
 from infra.devstack import read_stack_info
 from infra.embedded import free_port
 from tests.conftest import CORPUS, PASSWORD, unique_email
-from tests.devstack import Up, atrium
+from tests.devstack import (
+    DEADLINE_S,
+    Up,
+    all_documents,
+    atrium,
+    document,
+    download,
+    login,
+    upload,
+    wait_terminal,
+)
 
 pytestmark = pytest.mark.slow
 
 FILES = [CORPUS / "synthetic" / n for n in ("invoice_1p.pdf", "letter_1p.pdf", "invoice_10p.pdf")]
-TERMINAL = {"ready", "failed", "needs_ocr"}
-DEADLINE_S = 240
-
-
-def login(url: str, email: str) -> dict[str, str]:
-    r = httpx.post(f"{url}/auth/login", json={"email": email, "password": PASSWORD}, timeout=30)
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
-def upload(url: str, headers: dict[str, str], path: Path, name: str | None = None) -> dict[str, Any]:
-    files = {"file": (name or path.name, path.read_bytes(), "application/pdf")}
-    r = httpx.post(f"{url}/documents", headers=headers, files=files, timeout=60)
-    assert r.status_code == 201, r.text
-    return r.json()["documents"][0]["document"]  # type: ignore[no-any-return]
-
-
-def document(url: str, headers: dict[str, str], doc_id: str) -> httpx.Response:
-    return httpx.get(f"{url}/documents/{doc_id}", headers=headers, timeout=30)
-
-
-def wait_terminal(url: str, headers: dict[str, str], doc_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + DEADLINE_S
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        r = document(url, headers, doc_id)
-        assert r.status_code == 200, r.text
-        body = r.json()
-        if body["status"] in TERMINAL:
-            return body
-        time.sleep(0.5)
-    raise AssertionError(f"document {doc_id} is stuck: {body.get('status')}")
-
-
-def all_documents(url: str, headers: dict[str, str]) -> dict[str, dict[str, Any]]:
-    r = httpx.get(f"{url}/documents", headers=headers, params={"limit": 200}, timeout=30)
-    assert r.status_code == 200, r.text
-    return {d["id"]: d for d in r.json()["items"]}
-
-
-def download(url: str, headers: dict[str, str], path: str) -> bytes:
-    r = httpx.get(f"{url}{path}", headers=headers, timeout=60)
-    assert r.status_code == 200, (path, r.status_code, r.text[:300])
-    return r.content
 
 
 def extract_process(up: Up) -> psutil.Process:
