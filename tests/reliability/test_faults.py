@@ -142,6 +142,7 @@ def all_ready(up: Up, user: dict[str, str], docs: list[tuple[str, Path]]) -> Non
 def kill_server_while_in_flight(up: Up, user: dict[str, str], find: Callable[[Up], psutil.Process]) -> None:
     docs = batch(up, user, "before")
     victim = find(up)
+    what = victim.name()
     victim.send_signal(signal.SIGKILL)
     victim.wait(30)
     seen: Counter[int] = Counter()
@@ -158,6 +159,7 @@ def kill_server_while_in_flight(up: Up, user: dict[str, str], find: Callable[[Up
     docs += batch(up, user, "after")
     all_ready(up, user, docs)
     assert seen[503], f"no clear error was seen while the server was down: {dict(seen)}"
+    print(f"{what} killed: answers meanwhile {dict(seen)}")  # for the report (-rA)
 
 
 def test_nats_server_killed_and_restarted(stack: Up, user: dict[str, str]) -> None:
@@ -194,6 +196,7 @@ def test_gateway_killed_mid_upload(stack: Up, user: dict[str, str]) -> None:
     seen: Counter[int] = Counter()
     probe_until_recovered(stack, user, seen)
     assert gateway(stack).pid != victim.pid
+    print(f"gateway killed: answers meanwhile {dict(seen)} (0: connection refused)")
     names = {
         d["filename"] for d in httpx.get(f"{stack.url}/documents", headers=user, timeout=30).json()["items"]
     }
