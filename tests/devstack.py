@@ -48,7 +48,9 @@ class Up:
         self.log = data.parent / f"up-{port}.log"
         self.proc: subprocess.Popen[str] | None = None
 
-    def start(self, timeout: float = 180) -> None:
+    def start(
+        self, timeout: float = 180, extra: tuple[str, ...] = (), env_extra: dict[str, str] | None = None
+    ) -> None:
         # The stack's own servers and platform secret (its data directory's), not the test harness's.
         env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL", "ATRIUM_SECRET")}
         offset = self.log.stat().st_size if self.log.exists() else 0
@@ -64,9 +66,10 @@ class Up:
                 "--data",
                 str(self.data),
                 "--no-web-build",
+                *extra,
             ],
             cwd=ROOT,
-            env={**env, "PYTHONPATH": str(ROOT), **self.env},
+            env={**env, "PYTHONPATH": str(ROOT), **self.env, **(env_extra or {})},
             stdout=self.out,
             stderr=subprocess.STDOUT,
             text=True,
