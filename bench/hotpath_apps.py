@@ -40,8 +40,11 @@ def monolith_app(database_url: str, key_dir: Path) -> FastAPI:
     async def local_keys() -> Jwks:
         return keys.jwks()
 
+    async def no_state() -> None:  # never called: the monolith does not `start()` the verifier
+        raise RuntimeError("the monolith follows no auth_state bucket")
+
     # Verification needs no bus here: the key comes from the key directory, nothing is revoked.
-    verifier = TokenVerifier(None, key_source=local_keys)  # type: ignore[arg-type]
+    verifier = TokenVerifier(key_source=local_keys, state_bucket=no_state)
     db = Database(database_url, "auth")
 
     @asynccontextmanager
