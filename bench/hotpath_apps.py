@@ -23,13 +23,11 @@ from typing import Annotated, Any
 import httpx
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import HTTP_STATUS, AtriumError
 from contracts.auth import Jwks, UserPublic
+from services.auth.handlers.common import USER_BY_ID
 from services.auth.keys import KeyRing
-from services.auth.tables import users
 from services.kit.db import Database
 from services.kit.security import Actor, TokenVerifier
 
@@ -61,15 +59,10 @@ def monolith_app(database_url: str, key_dir: Path) -> FastAPI:
     async def current_actor(authorization: Annotated[str, Header()] = "") -> Actor:
         return await verifier.verify(authorization)
 
-    async def session() -> AsyncIterator[AsyncSession]:
-        async with db.read() as s:  # the auth service's read path too
-            yield s
-
     @app.get("/api/v1/auth/me")
-    async def me(
-        actor: Annotated[Actor, Depends(current_actor)], s: Annotated[AsyncSession, Depends(session)]
-    ) -> UserPublic:
-        row = (await s.execute(select(users).where(users.c.id == actor.user_id))).one_or_none()
+    async def me(actor: Annotated[Actor, Depends(current_actor)]) -> UserPublic:
+        # The auth service's read: the same prepared statement through the kit's Database.
+        row = await db.fetch_one(USER_BY_ID, user_id=actor.user_id)
         if row is None:
             return JSONResponse({"error": "gone"}, 404)  # type: ignore[return-value]
         return UserPublic(
