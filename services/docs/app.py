@@ -28,6 +28,7 @@ from services.kit.client import call
 from services.kit.config import ServiceSettings
 from services.kit.wiring import Consumer, EventTable, Loop, RpcTable
 
+from . import metrics as docs_metrics
 from . import tables
 from .blobs import NatsBlobs
 from .handlers import bulk, categories, documents, files, housekeeping, pipeline, runs, tasks, uploads
@@ -76,7 +77,8 @@ EVENTS: EventTable[DocsDeps] = {
     SETTINGS_CHANGED: Consumer(housekeeping.record_settings_change, "docs-settings-audit", max_deliver=10),
 }
 LOOPS: list[Loop[DocsDeps]] = [
-    Loop("docs-retention", housekeeping.apply_retention, every_s=3600.0, run_at_start=True)
+    Loop("docs-retention", housekeeping.apply_retention, every_s=3600.0, run_at_start=True),
+    Loop("docs-metrics", docs_metrics.record, every_s=docs_metrics.EVERY_S, run_at_start=True),
 ]
 
 
