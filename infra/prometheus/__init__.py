@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -30,6 +31,10 @@ INSTALL_HINT = "sudo apt-get install prometheus"  # Debian/Ubuntu; elsewhere: pr
 
 
 def binary() -> str | None:
+    """`ATRIUM_PROMETHEUS` (a path to the binary; `off`: none) or the `prometheus` on PATH."""
+    chosen = os.environ.get("ATRIUM_PROMETHEUS", "")
+    if chosen:
+        return chosen if chosen != "off" and Path(chosen).is_file() else None
     return shutil.which("prometheus")
 
 
