@@ -22,6 +22,7 @@ from contracts.documents import (
     RenderPreviews,
 )
 from contracts.permissions import AppManifest
+from contracts.streams import DOCUMENTS_STREAM
 from services.kit.apps import AppAccessGuard, announce_app
 from services.kit.bus import Service, ensure_object_store
 from services.kit.client import call
@@ -31,7 +32,18 @@ from services.kit.wiring import Consumer, EventTable, Loop, RpcTable
 from . import metrics as docs_metrics
 from . import tables
 from .blobs import NatsBlobs
-from .handlers import bulk, categories, documents, files, housekeeping, pipeline, runs, tasks, uploads
+from .handlers import (
+    bulk,
+    categories,
+    documents,
+    files,
+    housekeeping,
+    pipeline,
+    runs,
+    system,
+    tasks,
+    uploads,
+)
 from .handlers.common import DocsDeps
 from .settings_store import SettingsStore
 from .superseded import superseded_marker
@@ -66,6 +78,7 @@ RPCS: RpcTable[DocsDeps] = {
     api.TASK_RETRY: tasks.retry_task,
     api.EVENTS_GRANT: documents.events_grant,
     api.DOCUMENT_REPLAY: runs.replay_documents,
+    api.SYSTEM_STATUS: system.system_status,
 }
 EVENTS: EventTable[DocsDeps] = {
     DOCUMENT_PROCESSING: Consumer(pipeline.on_processing, "docs-processing", max_deliver=10),
@@ -99,6 +112,18 @@ async def make_deps(svc: Service) -> DocsDeps:
         # A first batch fetches the original and may start the worker's preview child: allow for both.
         return await call(svc.nc, PREVIEW_RENDER, cmd, token=token, timeout=60)  # type: ignore[no-any-return]
 
+    async def queues() -> list[api.QueueDepth]:
+        infos = await svc.js.consumers_info(DOCUMENTS_STREAM.name)
+        return [
+            api.QueueDepth(
+                consumer=i.name,
+                pending=i.num_pending or 0,
+                in_work=i.num_ack_pending or 0,
+                redelivered=i.num_redelivered or 0,
+            )
+            for i in sorted(infos, key=lambda i: i.name)
+        ]
+
     return DocsDeps(
         db=db,
         blobs=NatsBlobs(await ensure_object_store(svc.js, OBJECT_BUCKET, manage=True)),
@@ -109,6 +134,7 @@ async def make_deps(svc: Service) -> DocsDeps:
         render_previews=render_previews,
         mark_superseded=await superseded_marker(svc.js),
         reprocess_per_hour=int(os.environ.get("ATRIUM_REPROCESS_PER_HOUR", "100")),
+        queues=queues,
     )
 
 
