@@ -77,12 +77,24 @@ def seed(base: str, accounts: int) -> None:
                 client.post("/documents", files=files, headers=headers).raise_for_status()
 
 
-def cpu_by_process(prometheus: str) -> dict[str, float]:
+def by_label(prometheus: str, query: str, label: str) -> dict[str, float]:
     if not prometheus:
         return {}
+    r = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=10).json()
+    return {s["metric"].get(label, "?"): float(s["value"][1]) for s in r["data"]["result"]}
+
+
+def cpu_by_process(prometheus: str) -> dict[str, float]:
+    """CPU cores each process used over the last minute."""
     q = 'sum by (process) (rate(process_cpu_seconds_total{job="atrium"}[1m]))'
-    r = httpx.get(f"{prometheus}/api/v1/query", params={"query": q}, timeout=10).json()
-    return {s["metric"].get("process", "?"): float(s["value"][1]) for s in r["data"]["result"]}
+    return by_label(prometheus, q, "process")
+
+
+def busy_by_subject(prometheus: str) -> dict[str, float]:
+    """Seconds of handler time per second for each bus subject over the last minute: a subject served by
+    one handler at a time (ATRIUM_RPC_WORKERS=1) cannot go past 1.0, so ~1.0 means it is saturated."""
+    q = "sum by (subject) (rate(atrium_rpc_duration_seconds_sum[1m]))"
+    return by_label(prometheus, q, "subject")
 
 
 def run(users: int, seconds: int, accounts: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -132,6 +144,7 @@ def run(users: int, seconds: int, accounts: int) -> tuple[list[dict[str, Any]], 
                 "load_before": load_before,
                 "load_after": os.getloadavg(),
                 "cpu": cpu_by_process(prometheus),
+                "busy": busy_by_subject(prometheus),
                 "elapsed_s": elapsed,
                 "locust_rc": gen.returncode,
             }
@@ -171,6 +184,10 @@ def report(
     if machine["cpu"]:
         cpu = ", ".join(f"{p} {c:.2f}" for p, c in sorted(machine["cpu"].items(), key=lambda x: -x[1]))
         lines += ["", f"CPU cores used per process over the run's last minute (Prometheus): {cpu}."]
+    if machine["busy"]:
+        top = sorted(machine["busy"].items(), key=lambda x: -x[1])[:6]
+        busy = ", ".join(f"{s} {b:.2f}" for s, b in top)
+        lines += [f"Handler seconds per second by bus subject (same minute): {busy}."]
     reads = [r for r in rows if r["Name"] in READS]
     errors = sum(int(r["Failure Count"]) for r in rows if r["Name"] != "Aggregated")
     worst = max((float(r["95%"]) for r in reads), default=float("nan"))
