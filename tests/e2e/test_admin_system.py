@@ -17,7 +17,6 @@ async def test_system_page_shows_services_documents_queues_and_storage(
     await page.get_by_role("navigation", name="Main navigation").get_by_role("link", name="System").click()
     await page.get_by_role("heading", name="System", level=1).wait_for()
     services = page.locator("[aria-labelledby=system-services]")
-    )
     for name in stack.services:
         row = services.locator("li").filter(has_text=name)
         await expect(row.get_by_text("Up", exact=True)).to_be_visible()
