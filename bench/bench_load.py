@@ -62,19 +62,23 @@ def start_stack(data: Path, port: int, log: Path) -> tuple[subprocess.Popen[byte
     raise RuntimeError(f"atrium up did not come up; see {log}")
 
 
-def seed(base: str, accounts: int) -> None:
+def seed(base: str, accounts: int) -> list[str]:
+    """The accounts with their documents; returns an access token of each."""
+    tokens = []
     with httpx.Client(base_url=base, timeout=60) as client:
         for i in range(accounts):
             email = f"load-{i}@example.com"
             client.post("/auth/register", json={"email": email, "password": PASSWORD})
             r = client.post("/auth/login", json={"email": email, "password": PASSWORD})
             r.raise_for_status()
-            headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            tokens.append(r.json()["access_token"])
+            headers = {"Authorization": f"Bearer {tokens[-1]}"}
             client.cookies.clear()
             for name in SEED_DOCS:
                 body = (CORPUS / "synthetic" / name).read_bytes() + f"\n% seed {i}\n".encode()
                 files = {"file": (name, body, "application/pdf")}
                 client.post("/documents", files=files, headers=headers).raise_for_status()
+    return tokens
 
 
 def by_label(prometheus: str, query: str, label: str) -> dict[str, float]:
@@ -97,13 +101,16 @@ def busy_by_subject(prometheus: str) -> dict[str, float]:
     return by_label(prometheus, q, "subject")
 
 
-def run(users: int, seconds: int, accounts: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def run(
+    users: int, seconds: int, accounts: int, signed_in: bool
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="atrium-bench-load-") as tmp:
         data, port = Path(tmp) / "data", free_port()
         proc, prometheus = start_stack(data, port, Path(tmp) / "up.log")
         try:
             base = f"http://127.0.0.1:{port}"
-            seed(f"{base}/api/v1", accounts)
+            tokens = seed(f"{base}/api/v1", accounts)
+            (Path(tmp) / "tokens").write_text("\n".join(tokens))
             time.sleep(15)  # let the seeded documents through the pipeline before measuring
             load_before = os.getloadavg()
             env = {
@@ -111,6 +118,7 @@ def run(users: int, seconds: int, accounts: int) -> tuple[list[dict[str, Any]], 
                 "ATRIUM_LOAD_ACCOUNTS": str(accounts),
                 "ATRIUM_LOAD_PASSWORD": PASSWORD,
                 "ATRIUM_LOAD_PDF": str(PDF),
+                **({"ATRIUM_LOAD_TOKENS": str(Path(tmp) / "tokens")} if signed_in else {}),
             }
             locust = Path(sys.executable).parent / "locust"
             t0 = time.monotonic()
@@ -150,6 +158,10 @@ def run(users: int, seconds: int, accounts: int) -> tuple[list[dict[str, Any]], 
             }
             with open(Path(tmp) / "load_stats.csv") as f:
                 rows = list(csv.DictReader(f))
+            with open(Path(tmp) / "load_failures.csv") as f:
+                machine["failures"] = [
+                    (r["Name"], r["Error"][:120], int(r["Occurrences"])) for r in csv.DictReader(f)
+                ]
             return rows, machine
         finally:
             proc.send_signal(signal.SIGINT)
@@ -188,6 +200,12 @@ def report(
         top = sorted(machine["busy"].items(), key=lambda x: -x[1])[:6]
         busy = ", ".join(f"{s} {b:.2f}" for s, b in top)
         lines += [f"Handler seconds per second by bus subject (same minute): {busy}."]
+    failures = sorted(machine.get("failures", []), key=lambda f: -f[2])[:6]
+    if failures:
+        lines += [
+            "",
+            "Failures (most frequent): " + "; ".join(f"{n}: {e} ×{c}" for n, e, c in failures) + ".",
+        ]
     reads = [r for r in rows if r["Name"] in READS]
     errors = sum(int(r["Failure Count"]) for r in rows if r["Name"] != "Aggregated")
     worst = max((float(r["95%"]) for r in reads), default=float("nan"))
@@ -205,10 +223,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--accounts", type=int, default=20)
     parser.add_argument("--print-only", action="store_true", help="do not write bench/RESULTS.md")
+    parser.add_argument(
+        "--signed-in",
+        action="store_true",
+        help="users reuse tokens made beforehand (the reads without sign-in)",
+    )
     args = parser.parse_args()
-    rows, machine = run(args.users, args.seconds, args.accounts)
+    rows, machine = run(args.users, args.seconds, args.accounts, args.signed_in)
     body = report(rows, machine, args.users, args.seconds, args.accounts)
-    publish("load", body, write=not args.print_only)
+    publish("load-signed-in" if args.signed_in else "load", body, write=not args.print_only)
 
 
 if __name__ == "__main__":

@@ -21,15 +21,22 @@ ACCOUNTS = int(os.environ.get("ATRIUM_LOAD_ACCOUNTS", "20"))
 PASSWORD = os.environ.get("ATRIUM_LOAD_PASSWORD", "a sturdy load-test passphrase 7")
 PDF = Path(os.environ.get("ATRIUM_LOAD_PDF", "")).read_bytes() if os.environ.get("ATRIUM_LOAD_PDF") else b""
 API = "/api/v1"
+TOKENS = (
+    Path(os.environ["ATRIUM_LOAD_TOKENS"]).read_text().split() if os.environ.get("ATRIUM_LOAD_TOKENS") else []
+)
 
 
 class Reader(HttpUser):
     wait_time = between(1, 3)
 
     def on_start(self) -> None:
-        email = f"load-{random.randrange(ACCOUNTS)}@example.com"
-        r = self.client.post(f"{API}/auth/login", json={"email": email, "password": PASSWORD}, name="sign in")
-        self.headers = {"Authorization": f"Bearer {r.json()['access_token']}"} if r.ok else {}
+        if TOKENS:  # signed in beforehand: the reads alone (bench_load --signed-in)
+            self.headers = {"Authorization": f"Bearer {random.choice(TOKENS)}"}
+        else:
+            email = f"load-{random.randrange(ACCOUNTS)}@example.com"
+            body = {"email": email, "password": PASSWORD}
+            r = self.client.post(f"{API}/auth/login", json=body, name="sign in")
+            self.headers = {"Authorization": f"Bearer {r.json()['access_token']}"} if r.ok else {}
         self.client.cookies.clear()  # bearer only: no CSRF header needed for the upload
         self.ids: list[str] = []
 
