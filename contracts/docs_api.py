@@ -450,6 +450,34 @@ TASK_RETRY = Rpc("docs.task.retry", TaskRef, TaskPublic, summary="Retry a failed
 EVENTS_GRANT = Rpc(
     "docs.events.grant", Empty, EventsGrant, summary="May the caller follow live progress, and as whom"
 )
+
+
+class QueueDepth(Contract):
+    """One durable consumer of the documents stream: its lag, what is in work, what came back."""
+
+    consumer: str
+    pending: int  # not delivered yet
+    in_work: int  # delivered, not acknowledged
+    redelivered: int
+
+
+class SystemStatus(Contract):
+    """The documents side of the admin's System page (the gateway adds which services answer)."""
+
+    documents: dict[str, int]  # by status, every status present
+    oldest_s: dict[str, float]  # seconds since the least recently changed document of each status changed
+    queues: list[QueueDepth]
+    storage_used_bytes: int  # the document store (originals, results, previews)
+    storage_limit_bytes: int  # its share of ATRIUM_STORAGE_BUDGET
+
+
+SYSTEM_STATUS = Rpc(
+    "docs.system.status",
+    Empty,
+    SystemStatus,
+    access="admin",
+    summary="Documents per status, pipeline queues and storage used (the System page)",
+)
 DOCUMENT_REPLAY = Rpc(
     "docs.admin.replay",
     ReplayDocuments,

@@ -14,13 +14,14 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts import Header
+from services.kit import metrics
 from services.kit.logging import log_fields, request_id_var
 
 from . import errors, http_types, web
 from .body_limit import BodyLimit
 from .bus import BusClient
 from .routes import auth, health
-from .settings import GatewaySettings, Networks
+from .settings import NATS_USER, GatewaySettings, Networks
 
 log = logging.getLogger("atrium.gateway")
 
@@ -92,6 +93,8 @@ class RequestContext:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                if api:
+                    observe_http(scope, message["status"], time.perf_counter() - started)
                 message.setdefault("headers", [])
                 out = MutableHeaders(scope=message)
                 out[Header.REQUEST_ID] = rid
@@ -118,6 +121,17 @@ class RequestContext:
             request_id_var.reset(token)
 
 
+def observe_http(scope: Scope, status: int, seconds: float) -> None:
+    """Requests by route template (`/api/v1/documents/{document_id}`), never by raw path: ids would make
+    a series per document."""
+    # FastAPI keeps the full template (with the router's prefix) in its effective route context; the
+    # route itself knows only its own part.
+    effective = (scope.get("fastapi") or {}).get("effective_route_context")
+    template = getattr(effective, "path", None) or getattr(scope.get("route"), "path", None) or "unmatched"
+    metrics.HTTP_REQUESTS.labels(NATS_USER, template, scope["method"], str(status)).inc()
+    metrics.HTTP_SECONDS.labels(NATS_USER, template, scope["method"]).observe(seconds)
+
+
 def create_app(
     settings: GatewaySettings | None = None, *, extra_routers: list[APIRouter] | None = None
 ) -> FastAPI:
@@ -127,6 +141,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         await bus.connect(settings.nats_url, settings.nats_login)
+        metrics.expose(NATS_USER, settings.data_dir)
         yield
         await bus.close()
 

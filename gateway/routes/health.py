@@ -54,13 +54,8 @@ async def shows_details(request: Request, call: Call, token: str | None) -> bool
     return bool(me.role == "admin")
 
 
-@router.get(
-    "/health",
-    response_model=HealthReport,
-    summary="Green only when NATS, Postgres and every service answer (the details for administrators)",
-    responses={503: {"model": HealthReport, "description": "Something is down: the details say what."}},
-)
-async def health(request: Request, call: Call, token: OptionalToken) -> JSONResponse:
+async def services_health(request: Request) -> dict[str, ServiceHealth]:
+    """Every expected service's own health, asked at once (also the admin's System page)."""
     bus = request.app.state.bus
     expected = request.app.state.settings.expected_services or tuple(s.name for s in catalog.SERVICES)
     health_rpcs = [REGISTRY.rpcs[f"{name}.health"] for name in expected]
@@ -74,7 +69,18 @@ async def health(request: Request, call: Call, token: OptionalToken) -> JSONResp
         except AtriumError as exc:
             return desc.service, ServiceHealth(status="down", error=exc.message)
 
-    services = dict(await asyncio.gather(*(probe(d) for d in health_rpcs)))
+    return dict(await asyncio.gather(*(probe(d) for d in health_rpcs)))
+
+
+@router.get(
+    "/health",
+    response_model=HealthReport,
+    summary="Green only when NATS, Postgres and every service answer (the details for administrators)",
+    responses={503: {"model": HealthReport, "description": "Something is down: the details say what."}},
+)
+async def health(request: Request, call: Call, token: OptionalToken) -> JSONResponse:
+    bus = request.app.state.bus
+    services = await services_health(request)
     reported = [s.checks["postgres"] for s in services.values() if s.checks and "postgres" in s.checks]
     postgres = next((pg for pg in reported if pg != "ok"), "ok") if reported else "unknown"
     nats: Literal["ok", "down"] = "ok" if bus.connected else "down"

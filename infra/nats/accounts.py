@@ -173,6 +173,7 @@ def _durable_consumers(stream: str) -> set[str]:
     return {
         f"$JS.API.CONSUMER.CREATE.{stream}.>",
         f"$JS.API.CONSUMER.INFO.{stream}.>",
+        f"$JS.API.CONSUMER.LIST.{stream}",  # the consumers' lag (the documents service's System status)
         f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>",
         f"$JS.ACK.{stream}.>",
     }

@@ -23,12 +23,14 @@ from contracts.documents import (
 )
 from contracts.ops import STACK_RESTORED
 from contracts.permissions import AppManifest
+from contracts.streams import DOCUMENTS_STREAM
 from services.kit.apps import AppAccessGuard, announce_app
 from services.kit.bus import Service, ensure_object_store
 from services.kit.client import call
 from services.kit.config import ServiceSettings
 from services.kit.wiring import Consumer, EventTable, Loop, RpcTable
 
+from . import metrics as docs_metrics
 from . import tables
 from .blobs import NatsBlobs
 from .handlers import (
@@ -40,6 +42,7 @@ from .handlers import (
     housekeeping,
     pipeline,
     runs,
+    system,
     tasks,
     uploads,
 )
@@ -77,6 +80,7 @@ RPCS: RpcTable[DocsDeps] = {
     api.TASK_RETRY: tasks.retry_task,
     api.EVENTS_GRANT: documents.events_grant,
     api.DOCUMENT_REPLAY: runs.replay_documents,
+    api.SYSTEM_STATUS: system.system_status,
     api.DOCUMENT_EXPORT: export.export_documents,
     api.DOCUMENT_PAGES: export.document_pages,
 }
@@ -91,7 +95,8 @@ EVENTS: EventTable[DocsDeps] = {
     SETTINGS_CHANGED: Consumer(housekeeping.record_settings_change, "docs-settings-audit", max_deliver=10),
 }
 LOOPS: list[Loop[DocsDeps]] = [
-    Loop("docs-retention", housekeeping.apply_retention, every_s=3600.0, run_at_start=True)
+    Loop("docs-retention", housekeeping.apply_retention, every_s=3600.0, run_at_start=True),
+    Loop("docs-metrics", docs_metrics.record, every_s=docs_metrics.EVERY_S, run_at_start=True),
 ]
 
 
@@ -112,6 +117,18 @@ async def make_deps(svc: Service) -> DocsDeps:
         # A first batch fetches the original and may start the worker's preview child: allow for both.
         return await call(svc.nc, PREVIEW_RENDER, cmd, token=token, timeout=60)  # type: ignore[no-any-return]
 
+    async def queues() -> list[api.QueueDepth]:
+        infos = await svc.js.consumers_info(DOCUMENTS_STREAM.name)
+        return [
+            api.QueueDepth(
+                consumer=i.name,
+                pending=i.num_pending or 0,
+                in_work=i.num_ack_pending or 0,
+                redelivered=i.num_redelivered or 0,
+            )
+            for i in sorted(infos, key=lambda i: i.name)
+        ]
+
     return DocsDeps(
         db=db,
         blobs=NatsBlobs(await ensure_object_store(svc.js, OBJECT_BUCKET, manage=True)),
@@ -122,6 +139,7 @@ async def make_deps(svc: Service) -> DocsDeps:
         render_previews=render_previews,
         mark_superseded=await superseded_marker(svc.js),
         reprocess_per_hour=int(os.environ.get("ATRIUM_REPROCESS_PER_HOUR", "100")),
+        queues=queues,
     )
 
 

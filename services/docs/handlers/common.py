@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import NotFound, Unavailable
+from contracts.docs_api import QueueDepth
 from contracts.documents import (
     DocumentFields,
     DocumentProgress,
@@ -75,10 +76,16 @@ class DocsDeps:
     mark_superseded: Callable[[UUID, str], Awaitable[None]] = field(default=lambda run, why: _nothing())
     # Re-runs one user may start per hour (ATRIUM_REPROCESS_PER_HOUR): each may reach a paid model.
     reprocess_per_hour: int = 100
+    # The durable consumers of the documents stream and their lag (the System page).
+    queues: Callable[[], Awaitable[list[QueueDepth]]] = field(default=lambda: _no_queues())
 
 
 async def _nothing() -> None:
     return None
+
+
+async def _no_queues() -> list[QueueDepth]:
+    return []
 
 
 async def _no_preview_renderer() -> PreviewsRendered:

@@ -45,6 +45,7 @@ from contracts.documents import (
     SettingsChanged,
 )
 from services.docs.settings_store import SettingsStore, moves_the_key, to_public
+from services.extraction import metrics as pipeline_metrics
 from services.kit.context import Ctx
 from services.kit.logging import log_fields
 
@@ -287,6 +288,7 @@ async def analyze_document(event: DocumentExtracted, ctx: Ctx, deps: AiDeps) -> 
             provider=settings.provider,
             detail=failed.message,
         )
+        pipeline_metrics.AI_ERRORS.labels(settings.provider, failed.reason).inc()
         await deps.publish_failed(
             DocumentFailed(
                 document_id=event.document_id,

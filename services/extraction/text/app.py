@@ -22,6 +22,7 @@ from contracts.documents import (
     DocumentUploaded,
 )
 from services.docs.superseded import superseded_check
+from services.extraction import metrics as pipeline_metrics
 from services.kit.apps import AppAccessGuard
 from services.kit.bus import Service
 from services.kit.config import ServiceSettings
@@ -64,6 +65,7 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
     async def make_deps(svc: Service) -> Deps:
         async def publish(desc: Event[Any], event: BaseModel, msg_id: str) -> None:
             await svc.publish(desc, event, msg_id=msg_id)
+            pipeline_metrics.observe(event)
 
         async def progress(event: DocumentUploaded, update: DocumentProgress) -> None:
             subject = DOCUMENT_PROGRESS.subject(str(event.owner_id), str(event.document_id))

@@ -41,6 +41,7 @@ export type UserPage = Schemas["UserPage"];
 export type AdminUserChanges = Schemas["AdminUserChanges"];
 export type AuditEntry = Schemas["AuditEntry"];
 export type AuditPage = Schemas["AuditPage"];
+export type SystemReport = Schemas["SystemReport"];
 export type UsersQuery = NonNullable<paths["/api/v1/admin/users"]["get"]["parameters"]["query"]>;
 export type AuditQuery = NonNullable<paths["/api/v1/admin/audit"]["get"]["parameters"]["query"]>;
 

@@ -3,7 +3,7 @@ const messages = {
   nav: {
     main: "Main navigation", skip: "Skip to content", open_menu: "Open menu", home: "Home", apps: "Apps", my_apps: "My apps",
     documents: "Documents", categories: "Categories", tasks: "Task history", profile: "Profile", sessions: "Sessions",
-    admin: "Administration", admin_users: "Users", admin_permissions: "App permissions", admin_documents: "Documents settings", admin_audit: "Audit log",
+    admin: "Administration", admin_users: "Users", admin_permissions: "App permissions", admin_documents: "Documents settings", admin_audit: "Audit log", admin_system: "System",
   },
   dashboard: {
     welcome: "Welcome, {{name}}", subtitle: "Here is what is happening with your documents.", upload: "Upload documents",
@@ -133,6 +133,10 @@ const messages = {
     group_apps: "Apps of this group", members_one: "{{count}} member", members_other: "{{count}} members", add_member: "Add a member",
     remove_member: "Remove {{email}}", audit_title: "Audit log", audit_subtitle: "Sign-ins, changes and access, newest first.",
     audit_action: "Action", audit_when: "When", audit_actor: "Who", audit_target: "Target", audit_empty: "No entries match.",
+    system_title: "System", system_subtitle: "Services, the documents pipeline and storage; refreshed every 10 seconds.",
+    system_services: "Services", system_up: "Up", system_storage: "Document storage", system_storage_used: "{{used}} of {{limit}} ({{percent}} %)",
+    system_documents: "Documents per status", system_queues: "Pipeline queues", system_consumer: "Consumer", system_pending: "Waiting",
+    system_in_work: "In work", system_redelivered: "Redelivered",
   },
   settings: {
     title: "Documents settings", subtitle: "Applies to the next document, without a restart.", ai: "AI provider",

@@ -3,7 +3,7 @@ const messages = {
   nav: {
     main: "Основная навигация", skip: "Перейти к содержимому", open_menu: "Открыть меню", home: "Главная", apps: "Приложения", my_apps: "Мои приложения",
     documents: "Документы", categories: "Категории", tasks: "История задач", profile: "Профиль", sessions: "Сеансы",
-    admin: "Администрирование", admin_users: "Пользователи", admin_permissions: "Доступ к приложениям", admin_documents: "Настройки документов", admin_audit: "Журнал аудита",
+    admin: "Администрирование", admin_users: "Пользователи", admin_permissions: "Доступ к приложениям", admin_documents: "Настройки документов", admin_audit: "Журнал аудита", admin_system: "Система",
   },
   dashboard: {
     welcome: "Добро пожаловать, {{name}}", subtitle: "Что происходит с вашими документами.", upload: "Загрузить документы",
@@ -142,6 +142,10 @@ const messages = {
     group_apps: "Приложения группы", members_one: "{{count}} участник", members_few: "{{count}} участника", members_many: "{{count}} участников", members_other: "{{count}} участника",
     add_member: "Добавить участника", remove_member: "Убрать {{email}}", audit_title: "Журнал аудита", audit_subtitle: "Входы, изменения и доступ, новые сверху.",
     audit_action: "Действие", audit_when: "Когда", audit_actor: "Кто", audit_target: "Над кем", audit_empty: "Записей не найдено.",
+    system_title: "Система", system_subtitle: "Сервисы, конвейер документов и хранилище; обновляется каждые 10 секунд.",
+    system_services: "Сервисы", system_up: "Работает", system_storage: "Хранилище документов", system_storage_used: "{{used}} из {{limit}} ({{percent}} %)",
+    system_documents: "Документы по статусам", system_queues: "Очереди конвейера", system_consumer: "Потребитель", system_pending: "Ожидают",
+    system_in_work: "В работе", system_redelivered: "Повторно",
   },
   settings: {
     title: "Настройки документов", subtitle: "Применяются к следующему документу без перезапуска.", ai: "Поставщик ИИ",
