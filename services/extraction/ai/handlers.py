@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from contracts import Empty
+from contracts import Empty, Invalid
 from contracts.ai import ProviderTest, ProviderTestResult
 from contracts.documents import (
     DocumentAnalyzed,
@@ -43,6 +43,7 @@ from contracts.documents import (
     FailureReason,
 )
 from services.docs.settings_store import SettingsStore, to_public
+from services.extraction.ocr import tessdata
 from services.kit.context import Ctx
 from services.kit.logging import log_fields
 
@@ -325,11 +326,36 @@ async def read_result(object_store: Any, name: str) -> ExtractionResult:
 
 
 # ---- settings ----------------------------------------------------------------------------------------
+async def ocr_installed(deps: AiDeps) -> tuple[list[str], str]:
+    """The OCR languages the text workers have (all of them together) and their engine; before any worker
+    announced itself, what is installed where this service runs (one image for every process)."""
+    engines = await deps.settings.ocr_engines()
+    if engines:
+        newest = max(engines, key=lambda e: e.at)
+        return sorted({lang for e in engines for lang in e.languages}), newest.engine
+    return await asyncio.to_thread(tessdata.languages), ""
+
+
+async def public_settings(stored: DocumentsSettingsStored, deps: AiDeps) -> DocumentsSettingsPublic:
+    installed, engine = await ocr_installed(deps)
+    return to_public(stored).model_copy(update={"ocr_languages_installed": installed, "ocr_engine": engine})
+
+
 async def get_settings(_: Empty, ctx: Ctx, deps: AiDeps) -> DocumentsSettingsPublic:
-    return deps.settings.public()
+    return await public_settings(deps.settings.current, deps)
 
 
 async def update_settings(update: DocumentsSettingsUpdate, ctx: Ctx, deps: AiDeps) -> DocumentsSettingsPublic:
+    if update.ocr_languages is not None:
+        installed, _ = await ocr_installed(deps)
+        missing = [lang for lang in dict.fromkeys(update.ocr_languages) if lang not in installed]
+        if missing:
+            raise Invalid(
+                f"OCR cannot read {', '.join(missing)}: the text workers have no such language pack "
+                f"({'; '.join(tessdata.install_hint(lang) for lang in missing)}; then restart the text "
+                f"worker). Installed: {', '.join(installed) or 'none'}.",
+                [{"field": "ocr_languages", "message": f"not installed: {', '.join(missing)}"}],
+            )
     stored = await deps.settings.update(update)
     log_fields(
         log,
@@ -340,7 +366,7 @@ async def update_settings(update: DocumentsSettingsUpdate, ctx: Ctx, deps: AiDep
         changed=sorted(update.model_fields_set),
         revision=stored.revision,
     )
-    return to_public(stored)
+    return await public_settings(stored, deps)
 
 
 async def test_provider(req: ProviderTest, ctx: Ctx, deps: AiDeps) -> ProviderTestResult:

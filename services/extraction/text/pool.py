@@ -81,13 +81,16 @@ def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, p
                 )
                 conn.send(("done", rendered))
             else:
-                _, path, ocr = job
+                _, path, ocr, image_pdf = job
+                if image_pdf:  # an uploaded image: the PDF made of it is what gets extracted
+                    engines.pdf_of_image(path, image_pdf, ocr, limits)
+                    path = image_pdf
                 result = extract(
                     path,
                     limits,
                     lambda n, total: conn.send(("page", n, total)),
-                    ocr,
-                    lambda n, total: conn.send(("ocr", n, total)),
+                    ocr=ocr,
+                    on_ocr=lambda n, total: conn.send(("ocr", n, total)),
                 )
                 conn.send(("done", result))
         except engines.ExtractError as exc:
@@ -243,10 +246,12 @@ class ExtractPool:
         heartbeat: Callable[[], Awaitable[None]] | None = None,
         ocr: OcrJob | None = None,
         on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
+        image_pdf: str | None = None,
     ) -> dict[str, Any]:
         """Extract `path`; with `ocr`, OCR its pages without a usable text layer as well, hearing
-        `on_ocr_page(done, total)` (first with 0) and writing the text layer PDF where the job says."""
-        result = await self._job(("extract", path, ocr), on_page, heartbeat, on_ocr_page, ocr)
+        `on_ocr_page(done, total)` (first with 0) and writing the text layer PDF where the job says. With
+        `image_pdf`, `path` is an image: it becomes a PDF there first, and that is extracted."""
+        result = await self._job(("extract", path, ocr, image_pdf), on_page, heartbeat, on_ocr_page, ocr)
         return result  # type: ignore[no-any-return]
 
     async def render_previews(
@@ -310,7 +315,7 @@ class ExtractPool:
         # While OCR runs, each page has its own limit in the child; here a page may take twice that
         # (then the child is stuck where its own limit cannot reach, e.g. inside pdfium) before it is
         # killed, however many pages the document has.
-        ocr_window = 2 * ocr.options.page_timeout_s + 30 if ocr else 0.0
+        ocr_window = 2 * ocr.options.page_limit_s + 30 if ocr else 0.0
         while True:
             now = time.monotonic()
             if now >= deadline:
@@ -319,7 +324,7 @@ class ExtractPool:
                     raise ExtractError(
                         "timeout",
                         f"OCR of one page took longer than {ocr_window:g} s (the page limit is "
-                        f"{ocr.options.page_timeout_s:g} s).",  # type: ignore[union-attr]
+                        f"{ocr.options.page_limit_s:g} s).",  # type: ignore[union-attr]
                     )
                 raise ExtractError(
                     "timeout",
