@@ -25,6 +25,11 @@ OBJECT_BUCKET = "documents"
 # NATS KV bucket with runtime settings; key `documents` holds `DocumentsSettingsStored`.
 SETTINGS_BUCKET = "settings"
 SETTINGS_KEY = "documents"
+# NATS KV bucket of runs that are no longer their document's current one (key `<run_id>`, value why:
+# "superseded" by a re-run, or "deleted" with the document). The documents service writes it; the workers
+# skip such a run instead of extracting it or sending it to a model.
+SUPERSEDED_RUNS_BUCKET = "superseded_runs"
+SUPERSEDED_RUN_TTL_S = 7 * 86400  # longer than any redelivery of a run's events
 
 # A run's lifecycle: queued → extracting → ocr (only when pages are read by OCR) → analyzing → ready; or it ends
 # in needs_ocr (scanned pages that OCR could not read: switched off, a language pack missing…) or failed.
@@ -390,6 +395,19 @@ class DocumentsSettingsUpdate(Contract):
     ocr_max_pages: int | None = Field(default=None, ge=1, le=OCR_MAX_PAGES_LIMIT)
 
 
+class SettingsChanged(Contract):
+    """An administrator changed the Documents settings: which fields (never the key itself), by whom."""
+
+    actor_id: UUID
+    changed: list[str]
+    provider: ProviderName
+    model: str = ""
+    base_url: str = ""
+    revision: int
+    changed_at: datetime
+    client_ip: str | None = None
+
+
 DOCUMENT_UPLOADED = Event(
     "events.docs.uploaded",
     DocumentUploaded,
@@ -454,6 +472,13 @@ PREVIEW_RENDER = Rpc(
     RenderPreviews,
     PreviewsRendered,
     summary="Render a page's preview and its batch into the Object Store (the owner's token)",
+)
+
+SETTINGS_CHANGED = Event(
+    "events.docs.settings_changed",
+    SettingsChanged,
+    stream=DOCUMENTS_STREAM.name,
+    summary="The Documents settings changed (published by the ai service, recorded in the documents audit log)",
 )
 
 DOCS_HEALTH = health_rpc("docs")

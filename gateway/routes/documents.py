@@ -63,7 +63,7 @@ MULTIPART_FILES = {
     response_model=UploadBatch,
     summary="Upload PDFs or scanned images (JPEG, PNG, TIFF; multipart, parts named 'file')",
     openapi_extra=MULTIPART_FILES,
-    responses=errors(409, 413, 415),
+    responses=errors(409, 413, 415, 507),
 )
 async def upload(request: Request, call: Call, token: Token) -> UploadBatch:
     policy: api.UploadPolicy = await call(api.UPLOAD_PREPARE, Empty(), token=token)
@@ -235,7 +235,7 @@ async def page_preview(
     "/{doc_id}/reprocess",
     response_model=api.DocumentSummary,
     summary="Run the pipeline again",
-    responses=errors(404, 409),
+    responses=errors(404, 409, 429),
 )
 async def reprocess(doc_id: UUID, call: Call, token: Token) -> api.DocumentSummary:
     return await call(api.DOCUMENT_REPROCESS, api.DocumentRef(id=doc_id), token=token)

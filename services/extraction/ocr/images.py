@@ -14,6 +14,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from contracts.documents import FailureReason
+
 MIN_DOC_INCHES = 2.0  # a stated resolution that makes the page smaller or larger than this is not believed
 MAX_DOC_INCHES = 17.0  # (A3's long side is 16.5 in)
 A4_LONG_INCHES = 11.69
@@ -22,7 +24,7 @@ EXIF_TURN = {1: 0, 3: 180, 6: 90, 8: 270}
 
 
 class ImageError(Exception):
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: FailureReason, message: str):
         super().__init__(message)
         self.reason = reason
         self.message = message

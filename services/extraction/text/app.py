@@ -25,6 +25,7 @@ from contracts.documents import (
     DocumentUploaded,
 )
 from services.docs.settings_store import SettingsStore
+from services.docs.superseded import superseded_check
 from services.kit.apps import AppAccessGuard
 from services.kit.bus import Service
 from services.kit.config import ServiceSettings
@@ -56,10 +57,11 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
         config.limits,
         engine=config.engine,
         heartbeat_every_s=max(config.ack_wait_s / 3, 1.0),
+        child_uid=config.child_uid,
     )
     # One child for page previews, started on the first request: rendering under the same limits as
     # extraction, but never queued behind it.
-    previews = ExtractPool(1, config.limits, engine=config.engine)
+    previews = ExtractPool(1, config.limits, engine=config.engine, child_uid=config.child_uid)
 
     async def pool_health() -> str:
         return "ok" if pool.child_pids() else "no extraction child"
@@ -84,7 +86,7 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
         deps = Deps(
             pool=pool,
             objects=await ensure_object_store(svc.js, OBJECT_BUCKET),
-            runs=await ensure_kv(svc.js, RUNS_BUCKET, ttl_s=RUN_MARKER_TTL_S),
+            runs=await ensure_kv(svc.js, RUNS_BUCKET, ttl_s=RUN_MARKER_TTL_S, manage=True),
             publish=publish,
             progress=progress,
             worker=f"{socket.gethostname()}:{os.getpid()}",
@@ -93,6 +95,7 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
             previews=previews,
             originals=handlers.RecentOriginals(tmp_dir),
             check_access=guard.check,
+            superseded=await superseded_check(svc.js),
             ocr_options=lambda: ocr_options(store.current, store.ocr_api_key(), config.ocr),
             engines=await ensure_kv(svc.js, OCR_ENGINES_BUCKET, ttl_s=OCR_ENGINES_TTL_S),
         )

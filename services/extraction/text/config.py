@@ -61,6 +61,8 @@ class ExtractConfig:
     # give up earlier (smaller max_deliver) but never later than that.
     max_deliver: int = 5
     ack_wait_s: float = 15.0
+    # A root worker's parser children switch to this uid (and the same gid); -1 keeps them root.
+    child_uid: int = 65534
     ocr: OcrOptions = field(default_factory=OcrOptions)  # the limits; settings fill in the rest per document
 
     @classmethod
@@ -78,5 +80,6 @@ class ExtractConfig:
             ),
             max_mb=int(_env("MAX_MB", "2048")),
             max_deliver=int(_env("MAX_DELIVER", "5")),
+            child_uid=int(_env("CHILD_UID", "65534")),
             ocr=ocr_limits_from_env(),
         )

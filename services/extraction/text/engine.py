@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from contracts.documents import FailureReason
 from services.extraction.ai.providers.base import ProviderError
 from services.extraction.ocr.classify import PageContent, better_text, needs_ocr, page_content
 from services.extraction.ocr.reader import OcrOptions, PageOcr, PageReader
@@ -38,7 +39,7 @@ ENGINE_NAME = "pdfium+plumber"
 
 
 class ExtractError(Exception):
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: FailureReason, message: str):
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -139,7 +140,8 @@ def parse_pdf_date(raw: str | None) -> datetime | None:
         if hh < 24 and mm < 60:
             tz = timezone(sign * timedelta(hours=hh, minutes=mm))
     try:
-        return datetime(*parts, tzinfo=tz)  # type: ignore[arg-type,misc]
+        year, month, day, hour, minute, second = parts
+        return datetime(year, month, day, hour, minute, second, tzinfo=tz)
     except ValueError:
         return None
 
@@ -623,7 +625,7 @@ class _Readers:
             try:
                 return self.vision.read(page, number, content)  # type: ignore[no-any-return]
             except ProviderError as err:
-                reason = "timeout" if err.timeout else "provider_error"
+                reason: FailureReason = "timeout" if err.timeout else "provider_error"
                 raise ExtractError(
                     reason, f"Vision OCR: {err.message} The document will be tried again."
                 ) from None

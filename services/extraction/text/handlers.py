@@ -41,6 +41,7 @@ from contracts.documents import (
     DocumentProgress,
     DocumentUploaded,
     ExtractionResult,
+    FailureReason,
     MediaType,
     OcrEngineInfo,
     OcrReport,
@@ -73,7 +74,7 @@ RETRYABLE = frozenset({"timeout", "internal", "provider_error"})
 class ExtractionFailed(Exception):
     """Raised to the consumer so it redelivers later; carries the reason for `give_up`."""
 
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: FailureReason, message: str):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
@@ -97,6 +98,12 @@ class Deps:
     # The OCR options for the next document (called per document, so settings can change live).
     ocr_options: Callable[[], OcrOptions] = OcrOptions
     engines: Any = None  # nats KeyValue `OCR_ENGINES_BUCKET`: what this worker can read, for the settings
+    # Whether the documents service replaced the run (services/docs/superseded.py): then it is skipped.
+    superseded: Callable[[UUID], Awaitable[bool]] = field(default=lambda run: _never())
+
+
+async def _never() -> bool:
+    return False
 
 
 def now() -> datetime:
@@ -123,6 +130,11 @@ async def mark_run_done(runs: Any, run_id: str, stream_seq: int) -> None:
 
 async def extract_uploaded(event: DocumentUploaded, ctx: Ctx, deps: Deps) -> None:
     run = str(event.run_id)
+    if await deps.superseded(event.run_id):  # re-run or deleted meanwhile: its task row says superseded
+        log_fields(
+            log, logging.INFO, "run superseded; not extracted", document_id=str(event.document_id), run_id=run
+        )
+        return
     if not await claim_run(deps.runs, run, ctx.stream_seq):
         log_fields(
             log,
@@ -511,7 +523,7 @@ async def publish_failed(
     event: DocumentUploaded,
     deps: Deps,
     ctx: Ctx,
-    reason: str,
+    reason: FailureReason,
     message: str,
     *,
     final: bool,
@@ -538,6 +550,7 @@ async def publish_failed(
 
 async def give_up(event: DocumentUploaded, exc: BaseException, ctx: Ctx, deps: Deps) -> None:
     """The last attempt failed: the document is `failed` with the last reason."""
+    reason: FailureReason
     if isinstance(exc, ExtractionFailed):
         reason, message = exc.reason, exc.message
     else:

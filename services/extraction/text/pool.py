@@ -6,6 +6,11 @@ imports the PDF engines once, sets `RLIMIT_AS`, and then extracts one document a
 streaming `("page", n, total)` messages and one final `("done", result)` or `("error", reason,
 message)`. The parent enforces the per-document wall clock: past it the child is SIGKILLed and
 replaced. A child that dies on its own (pdfium SIGABRTs on inflate bombs) is replaced as well.
+
+A child holds no secret and reaches no network: it starts with an environment of a few paths and
+`OMP_THREAD_LIMIT` only (`child_environment`) and confines
+itself before anything else (`sandbox.py`: its own network namespace, an unprivileged uid when the
+worker is root); the pool lets that uid read each job's input and write its output directory.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+from contracts.documents import FailureReason
 
 from .engine import ExtractError, Limits, OcrJob
 
@@ -51,7 +58,14 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, parent_pid: int) -> None:
+def _child_main(
+    conn: Connection,
+    memory_mb: int,
+    limits: Limits,
+    engine: str,
+    parent_pid: int,
+    sandbox: dict[str, Any] | None = None,
+) -> None:
     import resource
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a child stops
@@ -65,7 +79,7 @@ def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, p
     import pdfplumber  # noqa: F401  (import cost paid once per child, not per document)
     import pypdfium2  # noqa: F401
 
-    conn.send(("ready", os.getpid()))
+    conn.send(("ready", os.getpid(), sandbox or {}))
     while True:
         try:
             job = conn.recv()
@@ -85,6 +99,7 @@ def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, p
                 if image_pdf:  # an uploaded image: the PDF made of it is what gets extracted
                     engines.pdf_of_image(path, image_pdf, ocr, limits)
                     path = image_pdf
+                # by keyword: the pdfplumber engine takes `first_error` in fourth place
                 result = extract(
                     path,
                     limits,
@@ -102,15 +117,20 @@ def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, p
             conn.send(("error", "unreadable", engines._parser_message(exc, None)))
 
 
+# The only variables a child gets: where Tesseract's languages are (paths, not secrets).
+PASSED_TO_CHILDREN = ("ATRIUM_OCR_TESSDATA", "TESSDATA_PREFIX")
+
+
+def child_environment() -> dict[str, str]:
+    env = {k: os.environ[k] for k in PASSED_TO_CHILDREN if os.environ.get(k)}
+    # Tesseract's own threads would fight the pool's processes for the same cores.
+    env["OMP_THREAD_LIMIT"] = "1"
+    return env
+
+
 class _Child:
-    def __init__(self, limits: PoolLimits, engine: str):
+    def __init__(self, limits: PoolLimits, engine: str, child_uid: int = -1):
         ours, theirs = socket.socketpair()
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-            # Tesseract's own threads would fight the pool's processes for the same cores.
-            "OMP_THREAD_LIMIT": "1",
-        }
         page = limits.page
         self.proc = subprocess.Popen(
             [
@@ -123,9 +143,10 @@ class _Child:
                 str(page.page_timeout_s),
                 engine,
                 str(os.getpid()),
+                str(child_uid),
             ],
             pass_fds=[theirs.fileno()],
-            env=env,
+            env=child_environment(),  # no secret of the worker's; `-m` from ROOT finds the code
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
         )
@@ -133,6 +154,7 @@ class _Child:
         self.conn = Connection(ours.detach())
         self.docs = 0
         self.ready = False
+        self.sandbox: dict[str, Any] = {}  # what the child's `sandbox.enter()` reported
 
     @property
     def pid(self) -> int:
@@ -164,7 +186,7 @@ async def _recv(conn: Connection, timeout: float) -> Any:
     return await asyncio.to_thread(conn.recv)
 
 
-def _death_reason(exitcode: int | None, memory_mb: int) -> tuple[str, str]:
+def _death_reason(exitcode: int | None, memory_mb: int) -> tuple[FailureReason, str]:
     if exitcode is not None and exitcode < 0:
         sig = signal.Signals(-exitcode)
         if sig in (signal.SIGABRT, signal.SIGKILL, signal.SIGBUS):
@@ -186,10 +208,12 @@ class ExtractPool:
         limits: PoolLimits = PoolLimits(),
         engine: str = "hybrid",
         heartbeat_every_s: float = 5.0,
+        child_uid: int = -1,
     ):
         self.size = size
         self.limits = limits
         self.engine = engine
+        self.child_uid = child_uid  # a root worker's children switch to it (-1: they stay root)
         self.heartbeat_every_s = heartbeat_every_s
         self._idle: asyncio.Queue[_Child] = asyncio.Queue()
         self._all: set[_Child] = set()
@@ -213,7 +237,7 @@ class ExtractPool:
         return [c.pid for c in self._all if c.pid]
 
     async def _spawn(self) -> _Child:
-        child = await asyncio.to_thread(_Child, self.limits, self.engine)
+        child = await asyncio.to_thread(_Child, self.limits, self.engine, self.child_uid)
         self._all.add(child)
         return child
 
@@ -232,6 +256,9 @@ class ExtractPool:
             if not msg or msg[0] != "ready":
                 raise RuntimeError("the extraction child process did not start")
         child.ready = True
+        child.sandbox = msg[2] if len(msg) > 2 else {}
+        if child.sandbox.get("problems"):
+            log.warning("extraction child %s is not fully confined: %s", child.pid, child.sandbox["problems"])
         return child
 
     async def _discard(self, child: _Child) -> None:
@@ -307,6 +334,7 @@ class ExtractPool:
         on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
         ocr: OcrJob | None = None,
     ) -> Any:
+        _open_to(child, job)
         child.conn.send(job)
         started = time.monotonic()
         deadline = started + self.limits.doc_timeout_s
@@ -360,6 +388,22 @@ class ExtractPool:
                 raise _HealthyError(msg[1], msg[2])
 
 
+def _open_to(child: _Child, job: tuple[Any, ...]) -> None:
+    """Let a child that runs under another uid read the job's input (group, read-only) and write its output."""
+    uid, gid = child.sandbox.get("uid", -1), child.sandbox.get("gid", -1)
+    if uid < 0 or uid == os.geteuid():
+        return
+    os.chown(job[1], -1, gid)
+    os.chmod(job[1], 0o640)
+    if job[0] == "previews":
+        os.chown(job[2], uid, gid)
+    else:
+        if getattr(job[2], "text_layer_path", None):  # the OCR's PDF with a text layer
+            os.chown(job[2].text_layer_path, uid, gid)
+        if job[3]:  # the PDF made of an uploaded image
+            os.chown(job[3], uid, gid)
+
+
 class PoolStopping(RuntimeError):
     """The pool was stopped under a running document; not the document's fault."""
 
@@ -369,11 +413,15 @@ class _HealthyError(ExtractError):
 
 
 if __name__ == "__main__":
-    fd, memory_mb, max_pages, page_timeout_s, engine_name, parent = sys.argv[1:7]
+    fd, memory_mb, max_pages, page_timeout_s, engine_name, parent, uid = sys.argv[1:8]
+    from .sandbox import enter
+
+    confined = enter(int(uid))  # before any file is read
     _child_main(
         Connection(int(fd)),
         int(memory_mb),
         Limits(int(max_pages), float(page_timeout_s)),
         engine_name,
         int(parent),
+        confined.as_dict(),
     )
