@@ -97,14 +97,17 @@ async def set_ocr(stack: Stack, http: httpx.AsyncClient, admin: AppUser, **chang
 
 
 async def worker_sees(stack: Stack, settings: dict[str, Any], timeout_s: float = 10.0) -> None:
-    """Until the text worker's watched settings have the given OCR mode, languages and provider."""
+    """Until the text worker's watched settings have the given OCR mode, languages, provider, page limit,
+    vision model and request timeout."""
     deps = stack.services["extract"].deps_as(Deps)
     keys = ("mode", "languages", "provider", "max_pages")
     want = {key: settings[f"ocr_{key}"] for key in keys}
+    want["request_timeout_s"] = settings["request_timeout_s"]
 
     def seen() -> dict[str, Any]:
         options = deps.ocr_options()
-        return {key: list(v) if isinstance(v := getattr(options, key), tuple) else v for key in keys}
+        got = {key: list(v) if isinstance(v := getattr(options, key), tuple) else v for key in keys}
+        return {**got, "request_timeout_s": options.request_timeout_s}
 
     async def poll() -> None:
         while True:  # the worker follows the settings bucket in a task of its own

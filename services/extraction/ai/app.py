@@ -31,6 +31,7 @@ from services.kit.wiring import Consumer, EventTable, RpcTable
 
 from . import handlers
 from .handlers import AiDeps
+from .providers.network import allow_local_servers_from_env
 
 DURABLE = "ai-analyze"
 MAX_DELIVER = 4
@@ -103,7 +104,7 @@ async def make_deps(svc: Service) -> AiDeps:
         providers=providers,
         deadline_s=ACK_WAIT_S - 30,
         superseded=await superseded_check(svc.js),
-        allow_local_servers=os.environ.get("ATRIUM_AI_ALLOW_LOCAL_SERVERS", "") in ("1", "true", "yes"),
+        allow_local_servers=allow_local_servers_from_env(),
         publish_settings_changed=publish_settings_changed,
     )
 

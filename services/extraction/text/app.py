@@ -26,6 +26,7 @@ from contracts.documents import (
 )
 from services.docs.settings_store import SettingsStore
 from services.docs.superseded import superseded_check
+from services.extraction.ai.providers.network import allow_local_servers_from_env
 from services.kit.apps import AppAccessGuard
 from services.kit.bus import Service
 from services.kit.config import ServiceSettings
@@ -97,6 +98,7 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
             check_access=guard.check,
             superseded=await superseded_check(svc.js),
             ocr_options=lambda: ocr_options(store.current, store.ocr_api_key(), config.ocr),
+            allow_local_servers=allow_local_servers_from_env(),
             engines=await ensure_kv(svc.js, OCR_ENGINES_BUCKET, ttl_s=OCR_ENGINES_TTL_S),
         )
 

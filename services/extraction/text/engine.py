@@ -578,6 +578,8 @@ class OcrJob:
 
 
 _reader: PageReader | None = None  # Tesseract stays loaded in the pool child between documents
+# In the pool child: asks the worker to read a page image with the vision model (vision.VisionReader).
+ask_parent: Callable[[int, bytes], tuple[Any, ...]] | None = None
 
 
 OCR_OFF = (
@@ -595,12 +597,16 @@ class _Readers:
         self.options = options
         self.vision: Any = None
         self.tesseract: PageReader | None = None
+        self._close_vision: Callable[[], None] | None = None
         if options.provider == "tesseract":
             self.tesseract = _reader = _reader or PageReader()
         else:
-            from services.extraction.ocr.vision import VisionReader
+            from services.extraction.ocr.vision import VisionReader, ask_in_process
 
-            self.vision = VisionReader(options)
+            ask = ask_parent
+            if ask is None:
+                ask, self._close_vision = ask_in_process(options)
+            self.vision = VisionReader(options, ask)
 
     def unavailable(self) -> str:
         if self.vision is not None:
@@ -640,8 +646,8 @@ class _Readers:
             )
 
     def close(self) -> None:
-        if self.vision is not None:
-            self.vision.close()
+        if self._close_vision is not None:
+            self._close_vision()
 
 
 def ocr_pages(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -57,6 +58,7 @@ from contracts.documents import (
 from services.extraction.ocr.reader import OcrOptions
 from services.extraction.ocr.recognize import version
 from services.extraction.ocr.tessdata import languages
+from services.extraction.ocr.vision import VisionClient
 from services.kit.context import Ctx
 from services.kit.logging import log_fields
 from services.kit.media import SNIFF_BYTES, sniff
@@ -97,6 +99,7 @@ class Deps:
     rendering: dict[tuple[UUID, UUID, int], PreviewBatch] = field(default_factory=dict)
     # The OCR options for the next document (called per document, so settings can change live).
     ocr_options: Callable[[], OcrOptions] = OcrOptions
+    allow_local_servers: bool = False  # vision OCR servers on this machine or network (providers/network.py)
     engines: Any = None  # nats KeyValue `OCR_ENGINES_BUCKET`: what this worker can read, for the settings
     # Whether the documents service replaced the run (services/docs/superseded.py): then it is skipped.
     superseded: Callable[[UUID], Awaitable[bool]] = field(default=lambda run: _never())
@@ -349,7 +352,10 @@ async def _fetch_and_extract(
                 ),
             )
 
-        ocr = OcrJob(deps.ocr_options(), text_layer_path)
+        options = deps.ocr_options()
+        # The key stays here: the child only draws the pages, the worker sends them (ocr/vision.py).
+        ocr = OcrJob(dataclasses.replace(options, api_key=""), text_layer_path)
+        client = VisionClient(options, deps.allow_local_servers) if options.provider != "tesseract" else None
 
         async def on_ocr_page(done: int, total: int) -> None:
             # Recorded by the documents service (status `ocr`, the counts a reload shows), which sends the
@@ -371,14 +377,19 @@ async def _fetch_and_extract(
                 log_fields(log, logging.WARNING, "OCR progress not published", error=repr(exc))
 
         image = media_type is not None and media_type != "application/pdf"
-        result = await deps.pool.extract(
-            path,
-            on_page=on_page,
-            heartbeat=ctx.heartbeat,
-            ocr=ocr,
-            on_ocr_page=on_ocr_page,
-            image_pdf=image_pdf if image else None,
-        )
+        try:
+            result = await deps.pool.extract(
+                path,
+                on_page=on_page,
+                heartbeat=ctx.heartbeat,
+                ocr=ocr,
+                on_ocr_page=on_ocr_page,
+                image_pdf=image_pdf if image else None,
+                vision=client.answer if client else None,
+            )
+        finally:
+            if client is not None:
+                await client.aclose()
         return result, media_type
     finally:
         with contextlib.suppress(FileNotFoundError):

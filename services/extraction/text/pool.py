@@ -79,6 +79,11 @@ def _child_main(
     import pdfplumber  # noqa: F401  (import cost paid once per child, not per document)
     import pypdfium2  # noqa: F401
 
+    def ask_parent(number: int, jpeg: bytes) -> tuple[Any, ...]:
+        conn.send(("vision", number, jpeg))
+        return conn.recv()  # type: ignore[no-any-return]
+
+    engines.ask_parent = ask_parent  # vision OCR: the request goes out from the worker, not from here
     conn.send(("ready", os.getpid(), sandbox or {}))
     while True:
         try:
@@ -274,11 +279,15 @@ class ExtractPool:
         ocr: OcrJob | None = None,
         on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
         image_pdf: str | None = None,
+        vision: Callable[[int, bytes], Awaitable[tuple[Any, ...]]] | None = None,
     ) -> dict[str, Any]:
         """Extract `path`; with `ocr`, OCR its pages without a usable text layer as well, hearing
         `on_ocr_page(done, total)` (first with 0) and writing the text layer PDF where the job says. With
-        `image_pdf`, `path` is an image: it becomes a PDF there first, and that is extracted."""
-        result = await self._job(("extract", path, ocr, image_pdf), on_page, heartbeat, on_ocr_page, ocr)
+        `image_pdf`, `path` is an image: it becomes a PDF there first, and that is extracted. `vision`
+        answers the child's page images when the OCR provider is a vision model (ocr/vision.py)."""
+        result = await self._job(
+            ("extract", path, ocr, image_pdf), on_page, heartbeat, on_ocr_page, ocr, vision
+        )
         return result  # type: ignore[no-any-return]
 
     async def render_previews(
@@ -300,6 +309,7 @@ class ExtractPool:
         heartbeat: Callable[[], Awaitable[None]] | None,
         on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
         ocr: OcrJob | None = None,
+        vision: Callable[[int, bytes], Awaitable[tuple[Any, ...]]] | None = None,
     ) -> Any:
         if not self._started and not self.stopping:
             async with self._starting:  # a pool nobody started (the preview pool) starts on first use
@@ -310,7 +320,7 @@ class ExtractPool:
         try:
             child = await self._ensure_ready(child)
             try:
-                result = await self._run(child, job, on_page, heartbeat, on_ocr_page, ocr)
+                result = await self._run(child, job, on_page, heartbeat, on_ocr_page, ocr, vision)
             except _HealthyError as exc:
                 healthy = True
                 raise ExtractError(exc.reason, exc.message) from None
@@ -333,6 +343,7 @@ class ExtractPool:
         heartbeat: Callable[[], Awaitable[None]] | None,
         on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
         ocr: OcrJob | None = None,
+        vision: Callable[[int, bytes], Awaitable[tuple[Any, ...]]] | None = None,
     ) -> Any:
         _open_to(child, job)
         child.conn.send(job)
@@ -380,12 +391,32 @@ class ExtractPool:
                 deadline = time.monotonic() + ocr_window
                 if on_ocr_page:
                     await on_ocr_page(msg[1], msg[2])
+            elif kind == "vision":
+                child.conn.send(await self._answer_vision(vision, msg[1], msg[2], heartbeat))
             elif kind == "done":
                 return msg[1]
             elif kind == "error":
                 if msg[1] == "memory":
                     raise ExtractError(msg[1], msg[2])  # the child exits after a MemoryError
                 raise _HealthyError(msg[1], msg[2])
+
+    async def _answer_vision(
+        self,
+        vision: Callable[[int, bytes], Awaitable[tuple[Any, ...]]] | None,
+        number: int,
+        jpeg: bytes,
+        heartbeat: Callable[[], Awaitable[None]] | None,
+    ) -> tuple[Any, ...]:
+        """The vision model's answer for one page image, heartbeats going on while it takes (bounded by the
+        client's own timeouts, within the page's window)."""
+        if vision is None:
+            return ("refused", "No vision OCR client was set up for this document.")
+        task = asyncio.ensure_future(vision(number, jpeg))
+        while not task.done():
+            await asyncio.wait({task}, timeout=self.heartbeat_every_s)
+            if heartbeat and not task.done():
+                await heartbeat()
+        return task.result()
 
 
 def _open_to(child: _Child, job: tuple[Any, ...]) -> None:
