@@ -149,6 +149,7 @@ const messages = {
     ocr_max_pages: "Max pages to OCR per document", ocr_languages: "Languages",
     ocr_languages_hint: "The languages the text workers can read ({{engine}}). More: install Debian's tesseract-ocr-<lang> packs, or put <lang>.traineddata into ATRIUM_OCR_TESSDATA, then restart the text worker.",
     ocr_provider: "OCR engine", ocr_provider_tesseract: "Tesseract (offline)", ocr_provider_anthropic: "Anthropic vision model", ocr_provider_ollama: "Ollama vision model", ocr_provider_openai_compatible: "OpenAI-compatible vision model",
+    ocr_model: "Vision model", ocr_model_default: "the provider's default", ocr_base_url: "Vision model base URL", ocr_api_key: "Vision model API key",
     ocr_vision_hint: "Page images (at most 1568 px on the long side) are sent to this model. Its text has no word positions, so such pages get no text layer.",
     lang_eng: "English", lang_deu: "German", lang_rus: "Russian", lang_fra: "French", lang_spa: "Spanish", lang_ita: "Italian", lang_osd: "Orientation",
   },

@@ -158,6 +158,7 @@ const messages = {
     ocr_max_pages: "Не больше страниц на документ", ocr_languages: "Языки",
     ocr_languages_hint: "Языки, которые умеют читать обработчики ({{engine}}). Другие: установите пакеты Debian tesseract-ocr-<lang> или положите <lang>.traineddata в ATRIUM_OCR_TESSDATA и перезапустите обработчик.",
     ocr_provider: "Движок распознавания", ocr_provider_tesseract: "Tesseract (без сети)", ocr_provider_anthropic: "Модель Anthropic с изображениями", ocr_provider_ollama: "Модель Ollama с изображениями", ocr_provider_openai_compatible: "OpenAI-совместимая модель с изображениями",
+    ocr_model: "Модель для изображений", ocr_model_default: "по умолчанию у провайдера", ocr_base_url: "Базовый URL модели для изображений", ocr_api_key: "API-ключ модели для изображений",
     ocr_vision_hint: "Изображения страниц (не больше 1568 пикселей по длинной стороне) отправляются этой модели. Положения слов она не даёт, поэтому у таких страниц нет текстового слоя.",
     lang_eng: "английский", lang_deu: "немецкий", lang_rus: "русский", lang_fra: "французский", lang_spa: "испанский", lang_ita: "итальянский", lang_osd: "ориентация",
   },

@@ -193,18 +193,18 @@ export function DocumentsSettingsPage() {
                 {OCR_PROVIDERS.map((p) => <option key={p} value={p}>{t(`settings.ocr_provider_${p}`)}</option>)}
               </NativeSelect>
             </div>
-            <div className="grid grid-cols-1 gap-1.5">
-              <Label htmlFor="ocr_model">{t("settings.model")}</Label>
-              <Input id="ocr_model" value={f.ocr_model ?? ""} onChange={(e) => set({ ocr_model: e.target.value })} disabled={!vision} />
-            </div>
             {vision && (
               <>
+                <div className="grid grid-cols-1 gap-1.5">
+                  <Label htmlFor="ocr_model">{t("settings.ocr_model")}</Label>
+                  <Input id="ocr_model" value={f.ocr_model ?? ""} placeholder={t("settings.ocr_model_default")} onChange={(e) => set({ ocr_model: e.target.value })} />
+                </div>
                 <div className="grid grid-cols-1 gap-1.5 sm:col-span-2">
-                  <Label htmlFor="ocr_base_url">{t("settings.base_url")}</Label>
+                  <Label htmlFor="ocr_base_url">{t("settings.ocr_base_url")}</Label>
                   <Input id="ocr_base_url" type="url" value={f.ocr_base_url ?? ""} placeholder="http://127.0.0.1:11434" onChange={(e) => set({ ocr_base_url: e.target.value })} disabled={f.ocr_provider === "anthropic"} />
                 </div>
                 <div className="grid grid-cols-1 gap-1.5 sm:col-span-2">
-                  <Label htmlFor="ocr_api_key">{t("settings.api_key")}</Label>
+                  <Label htmlFor="ocr_api_key">{t("settings.ocr_api_key")}</Label>
                   <div className="flex flex-col gap-2 sm:flex-row">
                     <Input
                       id="ocr_api_key"
