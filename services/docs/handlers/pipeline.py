@@ -57,6 +57,13 @@ async def _doc_for_event(s: AsyncSession, doc_id: UUID) -> DocumentRow | None:
     return (await s.execute(select(documents).where(documents.c.id == doc_id).with_for_update())).first()
 
 
+async def _stage_succeeded(s: AsyncSession, run_id: UUID, stage: Stage) -> bool:
+    """Whether the run's stage is recorded as done (call with the document row locked: _doc_for_event)."""
+    t = tasks.c
+    status = (await s.execute(select(t.status).where(t.run_id == run_id, t.stage == stage))).scalar()
+    return status == "succeeded"
+
+
 async def _task_for_event(s: AsyncSession, doc: DocumentRow, run_id: UUID, stage: Stage) -> TaskRow:
     """The (run, stage) task, created when a worker's event arrives first."""
     t = tasks.c
@@ -174,13 +181,6 @@ async def on_ocr_progress(ev: DocumentOcrProgress, ctx: Ctx, deps: DocsDeps) -> 
     )
 
 
-async def _stage_recorded(s: AsyncSession, run_id: UUID, stage: Stage) -> bool:
-    found = (
-        await s.execute(select(tasks.c.status).where(tasks.c.run_id == run_id, tasks.c.stage == stage))
-    ).scalar()
-    return found == "succeeded"
-
-
 def _page_ocr(page: PageText) -> dict[str, Any] | None:
     if page.ocr is None:
         return None
@@ -209,15 +209,14 @@ async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
         doc = await _doc_for_event(s, ev.document_id)
         if doc is None:
             return
+        analysed = await _stage_succeeded(s, ev.run_id, "analyze")
+        status: DocumentStatus = "needs_ocr" if ev.needs_ocr else "ready" if analysed else "analyzing"
         task = await _task_for_event(s, doc, ev.run_id, "extract")
         if task.status == "succeeded":
             return
         await _task_succeeded(s, task, ev)
         if result is None or doc.run_id != ev.run_id:
             return
-        status: DocumentStatus = "needs_ocr" if ev.needs_ocr else "analyzing"
-        if status == "analyzing" and await _stage_recorded(s, ev.run_id, "analyze"):
-            status = "ready"  # the analysis of this run was recorded first
         await s.execute(delete(pages).where(pages.c.document_id == doc.id))
         if result.pages:
             await s.execute(
@@ -323,9 +322,10 @@ async def on_analyzed(ev: DocumentAnalyzed, ctx: Ctx, deps: DocsDeps) -> None:
             .values(fields=fields, updated_at=func.now(), **promoted(fields))
         )
         await _apply_suggested_categories(s, doc, ev.fields.suggested_categories, st.ai_may_create_categories)
-        # Ready only once this run's extraction is recorded too (its pages, page count, OCR outcome): when
-        # the analysis comes first, `on_extracted` moves the run on to ready.
-        moved = await _stage_recorded(s, ev.run_id, "extract") and await _advance(s, doc, ev.run_id, "ready")
+        # The AI worker reads the extraction from the stream, so its answer can be here before the extraction
+        # is recorded; the document is ready (or needs OCR) once both are: on_extracted finishes it then.
+        extracted = await _stage_succeeded(s, ev.run_id, "extract")
+        moved = extracted and await _advance(s, doc, ev.run_id, "ready")
     if moved:
         await progress(deps, doc.owner_id, doc.id, ev.run_id, "ready")
 
