@@ -117,7 +117,7 @@ async def test_content_decides_not_the_name(stack: Stack, http: httpx.AsyncClien
 
 @pytest.fixture
 async def vision_server() -> Any:
-    server = await FakeLLM(api_key=API_KEY, slow_s=25.0).start()
+    server = await FakeLLM(api_key=API_KEY, slow_s=45.0).start()
     yield server
     await server.stop()
 
@@ -199,7 +199,7 @@ async def test_a_vision_server_that_errs_or_is_slow_is_tried_again(
     Tesseract on a busy machine, time enough to answer.)"""
     needs_workers(stack)
     await use_vision(stack, http, new_admin, "anthropic", vision_server)
-    await set_ocr(stack, http, new_admin, request_timeout_s=15)  # the AI's and the vision OCR's
+    await set_ocr(stack, http, new_admin, request_timeout_s=30)  # the AI's and the vision OCR's
     vision_server.queue("500", "slow")
     try:
         doc = await settled(http, new_user, await upload(http, new_user, INVOICE, "e.pdf", "application/pdf"))
