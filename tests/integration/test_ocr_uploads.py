@@ -205,7 +205,11 @@ async def test_a_vision_server_that_errs_or_is_slow_is_tried_again(
         doc = await settled(http, new_user, await upload(http, new_user, INVOICE, "e.pdf", "application/pdf"))
     finally:
         await set_ocr(stack, http, new_admin, **DEFAULT_OCR, request_timeout_s=60)
-    why = (doc["failure_reason"], doc["failure_message"], [(t["status"], t.get("error")) for t in doc["tasks"]])
+    why = (
+        doc["failure_reason"],
+        doc["failure_message"],
+        [(t["status"], t.get("error")) for t in doc["tasks"]],
+    )
     assert doc["status"] == "ready", (why, [r.path for r in vision_server.requests])
     assert "INV-2091827" in doc["pages"][0]["text"]
     assert len(vision_server.hits("/v1/messages")) >= 3
