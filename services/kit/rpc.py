@@ -38,6 +38,7 @@ from contracts.base import Rpc
 from .context import Ctx
 from .envelope import error_envelope, ok_envelope
 from .logging import log_fields, request_id_var
+from .outage import outage
 from .security import Actor
 from .validation import parse_model
 
@@ -161,12 +162,17 @@ class RpcServer:
             body = ok_envelope(result)
         except AtriumError as err:
             code, body = err.code.value, error_envelope(err)
-        except Exception:
-            log.exception("handler for %s failed", desc.subject)
-            failed = Internal(
-                f"The {self.service} service failed while handling this request; "
-                f"it is logged with request id {rid}."
-            )
+        except Exception as exc:
+            # A server restarting is `unavailable` (try again), not a bug.
+            failed: AtriumError | None = outage(exc)
+            if failed is None:
+                log.exception("handler for %s failed", desc.subject)
+                failed = Internal(
+                    f"The {self.service} service failed while handling this request; "
+                    f"it is logged with request id {rid}."
+                )
+            else:
+                log.warning("%s: %s (%s)", desc.subject, failed.message, type(exc).__name__)
             code, body = failed.code.value, error_envelope(failed)
         if route.slotted:
             log_fields(
