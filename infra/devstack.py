@@ -492,17 +492,11 @@ def run(data_dir: Path, http_port: int, dev: bool, build_web: bool, debug: tuple
 
 
 def ocr_readiness() -> str:
-    """What the text worker's OCR can read with its configured languages, and how to add what is missing."""
+    """What the text worker's OCR can read out of the box (English), what else is installed, and how to add
+    more; which of them OCR uses is a Documents setting."""
     from services.extraction.ocr.tessdata import readiness
-    from services.extraction.text.config import ocr_options_from_env
 
-    try:
-        options = ocr_options_from_env()
-    except ValueError as exc:
-        return f"OCR: {exc}"
-    if options.mode == "off":
-        return "OCR: off (ATRIUM_OCR_MODE=off); scans stay `needs_ocr`"
-    return readiness(options.languages)
+    return readiness(("eng",))
 
 
 async def _dev_loop(stack: DevStack) -> None:

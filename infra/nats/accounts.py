@@ -39,10 +39,12 @@ from contracts.documents import (
     DOCUMENT_ANALYZED,
     DOCUMENT_EXTRACTED,
     DOCUMENT_FAILED,
+    DOCUMENT_OCR_PROGRESS,
     DOCUMENT_PROCESSING,
     DOCUMENT_PROGRESS,
     DOCUMENT_UPLOADED,
     OBJECT_BUCKET,
+    OCR_ENGINES_BUCKET,
     SETTINGS_BUCKET,
     SETTINGS_CHANGED,
     SUPERSEDED_RUNS_BUCKET,
@@ -110,6 +112,7 @@ def _needs() -> dict[str, Needs]:
             listens=(PERMISSIONS_CHANGED,),
             consumes=(
                 DOCUMENT_PROCESSING,
+                DOCUMENT_OCR_PROGRESS,
                 DOCUMENT_EXTRACTED,
                 DOCUMENT_ANALYZED,
                 DOCUMENT_FAILED,
@@ -121,15 +124,16 @@ def _needs() -> dict[str, Needs]:
             kv_write=(SUPERSEDED_RUNS_BUCKET,),
             objects_write=(OBJECT_BUCKET,),
         ),
-        # The preview Rpc re-checks the owner's app access itself (AppAccessGuard), as docs does.
+        # The preview Rpc re-checks the owner's app access itself (AppAccessGuard), as docs does. It reads
+        # the Documents settings (OCR) and announces what its OCR can read.
         "extract": Needs(
             calls=(ACCESS_CHECK,),
             listens=(PERMISSIONS_CHANGED,),
-            publishes=(DOCUMENT_PROCESSING, DOCUMENT_EXTRACTED, DOCUMENT_FAILED),
+            publishes=(DOCUMENT_PROCESSING, DOCUMENT_OCR_PROGRESS, DOCUMENT_EXTRACTED, DOCUMENT_FAILED),
             progress=(DOCUMENT_PROGRESS,),
             consumes=(DOCUMENT_UPLOADED,),
-            kv_write=(EXTRACT_RUNS_BUCKET,),
-            kv_read=(SUPERSEDED_RUNS_BUCKET,),
+            kv_write=(EXTRACT_RUNS_BUCKET, OCR_ENGINES_BUCKET),
+            kv_read=(SETTINGS_BUCKET, SUPERSEDED_RUNS_BUCKET),
             objects_write=(OBJECT_BUCKET,),
         ),
         "ai": Needs(
@@ -137,7 +141,7 @@ def _needs() -> dict[str, Needs]:
             progress=(DOCUMENT_PROGRESS,),
             consumes=(DOCUMENT_EXTRACTED,),
             kv_write=(SETTINGS_BUCKET,),
-            kv_read=(SUPERSEDED_RUNS_BUCKET,),
+            kv_read=(OCR_ENGINES_BUCKET, SUPERSEDED_RUNS_BUCKET),
             objects_read=(OBJECT_BUCKET,),
         ),
     }

@@ -12,6 +12,7 @@ from contracts.documents import (
     DOCUMENT_ANALYZED,
     DOCUMENT_EXTRACTED,
     DOCUMENT_FAILED,
+    DOCUMENT_OCR_PROGRESS,
     DOCUMENT_PROCESSING,
     DOCUMENT_PROGRESS,
     OBJECT_BUCKET,
@@ -56,7 +57,7 @@ MANIFEST = AppManifest(
     icon="file-text",
     route="/documents",
     default_grant=True,
-    description="Upload PDFs, extract their text and fields, search and categorise them.",
+    description="Upload PDFs and scans, extract their text and fields, search and categorise them.",
 )
 
 RPCS: RpcTable[DocsDeps] = {
@@ -69,6 +70,7 @@ RPCS: RpcTable[DocsDeps] = {
     api.DOCUMENT_DELETE: files.delete_document,
     api.DOCUMENT_DOWNLOAD: files.download_document,
     api.DOCUMENT_PREVIEW: files.preview_page,
+    api.DOCUMENT_TEXT_LAYER: files.download_text_layer,
     api.DOCUMENT_REPROCESS: runs.reprocess_document,
     api.DOCUMENT_BULK: bulk.bulk,
     api.CATEGORY_LIST: categories.list_categories,
@@ -86,6 +88,8 @@ RPCS: RpcTable[DocsDeps] = {
 }
 EVENTS: EventTable[DocsDeps] = {
     DOCUMENT_PROCESSING: Consumer(pipeline.on_processing, "docs-processing", max_deliver=10),
+    # Progress of a run's OCR: a lost one only leaves an older page count shown until the next.
+    DOCUMENT_OCR_PROGRESS: Consumer(pipeline.on_ocr_progress, "docs-ocr", max_deliver=3),
     DOCUMENT_EXTRACTED: Consumer(pipeline.on_extracted, "docs-extracted", max_deliver=10),
     DOCUMENT_ANALYZED: Consumer(pipeline.on_analyzed, "docs-analyzed", max_deliver=10),
     DOCUMENT_FAILED: Consumer(pipeline.on_failed, "docs-failed", max_deliver=10),

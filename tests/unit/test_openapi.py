@@ -90,7 +90,8 @@ def test_every_answer_has_a_media_type_and_a_schema(method: str, path: str, op: 
 
 
 NON_JSON = {
-    ("get", "/api/v1/documents/{doc_id}/file"): {"application/pdf"},
+    ("get", "/api/v1/documents/{doc_id}/file"): {"application/pdf", "image/jpeg", "image/png", "image/tiff"},
+    ("get", "/api/v1/documents/{doc_id}/text-layer"): {"application/pdf"},
     ("get", "/api/v1/documents/{doc_id}/pages/{page}/preview"): {"image/png"},
     ("get", "/api/v1/profile/avatar"): {"image/png", "image/jpeg", "image/webp"},
     ("get", "/api/v1/tasks/export"): {"text/csv", "application/json"},

@@ -32,6 +32,7 @@ from services.kit.wiring import Consumer, EventTable, RpcTable
 
 from . import handlers
 from .handlers import AiDeps
+from .providers.network import allow_local_servers_from_env
 
 DURABLE = "ai-analyze"
 # Attempts 2, 5, 15, 30 and 60 s apart (services/kit/bus.py): a provider away for a minute or two (a restart,
@@ -109,7 +110,7 @@ async def make_deps(svc: Service) -> AiDeps:
         providers=providers,
         deadline_s=ACK_WAIT_S - 30,
         superseded=await superseded_check(svc.js),
-        allow_local_servers=os.environ.get("ATRIUM_AI_ALLOW_LOCAL_SERVERS", "") in ("1", "true", "yes"),
+        allow_local_servers=allow_local_servers_from_env(),
         publish_settings_changed=publish_settings_changed,
     )
 

@@ -9,6 +9,8 @@ import {
   pathsApiV1DocumentsGetParametersQuerySortValues,
   documentSummaryDocument_typeAnyOf0Values,
   documentSummaryStatusValues,
+  documentsSettingsPublicOcr_modeValues,
+  documentsSettingsPublicOcr_providerValues,
   documentsSettingsPublicProviderValues,
   taskPublicKindValues,
   taskPublicStatusValues,
@@ -73,6 +75,8 @@ export type TaskKind = Task["kind"];
 export type DocumentsSettings = Schemas["DocumentsSettingsPublic"];
 export type DocumentsSettingsUpdate = Schemas["DocumentsSettingsUpdate"];
 export type ProviderName = NonNullable<DocumentsSettings["provider"]>;
+export type OcrMode = NonNullable<DocumentsSettings["ocr_mode"]>;
+export type OcrProviderName = NonNullable<DocumentsSettings["ocr_provider"]>;
 export type ProviderTestResult = Schemas["ProviderTestResult"];
 
 /** An optional enum's values without the `null` its generated type admits. */
@@ -89,3 +93,5 @@ export const DOCUMENT_SORT_KEYS: readonly NonNullable<DocumentsQuery["sort"]>[] 
 export const TASK_STATUSES: readonly TaskStatus[] = taskPublicStatusValues;
 export const TASK_KINDS: readonly TaskKind[] = taskPublicKindValues;
 export const PROVIDERS: readonly ProviderName[] = documentsSettingsPublicProviderValues;
+export const OCR_MODES: readonly OcrMode[] = documentsSettingsPublicOcr_modeValues;
+export const OCR_PROVIDERS: readonly OcrProviderName[] = documentsSettingsPublicOcr_providerValues;
