@@ -21,6 +21,7 @@ from pathlib import Path
 
 from infra.embedded import read_or_create_secret
 from infra.nats.accounts import hash_password, write_config
+from infra.nats.server import MAX_PAYLOAD
 
 CLUSTER_NAME = "atrium"
 ROUTE_USER = "route"
@@ -59,7 +60,7 @@ def render_node(
             f"server_name: {json.dumps(node.name)}",
             f"listen: {json.dumps(f'{listen_host}:{node.client_port}')}",
             f"http: {json.dumps(f'{listen_host}:{node.monitor_port}')}",
-            "max_payload: 8MB",
+            f"max_payload: {MAX_PAYLOAD}",
             "jetstream {",
             f"  store_dir: {json.dumps(node.store_dir)}",
             f"  max_file_store: {max_file_store}",
