@@ -23,8 +23,9 @@ from .nats.server import render_server
 
 DB_SECRETS_FILE = "db.json"  # infra.embedded.provision writes it; services.kit.config reads it
 NATS_SERVER = "nats"
-# Where compose.yaml mounts the server's volumes (infra/docker/Dockerfile.nats makes /data writable).
-NATS_STORE_DIR = "/data/jetstream"
+# compose.yaml's nats-data volume (infra/docker/Dockerfile.nats makes it writable); nats-server keeps
+# JetStream in <store_dir>/jetstream.
+NATS_STORE_DIR = "/data"
 
 
 def processes() -> tuple[str, ...]:

@@ -349,7 +349,7 @@ class ComposeStack:
         self.wait_http_health()
         self.timings["up"] = time.monotonic() - t0
 
-    def wait_http_health(self, timeout: float = 180) -> dict:
+    def wait_http_health(self, timeout: float = 600) -> dict:
         import httpx
 
         deadline = time.monotonic() + timeout
