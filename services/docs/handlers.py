@@ -112,7 +112,9 @@ BULK_FILTER_LIMIT = 1000
 RANK_CANDIDATES = 500
 SNIPPET_TEXT_CHARS = 20_000  # of the matching page (a page with more text is rare: tables, hostile files)
 # The order of a run's states; an event never moves a document backwards (redelivery, late events).
-STATUS_RANK = {"queued": 0, "extracting": 1, "analyzing": 2, "ready": 3, "needs_ocr": 3, "failed": 3}
+# needs_ocr outranks ready: the docs service consumes `extracted` and `analyzed` on separate durables, so for
+# a scanned run the AI worker's (skipped) analysis may be recorded first; the run still ends needs_ocr.
+STATUS_RANK = {"queued": 0, "extracting": 1, "analyzing": 2, "ready": 3, "needs_ocr": 4, "failed": 3}
 TERMINAL_TASK = ("succeeded", "failed", "superseded")
 # Fields the AI fills and a user may edit; some are also columns for filtering and sorting.
 PROMOTED = ("document_type", "title", "document_date", "sender", "total_amount", "currency")

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import func, select
 
 from contracts import Header
@@ -97,3 +98,21 @@ async def test_extracted_event_redelivered_records_one_extraction(stack: Stack, 
     assert tuple(after) == tuple(before)  # the first delivery's record stands
     doc = await h.get(stack, new_user, d.id)
     assert doc.status == "ready" and doc.sender == "Once"  # not sent back to "analyzing"
+
+
+@pytest.mark.parametrize("analysis_first", [True, False])
+async def test_a_scanned_run_ends_needs_ocr_whichever_event_is_recorded_first(
+    stack: Stack, new_user: AppUser, analysis_first: bool
+) -> None:
+    """Seen with compose on a busy host: the skipped analysis of a scanned page arrived before the
+    extraction result, and the document ended `ready` with no text instead of `needs_ocr`."""
+    d = (await h.create(stack, new_user, "scan.pdf")).document
+    owner = uuid.UUID(new_user.id)
+    steps = [
+        lambda: h.analyzed(stack, d.id, owner, d.run_id),
+        lambda: h.extracted(stack, d.id, owner, d.run_id, [""], needs_ocr=True),
+    ]
+    for step in steps if analysis_first else reversed(steps):
+        await step()
+    doc = await h.get(stack, new_user, d.id)
+    assert (doc.status, doc.needs_ocr) == ("needs_ocr", True)
