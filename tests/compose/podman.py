@@ -294,8 +294,12 @@ class ComposeStack:
             raise PodmanError(f"no container for service {service} in project {self.project}")
         return names[0]
 
-    def exec(self, container: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return podman("exec", container, *argv, check=check, timeout=120)
+    def exec(
+        self, container: str, *argv: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        if input is None:
+            return podman("exec", container, *argv, check=check, timeout=120)
+        return run(["podman", "exec", "-i", container, *argv], check=check, timeout=120, input=input.encode())
 
     def logs(self, container: str) -> str:
         res = podman("logs", container, check=False)

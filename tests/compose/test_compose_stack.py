@@ -137,25 +137,31 @@ def can_connect_from(stack: ComposeStack, name: str, host: str, port: int) -> bo
     return res.returncode == 0
 
 
-def readable_by(stack: ComposeStack, name: str) -> dict[str, str]:
-    """{path or env:NAME: content} of what the container's processes can read where secrets could be:
-    every file on its volumes, and its environment."""
-    found: dict[str, str] = {}
-    env = stack.exec(name, "cat", "/proc/1/environ").stdout
-    for entry in env.split("\0"):
-        if "=" in entry:
-            key, _, value = entry.partition("=")
-            found[f"env:{key}"] = value
-    for mount in stack.inspect(name)["Mounts"]:
-        if mount.get("Type") != "volume":
-            continue
-        dest = mount["Destination"]
-        script = f'find "{dest}" -type f 2>/dev/null | while read -r f; do printf "\\n\\0%s\\0" "$f"; cat "$f" 2>/dev/null; done'
-        out = stack.exec(name, "sh", "-c", script).stdout
-        parts = out.split("\0")
-        for path, content in zip(parts[1::2], parts[2::2], strict=False):
-            found[path] = content
-    return found
+def secrets_readable_by(stack: ComposeStack, name: str, wanted: dict[str, str]) -> tuple[set[str], str]:
+    """Which of `wanted` ({label: value}) the container's user can read, in its environment or in any file
+    on its volumes (searched inside the container, as that user), and a listing of those files."""
+    env = stack.exec(name, "cat", "/proc/1/environ").stdout.split("\0")
+    found = {label for label, value in wanted.items() if any(e.endswith(f"={value}") for e in env)}
+    mounts = [m for m in stack.inspect(name)["Mounts"] if m.get("Type") == "volume"]
+    dests = " ".join(f"'{m['Destination']}'" for m in mounts)
+    labels = list(wanted)
+    if mounts:
+        script = f'i=0; while IFS= read -r s; do i=$((i+1)); grep -rsqF -e "$s" {dests} && echo "$i"; done; true'
+        hits = stack.exec(name, "sh", "-c", script, input="\n".join(wanted[k] for k in labels) + "\n")
+        found |= {labels[int(i) - 1] for i in hits.stdout.split()}
+    listing = []
+    for m in mounts:
+        files = stack.exec(name, "find", m["Destination"], "-type", "f").stdout.split()
+        mode = "rw" if m.get("RW") else "ro"
+        shown = (
+            ", ".join(f.removeprefix(m["Destination"] + "/") for f in files)
+            if len(files) <= 6
+            else f"{len(files)} data files"
+        )
+        listing.append(
+            f"{m['Destination']} ({m['Name'].removeprefix(stack.project + '_')}, {mode}): {shown or '-'}"
+        )
+    return found, "; ".join(listing) or "no volumes"
 
 
 def log_lines(stack: ComposeStack, name: str) -> list[dict]:
@@ -258,15 +264,10 @@ def test_each_container_holds_only_its_own_secrets(deployment: ComposeStack) -> 
     listing = []
     readers: dict[str, set[str]] = {what: set() for what in wanted}
     for name, svc in service_of.items():
-        readable = readable_by(deployment, name)
-        files = sorted(p for p in readable if not p.startswith("env:"))
-        secrets_in_env = sorted(
-            k for k, v in readable.items() if k.startswith("env:") and v in wanted.values()
-        )
-        listing.append(f"{name}: files {files or '-'}; secrets in environment {secrets_in_env or '-'}")
-        for what, value in wanted.items():
-            if any(value in content for content in readable.values()):
-                readers[what].add(svc)
+        found, files = secrets_readable_by(deployment, name, wanted)
+        listing.append(f"{name}: {files}; secrets: {sorted(found) or '-'}")
+        for what in found:
+            readers[what].add(svc)
     _log("what each container can read:\n  " + "\n  ".join(listing))
     wrong = {what: sorted(readers[what]) for what in wanted if readers[what] != expected[what]}
     assert not wrong, f"secrets readable by the wrong containers (secret: readers): {wrong}"
