@@ -310,9 +310,16 @@ class ComposeStack:
 
     # -- phases --
     def build(self) -> None:
-        t = time.monotonic()
-        self.compose("build")
-        self.timings["build"] = time.monotonic() - t
+        """Build each of the project's images once, one after the other (`podman-compose build` would build
+        the shared Python image once per service and replica, all at the same time)."""
+        first_service: dict[str, str] = {}
+        for name, svc in self.services().items():
+            if "build" in svc:
+                first_service.setdefault(svc["image"], name)
+        for image, service in first_service.items():
+            t = time.monotonic()
+            self.compose("build", service)
+            self.timings[f"build {image}"] = time.monotonic() - t
 
     def wait_healthy(self, service: str, timeout: float = 120) -> None:
         """Run the container's health check until it passes (podman 4.3 without systemd runs none itself)."""

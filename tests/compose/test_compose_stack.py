@@ -146,7 +146,9 @@ def secrets_readable_by(stack: ComposeStack, name: str, wanted: dict[str, str]) 
     dests = " ".join(f"'{m['Destination']}'" for m in mounts)
     labels = list(wanted)
     if mounts:
-        script = f'i=0; while IFS= read -r s; do i=$((i+1)); grep -rsqF -e "$s" {dests} && echo "$i"; done; true'
+        script = (
+            f'i=0; while IFS= read -r s; do i=$((i+1)); grep -rsqF -e "$s" {dests} && echo "$i"; done; true'
+        )
         hits = stack.exec(name, "sh", "-c", script, input="\n".join(wanted[k] for k in labels) + "\n")
         found |= {labels[int(i) - 1] for i in hits.stdout.split()}
     listing = []
