@@ -112,9 +112,7 @@ BULK_FILTER_LIMIT = 1000
 RANK_CANDIDATES = 500
 SNIPPET_TEXT_CHARS = 20_000  # of the matching page (a page with more text is rare: tables, hostile files)
 # The order of a run's states; an event never moves a document backwards (redelivery, late events).
-# needs_ocr outranks ready: the docs service consumes `extracted` and `analyzed` on separate durables, so for
-# a scanned run the AI worker's (skipped) analysis may be recorded first; the run still ends needs_ocr.
-STATUS_RANK = {"queued": 0, "extracting": 1, "analyzing": 2, "ready": 3, "needs_ocr": 4, "failed": 3}
+STATUS_RANK = {"queued": 0, "extracting": 1, "analyzing": 2, "ready": 3, "needs_ocr": 3, "failed": 3}
 TERMINAL_TASK = ("succeeded", "failed", "superseded")
 # Fields the AI fills and a user may edit; some are also columns for filtering and sorting.
 PROMOTED = ("document_type", "title", "document_date", "sender", "total_amount", "currency")
@@ -1327,6 +1325,13 @@ async def _doc_for_event(s: Any, doc_id: UUID) -> Any:
     return (await s.execute(select(documents).where(documents.c.id == doc_id).with_for_update())).first()
 
 
+async def _stage_succeeded(s: Any, run_id: UUID, stage: str) -> bool:
+    """Whether the run's stage is recorded as done (call with the document row locked: _doc_for_event)."""
+    t = tasks.c
+    status = (await s.execute(select(t.status).where(t.run_id == run_id, t.stage == stage))).scalar()
+    return status == "succeeded"
+
+
 async def _task_for_event(s: Any, doc: Any, run_id: UUID, stage: str) -> Any:
     """The (run, stage) task, created when a worker's event arrives first."""
     t = tasks.c
@@ -1414,11 +1419,12 @@ async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
         result = ExtractionResult.model_validate_json(await deps.blobs.read(ev.result_object))
         if result.document_id != ev.document_id or result.run_id != ev.run_id:
             raise ValueError(f"{ev.result_object} belongs to another document or run")
-    status = "needs_ocr" if ev.needs_ocr else "analyzing"
     async with deps.db.transaction() as s:
         doc = await _doc_for_event(s, ev.document_id)
         if doc is None:
             return
+        analysed = await _stage_succeeded(s, ev.run_id, "analyze")
+        status = "needs_ocr" if ev.needs_ocr else "ready" if analysed else "analyzing"
         task = await _task_for_event(s, doc, ev.run_id, "extract")
         if task.status == "succeeded":
             return
@@ -1554,7 +1560,10 @@ async def on_analyzed(ev: DocumentAnalyzed, ctx: Ctx, deps: DocsDeps) -> None:
             .values(fields=fields, updated_at=func.now(), **_promoted(fields))
         )
         await _apply_suggested_categories(s, doc, ev.fields.suggested_categories, st.ai_may_create_categories)
-        moved = await _advance(s, doc, ev.run_id, "ready")
+        # The AI worker reads the extraction from the stream, so its answer can be here before the extraction
+        # is recorded; the document is ready (or needs OCR) once both are: on_extracted finishes it then.
+        extracted = await _stage_succeeded(s, ev.run_id, "extract")
+        moved = extracted and await _advance(s, doc, ev.run_id, "ready")
     if moved:
         await _progress(deps, doc.owner_id, doc.id, ev.run_id, "ready")
 
