@@ -230,7 +230,9 @@ def test_every_process_is_unprivileged(deployment: ComposeStack) -> None:
                 assert int(fields[cap], 16) == 0, f"{name}: {fields['Name']} has {cap} {fields[cap]}"
             assert fields["NoNewPrivs"].strip() == "1", f"{name}: {fields['Name']} may gain privileges"
         first = dict(line.split(":\t", 1) for line in blocks[0].splitlines() if ":\t" in line)
-        report.append(f"{name}: {len(blocks)} processes, uid {first['Uid'].split()[0]}, no capabilities")
+        report.append(
+            f"{name}: {len(blocks)} processes (with this probe), uid {first['Uid'].split()[0]}, no capabilities"
+        )
     _log("processes:\n  " + "\n  ".join(report))
 
 
@@ -375,9 +377,12 @@ def test_data_survives_down_and_up(deployment: ComposeStack) -> None:
         email, headers = register_and_login(http)
         doc_id = upload(http, headers, SYNTHETIC / "letter_1p.pdf")
         assert wait_final(http, headers, doc_id)["status"] == "ready"
+    t = time.monotonic()
     deployment.down()
     assert deployment.containers(all=True) == []
+    stopped = time.monotonic() - t
     deployment.up()
+    _log(f"down {stopped:.0f}s, up again {deployment.timings['up']:.0f}s")
     with api(deployment) as http:
         # The token from before still verifies (the signing keys are on auth's volume), the account and the
         # document are in PostgreSQL, the file in JetStream's object store.
