@@ -26,7 +26,7 @@ import pytest
 
 from infra.embedded import free_port
 from tests.compose.podman import ComposeStack, ensure_base_images, missing_tools, podman
-from tests.conftest import CORPUS, PASSWORD, unique_email
+from tests.conftest import CORPUS, PASSWORD, ROOT, unique_email
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,7 @@ def _log(msg: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def deployment() -> Iterator[ComposeStack]:
+def deployment(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
     missing = missing_tools()
     if missing:
         pytest.fail(
@@ -66,20 +66,34 @@ def deployment() -> Iterator[ComposeStack]:
         },
     )
     stack.down(volumes=True)  # what a crashed earlier run left behind
+    failed_before = request.session.testsfailed
     try:
         stack.build()
         stack.up()
         _log(f"timings: {json.dumps({k: round(v) for k, v in stack.timings.items()})}")
         yield stack
     except BaseException:
-        for name in stack.containers(all=True):
-            _log(f"--- logs of {name}:\n{stack.logs(name)[-3000:]}")
+        failed_before = -1
         raise
     finally:
+        if request.session.testsfailed != failed_before:
+            dump_logs(stack, request)
         stack.down(volumes=True)
 
 
 # ---- helpers --------------------------------------------------------------------------------------------
+def dump_logs(stack: ComposeStack, request: pytest.FixtureRequest) -> None:
+    """Every container's log to test-artifacts/compose/, and its end to the terminal (CI's log)."""
+    out = ROOT / "test-artifacts" / "compose"
+    out.mkdir(parents=True, exist_ok=True)
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        for name in stack.containers(all=True):
+            text = stack.logs(name)
+            (out / f"{name}.log").write_text(text)
+            _log(f"--- end of {name}'s log (all of it: {out / name}.log):\n{text[-2000:]}")
+
+
 def api(stack: ComposeStack) -> httpx.Client:
     return httpx.Client(base_url=f"{stack.base_url}/api/v1", timeout=60)
 
