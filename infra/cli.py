@@ -75,7 +75,7 @@ def compose_test(ctx: typer.Context) -> None:
     install = ROOT / "infra" / "docker" / "podman" / "install.sh"
     if subprocess.call(["bash", str(install)]) != 0:
         raise typer.Exit(1)
-    cmd = [sys.executable, "-m", "pytest", "tests/compose", "-n", "0", "-s", *ctx.args]
+    cmd = [sys.executable, "-m", "pytest", "tests/compose", "-n", "0", "-s", "--durations=0", *ctx.args]
     raise typer.Exit(subprocess.call(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}))
 
 
