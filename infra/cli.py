@@ -70,11 +70,8 @@ def test(ctx: typer.Context) -> None:
 def compose_test(ctx: typer.Context) -> None:
     """Build the images and start compose.yaml under podman, then check it (tests/compose; minutes).
 
-    Installs what it needs first (infra/docker/podman/install.sh: podman, podman-compose, debootstrap);
+    Installs what it lacks first (infra/docker/podman/install.sh: podman, podman-compose, debootstrap);
     extra arguments go to pytest, e.g. `./atrium compose-test -k secrets`."""
-    install = ROOT / "infra" / "docker" / "podman" / "install.sh"
-    if subprocess.call(["bash", str(install)]) != 0:
-        raise typer.Exit(1)
     cmd = [sys.executable, "-m", "pytest", "tests/compose", "-n", "0", "-s", "--durations=0", *ctx.args]
     raise typer.Exit(subprocess.call(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}))
 

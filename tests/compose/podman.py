@@ -86,11 +86,24 @@ def podman(*args: str, check: bool = True, timeout: float = 600) -> subprocess.C
 
 
 def missing_tools() -> list[str]:
-    """What this machine lacks to run the compose test (installed by .ci/run)."""
+    """What this machine lacks to run the compose test."""
     missing = [t for t in ("podman", "debootstrap", "iptables") if not shutil.which(t)]
     if not (PODMAN_COMPOSE_VENV / "bin" / "podman-compose").exists():
         missing.append(f"podman-compose in {PODMAN_COMPOSE_VENV}")
     return missing
+
+
+def ensure_tools() -> None:
+    """Install what is missing (infra/docker/podman/install.sh: apt-get as root or with sudo, a venv)."""
+    if not missing_tools():
+        return
+    res = run(["bash", str(PODMAN_DIR / "install.sh")], check=False, timeout=900, env=dict(os.environ))
+    still = missing_tools()
+    if res.returncode != 0 or still:
+        raise PodmanError(
+            f"the compose test needs {', '.join(still) or 'podman'}; {PODMAN_DIR / 'install.sh'} "
+            f"(root or sudo) failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
+        )
 
 
 # ---- stand-in base images -----------------------------------------------------------------------------------

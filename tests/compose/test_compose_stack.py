@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from infra.embedded import free_port
-from tests.compose.podman import ComposeStack, ensure_base_images, missing_tools, podman
+from tests.compose.podman import ComposeStack, ensure_base_images, ensure_tools, podman
 from tests.conftest import CORPUS, PASSWORD, ROOT, unique_email
 
 pytestmark = pytest.mark.slow
@@ -46,12 +46,7 @@ def _log(msg: str) -> None:
 
 @pytest.fixture(scope="module")
 def deployment(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
-    missing = missing_tools()
-    if missing:
-        pytest.fail(
-            f"the compose test needs {', '.join(missing)}: .ci/run installs them "
-            "(or run ./atrium compose-test, which does too)"
-        )
+    ensure_tools()
     t = time.monotonic()
     built = ensure_base_images()
     _log(f"stand-in base images: {', '.join(built) or 'all cached'} [{time.monotonic() - t:.0f}s]")
