@@ -4,10 +4,11 @@ Starts its own embedded PostgreSQL, migrates the docs schema and fills it with a
 documents of one owner (plus 20,000 of another, so owner scoping has something to skip), each with
 ~120 words of text from a fixed vocabulary (one page), a type, a sender, a document date and 0–2 of 6
 categories; and 300 long documents (40 pages, ~100,000 characters each), where snippets cost the most.
-Then it runs the documents service's own list handler (`services.docs.handlers.
-list_documents`: the SQL the `docs.document.list` Rpc runs, with the total count, categories and
-snippets) for each scenario and reports median and p95. The baseline, measured in the same run, is
-the cheapest possible page: `SELECT … WHERE owner_id = $1 ORDER BY created_at DESC LIMIT 50`.
+Then it runs the documents service's own list handler (`services.docs.handlers.documents.
+list_documents`, its statement built by `handlers/search.py`: the SQL the `docs.document.list` Rpc runs,
+with the total count, categories and snippets) for each scenario and reports median and p95. The
+baseline, measured in the same run, is the cheapest possible page:
+`SELECT … WHERE owner_id = $1 ORDER BY created_at DESC LIMIT 50`.
 
     python -m bench.bench_list [--documents 100000] [--runs 60]
 """
@@ -30,11 +31,15 @@ from sqlalchemy import insert, select, text
 from bench.results import publish, summary
 from contracts.docs_api import ListDocuments
 from infra.embedded import EmbeddedPostgres, provision
-from services.docs import handlers
+from services.docs import tables
+from services.docs.handlers import search
+from services.docs.handlers.common import Blobs, DocsDeps
+from services.docs.handlers.documents import list_documents
 from services.docs.tables import categories, document_categories, documents, pages
 from services.kit import migrations
 from services.kit.bus import Ctx
 from services.kit.db import Database
+from services.kit.outbox import Outbox
 from services.kit.security import Actor
 
 GOAL_P95_MS = 50.0
@@ -167,19 +172,19 @@ async def _long_documents(
         await s.execute(insert(pages), page_rows)
 
 
-def deps_for(db: Database) -> handlers.DocsDeps:
+def deps_for(db: Database) -> DocsDeps:
     async def allow(_: Actor) -> None:
         return None
 
     async def no_progress(*_: Any) -> None:
         return None
 
-    return handlers.DocsDeps(
+    return DocsDeps(
         db=db,
-        blobs=handlers.Blobs(),
+        blobs=Blobs(),
         settings=lambda: None,  # type: ignore[arg-type,return-value]
         check_access=allow,
-        wake_relay=lambda: None,
+        outbox=Outbox(tables.outbox, db, publish=no_progress),  # never used: queue_work is False
         publish_progress=no_progress,
         queue_work=False,
     )
@@ -224,7 +229,7 @@ async def run(n: int, runs: int) -> tuple[list[dict[str, Any]], float, tuple[flo
                         )
                     ).all()
 
-            first_page = await handlers.list_documents(ListDocuments(limit=50), ctx, deps)
+            first_page = await list_documents(ListDocuments(limit=50), ctx, deps)
             scenarios: list[tuple[str, dict[str, Any]]] = [
                 ("newest 50, no filter", {}),
                 ("page 2 (keyset cursor)", {"cursor": first_page.next_cursor}),
@@ -263,10 +268,10 @@ async def run(n: int, runs: int) -> tuple[list[dict[str, Any]], float, tuple[flo
             ]
             for name, params in scenarios:
                 cmd = ListDocuments(limit=50, **params)
-                page = await handlers.list_documents(cmd, ctx, deps)
+                page = await list_documents(cmd, ctx, deps)
 
                 async def one(cmd: ListDocuments = cmd) -> None:
-                    await handlers.list_documents(cmd, ctx, deps)
+                    await list_documents(cmd, ctx, deps)
 
                 rows.append(
                     {
@@ -294,7 +299,7 @@ def report(rows: list[dict[str, Any]], n: int, runs: int, fill_s: float, load: t
         f"documents ({LONG_PAGES} pages, ~100,000 characters each) (filled in {fill_s:.0f} s). "
         f"Each scenario is the documents service's list handler (`docs.document.list`: one SQL statement with the "
         f"page of 50, the total count — exact up to 1,000, “1,000+” beyond —, categories, and snippets (from "
-        f"each row's first matching page) when searching; sorting by relevance ranks the newest {handlers.RANK_CANDIDATES} matches), {runs} runs after "
+        f"each row's first matching page) when searching; sorting by relevance ranks the newest {search.RANK_CANDIDATES} matches), {runs} runs after "
         "a warm-up. Baseline, same run: a bare `SELECT … WHERE owner_id ORDER BY created_at DESC LIMIT 50`. "
         f"Goal: p95 under 50 ms. Machine load (1-minute average, 2 cores shared with other work): {load[0]:.1f} "
         f"when the runs started, {load[1]:.1f} when they ended.",

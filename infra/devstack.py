@@ -34,8 +34,8 @@ from .embedded import (
     die_with_parent,
     port_is_free,
     provision,
-    read_or_create_secret,
 )
+from .secret_files import read_or_create_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"

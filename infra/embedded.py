@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.secret_files import read_or_create_secret, write_secret
+
 SERVICES_WITH_DB = ("auth", "profile", "permissions", "docs")
 DATABASE = "atrium"
 
@@ -60,21 +62,6 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: 
         except OSError:
             time.sleep(0.05)
     raise StackError(f"{what} did not open port {port} within {timeout:.0f} s; see {log}")
-
-
-def write_secret(path: Path, value: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value)
-
-
-def read_or_create_secret(path: Path, nbytes: int = 32) -> str:
-    if path.exists():
-        return path.read_text().strip()
-    value = secrets.token_urlsafe(nbytes)
-    write_secret(path, value)
-    return value
 
 
 PR_SET_PDEATHSIG = 1

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from gateway.settings import NATS_USER as GATEWAY
 from infra import catalog
-from infra.embedded import StackError, write_secret
+from infra.embedded import StackError
+from infra.secret_files import write_secret
 from services.kit.config import NATS_SECRETS_FILE
 
 from .nats.accounts import AUTH_CONF, write_config

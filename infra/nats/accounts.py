@@ -42,6 +42,7 @@ from contracts.permissions import ACCESS_CHECK, APP_ANNOUNCED, PERMISSIONS_CHANG
 from contracts.profile import AVATAR_BUCKET
 from gateway.settings import NATS_USER as GATEWAY
 from infra import catalog
+from infra.secret_files import write_secret
 from services.kit.config import NATS_SECRETS_FILE, nats_inbox_prefix
 
 OPERATOR = "operator"
@@ -196,7 +197,7 @@ def service_permissions(service: str, needs: Needs) -> Permissions:
     p.publish |= {r.subject for r in calls}
     p.publish |= {e.subject for e in needs.publishes}
     p.publish |= {pr.wildcard() for pr in needs.progress}
-    for stream in REGISTRY.streams:  # every service ensures the domain streams at start (kit/bus.py)
+    for stream in REGISTRY.streams:  # every service ensures the domain streams at start (kit/jetstream.py)
         p.publish |= _stream_ensure(stream)
     for e in needs.consumes:
         p.publish |= _durable_consumers(e.stream)
@@ -253,8 +254,6 @@ def hash_password(password: str) -> str:
 
 def read_or_create_passwords(data_dir: Path, names: Iterable[str]) -> dict[str, str]:
     """`{user: password}` from `<data>/secrets/nats.json`, adding a random one for each new user."""
-    from infra.embedded import write_secret
-
     path = data_dir / "secrets" / NATS_SECRETS_FILE
     stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     missing = [n for n in names if n not in stored]
@@ -291,8 +290,6 @@ def render_authorization(perms: dict[str, Permissions], hashes: dict[str, str]) 
 
 def _hashes(data_dir: Path, passwords: dict[str, str]) -> dict[str, str]:
     """bcrypt hashes, cached beside the passwords (hashing all users costs about a second per start)."""
-    from infra.embedded import write_secret
-
     path = data_dir / "secrets" / HASH_CACHE_FILE
     cache: dict[str, list[str]] = json.loads(path.read_text()) if path.exists() else {}
     out: dict[str, str] = {}
@@ -308,8 +305,6 @@ def _hashes(data_dir: Path, passwords: dict[str, str]) -> dict[str, str]:
 
 def write_config(data_dir: Path) -> Path:
     """Write `<data>/nats/users.conf` for the current registry; passwords persist per data directory."""
-    from infra.embedded import write_secret
-
     perms = all_permissions()
     passwords = read_or_create_passwords(data_dir, perms)
     hashes = _hashes(data_dir, {u: passwords[u] for u in perms})

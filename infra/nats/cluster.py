@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.embedded import read_or_create_secret
 from infra.nats.accounts import hash_password, write_config
 from infra.nats.server import MAX_PAYLOAD
+from infra.secret_files import read_or_create_secret
 
 CLUSTER_NAME = "atrium"
 ROUTE_USER = "route"

@@ -19,7 +19,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 
+from services.kit.audit import audit_table
 from services.kit.db import service_metadata
+from services.kit.outbox import outbox_table
 
 metadata = service_metadata("docs")
 
@@ -143,27 +145,7 @@ tasks = Table(
     Column("tokens_out", Integer),
 )
 
-# Events waiting to be published: written in the same transaction as the change they announce.
-outbox = Table(
-    "outbox",
-    metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("subject", String(200), nullable=False),
-    Column("msg_id", String(200), nullable=False),
-    Column("payload", JSONB, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("sent_at", DateTime(timezone=True)),
-)
-
-audit_log = Table(
-    "audit_log",
-    metadata,
-    Column("id", UUID(as_uuid=True), primary_key=True),
-    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("action", String(64), nullable=False),
-    Column("actor_id", UUID(as_uuid=True)),
-    Column("target_id", UUID(as_uuid=True)),
-    Column("ip", String(64)),
-    Column("request_id", String(64)),
-    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-)
+# Events waiting to be published, written in the same transaction as the change they announce (the kit's
+# outbox; migration 0009 brought the table to its shape). The kit's audit log shape (IP as INET, 0009).
+outbox = outbox_table(metadata)
+audit_log = audit_table(metadata)

@@ -1,31 +1,30 @@
 """The service runtime: a FastStream NatsBroker wired to the contracts.
 
-`Service.rpc(descriptor)` turns a plain handler `async (command, ctx) -> reply` into a queue-group
-subscriber that verifies the caller, validates the request and always answers with an envelope.
-`Service.on_event(descriptor, durable=…)` turns `async (event, ctx) -> None` into a durable
-JetStream pull consumer that acks on success and redelivers with a delay on failure.
-Transport code lives here; handlers stay free of it.
+`Service.bind(make_deps, rpcs={Rpc: handler}, events={Event: Consumer(...)}, loops=[Loop(...)])` is how
+every service is wired (services/kit/wiring.py): each Rpc becomes a queue-group subscriber that verifies
+the caller, validates the request and always answers with an envelope; each event a durable JetStream
+pull consumer that acks on success and redelivers with a delay on failure; each loop a background task.
+Handlers are plain `async (command, ctx, deps)`; transport code lives here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 from faststream.middlewares import AckPolicy, BaseMiddleware
 from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, NatsResponse, PullSub
-from faststream.nats.annotations import NatsMessage
+from faststream.nats.message import NatsMessage
 from faststream.nats.security import NatsUserPassword
-from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
-from nats.js.errors import BucketNotFoundError, NotFoundError
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import Table
 
 from contracts import (
     REGISTRY,
@@ -36,42 +35,46 @@ from contracts import (
     Header,
     HealthReply,
     Internal,
-    Invalid,
-    Unauthenticated,
     health_rpc,
 )
+from contracts.auth import AUTH_STATE_BUCKET, JWKS, Jwks
 from contracts.base import Event, Rpc, Stream
 
-from .config import ServiceSettings, nats_servers
+from .client import call
+from .config import ServiceSettings, nats_servers, rpc_workers, service_concurrency
+from .context import Ctx
+from .db import Database
+from .jetstream import ensure_kv, ensure_object_store, ensure_streams, js_replicas
 from .logging import log_fields, request_id_var
-from .security import Actor, TokenVerifier
+from .outbox import Outbox, jetstream_publisher
+from .security import Actor, KeySource, TokenVerifier
+from .validation import parse_model, validation_details
+from .wiring import Consumer, EventTable, Loop, Loops, RpcTable, check_consumer, check_rpc_handler
+
+# Kept importable from here for the code that reaches them through the bus.
+__all__ = [
+    "Ctx",
+    "Service",
+    "bus_verifier",
+    "ensure_kv",
+    "ensure_object_store",
+    "ensure_streams",
+    "js_replicas",
+    "parse_model",
+    "validation_details",
+]
+
+D = TypeVar("D")
+DepsFactory = Callable[["Service"], Awaitable[D]]  # builds a service's deps once it is connected
 
 log = logging.getLogger("atrium.bus")
 
 RETRY_DELAYS_S = (2.0, 5.0, 15.0, 30.0, 60.0)
+RELAY_IDLE_S = 1.0  # the outbox relay looks for rows other processes wrote at least this often
 
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
-
-
-def validation_details(err: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic errors without the submitted values (they may be passwords)."""
-    return [
-        {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"], "type": e["type"]}
-        for e in err.errors(include_url=False, include_input=False, include_context=False)
-    ]
-
-
-def parse_model(model: type[BaseModel], body: bytes | str | None) -> Any:
-    try:
-        return model.model_validate_json(body or b"{}")
-    except ValidationError as err:
-        if any(e["type"] == "json_invalid" for e in err.errors()):
-            raise Invalid("The message body is not valid JSON.", validation_details(err)) from None
-        raise Invalid(
-            f"The request does not match {model.__name__}: fix the listed fields.", validation_details(err)
-        ) from None
 
 
 class RequestContextMiddleware(BaseMiddleware):
@@ -123,36 +126,17 @@ class ErrorEnvelopeMiddleware(BaseMiddleware):
             )
 
 
+async def _undecoded(msg: NatsMessage) -> NatsMessage:
+    """Subscribers get the message itself and parse its body with the contract's model. Without this
+    decoder and with `apply_types=False`, FastStream neither JSON-decodes every body first nor resolves
+    a `Context` parameter, which it does in a thread pool: a thread hop per message, a quarter of a
+    service's CPU on a cheap Rpc."""
+    return msg
+
+
 def _is_jetstream(msg: Any) -> bool:
     raw = getattr(msg, "raw_message", None)
     return bool(raw is not None and getattr(raw, "reply", "").startswith("$JS.ACK"))
-
-
-@dataclass
-class Ctx:
-    """What a handler knows about the message besides its body."""
-
-    request_id: str
-    actor: Actor | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    attempt: int = 1
-    subject: str = ""
-    stream_seq: int = 0  # JetStream events: the message's stream sequence (same on every redelivery)
-    # JetStream events: tells the server the handler is still working, so `ack_wait` does not expire
-    heartbeat: Callable[[], Awaitable[None]] | None = None
-
-    @property
-    def client_ip(self) -> str:
-        return self.headers.get(Header.CLIENT_IP, "")
-
-    @property
-    def user_agent(self) -> str:
-        return self.headers.get(Header.USER_AGENT, "")
-
-    def require_actor(self) -> Actor:
-        if self.actor is None:
-            raise Unauthenticated("Sign in first: this request needs a valid access token.")
-        return self.actor
 
 
 def _quiet_logger(name: str) -> logging.Logger:
@@ -165,11 +149,34 @@ def _quiet_logger(name: str) -> logging.Logger:
 HealthCheck = Callable[[], Awaitable[str]]
 
 
+def bus_verifier(nc: Callable[[], nats.NATS], *, key_source: KeySource | None = None) -> TokenVerifier:
+    """A TokenVerifier that fetches the JWKS over the bus (`auth.keys.jwks`, unless `key_source` is given)
+    and follows the `auth_state` bucket, over the connection `nc()` returns once it is connected."""
+
+    async def jwks() -> Jwks:
+        return await call(nc(), JWKS, {}, timeout=5)  # type: ignore[no-any-return]
+
+    async def state() -> Any:
+        return await ensure_kv(nc().jetstream(), AUTH_STATE_BUCKET, history=1)
+
+    return TokenVerifier(key_source=key_source or jwks, state_bucket=state)
+
+
 class Service:
-    """One microservice: its broker, its subscribers, its start-up and shutdown."""
+    """One microservice: its broker, its subscribers, its deps, its loops, its start-up and shutdown.
+
+    `key_source` replaces `auth.keys.jwks` as the source of the keys that verify tokens (the auth
+    service verifies with its own). After `start`, `deps_as(Kind)` returns what the dependency factory
+    built (tests drive handlers with the live dependencies that way).
+    """
 
     def __init__(
-        self, settings: ServiceSettings, *, streams: Sequence[Stream] = (), verify_tokens: bool = True
+        self,
+        settings: ServiceSettings,
+        *,
+        streams: Sequence[Stream] = (),
+        verify_tokens: bool = True,
+        key_source: KeySource | None = None,
     ):
         self.settings = settings
         self.name = settings.name
@@ -190,16 +197,29 @@ class Service:
                 else {}
             ),
             middlewares=[ErrorEnvelopeMiddleware, RequestContextMiddleware],
+            apply_types=False,
+            decoder=_undecoded,
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
             connect_timeout=3,
             logger=_quiet_logger(f"atrium.{self.name}.faststream"),
         )
-        self.verifier: TokenVerifier | None = TokenVerifier(self) if verify_tokens else None
+        self.verifier: TokenVerifier | None = (
+            bus_verifier(lambda: self.nc, key_source=key_source) if verify_tokens else None
+        )
         self.health_checks: dict[str, HealthCheck] = {}
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
+        self.loops = Loops(self.name)
+        self._make_deps: DepsFactory[Any] | None = None
+        self._deps: Any = None
         self.started_at = time.monotonic()
+        # Requests handled at once, over all Rpc subjects: as many as the database pool's connections
+        # (services.kit.db), so none waits for a connection. Health checks do not queue behind them.
+        # Each subject takes `rpc_workers()` messages at a time (services.kit.config).
+        self.concurrency = service_concurrency()
+        self.slots = asyncio.Semaphore(self.concurrency)
+        self.workers = min(rpc_workers(), self.concurrency)
         self.rpc(health_rpc(self.name))(self._health)
 
     # ---- connections -------------------------------------------------------------------------
@@ -229,16 +249,22 @@ class Service:
             # out. Only a new connection helps: exit, and the supervisor (compose, ./atrium up) restarts us.
             raise ConnectionError("the NATS handshake did not complete; restart the service to connect anew")
         await ensure_streams(self.js, self.streams)
+        await self.build_deps()
         for hook in self.on_startup:
             await hook()
         if self.verifier:
             await self.verifier.start()
         await self.broker.start()
         # The server must know our subscriptions before anyone is told we are up (else: no responders).
+        # nats-py writes flush()'s PING straight to the socket, ahead of SUBs still queued for its flusher
+        # task, so the first PONG proves nothing; by then the flusher has written them: the second does.
         await self.nc.flush(timeout=5)
+        await self.nc.flush(timeout=5)
+        self.loops.start()
         log_fields(log, logging.INFO, "service started", service=self.name)
 
     async def stop(self) -> None:
+        await self.loops.stop()
         for hook in reversed(self.on_shutdown):
             try:
                 await hook()
@@ -274,6 +300,90 @@ class Service:
             checks=checks,
         )
 
+    # ---- wiring ------------------------------------------------------------------------------------
+    def bind(
+        self,
+        make_deps: DepsFactory[D],
+        *,
+        rpcs: RpcTable[D] | None = None,
+        events: EventTable[D] | None = None,
+        loops: Sequence[Loop[D]] = (),
+    ) -> None:
+        """Wire the service: `make_deps(service)` runs once at start, after NATS is connected and before
+        anything is served; every handler is then called as `(command, ctx, deps)`."""
+        if self._make_deps is not None:
+            raise RuntimeError(f"{self.name} is already bound; bind once, with every table.")
+        self._make_deps = make_deps
+        for desc, handler in (rpcs or {}).items():
+            check_rpc_handler(desc, handler)
+            self.rpc(desc)(functools.partial(self._call_rpc, handler))
+        for event_desc, consumer in (events or {}).items():
+            check_consumer(event_desc, consumer)
+            self._consume(event_desc, consumer)
+        for loop in loops:
+            self.loops.add(
+                loop.name,
+                functools.partial(self._call_loop, loop),
+                loop.every_s,
+                run_at_start=loop.run_at_start,
+            )
+
+    async def _call_rpc(
+        self, handler: Callable[[Any, Ctx, Any], Awaitable[BaseModel]], cmd: Any, ctx: Ctx
+    ) -> BaseModel:
+        return await handler(cmd, ctx, self._deps)
+
+    async def _call_loop(self, loop: Loop[Any]) -> object:
+        return await loop.fn(self._deps)
+
+    def _consume(self, desc: Event[Any], consumer: Consumer[Any, Any]) -> None:
+        async def handle(event: Any, ctx: Ctx) -> None:
+            await consumer.handler(event, ctx, self._deps)
+
+        give_up = consumer.give_up
+
+        async def on_give_up(event: Any, exc: BaseException, ctx: Ctx) -> None:
+            assert give_up is not None
+            await give_up(event, exc, ctx, self._deps)
+
+        self.on_event(
+            desc,
+            durable=consumer.durable,
+            max_deliver=consumer.max_deliver,
+            ack_wait_s=consumer.ack_wait_s,
+            batch_size=consumer.batch_size,
+            deliver_new_only=consumer.deliver_new_only,
+            give_up=on_give_up if give_up is not None else None,
+        )(handle)
+
+    async def build_deps(self) -> None:
+        """Run the dependency factory (`start` does; a handler's unit test under TestNatsBroker calls it)."""
+        if self._make_deps is not None and self._deps is None:
+            self._deps = await self._make_deps(self)
+
+    def deps_as(self, kind: type[D]) -> D:
+        """The dependencies the factory built, checked to be a `kind` (after `start`)."""
+        if self._deps is None:
+            raise RuntimeError(f"{self.name} has no dependencies yet: bind it and start it first.")
+        if not isinstance(self._deps, kind):
+            raise TypeError(
+                f"{self.name}'s dependencies are {type(self._deps).__name__}, not {kind.__name__}"
+            )
+        return self._deps
+
+    def database(self) -> Database:
+        """The service's database (its own schema and role), with its health check and disposal."""
+        db = Database(self.settings.database_url, self.settings.schema)
+        self.health_checks["postgres"] = db.ping
+        self.on_shutdown.append(db.dispose)
+        return db
+
+    def outbox(self, table: Table, db: Database) -> Outbox:
+        """The service's transactional outbox over `table` (services/kit/outbox.py), with its relay loop."""
+        box = Outbox(table, db, self.publish_raw)
+        self.loops.add("outbox-relay", box.relay, RELAY_IDLE_S, run_at_start=True, wake=box.wakeup)
+        return box
+
     # ---- request/reply ---------------------------------------------------------------------------
     def rpc(
         self, desc: Rpc[Any, Any]
@@ -287,7 +397,8 @@ class Service:
                     ctx = Ctx(request_id=rid, headers=headers, subject=desc.subject)
                     ctx.actor = await self.authorize(desc, headers)
                     command = parse_model(desc.request, msg.body)
-                    result = await handler(command, ctx)
+                    async with contextlib.nullcontext() if handler == self._health else self.slots:
+                        result = await handler(command, ctx)
                     if not isinstance(result, desc.reply):
                         result = desc.reply.model_validate(result)
                     env = Envelope(ok=True, data=result.model_dump(mode="json"))
@@ -317,7 +428,11 @@ class Service:
 
             subscriber.__name__ = f"rpc_{desc.subject.replace('.', '_')}"
             self.broker.subscriber(
-                desc.subject, queue=desc.service or self.name, title=desc.subject, description=desc.summary
+                desc.subject,
+                queue=desc.service or self.name,
+                max_workers=self.workers,
+                title=desc.subject,
+                description=desc.summary,
             )(subscriber)
             return handler
 
@@ -436,6 +551,10 @@ class Service:
 
         return register
 
+    async def publish_raw(self, subject: str, body: bytes, headers: dict[str, str]) -> None:
+        """Publish a stored event body as it is (the outbox relay) and wait for the stream's ack."""
+        await jetstream_publisher(self.js)(subject, body, headers)
+
     async def publish(
         self,
         desc: Event[Any],
@@ -450,63 +569,4 @@ class Service:
         hdrs = {Header.REQUEST_ID: request_id_var.get() or new_request_id(), **(headers or {})}
         if msg_id:
             hdrs[Header.MSG_ID] = msg_id
-        await self.js.publish(desc.subject, event.model_dump_json().encode(), headers=hdrs, timeout=10)
-
-
-def js_replicas() -> int:
-    """Copies of every stream, KV bucket and object store: 1 on one server, 3 in a cluster
-    (`ATRIUM_JS_REPLICAS`, see infra/nats/cluster.py)."""
-    return max(1, int(os.environ.get("ATRIUM_JS_REPLICAS", "1")))
-
-
-async def ensure_streams(js: Any, streams: Sequence[Stream]) -> None:
-    """Create or update each stream; safe to run from every service at every start."""
-    for s in streams:
-        cfg = StreamConfig(
-            name=s.name,
-            subjects=list(s.subjects),
-            storage=StorageType.FILE,
-            max_age=s.max_age_days * 86400,
-            duplicate_window=s.duplicate_window_s,
-            description=s.summary or None,
-            num_replicas=js_replicas(),
-        )
-        try:
-            await js.stream_info(s.name)
-            await js.update_stream(cfg)
-        except NotFoundError:
-            try:
-                await js.add_stream(cfg)
-            except Exception as exc:  # another service won the race
-                if "already in use" not in str(exc):
-                    raise
-
-
-async def ensure_kv(js: Any, bucket: str, *, history: int = 1, ttl_s: float | None = None) -> Any:
-    try:
-        return await js.key_value(bucket)
-    except (BucketNotFoundError, NotFoundError):
-        try:
-            return await js.create_key_value(
-                KeyValueConfig(
-                    bucket=bucket,
-                    history=history,
-                    ttl=ttl_s,
-                    storage=StorageType.FILE,
-                    replicas=js_replicas(),
-                )
-            )
-        except Exception:
-            return await js.key_value(bucket)
-
-
-async def ensure_object_store(js: Any, bucket: str) -> Any:
-    try:
-        return await js.object_store(bucket)
-    except (BucketNotFoundError, NotFoundError):
-        try:
-            return await js.create_object_store(
-                bucket, ObjectStoreConfig(bucket=bucket, storage=StorageType.FILE, replicas=js_replicas())
-            )
-        except Exception:
-            return await js.object_store(bucket)
+        await self.publish_raw(desc.subject, event.model_dump_json().encode(), hdrs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import nats
@@ -14,6 +15,7 @@ from contracts import AtriumError, Envelope, Header, Internal, Invalid, Timeout,
 from contracts.base import Rpc
 
 from .logging import request_id_var
+from .validation import validation_details
 
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -24,8 +26,6 @@ def build_request(desc: Rpc[Any, Any], payload: BaseModel | dict[str, Any] | Non
     try:
         return desc.request.model_validate(payload or {})
     except ValidationError as err:
-        from .bus import validation_details
-
         raise Invalid(
             f"The request does not match {desc.request.__name__}: fix the listed fields.",
             validation_details(err),
@@ -75,8 +75,6 @@ def parse_reply(desc: Rpc[Any, Any], data: bytes) -> Any:
 
 
 def _new_id() -> str:
-    import uuid
-
     return uuid.uuid4().hex
 
 

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import jwt
@@ -24,16 +24,11 @@ from jwt.algorithms import RSAAlgorithm
 from contracts import AtriumError, Unauthenticated
 from contracts.auth import (
     ACCESS_TOKEN_TYPE,
-    AUTH_STATE_BUCKET,
-    JWKS,
     TOKEN_AUDIENCE,
     TOKEN_ISSUER,
     Jwks,
     UserState,
 )
-
-if TYPE_CHECKING:
-    from .bus import Service
 
 log = logging.getLogger("atrium.security")
 
@@ -57,13 +52,17 @@ class Actor:
         return self.role == "admin"
 
 
-KeySource = Callable[[], Awaitable[Jwks]]
+KeySource = Callable[[], Awaitable[Jwks]]  # the published keys (`auth.keys.jwks`, or the auth service's own)
+StateBucket = Callable[[], Awaitable[Any]]  # opens the `auth_state` KV bucket
 
 
 class TokenVerifier:
-    def __init__(self, service: Service, key_source: KeySource | None = None):
-        self.service = service
+    """Verifies access tokens. What it reads is injected: `key_source` returns the JWKS,
+    `state_bucket` opens the `auth_state` bucket it follows (see `services.kit.bus.bus_verifier`)."""
+
+    def __init__(self, *, key_source: KeySource, state_bucket: StateBucket):
         self.key_source = key_source
+        self.state_bucket = state_bucket
         self.keys: dict[str, Any] = {}
         self.revoked_sessions: set[str] = set()
         self.users: dict[str, UserState] = {}
@@ -73,9 +72,7 @@ class TokenVerifier:
         self.kv: Any = None
 
     async def start(self) -> None:
-        from .bus import ensure_kv
-
-        self.kv = await ensure_kv(self.service.js, AUTH_STATE_BUCKET, history=1)
+        self.kv = await self.state_bucket()
         watcher = await self.kv.watchall()
         # Load the whole state before serving, then follow changes in the background.
         async for entry in watcher:
@@ -135,12 +132,7 @@ class TokenVerifier:
             if self.keys and force and age < JWKS_REFRESH_MIN_S:
                 return
             try:
-                if self.key_source:
-                    jwks = await self.key_source()
-                else:
-                    from .client import call
-
-                    jwks = await call(self.service.nc, JWKS, {}, timeout=5)
+                jwks = await self.key_source()
             except AtriumError as exc:
                 if not self.keys:
                     raise

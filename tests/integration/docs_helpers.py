@@ -23,7 +23,8 @@ from contracts.documents import (
     PdfMetadata,
     result_object_name,
 )
-from services.docs import handlers
+from services.docs.handlers import documents, pipeline, uploads
+from services.docs.handlers.common import DocsDeps
 from services.kit.bus import Ctx
 from services.kit.security import Actor
 from tests.conftest import CORPUS, AppUser, Stack
@@ -55,16 +56,18 @@ async def upload(
     return await http.post("/documents", headers=user.headers, files={"file": (filename, body, content_type)})
 
 
-def deps(stack: Stack, **settings: Any) -> handlers.DocsDeps:
+def deps(stack: Stack, **settings: Any) -> DocsDeps:
     """The live service's dependencies without announcing work to the workers (the test plays their part),
     optionally with other settings (without touching the shared KV)."""
-    live: handlers.DocsDeps = stack.services["docs"].docs_deps  # type: ignore[attr-defined]
+    live = stack.services["docs"].deps_as(DocsDeps)
     custom = DocumentsSettingsStored(**settings) if settings else None
     return dataclasses.replace(live, queue_work=False, settings=(lambda: custom) if custom else live.settings)
 
 
 async def actor(stack: Stack, user: AppUser) -> Actor:
-    return await stack.services["docs"].verifier.verify(f"Bearer {user.access_token}")
+    verifier = stack.services["docs"].verifier
+    assert verifier is not None
+    return await verifier.verify(f"Bearer {user.access_token}")
 
 
 def ctx(a: Actor | None = None) -> Ctx:
@@ -86,7 +89,7 @@ async def create(
 ):
     a = await actor(stack, user)
     obj = await put_blob(stack, data or pdf_bytes(filename))
-    return await handlers.create_document(
+    return await uploads.create_document(
         CreateDocument(object_name=obj, filename=filename), ctx(a), deps(stack, **settings)
     )
 
@@ -133,7 +136,7 @@ async def extracted(
         started_at=now,
         finished_at=now,
     )
-    await handlers.on_extracted(ev, ctx(), deps(stack))
+    await pipeline.on_extracted(ev, ctx(), deps(stack))
     return ev
 
 
@@ -160,14 +163,14 @@ async def analyzed(
         started_at=now,
         finished_at=now,
     )
-    await handlers.on_analyzed(ev, ctx(), deps(stack, **(settings or {})))
+    await pipeline.on_analyzed(ev, ctx(), deps(stack, **(settings or {})))
     return ev
 
 
 async def get(stack: Stack, user: AppUser, doc_id: uuid.UUID):  # type: ignore[no-untyped-def]
     from contracts.docs_api import DocumentRef
 
-    return await handlers.get_document(DocumentRef(id=doc_id), ctx(await actor(stack, user)), deps(stack))
+    return await documents.get_document(DocumentRef(id=doc_id), ctx(await actor(stack, user)), deps(stack))
 
 
 async def ready_document(

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest_asyncio
 
 from contracts.documents import DOCUMENT_PROGRESS, DocumentFailed, DocumentProgress, DocumentsSettingsUpdate
-from services.kit.settings_store import SettingsStore
+from services.docs.settings_store import SettingsStore
 from tests.conftest import AppUser, Stack
 from tests.fakes_llm.helpers import (
     BUILTIN_DEFAULTS,

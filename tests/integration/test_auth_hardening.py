@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 import httpx
 import jwt
@@ -14,13 +13,12 @@ from sqlalchemy import update
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from services.auth import handlers
-from services.auth.config import AuthConfig
+from services.auth.handlers.common import AuthDeps
+from services.auth.handlers.housekeeping import housekeeping
 from services.auth.keys import generate_key, load_keys
-from services.auth.state import AuthState
 from services.auth.tables import sessions
+from services.kit.bus import bus_verifier
 from services.kit.db import Database
-from services.kit.security import TokenVerifier
 from tests.conftest import PASSWORD, AppUser, Stack, register_and_login
 from tests.integration.test_auth_support import last_link_token
 
@@ -31,7 +29,7 @@ async def test_a_new_key_signs_and_old_tokens_still_verify(
     key_dir = stack.data_dir / "keys" / "auth"
     old_kid = jwt.get_unverified_header(new_user.access_token)["kid"]
     new = await asyncio.to_thread(generate_key, key_dir)
-    remote = TokenVerifier(SimpleNamespace(nc=stack.nc, js=stack.nc.jetstream()))  # type: ignore[arg-type]
+    remote = bus_verifier(lambda: stack.nc)
     await remote.start()
     try:
         await remote.verify(f"Bearer {new_user.access_token}")  # loads the JWKS of the old key only
@@ -104,10 +102,10 @@ async def test_housekeeping_drops_only_revocations_nobody_needs(
             .where(sessions.c.id == old_sid)
             .values(revoked_at=datetime.now(UTC) - timedelta(hours=1))
         )
-    verifier = stack.services["auth"].verifier
+    deps = stack.services["auth"].deps_as(AuthDeps)
+    verifier = deps.state.verifier
     assert {old_sid, recent_sid} <= verifier.revoked_sessions
-    deps = SimpleNamespace(db=auth_db, config=AuthConfig(), state=AuthState(verifier))
-    assert await handlers.housekeeping(deps) >= 1  # type: ignore[arg-type]
+    assert await housekeeping(deps) >= 1
     assert old_sid not in verifier.revoked_sessions and recent_sid in verifier.revoked_sessions
     r = await http.get("/auth/me", headers=user.headers)
     assert r.status_code == 401

@@ -13,7 +13,7 @@ from nats.js.errors import ObjectNotFoundError
 
 from contracts import Conflict, TooLarge
 from contracts.docs_api import DocumentRef
-from services.docs import handlers
+from services.docs.handlers import housekeeping, pipeline, runs
 from tests.conftest import AppUser, Stack, register_and_login
 from tests.integration import docs_helpers as h
 
@@ -163,7 +163,7 @@ async def test_edit_fields_survive_reanalysis(
         "updated_at": r.json()["fields"]["sender"]["updated_at"],
     }
     a = await h.actor(stack, new_user)
-    run = (await handlers.reprocess_document(DocumentRef(id=d.id), h.ctx(a), h.deps(stack))).run_id
+    run = (await runs.reprocess_document(DocumentRef(id=d.id), h.ctx(a), h.deps(stack))).run_id
     await h.extracted(stack, d.id, owner, run, ["Invoice 43 from ACME"])
     await h.analyzed(stack, d.id, owner, run, sender="Someone Else", invoice_number="43", title="Model title")
     body = (await http.get(f"/documents/{d.id}", headers=new_user.headers)).json()
@@ -188,7 +188,7 @@ async def test_stale_run_events_do_not_override(
     owner = uuid.UUID(new_user.id)
     d = (await h.create(stack, new_user, "stale.pdf")).document
     a = await h.actor(stack, new_user)
-    newer = await handlers.reprocess_document(DocumentRef(id=d.id), h.ctx(a), h.deps(stack))
+    newer = await runs.reprocess_document(DocumentRef(id=d.id), h.ctx(a), h.deps(stack))
     await h.extracted(stack, d.id, owner, d.run_id, ["old run text"])
     body = (await http.get(f"/documents/{d.id}", headers=new_user.headers)).json()
     assert body["status"] == "queued" and body["pages"] == [] and body["run_id"] == str(newer.run_id)
@@ -263,7 +263,7 @@ async def test_tasks_history_stats_export_retry(
     owner = uuid.UUID(new_user.id)
     ok = await h.ready_document(stack, new_user, "good.pdf", "fine")
     bad = (await h.create(stack, new_user, "bad.pdf")).document
-    await handlers.on_failed(
+    await pipeline.on_failed(
         DocumentFailed(
             document_id=bad.id,
             owner_id=owner,
@@ -322,7 +322,6 @@ async def test_task_retention_removes_only_old_finished_tasks(stack: Stack, new_
 
     from sqlalchemy import select, update
 
-    from contracts.documents import DocumentsSettingsStored
     from services.docs.tables import tasks
 
     doc = await h.ready_document(stack, new_user, "old.pdf", "x")
@@ -333,7 +332,7 @@ async def test_task_retention_removes_only_old_finished_tasks(stack: Stack, new_
             .where(tasks.c.document_id == doc, tasks.c.stage == "extract")
             .values(created_at=datetime.now(UTC) - timedelta(days=40))
         )
-    await handlers.apply_retention(db, DocumentsSettingsStored(task_retention_days=30))
+    assert await housekeeping.apply_retention(h.deps(stack, task_retention_days=30)) >= 1
     async with db.session() as s:
         left = (await s.execute(select(tasks.c.stage).where(tasks.c.document_id == doc))).scalars().all()
     assert left == ["analyze"]

@@ -174,12 +174,12 @@ async def test_sort_and_keyset_pages(http: httpx.AsyncClient, library: Any) -> N
 
 
 async def test_total_is_exact_up_to_the_cap(http: httpx.AsyncClient, library: Any, monkeypatch: Any) -> None:
-    from services.docs import handlers
+    from services.docs.handlers import search
 
     user, _, _ = library
     body = (await http.get("/documents", headers=user.headers)).json()
     assert (body["total"], body["total_exact"]) == (len(ROWS), True)
-    monkeypatch.setattr(handlers, "COUNT_CAP", 4)  # the service runs in this process
+    monkeypatch.setattr(search, "COUNT_CAP", 4)  # the service runs in this process
     body = (await http.get("/documents", headers=user.headers)).json()
     assert (body["total"], body["total_exact"], len(body["items"])) == (4, False, len(ROWS))
 
@@ -187,9 +187,9 @@ async def test_total_is_exact_up_to_the_cap(http: httpx.AsyncClient, library: An
 async def test_relevance_ranks_the_newest_candidates(
     http: httpx.AsyncClient, library: Any, monkeypatch: Any
 ) -> None:
-    from services.docs import handlers
+    from services.docs.handlers import search
 
     user, _, _ = library
-    monkeypatch.setattr(handlers, "RANK_CANDIDATES", 2)
+    monkeypatch.setattr(search, "RANK_CANDIDATES", 2)
     r = await http.get("/documents", headers=user.headers, params={"q": "salary", "sort": "relevance"})
     assert sorted(d["filename"] for d in r.json()["items"]) == ["delta.pdf", "foxtrot.pdf"]

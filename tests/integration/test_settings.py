@@ -9,7 +9,7 @@ import httpx
 import pytest_asyncio
 
 from contracts.documents import SETTINGS_BUCKET, SETTINGS_KEY, DocumentsSettingsBase
-from services.kit.settings_store import SettingsStore
+from services.docs.settings_store import SettingsStore
 from tests.conftest import AppUser, Stack
 from tests.fakes_llm.helpers import BUILTIN_DEFAULTS, PLATFORM_SECRET
 from tests.fakes_llm.server import FakeLLM

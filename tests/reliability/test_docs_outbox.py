@@ -7,17 +7,18 @@ import asyncio
 import types
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
+import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import insert, select
 
 from contracts import Header
 from contracts.documents import DOCUMENT_UPLOADED
 from contracts.streams import DOCUMENTS_STREAM
-from services.docs import handlers
+from services.docs.handlers.runs import queue_run
 from services.docs.tables import documents, outbox
 from services.kit.db import Database
+from services.kit.outbox import Outbox
 from tests.conftest import AppUser, Stack
 
 
@@ -47,6 +48,13 @@ async def test_relay_publishes_what_a_crash_left_behind(stack: Stack, new_user: 
     doc_id, run_id = uuid.uuid4(), uuid.uuid4()
     msg_id = f"{doc_id}:{run_id}"
     try:
+        # A relay that publishes and then dies before marking the row sent.
+        async def publish_then_crash(subject: str, body: bytes, headers: dict[str, str]) -> None:
+            DOCUMENT_UPLOADED.model.model_validate_json(body)  # what the outbox holds is the event itself
+            await stack.nc.jetstream().publish(subject, body, headers=headers)
+            raise ConnectionError("killed")
+
+        box = Outbox(outbox, db, publish_then_crash)
         # What create_document commits, with the service gone before it could publish.
         async with db.transaction() as s:
             row = (
@@ -66,21 +74,10 @@ async def test_relay_publishes_what_a_crash_left_behind(stack: Stack, new_user: 
                     .returning(documents)
                 )
             ).one()
-            await handlers._queue_run(s, row, "extract", types.SimpleNamespace(queue_work=True))
+            await queue_run(s, row, "extract", types.SimpleNamespace(queue_work=True, outbox=box))
 
-        # A relay that publishes and then dies before marking the row sent.
-        async def publish_then_crash(subject: str, payload: dict[str, Any], mid: str) -> None:
-            await stack.nc.jetstream().publish(
-                subject,
-                DOCUMENT_UPLOADED.model.model_validate(payload).model_dump_json().encode(),
-                headers={Header.MSG_ID: mid},
-            )
-            raise ConnectionError("killed")
-
-        try:
-            await handlers.relay_outbox(db, publish_then_crash)
-        except ConnectionError:
-            pass
+        with pytest.raises(ConnectionError):
+            await box.relay_once()
         async with db.session() as s:
             assert (
                 await s.execute(select(outbox.c.sent_at).where(outbox.c.msg_id == msg_id))

@@ -8,7 +8,7 @@ import uuid
 import httpx
 
 from contracts import Empty, Forbidden
-from contracts.docs_api import DOCUMENT_LIST, UPLOAD_PREPARE
+from contracts.docs_api import DOCUMENT_COUNTS, DOCUMENT_LIST, UPLOAD_PREPARE
 from contracts.permissions import REVOKE, UserGrantChange
 from services.kit.client import call
 from tests.conftest import AppUser, Stack, register_and_login
@@ -58,6 +58,7 @@ async def test_second_user_gets_404_for_everything(
         "next_cursor": None,
     }
     assert (await http.get("/documents", headers=hd, params={"q": "secret"})).json()["total"] == 0
+    assert (await http.get("/documents/counts", headers=hd)).json()["total"] == 0
     assert (await http.get("/categories", headers=hd)).json()["items"] == []
     assert (await http.get("/tasks", headers=hd)).json()["total"] == 0
     assert (await http.get("/tasks", headers=hd, params={"all_users": "true"})).status_code == 403
@@ -86,6 +87,7 @@ async def test_user_without_the_grant_gets_403(
     hd = new_user.headers
     responses = [
         await http.get("/documents", headers=hd),
+        await http.get("/documents/counts", headers=hd),
         await h.upload(http, new_user, h.pdf_bytes("no"), "no.pdf"),
         await http.get(f"/documents/{uuid.uuid4()}", headers=hd),
         await http.get("/categories", headers=hd),
@@ -95,7 +97,7 @@ async def test_user_without_the_grant_gets_403(
     ]
     assert [r.status_code for r in responses] == [403] * len(responses)
     # The service refuses on the bus too, whatever a gateway would do.
-    for desc, payload in ((DOCUMENT_LIST, {}), (UPLOAD_PREPARE, Empty())):
+    for desc, payload in ((DOCUMENT_LIST, {}), (UPLOAD_PREPARE, Empty()), (DOCUMENT_COUNTS, Empty())):
         try:
             await call(stack.nc, desc, payload, token=new_user.access_token)
             raise AssertionError("expected Forbidden")

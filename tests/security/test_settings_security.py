@@ -14,9 +14,9 @@ import pytest_asyncio
 from contracts import Empty, Forbidden, Invalid, Unauthenticated
 from contracts.ai import AI_SETTINGS_GET, AI_SETTINGS_TEST, AI_SETTINGS_UPDATE
 from contracts.documents import DocumentsSettingsStored, DocumentsSettingsUpdate
+from services.docs.settings_store import SecretBox, apply_update, to_public
 from services.kit.client import call
 from services.kit.logging import JsonFormatter
-from services.kit.settings_store import SecretBox, apply_update, to_public
 from tests.conftest import AppUser, Stack
 from tests.fakes_llm.helpers import BUILTIN_DEFAULTS, INVOICE_PAGE, PipelineWatch, publish_extracted
 from tests.fakes_llm.server import FakeLLM

@@ -4,12 +4,12 @@ revocations and user state from the `auth_state` KV watch (real NATS, real auth 
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import httpx
 import pytest
 
 from contracts import Unauthenticated
+from services.kit.bus import bus_verifier
 from services.kit.security import TokenVerifier
 from tests.conftest import AppUser, Stack, register_and_login
 
@@ -27,7 +27,7 @@ async def refused_soon(verifier: TokenVerifier, token: str) -> Unauthenticated:
 
 @pytest.fixture
 async def remote_verifier(stack: Stack):  # type: ignore[no-untyped-def]
-    verifier = TokenVerifier(SimpleNamespace(nc=stack.nc, js=stack.nc.jetstream()))  # type: ignore[arg-type]
+    verifier = bus_verifier(lambda: stack.nc)
     await verifier.start()
     yield verifier
     await verifier.stop()
@@ -75,7 +75,7 @@ async def test_a_removed_key_stops_verifying_after_the_jwks_max_age(stack: Stack
             raise Unavailable("auth is down")
         return published["jwks"]
 
-    verifier = TokenVerifier(SimpleNamespace(), key_source=source)  # type: ignore[arg-type]
+    verifier = bus_verifier(lambda: stack.nc, key_source=source)
     token = f"Bearer {new_user.access_token}"
     assert await verifier.verify(token)
     # The auth service is unreachable when the JWKS is due: the known keys keep working.

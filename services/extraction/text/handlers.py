@@ -45,7 +45,7 @@ from contracts.documents import (
     preview_object_name,
     result_object_name,
 )
-from services.kit.bus import Ctx
+from services.kit.context import Ctx
 from services.kit.logging import log_fields
 from services.kit.objects import ObjectWriter
 from services.kit.security import Actor
@@ -80,6 +80,7 @@ class Deps:
     # Page previews: their own pool, so a preview never waits behind a long extraction.
     previews: ExtractPool
     originals: RecentOriginals
+    check_access: Callable[[Actor], Awaitable[None]]  # refuses a user without the Documents app
     rendering: dict[tuple[UUID, UUID, int], PreviewBatch] = field(default_factory=dict)
 
 
@@ -105,7 +106,7 @@ async def mark_run_done(runs: Any, run_id: str, stream_seq: int) -> None:
     await runs.put(run_id, f"{stream_seq}:done".encode())
 
 
-async def extract_uploaded(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> None:
+async def extract_uploaded(event: DocumentUploaded, ctx: Ctx, deps: Deps) -> None:
     run = str(event.run_id)
     if not await claim_run(deps.runs, run, ctx.stream_seq):
         log_fields(
@@ -313,10 +314,13 @@ class PreviewBatch:
         return sorted(n for n, f in self.pages.items() if f.done() and f.result() is True)
 
 
-async def render_previews(cmd: RenderPreviews, actor: Actor, deps: Deps) -> PreviewsRendered:
+async def render_previews(cmd: RenderPreviews, ctx: Ctx, deps: Deps) -> PreviewsRendered:
     """Render the batch of pages around `cmd.page`, the asked-for page first, and answer as soon as that
     one is stored; the rest of the batch follows for the reader's next pages. The documents service
-    checked ownership before asking; the owner's token it forwards is checked again here."""
+    checked ownership before asking; the owner's token it forwards is checked again here, and a user
+    without the Documents app is refused like on any other Documents subject."""
+    actor = ctx.require_actor()
+    await deps.check_access(actor)
     if actor.user_id != cmd.owner_id:
         raise NotFound("No such document.", {"document_id": str(cmd.document_id)})
     pages = list(preview_batch(cmd.page, cmd.page_count))
@@ -404,7 +408,7 @@ async def publish_failed(
     )
 
 
-async def give_up(event: DocumentUploaded, exc: BaseException, deps: Deps, ctx: Ctx) -> None:
+async def give_up(event: DocumentUploaded, exc: BaseException, ctx: Ctx, deps: Deps) -> None:
     """The last attempt failed: the document is `failed` with the last reason."""
     if isinstance(exc, ExtractionFailed):
         reason, message = exc.reason, exc.message

@@ -6,6 +6,7 @@ Revises: 0001
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.sql.elements import TextClause
 
 revision = "0002"
 down_revision = "0001"
@@ -13,9 +14,9 @@ branch_labels = None
 depends_on = None
 
 S = "docs"
-# Each matches a sort expression of services/docs/handlers.py `_sort_expression`, with the id tie-breaker,
-# so a page is an index range scan instead of a sort of all the owner's documents.
-INDEXES = {
+# Each matches a sort expression of services/docs/handlers/search.py `_sort_expression`, with the id
+# tie-breaker, so a page is an index range scan instead of a sort of all the owner's documents.
+INDEXES: dict[str, list[str | TextClause]] = {
     "ix_documents_owner_title": ["owner_id", sa.text("lower(coalesce(title, filename))"), "id"],
     "ix_documents_owner_filename": ["owner_id", sa.text("lower(filename)"), "id"],
     "ix_documents_owner_size": ["owner_id", "size", "id"],

@@ -32,8 +32,9 @@ from contracts.documents import (
     DocumentsSettingsStored,
     DocumentsSettingsUpdate,
 )
-
-from .logging import log_fields
+from services.kit.jetstream import ensure_kv
+from services.kit.logging import log_fields
+from services.kit.validation import validation_details
 
 log = logging.getLogger("atrium.settings")
 
@@ -109,8 +110,6 @@ def apply_update(
             {**stored.model_dump(), **changes, "revision": stored.revision + 1}
         )
     except ValidationError as err:
-        from .bus import validation_details
-
         raise Invalid(
             "These settings are not valid: fix the listed fields.", validation_details(err)
         ) from None
@@ -131,8 +130,6 @@ class SettingsStore:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        from .bus import ensure_kv
-
         self.kv = await ensure_kv(self.js, self.bucket, history=5)
         try:
             entry = await self.kv.get(self.key)

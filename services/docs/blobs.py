@@ -1,0 +1,35 @@
+"""The documents Object Store as the handlers use it (`handlers.common.Blobs`), over NATS JetStream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nats.js.errors import NotFoundError, ObjectNotFoundError
+
+from contracts import NotFound, Unavailable
+from services.kit.objects import digest_hex, read_object
+
+from .handlers.common import Blobs
+
+
+class NatsBlobs(Blobs):
+    def __init__(self, store: Any):  # a nats-py ObjectStore (the `documents` bucket)
+        self.store = store
+
+    async def info(self, name: str) -> tuple[int, str]:
+        try:
+            info = await self.store.get_info(name)
+        except (ObjectNotFoundError, NotFoundError):
+            raise NotFound("The uploaded file is not in the store; upload it again.") from None
+        return int(info.size or 0), digest_hex(info)
+
+    async def read(self, name: str) -> bytes:
+        return await read_object(self.store, name)
+
+    async def delete(self, name: str) -> None:
+        try:
+            await self.store.delete(name)
+        except (ObjectNotFoundError, NotFoundError):
+            pass
+        except Exception as exc:
+            raise Unavailable(f"The file store is not reachable ({type(exc).__name__}); try again.") from None

@@ -1,0 +1,206 @@
+"""Reading and editing documents: the list (built in `search`), the counts, the detail, a user's edits of
+fields and title, and their answers to category suggestions."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import Empty, Invalid
+from contracts.docs_api import (
+    DocumentCounts,
+    DocumentDetail,
+    DocumentPage,
+    DocumentRef,
+    EventsGrant,
+    ListDocuments,
+    PagePublic,
+    UpdateDocument,
+)
+from contracts.documents import PdfMetadata
+from services.kit.audit import record_audit
+from services.kit.bus import Ctx
+from services.kit.security import Actor
+
+from ..rows import DocumentRow
+from ..tables import audit_log, document_categories, documents, pages, tasks
+from . import search
+from .categories import category_for_name
+from .common import DocsDeps, now, owned, owned_category, promoted, user
+from .views import categories_of, fields_public, summary, task_public
+
+
+async def list_documents(cmd: ListDocuments, ctx: Ctx, deps: DocsDeps) -> DocumentPage:
+    actor = await user(ctx, deps)
+    stmt = search.list_statement(cmd, actor.user_id)
+    async with deps.db.session() as s:
+        await s.execute(search.PLAN_FOR_ITS_VALUES)
+        rows = (await s.execute(stmt)).all()
+    return search.page_of(cmd, rows)
+
+
+async def count_documents(_: Empty, ctx: Ctx, deps: DocsDeps) -> DocumentCounts:
+    actor = await user(ctx, deps)
+    async with deps.db.session() as s:
+        rows = (await s.execute(search.counts_statement(actor.user_id))).all()
+    return search.counts_of(rows)
+
+
+async def detail(deps: DocsDeps, doc_id: UUID, owner: UUID) -> DocumentDetail:
+    async with deps.db.session() as s:
+        row = await owned(s, doc_id, owner)
+        page_rows = (
+            await s.execute(select(pages).where(pages.c.document_id == doc_id).order_by(pages.c.number))
+        ).all()
+        cats = await categories_of(s, [doc_id])
+        task_rows = (
+            await s.execute(
+                select(tasks)
+                .where(tasks.c.document_id == doc_id)
+                .order_by(tasks.c.created_at.desc(), tasks.c.id)
+            )
+        ).all()
+    base = summary(row, cats[doc_id]).model_dump()
+    return DocumentDetail(
+        **base,
+        pages=[PagePublic(number=p.number, text=p.text, tables=p.tables) for p in page_rows],
+        metadata=PdfMetadata.model_validate(row.pdf_metadata) if row.pdf_metadata else None,
+        needs_ocr=row.needs_ocr,
+        fields=fields_public(row.fields),
+        tasks=[task_public(t) for t in task_rows],
+        preview_pages=row.preview_pages,
+        pending_suggestions=row.pending_suggestions or [],
+    )
+
+
+async def get_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> DocumentDetail:
+    actor = await user(ctx, deps)
+    return await detail(deps, cmd.id, actor.user_id)
+
+
+async def events_grant(_: Empty, ctx: Ctx, deps: DocsDeps) -> EventsGrant:
+    actor = await user(ctx, deps)
+    return EventsGrant(owner_id=actor.user_id)
+
+
+async def update_document(cmd: UpdateDocument, ctx: Ctx, deps: DocsDeps) -> DocumentDetail:
+    actor = await user(ctx, deps)
+    edits: dict[str, Any] = {name.value: None for name in cmd.clear}
+    if cmd.title is not None:
+        edits["title"] = cmd.title
+    if cmd.fields is not None:
+        edits.update(cmd.fields.model_dump(mode="json", exclude_none=True))
+    if not edits and not (cmd.reject_categories or cmd.accept_suggestions or cmd.reject_suggestions):
+        raise Invalid(
+            "Send at least one of title, fields, clear, reject_categories, accept_suggestions or "
+            "reject_suggestions."
+        )
+    async with deps.db.transaction() as s:
+        row = await owned(s, cmd.id, actor.user_id, lock=True)
+        if edits:
+            fields = dict(row.fields or {})
+            stamp = now().isoformat()
+            for name, value in edits.items():
+                fields[name] = {"value": value, "source": "user", "updated_at": stamp}
+            await s.execute(
+                update(documents)
+                .where(documents.c.id == cmd.id)
+                .values(fields=fields, updated_at=func.now(), **promoted(fields))
+            )
+            await record_audit(
+                s,
+                audit_log,
+                ctx,
+                "document.edited",
+                actor_id=actor.user_id,
+                target_id=cmd.id,
+                fields=sorted(edits),
+            )
+        if cmd.reject_categories:
+            await _reject_categories(s, ctx, actor, row, list(dict.fromkeys(cmd.reject_categories)))
+        if cmd.accept_suggestions or cmd.reject_suggestions:
+            await _decide_suggestions(s, ctx, actor, row, cmd.accept_suggestions, cmd.reject_suggestions)
+    return await detail(deps, cmd.id, actor.user_id)
+
+
+async def _decide_suggestions(
+    s: AsyncSession, ctx: Ctx, actor: Actor, doc: DocumentRow, accept: list[str], reject: list[str]
+) -> None:
+    """The user's answer to pending suggestions: accepted ones become (their own) categories, rejected ones never
+    come back on this document."""
+    pending = {n.lower(): n for n in doc.pending_suggestions or []}
+    wanted = [" ".join(n.split()).lower() for n in [*accept, *reject]]
+    unknown = [n for n in [*accept, *reject] if " ".join(n.split()).lower() not in pending]
+    if unknown:
+        raise Invalid(
+            f"Not a pending suggestion on this document: {', '.join(unknown)}. "
+            "Reload the document to see its current suggestions.",
+            {"field": "accept_suggestions"},
+        )
+    if len(set(wanted)) != len(wanted):
+        raise Invalid("A suggestion cannot be both accepted and rejected (or sent twice).")
+    accepted = [pending[n] for n in wanted[: len(accept)]]
+    rejected_now = wanted[len(accept) :]
+    for name in accepted:
+        cat_id = await category_for_name(s, doc.owner_id, name, create=True)
+        link = document_categories.c
+        await s.execute(
+            pg_insert(document_categories)
+            .values(document_id=doc.id, category_id=cat_id, source="user")
+            .on_conflict_do_update(
+                index_elements=[link.document_id, link.category_id], set_={"source": "user"}
+            )
+        )
+    rejected = list(doc.rejected_categories or [])
+    rejected += [n for n in rejected_now if n not in rejected]
+    left = [n for key, n in pending.items() if key not in set(wanted)]
+    await s.execute(
+        update(documents)
+        .where(documents.c.id == doc.id)
+        .values(pending_suggestions=left, rejected_categories=rejected, updated_at=func.now())
+    )
+    await record_audit(
+        s,
+        audit_log,
+        ctx,
+        "document.suggestions_decided",
+        actor_id=actor.user_id,
+        target_id=doc.id,
+        accepted=accepted,
+        rejected=[pending[n] for n in rejected_now],
+    )
+
+
+async def _reject_categories(
+    s: AsyncSession, ctx: Ctx, actor: Actor, doc: DocumentRow, cat_ids: list[UUID]
+) -> None:
+    """Take the categories off the document and remember their names so no analysis suggests them here again."""
+    rejected = list(doc.rejected_categories or [])
+    names = []
+    for cat_id in cat_ids:
+        cat = await owned_category(s, cat_id, actor.user_id)
+        names.append(cat.name)
+        if cat.name.lower() not in rejected:
+            rejected.append(cat.name.lower())
+    link = document_categories.c
+    await s.execute(
+        delete(document_categories).where(link.document_id == doc.id, link.category_id.in_(cat_ids))
+    )
+    await s.execute(
+        update(documents)
+        .where(documents.c.id == doc.id)
+        .values(rejected_categories=rejected, updated_at=func.now())
+    )
+    await record_audit(
+        s,
+        audit_log,
+        ctx,
+        "document.categories_rejected",
+        actor_id=actor.user_id,
+        target_id=doc.id,
+        categories=names,
+    )

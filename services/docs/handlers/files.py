@@ -1,0 +1,109 @@
+"""A document's stored files: the original (download), page previews (rendered on first request), and
+deleting a document with every file of every run."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import Empty, NotFound
+from contracts.docs_api import DocumentRef, DownloadTicket, PreviewRef, PreviewTicket
+from contracts.documents import PREVIEW_MAX_PAGES, RenderPreviews, preview_object_name, result_object_name
+from services.kit.audit import record_audit
+from services.kit.bus import Ctx
+from services.kit.security import Actor
+
+from ..tables import audit_log, documents, tasks
+from .common import DocsDeps, owned, user
+
+
+async def download_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> DownloadTicket:
+    actor = await user(ctx, deps)
+    async with deps.db.transaction() as s:
+        row = await owned(s, cmd.id, actor.user_id)
+        await record_audit(
+            s,
+            audit_log,
+            ctx,
+            "document.downloaded",
+            actor_id=actor.user_id,
+            target_id=cmd.id,
+            filename=row.filename,
+        )
+    return DownloadTicket(object_name=row.object_name, filename=row.filename, size=row.size)
+
+
+async def preview_page(cmd: PreviewRef, ctx: Ctx, deps: DocsDeps) -> PreviewTicket:
+    """A page's preview, rendered by the text worker the first time anyone asks for it (with the pages
+    around it). Not audited like a download: the detail page reads every preview on each visit."""
+    actor = await user(ctx, deps)
+    async with deps.db.session() as s:
+        row = await owned(s, cmd.document_id, actor.user_id)
+    if cmd.page > row.preview_pages:
+        raise NotFound("This page has no preview.", {"page": cmd.page})
+    name = preview_object_name(row.id, row.run_id, cmd.page)
+    try:
+        size, _ = await deps.blobs.info(name)
+        return PreviewTicket(object_name=name, size=size)
+    except NotFound:
+        pass
+    rendered = await deps.render_previews(
+        RenderPreviews(
+            document_id=row.id,
+            owner_id=row.owner_id,
+            run_id=row.run_id,
+            object_name=row.object_name,
+            page_count=row.page_count or cmd.page,
+            page=cmd.page,
+        ),
+        actor.token,
+    )
+    if cmd.page not in rendered.pages:  # pdfium cannot draw this page
+        raise NotFound("This page has no preview: it could not be rendered.", {"page": cmd.page})
+    size, _ = await deps.blobs.info(name)
+    return PreviewTicket(object_name=name, size=size)
+
+
+async def _result_objects(s: AsyncSession, doc_id: UUID, page_count: int | None) -> list[str]:
+    runs = (
+        await s.execute(select(func.distinct(tasks.c.run_id)).where(tasks.c.document_id == doc_id))
+    ).scalars()
+    names = [result_object_name(doc_id, r) for r in runs]
+    # Previews of every run that got through extraction (same file, so the current page count applies).
+    extracted = (
+        await s.execute(
+            select(tasks.c.run_id).where(
+                tasks.c.document_id == doc_id, tasks.c.stage == "extract", tasks.c.status == "succeeded"
+            )
+        )
+    ).scalars()
+    numbers = range(1, min(page_count or 0, PREVIEW_MAX_PAGES) + 1)
+    return names + [preview_object_name(doc_id, r, n) for r in extracted for n in numbers]
+
+
+async def delete_one(doc_id: UUID, actor: Actor, ctx: Ctx, deps: DocsDeps) -> None:
+    async with deps.db.transaction() as s:
+        row = await owned(s, doc_id, actor.user_id, lock=True)
+        results = await _result_objects(s, doc_id, row.page_count)
+        # Blob first: if the store is away the request fails and the row stays, so nothing is orphaned silently.
+        await deps.blobs.delete(row.object_name)
+        for name in results:
+            await deps.blobs.delete(name)
+        await s.execute(delete(documents).where(documents.c.id == doc_id))
+        await record_audit(
+            s,
+            audit_log,
+            ctx,
+            "document.deleted",
+            actor_id=actor.user_id,
+            target_id=doc_id,
+            filename=row.filename,
+        )
+
+
+async def delete_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> Empty:
+    actor = await user(ctx, deps)
+    await delete_one(cmd.id, actor, ctx, deps)
+    return Empty()

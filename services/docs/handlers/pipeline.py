@@ -1,0 +1,309 @@
+"""The pipeline's events, as the documents service records them: a run's task rows and the document's status.
+
+Applied idempotently: a task row per (run, stage) remembers what was recorded, a redelivered event finds it
+finished and changes nothing, and an event of a run that is no longer the document's current run only
+updates its own task row. A document's status only moves forward (`STATUS_RANK`) within its current run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.docs_api import TaskStatus
+from contracts.documents import (
+    DocumentAnalyzed,
+    DocumentExtracted,
+    DocumentFailed,
+    DocumentProcessing,
+    DocumentStatus,
+    ExtractionResult,
+    Stage,
+)
+from services.kit.bus import Ctx
+
+from ..rows import DocumentRow, TaskRow
+from ..tables import document_categories, documents, pages, tasks
+from .categories import category_for_name
+from .common import DocsDeps, now, progress, promoted
+
+# The order of a run's states; an event never moves a document backwards (redelivery, late events).
+STATUS_RANK: dict[DocumentStatus, int] = {
+    "queued": 0,
+    "extracting": 1,
+    "analyzing": 2,
+    "ready": 3,
+    "needs_ocr": 3,
+    "failed": 3,
+}
+TERMINAL_TASK: tuple[TaskStatus, ...] = ("succeeded", "failed", "superseded")
+
+
+async def _doc_for_event(s: AsyncSession, doc_id: UUID) -> DocumentRow | None:
+    return (await s.execute(select(documents).where(documents.c.id == doc_id).with_for_update())).first()
+
+
+async def _stage_succeeded(s: AsyncSession, run_id: UUID, stage: Stage) -> bool:
+    """Whether the run's stage is recorded as done (call with the document row locked: _doc_for_event)."""
+    t = tasks.c
+    status = (await s.execute(select(t.status).where(t.run_id == run_id, t.stage == stage))).scalar()
+    return status == "succeeded"
+
+
+async def _task_for_event(s: AsyncSession, doc: DocumentRow, run_id: UUID, stage: Stage) -> TaskRow:
+    """The (run, stage) task, created when a worker's event arrives first."""
+    t = tasks.c
+    row = (
+        await s.execute(select(tasks).where(t.run_id == run_id, t.stage == stage).with_for_update())
+    ).first()
+    if row is not None:
+        return row
+    kind = "analyze" if stage == "analyze" else "extract"
+    await s.execute(
+        pg_insert(tasks)
+        .values(
+            id=uuid.uuid4(),
+            owner_id=doc.owner_id,
+            document_id=doc.id,
+            filename=doc.filename,
+            run_id=run_id,
+            stage=stage,
+            kind=kind,
+            status="queued",
+            attempt=0,
+        )
+        .on_conflict_do_nothing()
+    )
+    return (
+        await s.execute(select(tasks).where(t.run_id == run_id, t.stage == stage).with_for_update())
+    ).one()
+
+
+def _duration_ms(started: datetime | None, finished: datetime | None) -> int | None:
+    if started is None or finished is None:
+        return None
+    return max(0, int((finished - started).total_seconds() * 1000))
+
+
+async def _task_succeeded(
+    s: AsyncSession, task: TaskRow, ev: DocumentExtracted | DocumentAnalyzed, **values: Any
+) -> None:
+    """Record a worker's success on its (run, stage) task: attempt, worker, timing, and `values`."""
+    await s.execute(
+        update(tasks)
+        .where(tasks.c.id == task.id)
+        .values(
+            status="succeeded",
+            attempt=max(task.attempt, ev.attempt),
+            worker=ev.worker[:200],
+            started_at=ev.started_at,
+            finished_at=ev.finished_at,
+            error=None,
+            reason=None,
+            duration_ms=_duration_ms(ev.started_at, ev.finished_at),
+            **values,
+        )
+    )
+
+
+async def _advance(
+    s: AsyncSession, doc: DocumentRow, run_id: UUID, status: DocumentStatus, **values: Any
+) -> bool:
+    """Move the document forward within its current run; never backwards, never from an old run."""
+    if doc.run_id != run_id or STATUS_RANK[status] <= STATUS_RANK[doc.status]:
+        return False
+    await s.execute(
+        update(documents)
+        .where(documents.c.id == doc.id)
+        .values(status=status, updated_at=func.now(), **values)
+    )
+    return True
+
+
+async def on_processing(ev: DocumentProcessing, ctx: Ctx, deps: DocsDeps) -> None:
+    status: DocumentStatus = "extracting" if ev.stage == "extract" else "analyzing"
+    async with deps.db.transaction() as s:
+        doc = await _doc_for_event(s, ev.document_id)
+        if doc is None:
+            return
+        task = await _task_for_event(s, doc, ev.run_id, ev.stage)
+        if task.status not in TERMINAL_TASK:
+            await s.execute(
+                update(tasks)
+                .where(tasks.c.id == task.id)
+                .values(
+                    status="running",
+                    attempt=max(task.attempt, ev.attempt),
+                    worker=ev.worker[:200],
+                    started_at=ev.started_at,
+                )
+            )
+        moved = await _advance(s, doc, ev.run_id, status)
+    if moved:
+        await progress(deps, doc.owner_id, doc.id, ev.run_id, status)
+
+
+async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
+    async with deps.db.session() as s:
+        done = (
+            await s.execute(
+                select(tasks.c.status).where(tasks.c.run_id == ev.run_id, tasks.c.stage == "extract")
+            )
+        ).scalar()
+        current = (
+            await s.execute(select(documents.c.run_id).where(documents.c.id == ev.document_id))
+        ).scalar()
+    if current is None or done == "succeeded":
+        return  # deleted, or this run's result is already recorded
+    result: ExtractionResult | None = None
+    if current == ev.run_id:
+        result = ExtractionResult.model_validate_json(await deps.blobs.read(ev.result_object))
+        if result.document_id != ev.document_id or result.run_id != ev.run_id:
+            raise ValueError(f"{ev.result_object} belongs to another document or run")
+    async with deps.db.transaction() as s:
+        doc = await _doc_for_event(s, ev.document_id)
+        if doc is None:
+            return
+        analysed = await _stage_succeeded(s, ev.run_id, "analyze")
+        status: DocumentStatus = "needs_ocr" if ev.needs_ocr else "ready" if analysed else "analyzing"
+        task = await _task_for_event(s, doc, ev.run_id, "extract")
+        if task.status == "succeeded":
+            return
+        await _task_succeeded(s, task, ev)
+        if result is None or doc.run_id != ev.run_id:
+            return
+        await s.execute(delete(pages).where(pages.c.document_id == doc.id))
+        if result.pages:
+            await s.execute(
+                insert(pages),
+                [
+                    {"document_id": doc.id, "number": p.number, "text": p.text, "tables": p.tables}
+                    for p in result.pages
+                ],
+            )
+        body = "\n\f".join(p.text for p in result.pages)
+        # Stored whatever the status: the analysis of this run may have been recorded first (two consumers).
+        await s.execute(
+            update(documents)
+            .where(documents.c.id == doc.id)
+            .values(
+                page_count=result.page_count,
+                needs_ocr=result.needs_ocr,
+                body_text=body.replace("\x00", ""),
+                preview_pages=ev.preview_pages,
+                pdf_metadata=result.metadata.model_dump(mode="json"),
+                updated_at=func.now(),
+            )
+        )
+        moved = await _advance(s, doc, ev.run_id, status)
+    if moved:
+        await progress(deps, doc.owner_id, doc.id, ev.run_id, status)
+
+
+async def _apply_suggested_categories(
+    s: AsyncSession, doc: DocumentRow, names: list[str], may_create: bool
+) -> None:
+    """Assign the suggested categories; names with no category wait for the user when the AI may not create one."""
+    link = document_categories.c
+    await s.execute(delete(document_categories).where(link.document_id == doc.id, link.source == "ai"))
+    rejected = set(doc.rejected_categories or [])
+    pending: list[str] = []
+    for raw in names:
+        name = " ".join(raw.split())[:80]
+        if not name or name.lower() in rejected:
+            continue
+        cat_id = await category_for_name(s, doc.owner_id, name, create=may_create)
+        if cat_id is not None:
+            await s.execute(
+                pg_insert(document_categories)
+                .values(document_id=doc.id, category_id=cat_id, source="ai")
+                .on_conflict_do_nothing()
+            )
+        elif name.lower() not in {p.lower() for p in pending}:
+            pending.append(name)
+    await s.execute(update(documents).where(documents.c.id == doc.id).values(pending_suggestions=pending))
+
+
+async def on_analyzed(ev: DocumentAnalyzed, ctx: Ctx, deps: DocsDeps) -> None:
+    st = deps.settings()
+    async with deps.db.transaction() as s:
+        doc = await _doc_for_event(s, ev.document_id)
+        if doc is None:
+            return
+        task = await _task_for_event(s, doc, ev.run_id, "analyze")
+        if task.status == "succeeded":
+            return
+        await _task_succeeded(
+            s,
+            task,
+            ev,
+            provider=ev.provider,
+            model=ev.model[:200],
+            tokens_in=ev.tokens_in,
+            tokens_out=ev.tokens_out,
+        )
+        if doc.run_id != ev.run_id:
+            return
+        # A new analysis replaces the model's previous answers; what a user typed stays.
+        fields = {k: v for k, v in (doc.fields or {}).items() if v.get("source") == "user"}
+        stamp = now().isoformat()
+        for name, value in ev.fields.model_dump(mode="json", exclude={"suggested_categories"}).items():
+            if value is None or name in fields:
+                continue
+            fields[name] = {
+                "value": value,
+                "source": "model",
+                "provider": ev.provider,
+                "model": ev.model,
+                "task_id": str(task.id),
+                "updated_at": stamp,
+            }
+        await s.execute(
+            update(documents)
+            .where(documents.c.id == doc.id)
+            .values(fields=fields, updated_at=func.now(), **promoted(fields))
+        )
+        await _apply_suggested_categories(s, doc, ev.fields.suggested_categories, st.ai_may_create_categories)
+        # The AI worker reads the extraction from the stream, so its answer can be here before the extraction
+        # is recorded; the document is ready (or needs OCR) once both are: on_extracted finishes it then.
+        extracted = await _stage_succeeded(s, ev.run_id, "extract")
+        moved = extracted and await _advance(s, doc, ev.run_id, "ready")
+    if moved:
+        await progress(deps, doc.owner_id, doc.id, ev.run_id, "ready")
+
+
+async def on_failed(ev: DocumentFailed, ctx: Ctx, deps: DocsDeps) -> None:
+    async with deps.db.transaction() as s:
+        doc = await _doc_for_event(s, ev.document_id)
+        if doc is None:
+            return
+        task = await _task_for_event(s, doc, ev.run_id, ev.stage)
+        if task.status in TERMINAL_TASK:
+            return
+        await s.execute(
+            update(tasks)
+            .where(tasks.c.id == task.id)
+            .values(
+                status="failed" if ev.final else "queued",
+                attempt=max(task.attempt, ev.attempt),
+                worker=ev.worker[:200] or task.worker,
+                started_at=ev.started_at or task.started_at,
+                finished_at=ev.finished_at if ev.final else None,
+                error=ev.message,
+                reason=ev.reason,
+                duration_ms=_duration_ms(ev.started_at or task.started_at, ev.finished_at)
+                if ev.final
+                else None,
+            )
+        )
+        moved = ev.final and await _advance(
+            s, doc, ev.run_id, "failed", failure_reason=ev.reason, failure_message=ev.message
+        )
+    if moved:
+        await progress(deps, doc.owner_id, doc.id, ev.run_id, "failed", ev.reason)

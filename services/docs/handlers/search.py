@@ -1,0 +1,304 @@
+"""The list statement, built without a database: filters, sort keys, the keyset cursor, the capped count,
+relevance over the newest candidates and snippets (docs/architecture.md, "Listing and search", says why
+each is so; `bench/bench_list.py` measures it). `documents.list_documents` runs it.
+
+One statement per page — the page, the total, each row's categories and, when searching, the snippets of
+the page's rows only — so a page is one round trip.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any, get_args
+from uuid import UUID
+
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Double,
+    FromClause,
+    Select,
+    TextClause,
+    cast,
+    func,
+    literal,
+    literal_column,
+    null,
+    select,
+    text,
+    true,
+    tuple_,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+from contracts import Invalid
+from contracts.docs_api import (
+    COUNT_CAP,
+    CategoryRefPublic,
+    DocumentCounts,
+    DocumentFilter,
+    DocumentPage,
+    ListDocuments,
+    SortKey,
+)
+from contracts.documents import DocumentStatus
+from services.kit.cursor import CursorType, CursorValue, decode_cursor, encode_cursor, invalid_cursor
+
+from ..rows import AnyRow, SummaryRow
+from ..tables import SEARCH_CONFIG, categories, document_categories, documents, pages
+from .views import summary
+
+RANK_CANDIDATES = 500  # relevance ranks the newest matches only: ranking reads each one's vector
+SNIPPET_TEXT_CHARS = 20_000  # of the matching page (a page with more text is rare: tables, hostile files)
+
+# A prepared statement switches to a generic plan after five runs, and no single plan fits both an owner
+# with 10 and one with 100,000 documents, or a rare and a common word: the list is planned for its values.
+PLAN_FOR_ITS_VALUES: TextClause = text("SET LOCAL plan_cache_mode = force_custom_plan")
+
+_REGCONFIG: ColumnElement[Any] = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
+_DOCUMENT_DATE: ColumnElement[Any] = func.coalesce(
+    documents.c.document_date, literal_column("DATE '0001-01-01'")
+)
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def like(value: str) -> str:
+    """`value` anywhere, as a LIKE pattern (escape `\\`)."""
+    return "%" + _escape_like(value) + "%"
+
+
+def _prefix(value: str) -> str:
+    return _escape_like(value) + "%"
+
+
+def _tsquery(q: str) -> ColumnElement[Any]:
+    return func.websearch_to_tsquery(_REGCONFIG, q)
+
+
+def query_text(f: DocumentFilter) -> str | None:
+    return f.q.strip() if f.q and f.q.strip() else None
+
+
+def filter_conditions(f: DocumentFilter, owner: UUID) -> list[ColumnElement[bool]]:
+    d = documents.c
+    conds: list[ColumnElement[bool]] = [d.owner_id == owner]
+    if f.status:
+        conds.append(d.status.in_(f.status))
+    if f.document_type:
+        conds.append(d.document_type.in_(f.document_type))
+    link = document_categories.c
+    if f.category_any:
+        conds.append(d.id.in_(select(link.document_id).where(link.category_id.in_(f.category_any))))
+    for category_id in dict.fromkeys(f.category_all):
+        # One hashed semi-join per category (measured faster than grouping all links and counting).
+        conds.append(d.id.in_(select(link.document_id).where(link.category_id == category_id)))
+    if f.sender:
+        # "Starts with", ignoring case: served by the (owner, lower(sender)) index.
+        conds.append(func.lower(d.sender).like(_prefix(f.sender.strip().lower()), escape="\\"))
+    if f.date_from or f.date_to:
+        # Written as the sort expression so the (owner, document date) index serves the range.
+        when = _DOCUMENT_DATE
+        conds.append(d.document_date.isnot(None))
+        if f.date_from:
+            conds.append(when >= f.date_from)
+        if f.date_to:
+            conds.append(when <= f.date_to)
+    if f.uploaded_from:
+        conds.append(d.created_at >= f.uploaded_from)
+    if f.uploaded_to:
+        conds.append(d.created_at <= f.uploaded_to)
+    if f.duplicate is not None:
+        conds.append(d.duplicate_of.isnot(None) if f.duplicate else d.duplicate_of.is_(None))
+    q = query_text(f)
+    if q:
+        conds.append(d.search.op("@@")(_tsquery(q)))
+    return conds
+
+
+def _sort_expression(sort: SortKey, q: str | None, ranked: FromClause = documents) -> ColumnElement[Any]:
+    """The sort key; relevance ranks the rows of `ranked` (the candidates), every other key is indexed."""
+    d = documents.c
+    if sort == "relevance":
+        if not q:
+            raise Invalid(
+                "Sorting by relevance needs a search text (q).", [{"field": "sort", "message": "needs q"}]
+            )
+        return cast(func.ts_rank(ranked.c.rank_vector, _tsquery(q)), Double)
+    keys: dict[str, ColumnElement[Any]] = {
+        "uploaded_at": d.created_at,
+        "document_date": _DOCUMENT_DATE,
+        "title": func.lower(func.coalesce(d.title, d.filename)),
+        "filename": func.lower(d.filename),
+        "size": d.size,
+        "status": d.status,
+    }
+    return keys[sort]
+
+
+# What a cursor's sort value is read back as (the rest are text).
+_CURSOR_TYPES: dict[str, CursorType] = {
+    "uploaded_at": datetime,
+    "document_date": date,
+    "relevance": float,
+    "size": int,
+}
+
+
+def list_cursor(sort: SortKey, order: str, q: str | None, value: CursorValue, row_id: UUID) -> str:
+    """The position after a row (its sort value and id), valid only for the same sort, order and search."""
+    return encode_cursor([value, row_id], bound_to=[sort, order, q or ""])
+
+
+def _cursor_position(cursor: str, sort: SortKey, order: str, q: str | None) -> tuple[CursorValue, UUID]:
+    value, row_id = decode_cursor(
+        cursor, (_CURSOR_TYPES.get(sort, str), UUID), bound_to=[sort, order, q or ""]
+    )
+    if value is None or not isinstance(row_id, UUID):  # no sort key is ever NULL (see _sort_expression)
+        raise invalid_cursor()
+    return value, row_id
+
+
+def _snippet(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    return html.escape(raw).replace("\x02", "<mark>").replace("\x03", "</mark>")
+
+
+# What a list row shows (`views.summary`): no text, vector or JSON (AI fields, PDF metadata) is read for a page.
+SUMMARY_COLUMNS = tuple(SummaryRow.__annotations__)
+
+
+def _page_source(
+    cmd: ListDocuments, conds: list[ColumnElement[bool]]
+) -> tuple[FromClause, list[ColumnElement[bool]]]:
+    """What a page is cut from, and the conditions still to apply there."""
+    if cmd.sort != "relevance":
+        return documents, list(conds)
+    # Ranking reads each candidate's whole tsvector, so only the newest RANK_CANDIDATES matches are ranked;
+    # they are picked and ranked in one pass (the page is cut from them with no second look at the table).
+    d = documents.c
+    wanted = [d[name] for name in SUMMARY_COLUMNS] + [d.rank_vector]
+    newest = select(*wanted).where(*conds).order_by(d.created_at.desc(), d.id.desc()).limit(RANK_CANDIDATES)
+    return newest.subquery("candidates"), []
+
+
+def _first_matching_page(doc_id: ColumnElement[Any], q: str) -> ColumnElement[Any]:
+    """The text a search snippet is cut from: the document's first page that matches. Headlining costs in
+    proportion to the text (about 17 ms per 100,000 characters), so never the whole document; a match only
+    in the title, sender or filename has no such page, and the title or filename is headlined instead."""
+    pg = pages.c
+    return (
+        select(func.left(pg.text, SNIPPET_TEXT_CHARS))
+        .where(pg.document_id == doc_id, pg.search.op("@@")(_tsquery(q)))
+        .order_by(pg.number)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def list_statement(cmd: ListDocuments, owner: UUID) -> Select[Any]:
+    """The one statement of a page: a row per listed document (sort key, categories, snippet) each carrying
+    the capped total, or a single row of the total with NULLs when nothing is on the page."""
+    q = query_text(cmd)
+    conds = filter_conditions(cmd, owner)
+    source, page_conds = _page_source(cmd, conds)
+    c = source.c
+    key = _sort_expression(cmd.sort, q, source)
+    if cmd.cursor:
+        value, after = _cursor_position(cmd.cursor, cmd.sort, cmd.order, q)
+        pair, bound = tuple_(key, c.id), tuple_(literal(value), literal(after))
+        page_conds.append(pair < bound if cmd.order == "desc" else pair > bound)
+    ordering = [key.desc(), c.id.desc()] if cmd.order == "desc" else [key.asc(), c.id.asc()]
+    shown = [c[name] for name in SUMMARY_COLUMNS]
+    page = (
+        select(*shown, key.label("sort_key"))
+        .select_from(source)
+        .where(*page_conds)
+        .order_by(*ordering)
+        .limit(cmd.limit + 1)
+        .subquery("page")
+    )
+    p = page.c
+    # Counting stops past the cap: an exact count of 100,000 matches costs more than the page itself.
+    capped = select(documents.c.id).where(*conds).limit(COUNT_CAP + 1).subquery("matches")
+    counted = select(func.count().label("total")).select_from(capped).subquery("counted")
+    link = document_categories.c
+    category_refs = (
+        select(
+            func.json_agg(
+                aggregate_order_by(
+                    func.json_build_array(categories.c.id, categories.c.name, link.source),
+                    func.lower(categories.c.name),
+                )
+            )
+        )
+        .join_from(document_categories, categories, categories.c.id == link.category_id)
+        .where(link.document_id == p.id)
+        .scalar_subquery()
+    )
+    snippet = (
+        func.ts_headline(
+            _REGCONFIG,
+            func.coalesce(_first_matching_page(p.id, q), p.title, p.filename),
+            _tsquery(q),
+            "StartSel=\x02, StopSel=\x03, MaxWords=30, MinWords=10, MaxFragments=2",
+        )
+        if q
+        else null()
+    )
+    out_order = [p.sort_key.desc(), p.id.desc()] if cmd.order == "desc" else [p.sort_key.asc(), p.id.asc()]
+    return (
+        select(
+            counted.c.total,
+            *[p[col.name] for col in shown],
+            p.sort_key,
+            type_coerce(category_refs, JSON).label("category_refs"),
+            snippet.label("snippet"),
+        )
+        .select_from(counted.outerjoin(page, true()))
+        .order_by(*out_order)
+    )
+
+
+def page_of(cmd: ListDocuments, result: Sequence[AnyRow]) -> DocumentPage:
+    """The reply for the rows `list_statement` gave (one more than the limit tells that a next page exists)."""
+    total = result[0].total
+    rows = [r for r in result if r.id is not None]
+    more = len(rows) > cmd.limit
+    rows = rows[: cmd.limit]
+    items = [
+        summary(
+            r,
+            [CategoryRefPublic(id=i, name=n, source=src) for i, n, src in r.category_refs or []],
+            rank=r.sort_key if cmd.sort == "relevance" else None,
+            snippet=_snippet(r.snippet),
+        )
+        for r in rows
+    ]
+    q = query_text(cmd)
+    next_cursor = (
+        list_cursor(cmd.sort, cmd.order, q, rows[-1].sort_key, rows[-1].id) if more and rows else None
+    )
+    return DocumentPage(
+        items=items, total=min(total, COUNT_CAP), total_exact=total <= COUNT_CAP, next_cursor=next_cursor
+    )
+
+
+def counts_statement(owner: UUID) -> Select[Any]:
+    """The owner's documents per status: an index-only scan of the (owner, status, …) index, already in
+    status order, so no sort (20,000 documents of one owner: 24 ms cold, on a loaded 2-core machine)."""
+    d = documents.c
+    return select(d.status, func.count().label("n")).where(d.owner_id == owner).group_by(d.status)
+
+
+def counts_of(rows: Sequence[AnyRow]) -> DocumentCounts:
+    by_status: dict[DocumentStatus, int] = dict.fromkeys(get_args(DocumentStatus), 0)
+    for r in rows:
+        by_status[r.status] = r.n
+    return DocumentCounts(total=sum(by_status.values()), by_status=by_status)

@@ -1,0 +1,145 @@
+"""Uploads: the caller's limits before the gateway stores a byte, and recording what it stored (quotas,
+duplicates, the first run)."""
+
+from __future__ import annotations
+
+import uuid
+from uuid import UUID
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import Conflict, Empty, TooLarge
+from contracts.base import AtriumError
+from contracts.docs_api import CreateDocument, UploadPolicy, UploadResult
+from contracts.documents import DocumentsSettingsStored
+from services.kit.audit import record_audit
+from services.kit.bus import Ctx
+
+from ..names import sanitize_filename
+from ..tables import audit_log, documents
+from .common import DocsDeps, progress, user
+from .runs import queue_run
+from .views import summaries
+
+MB = 1024 * 1024
+
+
+async def _usage(s: AsyncSession, owner: UUID) -> tuple[int, int]:
+    row = (
+        await s.execute(
+            select(func.count(), func.coalesce(func.sum(documents.c.size), 0)).where(
+                documents.c.owner_id == owner
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def _quota_errors(settings: DocumentsSettingsStored, count: int, used: int, incoming: int) -> None:
+    if settings.quota_documents_per_user is not None and count + 1 > settings.quota_documents_per_user:
+        raise Conflict(
+            f"You have reached the limit of {settings.quota_documents_per_user} documents per user "
+            "(quota_documents_per_user); delete some documents or ask an administrator.",
+            {"limit": "quota_documents_per_user", "value": settings.quota_documents_per_user},
+        )
+    if (
+        settings.quota_storage_mb_per_user is not None
+        and used + incoming > settings.quota_storage_mb_per_user * MB
+    ):
+        raise TooLarge(
+            f"This upload would exceed your storage quota of {settings.quota_storage_mb_per_user} MB "
+            "(quota_storage_mb_per_user); delete some documents or ask an administrator.",
+            {
+                "limit": "quota_storage_mb_per_user",
+                "value": settings.quota_storage_mb_per_user,
+                "used_bytes": used,
+            },
+        )
+
+
+async def upload_policy(_: Empty, ctx: Ctx, deps: DocsDeps) -> UploadPolicy:
+    actor = await user(ctx, deps)
+    st = deps.settings()
+    async with deps.db.session() as s:
+        count, used = await _usage(s, actor.user_id)
+    _quota_errors(st, count, used, 1 if st.quota_storage_mb_per_user is not None else 0)
+    return UploadPolicy(
+        max_file_bytes=st.max_upload_mb * MB,
+        storage_left_bytes=None
+        if st.quota_storage_mb_per_user is None
+        else st.quota_storage_mb_per_user * MB - used,
+        documents_left=None if st.quota_documents_per_user is None else st.quota_documents_per_user - count,
+    )
+
+
+async def create_document(cmd: CreateDocument, ctx: Ctx, deps: DocsDeps) -> UploadResult:
+    actor = await user(ctx, deps)
+    object_name = str(cmd.object_name)
+    size, sha = await deps.blobs.info(object_name)
+    filename = sanitize_filename(cmd.filename)
+    st = deps.settings()
+    keep_blob = False  # a repeated create of a recorded upload must not delete the recorded file
+    try:
+        async with deps.db.transaction() as s:
+            # One upload per owner at a time past this point, so quotas and duplicate checks cannot race.
+            await s.execute(select(func.pg_advisory_xact_lock(func.hashtext(str(actor.user_id)))))
+            count, used = await _usage(s, actor.user_id)
+            _quota_errors(st, count, used, size)
+            first = (
+                await s.execute(
+                    select(documents.c.id, documents.c.filename)
+                    .where(
+                        documents.c.owner_id == actor.user_id,
+                        documents.c.sha256 == sha,
+                        documents.c.duplicate_of.is_(None),
+                    )
+                    .order_by(documents.c.created_at)
+                    .limit(1)
+                )
+            ).first()
+            if first is not None and st.duplicate_policy == "reject":
+                raise Conflict(
+                    f"You already uploaded this file as “{first.filename}” (document {first.id}).",
+                    {"existing_document_id": str(first.id), "existing_filename": first.filename},
+                )
+            try:
+                row = (
+                    await s.execute(
+                        insert(documents)
+                        .values(
+                            id=cmd.object_name,
+                            owner_id=actor.user_id,
+                            filename=filename,
+                            object_name=object_name,
+                            size=size,
+                            sha256=sha,
+                            status="queued",
+                            run_id=uuid.uuid4(),
+                            duplicate_of=first.id if first is not None else None,
+                        )
+                        .returning(documents)
+                    )
+                ).one()
+            except IntegrityError:
+                keep_blob = True
+                raise Conflict("This upload was already recorded.") from None
+            await queue_run(s, row, "extract", deps)
+            await record_audit(
+                s,
+                audit_log,
+                ctx,
+                "document.uploaded",
+                actor_id=actor.user_id,
+                target_id=row.id,
+                filename=filename,
+                size=size,
+            )
+    except AtriumError:
+        if not keep_blob:
+            await deps.blobs.delete(object_name)
+        raise
+    await progress(deps, row.owner_id, row.id, row.run_id, "queued")
+    result = (await summaries(deps, [row]))[0]
+    return UploadResult(document=result, duplicate=first is not None)
