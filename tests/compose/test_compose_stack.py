@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import socket
 import time
@@ -40,13 +41,21 @@ TEXT_PDFS = ["invoice_1p.pdf", "letter_1p.pdf", "invoice_10p.pdf", "letter_10p.p
 ADMIN_EMAIL = "first-admin@example.com"
 
 
+ARTIFACTS = ROOT / "test-artifacts" / "compose"
+
+
 def _log(msg: str) -> None:
+    """To the terminal (with -s: ./atrium compose-test) and to test-artifacts/compose/report.txt."""
     print(f"[compose-test] {msg}", flush=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with open(ARTIFACTS / "report.txt", "a") as report:
+        report.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
 
 
 @pytest.fixture(scope="module")
 def deployment(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
     ensure_tools()
+    (ARTIFACTS / "report.txt").unlink(missing_ok=True)
     t = time.monotonic()
     built = ensure_base_images()
     _log(f"stand-in base images: {', '.join(built) or 'all cached'} [{time.monotonic() - t:.0f}s]")
@@ -65,7 +74,10 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
     try:
         stack.build()
         stack.up()
-        _log(f"timings: {json.dumps({k: round(v) for k, v in stack.timings.items()})}")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        _log(
+            f"timings (s): {json.dumps({k: round(v) for k, v in stack.timings.items()})}; load average {load}"
+        )
         yield stack
     except BaseException:
         failed_before = -1
@@ -79,7 +91,7 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
 # ---- helpers --------------------------------------------------------------------------------------------
 def dump_logs(stack: ComposeStack, request: pytest.FixtureRequest) -> None:
     """Every container's log to test-artifacts/compose/, and its end to the terminal (CI's log)."""
-    out = ROOT / "test-artifacts" / "compose"
+    out = ARTIFACTS
     out.mkdir(parents=True, exist_ok=True)
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():
