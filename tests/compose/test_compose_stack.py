@@ -70,35 +70,45 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
         },
     )
     stack.down(volumes=True)  # what a crashed earlier run left behind
-    failed_before = request.session.testsfailed
     try:
-        stack.build()
-        stack.up()
+        try:
+            stack.build()
+            stack.up()
+        except BaseException:
+            dump_logs(stack, request, "start")
+            raise
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         _log(
             f"timings (s): {json.dumps({k: round(v) for k, v in stack.timings.items()})}; load average {load}"
         )
         yield stack
-    except BaseException:
-        failed_before = -1
-        raise
     finally:
-        if request.session.testsfailed != failed_before:
-            dump_logs(stack, request)
         stack.down(volumes=True)
 
 
 # ---- helpers --------------------------------------------------------------------------------------------
-def dump_logs(stack: ComposeStack, request: pytest.FixtureRequest) -> None:
-    """Every container's log to test-artifacts/compose/, and its end to the terminal (CI's log)."""
-    out = ARTIFACTS
+@pytest.fixture(autouse=True)
+def logs_when_a_test_fails(request: pytest.FixtureRequest, deployment: ComposeStack) -> Iterator[None]:
+    """The containers' logs right after a failing test (a later test may restart them)."""
+    failed = request.session.testsfailed
+    yield
+    if request.session.testsfailed != failed:
+        dump_logs(deployment, request, request.node.name)
+
+
+def dump_logs(stack: ComposeStack, request: pytest.FixtureRequest, after: str) -> None:
+    """Every container's log to test-artifacts/compose/, its restarts and log's end to the terminal (CI's log)."""
+    out = ARTIFACTS / after
     out.mkdir(parents=True, exist_ok=True)
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():
         for name in stack.containers(all=True):
             text = stack.logs(name)
             (out / f"{name}.log").write_text(text)
-            _log(f"--- end of {name}'s log (all of it: {out / name}.log):\n{text[-2000:]}")
+            restarts = stack.inspect(name).get("RestartCount")
+            _log(
+                f"--- after {after}: {name} (restarted {restarts}×), end of its log (all: {out}):\n{text[-2000:]}"
+            )
 
 
 def api(stack: ComposeStack) -> httpx.Client:
@@ -371,6 +381,12 @@ def test_the_browser_app_loads(deployment: ComposeStack) -> None:
                 page = await ctx.new_page()
                 page.on("pageerror", lambda exc: errors.append(str(exc)))
                 page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on(
+                    "response",
+                    lambda r: (
+                        errors.append(f"{r.status} {r.request.method} {r.url}") if r.status >= 500 else None
+                    ),
+                )
                 await sign_in(page, email)
                 await page.goto("/documents")
                 await page.get_by_role("heading", name="Documents").first.wait_for()
