@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.secret_files import read_or_create_secret, write_secret
+from services.kit.storage import server_store_bytes, storage_budget
 
 SERVICES_WITH_DB = ("auth", "profile", "permissions", "docs")
 DATABASE = "atrium"
@@ -134,6 +135,7 @@ class EmbeddedNats:
                 listen=f"127.0.0.1:{self.port}",
                 store_dir=str(store / "jetstream"),
                 include=include,
+                max_file_store=str(server_store_bytes(storage_budget())),
             )
         )
         log = self.log_path

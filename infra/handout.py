@@ -18,6 +18,7 @@ from infra import catalog
 from infra.embedded import StackError
 from infra.secret_files import write_secret
 from services.kit.config import NATS_SECRETS_FILE
+from services.kit.storage import server_store_bytes, storage_budget
 
 from .nats.accounts import AUTH_CONF, write_config
 from .nats.server import render_server
@@ -69,7 +70,7 @@ def hand_out(data_dir: Path, out_dir: Path) -> list[Path]:
             monitor="127.0.0.1:8222",  # the health check runs inside the container; nobody else needs it
             store_dir=NATS_STORE_DIR,
             include=AUTH_CONF,
-            max_file_store="100GB",
+            max_file_store=str(server_store_bytes(storage_budget())),
         ),
     )
     return [*written, users, conf]
