@@ -27,7 +27,7 @@ import pytest
 
 from infra.embedded import free_port
 from tests.compose.podman import ComposeStack, ensure_base_images, ensure_tools, podman
-from tests.conftest import CORPUS, PASSWORD, ROOT, unique_email
+from tests.conftest import CORPUS, PASSWORD, ROOT, newest_link_token, unique_email
 
 pytestmark = pytest.mark.slow
 
@@ -115,10 +115,16 @@ def api(stack: ComposeStack) -> httpx.Client:
     return httpx.Client(base_url=f"{stack.base_url}/api/v1", timeout=60)
 
 
-def register_and_login(http: httpx.Client, email: str | None = None) -> tuple[str, dict[str, str]]:
+def register_and_login(
+    stack: ComposeStack, http: httpx.Client, email: str | None = None
+) -> tuple[str, dict[str, str]]:
+    """Register, open the confirmation link from auth's dev outbox (its volume), sign in."""
     email = email or unique_email("compose")
     r = http.post("/auth/register", json={"email": email, "password": PASSWORD})
     assert r.status_code == 201, r.text
+    token = newest_link_token(email, "confirm", volume_dir(stack, "auth-state") / "mail")
+    r = http.post("/auth/email/verify", json={"token": token})
+    assert r.status_code == 200, r.text
     return email, login(http, email)
 
 
@@ -311,7 +317,7 @@ def test_each_container_holds_only_its_own_secrets(deployment: ComposeStack) -> 
 # ---- through nginx ----------------------------------------------------------------------------------------
 def test_accounts_documents_search_and_download(deployment: ComposeStack) -> None:
     with api(deployment) as http:
-        email, headers = register_and_login(http)
+        email, headers = register_and_login(deployment, http)
         assert http.get("/auth/me", headers=headers).json()["email"] == email
         invoice = SYNTHETIC / "invoice_1p.pdf"
         text_id, scan_id = upload(http, headers, invoice), upload(http, headers, SCANNED)
@@ -325,7 +331,7 @@ def test_accounts_documents_search_and_download(deployment: ComposeStack) -> Non
         r = http.get(f"/documents/{text_id}/file", headers=headers)
         assert r.status_code == 200 and r.content == invoice.read_bytes()
         # Someone else sees none of it.
-        _, other = register_and_login(http)
+        _, other = register_and_login(deployment, http)
         assert http.get(f"/documents/{text_id}", headers=other).status_code == 404
         assert http.get(f"/documents/{text_id}/file", headers=other).status_code == 404
 
@@ -339,7 +345,7 @@ def test_two_workers_and_two_gateways_share_the_work(deployment: ComposeStack) -
     with api(deployment) as http:
         http.headers["X-Request-Id"] = marker
         for _ in range(2):
-            _, headers = register_and_login(http)
+            _, headers = register_and_login(deployment, http)
             ids += [upload(http, headers, SYNTHETIC / name) for name in TEXT_PDFS]
             for doc_id in ids[-len(TEXT_PDFS) :]:
                 doc = wait_final(http, headers, doc_id)
@@ -367,7 +373,7 @@ def test_the_browser_app_loads(deployment: ComposeStack) -> None:
     from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, sign_in
 
     with api(deployment) as http:
-        email, _ = register_and_login(http)
+        email, _ = register_and_login(deployment, http)
 
     async def browse() -> list[str]:
         from playwright.async_api import async_playwright
@@ -411,7 +417,7 @@ def test_first_admin_from_the_migrate_container(deployment: ComposeStack) -> Non
 
 def test_data_survives_down_and_up(deployment: ComposeStack) -> None:
     with api(deployment) as http:
-        email, headers = register_and_login(http)
+        email, headers = register_and_login(deployment, http)
         doc_id = upload(http, headers, SYNTHETIC / "letter_1p.pdf")
         assert wait_final(http, headers, doc_id)["status"] == "ready"
     t = time.monotonic()
