@@ -132,6 +132,50 @@ def seed(data: DataOpt = Path("var")) -> None:
     raise typer.Exit(run_seed(data))
 
 
+@app.command()
+def backup(
+    file: Annotated[
+        str, typer.Argument(help="Where to write the backup (a tar file; - for standard output)")
+    ],
+    data: DataOpt = Path("var"),
+    encrypt: Annotated[
+        bool,
+        typer.Option("--encrypt", help="Encrypt with a passphrase (ATRIUM_BACKUP_PASSPHRASE, else a prompt)"),
+    ] = False,
+) -> None:
+    """Back up the stack of --data, running or not: database, event streams, KV buckets, stored files,
+    secrets and keys, in one file. It holds the stack's secrets: store it safely."""
+    from .backup import BackupError, backup_command
+    from .backup_crypto import BackupDecryptError
+    from .embedded import StackError
+
+    try:
+        backup_command(file, data, encrypt)
+    except (BackupError, BackupDecryptError, StackError) as exc:
+        typer.echo(f"atrium: backup failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def restore(
+    file: Annotated[str, typer.Argument(help="A backup made by `atrium backup` (- for standard input)")],
+    data: Annotated[Path, typer.Option("--data", help="New, empty state directory to rebuild the stack in")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the stack in a non-empty --data (it must not be running)")
+    ] = False,
+) -> None:
+    """Rebuild a stack from a backup into --data; then start it with `./atrium up --data DIR`."""
+    from .backup import BackupError, restore_command
+    from .backup_crypto import BackupDecryptError
+    from .embedded import StackError
+
+    try:
+        restore_command(file, data, force)
+    except (BackupError, BackupDecryptError, StackError) as exc:
+        typer.echo(f"atrium: restore failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 # ---- bus ---------------------------------------------------------------------------------------
 def _nats_url(data: Path, nats_url: str | None) -> str:
     if nats_url:

@@ -90,6 +90,37 @@ class Child:
 
 
 @dataclass
+class ServerWatch:
+    """An embedded server (nats-server, PostgreSQL) the supervisor restarts on its port when it dies."""
+
+    name: str
+    server: EmbeddedNats | EmbeddedPostgres
+    restarts: int = 0
+    next_start: float = 0.0
+
+    def check(self, now: float) -> None:
+        proc = self.server.proc
+        if proc is not None and proc.poll() is None:
+            return
+        if proc is not None:  # just died: try at once, then back off
+            say(f"{self.name} exited with code {proc.returncode}; restarting it on the same port")
+            self.server.proc, self.next_start = None, now
+        if now < self.next_start:
+            return
+        self.restarts += 1
+        try:
+            self.server.start()
+        except StackError as exc:
+            # e.g. PostgreSQL's old backends still hold its shared memory for a moment after a crash
+            self.server.stop()
+            self.server.proc = None
+            self.next_start = now + min(10.0, float(self.restarts))
+            say(f"{self.name} did not start yet ({str(exc).splitlines()[0]}); retrying")
+            return
+        say(f"{self.name} restarted (restart #{self.restarts})")
+
+
+@dataclass
 class DevStack:
     data_dir: Path
     http_port: int = 8080
@@ -101,6 +132,7 @@ class DevStack:
     nats: EmbeddedNats | None = None
     pg: EmbeddedPostgres | None = None
     children: list[Child] = field(default_factory=list)
+    servers: list[ServerWatch] = field(default_factory=list)
     nats_url: str = ""
     lock_fd: int | None = None
     # The embedded server's NATS users (infra/nats) → passwords; empty with an external NATS_URL.
@@ -138,6 +170,7 @@ class DevStack:
         else:
             t = time.monotonic()
             self.nats = EmbeddedNats(self.data_dir).start()
+            self.servers.append(ServerWatch("nats-server", self.nats))
             self.nats_url = self.nats.url
             if self.nats.auth:
                 self.nats_passwords = json.loads((self.data_dir / "secrets" / NATS_SECRETS_FILE).read_text())
@@ -148,6 +181,7 @@ class DevStack:
         else:
             t = time.monotonic()
             self.pg = EmbeddedPostgres(self.data_dir).start()
+            self.servers.append(ServerWatch("PostgreSQL", self.pg))
             admin_url = self.pg.admin_url
             say(f"embedded PostgreSQL on 127.0.0.1:{self.pg.port} [{time.monotonic() - t:.1f}s]")
         db_urls = asyncio.run(self._provision_and_migrate(admin_url))
@@ -300,6 +334,8 @@ class DevStack:
     # ---- supervision ----------------------------------------------------------------------------
     def supervise_once(self) -> None:
         now = time.monotonic()
+        for server in self.servers:  # the servers first: services reconnect to them by themselves
+            server.check(now)
         for c in self.children:
             if c.proc is None:
                 if now >= c.next_start:

@@ -47,6 +47,7 @@ from contracts.documents import (
     SETTINGS_CHANGED,
     SUPERSEDED_RUNS_BUCKET,
 )
+from contracts.ops import STACK_RESTORED
 from contracts.permissions import ACCESS_CHECK, APP_ANNOUNCED, PERMISSIONS_CHANGED
 from contracts.profile import AVATAR_BUCKET
 from gateway.settings import NATS_USER as GATEWAY
@@ -117,6 +118,7 @@ def _needs() -> dict[str, Needs]:
                 DOCUMENT_EXTRACTED,
                 DOCUMENT_ANALYZED,
                 DOCUMENT_FAILED,
+                STACK_RESTORED,
                 USER_DELETED,
                 SETTINGS_CHANGED,
             ),

@@ -95,7 +95,9 @@ documents = Table(
     Index("ix_documents_owner_title", "owner_id", text("lower(coalesce(title, filename))"), "id"),
     Index("ix_documents_owner_filename", "owner_id", text("lower(filename)"), "id"),
     Index("ix_documents_owner_size", "owner_id", "size", "id"),
-    Index("ix_documents_owner_docdate", "owner_id", text("COALESCE(document_date, '0001-01-01'::date)"), "id"),
+    Index(
+        "ix_documents_owner_docdate", "owner_id", text("COALESCE(document_date, '0001-01-01'::date)"), "id"
+    ),
     Index("ix_documents_owner_status_created", "owner_id", "status", "created_at", "id"),
     Index("ix_documents_owner_sender", "owner_id", text("lower(sender) text_pattern_ops")),
     Index("ix_documents_owner_sha", "owner_id", "sha256"),

@@ -29,11 +29,22 @@ def test_only_web_publishes_a_port_and_the_backend_is_internal() -> None:
     doc = load()
     published = {name for name, svc in doc["services"].items() if svc.get("ports")}
     assert published == {"web"}
-    assert doc["networks"]["internal"]["internal"] is True
+    assert doc["networks"]["internal"]["internal"] is True and doc["networks"]["front"]["internal"] is True
     for name, svc in doc["services"].items():
-        assert "internal" in svc["networks"], name
-        if name != "web":
+        if name == "web":  # nginx reaches the gateway over `front` and nothing else of the backend
+            assert svc["networks"] == ["front", "edge"], name
+        elif name == "gateway":
+            assert svc["networks"] == ["internal", "front"], name
+        else:
             assert svc["networks"] == ["internal"], f"{name} must not reach the edge network"
+
+
+def test_the_gateway_trusts_forwarded_addresses_from_nginx_network_only() -> None:
+    """Issue 13 item 1: the gateway believes X-Forwarded-For from `front` (nginx's network), not from the
+    backend network nor the world."""
+    doc = load()
+    subnet = doc["networks"]["front"]["ipam"]["config"][0]["subnet"]
+    assert doc["services"]["gateway"]["environment"]["ATRIUM_TRUSTED_PROXIES"] == subnet
 
 
 def test_containers_are_unprivileged() -> None:

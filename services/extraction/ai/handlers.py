@@ -63,6 +63,13 @@ log = logging.getLogger("atrium.ai")
 
 FIELDS_SCHEMA: dict[str, Any] = ExtractedFields.model_json_schema()
 SKIPPED_MODEL = "skipped:needs_ocr"
+# What the document's owner reads for a failure of the provider: never its host, base URL or reply (those
+# are in the worker's log line and in the admins' "Test connection"), issue 13 item 15.
+PUBLIC_FAILURES: dict[str, str] = {
+    "provider_error": "The AI provider could not be used. An administrator can check the provider, its "
+    "address and API key in the Documents settings (Test connection says what is wrong).",
+    "timeout": "The AI provider did not answer in time; the document is tried again, or retry it later.",
+}
 
 
 class AnalysisFailed(Exception):
@@ -278,6 +285,7 @@ async def analyze_document(event: DocumentExtracted, ctx: Ctx, deps: AiDeps) -> 
             final=final,
             attempt=attempt,
             provider=settings.provider,
+            detail=failed.message,
         )
         await deps.publish_failed(
             DocumentFailed(
@@ -286,7 +294,7 @@ async def analyze_document(event: DocumentExtracted, ctx: Ctx, deps: AiDeps) -> 
                 run_id=event.run_id,
                 stage="analyze",
                 reason=failed.reason,
-                message=failed.message[:2000],
+                message=PUBLIC_FAILURES.get(failed.reason, failed.message)[:2000],
                 attempt=attempt,
                 final=final,
                 worker=deps.worker,

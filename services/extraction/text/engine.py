@@ -55,6 +55,42 @@ class Limits:
     pdfium_tables: bool = True  # fill table cells from pdfium's characters where the geometry is exact
 
 
+@dataclass(frozen=True)
+class TextCaps:
+    """Characters the child hands back, per page (text and table cells each) and per document (issue 13
+    item 14): a 50 MB PDF can expand to ~200 M characters, which would go through pickle, the Object
+    Store and the docs service. A dense printed page holds ~5,000; what is over a cap is cut, and the
+    result says which pages were (`text_capped`)."""
+
+    page_chars: int = 100_000
+    document_chars: int = 5_000_000
+
+
+def cap_text(pages: list[PageOut], caps: TextCaps) -> list[int]:
+    """Cut each page's text and table cells to the page cap, and the whole to the document cap; the
+    numbers of the pages that lost something."""
+    left = caps.document_chars
+    capped: list[int] = []
+    for p in pages:
+        budget = min(caps.page_chars, max(0, left))
+        cut = len(p.text) > budget
+        p.text = p.text[:budget]
+        left -= len(p.text)
+        cell_budget = min(caps.page_chars, max(0, left))
+        for table in p.tables:
+            for row in table:
+                for i, cell in enumerate(row):
+                    if cell is None:
+                        continue
+                    if len(cell) > cell_budget:
+                        row[i], cut = cell[:cell_budget], True
+                    cell_budget -= len(row[i] or "")
+                    left -= len(row[i] or "")
+        if cut:
+            capped.append(p.number)
+    return capped
+
+
 @dataclass
 class PageOut:
     number: int
@@ -540,7 +576,9 @@ def _finish(
     metadata: dict[str, Any],
     engine: str,
     ocr: dict[str, Any] | None = None,
+    caps: TextCaps = TextCaps(),
 ) -> dict[str, Any]:
+    text_capped = cap_text(pages, caps)
     needs_ocr = not any(visible_chars(p.text) for p in pages)
     if needs_ocr:
         for p in pages:
@@ -553,6 +591,7 @@ def _finish(
         "engine": engine,
         "ocr": ocr,
         "tables_skipped": [p.number for p in pages if p.tables_skipped],
+        "text_capped": text_capped,
         "text_from_pdfplumber": [
             p.number for p in pages if p.text_engine == "pdfplumber" and engine != "pdfplumber"
         ],

@@ -220,6 +220,7 @@ async def extract_uploaded(event: DocumentUploaded, ctx: Ctx, deps: Deps) -> Non
         attempt=ctx.attempt,
         ms=round((now() - started).total_seconds() * 1000),
         tables_skipped=result.get("tables_skipped"),
+        text_capped=result.get("text_capped"),
         text_from_pdfplumber=result.get("text_from_pdfplumber"),
         ocr_pages=ocr.pages if ocr else None,
         ocr_skipped=ocr.skipped if ocr else None,

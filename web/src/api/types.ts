@@ -25,6 +25,7 @@ export type Role = User["role"];
 export type SessionInfo = Schemas["SessionInfo"];
 export type SessionList = Schemas["SessionList"];
 export type TokenPair = Schemas["TokenPair"];
+export type BrowserSession = Schemas["BrowserSession"];
 export type Profile = Schemas["ProfilePublic"];
 export type ProfileUpdate = Schemas["ProfileUpdate"];
 
