@@ -65,7 +65,12 @@ INTERNAL_SERVICES = ("extract",)
 # The text worker's own run markers (services/extraction/text/app.py RUNS_BUCKET; a unit test keeps them
 # equal without importing the PDF stack here).
 EXTRACT_RUNS_BUCKET = "extract_runs"
-BCRYPT_COST = 11
+# The passwords are random 192-bit tokens, which no bcrypt cost makes more or less guessable; the server
+# checks the hash on every connect and reconnect, in the client's read loop. At cost 11 a busy 2-core host
+# (the compose stack starting) took 2-7 s per connect, long enough for the server's first RTT PING to
+# overtake the handshake's PONG, which nats-py 2.16 mistakes for a finished handshake: the client then
+# never counts as connected (nats-server#1174, nats.py#93). Cost 6 checks in milliseconds.
+BCRYPT_COST = 6
 
 
 def rpcs_of(service: str, *, health: bool = False) -> tuple[Rpc[Any, Any], ...]:
@@ -323,7 +328,7 @@ def _hashes(data_dir: Path, passwords: dict[str, str]) -> dict[str, str]:
     for user, password in passwords.items():
         fingerprint = hashlib.sha256(password.encode()).hexdigest()
         cached = cache.get(user)
-        if not cached or cached[0] != fingerprint:
+        if not cached or cached[0] != fingerprint or not cached[1].startswith(f"$2b${BCRYPT_COST:02d}$"):
             cache[user] = [fingerprint, hash_password(password)]
         out[user] = cache[user][1]
     write_secret(path, json.dumps(cache))

@@ -217,6 +217,11 @@ class Service:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        if not self.nc.is_connected:
+            # nats-py 2.16 returns from connect() when the server's first PING overtakes the handshake's PONG
+            # (a slow server: nats-server#1174) and then never counts as connected; every request would time
+            # out. Only a new connection helps: exit, and the supervisor (compose, ./atrium up) restarts us.
+            raise ConnectionError("the NATS handshake did not complete; restart the service to connect anew")
         await ensure_streams(self.js, self.streams)
         await self.build_deps()
         for hook in self.on_startup:
