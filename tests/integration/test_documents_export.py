@@ -41,7 +41,7 @@ async def rows_of(stack: Stack, owner: str) -> dict[str, Any]:
             docs = (await s.execute(select(documents).where(documents.c.owner_id == owner))).all()
             page_rows = (
                 await s.execute(
-                    select(pages.c.document_id, pages.c.number, pages.c.text, pages.c.tables)
+                    select(pages.c.document_id, pages.c.number, pages.c.text, pages.c.tables, pages.c.ocr)
                     .where(pages.c.document_id.in_([d.id for d in docs]))
                     .order_by(pages.c.document_id, pages.c.number)
                 )
@@ -50,7 +50,9 @@ async def rows_of(stack: Stack, owner: str) -> dict[str, Any]:
         await db.dispose()
     by_doc: dict[str, list[dict[str, Any]]] = {str(d.id): [] for d in docs}
     for p in page_rows:
-        by_doc[str(p.document_id)].append({"number": p.number, "text": p.text, "tables": p.tables})
+        by_doc[str(p.document_id)].append(
+            {"number": p.number, "text": p.text, "tables": p.tables, "ocr": p.ocr}  # born-digital: None
+        )
     return {str(d.id): (d, by_doc[str(d.id)]) for d in docs}
 
 

@@ -71,7 +71,7 @@ async def document_pages(cmd: PagesQuery, ctx: Ctx, deps: DocsDeps) -> PagesChun
     async with deps.db.session() as s:
         await owned(s, cmd.document_id, actor.user_id)
         result = await s.stream(
-            select(pages.c.number, pages.c.text, pages.c.tables)
+            select(pages.c.number, pages.c.text, pages.c.tables, pages.c.ocr)
             .where(pages.c.document_id == cmd.document_id, pages.c.number >= cmd.from_page)
             .order_by(pages.c.number)
         )
