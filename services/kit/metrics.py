@@ -108,9 +108,26 @@ def expose(name: str, data_dir: Path) -> int:
             _served["port"] = server.server_port
             _served["name"] = process_name(name)
             _served["dir"] = (data_dir / TARGETS_DIR).resolve()
-            write_target(_served["dir"], _served["name"], _served["port"])
+            register_target(_served["dir"], _served["name"], _served["port"])
             log.info("metrics on 127.0.0.1:%s/metrics", _served["port"])
         return int(_served["port"])
+
+
+def register_target(folder: Path, name: str, port: int) -> bool:
+    """Write the discovery file; a process whose data directory is read-only (compose mounts its
+    credentials read-only) keeps serving its metrics and says that discovery needs its address."""
+    try:
+        write_target(folder, name, port)
+        return True
+    except OSError as exc:
+        log.warning(
+            "metrics served on 127.0.0.1:%s, but %s is not writable (%s): configure this address in "
+            "Prometheus, or set ATRIUM_METRICS_PORT to a fixed port",
+            port,
+            folder,
+            exc.strerror or exc,
+        )
+        return False
 
 
 def write_target(folder: Path, name: str, port: int) -> None:
