@@ -72,7 +72,15 @@ async def test_counts_are_the_callers_documents_per_status(
     await h.create(stack, other, "not-mine.pdf")
 
     body = (await http.get("/documents/counts", headers=new_user.headers)).json()
-    expected = {"queued": 1, "extracting": 1, "analyzing": 0, "ready": 2, "needs_ocr": 1, "failed": 1}
+    expected = {
+        "queued": 1,
+        "extracting": 1,
+        "ocr": 0,
+        "analyzing": 0,
+        "ready": 2,
+        "needs_ocr": 1,
+        "failed": 1,
+    }
     assert body == {"total": 6, "by_status": expected}
     # The same numbers as the list's filtered totals.
     for status, n in expected.items():

@@ -103,11 +103,15 @@ def needed_paths() -> list[Path]:
 
 def _cover(closed: Path, keep: list[Path], report: SandboxReport) -> None:
     """Replace `closed` by a tmpfs that only holds the `keep` directories (bind mounts of the originals)."""
-    handles = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in keep}
+    handles = {p: os.open(p, os.O_PATH) for p in keep}
     try:
         _mount("tmpfs", str(closed), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k")
         for p, fd in handles.items():
-            p.mkdir(parents=True, exist_ok=True)
+            if os.path.isdir(f"/proc/self/fd/{fd}"):
+                p.mkdir(parents=True, exist_ok=True)
+            else:  # a file in a closed directory (e.g. a checkout's top level): bind it onto an empty file
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.touch()
             _mount(f"/proc/self/fd/{fd}", str(p), None, MS_BIND | MS_REC)
     finally:
         for fd in handles.values():
@@ -127,8 +131,10 @@ def _switch_user(uid: int, gid: int, report: SandboxReport) -> None:
         _unshare(CLONE_NEWNS)
         _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here reaches the worker's view
         for top, keep in closed.items():  # the first closed directory of each path: never nested
-            if top == Path("/") or top in keep:
+            if top == Path("/"):
                 raise OSError(errno.EACCES, f"{top} is closed to uid {uid} and cannot be covered")
+            if top in keep:  # the closed directory is needed itself (a checkout in a 0700 temp dir):
+                keep = sorted(top.iterdir())  # a tmpfs in its place holds each of its entries
             _cover(top, keep, report)
     os.setgroups([])
     os.setgid(gid)
