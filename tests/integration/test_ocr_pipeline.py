@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import io
 import json
+import os
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -295,6 +296,11 @@ async def test_hostile_scans_end_in_a_terminal_state_through_the_pipeline(
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("ATRIUM_TEST_ALL_OCRMYPDF"),
+    reason="OCRs all 15 OCRmyPDF scans (well over 20 minutes on 2 cores, never finished inside CI's "
+    "budget); the hostile ones run above. ATRIUM_TEST_ALL_OCRMYPDF=1 runs it",
+)
 async def test_every_ocrmypdf_file_ends_in_a_terminal_state_through_the_pipeline(
     stack: Stack, http: httpx.AsyncClient, new_user: AppUser
 ) -> None:
