@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, Response
 
 from contracts import HTTP_STATUS, AtriumError
 from contracts.auth import Jwks, UserPublic
-from services.auth.handlers.common import USER_BY_ID
+from services.auth.handlers.common import USER_BY_ID, user_public
 from services.auth.keys import KeyRing
 from services.kit.db import Database
 from services.kit.security import Actor, TokenVerifier
@@ -65,15 +65,7 @@ def monolith_app(database_url: str, key_dir: Path) -> FastAPI:
         row = await db.fetch_one(USER_BY_ID, user_id=actor.user_id)
         if row is None:
             return JSONResponse({"error": "gone"}, 404)  # type: ignore[return-value]
-        return UserPublic(
-            id=row.id,
-            email=row.email,
-            full_name=row.full_name,
-            role=row.role,
-            is_active=row.is_active,
-            email_verified=row.email_verified,
-            created_at=row.created_at,
-        )
+        return user_public(row)
 
     return app
 

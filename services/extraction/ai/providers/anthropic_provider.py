@@ -91,13 +91,7 @@ class AnthropicProvider:
                 tool_choice={"type": "tool", "name": TOOL_NAME},
             ),
         )
-        usage = Usage(
-            model=getattr(resp, "model", "") or self.model,
-            tokens_in=getattr(resp.usage, "input_tokens", None),
-            tokens_out=getattr(resp.usage, "output_tokens", None),
-            latency_ms=(time.perf_counter() - started) * 1000,
-            attempts=tries,
-        )
+        usage = self._usage(resp, started, tries)
         for block in resp.content:
             if getattr(block, "type", "") == "tool_use" and isinstance(block.input, dict):
                 return block.input, usage
@@ -117,16 +111,20 @@ class AnthropicProvider:
                 messages=[{"role": "user", "content": [image, {"type": "text", "text": instructions}]}],
             ),
         )
-        usage = Usage(
+        usage = self._usage(resp, started, tries)
+        return "".join(
+            getattr(b, "text", "") for b in resp.content if getattr(b, "type", "") == "text"
+        ), usage
+
+    def _usage(self, resp: Any, started: float, tries: int) -> Usage:
+        """What one call cost (fields and vision OCR alike)."""
+        return Usage(
             model=getattr(resp, "model", "") or self.model,
             tokens_in=getattr(resp.usage, "input_tokens", None),
             tokens_out=getattr(resp.usage, "output_tokens", None),
             latency_ms=(time.perf_counter() - started) * 1000,
             attempts=tries,
         )
-        return "".join(
-            getattr(b, "text", "") for b in resp.content if getattr(b, "type", "") == "text"
-        ), usage
 
     async def ping(self) -> str:
         resp, _ = await with_retries(

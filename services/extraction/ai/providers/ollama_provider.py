@@ -78,13 +78,7 @@ class OllamaProvider:
                 options={"temperature": 0, "num_ctx": CONTEXT_TOKENS},
             ),
         )
-        usage = Usage(
-            model=resp.model or self.model,
-            tokens_in=resp.prompt_eval_count,
-            tokens_out=resp.eval_count,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            attempts=tries,
-        )
+        usage = self._usage(resp, started, tries)
         return parse_json_object(resp.message.content or ""), usage
 
     async def read_image(self, jpeg: bytes, instructions: str) -> tuple[str, Usage]:
@@ -97,14 +91,18 @@ class OllamaProvider:
                 options={"temperature": 0, "num_predict": VISION_MAX_TOKENS},
             ),
         )
-        usage = Usage(
+        usage = self._usage(resp, started, tries)
+        return resp.message.content or "", usage
+
+    def _usage(self, resp: Any, started: float, tries: int) -> Usage:
+        """What one call cost (fields and vision OCR alike)."""
+        return Usage(
             model=resp.model or self.model,
             tokens_in=resp.prompt_eval_count,
             tokens_out=resp.eval_count,
             latency_ms=(time.perf_counter() - started) * 1000,
             attempts=tries,
         )
-        return resp.message.content or "", usage
 
     async def ping(self) -> str:
         resp, _ = await with_retries(

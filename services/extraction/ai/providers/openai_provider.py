@@ -90,13 +90,7 @@ class OpenAICompatibleProvider:
                 },
             ),
         )
-        usage = Usage(
-            model=getattr(resp, "model", "") or self.model,
-            tokens_in=resp.usage.prompt_tokens if resp.usage else None,
-            tokens_out=resp.usage.completion_tokens if resp.usage else None,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            attempts=tries,
-        )
+        usage = self._usage(resp, started, tries)
         if not resp.choices:
             raise MalformedAnswer("The model server answered with no choices.")
         return parse_json_object(resp.choices[0].message.content or ""), usage
@@ -121,16 +115,20 @@ class OpenAICompatibleProvider:
                 ],
             ),
         )
-        usage = Usage(
+        usage = self._usage(resp, started, tries)
+        if not resp.choices:
+            raise ProviderError("The model server answered with no choices.")
+        return resp.choices[0].message.content or "", usage
+
+    def _usage(self, resp: Any, started: float, tries: int) -> Usage:
+        """What one chat completion cost (fields and vision OCR alike)."""
+        return Usage(
             model=getattr(resp, "model", "") or self.model,
             tokens_in=resp.usage.prompt_tokens if resp.usage else None,
             tokens_out=resp.usage.completion_tokens if resp.usage else None,
             latency_ms=(time.perf_counter() - started) * 1000,
             attempts=tries,
         )
-        if not resp.choices:
-            raise ProviderError("The model server answered with no choices.")
-        return resp.choices[0].message.content or "", usage
 
     async def ping(self) -> str:
         resp, _ = await with_retries(
