@@ -5,25 +5,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from infra import catalog
-from infra.embedded import free_port
-from tests.integration.test_devstack import Up
+from tests.devstack import Up, up  # noqa: F401  (up: the fixture)
 
 PROCESSES = {s.name for s in catalog.SERVICES} | {"gateway"}
-
-
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[Up]:
-    u = Up(tmp_path / "data", free_port())
-    yield u
-    if u.proc and u.proc.poll() is None:
-        u.stop()
 
 
 def targets(data: Path) -> dict[str, str]:
