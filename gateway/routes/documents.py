@@ -78,8 +78,8 @@ async def list_documents(request: Request, call: Call, token: Token) -> api.Docu
 @router.get(
     "/counts", response_model=api.DocumentCounts, summary="How many documents you have, in all and per status"
 )
-async def counts(call: Call, token: Token) -> api.DocumentCounts:
-    return await call(api.DOCUMENT_COUNTS, Empty(), token=token)
+async def counts(request: Request, call: Call, token: Token) -> api.DocumentCounts:
+    return await call(api.DOCUMENT_COUNTS, query_model(request, api.CountDocuments), token=token)
 
 
 @router.post("/bulk", response_model=api.BulkResult, summary="One action over a selection (ids) or a filter")

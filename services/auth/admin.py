@@ -25,10 +25,10 @@ from contracts.auth import (
     UserRegistered,
     UserState,
 )
+from services.kit import passwords
 from services.kit.bus import ensure_kv
 from services.kit.db import Database
 
-from . import passwords
 from .policy import PasswordPolicy
 from .tables import audit_log, users
 

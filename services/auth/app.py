@@ -40,13 +40,13 @@ from contracts.auth import (
 from services.kit.bus import Ctx, Service
 from services.kit.config import ServiceSettings
 from services.kit.db import Database
+from services.kit.ratelimit import RateLimiter
 
 from . import handlers
 from .admin import ensure_admin
 from .config import AuthConfig
 from .keys import KeyRing
 from .mailer import make_mailer
-from .ratelimit import RateLimiter
 from .state import AuthState
 
 log = logging.getLogger("atrium.auth")

@@ -44,14 +44,15 @@ from contracts.auth import (
     UserRegistered,
     VerifyEmail,
 )
+from services.kit import passwords
 from services.kit.bus import Ctx
 from services.kit.db import Database
+from services.kit.ratelimit import RateLimiter
 
-from . import passwords, tokens
+from . import tokens
 from .config import AuthConfig
 from .keys import KeyRing
 from .mailer import Mailer
-from .ratelimit import RateLimiter
 from .state import AuthState
 from .tables import action_tokens, audit_log, refresh_history, sessions, users
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -17,7 +18,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import BYTEA, JSONB, TSVECTOR, UUID
 
 from services.kit.audit import audit_table
 from services.kit.db import service_metadata
@@ -118,6 +119,9 @@ document_categories = Table(
         "category_id", UUID(as_uuid=True), ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True
     ),
     Column("source", String(8), nullable=False, server_default="user"),
+    # Who filed it: the category's owner (a sharee files a shared document under a category of their own;
+    # only its owner's filing shares a document through a shared category). Migration 0010.
+    Column("owner_id", UUID(as_uuid=True), nullable=False),
 )
 
 tasks = Table(
@@ -143,6 +147,52 @@ tasks = Table(
     Column("model", String(200)),
     Column("tokens_in", Integer),
     Column("tokens_out", Integer),
+)
+
+# A document or a category shared with a user or a group (migration 0010). A category's share covers every
+# document its owner files under it (`document_categories.owner_id` = `owner_id`), now and later.
+shares = Table(
+    "shares",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("owner_id", UUID(as_uuid=True), nullable=False),
+    Column("document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE")),
+    Column("category_id", UUID(as_uuid=True), ForeignKey("categories.id", ondelete="CASCADE")),
+    Column("grantee_type", String(8), nullable=False),  # user | group
+    Column("grantee_id", UUID(as_uuid=True), nullable=False),
+    Column("role", String(8), nullable=False),  # viewer | editor
+    Column("created_by", UUID(as_uuid=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("(document_id IS NULL) <> (category_id IS NULL)", name="one_target"),
+)
+
+# A link for people without an account: only the SHA-256 of its token is kept (migration 0010).
+share_links = Table(
+    "share_links",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("owner_id", UUID(as_uuid=True), nullable=False),
+    Column("document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", BYTEA, nullable=False, unique=True),
+    Column("mode", String(8), nullable=False),  # download | preview
+    Column("password_hash", Text),  # argon2id
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("created_by", UUID(as_uuid=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Accounts as sharing needs them (exact email lookup, names beside shared documents), projected from the
+# auth service's events (migration 0010).
+directory = Table(
+    "directory",
+    metadata,
+    Column("user_id", UUID(as_uuid=True), primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("name", String(200)),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 # Events waiting to be published, written in the same transaction as the change they announce (the kit's

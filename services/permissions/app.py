@@ -16,6 +16,7 @@ from contracts.permissions import (
     GRANT,
     GROUP_CREATE,
     GROUP_DELETE,
+    GROUP_DIRECTORY,
     GROUP_GRANT_ADD,
     GROUP_GRANT_REMOVE,
     GROUP_MEMBER_ADD,
@@ -23,6 +24,7 @@ from contracts.permissions import (
     GROUP_UPDATE,
     GROUPS_LIST,
     MY_APPS,
+    MY_GROUPS,
     PERMISSIONS_CHANGED,
     REVOKE,
     USER_GRANTS,
@@ -112,6 +114,14 @@ def create_service(settings: ServiceSettings) -> Service:
     @svc.rpc(GROUPS_LIST)
     async def list_groups(_: Empty, ctx: Ctx):
         return await handlers.list_groups(deps, ctx)
+
+    @svc.rpc(MY_GROUPS)
+    async def my_groups(_: Empty, ctx: Ctx):
+        return await handlers.my_groups(deps, ctx)
+
+    @svc.rpc(GROUP_DIRECTORY)
+    async def group_directory(_: Empty, ctx: Ctx):
+        return await handlers.group_directory(deps, ctx)
 
     @svc.rpc(GROUP_CREATE)
     async def create_group(cmd: GroupCreate, ctx: Ctx):

@@ -36,6 +36,8 @@ from contracts.permissions import (
     GroupGrantRef,
     GroupList,
     GroupMemberChange,
+    GroupName,
+    GroupNames,
     GroupPublic,
     GroupRef,
     GroupUpdate,
@@ -497,6 +499,28 @@ async def list_groups(deps: PermDeps, ctx: Ctx) -> GroupList:
         return GroupList(groups=[await _group_public(s, gid) for gid in ids])
 
 
+async def my_groups(deps: PermDeps, ctx: Ctx) -> GroupNames:
+    """The caller's groups (the documents service caches them to decide what is shared with the caller)."""
+    actor = ctx.require_actor()
+    async with deps.db.session() as s:
+        rows = (
+            await s.execute(
+                select(groups.c.id, groups.c.name)
+                .join(group_members, group_members.c.group_id == groups.c.id)
+                .where(group_members.c.user_id == actor.user_id)
+                .order_by(groups.c.name)
+            )
+        ).all()
+    return GroupNames(groups=[GroupName(id=r.id, name=r.name) for r in rows])
+
+
+async def group_directory(deps: PermDeps, ctx: Ctx) -> GroupNames:
+    """Every group's id and name, for any user: whom a document can be shared with."""
+    async with deps.db.session() as s:
+        rows = (await s.execute(select(groups.c.id, groups.c.name).order_by(groups.c.name))).all()
+    return GroupNames(groups=[GroupName(id=r.id, name=r.name) for r in rows])
+
+
 def _name_taken(name: str) -> Conflict:
     return Conflict(f"A group named '{name}' already exists; choose another name.", {"field": "name"})
 
@@ -726,4 +750,6 @@ async def _audit(
             details=details or {},
         )
     )
-    return PermissionsChanged(user_ids=user_ids or [], app_key=app_key, change=change, at=at)
+    return PermissionsChanged(
+        user_ids=user_ids or [], app_key=app_key, change=change, at=at, group_id=group_id
+    )

@@ -1,8 +1,9 @@
 """A document's stored files: the original (download), page previews (rendered on first request), and
-deleting a document with every file of every run."""
+deleting a document with every file of every run (its owner, or an administrator with an audit entry)."""
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import delete, func, select
@@ -13,24 +14,26 @@ from contracts.docs_api import DocumentRef, DownloadTicket, PreviewRef, PreviewT
 from contracts.documents import PREVIEW_MAX_PAGES, RenderPreviews, preview_object_name, result_object_name
 from services.kit.audit import record_audit
 from services.kit.bus import Ctx
-from services.kit.security import Actor
 
+from ..access import Caller, acting, as_admin, document_row, require
+from ..rows import DocumentRow
 from ..tables import audit_log, documents, tasks
-from .common import DocsDeps, owned, user
+from .common import DocsDeps, document_for, user
 
 
 async def download_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> DownloadTicket:
-    actor = await user(ctx, deps)
-    async with deps.db.transaction() as s:
-        row = await owned(s, cmd.id, actor.user_id)
+    caller = await user(ctx, deps)
+    async with acting(deps.db, caller, write=True) as s:
+        row = await document_for(s, cmd.id, caller, "viewer")
         await record_audit(
             s,
             audit_log,
             ctx,
             "document.downloaded",
-            actor_id=actor.user_id,
+            actor_id=caller.user_id,
             target_id=cmd.id,
             filename=row.filename,
+            role=row.access_role,
         )
     return DownloadTicket(object_name=row.object_name, filename=row.filename, size=row.size)
 
@@ -38,12 +41,20 @@ async def download_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> Downl
 async def preview_page(cmd: PreviewRef, ctx: Ctx, deps: DocsDeps) -> PreviewTicket:
     """A page's preview, rendered by the text worker the first time anyone asks for it (with the pages
     around it). Not audited like a download: the detail page reads every preview on each visit."""
-    actor = await user(ctx, deps)
-    async with deps.db.session() as s:
-        row = await owned(s, cmd.document_id, actor.user_id)
-    if cmd.page > row.preview_pages:
-        raise NotFound("This page has no preview.", {"page": cmd.page})
-    name = preview_object_name(row.id, row.run_id, cmd.page)
+    caller = await user(ctx, deps)
+    async with acting(deps.db, caller) as s:
+        row = await document_for(s, cmd.document_id, caller, "viewer")
+    return await stored_preview(row, cmd.page, deps, reader=caller)
+
+
+async def stored_preview(
+    row: DocumentRow, page: int, deps: DocsDeps, *, reader: Caller | None, grant: str | None = None
+) -> PreviewTicket:
+    """The page's PNG of the document's current run, asked of the text worker if it is not stored yet:
+    with the reader's token, or (a share link's visitor has none) with a grant signed by this service."""
+    if page > row.preview_pages:
+        raise NotFound("This page has no preview.", {"page": page})
+    name = preview_object_name(row.id, row.run_id, page)
     try:
         size, _ = await deps.blobs.info(name)
         return PreviewTicket(object_name=name, size=size)
@@ -53,15 +64,17 @@ async def preview_page(cmd: PreviewRef, ctx: Ctx, deps: DocsDeps) -> PreviewTick
         RenderPreviews(
             document_id=row.id,
             owner_id=row.owner_id,
+            reader_id=reader.user_id if reader else None,
+            grant=grant,
             run_id=row.run_id,
             object_name=row.object_name,
-            page_count=row.page_count or cmd.page,
-            page=cmd.page,
+            page_count=row.page_count or page,
+            page=page,
         ),
-        actor.token,
+        reader.actor.token if reader else None,
     )
-    if cmd.page not in rendered.pages:  # pdfium cannot draw this page
-        raise NotFound("This page has no preview: it could not be rendered.", {"page": cmd.page})
+    if page not in rendered.pages:  # pdfium cannot draw this page
+        raise NotFound("This page has no preview: it could not be rendered.", {"page": page})
     size, _ = await deps.blobs.info(name)
     return PreviewTicket(object_name=name, size=size)
 
@@ -83,27 +96,43 @@ async def _result_objects(s: AsyncSession, doc_id: UUID, page_count: int | None)
     return names + [preview_object_name(doc_id, r, n) for r in extracted for n in numbers]
 
 
-async def delete_one(doc_id: UUID, actor: Actor, ctx: Ctx, deps: DocsDeps) -> None:
-    async with deps.db.transaction() as s:
-        row = await owned(s, doc_id, actor.user_id, lock=True)
-        results = await _result_objects(s, doc_id, row.page_count)
-        # Blob first: if the store is away the request fails and the row stays, so nothing is orphaned silently.
-        await deps.blobs.delete(row.object_name)
-        for name in results:
-            await deps.blobs.delete(name)
-        await s.execute(delete(documents).where(documents.c.id == doc_id))
-        await record_audit(
-            s,
-            audit_log,
-            ctx,
-            "document.deleted",
-            actor_id=actor.user_id,
-            target_id=doc_id,
-            filename=row.filename,
-        )
+async def _delete_in(
+    s: AsyncSession, row: DocumentRow, caller: Caller, ctx: Ctx, deps: DocsDeps, **why: Any
+) -> None:
+    results = await _result_objects(s, row.id, row.page_count)
+    # Blob first: if the store is away the request fails and the row stays, so nothing is orphaned silently.
+    await deps.blobs.delete(row.object_name)
+    for name in results:
+        await deps.blobs.delete(name)
+    await s.execute(delete(documents).where(documents.c.id == row.id))
+    await record_audit(
+        s,
+        audit_log,
+        ctx,
+        "document.deleted",
+        actor_id=caller.user_id,
+        target_id=row.id,
+        filename=row.filename,
+        **why,
+    )
+
+
+async def delete_one(doc_id: UUID, caller: Caller, ctx: Ctx, deps: DocsDeps) -> None:
+    """Its owner deletes a document; an administrator may delete anyone's, recorded as such."""
+    async with acting(deps.db, caller, write=True) as s:
+        row = (await s.execute(document_row(doc_id, caller, lock=True))).first()
+        if not caller.is_admin or (row is not None and row.access_role == "owner"):
+            require(row, "owner", doc_id, what="delete it")
+            await _delete_in(s, row, caller, ctx, deps)
+            return
+    async with as_admin(deps.db, caller) as s:
+        found = (await s.execute(select(documents).where(documents.c.id == doc_id).with_for_update())).first()
+        if found is None:
+            raise NotFound("There is no such document.", {"id": str(doc_id)})
+        await _delete_in(s, found, caller, ctx, deps, by_admin=True, owner_id=found.owner_id)
 
 
 async def delete_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> Empty:
-    actor = await user(ctx, deps)
-    await delete_one(cmd.id, actor, ctx, deps)
+    caller = await user(ctx, deps)
+    await delete_one(cmd.id, caller, ctx, deps)
     return Empty()

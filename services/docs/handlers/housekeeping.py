@@ -10,6 +10,7 @@ from sqlalchemy import delete
 
 from services.kit.logging import log_fields
 
+from ..access import as_system
 from ..tables import tasks
 from .common import DocsDeps, now
 from .pipeline import TERMINAL_TASK
@@ -20,7 +21,7 @@ log = logging.getLogger("atrium.docs")
 async def apply_retention(deps: DocsDeps) -> int:
     """Delete finished tasks older than the retention setting (`task_retention_days`)."""
     cutoff = now() - timedelta(days=deps.settings().task_retention_days)
-    async with deps.db.transaction() as s:
+    async with as_system(deps.db, "retention") as s:
         gone = await s.execute(
             delete(tasks).where(tasks.c.created_at < cutoff, tasks.c.status.in_(TERMINAL_TASK))
         )

@@ -9,17 +9,16 @@ from uuid import UUID
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import NotFound
-from contracts.docs_api import DocumentRef, DocumentSummary, ReplayDocuments, ReplayResult
+from contracts.docs_api import AccessRole, DocumentRef, DocumentSummary, ReplayDocuments, ReplayResult
 from contracts.documents import DOCUMENT_UPLOADED, DocumentUploaded, RunKind
 from services.kit.audit import record_audit
 from services.kit.bus import Ctx
-from services.kit.security import Actor
 
+from ..access import Caller, acting, as_admin
 from ..rows import DocumentRow
 from ..tables import audit_log, documents, tasks
-from .common import DocsDeps, owned, progress, user
-from .views import summaries
+from .common import DocsDeps, document_for, progress, user
+from .views import summary_of
 
 
 def uploaded_event(row: DocumentRow, kind: RunKind) -> DocumentUploaded:
@@ -58,59 +57,79 @@ async def queue_run(s: AsyncSession, row: DocumentRow, kind: RunKind, deps: Docs
         )
 
 
-async def reprocess_one(
-    doc_id: UUID, actor: Actor, ctx: Ctx, deps: DocsDeps, *, any_owner: bool = False
-) -> DocumentRow:
-    """A new run of the document: the current run's unfinished tasks are superseded, its status starts over."""
-    async with deps.db.transaction() as s:
-        if any_owner:  # an administrator's replay
-            if (
-                await s.execute(select(documents.c.id).where(documents.c.id == doc_id).with_for_update())
-            ).first() is None:
-                raise NotFound("There is no such document.", {"id": str(doc_id)})
-        else:
-            await owned(s, doc_id, actor.user_id, lock=True)
+async def _new_run(s: AsyncSession, doc_id: UUID, deps: DocsDeps) -> DocumentRow:
+    """Supersede the current run's unfinished tasks and start the document over (queued, announced)."""
+    await s.execute(
+        update(tasks)
+        .where(tasks.c.document_id == doc_id, tasks.c.status.in_(("queued", "running")))
+        .values(status="superseded", finished_at=func.now())
+    )
+    row = (
         await s.execute(
-            update(tasks)
-            .where(tasks.c.document_id == doc_id, tasks.c.status.in_(("queued", "running")))
-            .values(status="superseded", finished_at=func.now())
-        )
-        row = (
-            await s.execute(
-                update(documents)
-                .where(documents.c.id == doc_id)
-                .values(
-                    run_id=uuid.uuid4(),
-                    status="queued",
-                    failure_reason=None,
-                    failure_message=None,
-                    preview_pages=0,
-                    updated_at=func.now(),
-                )
-                .returning(documents)
+            update(documents)
+            .where(documents.c.id == doc_id)
+            .values(
+                run_id=uuid.uuid4(),
+                status="queued",
+                failure_reason=None,
+                failure_message=None,
+                preview_pages=0,
+                updated_at=func.now(),
             )
-        ).one()
-        await queue_run(s, row, "reprocess", deps)
-        await record_audit(
-            s, audit_log, ctx, "document.reprocessed", actor_id=actor.user_id, target_id=doc_id
+            .returning(documents)
         )
-    await progress(deps, row.owner_id, row.id, row.run_id, "queued", "re-processing")
+    ).one()
+    await queue_run(s, row, "reprocess", deps)
     return row
 
 
+async def reprocess_one(
+    doc_id: UUID, caller: Caller, ctx: Ctx, deps: DocsDeps
+) -> tuple[DocumentRow, AccessRole]:
+    """A new run of the document by its owner or an editor: the row as it is now, and the caller's role."""
+    async with acting(deps.db, caller, write=True) as s:
+        found = await document_for(s, doc_id, caller, "editor", what="re-process it", lock=True)
+        row = await _new_run(s, doc_id, deps)
+        await record_audit(
+            s,
+            audit_log,
+            ctx,
+            "document.reprocessed",
+            actor_id=caller.user_id,
+            target_id=doc_id,
+            role=found.access_role,
+        )
+    await progress(deps, row.owner_id, row.id, row.run_id, "queued", "re-processing")
+    return row, found.access_role
+
+
 async def reprocess_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> DocumentSummary:
-    actor = await user(ctx, deps)
-    row = await reprocess_one(cmd.id, actor, ctx, deps)
-    return (await summaries(deps, [row]))[0]
+    caller = await user(ctx, deps)
+    row, role = await reprocess_one(cmd.id, caller, ctx, deps)
+    async with acting(deps.db, caller) as s:
+        return await summary_of(s, row, role, caller)
 
 
 async def replay_documents(cmd: ReplayDocuments, ctx: Ctx, deps: DocsDeps) -> ReplayResult:
-    actor = ctx.require_actor()  # access="admin" was checked by the service before this runs
+    caller = Caller(ctx.require_actor())  # access="admin" was checked by the service before this runs
     queued = missing = 0
     for doc_id in dict.fromkeys(cmd.ids):
-        try:
-            await reprocess_one(doc_id, actor, ctx, deps, any_owner=True)
-            queued += 1
-        except NotFound:
-            missing += 1
+        async with as_admin(deps.db, caller) as s:
+            if (
+                await s.execute(select(documents.c.id).where(documents.c.id == doc_id).with_for_update())
+            ).first() is None:
+                missing += 1
+                continue
+            row = await _new_run(s, doc_id, deps)
+            await record_audit(
+                s,
+                audit_log,
+                ctx,
+                "document.reprocessed",
+                actor_id=caller.user_id,
+                target_id=doc_id,
+                replay=True,
+            )
+        await progress(deps, row.owner_id, row.id, row.run_id, "queued", "re-processing")
+        queued += 1
     return ReplayResult(queued=queued, missing=missing)

@@ -21,16 +21,19 @@ from sqlalchemy import (
     FromClause,
     Select,
     TextClause,
+    and_,
     cast,
     func,
     literal,
     literal_column,
     null,
+    or_,
     select,
     text,
     true,
     tuple_,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
@@ -42,13 +45,16 @@ from contracts.docs_api import (
     DocumentFilter,
     DocumentPage,
     ListDocuments,
+    PersonPublic,
+    Scope,
     SortKey,
 )
 from contracts.documents import DocumentStatus
 from services.kit.cursor import CursorType, CursorValue, decode_cursor, encode_cursor, invalid_cursor
 
+from ..access import Caller, role_of, shared_with
 from ..rows import AnyRow, SummaryRow
-from ..tables import SEARCH_CONFIG, categories, document_categories, documents, pages
+from ..tables import SEARCH_CONFIG, categories, directory, document_categories, documents, pages
 from .views import summary
 
 RANK_CANDIDATES = 500  # relevance ranks the newest matches only: ranking reads each one's vector
@@ -85,9 +91,27 @@ def query_text(f: DocumentFilter) -> str | None:
     return f.q.strip() if f.q and f.q.strip() else None
 
 
-def filter_conditions(f: DocumentFilter, owner: UUID) -> list[ColumnElement[bool]]:
+def access_branches(scope: Scope, caller: Caller) -> list[ColumnElement[bool]]:
+    """Whose documents a list covers, one condition per branch: the caller's own (read through the
+    `(owner, key, id)` indexes) and those shared with them (from the shares that name them). A page of both
+    is cut from each branch and merged: an OR of the two would lose the indexes' order."""
+    mine = documents.c.owner_id == caller.user_id
+    if scope == "mine":
+        return [mine]
+    if scope == "shared":
+        return [shared_with(caller)]
+    return [mine, shared_with(caller)]
+
+
+def access_condition(scope: Scope, caller: Caller) -> ColumnElement[bool]:
+    """The branches as one condition (bulk actions, events: where no index order is needed)."""
+    branches = access_branches(scope, caller)
+    return branches[0] if len(branches) == 1 else or_(*branches)
+
+
+def filter_conditions(f: DocumentFilter, access: ColumnElement[bool]) -> list[ColumnElement[bool]]:
     d = documents.c
-    conds: list[ColumnElement[bool]] = [d.owner_id == owner]
+    conds: list[ColumnElement[bool]] = [access]
     if f.status:
         conds.append(d.status.in_(f.status))
     if f.document_type:
@@ -202,11 +226,8 @@ def _first_matching_page(doc_id: ColumnElement[Any], q: str) -> ColumnElement[An
     )
 
 
-def list_statement(cmd: ListDocuments, owner: UUID) -> Select[Any]:
-    """The one statement of a page: a row per listed document (sort key, categories, snippet) each carrying
-    the capped total, or a single row of the total with NULLs when nothing is on the page."""
-    q = query_text(cmd)
-    conds = filter_conditions(cmd, owner)
+def _branch_page(cmd: ListDocuments, conds: list[ColumnElement[bool]], q: str | None) -> Select[Any]:
+    """One branch's rows of the page, in order, one more than the limit."""
     source, page_conds = _page_source(cmd, conds)
     c = source.c
     key = _sort_expression(cmd.sort, q, source)
@@ -216,17 +237,36 @@ def list_statement(cmd: ListDocuments, owner: UUID) -> Select[Any]:
         page_conds.append(pair < bound if cmd.order == "desc" else pair > bound)
     ordering = [key.desc(), c.id.desc()] if cmd.order == "desc" else [key.asc(), c.id.asc()]
     shown = [c[name] for name in SUMMARY_COLUMNS]
-    page = (
+    return (
         select(*shown, key.label("sort_key"))
         .select_from(source)
         .where(*page_conds)
         .order_by(*ordering)
         .limit(cmd.limit + 1)
-        .subquery("page")
     )
+
+
+def list_statement(cmd: ListDocuments, caller: Caller) -> Select[Any]:
+    """The one statement of a page: a row per listed document (sort key, categories, snippet, the caller's
+    role and the owner of a shared one) each carrying the capped total, or a single row of the total with
+    NULLs when nothing is on the page. With both the caller's and shared documents, each branch gives its
+    own first rows (and capped count) and the page is the first of them together."""
+    q = query_text(cmd)
+    branches = [filter_conditions(cmd, access) for access in access_branches(cmd.scope, caller)]
+    pages_ = [_branch_page(cmd, conds, q) for conds in branches]
+    if len(pages_) == 1:
+        page = pages_[0].subquery("page")
+    else:
+        merged = union_all(*pages_).subquery("branches")
+        m = merged.c
+        way = [m.sort_key.desc(), m.id.desc()] if cmd.order == "desc" else [m.sort_key.asc(), m.id.asc()]
+        page = select(merged).order_by(*way).limit(cmd.limit + 1).subquery("page")
     p = page.c
     # Counting stops past the cap: an exact count of 100,000 matches costs more than the page itself.
-    capped = select(documents.c.id).where(*conds).limit(COUNT_CAP + 1).subquery("matches")
+    capped_branches = [select(documents.c.id).where(*conds).limit(COUNT_CAP + 1) for conds in branches]
+    capped = (capped_branches[0] if len(capped_branches) == 1 else union_all(*capped_branches)).subquery(
+        "matches"
+    )
     counted = select(func.count().label("total")).select_from(capped).subquery("counted")
     link = document_categories.c
     category_refs = (
@@ -239,7 +279,8 @@ def list_statement(cmd: ListDocuments, owner: UUID) -> Select[Any]:
             )
         )
         .join_from(document_categories, categories, categories.c.id == link.category_id)
-        .where(link.document_id == p.id)
+        # Categories are personal: the caller's own filing of the row, whoever owns the document.
+        .where(link.document_id == p.id, categories.c.owner_id == caller.user_id)
         .scalar_subquery()
     )
     snippet = (
@@ -252,18 +293,36 @@ def list_statement(cmd: ListDocuments, owner: UUID) -> Select[Any]:
         if q
         else null()
     )
+    sharing: list[ColumnElement[Any]] = []
+    source: FromClause = counted.outerjoin(page, true())
+    if cmd.scope != "mine":
+        owner = directory.alias("owner")
+        source = source.outerjoin(owner, and_(owner.c.user_id == p.owner_id, p.owner_id != caller.user_id))
+        sharing = [
+            role_of(caller, page).label("access_role"),
+            owner.c.email.label("owner_email"),
+            owner.c.name.label("owner_name"),
+        ]
     out_order = [p.sort_key.desc(), p.id.desc()] if cmd.order == "desc" else [p.sort_key.asc(), p.id.asc()]
     return (
         select(
             counted.c.total,
-            *[p[col.name] for col in shown],
+            *[p[name] for name in SUMMARY_COLUMNS],
             p.sort_key,
             type_coerce(category_refs, JSON).label("category_refs"),
             snippet.label("snippet"),
+            *sharing,
         )
-        .select_from(counted.outerjoin(page, true()))
+        .select_from(source)
         .order_by(*out_order)
     )
+
+
+def _shared_by(row: AnyRow) -> PersonPublic | None:
+    role = getattr(row, "access_role", "owner")
+    if role == "owner":
+        return None
+    return PersonPublic(id=row.owner_id, email=row.owner_email, name=row.owner_name)
 
 
 def page_of(cmd: ListDocuments, result: Sequence[AnyRow]) -> DocumentPage:
@@ -278,6 +337,8 @@ def page_of(cmd: ListDocuments, result: Sequence[AnyRow]) -> DocumentPage:
             [CategoryRefPublic(id=i, name=n, source=src) for i, n, src in r.category_refs or []],
             rank=r.sort_key if cmd.sort == "relevance" else None,
             snippet=_snippet(r.snippet),
+            role=getattr(r, "access_role", None) or "owner",
+            shared_by=_shared_by(r),
         )
         for r in rows
     ]
@@ -290,15 +351,23 @@ def page_of(cmd: ListDocuments, result: Sequence[AnyRow]) -> DocumentPage:
     )
 
 
-def counts_statement(owner: UUID) -> Select[Any]:
-    """The owner's documents per status: an index-only scan of the (owner, status, …) index, already in
-    status order, so no sort (20,000 documents of one owner: 24 ms cold, on a loaded 2-core machine)."""
+def counts_statement(caller: Caller, scope: Scope = "mine") -> Select[Any]:
+    """The caller's documents per status: for their own, an index-only scan of the (owner, status, …) index,
+    already in status order, so no sort (20,000 documents of one owner: 24 ms cold, on a loaded 2-core
+    machine); shared documents are counted from the shares that name the caller and added."""
     d = documents.c
-    return select(d.status, func.count().label("n")).where(d.owner_id == owner).group_by(d.status)
+    per_branch = [
+        select(d.status, func.count().label("n")).where(access).group_by(d.status)
+        for access in access_branches(scope, caller)
+    ]
+    if len(per_branch) == 1:
+        return per_branch[0]
+    both = union_all(*per_branch).subquery("branches")
+    return select(both.c.status, func.sum(both.c.n).label("n")).group_by(both.c.status)
 
 
 def counts_of(rows: Sequence[AnyRow]) -> DocumentCounts:
     by_status: dict[DocumentStatus, int] = dict.fromkeys(get_args(DocumentStatus), 0)
     for r in rows:
-        by_status[r.status] = r.n
+        by_status[r.status] = int(r.n)
     return DocumentCounts(total=sum(by_status.values()), by_status=by_status)

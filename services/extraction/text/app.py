@@ -10,12 +10,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from contracts import Unauthenticated
 from contracts.base import Event
 from contracts.docs_api import APP_KEY
 from contracts.documents import (
     DOCUMENT_PROGRESS,
     DOCUMENT_UPLOADED,
     OBJECT_BUCKET,
+    PREVIEW_GRANT,
     PREVIEW_RENDER,
     DocumentProgress,
     DocumentUploaded,
@@ -25,6 +27,7 @@ from contracts.documents import (
 from services.kit.apps import AppAccessGuard
 from services.kit.bus import Ctx, Service, ensure_kv, ensure_object_store
 from services.kit.config import ServiceSettings
+from services.kit.grants import verify_grant
 
 from . import handlers
 from .config import ExtractConfig
@@ -96,9 +99,18 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
 
     @svc.rpc(PREVIEW_RENDER)
     async def on_render_previews(cmd: RenderPreviews, ctx: Ctx) -> PreviewsRendered:
-        actor = ctx.require_actor()
-        await guard.check(actor)  # a Documents subject like any other: refused without the app's grant
-        return await handlers.render_previews(cmd, actor, state["deps"])
+        if ctx.actor is not None:
+            await guard.check(
+                ctx.actor
+            )  # a Documents subject like any other: refused without the app's grant
+        elif not (
+            cmd.grant
+            and verify_grant(
+                settings.platform_secret, PREVIEW_GRANT, f"{cmd.document_id}:{cmd.run_id}", cmd.grant
+            )
+        ):  # a share link's visitor has no token: the documents service signed the request instead
+            raise Unauthenticated("A preview needs the reader's token or a grant from the documents service.")
+        return await handlers.render_previews(cmd, ctx.actor, state["deps"])
 
     @svc.on_event(
         DOCUMENT_UPLOADED,

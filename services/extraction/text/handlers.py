@@ -313,11 +313,12 @@ class PreviewBatch:
         return sorted(n for n, f in self.pages.items() if f.done() and f.result() is True)
 
 
-async def render_previews(cmd: RenderPreviews, actor: Actor, deps: Deps) -> PreviewsRendered:
+async def render_previews(cmd: RenderPreviews, actor: Actor | None, deps: Deps) -> PreviewsRendered:
     """Render the batch of pages around `cmd.page`, the asked-for page first, and answer as soon as that
     one is stored; the rest of the batch follows for the reader's next pages. The documents service
-    checked ownership before asking; the owner's token it forwards is checked again here."""
-    if actor.user_id != cmd.owner_id:
+    checked the reader's access before asking; the token it forwards must be that reader's (the owner's,
+    or `reader_id`'s); without one, the app checked its signed grant."""
+    if actor is not None and actor.user_id not in (cmd.owner_id, cmd.reader_id):
         raise NotFound("No such document.", {"document_id": str(cmd.document_id)})
     pages = list(preview_batch(cmd.page, cmd.page_count))
     if cmd.page not in pages:

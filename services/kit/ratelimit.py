@@ -1,11 +1,12 @@
-"""Sliding-window rate limits for login, register, refresh, forgot-password and token checks.
+"""Sliding-window rate limits: auth's login, register, refresh, forgot-password and token checks
+(services/auth/config.py `DEFAULT_RULES`), the documents service's share links.
 
 A rule allows `limit` events per `window_s` seconds for one key (a client IP or an account).
 The window slides: the oldest event leaving it frees a slot, so `Retry-After` is exact. Account
 rules only count failures and use short windows, so a stranger can slow an account's sign-in down
 but never lock its owner out for longer than one window.
 
-State is in process memory: each auth replica limits on its own (N replicas allow up to N times
+State is in process memory: each replica limits on its own (N replicas allow up to N times
 the limit), which keeps the hot path free of a database round trip.
 """
 
@@ -24,19 +25,6 @@ class Rule:
     limit: int
     window_s: float
 
-
-DEFAULT_RULES: dict[str, Rule] = {
-    "login_ip": Rule(30, 60),  # every login attempt from one IP
-    "login_account": Rule(10, 300),  # failed logins (and wrong current passwords) per account
-    "register_ip": Rule(10, 3600),
-    "register_account": Rule(5, 3600),  # attempts per email address
-    "refresh_ip": Rule(120, 60),
-    "refresh_account": Rule(60, 60),  # refreshes per account, however many sessions
-    "forgot_ip": Rule(10, 3600),
-    "forgot_account": Rule(3, 900),
-    "verify_account": Rule(3, 900),  # verification mails per account
-    "verify_ip": Rule(20, 600),  # email-verification and password-reset token attempts
-}
 
 MAX_KEYS = 100_000
 
