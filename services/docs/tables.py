@@ -95,6 +95,7 @@ pages = Table(
         "document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
     ),
     Column("number", Integer, primary_key=True),
+    Column("owner_id", UUID(as_uuid=True), nullable=False),  # the document's (row-level security, 0010)
     Column("text", Text, nullable=False),
     Column("tables", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("search", TSVECTOR),  # generated: PAGE_SEARCH_EXPRESSION (migration 0008)

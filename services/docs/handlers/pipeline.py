@@ -176,7 +176,13 @@ async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
             await s.execute(
                 insert(pages),
                 [
-                    {"document_id": doc.id, "number": p.number, "text": p.text, "tables": p.tables}
+                    {
+                        "document_id": doc.id,
+                        "owner_id": doc.owner_id,
+                        "number": p.number,
+                        "text": p.text,
+                        "tables": p.tables,
+                    }
                     for p in result.pages
                 ],
             )

@@ -22,12 +22,13 @@ from sqlalchemy import (
     Select,
     TextClause,
     and_,
+    any_,
     cast,
+    false,
     func,
     literal,
     literal_column,
     null,
-    or_,
     select,
     text,
     true,
@@ -40,6 +41,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from contracts import Invalid
 from contracts.docs_api import (
     COUNT_CAP,
+    AccessRole,
     CategoryRefPublic,
     DocumentCounts,
     DocumentFilter,
@@ -52,7 +54,7 @@ from contracts.docs_api import (
 from contracts.documents import DocumentStatus
 from services.kit.cursor import CursorType, CursorValue, decode_cursor, encode_cursor, invalid_cursor
 
-from ..access import Caller, role_of, shared_with
+from ..access import Caller, SharedSet, readable, shared_with
 from ..rows import AnyRow, SummaryRow
 from ..tables import SEARCH_CONFIG, categories, directory, document_categories, documents, pages
 from .views import summary
@@ -91,22 +93,29 @@ def query_text(f: DocumentFilter) -> str | None:
     return f.q.strip() if f.q and f.q.strip() else None
 
 
-def access_branches(scope: Scope, caller: Caller) -> list[ColumnElement[bool]]:
+def access_branches(scope: Scope, caller: Caller, shared: SharedSet) -> list[ColumnElement[bool]]:
     """Whose documents a list covers, one condition per branch: the caller's own (read through the
-    `(owner, key, id)` indexes) and those shared with them (from the shares that name them). A page of both
-    is cut from each branch and merged: an OR of the two would lose the indexes' order."""
-    mine = documents.c.owner_id == caller.user_id
-    if scope == "mine":
-        return [mine]
-    if scope == "shared":
-        return [shared_with(caller)]
-    return [mine, shared_with(caller)]
+    `(owner, key, id)` indexes) and those shared with them (`shared`, read just before). A page of both is
+    cut from each branch and merged: an OR of the two would lose the indexes' order. No branch for shared
+    documents when there are none."""
+    d = documents.c
+    branches: list[ColumnElement[bool]] = []
+    if scope in ("all", "mine"):
+        branches.append(d.owner_id == caller.user_id)
+    if scope in ("all", "shared") and shared.roles:
+        branches.append(and_(d.id == any_(shared.ids_param()), d.owner_id != caller.user_id))
+    if not branches:  # only shared documents asked for, and there are none
+        branches.append(false())
+    return branches
 
 
 def access_condition(scope: Scope, caller: Caller) -> ColumnElement[bool]:
-    """The branches as one condition (bulk actions, events: where no index order is needed)."""
-    branches = access_branches(scope, caller)
-    return branches[0] if len(branches) == 1 else or_(*branches)
+    """Whose documents, as one condition (bulk actions: no index order needed, no set read first)."""
+    if scope == "mine":
+        return documents.c.owner_id == caller.user_id
+    if scope == "shared":
+        return shared_with(caller)
+    return readable(caller)
 
 
 def filter_conditions(f: DocumentFilter, access: ColumnElement[bool]) -> list[ColumnElement[bool]]:
@@ -246,13 +255,13 @@ def _branch_page(cmd: ListDocuments, conds: list[ColumnElement[bool]], q: str | 
     )
 
 
-def list_statement(cmd: ListDocuments, caller: Caller) -> Select[Any]:
+def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSet = SharedSet({})) -> Select[Any]:
     """The one statement of a page: a row per listed document (sort key, categories, snippet, the caller's
     role and the owner of a shared one) each carrying the capped total, or a single row of the total with
     NULLs when nothing is on the page. With both the caller's and shared documents, each branch gives its
     own first rows (and capped count) and the page is the first of them together."""
     q = query_text(cmd)
-    branches = [filter_conditions(cmd, access) for access in access_branches(cmd.scope, caller)]
+    branches = [filter_conditions(cmd, access) for access in access_branches(cmd.scope, caller, shared)]
     pages_ = [_branch_page(cmd, conds, q) for conds in branches]
     if len(pages_) == 1:
         page = pages_[0].subquery("page")
@@ -295,14 +304,10 @@ def list_statement(cmd: ListDocuments, caller: Caller) -> Select[Any]:
     )
     sharing: list[ColumnElement[Any]] = []
     source: FromClause = counted.outerjoin(page, true())
-    if cmd.scope != "mine":
+    if len(branches) > 1 or cmd.scope == "shared":  # who shared each listed document (roles: `shared`)
         owner = directory.alias("owner")
         source = source.outerjoin(owner, and_(owner.c.user_id == p.owner_id, p.owner_id != caller.user_id))
-        sharing = [
-            role_of(caller, page).label("access_role"),
-            owner.c.email.label("owner_email"),
-            owner.c.name.label("owner_name"),
-        ]
+        sharing = [owner.c.email.label("owner_email"), owner.c.name.label("owner_name")]
     out_order = [p.sort_key.desc(), p.id.desc()] if cmd.order == "desc" else [p.sort_key.asc(), p.id.asc()]
     return (
         select(
@@ -318,30 +323,33 @@ def list_statement(cmd: ListDocuments, caller: Caller) -> Select[Any]:
     )
 
 
-def _shared_by(row: AnyRow) -> PersonPublic | None:
-    role = getattr(row, "access_role", "owner")
-    if role == "owner":
-        return None
-    return PersonPublic(id=row.owner_id, email=row.owner_email, name=row.owner_name)
+def _sharing_of(row: AnyRow, shared: SharedSet) -> tuple[AccessRole, PersonPublic | None]:
+    """The caller's role on a listed row and, when it is shared with them, who shared it."""
+    role = shared.roles.get(row.id)
+    if role is None:
+        return "owner", None
+    return role, PersonPublic(id=row.owner_id, email=row.owner_email, name=row.owner_name)
 
 
-def page_of(cmd: ListDocuments, result: Sequence[AnyRow]) -> DocumentPage:
+def page_of(cmd: ListDocuments, result: Sequence[AnyRow], shared: SharedSet = SharedSet({})) -> DocumentPage:
     """The reply for the rows `list_statement` gave (one more than the limit tells that a next page exists)."""
     total = result[0].total
     rows = [r for r in result if r.id is not None]
     more = len(rows) > cmd.limit
     rows = rows[: cmd.limit]
-    items = [
-        summary(
-            r,
-            [CategoryRefPublic(id=i, name=n, source=src) for i, n, src in r.category_refs or []],
-            rank=r.sort_key if cmd.sort == "relevance" else None,
-            snippet=_snippet(r.snippet),
-            role=getattr(r, "access_role", None) or "owner",
-            shared_by=_shared_by(r),
+    items = []
+    for r in rows:
+        role, shared_by = _sharing_of(r, shared)
+        items.append(
+            summary(
+                r,
+                [CategoryRefPublic(id=i, name=n, source=src) for i, n, src in r.category_refs or []],
+                rank=r.sort_key if cmd.sort == "relevance" else None,
+                snippet=_snippet(r.snippet),
+                role=role,
+                shared_by=shared_by,
+            )
         )
-        for r in rows
-    ]
     q = query_text(cmd)
     next_cursor = (
         list_cursor(cmd.sort, cmd.order, q, rows[-1].sort_key, rows[-1].id) if more and rows else None
@@ -351,14 +359,14 @@ def page_of(cmd: ListDocuments, result: Sequence[AnyRow]) -> DocumentPage:
     )
 
 
-def counts_statement(caller: Caller, scope: Scope = "mine") -> Select[Any]:
+def counts_statement(caller: Caller, scope: Scope = "mine", shared: SharedSet = SharedSet({})) -> Select[Any]:
     """The caller's documents per status: for their own, an index-only scan of the (owner, status, …) index,
     already in status order, so no sort (20,000 documents of one owner: 24 ms cold, on a loaded 2-core
     machine); shared documents are counted from the shares that name the caller and added."""
     d = documents.c
     per_branch = [
         select(d.status, func.count().label("n")).where(access).group_by(d.status)
-        for access in access_branches(scope, caller)
+        for access in access_branches(scope, caller, shared)
     ]
     if len(per_branch) == 1:
         return per_branch[0]

@@ -34,39 +34,49 @@ FUNCTIONS = {
 SYSTEM = f"(SELECT {S}.system_access())"
 ME = f"(SELECT {S}.acting_user())"
 ADMIN = f"(SELECT {S}.acting_admin())"
-PRINCIPALS = f"(SELECT {S}.acting_principals())"
+PRINCIPALS = f"CAST((SELECT {S}.acting_principals()) AS uuid[])"
 
 
-def _shared(doc: str, roles: tuple[str, ...]) -> str:
-    """A share of this document, or of a category its owner filed it under, names the caller or a group of
-    theirs with one of `roles`."""
-    role = "" if len(roles) == 2 else f" AND s.role = '{roles[0]}'"
+# The (document, owner) pairs shared with whoever acts: by a share of the document, or of a category its owner
+# filed it under. PL/pgSQL, so the planner sees one opaque function scan (its own statements are planned once
+# per session and run under the tables' policies), and each policy below tests rows against it as an
+# uncorrelated IN list: built once per statement (a hashed SubPlan), only when a row is not the caller's own.
+SHARED_DOCUMENTS = f"""CREATE FUNCTION {S}.shared_documents(editors_only boolean)
+    RETURNS TABLE (document_id uuid, owner_id uuid) LANGUAGE plpgsql STABLE ROWS 1000 AS $$
+    BEGIN
+        RETURN QUERY
+        SELECT s.document_id, s.owner_id FROM {S}.shares s
+        WHERE s.grantee_id = ANY ({S}.acting_principals()) AND s.document_id IS NOT NULL
+          AND (NOT editors_only OR s.role = 'editor')
+        UNION ALL
+        SELECT dc.document_id, dc.owner_id FROM {S}.shares s
+        JOIN {S}.document_categories dc ON dc.category_id = s.category_id AND dc.owner_id = s.owner_id
+        WHERE s.grantee_id = ANY ({S}.acting_principals()) AND (NOT editors_only OR s.role = 'editor');
+    END $$"""
+
+
+def _shared(document_id: str, editors_only: bool = False) -> str:
     return (
-        f"EXISTS (SELECT 1 FROM {S}.shares s WHERE s.document_id = {doc}.id"
-        f" AND s.grantee_id = ANY ({PRINCIPALS}){role})"
-        f" OR EXISTS (SELECT 1 FROM {S}.shares s JOIN {S}.document_categories dc"
-        f" ON dc.category_id = s.category_id WHERE dc.document_id = {doc}.id AND dc.owner_id = {doc}.owner_id"
-        f" AND s.grantee_id = ANY ({PRINCIPALS}){role})"
+        f"({document_id}, owner_id) IN (SELECT document_id, owner_id"
+        f" FROM {S}.shared_documents({'true' if editors_only else 'false'}))"
     )
 
-
-READERS = ("viewer", "editor")
-VISIBLE_DOCUMENT = "EXISTS (SELECT 1 FROM {S}.documents d WHERE d.id = {t}.document_id)"
 
 # table -> {command: (USING, WITH CHECK)}; a table's commands not named here are refused to everyone.
 POLICIES: dict[str, dict[str, tuple[str | None, str | None]]] = {
     "documents": {
-        "SELECT": (f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('documents', READERS)}", None),
+        "SELECT": (f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('id')}", None),
         "INSERT": (None, f"{SYSTEM} OR owner_id = {ME}"),
+        # An administrator's replay re-processes anyone's documents.
         "UPDATE": (
-            f"{SYSTEM} OR owner_id = {ME} OR {_shared('documents', ('editor',))}",
-            f"{SYSTEM} OR owner_id = {ME} OR {_shared('documents', ('editor',))}",
+            f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('id', editors_only=True)}",
+            f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('id', editors_only=True)}",
         ),
         "DELETE": (f"{SYSTEM} OR owner_id = {ME} OR {ADMIN}", None),
     },
-    # A page is visible with its document; only the pipeline writes pages.
+    # A page is seen with its document (`owner_id` is the document's); only the pipeline writes pages.
     "pages": {
-        "SELECT": (f"{SYSTEM} OR {VISIBLE_DOCUMENT.format(S=S, t='pages')}", None),
+        "SELECT": (f"{SYSTEM} OR owner_id = {ME} OR {_shared('document_id')}", None),
         "INSERT": (None, SYSTEM),
         "UPDATE": (SYSTEM, SYSTEM),
         "DELETE": (SYSTEM, None),
@@ -75,27 +85,25 @@ POLICIES: dict[str, dict[str, tuple[str | None, str | None]]] = {
     "categories": {"ALL": (f"{SYSTEM} OR owner_id = {ME}", f"{SYSTEM} OR owner_id = {ME}")},
     # A link files a document under its owner's category (`owner_id`): the filer sees it, and so does
     # whoever the category is shared with. One files in one's own categories only (which documents one may
-    # file is checked by the service: a policy here reading `documents` would recurse through its policy).
+    # file is checked by the service).
     "document_categories": {
         "SELECT": (
-            f"{SYSTEM} OR owner_id = {ME} OR EXISTS (SELECT 1 FROM {S}.shares s"
-            f" WHERE s.category_id = document_categories.category_id AND s.grantee_id = ANY ({PRINCIPALS}))",
+            f"{SYSTEM} OR owner_id = {ME} OR category_id IN (SELECT s.category_id FROM {S}.shares s"
+            f" WHERE s.grantee_id = ANY ({PRINCIPALS}))",
             None,
         ),
         "INSERT": (None, f"{SYSTEM} OR owner_id = {ME}"),
         "UPDATE": (f"{SYSTEM} OR owner_id = {ME}", f"{SYSTEM} OR owner_id = {ME}"),
         "DELETE": (f"{SYSTEM} OR owner_id = {ME}", None),
     },
-    # A document's tasks are seen with it; an administrator sees everyone's (the tasks page, all_users).
+    # A document's tasks are seen with it (`owner_id` is the document's); an editor's re-process writes them;
+    # an administrator sees everyone's (the tasks page, all_users).
     "tasks": {
-        "SELECT": (
-            f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {VISIBLE_DOCUMENT.format(S=S, t='tasks')}",
-            None,
-        ),
-        "INSERT": (None, f"{SYSTEM} OR {VISIBLE_DOCUMENT.format(S=S, t='tasks')}"),
+        "SELECT": (f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('document_id')}", None),
+        "INSERT": (None, f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('document_id', True)}"),
         "UPDATE": (
-            f"{SYSTEM} OR {VISIBLE_DOCUMENT.format(S=S, t='tasks')}",
-            f"{SYSTEM} OR {VISIBLE_DOCUMENT.format(S=S, t='tasks')}",
+            f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('document_id', True)}",
+            f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('document_id', True)}",
         ),
         "DELETE": (SYSTEM, None),
     },
@@ -209,8 +217,16 @@ def upgrade() -> None:
         schema=S,
     )
 
+    # A page's owner is its document's: a page's policy then needs no look at `documents`.
+    op.add_column("pages", sa.Column("owner_id", UUID(as_uuid=True)), schema=S)
+    op.execute(
+        f"UPDATE {S}.pages p SET owner_id = d.owner_id FROM {S}.documents d WHERE d.id = p.document_id"
+    )
+    op.alter_column("pages", "owner_id", nullable=False, schema=S)
+
     for signature, body in FUNCTIONS.items():
         op.execute(f"CREATE FUNCTION {S}.{signature} LANGUAGE sql STABLE AS $$ {body} $$")
+    op.execute(SHARED_DOCUMENTS)
     for table, policies in POLICIES.items():
         op.execute(f"ALTER TABLE {S}.{table} ENABLE ROW LEVEL SECURITY")
         # The service's role owns the tables; without FORCE the owner would bypass every policy.
@@ -230,8 +246,10 @@ def downgrade() -> None:
             op.execute(f"DROP POLICY {table}_{command.lower()} ON {S}.{table}")
         op.execute(f"ALTER TABLE {S}.{table} NO FORCE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {S}.{table} DISABLE ROW LEVEL SECURITY")
+    op.execute(f"DROP FUNCTION {S}.shared_documents(boolean)")
     for signature in FUNCTIONS:
         op.execute(f"DROP FUNCTION {S}.{signature.split(' RETURNS')[0]}")
+    op.drop_column("pages", "owner_id", schema=S)
     op.drop_index("ix_document_categories_category", "document_categories", schema=S)
     op.create_index(
         "ix_document_categories_category", "document_categories", ["category_id", "document_id"], schema=S
