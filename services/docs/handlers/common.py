@@ -28,7 +28,7 @@ from services.kit.db import Database
 from services.kit.outbox import Outbox
 from services.kit.security import Actor
 
-from ..access import Caller, document_row, require
+from ..access import NEED_RANK, Caller, document_row, require
 from ..rows import AccessibleRow, CategoryRow
 from ..tables import categories, documents
 
@@ -120,9 +120,13 @@ async def document_for(
     what: str = "do this",
     lock: bool = False,
 ) -> AccessibleRow:
-    """The document, if the caller's access is at least `need` (else `NotFound` or `Forbidden`)."""
-    row = (await s.execute(document_row(doc_id, caller, lock=lock))).first()
+    """The document, if the caller's access is at least `need` (else `NotFound` or `Forbidden`); with
+    `lock`, locked for the change (row-level security lets only its owner and editors lock it)."""
+    row = (await s.execute(document_row(doc_id, caller))).first()
     require(row, need, doc_id, what=what)
+    if lock and NEED_RANK[row.access_role] >= NEED_RANK["editor"]:  # type: ignore[union-attr]
+        row = (await s.execute(document_row(doc_id, caller, lock=True))).first()
+        require(row, need, doc_id, what=what)  # gone meanwhile
     return row  # type: ignore[return-value]
 
 

@@ -15,7 +15,7 @@ from contracts.documents import PREVIEW_MAX_PAGES, RenderPreviews, preview_objec
 from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 
-from ..access import Caller, acting, as_admin, document_row, require
+from ..access import Caller, acting, as_admin, document_row
 from ..rows import DocumentRow
 from ..tables import audit_log, documents, tasks
 from .common import DocsDeps, document_for, user
@@ -120,10 +120,10 @@ async def _delete_in(
 async def delete_one(doc_id: UUID, caller: Caller, ctx: Ctx, deps: DocsDeps) -> None:
     """Its owner deletes a document; an administrator may delete anyone's, recorded as such."""
     async with acting(deps.db, caller, write=True) as s:
-        row = (await s.execute(document_row(doc_id, caller, lock=True))).first()
+        row = (await s.execute(document_row(doc_id, caller))).first()
         if not caller.is_admin or (row is not None and row.access_role == "owner"):
-            require(row, "owner", doc_id, what="delete it")
-            await _delete_in(s, row, caller, ctx, deps)
+            owned = await document_for(s, doc_id, caller, "owner", what="delete it", lock=True)
+            await _delete_in(s, owned, caller, ctx, deps)
             return
     async with as_admin(deps.db, caller) as s:
         found = (await s.execute(select(documents).where(documents.c.id == doc_id).with_for_update())).first()
