@@ -210,7 +210,7 @@ def service_permissions(service: str, needs: Needs) -> Permissions:
     p.publish |= {r.subject for r in calls}
     p.publish |= {e.subject for e in needs.publishes}
     p.publish |= {pr.wildcard() for pr in needs.progress}
-    for stream in REGISTRY.streams:  # every service ensures the domain streams at start (kit/bus.py)
+    for stream in REGISTRY.streams:  # every service ensures the domain streams at start (kit/jetstream.py)
         p.publish |= _stream_ensure(stream)
     for e in needs.consumes:
         p.publish |= _durable_consumers(e.stream)

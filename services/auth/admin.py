@@ -1,22 +1,23 @@
 """Bootstrapping administrators: `atrium admin create` and the tests' `new_admin` fixture use this.
 
 There are no default credentials; the first admin is made here (idempotently) against the auth
-database. When a NATS connection is given, the stack learns of it at once: a new account is
-announced with `events.auth.user_registered`, a promotion with `events.auth.user_changed` and the
-user's live state in the `auth_state` bucket (so tokens minted before the promotion are refreshed).
+database. A new account is announced with `events.auth.user_registered`, a promotion with
+`events.auth.user_changed`, both through the auth outbox in the same transaction: with a NATS
+connection they are published at once (and a promotion updates the user's live state in the
+`auth_state` bucket, so tokens minted before it are refreshed); without one, the auth service's
+relay publishes them when it runs.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import Header
 from contracts.auth import (
     AUTH_STATE_BUCKET,
     USER_CHANGED,
@@ -26,18 +27,24 @@ from contracts.auth import (
     UserState,
 )
 from services.kit import passwords
-from services.kit.bus import ensure_kv
+from services.kit.audit import record_audit
+from services.kit.context import Ctx
 from services.kit.db import Database
+from services.kit.jetstream import ensure_kv
+from services.kit.outbox import Outbox, jetstream_publisher
 
 from .policy import PasswordPolicy
-from .tables import audit_log, users
+from .rows import UserRow
+from .tables import audit_log, outbox, users
+
+Outcome = Literal["created", "promoted", "unchanged"]
 
 
 @dataclass
 class AdminResult:
     user_id: uuid.UUID
     email: str
-    outcome: Literal["created", "promoted", "unchanged"]
+    outcome: Outcome
 
 
 async def ensure_admin(
@@ -46,10 +53,12 @@ async def ensure_admin(
     """Create `email` as an active admin, or promote/reactivate the existing account. The password
     is only used (and checked against the policy) when the account is new."""
     email = email.strip()
+    box = Outbox(outbox, db, jetstream_publisher(nc.jetstream()) if nc is not None else _relay_later)
     async with db.transaction() as s:
         row = (
             await s.execute(select(users).where(func.lower(users.c.email) == email.lower()).with_for_update())
         ).one_or_none()
+        outcome: Outcome
         if row is None:
             (policy or PasswordPolicy.from_env()).enforce(password, email)
             pw_hash = await passwords.hash_password(password)
@@ -67,7 +76,7 @@ async def ensure_admin(
                     .returning(users)
                 )
             ).one()
-            outcome: Literal["created", "promoted", "unchanged"] = "created"
+            outcome = "created"
         elif row.role != "admin" or not row.is_active:
             row = (
                 await s.execute(
@@ -81,22 +90,18 @@ async def ensure_admin(
         else:
             outcome = "unchanged"
         if outcome != "unchanged":
-            await s.execute(
-                insert(audit_log).values(
-                    id=uuid.uuid4(),
-                    action=f"admin.{outcome}",
-                    actor_id=None,
-                    target_id=row.id,
-                    details={"via": "cli"},
-                )
+            await record_audit(
+                s, audit_log, Ctx(request_id=""), f"admin.{outcome}", target_id=row.id, via="cli"
             )
+            await _enqueue_announcement(s, box, row, outcome)
     if nc is not None and outcome != "unchanged":
-        await announce(nc, row, outcome)
+        await box.flush()
+        if outcome == "promoted":
+            await _put_admin_state(nc, row)
     return AdminResult(row.id, row.email, outcome)
 
 
-async def announce(nc: Any, row: Any, outcome: str) -> None:
-    js = nc.jetstream()
+async def _enqueue_announcement(s: AsyncSession, box: Outbox, row: UserRow, outcome: Outcome) -> None:
     if outcome == "created":
         event = UserRegistered(
             user_id=row.id,
@@ -105,14 +110,17 @@ async def announce(nc: Any, row: Any, outcome: str) -> None:
             role=row.role,
             registered_at=row.created_at,
         )
-        await js.publish(
-            USER_REGISTERED.subject,
-            event.model_dump_json().encode(),
-            timeout=10,
-            headers={Header.MSG_ID: f"user_registered:{row.id}"},
-        )
+        await box.enqueue(s, USER_REGISTERED, event, msg_id=f"user_registered:{row.id}")
         return
-    kv = await ensure_kv(js, AUTH_STATE_BUCKET)
+    changed_at = datetime.now(UTC)
+    changed = UserChanged(
+        user_id=row.id, role="admin", is_active=True, email=row.email, changed_at=changed_at
+    )
+    await box.enqueue(s, USER_CHANGED, changed, msg_id=f"user_changed:{row.id}:{changed_at.timestamp()}")
+
+
+async def _put_admin_state(nc: Any, row: UserRow) -> None:
+    kv = await ensure_kv(nc.jetstream(), AUTH_STATE_BUCKET)
     try:  # keep the user's cut-off for old tokens; only role and active change
         entry = await kv.get(f"user.{row.id}")
         state = UserState.model_validate_json(entry.value or b"{}")
@@ -120,12 +128,7 @@ async def announce(nc: Any, row: Any, outcome: str) -> None:
         state = UserState()
     state = state.model_copy(update={"active": True, "role": "admin"})
     await kv.put(f"user.{row.id}", state.model_dump_json().encode())
-    changed = UserChanged(
-        user_id=row.id, role="admin", is_active=True, email=row.email, changed_at=datetime.now(UTC)
-    )
-    await js.publish(
-        USER_CHANGED.subject,
-        changed.model_dump_json().encode(),
-        timeout=10,
-        headers={Header.MSG_ID: f"user_changed:{row.id}:{time.time_ns()}"},
-    )
+
+
+async def _relay_later(subject: str, body: bytes, headers: dict[str, str]) -> None:
+    raise RuntimeError("not connected to NATS: the auth service's outbox relay publishes this")

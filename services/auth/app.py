@@ -1,12 +1,9 @@
-"""The auth service's subscribers: thin translations from bus messages to handlers."""
+"""The auth service: its subjects, bound to handlers, its loops and its dependency factory."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 
-from contracts import Empty
 from contracts.auth import (
     ADMIN_AUDIT,
     ADMIN_DELETE_USER,
@@ -28,33 +25,52 @@ from contracts.auth import (
     RESEND_VERIFICATION,
     RESET_PASSWORD,
     SESSIONS,
-    USER_CHANGED,
-    USER_DELETED,
-    USER_REGISTERED,
     VERIFY_EMAIL,
     Jwks,
-    UserChanged,
-    UserDeleted,
-    UserRegistered,
 )
-from services.kit.bus import Ctx, Service
+from services.kit.bus import Service
 from services.kit.config import ServiceSettings
-from services.kit.db import Database
 from services.kit.ratelimit import RateLimiter
+from services.kit.wiring import Loop, RpcTable
 
-from . import handlers
+from . import tables
 from .admin import ensure_admin
 from .config import AuthConfig
+from .handlers import accounts, admin, housekeeping, recovery, sessions
+from .handlers.common import AuthDeps
 from .keys import KeyRing
 from .mailer import make_mailer
 from .state import AuthState
 
-log = logging.getLogger("atrium.auth")
 HOUSEKEEPING_EVERY_S = 600
+
+RPCS: RpcTable[AuthDeps] = {
+    REGISTER: accounts.register_user,
+    ME: accounts.me,
+    VERIFY_EMAIL: accounts.verify_email,
+    RESEND_VERIFICATION: accounts.resend_verification,
+    CHANGE_EMAIL: accounts.change_email,
+    LOGIN: sessions.login,
+    REFRESH: sessions.refresh,
+    LOGOUT: sessions.logout,
+    LOGOUT_ALL: sessions.logout_all,
+    SESSIONS: sessions.list_sessions,
+    END_SESSION: sessions.end_session,
+    JWKS: sessions.jwks,
+    CHANGE_PASSWORD: recovery.change_password,
+    FORGOT_PASSWORD: recovery.forgot_password,
+    RESET_PASSWORD: recovery.reset_password,
+    ADMIN_LIST_USERS: admin.admin_list_users,
+    ADMIN_UPDATE_USER: admin.admin_update_user,
+    ADMIN_END_SESSIONS: admin.admin_end_sessions,
+    ADMIN_START_RESET: admin.admin_start_reset,
+    ADMIN_AUDIT: admin.admin_audit,
+    ADMIN_DELETE_USER: admin.admin_delete_user,
+}
+LOOPS = [Loop("housekeeping", housekeeping.housekeeping, every_s=HOUSEKEEPING_EVERY_S)]
 
 
 def create_service(settings: ServiceSettings) -> Service:
-    config = AuthConfig.from_env(settings.data_dir)
     keys = KeyRing(settings.data_dir / "keys" / "auth")
     keys.ensure()
 
@@ -62,103 +78,25 @@ def create_service(settings: ServiceSettings) -> Service:
         return keys.jwks()
 
     svc = Service(settings, key_source=local_keys)
-    verifier = svc.verifier
-    assert verifier is not None
-    db = Database(settings.database_url, settings.schema)
-    svc.health_checks["postgres"] = db.ping
-    svc.on_shutdown.append(db.dispose)
 
-    async def publish_registered(event: UserRegistered) -> None:
-        await svc.publish(USER_REGISTERED, event, msg_id=f"user_registered:{event.user_id}")
-
-    async def publish_changed(event: UserChanged) -> None:
-        await svc.publish(
-            USER_CHANGED, event, msg_id=f"user_changed:{event.user_id}:{event.changed_at.timestamp()}"
+    async def make_deps(svc: Service) -> AuthDeps:
+        assert svc.verifier is not None
+        config = AuthConfig.from_env(settings.data_dir)
+        db = svc.database()
+        deps = AuthDeps(
+            db=db,
+            outbox=svc.outbox(tables.outbox, db),
+            keys=keys,
+            config=config,
+            limiter=RateLimiter(config.rate_rules, config.rate_exempt_ips),
+            mailer=make_mailer(config),
+            state=AuthState(svc.verifier),
         )
-
-    async def publish_deleted(event: UserDeleted) -> None:
-        await svc.publish(USER_DELETED, event, msg_id=f"user_deleted:{event.user_id}")
-
-    deps = handlers.AuthDeps(
-        db=db,
-        keys=keys,
-        publish_registered=publish_registered,
-        publish_changed=publish_changed,
-        publish_deleted=publish_deleted,
-        config=config,
-        limiter=RateLimiter(config.rate_rules, config.rate_exempt_ips),
-        mailer=make_mailer(config),
-        state=AuthState(verifier),
-    )
-
-    # Each subscriber: (descriptor, handler taking (command, deps, ctx)) or (deps, ctx) for empty requests.
-    with_command = {
-        REGISTER: handlers.register_user,
-        LOGIN: handlers.login,
-        REFRESH: handlers.refresh,
-        LOGOUT: handlers.logout,
-        END_SESSION: handlers.end_session,
-        CHANGE_PASSWORD: handlers.change_password,
-        FORGOT_PASSWORD: handlers.forgot_password,
-        RESET_PASSWORD: handlers.reset_password,
-        VERIFY_EMAIL: handlers.verify_email,
-        CHANGE_EMAIL: handlers.change_email,
-        ADMIN_LIST_USERS: handlers.admin_list_users,
-        ADMIN_UPDATE_USER: handlers.admin_update_user,
-        ADMIN_END_SESSIONS: handlers.admin_end_sessions,
-        ADMIN_START_RESET: handlers.admin_start_reset,
-        ADMIN_AUDIT: handlers.admin_audit,
-        ADMIN_DELETE_USER: handlers.admin_delete_user,
-    }
-    for desc, fn in with_command.items():
-
-        async def subscriber(cmd, ctx: Ctx, fn=fn):  # type: ignore[no-untyped-def]
-            return await fn(cmd, deps, ctx)
-
-        svc.rpc(desc)(subscriber)
-
-    without_command = {
-        ME: handlers.me,
-        LOGOUT_ALL: handlers.logout_all,
-        SESSIONS: handlers.list_sessions,
-        RESEND_VERIFICATION: handlers.resend_verification,
-    }
-    for desc, fn in without_command.items():
-
-        async def subscriber_empty(_: Empty, ctx: Ctx, fn=fn):  # type: ignore[no-untyped-def]
-            return await fn(deps, ctx)
-
-        svc.rpc(desc)(subscriber_empty)
-
-    async def admin_from_environment() -> None:
-        """`ATRIUM_ADMIN_EMAIL` + `ATRIUM_ADMIN_PASSWORD` make the first admin at start (idempotent)."""
+        # `ATRIUM_ADMIN_EMAIL` + `ATRIUM_ADMIN_PASSWORD` make the first admin at start (idempotent).
         email, password = os.environ.get("ATRIUM_ADMIN_EMAIL"), os.environ.get("ATRIUM_ADMIN_PASSWORD")
         if email and password:
             await ensure_admin(db, email, password, policy=config.policy, nc=svc.nc)
+        return deps
 
-    svc.on_startup.append(admin_from_environment)
-
-    async def housekeeping_loop() -> None:
-        while True:
-            await asyncio.sleep(HOUSEKEEPING_EVERY_S)
-            try:
-                await handlers.housekeeping(deps)
-            except Exception:
-                log.exception("auth housekeeping failed; will try again")
-
-    async def start_housekeeping() -> None:
-        tasks.append(asyncio.create_task(housekeeping_loop()))
-
-    async def stop_housekeeping() -> None:
-        for task in tasks:
-            task.cancel()
-
-    tasks: list[asyncio.Task[None]] = []
-    svc.on_startup.append(start_housekeeping)
-    svc.on_shutdown.append(stop_housekeeping)
-
-    @svc.rpc(JWKS)
-    async def jwks(_: Empty, ctx: Ctx):
-        return keys.jwks()
-
+    svc.bind(make_deps, rpcs=RPCS, loops=LOOPS)
     return svc

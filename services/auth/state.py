@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
-from contracts.auth import UserState
+from contracts.auth import Role, UserState
 from services.kit.security import TokenVerifier
 
 
@@ -39,13 +39,15 @@ class AuthState:
             await self.kv.delete(key)
             self.verifier.apply(key, None, "DEL")
 
-    async def put_user(self, user_id: UUID, *, role: str, active: bool, cut_off_tokens: bool = False) -> None:
+    async def put_user(
+        self, user_id: UUID, *, role: Role, active: bool, cut_off_tokens: bool = False
+    ) -> None:
         """Record the user's live role and active flag; `cut_off_tokens` refuses every access token
         issued in an earlier second (the same second is covered by session revocation)."""
         old = self.current(user_id) or UserState()
         state = UserState(
             role=role,
-            active=active,  # type: ignore[arg-type]
+            active=active,
             tokens_valid_after=float(int(time.time())) if cut_off_tokens else old.tokens_valid_after,
         )
         if state == old and self.current(user_id) is not None:
@@ -54,7 +56,7 @@ class AuthState:
         await self.kv.put(key, value)
         self.verifier.apply(key, value)
 
-    async def sync_user(self, user_id: UUID, *, role: str, active: bool) -> None:
+    async def sync_user(self, user_id: UUID, *, role: Role, active: bool) -> None:
         """Correct a recorded state that disagrees with the database (e.g. after `atrium admin create`
         promoted an account while the stack was down). Nothing is written when there is nothing recorded."""
         known = self.current(user_id)

@@ -15,9 +15,11 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import INET, JSONB, UUID
+from sqlalchemy.dialects.postgresql import INET, UUID
 
+from services.kit.audit import audit_table
 from services.kit.db import service_metadata
+from services.kit.outbox import outbox_table
 
 metadata = service_metadata("auth")
 
@@ -88,15 +90,5 @@ action_tokens = Table(
     Column("used_at", DateTime(timezone=True)),
 )
 
-audit_log = Table(
-    "audit_log",
-    metadata,
-    Column("id", UUID(as_uuid=True), primary_key=True),
-    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
-    Column("action", String(64), nullable=False, index=True),
-    Column("actor_id", UUID(as_uuid=True)),
-    Column("target_id", UUID(as_uuid=True)),
-    Column("ip", INET),
-    Column("request_id", String(64)),
-    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-)
+audit_log = audit_table(metadata)
+outbox = outbox_table(metadata)

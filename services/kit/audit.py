@@ -21,7 +21,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from alembic import op
 from pydantic_core import to_jsonable_python
-from sqlalchemy import Column, DateTime, MetaData, String, Table, func, text
+from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, func, text
 from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +30,7 @@ from .context import Ctx
 
 ACTION_CHARS = 64
 REQUEST_ID_CHARS = 64
+INDEXED = ("at", "action", "actor_id", "target_id")  # each gets `ix_audit_log_<column>`
 
 
 def audit_table(metadata: MetaData) -> Table:
@@ -38,13 +39,14 @@ def audit_table(metadata: MetaData) -> Table:
         "audit_log",
         metadata,
         Column("id", PgUUID(as_uuid=True), primary_key=True),
-        Column("at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
-        Column("action", String(ACTION_CHARS), nullable=False, index=True),
-        Column("actor_id", PgUUID(as_uuid=True), index=True),
-        Column("target_id", PgUUID(as_uuid=True), index=True),
+        Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("action", String(ACTION_CHARS), nullable=False),
+        Column("actor_id", PgUUID(as_uuid=True)),
+        Column("target_id", PgUUID(as_uuid=True)),
         Column("ip", INET),
         Column("request_id", String(REQUEST_ID_CHARS)),
         Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+        *(Index(f"ix_audit_log_{column}", column) for column in INDEXED),
     )
 
 
@@ -66,7 +68,7 @@ def create_audit_table(schema: str) -> None:
 
 
 def create_audit_indexes(schema: str) -> None:
-    for column in ("at", "action", "actor_id", "target_id"):
+    for column in INDEXED:
         op.create_index(f"ix_audit_log_{column}", "audit_log", [column], schema=schema)
 
 
@@ -88,10 +90,12 @@ async def record_audit(
     target_id: UUID | None = None,
     at: datetime | None = None,
     **details: Any,
-) -> None:
-    """One audit row in the caller's transaction, with the caller's IP and request id from `ctx`."""
+) -> UUID:
+    """One audit row in the caller's transaction, with the caller's IP and request id from `ctx`;
+    returns its id (an event announcing the same change can carry it as its msg id)."""
+    entry = uuid.uuid4()
     values: dict[str, Any] = {
-        "id": uuid.uuid4(),
+        "id": entry,
         "action": action,
         "actor_id": actor_id,
         "target_id": target_id,
@@ -102,3 +106,4 @@ async def record_audit(
     if at is not None:
         values["at"] = at
     await session.execute(sa.insert(table).values(**values))
+    return entry

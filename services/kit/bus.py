@@ -45,7 +45,7 @@ from .context import Ctx
 from .db import Database
 from .jetstream import ensure_kv, ensure_object_store, ensure_streams, js_replicas
 from .logging import log_fields, request_id_var
-from .outbox import Outbox
+from .outbox import Outbox, jetstream_publisher
 from .security import Actor, KeySource, TokenVerifier
 from .validation import parse_model, validation_details
 from .wiring import Consumer, EventTable, Loop, Loops, RpcTable, check_consumer, check_rpc_handler
@@ -69,7 +69,6 @@ DepsFactory = Callable[["Service"], Awaitable[D]]  # builds a service's deps onc
 log = logging.getLogger("atrium.bus")
 
 RETRY_DELAYS_S = (2.0, 5.0, 15.0, 30.0, 60.0)
-PUBLISH_TIMEOUT_S = 10.0
 RELAY_IDLE_S = 1.0  # the outbox relay looks for rows other processes wrote at least this often
 
 
@@ -524,7 +523,7 @@ class Service:
 
     async def publish_raw(self, subject: str, body: bytes, headers: dict[str, str]) -> None:
         """Publish a stored event body as it is (the outbox relay) and wait for the stream's ack."""
-        await self.js.publish(subject, body, headers=headers, timeout=PUBLISH_TIMEOUT_S)
+        await jetstream_publisher(self.js)(subject, body, headers)
 
     async def publish(
         self,

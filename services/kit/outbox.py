@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import op
@@ -52,7 +52,17 @@ IDLE_S = 1.0
 KEEP_SENT = timedelta(days=1)
 PRUNE_EVERY_S = 3600.0
 FLUSH_TIMEOUT_S = 3.0
+PUBLISH_TIMEOUT_S = 10.0
 _WAKE_KEY = "atrium.outbox.wake"
+
+
+def jetstream_publisher(js: Any) -> RawPublish:
+    """Publishes through a JetStream context and waits for the stream's ack (the relay's `publish`)."""
+
+    async def publish(subject: str, body: bytes, headers: dict[str, str]) -> None:
+        await js.publish(subject, body, headers=headers, timeout=PUBLISH_TIMEOUT_S)
+
+    return publish
 
 
 def outbox_table(metadata: MetaData) -> Table:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, DateTime, ForeignKey, String, Table, func, text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import UUID
 
+from services.kit.audit import audit_table
 from services.kit.db import service_metadata
+from services.kit.outbox import outbox_table
 
 metadata = service_metadata("permissions")
 
@@ -70,16 +72,5 @@ defaults_applied = Table(
     Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
-audit_log = Table(
-    "audit_log",
-    metadata,
-    Column("id", UUID(as_uuid=True), primary_key=True),
-    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
-    Column("action", String(64), nullable=False, index=True),
-    Column("actor_id", UUID(as_uuid=True)),
-    Column("user_id", UUID(as_uuid=True), index=True),
-    Column("group_id", UUID(as_uuid=True)),
-    Column("app_key", String(40)),
-    Column("request_id", String(64)),
-    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-)
+audit_log = audit_table(metadata)
+outbox = outbox_table(metadata)

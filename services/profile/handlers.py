@@ -16,14 +16,15 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import NotFound
-from contracts.auth import UserRegistered
+from contracts import Empty, NotFound
+from contracts.auth import UserDeleted, UserRegistered
 from contracts.profile import AvatarImage, AvatarUpload, ProfilePublic, ProfileUpdate, UserProfileRef
-from services.kit.bus import Ctx
+from services.kit.context import Ctx
 from services.kit.db import Database
 from services.kit.logging import log_fields
 
 from . import avatars
+from .rows import ProfileRow
 from .tables import profiles
 
 log = logging.getLogger("atrium.profile")
@@ -38,10 +39,10 @@ class ObjectStore(Protocol):
 @dataclass
 class ProfileDeps:
     db: Database
-    avatars: ObjectStore | None = None  # set once the service is connected
+    avatars: ObjectStore  # the `avatars` Object Store bucket
 
 
-def _public(row: Any) -> ProfilePublic:
+def _public(row: ProfileRow) -> ProfilePublic:
     return ProfilePublic(
         user_id=row.user_id,
         display_name=row.display_name,
@@ -57,26 +58,26 @@ def _public(row: Any) -> ProfilePublic:
     )
 
 
-async def _ensure(s: AsyncSession, user_id: UUID, **initial: Any) -> Any:
+async def _ensure(s: AsyncSession, user_id: UUID, **initial: str | None) -> ProfileRow:
     """The user's profile row, created if missing (safe against a concurrent creation)."""
     await s.execute(pg_insert(profiles).values(user_id=user_id, **initial).on_conflict_do_nothing())
     return (await s.execute(select(profiles).where(profiles.c.user_id == user_id))).one()
 
 
-async def on_user_registered(event: UserRegistered, deps: ProfileDeps, ctx: Ctx) -> None:
+async def on_user_registered(event: UserRegistered, ctx: Ctx, deps: ProfileDeps) -> None:
     # ON CONFLICT DO NOTHING: a redelivered registration neither duplicates nor overwrites edits since.
     display = event.full_name or str(event.email).split("@", 1)[0]
     async with deps.db.transaction() as s:
         await _ensure(s, event.user_id, full_name=event.full_name, display_name=display[:80])
 
 
-async def get_profile(deps: ProfileDeps, ctx: Ctx) -> ProfilePublic:
+async def get_profile(_: Empty, ctx: Ctx, deps: ProfileDeps) -> ProfilePublic:
     actor = ctx.require_actor()
     async with deps.db.transaction() as s:
         return _public(await _ensure(s, actor.user_id))
 
 
-async def get_user_profile(cmd: UserProfileRef, deps: ProfileDeps, ctx: Ctx) -> ProfilePublic:
+async def get_user_profile(cmd: UserProfileRef, ctx: Ctx, deps: ProfileDeps) -> ProfilePublic:
     async with deps.db.session() as s:
         row = (await s.execute(select(profiles).where(profiles.c.user_id == cmd.user_id))).one_or_none()
     if row is None:
@@ -84,7 +85,7 @@ async def get_user_profile(cmd: UserProfileRef, deps: ProfileDeps, ctx: Ctx) -> 
     return _public(row)
 
 
-async def update_profile(cmd: ProfileUpdate, deps: ProfileDeps, ctx: Ctx) -> ProfilePublic:
+async def update_profile(cmd: ProfileUpdate, ctx: Ctx, deps: ProfileDeps) -> ProfilePublic:
     actor = ctx.require_actor()
     # null = unchanged, "" = cleared (locale, time zone and theme are Literal/validated, never "").
     values = {name: (value or None) for name, value in cmd.model_dump().items() if value is not None}
@@ -100,19 +101,11 @@ async def update_profile(cmd: ProfileUpdate, deps: ProfileDeps, ctx: Ctx) -> Pro
     return _public(row)
 
 
-def _store(deps: ProfileDeps) -> ObjectStore:
-    if deps.avatars is None:
-        from contracts import Unavailable
-
-        raise Unavailable("The avatar store is not ready yet; try again in a moment.")
-    return deps.avatars
-
-
-async def set_avatar(cmd: AvatarUpload, deps: ProfileDeps, ctx: Ctx) -> ProfilePublic:
+async def set_avatar(cmd: AvatarUpload, ctx: Ctx, deps: ProfileDeps) -> ProfilePublic:
     actor = ctx.require_actor()
     # Decoding an image is CPU work: keep it off the event loop.
     encoded, content_type = await asyncio.to_thread(avatars.process_avatar, bytes(cmd.data))
-    store = _store(deps)
+    store = deps.avatars
     name = f"{actor.user_id}/{uuid.uuid4().hex}"
     await store.put(name, encoded)
     now = datetime.now(UTC)
@@ -131,13 +124,13 @@ async def set_avatar(cmd: AvatarUpload, deps: ProfileDeps, ctx: Ctx) -> ProfileP
     return _public(row)
 
 
-async def get_avatar(deps: ProfileDeps, ctx: Ctx) -> AvatarImage:
+async def get_avatar(_: Empty, ctx: Ctx, deps: ProfileDeps) -> AvatarImage:
     actor = ctx.require_actor()
     async with deps.db.session() as s:
         row = (await s.execute(select(profiles).where(profiles.c.user_id == actor.user_id))).one_or_none()
     if row is None or row.avatar_object is None:
         raise NotFound("You have no avatar; upload one with PUT /api/v1/profile/avatar.")
-    result = await _store(deps).get(row.avatar_object)
+    result = await deps.avatars.get(row.avatar_object)
     return AvatarImage(
         content_type=row.avatar_content_type,
         data=base64.b64encode(result.data),
@@ -145,7 +138,7 @@ async def get_avatar(deps: ProfileDeps, ctx: Ctx) -> AvatarImage:
     )
 
 
-async def delete_avatar(deps: ProfileDeps, ctx: Ctx) -> ProfilePublic:
+async def delete_avatar(_: Empty, ctx: Ctx, deps: ProfileDeps) -> ProfilePublic:
     actor = ctx.require_actor()
     now = datetime.now(UTC)
     async with deps.db.transaction() as s:
@@ -157,20 +150,22 @@ async def delete_avatar(deps: ProfileDeps, ctx: Ctx) -> ProfilePublic:
         )
         row = (await s.execute(select(profiles).where(profiles.c.user_id == actor.user_id))).one()
     if old:
-        await _delete_object(_store(deps), old)
+        await _delete_object(deps.avatars, old)
     return _public(row)
 
 
-async def forget_user(user_id: UUID, deps: ProfileDeps, ctx: Ctx) -> None:
+async def forget_user(event: UserDeleted, ctx: Ctx, deps: ProfileDeps) -> None:
     """A deleted user leaves no profile and no avatar behind."""
     async with deps.db.transaction() as s:
         gone = (
             await s.execute(
-                delete(profiles).where(profiles.c.user_id == user_id).returning(profiles.c.avatar_object)
+                delete(profiles)
+                .where(profiles.c.user_id == event.user_id)
+                .returning(profiles.c.avatar_object)
             )
         ).first()
     if gone is not None and gone.avatar_object:
-        await _delete_object(_store(deps), gone.avatar_object)
+        await _delete_object(deps.avatars, gone.avatar_object)
 
 
 async def _delete_object(store: ObjectStore, name: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 import httpx
 import jwt
@@ -14,10 +13,9 @@ from sqlalchemy import update
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from services.auth import handlers
-from services.auth.config import AuthConfig
+from services.auth.handlers.common import AuthDeps
+from services.auth.handlers.housekeeping import housekeeping
 from services.auth.keys import generate_key, load_keys
-from services.auth.state import AuthState
 from services.auth.tables import sessions
 from services.kit.bus import bus_verifier
 from services.kit.db import Database
@@ -104,10 +102,10 @@ async def test_housekeeping_drops_only_revocations_nobody_needs(
             .where(sessions.c.id == old_sid)
             .values(revoked_at=datetime.now(UTC) - timedelta(hours=1))
         )
-    verifier = stack.services["auth"].verifier
+    deps = stack.services["auth"].deps_as(AuthDeps)
+    verifier = deps.state.verifier
     assert {old_sid, recent_sid} <= verifier.revoked_sessions
-    deps = SimpleNamespace(db=auth_db, config=AuthConfig(), state=AuthState(verifier))
-    assert await handlers.housekeeping(deps) >= 1  # type: ignore[arg-type]
+    assert await housekeeping(deps) >= 1
     assert old_sid not in verifier.revoked_sessions and recent_sid in verifier.revoked_sessions
     r = await http.get("/auth/me", headers=user.headers)
     assert r.status_code == 401

@@ -30,6 +30,7 @@ from contracts.documents import (
     ExtractionResult,
 )
 from services.extraction.text.app import DURABLE
+from services.extraction.text.handlers import Deps
 from services.kit.bus import ensure_object_store
 from tests.conftest import CORPUS, Stack
 
@@ -185,7 +186,7 @@ async def test_synthetic_text_fields_and_tables_are_found(
     assert done.metadata.title == expected["metadata"]["Title"]
     assert done.metadata.author == expected["metadata"]["Author"]
     assert done.metadata.producer and done.metadata.creation_date is not None
-    assert done.worker == extract_worker.worker_id and done.attempt == 1
+    assert done.worker == extract_worker.deps_as(Deps).worker and done.attempt == 1
     result = await stored_result(stack, done)
     assert result.document_id == event.document_id and result.page_count == expected["pages"]
     for number, page in enumerate(expected["page_data"], start=1):
@@ -257,7 +258,7 @@ async def test_broken_and_encrypted_files_fail_with_reason(
     done = await outcomes.terminal(event.document_id)
     assert isinstance(done, DocumentFailed), done
     assert done.reason == reason and done.final and done.stage == "extract" and hint in done.message
-    assert done.worker == extract_worker.worker_id
+    assert done.worker == extract_worker.deps_as(Deps).worker
     # The worker is still there: the next good file goes through.
     ok = await upload(stack, SYNTHETIC / "invoice_1p.pdf")
     assert isinstance(await outcomes.terminal(ok.document_id), DocumentExtracted)

@@ -68,8 +68,6 @@ async def my_app_keys(http: httpx.AsyncClient, user: AppUser) -> set[str]:
 async def guard_service(stack: Stack):
     """A bare service of our own running the guard, as the documents service does."""
     svc = Service(stack.settings("guardtest"))
-    guards: dict[str, AppAccessGuard] = {}
-    svc.guards = guards  # type: ignore[attr-defined]
     yield svc
     await svc.stop()
     # Its `guardtest.health` Rpc is not part of the platform: keep the contract registry as it was.
@@ -136,7 +134,7 @@ async def test_default_grants_and_profile_exactly_once(
     applied = await query(
         stack,
         "permissions",
-        "select count(*) as n from audit_log where user_id = :u and action = 'grant.defaults_applied'",
+        "select count(*) as n from audit_log where target_id = :u and action = 'grant.defaults_applied'",
         u=user.id,
     )
     profiles = await query(
@@ -159,9 +157,12 @@ async def query(stack: Stack, schema: str, sql: str, **params: object) -> list:
 async def test_a_deleted_user_keeps_no_grants_or_memberships(
     stack: Stack, http: httpx.AsyncClient, new_admin: AppUser, new_user: AppUser
 ) -> None:
-    # The subscriber is wired once auth declares USER_DELETED; the handler is tested here directly.
+    # The consumer of USER_DELETED, driven directly with the live service's dependencies.
+    from contracts.auth import UserDeleted
+    from contracts.permissions import PERMISSIONS_CHANGED
     from services.kit.bus import Ctx
-    from services.permissions import handlers
+    from services.permissions.handlers import grants
+    from services.permissions.handlers.common import PermDeps
 
     key = await announce(stack)
     h = new_admin.headers
@@ -170,21 +171,22 @@ async def test_a_deleted_user_keeps_no_grants_or_memberships(
     assert (
         await http.put(f"/admin/groups/{group['id']}/members/{new_user.id}", headers=h)
     ).status_code == 200
-    db = Database(stack.db_urls["permissions"], "permissions")
-    seen: list[object] = []
-
-    async def publish(event: object) -> None:
-        seen.append(event)
-
-    try:
-        await handlers.forget_user(
-            UUID(new_user.id), handlers.PermDeps(db=db, publish_changed=publish), Ctx(request_id="test")
-        )
-    finally:
-        await db.dispose()
-    grants = await grants_of(http, new_admin, new_user.id)
-    assert grants["direct"] == [] and grants["effective"] == []
-    assert len(seen) == 1 and seen[0].user_ids == [UUID(new_user.id)]  # type: ignore[attr-defined]
+    deps = stack.services["permissions"].deps_as(PermDeps)
+    await grants.forget_user(
+        UserDeleted(user_id=UUID(new_user.id), deleted_at=datetime.now(UTC)), Ctx(request_id="test"), deps
+    )
+    grants_left = await grants_of(http, new_admin, new_user.id)
+    assert grants_left["direct"] == [] and grants_left["effective"] == []
+    # Exactly one change announced, and acknowledged by the stream by the time the handler returned.
+    announced = await query(
+        stack,
+        "permissions",
+        "select sent_at from outbox where subject = :s and payload->>'change' = 'user_deleted'"
+        " and payload->'user_ids' = jsonb_build_array(cast(:u as text))",
+        s=PERMISSIONS_CHANGED.subject,
+        u=new_user.id,
+    )
+    assert len(announced) == 1 and announced[0].sent_at is not None
 
 
 async def test_old_announcements_are_pruned(stack: Stack) -> None:
@@ -274,7 +276,7 @@ async def test_group_grant_gives_access_and_membership_removal_takes_it(
     rows = await query(
         stack,
         "permissions",
-        "select action, actor_id from audit_log where group_id = :g order by at",
+        "select action, actor_id from audit_log where target_id = :g order by at",
         g=group["id"],
     )
     assert [r.action for r in rows] == [

@@ -140,7 +140,10 @@ async def test_avatar_upload_serves_a_256px_reencoded_image(
 async def test_a_deleted_user_leaves_no_profile_or_avatar(
     stack: Stack, http: httpx.AsyncClient, new_user: AppUser
 ) -> None:
-    # The subscriber is wired once auth declares USER_DELETED; the handler is tested here directly.
+    # The consumer of USER_DELETED, driven directly with the live service's dependencies.
+    from datetime import UTC, datetime
+
+    from contracts.auth import UserDeleted
     from contracts.profile import AVATAR_BUCKET
     from services.kit.bus import Ctx, ensure_object_store
     from services.kit.db import Database
@@ -160,7 +163,9 @@ async def test_a_deleted_user_leaves_no_profile_or_avatar(
             ).scalar_one()
         assert (await store.get(name)).data
         await handlers.forget_user(
-            UUID(new_user.id), handlers.ProfileDeps(db=db, avatars=store), Ctx(request_id="t")
+            UserDeleted(user_id=UUID(new_user.id), deleted_at=datetime.now(UTC)),
+            Ctx(request_id="t"),
+            stack.services["profile"].deps_as(handlers.ProfileDeps),
         )
         async with db.session() as s:
             left = (

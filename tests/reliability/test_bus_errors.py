@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
@@ -35,31 +36,47 @@ def probe_rpcs() -> Iterator[dict[str, Rpc]]:
     REGISTRY.rpcs.pop("probe.health", None)  # declared by the probe Service itself
 
 
+@dataclass
+class ProbeDeps:
+    seen: dict[str, str] = field(default_factory=dict)
+
+
+async def echo(cmd: Echo, ctx: Ctx, deps: ProbeDeps) -> Echo:
+    return cmd
+
+
+async def crash(cmd: Echo, ctx: Ctx, deps: ProbeDeps) -> Echo:
+    raise RuntimeError("secret internals that must not leak")
+
+
+async def slow(cmd: Echo, ctx: Ctx, deps: ProbeDeps) -> Echo:
+    await asyncio.sleep(2)
+    return cmd
+
+
+async def context(cmd: Echo, ctx: Ctx, deps: ProbeDeps) -> Echo:
+    deps.seen["request_id"] = ctx.request_id
+    return Echo(text=ctx.request_id)
+
+
+async def probe_deps(_: Service) -> ProbeDeps:
+    return ProbeDeps()
+
+
 @pytest_asyncio.fixture
 async def probe(stack: Stack, probe_rpcs: dict[str, Rpc]):  # type: ignore[no-untyped-def]
     svc = Service(stack.settings("probe"), verify_tokens=False)
-    seen: dict[str, str] = {}
-
-    @svc.rpc(probe_rpcs["echo"])
-    async def echo(cmd: Echo, ctx: Ctx) -> Echo:
-        return cmd
-
-    @svc.rpc(probe_rpcs["crash"])
-    async def crash(cmd: Echo, ctx: Ctx) -> Echo:
-        raise RuntimeError("secret internals that must not leak")
-
-    @svc.rpc(probe_rpcs["slow"])
-    async def slow(cmd: Echo, ctx: Ctx) -> Echo:
-        await asyncio.sleep(2)
-        return cmd
-
-    @svc.rpc(probe_rpcs["ctx"])
-    async def context(cmd: Echo, ctx: Ctx) -> Echo:
-        seen["request_id"] = ctx.request_id
-        return Echo(text=ctx.request_id)
-
+    svc.bind(
+        probe_deps,
+        rpcs={
+            probe_rpcs["echo"]: echo,
+            probe_rpcs["crash"]: crash,
+            probe_rpcs["slow"]: slow,
+            probe_rpcs["ctx"]: context,
+        },
+    )
     await svc.start()
-    yield svc, seen
+    yield svc, svc.deps_as(ProbeDeps).seen
     await svc.stop()
 
 

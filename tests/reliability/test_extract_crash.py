@@ -18,6 +18,7 @@ import pytest_asyncio
 
 from contracts import Empty
 from contracts.documents import EXTRACT_HEALTH, DocumentExtracted, DocumentFailed
+from services.extraction.text.handlers import Deps
 from services.kit.bus import Service
 from services.kit.client import call
 from tests.conftest import ROOT, Stack
@@ -105,9 +106,9 @@ async def test_worker_killed_mid_document_is_redelivered_and_completed(
     second = await start_in_process(stack, solo)
     done = await outcomes.terminal(event.document_id, timeout=120)  # after the durable's ack_wait
     assert isinstance(done, DocumentExtracted), done
-    assert done.worker == second.worker_id and done.attempt == 2 and done.page_count == 100  # type: ignore[attr-defined]
+    assert done.worker == second.deps_as(Deps).worker and done.attempt == 2 and done.page_count == 100
     attempts = [(p["attempt"], p["worker"]) for p in outcomes.processing[event.document_id]]
-    assert attempts == [(1, f"{socket.gethostname()}:{first.pid}"), (2, second.worker_id)]  # type: ignore[attr-defined]
+    assert attempts == [(1, f"{socket.gethostname()}:{first.pid}"), (2, second.deps_as(Deps).worker)]
 
 
 async def start_in_process(stack: Stack, started: list[Service]) -> Service:

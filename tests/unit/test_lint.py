@@ -31,8 +31,18 @@ def test_ruff() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_mypy_on_contracts_kit_and_gateway() -> None:
-    r = run("mypy", "contracts", "services/kit", "gateway", "--ignore-missing-imports", "--no-error-summary")
+def test_mypy_on_contracts_kit_services_and_gateway() -> None:
+    r = run(
+        "mypy",
+        "contracts",
+        "services/kit",
+        "services/auth",
+        "services/profile",
+        "services/permissions",
+        "gateway",
+        "--ignore-missing-imports",
+        "--no-error-summary",
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 

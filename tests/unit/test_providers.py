@@ -231,6 +231,7 @@ async def test_the_worker_gives_up_before_jetstream_would_redeliver(fake: FakeLL
     from contracts.documents import DocumentExtracted, DocumentsSettingsStored, ExtractionResult, PdfMetadata
     from services.docs.settings_store import SettingsStore
     from services.extraction.ai.handlers import AiDeps, ProviderCache, analyze_document
+    from services.kit.context import Ctx
 
     fake.slow_s = 5.0
     fake.queue("slow")
@@ -287,11 +288,11 @@ async def test_the_worker_gives_up_before_jetstream_would_redeliver(fake: FakeLL
         finished_at=now,
     )
     with pytest.raises(AnalysisFailed):
-        await analyze_document(event, deps, attempt=1)
+        await analyze_document(event, Ctx(request_id="t", attempt=1), deps)
     failed = published[-1]
     assert getattr(failed, "reason", None) == "timeout" and getattr(failed, "final", None) is False
     # On the last attempt the same failure is final and nothing is raised (no redelivery).
     fake.queue("slow")
-    await analyze_document(event, deps, attempt=4)
+    await analyze_document(event, Ctx(request_id="t", attempt=4), deps)
     assert getattr(published[-1], "final", None) is True
     await deps.providers.close()

@@ -1,13 +1,11 @@
-"""The AI worker's subscribers: the durable consumer of `events.docs.extracted` and the settings Rpcs."""
+"""The AI worker: the durable consumer of `events.docs.extracted`, the settings Rpcs, and its deps."""
 
 from __future__ import annotations
 
 import os
 import socket
-from typing import Any
 
-from contracts import Empty
-from contracts.ai import AI_SETTINGS_GET, AI_SETTINGS_TEST, AI_SETTINGS_UPDATE, ProviderTest
+from contracts.ai import AI_SETTINGS_GET, AI_SETTINGS_TEST, AI_SETTINGS_UPDATE
 from contracts.documents import (
     DOCUMENT_ANALYZED,
     DOCUMENT_EXTRACTED,
@@ -16,44 +14,54 @@ from contracts.documents import (
     DOCUMENT_PROGRESS,
     OBJECT_BUCKET,
     DocumentAnalyzed,
-    DocumentExtracted,
     DocumentFailed,
     DocumentProcessing,
     DocumentProgress,
-    DocumentsSettingsUpdate,
+    ExtractionResult,
 )
 from services.docs.settings_store import SettingsStore
-from services.kit.bus import Ctx, Service, ensure_object_store
+from services.kit.bus import Service
 from services.kit.config import ServiceSettings
+from services.kit.jetstream import ensure_object_store
+from services.kit.wiring import Consumer, EventTable, RpcTable
 
 from . import handlers
+from .handlers import AiDeps
 
 DURABLE = "ai-analyze"
 MAX_DELIVER = 4
 # Long enough for a slow model (request timeout up to 600 s is allowed, default 60 s, plus retries).
 ACK_WAIT_S = 300.0
 
+RPCS: RpcTable[AiDeps] = {
+    AI_SETTINGS_GET: handlers.get_settings,
+    AI_SETTINGS_UPDATE: handlers.update_settings,
+    AI_SETTINGS_TEST: handlers.test_provider,
+}
+EVENTS: EventTable[AiDeps] = {
+    DOCUMENT_EXTRACTED: Consumer(
+        handlers.analyze_document,
+        DURABLE,
+        max_deliver=MAX_DELIVER,
+        ack_wait_s=ACK_WAIT_S,
+        give_up=handlers.give_up,
+    ),
+}
 
-def create_service(settings: ServiceSettings) -> Service:
-    svc = Service(settings)
-    store = SettingsStore(None, settings.platform_secret)
-    objects: dict[str, Any] = {}
 
-    async def start_store() -> None:
-        store.js = svc.js
-        await store.start()
-        objects["store"] = await ensure_object_store(svc.js, OBJECT_BUCKET)
-
-    svc.on_startup.append(start_store)
+async def make_deps(svc: Service) -> AiDeps:
+    store = SettingsStore(svc.js, svc.settings.platform_secret)
+    await store.start()
     svc.on_shutdown.append(store.stop)
+    objects = await ensure_object_store(svc.js, OBJECT_BUCKET)
 
     async def settings_loaded() -> str:
         return "ok" if store.kv is not None else "not loaded"
 
     svc.health_checks["settings"] = settings_loaded
 
-    async def load_result(name: str):
-        return await handlers.read_result(objects["store"], name)
+    async def load_result(name: str) -> ExtractionResult:
+        return await handlers.read_result(objects, name)
 
     # Msg ids are deduplicated across the whole DOCUMENTS stream: each carries its kind, or an analyzed event
     # would be dropped as a duplicate of the run's uploaded event (`<document_id>:<run_id>`).
@@ -71,7 +79,9 @@ def create_service(settings: ServiceSettings) -> Service:
     async def publish_progress(owner_id: str, document_id: str, p: DocumentProgress) -> None:
         await svc.nc.publish(DOCUMENT_PROGRESS.subject(owner_id, document_id), p.model_dump_json().encode())
 
-    deps = handlers.AiDeps(
+    providers = handlers.ProviderCache()
+    svc.on_shutdown.append(providers.close)
+    return AiDeps(
         settings=store,
         load_result=load_result,
         publish_processing=publish_processing,
@@ -80,31 +90,12 @@ def create_service(settings: ServiceSettings) -> Service:
         publish_progress=publish_progress,
         worker=f"ai@{socket.gethostname()}:{os.getpid()}",
         max_deliver=MAX_DELIVER,
-        providers=handlers.ProviderCache(),
+        providers=providers,
         deadline_s=ACK_WAIT_S - 30,
     )
 
-    svc.on_shutdown.append(deps.providers.close)
 
-    async def give_up(event: DocumentExtracted, exc: BaseException, ctx: Ctx) -> None:
-        await handlers.give_up(event, exc, deps, ctx.attempt)
-
-    @svc.on_event(
-        DOCUMENT_EXTRACTED, durable=DURABLE, max_deliver=MAX_DELIVER, ack_wait_s=ACK_WAIT_S, give_up=give_up
-    )
-    async def on_extracted(event: DocumentExtracted, ctx: Ctx) -> None:
-        await handlers.analyze_document(event, deps, ctx.attempt)
-
-    @svc.rpc(AI_SETTINGS_GET)
-    async def get_settings(cmd: Empty, ctx: Ctx):
-        return await handlers.get_settings(cmd, store)
-
-    @svc.rpc(AI_SETTINGS_UPDATE)
-    async def update_settings(cmd: DocumentsSettingsUpdate, ctx: Ctx):
-        return await handlers.update_settings(cmd, store)
-
-    @svc.rpc(AI_SETTINGS_TEST)
-    async def test_settings(cmd: ProviderTest, ctx: Ctx):
-        return await handlers.test_provider(cmd, store)
-
+def create_service(settings: ServiceSettings) -> Service:
+    svc = Service(settings)
+    svc.bind(make_deps, rpcs=RPCS, events=EVENTS)
     return svc

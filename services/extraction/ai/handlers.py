@@ -43,6 +43,7 @@ from contracts.documents import (
     FailureReason,
 )
 from services.docs.settings_store import SettingsStore, to_public
+from services.kit.context import Ctx
 from services.kit.logging import log_fields
 
 from .budget import cut_to_budget
@@ -170,7 +171,8 @@ def load_text(result: ExtractionResult, budget_chars: int) -> str:
     return header + cut_to_budget(result.pages, budget_chars)
 
 
-async def analyze_document(event: DocumentExtracted, deps: AiDeps, attempt: int) -> None:
+async def analyze_document(event: DocumentExtracted, ctx: Ctx, deps: AiDeps) -> None:
+    attempt = ctx.attempt
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     owner, doc = str(event.owner_id), str(event.document_id)
@@ -295,7 +297,7 @@ async def analyze_document(event: DocumentExtracted, deps: AiDeps, attempt: int)
     )
 
 
-async def give_up(event: DocumentExtracted, exc: BaseException, deps: AiDeps, attempt: int) -> None:
+async def give_up(event: DocumentExtracted, exc: BaseException, ctx: Ctx, deps: AiDeps) -> None:
     """The last attempt failed with something unexpected (object missing, bus trouble): a final failure."""
     if isinstance(exc, AnalysisFailed):
         return  # already published as final by `analyze_document`
@@ -307,7 +309,7 @@ async def give_up(event: DocumentExtracted, exc: BaseException, deps: AiDeps, at
             stage="analyze",
             reason="internal",
             message=f"The AI worker could not process this document: {type(exc).__name__}",
-            attempt=attempt,
+            attempt=ctx.attempt,
             final=True,
             worker=deps.worker,
             finished_at=datetime.now(UTC),
@@ -323,12 +325,12 @@ async def read_result(object_store: Any, name: str) -> ExtractionResult:
 
 
 # ---- settings ----------------------------------------------------------------------------------------
-async def get_settings(_: Empty, store: SettingsStore) -> DocumentsSettingsPublic:
-    return store.public()
+async def get_settings(_: Empty, ctx: Ctx, deps: AiDeps) -> DocumentsSettingsPublic:
+    return deps.settings.public()
 
 
-async def update_settings(update: DocumentsSettingsUpdate, store: SettingsStore) -> DocumentsSettingsPublic:
-    stored = await store.update(update)
+async def update_settings(update: DocumentsSettingsUpdate, ctx: Ctx, deps: AiDeps) -> DocumentsSettingsPublic:
+    stored = await deps.settings.update(update)
     log_fields(
         log,
         logging.INFO,
@@ -341,8 +343,9 @@ async def update_settings(update: DocumentsSettingsUpdate, store: SettingsStore)
     return to_public(stored)
 
 
-async def test_provider(req: ProviderTest, store: SettingsStore) -> ProviderTestResult:
+async def test_provider(req: ProviderTest, ctx: Ctx, deps: AiDeps) -> ProviderTestResult:
     """A tiny request with the saved settings, or unsaved values over them; the answer is in plain words."""
+    store = deps.settings
     saved = store.current
     overrides = req.model_dump(exclude_unset=True, exclude={"api_key"})
     overrides = {k: v for k, v in overrides.items() if v is not None}

@@ -26,11 +26,12 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from contracts.base import Event, NotFound, Unavailable
+from contracts.base import Event, NotFound, Unauthenticated, Unavailable
 from contracts.documents import (
     DOCUMENT_EXTRACTED,
     DOCUMENT_FAILED,
     DOCUMENT_PROCESSING,
+    PREVIEW_GRANT,
     PREVIEW_MAX_PAGES,
     DocumentExtracted,
     DocumentFailed,
@@ -45,7 +46,8 @@ from contracts.documents import (
     preview_object_name,
     result_object_name,
 )
-from services.kit.bus import Ctx
+from services.kit.context import Ctx
+from services.kit.grants import verify_grant
 from services.kit.logging import log_fields
 from services.kit.objects import ObjectWriter
 from services.kit.security import Actor
@@ -80,6 +82,8 @@ class Deps:
     # Page previews: their own pool, so a preview never waits behind a long extraction.
     previews: ExtractPool
     originals: RecentOriginals
+    check_access: Callable[[Actor], Awaitable[None]]  # refuses a user without the Documents app
+    platform_secret: str = ""  # verifies the documents service's grants (previews for share links)
     rendering: dict[tuple[UUID, UUID, int], PreviewBatch] = field(default_factory=dict)
 
 
@@ -105,7 +109,7 @@ async def mark_run_done(runs: Any, run_id: str, stream_seq: int) -> None:
     await runs.put(run_id, f"{stream_seq}:done".encode())
 
 
-async def extract_uploaded(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> None:
+async def extract_uploaded(event: DocumentUploaded, ctx: Ctx, deps: Deps) -> None:
     run = str(event.run_id)
     if not await claim_run(deps.runs, run, ctx.stream_seq):
         log_fields(
@@ -313,13 +317,21 @@ class PreviewBatch:
         return sorted(n for n, f in self.pages.items() if f.done() and f.result() is True)
 
 
-async def render_previews(cmd: RenderPreviews, actor: Actor | None, deps: Deps) -> PreviewsRendered:
+async def render_previews(cmd: RenderPreviews, ctx: Ctx, deps: Deps) -> PreviewsRendered:
     """Render the batch of pages around `cmd.page`, the asked-for page first, and answer as soon as that
     one is stored; the rest of the batch follows for the reader's next pages. The documents service
-    checked the reader's access before asking; the token it forwards must be that reader's (the owner's,
-    or `reader_id`'s); without one, the app checked its signed grant."""
-    if actor is not None and actor.user_id not in (cmd.owner_id, cmd.reader_id):
-        raise NotFound("No such document.", {"document_id": str(cmd.document_id)})
+    checked the reader's access before asking (the owner, or someone it is shared with); the token it
+    forwards must be that reader's, and a user without the Documents app is refused like on any other
+    Documents subject. A share link's visitor has no token: then the documents service signed the request
+    (`cmd.grant`, with the platform secret)."""
+    if ctx.actor is None:
+        subject = f"{cmd.document_id}:{cmd.run_id}"
+        if not (cmd.grant and verify_grant(deps.platform_secret, PREVIEW_GRANT, subject, cmd.grant)):
+            raise Unauthenticated("A preview needs the reader's token or a grant from the documents service.")
+    else:
+        await deps.check_access(ctx.actor)
+        if ctx.actor.user_id not in (cmd.owner_id, cmd.reader_id):
+            raise NotFound("No such document.", {"document_id": str(cmd.document_id)})
     pages = list(preview_batch(cmd.page, cmd.page_count))
     if cmd.page not in pages:
         return PreviewsRendered(pages=[])
@@ -405,7 +417,7 @@ async def publish_failed(
     )
 
 
-async def give_up(event: DocumentUploaded, exc: BaseException, deps: Deps, ctx: Ctx) -> None:
+async def give_up(event: DocumentUploaded, exc: BaseException, ctx: Ctx, deps: Deps) -> None:
     """The last attempt failed: the document is `failed` with the last reason."""
     if isinstance(exc, ExtractionFailed):
         reason, message = exc.reason, exc.message

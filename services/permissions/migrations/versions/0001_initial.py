@@ -16,7 +16,7 @@ depends_on = None
 S = "permissions"
 
 
-def _now() -> sa.Column:  # type: ignore[type-arg]
+def _now() -> sa.sql.functions.now:
     return sa.func.now()
 
 

@@ -1,0 +1,174 @@
+"""Accounts: registration, the signed-in account, and its email address (confirm, resend, change)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, insert, update
+from sqlalchemy.exc import IntegrityError
+
+from contracts import Conflict, Empty, Invalid, NotFound
+from contracts.auth import (
+    USER_REGISTERED,
+    Ack,
+    ChangeEmail,
+    RegisterUser,
+    UserPublic,
+    UserRegistered,
+    VerifyEmail,
+)
+from services.kit import passwords
+from services.kit.context import Ctx
+
+from ..tables import action_tokens, users
+from .common import (
+    AuthDeps,
+    announce_user_changed,
+    audit,
+    check_password_of,
+    client_key,
+    email_key,
+    now,
+    user_by_email,
+    user_by_id,
+    user_public,
+)
+from .links import invalidate_link_tokens, mail_verification, new_link_token, take_link_token
+
+
+async def register_user(cmd: RegisterUser, ctx: Ctx, deps: AuthDeps) -> UserPublic:
+    email = str(cmd.email).strip()
+    deps.limiter.take("register_ip", client_key(ctx))
+    deps.limiter.take("register_account", email_key(email))
+    password = cmd.password.get_secret_value()
+    deps.config.policy.enforce(password, email)
+    pw_hash = await passwords.hash_password(password)
+    user_id = uuid.uuid4()
+    async with deps.db.transaction() as s:
+        # No account is special: admins come from `atrium admin create`.
+        try:
+            row = (
+                await s.execute(
+                    insert(users)
+                    .values(
+                        id=user_id, email=email, password_hash=pw_hash, full_name=cmd.full_name, role="user"
+                    )
+                    .returning(users)
+                )
+            ).one()
+        except IntegrityError:
+            raise Conflict(
+                "An account with this email may already exist; sign in or reset the password."
+            ) from None
+        await audit(s, ctx, "user.registered", actor_id=user_id, target_id=user_id)
+        token = await new_link_token(s, deps, user_id, "verify")
+        await deps.outbox.enqueue(
+            s,
+            USER_REGISTERED,
+            UserRegistered(
+                user_id=row.id,
+                email=row.email,
+                full_name=row.full_name,
+                role=row.role,
+                registered_at=row.created_at,
+            ),
+            msg_id=f"user_registered:{row.id}",
+        )
+    await mail_verification(deps, email, token)
+    await deps.outbox.flush()
+    return user_public(row)
+
+
+async def me(_: Empty, ctx: Ctx, deps: AuthDeps) -> UserPublic:
+    actor = ctx.require_actor()
+    async with deps.db.session() as s:
+        row = await user_by_id(s, actor.user_id)
+    if row is None:
+        raise NotFound("This account no longer exists.")
+    return user_public(row)
+
+
+async def verify_email(cmd: VerifyEmail, ctx: Ctx, deps: AuthDeps) -> UserPublic:
+    deps.limiter.take("verify_ip", client_key(ctx))
+    async with deps.db.transaction() as s:
+        tok = await take_link_token(s, cmd.token.get_secret_value(), "verify")
+        user = await user_by_id(s, tok.user_id, lock=True)
+        if user is None:  # the link's account was deleted (its links go with it; a race at most)
+            raise NotFound("This account no longer exists.")
+        values: dict[str, Any] = {"email_verified": True, "updated_at": func.now()}
+        if tok.new_email:
+            values["email"] = tok.new_email
+        try:
+            row = (
+                await s.execute(update(users).where(users.c.id == user.id).values(**values).returning(users))
+            ).one()
+        except IntegrityError:
+            raise Conflict("Another account uses this address now; the change cannot be applied.") from None
+        if tok.new_email:
+            await invalidate_link_tokens(s, user.id, "verify")
+            await audit(
+                s,
+                ctx,
+                "email.changed",
+                actor_id=user.id,
+                target_id=user.id,
+                old=user.email,
+                new=tok.new_email,
+            )
+            await announce_user_changed(s, deps, row)
+        else:
+            await audit(s, ctx, "email.verified", actor_id=user.id, target_id=user.id)
+    await deps.outbox.flush()
+    return user_public(row)
+
+
+async def resend_verification(_: Empty, ctx: Ctx, deps: AuthDeps) -> Ack:
+    actor = ctx.require_actor()
+    deps.limiter.take("verify_account", str(actor.user_id))
+    async with deps.db.transaction() as s:
+        row = await user_by_id(s, actor.user_id)
+        if row is None:
+            raise NotFound("This account no longer exists.")
+        if row.email_verified:
+            return Ack(message="This address is already confirmed.")
+        # Older links for the current address stop working; a pending email change keeps its link.
+        await s.execute(
+            update(action_tokens)
+            .where(
+                action_tokens.c.user_id == row.id,
+                action_tokens.c.kind == "verify",
+                action_tokens.c.new_email.is_(None),
+                action_tokens.c.used_at.is_(None),
+            )
+            .values(used_at=now())
+        )
+        token = await new_link_token(s, deps, row.id, "verify")
+    await mail_verification(deps, row.email, token)
+    return Ack(message=f"A new confirmation link is on its way to {row.email}.")
+
+
+async def change_email(cmd: ChangeEmail, ctx: Ctx, deps: AuthDeps) -> Ack:
+    actor = ctx.require_actor()
+    new_email = str(cmd.new_email).strip()
+    async with deps.db.session() as s:
+        row = await user_by_id(s, actor.user_id)
+        if row is None:
+            raise NotFound("This account no longer exists.")
+        await check_password_of(deps, row, cmd.password.get_secret_value())
+        if email_key(new_email) == email_key(row.email):
+            raise Invalid("This is already your email address.", [{"field": "new_email"}])
+        if await user_by_email(s, new_email) is not None:
+            raise Conflict("Another account uses this address.")
+    async with deps.db.transaction() as s:
+        await invalidate_link_tokens(s, row.id, "verify")
+        token = await new_link_token(s, deps, row.id, "verify", new_email=new_email)
+        await audit(s, ctx, "email.change_requested", actor_id=row.id, target_id=row.id, new=new_email)
+    await mail_verification(deps, new_email, token)
+    await deps.mailer.send(
+        row.email,
+        "Your Atrium email address is being changed",
+        f"Someone signed in to your account asked to change its address to {new_email}.\n"
+        "If this was not you, change your password now.\n",
+    )
+    return Ack(message=f"Open the link we sent to {new_email} to confirm the change.")

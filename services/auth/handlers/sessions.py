@@ -1,0 +1,293 @@
+"""Sessions: sign-in, refresh with rotation, sign-out, the list of a user's devices, and the public keys
+that verify the access tokens."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import Empty, NotFound, Unauthenticated
+from contracts.auth import (
+    Ack,
+    EndSession,
+    Jwks,
+    LoginRequest,
+    LogoutRequest,
+    RefreshRequest,
+    SessionInfo,
+    SessionList,
+    TokenPair,
+)
+from services.kit import passwords
+from services.kit.audit import client_ip
+from services.kit.context import Ctx
+
+from .. import tokens
+from ..rows import SessionRow, UserRow
+from ..tables import refresh_history, sessions, users
+from .common import (
+    AuthDeps,
+    audit,
+    client_key,
+    email_key,
+    end_all_sessions,
+    end_sessions,
+    now,
+    user_by_email,
+    user_by_id,
+    user_public,
+)
+from .devices import describe_device
+
+BAD_LOGIN = "Wrong email or password, or the account is not active."
+BAD_REFRESH = "This refresh token is not valid (expired, ended or unknown); sign in again."
+
+
+def _pair(deps: AuthDeps, row: UserRow, session_id: UUID, refresh: str, expires_at: datetime) -> TokenPair:
+    access = tokens.issue_access_token(
+        deps.keys, user_id=row.id, role=row.role, session_id=session_id, ttl_s=deps.config.access_ttl_s
+    )
+    left = max(0, math.floor((expires_at - now()).total_seconds()))
+    return TokenPair(
+        access_token=access,
+        refresh_token=refresh,
+        expires_in=deps.config.access_ttl_s,
+        refresh_expires_in=left,
+        user=user_public(row),
+    )
+
+
+async def login(cmd: LoginRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
+    email = str(cmd.email).strip()
+    account = email_key(email)
+    deps.limiter.take("login_ip", client_key(ctx))
+    deps.limiter.check("login_account", account)
+    async with deps.db.session() as s:
+        row = await user_by_email(s, email)
+    # Always verify (against a dummy hash for an unknown email) so every failure takes as long.
+    ok = await passwords.verify_password(row.password_hash if row else None, cmd.password.get_secret_value())
+    if not ok or row is None or not row.is_active:
+        deps.limiter.hit("login_account", account)
+        reason = "unknown_email" if row is None else ("wrong_password" if not ok else "inactive")
+        async with deps.db.transaction() as s:
+            await audit(
+                s, ctx, "login.failed", target_id=row.id if row else None, email=account, reason=reason
+            )
+        raise Unauthenticated(BAD_LOGIN)
+    refresh_token = tokens.new_refresh_token()
+    session_id = uuid.uuid4()
+    started = now()
+    expires_at = started + timedelta(seconds=deps.config.refresh_ttl(cmd.remember_me))
+    async with deps.db.transaction() as s:
+        if passwords.needs_rehash(row.password_hash):
+            new_hash = await passwords.hash_password(cmd.password.get_secret_value())
+            await s.execute(update(users).where(users.c.id == row.id).values(password_hash=new_hash))
+        await s.execute(
+            insert(sessions).values(
+                id=session_id,
+                user_id=row.id,
+                refresh_hash=tokens.hash_token(refresh_token),
+                remember_me=cmd.remember_me,
+                created_at=started,
+                last_used_at=started,
+                expires_at=expires_at,
+                ip=client_ip(ctx),
+                user_agent=(ctx.user_agent or None) and ctx.user_agent[:400],
+            )
+        )
+        await audit(
+            s,
+            ctx,
+            "login.succeeded",
+            actor_id=row.id,
+            target_id=row.id,
+            session_id=str(session_id),
+            remember_me=cmd.remember_me,
+        )
+    await deps.state.sync_user(row.id, role=row.role, active=row.is_active)
+    return _pair(deps, row, session_id, refresh_token, expires_at)
+
+
+Rotated = tuple[UserRow, SessionRow, str]  # the user, the session, the successor refresh token
+
+
+async def refresh(cmd: RefreshRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
+    """Rotate: the presented token is replaced by a new one, once.
+
+    Racing refreshes with the same token serialise on the session row (`FOR UPDATE`). The winner
+    rotates and stores the successor encrypted under a key derived from the presented token; a loser
+    that presents that token within `refresh_grace_s` decrypts and receives the same successor.
+    Any other use of a rotated token is reuse: the whole session is revoked.
+    """
+    deps.limiter.take("refresh_ip", client_key(ctx))
+    presented = cmd.refresh_token.get_secret_value()
+    async with deps.db.transaction() as s:
+        # Failures that change state (reuse, expiry) return their error so the transaction commits.
+        outcome = await _rotate(s, deps, ctx, presented)
+    if isinstance(outcome, Unauthenticated):
+        raise outcome
+    user, session, successor = outcome
+    await deps.state.sync_user(user.id, role=user.role, active=user.is_active)
+    return _pair(deps, user, session.id, successor, session.expires_at)
+
+
+async def _rotate(s: AsyncSession, deps: AuthDeps, ctx: Ctx, presented: str) -> Rotated | Unauthenticated:
+    h = tokens.hash_token(presented)
+    at = now()
+    row = (
+        await s.execute(
+            select(sessions)
+            .where(or_(sessions.c.refresh_hash == h, sessions.c.previous_hash == h))
+            .with_for_update()
+        )
+    ).one_or_none()
+    if row is None:
+        used = (
+            await s.execute(select(refresh_history.c.session_id).where(refresh_history.c.token_hash == h))
+        ).scalar_one_or_none()
+        if used is not None:
+            await _revoke_reused(s, deps, ctx, used)
+            return Unauthenticated(BAD_REFRESH, {"reason": "reused"})
+        return Unauthenticated(BAD_REFRESH)
+    if row.revoked_at is not None:
+        return Unauthenticated(BAD_REFRESH, {"reason": "revoked"})
+    idle_deadline = row.last_used_at + timedelta(seconds=deps.config.idle_timeout(row.remember_me))
+    if row.expires_at <= at or idle_deadline <= at:
+        await end_sessions(s, deps, ctx, [row.id], "expired", target_id=row.user_id)
+        return Unauthenticated(BAD_REFRESH, {"reason": "expired"})
+    user = await user_by_id(s, row.user_id)
+    if user is None or not user.is_active:
+        return Unauthenticated(BAD_REFRESH, {"reason": "inactive"})
+    deps.limiter.take("refresh_account", str(row.user_id))  # raises before anything changed
+    if row.refresh_hash == h:
+        successor = tokens.new_refresh_token()
+        await s.execute(
+            update(sessions)
+            .where(sessions.c.id == row.id)
+            .values(
+                refresh_hash=tokens.hash_token(successor),
+                previous_hash=h,
+                rotated_at=at,
+                last_used_at=at,
+                successor_enc=tokens.seal_successor(presented, successor),
+            )
+        )
+        await s.execute(insert(refresh_history).values(token_hash=h, session_id=row.id, rotated_at=at))
+        return user, row, successor
+    # The previous token again: a racing tab within the grace window gets the same successor; else reuse.
+    in_grace = row.rotated_at is not None and at - row.rotated_at <= timedelta(
+        seconds=deps.config.refresh_grace_s
+    )
+    successor = ""
+    if in_grace and row.successor_enc:
+        try:
+            successor = tokens.open_successor(presented, row.successor_enc)
+        except (InvalidTag, ValueError):
+            successor = ""
+    if not successor:
+        await _revoke_reused(s, deps, ctx, row.id)
+        return Unauthenticated(BAD_REFRESH, {"reason": "reused"})
+    await s.execute(update(sessions).where(sessions.c.id == row.id).values(last_used_at=at))
+    return user, row, successor
+
+
+async def _revoke_reused(s: AsyncSession, deps: AuthDeps, ctx: Ctx, session_id: UUID) -> None:
+    row = (await s.execute(select(sessions.c.user_id).where(sessions.c.id == session_id))).one_or_none()
+    if row is None:
+        return
+    await audit(s, ctx, "refresh.reuse_detected", target_id=row.user_id, session_id=str(session_id))
+    await end_sessions(s, deps, ctx, [session_id], "refresh_reuse", target_id=row.user_id)
+
+
+async def logout(cmd: LogoutRequest, ctx: Ctx, deps: AuthDeps) -> Ack:
+    async with deps.db.transaction() as s:
+        if ctx.actor is not None:
+            sid, uid = UUID(ctx.actor.session_id), ctx.actor.user_id
+        elif cmd.refresh_token is not None:
+            h = tokens.hash_token(cmd.refresh_token.get_secret_value())
+            row = (
+                await s.execute(
+                    select(sessions.c.id, sessions.c.user_id).where(
+                        or_(sessions.c.refresh_hash == h, sessions.c.previous_hash == h)
+                    )
+                )
+            ).one_or_none()
+            if row is None:
+                return Ack(message="Signed out.")
+            sid, uid = row.id, row.user_id
+        else:
+            raise Unauthenticated("Send the access token or the refresh token of the session to end.")
+        await end_sessions(s, deps, ctx, [sid], "logout", actor_id=uid, target_id=uid)
+        await audit(s, ctx, "logout", actor_id=uid, target_id=uid, session_id=str(sid))
+    return Ack(message="Signed out.")
+
+
+async def logout_all(_: Empty, ctx: Ctx, deps: AuthDeps) -> Ack:
+    actor = ctx.require_actor()
+    async with deps.db.transaction() as s:
+        user = await user_by_id(s, actor.user_id)
+        if user is None:
+            raise NotFound("This account no longer exists.")
+        ended = await end_all_sessions(s, deps, ctx, user, "logout_all", actor_id=actor.user_id)
+        await audit(s, ctx, "logout.all", actor_id=actor.user_id, target_id=actor.user_id, count=len(ended))
+    return Ack(message=f"Signed out of {len(ended)} session(s).")
+
+
+async def list_sessions(_: Empty, ctx: Ctx, deps: AuthDeps) -> SessionList:
+    actor = ctx.require_actor()
+    at = now()
+    async with deps.db.session() as s:
+        rows = (
+            await s.execute(
+                select(sessions)
+                .where(
+                    sessions.c.user_id == actor.user_id,
+                    sessions.c.revoked_at.is_(None),
+                    sessions.c.expires_at > at,
+                )
+                .order_by(sessions.c.last_used_at.desc())
+            )
+        ).all()
+    items = [
+        SessionInfo(
+            id=r.id,
+            device=describe_device(r.user_agent),
+            ip=str(r.ip) if r.ip else None,
+            created_at=r.created_at,
+            last_used_at=r.last_used_at,
+            expires_at=r.expires_at,
+            remember_me=r.remember_me,
+            current=str(r.id) == actor.session_id,
+        )
+        for r in rows
+        if r.last_used_at + timedelta(seconds=deps.config.idle_timeout(r.remember_me)) > at
+    ]
+    return SessionList(items=items)
+
+
+async def end_session(cmd: EndSession, ctx: Ctx, deps: AuthDeps) -> Ack:
+    actor = ctx.require_actor()
+    async with deps.db.transaction() as s:
+        owner = (
+            await s.execute(
+                select(sessions.c.user_id).where(
+                    sessions.c.id == cmd.session_id, sessions.c.revoked_at.is_(None)
+                )
+            )
+        ).scalar_one_or_none()
+        if owner != actor.user_id:  # another user's session looks exactly like a missing one
+            raise NotFound("There is no live session with this id among yours.")
+        await end_sessions(
+            s, deps, ctx, [cmd.session_id], "ended_by_user", actor_id=actor.user_id, target_id=actor.user_id
+        )
+    return Ack(message="The session has ended.")
+
+
+async def jwks(_: Empty, ctx: Ctx, deps: AuthDeps) -> Jwks:
+    return deps.keys.jwks()
