@@ -155,31 +155,76 @@ def shared_pairs(caller: Caller, *, roles: tuple[str, ...] = ("viewer", "editor"
     return union_all(direct, via_category).subquery("shared").select()
 
 
+ROLE_RANK: dict[AccessRole, int] = {"viewer": 1, "editor": 2, "owner": 3}
+
+
 @dataclass(frozen=True)
-class SharedSet:
-    """The documents of others shared with the caller now, each with the caller's best role: read first,
-    in the transaction of the list or count that uses it (`shared_set`), so that statement takes them as
-    one array of ids (probed through a hash) instead of planning the shares' joins into each of its parts."""
+class Branch:
+    """Documents of others shared with the caller with one role, as a list reads them: by id (document
+    shares) or as an owner's documents filed under some of their categories (category shares)."""
 
-    roles: dict[UUID, AccessRole]
+    role: AccessRole
+    document_ids: tuple[UUID, ...] = ()
+    owner_id: UUID | None = None
+    category_ids: tuple[UUID, ...] = ()
 
-    @property
-    def ids(self) -> list[UUID]:
-        return list(self.roles)
+    def condition(self, doc: FromClause = documents) -> ColumnElement[bool]:
+        if self.owner_id is None:
+            # Unnested, a semi-join of primary-key probes (`id = ANY(...)` let the planner skip-scan a whole
+            # (owner, key, id) index instead).
+            kind = ARRAY(PgUUID(as_uuid=True))
+            ids = select(func.unnest(cast(literal(list(self.document_ids), kind), kind)).column_valued("id"))
+            return doc.c.id.in_(ids)
+        dc = document_categories.c
+        filed = select(dc.document_id).where(
+            dc.category_id.in_(self.category_ids), dc.owner_id == self.owner_id
+        )
+        # Read as the owner's documents in their index order, kept when filed under a shared category.
+        return and_(doc.c.owner_id == self.owner_id, doc.c.id.in_(filed))
 
-    def ids_param(self) -> ColumnElement[Any]:
-        kind = ARRAY(PgUUID(as_uuid=True))
-        return cast(literal(self.ids, kind), kind)
+
+@dataclass(frozen=True)
+class SharedSources:
+    """What is shared with the caller now, as the shares say it — not the documents they cover, which a
+    category's share can make thousands: a list reads each source as its own branch, in index order, and
+    so touches a page's worth of each (`shared_sources` reads them in the list's transaction)."""
+
+    branches: tuple[Branch, ...] = ()
 
 
-async def shared_set(s: AsyncSession, caller: Caller) -> SharedSet:
-    pairs = shared_pairs(caller).subquery("pairs")
-    rows = await s.execute(
-        select(pairs.c.document_id, func.bool_or(pairs.c.role == "editor").label("edits"))
-        .where(pairs.c.owner_id != caller.user_id)
-        .group_by(pairs.c.document_id)
-    )
-    return SharedSet({r.document_id: "editor" if r.edits else "viewer" for r in rows})
+NOTHING_SHARED = SharedSources()
+
+
+async def shared_sources(s: AsyncSession, caller: Caller) -> SharedSources:
+    """The shares naming the caller or a group of theirs, grouped into list branches: document shares by
+    role (the best one when a document is shared twice), category shares by owner and role."""
+    sh = shares.c
+    rows = (
+        await s.execute(
+            select(sh.document_id, sh.category_id, sh.owner_id, sh.role).where(
+                sh.grantee_id == any_(_principals(caller)), sh.owner_id != caller.user_id
+            )
+        )
+    ).all()
+    documents_: dict[UUID, AccessRole] = {}
+    categories_: dict[tuple[UUID, AccessRole], set[UUID]] = {}
+    for r in rows:
+        if r.document_id is not None:
+            before = documents_.get(r.document_id)
+            if before is None or ROLE_RANK[r.role] > ROLE_RANK[before]:
+                documents_[r.document_id] = r.role
+        else:
+            categories_.setdefault((r.owner_id, r.role), set()).add(r.category_id)
+    branches = [
+        Branch(role, document_ids=tuple(d for d, rl in sorted(documents_.items()) if rl == role))
+        for role in ("editor", "viewer")
+        if role in documents_.values()
+    ]
+    branches += [
+        Branch(role, owner_id=owner, category_ids=tuple(sorted(cats)))
+        for (owner, role), cats in sorted(categories_.items(), key=lambda kv: (str(kv[0][0]), kv[0][1]))
+    ]
+    return SharedSources(tuple(branches))
 
 
 def shared_with(

@@ -237,7 +237,15 @@ def page_row(n: int, total: int, **extra: Any) -> SimpleNamespace:
         total_amount=Decimal("1.50"),
     )
     return SimpleNamespace(
-        **{**base, "total": total, "sort_key": n, "category_refs": None, "snippet": None, **extra}
+        **{
+            **base,
+            "total": total,
+            "sort_key": n,
+            "category_refs": None,
+            "snippet": None,
+            "role_rank": 3,
+            **extra,
+        }
     )
 
 

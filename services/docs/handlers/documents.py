@@ -29,7 +29,7 @@ from contracts.documents import PdfMetadata
 from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 
-from ..access import Caller, SharedSet, acting, readable, shared_set, sharing_owners
+from ..access import NOTHING_SHARED, Caller, acting, readable, shared_sources, sharing_owners
 from ..rows import AccessibleRow
 from ..tables import audit_log, document_categories, documents, pages, tasks
 from . import search
@@ -41,16 +41,16 @@ from .views import fields_public, summary_of, task_public
 async def list_documents(cmd: ListDocuments, ctx: Ctx, deps: DocsDeps) -> DocumentPage:
     caller = await user(ctx, deps)
     async with acting(deps.db, caller) as s:
-        shared = await shared_set(s, caller) if cmd.scope != "mine" else SharedSet({})
+        shared = await shared_sources(s, caller) if cmd.scope != "mine" else NOTHING_SHARED
         await s.execute(search.PLAN_FOR_ITS_VALUES)
         rows = (await s.execute(search.list_statement(cmd, caller, shared))).all()
-    return search.page_of(cmd, rows, shared)
+    return search.page_of(cmd, rows)
 
 
 async def count_documents(cmd: CountDocuments, ctx: Ctx, deps: DocsDeps) -> DocumentCounts:
     caller = await user(ctx, deps)
     async with acting(deps.db, caller) as s:
-        shared = await shared_set(s, caller) if cmd.scope != "mine" else SharedSet({})
+        shared = await shared_sources(s, caller) if cmd.scope != "mine" else NOTHING_SHARED
         rows = (await s.execute(search.counts_statement(caller, cmd.scope, shared))).all()
     return search.counts_of(rows)
 

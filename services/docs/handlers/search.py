@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, get_args
 from uuid import UUID
@@ -22,7 +23,6 @@ from sqlalchemy import (
     Select,
     TextClause,
     and_,
-    any_,
     cast,
     false,
     func,
@@ -34,9 +34,10 @@ from sqlalchemy import (
     true,
     tuple_,
     type_coerce,
+    union,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import aggregate_order_by, distinct_on
 
 from contracts import Invalid
 from contracts.docs_api import (
@@ -54,7 +55,7 @@ from contracts.docs_api import (
 from contracts.documents import DocumentStatus
 from services.kit.cursor import CursorType, CursorValue, decode_cursor, encode_cursor, invalid_cursor
 
-from ..access import Caller, SharedSet, readable, shared_with
+from ..access import NOTHING_SHARED, ROLE_RANK, Caller, SharedSources, readable, shared_with
 from ..rows import AnyRow, SummaryRow
 from ..tables import SEARCH_CONFIG, categories, directory, document_categories, documents, pages
 from .views import summary
@@ -93,19 +94,29 @@ def query_text(f: DocumentFilter) -> str | None:
     return f.q.strip() if f.q and f.q.strip() else None
 
 
-def access_branches(scope: Scope, caller: Caller, shared: SharedSet) -> list[ColumnElement[bool]]:
-    """Whose documents a list covers, one condition per branch: the caller's own (read through the
-    `(owner, key, id)` indexes) and those shared with them (`shared`, read just before). A page of both is
-    cut from each branch and merged: an OR of the two would lose the indexes' order. No branch for shared
-    documents when there are none."""
+@dataclass(frozen=True)
+class AccessBranch:
+    """Documents a list reads in one go (in index order), and the caller's role on them."""
+
+    condition: ColumnElement[bool]
+    role: AccessRole
+
+
+def access_branches(scope: Scope, caller: Caller, shared: SharedSources) -> list[AccessBranch]:
+    """Whose documents a list covers, one branch each: the caller's own (read through the `(owner, key, id)`
+    indexes) and each source of shared documents (`shared`, read just before: documents shared by id; an
+    owner's documents filed under categories shared with the caller). A page is cut from each branch and
+    merged: an OR of them would lose the indexes' order, and reading every shared document to sort them would
+    cost in proportion to all of them, not to the page."""
     d = documents.c
-    branches: list[ColumnElement[bool]] = []
+    branches: list[AccessBranch] = []
     if scope in ("all", "mine"):
-        branches.append(d.owner_id == caller.user_id)
-    if scope in ("all", "shared") and shared.roles:
-        branches.append(and_(d.id == any_(shared.ids_param()), d.owner_id != caller.user_id))
+        branches.append(AccessBranch(d.owner_id == caller.user_id, "owner"))
+    if scope in ("all", "shared"):
+        for b in shared.branches:
+            branches.append(AccessBranch(and_(b.condition(), d.owner_id != caller.user_id), b.role))
     if not branches:  # only shared documents asked for, and there are none
-        branches.append(false())
+        branches.append(AccessBranch(false(), "viewer"))
     return branches
 
 
@@ -255,28 +266,33 @@ def _branch_page(cmd: ListDocuments, conds: list[ColumnElement[bool]], q: str | 
     )
 
 
-def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSet = SharedSet({})) -> Select[Any]:
+def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSources = NOTHING_SHARED) -> Select[Any]:
     """The one statement of a page: a row per listed document (sort key, categories, snippet, the caller's
     role and the owner of a shared one) each carrying the capped total, or a single row of the total with
-    NULLs when nothing is on the page. With both the caller's and shared documents, each branch gives its
-    own first rows (and capped count) and the page is the first of them together."""
+    NULLs when nothing is on the page. With shared documents, each branch gives its own first rows (and
+    capped count); a document reached twice is listed once, with the caller's best role, and the page is
+    the first of them all."""
     q = query_text(cmd)
-    branches = [filter_conditions(cmd, access) for access in access_branches(cmd.scope, caller, shared)]
-    pages_ = [_branch_page(cmd, conds, q) for conds in branches]
+    branches = access_branches(cmd.scope, caller, shared)
+    conditions = [filter_conditions(cmd, b.condition) for b in branches]
+    pages_ = [_branch_page(cmd, conds, q) for conds in conditions]
     if len(pages_) == 1:
         page = pages_[0].subquery("page")
+        role_rank: ColumnElement[Any] = literal(ROLE_RANK[branches[0].role])
     else:
-        merged = union_all(*pages_).subquery("branches")
+        ranked = [
+            p.add_columns(literal(ROLE_RANK[b.role]).label("role_rank"))
+            for p, b in zip(pages_, branches, strict=True)
+        ]
+        merged = union_all(*ranked).subquery("branches")
         m = merged.c
-        way = [m.sort_key.desc(), m.id.desc()] if cmd.order == "desc" else [m.sort_key.asc(), m.id.asc()]
-        page = select(merged).order_by(*way).limit(cmd.limit + 1).subquery("page")
+        best = select(merged).ext(distinct_on(m.id)).order_by(m.id, m.role_rank.desc()).subquery("reached")
+        r = best.c
+        way = [r.sort_key.desc(), r.id.desc()] if cmd.order == "desc" else [r.sort_key.asc(), r.id.asc()]
+        page = select(best).order_by(*way).limit(cmd.limit + 1).subquery("page")
+        role_rank = page.c.role_rank
     p = page.c
-    # Counting stops past the cap: an exact count of 100,000 matches costs more than the page itself.
-    capped_branches = [select(documents.c.id).where(*conds).limit(COUNT_CAP + 1) for conds in branches]
-    capped = (capped_branches[0] if len(capped_branches) == 1 else union_all(*capped_branches)).subquery(
-        "matches"
-    )
-    counted = select(func.count().label("total")).select_from(capped).subquery("counted")
+    counted = select(func.count().label("total")).select_from(_capped_matches(conditions)).subquery("counted")
     link = document_categories.c
     category_refs = (
         select(
@@ -302,12 +318,12 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSet = Share
         if q
         else null()
     )
-    sharing: list[ColumnElement[Any]] = []
+    sharing: list[ColumnElement[Any]] = [role_rank.label("role_rank")]
     source: FromClause = counted.outerjoin(page, true())
-    if len(branches) > 1 or cmd.scope == "shared":  # who shared each listed document (roles: `shared`)
+    if len(branches) > 1 or cmd.scope == "shared":  # who shared each listed document with the caller
         owner = directory.alias("owner")
         source = source.outerjoin(owner, and_(owner.c.user_id == p.owner_id, p.owner_id != caller.user_id))
-        sharing = [owner.c.email.label("owner_email"), owner.c.name.label("owner_name")]
+        sharing += [owner.c.email.label("owner_email"), owner.c.name.label("owner_name")]
     out_order = [p.sort_key.desc(), p.id.desc()] if cmd.order == "desc" else [p.sort_key.asc(), p.id.asc()]
     return (
         select(
@@ -323,15 +339,30 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSet = Share
     )
 
 
-def _sharing_of(row: AnyRow, shared: SharedSet) -> tuple[AccessRole, PersonPublic | None]:
+def _capped_matches(conditions: list[list[ColumnElement[bool]]]) -> FromClause:
+    """The ids counted, stopping past the cap: an exact count of 100,000 matches costs more than the page.
+    The caller's own come first (shared ones, which may repeat a document, counted once each): when their
+    own reach the cap, the shared branches are never read."""
+    capped = [select(documents.c.id).where(*conds).limit(COUNT_CAP + 1) for conds in conditions]
+    if len(capped) == 1:
+        return capped[0].subquery("matches")
+    others = (union(*capped[1:]) if len(capped) > 2 else capped[1]).subquery("shared_matches")
+    both = union_all(capped[0], select(others.c.id).limit(COUNT_CAP + 1)).subquery("both")
+    return select(both.c.id).limit(COUNT_CAP + 1).subquery("matches")
+
+
+ROLES_BY_RANK: dict[int, AccessRole] = {rank: role for role, rank in ROLE_RANK.items()}
+
+
+def _sharing_of(row: AnyRow) -> tuple[AccessRole, PersonPublic | None]:
     """The caller's role on a listed row and, when it is shared with them, who shared it."""
-    role = shared.roles.get(row.id)
-    if role is None:
+    role = ROLES_BY_RANK[row.role_rank]
+    if role == "owner":
         return "owner", None
     return role, PersonPublic(id=row.owner_id, email=row.owner_email, name=row.owner_name)
 
 
-def page_of(cmd: ListDocuments, result: Sequence[AnyRow], shared: SharedSet = SharedSet({})) -> DocumentPage:
+def page_of(cmd: ListDocuments, result: Sequence[AnyRow]) -> DocumentPage:
     """The reply for the rows `list_statement` gave (one more than the limit tells that a next page exists)."""
     total = result[0].total
     rows = [r for r in result if r.id is not None]
@@ -339,7 +370,7 @@ def page_of(cmd: ListDocuments, result: Sequence[AnyRow], shared: SharedSet = Sh
     rows = rows[: cmd.limit]
     items = []
     for r in rows:
-        role, shared_by = _sharing_of(r, shared)
+        role, shared_by = _sharing_of(r)
         items.append(
             summary(
                 r,
@@ -359,15 +390,25 @@ def page_of(cmd: ListDocuments, result: Sequence[AnyRow], shared: SharedSet = Sh
     )
 
 
-def counts_statement(caller: Caller, scope: Scope = "mine", shared: SharedSet = SharedSet({})) -> Select[Any]:
+def counts_statement(
+    caller: Caller, scope: Scope = "mine", shared: SharedSources = NOTHING_SHARED
+) -> Select[Any]:
     """The caller's documents per status: for their own, an index-only scan of the (owner, status, …) index,
     already in status order, so no sort (20,000 documents of one owner: 24 ms cold, on a loaded 2-core
-    machine); shared documents are counted from the shares that name the caller and added."""
+    machine); shared documents (each once, however many shares reach it) are added."""
     d = documents.c
+    branches = access_branches(scope, caller, shared)
     per_branch = [
-        select(d.status, func.count().label("n")).where(access).group_by(d.status)
-        for access in access_branches(scope, caller, shared)
+        select(d.status, func.count().label("n")).where(b.condition).group_by(d.status)
+        for b in branches
+        if b.role == "owner"
     ]
+    others = [select(d.id).where(b.condition) for b in branches if b.role != "owner"]
+    if others:
+        reached = (union(*others) if len(others) > 1 else others[0]).subquery("reached")
+        per_branch.append(
+            select(d.status, func.count().label("n")).where(d.id.in_(select(reached.c.id))).group_by(d.status)
+        )
     if len(per_branch) == 1:
         return per_branch[0]
     both = union_all(*per_branch).subquery("branches")

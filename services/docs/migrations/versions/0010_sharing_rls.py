@@ -37,46 +37,36 @@ ADMIN = f"(SELECT {S}.acting_admin())"
 PRINCIPALS = f"CAST((SELECT {S}.acting_principals()) AS uuid[])"
 
 
-# The (document, owner) pairs shared with whoever acts: by a share of the document, or of a category its owner
-# filed it under. PL/pgSQL, so the planner sees one opaque function scan (its own statements are planned once
-# per session and run under the tables' policies), and each policy below tests rows against it as an
-# uncorrelated IN list: built once per statement (a hashed SubPlan), only when a row is not the caller's own.
-SHARED_DOCUMENTS = f"""CREATE FUNCTION {S}.shared_documents(editors_only boolean)
-    RETURNS TABLE (document_id uuid, owner_id uuid) LANGUAGE plpgsql STABLE ROWS 1000 AS $$
-    BEGIN
-        RETURN QUERY
-        SELECT s.document_id, s.owner_id FROM {S}.shares s
-        WHERE s.grantee_id = ANY ({S}.acting_principals()) AND s.document_id IS NOT NULL
-          AND (NOT editors_only OR s.role = 'editor')
-        UNION ALL
-        SELECT dc.document_id, dc.owner_id FROM {S}.shares s
-        JOIN {S}.document_categories dc ON dc.category_id = s.category_id AND dc.owner_id = s.owner_id
-        WHERE s.grantee_id = ANY ({S}.acting_principals()) AND (NOT editors_only OR s.role = 'editor');
-    END $$"""
-
-
-def _shared(document_id: str, editors_only: bool = False) -> str:
+def _shared(table: str, column: str, editors_only: bool = False) -> str:
+    """A share names whoever acts (or a group of theirs): of this document (its id among those of the
+    document shares naming them: a hashed list, built once per statement), or of a category its owner filed
+    it under (its filings, read by the document's id, against the shared categories: one index probe)."""
+    role = " AND s.role = 'editor'" if editors_only else ""
+    named = f"s.grantee_id = ANY ({PRINCIPALS}){role}"
+    document_id = f"{table}.{column}"
     return (
-        f"({document_id}, owner_id) IN (SELECT document_id, owner_id"
-        f" FROM {S}.shared_documents({'true' if editors_only else 'false'}))"
+        f"{document_id} IN (SELECT s.document_id FROM {S}.shares s WHERE {named} AND s.document_id IS NOT NULL)"
+        f" OR EXISTS (SELECT 1 FROM {S}.document_categories dc WHERE dc.document_id = {document_id}"
+        f" AND dc.owner_id = {table}.owner_id AND dc.category_id IN (SELECT s.category_id FROM {S}.shares s"
+        f" WHERE {named} AND s.category_id IS NOT NULL))"
     )
 
 
 # table -> {command: (USING, WITH CHECK)}; a table's commands not named here are refused to everyone.
 POLICIES: dict[str, dict[str, tuple[str | None, str | None]]] = {
     "documents": {
-        "SELECT": (f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('id')}", None),
+        "SELECT": (f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('documents', 'id')}", None),
         "INSERT": (None, f"{SYSTEM} OR owner_id = {ME}"),
         # An administrator's replay re-processes anyone's documents.
         "UPDATE": (
-            f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('id', editors_only=True)}",
-            f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('id', editors_only=True)}",
+            f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('documents', 'id', editors_only=True)}",
+            f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('documents', 'id', editors_only=True)}",
         ),
         "DELETE": (f"{SYSTEM} OR owner_id = {ME} OR {ADMIN}", None),
     },
     # A page is seen with its document (`owner_id` is the document's); only the pipeline writes pages.
     "pages": {
-        "SELECT": (f"{SYSTEM} OR owner_id = {ME} OR {_shared('document_id')}", None),
+        "SELECT": (f"{SYSTEM} OR owner_id = {ME} OR {_shared('pages', 'document_id')}", None),
         "INSERT": (None, SYSTEM),
         "UPDATE": (SYSTEM, SYSTEM),
         "DELETE": (SYSTEM, None),
@@ -99,11 +89,14 @@ POLICIES: dict[str, dict[str, tuple[str | None, str | None]]] = {
     # A document's tasks are seen with it (`owner_id` is the document's); an editor's re-process writes them;
     # an administrator sees everyone's (the tasks page, all_users).
     "tasks": {
-        "SELECT": (f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('document_id')}", None),
-        "INSERT": (None, f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('document_id', True)}"),
+        "SELECT": (f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('tasks', 'document_id')}", None),
+        "INSERT": (
+            None,
+            f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('tasks', 'document_id', True)}",
+        ),
         "UPDATE": (
-            f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('document_id', True)}",
-            f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('document_id', True)}",
+            f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('tasks', 'document_id', True)}",
+            f"{SYSTEM} OR owner_id = {ME} OR {ADMIN} OR {_shared('tasks', 'document_id', True)}",
         ),
         "DELETE": (SYSTEM, None),
     },
@@ -226,7 +219,6 @@ def upgrade() -> None:
 
     for signature, body in FUNCTIONS.items():
         op.execute(f"CREATE FUNCTION {S}.{signature} LANGUAGE sql STABLE AS $$ {body} $$")
-    op.execute(SHARED_DOCUMENTS)
     for table, policies in POLICIES.items():
         op.execute(f"ALTER TABLE {S}.{table} ENABLE ROW LEVEL SECURITY")
         # The service's role owns the tables; without FORCE the owner would bypass every policy.
@@ -246,7 +238,6 @@ def downgrade() -> None:
             op.execute(f"DROP POLICY {table}_{command.lower()} ON {S}.{table}")
         op.execute(f"ALTER TABLE {S}.{table} NO FORCE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {S}.{table} DISABLE ROW LEVEL SECURITY")
-    op.execute(f"DROP FUNCTION {S}.shared_documents(boolean)")
     for signature in FUNCTIONS:
         op.execute(f"DROP FUNCTION {S}.{signature.split(' RETURNS')[0]}")
     op.drop_column("pages", "owner_id", schema=S)
