@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import EmailStr, Field
 
-from .base import Contract, Empty, Event, Rpc, WireSecret, health_rpc
+from .base import Contract, Empty, Event, Progress, Rpc, Text, WireSecret, health_rpc
 from .streams import AUTH_STREAM
 
 Role = Literal["user", "admin"]
@@ -19,7 +19,7 @@ Role = Literal["user", "admin"]
 class RegisterUser(Contract):
     email: EmailStr
     password: WireSecret = Field(min_length=1, max_length=1024)
-    full_name: str | None = Field(default=None, max_length=200)
+    full_name: Text | None = Field(default=None, max_length=200)
 
 
 class LoginRequest(Contract):
@@ -106,12 +106,16 @@ class ChangeEmail(Contract):
 # ---- administration -----------------------------------------------------------------------------
 
 
+# Paging by offset makes PostgreSQL read every skipped row; past this, narrow the filter instead.
+MAX_OFFSET = 1_000_000
+
+
 class ListUsers(Contract):
-    search: str | None = Field(default=None, max_length=200, description="part of the email or name")
+    search: Text | None = Field(default=None, max_length=200, description="part of the email or name")
     role: Role | None = None
     state: Literal["active", "inactive"] | None = None
     limit: int = Field(default=50, ge=1, le=200)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 class UserPage(Contract):
@@ -137,7 +141,7 @@ class AdminUserRef(Contract):
 
 
 class ListAudit(Contract):
-    action: str | None = Field(
+    action: Text | None = Field(
         default=None, max_length=64, description="exact action, or a prefix ending in '.'"
     )
     actor_id: UUID | None = None
@@ -145,7 +149,7 @@ class ListAudit(Contract):
     since: datetime | None = None
     until: datetime | None = None
     limit: int = Field(default=50, ge=1, le=500)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 class AuditEntry(Contract):
@@ -335,3 +339,18 @@ class UserState(Contract):
     # Epoch seconds; access tokens whose `iat` (whole seconds) is in an earlier second are refused.
     # Tokens of the same second are caught by their session's revocation (`session.<sid>`).
     tokens_valid_after: float = 0.0
+
+
+class AuthStateEntry(Contract):
+    """One `auth_state` entry the auth service could not store yet: verifiers apply it at once anyway."""
+
+    key: str = Field(max_length=100)  # `session.<sid>` or `user.<id>`
+    value: str | None = Field(default=None, max_length=1000)  # None: the key is deleted
+
+
+AUTH_STATE_PUSH = Progress(
+    "progress.auth.state",
+    AuthStateEntry,
+    summary="Revocations the auth_state bucket refused (full, unreachable): every verifier applies them "
+    "until the auth service has stored them",
+)

@@ -9,10 +9,11 @@ requests and the CLI publishes through these descriptors; no subject string live
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, StringConstraints
 
 Req = TypeVar("Req", bound=BaseModel)
 Rep = TypeVar("Rep", bound=BaseModel)
@@ -42,6 +43,7 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "unavailable"
     TIMEOUT = "timeout"
     INTERNAL = "internal"
+    INSUFFICIENT_STORAGE = "insufficient_storage"
 
 
 # One HTTP status per code; the gateway uses nothing else to choose a status.
@@ -57,6 +59,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.TIMEOUT: 504,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.INSUFFICIENT_STORAGE: 507,  # the storage budget is used up (services/kit/storage.py)
 }
 
 
@@ -144,6 +147,10 @@ class Internal(AtriumError):
     code = ErrorCode.INTERNAL
 
 
+class InsufficientStorage(AtriumError):
+    code = ErrorCode.INSUFFICIENT_STORAGE
+
+
 _BY_CODE: dict[ErrorCode, type[AtriumError]] = {
     c.code: c
     for c in (
@@ -158,6 +165,7 @@ _BY_CODE: dict[ErrorCode, type[AtriumError]] = {
         Unavailable,
         Timeout,
         Internal,
+        InsufficientStorage,
     )
 }
 
@@ -166,6 +174,14 @@ _BY_CODE: dict[ErrorCode, type[AtriumError]] = {
 WireSecret = Annotated[
     SecretStr, PlainSerializer(lambda v: v.get_secret_value(), return_type=str, when_used="json")
 ]
+
+
+# Text a client sends: PostgreSQL cannot store the NUL character, so no field takes it (the pattern says so).
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+# A URL the services will connect to: no control characters (an HTTP client refuses them as it connects).
+UrlText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$")]
+# Money as the services store it (NUMERIC(18, 2)): fewer than 17 digits before the point.
+Amount = Annotated[Decimal, Field(gt=-(10**16), lt=10**16)]
 
 
 class Contract(BaseModel):

@@ -17,8 +17,8 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from .base import Contract, Empty, Rpc, WireSecret
-from .docs_api import AccessRole, DocumentRef, DownloadTicket, PersonPublic, PreviewTicket
+from .base import Contract, Empty, Rpc, Text, UrlText, WireSecret
+from .docs_api import PAGE_NUMBER_MAX, AccessRole, DocumentRef, DownloadTicket, PersonPublic, PreviewTicket
 
 ShareRole = Literal["viewer", "editor"]
 LinkMode = Literal["download", "preview"]  # the file only, or the page previews only
@@ -46,7 +46,7 @@ class ShareTarget(Contract):
 class GranteeRef(Contract):
     """With whom: a user by email (or id) or a group (exactly one of the three)."""
 
-    email: str | None = Field(default=None, min_length=3, max_length=320)
+    email: Text | None = Field(default=None, min_length=3, max_length=320)
     user_id: UUID | None = None
     group_id: UUID | None = None
 
@@ -74,7 +74,7 @@ class ShareGrant(ShareCreate):
         return self
 
 
-class GroupPublic(Contract):
+class ShareGroup(Contract):
     id: UUID
     name: str | None = None  # None: the group was deleted
 
@@ -83,7 +83,7 @@ class SharePublic(Contract):
     id: UUID
     role: ShareRole
     user: PersonPublic | None = None  # exactly one of user and group
-    group: GroupPublic | None = None
+    group: ShareGroup | None = None
     # A document's access also lists the shares of the owner's categories it is filed under.
     via: Literal["document", "category"] = "document"
     category_id: UUID | None = None  # via a category: which (its name only for the owner)
@@ -178,11 +178,11 @@ class LinkInfo(Contract):
 
 class LinkFile(Contract):
     token: str = Field(pattern=LINK_TOKEN_PATTERN)
-    ticket: str | None = Field(default=None, max_length=500)
+    ticket: UrlText | None = Field(default=None, max_length=500)
 
 
 class LinkPage(LinkFile):
-    page: int = Field(ge=1)
+    page: int = Field(ge=1, le=PAGE_NUMBER_MAX)
 
 
 SHARE_LIST = Rpc(

@@ -81,7 +81,7 @@ class CallContext:
         )
 
 
-def get_call(request: Request) -> CallContext:
+async def get_call(request: Request) -> CallContext:  # async: no thread-pool hop (see transport.py)
     return CallContext(request.app.state.bus, request)
 
 

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 
 from contracts import Empty
 from contracts import sharing as api
@@ -16,11 +17,23 @@ from contracts.docs_api import DocumentRef
 from contracts.permissions import GROUP_DIRECTORY, GroupNames
 
 from ..bus import Call
+from ..errors import errors
+from ..http_types import binary_response
 from ..transport import Token
 from ..uploads import content_disposition, documents_store
 from .documents import _stream_or_404
 
 router = APIRouter(tags=["sharing"])
+
+
+class LinkPassword(BaseModel):
+    """The password a link's owner set, to open it."""
+
+    password: str = Field(max_length=200)
+
+
+# Signed-in routes (a cookie request without its CSRF header: 403); the visitor's routes need no account.
+SIGNED_IN = errors(401, 403)
 
 LinkToken = Annotated[str, Path(pattern=api.LINK_TOKEN_PATTERN, description="The token from the link")]
 Ticket = Annotated[str | None, Query(max_length=500, description="From opening a link with a password")]
@@ -32,6 +45,7 @@ PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Rob
 @router.get(
     "/documents/{doc_id}/shares",
     response_model=api.ShareList,
+    responses={**SIGNED_IN, **errors(404)},
     summary="Who has access to a document (its owner: every share; others: their own)",
 )
 async def document_shares(doc_id: UUID, call: Call, token: Token) -> api.ShareList:
@@ -42,6 +56,7 @@ async def document_shares(doc_id: UUID, call: Call, token: Token) -> api.ShareLi
     "/documents/{doc_id}/shares",
     status_code=201,
     response_model=api.SharePublic,
+    responses={**SIGNED_IN, **errors(404, 429)},
     summary="Share a document with a user (by email) or a group; again: change the role",
 )
 async def share_document(doc_id: UUID, body: api.ShareCreate, call: Call, token: Token) -> api.SharePublic:
@@ -53,6 +68,7 @@ async def share_document(doc_id: UUID, body: api.ShareCreate, call: Call, token:
 @router.get(
     "/categories/{category_id}/shares",
     response_model=api.ShareList,
+    responses={**SIGNED_IN, **errors(404)},
     summary="Who your category (every document you file under it) is shared with",
 )
 async def category_shares(category_id: UUID, call: Call, token: Token) -> api.ShareList:
@@ -63,6 +79,7 @@ async def category_shares(category_id: UUID, call: Call, token: Token) -> api.Sh
     "/categories/{category_id}/shares",
     status_code=201,
     response_model=api.SharePublic,
+    responses={**SIGNED_IN, **errors(404, 429)},
     summary="Share a category: every document you file under it, now and later",
 )
 async def share_category(
@@ -73,13 +90,23 @@ async def share_category(
     )
 
 
-@router.delete("/shares/{share_id}", status_code=204, summary="Take a share back (effective at once)")
+@router.delete(
+    "/shares/{share_id}",
+    status_code=204,
+    responses={**SIGNED_IN, **errors(404)},
+    summary="Take a share back (effective at once)",
+)
 async def revoke_share(share_id: UUID, call: Call, token: Token) -> Response:
     await call(api.SHARE_REVOKE, api.ShareRef(id=share_id), token=token)
     return Response(status_code=204)
 
 
-@router.get("/sharing/groups", response_model=GroupNames, summary="The groups a document can be shared with")
+@router.get(
+    "/sharing/groups",
+    response_model=GroupNames,
+    responses=SIGNED_IN,
+    summary="The groups a document can be shared with",
+)
 async def groups(call: Call, token: Token) -> GroupNames:
     return await call(GROUP_DIRECTORY, Empty(), token=token)
 
@@ -87,6 +114,7 @@ async def groups(call: Call, token: Token) -> GroupNames:
 @router.get(
     "/documents/{doc_id}/links",
     response_model=api.LinkList,
+    responses={**SIGNED_IN, **errors(404)},
     summary="A document's share links, with their latest uses",
 )
 async def list_links(doc_id: UUID, call: Call, token: Token) -> api.LinkList:
@@ -97,6 +125,7 @@ async def list_links(doc_id: UUID, call: Call, token: Token) -> api.LinkList:
     "/documents/{doc_id}/links",
     status_code=201,
     response_model=api.LinkCreated,
+    responses={**SIGNED_IN, **errors(404)},
     summary="Create a share link (its token is shown once)",
 )
 async def create_link(
@@ -108,7 +137,9 @@ async def create_link(
     return await call(api.LINK_CREATE, payload, token=token)
 
 
-@router.delete("/links/{link_id}", status_code=204, summary="Revoke a share link")
+@router.delete(
+    "/links/{link_id}", status_code=204, responses={**SIGNED_IN, **errors(404)}, summary="Revoke a share link"
+)
 async def revoke_link(link_id: UUID, call: Call, token: Token) -> Response:
     await call(api.LINK_REVOKE, api.LinkRef(id=link_id), token=token)
     return Response(status_code=204)
@@ -120,6 +151,7 @@ async def revoke_link(link_id: UUID, call: Call, token: Token) -> Response:
 @router.get(
     "/share-links/{link_token}",
     response_model=api.LinkInfo,
+    responses=errors(404, 429),
     summary="What a share link gives (public; a link with a password says so and nothing else)",
 )
 async def open_link(link_token: LinkToken, call: Call, response: Response) -> api.LinkInfo:
@@ -130,19 +162,25 @@ async def open_link(link_token: LinkToken, call: Call, response: Response) -> ap
 @router.post(
     "/share-links/{link_token}",
     response_model=api.LinkInfo,
+    responses=errors(404, 429),
     summary="Open a share link with its password (public): the answer carries a ticket for its file or pages",
 )
 async def unlock_link(
     link_token: LinkToken,
     call: Call,
     response: Response,
-    password: Annotated[str, Body(embed=True, max_length=200)],
+    body: LinkPassword,
 ) -> api.LinkInfo:
     response.headers.update(PRIVATE)
-    return await call(api.LINK_OPEN, {"token": link_token, "password": password})
+    return await call(api.LINK_OPEN, {"token": link_token, "password": body.password})
 
 
-@router.get("/share-links/{link_token}/file", summary="Download the file of a download link (public)")
+@router.get(
+    "/share-links/{link_token}/file",
+    responses={**binary_response("application/pdf", description="The PDF, as uploaded."), **errors(404, 429)},
+    summary="Download the file of a download link (public)",
+    response_class=StreamingResponse,
+)
 async def link_file(
     link_token: LinkToken, request: Request, call: Call, ticket: Ticket = None
 ) -> StreamingResponse:
@@ -161,7 +199,9 @@ async def link_file(
 
 @router.get(
     "/share-links/{link_token}/pages/{page}/preview",
+    responses={**binary_response("image/png", description="The page as a PNG image."), **errors(404, 429)},
     summary="A page's preview through a preview link (public)",
+    response_class=StreamingResponse,
 )
 async def link_preview(
     link_token: LinkToken, page: int, request: Request, call: Call, ticket: Ticket = None

@@ -49,7 +49,7 @@ from .tables import document_categories, documents, shares
 # The background paths allowed past row-level security, each by name (tests/unit/test_docs_access.py keeps
 # this list and the code's uses of `as_system` the same): the pipeline's events, task retention, share links
 # (a visitor has no account), the user directory and deleted groups (events), live progress (whose documents).
-SystemReason = Literal["pipeline", "retention", "share_link", "directory", "progress"]
+SystemReason = Literal["pipeline", "retention", "share_link", "directory", "progress", "forget_user"]
 
 NEED_RANK: dict[AccessRole, int] = {"viewer": 1, "editor": 2, "owner": 3}
 

@@ -3,6 +3,7 @@ the dependencies the handlers get (built once the service is connected)."""
 
 from __future__ import annotations
 
+import os
 from uuid import UUID
 
 from contracts import Empty, sharing
@@ -16,6 +17,7 @@ from contracts.documents import (
     DOCUMENT_PROGRESS,
     OBJECT_BUCKET,
     PREVIEW_RENDER,
+    SETTINGS_CHANGED,
     DocumentProgress,
     PreviewsRendered,
     RenderPreviews,
@@ -48,6 +50,7 @@ from .handlers import (
 )
 from .handlers.common import DocsDeps
 from .settings_store import SettingsStore
+from .superseded import superseded_marker
 
 MANIFEST = AppManifest(
     key=api.APP_KEY,
@@ -98,10 +101,12 @@ EVENTS: EventTable[DocsDeps] = {
     # The accounts and groups sharing names (services/docs/handlers/directory.py).
     USER_REGISTERED: Consumer(directory.on_user_registered, "docs-user-registered", max_deliver=10),
     USER_CHANGED: Consumer(directory.on_user_changed, "docs-user-changed", max_deliver=10),
-    USER_DELETED: Consumer(directory.on_user_deleted, "docs-user-deleted", max_deliver=10),
     PERMISSIONS_CHANGED: Consumer(
         directory.on_permissions_changed, "docs-permissions-changed", max_deliver=10
     ),
+    # A deleted user's documents, files, categories and tasks go with them (retried while the store is away).
+    USER_DELETED: Consumer(housekeeping.forget_user, "docs-user-deleted", max_deliver=10, ack_wait_s=60),
+    SETTINGS_CHANGED: Consumer(housekeeping.record_settings_change, "docs-settings-audit", max_deliver=10),
 }
 LOOPS: list[Loop[DocsDeps]] = [
     Loop("docs-retention", housekeeping.apply_retention, every_s=3600.0, run_at_start=True)
@@ -142,7 +147,7 @@ async def make_deps(svc: Service) -> DocsDeps:
 
     return DocsDeps(
         db=db,
-        blobs=NatsBlobs(await ensure_object_store(svc.js, OBJECT_BUCKET)),
+        blobs=NatsBlobs(await ensure_object_store(svc.js, OBJECT_BUCKET, manage=True)),
         settings=lambda: store.current,
         check_access=guard.check,
         outbox=svc.outbox(tables.outbox, db),
@@ -151,6 +156,8 @@ async def make_deps(svc: Service) -> DocsDeps:
         groups_of=groups_of,
         group_names=group_names,
         platform_secret=svc.settings.platform_secret,
+        mark_superseded=await superseded_marker(svc.js),
+        reprocess_per_hour=int(os.environ.get("ATRIUM_REPROCESS_PER_HOUR", "100")),
     )
 
 

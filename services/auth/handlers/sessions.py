@@ -3,6 +3,7 @@ that verify the access tokens."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ from ..rows import SessionRow, UserRow
 from ..tables import refresh_history, sessions, users
 from .common import (
     AuthDeps,
+    account_client_key,
     audit,
     client_key,
     email_key,
@@ -45,7 +47,12 @@ from .common import (
 )
 from .devices import describe_device
 
-BAD_LOGIN = "Wrong email or password, or the account is not active."
+# One answer for every refusal, so it tells nothing about the account: an unknown address, a wrong password,
+# a deactivated account and an address not confirmed yet all read the same.
+BAD_LOGIN = (
+    "Wrong email or password, or the account is not active, or its address is not confirmed yet "
+    "(open the link we mailed you, or reset the password)."
+)
 BAD_REFRESH = "This refresh token is not valid (expired, ended or unknown); sign in again."
 
 
@@ -64,20 +71,39 @@ def _pair(deps: AuthDeps, row: UserRow, session_id: UUID, refresh: str, expires_
 
 
 async def login(cmd: LoginRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
+    """Sign in. Failures count per account and client (that client alone is refused after a few) and per
+    account (past a limit every attempt on it waits a little longer, from anywhere, but none is refused):
+    a stranger's guessing never locks the owner out (services/auth/ratelimit.py)."""
     email = str(cmd.email).strip()
     account = email_key(email)
+    pair = account_client_key(account, ctx)
     deps.limiter.take("login_ip", client_key(ctx))
-    deps.limiter.check("login_account", account)
+    deps.limiter.check("login_client", pair)
+    delay = deps.limiter.delay_s("login_account", account)
+    if delay:
+        await asyncio.sleep(delay)
     async with deps.db.session() as s:
         row = await user_by_email(s, email)
     # Always verify (against a dummy hash for an unknown email) so every failure takes as long.
     ok = await passwords.verify_password(row.password_hash if row else None, cmd.password.get_secret_value())
-    if not ok or row is None or not row.is_active:
+    unconfirmed = row is not None and not row.email_verified and deps.config.signin_requires_verified_email
+    if not ok or row is None or not row.is_active or unconfirmed:
+        deps.limiter.hit("login_client", pair)
         deps.limiter.hit("login_account", account)
-        reason = "unknown_email" if row is None else ("wrong_password" if not ok else "inactive")
+        reason = (
+            "unknown_email"
+            if row is None
+            else ("wrong_password" if not ok else ("inactive" if not row.is_active else "unconfirmed"))
+        )
         async with deps.db.transaction() as s:
             await audit(
-                s, ctx, "login.failed", target_id=row.id if row else None, email=account, reason=reason
+                s,
+                ctx,
+                "login.failed",
+                target_id=row.id if row else None,
+                email=account,
+                reason=reason,
+                delayed_s=delay,
             )
         raise Unauthenticated(BAD_LOGIN)
     refresh_token = tokens.new_refresh_token()

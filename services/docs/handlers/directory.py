@@ -3,10 +3,13 @@ exact lookup, name, whether active) from the auth service, and deleted accounts 
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from sqlalchemy import delete, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.auth import UserChanged, UserDeleted, UserRegistered
+from contracts.auth import UserChanged, UserRegistered
 from contracts.permissions import PermissionsChanged
 from services.kit.bus import Ctx
 
@@ -45,13 +48,11 @@ async def on_user_changed(ev: UserChanged, ctx: Ctx, deps: DocsDeps) -> None:
         await s.execute(update(directory).where(d.user_id == ev.user_id).values(**values))
 
 
-async def on_user_deleted(ev: UserDeleted, ctx: Ctx, deps: DocsDeps) -> None:
-    """The account is gone: so are the shares that named it (its own documents stay as they were)."""
-    async with as_system(deps.db, "directory") as s:
-        await s.execute(delete(directory).where(directory.c.user_id == ev.user_id))
-        await s.execute(
-            delete(shares).where(shares.c.grantee_type == "user", shares.c.grantee_id == ev.user_id)
-        )
+async def forget_account(s: AsyncSession, user_id: UUID) -> None:
+    """The account is gone: so are its directory entry and the shares that named it (what it shared went with
+    its documents and categories; housekeeping.forget_user, in its transaction)."""
+    await s.execute(delete(directory).where(directory.c.user_id == user_id))
+    await s.execute(delete(shares).where(shares.c.grantee_type == "user", shares.c.grantee_id == user_id))
 
 
 async def on_permissions_changed(ev: PermissionsChanged, ctx: Ctx, deps: DocsDeps) -> None:

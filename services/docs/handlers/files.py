@@ -96,15 +96,21 @@ async def _result_objects(s: AsyncSession, doc_id: UUID, page_count: int | None)
     return names + [preview_object_name(doc_id, r, n) for r in extracted for n in numbers]
 
 
-async def _delete_in(
-    s: AsyncSession, row: DocumentRow, caller: Caller, ctx: Ctx, deps: DocsDeps, **why: Any
-) -> None:
+async def remove_document(s: AsyncSession, row: DocumentRow, deps: DocsDeps) -> None:
+    """Every stored file of every run (original, extraction results, page previews), then the row (its pages
+    and category links cascade; its tasks keep their history with no document). In the caller's transaction."""
     results = await _result_objects(s, row.id, row.page_count)
-    # Blob first: if the store is away the request fails and the row stays, so nothing is orphaned silently.
+    # Blobs first: if the store is away this fails and the row stays, so nothing is orphaned silently.
     await deps.blobs.delete(row.object_name)
     for name in results:
         await deps.blobs.delete(name)
     await s.execute(delete(documents).where(documents.c.id == row.id))
+
+
+async def _delete_in(
+    s: AsyncSession, row: DocumentRow, caller: Caller, ctx: Ctx, deps: DocsDeps, **why: Any
+) -> None:
+    await remove_document(s, row, deps)
     await record_audit(
         s,
         audit_log,
@@ -121,15 +127,21 @@ async def delete_one(doc_id: UUID, caller: Caller, ctx: Ctx, deps: DocsDeps) -> 
     """Its owner deletes a document; an administrator may delete anyone's, recorded as such."""
     async with acting(deps.db, caller, write=True) as s:
         row = (await s.execute(document_row(doc_id, caller))).first()
-        if not caller.is_admin or (row is not None and row.access_role == "owner"):
+        by_owner = not caller.is_admin or (row is not None and row.access_role == "owner")
+        if by_owner:
             owned = await document_for(s, doc_id, caller, "owner", what="delete it", lock=True)
             await _delete_in(s, owned, caller, ctx, deps)
-            return
-    async with as_admin(deps.db, caller) as s:
-        found = (await s.execute(select(documents).where(documents.c.id == doc_id).with_for_update())).first()
-        if found is None:
-            raise NotFound("There is no such document.", {"id": str(doc_id)})
-        await _delete_in(s, found, caller, ctx, deps, by_admin=True, owner_id=found.owner_id)
+            run = owned.run_id
+    if not by_owner:
+        async with as_admin(deps.db, caller) as s:
+            found = (
+                await s.execute(select(documents).where(documents.c.id == doc_id).with_for_update())
+            ).first()
+            if found is None:
+                raise NotFound("There is no such document.", {"id": str(doc_id)})
+            await _delete_in(s, found, caller, ctx, deps, by_admin=True, owner_id=found.owner_id)
+            run = found.run_id
+    await deps.mark_superseded(run, "deleted")  # a run still queued for the workers is skipped
 
 
 async def delete_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> Empty:

@@ -3,12 +3,15 @@ administrator's replay. Each run is announced through the outbox, in the transac
 
 from __future__ import annotations
 
+import math
 import uuid
+from datetime import timedelta
 from uuid import UUID
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import RateLimited
 from contracts.docs_api import AccessRole, DocumentRef, DocumentSummary, ReplayDocuments, ReplayResult
 from contracts.documents import DOCUMENT_UPLOADED, DocumentUploaded, RunKind
 from services.kit.audit import record_audit
@@ -17,7 +20,7 @@ from services.kit.bus import Ctx
 from ..access import Caller, acting, as_admin
 from ..rows import DocumentRow
 from ..tables import audit_log, documents, tasks
-from .common import DocsDeps, document_for, progress, user
+from .common import DocsDeps, document_for, now, progress, user
 from .views import summary_of
 
 
@@ -57,6 +60,30 @@ async def queue_run(s: AsyncSession, row: DocumentRow, kind: RunKind, deps: Docs
         )
 
 
+async def _within_rerun_limit(s: AsyncSession, owner: UUID, deps: DocsDeps) -> None:
+    """Refuse a re-run past the owner's hourly limit (the runs they started in the last hour, counted from
+    their tasks; one owner's re-runs serialise on an advisory lock, so parallel requests cannot overshoot)."""
+    await s.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"reprocess:{owner}"))))
+    since = now() - timedelta(hours=1)
+    started, oldest = (
+        await s.execute(
+            select(func.count(), func.min(tasks.c.created_at)).where(
+                tasks.c.owner_id == owner,
+                tasks.c.kind == "reprocess",
+                tasks.c.stage == "extract",
+                tasks.c.created_at > since,
+            )
+        )
+    ).one()
+    if started >= deps.reprocess_per_hour:
+        retry = max(1, math.ceil((oldest - since).total_seconds())) if oldest else 3600
+        raise RateLimited(
+            f"You have re-processed {started} documents in the last hour, the limit "
+            f"(ATRIUM_REPROCESS_PER_HOUR); try again in {retry} s.",
+            {"retry_after_s": retry, "limit": deps.reprocess_per_hour},
+        )
+
+
 async def _new_run(s: AsyncSession, doc_id: UUID, deps: DocsDeps) -> DocumentRow:
     """Supersede the current run's unfinished tasks and start the document over (queued, announced)."""
     await s.execute(
@@ -89,6 +116,7 @@ async def reprocess_one(
     """A new run of the document by its owner or an editor: the row as it is now, and the caller's role."""
     async with acting(deps.db, caller, write=True) as s:
         found = await document_for(s, doc_id, caller, "editor", what="re-process it", lock=True)
+        await _within_rerun_limit(s, found.owner_id, deps)  # the owner's runs, by them or their editors
         row = await _new_run(s, doc_id, deps)
         await record_audit(
             s,
@@ -99,6 +127,7 @@ async def reprocess_one(
             target_id=doc_id,
             role=found.access_role,
         )
+    await deps.mark_superseded(found.run_id, "superseded")
     await progress(deps, row.owner_id, row.id, row.run_id, "queued", "re-processing")
     return row, found.access_role
 
@@ -115,9 +144,10 @@ async def replay_documents(cmd: ReplayDocuments, ctx: Ctx, deps: DocsDeps) -> Re
     queued = missing = 0
     for doc_id in dict.fromkeys(cmd.ids):
         async with as_admin(deps.db, caller) as s:
-            if (
-                await s.execute(select(documents.c.id).where(documents.c.id == doc_id).with_for_update())
-            ).first() is None:
+            old = (
+                await s.execute(select(documents.c.run_id).where(documents.c.id == doc_id).with_for_update())
+            ).first()
+            if old is None:
                 missing += 1
                 continue
             row = await _new_run(s, doc_id, deps)
@@ -130,6 +160,7 @@ async def replay_documents(cmd: ReplayDocuments, ctx: Ctx, deps: DocsDeps) -> Re
                 target_id=doc_id,
                 replay=True,
             )
+        await deps.mark_superseded(old.run_id, "superseded")
         await progress(deps, row.owner_id, row.id, row.run_id, "queued", "re-processing")
         queued += 1
     return ReplayResult(queued=queued, missing=missing)

@@ -16,8 +16,8 @@ from contracts import Empty, Forbidden, Invalid, NotFound
 from contracts.docs_api import PersonPublic
 from contracts.sharing import (
     GranteeRef,
-    GroupPublic,
     ShareGrant,
+    ShareGroup,
     ShareList,
     SharePublic,
     ShareRef,
@@ -46,7 +46,7 @@ def _share_public(
         id=r.id,
         role=r.role,
         user=who.get(r.grantee_id, PersonPublic(id=r.grantee_id)) if is_user else None,
-        group=None if is_user else GroupPublic(id=r.grantee_id, name=groups.get(r.grantee_id)),
+        group=None if is_user else ShareGroup(id=r.grantee_id, name=groups.get(r.grantee_id)),
         via="category" if r.category_id is not None else "document",
         category_id=r.category_id,
         category_name=getattr(r, "category_name", None) if category_names else None,
