@@ -73,6 +73,21 @@ export type DocumentsSettingsUpdate = Schemas["DocumentsSettingsUpdate"];
 export type ProviderName = NonNullable<DocumentsSettings["provider"]>;
 export type ProviderTestResult = Schemas["ProviderTestResult"];
 
+// Sharing: people and groups with a role, and links for people without an account
+export type Person = Schemas["PersonPublic"];
+export type AccessRole = DocumentSummary["role"];
+export type Share = Schemas["SharePublic"];
+export type ShareRole = Share["role"];
+export type ShareList = Schemas["ShareList"];
+export type ShareCreate = Schemas["ShareCreate"];
+export type GroupNames = Schemas["GroupNames"];
+export type ShareLink = Schemas["LinkPublic"];
+export type LinkMode = ShareLink["mode"];
+export type LinkCreate = Schemas["LinkCreate"];
+export type LinkCreated = Schemas["LinkCreated"];
+export type LinkList = Schemas["LinkList"];
+export type LinkInfo = Schemas["LinkInfo"];
+
 /** An optional enum's values without the `null` its generated type admits. */
 function present<T>(values: ReadonlyArray<T | null>): readonly T[] {
   return values.filter((v): v is T => v !== null);
