@@ -108,7 +108,7 @@ export function DocumentsPage() {
     });
   const ids = [...selected];
   const page = cursors.length;
-  const filtered = activeFilterCount(baseQuery) > 0 || !!baseQuery.q;
+  const filtered = activeFilterCount(baseQuery) > 0 || !!baseQuery.q || !!baseQuery.scope;
 
   return (
     <div className="grid grid-cols-1 gap-6">
