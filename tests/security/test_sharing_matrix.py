@@ -59,6 +59,8 @@ MATRIX: dict[str, tuple[Any, ...]] = {
     "bulk delete by filter": ("seen", "hidden", "hidden", "hidden", "hidden", "hidden", "hidden"),
     "retry a failed task": (200, 200, 403, 403, 404, 404, 404),
     "tasks list": ("seen", "hidden", "hidden", "hidden", "hidden", "hidden", "hidden"),
+    # HTTP: the JSON export of every page; the bus: the pages it is made of (`docs.task.list`).
+    "tasks export": ("seen", "hidden", "hidden", "hidden", "hidden", "hidden", "hidden"),
     # HTTP: the server-sent events stream; the bus: the check the stream asks per batch (`docs.events.check`).
     "live events": ("seen", "seen", "seen", "seen", "hidden", "hidden", "hidden"),
 }
@@ -271,6 +273,16 @@ async def tasks_list(w: World, p: sh.Person, t: str) -> str:
     return _seen(str(doc) in {x["document_id"] for x in body["items"]})
 
 
+async def tasks_export(w: World, p: sh.Person, t: str) -> str:
+    doc = await w.fresh()
+    out, body = await _ask(
+        w, p, t, api.TASK_LIST, {"limit": 500}, "GET", "/tasks/export", params={"format": "json"}
+    )
+    assert out in (200, "ok"), out
+    items = body if t == "http" else body["items"]
+    return _seen(str(doc) in {x["document_id"] for x in items})
+
+
 async def live(w: World, p: sh.Person, t: str) -> str:
     """HTTP: the stream shows the shared document's progress or not, told apart by the person's own
     document's progress published right after it. Bus: the check the stream asks for each batch."""
@@ -387,6 +399,7 @@ ROWS: dict[str, Check] = {
     "bulk delete by filter": lambda w, p, t: bulk_filter(w, p, t, "delete"),
     "retry a failed task": retry,
     "tasks list": tasks_list,
+    "tasks export": tasks_export,
     "live events": live,
 }
 
