@@ -51,7 +51,7 @@ async def test_share_with_a_person_and_through_a_link(stack: Stack, browsing: Br
     await dialog.get_by_label("The link lets them").select_option("download")
     await dialog.get_by_label(re.compile("^Password")).fill("open sesame")
     await dialog.get_by_role("button", name="Create link").click()
-    address = await dialog.get_by_label("The link").input_value()
+    address = await dialog.get_by_label("The link", exact=True).input_value()
     assert re.fullmatch(r"https?://[^/]+/s/[A-Za-z0-9_-]{43}", address), address
     await screenshot(page, "share-link-created-light")
     await page.keyboard.press("Escape")
