@@ -48,11 +48,19 @@ def up(
         bool, typer.Option("--dev", help="Restart services on code changes; serve the web app via Vite")
     ] = False,
     no_web_build: Annotated[bool, typer.Option("--no-web-build", help="Do not (re)build web/dist")] = False,
+    debug: Annotated[
+        list[str],
+        typer.Option(
+            "--debug",
+            help="Start this process (a service's name or `gateway`) under debugpy, listening for a debugger "
+            "to attach on 127.0.0.1:5678 (the next one on 5679…); repeat for more",
+        ),
+    ] = [],  # noqa: B006  (typer reads the default; never mutated)
 ) -> None:
     """Start embedded NATS + PostgreSQL, every service and the gateway; print the URL."""
     from .devstack import run
 
-    raise typer.Exit(run(data, port, dev, build_web=not no_web_build))
+    raise typer.Exit(run(data, port, dev, build_web=not no_web_build, debug=tuple(debug)))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

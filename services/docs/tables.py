@@ -10,11 +10,13 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
     String,
     Table,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -82,6 +84,25 @@ documents = Table(
     Column("rank_vector", TSVECTOR),  # generated: RANK_EXPRESSION (migration 0008)
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # One index per sort key of handlers/search.py, with the id tie-breaker, so a page is an index range
+    # scan (migrations 0002, 0006, 0007; measured by bench/bench_list.py).
+    Index(
+        "ix_documents_owner_created_filters",
+        "owner_id",
+        "created_at",
+        "id",
+        postgresql_include=["status", "document_type", "document_date", "duplicate_of"],
+    ),
+    Index("ix_documents_owner_title", "owner_id", text("lower(coalesce(title, filename))"), "id"),
+    Index("ix_documents_owner_filename", "owner_id", text("lower(filename)"), "id"),
+    Index("ix_documents_owner_size", "owner_id", "size", "id"),
+    Index(
+        "ix_documents_owner_docdate", "owner_id", text("COALESCE(document_date, '0001-01-01'::date)"), "id"
+    ),
+    Index("ix_documents_owner_status_created", "owner_id", "status", "created_at", "id"),
+    Index("ix_documents_owner_sender", "owner_id", text("lower(sender) text_pattern_ops")),
+    Index("ix_documents_owner_sha", "owner_id", "sha256"),
+    Index("ix_documents_owner_type_search", "owner_id", "document_type", "search", postgresql_using="gin"),
 )
 
 # Per page, for a search's snippet: the first matching page is headlined, not the whole text.
@@ -108,6 +129,7 @@ categories = Table(
     Column("owner_id", UUID(as_uuid=True), nullable=False),
     Column("name", String(80), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("uq_categories_owner_name", "owner_id", text("lower(name)"), unique=True),
 )
 
 document_categories = Table(
@@ -123,6 +145,7 @@ document_categories = Table(
     # Who filed it: the category's owner (a sharee files a shared document under a category of their own;
     # only its owner's filing shares a document through a shared category). Migration 0010.
     Column("owner_id", UUID(as_uuid=True), nullable=False),
+    Index("ix_document_categories_category", "category_id", "document_id", postgresql_include=["owner_id"]),
 )
 
 tasks = Table(
@@ -148,6 +171,10 @@ tasks = Table(
     Column("model", String(200)),
     Column("tokens_in", Integer),
     Column("tokens_out", Integer),
+    UniqueConstraint("run_id", "stage", name="uq_tasks_run_stage"),
+    Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),
+    Index("ix_tasks_document", "document_id"),
+    Index("ix_tasks_created", "created_at"),
 )
 
 # A document or a category shared with a user or a group (migration 0010). A category's share covers every
@@ -166,6 +193,27 @@ shares = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("(document_id IS NULL) <> (category_id IS NULL)", name="one_target"),
+    Index(
+        "uq_shares_document_grantee",
+        "document_id",
+        "grantee_id",
+        unique=True,
+        postgresql_where=text("document_id IS NOT NULL"),
+    ),
+    Index(
+        "uq_shares_category_grantee",
+        "category_id",
+        "grantee_id",
+        unique=True,
+        postgresql_where=text("category_id IS NOT NULL"),
+    ),
+    # What is shared with these principals, read from the index alone.
+    Index(
+        "ix_shares_grantee",
+        "grantee_id",
+        postgresql_include=["document_id", "category_id", "owner_id", "role"],
+    ),
+    Index("ix_shares_owner", "owner_id"),
 )
 
 # A link for people without an account: only the SHA-256 of its token is kept (migration 0010).
@@ -175,13 +223,15 @@ share_links = Table(
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("owner_id", UUID(as_uuid=True), nullable=False),
     Column("document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), nullable=False),
-    Column("token_hash", BYTEA, nullable=False, unique=True),
+    Column("token_hash", BYTEA, nullable=False),
     Column("mode", String(8), nullable=False),  # download | preview
     Column("password_hash", Text),  # argon2id
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
     Column("created_by", UUID(as_uuid=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("uq_share_links_token_hash", "token_hash", unique=True),
+    Index("ix_share_links_document", "document_id"),
 )
 
 # Accounts as sharing needs them (exact email lookup, names beside shared documents), projected from the
@@ -194,6 +244,7 @@ directory = Table(
     Column("name", String(200)),
     Column("active", Boolean, nullable=False, server_default=text("true")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("uq_directory_email", text("lower(email)"), unique=True),
 )
 
 # Events waiting to be published, written in the same transaction as the change they announce (the kit's

@@ -45,8 +45,12 @@ class Up:
         self.log = data.parent / f"up-{port}.log"
         self.proc: subprocess.Popen[str] | None = None
 
-    def start(self, timeout: float = 180) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
+    def start(
+        self, timeout: float = 180, extra: tuple[str, ...] = (), env_extra: dict[str, str] | None = None
+    ) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")} | (
+            env_extra or {}
+        )
         offset = self.log.stat().st_size if self.log.exists() else 0
         self.out = open(self.log, "a")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -60,6 +64,7 @@ class Up:
                 "--data",
                 str(self.data),
                 "--no-web-build",
+                *extra,
             ],
             cwd=ROOT,
             env={**env, "PYTHONPATH": str(ROOT)},
@@ -153,3 +158,44 @@ def test_a_crashed_service_is_restarted(up: Up) -> None:
             return
         time.sleep(0.5)
     raise AssertionError("auth did not come back after a crash")
+
+
+def _dap_request(port: int, command: str, arguments: dict[str, object]) -> dict[str, object]:
+    """One Debug Adapter Protocol request over TCP, as an IDE sends it when it attaches; its response."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        body = json.dumps({"seq": 1, "type": "request", "command": command, "arguments": arguments}).encode()
+        sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        buf = b""
+        while True:
+            head, sep, rest = buf.partition(b"\r\n\r\n")
+            if sep:
+                length = int(head.split(b":")[1])
+                if len(rest) >= length:
+                    msg = json.loads(rest[:length])
+                    if msg.get("type") == "response":
+                        return msg  # type: ignore[no-any-return]
+                    buf = rest[length:]
+                    continue
+            chunk = sock.recv(65536)
+            assert chunk, "debugpy closed the connection"
+            buf += chunk
+
+
+def test_a_service_under_the_debugger(up: Up) -> None:
+    """`./atrium up --debug profile` runs that service under debugpy: the stack is healthy, an IDE attaches."""
+    port = free_port()
+    up.start(extra=("--debug", "profile"), env_extra={"ATRIUM_DEBUG_PORT": str(port)})
+    assert f"profile: debugger listening on 127.0.0.1:{port}" in up.log.read_text()
+    assert httpx.get(f"{up.url}/health", timeout=10).json()["services"]["profile"]["status"] == "ok"
+    answer = _dap_request(port, "initialize", {"adapterID": "debugpy", "clientID": "atrium-test"})
+    assert answer["success"] is True and answer["command"] == "initialize", answer
+
+
+def test_debug_names_an_unknown_process(tmp_path: Path) -> None:
+    res = atrium(
+        "up", "--port", str(free_port()), "--data", str(tmp_path), "--debug", "nosuch", data=tmp_path
+    )
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "--debug nosuch: no such process. Choose from: auth, profile" in res.stdout

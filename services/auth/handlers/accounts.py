@@ -21,8 +21,10 @@ from contracts.auth import (
 from services.kit import passwords
 from services.kit.context import Ctx
 
+from ..rows import UserRow
 from ..tables import action_tokens, users
 from .common import (
+    USER_BY_ID,
     AuthDeps,
     announce_user_changed,
     audit,
@@ -114,8 +116,7 @@ async def _registered_again(cmd: RegisterUser, email: str, ctx: Ctx, deps: AuthD
 
 async def me(_: Empty, ctx: Ctx, deps: AuthDeps) -> UserPublic:
     actor = ctx.require_actor()
-    async with deps.db.read() as s:  # one round trip: no transaction needed for one read
-        row = await user_by_id(s, actor.user_id)
+    row: UserRow | None = await deps.db.fetch_one(USER_BY_ID, user_id=actor.user_id)
     if row is None:
         raise NotFound("This account no longer exists.")
     return user_public(row)
