@@ -74,8 +74,27 @@ def test(ctx: typer.Context) -> None:
     raise typer.Exit(subprocess.call(cmd, cwd=ROOT, env=env))
 
 
+@app.command("compose-test", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def compose_test(ctx: typer.Context) -> None:
+    """Build the images and start compose.yaml under podman, then check it (tests/compose; minutes).
+
+    Installs what it lacks first (infra/docker/podman/install.sh: podman, podman-compose, debootstrap);
+    extra arguments go to pytest, e.g. `./atrium compose-test -k secrets`."""
+    cmd = [sys.executable, "-m", "pytest", "tests/compose", "-n", "0", "-s", "--durations=0", *ctx.args]
+    raise typer.Exit(subprocess.call(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}))
+
+
 @app.command()
-def migrate(data: DataOpt = Path("var")) -> None:
+def migrate(
+    data: DataOpt = Path("var"),
+    hand_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--hand-out",
+            help="Also write each process's own credentials to DIR/<process>/secrets (compose: one volume each)",
+        ),
+    ] = None,
+) -> None:
     """Create schemas and roles and run every service's migrations (also done by `up`); write the NATS
     users and permissions (`<data>/nats/users.conf`, passwords in `<data>/secrets/nats.json`) for compose."""
     from .devstack import DevStack
@@ -95,6 +114,11 @@ def migrate(data: DataOpt = Path("var")) -> None:
                 asyncio.run(stack._provision_and_migrate(pg.admin_url))
             finally:
                 pg.stop()
+        if hand_out is not None:
+            from .handout import hand_out as write_handout
+
+            written = write_handout(data, hand_out)
+            typer.echo(f"atrium: handed out {len(written)} credential and config files under {hand_out}")
     except Exception as exc:
         typer.echo(f"atrium: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -106,6 +130,50 @@ def seed(data: DataOpt = Path("var")) -> None:
     from .seed import run_seed
 
     raise typer.Exit(run_seed(data))
+
+
+@app.command()
+def backup(
+    file: Annotated[
+        str, typer.Argument(help="Where to write the backup (a tar file; - for standard output)")
+    ],
+    data: DataOpt = Path("var"),
+    encrypt: Annotated[
+        bool,
+        typer.Option("--encrypt", help="Encrypt with a passphrase (ATRIUM_BACKUP_PASSPHRASE, else a prompt)"),
+    ] = False,
+) -> None:
+    """Back up the stack of --data, running or not: database, event streams, KV buckets, stored files,
+    secrets and keys, in one file. It holds the stack's secrets: store it safely."""
+    from .backup import BackupError, backup_command
+    from .backup_crypto import BackupDecryptError
+    from .embedded import StackError
+
+    try:
+        backup_command(file, data, encrypt)
+    except (BackupError, BackupDecryptError, StackError) as exc:
+        typer.echo(f"atrium: backup failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def restore(
+    file: Annotated[str, typer.Argument(help="A backup made by `atrium backup` (- for standard input)")],
+    data: Annotated[Path, typer.Option("--data", help="New, empty state directory to rebuild the stack in")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the stack in a non-empty --data (it must not be running)")
+    ] = False,
+) -> None:
+    """Rebuild a stack from a backup into --data; then start it with `./atrium up --data DIR`."""
+    from .backup import BackupError, restore_command
+    from .backup_crypto import BackupDecryptError
+    from .embedded import StackError
+
+    try:
+        restore_command(file, data, force)
+    except (BackupError, BackupDecryptError, StackError) as exc:
+        typer.echo(f"atrium: restore failed: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 # ---- bus ---------------------------------------------------------------------------------------

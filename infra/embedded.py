@@ -124,17 +124,21 @@ class EmbeddedNats:
         store.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.port = self.port or free_port()
         conf = store / "nats.conf"
+        from infra.nats.server import render_server
+
         include = ""
         if self.auth:
             from infra.nats.accounts import write_config
 
-            include = f'include "{write_config(self.data_dir).name}"\n'
+            include = write_config(self.data_dir).name
         conf.write_text(
-            f'listen: "127.0.0.1:{self.port}"\n'
-            f'server_name: "atrium-embedded"\n'
-            "max_payload: 8MB\n"
-            f'jetstream {{\n  store_dir: "{store / "jetstream"}"\n  max_memory_store: 256MB\n'
-            f"  max_file_store: {server_store_bytes(storage_budget())}\n}}\n" + include
+            render_server(
+                name="atrium-embedded",
+                listen=f"127.0.0.1:{self.port}",
+                store_dir=str(store / "jetstream"),
+                include=include,
+                max_file_store=str(server_store_bytes(storage_budget())),
+            )
         )
         log = self.log_path
         with open(log, "ab") as out:
@@ -280,6 +284,17 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         _stop(self.proc, timeout=20)
+
+
+def running_pg_port(data_dir: Path) -> int | None:
+    """The port of the embedded PostgreSQL of `data_dir` if it runs (from its postmaster.pid)."""
+    pidfile = data_dir / "pg" / "postmaster.pid"
+    try:
+        lines = pidfile.read_text().splitlines()
+        os.kill(int(lines[0]), 0)
+        return int(lines[3])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _with_database(url: str, database: str) -> str:

@@ -6,15 +6,22 @@ and the app grant): their own subjects `progress.docs.<caller>.*`, and those of 
 documents with them. A message about another owner's document is forwarded only after
 `docs.events.check` says the caller may read that document now (asked once per batch of messages, for
 their own documents too), so a revoked share, a removed group member, a deleted document or a deactivated
-user stops the progress with the next message. The grant is asked again every
-heartbeat: an ended session closes the stream, a new share adds its owner. Progress is best effort: the
-current state of every document always comes from `GET /documents`.
+user stops the progress with the next message. Progress is best effort: the current state of every
+document always comes from `GET /documents`.
+
+A stream lives only as long as the session that opened it (issue 13 item 13): every heartbeat asks for
+the grant again with the same token, so a logout, logout everywhere, deactivation, a withdrawn app grant
+or the token's expiry ends the stream at the next heartbeat (with an `event: end` saying why); the same
+grant says whose progress to follow now (a new share adds its owner). Each user may hold
+`sse_streams_per_user` streams at once per gateway; one more is refused with 429.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
@@ -22,19 +29,27 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from contracts import AtriumError, Empty, Unavailable
+from contracts import AtriumError, Empty, RateLimited, Unavailable
 from contracts import docs_api as api
 from contracts.documents import DOCUMENT_PROGRESS, DocumentProgress
 
 from ..bus import Call, CallContext
 from ..errors import errors
 from ..http_types import event_stream
+from ..settings import GatewaySettings
 from ..transport import Token
 
-router = APIRouter(tags=["documents"], responses=errors(401, 403))
+router = APIRouter(tags=["documents"], responses=errors(401, 403, 429))
 
-HEARTBEAT_S = 15.0
 QUEUE_MAX = 256
+
+
+def open_streams(request: Request) -> Counter[str]:
+    """Open streams per user on this gateway."""
+    state = request.app.state
+    if not hasattr(state, "open_streams"):
+        state.open_streams = Counter()
+    return state.open_streams  # type: ignore[no-any-return]
 
 
 class EventStreamResponse(StreamingResponse):
@@ -93,46 +108,75 @@ async def _allowed(call: CallContext, token: str | None, batch: list[bytes]) -> 
     responses=event_stream(
         DocumentProgress,
         event="progress",
-        description="An endless `text/event-stream`: a `: connected` comment once subscribed, `: keep-alive` "
-        "every 15 s, and one `event: progress` per change whose `data:` is a `DocumentProgress` as JSON.",
+        description="A `text/event-stream` for as long as the session lasts: a `: connected` comment once "
+        "subscribed, `: keep-alive` every 15 s, one `event: progress` per change whose `data:` is a "
+        '`DocumentProgress` as JSON, and `event: end` (`data: {"reason": …}`) when the session ended.',
     ),
 )
 async def events(request: Request, call: Call, token: Token) -> StreamingResponse:
     grant: api.EventsGrant = await call(api.EVENTS_GRANT, Empty(), token=token)
+    settings: GatewaySettings = request.app.state.settings
     nc = request.app.state.bus.nc
     if nc is None:
         raise Unavailable("The message bus is not reachable.")
+    user = str(grant.owner_id)
+    streams = open_streams(request)
+    if streams[user] >= settings.sse_streams_per_user:
+        raise RateLimited(
+            f"You have {streams[user]} event streams open, the most allowed; close a tab or window first.",
+            {"retry_after_s": int(settings.sse_heartbeat_s), "limit": settings.sse_streams_per_user},
+        )
+    streams[user] += 1
     queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_MAX)
     following = Following(nc, queue)
-    await following.follow(grant)
+    try:
+        await following.follow(grant)
+    except BaseException:
+        streams[user] -= 1
+        await following.close()
+        raise
+
+    def end(reason: str) -> str:
+        return f"event: end\ndata: {json.dumps({'reason': reason})}\n\n"
 
     async def stream() -> AsyncIterator[str]:
+        heartbeat = settings.sse_heartbeat_s
         try:
             yield "retry: 3000\n: connected\n\n"
+            next_check = time.monotonic() + heartbeat
             while True:
+                first: bytes | None
                 try:
-                    first = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                    first = await asyncio.wait_for(queue.get(), max(0.0, next_check - time.monotonic()))
                 except TimeoutError:
+                    first = None
+                if time.monotonic() >= next_check:  # every heartbeat, busy or not
                     if await request.is_disconnected():
                         return
                     try:  # still signed in, still granted; and whose progress to follow now
                         await following.follow(await call(api.EVENTS_GRANT, Empty(), token=token))
-                    except AtriumError as err:
-                        yield f"event: error\ndata: {json.dumps(err.to_body().model_dump(mode='json'))}\n\n"
+                    except AtriumError as exc:  # fail closed: the client reconnects and is checked afresh
+                        yield end(exc.code.value)
                         return
-                    yield ": keep-alive\n\n"
+                    next_check = time.monotonic() + heartbeat
+                    if first is None:
+                        yield ": keep-alive\n\n"
+                if first is None:
                     continue
                 batch = [first]
                 while not queue.empty() and len(batch) < QUEUE_MAX:
                     batch.append(queue.get_nowait())
                 try:
                     shown = await _allowed(call, token, batch)
-                except AtriumError as err:
-                    yield f"event: error\ndata: {json.dumps(err.to_body().model_dump(mode='json'))}\n\n"
+                except AtriumError as exc:
+                    yield end(exc.code.value)
                     return
                 for progress in shown:
                     yield f"event: progress\ndata: {json.dumps(progress.model_dump(mode='json'))}\n\n"
         finally:
+            streams[user] -= 1
+            if streams[user] <= 0:
+                del streams[user]
             await following.close()
 
     return EventStreamResponse(

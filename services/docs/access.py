@@ -3,7 +3,7 @@
 1. Every statement a handler runs names the caller's access itself (`readable`, `role_of`, `shared_pairs`):
    the owner, or a share of the document — or of a category its owner filed it under — naming the caller or
    one of their groups (viewer: read, download, preview, search; editor: also edit and re-process).
-2. PostgreSQL row-level security on every documents table (migration 0010) keys the same rule on who acts,
+2. PostgreSQL row-level security on every documents table (migration 0011) keys the same rule on who acts,
    set at the start of each transaction by `acting` (or `as_system` for the service's own background paths,
    `as_admin` for an administrator's audited override). A statement run without it sees no row and may write
    none; the service's role owns the tables, so they FORCE row-level security.
@@ -46,10 +46,13 @@ from services.kit.security import Actor
 
 from .tables import document_categories, documents, shares
 
-# The background paths allowed past row-level security, each by name (tests/unit/test_docs_access.py keeps
-# this list and the code's uses of `as_system` the same): the pipeline's events, task retention, share links
-# (a visitor has no account), the user directory and deleted groups (events), live progress (whose documents).
-SystemReason = Literal["pipeline", "retention", "share_link", "directory", "progress", "forget_user"]
+# The background paths allowed past row-level security, each by name: the pipeline's events, task retention,
+# share links (a visitor has no account), the user directory and deleted groups (events), live progress
+# (whose documents), a deleted user's data, reconciling after a restore (infra/backup.py), and the counts of
+# the admin's system status and the metrics (documents per status, never their content).
+SystemReason = Literal[
+    "pipeline", "retention", "share_link", "directory", "progress", "forget_user", "restore", "status"
+]
 
 NEED_RANK: dict[AccessRole, int] = {"viewer": 1, "editor": 2, "owner": 3}
 

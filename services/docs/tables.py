@@ -68,6 +68,17 @@ documents = Table(
         "preview_pages", Integer, nullable=False, server_default=text("0")
     ),  # PNGs of pages 1..n, this run
     Column("pdf_metadata", JSONB),
+    # OCR (migration 0010): the original's media type (an image is kept as uploaded), the PDF the text worker
+    # made of an image, the current run's PDF with text layer, pages OCR read / why not / with what, and
+    # its progress while the status is `ocr` (pages done of total).
+    Column("media_type", String(32), nullable=False, server_default="application/pdf"),
+    Column("pdf_object", String(200)),
+    Column("text_layer_object", String(200)),
+    Column("ocr_pages", Integer, nullable=False, server_default=text("0")),
+    Column("ocr_reason", Text),
+    Column("ocr_engine", String(200)),
+    Column("ocr_done", Integer),
+    Column("ocr_total", Integer),
     Column("document_type", String(32)),
     Column("title", String(300)),
     Column("document_date", Date),
@@ -116,9 +127,10 @@ pages = Table(
         "document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
     ),
     Column("number", Integer, primary_key=True),
-    Column("owner_id", UUID(as_uuid=True), nullable=False),  # the document's (row-level security, 0010)
+    Column("owner_id", UUID(as_uuid=True), nullable=False),  # the document's (row-level security, 0011)
     Column("text", Text, nullable=False),
     Column("tables", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("ocr", JSONB),  # `PageOcrPublic` of a page that needed OCR (migration 0010)
     Column("search", TSVECTOR),  # generated: PAGE_SEARCH_EXPRESSION (migration 0008)
 )
 
@@ -143,7 +155,7 @@ document_categories = Table(
     ),
     Column("source", String(8), nullable=False, server_default="user"),
     # Who filed it: the category's owner (a sharee files a shared document under a category of their own;
-    # only its owner's filing shares a document through a shared category). Migration 0010.
+    # only its owner's filing shares a document through a shared category). Migration 0011.
     Column("owner_id", UUID(as_uuid=True), nullable=False),
     Index("ix_document_categories_category", "category_id", "document_id", postgresql_include=["owner_id"]),
 )
@@ -177,7 +189,7 @@ tasks = Table(
     Index("ix_tasks_created", "created_at"),
 )
 
-# A document or a category shared with a user or a group (migration 0010). A category's share covers every
+# A document or a category shared with a user or a group (migration 0011). A category's share covers every
 # document its owner files under it (`document_categories.owner_id` = `owner_id`), now and later.
 shares = Table(
     "shares",
@@ -216,7 +228,7 @@ shares = Table(
     Index("ix_shares_owner", "owner_id"),
 )
 
-# A link for people without an account: only the SHA-256 of its token is kept (migration 0010).
+# A link for people without an account: only the SHA-256 of its token is kept (migration 0011).
 share_links = Table(
     "share_links",
     metadata,
@@ -235,7 +247,7 @@ share_links = Table(
 )
 
 # Accounts as sharing needs them (exact email lookup, names beside shared documents), projected from the
-# auth service's events (migration 0010).
+# auth service's events (migration 0011).
 directory = Table(
     "directory",
     metadata,

@@ -35,9 +35,11 @@ from pydantic import BaseModel
 from contracts import AtriumError, Header, Internal, Unavailable
 from contracts.base import Rpc
 
+from . import metrics
 from .context import Ctx
 from .envelope import error_envelope, ok_envelope
 from .logging import log_fields, request_id_var
+from .outage import outage
 from .security import Actor
 from .validation import parse_model
 
@@ -161,14 +163,21 @@ class RpcServer:
             body = ok_envelope(result)
         except AtriumError as err:
             code, body = err.code.value, error_envelope(err)
-        except Exception:
-            log.exception("handler for %s failed", desc.subject)
-            failed = Internal(
-                f"The {self.service} service failed while handling this request; "
-                f"it is logged with request id {rid}."
-            )
+        except Exception as exc:
+            # A server restarting is `unavailable` (try again), not a bug.
+            failed: AtriumError | None = outage(exc)
+            if failed is None:
+                log.exception("handler for %s failed", desc.subject)
+                failed = Internal(
+                    f"The {self.service} service failed while handling this request; "
+                    f"it is logged with request id {rid}."
+                )
+            else:
+                log.warning("%s: %s (%s)", desc.subject, failed.message, type(exc).__name__)
             code, body = failed.code.value, error_envelope(failed)
         if route.slotted:
+            elapsed = time.perf_counter() - started
+            metrics.observe_rpc(self.service, desc.subject, code or "ok", elapsed)
             log_fields(
                 log,
                 logging.WARNING if code else logging.INFO,
@@ -176,7 +185,7 @@ class RpcServer:
                 subject=desc.subject,
                 ok=code is None,
                 code=code,
-                ms=round((time.perf_counter() - started) * 1000, 1),
+                ms=round(elapsed * 1000, 1),
             )
         request_id_var.reset(token)
         return body, rid

@@ -13,7 +13,7 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import Empty, NotFound, Unauthenticated
+from contracts import Empty, NotFound, RateLimited, Unauthenticated
 from contracts.auth import (
     Ack,
     EndSession,
@@ -29,6 +29,7 @@ from services.kit import passwords
 from services.kit.audit import client_ip
 from services.kit.context import Ctx
 
+from .. import metrics as auth_metrics
 from .. import tokens
 from ..rows import SessionRow, UserRow
 from ..tables import refresh_history, sessions, users
@@ -73,12 +74,17 @@ def _pair(deps: AuthDeps, row: UserRow, session_id: UUID, refresh: str, expires_
 async def login(cmd: LoginRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
     """Sign in. Failures count per account and client (that client alone is refused after a few) and per
     account (past a limit every attempt on it waits a little longer, from anywhere, but none is refused):
-    a stranger's guessing never locks the owner out (services/auth/ratelimit.py)."""
+    a stranger's guessing never locks the owner out (services/kit/ratelimit.py)."""
     email = str(cmd.email).strip()
     account = email_key(email)
     pair = account_client_key(account, ctx)
-    deps.limiter.take("login_ip", client_key(ctx))
-    deps.limiter.check("login_client", pair)
+    try:
+        deps.limiter.take("login_ip", client_key(ctx))
+        deps.limiter.check("login_client", pair)
+    except RateLimited:
+        auth_metrics.SIGNINS.labels("refused", "rate_limited").inc()
+        auth_metrics.LOCKOUTS.inc()
+        raise
     delay = deps.limiter.delay_s("login_account", account)
     if delay:
         await asyncio.sleep(delay)
@@ -105,6 +111,7 @@ async def login(cmd: LoginRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
                 reason=reason,
                 delayed_s=delay,
             )
+        auth_metrics.SIGNINS.labels("failed", reason).inc()
         raise Unauthenticated(BAD_LOGIN)
     refresh_token = tokens.new_refresh_token()
     session_id = uuid.uuid4()
@@ -137,6 +144,7 @@ async def login(cmd: LoginRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
             remember_me=cmd.remember_me,
         )
     await deps.state.sync_user(row.id, role=row.role, active=row.is_active)
+    auth_metrics.SIGNINS.labels("ok", "").inc()
     return _pair(deps, row, session_id, refresh_token, expires_at)
 
 
@@ -228,6 +236,7 @@ async def _revoke_reused(s: AsyncSession, deps: AuthDeps, ctx: Ctx, session_id: 
     if row is None:
         return
     await audit(s, ctx, "refresh.reuse_detected", target_id=row.user_id, session_id=str(session_id))
+    auth_metrics.REFRESH_REUSE.inc()
     await end_sessions(s, deps, ctx, [session_id], "refresh_reuse", target_id=row.user_id)
 
 

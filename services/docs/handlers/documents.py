@@ -3,6 +3,7 @@ fields and title, and their answers to category suggestions."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -16,13 +17,17 @@ from contracts.docs_api import (
     CountDocuments,
     DocumentCounts,
     DocumentDetail,
+    DocumentOcr,
     DocumentPage,
     DocumentRef,
+    DocumentSummary,
     EventsAllowed,
     EventsCheck,
     EventsGrant,
     ListDocuments,
+    PageOcrPublic,
     PagePublic,
+    StageProgress,
     UpdateDocument,
 )
 from contracts.documents import PdfMetadata
@@ -30,11 +35,11 @@ from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 
 from ..access import NOTHING_SHARED, Caller, acting, readable, shared_sources, sharing_owners
-from ..rows import AccessibleRow
+from ..rows import AccessibleRow, DocumentRow, TaskRow
 from ..tables import audit_log, document_categories, documents, pages, tasks
 from . import search
 from .categories import category_for_name
-from .common import DocsDeps, document_for, now, owned_category, promoted, user
+from .common import DocsDeps, document_for, now, ocr_progress_message, owned_category, promoted, user
 from .views import fields_public, summary_of, task_public
 
 
@@ -61,7 +66,7 @@ async def detail(deps: DocsDeps, doc_id: UUID, caller: Caller) -> DocumentDetail
         page_rows = (
             await s.execute(select(pages).where(pages.c.document_id == doc_id).order_by(pages.c.number))
         ).all()
-        base = (await summary_of(s, row, row.access_role, caller)).model_dump()
+        base = await summary_of(s, row, row.access_role, caller)
         task_rows = (
             await s.execute(
                 select(tasks)
@@ -69,16 +74,61 @@ async def detail(deps: DocsDeps, doc_id: UUID, caller: Caller) -> DocumentDetail
                 .order_by(tasks.c.created_at.desc(), tasks.c.id)
             )
         ).all()
-    return DocumentDetail(
-        **base,
-        pages=[PagePublic(number=p.number, text=p.text, tables=p.tables) for p in page_rows],
+    return detail_of(row, base, task_rows, [page_public(p) for p in page_rows])
+
+
+def page_public(p: Any) -> PagePublic:
+    return PagePublic(
+        number=p.number,
+        text=p.text,
+        tables=p.tables,
+        ocr=PageOcrPublic.model_validate(p.ocr) if p.ocr else None,
+    )
+
+
+def detail_of(
+    row: DocumentRow,
+    base: DocumentSummary,
+    task_rows: Sequence[TaskRow],
+    pages: list[PagePublic],
+    model: type[DocumentDetail] = DocumentDetail,
+    **extra: Any,
+) -> DocumentDetail:
+    """The detail of a document whose summary (as the caller sees it) is `base`."""
+    return model(
+        **base.model_dump(),
+        pages=pages,
         metadata=PdfMetadata.model_validate(row.pdf_metadata) if row.pdf_metadata else None,
         needs_ocr=row.needs_ocr,
         fields=fields_public(row.fields),
         tasks=[task_public(t) for t in task_rows],
         preview_pages=row.preview_pages,
         # Suggestions name the owner's categories: theirs to accept or reject.
-        pending_suggestions=(row.pending_suggestions or []) if row.access_role == "owner" else [],
+        pending_suggestions=(row.pending_suggestions or []) if base.role == "owner" else [],
+        media_type=row.media_type,
+        progress=ocr_progress(row),
+        ocr=ocr_outcome(row, any(p.ocr for p in pages)),
+        **extra,
+    )
+
+
+def ocr_progress(row: DocumentRow) -> StageProgress | None:
+    if row.status != "ocr" or row.ocr_total is None:
+        return None
+    done = row.ocr_done or 0
+    return StageProgress(
+        stage="ocr", done=done, total=row.ocr_total, message=ocr_progress_message(done, row.ocr_total)
+    )
+
+
+def ocr_outcome(row: DocumentRow, pages_needed_ocr: bool) -> DocumentOcr | None:
+    if not (pages_needed_ocr or row.ocr_reason or row.ocr_pages):
+        return None
+    return DocumentOcr(
+        pages=row.ocr_pages,
+        reason=row.ocr_reason or "",
+        engine=row.ocr_engine or "",
+        text_layer=row.text_layer_object is not None,
     )
 
 

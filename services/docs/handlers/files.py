@@ -1,5 +1,6 @@
-"""A document's stored files: the original (download), page previews (rendered on first request), and
-deleting a document with every file of every run (its owner, or an administrator with an audit entry)."""
+"""A document's stored files: the original (download), the PDF with text layer (OCR's copy), page previews
+(rendered on first request), and deleting a document with every file of every run (its owner, or an
+administrator with an audit entry)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Empty, NotFound
 from contracts.docs_api import DocumentRef, DownloadTicket, PreviewRef, PreviewTicket
-from contracts.documents import PREVIEW_MAX_PAGES, RenderPreviews, preview_object_name, result_object_name
+from contracts.documents import (
+    PREVIEW_MAX_PAGES,
+    RenderPreviews,
+    image_pdf_object_name,
+    preview_object_name,
+    result_object_name,
+    text_layer_object_name,
+)
 from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 
-from ..access import Caller, acting, as_admin, document_row
+from ..access import Caller, acting, as_admin, as_system, document_row
 from ..rows import DocumentRow
 from ..tables import audit_log, documents, tasks
 from .common import DocsDeps, document_for, user
@@ -35,7 +43,49 @@ async def download_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> Downl
             filename=row.filename,
             role=row.access_role,
         )
-    return DownloadTicket(object_name=row.object_name, filename=row.filename, size=row.size)
+    return DownloadTicket(
+        object_name=row.object_name, filename=row.filename, size=row.size, content_type=row.media_type
+    )
+
+
+def text_layer_filename(filename: str) -> str:
+    """`scan.jpg` → `scan.ocr.pdf`: the copy is named after the original, and never mistaken for it."""
+    stem = filename.rsplit(".", 1)[0] if "." in filename.lstrip(".") else filename
+    return f"{stem}.ocr.pdf"
+
+
+async def download_text_layer(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> DownloadTicket:
+    """The current run's "PDF with text layer": the original pages with OCR's words as invisible text."""
+    caller = await user(ctx, deps)
+    async with acting(deps.db, caller) as s:
+        row = await document_for(s, cmd.id, caller, "viewer")
+    if row.text_layer_object is None:
+        if row.ocr_reason:
+            why = f"OCR did not read its scanned pages: {row.ocr_reason}"
+        elif row.status in ("queued", "extracting", "ocr"):
+            why = "its pages are still being read; try again when it is ready."
+        else:
+            why = (
+                "no page of it needed OCR (it has a text layer of its own: download the original)"
+                if row.ocr_pages == 0
+                else "its pages were read by a vision model, which gives text without word positions."
+            )
+        raise NotFound(f"This document has no PDF with text layer: {why}", {"id": str(cmd.id)})
+    size, _ = await deps.blobs.info(row.text_layer_object)
+    async with acting(deps.db, caller, write=True) as s:
+        await record_audit(
+            s,
+            audit_log,
+            ctx,
+            "document.text_layer_downloaded",
+            actor_id=caller.user_id,
+            target_id=cmd.id,
+            filename=row.filename,
+            role=row.access_role,
+        )
+    return DownloadTicket(
+        object_name=row.text_layer_object, filename=text_layer_filename(row.filename), size=size
+    )
 
 
 async def preview_page(cmd: PreviewRef, ctx: Ctx, deps: DocsDeps) -> PreviewTicket:
@@ -67,7 +117,7 @@ async def stored_preview(
             reader_id=reader.user_id if reader else None,
             grant=grant,
             run_id=row.run_id,
-            object_name=row.object_name,
+            object_name=row.pdf_object or row.object_name,  # an uploaded image: the PDF made of it
             page_count=row.page_count or page,
             page=page,
         ),
@@ -83,7 +133,12 @@ async def _result_objects(s: AsyncSession, doc_id: UUID, page_count: int | None)
     runs = (
         await s.execute(select(func.distinct(tasks.c.run_id)).where(tasks.c.document_id == doc_id))
     ).scalars()
-    names = [result_object_name(doc_id, r) for r in runs]
+    # Each run's result, and the PDF with text layer and the PDF of an image it may have written.
+    names = [
+        name(doc_id, r)
+        for r in runs
+        for name in (result_object_name, text_layer_object_name, image_pdf_object_name)
+    ]
     # Previews of every run that got through extraction (same file, so the current page count applies).
     extracted = (
         await s.execute(
@@ -108,19 +163,33 @@ async def remove_document(s: AsyncSession, row: DocumentRow, deps: DocsDeps) -> 
 
 
 async def _delete_in(
-    s: AsyncSession, row: DocumentRow, caller: Caller, ctx: Ctx, deps: DocsDeps, **why: Any
+    s: AsyncSession,
+    row: DocumentRow,
+    actor_id: UUID | None,
+    ctx: Ctx,
+    deps: DocsDeps,
+    *,
+    audit_action: str = "document.deleted",
+    **why: Any,
 ) -> None:
     await remove_document(s, row, deps)
     await record_audit(
         s,
         audit_log,
         ctx,
-        "document.deleted",
-        actor_id=caller.user_id,
+        audit_action,
+        actor_id=actor_id,
         target_id=row.id,
         filename=row.filename,
         **why,
     )
+
+
+async def _locked(s: AsyncSession, doc_id: UUID) -> DocumentRow | None:
+    """Anyone's document, locked for its deletion (a session past the owner's rule: admin or system)."""
+    return (  # type: ignore[return-value]
+        await s.execute(select(documents).where(documents.c.id == doc_id).with_for_update())
+    ).first()
 
 
 async def delete_one(doc_id: UUID, caller: Caller, ctx: Ctx, deps: DocsDeps) -> None:
@@ -130,18 +199,28 @@ async def delete_one(doc_id: UUID, caller: Caller, ctx: Ctx, deps: DocsDeps) -> 
         by_owner = not caller.is_admin or (row is not None and row.access_role == "owner")
         if by_owner:
             owned = await document_for(s, doc_id, caller, "owner", what="delete it", lock=True)
-            await _delete_in(s, owned, caller, ctx, deps)
+            await _delete_in(s, owned, caller.user_id, ctx, deps)
             run = owned.run_id
     if not by_owner:
         async with as_admin(deps.db, caller) as s:
-            found = (
-                await s.execute(select(documents).where(documents.c.id == doc_id).with_for_update())
-            ).first()
+            found = await _locked(s, doc_id)
             if found is None:
                 raise NotFound("There is no such document.", {"id": str(doc_id)})
-            await _delete_in(s, found, caller, ctx, deps, by_admin=True, owner_id=found.owner_id)
+            await _delete_in(s, found, caller.user_id, ctx, deps, by_admin=True, owner_id=found.owner_id)
             run = found.run_id
     await deps.mark_superseded(run, "deleted")  # a run still queued for the workers is skipped
+
+
+async def remove_for_service(doc_id: UUID, ctx: Ctx, deps: DocsDeps, *, audit_action: str) -> bool:
+    """The service's own removal of a document (after a restore: its original is gone), past row-level
+    security; False when it is gone already."""
+    async with as_system(deps.db, "restore") as s:
+        found = await _locked(s, doc_id)
+        if found is None:
+            return False
+        await _delete_in(s, found, None, ctx, deps, audit_action=audit_action)
+    await deps.mark_superseded(found.run_id, "deleted")
+    return True
 
 
 async def delete_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> Empty:

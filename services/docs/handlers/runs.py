@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, insert, select, update
@@ -17,7 +18,7 @@ from contracts.documents import DOCUMENT_UPLOADED, DocumentUploaded, RunKind
 from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 
-from ..access import Caller, acting, as_admin
+from ..access import Caller, acting, as_admin, as_system
 from ..rows import DocumentRow
 from ..tables import audit_log, documents, tasks
 from .common import DocsDeps, document_for, now, progress, user
@@ -101,6 +102,8 @@ async def _new_run(s: AsyncSession, doc_id: UUID, deps: DocsDeps) -> DocumentRow
                 failure_reason=None,
                 failure_message=None,
                 preview_pages=0,
+                ocr_done=None,
+                ocr_total=None,
                 updated_at=func.now(),
             )
             .returning(documents)
@@ -108,6 +111,34 @@ async def _new_run(s: AsyncSession, doc_id: UUID, deps: DocsDeps) -> DocumentRow
     ).one()
     await queue_run(s, row, "reprocess", deps)
     return row
+
+
+async def _announce_run(old_run: UUID, row: DocumentRow, deps: DocsDeps) -> None:
+    """After the new run's transaction: the workers skip the old run, the owner sees the new one queued."""
+    await deps.mark_superseded(old_run, "superseded")
+    await progress(deps, row.owner_id, row.id, row.run_id, "queued", "re-processing")
+
+
+async def _rerun_any(
+    s: AsyncSession,
+    doc_id: UUID,
+    ctx: Ctx,
+    *,
+    actor_id: UUID | None,
+    audit_action: str,
+    deps: DocsDeps,
+    **why: Any,
+) -> tuple[UUID, DocumentRow] | None:
+    """Anyone's document run again (an administrator's replay, the service's own after a restore), with no
+    hourly limit: (the old run, the row), or None when there is no such document."""
+    old = (
+        await s.execute(select(documents.c.run_id).where(documents.c.id == doc_id).with_for_update())
+    ).first()
+    if old is None:
+        return None
+    row = await _new_run(s, doc_id, deps)
+    await record_audit(s, audit_log, ctx, audit_action, actor_id=actor_id, target_id=doc_id, **why)
+    return old.run_id, row
 
 
 async def reprocess_one(
@@ -127,9 +158,19 @@ async def reprocess_one(
             target_id=doc_id,
             role=found.access_role,
         )
-    await deps.mark_superseded(found.run_id, "superseded")
-    await progress(deps, row.owner_id, row.id, row.run_id, "queued", "re-processing")
+    await _announce_run(found.run_id, row, deps)
     return row, found.access_role
+
+
+async def resume_run(doc_id: UUID, ctx: Ctx, deps: DocsDeps, *, audit_action: str) -> bool:
+    """The service's own new run of a document (after a restore, past row-level security): False when the
+    document is gone."""
+    async with as_system(deps.db, "restore") as s:
+        started = await _rerun_any(s, doc_id, ctx, actor_id=None, audit_action=audit_action, deps=deps)
+    if started is None:
+        return False
+    await _announce_run(*started, deps)
+    return True
 
 
 async def reprocess_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> DocumentSummary:
@@ -144,23 +185,18 @@ async def replay_documents(cmd: ReplayDocuments, ctx: Ctx, deps: DocsDeps) -> Re
     queued = missing = 0
     for doc_id in dict.fromkeys(cmd.ids):
         async with as_admin(deps.db, caller) as s:
-            old = (
-                await s.execute(select(documents.c.run_id).where(documents.c.id == doc_id).with_for_update())
-            ).first()
-            if old is None:
-                missing += 1
-                continue
-            row = await _new_run(s, doc_id, deps)
-            await record_audit(
+            started = await _rerun_any(
                 s,
-                audit_log,
+                doc_id,
                 ctx,
-                "document.reprocessed",
                 actor_id=caller.user_id,
-                target_id=doc_id,
+                audit_action="document.reprocessed",
+                deps=deps,
                 replay=True,
             )
-        await deps.mark_superseded(old.run_id, "superseded")
-        await progress(deps, row.owner_id, row.id, row.run_id, "queued", "re-processing")
+        if started is None:
+            missing += 1
+            continue
+        await _announce_run(*started, deps)
         queued += 1
     return ReplayResult(queued=queued, missing=missing)

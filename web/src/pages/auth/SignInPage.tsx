@@ -6,7 +6,7 @@ import { Checkbox } from "@/components/ui/checkbox";
 import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { FormError } from "@/components/ui/form-error";
-import type { TokenPair } from "@/api/types";
+import type { BrowserSession } from "@/api/types";
 import { api } from "@/lib/api";
 import { clearLostReason, ME_KEY, safeNext } from "@/lib/auth";
 import { useTranslation } from "@/lib/i18n";
@@ -22,7 +22,7 @@ export function SignInPage() {
   const [remember, setRemember] = React.useState(false);
   const reason = params.get("reason");
   const login = useMutation({
-    mutationFn: () => api<TokenPair>("/auth/login", { method: "POST", body: { email, password, remember_me: remember }, noRefresh: true }),
+    mutationFn: () => api<BrowserSession>("/auth/session", { method: "POST", body: { email, password, remember_me: remember }, noRefresh: true }),
     onSuccess: (pair) => {
       clearLostReason();
       qc.clear();

@@ -1,16 +1,16 @@
 """sharing: shares (documents and categories, users and groups), share links, the user directory; row-level
 security on every documents table, keyed on the acting user set per transaction (services/docs/access.py)
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import BYTEA, UUID
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
