@@ -32,7 +32,15 @@ async def test_system_status_for_admins_only(
     after = r.json()
     assert set(after["services"]) == set(stack.services)
     assert all(s["status"] == "ok" for s in after["services"].values()), after["services"]
-    assert set(after["documents"]) == {"queued", "extracting", "analyzing", "ready", "needs_ocr", "failed"}
+    assert set(after["documents"]) == {
+        "queued",
+        "extracting",
+        "ocr",
+        "analyzing",
+        "ready",
+        "needs_ocr",
+        "failed",
+    }
     status = body["status"]
     assert after["documents"][status] == before["documents"][status] + 1
     # The original is in the document store, within its budget.
