@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bench.bench_list import deps_for, timed
+from bench.bench_list import deps_for, superuser_url, timed
 from bench.results import publish, summary
 from contracts.docs_api import ListTasks, TaskStatsQuery
 from infra.embedded import EmbeddedPostgres, provision
@@ -92,7 +92,12 @@ async def run(n: int, runs: int) -> tuple[list[dict[str, Any]], float, tuple[flo
             db = Database(urls["docs"], "docs")
             heavy = uuid.uuid4()
             t0 = time.perf_counter()
-            await generate(db, heavy, n)
+            # Written as the database superuser: the service's own role is held to row-level security.
+            loader = Database(superuser_url(pg), "docs")
+            try:
+                await generate(loader, heavy, n)
+            finally:
+                await loader.dispose()
             fill_s = time.perf_counter() - t0
             async with db.read() as s:
                 typical = (await s.execute(text("SELECT md5('user' || 7)::uuid"))).scalar_one()

@@ -24,6 +24,11 @@ TaskStatus = Literal["queued", "running", "succeeded", "failed", "superseded"]
 # `relevance` (needs q) ranks the newest 500 matches (services/docs RANK_CANDIDATES): ranking reads each one.
 SortKey = Literal["uploaded_at", "document_date", "title", "filename", "size", "status", "relevance"]
 FieldSource = Literal["model", "user"]
+# What the caller may do with a document: its owner everything; an editor also edits fields and re-processes;
+# a viewer reads, downloads, previews and searches it (contracts/sharing.py shares it).
+AccessRole = Literal["owner", "editor", "viewer"]
+# Whose documents a list or count covers: yours and those shared with you, yours only, or only shared ones.
+Scope = Literal["all", "mine", "shared"]
 
 # The names of `DocumentFields`, in its order, as an enum schema (`EditableField` in the OpenAPI): what a
 # client may clear, the keys of a document's `fields`, the order a field editor shows them in.
@@ -70,6 +75,14 @@ class CategoryRefPublic(Contract):
     source: Literal["user", "ai"] = "user"  # ai: suggested by the analysis (replaced on a re-run)
 
 
+class PersonPublic(Contract):
+    """A user as another user sees them: no more than what sharing needs."""
+
+    id: UUID
+    email: str | None = None  # None when the documents service does not know the account (any more)
+    name: str | None = None
+
+
 class DocumentSummary(Contract):
     id: UUID
     filename: str
@@ -92,6 +105,8 @@ class DocumentSummary(Contract):
     run_id: UUID
     rank: float | None = None
     snippet: str | None = None  # HTML-escaped text with <mark>…</mark> around matches
+    role: AccessRole = "owner"  # the caller's
+    shared_by: PersonPublic | None = None  # the owner, on a document shared with the caller
 
 
 class FieldValue(Contract):
@@ -177,6 +192,7 @@ class UploadResult(Contract):
 
 
 class DocumentFilter(Contract):
+    scope: Scope = "all"
     status: list[DocumentStatus] = Field(default_factory=list)
     document_type: list[DocumentType] = Field(default_factory=list)
     category_any: list[UUID] = Field(default_factory=list, max_length=50)
@@ -247,8 +263,12 @@ StatusCounts = Annotated[
 ]
 
 
+class CountDocuments(Contract):
+    scope: Scope = "all"
+
+
 class DocumentCounts(Contract):
-    """How many documents the caller has, in all and per status."""
+    """How many documents the caller has (and can see, by `scope`), in all and per status."""
 
     total: int
     by_status: StatusCounts
@@ -380,9 +400,20 @@ class TaskStatsQuery(Contract):
 
 
 class EventsGrant(Contract):
-    """Whom the gateway may stream progress for: the verified caller only."""
+    """Whose progress subjects the gateway listens on: the caller's own (`owner_id`), and those of the owners
+    who share documents with the caller (`shared_owner_ids`), whose messages it forwards only after
+    `docs.events.check` allowed their documents."""
 
     owner_id: UUID
+    shared_owner_ids: list[UUID] = Field(default_factory=list)
+
+
+class EventsCheck(Contract):
+    document_ids: list[UUID] = Field(max_length=500)
+
+
+class EventsAllowed(Contract):
+    document_ids: list[UUID]  # those of the asked ones the caller may read now
 
 
 class ReplayDocuments(Contract):
@@ -446,7 +477,10 @@ DOCUMENT_LIST = Rpc(
     "docs.document.list", ListDocuments, DocumentPage, summary="Filter, search and page documents"
 )
 DOCUMENT_COUNTS = Rpc(
-    "docs.document.counts", Empty, DocumentCounts, summary="How many documents the caller has, per status"
+    "docs.document.counts",
+    CountDocuments,
+    DocumentCounts,
+    summary="How many documents the caller has (and can see), per status",
 )
 DOCUMENT_GET = Rpc("docs.document.get", DocumentRef, DocumentDetail, summary="One document with everything")
 DOCUMENT_UPDATE = Rpc(
@@ -485,7 +519,13 @@ TASK_LIST = Rpc("docs.task.list", ListTasks, TaskPage, summary="Task history (mi
 TASK_STATS = Rpc("docs.task.stats", TaskStatsQuery, TaskStats, summary="Task statistics")
 TASK_RETRY = Rpc("docs.task.retry", TaskRef, TaskPublic, summary="Retry a failed task (a new run)")
 EVENTS_GRANT = Rpc(
-    "docs.events.grant", Empty, EventsGrant, summary="May the caller follow live progress, and as whom"
+    "docs.events.grant", Empty, EventsGrant, summary="May the caller follow live progress, and whose"
+)
+EVENTS_CHECK = Rpc(
+    "docs.events.check",
+    EventsCheck,
+    EventsAllowed,
+    summary="Which of these documents' progress may the caller see now (shared documents)",
 )
 
 

@@ -453,10 +453,14 @@ DOCUMENT_PROGRESS = Progress(
 
 
 class RenderPreviews(Contract):
-    """The documents service, having checked that the caller owns the document, asks for a missing preview."""
+    """The documents service, having checked that the reader may see the document (its owner, or someone it
+    is shared with), asks for a missing preview with the reader's token; for a share link's visitor, who has
+    none, with a grant it signed (`services.kit.grants`, purpose `PREVIEW_GRANT`)."""
 
     document_id: UUID
     owner_id: UUID
+    reader_id: UUID | None = None  # whose token comes with the request; None: the owner's, or a grant
+    grant: UrlText | None = Field(default=None, max_length=500)
     run_id: UUID
     object_name: Text = Field(min_length=1, max_length=200)  # the original in OBJECT_BUCKET
     page_count: int = Field(ge=1, le=100_000)
@@ -467,11 +471,14 @@ class PreviewsRendered(Contract):
     pages: list[int]  # the pages of the batch whose PNG is now stored (a page pdfium cannot render is absent)
 
 
+PREVIEW_GRANT = "preview-render"  # what a grant for a share link's preview is signed for
+
 PREVIEW_RENDER = Rpc(
     "extract.preview.render",
     RenderPreviews,
     PreviewsRendered,
-    summary="Render a page's preview and its batch into the Object Store (the owner's token)",
+    access="public",  # a reader's token, checked by the worker, or the documents service's signed grant
+    summary="Render a page's preview and its batch into the Object Store (for the documents service only)",
 )
 
 SETTINGS_CHANGED = Event(

@@ -167,6 +167,17 @@ class GroupList(Contract):
     groups: list[GroupPublic]
 
 
+class GroupName(Contract):
+    """A group as any user sees it (to share with it): no members, no grants."""
+
+    id: UUID
+    name: str
+
+
+class GroupNames(Contract):
+    groups: list[GroupName]
+
+
 # ---- events ---------------------------------------------------------------------------------------
 
 PermissionChange = Literal[
@@ -192,6 +203,7 @@ class PermissionsChanged(Contract):
     app_key: str | None = None
     change: PermissionChange
     at: datetime
+    group_id: UUID | None = None  # the group a group change is about (a deleted group's shares go with it)
 
 
 PERMISSIONS_HEALTH = health_rpc("permissions")
@@ -246,6 +258,20 @@ REVOKE = Rpc(
     summary="Revoke a user's direct grant (idempotent)",
 )
 GROUPS_LIST = Rpc("permissions.groups.list", Empty, GroupList, access="admin", summary="All groups")
+MY_GROUPS = Rpc(
+    "permissions.groups.mine",
+    Empty,
+    GroupNames,
+    access="user",
+    summary="The groups the caller belongs to",
+)
+GROUP_DIRECTORY = Rpc(
+    "permissions.groups.directory",
+    Empty,
+    GroupNames,
+    access="user",
+    summary="Every group's id and name (to share with a group)",
+)
 GROUP_CREATE = Rpc(
     "permissions.groups.create", GroupCreate, GroupPublic, access="admin", summary="Create a group"
 )

@@ -102,8 +102,10 @@ async def list_documents(
 @router.get(
     "/counts", response_model=api.DocumentCounts, summary="How many documents you have, in all and per status"
 )
-async def counts(call: Call, token: Token) -> api.DocumentCounts:
-    return await call(api.DOCUMENT_COUNTS, Empty(), token=token)
+async def counts(
+    query: Annotated[api.CountDocuments, Query()], call: Call, token: Token
+) -> api.DocumentCounts:
+    return await call(api.DOCUMENT_COUNTS, query, token=token)
 
 
 @router.get(

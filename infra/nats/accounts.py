@@ -50,7 +50,13 @@ from contracts.documents import (
     SUPERSEDED_RUNS_BUCKET,
 )
 from contracts.ops import STACK_RESTORED
-from contracts.permissions import ACCESS_CHECK, APP_ANNOUNCED, PERMISSIONS_CHANGED
+from contracts.permissions import (
+    ACCESS_CHECK,
+    APP_ANNOUNCED,
+    GROUP_DIRECTORY,
+    MY_GROUPS,
+    PERMISSIONS_CHANGED,
+)
 from contracts.profile import AVATAR_BUCKET
 from gateway.settings import NATS_USER as GATEWAY
 from infra import catalog
@@ -110,8 +116,10 @@ def _needs() -> dict[str, Needs]:
             consumes=(APP_ANNOUNCED, USER_REGISTERED, USER_DELETED),
             purges=(APP_ANNOUNCED.stream,),
         ),
+        # Sharing: the caller's groups and every group's name (the permissions service), the accounts it
+        # names (a directory projected from auth's events), deleted groups' shares (permissions' events).
         "docs": Needs(
-            calls=(ACCESS_CHECK, *rpcs_of("extract")),
+            calls=(ACCESS_CHECK, MY_GROUPS, GROUP_DIRECTORY, *rpcs_of("extract")),
             publishes=(DOCUMENT_UPLOADED, APP_ANNOUNCED),
             progress=(DOCUMENT_PROGRESS,),
             listens=(PERMISSIONS_CHANGED,),
@@ -121,15 +129,18 @@ def _needs() -> dict[str, Needs]:
                 DOCUMENT_EXTRACTED,
                 DOCUMENT_ANALYZED,
                 DOCUMENT_FAILED,
+                USER_REGISTERED,
+                USER_CHANGED,
                 STACK_RESTORED,
                 USER_DELETED,
+                PERMISSIONS_CHANGED,
                 SETTINGS_CHANGED,
             ),
             kv_read=(SETTINGS_BUCKET,),
             kv_write=(SUPERSEDED_RUNS_BUCKET,),
             objects_write=(OBJECT_BUCKET,),
         ),
-        # The preview Rpc re-checks the owner's app access itself (AppAccessGuard), as docs does. It reads
+        # The preview Rpc re-checks the reader's app access itself (AppAccessGuard), as docs does. It reads
         # the Documents settings (OCR) and announces what its OCR can read.
         "extract": Needs(
             calls=(ACCESS_CHECK,),
@@ -213,7 +224,8 @@ def _objects(bucket: str, write: bool) -> set[str]:
 
 
 def _verifies_tokens(service: str) -> bool:
-    return any(r.access != "public" for r in rpcs_of(service))
+    """Any Rpc but health: a public one verifies a token when it comes with one (the preview Rpc)."""
+    return bool(rpcs_of(service))
 
 
 # ---- per process ------------------------------------------------------------------------------------

@@ -33,13 +33,13 @@ from contracts.auth import (
     UserRegistered,
     UserState,
 )
+from services.kit import passwords
 from services.kit.audit import record_audit
 from services.kit.context import Ctx
 from services.kit.db import Database
 from services.kit.jetstream import ensure_kv
 from services.kit.outbox import Outbox, jetstream_publisher
 
-from . import passwords
 from .policy import PasswordPolicy
 from .rows import UserRow
 from .tables import action_tokens, audit_log, outbox, sessions, users

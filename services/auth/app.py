@@ -37,6 +37,7 @@ from services.kit.bus import Service
 from services.kit.config import ServiceSettings
 from services.kit.jetstream import ensure_kv
 from services.kit.logging import log_fields
+from services.kit.ratelimit import RateLimiter
 from services.kit.wiring import Loop, RpcTable
 
 from . import tables
@@ -46,7 +47,6 @@ from .handlers import accounts, admin, housekeeping, recovery, sessions
 from .handlers.common import AuthDeps
 from .keys import KeyRing
 from .mailer import make_mailer
-from .ratelimit import RateLimiter
 from .state import AuthState
 
 HOUSEKEEPING_EVERY_S = 600

@@ -6,8 +6,24 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.kit.ratelimit import Rule, parse_rules
+
 from .policy import PasswordPolicy
-from .ratelimit import DEFAULT_RULES, Rule, parse_rules
+
+DEFAULT_RULES: dict[str, Rule] = {
+    "login_ip": Rule(30, 60),  # every login attempt from one IP
+    "login_client": Rule(5, 900),  # failed logins per account from one client: that client is refused
+    "login_account": Rule(10, 300),  # failed logins per account from anywhere: past it, attempts wait
+    "password_session": Rule(5, 900),  # wrong current passwords per account and session (password, email)
+    "register_ip": Rule(10, 3600),
+    "register_account": Rule(5, 3600),  # attempts per email address
+    "refresh_ip": Rule(120, 60),
+    "refresh_account": Rule(60, 60),  # refreshes per account, however many sessions
+    "forgot_ip": Rule(10, 3600),
+    "forgot_account": Rule(3, 900),
+    "verify_account": Rule(3, 900),  # verification mails per account
+    "verify_ip": Rule(20, 600),  # email-verification and password-reset token attempts
+}
 
 
 def _int(env: dict[str, str], key: str, default: int) -> int:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 from uuid import UUID
 
+from contracts import Empty, sharing
 from contracts import docs_api as api
-from contracts.auth import USER_DELETED
+from contracts.auth import USER_CHANGED, USER_DELETED, USER_REGISTERED
 from contracts.documents import (
     DOCUMENT_ANALYZED,
     DOCUMENT_EXTRACTED,
@@ -23,12 +24,13 @@ from contracts.documents import (
     RenderPreviews,
 )
 from contracts.ops import STACK_RESTORED
-from contracts.permissions import AppManifest
+from contracts.permissions import GROUP_DIRECTORY, MY_GROUPS, PERMISSIONS_CHANGED, AppManifest
 from contracts.streams import DOCUMENTS_STREAM
-from services.kit.apps import AppAccessGuard, announce_app
+from services.kit.apps import AppAccessGuard, PermissionsFollowingCache, announce_app
 from services.kit.bus import Service, ensure_object_store
 from services.kit.client import call
 from services.kit.config import ServiceSettings
+from services.kit.security import Actor
 from services.kit.wiring import Consumer, EventTable, Loop, RpcTable
 
 from . import metrics as docs_metrics
@@ -37,15 +39,20 @@ from .blobs import NatsBlobs
 from .handlers import (
     bulk,
     categories,
+    directory,
     documents,
     export,
     files,
     housekeeping,
+    links,
     pipeline,
     runs,
     system,
     tasks,
     uploads,
+)
+from .handlers import (
+    sharing as shares,
 )
 from .handlers.common import DocsDeps
 from .settings_store import SettingsStore
@@ -81,7 +88,17 @@ RPCS: RpcTable[DocsDeps] = {
     api.TASK_STATS: tasks.task_stats,
     api.TASK_RETRY: tasks.retry_task,
     api.EVENTS_GRANT: documents.events_grant,
+    api.EVENTS_CHECK: documents.events_check,
     api.DOCUMENT_REPLAY: runs.replay_documents,
+    sharing.SHARE_LIST: shares.list_shares,
+    sharing.SHARE_GRANT: shares.grant_share,
+    sharing.SHARE_REVOKE: shares.revoke_share,
+    sharing.LINK_CREATE: links.create_link,
+    sharing.LINK_LIST: links.list_links,
+    sharing.LINK_REVOKE: links.revoke_link,
+    sharing.LINK_OPEN: links.open_link,
+    sharing.LINK_FILE: links.link_file,
+    sharing.LINK_PREVIEW: links.link_preview,
     api.SYSTEM_STATUS: system.system_status,
     api.DOCUMENT_EXPORT: export.export_documents,
     api.DOCUMENT_PAGES: export.document_pages,
@@ -93,6 +110,12 @@ EVENTS: EventTable[DocsDeps] = {
     DOCUMENT_EXTRACTED: Consumer(pipeline.on_extracted, "docs-extracted", max_deliver=10),
     DOCUMENT_ANALYZED: Consumer(pipeline.on_analyzed, "docs-analyzed", max_deliver=10),
     DOCUMENT_FAILED: Consumer(pipeline.on_failed, "docs-failed", max_deliver=10),
+    # The accounts and groups sharing names (services/docs/handlers/directory.py).
+    USER_REGISTERED: Consumer(directory.on_user_registered, "docs-user-registered", max_deliver=10),
+    USER_CHANGED: Consumer(directory.on_user_changed, "docs-user-changed", max_deliver=10),
+    PERMISSIONS_CHANGED: Consumer(
+        directory.on_permissions_changed, "docs-permissions-changed", max_deliver=10
+    ),
     STACK_RESTORED: Consumer(housekeeping.resume_after_restore, "docs-restored", max_deliver=10),
     # A deleted user's documents, files, categories and tasks go with them (retried while the store is away).
     USER_DELETED: Consumer(housekeeping.forget_user, "docs-user-deleted", max_deliver=10, ack_wait_s=60),
@@ -117,9 +140,24 @@ async def make_deps(svc: Service) -> DocsDeps:
             progress.model_dump_json().encode(),
         )
 
-    async def render_previews(cmd: RenderPreviews, token: str) -> PreviewsRendered:
+    async def render_previews(cmd: RenderPreviews, token: str | None) -> PreviewsRendered:
         # A first batch fetches the original and may start the worker's preview child: allow for both.
         return await call(svc.nc, PREVIEW_RENDER, cmd, token=token, timeout=60)  # type: ignore[no-any-return]
+
+    # Each user's groups, forgotten the moment the permissions service says they changed (a member removed
+    # loses what was shared with the group on their next request).
+    memberships: PermissionsFollowingCache[tuple[UUID, ...]] = PermissionsFollowingCache(svc)
+
+    async def groups_of(actor: Actor) -> tuple[UUID, ...]:
+        async def ask() -> tuple[UUID, ...]:
+            mine = await call(svc.nc, MY_GROUPS, Empty(), token=actor.token, timeout=5)
+            return tuple(g.id for g in mine.groups)
+
+        return await memberships.get(actor.user_id, ask)
+
+    async def group_names(actor: Actor) -> dict[UUID, str]:
+        every = await call(svc.nc, GROUP_DIRECTORY, Empty(), token=actor.token, timeout=5)
+        return {g.id: g.name for g in every.groups}
 
     async def queues() -> list[api.QueueDepth]:
         infos = await svc.js.consumers_info(DOCUMENTS_STREAM.name)
@@ -141,6 +179,9 @@ async def make_deps(svc: Service) -> DocsDeps:
         outbox=svc.outbox(tables.outbox, db),
         publish_progress=publish_progress,
         render_previews=render_previews,
+        groups_of=groups_of,
+        group_names=group_names,
+        platform_secret=svc.settings.platform_secret,
         mark_superseded=await superseded_marker(svc.js),
         reprocess_per_hour=int(os.environ.get("ATRIUM_REPROCESS_PER_HOUR", "100")),
         queues=queues,

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from sqlalchemy import Row
 
-from contracts.docs_api import TaskKind, TaskStatus
+from contracts.docs_api import AccessRole, TaskKind, TaskStatus
 from contracts.documents import DocumentStatus, DocumentType, MediaType, Stage
 
 AnyRow = Row[*tuple[Any, ...]]  # a row of any statement (read by column name)
@@ -20,6 +20,7 @@ class SummaryRow(Protocol):
     (`SUMMARY_COLUMNS` in handlers/search.py)."""
 
     id: UUID
+    owner_id: UUID
     filename: str
     size: int
     sha256: str
@@ -42,7 +43,6 @@ class SummaryRow(Protocol):
 class DocumentRow(SummaryRow, Protocol):
     """A whole `documents` row (without the text and vectors, which no handler reads back)."""
 
-    owner_id: UUID
     object_name: str
     needs_ocr: bool
     preview_pages: int
@@ -58,6 +58,12 @@ class DocumentRow(SummaryRow, Protocol):
     fields: dict[str, dict[str, Any]]  # field name -> stored FieldValue
     rejected_categories: list[str]
     pending_suggestions: list[str]
+
+
+class AccessibleRow(DocumentRow, Protocol):
+    """A document's row with the caller's role (services/docs/access.py `document_row`)."""
+
+    access_role: AccessRole
 
 
 class TaskRow(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -19,7 +20,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import BYTEA, JSONB, TSVECTOR, UUID
 
 from services.kit.audit import audit_table
 from services.kit.db import service_metadata
@@ -126,6 +127,7 @@ pages = Table(
         "document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
     ),
     Column("number", Integer, primary_key=True),
+    Column("owner_id", UUID(as_uuid=True), nullable=False),  # the document's (row-level security, 0011)
     Column("text", Text, nullable=False),
     Column("tables", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("ocr", JSONB),  # `PageOcrPublic` of a page that needed OCR (migration 0010)
@@ -152,7 +154,10 @@ document_categories = Table(
         "category_id", UUID(as_uuid=True), ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True
     ),
     Column("source", String(8), nullable=False, server_default="user"),
-    Index("ix_document_categories_category", "category_id", "document_id"),
+    # Who filed it: the category's owner (a sharee files a shared document under a category of their own;
+    # only its owner's filing shares a document through a shared category). Migration 0011.
+    Column("owner_id", UUID(as_uuid=True), nullable=False),
+    Index("ix_document_categories_category", "category_id", "document_id", postgresql_include=["owner_id"]),
 )
 
 tasks = Table(
@@ -182,6 +187,76 @@ tasks = Table(
     Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),
     Index("ix_tasks_document", "document_id"),
     Index("ix_tasks_created", "created_at"),
+)
+
+# A document or a category shared with a user or a group (migration 0011). A category's share covers every
+# document its owner files under it (`document_categories.owner_id` = `owner_id`), now and later.
+shares = Table(
+    "shares",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("owner_id", UUID(as_uuid=True), nullable=False),
+    Column("document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE")),
+    Column("category_id", UUID(as_uuid=True), ForeignKey("categories.id", ondelete="CASCADE")),
+    Column("grantee_type", String(8), nullable=False),  # user | group
+    Column("grantee_id", UUID(as_uuid=True), nullable=False),
+    Column("role", String(8), nullable=False),  # viewer | editor
+    Column("created_by", UUID(as_uuid=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("(document_id IS NULL) <> (category_id IS NULL)", name="one_target"),
+    Index(
+        "uq_shares_document_grantee",
+        "document_id",
+        "grantee_id",
+        unique=True,
+        postgresql_where=text("document_id IS NOT NULL"),
+    ),
+    Index(
+        "uq_shares_category_grantee",
+        "category_id",
+        "grantee_id",
+        unique=True,
+        postgresql_where=text("category_id IS NOT NULL"),
+    ),
+    # What is shared with these principals, read from the index alone.
+    Index(
+        "ix_shares_grantee",
+        "grantee_id",
+        postgresql_include=["document_id", "category_id", "owner_id", "role"],
+    ),
+    Index("ix_shares_owner", "owner_id"),
+)
+
+# A link for people without an account: only the SHA-256 of its token is kept (migration 0011).
+share_links = Table(
+    "share_links",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("owner_id", UUID(as_uuid=True), nullable=False),
+    Column("document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", BYTEA, nullable=False),
+    Column("mode", String(8), nullable=False),  # download | preview
+    Column("password_hash", Text),  # argon2id
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("created_by", UUID(as_uuid=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("uq_share_links_token_hash", "token_hash", unique=True),
+    Index("ix_share_links_document", "document_id"),
+)
+
+# Accounts as sharing needs them (exact email lookup, names beside shared documents), projected from the
+# auth service's events (migration 0011).
+directory = Table(
+    "directory",
+    metadata,
+    Column("user_id", UUID(as_uuid=True), primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("name", String(200)),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("uq_directory_email", text("lower(email)"), unique=True),
 )
 
 # Events waiting to be published, written in the same transaction as the change they announce (the kit's

@@ -6,11 +6,12 @@ announcing as unavailable.
 
 `AppAccessGuard(svc, app_key)` is the check the owner of an app's data runs in every handler:
 `await guard.check(ctx.require_actor())`. It asks `permissions.access.check` with the user's own
-token and caches the answer per user. The cache is forgotten the moment
-`events.permissions.changed` arrives: every instance of every app must see every change, so it
+token and caches the answer per user in a `PermissionsFollowingCache`, which forgets a user the moment
+`events.permissions.changed` names them: every instance of every app must see every change, so it
 listens with a plain core-NATS subscription (no queue group, no shared durable consumer, which
 would hand each change to only one instance). A change missed while disconnected is covered by
-forgetting the cache after each reconnect, and a TTL bounds any other staleness.
+forgetting the cache after each reconnect, and a TTL bounds any other staleness. The documents
+service keeps each user's groups in one too (what is shared with them).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from contracts import Forbidden
@@ -39,6 +41,8 @@ from .logging import log_fields
 from .security import Actor
 
 log = logging.getLogger("atrium.apps")
+
+T = TypeVar("T")
 
 
 def announce_app(service: Service, manifest: AppManifest, *, interval_s: float = ANNOUNCE_INTERVAL_S) -> None:
@@ -75,26 +79,21 @@ def announce_app(service: Service, manifest: AppManifest, *, interval_s: float =
     service.on_shutdown.append(stop)
 
 
-class AppAccessGuard:
-    """Per-app access check with a cache that `events.permissions.changed` invalidates at once."""
+class PermissionsFollowingCache(Generic[T]):
+    """Per-user answers of the permissions service, forgotten the moment `events.permissions.changed`
+    names the user (on every instance: a plain core-NATS subscription, no queue group), after a reconnect
+    (a change may have been missed) and after `ttl_s` in any case.
+
+    `await cache.get(actor, fetch)` returns the cached answer or awaits `fetch()` and keeps it, unless a
+    change arrived while it was in flight (a generation counter), so a stale answer is never cached.
+    """
 
     MAX_ENTRIES = 10_000
 
-    def __init__(
-        self,
-        service: Service,
-        app_key: str,
-        *,
-        app_name: str | None = None,
-        ttl_s: float = 60.0,
-        timeout_s: float = 5.0,
-    ):
+    def __init__(self, service: Service, *, ttl_s: float = 60.0):
         self.service = service
-        self.app_key = app_key
-        self.app_name = app_name or app_key.replace("_", " ").title()
         self.ttl_s = ttl_s
-        self.timeout_s = timeout_s
-        self._cache: dict[UUID, tuple[bool, float]] = {}
+        self._cache: dict[UUID, tuple[T, float]] = {}
         # Bumped by every invalidation, so an answer that was in flight during a change is not cached.
         self._generation = 0
         self._reconnects_seen = 0
@@ -115,40 +114,24 @@ class AppAccessGuard:
                 pass
             self._sub = None
 
-    async def check(self, actor: Actor) -> None:
-        """Return if `actor` may use this app; raise `Forbidden` otherwise."""
-        if actor.is_admin or actor.kind == "service":
-            return
-        if not await self.allowed(actor):
-            raise Forbidden(
-                f"You do not have access to the {self.app_name} app; ask an administrator.",
-                {"app_key": self.app_key},
-            )
-
-    async def allowed(self, actor: Actor) -> bool:
+    async def get(self, user_id: UUID, fetch: Callable[[], Awaitable[T]]) -> T:
         if self._sub is None:  # created after the service started: listen before trusting any cache
             await self.start()
         self._forget_after_reconnect()
         now = time.monotonic()
-        hit = self._cache.get(actor.user_id)
+        hit = self._cache.get(user_id)
         if hit is not None and hit[1] > now:
             return hit[0]
         generation = self._generation
-        decision = await call(
-            self.service.nc,
-            ACCESS_CHECK,
-            AccessCheck(user_id=actor.user_id, app_key=self.app_key),
-            token=actor.token,
-            timeout=self.timeout_s,
-        )
+        value = await fetch()
         if generation == self._generation:
             if len(self._cache) >= self.MAX_ENTRIES:
                 self._cache.clear()
-            self._cache[actor.user_id] = (decision.allowed, now + self.ttl_s)
-        return bool(decision.allowed)
+            self._cache[user_id] = (value, now + self.ttl_s)
+        return value
 
-    def cached(self, user_id: UUID) -> bool | None:
-        """The cached decision for a user, if any (for diagnostics and tests)."""
+    def cached(self, user_id: UUID) -> T | None:
+        """The cached answer for a user, if any (for diagnostics and tests)."""
         hit = self._cache.get(user_id)
         return hit[0] if hit is not None and hit[1] > time.monotonic() else None
 
@@ -177,3 +160,52 @@ class AppAccessGuard:
         if seen != self._reconnects_seen:
             self._reconnects_seen = seen
             self.forget()
+
+
+class AppAccessGuard:
+    """Per-app access check with a cache that `events.permissions.changed` invalidates at once."""
+
+    def __init__(
+        self,
+        service: Service,
+        app_key: str,
+        *,
+        app_name: str | None = None,
+        ttl_s: float = 60.0,
+        timeout_s: float = 5.0,
+    ):
+        self.service = service
+        self.app_key = app_key
+        self.app_name = app_name or app_key.replace("_", " ").title()
+        self.timeout_s = timeout_s
+        self.decisions: PermissionsFollowingCache[bool] = PermissionsFollowingCache(service, ttl_s=ttl_s)
+
+    async def check(self, actor: Actor) -> None:
+        """Return if `actor` may use this app; raise `Forbidden` otherwise."""
+        if actor.is_admin or actor.kind == "service":
+            return
+        if not await self.allowed(actor):
+            raise Forbidden(
+                f"You do not have access to the {self.app_name} app; ask an administrator.",
+                {"app_key": self.app_key},
+            )
+
+    async def allowed(self, actor: Actor) -> bool:
+        async def ask() -> bool:
+            decision = await call(
+                self.service.nc,
+                ACCESS_CHECK,
+                AccessCheck(user_id=actor.user_id, app_key=self.app_key),
+                token=actor.token,
+                timeout=self.timeout_s,
+            )
+            return bool(decision.allowed)
+
+        return await self.decisions.get(actor.user_id, ask)
+
+    def cached(self, user_id: UUID) -> bool | None:
+        """The cached decision for a user, if any (for diagnostics and tests)."""
+        return self.decisions.cached(user_id)
+
+    def forget(self, user_ids: list[UUID] | None = None) -> None:
+        self.decisions.forget(user_ids)

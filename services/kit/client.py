@@ -23,6 +23,8 @@ DEFAULT_TIMEOUT_S = 10.0
 def build_request(desc: Rpc[Any, Any], payload: BaseModel | dict[str, Any] | None) -> BaseModel:
     if isinstance(payload, desc.request):
         return payload
+    if isinstance(payload, BaseModel):  # another model with the fields (`Empty()` for a request of defaults)
+        payload = payload.model_dump()
     try:
         return desc.request.model_validate(payload or {})
     except ValidationError as err:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.docs_api import CreateDocument
 from contracts.documents import (
@@ -23,6 +25,7 @@ from contracts.documents import (
     PdfMetadata,
     result_object_name,
 )
+from services.docs.access import Caller, acting
 from services.docs.handlers import documents, pipeline, uploads
 from services.docs.handlers.common import DocsDeps
 from services.kit.bus import Ctx
@@ -68,6 +71,17 @@ async def actor(stack: Stack, user: AppUser) -> Actor:
     verifier = stack.services["docs"].verifier
     assert verifier is not None
     return await verifier.verify(f"Bearer {user.access_token}")
+
+
+def owner_session(
+    stack: Stack, user: AppUser, *, write: bool = False
+) -> AbstractAsyncContextManager[AsyncSession]:
+    """A session (a transaction when `write`) of the documents database in which `user` acts: row-level
+    security lets it see and change what they may, as the service's handlers do."""
+    caller = Caller(
+        Actor(user_id=uuid.UUID(user.id), role="user", session_id="test", token=user.access_token)
+    )
+    return acting(deps(stack).db, caller, write=write)
 
 
 def ctx(a: Actor | None = None) -> Ctx:

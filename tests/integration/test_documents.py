@@ -325,15 +325,14 @@ async def test_task_retention_removes_only_old_finished_tasks(stack: Stack, new_
     from services.docs.tables import tasks
 
     doc = await h.ready_document(stack, new_user, "old.pdf", "x")
-    db = h.deps(stack).db
-    async with db.transaction() as s:
+    async with h.owner_session(stack, new_user, write=True) as s:
         await s.execute(
             update(tasks)
             .where(tasks.c.document_id == doc, tasks.c.stage == "extract")
             .values(created_at=datetime.now(UTC) - timedelta(days=40))
         )
     assert await housekeeping.apply_retention(h.deps(stack, task_retention_days=30)) >= 1
-    async with db.session() as s:
+    async with h.owner_session(stack, new_user) as s:
         left = (await s.execute(select(tasks.c.stage).where(tasks.c.document_id == doc))).scalars().all()
     assert left == ["analyze"]
 

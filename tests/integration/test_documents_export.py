@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import uuid
 import zipfile
 from typing import Any
 
@@ -13,9 +14,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from services.docs.access import Caller, acting
 from services.docs.handlers import export
 from services.docs.tables import documents, pages
 from services.kit.db import Database
+from services.kit.security import Actor
 from tests.conftest import CORPUS, AppUser, Stack, register_and_login
 from tests.integration import docs_helpers as h
 from tests.integration.test_documents_pipeline import wait_for_status
@@ -36,8 +39,10 @@ async def export_zip(http: httpx.AsyncClient, user: AppUser) -> zipfile.ZipFile:
 
 async def rows_of(stack: Stack, owner: str) -> dict[str, Any]:
     db = Database(stack.db_urls["docs"], "docs")
+    # Read as the owner: row-level security shows the service's role nothing else (migration 0011).
+    owner_caller = Caller(Actor(user_id=uuid.UUID(owner), role="user", session_id="test", token=""))
     try:
-        async with db.session() as s:
+        async with acting(db, owner_caller) as s:
             docs = (await s.execute(select(documents).where(documents.c.owner_id == owner))).all()
             page_rows = (
                 await s.execute(

@@ -127,7 +127,7 @@ async def test_the_worker_renders_only_for_the_owner_token(
     doc_id = await upload_invoice(stack, http, new_user)
     body = await processed(stack, http, new_user, doc_id)
     other = await h.register_other(http)
-    async with h.deps(stack).db.session() as s:
+    async with h.owner_session(stack, new_user) as s:
         object_name = (
             await s.execute(select(documents.c.object_name).where(documents.c.id == UUID(doc_id)))
         ).scalar()

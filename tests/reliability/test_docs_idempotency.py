@@ -56,8 +56,7 @@ async def test_extracted_event_redelivered_records_one_extraction(stack: Stack, 
     d = (await h.create(stack, new_user, "twice.pdf")).document
     ev: DocumentExtracted = await h.extracted(stack, d.id, owner, d.run_id, ["page one", "page two"])
     await h.analyzed(stack, d.id, owner, d.run_id, sender="Once")
-    db = h.deps(stack).db
-    async with db.session() as s:
+    async with h.owner_session(stack, new_user) as s:
         before = (
             await s.execute(
                 select(tasks.c.finished_at, tasks.c.worker).where(
@@ -76,7 +75,7 @@ async def test_extracted_event_redelivered_records_one_extraction(stack: Stack, 
             headers={Header.MSG_ID: uuid.uuid4().hex},
         )
     await drained(stack, "docs-extracted")
-    async with db.session() as s:
+    async with h.owner_session(stack, new_user) as s:
         after = (
             await s.execute(
                 select(tasks.c.finished_at, tasks.c.worker).where(

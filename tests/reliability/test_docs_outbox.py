@@ -15,10 +15,12 @@ from sqlalchemy import insert, select
 from contracts import Header
 from contracts.documents import DOCUMENT_UPLOADED
 from contracts.streams import DOCUMENTS_STREAM
+from services.docs.access import Caller, acting
 from services.docs.handlers.runs import queue_run
 from services.docs.tables import documents, outbox
 from services.kit.db import Database
 from services.kit.outbox import Outbox
+from services.kit.security import Actor
 from tests.conftest import AppUser, Stack
 
 
@@ -56,7 +58,8 @@ async def test_relay_publishes_what_a_crash_left_behind(stack: Stack, new_user: 
 
         box = Outbox(outbox, db, publish_then_crash)
         # What create_document commits, with the service gone before it could publish.
-        async with db.transaction() as s:
+        owner = Caller(Actor(user_id=uuid.UUID(new_user.id), role="user", session_id="s", token=""))
+        async with acting(db, owner, write=True) as s:
             row = (
                 await s.execute(
                     insert(documents)

@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from contracts import RateLimited
-from services.auth.ratelimit import DEFAULT_RULES, RateLimiter, Rule, parse_rules
+from services.auth.config import DEFAULT_RULES
 from services.auth.tables import sessions
 from services.auth.tokens import hash_token
 from services.kit.db import Database
+from services.kit.ratelimit import RateLimiter, Rule, parse_rules
 from tests.conftest import PASSWORD, AppUser, register_and_login, unique_email
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings, Networks
-from services.auth.ratelimit import DEFAULT_RULES
+from services.auth.config import DEFAULT_RULES
 from tests.conftest import PASSWORD, AppUser, Stack, unique_email
 
 NGINX_NETWORK = "172.31.253.0/28"

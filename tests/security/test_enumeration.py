@@ -20,9 +20,9 @@ from sqlalchemy import func, select
 
 from contracts import RateLimited
 from contracts.auth import REGISTER, UserPublic
-from services.auth import passwords
-from services.auth.ratelimit import DEFAULT_RULES
+from services.auth.config import DEFAULT_RULES
 from services.auth.tables import users
+from services.kit import passwords
 from services.kit.client import call
 from services.kit.db import Database
 from tests.conftest import PASSWORD, AppUser, Stack, register_and_login, unique_email

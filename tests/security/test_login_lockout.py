@@ -17,10 +17,11 @@ from sqlalchemy import select
 
 from contracts import RateLimited
 from contracts.auth import LOGIN, TokenPair
-from services.auth.ratelimit import DEFAULT_RULES, MAX_DELAY_S, RateLimiter, Rule
+from services.auth.config import DEFAULT_RULES
 from services.auth.tables import audit_log
 from services.kit.client import call
 from services.kit.db import Database
+from services.kit.ratelimit import MAX_DELAY_S, RateLimiter, Rule
 from tests.conftest import PASSWORD, AppUser, Stack, unique_email
 
 WRONG = "guessing wrongly 1"

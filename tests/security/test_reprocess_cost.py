@@ -65,13 +65,13 @@ async def docs_db(stack: Stack) -> AsyncIterator[Database]:
     await db.dispose()
 
 
-async def reruns(db: Database, owner: str) -> int:
-    async with db.session() as s:
+async def reruns(stack: Stack, owner: AppUser) -> int:
+    async with h.owner_session(stack, owner) as s:  # row-level security: the owner's tasks, as they see them
         return int(
             (
                 await s.execute(
                     select(func.count()).where(
-                        tasks.c.owner_id == owner, tasks.c.kind == "reprocess", tasks.c.stage == "extract"
+                        tasks.c.owner_id == owner.id, tasks.c.kind == "reprocess", tasks.c.stage == "extract"
                     )
                 )
             ).scalar_one()
@@ -98,7 +98,7 @@ async def test_re_runs_are_limited_per_user_per_hour(
     # On the bus as well.
     with pytest.raises(RateLimited):
         await call(stack.nc, DOCUMENT_REPROCESS, {"id": ids[1]}, token=new_user.access_token)
-    assert await reruns(docs_db, new_user.id) == small_limit
+    assert await reruns(stack, new_user) == small_limit
     # Another user has their own allowance.
     other = await h.register_other(http)
     mine = await h.create(stack, other, "theirs.pdf")
@@ -115,7 +115,7 @@ async def test_a_replaced_run_is_marked_and_its_tasks_say_superseded(
     assert r.status_code == 200, r.text
     kv = await stack.nc.jetstream().key_value(SUPERSEDED_RUNS_BUCKET)
     assert (await kv.get(str(first))).value == b"superseded"
-    async with docs_db.session() as s:
+    async with h.owner_session(stack, new_user) as s:
         statuses = set((await s.execute(select(tasks.c.status).where(tasks.c.run_id == first))).scalars())
     assert statuses == {"superseded"}
     # Deleting the document marks its current run too.

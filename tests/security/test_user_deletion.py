@@ -2,9 +2,11 @@
 
 An administrator deletes an account over HTTP; auth announces `events.auth.user_deleted` through its
 outbox, and the documents service removes every document of that user with every stored file of every
-run (original, extraction result, page previews), their text (pages), categories and task history.
-Checked in the database and in the Object Store; another user's documents are untouched. A repeated
-event (a redelivery) finds nothing more to do.
+run (original, extraction result, page previews), their text (pages), categories and task history, the
+shares they made and those made to them, and their entry in the sharing directory. Checked in the database
+(read as the service's named system path: row-level security hides every row from a reader who is nobody)
+and in the Object Store; another user's documents are untouched. A repeated event (a redelivery) finds
+nothing more to do.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from sqlalchemy import func, select
 
 from contracts.auth import UserDeleted
 from contracts.documents import preview_object_name, result_object_name
+from services.docs.access import as_system
 from services.docs.handlers import housekeeping
 from services.docs.handlers.common import DocsDeps
-from services.docs.tables import categories, document_categories, documents, pages, tasks
+from services.docs.tables import categories, directory, document_categories, documents, pages, shares, tasks
 from services.kit.db import Database
 from tests.conftest import AppUser, Stack, register_and_login
 from tests.integration import docs_helpers as h
+from tests.integration.sharing_helpers import known
 from tests.integration.test_documents_previews import processed, upload_invoice
 
 
@@ -37,7 +41,7 @@ async def docs_db(stack: Stack):  # type: ignore[no-untyped-def]
 
 
 async def owned_rows(db: Database, owner: str) -> dict[str, int]:
-    async with db.session() as s:
+    async with as_system(db, "forget_user", write=False) as s:
         doc_ids = select(documents.c.id).where(documents.c.owner_id == owner).scalar_subquery()
         cat_ids = select(categories.c.id).where(categories.c.owner_id == owner).scalar_subquery()
         counts = {
@@ -48,6 +52,11 @@ async def owned_rows(db: Database, owner: str) -> dict[str, int]:
             .select_from(document_categories)
             .where(document_categories.c.category_id.in_(cat_ids)),
             "tasks": select(func.count()).where(tasks.c.owner_id == owner),
+            "shares made": select(func.count()).select_from(shares).where(shares.c.owner_id == owner),
+            "shares received": select(func.count())
+            .select_from(shares)
+            .where(shares.c.grantee_type == "user", shares.c.grantee_id == owner),
+            "directory": select(func.count()).select_from(directory).where(directory.c.user_id == owner),
         }
         return {name: (await s.execute(q)).scalar_one() for name, q in counts.items()}
 
@@ -71,6 +80,15 @@ async def test_deleting_a_user_removes_their_documents_files_and_history(
     assert r.status_code == 200 and r.json()["succeeded"] == 1, r.text
     kept = await upload_invoice(stack, http, bystander)
     await processed(stack, http, bystander, kept)
+    # Shares both ways: the victim's document with the bystander, the bystander's with the victim.
+    await known(stack, victim, bystander)
+    for sharer, doc, grantee in ((victim, doc_id, bystander), (bystander, kept, victim)):
+        r = await http.post(
+            f"/documents/{doc}/shares",
+            json={"email": grantee.email, "role": "viewer"},
+            headers=sharer.headers,
+        )
+        assert r.status_code == 201, r.text
 
     store = await h.store(stack)
     names = [doc_id, result_object_name(UUID(doc_id), run), preview_object_name(UUID(doc_id), run, 1)]
@@ -94,6 +112,9 @@ async def test_deleting_a_user_removes_their_documents_files_and_history(
     r = await http.get(f"/documents/{kept}", headers=bystander.headers)
     assert r.status_code == 200 and r.json()["status"] == "ready"
     assert (await store.get_info(kept)).size > 0
+    # The bystander's document no longer lists the deleted user among those it is shared with.
+    r = await http.get(f"/documents/{kept}/shares", headers=bystander.headers)
+    assert r.status_code == 200 and r.json()["shares"] == [], r.text
     # A redelivered event finds nothing more to do, and does not fail.
     deleted = UserDeleted(user_id=UUID(victim.id), deleted_at=datetime.now(UTC))
     await housekeeping.forget_user(deleted, h.ctx(), stack.services["docs"].deps_as(DocsDeps))

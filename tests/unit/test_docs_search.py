@@ -25,10 +25,12 @@ from contracts.docs_api import (
     SortKey,
 )
 from contracts.documents import DocumentFields, DocumentStatus, ExtractedFields
+from services.docs.access import Caller
 from services.docs.handlers import search
 from services.docs.handlers.common import PROMOTED, promoted
 from services.docs.handlers.pipeline import STATUS_RANK
 from services.docs.tables import documents
+from services.kit.security import Actor
 
 OWNER = uuid.UUID("11111111-1111-1111-1111-111111111111")
 ROW = uuid.UUID("44444444-4444-4444-4444-444444444444")
@@ -37,8 +39,12 @@ CAT_B = uuid.UUID("33333333-3333-3333-3333-333333333333")
 D = "docs.documents"
 
 
+CALLER = Caller(Actor(user_id=OWNER, role="user", session_id="s", token=""))
+
+
 def sql(**query: Any) -> str:
-    stmt = search.list_statement(ListDocuments.model_validate(query), OWNER)
+    """The statement of a list of the caller's own documents (`scope=mine`; sharing: test_docs_access.py)."""
+    stmt = search.list_statement(ListDocuments.model_validate({"scope": "mine", **query}), CALLER)
     compiled = stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     return re.sub(r"\s+", " ", str(compiled))
 
@@ -231,7 +237,15 @@ def page_row(n: int, total: int, **extra: Any) -> SimpleNamespace:
         total_amount=Decimal("1.50"),
     )
     return SimpleNamespace(
-        **{**base, "total": total, "sort_key": n, "category_refs": None, "snippet": None, **extra}
+        **{
+            **base,
+            "total": total,
+            "sort_key": n,
+            "category_refs": None,
+            "snippet": None,
+            "role_rank": 3,
+            **extra,
+        }
     )
 
 
@@ -256,7 +270,7 @@ def test_a_page_of_rows() -> None:
 
 
 def test_counts_read_the_owners_statuses_and_include_every_status() -> None:
-    compiled = search.counts_statement(OWNER).compile(
+    compiled = search.counts_statement(CALLER, "mine").compile(
         dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
     )
     assert re.sub(r"\s+", " ", str(compiled)) == (

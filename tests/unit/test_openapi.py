@@ -98,6 +98,8 @@ NON_JSON = {
     ("get", "/api/v1/tasks/export"): {"text/csv", "application/json"},
     ("get", "/api/v1/documents/export"): {"application/zip"},
     ("get", "/api/v1/events"): {"text/event-stream"},
+    ("get", "/api/v1/share-links/{link_token}/file"): {"application/pdf"},
+    ("get", "/api/v1/share-links/{link_token}/pages/{page}/preview"): {"image/png"},
 }
 
 

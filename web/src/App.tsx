@@ -34,6 +34,7 @@ const DocumentsSettingsPage = lazyPage(() => import("@/pages/documents/SettingsP
 const AdminUsersPage = lazyPage(() => import("@/pages/admin/UsersPage"), "AdminUsersPage");
 const AdminPermissionsPage = lazyPage(() => import("@/pages/admin/PermissionsPage"), "AdminPermissionsPage");
 const AdminAuditPage = lazyPage(() => import("@/pages/admin/AuditPage"), "AdminAuditPage");
+const SharedLinkPage = lazyPage(() => import("@/pages/SharedLinkPage"), "SharedLinkPage");
 const AdminSystemPage = lazyPage(() => import("@/pages/admin/SystemPage"), "AdminSystemPage");
 const NotFoundPage = lazyPage(() => import("@/pages/NotFoundPage"), "NotFoundPage");
 const RequireApp = lazyPage<"RequireApp", { app: string; children: React.ReactNode }>(() => import("@/components/layout/RequireApp"), "RequireApp");
@@ -74,6 +75,7 @@ export function App() {
           <Route path="/reset-password" element={<ResetPasswordPage />} />
         </Route>
         <Route path="/verify-email" element={<React.Suspense fallback={<PageLoading fullScreen />}><VerifyEmailPage /></React.Suspense>} />
+        <Route path="/s/:token" element={<React.Suspense fallback={<PageLoading fullScreen />}><SharedLinkPage /></React.Suspense>} />
         <Route path="/login" element={<Navigate to="/sign-in" replace />} />
         <Route element={<RequireAuth><React.Suspense fallback={<PageLoading fullScreen />}><SignedInShell /></React.Suspense></RequireAuth>}>
           <Route index element={<DashboardPage />} />

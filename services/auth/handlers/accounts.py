@@ -18,9 +18,9 @@ from contracts.auth import (
     UserRegistered,
     VerifyEmail,
 )
+from services.kit import passwords
 from services.kit.context import Ctx
 
-from .. import passwords
 from ..rows import UserRow
 from ..tables import action_tokens, users
 from .common import (

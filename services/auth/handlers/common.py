@@ -14,16 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Unauthenticated
 from contracts.auth import USER_CHANGED, UserChanged, UserPublic
+from services.kit import passwords
 from services.kit.audit import record_audit
 from services.kit.context import Ctx
 from services.kit.db import Database, Prepared
 from services.kit.outbox import Outbox
+from services.kit.ratelimit import RateLimiter
 
-from .. import passwords
 from ..config import AuthConfig
 from ..keys import KeyRing
 from ..mailer import Mailer
-from ..ratelimit import RateLimiter
 from ..rows import UserRow
 from ..state import AuthState
 from ..tables import audit_log, sessions, users

@@ -8,9 +8,10 @@ from sqlalchemy import func, select, update
 
 from contracts import NotFound
 from contracts.auth import Ack, ChangePassword, ForgotPassword, ResetPassword
+from services.kit import passwords
 from services.kit.context import Ctx
 
-from .. import passwords, tokens
+from .. import tokens
 from ..tables import action_tokens, users
 from .common import (
     AuthDeps,

@@ -25,11 +25,12 @@ from contracts.auth import (
     SessionList,
     TokenPair,
 )
+from services.kit import passwords
 from services.kit.audit import client_ip
 from services.kit.context import Ctx
 
 from .. import metrics as auth_metrics
-from .. import passwords, tokens
+from .. import tokens
 from ..rows import SessionRow, UserRow
 from ..tables import refresh_history, sessions, users
 from .common import (
@@ -73,7 +74,7 @@ def _pair(deps: AuthDeps, row: UserRow, session_id: UUID, refresh: str, expires_
 async def login(cmd: LoginRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
     """Sign in. Failures count per account and client (that client alone is refused after a few) and per
     account (past a limit every attempt on it waits a little longer, from anywhere, but none is refused):
-    a stranger's guessing never locks the owner out (services/auth/ratelimit.py)."""
+    a stranger's guessing never locks the owner out (services/kit/ratelimit.py)."""
     email = str(cmd.email).strip()
     account = email_key(email)
     pair = account_client_key(account, ctx)

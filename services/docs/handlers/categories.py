@@ -14,8 +14,9 @@ from contracts import Conflict, Empty, Invalid
 from contracts.docs_api import CategoryCreate, CategoryList, CategoryPublic, CategoryUpdate, DocumentRef
 from services.kit.bus import Ctx
 
+from ..access import acting, readable
 from ..rows import CategoryRow
-from ..tables import categories, document_categories
+from ..tables import categories, document_categories, documents
 from .common import DocsDeps, owned_category, user
 
 
@@ -54,18 +55,22 @@ async def category_for_name(s: AsyncSession, owner: UUID, name: str, create: boo
 
 
 async def list_categories(_: Empty, ctx: Ctx, deps: DocsDeps) -> CategoryList:
-    actor = await user(ctx, deps)
+    caller = await user(ctx, deps)
+    link = document_categories.c
+    # Documents the caller can still see: a shared document filed here stops counting when access ends.
     counts = (
-        select(document_categories.c.category_id, func.count().label("n"))
-        .group_by(document_categories.c.category_id)
+        select(link.category_id, func.count().label("n"))
+        .join(documents, documents.c.id == link.document_id)
+        .where(link.owner_id == caller.user_id, readable(caller))
+        .group_by(link.category_id)
         .subquery()
     )
-    async with deps.db.session() as s:
+    async with acting(deps.db, caller) as s:
         rows = (
             await s.execute(
                 select(categories, func.coalesce(counts.c.n, 0).label("n"))
                 .outerjoin(counts, counts.c.category_id == categories.c.id)
-                .where(categories.c.owner_id == actor.user_id)
+                .where(categories.c.owner_id == caller.user_id)
                 .order_by(func.lower(categories.c.name))
             )
         ).all()
@@ -73,14 +78,14 @@ async def list_categories(_: Empty, ctx: Ctx, deps: DocsDeps) -> CategoryList:
 
 
 async def create_category(cmd: CategoryCreate, ctx: Ctx, deps: DocsDeps) -> CategoryPublic:
-    actor = await user(ctx, deps)
+    caller = await user(ctx, deps)
     name = _clean_name(cmd.name)
     try:
-        async with deps.db.transaction() as s:
+        async with acting(deps.db, caller, write=True) as s:
             row = (
                 await s.execute(
                     insert(categories)
-                    .values(id=uuid.uuid4(), owner_id=actor.user_id, name=name)
+                    .values(id=uuid.uuid4(), owner_id=caller.user_id, name=name)
                     .returning(categories)
                 )
             ).one()
@@ -90,11 +95,11 @@ async def create_category(cmd: CategoryCreate, ctx: Ctx, deps: DocsDeps) -> Cate
 
 
 async def update_category(cmd: CategoryUpdate, ctx: Ctx, deps: DocsDeps) -> CategoryPublic:
-    actor = await user(ctx, deps)
+    caller = await user(ctx, deps)
     name = _clean_name(cmd.name)
     try:
-        async with deps.db.transaction() as s:
-            await owned_category(s, cmd.id, actor.user_id)
+        async with acting(deps.db, caller, write=True) as s:
+            await owned_category(s, cmd.id, caller.user_id)
             row = (
                 await s.execute(
                     update(categories)
@@ -103,8 +108,14 @@ async def update_category(cmd: CategoryUpdate, ctx: Ctx, deps: DocsDeps) -> Cate
                     .returning(categories)
                 )
             ).one()
+            link = document_categories.c
             n = (
-                await s.execute(select(func.count()).where(document_categories.c.category_id == cmd.id))
+                await s.execute(
+                    select(func.count())
+                    .select_from(document_categories)
+                    .join(documents, documents.c.id == link.document_id)
+                    .where(link.category_id == cmd.id, readable(caller))
+                )
             ).scalar_one()
     except IntegrityError:
         raise _name_taken(name) from None
@@ -112,8 +123,8 @@ async def update_category(cmd: CategoryUpdate, ctx: Ctx, deps: DocsDeps) -> Cate
 
 
 async def delete_category(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> Empty:
-    actor = await user(ctx, deps)
-    async with deps.db.transaction() as s:
-        await owned_category(s, cmd.id, actor.user_id)
+    caller = await user(ctx, deps)
+    async with acting(deps.db, caller, write=True) as s:
+        await owned_category(s, cmd.id, caller.user_id)
         await s.execute(delete(categories).where(categories.c.id == cmd.id))
     return Empty()

@@ -1,4 +1,4 @@
-"""What every documents handler uses: its dependencies, the caller, progress, ownership, promoted fields."""
+"""What every documents handler uses: its dependencies, the caller, progress, access, promoted fields."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import NotFound, Unavailable
-from contracts.docs_api import QueueDepth
+from contracts.docs_api import AccessRole, QueueDepth
 from contracts.documents import (
     DocumentFields,
     DocumentProgress,
@@ -28,7 +28,8 @@ from services.kit.db import Database
 from services.kit.outbox import Outbox
 from services.kit.security import Actor
 
-from ..rows import CategoryRow, DocumentRow
+from ..access import NEED_RANK, Caller, document_row, require
+from ..rows import AccessibleRow, CategoryRow
 from ..tables import categories, documents
 
 log = logging.getLogger("atrium.docs")
@@ -55,6 +56,16 @@ class Blobs:
 
 AccessCheck = Callable[[Actor], Awaitable[None]]
 ProgressSink = Callable[[UUID, DocumentProgress], Awaitable[None]]
+GroupsOf = Callable[[Actor], Awaitable[tuple[UUID, ...]]]  # the user's groups now (permissions, cached)
+GroupNames = Callable[[Actor], Awaitable[dict[UUID, str]]]  # every group's name (permissions)
+
+
+async def _no_groups(_: Actor) -> tuple[UUID, ...]:
+    return ()
+
+
+async def _no_group_names(_: Actor) -> dict[UUID, str]:
+    return {}
 
 
 @dataclass
@@ -69,9 +80,13 @@ class DocsDeps:
     # benchmark's generator, tests that play the workers' part themselves).
     queue_work: bool = True
     # Asks the text worker to render a missing page preview, with the owner's token.
-    render_previews: Callable[[RenderPreviews, str], Awaitable[PreviewsRendered]] = field(
+    render_previews: Callable[[RenderPreviews, str | None], Awaitable[PreviewsRendered]] = field(
         default=lambda cmd, token: _no_preview_renderer()
     )
+    groups_of: GroupsOf = _no_groups
+    group_names: GroupNames = _no_group_names
+    # Signs share-link tickets and the preview requests made for a link's visitor (no token to forward).
+    platform_secret: str = ""
     # Tells the workers a run is no longer current (`superseded_runs`), so they skip it: best effort.
     mark_superseded: Callable[[UUID, str], Awaitable[None]] = field(default=lambda run, why: _nothing())
     # Re-runs one user may start per hour (ATRIUM_REPROCESS_PER_HOUR): each may reach a paid model.
@@ -92,11 +107,11 @@ async def _no_preview_renderer() -> PreviewsRendered:
     raise Unavailable("Page previews need the text worker, and this documents service has none to ask.")
 
 
-async def user(ctx: Ctx, deps: DocsDeps) -> Actor:
-    """The verified caller, if the Documents app is granted to them."""
+async def user(ctx: Ctx, deps: DocsDeps) -> Caller:
+    """The verified caller, if the Documents app is granted to them, with the groups they belong to now."""
     actor = ctx.require_actor()
     await deps.check_access(actor)
-    return actor
+    return Caller(actor, await deps.groups_of(actor))
 
 
 def now() -> datetime:
@@ -138,14 +153,23 @@ def ocr_progress_message(done: int, total: int) -> str:
     )
 
 
-async def owned(s: AsyncSession, doc_id: UUID, owner: UUID, *, lock: bool = False) -> DocumentRow:
-    stmt = select(documents).where(documents.c.id == doc_id, documents.c.owner_id == owner)
-    if lock:
-        stmt = stmt.with_for_update()
-    row = (await s.execute(stmt)).first()
-    if row is None:
-        raise NotFound("There is no such document.", {"id": str(doc_id)})
-    return row
+async def document_for(
+    s: AsyncSession,
+    doc_id: UUID,
+    caller: Caller,
+    need: AccessRole,
+    *,
+    what: str = "do this",
+    lock: bool = False,
+) -> AccessibleRow:
+    """The document, if the caller's access is at least `need` (else `NotFound` or `Forbidden`); with
+    `lock`, locked for the change (row-level security lets only its owner and editors lock it)."""
+    row = (await s.execute(document_row(doc_id, caller))).first()
+    require(row, need, doc_id, what=what)
+    if lock and NEED_RANK[row.access_role] >= NEED_RANK["editor"]:  # type: ignore[union-attr]
+        row = (await s.execute(document_row(doc_id, caller, lock=True))).first()
+        require(row, need, doc_id, what=what)  # gone meanwhile
+    return row  # type: ignore[return-value]
 
 
 async def owned_category(s: AsyncSession, cat_id: UUID, owner: UUID) -> CategoryRow:

@@ -11,14 +11,18 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import Empty, Invalid
+from contracts import Empty, Forbidden, Invalid
 from contracts.docs_api import (
-    CategoryRefPublic,
+    AccessRole,
+    CountDocuments,
     DocumentCounts,
     DocumentDetail,
     DocumentOcr,
     DocumentPage,
     DocumentRef,
+    DocumentSummary,
+    EventsAllowed,
+    EventsCheck,
     EventsGrant,
     ListDocuments,
     PageOcrPublic,
@@ -29,39 +33,40 @@ from contracts.docs_api import (
 from contracts.documents import PdfMetadata
 from services.kit.audit import record_audit
 from services.kit.bus import Ctx
-from services.kit.security import Actor
 
-from ..rows import DocumentRow, TaskRow
+from ..access import NOTHING_SHARED, Caller, acting, readable, shared_sources, sharing_owners
+from ..rows import AccessibleRow, DocumentRow, TaskRow
 from ..tables import audit_log, document_categories, documents, pages, tasks
 from . import search
 from .categories import category_for_name
-from .common import DocsDeps, now, ocr_progress_message, owned, owned_category, promoted, user
-from .views import categories_of, fields_public, summary, task_public
+from .common import DocsDeps, document_for, now, ocr_progress_message, owned_category, promoted, user
+from .views import fields_public, summary_of, task_public
 
 
 async def list_documents(cmd: ListDocuments, ctx: Ctx, deps: DocsDeps) -> DocumentPage:
-    actor = await user(ctx, deps)
-    stmt = search.list_statement(cmd, actor.user_id)
-    async with deps.db.session() as s:
+    caller = await user(ctx, deps)
+    async with acting(deps.db, caller) as s:
+        shared = await shared_sources(s, caller) if cmd.scope != "mine" else NOTHING_SHARED
         await s.execute(search.PLAN_FOR_ITS_VALUES)
-        rows = (await s.execute(stmt)).all()
+        rows = (await s.execute(search.list_statement(cmd, caller, shared))).all()
     return search.page_of(cmd, rows)
 
 
-async def count_documents(_: Empty, ctx: Ctx, deps: DocsDeps) -> DocumentCounts:
-    actor = await user(ctx, deps)
-    async with deps.db.session() as s:
-        rows = (await s.execute(search.counts_statement(actor.user_id))).all()
+async def count_documents(cmd: CountDocuments, ctx: Ctx, deps: DocsDeps) -> DocumentCounts:
+    caller = await user(ctx, deps)
+    async with acting(deps.db, caller) as s:
+        shared = await shared_sources(s, caller) if cmd.scope != "mine" else NOTHING_SHARED
+        rows = (await s.execute(search.counts_statement(caller, cmd.scope, shared))).all()
     return search.counts_of(rows)
 
 
-async def detail(deps: DocsDeps, doc_id: UUID, owner: UUID) -> DocumentDetail:
-    async with deps.db.session() as s:
-        row = await owned(s, doc_id, owner)
+async def detail(deps: DocsDeps, doc_id: UUID, caller: Caller) -> DocumentDetail:
+    async with acting(deps.db, caller) as s:
+        row = await document_for(s, doc_id, caller, "viewer")
         page_rows = (
             await s.execute(select(pages).where(pages.c.document_id == doc_id).order_by(pages.c.number))
         ).all()
-        cats = await categories_of(s, [doc_id])
+        base = await summary_of(s, row, row.access_role, caller)
         task_rows = (
             await s.execute(
                 select(tasks)
@@ -69,7 +74,7 @@ async def detail(deps: DocsDeps, doc_id: UUID, owner: UUID) -> DocumentDetail:
                 .order_by(tasks.c.created_at.desc(), tasks.c.id)
             )
         ).all()
-    return detail_of(row, cats[doc_id], task_rows, [page_public(p) for p in page_rows])
+    return detail_of(row, base, task_rows, [page_public(p) for p in page_rows])
 
 
 def page_public(p: Any) -> PagePublic:
@@ -83,21 +88,23 @@ def page_public(p: Any) -> PagePublic:
 
 def detail_of(
     row: DocumentRow,
-    cats: list[CategoryRefPublic],
+    base: DocumentSummary,
     task_rows: Sequence[TaskRow],
     pages: list[PagePublic],
     model: type[DocumentDetail] = DocumentDetail,
     **extra: Any,
 ) -> DocumentDetail:
+    """The detail of a document whose summary (as the caller sees it) is `base`."""
     return model(
-        **summary(row, cats).model_dump(),
+        **base.model_dump(),
         pages=pages,
         metadata=PdfMetadata.model_validate(row.pdf_metadata) if row.pdf_metadata else None,
         needs_ocr=row.needs_ocr,
         fields=fields_public(row.fields),
         tasks=[task_public(t) for t in task_rows],
         preview_pages=row.preview_pages,
-        pending_suggestions=row.pending_suggestions or [],
+        # Suggestions name the owner's categories: theirs to accept or reject.
+        pending_suggestions=(row.pending_suggestions or []) if base.role == "owner" else [],
         media_type=row.media_type,
         progress=ocr_progress(row),
         ocr=ocr_outcome(row, any(p.ocr for p in pages)),
@@ -126,17 +133,34 @@ def ocr_outcome(row: DocumentRow, pages_needed_ocr: bool) -> DocumentOcr | None:
 
 
 async def get_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> DocumentDetail:
-    actor = await user(ctx, deps)
-    return await detail(deps, cmd.id, actor.user_id)
+    caller = await user(ctx, deps)
+    return await detail(deps, cmd.id, caller)
 
 
 async def events_grant(_: Empty, ctx: Ctx, deps: DocsDeps) -> EventsGrant:
-    actor = await user(ctx, deps)
-    return EventsGrant(owner_id=actor.user_id)
+    caller = await user(ctx, deps)
+    async with acting(deps.db, caller) as s:
+        owners = list((await s.execute(sharing_owners(caller))).scalars())
+    return EventsGrant(owner_id=caller.user_id, shared_owner_ids=owners)
+
+
+async def events_check(cmd: EventsCheck, ctx: Ctx, deps: DocsDeps) -> EventsAllowed:
+    """Which of these documents the caller may read now: the gateway forwards progress of others' documents
+    only after asking (a revoked share stops the next message)."""
+    caller = await user(ctx, deps)
+    if not cmd.document_ids:
+        return EventsAllowed(document_ids=[])
+    async with acting(deps.db, caller) as s:
+        ids = (
+            await s.execute(
+                select(documents.c.id).where(documents.c.id.in_(cmd.document_ids), readable(caller))
+            )
+        ).scalars()
+        return EventsAllowed(document_ids=list(ids))
 
 
 async def update_document(cmd: UpdateDocument, ctx: Ctx, deps: DocsDeps) -> DocumentDetail:
-    actor = await user(ctx, deps)
+    caller = await user(ctx, deps)
     edits: dict[str, Any] = {name.value: None for name in cmd.clear}
     if cmd.title is not None:
         edits["title"] = cmd.title
@@ -147,8 +171,11 @@ async def update_document(cmd: UpdateDocument, ctx: Ctx, deps: DocsDeps) -> Docu
             "Send at least one of title, fields, clear, reject_categories, accept_suggestions or "
             "reject_suggestions."
         )
-    async with deps.db.transaction() as s:
-        row = await owned(s, cmd.id, actor.user_id, lock=True)
+    async with acting(deps.db, caller, write=True) as s:
+        need: AccessRole = "editor" if edits else "viewer"
+        row = await document_for(s, cmd.id, caller, need, what="edit it", lock=True)
+        if (cmd.accept_suggestions or cmd.reject_suggestions) and row.access_role != "owner":
+            raise Forbidden("Only the document's owner answers its category suggestions.")
         if edits:
             fields = dict(row.fields or {})
             stamp = now().isoformat()
@@ -164,19 +191,20 @@ async def update_document(cmd: UpdateDocument, ctx: Ctx, deps: DocsDeps) -> Docu
                 audit_log,
                 ctx,
                 "document.edited",
-                actor_id=actor.user_id,
+                actor_id=caller.user_id,
                 target_id=cmd.id,
                 fields=sorted(edits),
+                role=row.access_role,
             )
         if cmd.reject_categories:
-            await _reject_categories(s, ctx, actor, row, list(dict.fromkeys(cmd.reject_categories)))
+            await _reject_categories(s, ctx, caller, row, list(dict.fromkeys(cmd.reject_categories)))
         if cmd.accept_suggestions or cmd.reject_suggestions:
-            await _decide_suggestions(s, ctx, actor, row, cmd.accept_suggestions, cmd.reject_suggestions)
-    return await detail(deps, cmd.id, actor.user_id)
+            await _decide_suggestions(s, ctx, caller, row, cmd.accept_suggestions, cmd.reject_suggestions)
+    return await detail(deps, cmd.id, caller)
 
 
 async def _decide_suggestions(
-    s: AsyncSession, ctx: Ctx, actor: Actor, doc: DocumentRow, accept: list[str], reject: list[str]
+    s: AsyncSession, ctx: Ctx, caller: Caller, doc: AccessibleRow, accept: list[str], reject: list[str]
 ) -> None:
     """The user's answer to pending suggestions: accepted ones become (their own) categories, rejected ones never
     come back on this document."""
@@ -198,7 +226,7 @@ async def _decide_suggestions(
         link = document_categories.c
         await s.execute(
             pg_insert(document_categories)
-            .values(document_id=doc.id, category_id=cat_id, source="user")
+            .values(document_id=doc.id, category_id=cat_id, source="user", owner_id=doc.owner_id)
             .on_conflict_do_update(
                 index_elements=[link.document_id, link.category_id], set_={"source": "user"}
             )
@@ -216,7 +244,7 @@ async def _decide_suggestions(
         audit_log,
         ctx,
         "document.suggestions_decided",
-        actor_id=actor.user_id,
+        actor_id=caller.user_id,
         target_id=doc.id,
         accepted=accepted,
         rejected=[pending[n] for n in rejected_now],
@@ -224,13 +252,14 @@ async def _decide_suggestions(
 
 
 async def _reject_categories(
-    s: AsyncSession, ctx: Ctx, actor: Actor, doc: DocumentRow, cat_ids: list[UUID]
+    s: AsyncSession, ctx: Ctx, caller: Caller, doc: AccessibleRow, cat_ids: list[UUID]
 ) -> None:
-    """Take the categories off the document and remember their names so no analysis suggests them here again."""
+    """Take the caller's categories off the document; on their own document, also remember the names so no
+    analysis suggests them here again (suggestions name the owner's categories)."""
     rejected = list(doc.rejected_categories or [])
     names = []
     for cat_id in cat_ids:
-        cat = await owned_category(s, cat_id, actor.user_id)
+        cat = await owned_category(s, cat_id, caller.user_id)
         names.append(cat.name)
         if cat.name.lower() not in rejected:
             rejected.append(cat.name.lower())
@@ -238,17 +267,18 @@ async def _reject_categories(
     await s.execute(
         delete(document_categories).where(link.document_id == doc.id, link.category_id.in_(cat_ids))
     )
-    await s.execute(
-        update(documents)
-        .where(documents.c.id == doc.id)
-        .values(rejected_categories=rejected, updated_at=func.now())
-    )
+    if doc.access_role == "owner":
+        await s.execute(
+            update(documents)
+            .where(documents.c.id == doc.id)
+            .values(rejected_categories=rejected, updated_at=func.now())
+        )
     await record_audit(
         s,
         audit_log,
         ctx,
         "document.categories_rejected",
-        actor_id=actor.user_id,
+        actor_id=caller.user_id,
         target_id=doc.id,
         categories=names,
     )

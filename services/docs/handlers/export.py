@@ -1,6 +1,7 @@
 """A user's export of everything of theirs (data portability): their documents page by page with fields,
 categories and tasks, and each document's pages' text in bounded chunks. The gateway streams them, with
-the originals, into one zip (gateway/export.py). Only the caller's own documents, as everywhere."""
+the originals, into one zip (gateway/export.py). Only the caller's own documents — not those shared with
+them — read as the caller (row-level security, `acting`)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 from services.kit.cursor import decode_cursor, encode_cursor
 
+from ..access import acting
 from ..rows import TaskRow
 from ..tables import audit_log, documents, pages, tasks
-from .common import DocsDeps, owned, user
+from .common import DocsDeps, document_for, user
 from .documents import detail_of, page_public
-from .views import categories_of
+from .views import categories_of, summary
 
 EXPORT_QUERY = "export"
 # A chunk stops once it passes this many characters (one page at least), far below the bus's 8 MB message
@@ -28,19 +30,19 @@ PAGES_CHUNK_CHARS = 1_000_000
 
 
 async def export_documents(cmd: ExportQuery, ctx: Ctx, deps: DocsDeps) -> ExportPage:
-    actor = await user(ctx, deps)
-    stmt = select(documents).where(documents.c.owner_id == actor.user_id)
+    caller = await user(ctx, deps)
+    stmt = select(documents).where(documents.c.owner_id == caller.user_id)
     if cmd.cursor:
         at, last = decode_cursor(cmd.cursor, (datetime, UUID), bound_to=[EXPORT_QUERY])
         stmt = stmt.where(
             or_(documents.c.created_at > at, and_(documents.c.created_at == at, documents.c.id > last))
         )
     stmt = stmt.order_by(documents.c.created_at, documents.c.id).limit(cmd.limit + 1)
-    async with deps.db.transaction() as s:
+    async with acting(deps.db, caller, write=True) as s:
         rows = (await s.execute(stmt)).all()
         more, rows = len(rows) > cmd.limit, rows[: cmd.limit]
         ids = [r.id for r in rows]
-        cats = await categories_of(s, ids)
+        cats = await categories_of(s, ids, caller.user_id)
         by_doc: dict[UUID, list[TaskRow]] = defaultdict(list)
         if ids:
             for t in await s.execute(
@@ -50,9 +52,11 @@ async def export_documents(cmd: ExportQuery, ctx: Ctx, deps: DocsDeps) -> Export
             ):
                 by_doc[t.document_id].append(t)
         if not cmd.cursor:  # one audit row per export, at its first page
-            await record_audit(s, audit_log, ctx, "documents.exported", actor_id=actor.user_id)
+            await record_audit(s, audit_log, ctx, "documents.exported", actor_id=caller.user_id)
     items = [
-        detail_of(r, cats[r.id], by_doc[r.id], [], model=ExportedDocument, object_name=r.object_name)
+        detail_of(
+            r, summary(r, cats[r.id]), by_doc[r.id], [], model=ExportedDocument, object_name=r.object_name
+        )
         for r in rows
     ]
     last_row = rows[-1] if rows else None
@@ -65,11 +69,11 @@ async def export_documents(cmd: ExportQuery, ctx: Ctx, deps: DocsDeps) -> Export
 
 
 async def document_pages(cmd: PagesQuery, ctx: Ctx, deps: DocsDeps) -> PagesChunk:
-    actor = await user(ctx, deps)
+    caller = await user(ctx, deps)
     out: list[PagePublic] = []
     size = 0
-    async with deps.db.session() as s:
-        await owned(s, cmd.document_id, actor.user_id)
+    async with acting(deps.db, caller) as s:
+        await document_for(s, cmd.document_id, caller, "owner", what="export its pages")
         result = await s.stream(
             select(pages.c.number, pages.c.text, pages.c.tables, pages.c.ocr)
             .where(pages.c.document_id == cmd.document_id, pages.c.number >= cmd.from_page)

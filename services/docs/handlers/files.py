@@ -1,8 +1,10 @@
 """A document's stored files: the original (download), the PDF with text layer (OCR's copy), page previews
-(rendered on first request), and deleting a document with every file of every run."""
+(rendered on first request), and deleting a document with every file of every run (its owner, or an
+administrator with an audit entry)."""
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import delete, func, select
@@ -20,25 +22,26 @@ from contracts.documents import (
 )
 from services.kit.audit import record_audit
 from services.kit.bus import Ctx
-from services.kit.security import Actor
 
+from ..access import Caller, acting, as_admin, as_system, document_row
 from ..rows import DocumentRow
 from ..tables import audit_log, documents, tasks
-from .common import DocsDeps, owned, user
+from .common import DocsDeps, document_for, user
 
 
 async def download_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> DownloadTicket:
-    actor = await user(ctx, deps)
-    async with deps.db.transaction() as s:
-        row = await owned(s, cmd.id, actor.user_id)
+    caller = await user(ctx, deps)
+    async with acting(deps.db, caller, write=True) as s:
+        row = await document_for(s, cmd.id, caller, "viewer")
         await record_audit(
             s,
             audit_log,
             ctx,
             "document.downloaded",
-            actor_id=actor.user_id,
+            actor_id=caller.user_id,
             target_id=cmd.id,
             filename=row.filename,
+            role=row.access_role,
         )
     return DownloadTicket(
         object_name=row.object_name, filename=row.filename, size=row.size, content_type=row.media_type
@@ -53,9 +56,9 @@ def text_layer_filename(filename: str) -> str:
 
 async def download_text_layer(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> DownloadTicket:
     """The current run's "PDF with text layer": the original pages with OCR's words as invisible text."""
-    actor = await user(ctx, deps)
-    async with deps.db.session() as s:
-        row = await owned(s, cmd.id, actor.user_id)
+    caller = await user(ctx, deps)
+    async with acting(deps.db, caller) as s:
+        row = await document_for(s, cmd.id, caller, "viewer")
     if row.text_layer_object is None:
         if row.ocr_reason:
             why = f"OCR did not read its scanned pages: {row.ocr_reason}"
@@ -69,15 +72,16 @@ async def download_text_layer(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> Dow
             )
         raise NotFound(f"This document has no PDF with text layer: {why}", {"id": str(cmd.id)})
     size, _ = await deps.blobs.info(row.text_layer_object)
-    async with deps.db.transaction() as s:
+    async with acting(deps.db, caller, write=True) as s:
         await record_audit(
             s,
             audit_log,
             ctx,
             "document.text_layer_downloaded",
-            actor_id=actor.user_id,
+            actor_id=caller.user_id,
             target_id=cmd.id,
             filename=row.filename,
+            role=row.access_role,
         )
     return DownloadTicket(
         object_name=row.text_layer_object, filename=text_layer_filename(row.filename), size=size
@@ -87,12 +91,20 @@ async def download_text_layer(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> Dow
 async def preview_page(cmd: PreviewRef, ctx: Ctx, deps: DocsDeps) -> PreviewTicket:
     """A page's preview, rendered by the text worker the first time anyone asks for it (with the pages
     around it). Not audited like a download: the detail page reads every preview on each visit."""
-    actor = await user(ctx, deps)
-    async with deps.db.session() as s:
-        row = await owned(s, cmd.document_id, actor.user_id)
-    if cmd.page > row.preview_pages:
-        raise NotFound("This page has no preview.", {"page": cmd.page})
-    name = preview_object_name(row.id, row.run_id, cmd.page)
+    caller = await user(ctx, deps)
+    async with acting(deps.db, caller) as s:
+        row = await document_for(s, cmd.document_id, caller, "viewer")
+    return await stored_preview(row, cmd.page, deps, reader=caller)
+
+
+async def stored_preview(
+    row: DocumentRow, page: int, deps: DocsDeps, *, reader: Caller | None, grant: str | None = None
+) -> PreviewTicket:
+    """The page's PNG of the document's current run, asked of the text worker if it is not stored yet:
+    with the reader's token, or (a share link's visitor has none) with a grant signed by this service."""
+    if page > row.preview_pages:
+        raise NotFound("This page has no preview.", {"page": page})
+    name = preview_object_name(row.id, row.run_id, page)
     try:
         size, _ = await deps.blobs.info(name)
         return PreviewTicket(object_name=name, size=size)
@@ -102,15 +114,17 @@ async def preview_page(cmd: PreviewRef, ctx: Ctx, deps: DocsDeps) -> PreviewTick
         RenderPreviews(
             document_id=row.id,
             owner_id=row.owner_id,
+            reader_id=reader.user_id if reader else None,
+            grant=grant,
             run_id=row.run_id,
             object_name=row.pdf_object or row.object_name,  # an uploaded image: the PDF made of it
-            page_count=row.page_count or cmd.page,
-            page=cmd.page,
+            page_count=row.page_count or page,
+            page=page,
         ),
-        actor.token,
+        reader.actor.token if reader else None,
     )
-    if cmd.page not in rendered.pages:  # pdfium cannot draw this page
-        raise NotFound("This page has no preview: it could not be rendered.", {"page": cmd.page})
+    if page not in rendered.pages:  # pdfium cannot draw this page
+        raise NotFound("This page has no preview: it could not be rendered.", {"page": page})
     size, _ = await deps.blobs.info(name)
     return PreviewTicket(object_name=name, size=size)
 
@@ -148,36 +162,68 @@ async def remove_document(s: AsyncSession, row: DocumentRow, deps: DocsDeps) -> 
     await s.execute(delete(documents).where(documents.c.id == row.id))
 
 
-async def delete_one(
-    doc_id: UUID, actor: Actor | None, ctx: Ctx, deps: DocsDeps, *, audit_action: str = "document.deleted"
+async def _delete_in(
+    s: AsyncSession,
+    row: DocumentRow,
+    actor_id: UUID | None,
+    ctx: Ctx,
+    deps: DocsDeps,
+    *,
+    audit_action: str = "document.deleted",
+    **why: Any,
 ) -> None:
-    """Delete a document of `actor`'s, or (no actor) the service's own removal after a restore."""
-    async with deps.db.transaction() as s:
-        row: DocumentRow
-        if actor is None:
-            found = (
-                await s.execute(select(documents).where(documents.c.id == doc_id).with_for_update())
-            ).first()
+    await remove_document(s, row, deps)
+    await record_audit(
+        s,
+        audit_log,
+        ctx,
+        audit_action,
+        actor_id=actor_id,
+        target_id=row.id,
+        filename=row.filename,
+        **why,
+    )
+
+
+async def _locked(s: AsyncSession, doc_id: UUID) -> DocumentRow | None:
+    """Anyone's document, locked for its deletion (a session past the owner's rule: admin or system)."""
+    return (  # type: ignore[return-value]
+        await s.execute(select(documents).where(documents.c.id == doc_id).with_for_update())
+    ).first()
+
+
+async def delete_one(doc_id: UUID, caller: Caller, ctx: Ctx, deps: DocsDeps) -> None:
+    """Its owner deletes a document; an administrator may delete anyone's, recorded as such."""
+    async with acting(deps.db, caller, write=True) as s:
+        row = (await s.execute(document_row(doc_id, caller))).first()
+        by_owner = not caller.is_admin or (row is not None and row.access_role == "owner")
+        if by_owner:
+            owned = await document_for(s, doc_id, caller, "owner", what="delete it", lock=True)
+            await _delete_in(s, owned, caller.user_id, ctx, deps)
+            run = owned.run_id
+    if not by_owner:
+        async with as_admin(deps.db, caller) as s:
+            found = await _locked(s, doc_id)
             if found is None:
                 raise NotFound("There is no such document.", {"id": str(doc_id)})
-            row = found  # type: ignore[assignment]
-        else:
-            row = await owned(s, doc_id, actor.user_id, lock=True)
-        await remove_document(s, row, deps)
-        run = row.run_id
-        await record_audit(
-            s,
-            audit_log,
-            ctx,
-            audit_action,
-            actor_id=actor.user_id if actor else None,
-            target_id=doc_id,
-            filename=row.filename,
-        )
+            await _delete_in(s, found, caller.user_id, ctx, deps, by_admin=True, owner_id=found.owner_id)
+            run = found.run_id
     await deps.mark_superseded(run, "deleted")  # a run still queued for the workers is skipped
 
 
+async def remove_for_service(doc_id: UUID, ctx: Ctx, deps: DocsDeps, *, audit_action: str) -> bool:
+    """The service's own removal of a document (after a restore: its original is gone), past row-level
+    security; False when it is gone already."""
+    async with as_system(deps.db, "restore") as s:
+        found = await _locked(s, doc_id)
+        if found is None:
+            return False
+        await _delete_in(s, found, None, ctx, deps, audit_action=audit_action)
+    await deps.mark_superseded(found.run_id, "deleted")
+    return True
+
+
 async def delete_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> Empty:
-    actor = await user(ctx, deps)
-    await delete_one(cmd.id, actor, ctx, deps)
+    caller = await user(ctx, deps)
+    await delete_one(cmd.id, caller, ctx, deps)
     return Empty()

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select
 
-from contracts import Header, NotFound
+from contracts import Header
 from contracts.auth import UserDeleted
 from contracts.documents import DocumentStatus, SettingsChanged
 from contracts.ops import StackRestored
@@ -18,13 +18,15 @@ from services.kit.audit import record_audit
 from services.kit.context import Ctx
 from services.kit.logging import log_fields
 
+from ..access import as_system
 from ..tables import audit_log, categories, documents, tasks
 from .common import DocsDeps, now
-from .files import delete_one, remove_document
+from .directory import forget_account
+from .files import remove_document, remove_for_service
 from .pipeline import TERMINAL_TASK
-from .runs import reprocess_one
+from .runs import resume_run
 
-UNFINISHED: tuple[DocumentStatus, ...] = ("queued", "extracting", "analyzing")
+UNFINISHED: tuple[DocumentStatus, ...] = ("queued", "extracting", "ocr", "analyzing")
 # A restore whose object store lacks the originals of more documents than this is not a few deletions
 # that raced the backup but a broken store: nothing is deleted then, and the error is logged.
 MAX_REMOVED_AFTER_RESTORE = (20, 0.05)  # documents, share of all
@@ -37,7 +39,7 @@ log = logging.getLogger("atrium.docs")
 async def apply_retention(deps: DocsDeps) -> int:
     """Delete finished tasks older than the retention setting (`task_retention_days`)."""
     cutoff = now() - timedelta(days=deps.settings().task_retention_days)
-    async with deps.db.transaction() as s:
+    async with as_system(deps.db, "retention") as s:
         gone = await s.execute(
             delete(tasks).where(tasks.c.created_at < cutoff, tasks.c.status.in_(TERMINAL_TASK))
         )
@@ -54,7 +56,7 @@ async def resume_after_restore(event: StackRestored, ctx: Ctx, deps: DocsDeps) -
     again (its pipeline events may be past it in the restored streams). A document changed since the restore
     was handled by an earlier delivery of this event and is left alone."""
     names = await deps.blobs.names()
-    async with deps.db.session() as s:
+    async with as_system(deps.db, "restore", write=False) as s:
         rows = (
             await s.execute(
                 select(documents.c.id, documents.c.object_name, documents.c.status, documents.c.updated_at)
@@ -76,18 +78,12 @@ async def resume_after_restore(event: StackRestored, ctx: Ctx, deps: DocsDeps) -
     gone = set(missing)
     resumed = 0
     for doc_id in missing:
-        try:
-            await delete_one(doc_id, None, ctx, deps, audit_action="document.removed_after_restore")
-        except NotFound:
-            pass
+        await remove_for_service(doc_id, ctx, deps, audit_action="document.removed_after_restore")
     for r in rows:
         if r.id in gone or r.status not in UNFINISHED:
             continue
-        try:
-            await reprocess_one(r.id, None, ctx, deps, audit_action="document.resumed_after_restore")
+        if await resume_run(r.id, ctx, deps, audit_action="document.resumed_after_restore"):
             resumed += 1
-        except NotFound:
-            pass
     log_fields(
         log,
         logging.INFO,
@@ -101,12 +97,13 @@ async def resume_after_restore(event: StackRestored, ctx: Ctx, deps: DocsDeps) -
 
 async def forget_user(event: UserDeleted, ctx: Ctx, deps: DocsDeps) -> None:
     """A deleted user's documents go, with every file of every run (original, results, previews) and their
-    text; then their categories and task history. Idempotent: a redelivery finds less to delete. Shares to
-    and from the user (once documents can be shared) are removed here too."""
+    text; then their categories and task history, the shares made to them and their directory entry (the
+    shares and links they made go with their documents and categories). Idempotent: a redelivery finds less
+    to delete. The service's own path past row-level security (`forget_user`)."""
     owner = event.user_id
     removed = 0
     while True:
-        async with deps.db.transaction() as s:
+        async with as_system(deps.db, "forget_user") as s:
             rows = (
                 await s.execute(
                     select(documents)
@@ -124,10 +121,10 @@ async def forget_user(event: UserDeleted, ctx: Ctx, deps: DocsDeps) -> None:
             break
         if ctx.heartbeat is not None:  # a user with many documents takes a while: keep the message ours
             await ctx.heartbeat()
-    async with deps.db.transaction() as s:
-        await s.execute(delete(categories).where(categories.c.owner_id == owner))  # links cascade
+    async with as_system(deps.db, "forget_user") as s:
+        await s.execute(delete(categories).where(categories.c.owner_id == owner))  # links, shares cascade
         await s.execute(delete(tasks).where(tasks.c.owner_id == owner))
-        # Hook for document sharing: delete the shares the user made and those made to them, here.
+        await forget_account(s, owner)
         await record_audit(s, audit_log, ctx, "user.forgotten", target_id=owner, documents=removed)
     log_fields(log, logging.INFO, "deleted user's documents removed", user_id=str(owner), documents=removed)
 

@@ -35,6 +35,7 @@ from contracts.documents import (
 )
 from services.kit.bus import Ctx
 
+from ..access import as_system
 from ..rows import DocumentRow, TaskRow
 from ..tables import document_categories, documents, pages, tasks
 from .categories import category_for_name
@@ -136,7 +137,7 @@ async def _advance(
 
 async def on_processing(ev: DocumentProcessing, ctx: Ctx, deps: DocsDeps) -> None:
     status: DocumentStatus = "extracting" if ev.stage == "extract" else "analyzing"
-    async with deps.db.transaction() as s:
+    async with as_system(deps.db, "pipeline") as s:
         doc = await _doc_for_event(s, ev.document_id)
         if doc is None:
             return
@@ -160,7 +161,7 @@ async def on_processing(ev: DocumentProcessing, ctx: Ctx, deps: DocsDeps) -> Non
 async def on_ocr_progress(ev: DocumentOcrProgress, ctx: Ctx, deps: DocsDeps) -> None:
     """The text worker read another scanned page: the run is at `ocr`, with its page counts recorded for a
     reload, and the live progress goes out. A late one (the run is past OCR, or another run) changes nothing."""
-    async with deps.db.transaction() as s:
+    async with as_system(deps.db, "pipeline") as s:
         doc = await _doc_for_event(s, ev.document_id)
         if doc is None or doc.run_id != ev.run_id or STATUS_RANK[doc.status] > STATUS_RANK["ocr"]:
             return
@@ -189,7 +190,7 @@ def _page_ocr(page: PageText) -> dict[str, Any] | None:
 
 
 async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
-    async with deps.db.session() as s:
+    async with as_system(deps.db, "pipeline", write=False) as s:
         done = (
             await s.execute(
                 select(tasks.c.status).where(tasks.c.run_id == ev.run_id, tasks.c.stage == "extract")
@@ -205,7 +206,7 @@ async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
         result = ExtractionResult.model_validate_json(await deps.blobs.read(ev.result_object))
         if result.document_id != ev.document_id or result.run_id != ev.run_id:
             raise ValueError(f"{ev.result_object} belongs to another document or run")
-    async with deps.db.transaction() as s:
+    async with as_system(deps.db, "pipeline") as s:
         doc = await _doc_for_event(s, ev.document_id)
         if doc is None:
             return
@@ -224,6 +225,7 @@ async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
                 [
                     {
                         "document_id": doc.id,
+                        "owner_id": doc.owner_id,
                         "number": p.number,
                         "text": p.text,
                         "tables": p.tables,
@@ -274,7 +276,7 @@ async def _apply_suggested_categories(
         if cat_id is not None:
             await s.execute(
                 pg_insert(document_categories)
-                .values(document_id=doc.id, category_id=cat_id, source="ai")
+                .values(document_id=doc.id, category_id=cat_id, source="ai", owner_id=doc.owner_id)
                 .on_conflict_do_nothing()
             )
         elif name.lower() not in {p.lower() for p in pending}:
@@ -284,7 +286,7 @@ async def _apply_suggested_categories(
 
 async def on_analyzed(ev: DocumentAnalyzed, ctx: Ctx, deps: DocsDeps) -> None:
     st = deps.settings()
-    async with deps.db.transaction() as s:
+    async with as_system(deps.db, "pipeline") as s:
         doc = await _doc_for_event(s, ev.document_id)
         if doc is None:
             return
@@ -331,7 +333,7 @@ async def on_analyzed(ev: DocumentAnalyzed, ctx: Ctx, deps: DocsDeps) -> None:
 
 
 async def on_failed(ev: DocumentFailed, ctx: Ctx, deps: DocsDeps) -> None:
-    async with deps.db.transaction() as s:
+    async with as_system(deps.db, "pipeline") as s:
         doc = await _doc_for_event(s, ev.document_id)
         if doc is None:
             return

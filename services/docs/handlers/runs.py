@@ -6,22 +6,23 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import NotFound, RateLimited
-from contracts.docs_api import DocumentRef, DocumentSummary, ReplayDocuments, ReplayResult
+from contracts import RateLimited
+from contracts.docs_api import AccessRole, DocumentRef, DocumentSummary, ReplayDocuments, ReplayResult
 from contracts.documents import DOCUMENT_UPLOADED, DocumentUploaded, RunKind
 from services.kit.audit import record_audit
 from services.kit.bus import Ctx
-from services.kit.security import Actor
 
+from ..access import Caller, acting, as_admin, as_system
 from ..rows import DocumentRow
 from ..tables import audit_log, documents, tasks
-from .common import DocsDeps, now, owned, progress, user
-from .views import summaries
+from .common import DocsDeps, document_for, now, progress, user
+from .views import summary_of
 
 
 def uploaded_event(row: DocumentRow, kind: RunKind) -> DocumentUploaded:
@@ -84,72 +85,118 @@ async def _within_rerun_limit(s: AsyncSession, owner: UUID, deps: DocsDeps) -> N
         )
 
 
-async def reprocess_one(
-    doc_id: UUID,
-    actor: Actor | None,
-    ctx: Ctx,
-    deps: DocsDeps,
-    *,
-    any_owner: bool = False,
-    audit_action: str = "document.reprocessed",
-) -> DocumentRow:
-    """A new run of the document: the current run's unfinished tasks are superseded, its status starts over,
-    and the workers are told to skip the old run. An owner's re-runs are limited per hour; an
-    administrator's replay (`any_owner`) and the service's own after a restore (no actor) are not."""
-    async with deps.db.transaction() as s:
-        if any_owner or actor is None:
-            old = (
-                await s.execute(select(documents.c.run_id).where(documents.c.id == doc_id).with_for_update())
-            ).scalar_one_or_none()
-            if old is None:
-                raise NotFound("There is no such document.", {"id": str(doc_id)})
-        else:
-            old = (await owned(s, doc_id, actor.user_id, lock=True)).run_id
-            await _within_rerun_limit(s, actor.user_id, deps)
+async def _new_run(s: AsyncSession, doc_id: UUID, deps: DocsDeps) -> DocumentRow:
+    """Supersede the current run's unfinished tasks and start the document over (queued, announced)."""
+    await s.execute(
+        update(tasks)
+        .where(tasks.c.document_id == doc_id, tasks.c.status.in_(("queued", "running")))
+        .values(status="superseded", finished_at=func.now())
+    )
+    row = (
         await s.execute(
-            update(tasks)
-            .where(tasks.c.document_id == doc_id, tasks.c.status.in_(("queued", "running")))
-            .values(status="superseded", finished_at=func.now())
-        )
-        row = (
-            await s.execute(
-                update(documents)
-                .where(documents.c.id == doc_id)
-                .values(
-                    run_id=uuid.uuid4(),
-                    status="queued",
-                    failure_reason=None,
-                    failure_message=None,
-                    preview_pages=0,
-                    ocr_done=None,
-                    ocr_total=None,
-                    updated_at=func.now(),
-                )
-                .returning(documents)
+            update(documents)
+            .where(documents.c.id == doc_id)
+            .values(
+                run_id=uuid.uuid4(),
+                status="queued",
+                failure_reason=None,
+                failure_message=None,
+                preview_pages=0,
+                ocr_done=None,
+                ocr_total=None,
+                updated_at=func.now(),
             )
-        ).one()
-        await queue_run(s, row, "reprocess", deps)
-        await record_audit(
-            s, audit_log, ctx, audit_action, actor_id=actor.user_id if actor else None, target_id=doc_id
+            .returning(documents)
         )
-    await deps.mark_superseded(old, "superseded")
-    await progress(deps, row.owner_id, row.id, row.run_id, "queued", "re-processing")
+    ).one()
+    await queue_run(s, row, "reprocess", deps)
     return row
 
 
+async def _announce_run(old_run: UUID, row: DocumentRow, deps: DocsDeps) -> None:
+    """After the new run's transaction: the workers skip the old run, the owner sees the new one queued."""
+    await deps.mark_superseded(old_run, "superseded")
+    await progress(deps, row.owner_id, row.id, row.run_id, "queued", "re-processing")
+
+
+async def _rerun_any(
+    s: AsyncSession,
+    doc_id: UUID,
+    ctx: Ctx,
+    *,
+    actor_id: UUID | None,
+    audit_action: str,
+    deps: DocsDeps,
+    **why: Any,
+) -> tuple[UUID, DocumentRow] | None:
+    """Anyone's document run again (an administrator's replay, the service's own after a restore), with no
+    hourly limit: (the old run, the row), or None when there is no such document."""
+    old = (
+        await s.execute(select(documents.c.run_id).where(documents.c.id == doc_id).with_for_update())
+    ).first()
+    if old is None:
+        return None
+    row = await _new_run(s, doc_id, deps)
+    await record_audit(s, audit_log, ctx, audit_action, actor_id=actor_id, target_id=doc_id, **why)
+    return old.run_id, row
+
+
+async def reprocess_one(
+    doc_id: UUID, caller: Caller, ctx: Ctx, deps: DocsDeps
+) -> tuple[DocumentRow, AccessRole]:
+    """A new run of the document by its owner or an editor: the row as it is now, and the caller's role."""
+    async with acting(deps.db, caller, write=True) as s:
+        found = await document_for(s, doc_id, caller, "editor", what="re-process it", lock=True)
+        await _within_rerun_limit(s, found.owner_id, deps)  # the owner's runs, by them or their editors
+        row = await _new_run(s, doc_id, deps)
+        await record_audit(
+            s,
+            audit_log,
+            ctx,
+            "document.reprocessed",
+            actor_id=caller.user_id,
+            target_id=doc_id,
+            role=found.access_role,
+        )
+    await _announce_run(found.run_id, row, deps)
+    return row, found.access_role
+
+
+async def resume_run(doc_id: UUID, ctx: Ctx, deps: DocsDeps, *, audit_action: str) -> bool:
+    """The service's own new run of a document (after a restore, past row-level security): False when the
+    document is gone."""
+    async with as_system(deps.db, "restore") as s:
+        started = await _rerun_any(s, doc_id, ctx, actor_id=None, audit_action=audit_action, deps=deps)
+    if started is None:
+        return False
+    await _announce_run(*started, deps)
+    return True
+
+
 async def reprocess_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> DocumentSummary:
-    actor = await user(ctx, deps)
-    row = await reprocess_one(cmd.id, actor, ctx, deps)
-    return (await summaries(deps, [row]))[0]
+    caller = await user(ctx, deps)
+    row, role = await reprocess_one(cmd.id, caller, ctx, deps)
+    async with acting(deps.db, caller) as s:
+        return await summary_of(s, row, role, caller)
 
 
 async def replay_documents(cmd: ReplayDocuments, ctx: Ctx, deps: DocsDeps) -> ReplayResult:
-    actor = ctx.require_actor()  # access="admin" was checked by the service before this runs
+    caller = Caller(ctx.require_actor())  # access="admin" was checked by the service before this runs
     queued = missing = 0
     for doc_id in dict.fromkeys(cmd.ids):
-        try:
-            await reprocess_one(doc_id, actor, ctx, deps, any_owner=True)
-            queued += 1
-        except NotFound:
+        async with as_admin(deps.db, caller) as s:
+            started = await _rerun_any(
+                s,
+                doc_id,
+                ctx,
+                actor_id=caller.user_id,
+                audit_action="document.reprocessed",
+                deps=deps,
+                replay=True,
+            )
+        if started is None:
             missing += 1
+            continue
+        await _announce_run(*started, deps)
+        queued += 1
     return ReplayResult(queued=queued, missing=missing)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, get_args
 from uuid import UUID
@@ -21,7 +22,9 @@ from sqlalchemy import (
     FromClause,
     Select,
     TextClause,
+    and_,
     cast,
+    false,
     func,
     literal,
     literal_column,
@@ -31,24 +34,30 @@ from sqlalchemy import (
     true,
     tuple_,
     type_coerce,
+    union,
+    union_all,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import aggregate_order_by, distinct_on
 
 from contracts import Invalid
 from contracts.docs_api import (
     COUNT_CAP,
+    AccessRole,
     CategoryRefPublic,
     DocumentCounts,
     DocumentFilter,
     DocumentPage,
     ListDocuments,
+    PersonPublic,
+    Scope,
     SortKey,
 )
 from contracts.documents import DocumentStatus
 from services.kit.cursor import CursorType, CursorValue, decode_cursor, encode_cursor, invalid_cursor
 
+from ..access import NOTHING_SHARED, ROLE_RANK, Caller, SharedSources, readable, shared_with
 from ..rows import AnyRow, SummaryRow
-from ..tables import SEARCH_CONFIG, categories, document_categories, documents, pages
+from ..tables import SEARCH_CONFIG, categories, directory, document_categories, documents, pages
 from .views import summary
 
 RANK_CANDIDATES = 500  # relevance ranks the newest matches only: ranking reads each one's vector
@@ -85,9 +94,44 @@ def query_text(f: DocumentFilter) -> str | None:
     return f.q.strip() if f.q and f.q.strip() else None
 
 
-def filter_conditions(f: DocumentFilter, owner: UUID) -> list[ColumnElement[bool]]:
+@dataclass(frozen=True)
+class AccessBranch:
+    """Documents a list reads in one go (in index order), and the caller's role on them."""
+
+    condition: ColumnElement[bool]
+    role: AccessRole
+
+
+def access_branches(scope: Scope, caller: Caller, shared: SharedSources) -> list[AccessBranch]:
+    """Whose documents a list covers, one branch each: the caller's own (read through the `(owner, key, id)`
+    indexes) and each source of shared documents (`shared`, read just before: documents shared by id; an
+    owner's documents filed under categories shared with the caller). A page is cut from each branch and
+    merged: an OR of them would lose the indexes' order, and reading every shared document to sort them would
+    cost in proportion to all of them, not to the page."""
     d = documents.c
-    conds: list[ColumnElement[bool]] = [d.owner_id == owner]
+    branches: list[AccessBranch] = []
+    if scope in ("all", "mine"):
+        branches.append(AccessBranch(d.owner_id == caller.user_id, "owner"))
+    if scope in ("all", "shared"):
+        for b in shared.branches:
+            branches.append(AccessBranch(and_(b.condition(), d.owner_id != caller.user_id), b.role))
+    if not branches:  # only shared documents asked for, and there are none
+        branches.append(AccessBranch(false(), "viewer"))
+    return branches
+
+
+def access_condition(scope: Scope, caller: Caller) -> ColumnElement[bool]:
+    """Whose documents, as one condition (bulk actions: no index order needed, no set read first)."""
+    if scope == "mine":
+        return documents.c.owner_id == caller.user_id
+    if scope == "shared":
+        return shared_with(caller)
+    return readable(caller)
+
+
+def filter_conditions(f: DocumentFilter, access: ColumnElement[bool]) -> list[ColumnElement[bool]]:
+    d = documents.c
+    conds: list[ColumnElement[bool]] = [access]
     if f.status:
         conds.append(d.status.in_(f.status))
     if f.document_type:
@@ -202,11 +246,8 @@ def _first_matching_page(doc_id: ColumnElement[Any], q: str) -> ColumnElement[An
     )
 
 
-def list_statement(cmd: ListDocuments, owner: UUID) -> Select[Any]:
-    """The one statement of a page: a row per listed document (sort key, categories, snippet) each carrying
-    the capped total, or a single row of the total with NULLs when nothing is on the page."""
-    q = query_text(cmd)
-    conds = filter_conditions(cmd, owner)
+def _branch_page(cmd: ListDocuments, conds: list[ColumnElement[bool]], q: str | None) -> Select[Any]:
+    """One branch's rows of the page, in order, one more than the limit."""
     source, page_conds = _page_source(cmd, conds)
     c = source.c
     key = _sort_expression(cmd.sort, q, source)
@@ -216,18 +257,42 @@ def list_statement(cmd: ListDocuments, owner: UUID) -> Select[Any]:
         page_conds.append(pair < bound if cmd.order == "desc" else pair > bound)
     ordering = [key.desc(), c.id.desc()] if cmd.order == "desc" else [key.asc(), c.id.asc()]
     shown = [c[name] for name in SUMMARY_COLUMNS]
-    page = (
+    return (
         select(*shown, key.label("sort_key"))
         .select_from(source)
         .where(*page_conds)
         .order_by(*ordering)
         .limit(cmd.limit + 1)
-        .subquery("page")
     )
+
+
+def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSources = NOTHING_SHARED) -> Select[Any]:
+    """The one statement of a page: a row per listed document (sort key, categories, snippet, the caller's
+    role and the owner of a shared one) each carrying the capped total, or a single row of the total with
+    NULLs when nothing is on the page. With shared documents, each branch gives its own first rows (and
+    capped count); a document reached twice is listed once, with the caller's best role, and the page is
+    the first of them all."""
+    q = query_text(cmd)
+    branches = access_branches(cmd.scope, caller, shared)
+    conditions = [filter_conditions(cmd, b.condition) for b in branches]
+    pages_ = [_branch_page(cmd, conds, q) for conds in conditions]
+    if len(pages_) == 1:
+        page = pages_[0].subquery("page")
+        role_rank: ColumnElement[Any] = literal(ROLE_RANK[branches[0].role])
+    else:
+        ranked = [
+            p.add_columns(literal(ROLE_RANK[b.role]).label("role_rank"))
+            for p, b in zip(pages_, branches, strict=True)
+        ]
+        merged = union_all(*ranked).subquery("branches")
+        m = merged.c
+        best = select(merged).ext(distinct_on(m.id)).order_by(m.id, m.role_rank.desc()).subquery("reached")
+        r = best.c
+        way = [r.sort_key.desc(), r.id.desc()] if cmd.order == "desc" else [r.sort_key.asc(), r.id.asc()]
+        page = select(best).order_by(*way).limit(cmd.limit + 1).subquery("page")
+        role_rank = page.c.role_rank
     p = page.c
-    # Counting stops past the cap: an exact count of 100,000 matches costs more than the page itself.
-    capped = select(documents.c.id).where(*conds).limit(COUNT_CAP + 1).subquery("matches")
-    counted = select(func.count().label("total")).select_from(capped).subquery("counted")
+    counted = select(func.count().label("total")).select_from(_capped_matches(conditions)).subquery("counted")
     link = document_categories.c
     category_refs = (
         select(
@@ -239,7 +304,8 @@ def list_statement(cmd: ListDocuments, owner: UUID) -> Select[Any]:
             )
         )
         .join_from(document_categories, categories, categories.c.id == link.category_id)
-        .where(link.document_id == p.id)
+        # Categories are personal: the caller's own filing of the row, whoever owns the document.
+        .where(link.document_id == p.id, categories.c.owner_id == caller.user_id)
         .scalar_subquery()
     )
     snippet = (
@@ -252,18 +318,48 @@ def list_statement(cmd: ListDocuments, owner: UUID) -> Select[Any]:
         if q
         else null()
     )
+    sharing: list[ColumnElement[Any]] = [role_rank.label("role_rank")]
+    source: FromClause = counted.outerjoin(page, true())
+    if len(branches) > 1 or cmd.scope == "shared":  # who shared each listed document with the caller
+        owner = directory.alias("owner")
+        source = source.outerjoin(owner, and_(owner.c.user_id == p.owner_id, p.owner_id != caller.user_id))
+        sharing += [owner.c.email.label("owner_email"), owner.c.name.label("owner_name")]
     out_order = [p.sort_key.desc(), p.id.desc()] if cmd.order == "desc" else [p.sort_key.asc(), p.id.asc()]
     return (
         select(
             counted.c.total,
-            *[p[col.name] for col in shown],
+            *[p[name] for name in SUMMARY_COLUMNS],
             p.sort_key,
             type_coerce(category_refs, JSON).label("category_refs"),
             snippet.label("snippet"),
+            *sharing,
         )
-        .select_from(counted.outerjoin(page, true()))
+        .select_from(source)
         .order_by(*out_order)
     )
+
+
+def _capped_matches(conditions: list[list[ColumnElement[bool]]]) -> FromClause:
+    """The ids counted, stopping past the cap: an exact count of 100,000 matches costs more than the page.
+    The caller's own come first (shared ones, which may repeat a document, counted once each): when their
+    own reach the cap, the shared branches are never read."""
+    capped = [select(documents.c.id).where(*conds).limit(COUNT_CAP + 1) for conds in conditions]
+    if len(capped) == 1:
+        return capped[0].subquery("matches")
+    others = (union(*capped[1:]) if len(capped) > 2 else capped[1]).subquery("shared_matches")
+    both = union_all(capped[0], select(others.c.id).limit(COUNT_CAP + 1)).subquery("both")
+    return select(both.c.id).limit(COUNT_CAP + 1).subquery("matches")
+
+
+ROLES_BY_RANK: dict[int, AccessRole] = {rank: role for role, rank in ROLE_RANK.items()}
+
+
+def _sharing_of(row: AnyRow) -> tuple[AccessRole, PersonPublic | None]:
+    """The caller's role on a listed row and, when it is shared with them, who shared it."""
+    role = ROLES_BY_RANK[row.role_rank]
+    if role == "owner":
+        return "owner", None
+    return role, PersonPublic(id=row.owner_id, email=row.owner_email, name=row.owner_name)
 
 
 def page_of(cmd: ListDocuments, result: Sequence[AnyRow]) -> DocumentPage:
@@ -272,15 +368,19 @@ def page_of(cmd: ListDocuments, result: Sequence[AnyRow]) -> DocumentPage:
     rows = [r for r in result if r.id is not None]
     more = len(rows) > cmd.limit
     rows = rows[: cmd.limit]
-    items = [
-        summary(
-            r,
-            [CategoryRefPublic(id=i, name=n, source=src) for i, n, src in r.category_refs or []],
-            rank=r.sort_key if cmd.sort == "relevance" else None,
-            snippet=_snippet(r.snippet),
+    items = []
+    for r in rows:
+        role, shared_by = _sharing_of(r)
+        items.append(
+            summary(
+                r,
+                [CategoryRefPublic(id=i, name=n, source=src) for i, n, src in r.category_refs or []],
+                rank=r.sort_key if cmd.sort == "relevance" else None,
+                snippet=_snippet(r.snippet),
+                role=role,
+                shared_by=shared_by,
+            )
         )
-        for r in rows
-    ]
     q = query_text(cmd)
     next_cursor = (
         list_cursor(cmd.sort, cmd.order, q, rows[-1].sort_key, rows[-1].id) if more and rows else None
@@ -290,15 +390,33 @@ def page_of(cmd: ListDocuments, result: Sequence[AnyRow]) -> DocumentPage:
     )
 
 
-def counts_statement(owner: UUID) -> Select[Any]:
-    """The owner's documents per status: an index-only scan of the (owner, status, …) index, already in
-    status order, so no sort (20,000 documents of one owner: 24 ms cold, on a loaded 2-core machine)."""
+def counts_statement(
+    caller: Caller, scope: Scope = "mine", shared: SharedSources = NOTHING_SHARED
+) -> Select[Any]:
+    """The caller's documents per status: for their own, an index-only scan of the (owner, status, …) index,
+    already in status order, so no sort (20,000 documents of one owner: 24 ms cold, on a loaded 2-core
+    machine); shared documents (each once, however many shares reach it) are added."""
     d = documents.c
-    return select(d.status, func.count().label("n")).where(d.owner_id == owner).group_by(d.status)
+    branches = access_branches(scope, caller, shared)
+    per_branch = [
+        select(d.status, func.count().label("n")).where(b.condition).group_by(d.status)
+        for b in branches
+        if b.role == "owner"
+    ]
+    others = [select(d.id).where(b.condition) for b in branches if b.role != "owner"]
+    if others:
+        reached = (union(*others) if len(others) > 1 else others[0]).subquery("reached")
+        per_branch.append(
+            select(d.status, func.count().label("n")).where(d.id.in_(select(reached.c.id))).group_by(d.status)
+        )
+    if len(per_branch) == 1:
+        return per_branch[0]
+    both = union_all(*per_branch).subquery("branches")
+    return select(both.c.status, func.sum(both.c.n).label("n")).group_by(both.c.status)
 
 
 def counts_of(rows: Sequence[AnyRow]) -> DocumentCounts:
     by_status: dict[DocumentStatus, int] = dict.fromkeys(get_args(DocumentStatus), 0)
     for r in rows:
-        by_status[r.status] = r.n
+        by_status[r.status] = int(r.n)
     return DocumentCounts(total=sum(by_status.values()), by_status=by_status)

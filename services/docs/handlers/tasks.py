@@ -3,11 +3,12 @@ failed task (a new run of its document)."""
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Date, cast, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, Date, cast, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Conflict, Forbidden, NotFound
@@ -23,8 +24,9 @@ from contracts.docs_api import (
 )
 from services.kit.bus import Ctx
 from services.kit.cursor import decode_cursor, encode_cursor, invalid_cursor
-from services.kit.security import Actor
+from services.kit.db import Database
 
+from ..access import Caller, acting, as_admin, readable
 from ..tables import documents, tasks
 from .common import DocsDeps, user
 from .runs import reprocess_one
@@ -32,18 +34,23 @@ from .search import like
 from .views import task_public
 
 
-def _task_scope(actor: Actor, all_users: bool) -> list[ColumnElement[bool]]:
+def _task_scope(caller: Caller, all_users: bool) -> list[ColumnElement[bool]]:
+    """The caller's tasks (those of their own documents); an administrator's view of everyone's."""
     if all_users:
-        if not actor.is_admin:
+        if not caller.is_admin:
             raise Forbidden("Only administrators can see everyone's tasks.")
         return []
-    return [tasks.c.owner_id == actor.user_id]
+    return [tasks.c.owner_id == caller.user_id]
+
+
+def _session(db: Database, caller: Caller, all_users: bool) -> AbstractAsyncContextManager[AsyncSession]:
+    return as_admin(db, caller) if all_users else acting(db, caller)
 
 
 async def list_tasks(cmd: ListTasks, ctx: Ctx, deps: DocsDeps) -> TaskPage:
-    actor = await user(ctx, deps)
+    caller = await user(ctx, deps)
     t = tasks.c
-    conds = _task_scope(actor, cmd.all_users)
+    conds = _task_scope(caller, cmd.all_users)
     if cmd.status:
         conds.append(t.status.in_(cmd.status))
     if cmd.kind:
@@ -60,7 +67,7 @@ async def list_tasks(cmd: ListTasks, ctx: Ctx, deps: DocsDeps) -> TaskPage:
         if at is None or tid is None:
             raise invalid_cursor()
         page_conds.append(tuple_(t.created_at, t.id) < tuple_(literal(at), literal(tid)))
-    async with deps.db.session() as s:
+    async with _session(deps.db, caller, cmd.all_users) as s:
         rows = (
             await s.execute(
                 select(tasks)
@@ -87,14 +94,14 @@ async def _counted(
 
 
 async def task_stats(cmd: TaskStatsQuery, ctx: Ctx, deps: DocsDeps) -> TaskStats:
-    actor = await user(ctx, deps)
+    caller = await user(ctx, deps)
     t = tasks.c
-    conds = _task_scope(actor, cmd.all_users)
+    conds = _task_scope(caller, cmd.all_users)
     if cmd.created_from:
         conds.append(t.created_at >= cmd.created_from)
     if cmd.created_to:
         conds.append(t.created_at <= cmd.created_to)
-    async with deps.db.session() as s:
+    async with _session(deps.db, caller, cmd.all_users) as s:
         by_status = await _counted(s, t.status, conds)
         by_kind = await _counted(s, t.kind, conds)
         avg, p95 = (
@@ -156,26 +163,26 @@ async def task_stats(cmd: TaskStatsQuery, ctx: Ctx, deps: DocsDeps) -> TaskStats
 
 
 async def retry_task(cmd: TaskRef, ctx: Ctx, deps: DocsDeps) -> TaskPublic:
-    actor = await user(ctx, deps)
-    async with deps.db.session() as s:
-        row = (
-            await s.execute(select(tasks).where(tasks.c.id == cmd.id, tasks.c.owner_id == actor.user_id))
-        ).first()
-    if row is None:
-        raise NotFound("There is no such task.", {"id": str(cmd.id)})
-    if row.status != "failed":
-        raise Conflict(f"Only a failed task can be retried; this one is {row.status}.")
-    async with deps.db.session() as s:
+    """A failed task's document runs again: by its owner, or an editor of a document shared with them."""
+    caller = await user(ctx, deps)
+    t = tasks.c
+    visible = or_(
+        t.owner_id == caller.user_id, t.document_id.in_(select(documents.c.id).where(readable(caller)))
+    )
+    async with acting(deps.db, caller) as s:
+        row = (await s.execute(select(tasks).where(t.id == cmd.id, visible))).first()
+        if row is None:
+            raise NotFound("There is no such task.", {"id": str(cmd.id)})
         current = (
             await s.execute(select(documents.c.run_id).where(documents.c.id == row.document_id))
         ).scalar()
+    if row.status != "failed":
+        raise Conflict(f"Only a failed task can be retried; this one is {row.status}.")
     if row.document_id is None or current is None:
         raise Conflict("The document of this task was deleted, so it cannot be retried.")
     if current != row.run_id:
         raise Conflict("This document was re-processed since this task; see its newest task.")
-    doc = await reprocess_one(row.document_id, actor, ctx, deps)
-    async with deps.db.session() as s:
-        new = (
-            await s.execute(select(tasks).where(tasks.c.run_id == doc.run_id, tasks.c.stage == "extract"))
-        ).one()
+    doc, _ = await reprocess_one(row.document_id, caller, ctx, deps)
+    async with acting(deps.db, caller) as s:
+        new = (await s.execute(select(tasks).where(t.run_id == doc.run_id, t.stage == "extract"))).one()
     return task_public(new)

@@ -17,11 +17,12 @@ from contracts.documents import DocumentsSettingsStored
 from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 
+from ..access import acting
 from ..names import sanitize_filename
 from ..tables import audit_log, documents
 from .common import DocsDeps, progress, user
 from .runs import queue_run
-from .views import summaries
+from .views import summary
 
 MB = 1024 * 1024
 
@@ -64,7 +65,7 @@ MIN_STORE_ROOM = MB
 
 
 async def upload_policy(_: Empty, ctx: Ctx, deps: DocsDeps) -> UploadPolicy:
-    actor = await user(ctx, deps)
+    caller = await user(ctx, deps)
     left = await deps.blobs.space_left()
     if left is not None and left < MIN_STORE_ROOM:
         raise InsufficientStorage(
@@ -73,8 +74,8 @@ async def upload_policy(_: Empty, ctx: Ctx, deps: DocsDeps) -> UploadPolicy:
             {"space_left_bytes": left},
         )
     st = deps.settings()
-    async with deps.db.session() as s:
-        count, used = await _usage(s, actor.user_id)
+    async with acting(deps.db, caller) as s:
+        count, used = await _usage(s, caller.user_id)
     _quota_errors(st, count, used, 1 if st.quota_storage_mb_per_user is not None else 0)
     return UploadPolicy(
         max_file_bytes=st.max_upload_mb * MB,
@@ -86,14 +87,15 @@ async def upload_policy(_: Empty, ctx: Ctx, deps: DocsDeps) -> UploadPolicy:
 
 
 async def create_document(cmd: CreateDocument, ctx: Ctx, deps: DocsDeps) -> UploadResult:
-    actor = await user(ctx, deps)
+    caller = await user(ctx, deps)
+    actor = caller.actor
     object_name = str(cmd.object_name)
     size, sha = await deps.blobs.info(object_name)
     filename = sanitize_filename(cmd.filename)
     st = deps.settings()
     keep_blob = False  # a repeated create of a recorded upload must not delete the recorded file
     try:
-        async with deps.db.transaction() as s:
+        async with acting(deps.db, caller, write=True) as s:
             # One upload per owner at a time past this point, so quotas and duplicate checks cannot race.
             await s.execute(select(func.pg_advisory_xact_lock(func.hashtext(str(actor.user_id)))))
             count, used = await _usage(s, actor.user_id)
@@ -153,5 +155,4 @@ async def create_document(cmd: CreateDocument, ctx: Ctx, deps: DocsDeps) -> Uplo
             await deps.blobs.delete(object_name)
         raise
     await progress(deps, row.owner_id, row.id, row.run_id, "queued")
-    result = (await summaries(deps, [row]))[0]
-    return UploadResult(document=result, duplicate=first is not None)
+    return UploadResult(document=summary(row, []), duplicate=first is not None)

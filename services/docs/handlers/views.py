@@ -9,18 +9,29 @@ from uuid import UUID
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.docs_api import CategoryRefPublic, DocumentSummary, EditableField, FieldValue, TaskPublic
+from contracts.docs_api import (
+    AccessRole,
+    CategoryRefPublic,
+    DocumentSummary,
+    EditableField,
+    FieldValue,
+    PersonPublic,
+    TaskPublic,
+)
 
+from ..access import Caller
 from ..rows import SummaryRow, TaskRow
-from ..tables import categories, document_categories
-from .common import DocsDeps
+from ..tables import categories, directory, document_categories
 
 
 def fields_public(raw: dict[str, dict[str, Any]]) -> dict[EditableField, FieldValue]:
     return {EditableField(k): FieldValue.model_validate(v) for k, v in (raw or {}).items()}
 
 
-async def categories_of(s: AsyncSession, ids: Sequence[UUID]) -> dict[UUID, list[CategoryRefPublic]]:
+async def categories_of(
+    s: AsyncSession, ids: Sequence[UUID], filed_by: UUID
+) -> dict[UUID, list[CategoryRefPublic]]:
+    """The categories `filed_by` filed each document under (categories are personal, whoever owns it)."""
     out: dict[UUID, list[CategoryRefPublic]] = {i: [] for i in ids}
     if not ids:
         return out
@@ -32,7 +43,7 @@ async def categories_of(s: AsyncSession, ids: Sequence[UUID]) -> dict[UUID, list
             document_categories.c.source,
         )
         .join(categories, categories.c.id == document_categories.c.category_id)
-        .where(document_categories.c.document_id.in_(list(ids)))
+        .where(document_categories.c.document_id.in_(list(ids)), categories.c.owner_id == filed_by)
         .order_by(func.lower(categories.c.name))
     )
     for r in rows:
@@ -40,8 +51,24 @@ async def categories_of(s: AsyncSession, ids: Sequence[UUID]) -> dict[UUID, list
     return out
 
 
+async def people(s: AsyncSession, ids: Sequence[UUID]) -> dict[UUID, PersonPublic]:
+    """Users as sharing shows them (from the directory the service keeps; unknown ones with their id only)."""
+    found = {i: PersonPublic(id=i) for i in ids}
+    if ids:
+        d = directory.c
+        for r in await s.execute(select(d.user_id, d.email, d.name).where(d.user_id.in_(list(ids)))):
+            found[r.user_id] = PersonPublic(id=r.user_id, email=r.email, name=r.name)
+    return found
+
+
 def summary(
-    row: SummaryRow, cats: list[CategoryRefPublic], rank: float | None = None, snippet: str | None = None
+    row: SummaryRow,
+    cats: list[CategoryRefPublic],
+    rank: float | None = None,
+    snippet: str | None = None,
+    *,
+    role: AccessRole = "owner",
+    shared_by: PersonPublic | None = None,
 ) -> DocumentSummary:
     return DocumentSummary(
         id=row.id,
@@ -65,13 +92,16 @@ def summary(
         run_id=row.run_id,
         rank=rank,
         snippet=snippet,
+        role=role,
+        shared_by=shared_by,
     )
 
 
-async def summaries(deps: DocsDeps, rows: Sequence[SummaryRow]) -> list[DocumentSummary]:
-    async with deps.db.session() as s:
-        cats = await categories_of(s, [r.id for r in rows])
-    return [summary(r, cats[r.id]) for r in rows]
+async def summary_of(s: AsyncSession, row: SummaryRow, role: AccessRole, caller: Caller) -> DocumentSummary:
+    """One document's summary as the caller sees it: their own categories, their role, its owner."""
+    cats = await categories_of(s, [row.id], caller.user_id)
+    shared_by = None if role == "owner" else (await people(s, [row.owner_id]))[row.owner_id]
+    return summary(row, cats[row.id], role=role, shared_by=shared_by)
 
 
 def task_public(r: TaskRow, show_owner: bool = False) -> TaskPublic:

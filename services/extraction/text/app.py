@@ -51,7 +51,7 @@ LOOPS: list[Loop[Deps]] = [
 
 def create_service(settings: ServiceSettings, config: ExtractConfig | None = None) -> Service:
     config = config or ExtractConfig.from_env()
-    # Tokens are verified for the one Rpc, `extract.preview.render` (the owner's token, forwarded by docs).
+    # Tokens are verified for the one Rpc, `extract.preview.render` (the reader's, forwarded by docs).
     svc = Service(settings)
     guard = AppAccessGuard(svc, APP_KEY, app_name="Documents")
     pool = ExtractPool(
@@ -98,6 +98,7 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
             previews=previews,
             originals=handlers.RecentOriginals(tmp_dir),
             check_access=guard.check,
+            platform_secret=settings.platform_secret,
             superseded=await superseded_check(svc.js),
             ocr_options=lambda: ocr_options(store.current, store.ocr_api_key(), config.ocr),
             allow_local_servers=allow_local_servers_from_env(),

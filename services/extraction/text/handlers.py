@@ -28,12 +28,13 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from contracts.base import Event, NotFound, Unavailable
+from contracts.base import Event, NotFound, Unauthenticated, Unavailable
 from contracts.documents import (
     DOCUMENT_EXTRACTED,
     DOCUMENT_FAILED,
     DOCUMENT_OCR_PROGRESS,
     DOCUMENT_PROCESSING,
+    PREVIEW_GRANT,
     PREVIEW_MAX_PAGES,
     DocumentExtracted,
     DocumentFailed,
@@ -60,6 +61,7 @@ from services.extraction.ocr.recognize import version
 from services.extraction.ocr.tessdata import languages
 from services.extraction.ocr.vision import VisionClient
 from services.kit.context import Ctx
+from services.kit.grants import verify_grant
 from services.kit.logging import log_fields
 from services.kit.media import SNIFF_BYTES, sniff
 from services.kit.objects import ObjectWriter
@@ -96,6 +98,7 @@ class Deps:
     previews: ExtractPool
     originals: RecentOriginals
     check_access: Callable[[Actor], Awaitable[None]]  # refuses a user without the Documents app
+    platform_secret: str = ""  # verifies the documents service's grants (previews for share links)
     rendering: dict[tuple[UUID, UUID, int], PreviewBatch] = field(default_factory=dict)
     # The OCR options for the next document (called per document, so settings can change live).
     ocr_options: Callable[[], OcrOptions] = OcrOptions
@@ -469,12 +472,18 @@ class PreviewBatch:
 async def render_previews(cmd: RenderPreviews, ctx: Ctx, deps: Deps) -> PreviewsRendered:
     """Render the batch of pages around `cmd.page`, the asked-for page first, and answer as soon as that
     one is stored; the rest of the batch follows for the reader's next pages. The documents service
-    checked ownership before asking; the owner's token it forwards is checked again here, and a user
-    without the Documents app is refused like on any other Documents subject."""
-    actor = ctx.require_actor()
-    await deps.check_access(actor)
-    if actor.user_id != cmd.owner_id:
-        raise NotFound("No such document.", {"document_id": str(cmd.document_id)})
+    checked the reader's access before asking (the owner, or someone it is shared with); the token it
+    forwards must be that reader's, and a user without the Documents app is refused like on any other
+    Documents subject. A share link's visitor has no token: then the documents service signed the request
+    (`cmd.grant`, with the platform secret)."""
+    if ctx.actor is None:
+        subject = f"{cmd.document_id}:{cmd.run_id}"
+        if not (cmd.grant and verify_grant(deps.platform_secret, PREVIEW_GRANT, subject, cmd.grant)):
+            raise Unauthenticated("A preview needs the reader's token or a grant from the documents service.")
+    else:
+        await deps.check_access(ctx.actor)
+        if ctx.actor.user_id not in (cmd.owner_id, cmd.reader_id):
+            raise NotFound("No such document.", {"document_id": str(cmd.document_id)})
     pages = list(preview_batch(cmd.page, cmd.page_count))
     if cmd.page not in pages:
         return PreviewsRendered(pages=[])

@@ -61,7 +61,7 @@ async def record_change(
     await deps.outbox.enqueue(
         s,
         PERMISSIONS_CHANGED,
-        PermissionsChanged(user_ids=user_ids or [], app_key=app_key, change=change, at=at),
+        PermissionsChanged(user_ids=user_ids or [], app_key=app_key, change=change, at=at, group_id=group_id),
         msg_id=f"permissions_changed:{entry}",
     )
 

@@ -17,6 +17,8 @@ from contracts.permissions import (
     GroupGrantChange,
     GroupList,
     GroupMemberChange,
+    GroupName,
+    GroupNames,
     GroupPublic,
     GroupRef,
     GroupUpdate,
@@ -70,6 +72,28 @@ async def _members(s: AsyncSession, group_id: UUID) -> list[UUID]:
         .scalars()
         .all()
     )
+
+
+async def my_groups(_: Empty, ctx: Ctx, deps: PermDeps) -> GroupNames:
+    """The caller's groups (the documents service caches them to decide what is shared with the caller)."""
+    actor = ctx.require_actor()
+    async with deps.db.session() as s:
+        rows = (
+            await s.execute(
+                select(groups.c.id, groups.c.name)
+                .join(group_members, group_members.c.group_id == groups.c.id)
+                .where(group_members.c.user_id == actor.user_id)
+                .order_by(groups.c.name)
+            )
+        ).all()
+    return GroupNames(groups=[GroupName(id=r.id, name=r.name) for r in rows])
+
+
+async def group_directory(_: Empty, ctx: Ctx, deps: PermDeps) -> GroupNames:
+    """Every group's id and name, for any user: whom a document can be shared with."""
+    async with deps.db.session() as s:
+        rows = (await s.execute(select(groups.c.id, groups.c.name).order_by(groups.c.name))).all()
+    return GroupNames(groups=[GroupName(id=r.id, name=r.name) for r in rows])
 
 
 async def list_groups(_: Empty, ctx: Ctx, deps: PermDeps) -> GroupList:

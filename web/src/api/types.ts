@@ -79,6 +79,21 @@ export type OcrMode = NonNullable<DocumentsSettings["ocr_mode"]>;
 export type OcrProviderName = NonNullable<DocumentsSettings["ocr_provider"]>;
 export type ProviderTestResult = Schemas["ProviderTestResult"];
 
+// Sharing: people and groups with a role, and links for people without an account
+export type Person = Schemas["PersonPublic"];
+export type AccessRole = DocumentSummary["role"];
+export type Share = Schemas["SharePublic"];
+export type ShareRole = Share["role"];
+export type ShareList = Schemas["ShareList"];
+export type ShareCreate = Schemas["ShareCreate"];
+export type GroupNames = Schemas["GroupNames"];
+export type ShareLink = Schemas["LinkPublic"];
+export type LinkMode = ShareLink["mode"];
+export type LinkCreate = Schemas["LinkCreate"];
+export type LinkCreated = Schemas["LinkCreated"];
+export type LinkList = Schemas["LinkList"];
+export type LinkInfo = Schemas["LinkInfo"];
+
 /** An optional enum's values without the `null` its generated type admits. */
 function present<T>(values: ReadonlyArray<T | null>): readonly T[] {
   return values.filter((v): v is T => v !== null);

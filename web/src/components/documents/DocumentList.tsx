@@ -9,6 +9,7 @@ import { isActive, processingPercent } from "@/lib/documents/progress";
 import { useTranslation } from "@/lib/i18n";
 import { useMediaQuery } from "@/lib/useMediaQuery";
 import { formatAmount, formatBytes, formatDate } from "@/lib/format";
+import { Badge } from "@/components/ui/badge";
 import { StatusBadge } from "./StatusBadge";
 
 interface ListProps {
@@ -88,10 +89,18 @@ function useShownStatus(doc: DocumentSummary) {
 }
 
 function Title({ doc }: { doc: DocumentSummary }) {
+  const { t } = useTranslation();
   return (
-    <Link to={`/documents/${doc.id}`} className="block truncate font-medium hover:underline">
-      {doc.title || doc.filename}
-    </Link>
+    <>
+      <Link to={`/documents/${doc.id}`} className="block truncate font-medium hover:underline">
+        {doc.title || doc.filename}
+      </Link>
+      {doc.shared_by && (
+        <Badge variant="outline" className="mt-0.5 max-w-full truncate text-[11px] font-normal" data-testid="shared-badge">
+          {t("sharing.shared_by", { name: doc.shared_by.name || doc.shared_by.email || "" })} · {t(`sharing.role_${doc.role}`)}
+        </Badge>
+      )}
+    </>
   );
 }
 

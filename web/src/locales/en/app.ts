@@ -159,6 +159,23 @@ const messages = {
     lang_eng: "English", lang_deu: "German", lang_rus: "Russian", lang_fra: "French", lang_spa: "Spanish", lang_ita: "Italian", lang_osd: "Orientation",
   },
   provider: { builtin: "Built-in (offline)", anthropic: "Anthropic", ollama: "Ollama", openai_compatible: "OpenAI-compatible" },
+  sharing: {
+    access: "Who has access", access_hint: "The owner, and the people and groups it is shared with.",
+    your_role: "Shared with you as {{role}}.", role: "Role", role_owner: "Owner", role_viewer: "Viewer", role_editor: "Editor",
+    role_viewer_hint: "read, download, preview, search", role_editor_hint: "also edit fields and re-process",
+    share: "Share", share_title: "Share this document", share_hint: "With a person (by the email of their account) or a group.",
+    with: "Share with", person: "A person", group: "A group", email: "Email", choose_group: "Choose a group…",
+    shared: "Shared", revoke: "Stop sharing with {{name}}", revoked: "Sharing stopped", failed: "That did not work",
+    deleted_group: "(deleted group)", via_category: "through the category {{name}}",
+    new_link: "Create link", links: "Share links", link_title: "Create a share link",
+    link_hint: "Anyone with the link can open the document, without an account, until it expires or you revoke it.",
+    mode: "The link lets them", mode_download: "Download", mode_preview: "Preview only",
+    expires_in: "Expires in (days)", password: "Password (optional, at least 6 characters)", create_link: "Create link",
+    link_address: "The link", link_once: "Copy it now: it is shown only once.", copy: "Copy the link", copied: "Copied",
+    with_password: "password", expires: "expires {{date}}", expired: "expired", link_revoked: "Link revoked",
+    revoke_link: "Revoke the link", uses_one: "{{count}} use", uses_other: "{{count}} uses",
+    shared_by: "Shared by {{name}}", scope: "Show", scope_all: "All documents", scope_mine: "My documents", scope_shared: "Shared with me",
+  },
 };
 
 export default messages;

@@ -36,6 +36,12 @@ const messages = {
     rule_no_email: "not contain the name part of your email", rule_common: "not be a commonly used password (checked when you submit)",
     met: "met", not_met: "not met yet", server_verdict: "The server did not accept this password:",
   },
+  shared_link: {
+    title: "A shared document", hint: "Someone shared this document with you through a link.",
+    password_needed: "This link is protected by a password.", password: "Password", open: "Open",
+    download: "Download", previews: "Pages", page: "Page {{number}}", no_previews: "There are no page previews yet.",
+    pages_one: "{{count}} page", pages_other: "{{count}} pages", expires: "Available until {{date}}",
+  },
 };
 
 export default messages;

@@ -168,6 +168,23 @@ const messages = {
     lang_eng: "английский", lang_deu: "немецкий", lang_rus: "русский", lang_fra: "французский", lang_spa: "испанский", lang_ita: "итальянский", lang_osd: "ориентация",
   },
   provider: { builtin: "Встроенный (без сети)", anthropic: "Anthropic", ollama: "Ollama", openai_compatible: "Совместимый с OpenAI" },
+  sharing: {
+    access: "Кому доступен", access_hint: "Владелец и люди и группы, с которыми им поделились.",
+    your_role: "Вам доступен как {{role}}.", role: "Роль", role_owner: "Владелец", role_viewer: "Читатель", role_editor: "Редактор",
+    role_viewer_hint: "чтение, скачивание, просмотр, поиск", role_editor_hint: "также правка полей и повторная обработка",
+    share: "Поделиться", share_title: "Поделиться документом", share_hint: "С человеком (по email его учётной записи) или группой.",
+    with: "С кем", person: "Человек", group: "Группа", email: "Email", choose_group: "Выберите группу…",
+    shared: "Доступ открыт", revoke: "Закрыть доступ для {{name}}", revoked: "Доступ закрыт", failed: "Не получилось",
+    deleted_group: "(удалённая группа)", via_category: "через категорию {{name}}",
+    new_link: "Создать ссылку", links: "Ссылки", link_title: "Создать ссылку",
+    link_hint: "Любой, у кого есть ссылка, откроет документ без учётной записи, пока ссылка не истечёт или вы её не отзовёте.",
+    mode: "Ссылка позволяет", mode_download: "Скачать", mode_preview: "Только просмотр",
+    expires_in: "Истекает через (дней)", password: "Пароль (необязательно, не короче 6 символов)", create_link: "Создать ссылку",
+    link_address: "Ссылка", link_once: "Скопируйте её сейчас: она показывается один раз.", copy: "Скопировать ссылку", copied: "Скопировано",
+    with_password: "пароль", expires: "истекает {{date}}", expired: "истекла", link_revoked: "Ссылка отозвана",
+    revoke_link: "Отозвать ссылку", uses_one: "{{count}} открытие", uses_few: "{{count}} открытия", uses_many: "{{count}} открытий", uses_other: "{{count}} открытия",
+    shared_by: "Поделился(-ась) {{name}}", scope: "Показать", scope_all: "Все документы", scope_mine: "Мои документы", scope_shared: "Доступные мне",
+  },
 };
 
 export default messages;

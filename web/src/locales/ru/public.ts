@@ -36,6 +36,13 @@ const messages = {
     rule_no_email: "не содержать имя из адреса почты", rule_common: "не быть распространённым паролем (проверяется при отправке)",
     met: "выполнено", not_met: "пока не выполнено", server_verdict: "Сервер не принял этот пароль:",
   },
+  shared_link: {
+    title: "Документ по ссылке", hint: "С вами поделились этим документом по ссылке.",
+    password_needed: "Ссылка защищена паролем.", password: "Пароль", open: "Открыть",
+    download: "Скачать", previews: "Страницы", page: "Страница {{number}}", no_previews: "Превью страниц пока нет.",
+    pages_one: "{{count}} страница", pages_few: "{{count}} страницы", pages_many: "{{count}} страниц", pages_other: "{{count}} страницы",
+    expires: "Доступно до {{date}}",
+  },
 };
 
 export default messages;

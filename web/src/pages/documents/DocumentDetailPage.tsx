@@ -17,6 +17,7 @@ import { Tabs, TabsContent, TabsList, TabsTrigger } from "@/components/ui/tabs";
 import { useToast } from "@/components/ui/toast";
 import { displayValue, FieldEditor } from "@/components/documents/FieldEditor";
 import { PagePreview } from "@/components/documents/PagePreview";
+import { SharePanel } from "@/components/documents/SharePanel";
 import { api, buildUrl } from "@/lib/api";
 import { useUploads } from "@/lib/uploads";
 import { StatusBadge } from "@/components/documents/StatusBadge";
@@ -144,6 +145,11 @@ export function DocumentDetailPage() {
               <span className="break-all">{d.filename}</span>·<span>{formatBytes(d.size, i18n.language)}</span>
               {d.page_count ? <>· <span>{t("documents.pages", { count: d.page_count })}</span></> : null}
               · <span>{formatDate(d.uploaded_at, i18n.language)}</span>
+              {d.shared_by && (
+                <Badge variant="outline" data-testid="shared-badge">
+                  {t("sharing.shared_by", { name: d.shared_by.name || d.shared_by.email || "" })} · {t(`sharing.role_${d.role}`)}
+                </Badge>
+              )}
               {d.duplicate_of && (
                 <Link to={`/documents/${d.duplicate_of}`} className="text-primary underline">{t("detail.duplicate_of")}</Link>
               )}
@@ -162,12 +168,16 @@ export function DocumentDetailPage() {
                 </a>
               </Button>
             )}
-            <Button variant="outline" onClick={() => reprocess.mutate()} disabled={reprocess.isPending || isActive(status)}>
-              <RotateCw /> {t("detail.reprocess")}
-            </Button>
-            <Button variant="destructive" onClick={() => setConfirmDelete(true)}>
-              <Trash2 /> {t("detail.delete")}
-            </Button>
+            {d.role !== "viewer" && (
+              <Button variant="outline" onClick={() => reprocess.mutate()} disabled={reprocess.isPending || isActive(status)}>
+                <RotateCw /> {t("detail.reprocess")}
+              </Button>
+            )}
+            {d.role === "owner" && (
+              <Button variant="destructive" onClick={() => setConfirmDelete(true)}>
+                <Trash2 /> {t("detail.delete")}
+              </Button>
+            )}
           </div>
         </div>
         {isActive(status) && (
@@ -275,6 +285,7 @@ export function DocumentDetailPage() {
         </Tabs>
 
         <div className="grid grid-cols-1 content-start gap-4">
+          <SharePanel documentId={id} />
           <Card>
             <CardHeader>
               <CardTitle>{t("detail.categories")}</CardTitle>

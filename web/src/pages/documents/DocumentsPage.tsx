@@ -24,7 +24,8 @@ import { useUploads } from "@/lib/uploads";
 
 const PAGE_SIZE = 25;
 const LIST_KEYS = ["status", "document_type", "category_any"] as const;
-const TEXT_KEYS = ["q", "sort", "order", "date_from", "date_to", "uploaded_from", "uploaded_to"] as const;
+const TEXT_KEYS = ["q", "sort", "order", "date_from", "date_to", "uploaded_from", "uploaded_to", "scope"] as const;
+const SCOPES = ["all", "mine", "shared"] as const;
 
 export function queryFromParams(p: URLSearchParams): DocumentQuery {
   const q: DocumentQuery = { limit: PAGE_SIZE };
@@ -107,11 +108,29 @@ export function DocumentsPage() {
     });
   const ids = [...selected];
   const page = cursors.length;
-  const filtered = activeFilterCount(baseQuery) > 0 || !!baseQuery.q;
+  const filtered = activeFilterCount(baseQuery) > 0 || !!baseQuery.q || !!baseQuery.scope;
 
   return (
     <div className="grid grid-cols-1 gap-6">
-      <PageHeader title={t("documents.title")} description={t("documents.subtitle")} />
+      <PageHeader
+        title={t("documents.title")}
+        description={t("documents.subtitle")}
+        actions={
+          <label className="flex items-center gap-2 text-sm">
+            <span className="text-muted-foreground">{t("sharing.scope")}</span>
+            <NativeSelect
+              aria-label={t("sharing.scope")}
+              className="w-auto"
+              value={baseQuery.scope ?? "all"}
+              onChange={(e) => onFilters({ ...baseQuery, scope: e.target.value === "all" ? undefined : (e.target.value as DocumentQuery["scope"]) })}
+            >
+              {SCOPES.map((sc) => (
+                <option key={sc} value={sc}>{t(`sharing.scope_${sc}`)}</option>
+              ))}
+            </NativeSelect>
+          </label>
+        }
+      />
       <div className="grid grid-cols-1 gap-4 lg:grid-cols-2">
         <UploadDropzone onFiles={uploads.add} />
         <UploadList

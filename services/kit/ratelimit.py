@@ -1,4 +1,5 @@
-"""Sliding-window rate limits for login, register, refresh, forgot-password and token checks.
+"""Sliding-window rate limits: auth's login, register, refresh, forgot-password and token checks
+(services/auth/config.py `DEFAULT_RULES`), the documents service's share links.
 
 A rule allows `limit` events per `window_s` seconds for one key (a client IP, an account, or an account
 seen from one client). The window slides: the oldest event leaving it frees a slot, so `Retry-After`
@@ -10,7 +11,7 @@ counted per account (`login_account`) to slow a distributed attack down: past th
 on the account waits a little longer (`delay_s`, up to `MAX_DELAY_S`) but is never refused, so a
 stranger cannot lock the owner out, whatever they try from wherever (ASVS 6.3: progressive delay).
 
-State is in process memory: each auth replica limits on its own (N replicas allow up to N times
+State is in process memory: each replica limits on its own (N replicas allow up to N times
 the limit), which keeps the hot path free of a database round trip.
 """
 
@@ -29,21 +30,6 @@ class Rule:
     limit: int
     window_s: float
 
-
-DEFAULT_RULES: dict[str, Rule] = {
-    "login_ip": Rule(30, 60),  # every login attempt from one IP
-    "login_client": Rule(5, 900),  # failed logins per account from one client: that client is refused
-    "login_account": Rule(10, 300),  # failed logins per account from anywhere: past it, attempts wait
-    "password_session": Rule(5, 900),  # wrong current passwords per account and session (password, email)
-    "register_ip": Rule(10, 3600),
-    "register_account": Rule(5, 3600),  # attempts per email address
-    "refresh_ip": Rule(120, 60),
-    "refresh_account": Rule(60, 60),  # refreshes per account, however many sessions
-    "forgot_ip": Rule(10, 3600),
-    "forgot_account": Rule(3, 900),
-    "verify_account": Rule(3, 900),  # verification mails per account
-    "verify_ip": Rule(20, 600),  # email-verification and password-reset token attempts
-}
 
 MAX_KEYS = 100_000
 # Progressive delay: the first attempt past a delaying rule's limit waits BASE_DELAY_S, each further

@@ -1,0 +1,308 @@
+"""Who may do what with a document, decided in SQL — twice.
+
+1. Every statement a handler runs names the caller's access itself (`readable`, `role_of`, `shared_pairs`):
+   the owner, or a share of the document — or of a category its owner filed it under — naming the caller or
+   one of their groups (viewer: read, download, preview, search; editor: also edit and re-process).
+2. PostgreSQL row-level security on every documents table (migration 0011) keys the same rule on who acts,
+   set at the start of each transaction by `acting` (or `as_system` for the service's own background paths,
+   `as_admin` for an administrator's audited override). A statement run without it sees no row and may write
+   none; the service's role owns the tables, so they FORCE row-level security.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+from uuid import UUID
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    TextClause,
+    and_,
+    any_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import FromClause
+
+from contracts import Forbidden, NotFound
+from contracts.docs_api import AccessRole
+from services.kit.db import Database
+from services.kit.security import Actor
+
+from .tables import document_categories, documents, shares
+
+# The background paths allowed past row-level security, each by name: the pipeline's events, task retention,
+# share links (a visitor has no account), the user directory and deleted groups (events), live progress
+# (whose documents), a deleted user's data, reconciling after a restore (infra/backup.py), and the counts of
+# the admin's system status and the metrics (documents per status, never their content).
+SystemReason = Literal[
+    "pipeline", "retention", "share_link", "directory", "progress", "forget_user", "restore", "status"
+]
+
+NEED_RANK: dict[AccessRole, int] = {"viewer": 1, "editor": 2, "owner": 3}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The verified user and the groups they belong to now (from the permissions service)."""
+
+    actor: Actor
+    groups: tuple[UUID, ...] = ()
+
+    @property
+    def user_id(self) -> UUID:
+        return self.actor.user_id
+
+    @property
+    def principals(self) -> list[UUID]:
+        """Whom a share may name to reach this caller."""
+        return [self.actor.user_id, *self.groups]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.actor.is_admin
+
+
+# ---- who acts, per transaction (row-level security reads these) ----------------------------------------
+
+_WHO_ACTS: TextClause = text(
+    "SELECT set_config('atrium.user_id', :user_id, true), set_config('atrium.principals', :principals, true),"
+    " set_config('atrium.admin', :admin, true), set_config('atrium.system', :system, true)"
+)
+
+
+async def _set_who_acts(
+    s: AsyncSession,
+    *,
+    user_id: UUID | None = None,
+    principals: Sequence[UUID] = (),
+    admin: bool = False,
+    system: str = "",
+) -> None:
+    await s.execute(
+        _WHO_ACTS,
+        {
+            "user_id": str(user_id) if user_id else "",
+            "principals": "{" + ",".join(str(p) for p in principals) + "}" if principals else "",
+            "admin": "on" if admin else "",
+            "system": system,
+        },
+    )
+
+
+@asynccontextmanager
+async def acting(db: Database, caller: Caller, *, write: bool = False) -> AsyncIterator[AsyncSession]:
+    """A session (a transaction when `write`) in which the database knows who acts."""
+    async with db.transaction() if write else db.session() as s:
+        await _set_who_acts(s, user_id=caller.user_id, principals=caller.principals)
+        yield s
+
+
+@asynccontextmanager
+async def as_admin(db: Database, caller: Caller) -> AsyncIterator[AsyncSession]:
+    """A transaction in which an administrator may act on others' documents (delete, manage access): the
+    handler that opens it records an audit entry for what it did."""
+    if not caller.is_admin:
+        raise Forbidden("This needs an administrator.")
+    async with db.transaction() as s:
+        await _set_who_acts(s, user_id=caller.user_id, principals=caller.principals, admin=True)
+        yield s
+
+
+@asynccontextmanager
+async def as_system(db: Database, reason: SystemReason, *, write: bool = True) -> AsyncIterator[AsyncSession]:
+    """The service's own background work, past row-level security, named by `reason`."""
+    async with db.transaction() if write else db.session() as s:
+        await _set_who_acts(s, system=reason)
+        yield s
+
+
+# ---- the same rule, written into each statement -------------------------------------------------------
+
+
+def _principals(caller: Caller) -> ColumnElement[Any]:
+    kind = ARRAY(PgUUID(as_uuid=True))
+    return cast(literal(caller.principals, kind), kind)
+
+
+def shared_pairs(caller: Caller, *, roles: tuple[str, ...] = ("viewer", "editor")) -> Select[Any]:
+    """(document_id, owner_id, role) of every share reaching the caller: of a document, or of a category
+    its owner filed documents under (each filed document once per such share)."""
+    dc = document_categories.c
+    s = shares.c
+    named = s.grantee_id == any_(_principals(caller))
+    role = [s.role.in_(roles)] if len(roles) < 2 else []
+    direct = select(s.document_id.label("document_id"), s.owner_id.label("owner_id"), s.role).where(
+        named, s.document_id.isnot(None), *role
+    )
+    via_category = (
+        select(dc.document_id, dc.owner_id, s.role)
+        .join_from(shares, document_categories, dc.category_id == s.category_id)
+        .where(named, s.category_id.isnot(None), dc.owner_id == s.owner_id, *role)
+    )
+    return union_all(direct, via_category).subquery("shared").select()
+
+
+ROLE_RANK: dict[AccessRole, int] = {"viewer": 1, "editor": 2, "owner": 3}
+
+
+@dataclass(frozen=True)
+class Branch:
+    """Documents of others shared with the caller with one role, as a list reads them: by id (document
+    shares) or as an owner's documents filed under some of their categories (category shares)."""
+
+    role: AccessRole
+    document_ids: tuple[UUID, ...] = ()
+    owner_id: UUID | None = None
+    category_ids: tuple[UUID, ...] = ()
+
+    def condition(self, doc: FromClause = documents) -> ColumnElement[bool]:
+        if self.owner_id is None:
+            # Unnested, a semi-join of primary-key probes (`id = ANY(...)` let the planner skip-scan a whole
+            # (owner, key, id) index instead).
+            kind = ARRAY(PgUUID(as_uuid=True))
+            ids = select(func.unnest(cast(literal(list(self.document_ids), kind), kind)).column_valued("id"))
+            return doc.c.id.in_(ids)
+        dc = document_categories.c
+        filed = select(dc.document_id).where(
+            dc.category_id.in_(self.category_ids), dc.owner_id == self.owner_id
+        )
+        # Read as the owner's documents in their index order, kept when filed under a shared category.
+        return and_(doc.c.owner_id == self.owner_id, doc.c.id.in_(filed))
+
+
+@dataclass(frozen=True)
+class SharedSources:
+    """What is shared with the caller now, as the shares say it — not the documents they cover, which a
+    category's share can make thousands: a list reads each source as its own branch, in index order, and
+    so touches a page's worth of each (`shared_sources` reads them in the list's transaction)."""
+
+    branches: tuple[Branch, ...] = ()
+
+
+NOTHING_SHARED = SharedSources()
+
+
+async def shared_sources(s: AsyncSession, caller: Caller) -> SharedSources:
+    """The shares naming the caller or a group of theirs, grouped into list branches: document shares by
+    role (the best one when a document is shared twice), category shares by owner and role."""
+    sh = shares.c
+    rows = (
+        await s.execute(
+            select(sh.document_id, sh.category_id, sh.owner_id, sh.role).where(
+                sh.grantee_id == any_(_principals(caller)), sh.owner_id != caller.user_id
+            )
+        )
+    ).all()
+    documents_: dict[UUID, AccessRole] = {}
+    categories_: dict[tuple[UUID, AccessRole], set[UUID]] = {}
+    for r in rows:
+        if r.document_id is not None:
+            before = documents_.get(r.document_id)
+            if before is None or ROLE_RANK[r.role] > ROLE_RANK[before]:
+                documents_[r.document_id] = r.role
+        else:
+            categories_.setdefault((r.owner_id, r.role), set()).add(r.category_id)
+    branches = [
+        Branch(role, document_ids=tuple(d for d, rl in sorted(documents_.items()) if rl == role))
+        for role in ("editor", "viewer")
+        if role in documents_.values()
+    ]
+    branches += [
+        Branch(role, owner_id=owner, category_ids=tuple(sorted(cats)))
+        for (owner, role), cats in sorted(categories_.items(), key=lambda kv: (str(kv[0][0]), kv[0][1]))
+    ]
+    return SharedSources(tuple(branches))
+
+
+def shared_with(
+    caller: Caller, doc: FromClause = documents, *, roles: tuple[str, ...] = ("viewer", "editor")
+) -> ColumnElement[bool]:
+    """The document is shared with the caller (and not theirs), with one of `roles`."""
+    pairs = shared_pairs(caller, roles=roles).subquery("shared_pairs")
+    return and_(
+        doc.c.owner_id != caller.user_id,
+        tuple_(doc.c.id, doc.c.owner_id).in_(select(pairs.c.document_id, pairs.c.owner_id)),
+    )
+
+
+def readable(caller: Caller, doc: FromClause = documents) -> ColumnElement[bool]:
+    return or_(doc.c.owner_id == caller.user_id, shared_with(caller, doc))
+
+
+def may(caller: Caller, need: AccessRole, doc: FromClause = documents) -> ColumnElement[bool]:
+    """The caller's access to the row's document is at least `need`."""
+    mine = doc.c.owner_id == caller.user_id
+    if need == "owner":
+        return mine
+    return or_(
+        mine, shared_with(caller, doc, roles=("editor",) if need == "editor" else ("viewer", "editor"))
+    )
+
+
+def role_of(caller: Caller, doc: FromClause = documents) -> ColumnElement[Any]:
+    """'owner', 'editor', 'viewer' or NULL: the caller's access to the row's document."""
+    pairs = shared_pairs(caller).subquery("role_pairs")
+    shared_role = (
+        select(
+            case(
+                (func.bool_or(pairs.c.role == "editor"), literal("editor")),
+                (func.count() > 0, literal("viewer")),
+                else_=None,
+            )
+        )
+        .where(pairs.c.document_id == doc.c.id, pairs.c.owner_id == doc.c.owner_id)
+        .scalar_subquery()
+    )
+    return case((doc.c.owner_id == caller.user_id, literal("owner", String)), else_=shared_role)
+
+
+def sharing_owners(caller: Caller) -> Select[Any]:
+    """The owners who share anything with the caller (whose progress may concern them)."""
+    s = shares.c
+    return (
+        select(s.owner_id)
+        .where(s.grantee_id == any_(_principals(caller)), s.owner_id != caller.user_id)
+        .distinct()
+    )
+
+
+def document_row(doc_id: UUID, caller: Caller, *, lock: bool = False) -> Select[Any]:
+    """The document's row with the caller's role (`access_role`), if they may read it."""
+    stmt = select(documents, role_of(caller).label("access_role")).where(
+        documents.c.id == doc_id, readable(caller)
+    )
+    return stmt.with_for_update(of=documents) if lock else stmt
+
+
+def require(
+    row: Any, need: AccessRole, doc_id: UUID, *, what: str = "do this"
+) -> AccessRole:  # the row of `document_row`
+    """The caller's role if it is enough for `need`: an unknown (or invisible) document is `NotFound`, a
+    shared one the caller may not change enough is `Forbidden` with what to ask for."""
+    if row is None or row.access_role is None:
+        raise NotFound("There is no such document.", {"id": str(doc_id)})
+    role: AccessRole = row.access_role
+    if NEED_RANK[role] < NEED_RANK[need]:
+        if need == "owner":
+            raise Forbidden(f"Only the document's owner can {what}.", {"role": role})
+        raise Forbidden(
+            f"You can view this document but not {what}; ask its owner to make you an editor.",
+            {"role": role},
+        )
+    return role
