@@ -56,7 +56,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 root_router = APIRouter(tags=["auth"])
 
 
-def _with_cookies(
+def with_cookies(
     request: Request, response: Response, pair: TokenPair, *, sign_in: bool = False
 ) -> TokenPair:
     set_session_cookies(
@@ -85,7 +85,7 @@ async def register(body: RegisterUser, call: Call) -> UserPublic:
 
 @router.post("/login", response_model=TokenPair, summary="Sign in with email and password (JSON)")
 async def login(body: LoginRequest, call: Call, request: Request, response: Response) -> TokenPair:
-    return _with_cookies(request, response, await call(LOGIN, body), sign_in=True)
+    return with_cookies(request, response, await call(LOGIN, body), sign_in=True)
 
 
 @router.post("/token", response_model=TokenPair, summary="OAuth2 password flow (form: username, password)")
@@ -116,7 +116,7 @@ async def refresh(
         if from_cookie and exc.code == ErrorCode.UNAUTHENTICATED:
             return _signed_out(request, exc)
         raise
-    return _with_cookies(request, response, pair) if from_cookie else pair
+    return with_cookies(request, response, pair) if from_cookie else pair
 
 
 @router.post("/logout", response_model=Ack, summary="End this session")

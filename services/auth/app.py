@@ -25,17 +25,38 @@ from contracts.auth import (
     RESEND_VERIFICATION,
     RESET_PASSWORD,
     SESSIONS,
+    SET_USERNAME,
     VERIFY_EMAIL,
     Jwks,
 )
+from contracts.identity import (
+    POLICY_GET,
+    POLICY_UPDATE,
+    RECOVERY_REGENERATE,
+    SECOND_FACTOR_STATUS,
+    SECOND_STEP,
+    TOTP_CONFIRM,
+    TOTP_DISABLE,
+    TOTP_START,
+)
 from services.kit.bus import Service
 from services.kit.config import ServiceSettings
+from services.kit.secretbox import SecretBox
 from services.kit.wiring import Loop, RpcTable
 
 from . import tables
 from .admin import ensure_admin
 from .config import AuthConfig
-from .handlers import accounts, admin, housekeeping, recovery, sessions
+from .handlers import (
+    accounts,
+    admin,
+    housekeeping,
+    recovery,
+    second_factor,
+    security_policy,
+    sessions,
+    two_step,
+)
 from .handlers.common import AuthDeps
 from .keys import KeyRing
 from .mailer import make_mailer
@@ -50,6 +71,7 @@ RPCS: RpcTable[AuthDeps] = {
     VERIFY_EMAIL: accounts.verify_email,
     RESEND_VERIFICATION: accounts.resend_verification,
     CHANGE_EMAIL: accounts.change_email,
+    SET_USERNAME: accounts.set_username,
     LOGIN: sessions.login,
     REFRESH: sessions.refresh,
     LOGOUT: sessions.logout,
@@ -66,6 +88,14 @@ RPCS: RpcTable[AuthDeps] = {
     ADMIN_START_RESET: admin.admin_start_reset,
     ADMIN_AUDIT: admin.admin_audit,
     ADMIN_DELETE_USER: admin.admin_delete_user,
+    SECOND_STEP: two_step.second_step,
+    TOTP_START: second_factor.totp_start,
+    TOTP_CONFIRM: second_factor.totp_confirm,
+    TOTP_DISABLE: second_factor.totp_disable,
+    RECOVERY_REGENERATE: second_factor.regenerate_recovery_codes,
+    SECOND_FACTOR_STATUS: second_factor.status,
+    POLICY_GET: security_policy.get_policy,
+    POLICY_UPDATE: security_policy.update_policy,
 }
 LOOPS = [Loop("housekeeping", housekeeping.housekeeping, every_s=HOUSEKEEPING_EVERY_S)]
 
@@ -91,6 +121,9 @@ def create_service(settings: ServiceSettings) -> Service:
             limiter=RateLimiter(config.rate_rules, config.rate_exempt_ips),
             mailer=make_mailer(config),
             state=AuthState(svc.verifier),
+            secrets=SecretBox(
+                settings.platform_secret, purpose=b"auth secrets", missing_hint="set it and restart auth"
+            ),
         )
         # `ATRIUM_ADMIN_EMAIL` + `ATRIUM_ADMIN_PASSWORD` make the first admin at start (idempotent).
         email, password = os.environ.get("ATRIUM_ADMIN_EMAIL"), os.environ.get("ATRIUM_ADMIN_PASSWORD")

@@ -15,6 +15,7 @@ LinkKind = Literal["verify", "reset"]  # action_tokens.kind: confirm an address,
 class UserRow(Protocol):
     id: UUID
     email: str
+    username: str | None
     password_hash: str
     full_name: str | None
     role: Role

@@ -14,6 +14,7 @@ from contracts.auth import (
     Ack,
     ChangeEmail,
     RegisterUser,
+    SetUsername,
     UserPublic,
     UserRegistered,
     VerifyEmail,
@@ -22,6 +23,7 @@ from services.kit.context import Ctx
 
 from .. import passwords
 from ..tables import action_tokens, users
+from . import notices
 from .common import (
     AuthDeps,
     announce_user_changed,
@@ -34,6 +36,7 @@ from .common import (
     user_by_id,
     user_public,
 )
+from .factors import account_view
 from .links import invalidate_link_tokens, mail_verification, new_link_token, take_link_token
 
 
@@ -52,12 +55,19 @@ async def register_user(cmd: RegisterUser, ctx: Ctx, deps: AuthDeps) -> UserPubl
                 await s.execute(
                     insert(users)
                     .values(
-                        id=user_id, email=email, password_hash=pw_hash, full_name=cmd.full_name, role="user"
+                        id=user_id,
+                        email=email,
+                        username=cmd.username,
+                        password_hash=pw_hash,
+                        full_name=cmd.full_name,
+                        role="user",
                     )
                     .returning(users)
                 )
             ).one()
-        except IntegrityError:
+        except IntegrityError as exc:
+            if _username_taken(exc):
+                raise Conflict(USERNAME_TAKEN, [{"field": "username"}]) from None
             raise Conflict(
                 "An account with this email may already exist; sign in or reset the password."
             ) from None
@@ -84,9 +94,9 @@ async def me(_: Empty, ctx: Ctx, deps: AuthDeps) -> UserPublic:
     actor = ctx.require_actor()
     async with deps.db.session() as s:
         row = await user_by_id(s, actor.user_id)
-    if row is None:
-        raise NotFound("This account no longer exists.")
-    return user_public(row)
+        if row is None:
+            raise NotFound("This account no longer exists.")
+        return await account_view(s, row)
 
 
 async def verify_email(cmd: VerifyEmail, ctx: Ctx, deps: AuthDeps) -> UserPublic:
@@ -120,6 +130,8 @@ async def verify_email(cmd: VerifyEmail, ctx: Ctx, deps: AuthDeps) -> UserPublic
         else:
             await audit(s, ctx, "email.verified", actor_id=user.id, target_id=user.id)
     await deps.outbox.flush()
+    if tok.new_email:
+        await notices.email_changed(deps, ctx, user.email, tok.new_email)
     return user_public(row)
 
 
@@ -172,3 +184,42 @@ async def change_email(cmd: ChangeEmail, ctx: Ctx, deps: AuthDeps) -> Ack:
         "If this was not you, change your password now.\n",
     )
     return Ack(message=f"Open the link we sent to {new_email} to confirm the change.")
+
+
+USERNAME_TAKEN = "This username is taken; choose another."
+
+
+def _username_taken(exc: IntegrityError) -> bool:
+    return "uq_users_username_lower" in str(exc.orig)
+
+
+async def set_username(cmd: SetUsername, ctx: Ctx, deps: AuthDeps) -> UserPublic:
+    actor = ctx.require_actor()
+    async with deps.db.transaction() as s:
+        user = await user_by_id(s, actor.user_id, lock=True)
+        if user is None:
+            raise NotFound("This account no longer exists.")
+        if user.username == cmd.username:
+            return user_public(user)
+        try:
+            async with s.begin_nested():
+                row = (
+                    await s.execute(
+                        update(users)
+                        .where(users.c.id == user.id)
+                        .values(username=cmd.username, updated_at=func.now())
+                        .returning(users)
+                    )
+                ).one()
+        except IntegrityError:
+            raise Conflict(USERNAME_TAKEN, [{"field": "username"}]) from None
+        await audit(
+            s,
+            ctx,
+            "username.changed",
+            actor_id=user.id,
+            target_id=user.id,
+            old=user.username,
+            new=cmd.username,
+        )
+    return user_public(row)

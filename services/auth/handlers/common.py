@@ -18,6 +18,7 @@ from services.kit.audit import record_audit
 from services.kit.context import Ctx
 from services.kit.db import Database
 from services.kit.outbox import Outbox
+from services.kit.secretbox import SecretBox
 
 from .. import passwords
 from ..config import AuthConfig
@@ -53,6 +54,7 @@ class AuthDeps:
     limiter: RateLimiter
     mailer: Mailer
     state: AuthState
+    secrets: SecretBox  # second-factor secrets and provider credentials, encrypted at rest
 
 
 def now() -> datetime:
@@ -63,6 +65,7 @@ def user_public(row: UserRow) -> UserPublic:
     return UserPublic(
         id=row.id,
         email=row.email,
+        username=row.username,
         full_name=row.full_name,
         role=row.role,
         is_active=row.is_active,
@@ -96,6 +99,21 @@ async def audit(
 
 async def user_by_email(s: AsyncSession, email: str) -> UserRow | None:
     return (await s.execute(select(users).where(func.lower(users.c.email) == email_key(email)))).one_or_none()
+
+
+async def user_by_username(s: AsyncSession, username: str) -> UserRow | None:
+    q = select(users).where(func.lower(users.c.username) == func.lower(username.strip()))
+    return (await s.execute(q)).one_or_none()
+
+
+async def user_by_login(s: AsyncSession, login: str) -> UserRow | None:
+    """The account an email address or a username names (a username never contains `@`)."""
+    return await (user_by_email(s, login) if "@" in login else user_by_username(s, login))
+
+
+def account_key(row: UserRow | None, login: str) -> str:
+    """The per-account rate-limit key: the account's email whichever way it was named, else what was typed."""
+    return email_key(row.email if row is not None else login)
 
 
 async def user_by_id(s: AsyncSession, user_id: UUID, *, lock: bool = False) -> UserRow | None:

@@ -1,0 +1,98 @@
+"""What a signed-in person manages about their own sign-in — the username, second factors (TOTP, recovery
+codes, passkeys), personal access tokens — and the second step of a sign-in. Thin routes over `auth.*`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from contracts import Empty
+from contracts.auth import SET_USERNAME, Ack, SetUsername, TokenPair, UserPublic
+from contracts.identity import (
+    POLICY_GET,
+    POLICY_UPDATE,
+    RECOVERY_REGENERATE,
+    SECOND_FACTOR_STATUS,
+    SECOND_STEP,
+    TOTP_CONFIRM,
+    TOTP_DISABLE,
+    TOTP_START,
+    ConfirmedChange,
+    RecoveryCodes,
+    SecondFactorStatus,
+    SecondStep,
+    SecurityPolicy,
+    TotpCode,
+    TotpEnrolment,
+)
+
+from ..bus import Call
+from ..transport import Token
+from .auth import with_cookies
+
+router = APIRouter(tags=["auth"])
+
+
+@router.put("/auth/username", response_model=UserPublic, summary="Choose, change or remove my username")
+async def set_username(body: SetUsername, call: Call, token: Token) -> UserPublic:
+    return await call(SET_USERNAME, body, token=token)
+
+
+@router.post(
+    "/auth/login/second-step",
+    response_model=TokenPair,
+    summary="Finish a sign-in with the step token of the login's 401 and a TOTP code, recovery code or passkey",
+)
+async def second_step(body: SecondStep, call: Call, request: Request, response: Response) -> TokenPair:
+    return with_cookies(request, response, await call(SECOND_STEP, body), sign_in=True)
+
+
+@router.get("/auth/second-factor", response_model=SecondFactorStatus, summary="My second factors")
+async def second_factor_status(call: Call, token: Token) -> SecondFactorStatus:
+    return await call(SECOND_FACTOR_STATUS, Empty(), token=token)
+
+
+@router.post(
+    "/auth/totp/start", response_model=TotpEnrolment, summary="Begin setting up an authenticator app"
+)
+async def totp_start(call: Call, token: Token) -> TotpEnrolment:
+    return await call(TOTP_START, Empty(), token=token)
+
+
+@router.post(
+    "/auth/totp/confirm",
+    response_model=RecoveryCodes,
+    summary="Confirm the authenticator app with a first code; answers the recovery codes, once",
+)
+async def totp_confirm(body: TotpCode, call: Call, token: Token) -> RecoveryCodes:
+    return await call(TOTP_CONFIRM, body, token=token)
+
+
+@router.post("/auth/totp/disable", response_model=Ack, summary="Turn the authenticator app off")
+async def totp_disable(body: ConfirmedChange, call: Call, token: Token) -> Ack:
+    return await call(TOTP_DISABLE, body, token=token)
+
+
+@router.post(
+    "/auth/recovery-codes",
+    response_model=RecoveryCodes,
+    summary="New recovery codes (the old ones stop working); shown once",
+)
+async def regenerate_recovery_codes(body: ConfirmedChange, call: Call, token: Token) -> RecoveryCodes:
+    return await call(RECOVERY_REGENERATE, body, token=token)
+
+
+@router.get(
+    "/admin/security-policy", response_model=SecurityPolicy, tags=["admin"], summary="The sign-in policy"
+)
+async def get_policy(call: Call, token: Token) -> SecurityPolicy:
+    return await call(POLICY_GET, Empty(), token=token)
+
+
+@router.put(
+    "/admin/security-policy",
+    response_model=SecurityPolicy,
+    tags=["admin"],
+    summary="Require a second factor of administrators or of everyone",
+)
+async def update_policy(body: SecurityPolicy, call: Call, token: Token) -> SecurityPolicy:
+    return await call(POLICY_UPDATE, body, token=token)
