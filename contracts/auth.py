@@ -252,13 +252,37 @@ REFRESH = Rpc(
     access="public",
     summary="Rotate a refresh token: a new pair; reuse of a rotated token ends the session",
 )
-LOGOUT = Rpc("auth.session.logout", LogoutRequest, Ack, access="public", summary="End the caller's session")
-LOGOUT_ALL = Rpc(
-    "auth.session.logout_all", Empty, Ack, access="user", summary="End every session of the caller"
+LOGOUT = Rpc(
+    "auth.session.logout",
+    LogoutRequest,
+    Ack,
+    access="public",
+    summary="End the caller's session",
+    effect="account",
 )
-SESSIONS = Rpc("auth.session.list", Empty, SessionList, access="user", summary="The caller's live sessions")
+LOGOUT_ALL = Rpc(
+    "auth.session.logout_all",
+    Empty,
+    Ack,
+    access="user",
+    summary="End every session of the caller",
+    effect="account",
+)
+SESSIONS = Rpc(
+    "auth.session.list",
+    Empty,
+    SessionList,
+    access="user",
+    summary="The caller's live sessions",
+    effect="account",
+)
 END_SESSION = Rpc(
-    "auth.session.end", EndSession, Ack, access="user", summary="End one of the caller's sessions"
+    "auth.session.end",
+    EndSession,
+    Ack,
+    access="user",
+    summary="End one of the caller's sessions",
+    effect="account",
 )
 ME = Rpc("auth.user.me", Empty, UserPublic, access="user", summary="The calling user")
 CHANGE_PASSWORD = Rpc(
@@ -267,6 +291,7 @@ CHANGE_PASSWORD = Rpc(
     Ack,
     access="user",
     summary="Change the password (current one needed); other sessions end",
+    effect="account",
 )
 FORGOT_PASSWORD = Rpc(
     "auth.password.forgot",
@@ -295,6 +320,7 @@ RESEND_VERIFICATION = Rpc(
     Ack,
     access="user",
     summary="Mail a new verification link for the current address",
+    effect="account",
 )
 CHANGE_EMAIL = Rpc(
     "auth.email.change",
@@ -302,6 +328,7 @@ CHANGE_EMAIL = Rpc(
     Ack,
     access="user",
     summary="Ask to change the email (password needed); applies once the new address is verified",
+    effect="account",
 )
 SET_USERNAME = Rpc(
     "auth.username.set",
@@ -309,6 +336,7 @@ SET_USERNAME = Rpc(
     UserPublic,
     access="user",
     summary="Choose, change or remove my username (unique regardless of case)",
+    effect="account",
 )
 ADMIN_LIST_USERS = Rpc(
     "auth.user.list", ListUsers, UserPage, access="admin", summary="Admin: search accounts"

@@ -406,7 +406,11 @@ TASK_LIST = Rpc("docs.task.list", ListTasks, TaskPage, summary="Task history (mi
 TASK_STATS = Rpc("docs.task.stats", TaskStatsQuery, TaskStats, summary="Task statistics")
 TASK_RETRY = Rpc("docs.task.retry", TaskRef, TaskPublic, summary="Retry a failed task (a new run)")
 EVENTS_GRANT = Rpc(
-    "docs.events.grant", Empty, EventsGrant, summary="May the caller follow live progress, and as whom"
+    "docs.events.grant",
+    Empty,
+    EventsGrant,
+    summary="May the caller follow live progress, and as whom",
+    effect="read",
 )
 DOCUMENT_REPLAY = Rpc(
     "docs.admin.replay",

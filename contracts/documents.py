@@ -315,6 +315,7 @@ PREVIEW_RENDER = Rpc(
     RenderPreviews,
     PreviewsRendered,
     summary="Render a page's preview and its batch into the Object Store (the owner's token)",
+    effect="read",  # a preview the owner reads (rendered on demand)
 )
 
 DOCS_HEALTH = health_rpc("docs")

@@ -4,12 +4,15 @@ external authentication server. The account, session and recovery subjects are i
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
+from uuid import UUID
 
 from pydantic import Field
 
 from .auth import Ack, TokenPair
 from .base import Contract, Empty, Rpc, WireSecret
+from .docs_api import APP_KEY as DOCUMENTS_APP
 
 # ---- second factors -------------------------------------------------------------------------------
 
@@ -77,6 +80,7 @@ TOTP_START = Rpc(
     TotpEnrolment,
     access="user",
     summary="Begin TOTP enrolment: a new secret and its QR code (confirm with a code)",
+    effect="account",
 )
 TOTP_CONFIRM = Rpc(
     "auth.totp.confirm",
@@ -84,6 +88,7 @@ TOTP_CONFIRM = Rpc(
     RecoveryCodes,
     access="user",
     summary="Confirm TOTP with a first code; answers the recovery codes, once",
+    effect="account",
 )
 TOTP_DISABLE = Rpc(
     "auth.totp.disable",
@@ -91,6 +96,7 @@ TOTP_DISABLE = Rpc(
     Ack,
     access="user",
     summary="Turn TOTP off (password and a code needed)",
+    effect="account",
 )
 RECOVERY_REGENERATE = Rpc(
     "auth.recovery.regenerate",
@@ -98,6 +104,7 @@ RECOVERY_REGENERATE = Rpc(
     RecoveryCodes,
     access="user",
     summary="New recovery codes (password and a code needed); the old ones stop working",
+    effect="account",
 )
 SECOND_FACTOR_STATUS = Rpc(
     "auth.second_factor.status",
@@ -105,6 +112,7 @@ SECOND_FACTOR_STATUS = Rpc(
     SecondFactorStatus,
     access="user",
     summary="My second factors and whether the policy requires one",
+    effect="account",
 )
 SECOND_STEP = Rpc(
     "auth.session.second_step",
@@ -122,4 +130,96 @@ POLICY_UPDATE = Rpc(
     SecurityPolicy,
     access="admin",
     summary="Admin: require a second factor of administrators or of everyone",
+)
+
+
+# ---- personal access tokens ---------------------------------------------------------------------
+
+PatScope = Literal["read", "write", "admin"]
+# A personal access token: this prefix and 43 base64url characters (256 random bits). Only its SHA-256
+# is stored. The gateway exchanges it (`auth.pat.exchange`) for a short-lived access JWT that carries the
+# scopes (`scp`) and apps (`apps`), with the token's id as its `sid`, so every service checks it like any
+# access token and a revocation reaches every service through `auth_state` (`session.<token id>`).
+PAT_PREFIX = "atp_"
+PAT_MAX_DAYS = 365
+PAT_SCOPES: tuple[PatScope, ...] = ("read", "write", "admin")
+# The services that serve each app, for tokens limited to some apps (other services are the platform's).
+APP_SERVICES: dict[str, frozenset[str]] = {DOCUMENTS_APP: frozenset({"docs", "extract", "ai"})}
+
+
+def app_of_service(service: str) -> str | None:
+    return next((app for app, services in APP_SERVICES.items() if service in services), None)
+
+
+class PatCreate(Contract):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")
+    scopes: list[PatScope] = Field(min_length=1, max_length=3, description="read, write, admin")
+    apps: list[str] | None = Field(
+        default=None,
+        max_length=20,
+        description="only these apps (e.g. documents); the platform's own subjects stay read-only",
+    )
+    expires_in_days: int = Field(default=90, ge=1, le=PAT_MAX_DAYS)
+
+
+class PatInfo(Contract):
+    id: UUID
+    name: str
+    prefix: str = Field(description="the first characters of the token, to recognise it")
+    scopes: list[PatScope]
+    apps: list[str] | None = None
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+    last_used_ip: str | None = None
+
+
+class PatCreated(Contract):
+    token: str = Field(description="shown once: only its hash is kept")
+    info: PatInfo
+
+
+class PatList(Contract):
+    items: list[PatInfo]
+
+
+class PatRef(Contract):
+    token_id: UUID
+
+
+class PatExchange(Contract):
+    token: WireSecret = Field(min_length=1, max_length=200)
+    purpose: str = Field(default="", max_length=300, description="what it is used for: 'GET /api/v1/…'")
+
+
+class PatAccess(Contract):
+    access_token: str
+    expires_in: int
+    audited: bool = Field(description="each use is audited (admin scope): do not reuse the access token")
+
+
+PAT_CREATE = Rpc(
+    "auth.pat.create",
+    PatCreate,
+    PatCreated,
+    access="user",
+    effect="account",
+    summary="Create a personal access token (shown once)",
+)
+PAT_LIST = Rpc("auth.pat.list", Empty, PatList, access="user", effect="account", summary="My access tokens")
+PAT_REVOKE = Rpc(
+    "auth.pat.revoke",
+    PatRef,
+    Ack,
+    access="user",
+    effect="account",
+    summary="Revoke one of my access tokens; refused everywhere at once",
+)
+PAT_EXCHANGE = Rpc(
+    "auth.pat.exchange",
+    PatExchange,
+    PatAccess,
+    access="public",
+    summary="A short-lived access token for a personal access token (the gateway calls this)",
 )

@@ -3,11 +3,16 @@ codes, passkeys), personal access tokens — and the second step of a sign-in. T
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from fastapi import APIRouter, Request, Response
 
 from contracts import Empty
 from contracts.auth import SET_USERNAME, Ack, SetUsername, TokenPair, UserPublic
 from contracts.identity import (
+    PAT_CREATE,
+    PAT_LIST,
+    PAT_REVOKE,
     POLICY_GET,
     POLICY_UPDATE,
     RECOVERY_REGENERATE,
@@ -17,6 +22,10 @@ from contracts.identity import (
     TOTP_DISABLE,
     TOTP_START,
     ConfirmedChange,
+    PatCreate,
+    PatCreated,
+    PatList,
+    PatRef,
     RecoveryCodes,
     SecondFactorStatus,
     SecondStep,
@@ -96,3 +105,23 @@ async def get_policy(call: Call, token: Token) -> SecurityPolicy:
 )
 async def update_policy(body: SecurityPolicy, call: Call, token: Token) -> SecurityPolicy:
     return await call(POLICY_UPDATE, body, token=token)
+
+
+@router.get("/auth/tokens", response_model=PatList, summary="My personal access tokens")
+async def list_tokens(call: Call, token: Token) -> PatList:
+    return await call(PAT_LIST, Empty(), token=token)
+
+
+@router.post(
+    "/auth/tokens",
+    status_code=201,
+    response_model=PatCreated,
+    summary="Create a personal access token (the token is in this answer only)",
+)
+async def create_token(body: PatCreate, call: Call, token: Token) -> PatCreated:
+    return await call(PAT_CREATE, body, token=token)
+
+
+@router.delete("/auth/tokens/{token_id}", response_model=Ack, summary="Revoke one of my access tokens")
+async def revoke_token(token_id: UUID, call: Call, token: Token) -> Ack:
+    return await call(PAT_REVOKE, PatRef(token_id=token_id), token=token)

@@ -30,6 +30,10 @@ from contracts.auth import (
     Jwks,
 )
 from contracts.identity import (
+    PAT_CREATE,
+    PAT_EXCHANGE,
+    PAT_LIST,
+    PAT_REVOKE,
     POLICY_GET,
     POLICY_UPDATE,
     RECOVERY_REGENERATE,
@@ -48,6 +52,7 @@ from . import tables
 from .admin import ensure_admin
 from .config import AuthConfig
 from .handlers import (
+    access_tokens,
     accounts,
     admin,
     housekeeping,
@@ -96,6 +101,10 @@ RPCS: RpcTable[AuthDeps] = {
     SECOND_FACTOR_STATUS: second_factor.status,
     POLICY_GET: security_policy.get_policy,
     POLICY_UPDATE: security_policy.update_policy,
+    PAT_CREATE: access_tokens.create_token,
+    PAT_LIST: access_tokens.list_tokens,
+    PAT_REVOKE: access_tokens.revoke_token,
+    PAT_EXCHANGE: access_tokens.exchange_token,
 }
 LOOPS = [Loop("housekeeping", housekeeping.housekeeping, every_s=HOUSEKEEPING_EVERY_S)]
 

@@ -8,6 +8,7 @@ from typing import Literal, Protocol
 from uuid import UUID
 
 from contracts.auth import Role
+from contracts.identity import PatScope
 
 LinkKind = Literal["verify", "reset"]  # action_tokens.kind: confirm an address, reset a password
 
@@ -53,3 +54,20 @@ class LinkTokenRow(Protocol):
     created_at: datetime
     expires_at: datetime
     used_at: datetime | None
+
+
+class AccessTokenRow(Protocol):
+    """A personal access token (`access_tokens`): only its SHA-256 is stored."""
+
+    id: UUID
+    user_id: UUID
+    name: str
+    token_hash: str
+    prefix: str
+    scopes: list[PatScope]
+    apps: list[str] | None
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    last_used_ip: IPv4Address | IPv6Address | None

@@ -167,6 +167,26 @@ login_challenges = Table(
     Column("used_at", DateTime(timezone=True)),
 )
 
+# Personal access tokens (`atp_…`, 256 random bits): only the SHA-256 and a short prefix for display.
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("name", String(100), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("scopes", JSONB, nullable=False),
+    Column("apps", JSONB),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("last_used_ip", INET),
+)
+
 # Settings an administrator changes at run time (the security policy, single sign-on options).
 auth_settings = Table(
     "auth_settings",

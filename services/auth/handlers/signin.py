@@ -107,7 +107,7 @@ async def _note_device(s: AsyncSession, user_id: UUID, user_agent: str) -> bool:
             select(func.count()).select_from(known_devices).where(known_devices.c.user_id == user_id)
         )
     ).scalar_one()
-    inserted = (
+    inserted: bool = (
         await s.execute(
             pg_insert(known_devices)
             .values(
