@@ -223,3 +223,104 @@ PAT_EXCHANGE = Rpc(
     access="public",
     summary="A short-lived access token for a personal access token (the gateway calls this)",
 )
+
+
+# ---- passkeys (WebAuthn) --------------------------------------------------------------------------
+
+
+class PasskeyCeremony(Contract):
+    """Options for `navigator.credentials.create()` / `.get()` (the WebAuthn JSON form, base64url
+    fields) and the id to send back with the result; valid for a few minutes, once."""
+
+    ceremony_id: UUID
+    options: dict[str, Any]
+
+
+class PasskeyRegister(Contract):
+    ceremony_id: UUID
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")
+    credential: dict[str, Any] = Field(
+        description="the PublicKeyCredential from navigator.credentials.create()"
+    )
+
+
+class PasskeyInfo(Contract):
+    id: UUID
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    backed_up: bool = False
+
+
+class PasskeyList(Contract):
+    items: list[PasskeyInfo]
+
+
+class PasskeyRename(Contract):
+    passkey_id: UUID
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")
+
+
+class PasskeyRemove(Contract):
+    passkey_id: UUID
+    password: WireSecret = Field(min_length=1, max_length=1024)
+
+
+class PasskeyLoginStart(Contract):
+    remember_me: bool = False
+
+
+class PasskeyLogin(Contract):
+    ceremony_id: UUID
+    credential: dict[str, Any] = Field(description="the PublicKeyCredential from navigator.credentials.get()")
+
+
+PASSKEY_REGISTER_OPTIONS = Rpc(
+    "auth.passkey.register_options",
+    Empty,
+    PasskeyCeremony,
+    access="user",
+    effect="account",
+    summary="Begin adding a passkey: options for navigator.credentials.create()",
+)
+PASSKEY_REGISTER = Rpc(
+    "auth.passkey.register",
+    PasskeyRegister,
+    PasskeyInfo,
+    access="user",
+    effect="account",
+    summary="Add a passkey: the new credential, verified against the ceremony",
+)
+PASSKEY_LIST = Rpc(
+    "auth.passkey.list", Empty, PasskeyList, access="user", effect="account", summary="My passkeys"
+)
+PASSKEY_RENAME = Rpc(
+    "auth.passkey.rename",
+    PasskeyRename,
+    PasskeyInfo,
+    access="user",
+    effect="account",
+    summary="Rename a passkey",
+)
+PASSKEY_REMOVE = Rpc(
+    "auth.passkey.remove",
+    PasskeyRemove,
+    Ack,
+    access="user",
+    effect="account",
+    summary="Remove a passkey (password needed)",
+)
+PASSKEY_LOGIN_OPTIONS = Rpc(
+    "auth.passkey.login_options",
+    PasskeyLoginStart,
+    PasskeyCeremony,
+    access="public",
+    summary="Begin a sign-in with a passkey (no email or password): options for navigator.credentials.get()",
+)
+PASSKEY_LOGIN = Rpc(
+    "auth.passkey.login",
+    PasskeyLogin,
+    TokenPair,
+    access="public",
+    summary="Sign in with a passkey: the assertion, verified against the ceremony",
+)

@@ -6,10 +6,18 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field, SecretStr
 
 from contracts import Empty
 from contracts.auth import SET_USERNAME, Ack, SetUsername, TokenPair, UserPublic
 from contracts.identity import (
+    PASSKEY_LIST,
+    PASSKEY_LOGIN,
+    PASSKEY_LOGIN_OPTIONS,
+    PASSKEY_REGISTER,
+    PASSKEY_REGISTER_OPTIONS,
+    PASSKEY_REMOVE,
+    PASSKEY_RENAME,
     PAT_CREATE,
     PAT_LIST,
     PAT_REVOKE,
@@ -22,6 +30,12 @@ from contracts.identity import (
     TOTP_DISABLE,
     TOTP_START,
     ConfirmedChange,
+    PasskeyCeremony,
+    PasskeyInfo,
+    PasskeyList,
+    PasskeyLogin,
+    PasskeyLoginStart,
+    PasskeyRegister,
     PatCreate,
     PatCreated,
     PatList,
@@ -125,3 +139,57 @@ async def create_token(body: PatCreate, call: Call, token: Token) -> PatCreated:
 @router.delete("/auth/tokens/{token_id}", response_model=Ack, summary="Revoke one of my access tokens")
 async def revoke_token(token_id: UUID, call: Call, token: Token) -> Ack:
     return await call(PAT_REVOKE, PatRef(token_id=token_id), token=token)
+
+
+class PasskeyName(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class PasswordConfirmation(BaseModel):
+    password: SecretStr = Field(min_length=1, max_length=1024)
+
+
+@router.get("/auth/passkeys", response_model=PasskeyList, summary="My passkeys")
+async def list_passkeys(call: Call, token: Token) -> PasskeyList:
+    return await call(PASSKEY_LIST, Empty(), token=token)
+
+
+@router.post(
+    "/auth/passkeys/options",
+    response_model=PasskeyCeremony,
+    summary="Begin adding a passkey: options for navigator.credentials.create()",
+)
+async def passkey_register_options(call: Call, token: Token) -> PasskeyCeremony:
+    return await call(PASSKEY_REGISTER_OPTIONS, Empty(), token=token)
+
+
+@router.post("/auth/passkeys", status_code=201, response_model=PasskeyInfo, summary="Add a passkey")
+async def passkey_register(body: PasskeyRegister, call: Call, token: Token) -> PasskeyInfo:
+    return await call(PASSKEY_REGISTER, body, token=token)
+
+
+@router.patch("/auth/passkeys/{passkey_id}", response_model=PasskeyInfo, summary="Rename a passkey")
+async def passkey_rename(passkey_id: UUID, body: PasskeyName, call: Call, token: Token) -> PasskeyInfo:
+    return await call(PASSKEY_RENAME, {"passkey_id": passkey_id, "name": body.name}, token=token)
+
+
+@router.post(
+    "/auth/passkeys/{passkey_id}/remove", response_model=Ack, summary="Remove a passkey (password needed)"
+)
+async def passkey_remove(passkey_id: UUID, body: PasswordConfirmation, call: Call, token: Token) -> Ack:
+    payload = {"passkey_id": passkey_id, "password": body.password.get_secret_value()}
+    return await call(PASSKEY_REMOVE, payload, token=token)
+
+
+@router.post(
+    "/auth/login/passkey/options",
+    response_model=PasskeyCeremony,
+    summary="Begin a sign-in with a passkey: options for navigator.credentials.get()",
+)
+async def passkey_login_options(body: PasskeyLoginStart, call: Call) -> PasskeyCeremony:
+    return await call(PASSKEY_LOGIN_OPTIONS, body)
+
+
+@router.post("/auth/login/passkey", response_model=TokenPair, summary="Sign in with a passkey")
+async def passkey_login(body: PasskeyLogin, call: Call, request: Request, response: Response) -> TokenPair:
+    return with_cookies(request, response, await call(PASSKEY_LOGIN, body), sign_in=True)

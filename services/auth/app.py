@@ -30,6 +30,13 @@ from contracts.auth import (
     Jwks,
 )
 from contracts.identity import (
+    PASSKEY_LIST,
+    PASSKEY_LOGIN,
+    PASSKEY_LOGIN_OPTIONS,
+    PASSKEY_REGISTER,
+    PASSKEY_REGISTER_OPTIONS,
+    PASSKEY_REMOVE,
+    PASSKEY_RENAME,
     PAT_CREATE,
     PAT_EXCHANGE,
     PAT_LIST,
@@ -56,6 +63,7 @@ from .handlers import (
     accounts,
     admin,
     housekeeping,
+    passkeys,
     recovery,
     second_factor,
     security_policy,
@@ -105,6 +113,13 @@ RPCS: RpcTable[AuthDeps] = {
     PAT_LIST: access_tokens.list_tokens,
     PAT_REVOKE: access_tokens.revoke_token,
     PAT_EXCHANGE: access_tokens.exchange_token,
+    PASSKEY_REGISTER_OPTIONS: passkeys.register_options,
+    PASSKEY_REGISTER: passkeys.register,
+    PASSKEY_LIST: passkeys.list_passkeys,
+    PASSKEY_RENAME: passkeys.rename,
+    PASSKEY_REMOVE: passkeys.remove,
+    PASSKEY_LOGIN_OPTIONS: passkeys.login_options,
+    PASSKEY_LOGIN: passkeys.login,
 }
 LOOPS = [Loop("housekeeping", housekeeping.housekeeping, every_s=HOUSEKEEPING_EVERY_S)]
 

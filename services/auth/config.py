@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .policy import PasswordPolicy
 from .ratelimit import DEFAULT_RULES, Rule, parse_rules
@@ -62,6 +63,17 @@ class AuthConfig:
             smtp_password=env.get("ATRIUM_SMTP_PASSWORD", ""),
             smtp_starttls=env.get("ATRIUM_SMTP_STARTTLS", "1") not in ("0", "false", "no"),
         )
+
+    @property
+    def webauthn_rp_id(self) -> str:
+        """The passkeys' relying party: the public URL's host name."""
+        return urlsplit(self.public_url).hostname or "localhost"
+
+    @property
+    def webauthn_origin(self) -> str:
+        """The origin a browser reports in a passkey ceremony: the public URL's scheme, host and port."""
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     def refresh_ttl(self, remember_me: bool) -> int:
         return self.refresh_ttl_remember_s if remember_me else self.refresh_ttl_s

@@ -71,3 +71,32 @@ class AccessTokenRow(Protocol):
     revoked_at: datetime | None
     last_used_at: datetime | None
     last_used_ip: IPv4Address | IPv6Address | None
+
+
+class PasskeyRow(Protocol):
+    id: UUID
+    user_id: UUID
+    credential_id: bytes
+    public_key: bytes
+    sign_count: int
+    transports: list[str]
+    name: str
+    aaguid: str | None
+    backed_up: bool
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class ChallengeRow(Protocol):
+    """A sign-in challenge (`login_challenges`): a second step, or a WebAuthn ceremony."""
+
+    id: UUID
+    user_id: UUID | None
+    purpose: str
+    token_hash: str | None
+    challenge: bytes | None
+    remember_me: bool
+    attempts: int
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None

@@ -25,6 +25,7 @@ from ..rows import UserRow
 from ..tables import login_challenges
 from .common import AuthDeps, account_key, audit, client_key, now, user_by_id
 from .factors import Factors
+from .passkeys import assertion_options, verify_assertion
 from .second_factor import consume_code
 from .signin import SignInMethod, open_session
 
@@ -43,8 +44,6 @@ async def require_second_step(
     extra: dict[str, Any] = {}
     challenge: bytes | None = None
     if found.passkeys:
-        from .passkeys import assertion_options  # noqa: PLC0415 — only accounts with passkeys need it
-
         challenge, extra["passkey_options"] = await assertion_options(deps, row.id)
     async with deps.db.transaction() as s:
         await s.execute(
@@ -102,8 +101,6 @@ async def second_step(cmd: SecondStep, ctx: Ctx, deps: AuthDeps) -> TokenPair:
             if used is not None:
                 method = "password+totp" if used == "totp" else "password+recovery"
         elif cmd.method == "passkey" and cmd.credential and step.challenge:
-            from .passkeys import verify_assertion  # noqa: PLC0415
-
             if await verify_assertion(s, deps, cmd.credential, step.challenge, user_id=row.id) is not None:
                 method = "password+passkey"
         if method is None:
