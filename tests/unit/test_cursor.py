@@ -14,6 +14,8 @@ from contracts import Invalid
 from services.kit.cursor import decode_cursor, encode_cursor
 
 ROW = uuid.UUID("6f1c0c56-7a0e-4d55-9d6f-0d1e2b3c4d5e")
+# Fixed, so parametrize ids are the same in every xdist worker (collection must match).
+AT = datetime(2026, 11, 30, 11, 30, tzinfo=UTC)
 
 
 def test_round_trip_of_every_type() -> None:
@@ -49,9 +51,9 @@ def test_the_format_is_what_the_documents_lists_already_hand_out() -> None:
         "not base64 at all!",
         base64.urlsafe_b64encode(b"{not json").decode(),
         encode_cursor(["x", ROW]),  # a string where a date belongs
-        encode_cursor([datetime.now(UTC)]),  # too short
-        encode_cursor([datetime.now(UTC), ROW, 3]),  # too long
-        encode_cursor([datetime.now(UTC), "not-a-uuid"]),
+        encode_cursor([AT]),  # too short
+        encode_cursor([AT, ROW, 3]),  # too long
+        encode_cursor([AT, "not-a-uuid"]),
         base64.urlsafe_b64encode(json.dumps({"a": 1}).encode()).decode(),
         base64.urlsafe_b64encode(json.dumps([True, str(ROW)]).encode()).decode(),
         base64.urlsafe_b64encode(json.dumps([["nested"], str(ROW)]).encode()).decode(),
