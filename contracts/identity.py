@@ -11,8 +11,9 @@ from uuid import UUID
 from pydantic import Field
 
 from .auth import Ack, TokenPair
-from .base import Contract, Empty, Rpc, WireSecret
+from .base import Contract, Empty, Event, Rpc, WireSecret
 from .docs_api import APP_KEY as DOCUMENTS_APP
+from .streams import AUTH_STREAM
 
 # ---- second factors -------------------------------------------------------------------------------
 
@@ -323,4 +324,121 @@ PASSKEY_LOGIN = Rpc(
     TokenPair,
     access="public",
     summary="Sign in with a passkey: the assertion, verified against the ceremony",
+)
+
+
+# ---- single sign-on (OpenID Connect) --------------------------------------------------------------
+
+SSO_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
+
+
+class SsoButton(Contract):
+    """A "Sign in with …" button of the sign-in page."""
+
+    id: str
+    label: str
+
+
+class SsoButtons(Contract):
+    items: list[SsoButton]
+
+
+class SsoProviderFields(Contract):
+    label: str = Field(min_length=1, max_length=80, description='the button: "Sign in with <label>"')
+    issuer: str = Field(
+        min_length=8, max_length=300, pattern=r"^https?://[^\s]+$", description="the OpenID issuer URL"
+    )
+    client_id: str = Field(min_length=1, max_length=200)
+    scopes: str = Field(default="openid email profile", max_length=300, pattern=r"^[\x21-\x7e ]+$")
+    link_by_email: bool = Field(
+        default=True, description="sign in an existing account whose email is verified"
+    )
+    create_users: bool = Field(default=False, description="create an account on first sign-in (just in time)")
+    groups_claim: str | None = Field(default=None, max_length=80, description="e.g. groups")
+    group_map: dict[str, UUID] = Field(
+        default_factory=dict, description="a groups-claim value → the Atrium group it means"
+    )
+    enabled: bool = True
+
+
+class SsoProviderUpsert(SsoProviderFields):
+    id: str = Field(pattern=SSO_ID_PATTERN, description="a short name: letters, digits, '-'")
+    client_secret: WireSecret | None = Field(
+        default=None, max_length=500, description="stored encrypted; leave out to keep the stored one"
+    )
+
+
+class SsoProviderAdmin(SsoProviderFields):
+    id: str
+    client_secret_set: bool
+    redirect_uri: str = Field(description="register this at the provider")
+
+
+class SsoProviderList(Contract):
+    items: list[SsoProviderAdmin]
+
+
+class SsoProviderRef(Contract):
+    id: str = Field(pattern=SSO_ID_PATTERN)
+
+
+class SsoStart(Contract):
+    provider: str = Field(pattern=SSO_ID_PATTERN)
+    remember_me: bool = False
+
+
+class SsoRedirect(Contract):
+    authorization_url: str
+
+
+class SsoFinish(Contract):
+    provider: str = Field(pattern=SSO_ID_PATTERN)
+    state: str = Field(min_length=1, max_length=200)
+    code: str = Field(min_length=1, max_length=2000)
+
+
+class SsoGroupsClaimed(Contract):
+    """A single sign-on told which of the mapped Atrium groups the user belongs to: the permissions
+    service adds them to `member_of` and removes them from the other `managed` groups."""
+
+    user_id: UUID
+    provider: str
+    member_of: list[UUID]
+    managed: list[UUID]
+    claimed_at: datetime
+
+
+SSO_BUTTONS = Rpc(
+    "auth.sso.buttons", Empty, SsoButtons, access="public", summary='The "Sign in with …" buttons'
+)
+SSO_LIST = Rpc(
+    "auth.sso.list", Empty, SsoProviderList, access="admin", summary="Admin: single sign-on providers"
+)
+SSO_UPSERT = Rpc(
+    "auth.sso.upsert",
+    SsoProviderUpsert,
+    SsoProviderAdmin,
+    access="admin",
+    summary="Admin: add or change an OpenID Connect provider (its discovery is checked)",
+)
+SSO_DELETE = Rpc("auth.sso.delete", SsoProviderRef, Ack, access="admin", summary="Admin: remove a provider")
+SSO_START = Rpc(
+    "auth.sso.start",
+    SsoStart,
+    SsoRedirect,
+    access="public",
+    summary="Begin a single sign-on: the provider's authorization URL (state, nonce, PKCE)",
+)
+SSO_FINISH = Rpc(
+    "auth.sso.finish",
+    SsoFinish,
+    TokenPair,
+    access="public",
+    summary="Finish a single sign-on with the provider's code: a session",
+)
+SSO_GROUPS_CLAIMED = Event(
+    "events.auth.sso_groups",
+    SsoGroupsClaimed,
+    stream=AUTH_STREAM.name,
+    summary="A single sign-on reported the user's mapped groups",
 )

@@ -38,6 +38,7 @@ from contracts.documents import (
     OBJECT_BUCKET,
     SETTINGS_BUCKET,
 )
+from contracts.identity import SSO_GROUPS_CLAIMED
 from contracts.permissions import ACCESS_CHECK, APP_ANNOUNCED, PERMISSIONS_CHANGED
 from contracts.profile import AVATAR_BUCKET
 from gateway.settings import NATS_USER as GATEWAY
@@ -82,11 +83,14 @@ class Needs:
 
 def _needs() -> dict[str, Needs]:
     return {
-        "auth": Needs(publishes=(USER_REGISTERED, USER_CHANGED, USER_DELETED), kv_write=(AUTH_STATE_BUCKET,)),
+        "auth": Needs(
+            publishes=(USER_REGISTERED, USER_CHANGED, USER_DELETED, SSO_GROUPS_CLAIMED),
+            kv_write=(AUTH_STATE_BUCKET,),
+        ),
         "profile": Needs(consumes=(USER_REGISTERED, USER_DELETED), objects_write=(AVATAR_BUCKET,)),
         "permissions": Needs(
             publishes=(PERMISSIONS_CHANGED,),
-            consumes=(APP_ANNOUNCED, USER_REGISTERED, USER_DELETED),
+            consumes=(APP_ANNOUNCED, USER_REGISTERED, USER_DELETED, SSO_GROUPS_CLAIMED),
             purges=(APP_ANNOUNCED.stream,),
         ),
         "docs": Needs(

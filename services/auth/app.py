@@ -46,6 +46,12 @@ from contracts.identity import (
     RECOVERY_REGENERATE,
     SECOND_FACTOR_STATUS,
     SECOND_STEP,
+    SSO_BUTTONS,
+    SSO_DELETE,
+    SSO_FINISH,
+    SSO_LIST,
+    SSO_START,
+    SSO_UPSERT,
     TOTP_CONFIRM,
     TOTP_DISABLE,
     TOTP_START,
@@ -68,11 +74,13 @@ from .handlers import (
     second_factor,
     security_policy,
     sessions,
+    sso,
     two_step,
 )
 from .handlers.common import AuthDeps
 from .keys import KeyRing
 from .mailer import make_mailer
+from .oidc import OidcClients
 from .ratelimit import RateLimiter
 from .state import AuthState
 
@@ -120,6 +128,12 @@ RPCS: RpcTable[AuthDeps] = {
     PASSKEY_REMOVE: passkeys.remove,
     PASSKEY_LOGIN_OPTIONS: passkeys.login_options,
     PASSKEY_LOGIN: passkeys.login,
+    SSO_BUTTONS: sso.buttons,
+    SSO_LIST: sso.list_providers,
+    SSO_UPSERT: sso.upsert_provider,
+    SSO_DELETE: sso.delete_provider,
+    SSO_START: sso.start,
+    SSO_FINISH: sso.finish,
 }
 LOOPS = [Loop("housekeeping", housekeeping.housekeeping, every_s=HOUSEKEEPING_EVERY_S)]
 
@@ -148,6 +162,7 @@ def create_service(settings: ServiceSettings) -> Service:
             secrets=SecretBox(
                 settings.platform_secret, purpose=b"auth secrets", missing_hint="set it and restart auth"
             ),
+            oidc=OidcClients(leeway_s=config.sso_leeway_s, timeout_s=config.upstream_timeout_s),
         )
         # `ATRIUM_ADMIN_EMAIL` + `ATRIUM_ADMIN_PASSWORD` make the first admin at start (idempotent).
         email, password = os.environ.get("ATRIUM_ADMIN_EMAIL"), os.environ.get("ATRIUM_ADMIN_PASSWORD")

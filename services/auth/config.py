@@ -38,6 +38,10 @@ class AuthConfig:
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_starttls: bool = True
+    # Calls to identity providers and the external auth server: per-try timeout, and the clock skew
+    # allowed when checking an ID token's times.
+    upstream_timeout_s: float = 5.0
+    sso_leeway_s: float = 60.0
 
     @classmethod
     def from_env(cls, data_dir: Path, env: dict[str, str] | None = None) -> AuthConfig:
@@ -62,6 +66,8 @@ class AuthConfig:
             smtp_user=env.get("ATRIUM_SMTP_USER", ""),
             smtp_password=env.get("ATRIUM_SMTP_PASSWORD", ""),
             smtp_starttls=env.get("ATRIUM_SMTP_STARTTLS", "1") not in ("0", "false", "no"),
+            upstream_timeout_s=float(env.get("ATRIUM_UPSTREAM_TIMEOUT_S", cls.upstream_timeout_s)),
+            sso_leeway_s=float(env.get("ATRIUM_SSO_LEEWAY_S", cls.sso_leeway_s)),
         )
 
     @property

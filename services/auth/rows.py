@@ -100,3 +100,19 @@ class ChallengeRow(Protocol):
     created_at: datetime
     expires_at: datetime
     used_at: datetime | None
+
+
+class SsoProviderRow(Protocol):
+    id: str
+    label: str
+    issuer: str
+    client_id: str
+    client_secret_enc: str | None
+    scopes: str
+    link_by_email: bool
+    create_users: bool
+    groups_claim: str | None
+    group_map: dict[str, str]
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime

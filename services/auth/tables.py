@@ -187,6 +187,39 @@ access_tokens = Table(
     Column("last_used_ip", INET),
 )
 
+# OpenID Connect providers an administrator configured ("Sign in with …"); the client secret encrypted.
+sso_providers = Table(
+    "sso_providers",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("label", String(80), nullable=False),
+    Column("issuer", String(300), nullable=False),
+    Column("client_id", String(200), nullable=False),
+    Column("client_secret_enc", Text),
+    Column("scopes", String(300), nullable=False),
+    Column("link_by_email", Boolean, nullable=False),
+    Column("create_users", Boolean, nullable=False),
+    Column("groups_claim", String(80)),
+    Column("group_map", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Which provider subject is which account (linked at its first single sign-on).
+sso_identities = Table(
+    "sso_identities",
+    metadata,
+    Column("provider_id", String(40), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column(
+        "user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("email", String(320)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_login_at", DateTime(timezone=True)),
+)
+
 # Settings an administrator changes at run time (the security policy, single sign-on options).
 auth_settings = Table(
     "auth_settings",

@@ -24,6 +24,7 @@ from .. import passwords
 from ..config import AuthConfig
 from ..keys import KeyRing
 from ..mailer import Mailer
+from ..oidc import OidcClients
 from ..ratelimit import RateLimiter
 from ..rows import UserRow
 from ..state import AuthState
@@ -55,6 +56,7 @@ class AuthDeps:
     mailer: Mailer
     state: AuthState
     secrets: SecretBox  # second-factor secrets and provider credentials, encrypted at rest
+    oidc: OidcClients  # single sign-on: one relying-party client per identity provider
 
 
 def now() -> datetime:
