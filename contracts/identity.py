@@ -442,3 +442,66 @@ SSO_GROUPS_CLAIMED = Event(
     stream=AUTH_STREAM.name,
     summary="A single sign-on reported the user's mapped groups",
 )
+
+
+# ---- the external authentication server -----------------------------------------------------------
+
+
+class ExternalAuthFields(Contract):
+    enabled: bool = False
+    token_url: str = Field(
+        default="", max_length=300, pattern=r"^(https?://[^\s]+)?$", description="its OAuth2 token endpoint"
+    )
+    client_id: str = Field(default="", max_length=200)
+    scope: str = Field(default="openid email profile offline_access", max_length=300)
+    create_users: bool = Field(default=True, description="create the Atrium account at its first sign-in")
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="per try; two more tries with backoff")
+    circuit_cool_off_s: float = Field(
+        default=30.0, ge=1, le=3600, description="after 5 failures in a row, stop calling it this long"
+    )
+    refresh_buffer_s: int | None = Field(
+        default=None,
+        ge=5,
+        le=86400,
+        description="refresh this long before expiry (default TOKEN_REFRESH_BUFFER)",
+    )
+
+
+class ExternalAuthUpdate(ExternalAuthFields):
+    client_secret: WireSecret | None = Field(default=None, max_length=500, description="leave out to keep it")
+
+
+class ExternalAuthSettings(ExternalAuthFields):
+    client_secret_set: bool = False
+    circuit_open: bool = False
+
+
+class ExternalAccessToken(Contract):
+    """The external server's access token of the caller's session (refreshed first if it is about to expire)."""
+
+    access_token: str
+    expires_at: datetime
+
+
+EXTERNAL_GET = Rpc(
+    "auth.external.get",
+    Empty,
+    ExternalAuthSettings,
+    access="admin",
+    summary="Admin: the external auth server",
+)
+EXTERNAL_UPDATE = Rpc(
+    "auth.external.update",
+    ExternalAuthUpdate,
+    ExternalAuthSettings,
+    access="admin",
+    summary="Admin: let an external auth server check passwords (OAuth2 password grant)",
+)
+EXTERNAL_TOKEN = Rpc(
+    "auth.external.token",
+    Empty,
+    ExternalAccessToken,
+    access="user",
+    effect="account",
+    summary="The external server's access token of my session",
+)

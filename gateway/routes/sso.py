@@ -1,4 +1,4 @@
-"""Single sign-on routes. A browser follows `GET /auth/sso/{provider}/start` to the provider and comes back
+"""Single sign-on and external-authentication routes. A browser follows `GET /auth/sso/{provider}/start` to the provider and comes back
 to `GET /auth/sso/{provider}/callback`, which sets the session cookies and sends it to the app, or back to
 the sign-in page with `?sso_error=` saying what failed. `POST /auth/sso/finish` is the same last step for
 clients that handle the redirect themselves. Administrators manage providers under /admin/sso-providers."""
@@ -13,12 +13,18 @@ from fastapi.responses import RedirectResponse
 from contracts import AtriumError, Empty
 from contracts.auth import Ack, TokenPair
 from contracts.identity import (
+    EXTERNAL_GET,
+    EXTERNAL_TOKEN,
+    EXTERNAL_UPDATE,
     SSO_BUTTONS,
     SSO_DELETE,
     SSO_FINISH,
     SSO_LIST,
     SSO_START,
     SSO_UPSERT,
+    ExternalAccessToken,
+    ExternalAuthSettings,
+    ExternalAuthUpdate,
     SsoButtons,
     SsoFinish,
     SsoProviderAdmin,
@@ -137,3 +143,32 @@ async def upsert_provider(
 )
 async def delete_provider(provider_id: str, call: Call, token: Token) -> Ack:
     return await call(SSO_DELETE, {"id": provider_id}, token=token)
+
+
+@router.get(
+    "/admin/external-auth",
+    response_model=ExternalAuthSettings,
+    tags=["admin"],
+    summary="The external authentication server",
+)
+async def get_external(call: Call, token: Token) -> ExternalAuthSettings:
+    return await call(EXTERNAL_GET, Empty(), token=token)
+
+
+@router.put(
+    "/admin/external-auth",
+    response_model=ExternalAuthSettings,
+    tags=["admin"],
+    summary="Let an external OAuth2 server check passwords (local administrators still sign in locally)",
+)
+async def update_external(body: ExternalAuthUpdate, call: Call, token: Token) -> ExternalAuthSettings:
+    return await call(EXTERNAL_UPDATE, body, token=token)
+
+
+@router.get(
+    "/auth/external/token",
+    response_model=ExternalAccessToken,
+    summary="The external server's access token of my session (refreshed when about to expire)",
+)
+async def external_token(call: Call, token: Token) -> ExternalAccessToken:
+    return await call(EXTERNAL_TOKEN, Empty(), token=token)

@@ -30,6 +30,9 @@ from contracts.auth import (
     Jwks,
 )
 from contracts.identity import (
+    EXTERNAL_GET,
+    EXTERNAL_TOKEN,
+    EXTERNAL_UPDATE,
     PASSKEY_LIST,
     PASSKEY_LOGIN,
     PASSKEY_LOGIN_OPTIONS,
@@ -68,6 +71,7 @@ from .handlers import (
     access_tokens,
     accounts,
     admin,
+    external,
     housekeeping,
     passkeys,
     recovery,
@@ -83,8 +87,10 @@ from .mailer import make_mailer
 from .oidc import OidcClients
 from .ratelimit import RateLimiter
 from .state import AuthState
+from .upstream import ExternalAuth
 
 HOUSEKEEPING_EVERY_S = 600
+AUTH_SECRETS_PURPOSE = b"auth secrets"  # TOTP secrets, provider client secrets, external tokens
 
 RPCS: RpcTable[AuthDeps] = {
     REGISTER: accounts.register_user,
@@ -134,8 +140,15 @@ RPCS: RpcTable[AuthDeps] = {
     SSO_DELETE: sso.delete_provider,
     SSO_START: sso.start,
     SSO_FINISH: sso.finish,
+    EXTERNAL_GET: external.get_settings,
+    EXTERNAL_UPDATE: external.update_settings,
+    EXTERNAL_TOKEN: external.external_token,
 }
-LOOPS = [Loop("housekeeping", housekeeping.housekeeping, every_s=HOUSEKEEPING_EVERY_S)]
+EXTERNAL_REFRESH_EVERY_S = 2
+LOOPS = [
+    Loop("housekeeping", housekeeping.housekeeping, every_s=HOUSEKEEPING_EVERY_S),
+    Loop("external-token-refresh", external.refresh_due, every_s=EXTERNAL_REFRESH_EVERY_S),
+]
 
 
 def create_service(settings: ServiceSettings) -> Service:
@@ -160,9 +173,10 @@ def create_service(settings: ServiceSettings) -> Service:
             mailer=make_mailer(config),
             state=AuthState(svc.verifier),
             secrets=SecretBox(
-                settings.platform_secret, purpose=b"auth secrets", missing_hint="set it and restart auth"
+                settings.platform_secret, purpose=AUTH_SECRETS_PURPOSE, missing_hint="set it and restart auth"
             ),
             oidc=OidcClients(leeway_s=config.sso_leeway_s, timeout_s=config.upstream_timeout_s),
+            external=ExternalAuth(),
         )
         # `ATRIUM_ADMIN_EMAIL` + `ATRIUM_ADMIN_PASSWORD` make the first admin at start (idempotent).
         email, password = os.environ.get("ATRIUM_ADMIN_EMAIL"), os.environ.get("ATRIUM_ADMIN_PASSWORD")

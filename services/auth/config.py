@@ -42,6 +42,8 @@ class AuthConfig:
     # allowed when checking an ID token's times.
     upstream_timeout_s: float = 5.0
     sso_leeway_s: float = 60.0
+    # External auth server: refresh its tokens this many seconds before they expire (`TOKEN_REFRESH_BUFFER`).
+    token_refresh_buffer_s: int = 300
 
     @classmethod
     def from_env(cls, data_dir: Path, env: dict[str, str] | None = None) -> AuthConfig:
@@ -68,6 +70,7 @@ class AuthConfig:
             smtp_starttls=env.get("ATRIUM_SMTP_STARTTLS", "1") not in ("0", "false", "no"),
             upstream_timeout_s=float(env.get("ATRIUM_UPSTREAM_TIMEOUT_S", cls.upstream_timeout_s)),
             sso_leeway_s=float(env.get("ATRIUM_SSO_LEEWAY_S", cls.sso_leeway_s)),
+            token_refresh_buffer_s=_int(env, "TOKEN_REFRESH_BUFFER", cls.token_refresh_buffer_s),
         )
 
     @property

@@ -220,6 +220,21 @@ sso_identities = Table(
     Column("last_login_at", DateTime(timezone=True)),
 )
 
+# The external auth server's tokens of a session that signed in through it, AES-GCM-encrypted under the
+# platform secret; refreshed before `expires_at` by a background loop, dropped when the session ends.
+external_tokens = Table(
+    "external_tokens",
+    metadata,
+    Column("session_id", UUID(as_uuid=True), ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("access_enc", Text, nullable=False),
+    Column("refresh_enc", Text),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("refreshed_at", DateTime(timezone=True)),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("last_error", String(300)),
+)
+
 # Settings an administrator changes at run time (the security policy, single sign-on options).
 auth_settings = Table(
     "auth_settings",

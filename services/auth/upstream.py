@@ -101,3 +101,25 @@ class Upstream:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+EXTERNAL_SERVER = "the external sign-in server"
+
+
+class ExternalAuth:
+    """The current settings' `Upstream` (rebuilt when they change, which also resets its circuit)."""
+
+    def __init__(self) -> None:
+        self._upstream: Upstream | None = None
+        self._built_for: tuple[str, float, float] | None = None
+
+    def upstream(self, stored: dict[str, Any]) -> Upstream:
+        key = (
+            stored.get("token_url", ""),
+            float(stored.get("timeout_s", 5.0)),
+            float(stored.get("circuit_cool_off_s", 30.0)),
+        )
+        if self._upstream is None or self._built_for != key:
+            self._upstream = Upstream(EXTERNAL_SERVER, timeout_s=key[1], cool_off_s=key[2])
+            self._built_for = key
+        return self._upstream

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from typing import Any
 
 from sqlalchemy import func, insert, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Conflict, Empty, Invalid, NotFound
 from contracts.auth import (
@@ -22,6 +24,7 @@ from contracts.auth import (
 from services.kit.context import Ctx
 
 from .. import passwords
+from ..rows import UserRow
 from ..tables import action_tokens, users
 from . import notices
 from .common import (
@@ -223,3 +226,48 @@ async def set_username(cmd: SetUsername, ctx: Ctx, deps: AuthDeps) -> UserPublic
             new=cmd.username,
         )
     return user_public(row)
+
+
+async def create_passwordless_account(
+    s: AsyncSession, deps: AuthDeps, ctx: Ctx, email: str, full_name: object, *, via: str
+) -> UserRow:
+    """An account vouched for by an outside server (single sign-on, the external auth server), with a verified
+    email and no usable password, announced in the caller's transaction; the existing one if a racing
+    sign-in created it a moment ago."""
+    # No password: the account signs in through the provider (or sets one with "forgot password").
+    unusable = await passwords.hash_password(secrets.token_urlsafe(32))
+    name = full_name if isinstance(full_name, str) else None
+    try:
+        async with s.begin_nested():
+            row: UserRow = (
+                await s.execute(
+                    insert(users)
+                    .values(
+                        id=uuid.uuid4(),
+                        email=email,
+                        password_hash=unusable,
+                        full_name=(name or None) and name[:200],
+                        role="user",
+                        email_verified=True,
+                    )
+                    .returning(users)
+                )
+            ).one()
+    except IntegrityError:  # created by a racing sign-in a moment ago
+        found = await user_by_email(s, email)
+        assert found is not None
+        return found
+    await audit(s, ctx, "user.registered", actor_id=row.id, target_id=row.id, via=via)
+    await deps.outbox.enqueue(
+        s,
+        USER_REGISTERED,
+        UserRegistered(
+            user_id=row.id,
+            email=row.email,
+            full_name=row.full_name,
+            role=row.role,
+            registered_at=row.created_at,
+        ),
+        msg_id=f"user_registered:{row.id}",
+    )
+    return row

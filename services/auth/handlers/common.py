@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Unauthenticated
@@ -28,7 +28,8 @@ from ..oidc import OidcClients
 from ..ratelimit import RateLimiter
 from ..rows import UserRow
 from ..state import AuthState
-from ..tables import audit_log, sessions, users
+from ..tables import audit_log, external_tokens, sessions, users
+from ..upstream import ExternalAuth
 
 BUS_CLIENT = "bus"
 
@@ -43,6 +44,7 @@ EndReason = Literal[
     "password_reset",
     "ended_by_user",
     "ended_by_admin",
+    "external_refused",
 ]
 
 
@@ -57,6 +59,7 @@ class AuthDeps:
     state: AuthState
     secrets: SecretBox  # second-factor secrets and provider credentials, encrypted at rest
     oidc: OidcClients  # single sign-on: one relying-party client per identity provider
+    external: ExternalAuth  # the external auth server's client (rebuilt when its settings change)
 
 
 def now() -> datetime:
@@ -172,6 +175,8 @@ async def end_sessions(
         ).scalars()
     )
     if ended:
+        # Tokens an outside server gave these sessions are dropped with them.
+        await s.execute(delete(external_tokens).where(external_tokens.c.session_id.in_(ended)))
         await audit(
             s,
             ctx,

@@ -4,6 +4,7 @@ that verify the access tokens."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import NoReturn
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
@@ -39,6 +40,7 @@ from .common import (
     user_by_login,
 )
 from .devices import describe_device
+from .external import enabled_settings, external_login
 from .factors import account_view, factors_of_user
 from .signin import open_session, token_pair
 from .two_step import require_second_step
@@ -54,16 +56,20 @@ async def login(cmd: LoginRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
         row = await user_by_login(s, login_name)
     account = account_key(row, login_name)
     deps.limiter.check("login_account", account)
+    external = await enabled_settings(deps)
+    if external is not None and (row is None or row.role != "admin"):  # local admins always sign in here
+
+        async def refuse(reason: str) -> NoReturn:
+            await _refuse_login(deps, ctx, row, account, reason)
+
+        return await external_login(
+            deps, ctx, external, login_name, cmd.password.get_secret_value(), cmd.remember_me, row, refuse
+        )
     # Always verify (against a dummy hash for an unknown account) so every failure takes as long.
     ok = await passwords.verify_password(row.password_hash if row else None, cmd.password.get_secret_value())
     if not ok or row is None or not row.is_active:
-        deps.limiter.hit("login_account", account)
         reason = "unknown_account" if row is None else ("wrong_password" if not ok else "inactive")
-        async with deps.db.transaction() as s:
-            await audit(
-                s, ctx, "login.failed", target_id=row.id if row else None, email=account, reason=reason
-            )
-        raise Unauthenticated(BAD_LOGIN)
+        await _refuse_login(deps, ctx, row, account, reason)
     async with deps.db.session() as s:
         found = await factors_of_user(s, row.id)
     if found.any:
@@ -76,6 +82,13 @@ async def login(cmd: LoginRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
         method="password",
         password=cmd.password.get_secret_value(),
     )
+
+
+async def _refuse_login(deps: AuthDeps, ctx: Ctx, row: UserRow | None, account: str, reason: str) -> NoReturn:
+    deps.limiter.hit("login_account", account)
+    async with deps.db.transaction() as s:
+        await audit(s, ctx, "login.failed", target_id=row.id if row else None, email=account, reason=reason)
+    raise Unauthenticated(BAD_LOGIN)
 
 
 Rotated = tuple[UserRow, SessionRow, str]  # the user, the session, the successor refresh token

@@ -20,11 +20,10 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Empty, Forbidden, Invalid, NotFound, Unauthenticated
-from contracts.auth import USER_REGISTERED, Ack, TokenPair, UserRegistered
+from contracts.auth import Ack, TokenPair
 from contracts.identity import (
     SSO_GROUPS_CLAIMED,
     SsoButton,
@@ -40,10 +39,11 @@ from contracts.identity import (
 )
 from services.kit.context import Ctx
 
-from .. import passwords, tokens
+from .. import tokens
 from ..oidc import OidcClient, Pkce
 from ..rows import SsoProviderRow, UserRow
-from ..tables import login_challenges, sso_identities, sso_providers, users
+from ..tables import login_challenges, sso_identities, sso_providers
+from .accounts import create_passwordless_account
 from .common import AuthDeps, audit, client_key, email_key, now, user_by_email, user_by_id
 from .signin import open_session
 
@@ -257,7 +257,10 @@ async def _account_for(deps: AuthDeps, ctx: Ctx, provider: SsoProviderRow, claim
         if user is None and email and provider.link_by_email:
             user, how = await user_by_email(s, email), "by_email"
         if user is None and email and provider.create_users:
-            user, how = await _create_account(s, deps, ctx, email, claims), "created"
+            user, how = (
+                await create_passwordless_account(s, deps, ctx, email, claims.get("name"), via="sso"),
+                "created",
+            )
         if user is None:
             await audit(s, ctx, "login.failed", reason="sso:no_account", provider=provider.id, email=email)
             failure: Exception | None = Forbidden(NO_ACCOUNT, {"reason": "no_account"})
@@ -296,48 +299,6 @@ async def _account_for(deps: AuthDeps, ctx: Ctx, provider: SsoProviderRow, claim
     assert user is not None
     await deps.outbox.flush()
     return user
-
-
-async def _create_account(
-    s: AsyncSession, deps: AuthDeps, ctx: Ctx, email: str, claims: dict[str, Any]
-) -> UserRow:
-    # No password: the account signs in through the provider (or sets one with "forgot password").
-    unusable = await passwords.hash_password(secrets.token_urlsafe(32))
-    name = claims.get("name") if isinstance(claims.get("name"), str) else None
-    try:
-        async with s.begin_nested():
-            row: UserRow = (
-                await s.execute(
-                    insert(users)
-                    .values(
-                        id=uuid.uuid4(),
-                        email=email,
-                        password_hash=unusable,
-                        full_name=(name or None) and name[:200],
-                        role="user",
-                        email_verified=True,
-                    )
-                    .returning(users)
-                )
-            ).one()
-    except IntegrityError:  # created by a racing sign-in a moment ago
-        found = await user_by_email(s, email)
-        assert found is not None
-        return found
-    await audit(s, ctx, "user.registered", actor_id=row.id, target_id=row.id, via="sso")
-    await deps.outbox.enqueue(
-        s,
-        USER_REGISTERED,
-        UserRegistered(
-            user_id=row.id,
-            email=row.email,
-            full_name=row.full_name,
-            role=row.role,
-            registered_at=row.created_at,
-        ),
-        msg_id=f"user_registered:{row.id}",
-    )
-    return row
 
 
 async def _claim_groups(
