@@ -25,10 +25,20 @@ PASSWORD = "a sturdy benchmark passphrase 1"
 
 
 class BenchStack:
-    def __init__(self, data: Path, services: Sequence[str], env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        data: Path,
+        services: Sequence[str],
+        env: dict[str, str] | None = None,
+        *,
+        code: Path = ROOT,
+    ):
+        """`code`: the checkout whose services and gateway run (another one compares versions)."""
         self.data = data
         self.services = tuple(services)
         self.extra_env = env or {}
+        self.code = code
+        self.db_urls: dict[str, str] = {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.nats = EmbeddedNats(data)
         self.pg = EmbeddedPostgres(data)
@@ -41,7 +51,7 @@ class BenchStack:
     async def start(self) -> None:
         self.nats.start()
         self.pg.start()
-        urls = await provision(self.pg.admin_url, self.data)
+        urls = self.db_urls = await provision(self.pg.admin_url, self.data)
         with_db = [n for n in self.services if catalog.spec(n).has_db]
         for name in with_db:
             await migrations.upgrade(name, urls[name], name)
@@ -62,7 +72,7 @@ class BenchStack:
         """The services and the gateway, each its own process; returns the log directory."""
         env = {
             **os.environ,
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": str(self.code),
             "NATS_URL": self.nats.url,
             "ATRIUM_DATA": str(self.data),
             "LOG_LEVEL": "WARNING",
@@ -79,7 +89,7 @@ class BenchStack:
         for name, cmd in cmds.items():
             with open(logs / f"{name}.log", "ab") as out:
                 self.procs[name] = subprocess.Popen(
-                    cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                    cmd, cwd=self.code, env=env, stdout=out, stderr=subprocess.STDOUT
                 )
         return logs
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import Contract, Empty, Rpc, WireSecret
+from .base import Contract, Empty, Rpc, Text, UrlText, WireSecret
 from .documents import DocumentsSettingsPublic, DocumentsSettingsUpdate, ProviderName
 
 
@@ -17,8 +17,8 @@ class ProviderTest(Contract):
     """Try the saved provider, or — with any of these set — unsaved values over the saved ones."""
 
     provider: ProviderName | None = None
-    model: str | None = Field(default=None, max_length=200)
-    base_url: str | None = Field(default=None, max_length=500)
+    model: Text | None = Field(default=None, max_length=200)
+    base_url: UrlText | None = Field(default=None, max_length=500)
     api_key: WireSecret | None = None
     request_timeout_s: float | None = Field(default=None, gt=0, le=120)
 

@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints
 from pydantic.networks import validate_email
 
-from .base import Contract, Empty, Event, Rpc, WireSecret, health_rpc
+from .base import Contract, Empty, Event, Rpc, Text, WireSecret, health_rpc
 from .streams import AUTH_STREAM
 
 Role = Literal["user", "admin"]
@@ -27,7 +27,7 @@ USERNAME_PATTERN = re.compile(USERNAME_RE)
 class RegisterUser(Contract):
     email: EmailStr
     password: WireSecret = Field(min_length=1, max_length=1024)
-    full_name: str | None = Field(default=None, max_length=200)
+    full_name: Text | None = Field(default=None, max_length=200)
     username: Username | None = Field(default=None, description="optional; sign in with it or the email")
 
 
@@ -136,12 +136,16 @@ class SetUsername(Contract):
 # ---- administration -----------------------------------------------------------------------------
 
 
+# Paging by offset makes PostgreSQL read every skipped row; past this, narrow the filter instead.
+MAX_OFFSET = 1_000_000
+
+
 class ListUsers(Contract):
-    search: str | None = Field(default=None, max_length=200, description="part of the email or name")
+    search: Text | None = Field(default=None, max_length=200, description="part of the email or name")
     role: Role | None = None
     state: Literal["active", "inactive"] | None = None
     limit: int = Field(default=50, ge=1, le=200)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 class UserPage(Contract):
@@ -167,7 +171,7 @@ class AdminUserRef(Contract):
 
 
 class ListAudit(Contract):
-    action: str | None = Field(
+    action: Text | None = Field(
         default=None, max_length=64, description="exact action, or a prefix ending in '.'"
     )
     actor_id: UUID | None = None
@@ -175,7 +179,7 @@ class ListAudit(Contract):
     since: datetime | None = None
     until: datetime | None = None
     limit: int = Field(default=50, ge=1, le=500)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 class AuditEntry(Contract):

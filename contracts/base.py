@@ -9,10 +9,11 @@ requests and the CLI publishes through these descriptors; no subject string live
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, StringConstraints
 
 Req = TypeVar("Req", bound=BaseModel)
 Rep = TypeVar("Rep", bound=BaseModel)
@@ -166,6 +167,14 @@ _BY_CODE: dict[ErrorCode, type[AtriumError]] = {
 WireSecret = Annotated[
     SecretStr, PlainSerializer(lambda v: v.get_secret_value(), return_type=str, when_used="json")
 ]
+
+
+# Text a client sends: PostgreSQL cannot store the NUL character, so no field takes it (the pattern says so).
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+# A URL the services will connect to: no control characters (an HTTP client refuses them as it connects).
+UrlText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$")]
+# Money as the services store it (NUMERIC(18, 2)): fewer than 17 digits before the point.
+Amount = Annotated[Decimal, Field(gt=-(10**16), lt=10**16)]
 
 
 class Contract(BaseModel):

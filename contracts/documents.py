@@ -11,13 +11,12 @@ a re-run), the others `<kind>:<stage>:<document_id>:<run_id>` (e.g. `analyzed:â€
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
 from pydantic import Field
 
-from .base import Contract, Event, Progress, Rpc, WireSecret, health_rpc
+from .base import Amount, Contract, Event, Progress, Rpc, Text, UrlText, WireSecret, health_rpc
 from .streams import DOCUMENTS_STREAM
 
 # JetStream Object Store bucket holding originals (`<document_id>`) and extraction results
@@ -151,20 +150,20 @@ class DocumentFields(Contract):
     (`docs_api.EditableField`, in this order) and the documents service's field columns derive from it."""
 
     document_type: DocumentType | None = None
-    title: str | None = Field(default=None, max_length=300)
+    title: Text | None = Field(default=None, max_length=300)
     document_date: date | None = None
-    sender: str | None = Field(default=None, max_length=300)
-    recipient: str | None = Field(default=None, max_length=300)
-    invoice_number: str | None = Field(default=None, max_length=100)
-    customer_number: str | None = Field(default=None, max_length=100)
-    total_amount: Decimal | None = None
-    net_amount: Decimal | None = None
-    tax_amount: Decimal | None = None
+    sender: Text | None = Field(default=None, max_length=300)
+    recipient: Text | None = Field(default=None, max_length=300)
+    invoice_number: Text | None = Field(default=None, max_length=100)
+    customer_number: Text | None = Field(default=None, max_length=100)
+    total_amount: Amount | None = None
+    net_amount: Amount | None = None
+    tax_amount: Amount | None = None
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     due_date: date | None = None
-    iban: str | None = Field(default=None, max_length=34)
-    language: str | None = Field(default=None, max_length=8)
-    summary: str | None = Field(default=None, max_length=2000)
+    iban: Text | None = Field(default=None, max_length=34)
+    language: Text | None = Field(default=None, max_length=8)
+    summary: Text | None = Field(default=None, max_length=2000)
 
 
 class ExtractedFields(DocumentFields):
@@ -239,21 +238,24 @@ class DocumentsSettingsPublic(DocumentsSettingsBase):
     api_key_last4: str = ""
 
 
+QUOTA_MAX = 1_000_000_000  # documents, or MB (a petabyte): more is no limit at all; send null for none
+
+
 class DocumentsSettingsUpdate(Contract):
     """PATCH semantics: only the fields sent change. `api_key: ""` clears the key; a quota sent as null is
     removed (no limit); null for any other field leaves it as it is."""
 
     provider: ProviderName | None = None
-    model: str | None = Field(default=None, max_length=200)
-    base_url: str | None = Field(default=None, max_length=500)
+    model: Text | None = Field(default=None, max_length=200)
+    base_url: UrlText | None = Field(default=None, max_length=500)
     api_key: WireSecret | None = None
-    prompt_instructions: str | None = Field(default=None, max_length=4000)
+    prompt_instructions: Text | None = Field(default=None, max_length=4000)
     request_timeout_s: float | None = Field(default=None, gt=0, le=600)
     max_upload_mb: int | None = Field(default=None, ge=1, le=2048)
     duplicate_policy: Literal["reject", "mark"] | None = None
     ai_may_create_categories: bool | None = None
-    quota_documents_per_user: int | None = Field(default=None, ge=1)
-    quota_storage_mb_per_user: int | None = Field(default=None, ge=1)
+    quota_documents_per_user: int | None = Field(default=None, ge=1, le=QUOTA_MAX)
+    quota_storage_mb_per_user: int | None = Field(default=None, ge=1, le=QUOTA_MAX)
     task_retention_days: int | None = Field(default=None, ge=1, le=3650)
 
 
@@ -301,8 +303,8 @@ class RenderPreviews(Contract):
     document_id: UUID
     owner_id: UUID
     run_id: UUID
-    object_name: str = Field(min_length=1, max_length=200)  # the original in OBJECT_BUCKET
-    page_count: int = Field(ge=1)
+    object_name: Text = Field(min_length=1, max_length=200)  # the original in OBJECT_BUCKET
+    page_count: int = Field(ge=1, le=100_000)
     page: int = Field(ge=1, le=PREVIEW_MAX_PAGES)
 
 

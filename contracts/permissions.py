@@ -14,7 +14,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from .base import Contract, Empty, Event, Rpc, health_rpc
+from .base import Contract, Empty, Event, Rpc, Text, health_rpc
 from .streams import PERMISSIONS_STREAM
 
 # An app key is one lowercase subject-safe token: it appears in routes and in grants.
@@ -124,15 +124,15 @@ class UserGrants(Contract):
 
 
 class GroupCreate(Contract):
-    name: str = Field(min_length=1, max_length=80)
-    description: str = Field(default="", max_length=500)
+    name: Text = Field(min_length=1, max_length=80)
+    description: Text = Field(default="", max_length=500)
 
 
 class GroupPatch(Contract):
     """Only the fields sent (not null) change."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=80)
-    description: str | None = Field(default=None, max_length=500)
+    name: Text | None = Field(default=None, min_length=1, max_length=80)
+    description: Text | None = Field(default=None, max_length=500)
 
 
 class GroupUpdate(GroupPatch):

@@ -16,7 +16,7 @@ from uuid import UUID
 import phonenumbers
 from pydantic import Base64Bytes, Field, field_validator
 
-from .base import Contract, Empty, Rpc, health_rpc
+from .base import Contract, Empty, Rpc, Text, health_rpc
 
 LOCALES = ("en", "ru")
 Locale = Literal["en", "ru"]
@@ -63,12 +63,12 @@ class ProfileUpdate(Contract):
     """PATCH body: only the fields sent (not null) change; an empty string clears an optional text
     field. Anything else (`user_id`, `role`, `email`…) is refused by `extra="forbid"`."""
 
-    display_name: str | None = Field(default=None, max_length=80)
-    full_name: str | None = Field(default=None, max_length=200)
-    phone: str | None = Field(default=None, max_length=40)
-    job_title: str | None = Field(default=None, max_length=120)
+    display_name: Text | None = Field(default=None, max_length=80)
+    full_name: Text | None = Field(default=None, max_length=200)
+    phone: Text | None = Field(default=None, max_length=40)
+    job_title: Text | None = Field(default=None, max_length=120)
     locale: Locale | None = None
-    time_zone: str | None = Field(default=None, max_length=64)
+    time_zone: Text | None = Field(default=None, max_length=64)
     theme: Theme | None = None
 
     @field_validator("display_name", "full_name", "job_title")

@@ -8,12 +8,15 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts import Header
 from services.kit.logging import log_fields, request_id_var
 
-from . import errors, web
+from . import errors, http_types, web
 from .bus import BusClient
 from .routes import auth, health
 from .settings import GatewaySettings
@@ -21,11 +24,17 @@ from .settings import GatewaySettings
 log = logging.getLogger("atrium.gateway")
 
 API_PREFIX = "/api/v1"
+# Every route calls a service over the bus: each may answer these, whatever it does.
+BUS_ERRORS = errors.errors(422, 500, 503, 504)
 
 
-def client_ip(request: Request, trusted: tuple[str, ...]) -> str:
-    peer = request.client.host if request.client else ""
-    forwarded = request.headers.get("x-forwarded-for")
+def operation_id(route: APIRoute) -> str:
+    """The OpenAPI operationId (and the web app's generated name) is the route function's name."""
+    return route.name
+
+
+def client_ip(peer: str, forwarded: str | None, trusted: tuple[str, ...]) -> str:
+    """The caller's address: the peer's, or the last `X-Forwarded-For` hop when the peer is a trusted proxy."""
     if forwarded and peer in trusted:
         candidate = forwarded.split(",")[-1].strip()
         try:
@@ -34,6 +43,74 @@ def client_ip(request: Request, trusted: tuple[str, ...]) -> str:
         except ValueError:
             pass
     return peer
+
+
+def request_id(incoming: str) -> str:
+    """The caller's `X-Request-Id` when it is a sane token, else a new one."""
+    if incoming and len(incoming) <= 64 and incoming.replace("-", "").isalnum():
+        return incoming
+    return uuid.uuid4().hex
+
+
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+)
+
+
+class RequestContext:
+    """Per request: the request id (from the caller or new) in `request.state`, the logs and the
+    response; the client IP in `request.state`; `Cache-Control: no-store` and one log line for API
+    calls; security headers on every response.
+
+    Plain ASGI rather than `@app.middleware("http")`: that one (BaseHTTPMiddleware) runs the app in a
+    task of its own and passes the response through memory streams, a cost on every request."""
+
+    def __init__(self, app: ASGIApp, trusted_proxies: tuple[str, ...]):
+        self.app = app
+        self.trusted = trusted_proxies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        rid = request_id(headers.get(Header.REQUEST_ID, ""))
+        peer = scope["client"][0] if scope.get("client") else ""
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        state["client_ip"] = client_ip(peer, headers.get("x-forwarded-for"), self.trusted)
+        path: str = scope["path"]
+        api = path.startswith("/api/")
+        started = time.perf_counter()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                out = MutableHeaders(scope=message)
+                out[Header.REQUEST_ID] = rid
+                if api:
+                    out.setdefault("Cache-Control", "no-store")
+                    log_fields(
+                        log,
+                        logging.INFO,
+                        "http",
+                        method=scope["method"],
+                        path=path,
+                        status=message["status"],
+                        ms=round((time.perf_counter() - started) * 1000, 1),
+                        request_id=rid,
+                    )
+                for name, value in SECURITY_HEADERS:
+                    out.setdefault(name, value)
+            await send(message)
+
+        token = request_id_var.set(rid)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            request_id_var.reset(token)
 
 
 def create_app(
@@ -55,58 +132,28 @@ def create_app(
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/api/openapi.json",
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.bus = bus
     errors.install(app)
 
-    @app.middleware("http")
-    async def request_context(request: Request, call_next):  # type: ignore[no-untyped-def]
-        incoming = request.headers.get(Header.REQUEST_ID, "")
-        rid = (
-            incoming
-            if incoming and len(incoming) <= 64 and incoming.replace("-", "").isalnum()
-            else uuid.uuid4().hex
-        )
-        request.state.request_id = rid
-        request.state.client_ip = client_ip(request, settings.trusted_proxies)
-        token = request_id_var.set(rid)
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        finally:
-            request_id_var.reset(token)
-        response.headers[Header.REQUEST_ID] = rid
-        if request.url.path.startswith("/api/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-            log_fields(
-                log,
-                logging.INFO,
-                "http",
-                method=request.method,
-                path=request.url.path,
-                status=response.status_code,
-                ms=round((time.perf_counter() - started) * 1000, 1),
-                request_id=rid,
-            )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        return response
+    app.add_middleware(RequestContext, trusted_proxies=settings.trusted_proxies)
 
     api = APIRouter(prefix=API_PREFIX)
-    api.include_router(health.router)
-    api.include_router(auth.router)
+    api.include_router(health.router)  # answers for itself, never with an error envelope
+    api.include_router(auth.router, responses=BUS_ERRORS)
     for r in extra_routers or []:
         api.include_router(r)
     from .routes import discover
 
     for r in discover():
-        api.include_router(r)
+        api.include_router(r, responses=BUS_ERRORS)
     app.include_router(api)
     for r in root_routers():
-        app.include_router(r)
+        app.include_router(r, responses=BUS_ERRORS)
     web.mount(app, settings.web_dist)
+    http_types.install(app)
     return app
 
 

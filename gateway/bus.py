@@ -97,7 +97,7 @@ class CallContext:
         return await send(token=fresh)
 
 
-def get_call(request: Request) -> CallContext:
+async def get_call(request: Request) -> CallContext:  # async: no thread-pool hop (see transport.py)
     return CallContext(request.app.state.bus, request)
 
 

@@ -3,16 +3,74 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts import HTTP_STATUS, AtriumError, ErrorCode, RateLimited
 from services.kit.bus import validation_details
 
+from .http_types import component
+
 log = logging.getLogger("atrium.gateway")
+
+
+class ErrorInfo(BaseModel):
+    code: ErrorCode = Field(description="One code per HTTP status (see the response's description).")
+    message: str = Field(description="What was wrong and what to do, in plain words.")
+    details: Any = Field(
+        default=None,
+        description="For `invalid`: a list of `{field, message, type}`; otherwise an object or null.",
+    )
+    request_id: str = Field(description="Also in the `X-Request-ID` header; the logs carry it.")
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every failure the API answers."""
+
+    error: ErrorInfo
+
+
+_CODE_OF_STATUS = {status: code for code, status in HTTP_STATUS.items()}
+
+# What each status means on this API, for the OpenAPI document (the code in the body says the same).
+_MEANING = {
+    401: "Not signed in, or the access token expired or was revoked: sign in or refresh the session.",
+    403: "Not allowed: administrators only, an app not granted to you, or a cookie-authenticated "
+    "request without the X-CSRF-Token header.",
+    404: "No such object among yours (another user's objects are not found either).",
+    409: "The request conflicts with the current state (a duplicate, a quota, or a concurrent change).",
+    413: "The body is larger than the limit, or the upload exceeds your storage quota.",
+    415: "The body is not of a supported type.",
+    422: "The request is not valid: `details` lists the fields.",
+    429: "Too many attempts: wait `Retry-After` seconds.",
+    500: "A failure on our side (a bug); it is logged with the request id.",
+    503: "A service or the message bus is not reachable; try again shortly.",
+    504: "A service did not answer in time; try again.",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, each with the error envelope as its body."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        response: dict[str, Any] = {
+            "description": f"`{_CODE_OF_STATUS[status].value}`: {_MEANING[status]}",
+            # By reference, not `model`: FastAPI would file the body under a streaming route's media type.
+            "content": {"application/json": {"schema": component(ErrorEnvelope)}},
+        }
+        if status == 429:
+            response["headers"] = {
+                "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+            }
+        responses[status] = response
+    return responses
+
 
 _STATUS_TO_CODE = {
     404: ErrorCode.NOT_FOUND,
@@ -31,11 +89,13 @@ def error_response(
     message: str,
     details: object = None,
     status: int | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     rid = getattr(request.state, "request_id", "")
-    body = {"error": {"code": code.value, "message": message, "details": details, "request_id": rid}}
-    return JSONResponse(body, status_code=status or HTTP_STATUS[code], headers=headers)
+    body = ErrorEnvelope(error=ErrorInfo(code=code, message=message, details=details, request_id=rid))
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=status or HTTP_STATUS[code], headers=headers
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -68,10 +128,15 @@ def install(app: FastAPI) -> None:
         code = _STATUS_TO_CODE.get(
             exc.status_code, ErrorCode.INVALID if exc.status_code < 500 else ErrorCode.INTERNAL
         )
+        # 404, 405 and the like keep their status; anything else gets its code's one status (a body
+        # FastAPI cannot decode is a 400 there, `invalid` — 422 — here).
+        status = exc.status_code if exc.status_code in _STATUS_TO_CODE else HTTP_STATUS[code]
         message = exc.detail if isinstance(exc.detail, str) else "Request failed."
         if exc.status_code == 404:
             message = f"There is no {request.url.path}. See /api/docs for the API."
-        return error_response(request, code, message, status=exc.status_code)
+        elif exc.status_code == 400:
+            message = "The request body could not be read: send UTF-8 JSON (or the documented content type)."
+        return error_response(request, code, message, status=status, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:
@@ -81,4 +146,4 @@ def install(app: FastAPI) -> None:
         )
 
 
-__all__ = ["install", "error_response", "validation_details"]
+__all__ = ["ErrorEnvelope", "errors", "install", "error_response", "validation_details"]

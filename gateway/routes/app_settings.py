@@ -15,9 +15,10 @@ from contracts.ai import (
 from contracts.documents import DocumentsSettingsPublic, DocumentsSettingsUpdate
 
 from ..bus import Call
+from ..errors import errors
 from ..transport import Token
 
-router = APIRouter(prefix="/apps/documents/settings", tags=["settings"])
+router = APIRouter(prefix="/apps/documents/settings", tags=["settings"], responses=errors(401, 403))
 
 # The provider test waits for a model server that may be slow to load a model.
 PROVIDER_TEST_TIMEOUT_S = 60.0
@@ -29,7 +30,10 @@ async def get_settings(call: Call, token: Token) -> DocumentsSettingsPublic:
 
 
 @router.patch(
-    "", response_model=DocumentsSettingsPublic, summary='Change some settings; `api_key: ""` clears it'
+    "",
+    response_model=DocumentsSettingsPublic,
+    summary='Change some settings; `api_key: ""` clears it',
+    responses=errors(409),
 )
 async def update_settings(body: DocumentsSettingsUpdate, call: Call, token: Token) -> DocumentsSettingsPublic:
     return await call(AI_SETTINGS_UPDATE, body, token=token)

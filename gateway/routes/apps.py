@@ -8,9 +8,10 @@ from contracts import Empty
 from contracts.permissions import MY_APPS, AppList
 
 from ..bus import Call
+from ..errors import errors
 from ..transport import Token
 
-router = APIRouter(prefix="/apps", tags=["apps"])
+router = APIRouter(prefix="/apps", tags=["apps"], responses=errors(401))
 
 
 @router.get("", response_model=AppList, summary="My granted, available apps")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import BaseModel
 
 from contracts import AtriumError, Empty, ErrorCode, Unauthenticated
 from contracts.auth import (
@@ -49,11 +49,22 @@ from contracts.auth import (
 )
 
 from ..bus import Call
-from ..errors import error_response
+from ..errors import error_response, errors
 from ..transport import OptionalToken, Token, clear_session_cookies, cookie_names, set_session_cookies
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 root_router = APIRouter(tags=["auth"])
+
+
+class PasswordGrant(BaseModel):
+    """The OAuth2 password grant, as the form Swagger's "Authorize" sends: `username` is the email or username."""
+
+    grant_type: str | None = None
+    username: str
+    password: str
+    scope: str = ""
+    client_id: str | None = None
+    client_secret: str | None = None
 
 
 def with_cookies(
@@ -78,18 +89,34 @@ def _signed_out(request: Request, exc: AtriumError) -> JSONResponse:
     return resp
 
 
-@router.post("/register", status_code=201, response_model=UserPublic, summary="Create an account")
+@router.post(
+    "/register",
+    status_code=201,
+    response_model=UserPublic,
+    summary="Create an account",
+    responses=errors(409, 429),
+)
 async def register(body: RegisterUser, call: Call) -> UserPublic:
     return await call(REGISTER, body)
 
 
-@router.post("/login", response_model=TokenPair, summary="Sign in with email and password (JSON)")
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    summary="Sign in with email and password (JSON)",
+    responses=errors(401, 429),
+)
 async def login(body: LoginRequest, call: Call, request: Request, response: Response) -> TokenPair:
     return with_cookies(request, response, await call(LOGIN, body), sign_in=True)
 
 
-@router.post("/token", response_model=TokenPair, summary="OAuth2 password flow (form: username, password)")
-async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], call: Call) -> TokenPair:
+@router.post(
+    "/token",
+    response_model=TokenPair,
+    summary="OAuth2 password flow (form: username, password)",
+    responses=errors(401, 429),
+)
+async def token(form: Annotated[PasswordGrant, Form()], call: Call) -> TokenPair:
     # A dict, not the model: a malformed username becomes an `invalid` error like any other body.
     return await call(LOGIN, {"email": form.username, "password": form.password})
 
@@ -98,6 +125,7 @@ async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], call: Cal
     "/refresh",
     response_model=TokenPair,
     summary='New token pair from the refresh cookie or {"refresh_token": …}',
+    responses=errors(401, 429),
 )
 async def refresh(
     call: Call, request: Request, response: Response, body: RefreshRequest | None = None
@@ -119,7 +147,7 @@ async def refresh(
     return with_cookies(request, response, pair) if from_cookie else pair
 
 
-@router.post("/logout", response_model=Ack, summary="End this session")
+@router.post("/logout", response_model=Ack, summary="End this session", responses=errors(401, 403))
 async def logout(
     call: Call, request: Request, response: Response, token: OptionalToken, body: LogoutRequest | None = None
 ) -> Ack:
@@ -130,59 +158,92 @@ async def logout(
     return ack
 
 
-@router.post("/logout-all", response_model=Ack, summary="End every session of this account")
+@router.post(
+    "/logout-all",
+    response_model=Ack,
+    summary="End every session of this account",
+    responses=errors(401, 403, 404),
+)
 async def logout_all(call: Call, request: Request, response: Response, token: Token) -> Ack:
     ack: Ack = await call(LOGOUT_ALL, Empty(), token=token)
     clear_session_cookies(request, response)
     return ack
 
 
-@router.get("/me", response_model=UserPublic, summary="The signed-in user")
+@router.get("/me", response_model=UserPublic, summary="The signed-in user", responses=errors(401, 404))
 async def me(call: Call, token: Token) -> UserPublic:
     return await call(ME, Empty(), token=token)
 
 
-@router.get("/sessions", response_model=SessionList, summary="My live sessions")
+@router.get("/sessions", response_model=SessionList, summary="My live sessions", responses=errors(401))
 async def sessions(call: Call, token: Token) -> SessionList:
     return await call(SESSIONS, Empty(), token=token)
 
 
-@router.delete("/sessions/{session_id}", response_model=Ack, summary="End one of my sessions")
+@router.delete(
+    "/sessions/{session_id}",
+    response_model=Ack,
+    summary="End one of my sessions",
+    responses=errors(401, 403, 404),
+)
 async def end_session(session_id: UUID, call: Call, token: Token) -> Ack:
     return await call(END_SESSION, EndSession(session_id=session_id), token=token)
 
 
-@router.post("/password/change", response_model=Ack, summary="Change my password; my other sessions end")
+@router.post(
+    "/password/change",
+    response_model=Ack,
+    summary="Change my password; my other sessions end",
+    responses=errors(401, 403, 404, 429),
+)
 async def change_password(body: ChangePassword, call: Call, token: Token) -> Ack:
     return await call(CHANGE_PASSWORD, body, token=token)
 
 
 @router.post(
-    "/password/forgot", response_model=Ack, summary="Mail a reset link (same answer for any address)"
+    "/password/forgot",
+    response_model=Ack,
+    summary="Mail a reset link (same answer for any address)",
+    responses=errors(429),
 )
 async def forgot_password(body: ForgotPassword, call: Call) -> Ack:
     return await call(FORGOT_PASSWORD, body)
 
 
-@router.post("/password/reset", response_model=Ack, summary="Set a new password with a reset token")
+@router.post(
+    "/password/reset",
+    response_model=Ack,
+    summary="Set a new password with a reset token",
+    responses=errors(429),
+)
 async def reset_password(body: ResetPassword, call: Call, request: Request, response: Response) -> Ack:
     ack: Ack = await call(RESET_PASSWORD, body)
     clear_session_cookies(request, response)
     return ack
 
 
-@router.post("/email/verify", response_model=UserPublic, summary="Confirm an email address")
+@router.post(
+    "/email/verify", response_model=UserPublic, summary="Confirm an email address", responses=errors(409, 429)
+)
 async def verify_email(body: VerifyEmail, call: Call) -> UserPublic:
     return await call(VERIFY_EMAIL, body)
 
 
-@router.post("/email/verify/resend", response_model=Ack, summary="Mail me a new confirmation link")
+@router.post(
+    "/email/verify/resend",
+    response_model=Ack,
+    summary="Mail me a new confirmation link",
+    responses=errors(401, 403, 404, 429),
+)
 async def resend_verification(call: Call, token: Token) -> Ack:
     return await call(RESEND_VERIFICATION, Empty(), token=token)
 
 
 @router.post(
-    "/email/change", response_model=Ack, summary="Change my email (confirmed by a link to the new one)"
+    "/email/change",
+    response_model=Ack,
+    summary="Change my email (confirmed by a link to the new one)",
+    responses=errors(401, 403, 404, 409, 429),
 )
 async def change_email(body: ChangeEmail, call: Call, token: Token) -> Ack:
     return await call(CHANGE_EMAIL, body, token=token)

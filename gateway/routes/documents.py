@@ -3,76 +3,97 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, get_origin
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from contracts import AtriumError, Empty, NotFound, Unavailable
+from contracts import AtriumError, Empty, ErrorCode, Invalid, NotFound, Unavailable
 from contracts import docs_api as api
 
 from ..bus import Call
+from ..errors import errors
+from ..http_types import BINARY, CommaLists, binary_response
 from ..transport import Token
-from ..uploads import content_disposition, documents_store, receive_pdfs, remove, stream_object
+from ..uploads import MAX_FILES, content_disposition, documents_store, receive_pdfs, remove, stream_object
 
-router = APIRouter(prefix="/documents", tags=["documents"])
-
-
-def query_model(request: Request, model: type[BaseModel], **fixed: Any) -> dict[str, Any]:
-    """Query parameters as a contract's fields: list fields repeat (`?status=a&status=b`) or use commas."""
-    data: dict[str, Any] = {}
-    for key in request.query_params:
-        info = model.model_fields.get(key)
-        values = request.query_params.getlist(key)
-        annotation = info.annotation if info else None
-        if annotation is not None and get_origin(annotation) is list:
-            data[key] = [v.strip() for raw in values for v in raw.split(",") if v.strip()]
-        else:
-            data[key] = values[-1]
-    data.update(fixed)
-    return data
+router = APIRouter(prefix="/documents", tags=["documents"], responses=errors(401, 403))
 
 
-@router.post("", status_code=201, summary="Upload one or more PDFs (multipart, parts named 'file')")
-async def upload(request: Request, call: Call, token: Token) -> JSONResponse:
+class ListDocumentsQuery(CommaLists, api.ListDocuments):
+    """`GET /documents`'s query string: the contract's filters, sort, page size and cursor."""
+
+
+class UploadFailure(BaseModel):
+    filename: str
+    code: ErrorCode
+    message: str
+    details: Any = None
+
+
+class UploadBatch(BaseModel):
+    """Each file is recorded or refused on its own; the request fails only when every file is refused."""
+
+    documents: list[api.UploadResult]
+    errors: list[UploadFailure]
+
+
+MULTIPART_PDFS = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "array", "items": BINARY, "maxItems": MAX_FILES}},
+                    "required": ["file"],
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=UploadBatch,
+    summary="Upload one or more PDFs (multipart, parts named 'file')",
+    openapi_extra=MULTIPART_PDFS,
+    responses=errors(409, 413, 415),
+)
+async def upload(request: Request, call: Call, token: Token) -> UploadBatch:
     policy: api.UploadPolicy = await call(api.UPLOAD_PREPARE, Empty(), token=token)
     files = await receive_pdfs(request, policy)
-    created: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
+    batch = UploadBatch(documents=[], errors=[])
     for f in files:
         try:
-            result: api.UploadResult = await call(
-                api.DOCUMENT_CREATE,
-                api.CreateDocument(object_name=f.object_name, filename=f.filename),
-                token=token,
-            )
-            created.append(result.model_dump(mode="json"))
+            # A dict: a filename the contract refuses (too long, a NUL) is an `invalid` error like any other.
+            created = {"object_name": f.object_name, "filename": f.filename}
+            result: api.UploadResult = await call(api.DOCUMENT_CREATE, created, token=token)
+            batch.documents.append(result)
         except AtriumError as err:
-            if isinstance(
-                err, Unavailable
-            ):  # nobody recorded it (the service removes files it refuses itself)
+            # Refused before any service recorded it (the service removes the files it refuses itself).
+            if isinstance(err, Unavailable | Invalid):
                 await remove(await documents_store(request), str(f.object_name))
             if len(files) == 1:
                 raise
-            errors.append(
-                {
-                    "filename": f.filename,
-                    "code": err.code.value,
-                    "message": err.message,
-                    "details": err.details,
-                }
+            batch.errors.append(
+                UploadFailure(filename=f.filename, code=err.code, message=err.message, details=err.details)
             )
-    if not created and errors:
-        first = errors[0]
-        raise AtriumError(first["message"], first["details"], code=first["code"])
-    return JSONResponse({"documents": created, "errors": errors}, status_code=201)
+    if not batch.documents and batch.errors:
+        first = batch.errors[0]
+        raise AtriumError(first.message, first.details, code=first.code)
+    return batch
 
 
 @router.get("", response_model=api.DocumentPage, summary="Filter, search, sort and page your documents")
-async def list_documents(request: Request, call: Call, token: Token) -> api.DocumentPage:
-    return await call(api.DOCUMENT_LIST, query_model(request, api.ListDocuments), token=token)
+async def list_documents(
+    query: Annotated[ListDocumentsQuery, Query()], call: Call, token: Token
+) -> api.DocumentPage:
+    return await call(api.DOCUMENT_LIST, query, token=token)
 
 
 @router.get(
@@ -82,26 +103,40 @@ async def counts(call: Call, token: Token) -> api.DocumentCounts:
     return await call(api.DOCUMENT_COUNTS, Empty(), token=token)
 
 
-@router.post("/bulk", response_model=api.BulkResult, summary="One action over a selection (ids) or a filter")
+@router.post(
+    "/bulk",
+    response_model=api.BulkResult,
+    summary="One action over a selection (ids) or a filter",
+    responses=errors(404),
+)
 async def bulk(body: api.BulkAction, call: Call, token: Token) -> api.BulkResult:
     return await call(api.DOCUMENT_BULK, body, token=token)
 
 
-@router.get("/{doc_id}", response_model=api.DocumentDetail, summary="A document with pages, fields and tasks")
+@router.get(
+    "/{doc_id}",
+    response_model=api.DocumentDetail,
+    summary="A document with pages, fields and tasks",
+    responses=errors(404),
+)
 async def get_document(doc_id: UUID, call: Call, token: Token) -> api.DocumentDetail:
     return await call(api.DOCUMENT_GET, api.DocumentRef(id=doc_id), token=token)
 
 
 @router.patch(
-    "/{doc_id}", response_model=api.DocumentDetail, summary="Edit the title or fields (kept on re-runs)"
+    "/{doc_id}",
+    response_model=api.DocumentDetail,
+    summary="Edit the title or fields (kept on re-runs)",
+    responses=errors(404, 409),
 )
 async def update_document(
-    doc_id: UUID, call: Call, token: Token, body: dict[str, Any] = Body(...)
+    doc_id: UUID, body: api.DocumentEdit, call: Call, token: Token
 ) -> api.DocumentDetail:
-    return await call(api.DOCUMENT_UPDATE, {**body, "id": doc_id}, token=token)
+    edit = api.UpdateDocument(id=doc_id, **body.model_dump(exclude_unset=True))
+    return await call(api.DOCUMENT_UPDATE, edit, token=token)
 
 
-@router.delete("/{doc_id}", status_code=204, summary="Delete a document and its file")
+@router.delete("/{doc_id}", status_code=204, summary="Delete a document and its file", responses=errors(404))
 async def delete_document(doc_id: UUID, call: Call, token: Token) -> Response:
     await call(api.DOCUMENT_DELETE, api.DocumentRef(id=doc_id), token=token)
     return Response(status_code=204)
@@ -125,7 +160,12 @@ async def _stream_or_404(store: Any, name: str) -> AsyncIterator[bytes]:
     return body()
 
 
-@router.get("/{doc_id}/file", summary="Download the original PDF")
+@router.get(
+    "/{doc_id}/file",
+    summary="Download the original PDF",
+    response_class=StreamingResponse,
+    responses={**binary_response("application/pdf", description="The PDF, as uploaded."), **errors(404)},
+)
 async def download(doc_id: UUID, request: Request, call: Call, token: Token) -> StreamingResponse:
     ticket: api.DownloadTicket = await call(api.DOCUMENT_DOWNLOAD, api.DocumentRef(id=doc_id), token=token)
     body = await _stream_or_404(await documents_store(request), ticket.object_name)
@@ -140,14 +180,20 @@ async def download(doc_id: UUID, request: Request, call: Call, token: Token) -> 
 
 
 @router.get(
-    "/{doc_id}/pages/{page}/preview", summary="A page's PNG preview (the first pages of the current run)"
+    "/{doc_id}/pages/{page}/preview",
+    summary="A page's PNG preview (the first pages of the current run)",
+    response_class=StreamingResponse,
+    responses={**binary_response("image/png", description="The page as a PNG image."), **errors(404)},
 )
 async def page_preview(
-    doc_id: UUID, page: int, request: Request, call: Call, token: Token
+    doc_id: UUID,
+    page: Annotated[int, Path(ge=1, le=api.PAGE_NUMBER_MAX)],
+    request: Request,
+    call: Call,
+    token: Token,
 ) -> StreamingResponse:
-    # A dict, so an out-of-range page is the service's validation error (422), not a gateway crash.
     ticket: api.PreviewTicket = await call(
-        api.DOCUMENT_PREVIEW, {"document_id": doc_id, "page": page}, token=token
+        api.DOCUMENT_PREVIEW, api.PreviewRef(document_id=doc_id, page=page), token=token
     )
     body = await _stream_or_404(await documents_store(request), ticket.object_name)
     return StreamingResponse(
@@ -157,6 +203,11 @@ async def page_preview(
     )
 
 
-@router.post("/{doc_id}/reprocess", response_model=api.DocumentSummary, summary="Run the pipeline again")
+@router.post(
+    "/{doc_id}/reprocess",
+    response_model=api.DocumentSummary,
+    summary="Run the pipeline again",
+    responses=errors(404, 409),
+)
 async def reprocess(doc_id: UUID, call: Call, token: Token) -> api.DocumentSummary:
     return await call(api.DOCUMENT_REPROCESS, api.DocumentRef(id=doc_id), token=token)

@@ -17,18 +17,34 @@ from fastapi.responses import StreamingResponse
 
 from contracts import Empty, Unavailable
 from contracts import docs_api as api
-from contracts.documents import DOCUMENT_PROGRESS
+from contracts.documents import DOCUMENT_PROGRESS, DocumentProgress
 
 from ..bus import Call
+from ..errors import errors
+from ..http_types import event_stream
 from ..transport import Token
 
-router = APIRouter(tags=["documents"])
+router = APIRouter(tags=["documents"], responses=errors(401, 403))
 
 HEARTBEAT_S = 15.0
 QUEUE_MAX = 256
 
 
-@router.get("/events", summary="Live progress of your documents (text/event-stream)")
+class EventStreamResponse(StreamingResponse):
+    media_type = "text/event-stream"
+
+
+@router.get(
+    "/events",
+    summary="Live progress of your documents (text/event-stream)",
+    response_class=EventStreamResponse,
+    responses=event_stream(
+        DocumentProgress,
+        event="progress",
+        description="An endless `text/event-stream`: a `: connected` comment once subscribed, `: keep-alive` "
+        "every 15 s, and one `event: progress` per change whose `data:` is a `DocumentProgress` as JSON.",
+    ),
+)
 async def events(request: Request, call: Call, token: Token) -> StreamingResponse:
     grant: api.EventsGrant = await call(api.EVENTS_GRANT, Empty(), token=token)
     nc = request.app.state.bus.nc
@@ -63,8 +79,7 @@ async def events(request: Request, call: Call, token: Token) -> StreamingRespons
         finally:
             await sub.unsubscribe()
 
-    return StreamingResponse(
+    return EventStreamResponse(
         stream(),
-        media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -26,9 +26,12 @@ from contracts.profile import (
 )
 
 from ..bus import Call
+from ..errors import errors
+from ..http_types import binary_body, binary_response
 from ..transport import Token
 
-router = APIRouter(prefix="/profile", tags=["profile"])
+router = APIRouter(prefix="/profile", tags=["profile"], responses=errors(401))
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
 
 
 def _too_large(size: int | None = None) -> TooLarge:
@@ -58,7 +61,10 @@ async def get_profile(call: Call, token: Token) -> ProfilePublic:
 
 
 @router.patch(
-    "", response_model=ProfilePublic, summary="Change my profile (fields sent and not null; '' clears)"
+    "",
+    response_model=ProfilePublic,
+    summary="Change my profile (fields sent and not null; '' clears)",
+    responses=errors(403),
 )
 async def update_profile(body: ProfileUpdate, call: Call, token: Token) -> ProfilePublic:
     return await call(PROFILE_UPDATE, body, token=token)
@@ -68,6 +74,12 @@ async def update_profile(body: ProfileUpdate, call: Call, token: Token) -> Profi
     "/avatar",
     response_model=ProfilePublic,
     summary="Replace my avatar: the raw PNG, JPEG or WebP bytes as the body, at most 2 MB",
+    openapi_extra=binary_body(
+        *IMAGE_TYPES,
+        "application/octet-stream",
+        description="The image file itself (the service decides its type by content, not by Content-Type).",
+    ),
+    responses=errors(403, 413, 415),
 )
 async def put_avatar(request: Request, call: Call, token: Token) -> ProfilePublic:
     data = await read_capped(request, AVATAR_MAX_BYTES)
@@ -80,7 +92,7 @@ async def put_avatar(request: Request, call: Call, token: Token) -> ProfilePubli
     "/avatar",
     summary="My avatar, 256 px",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}},
+    responses={**binary_response(*IMAGE_TYPES, description="The avatar image."), **errors(404)},
 )
 async def get_avatar(call: Call, token: Token) -> Response:
     image: AvatarImage = await call(AVATAR_GET, Empty(), token=token)
@@ -94,6 +106,6 @@ async def get_avatar(call: Call, token: Token) -> Response:
     )
 
 
-@router.delete("/avatar", response_model=ProfilePublic, summary="Remove my avatar")
+@router.delete("/avatar", response_model=ProfilePublic, summary="Remove my avatar", responses=errors(403))
 async def delete_avatar(call: Call, token: Token) -> ProfilePublic:
     return await call(AVATAR_DELETE, Empty(), token=token)

@@ -6,42 +6,69 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from contracts import docs_api as api
 
 from ..bus import Call
+from ..errors import errors
+from ..http_types import CommaLists
 from ..transport import Token
-from .documents import query_model
 
-router = APIRouter(prefix="/tasks", tags=["documents"])
+router = APIRouter(prefix="/tasks", tags=["documents"], responses=errors(401, 403))
 
 EXPORT_MAX_ROWS = 100_000
 EXPORT_PAGE = 500
 
 
+class ListTasksQuery(CommaLists, api.ListTasks):
+    """`GET /tasks`'s query string: the contract's filters, page size and cursor."""
+
+
+class ExportTasksQuery(CommaLists, api.TaskFilter):
+    """`GET /tasks/export`'s query string: the filters of `GET /tasks` (every page) and the format."""
+
+    format: Literal["csv", "json"] = "csv"
+
+
 @router.get("", response_model=api.TaskPage, summary="Your tasks (admins: all_users=true for everyone's)")
-async def list_tasks(request: Request, call: Call, token: Token) -> api.TaskPage:
-    return await call(api.TASK_LIST, query_model(request, api.ListTasks), token=token)
+async def list_tasks(query: Annotated[ListTasksQuery, Query()], call: Call, token: Token) -> api.TaskPage:
+    return await call(api.TASK_LIST, query, token=token)
 
 
 @router.get("/stats", response_model=api.TaskStats, summary="Counts, durations, providers and days")
-async def stats(request: Request, call: Call, token: Token) -> api.TaskStats:
-    return await call(api.TASK_STATS, query_model(request, api.TaskStatsQuery), token=token)
+async def stats(query: Annotated[api.TaskStatsQuery, Query()], call: Call, token: Token) -> api.TaskStats:
+    return await call(api.TASK_STATS, query, token=token)
 
 
-@router.get("/export", summary="Export the filtered task history as CSV or JSON")
-async def export(
-    request: Request, call: Call, token: Token, format: Literal["csv", "json"] = "csv"
-) -> StreamingResponse:
-    query = query_model(request, api.ListTasks, limit=EXPORT_PAGE)
-    query.pop("format", None)
+EXPORTED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "`format=csv`: a header row, then one row per task; `format=json`: an array of tasks.",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/json": {
+                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/TaskPublic"}}
+            },
+        },
+    }
+}
+
+
+@router.get(
+    "/export",
+    summary="Export the filtered task history as CSV or JSON",
+    response_class=StreamingResponse,
+    responses=EXPORTED,
+)
+async def export(query: Annotated[ExportTasksQuery, Query()], call: Call, token: Token) -> StreamingResponse:
+    format = query.format
+    filters = query.model_dump(exclude_unset=True, exclude={"format"})
     first: api.TaskPage = await call(
-        api.TASK_LIST, query, token=token
+        api.TASK_LIST, api.ListTasks(**filters, limit=EXPORT_PAGE), token=token
     )  # errors surface before streaming starts
 
     async def rows() -> AsyncIterator[dict[str, Any]]:
@@ -54,7 +81,8 @@ async def export(
                 yield item.model_dump(mode="json")
             if not page.next_cursor:
                 return
-            page = await call(api.TASK_LIST, {**query, "cursor": page.next_cursor}, token=token)
+            following = api.ListTasks(**filters, limit=EXPORT_PAGE, cursor=page.next_cursor)
+            page = await call(api.TASK_LIST, following, token=token)
 
     columns = list(api.TaskPublic.model_fields)
 
@@ -94,6 +122,11 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-@router.post("/{task_id}/retry", response_model=api.TaskPublic, summary="Retry a failed task (a new run)")
+@router.post(
+    "/{task_id}/retry",
+    response_model=api.TaskPublic,
+    summary="Retry a failed task (a new run)",
+    responses=errors(404, 409),
+)
 async def retry(task_id: UUID, call: Call, token: Token) -> api.TaskPublic:
     return await call(api.TASK_RETRY, api.TaskRef(id=task_id), token=token)

@@ -10,6 +10,7 @@ Handlers are plain `async (command, ctx, deps)`; transport code lives here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 import nats
 from faststream.middlewares import AckPolicy, BaseMiddleware
 from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, NatsResponse, PullSub
-from faststream.nats.annotations import NatsMessage
+from faststream.nats.message import NatsMessage
 from faststream.nats.security import NatsUserPassword
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Table
@@ -40,7 +41,7 @@ from contracts.auth import AUTH_STATE_BUCKET, JWKS, Jwks
 from contracts.base import Event, Rpc, Stream
 
 from .client import call
-from .config import ServiceSettings, nats_servers
+from .config import ServiceSettings, nats_servers, rpc_workers, service_concurrency
 from .context import Ctx
 from .db import Database
 from .jetstream import ensure_kv, ensure_object_store, ensure_streams, js_replicas
@@ -125,6 +126,14 @@ class ErrorEnvelopeMiddleware(BaseMiddleware):
             )
 
 
+async def _undecoded(msg: NatsMessage) -> NatsMessage:
+    """Subscribers get the message itself and parse its body with the contract's model. Without this
+    decoder and with `apply_types=False`, FastStream neither JSON-decodes every body first nor resolves
+    a `Context` parameter, which it does in a thread pool: a thread hop per message, a quarter of a
+    service's CPU on a cheap Rpc."""
+    return msg
+
+
 def _is_jetstream(msg: Any) -> bool:
     raw = getattr(msg, "raw_message", None)
     return bool(raw is not None and getattr(raw, "reply", "").startswith("$JS.ACK"))
@@ -188,6 +197,8 @@ class Service:
                 else {}
             ),
             middlewares=[ErrorEnvelopeMiddleware, RequestContextMiddleware],
+            apply_types=False,
+            decoder=_undecoded,
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
             connect_timeout=3,
@@ -203,6 +214,12 @@ class Service:
         self._make_deps: DepsFactory[Any] | None = None
         self._deps: Any = None
         self.started_at = time.monotonic()
+        # Requests handled at once, over all Rpc subjects: as many as the database pool's connections
+        # (services.kit.db), so none waits for a connection. Health checks do not queue behind them.
+        # Each subject takes `rpc_workers()` messages at a time (services.kit.config).
+        self.concurrency = service_concurrency()
+        self.slots = asyncio.Semaphore(self.concurrency)
+        self.workers = min(rpc_workers(), self.concurrency)
         self.rpc(health_rpc(self.name))(self._health)
 
     # ---- connections -------------------------------------------------------------------------
@@ -234,6 +251,9 @@ class Service:
             await self.verifier.start()
         await self.broker.start()
         # The server must know our subscriptions before anyone is told we are up (else: no responders).
+        # nats-py writes flush()'s PING straight to the socket, ahead of SUBs still queued for its flusher
+        # task, so the first PONG proves nothing; by then the flusher has written them: the second does.
+        await self.nc.flush(timeout=5)
         await self.nc.flush(timeout=5)
         self.loops.start()
         log_fields(log, logging.INFO, "service started", service=self.name)
@@ -372,7 +392,8 @@ class Service:
                     ctx = Ctx(request_id=rid, headers=headers, subject=desc.subject)
                     ctx.actor = await self.authorize(desc, headers)
                     command = parse_model(desc.request, msg.body)
-                    result = await handler(command, ctx)
+                    async with contextlib.nullcontext() if handler == self._health else self.slots:
+                        result = await handler(command, ctx)
                     if not isinstance(result, desc.reply):
                         result = desc.reply.model_validate(result)
                     env = Envelope(ok=True, data=result.model_dump(mode="json"))
@@ -402,7 +423,11 @@ class Service:
 
             subscriber.__name__ = f"rpc_{desc.subject.replace('.', '_')}"
             self.broker.subscriber(
-                desc.subject, queue=desc.service or self.name, title=desc.subject, description=desc.summary
+                desc.subject,
+                queue=desc.service or self.name,
+                max_workers=self.workers,
+                title=desc.subject,
+                description=desc.summary,
             )(subscriber)
             return handler
 

@@ -95,7 +95,7 @@ async def register_user(cmd: RegisterUser, ctx: Ctx, deps: AuthDeps) -> UserPubl
 
 async def me(_: Empty, ctx: Ctx, deps: AuthDeps) -> UserPublic:
     actor = ctx.require_actor()
-    async with deps.db.session() as s:
+    async with deps.db.read() as s:  # one round trip: no transaction needed for one read
         row = await user_by_id(s, actor.user_id)
         if row is None:
             raise NotFound("This account no longer exists.")

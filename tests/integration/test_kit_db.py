@@ -1,0 +1,102 @@
+"""The kit's database access (services.kit.db): what a read costs on the wire, and a dropped connection.
+
+Round trips are counted by a TCP relay between the engine and PostgreSQL: asyncpg sends a request and
+waits for its answer before the next, so every chunk the client sends is one round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+from sqlalchemy import select, text
+
+from services.auth.tables import users
+from services.kit.db import Database
+from tests.conftest import Stack
+
+
+class Relay:
+    """Forwards TCP to PostgreSQL and counts what the client sends."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.sent = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, count: bool) -> None:
+            try:
+                while data := await src.read(65536):
+                    self.sent += count
+                    dst.write(data)
+                    await dst.drain()
+            except ConnectionError:
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(client_r, up_w, True), pipe(up_r, client_w, False))
+
+    def close(self) -> None:
+        if self.server:
+            self.server.close()
+
+
+def by_user_id() -> object:
+    return select(users.c.id, users.c.email).where(users.c.id == uuid.uuid4())
+
+
+async def test_a_read_is_one_round_trip_and_a_session_pings_nothing(stack: Stack) -> None:
+    relay = Relay(stack.pg.port)
+    port = await relay.start()
+    db = Database(stack.db_urls["auth"].replace(f":{stack.pg.port}/", f":{port}/"), "auth", pool_size=1)
+    try:
+        for _ in range(2):  # the connection's set-up and the statement's preparation happen once
+            async with db.read() as s:
+                await s.execute(by_user_id())
+            async with db.session() as s:
+                await s.execute(by_user_id())
+        relay.sent = 0
+        async with db.read() as s:
+            assert (await s.execute(by_user_id())).first() is None
+        assert relay.sent == 1, "a read is the statement alone: no ping, no BEGIN, no ROLLBACK"
+        relay.sent = 0
+        async with db.session() as s:
+            assert (await s.execute(by_user_id())).first() is None
+        assert relay.sent == 3, "a session is BEGIN, the statement, ROLLBACK: no ping before"
+    finally:
+        await db.dispose()
+        relay.close()
+
+
+async def test_reads_and_transactions_survive_connections_the_server_ended(stack: Stack) -> None:
+    """No pre-ping: a pooled connection that PostgreSQL terminated is replaced, not handed out."""
+    db = Database(stack.db_urls["auth"], "auth", pool_size=1)
+    admin = await asyncpg.connect(stack.pg.admin_url)
+    pid_query = text("select pg_backend_pid()")
+    try:
+        async with db.read() as s:
+            first = (await s.execute(pid_query)).scalar_one()
+        # Waits until the backend is gone (up to 5 s); the pool still holds its connection.
+        assert await admin.fetchval("select pg_terminate_backend($1, 5000)", first)
+        async with db.read() as s:
+            second = (await s.execute(pid_query)).scalar_one()
+        assert second != first
+        assert await admin.fetchval("select pg_terminate_backend($1, 5000)", second)
+        # A transaction is not retried: it relies on the pool having seen the socket close, as it does
+        # while a connection idles (the loop handles the close before this sleep ends).
+        await asyncio.sleep(0.05)
+        async with db.transaction() as s:
+            third = (await s.execute(pid_query)).scalar_one()
+        assert third not in (first, second)
+    finally:
+        await admin.close()
+        await db.dispose()
