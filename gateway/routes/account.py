@@ -49,13 +49,19 @@ from contracts.identity import (
 )
 
 from ..bus import Call
+from ..errors import errors
 from ..transport import Token
 from .auth import with_cookies
 
 router = APIRouter(tags=["auth"])
 
 
-@router.put("/auth/username", response_model=UserPublic, summary="Choose, change or remove my username")
+@router.put(
+    "/auth/username",
+    response_model=UserPublic,
+    summary="Choose, change or remove my username",
+    responses=errors(401, 403, 404, 409),
+)
 async def set_username(body: SetUsername, call: Call, token: Token) -> UserPublic:
     return await call(SET_USERNAME, body, token=token)
 
@@ -64,18 +70,27 @@ async def set_username(body: SetUsername, call: Call, token: Token) -> UserPubli
     "/auth/login/second-step",
     response_model=TokenPair,
     summary="Finish a sign-in with the step token of the login's 401 and a TOTP code, recovery code or passkey",
+    responses=errors(401, 429),
 )
 async def second_step(body: SecondStep, call: Call, request: Request, response: Response) -> TokenPair:
     return with_cookies(request, response, await call(SECOND_STEP, body), sign_in=True)
 
 
-@router.get("/auth/second-factor", response_model=SecondFactorStatus, summary="My second factors")
+@router.get(
+    "/auth/second-factor",
+    response_model=SecondFactorStatus,
+    summary="My second factors",
+    responses=errors(401, 404),
+)
 async def second_factor_status(call: Call, token: Token) -> SecondFactorStatus:
     return await call(SECOND_FACTOR_STATUS, Empty(), token=token)
 
 
 @router.post(
-    "/auth/totp/start", response_model=TotpEnrolment, summary="Begin setting up an authenticator app"
+    "/auth/totp/start",
+    response_model=TotpEnrolment,
+    summary="Begin setting up an authenticator app",
+    responses=errors(401, 403, 404, 409),
 )
 async def totp_start(call: Call, token: Token) -> TotpEnrolment:
     return await call(TOTP_START, Empty(), token=token)
@@ -85,12 +100,18 @@ async def totp_start(call: Call, token: Token) -> TotpEnrolment:
     "/auth/totp/confirm",
     response_model=RecoveryCodes,
     summary="Confirm the authenticator app with a first code; answers the recovery codes, once",
+    responses=errors(401, 403, 404, 409, 429),
 )
 async def totp_confirm(body: TotpCode, call: Call, token: Token) -> RecoveryCodes:
     return await call(TOTP_CONFIRM, body, token=token)
 
 
-@router.post("/auth/totp/disable", response_model=Ack, summary="Turn the authenticator app off")
+@router.post(
+    "/auth/totp/disable",
+    response_model=Ack,
+    summary="Turn the authenticator app off",
+    responses=errors(401, 403, 404, 409, 429),
+)
 async def totp_disable(body: ConfirmedChange, call: Call, token: Token) -> Ack:
     return await call(TOTP_DISABLE, body, token=token)
 
@@ -99,13 +120,18 @@ async def totp_disable(body: ConfirmedChange, call: Call, token: Token) -> Ack:
     "/auth/recovery-codes",
     response_model=RecoveryCodes,
     summary="New recovery codes (the old ones stop working); shown once",
+    responses=errors(401, 403, 404, 409, 429),
 )
 async def regenerate_recovery_codes(body: ConfirmedChange, call: Call, token: Token) -> RecoveryCodes:
     return await call(RECOVERY_REGENERATE, body, token=token)
 
 
 @router.get(
-    "/admin/security-policy", response_model=SecurityPolicy, tags=["admin"], summary="The sign-in policy"
+    "/admin/security-policy",
+    response_model=SecurityPolicy,
+    tags=["admin"],
+    summary="The sign-in policy",
+    responses=errors(401, 403),
 )
 async def get_policy(call: Call, token: Token) -> SecurityPolicy:
     return await call(POLICY_GET, Empty(), token=token)
@@ -116,12 +142,15 @@ async def get_policy(call: Call, token: Token) -> SecurityPolicy:
     response_model=SecurityPolicy,
     tags=["admin"],
     summary="Require a second factor of administrators or of everyone",
+    responses=errors(401, 403),
 )
 async def update_policy(body: SecurityPolicy, call: Call, token: Token) -> SecurityPolicy:
     return await call(POLICY_UPDATE, body, token=token)
 
 
-@router.get("/auth/tokens", response_model=PatList, summary="My personal access tokens")
+@router.get(
+    "/auth/tokens", response_model=PatList, summary="My personal access tokens", responses=errors(401, 403)
+)
 async def list_tokens(call: Call, token: Token) -> PatList:
     return await call(PAT_LIST, Empty(), token=token)
 
@@ -131,12 +160,18 @@ async def list_tokens(call: Call, token: Token) -> PatList:
     status_code=201,
     response_model=PatCreated,
     summary="Create a personal access token (the token is in this answer only)",
+    responses=errors(401, 403, 404),
 )
 async def create_token(body: PatCreate, call: Call, token: Token) -> PatCreated:
     return await call(PAT_CREATE, body, token=token)
 
 
-@router.delete("/auth/tokens/{token_id}", response_model=Ack, summary="Revoke one of my access tokens")
+@router.delete(
+    "/auth/tokens/{token_id}",
+    response_model=Ack,
+    summary="Revoke one of my access tokens",
+    responses=errors(401, 403, 404),
+)
 async def revoke_token(token_id: UUID, call: Call, token: Token) -> Ack:
     return await call(PAT_REVOKE, PatRef(token_id=token_id), token=token)
 
@@ -149,7 +184,7 @@ class PasswordConfirmation(BaseModel):
     password: SecretStr = Field(min_length=1, max_length=1024)
 
 
-@router.get("/auth/passkeys", response_model=PasskeyList, summary="My passkeys")
+@router.get("/auth/passkeys", response_model=PasskeyList, summary="My passkeys", responses=errors(401, 403))
 async def list_passkeys(call: Call, token: Token) -> PasskeyList:
     return await call(PASSKEY_LIST, Empty(), token=token)
 
@@ -158,23 +193,38 @@ async def list_passkeys(call: Call, token: Token) -> PasskeyList:
     "/auth/passkeys/options",
     response_model=PasskeyCeremony,
     summary="Begin adding a passkey: options for navigator.credentials.create()",
+    responses=errors(401, 403, 404),
 )
 async def passkey_register_options(call: Call, token: Token) -> PasskeyCeremony:
     return await call(PASSKEY_REGISTER_OPTIONS, Empty(), token=token)
 
 
-@router.post("/auth/passkeys", status_code=201, response_model=PasskeyInfo, summary="Add a passkey")
+@router.post(
+    "/auth/passkeys",
+    status_code=201,
+    response_model=PasskeyInfo,
+    summary="Add a passkey",
+    responses=errors(401, 403, 409),
+)
 async def passkey_register(body: PasskeyRegister, call: Call, token: Token) -> PasskeyInfo:
     return await call(PASSKEY_REGISTER, body, token=token)
 
 
-@router.patch("/auth/passkeys/{passkey_id}", response_model=PasskeyInfo, summary="Rename a passkey")
+@router.patch(
+    "/auth/passkeys/{passkey_id}",
+    response_model=PasskeyInfo,
+    summary="Rename a passkey",
+    responses=errors(401, 403, 404),
+)
 async def passkey_rename(passkey_id: UUID, body: PasskeyName, call: Call, token: Token) -> PasskeyInfo:
     return await call(PASSKEY_RENAME, {"passkey_id": passkey_id, "name": body.name}, token=token)
 
 
 @router.post(
-    "/auth/passkeys/{passkey_id}/remove", response_model=Ack, summary="Remove a passkey (password needed)"
+    "/auth/passkeys/{passkey_id}/remove",
+    response_model=Ack,
+    summary="Remove a passkey (password needed)",
+    responses=errors(401, 403, 404, 429),
 )
 async def passkey_remove(passkey_id: UUID, body: PasswordConfirmation, call: Call, token: Token) -> Ack:
     payload = {"passkey_id": passkey_id, "password": body.password.get_secret_value()}
@@ -185,11 +235,17 @@ async def passkey_remove(passkey_id: UUID, body: PasswordConfirmation, call: Cal
     "/auth/login/passkey/options",
     response_model=PasskeyCeremony,
     summary="Begin a sign-in with a passkey: options for navigator.credentials.get()",
+    responses=errors(429),
 )
 async def passkey_login_options(body: PasskeyLoginStart, call: Call) -> PasskeyCeremony:
     return await call(PASSKEY_LOGIN_OPTIONS, body)
 
 
-@router.post("/auth/login/passkey", response_model=TokenPair, summary="Sign in with a passkey")
+@router.post(
+    "/auth/login/passkey",
+    response_model=TokenPair,
+    summary="Sign in with a passkey",
+    responses=errors(401, 429),
+)
 async def passkey_login(body: PasskeyLogin, call: Call, request: Request, response: Response) -> TokenPair:
     return with_cookies(request, response, await call(PASSKEY_LOGIN, body), sign_in=True)

@@ -68,7 +68,7 @@ async def test_configuration_keeps_the_secret_encrypted_and_shows_buttons(
 ) -> None:
     saved = await configure(http, new_admin, idp, "testidp", label="Test IdP")
     assert saved["client_secret_set"] is True and "client_secret" not in saved
-    assert saved["redirect_uri"].endswith("/api/v1/auth/sso/testidp/callback")
+    assert saved["redirect_uri"] == f"{os.environ['ATRIUM_PUBLIC_URL']}/sso/testidp/callback"
     assert CLIENT_SECRET not in str(
         (await http.get("/admin/sso-providers", headers=new_admin.headers)).json()
     )

@@ -43,7 +43,7 @@ class OidcProvider:
         return f"http://127.0.0.1:{self.port}"
 
     def redirect_uri(self, provider_id: str) -> str:
-        return f"{self.public_url}/api/v1/auth/sso/{provider_id}/callback"
+        return f"{self.public_url}/sso/{provider_id}/callback"
 
     async def start(self) -> None:
         npm_install()

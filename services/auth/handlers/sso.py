@@ -55,7 +55,8 @@ NO_ACCOUNT = (
 
 
 def redirect_uri(deps: AuthDeps, provider_id: str) -> str:
-    return f"{deps.config.public_url}/api/v1/auth/sso/{provider_id}/callback"
+    """Where the provider sends the browser back: the web app's page, which finishes the sign-in."""
+    return f"{deps.config.public_url}/sso/{provider_id}/callback"
 
 
 def _admin_view(deps: AuthDeps, r: SsoProviderRow) -> SsoProviderAdmin:
