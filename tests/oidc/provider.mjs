@@ -116,6 +116,10 @@ const server = http.createServer(async (req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(control));
       return;
     }
+    if (url.pathname === '/favicon.ico') {
+      res.writeHead(204).end();
+      return;
+    }
     const login = url.pathname.match(/^\/interaction\/([^/]+)(\/login)?$/);
     if (login) {
       const details = await provider.interactionDetails(req, res);

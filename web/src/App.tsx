@@ -8,7 +8,9 @@ import { RedirectIfAuthed, RequireAuth, SessionWatcher, useMe } from "@/lib/auth
 import { useApps } from "@/lib/apps";
 import { LiveEventsProvider } from "@/lib/documents";
 import { UploadsProvider } from "@/lib/uploads";
-import { ForgotPasswordPage, RegisterPage, ResetPasswordPage, SignInPage, VerifyEmailPage } from "@/pages/auth/AuthPages";
+import { ForgotPasswordPage, RegisterPage, ResetPasswordPage, SignInPage, SsoCallbackPage, VerifyEmailPage } from "@/pages/auth/AuthPages";
+import { SecurityPage } from "@/pages/SecurityPage";
+import { AdminSecurityPage } from "@/pages/admin/SecurityAdminPage";
 import { AppsPage, DashboardPage, SessionsPage } from "@/pages/HomePages";
 import { ProfilePage } from "@/pages/ProfilePage";
 import { DocumentsPage } from "@/pages/documents/DocumentsPage";
@@ -64,12 +66,14 @@ export function App() {
         <Route path="/forgot-password" element={<RedirectIfAuthed><ForgotPasswordPage /></RedirectIfAuthed>} />
         <Route path="/reset-password" element={<RedirectIfAuthed><ResetPasswordPage /></RedirectIfAuthed>} />
         <Route path="/verify-email" element={<VerifyEmailPage />} />
+        <Route path="/sso/:provider/callback" element={<SsoCallbackPage />} />
         <Route path="/login" element={<Navigate to="/sign-in" replace />} />
         <Route element={<RequireAuth><SignedIn /></RequireAuth>}>
           <Route index element={<DashboardPage />} />
           <Route path="apps" element={<AppsPage />} />
           <Route path="profile" element={<ProfilePage />} />
           <Route path="sessions" element={<SessionsPage />} />
+          <Route path="security" element={<SecurityPage />} />
           <Route path="documents" element={<RequireApp app="documents"><DocumentsPage /></RequireApp>} />
           <Route path="documents/:id" element={<RequireApp app="documents"><DocumentDetailPage /></RequireApp>} />
           <Route path="categories" element={<RequireApp app="documents"><CategoriesPage /></RequireApp>} />
@@ -78,6 +82,7 @@ export function App() {
           <Route path="admin/permissions" element={<RequireAuth admin><AdminPermissionsPage /></RequireAuth>} />
           <Route path="admin/documents" element={<RequireAuth admin><AdminDocumentsSettingsPage /></RequireAuth>} />
           <Route path="admin/audit" element={<RequireAuth admin><AdminAuditPage /></RequireAuth>} />
+          <Route path="admin/security" element={<RequireAuth admin><AdminSecurityPage /></RequireAuth>} />
           <Route path="*" element={<NotFound />} />
         </Route>
       </Routes>

@@ -12,6 +12,9 @@ export interface User {
   is_active: boolean;
   email_verified?: boolean;
   created_at: string;
+  username?: string | null;
+  second_factor?: boolean;
+  must_enrol_second_factor?: boolean;
 }
 
 export const ME_KEY = ["auth", "me"] as const;

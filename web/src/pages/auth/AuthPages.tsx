@@ -1,8 +1,8 @@
 import * as React from "react";
-import { Link, useNavigate, useSearchParams } from "react-router-dom";
+import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { useTranslation } from "react-i18next";
-import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { CheckCircle2, Info } from "lucide-react";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { CheckCircle2, Fingerprint, Info, LogIn } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { Checkbox } from "@/components/ui/checkbox";
@@ -13,6 +13,8 @@ import { PasswordRules, passwordRules } from "@/components/PasswordRules";
 import { Brand, LanguageMenu } from "@/components/layout/AppShell";
 import { api, ApiError } from "@/lib/api";
 import { clearLostReason, ME_KEY, safeNext, type User } from "@/lib/auth";
+import { isSecondStep, securityApi, type SecondStepChallenge } from "@/lib/security";
+import { passkeysSupported, signWithPasskey } from "@/lib/webauthn";
 
 function AuthLayout({ title, description, children, footer }: { title: string; description?: string; children: React.ReactNode; footer?: React.ReactNode }) {
   return (
@@ -63,15 +65,28 @@ export function SignInPage() {
   const [email, setEmail] = React.useState("");
   const [password, setPassword] = React.useState("");
   const [remember, setRemember] = React.useState(false);
+  const [step, setStep] = React.useState<SecondStepChallenge | null>(null);
   const reason = params.get("reason");
+  const signedIn = (pair: { user: User & { must_enrol_second_factor?: boolean } }) => {
+    clearLostReason();
+    qc.clear();
+    qc.setQueryData(ME_KEY, pair.user);
+    navigate(pair.user.must_enrol_second_factor ? "/security?enrol=1" : safeNext(params.get("next")), { replace: true });
+  };
   const login = useMutation({
     mutationFn: () => api<{ user: User }>("/auth/login", { method: "POST", body: { email, password, remember_me: remember }, noRefresh: true }),
-    onSuccess: (pair) => {
-      clearLostReason();
-      qc.clear();
-      qc.setQueryData(ME_KEY, pair.user);
-      navigate(safeNext(params.get("next")), { replace: true });
+    onSuccess: signedIn,
+    onError: (e) => {
+      if (e instanceof ApiError && isSecondStep(e.details)) setStep(e.details);
     },
+  });
+  const passkey = useMutation({
+    mutationFn: async () => {
+      const ceremony = await api<{ ceremony_id: string; options: Record<string, unknown> }>("/auth/login/passkey/options", { method: "POST", body: { remember_me: remember }, noRefresh: true });
+      const credential = await signWithPasskey(ceremony.options);
+      return api<{ user: User }>("/auth/login/passkey", { method: "POST", body: { ceremony_id: ceremony.ceremony_id, credential }, noRefresh: true });
+    },
+    onSuccess: signedIn,
   });
   const notices: Record<string, string> = {
     revoked: t("auth.reason_revoked"),
@@ -81,6 +96,10 @@ export function SignInPage() {
     reset: t("auth.reason_reset"),
     verified: t("auth.reason_verified"),
   };
+  if (step) {
+    return <SecondStepForm step={step} onDone={signedIn} onRestart={() => { setStep(null); login.reset(); }} />;
+  }
+  const ssoError = params.get("sso_error");
   return (
     <AuthLayout
       title={t("auth.sign_in_title")}
@@ -92,6 +111,7 @@ export function SignInPage() {
       }
     >
       {reason && notices[reason] && <Notice tone={reason === "revoked" || reason === "expired" ? "info" : "success"}>{notices[reason]}</Notice>}
+      {ssoError && <Notice>{ssoError}</Notice>}
       <form
         className="grid grid-cols-1 gap-4"
         onSubmit={(e) => {
@@ -99,8 +119,8 @@ export function SignInPage() {
           login.mutate();
         }}
       >
-        <Field id="email" label={t("auth.email")}>
-          <Input id="email" type="email" autoComplete="email" required value={email} onChange={(e) => setEmail(e.target.value)} />
+        <Field id="email" label={t("auth.email_or_username")}>
+          <Input id="email" type="text" autoComplete="username webauthn" required value={email} onChange={(e) => setEmail(e.target.value)} />
         </Field>
         <Field id="password" label={t("auth.password")}>
           <Input id="password" type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
@@ -112,9 +132,113 @@ export function SignInPage() {
           </div>
           <Link to="/forgot-password" className="text-sm text-primary underline-offset-4 hover:underline">{t("auth.forgot_link")}</Link>
         </div>
-        <FormError error={login.error} />
+        <FormError error={login.error instanceof ApiError && isSecondStep(login.error.details) ? null : login.error} />
         <Button type="submit" disabled={login.isPending}>{login.isPending ? t("auth.signing_in") : t("auth.sign_in")}</Button>
       </form>
+      <div className="mt-4 grid gap-2 border-t pt-4">
+        {passkeysSupported() && (
+          <Button variant="outline" onClick={() => passkey.mutate()} disabled={passkey.isPending}>
+            <Fingerprint /> {t("auth.sign_in_passkey")}
+          </Button>
+        )}
+        <FormError error={passkey.error} />
+        <SsoButtons remember={remember} />
+      </div>
+    </AuthLayout>
+  );
+}
+
+function SsoButtons({ remember }: { remember: boolean }) {
+  const { t } = useTranslation();
+  const buttons = useQuery({ queryKey: ["auth", "sso-buttons"], queryFn: securityApi.ssoButtons, staleTime: 60_000, retry: false });
+  const start = useMutation({
+    mutationFn: (provider: string) => api<{ authorization_url: string }>("/auth/sso/start", { method: "POST", body: { provider, remember_me: remember }, noRefresh: true }),
+    onSuccess: (r) => window.location.assign(r.authorization_url),
+  });
+  return (
+    <>
+      {(buttons.data ?? []).map((b) => (
+        <Button key={b.id} variant="outline" onClick={() => start.mutate(b.id)} disabled={start.isPending}>
+          <LogIn /> {t("auth.sign_in_with", { name: b.label })}
+        </Button>
+      ))}
+      <FormError error={start.error} />
+    </>
+  );
+}
+
+/** After a right password: a code from the authenticator app, a recovery code, or a passkey. */
+function SecondStepForm({ step, onDone, onRestart }: { step: SecondStepChallenge; onDone: (pair: { user: User }) => void; onRestart: () => void }) {
+  const { t } = useTranslation();
+  const [code, setCode] = React.useState("");
+  const hasCodes = step.methods.includes("totp") || step.methods.includes("recovery");
+  const finish = useMutation({
+    mutationFn: async (method: "code" | "passkey") => {
+      if (method === "passkey") {
+        const credential = await signWithPasskey(step.passkey_options ?? {});
+        return api<{ user: User }>("/auth/login/second-step", { method: "POST", body: { step_token: step.step_token, method: "passkey", credential }, noRefresh: true });
+      }
+      const typed = code.trim();
+      const kind = /^\d{6}$/.test(typed.replace(/\s/g, "")) ? "totp" : "recovery";
+      return api<{ user: User }>("/auth/login/second-step", { method: "POST", body: { step_token: step.step_token, method: kind, code: typed }, noRefresh: true });
+    },
+    onSuccess: onDone,
+  });
+  const expired = finish.error instanceof ApiError && (finish.error.details as { reason?: string } | null)?.reason === "step_expired";
+  return (
+    <AuthLayout title={t("auth.second_step_title")} description={t("auth.second_step_description")}>
+      {hasCodes && (
+        <form className="grid gap-4" onSubmit={(e) => { e.preventDefault(); finish.mutate("code"); }}>
+          <Field id="second-code" label={t("auth.second_step_code")} hint={<p className="text-xs text-muted-foreground">{t("auth.second_step_code_hint")}</p>}>
+            <Input id="second-code" autoComplete="one-time-code" autoFocus required value={code} onChange={(e) => setCode(e.target.value)} />
+          </Field>
+          <Button type="submit" disabled={finish.isPending}>{t("auth.verify")}</Button>
+        </form>
+      )}
+      {step.methods.includes("passkey") && passkeysSupported() && (
+        <Button className="mt-3 w-full" variant={hasCodes ? "outline" : "default"} onClick={() => finish.mutate("passkey")} disabled={finish.isPending}>
+          <Fingerprint /> {t("auth.use_passkey")}
+        </Button>
+      )}
+      <div className="mt-3"><FormError error={finish.error} /></div>
+      {expired && <Button className="mt-2 w-full" variant="ghost" onClick={onRestart}>{t("auth.back_to_sign_in")}</Button>}
+    </AuthLayout>
+  );
+}
+
+/** Where an identity provider sends the browser back after a single sign-on. */
+export function SsoCallbackPage() {
+  const { t } = useTranslation();
+  const { provider = "" } = useParams();
+  const [params] = useSearchParams();
+  const navigate = useNavigate();
+  const qc = useQueryClient();
+  const started = React.useRef(false);
+  const code = params.get("code");
+  const state = params.get("state");
+  const refused = params.get("error_description") || params.get("error");
+  const finish = useMutation({
+    mutationFn: () => api<{ user: User & { must_enrol_second_factor?: boolean } }>("/auth/sso/finish", { method: "POST", body: { provider, state, code }, noRefresh: true }),
+    onSuccess: (pair) => {
+      clearLostReason();
+      qc.clear();
+      qc.setQueryData(ME_KEY, pair.user);
+      navigate(pair.user.must_enrol_second_factor ? "/security?enrol=1" : "/", { replace: true });
+    },
+  });
+  React.useEffect(() => {
+    if (!started.current && code && state && !refused) {
+      started.current = true;
+      finish.mutate();
+    }
+  }, [code, state, refused, finish]);
+  return (
+    <AuthLayout title={t("auth.sso_title")}>
+      {refused ? <Notice>{t("auth.sso_refused", { reason: refused })}</Notice> : !code || !state ? <Notice>{t("auth.sso_incomplete")}</Notice> : finish.isError ? null : <p className="text-sm">{t("auth.sso_finishing")}</p>}
+      <FormError error={finish.error} />
+      {(refused || finish.isError || !code || !state) && (
+        <Button asChild variant="outline" className="mt-3 w-full"><Link to="/sign-in">{t("auth.back_to_sign_in")}</Link></Button>
+      )}
     </AuthLayout>
   );
 }
@@ -124,10 +248,11 @@ export function RegisterPage() {
   const navigate = useNavigate();
   const [email, setEmail] = React.useState("");
   const [fullName, setFullName] = React.useState("");
+  const [username, setUsername] = React.useState("");
   const [password, setPassword] = React.useState("");
   const [confirm, setConfirm] = React.useState("");
   const register = useMutation({
-    mutationFn: () => api<User>("/auth/register", { method: "POST", body: { email, password, full_name: fullName || null }, noRefresh: true }),
+    mutationFn: () => api<User>("/auth/register", { method: "POST", body: { email, password, full_name: fullName || null, username: username.trim() || null }, noRefresh: true }),
     onSuccess: () => navigate("/sign-in?reason=registered", { replace: true }),
   });
   const err = register.error instanceof ApiError ? register.error : null;
@@ -154,6 +279,9 @@ export function RegisterPage() {
       >
         <Field id="full_name" label={t("auth.full_name")}>
           <Input id="full_name" autoComplete="name" value={fullName} onChange={(e) => setFullName(e.target.value)} />
+        </Field>
+        <Field id="username" label={t("auth.username_optional")} hint={<p className="text-xs text-muted-foreground">{t("auth.username_hint")}</p>}>
+          <Input id="username" autoComplete="username" maxLength={50} value={username} onChange={(e) => setUsername(e.target.value)} />
         </Field>
         <Field id="email" label={t("auth.email")}>
           <Input id="email" type="email" autoComplete="email" required value={email} onChange={(e) => setEmail(e.target.value)} />
