@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints
 from pydantic.networks import validate_email
 
-from .base import Contract, Empty, Event, Rpc, Text, WireSecret, health_rpc
+from .base import Contract, Empty, Event, Progress, Rpc, Text, WireSecret, health_rpc
 from .streams import AUTH_STREAM
 
 Role = Literal["user", "admin"]
@@ -404,3 +404,18 @@ class UserState(Contract):
     # Epoch seconds; access tokens whose `iat` (whole seconds) is in an earlier second are refused.
     # Tokens of the same second are caught by their session's revocation (`session.<sid>`).
     tokens_valid_after: float = 0.0
+
+
+class AuthStateEntry(Contract):
+    """One `auth_state` entry the auth service could not store yet: verifiers apply it at once anyway."""
+
+    key: str = Field(max_length=100)  # `session.<sid>` or `user.<id>`
+    value: str | None = Field(default=None, max_length=1000)  # None: the key is deleted
+
+
+AUTH_STATE_PUSH = Progress(
+    "progress.auth.state",
+    AuthStateEntry,
+    summary="Revocations the auth_state bucket refused (full, unreachable): every verifier applies them "
+    "until the auth service has stored them",
+)

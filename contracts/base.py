@@ -43,6 +43,7 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "unavailable"
     TIMEOUT = "timeout"
     INTERNAL = "internal"
+    INSUFFICIENT_STORAGE = "insufficient_storage"
 
 
 # One HTTP status per code; the gateway uses nothing else to choose a status.
@@ -58,6 +59,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.TIMEOUT: 504,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.INSUFFICIENT_STORAGE: 507,  # the storage budget is used up (services/kit/storage.py)
 }
 
 
@@ -145,6 +147,10 @@ class Internal(AtriumError):
     code = ErrorCode.INTERNAL
 
 
+class InsufficientStorage(AtriumError):
+    code = ErrorCode.INSUFFICIENT_STORAGE
+
+
 _BY_CODE: dict[ErrorCode, type[AtriumError]] = {
     c.code: c
     for c in (
@@ -159,6 +165,7 @@ _BY_CODE: dict[ErrorCode, type[AtriumError]] = {
         Unavailable,
         Timeout,
         Internal,
+        InsufficientStorage,
     )
 }
 

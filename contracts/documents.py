@@ -25,6 +25,11 @@ OBJECT_BUCKET = "documents"
 # NATS KV bucket with runtime settings; key `documents` holds `DocumentsSettingsStored`.
 SETTINGS_BUCKET = "settings"
 SETTINGS_KEY = "documents"
+# NATS KV bucket of runs that are no longer their document's current one (key `<run_id>`, value why:
+# "superseded" by a re-run, or "deleted" with the document). The documents service writes it; the workers
+# skip such a run instead of extracting it or sending it to a model.
+SUPERSEDED_RUNS_BUCKET = "superseded_runs"
+SUPERSEDED_RUN_TTL_S = 7 * 86400  # longer than any redelivery of a run's events
 
 DocumentStatus = Literal["queued", "extracting", "analyzing", "ready", "needs_ocr", "failed"]
 Stage = Literal["extract", "analyze"]
@@ -55,6 +60,12 @@ ProviderName = Literal["builtin", "anthropic", "ollama", "openai_compatible"]
 
 def result_object_name(document_id: UUID, run_id: UUID) -> str:
     return f"results/{document_id}/{run_id}.json"
+
+
+def text_layer_object_name(document_id: UUID, run_id: UUID) -> str:
+    """The "PDF with text layer" of a run that OCRed pages: the original's pages with the recognised words
+    as invisible text (the original itself is never modified)."""
+    return f"text-layer/{document_id}/{run_id}.pdf"
 
 
 PREVIEW_MAX_PAGES = 50  # pages 1..50 of a document can be previewed
@@ -106,10 +117,48 @@ class PdfMetadata(Contract):
     creation_date: datetime | None = None
 
 
+class OcrWord(Contract):
+    text: str
+    # x0, y0, x1, y1 in points on the page as displayed (after /Rotate), origin top left; the page's
+    # size is `PageOcr.width` × `PageOcr.height`.
+    box: tuple[float, float, float, float]
+    conf: float  # Tesseract's word confidence, 0-100
+
+
+class PageOcr(Contract):
+    """How a page that needed OCR was read, or why it was not (`reason`)."""
+
+    confidence: float | None = None  # mean word confidence (None: no words)
+    rotation: int = 0  # the scan was turned clockwise by this much; it was turned back to be read
+    skew: float = 0.0  # degrees it was straightened by
+    dpi: int = 0
+    width: float = 0.0
+    height: float = 0.0
+    languages: str = ""  # e.g. "eng+deu"
+    reason: str = (
+        ""  # not read: why, and what to do (image too large, over the page limit, no language pack…)
+    )
+    words: list[OcrWord] = Field(default_factory=list)
+
+
 class PageText(Contract):
     number: int  # 1-based
     text: str
     tables: list[list[list[str | None]]] = Field(default_factory=list)
+    ocr: PageOcr | None = None  # set on pages that needed OCR; `text` is then the recognised text
+
+
+class OcrReport(Contract):
+    """The OCR part of an extraction run."""
+
+    engine: str  # e.g. "tesseract 5.5.4"
+    languages: list[str]
+    pages: list[int]  # pages that were read (a blank or textless image reads as no text)
+    skipped: list[int] = Field(default_factory=list)  # pages that needed OCR and were not read
+    reason: str = ""  # why (the first skipped page's reason), for the `needs_ocr` message
+    text_layer_object: str | None = None  # `text_layer_object_name(...)`, when one was written
+    seconds: float = 0.0
+    step_seconds: dict[str, float] = Field(default_factory=dict)  # render, prepare, recognize, text_layer
 
 
 class ExtractionResult(Contract):
@@ -122,6 +171,7 @@ class ExtractionResult(Contract):
     metadata: PdfMetadata
     needs_ocr: bool = False
     engine: str = ""
+    ocr: OcrReport | None = None
 
 
 class DocumentExtracted(Contract):
@@ -142,6 +192,9 @@ class DocumentExtracted(Contract):
     kind: RunKind = "extract"
     # Pages 1..preview_pages can be previewed (rendered on first request to `preview_object_name`).
     preview_pages: int = 0
+    ocr_pages: int = 0  # pages OCR read (see `OcrReport.pages`)
+    ocr_reason: str = ""  # pages needed OCR and were not read: why (see `ExtractionResult.ocr`)
+    text_layer_object: str | None = None  # the "PDF with text layer" in OBJECT_BUCKET, when OCR wrote one
 
 
 class DocumentFields(Contract):
@@ -259,6 +312,19 @@ class DocumentsSettingsUpdate(Contract):
     task_retention_days: int | None = Field(default=None, ge=1, le=3650)
 
 
+class SettingsChanged(Contract):
+    """An administrator changed the Documents settings: which fields (never the key itself), by whom."""
+
+    actor_id: UUID
+    changed: list[str]
+    provider: ProviderName
+    model: str = ""
+    base_url: str = ""
+    revision: int
+    changed_at: datetime
+    client_ip: str | None = None
+
+
 DOCUMENT_UPLOADED = Event(
     "events.docs.uploaded",
     DocumentUploaded,
@@ -318,6 +384,13 @@ PREVIEW_RENDER = Rpc(
     PreviewsRendered,
     summary="Render a page's preview and its batch into the Object Store (the owner's token)",
     effect="read",  # a preview the owner reads (rendered on demand)
+)
+
+SETTINGS_CHANGED = Event(
+    "events.docs.settings_changed",
+    SettingsChanged,
+    stream=DOCUMENTS_STREAM.name,
+    summary="The Documents settings changed (published by the ai service, recorded in the documents audit log)",
 )
 
 DOCS_HEALTH = health_rpc("docs")

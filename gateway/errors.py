@@ -52,6 +52,7 @@ _MEANING = {
     500: "A failure on our side (a bug); it is logged with the request id.",
     503: "A service or the message bus is not reachable; try again shortly.",
     504: "A service did not answer in time; try again.",
+    507: "The storage budget is used up (a full document store): nothing was stored.",
 }
 
 

@@ -90,7 +90,7 @@ async def _connect_nats(data: Path) -> Any:
         return None
 
 
-async def _create_admin(email: str, password: str, data: Path) -> str:
+async def _create_admin(email: str, password: str, data: Path, take_over: bool = False) -> str:
     from services.auth.admin import ensure_admin
     from services.kit.db import Database
 
@@ -99,7 +99,7 @@ async def _create_admin(email: str, password: str, data: Path) -> str:
         async with auth_database_url(data) as url:
             db = Database(url, "auth")
             try:
-                result = await ensure_admin(db, email, password, nc=nc)
+                result = await ensure_admin(db, email, password, nc=nc, take_over=take_over)
             finally:
                 await db.dispose()
     finally:
@@ -108,6 +108,8 @@ async def _create_admin(email: str, password: str, data: Path) -> str:
     return {
         "created": f"Created administrator {result.email}.",
         "promoted": f"{result.email} is now an active administrator.",
+        "taken_over": f"{result.email} is now an active administrator with the new password; "
+        "every session it had has ended.",
         "unchanged": f"{result.email} already is an active administrator; nothing changed.",
     }[result.outcome]
 
@@ -116,10 +118,19 @@ async def _create_admin(email: str, password: str, data: Path) -> str:
 def admin_create(
     email: Annotated[str, typer.Option("--email", help="Email of the administrator")],
     data: DataOpt = Path("var"),
+    reset_password: Annotated[
+        bool,
+        typer.Option(
+            "--reset-password",
+            help="Take over an existing account whose address was never confirmed: give it this password "
+            "and end its sessions (without it, such an account is refused)",
+        ),
+    ] = False,
 ) -> None:
-    """Create the administrator EMAIL, or make that existing account an active admin (idempotent).
+    """Create the administrator EMAIL, or make that existing, confirmed account an active admin (idempotent).
 
-    The password is read from ATRIUM_ADMIN_PASSWORD or asked for; it is only used for a new account.
+    The password is read from ATRIUM_ADMIN_PASSWORD or asked for; it is only used for a new account, or
+    with --reset-password for an unconfirmed one.
     """
     from contracts import AtriumError
 
@@ -127,7 +138,7 @@ def admin_create(
         "Password for the new administrator", hide_input=True, confirmation_prompt=True
     )
     try:
-        typer.echo(asyncio.run(_create_admin(email, password, data)))
+        typer.echo(asyncio.run(_create_admin(email, password, data, take_over=reset_password)))
     except AtriumError as exc:
         typer.echo(f"atrium: {exc.message}", err=True)
         raise typer.Exit(1) from None

@@ -60,7 +60,8 @@ async def uploaded_documents(nc: nats.NATS, since: datetime, owner: UUID | None)
         stream=DOCUMENTS_STREAM.name,
         config=ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_TIME,
-            opt_start_time=since.isoformat().replace("+00:00", "Z"),
+            # nats-py sends this string as is; the server wants RFC 3339 with a Z
+            opt_start_time=since.isoformat().replace("+00:00", "Z"),  # type: ignore[arg-type]
         ),
     )
     found: dict[UUID, None] = {}

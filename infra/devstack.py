@@ -26,7 +26,7 @@ import httpx
 from gateway.settings import NATS_USER as GATEWAY_NATS_USER
 from services.kit.config import NATS_SECRETS_FILE
 
-from . import catalog
+from . import catalog, web
 from .embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
@@ -38,7 +38,7 @@ from .embedded import (
 from .secret_files import read_or_create_secret
 
 ROOT = Path(__file__).resolve().parent.parent
-WEB = ROOT / "web"
+WEB = web.WEB
 
 
 def say(msg: str) -> None:
@@ -172,28 +172,16 @@ class DevStack:
     def build_web_app(self) -> None:
         if not (WEB / "package.json").exists():
             return
-        dist = WEB / "dist" / "index.html"
-        sources = [
-            p
-            for p in WEB.rglob("*")
-            if p.is_file() and "node_modules" not in p.parts and "dist" not in p.parts
-        ]
-        newest = max((p.stat().st_mtime for p in sources), default=0)
-        if dist.exists() and dist.stat().st_mtime >= newest:
-            return
         npm = shutil.which("npm")
         if not npm:
             say("npm not found: serving the API only (install Node 20+ to get the web app)")
             return
-        say("building the web app (first time takes a minute)…")
         try:
-            if not (WEB / "node_modules").exists():
-                subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=WEB, check=True)
-            subprocess.run([npm, "run", "build"], cwd=WEB, check=True)
+            web.build(npm, announce=lambda: say("building the web app (first time takes a minute)…"))
         except subprocess.CalledProcessError as exc:
             # The API is still useful without the web app; say so instead of refusing to start.
             say(
-                f"the web app did not build ({' '.join(exc.cmd[1:])} exited {exc.returncode}); "
+                f"the web app did not build ({' '.join(map(str, exc.cmd[1:]))} exited {exc.returncode}); "
                 "serving the API with a placeholder page. Fix web/ and restart."
             )
 
@@ -221,11 +209,11 @@ class DevStack:
             )
         )
         if self.dev and (WEB / "package.json").exists() and shutil.which("npm"):
-            vite_env = {**env, "ATRIUM_GATEWAY_PORT": str(self.http_port)}
-            if not (WEB / "node_modules").exists():
-                subprocess.run(
-                    [shutil.which("npm") or "npm", "install", "--no-audit", "--no-fund"], cwd=WEB, check=False
-                )
+            vite_env = {**env, "ATRIUM_GATEWAY_PORT": str(self.http_port), "ATRIUM_PYTHON": sys.executable}
+            try:
+                web.install(shutil.which("npm") or "npm")
+            except subprocess.CalledProcessError as exc:
+                say(f"npm install exited {exc.returncode}; Vite may not start")
             self.children.append(
                 Child(
                     "vite",
@@ -365,6 +353,7 @@ def run(data_dir: Path, http_port: int, dev: bool, build_web: bool) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         env = stack.prepare()
+        say(ocr_readiness())
         if build_web and not dev:
             stack.build_web_app()
         stack.spawn_all(env)
@@ -392,6 +381,20 @@ def run(data_dir: Path, http_port: int, dev: bool, build_web: bool) -> int:
     finally:
         stack.stop()
     return 0
+
+
+def ocr_readiness() -> str:
+    """What the text worker's OCR can read with its configured languages, and how to add what is missing."""
+    from services.extraction.ocr.tessdata import readiness
+    from services.extraction.text.config import ocr_options_from_env
+
+    try:
+        options = ocr_options_from_env()
+    except ValueError as exc:
+        return f"OCR: {exc}"
+    if options.mode == "off":
+        return "OCR: off (ATRIUM_OCR_MODE=off); scans stay `needs_ocr`"
+    return readiness(options.languages)
 
 
 async def _dev_loop(stack: DevStack) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.secret_files import read_or_create_secret, write_secret
+from services.kit.storage import server_store_bytes, storage_budget
 
 SERVICES_WITH_DB = ("auth", "profile", "permissions", "docs")
 DATABASE = "atrium"
@@ -130,8 +131,8 @@ class EmbeddedNats:
             f'listen: "127.0.0.1:{self.port}"\n'
             f'server_name: "atrium-embedded"\n'
             "max_payload: 8MB\n"
-            f'jetstream {{\n  store_dir: "{store / "jetstream"}"\n  max_memory_store: 256MB\n  max_file_store: 20GB\n}}\n'
-            + include
+            f'jetstream {{\n  store_dir: "{store / "jetstream"}"\n  max_memory_store: 256MB\n'
+            f"  max_file_store: {server_store_bytes(storage_budget())}\n}}\n" + include
         )
         log = self.log_path
         with open(log, "ab") as out:

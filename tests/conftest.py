@@ -8,7 +8,10 @@ themselves by creating their own users (see `new_user`), never by relying on ord
 from __future__ import annotations
 
 import asyncio
+import email as email_parser
+import email.policy as email_policy
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -89,7 +92,10 @@ async def stack(stack_dir: Path) -> AsyncIterator[Stack]:
     os.environ.setdefault("ATRIUM_SECRET", "test-platform-secret-0123456789")
     # Every test client comes from 127.0.0.1; per-IP auth rate limits are tested with X-Forwarded-For IPs.
     os.environ.setdefault("ATRIUM_AUTH_RATE_EXEMPT_IPS", "127.0.0.1")
+    # The tests' model server (tests/fakes_llm) listens on 127.0.0.1: local model servers are allowed here.
+    os.environ.setdefault("ATRIUM_AI_ALLOW_LOCAL_SERVERS", "1")
     n = EmbeddedNats(stack_dir).start()
+    MAIL_DIR[:] = [Path(os.environ.get("ATRIUM_MAIL_DIR", str(stack_dir / "mail")))]
     # Every process, CLI command and worker a test starts finds its NATS user's password here.
     os.environ["ATRIUM_NATS_SECRETS"] = str(stack_dir / "secrets" / NATS_SECRETS_FILE)
     pg = EmbeddedPostgres(stack_dir).start()
@@ -175,16 +181,56 @@ def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
 
 
+# Where the harness's auth service writes its mails (the dev outbox), set when the stack starts.
+MAIL_DIR: list[Path] = []
+_LINK_TOKEN = re.compile(r"token=([A-Za-z0-9_\-]+)")
+
+
+def newest_link_token(address: str, subject_word: str, mail_dir: Path | None = None) -> str:
+    """The token in the newest dev-outbox mail to `address` whose subject has `subject_word` (in the
+    harness's outbox, or `mail_dir`)."""
+    found = []
+    for path in sorted((mail_dir or MAIL_DIR[0]).glob("*.eml"), key=lambda p: p.stat().st_mtime_ns):
+        msg = email_parser.message_from_bytes(path.read_bytes(), policy=email_policy.default)
+        if msg["To"] == address and subject_word.lower() in str(msg["Subject"]).lower():
+            match = _LINK_TOKEN.search(msg.get_content())  # type: ignore[attr-defined]
+            if match:
+                found.append(match.group(1))
+    assert found, f"no mail about {subject_word!r} to {address}"
+    return found[-1]
+
+
+async def confirm_address(http: httpx.AsyncClient, email: str) -> None:
+    """Open the confirmation link mailed to `email`, as its owner would (signing in needs it)."""
+    r = await http.post("/auth/email/verify", json={"token": newest_link_token(email, "confirm")})
+    assert r.status_code == 200, r.text
+
+
 async def register_and_login(
-    http: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD
+    http: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD, *, confirm: bool = True
 ) -> AppUser:
+    """Register, confirm the address by the mailed link (`confirm=False` skips it: signing in then needs
+    `unconfirmed_signin`), sign in."""
     email = email or unique_email()
     r = await http.post("/auth/register", json={"email": email, "password": password})
     assert r.status_code == 201, r.text
+    if confirm:
+        await confirm_address(http, email)
     r = await http.post("/auth/login", json={"email": email, "password": password})
     assert r.status_code == 200, r.text
     body = r.json()
     return AppUser(body["user"]["id"], email, password, body["access_token"], body["refresh_token"])
+
+
+@pytest.fixture
+def unconfirmed_signin(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let accounts with an unconfirmed address sign in during one test (ATRIUM_SIGNIN_REQUIRES_VERIFIED_EMAIL=0),
+    for the flows only such an account has (asking for another confirmation link)."""
+    from services.auth.handlers.common import AuthDeps
+
+    monkeypatch.setattr(
+        stack.services["auth"].deps_as(AuthDeps).config, "signin_requires_verified_email", False
+    )
 
 
 @pytest_asyncio.fixture

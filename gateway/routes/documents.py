@@ -62,7 +62,7 @@ MULTIPART_PDFS = {
     response_model=UploadBatch,
     summary="Upload one or more PDFs (multipart, parts named 'file')",
     openapi_extra=MULTIPART_PDFS,
-    responses=errors(409, 413, 415),
+    responses=errors(409, 413, 415, 507),
 )
 async def upload(request: Request, call: Call, token: Token) -> UploadBatch:
     policy: api.UploadPolicy = await call(api.UPLOAD_PREPARE, Empty(), token=token)
@@ -207,7 +207,7 @@ async def page_preview(
     "/{doc_id}/reprocess",
     response_model=api.DocumentSummary,
     summary="Run the pipeline again",
-    responses=errors(404, 409),
+    responses=errors(404, 409, 429),
 )
 async def reprocess(doc_id: UUID, call: Call, token: Token) -> api.DocumentSummary:
     return await call(api.DOCUMENT_REPROCESS, api.DocumentRef(id=doc_id), token=token)

@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from contracts import REGISTRY
-from contracts.auth import AUTH_STATE_BUCKET, JWKS, USER_CHANGED, USER_DELETED, USER_REGISTERED
+from contracts.auth import (
+    AUTH_STATE_BUCKET,
+    AUTH_STATE_PUSH,
+    JWKS,
+    USER_CHANGED,
+    USER_DELETED,
+    USER_REGISTERED,
+)
 from contracts.base import Event, Progress, Rpc
 from contracts.documents import (
     DOCUMENT_ANALYZED,
@@ -37,6 +44,8 @@ from contracts.documents import (
     DOCUMENT_UPLOADED,
     OBJECT_BUCKET,
     SETTINGS_BUCKET,
+    SETTINGS_CHANGED,
+    SUPERSEDED_RUNS_BUCKET,
 )
 from contracts.identity import SSO_GROUPS_CLAIMED
 from contracts.permissions import ACCESS_CHECK, APP_ANNOUNCED, PERMISSIONS_CHANGED
@@ -85,6 +94,7 @@ def _needs() -> dict[str, Needs]:
     return {
         "auth": Needs(
             publishes=(USER_REGISTERED, USER_CHANGED, USER_DELETED, SSO_GROUPS_CLAIMED),
+            progress=(AUTH_STATE_PUSH,),  # revocations the bucket refused, to every verifier
             kv_write=(AUTH_STATE_BUCKET,),
         ),
         "profile": Needs(consumes=(USER_REGISTERED, USER_DELETED), objects_write=(AVATAR_BUCKET,)),
@@ -98,8 +108,16 @@ def _needs() -> dict[str, Needs]:
             publishes=(DOCUMENT_UPLOADED, APP_ANNOUNCED),
             progress=(DOCUMENT_PROGRESS,),
             listens=(PERMISSIONS_CHANGED,),
-            consumes=(DOCUMENT_PROCESSING, DOCUMENT_EXTRACTED, DOCUMENT_ANALYZED, DOCUMENT_FAILED),
+            consumes=(
+                DOCUMENT_PROCESSING,
+                DOCUMENT_EXTRACTED,
+                DOCUMENT_ANALYZED,
+                DOCUMENT_FAILED,
+                USER_DELETED,
+                SETTINGS_CHANGED,
+            ),
             kv_read=(SETTINGS_BUCKET,),
+            kv_write=(SUPERSEDED_RUNS_BUCKET,),
             objects_write=(OBJECT_BUCKET,),
         ),
         # The preview Rpc re-checks the owner's app access itself (AppAccessGuard), as docs does.
@@ -110,13 +128,15 @@ def _needs() -> dict[str, Needs]:
             progress=(DOCUMENT_PROGRESS,),
             consumes=(DOCUMENT_UPLOADED,),
             kv_write=(EXTRACT_RUNS_BUCKET,),
+            kv_read=(SUPERSEDED_RUNS_BUCKET,),
             objects_write=(OBJECT_BUCKET,),
         ),
         "ai": Needs(
-            publishes=(DOCUMENT_PROCESSING, DOCUMENT_ANALYZED, DOCUMENT_FAILED),
+            publishes=(DOCUMENT_PROCESSING, DOCUMENT_ANALYZED, DOCUMENT_FAILED, SETTINGS_CHANGED),
             progress=(DOCUMENT_PROGRESS,),
             consumes=(DOCUMENT_EXTRACTED,),
             kv_write=(SETTINGS_BUCKET,),
+            kv_read=(SUPERSEDED_RUNS_BUCKET,),
             objects_read=(OBJECT_BUCKET,),
         ),
     }
@@ -169,14 +189,15 @@ def _ordered_reads(stream: str) -> set[str]:
 
 def _kv(bucket: str, write: bool) -> set[str]:
     stream = f"KV_{bucket}"
-    subjects = _stream_ensure(stream, update=False) | _ordered_reads(stream)
+    # a writer keeps the bucket's byte limit at the storage budget's (kit/jetstream.py `keep_limit`)
+    subjects = _stream_ensure(stream, update=write) | _ordered_reads(stream)
     return subjects | ({f"$KV.{bucket}.>"} if write else set())
 
 
 def _objects(bucket: str, write: bool) -> set[str]:
     stream = f"OBJ_{bucket}"
     # nats-py finds the stream of a chunk subject by name lookup before each read
-    subjects = _stream_ensure(stream, update=False) | _ordered_reads(stream) | {"$JS.API.STREAM.NAMES"}
+    subjects = _stream_ensure(stream, update=write) | _ordered_reads(stream) | {"$JS.API.STREAM.NAMES"}
     return subjects | ({f"$O.{bucket}.>", f"$JS.API.STREAM.PURGE.{stream}"} if write else set())
 
 
@@ -193,6 +214,7 @@ def service_permissions(service: str, needs: Needs) -> Permissions:
     if _verifies_tokens(service):
         calls.append(JWKS)
         p.publish |= _kv(AUTH_STATE_BUCKET, write=AUTH_STATE_BUCKET in needs.kv_write)
+        p.subscribe.add(AUTH_STATE_PUSH.subject())
     p.publish |= {r.subject for r in calls}
     p.publish |= {e.subject for e in needs.publishes}
     p.publish |= {pr.wildcard() for pr in needs.progress}

@@ -10,7 +10,7 @@ How the pieces fit (details in each module):
   reuse and ends the session. Racing refreshes serialise on the session row (`SELECT … FOR UPDATE`
   matching `refresh_hash` or `previous_hash`): the winner rotates and stores the successor
   AES-GCM-encrypted under a key derived from the presented token (`successor_enc`); a loser that
-  presents that same token within `refresh_grace_s` (30 s) decrypts it and gets the same successor.
+  presents that same token within `refresh_grace_s` (5 s, `ATRIUM_REFRESH_GRACE_S`) decrypts it and gets the same successor.
   The database alone cannot produce a usable refresh token.
 - Revocation everywhere: ending a session writes `session.<sid>` and a role/active change writes
   `user.<id>` to the `auth_state` KV bucket that every verifier watches (`state.AuthState`). Ending all

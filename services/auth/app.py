@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
+from contracts import AtriumError
 from contracts.auth import (
     ADMIN_AUDIT,
     ADMIN_DELETE_USER,
@@ -11,6 +13,8 @@ from contracts.auth import (
     ADMIN_LIST_USERS,
     ADMIN_START_RESET,
     ADMIN_UPDATE_USER,
+    AUTH_STATE_BUCKET,
+    AUTH_STATE_PUSH,
     CHANGE_EMAIL,
     CHANGE_PASSWORD,
     END_SESSION,
@@ -27,6 +31,7 @@ from contracts.auth import (
     SESSIONS,
     SET_USERNAME,
     VERIFY_EMAIL,
+    AuthStateEntry,
     Jwks,
 )
 from contracts.identity import (
@@ -61,6 +66,8 @@ from contracts.identity import (
 )
 from services.kit.bus import Service
 from services.kit.config import ServiceSettings
+from services.kit.jetstream import ensure_kv
+from services.kit.logging import log_fields
 from services.kit.secretbox import SecretBox
 from services.kit.wiring import Loop, RpcTable
 
@@ -91,6 +98,7 @@ from .upstream import ExternalAuth
 
 HOUSEKEEPING_EVERY_S = 600
 AUTH_SECRETS_PURPOSE = b"auth secrets"  # TOTP secrets, provider client secrets, external tokens
+log = logging.getLogger("atrium.auth")
 
 RPCS: RpcTable[AuthDeps] = {
     REGISTER: accounts.register_user,
@@ -148,6 +156,8 @@ EXTERNAL_REFRESH_EVERY_S = 2
 LOOPS = [
     Loop("housekeeping", housekeeping.housekeeping, every_s=HOUSEKEEPING_EVERY_S),
     Loop("external-token-refresh", external.refresh_due, every_s=EXTERNAL_REFRESH_EVERY_S),
+    # Stores what auth_state refused, and compares it with the database (first at start).
+    Loop("auth-state", housekeeping.sync_state, every_s=2.0, run_at_start=True),
 ]
 
 
@@ -164,6 +174,12 @@ def create_service(settings: ServiceSettings) -> Service:
         assert svc.verifier is not None
         config = AuthConfig.from_env(settings.data_dir)
         db = svc.database()
+        # The revocation state has its own byte limit (services/kit/storage.py): uploads cannot fill it.
+        await ensure_kv(svc.js, AUTH_STATE_BUCKET, history=1, manage=True)
+
+        async def push(entry: AuthStateEntry) -> None:
+            await svc.nc.publish(AUTH_STATE_PUSH.subject(), entry.model_dump_json().encode())
+
         deps = AuthDeps(
             db=db,
             outbox=svc.outbox(tables.outbox, db),
@@ -171,17 +187,24 @@ def create_service(settings: ServiceSettings) -> Service:
             config=config,
             limiter=RateLimiter(config.rate_rules, config.rate_exempt_ips),
             mailer=make_mailer(config),
-            state=AuthState(svc.verifier),
+            state=AuthState(svc.verifier, push),
             secrets=SecretBox(
                 settings.platform_secret, purpose=AUTH_SECRETS_PURPOSE, missing_hint="set it and restart auth"
             ),
             oidc=OidcClients(leeway_s=config.sso_leeway_s, timeout_s=config.upstream_timeout_s),
             external=ExternalAuth(),
         )
-        # `ATRIUM_ADMIN_EMAIL` + `ATRIUM_ADMIN_PASSWORD` make the first admin at start (idempotent).
+        # `ATRIUM_ADMIN_EMAIL` + `ATRIUM_ADMIN_PASSWORD` make the first admin at start (idempotent); an
+        # unconfirmed account of that address is taken over only with `ATRIUM_ADMIN_RESET_PASSWORD=1`.
         email, password = os.environ.get("ATRIUM_ADMIN_EMAIL"), os.environ.get("ATRIUM_ADMIN_PASSWORD")
         if email and password:
-            await ensure_admin(db, email, password, policy=config.policy, nc=svc.nc)
+            take_over = os.environ.get("ATRIUM_ADMIN_RESET_PASSWORD", "") in ("1", "true", "yes")
+            try:
+                await ensure_admin(db, email, password, policy=config.policy, nc=svc.nc, take_over=take_over)
+            except (
+                AtriumError
+            ) as exc:  # refused (an unconfirmed account, a weak password): say so, keep serving
+                log_fields(log, logging.ERROR, "ATRIUM_ADMIN_EMAIL was not applied", reason=exc.message)
         return deps
 
     svc.bind(make_deps, rpcs=RPCS, loops=LOOPS)

@@ -23,11 +23,15 @@ class AuthConfig:
     # A session nobody refreshed for this long ends, whatever its absolute lifetime.
     idle_timeout_s: int = 2 * 3600
     idle_timeout_remember_s: int = 7 * 24 * 3600
-    # Two tabs refreshing with the same token within this window get the same successor.
-    refresh_grace_s: int = 30
+    # Two tabs refreshing with the same token within this window get the same successor; a rotated token
+    # presented after it is reuse and ends the whole session (a thief's copy is worth at most this long).
+    refresh_grace_s: int = 5
     reset_ttl_s: int = 30 * 60
     verify_ttl_s: int = 24 * 3600
     public_url: str = "http://localhost:8080"
+    # Signing in needs a confirmed address: registering cannot then be used to learn (by signing in right
+    # after) whether an address already had an account, nor to hold an account on someone else's address.
+    signin_requires_verified_email: bool = True
     policy: PasswordPolicy = field(default_factory=PasswordPolicy)
     rate_rules: dict[str, Rule] = field(default_factory=lambda: dict(DEFAULT_RULES))
     rate_exempt_ips: frozenset[str] = frozenset()
@@ -56,6 +60,8 @@ class AuthConfig:
             idle_timeout_remember_s=_int(env, "ATRIUM_SESSION_IDLE_REMEMBER_S", cls.idle_timeout_remember_s),
             refresh_grace_s=_int(env, "ATRIUM_REFRESH_GRACE_S", cls.refresh_grace_s),
             public_url=env.get("ATRIUM_PUBLIC_URL", cls.public_url).rstrip("/"),
+            signin_requires_verified_email=env.get("ATRIUM_SIGNIN_REQUIRES_VERIFIED_EMAIL", "1")
+            not in ("0", "false", "no"),
             policy=PasswordPolicy.from_env(env),
             rate_rules={**DEFAULT_RULES, **parse_rules(env.get("ATRIUM_AUTH_RATE_LIMITS", ""))},
             rate_exempt_ips=frozenset(

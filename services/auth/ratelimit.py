@@ -1,9 +1,14 @@
 """Sliding-window rate limits for login, register, refresh, forgot-password and token checks.
 
-A rule allows `limit` events per `window_s` seconds for one key (a client IP or an account).
-The window slides: the oldest event leaving it frees a slot, so `Retry-After` is exact. Account
-rules only count failures and use short windows, so a stranger can slow an account's sign-in down
-but never lock its owner out for longer than one window.
+A rule allows `limit` events per `window_s` seconds for one key (a client IP, an account, or an account
+seen from one client). The window slides: the oldest event leaving it frees a slot, so `Retry-After`
+is exact.
+
+Failed sign-ins are counted per account *and* client (`login_client`): a client that keeps guessing one
+account's password is refused for that account, and only that client is. Across all clients they are
+counted per account (`login_account`) to slow a distributed attack down: past the limit every attempt
+on the account waits a little longer (`delay_s`, up to `MAX_DELAY_S`) but is never refused, so a
+stranger cannot lock the owner out, whatever they try from wherever (ASVS 6.3: progressive delay).
 
 State is in process memory: each auth replica limits on its own (N replicas allow up to N times
 the limit), which keeps the hot path free of a database round trip.
@@ -27,7 +32,9 @@ class Rule:
 
 DEFAULT_RULES: dict[str, Rule] = {
     "login_ip": Rule(30, 60),  # every login attempt from one IP
-    "login_account": Rule(10, 300),  # failed logins (and wrong current passwords) per account
+    "login_client": Rule(5, 900),  # failed logins per account from one client: that client is refused
+    "login_account": Rule(10, 300),  # failed logins per account from anywhere: past it, attempts wait
+    "password_session": Rule(5, 900),  # wrong current passwords per account and session (password, email)
     "register_ip": Rule(10, 3600),
     "register_account": Rule(5, 3600),  # attempts per email address
     "refresh_ip": Rule(120, 60),
@@ -39,6 +46,10 @@ DEFAULT_RULES: dict[str, Rule] = {
 }
 
 MAX_KEYS = 100_000
+# Progressive delay: the first attempt past a delaying rule's limit waits BASE_DELAY_S, each further
+# failure doubles it, up to MAX_DELAY_S (well inside the gateway's 10 s answer timeout).
+BASE_DELAY_S = 0.5
+MAX_DELAY_S = 4.0
 
 
 def parse_rules(spec: str) -> dict[str, Rule]:
@@ -90,6 +101,17 @@ class RateLimiter:
         found = self._window(rule_name, key)
         if found is not None:
             found[1].append(self.clock())
+
+    def count(self, rule_name: str, key: str) -> int:
+        """Events of `key` inside the rule's window now."""
+        found = self._window(rule_name, key)
+        return 0 if found is None else len(found[1])
+
+    def delay_s(self, rule_name: str, key: str) -> float:
+        """How long the next attempt should wait: 0 up to the rule's limit, then doubling per event."""
+        rule = self.rules.get(rule_name)
+        over = self.count(rule_name, key) - (rule.limit if rule else 0)
+        return 0.0 if rule is None or over < 0 else min(BASE_DELAY_S * 2**over, MAX_DELAY_S)
 
     def take(self, rule_name: str, key: str) -> None:
         """Check, then count this attempt."""

@@ -3,9 +3,11 @@ the dependencies the handlers get (built once the service is connected)."""
 
 from __future__ import annotations
 
+import os
 from uuid import UUID
 
 from contracts import docs_api as api
+from contracts.auth import USER_DELETED
 from contracts.documents import (
     DOCUMENT_ANALYZED,
     DOCUMENT_EXTRACTED,
@@ -14,6 +16,7 @@ from contracts.documents import (
     DOCUMENT_PROGRESS,
     OBJECT_BUCKET,
     PREVIEW_RENDER,
+    SETTINGS_CHANGED,
     DocumentProgress,
     PreviewsRendered,
     RenderPreviews,
@@ -30,6 +33,7 @@ from .blobs import NatsBlobs
 from .handlers import bulk, categories, documents, files, housekeeping, pipeline, runs, tasks, uploads
 from .handlers.common import DocsDeps
 from .settings_store import SettingsStore
+from .superseded import superseded_marker
 
 MANIFEST = AppManifest(
     key=api.APP_KEY,
@@ -67,6 +71,9 @@ EVENTS: EventTable[DocsDeps] = {
     DOCUMENT_EXTRACTED: Consumer(pipeline.on_extracted, "docs-extracted", max_deliver=10),
     DOCUMENT_ANALYZED: Consumer(pipeline.on_analyzed, "docs-analyzed", max_deliver=10),
     DOCUMENT_FAILED: Consumer(pipeline.on_failed, "docs-failed", max_deliver=10),
+    # A deleted user's documents, files, categories and tasks go with them (retried while the store is away).
+    USER_DELETED: Consumer(housekeeping.forget_user, "docs-user-deleted", max_deliver=10, ack_wait_s=60),
+    SETTINGS_CHANGED: Consumer(housekeeping.record_settings_change, "docs-settings-audit", max_deliver=10),
 }
 LOOPS: list[Loop[DocsDeps]] = [
     Loop("docs-retention", housekeeping.apply_retention, every_s=3600.0, run_at_start=True)
@@ -92,12 +99,14 @@ async def make_deps(svc: Service) -> DocsDeps:
 
     return DocsDeps(
         db=db,
-        blobs=NatsBlobs(await ensure_object_store(svc.js, OBJECT_BUCKET)),
+        blobs=NatsBlobs(await ensure_object_store(svc.js, OBJECT_BUCKET, manage=True)),
         settings=lambda: store.current,
         check_access=guard.check,
         outbox=svc.outbox(tables.outbox, db),
         publish_progress=publish_progress,
         render_previews=render_previews,
+        mark_superseded=await superseded_marker(svc.js),
+        reprocess_per_hour=int(os.environ.get("ATRIUM_REPROCESS_PER_HOUR", "100")),
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 
 from contracts import NotFound, Unavailable
-from services.kit.objects import digest_hex, read_object
+from services.kit.objects import digest_hex, read_object, space_left
 
 from .handlers.common import Blobs
 
@@ -33,3 +33,9 @@ class NatsBlobs(Blobs):
             pass
         except Exception as exc:
             raise Unavailable(f"The file store is not reachable ({type(exc).__name__}); try again.") from None
+
+    async def space_left(self) -> int | None:
+        try:
+            return await space_left(self.store)
+        except Exception:  # unknown: the upload itself still stops at the limit (HTTP 507)
+            return None

@@ -58,15 +58,37 @@ def to_public(stored: DocumentsSettingsStored) -> DocumentsSettingsPublic:
 CLEARABLE = frozenset(k for k, f in DocumentsSettingsStored.model_fields.items() if f.default is None)
 
 
+# The stored key was entered for one provider at one address: it is never sent anywhere else.
+KEY_BOUND_TO = ("provider", "base_url")
+
+
+def moves_the_key(stored: DocumentsSettingsStored, changes: dict[str, object]) -> bool:
+    """Whether `changes` point the provider somewhere other than where the stored key was entered for."""
+    return any(k in changes and changes[k] != getattr(stored, k) for k in KEY_BOUND_TO)
+
+
 def apply_update(
     stored: DocumentsSettingsStored, update: DocumentsSettingsUpdate, box: SecretBox
 ) -> DocumentsSettingsStored:
-    """PATCH: only the fields sent change; `api_key: ""` clears the key; null removes a quota."""
+    """PATCH: only the fields sent change; `api_key: ""` clears the key; null removes a quota. Another
+    provider or base URL needs the key entered again (or `""`), so the stored one never goes to a new host;
+    only switching to the builtin extractor, which sends nothing anywhere, keeps it unused."""
     changes = {
         k: v
         for k, v in update.model_dump(exclude={"api_key"}, exclude_unset=True).items()
         if v is not None or k in CLEARABLE
     }
+    if (
+        update.api_key is None
+        and stored.api_key_ciphertext
+        and moves_the_key(stored, changes)
+        and changes.get("provider", stored.provider) != "builtin"
+    ):
+        raise Invalid(
+            "Enter the API key again when you change the provider or the base URL (or send an empty one to "
+            "remove it): the saved key is only sent where it was entered for.",
+            [{"field": "api_key", "message": "required when the provider or base URL changes"}],
+        )
     if update.api_key is not None:
         clear = update.api_key.get_secret_value().strip()
         changes["api_key_ciphertext"] = box.encrypt(clear) if clear else ""

@@ -1,1 +1,2 @@
-"""Extraction workers: `text` (PDF → text, tables, metadata) and `ai` (text → fields)."""
+"""Extraction workers: `text` (PDF → text, tables, metadata, with `ocr` for scanned pages) and `ai`
+(text → fields)."""

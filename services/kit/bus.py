@@ -37,7 +37,7 @@ from contracts import (
     Internal,
     health_rpc,
 )
-from contracts.auth import AUTH_STATE_BUCKET, JWKS, Jwks
+from contracts.auth import AUTH_STATE_BUCKET, AUTH_STATE_PUSH, JWKS, AuthStateEntry, Jwks
 from contracts.base import Event, Rpc, Stream
 
 from .client import call
@@ -159,7 +159,17 @@ def bus_verifier(nc: Callable[[], nats.NATS], *, key_source: KeySource | None = 
     async def state() -> Any:
         return await ensure_kv(nc().jetstream(), AUTH_STATE_BUCKET, history=1)
 
-    return TokenVerifier(key_source=key_source or jwks, state_bucket=state)
+    async def pushed(apply: Callable[[str, bytes | None], None]) -> Any:
+        async def on_entry(msg: Any) -> None:
+            try:
+                entry = AuthStateEntry.model_validate_json(msg.data)
+            except ValidationError:
+                return
+            apply(entry.key, entry.value.encode() if entry.value is not None else None)
+
+        return await nc().subscribe(AUTH_STATE_PUSH.subject(), cb=on_entry)
+
+    return TokenVerifier(key_source=key_source or jwks, state_bucket=state, state_push=pushed)
 
 
 class Service:

@@ -16,7 +16,7 @@ from hashlib import sha256
 from typing import Any
 
 from nats.js import api
-from nats.js.errors import NotFoundError, ObjectNotFoundError
+from nats.js.errors import APIError, NotFoundError, ObjectNotFoundError
 from nats.js.object_store import (
     OBJ_CHUNKS_PRE_TEMPLATE,
     OBJ_DEFAULT_CHUNK_SIZE,
@@ -26,7 +26,20 @@ from nats.js.object_store import (
     ObjectStore,
 )
 
+from contracts import InsufficientStorage
+
 MSG_ROLLUP_SUBJECT = "sub"
+STORE_FULL = 10077  # JetStream's "maximum bytes exceeded": the store reached its byte limit
+
+
+def full_store(exc: BaseException) -> InsufficientStorage | None:
+    """The error to answer when `exc` is the object store refusing a write because it is full."""
+    if isinstance(exc, APIError) and exc.err_code == STORE_FULL:
+        return InsufficientStorage(
+            "The document store is full: its share of the storage budget (ATRIUM_STORAGE_BUDGET) is used "
+            "up. Delete documents or ask an administrator for more space; nothing was stored."
+        )
+    return None
 
 
 def digest_hex(info: api.ObjectInfo) -> str:
@@ -59,7 +72,14 @@ class ObjectWriter:
             del self._pending[: self.chunk_size]
 
     async def _flush(self, payload: bytes) -> None:
-        await self.js.publish(self.chunk_subject, payload)
+        try:
+            await self.js.publish(self.chunk_subject, payload)
+        except APIError as exc:
+            full = full_store(exc)
+            if full is None:
+                raise
+            await self.abort()
+            raise full from None
         self.chunks += 1
 
     @property
@@ -89,8 +109,11 @@ class ObjectWriter:
                 json.dumps(info.as_dict()).encode(),
                 headers={api.Header.ROLLUP: MSG_ROLLUP_SUBJECT},
             )
-        except Exception:
+        except Exception as exc:
             await self.abort()
+            full = full_store(exc)
+            if full is not None:
+                raise full from None
             raise
         return info
 
@@ -135,4 +158,21 @@ async def read_object(store: ObjectStore, name: str) -> bytes:
     return bytes(parts)
 
 
-__all__ = ["ObjectWriter", "iter_object", "read_object", "digest_hex", "ObjectNotFoundError", "NotFoundError"]
+async def space_left(store: ObjectStore) -> int | None:
+    """Bytes the object store may still take under its limit, or None when it has none."""
+    info = await store._js.stream_info(OBJ_STREAM_TEMPLATE.format(bucket=store._name))
+    if not info.config.max_bytes or info.config.max_bytes < 0:
+        return None
+    return max(0, info.config.max_bytes - (info.state.bytes or 0))
+
+
+__all__ = [
+    "ObjectWriter",
+    "iter_object",
+    "read_object",
+    "digest_hex",
+    "full_store",
+    "space_left",
+    "ObjectNotFoundError",
+    "NotFoundError",
+]

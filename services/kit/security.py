@@ -5,6 +5,11 @@ carries no key material of its own, whose audience, issuer and type are Atrium's
 which is inside its validity window, and whose session and user are still live according to
 the `auth_state` KV bucket that the auth service writes and every verifier watches — so a
 revoked session, a deactivated user or a demoted admin is refused on the next request.
+
+It fails closed: an entry the auth service could not store (the bucket full or away) reaches every
+verifier anyway, pushed over core NATS (`progress.auth.state`) until it is stored; and a verifier whose
+watch of the bucket broke refuses tokens (`unavailable`) once that lasts longer than `STALE_AFTER_S`,
+rather than accept them on a state that may be missing a revocation.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from uuid import UUID
 import jwt
 from jwt.algorithms import RSAAlgorithm
 
-from contracts import AtriumError, Unauthenticated
+from contracts import AtriumError, Unauthenticated, Unavailable
 from contracts.auth import (
     ACCESS_TOKEN_TYPE,
     TOKEN_AUDIENCE,
@@ -38,6 +43,7 @@ REQUIRED_CLAIMS = ["exp", "iat", "nbf", "sub", "sid", "aud", "iss", "typ", "role
 FORBIDDEN_HEADERS = ("jku", "jwk", "x5u", "x5c", "x5t", "crit")
 JWKS_REFRESH_MIN_S = 5.0
 JWKS_MAX_AGE_S = 300.0
+STALE_AFTER_S = 5.0  # how long a broken watch of `auth_state` is tolerated before tokens are refused
 
 
 @dataclass(frozen=True)
@@ -87,15 +93,23 @@ def scope_refusal(desc: Rpc[Any, Any], actor: Actor) -> str | None:
 
 KeySource = Callable[[], Awaitable[Jwks]]  # the published keys (`auth.keys.jwks`, or the auth service's own)
 StateBucket = Callable[[], Awaitable[Any]]  # opens the `auth_state` KV bucket
+# Subscribes `apply(key, value)` to the entries the auth service pushes while it cannot store them.
+StatePush = Callable[[Callable[[str, bytes | None], None]], Awaitable[Any]]
 
 
 class TokenVerifier:
     """Verifies access tokens. What it reads is injected: `key_source` returns the JWKS,
     `state_bucket` opens the `auth_state` bucket it follows (see `services.kit.bus.bus_verifier`)."""
 
-    def __init__(self, *, key_source: KeySource, state_bucket: StateBucket):
+    def __init__(
+        self, *, key_source: KeySource, state_bucket: StateBucket, state_push: StatePush | None = None
+    ):
         self.key_source = key_source
         self.state_bucket = state_bucket
+        self.state_push = state_push
+        self.watch_broken_at: float | None = None  # monotonic time the watch of `auth_state` broke
+        self._stopping = False
+        self._push_sub: Any = None
         self.keys: dict[str, Any] = {}
         self.revoked_sessions: set[str] = set()
         self.users: dict[str, UserState] = {}
@@ -114,6 +128,8 @@ class TokenVerifier:
             self.apply(entry.key, entry.value, entry.operation)
         self._watcher = watcher
         self._watch_task = asyncio.create_task(self._follow(watcher))
+        if self.state_push is not None:
+            self._push_sub = await self.state_push(lambda key, value: self.apply(key, value))
 
     async def _follow(self, watcher: Any) -> None:
         while True:
@@ -121,16 +137,22 @@ class TokenVerifier:
                 async for entry in watcher:
                     if entry is not None:
                         self.apply(entry.key, entry.value, entry.operation)
-                return  # the watcher was stopped
+                if self._stopping:
+                    return
+                log.warning("auth_state watch ended; following it again")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # reconnects surface here; keep following
                 log.warning("auth_state watch interrupted: %r", exc)
-                await asyncio.sleep(1)
-                try:
-                    watcher = await self.kv.watchall(include_history=False)
-                except Exception:
-                    continue
+            if self.watch_broken_at is None:
+                self.watch_broken_at = time.monotonic()
+            await asyncio.sleep(1)
+            try:
+                # The latest value of every key again, then changes: nothing missed meanwhile stays missed.
+                watcher = self._watcher = await self.kv.watchall(include_history=False)
+                self.watch_broken_at = None
+            except Exception:
+                continue
 
     def apply(self, key: str, value: bytes | None, operation: Any = None) -> None:
         deleted = operation in ("DEL", "PURGE") or value is None or value == b""
@@ -147,6 +169,12 @@ class TokenVerifier:
                 self.users[ident] = UserState.model_validate(json.loads(value or b"{}"))
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._push_sub is not None:
+            try:
+                await self._push_sub.unsubscribe()
+            except Exception:
+                pass
         if self._watch_task:
             self._watch_task.cancel()
         if getattr(self, "_watcher", None) is not None:
@@ -221,6 +249,11 @@ class TokenVerifier:
         sid, sub, role = str(claims["sid"]), str(claims["sub"]), str(claims["role"])
         if role not in ("user", "admin") or not isinstance(claims["iat"], int | float):
             raise Unauthenticated("The access token carries claims Atrium does not issue.")
+        if self.watch_broken_at is not None and time.monotonic() - self.watch_broken_at > STALE_AFTER_S:
+            raise Unavailable(
+                "Whether this session is still live cannot be checked right now (the session state is out "
+                "of reach); try again in a moment."
+            )
         if sid in self.revoked_sessions:
             raise Unauthenticated("This session has been ended; sign in again.", {"reason": "revoked"})
         state = self.users.get(sub)

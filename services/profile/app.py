@@ -35,7 +35,9 @@ EVENTS: EventTable[ProfileDeps] = {
 
 
 async def make_deps(svc: Service) -> ProfileDeps:
-    return ProfileDeps(db=svc.database(), avatars=await ensure_object_store(svc.js, AVATAR_BUCKET))
+    return ProfileDeps(
+        db=svc.database(), avatars=await ensure_object_store(svc.js, AVATAR_BUCKET, manage=True)
+    )
 
 
 def create_service(settings: ServiceSettings) -> Service:

@@ -1,6 +1,6 @@
 """Browser tests: Debian's chromium driven by Playwright against the real stack of tests/conftest.py.
 
-The web app is built once per run (skipped when web/dist is newer than its sources); the gateway
+The web app is built once per run (`infra.web.build`: skipped when web/dist is newer than its sources); the gateway
 of the `stack` fixture serves it. Every page records console errors and uncaught exceptions, and a
 test fails if any appeared that it did not expect. Screenshots go to test-artifacts/screenshots/.
 """
@@ -14,7 +14,6 @@ import fcntl
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,10 +24,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from infra import web
 from tests.conftest import PASSWORD, ROOT, AppUser, Stack, register_and_login
 
-WEB = ROOT / "web"
-DIST = WEB / "dist"
+DIST = web.DIST
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = os.environ.get("ATRIUM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -56,32 +55,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-def _newest_source_mtime() -> float:
-    paths = [
-        WEB / "package.json",
-        WEB / "package-lock.json",
-        WEB / "index.html",
-        WEB / "vite.config.ts",
-        WEB / "tsconfig.json",
-    ]
-    paths += [p for p in (WEB / "src").rglob("*") if p.is_file()]
-    paths += [p for p in (WEB / "public").rglob("*") if p.is_file()]
-    return max(p.stat().st_mtime for p in paths if p.exists())
-
-
 def build_web() -> None:
-    """`npm install` when node_modules is missing or older than the lock, then `npm run build` when stale."""
+    """`infra.web.build`: install when the lock changed, refresh the OpenAPI, build when `dist` is stale."""
     npm = shutil.which("npm")
     if not npm:
         pytest.fail("npm (Node.js 20+) is required to build the web app for the browser tests")
-    lock, installed = WEB / "package-lock.json", WEB / "node_modules" / ".package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        # `npm ci` fails against this registry; install from the committed lock instead.
-        subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=WEB, check=True)
-    index = DIST / "index.html"
-    if index.exists() and index.stat().st_mtime >= _newest_source_mtime():
-        return
-    subprocess.run([npm, "run", "build"], cwd=WEB, check=True)
+    web.build(npm)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .conftest import WEB
+from infra.web import WEB
 
 
 def test_vitest_component_tests_pass(web_dist: Path) -> None:

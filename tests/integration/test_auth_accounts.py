@@ -61,9 +61,9 @@ async def test_register_refuses_mass_assignment(http: httpx.AsyncClient, auth_db
 
 
 async def test_registration_mails_a_verification_link(
-    http: httpx.AsyncClient, stack: Stack, auth_db: Database
+    http: httpx.AsyncClient, stack: Stack, auth_db: Database, unconfirmed_signin: None
 ) -> None:
-    user = await register_and_login(http)
+    user = await register_and_login(http, confirm=False)
     assert (await http.get("/auth/me", headers=user.headers)).json()["email_verified"] is False
     token = last_link_token(stack, user.email, "confirm")
     r = await http.post("/auth/email/verify", json={"token": token})
@@ -80,8 +80,10 @@ async def test_registration_mails_a_verification_link(
     assert stored and token not in stored  # only the hash is kept
 
 
-async def test_resend_verification_replaces_the_old_link(http: httpx.AsyncClient, stack: Stack) -> None:
-    user = await register_and_login(http)
+async def test_resend_verification_replaces_the_old_link(
+    http: httpx.AsyncClient, stack: Stack, unconfirmed_signin: None
+) -> None:
+    user = await register_and_login(http, confirm=False)
     first = last_link_token(stack, user.email, "confirm")
     r = await http.post("/auth/email/verify/resend", headers=user.headers)
     assert r.status_code == 200
@@ -213,12 +215,17 @@ async def test_change_email_needs_password_and_reverification(
     assert UserChanged.model_validate_json(last.data).email == new_email
 
 
-async def test_change_email_to_a_taken_address_conflicts(http: httpx.AsyncClient, new_user: AppUser) -> None:
+async def test_change_email_to_a_taken_address_changes_nothing(
+    http: httpx.AsyncClient, stack: Stack, new_user: AppUser
+) -> None:
+    # Issue 13, item 7: the same answer as for a free address (tests/security/test_enumeration.py), no link.
     other = await register_and_login(http)
     r = await http.post(
         "/auth/email/change", headers=new_user.headers, json={"password": PASSWORD, "new_email": other.email}
     )
-    assert r.status_code == 409
+    assert r.status_code == 200
+    assert "already have" in str(mails_to(stack, other.email)[-1]["Subject"])
+    assert (await http.get("/auth/me", headers=new_user.headers)).json()["email"] == new_user.email
 
 
 async def test_deactivated_login_looks_like_a_wrong_password(

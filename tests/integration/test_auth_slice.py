@@ -7,7 +7,7 @@ import httpx
 from contracts import AtriumError, Empty
 from contracts.auth import ME
 from services.kit.client import call
-from tests.conftest import PASSWORD, AppUser, Stack, unique_email
+from tests.conftest import PASSWORD, AppUser, Stack, confirm_address, unique_email
 
 
 async def test_register_login_me(http: httpx.AsyncClient) -> None:
@@ -16,6 +16,12 @@ async def test_register_login_me(http: httpx.AsyncClient) -> None:
     assert r.status_code == 201, r.text
     assert r.json()["email"] == email and r.json()["role"] == "user"
     assert "password" not in r.text and "hash" not in r.text
+    # Signing in needs the confirmed address, and the refusal reads like any other (issue 13, item 7).
+    r = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
+    wrong = await http.post("/auth/login", json={"email": email, "password": "not the password at all"})
+    assert r.status_code == wrong.status_code == 401
+    assert r.json()["error"] | {"request_id": ""} == wrong.json()["error"] | {"request_id": ""}
+    await confirm_address(http, email)
     r = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
     assert r.status_code == 200
     token = r.json()["access_token"]
@@ -35,9 +41,10 @@ async def test_wrong_password_and_unknown_email_look_the_same(
     assert a.json()["error"]["code"] == "unauthenticated"
 
 
-async def test_duplicate_email_conflicts(http: httpx.AsyncClient, new_user: AppUser) -> None:
+async def test_duplicate_email_looks_like_a_new_account(http: httpx.AsyncClient, new_user: AppUser) -> None:
+    # Issue 13, item 7: no 409 that tells a stranger the address has an account (tests/security/test_enumeration.py).
     r = await http.post("/auth/register", json={"email": new_user.email.upper(), "password": PASSWORD})
-    assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
+    assert r.status_code == 201 and r.json()["id"] != new_user.id and r.json()["email_verified"] is False
 
 
 async def test_invalid_body_is_422_with_fields(http: httpx.AsyncClient) -> None:

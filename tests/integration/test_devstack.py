@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from infra.embedded import free_port
-from tests.conftest import PASSWORD, unique_email
+from tests.conftest import PASSWORD, newest_link_token, unique_email
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,6 +106,8 @@ def test_up_register_restart_and_cli(up: Up, tmp_path: Path) -> None:
     email = unique_email("devstack")
     r = httpx.post(f"{up.url}/auth/register", json={"email": email, "password": PASSWORD}, timeout=30)
     assert r.status_code == 201, r.text
+    token = newest_link_token(email, "confirm", up.data / "mail")  # signing in needs a confirmed address
+    assert httpx.post(f"{up.url}/auth/email/verify", json={"token": token}, timeout=30).status_code == 200
 
     # the CLI finds the stack through --data and speaks the contracts
     res = atrium("bus", "request", "auth.health", "--data", str(up.data), data=up.data)

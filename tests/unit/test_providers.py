@@ -38,6 +38,7 @@ def config_for(name: str, fake: FakeLLM, **kw: object) -> ProviderConfig:
         "api_key": API_KEY,
         "timeout_s": 2.0,
         "backoff_s": 0.05,
+        "allow_local_servers": True,  # the fake listens on 127.0.0.1 (tests/security/test_ai_settings.py)
         **kw,
     }
     return ProviderConfig(**params)  # type: ignore[arg-type]
@@ -144,6 +145,7 @@ async def test_unreachable_server_is_a_retryable_provider_error() -> None:
         timeout_s=1.0,
         max_attempts=2,
         backoff_s=0.01,
+        allow_local_servers=True,
     )
     with pytest.raises(AnalysisFailed) as exc:
         await extract_fields(build_provider(config), INVOICE, "")
@@ -269,6 +271,7 @@ async def test_the_worker_gives_up_before_jetstream_would_redeliver(fake: FakeLL
         max_deliver=4,
         providers=ProviderCache(),
         deadline_s=0.5,
+        allow_local_servers=True,  # the fake listens on 127.0.0.1
     )
     now = datetime.now(UTC)
     event = DocumentExtracted(

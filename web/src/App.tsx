@@ -1,59 +1,67 @@
-import { BrowserRouter, Navigate, Route, Routes } from "react-router-dom";
-import { useTranslation } from "react-i18next";
-import { FileQuestion } from "lucide-react";
-import { AppShell } from "@/components/layout/AppShell";
-import { EmptyState } from "@/components/ui/states";
-import { Button } from "@/components/ui/button";
-import { RedirectIfAuthed, RequireAuth, SessionWatcher, useMe } from "@/lib/auth";
-import { useApps } from "@/lib/apps";
-import { LiveEventsProvider } from "@/lib/documents";
-import { UploadsProvider } from "@/lib/uploads";
-import { ForgotPasswordPage, RegisterPage, ResetPasswordPage, SignInPage, SsoCallbackPage, VerifyEmailPage } from "@/pages/auth/AuthPages";
-import { SecurityPage } from "@/pages/SecurityPage";
-import { AdminSecurityPage } from "@/pages/admin/SecurityAdminPage";
-import { AppsPage, DashboardPage, SessionsPage } from "@/pages/HomePages";
-import { ProfilePage } from "@/pages/ProfilePage";
-import { DocumentsPage } from "@/pages/documents/DocumentsPage";
-import { DocumentDetailPage } from "@/pages/documents/DocumentDetailPage";
-import { CategoriesPage } from "@/pages/documents/CategoriesPage";
-import { TasksPage } from "@/pages/documents/TasksPage";
-import { AdminAuditPage, AdminDocumentsSettingsPage, AdminPermissionsPage, AdminUsersPage } from "@/pages/admin/AdminPages";
-import { Link } from "react-router-dom";
+import * as React from "react";
+import { BrowserRouter, Navigate, Outlet, Route, Routes } from "react-router-dom";
+import { Spinner } from "@/components/ui/spinner";
+import { RedirectIfAuthed, RequireAuth, SessionWatcher } from "@/lib/auth";
+import { loadMessages } from "@/lib/i18n";
 
-function NotFound() {
-  const { t } = useTranslation();
+/**
+ * Every page is its own chunk, loaded when its route is first shown: the sign-in page does not download
+ * the signed-in app, and a user who never opens the admin pages never downloads them.
+ */
+function lazyPage<K extends string, P = object>(load: () => Promise<Record<K, React.ComponentType<NoInfer<P>>>>, name: K) {
+  return React.lazy(async () => ({ default: (await load())[name] }));
+}
+
+const SignInPage = lazyPage(() => import("@/pages/auth/SignInPage"), "SignInPage");
+const RegisterPage = lazyPage(() => import("@/pages/auth/RegisterPage"), "RegisterPage");
+const ForgotPasswordPage = lazyPage(() => import("@/pages/auth/PasswordResetPages"), "ForgotPasswordPage");
+const ResetPasswordPage = lazyPage(() => import("@/pages/auth/PasswordResetPages"), "ResetPasswordPage");
+const VerifyEmailPage = lazyPage(() => import("@/pages/auth/VerifyEmailPage"), "VerifyEmailPage");
+const SsoCallbackPage = lazyPage(() => import("@/pages/auth/SsoCallbackPage"), "SsoCallbackPage");
+// The shell comes with the signed-in pages' messages (both fetched at once).
+const SignedInShell = lazyPage(
+  async () => (await Promise.all([import("@/components/layout/SignedInShell"), loadMessages("app")]))[0],
+  "SignedInShell",
+);
+const DashboardPage = lazyPage(() => import("@/pages/DashboardPage"), "DashboardPage");
+const AppsPage = lazyPage(() => import("@/pages/AppsPage"), "AppsPage");
+const SessionsPage = lazyPage(() => import("@/pages/SessionsPage"), "SessionsPage");
+const ProfilePage = lazyPage(() => import("@/pages/ProfilePage"), "ProfilePage");
+const SecurityPage = lazyPage(() => import("@/pages/SecurityPage"), "SecurityPage");
+const DocumentsPage = lazyPage(() => import("@/pages/documents/DocumentsPage"), "DocumentsPage");
+const DocumentDetailPage = lazyPage(() => import("@/pages/documents/DocumentDetailPage"), "DocumentDetailPage");
+const CategoriesPage = lazyPage(() => import("@/pages/documents/CategoriesPage"), "CategoriesPage");
+const TasksPage = lazyPage(() => import("@/pages/documents/TasksPage"), "TasksPage");
+const DocumentsSettingsPage = lazyPage(() => import("@/pages/documents/SettingsPage"), "DocumentsSettingsPage");
+const AdminUsersPage = lazyPage(() => import("@/pages/admin/UsersPage"), "AdminUsersPage");
+const AdminPermissionsPage = lazyPage(() => import("@/pages/admin/PermissionsPage"), "AdminPermissionsPage");
+const AdminAuditPage = lazyPage(() => import("@/pages/admin/AuditPage"), "AdminAuditPage");
+const AdminSecurityPage = lazyPage(() => import("@/pages/admin/SecurityAdminPage"), "AdminSecurityPage");
+const NotFoundPage = lazyPage(() => import("@/pages/NotFoundPage"), "NotFoundPage");
+const RequireApp = lazyPage<"RequireApp", { app: string; children: React.ReactNode }>(() => import("@/components/layout/RequireApp"), "RequireApp");
+
+/** A page's chunk is loading: the whole screen outside the shell, the content area inside it. */
+function PageLoading({ fullScreen = false }: { fullScreen?: boolean }) {
+  return <Spinner className={fullScreen ? "min-h-screen" : undefined} />;
+}
+
+/** Signed-out pages: each waits for its chunk on a blank screen with a spinner. */
+function SignedOut() {
   return (
-    <EmptyState
-      icon={<FileQuestion className="h-8 w-8" />}
-      title={t("errors.page_not_found")}
-      description={t("errors.page_not_found_hint")}
-      action={<Button asChild variant="outline"><Link to="/">{t("nav.home")}</Link></Button>}
-    />
+    <RedirectIfAuthed>
+      <React.Suspense fallback={<PageLoading fullScreen />}>
+        <Outlet />
+      </React.Suspense>
+    </RedirectIfAuthed>
   );
 }
 
-/** Documents pages only for users who hold the grant; a revoked grant shows why instead of a broken page. */
-function RequireApp({ app, children }: { app: string; children: React.ReactNode }) {
-  const { t } = useTranslation();
-  const apps = useApps();
-  if (apps.isLoading) return null;
-  if (!(apps.data ?? []).some((a) => a.key === app)) {
-    return <EmptyState title={t("errors.no_app_access")} description={t("errors.no_app_access_hint")} action={<Button asChild variant="outline"><Link to="/apps">{t("nav.apps")}</Link></Button>} />;
-  }
-  return <>{children}</>;
+function documents(page: React.ReactNode) {
+  return <RequireApp app="documents">{page}</RequireApp>;
 }
 
-function SignedIn() {
-  const me = useMe();
-  const apps = useApps(!!me.data);
-  const hasDocs = (apps.data ?? []).some((a) => a.key === "documents");
-  return (
-    <LiveEventsProvider enabled={!!me.data && hasDocs}>
-      <UploadsProvider>
-        <AppShell />
-      </UploadsProvider>
-    </LiveEventsProvider>
-  );
+function admin(page: React.ReactNode) {
+  return <RequireAuth admin>{page}</RequireAuth>;
 }
 
 export function App() {
@@ -61,29 +69,31 @@ export function App() {
     <BrowserRouter>
       <SessionWatcher />
       <Routes>
-        <Route path="/sign-in" element={<RedirectIfAuthed><SignInPage /></RedirectIfAuthed>} />
-        <Route path="/register" element={<RedirectIfAuthed><RegisterPage /></RedirectIfAuthed>} />
-        <Route path="/forgot-password" element={<RedirectIfAuthed><ForgotPasswordPage /></RedirectIfAuthed>} />
-        <Route path="/reset-password" element={<RedirectIfAuthed><ResetPasswordPage /></RedirectIfAuthed>} />
-        <Route path="/verify-email" element={<VerifyEmailPage />} />
-        <Route path="/sso/:provider/callback" element={<SsoCallbackPage />} />
+        <Route element={<SignedOut />}>
+          <Route path="/sign-in" element={<SignInPage />} />
+          <Route path="/register" element={<RegisterPage />} />
+          <Route path="/forgot-password" element={<ForgotPasswordPage />} />
+          <Route path="/reset-password" element={<ResetPasswordPage />} />
+        </Route>
+        <Route path="/verify-email" element={<React.Suspense fallback={<PageLoading fullScreen />}><VerifyEmailPage /></React.Suspense>} />
+        <Route path="/sso/:provider/callback" element={<React.Suspense fallback={<PageLoading fullScreen />}><SsoCallbackPage /></React.Suspense>} />
         <Route path="/login" element={<Navigate to="/sign-in" replace />} />
-        <Route element={<RequireAuth><SignedIn /></RequireAuth>}>
+        <Route element={<RequireAuth><React.Suspense fallback={<PageLoading fullScreen />}><SignedInShell /></React.Suspense></RequireAuth>}>
           <Route index element={<DashboardPage />} />
           <Route path="apps" element={<AppsPage />} />
           <Route path="profile" element={<ProfilePage />} />
           <Route path="sessions" element={<SessionsPage />} />
           <Route path="security" element={<SecurityPage />} />
-          <Route path="documents" element={<RequireApp app="documents"><DocumentsPage /></RequireApp>} />
-          <Route path="documents/:id" element={<RequireApp app="documents"><DocumentDetailPage /></RequireApp>} />
-          <Route path="categories" element={<RequireApp app="documents"><CategoriesPage /></RequireApp>} />
-          <Route path="tasks" element={<RequireApp app="documents"><TasksPage /></RequireApp>} />
-          <Route path="admin/users" element={<RequireAuth admin><AdminUsersPage /></RequireAuth>} />
-          <Route path="admin/permissions" element={<RequireAuth admin><AdminPermissionsPage /></RequireAuth>} />
-          <Route path="admin/documents" element={<RequireAuth admin><AdminDocumentsSettingsPage /></RequireAuth>} />
-          <Route path="admin/audit" element={<RequireAuth admin><AdminAuditPage /></RequireAuth>} />
-          <Route path="admin/security" element={<RequireAuth admin><AdminSecurityPage /></RequireAuth>} />
-          <Route path="*" element={<NotFound />} />
+          <Route path="documents" element={documents(<DocumentsPage />)} />
+          <Route path="documents/:id" element={documents(<DocumentDetailPage />)} />
+          <Route path="categories" element={documents(<CategoriesPage />)} />
+          <Route path="tasks" element={documents(<TasksPage />)} />
+          <Route path="admin/users" element={admin(<AdminUsersPage />)} />
+          <Route path="admin/permissions" element={admin(<AdminPermissionsPage />)} />
+          <Route path="admin/documents" element={admin(<DocumentsSettingsPage />)} />
+          <Route path="admin/security" element={admin(<AdminSecurityPage />)} />
+          <Route path="admin/audit" element={admin(<AdminAuditPage />)} />
+          <Route path="*" element={<NotFoundPage />} />
         </Route>
       </Routes>
     </BrowserRouter>

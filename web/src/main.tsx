@@ -2,13 +2,11 @@ import React from "react";
 import ReactDOM from "react-dom/client";
 import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import "./index.css";
-import "./lib/i18n";
+import { initI18n } from "./lib/i18n";
 import { App } from "./App";
 import { ApiError } from "./lib/api";
 import { APPS_KEY } from "./lib/apps";
 import { ThemeProvider } from "./lib/theme";
-import { Toaster } from "./components/ui/toast";
-import { TooltipProvider } from "./components/ui/tooltip";
 
 // A 403 may mean an app grant was just revoked: refresh the app list so the sidebar follows at once.
 const onForbidden = (error: unknown) => {
@@ -26,16 +24,18 @@ const queryClient: QueryClient = new QueryClient({
   },
 });
 
-ReactDOM.createRoot(document.getElementById("root")!).render(
-  <React.StrictMode>
-    <ThemeProvider>
-      <QueryClientProvider client={queryClient}>
-        <TooltipProvider delayDuration={300}>
-          <Toaster>
+// The first render waits for the messages of the language it shows (a chunk of its own); if they cannot be
+// loaded, the app still renders (showing message keys) rather than a blank page.
+void initI18n()
+  .catch((e: unknown) => console.error("messages not loaded", e))
+  .then(() =>
+    ReactDOM.createRoot(document.getElementById("root")!).render(
+      <React.StrictMode>
+        <ThemeProvider>
+          <QueryClientProvider client={queryClient}>
             <App />
-          </Toaster>
-        </TooltipProvider>
-      </QueryClientProvider>
-    </ThemeProvider>
-  </React.StrictMode>,
-);
+          </QueryClientProvider>
+        </ThemeProvider>
+      </React.StrictMode>,
+    ),
+  );

@@ -138,7 +138,13 @@ async def revoke_token(cmd: PatRef, ctx: Ctx, deps: AuthDeps) -> Ack:
         if revoked is None:  # another user's token looks exactly like a missing one
             raise NotFound("There is no live access token with this id among yours.")
         await audit(
-            s, ctx, "pat.revoked", actor_id=actor.user_id, target_id=actor.user_id, token_id=str(revoked)
+            s,
+            ctx,
+            "pat.revoked",
+            actor_id=actor.user_id,
+            target_id=actor.user_id,
+            token_id=str(revoked),
+            sessions=[str(revoked)],  # what reconcile_state revokes if the bucket write was lost
         )
         await deps.state.revoke_sessions([revoked])
     return Ack(message="The access token is revoked; it is refused everywhere from now on.")

@@ -40,20 +40,30 @@ from .common import (
     user_public,
 )
 from .factors import account_view
-from .links import invalidate_link_tokens, mail_verification, new_link_token, take_link_token
+from .links import (
+    invalidate_link_tokens,
+    mail_known_address,
+    mail_verification,
+    new_link_token,
+    take_link_token,
+)
 
 
 async def register_user(cmd: RegisterUser, ctx: Ctx, deps: AuthDeps) -> UserPublic:
+    """A new account, unconfirmed until its address is. An address that already has an account gets the
+    same answer, made with the same work (one password hash, one insert, one mail), and a mail saying so:
+    registering tells nobody whether an address is known (and signing in needs a confirmed address, so
+    signing in right after cannot tell either)."""
     email = str(cmd.email).strip()
     deps.limiter.take("register_ip", client_key(ctx))
-    deps.limiter.take("register_account", email_key(email))
+    deps.limiter.take("register_account", email_key(email))  # mails to one address, whichever way
     password = cmd.password.get_secret_value()
     deps.config.policy.enforce(password, email)
     pw_hash = await passwords.hash_password(password)
     user_id = uuid.uuid4()
-    async with deps.db.transaction() as s:
-        # No account is special: admins come from `atrium admin create`.
-        try:
+    try:
+        async with deps.db.transaction() as s:
+            # No account is special: admins come from `atrium admin create`.
             row = (
                 await s.execute(
                     insert(users)
@@ -68,29 +78,53 @@ async def register_user(cmd: RegisterUser, ctx: Ctx, deps: AuthDeps) -> UserPubl
                     .returning(users)
                 )
             ).one()
-        except IntegrityError as exc:
-            if _username_taken(exc):
-                raise Conflict(USERNAME_TAKEN, [{"field": "username"}]) from None
-            raise Conflict(
-                "An account with this email may already exist; sign in or reset the password."
-            ) from None
-        await audit(s, ctx, "user.registered", actor_id=user_id, target_id=user_id)
-        token = await new_link_token(s, deps, user_id, "verify")
-        await deps.outbox.enqueue(
-            s,
-            USER_REGISTERED,
-            UserRegistered(
-                user_id=row.id,
-                email=row.email,
-                full_name=row.full_name,
-                role=row.role,
-                registered_at=row.created_at,
-            ),
-            msg_id=f"user_registered:{row.id}",
-        )
+            await audit(s, ctx, "user.registered", actor_id=user_id, target_id=user_id)
+            token = await new_link_token(s, deps, user_id, "verify")
+            await deps.outbox.enqueue(
+                s,
+                USER_REGISTERED,
+                UserRegistered(
+                    user_id=row.id,
+                    email=row.email,
+                    full_name=row.full_name,
+                    role=row.role,
+                    registered_at=row.created_at,
+                ),
+                msg_id=f"user_registered:{row.id}",
+            )
+    except IntegrityError as exc:
+        # A username is public: saying it is taken tells nothing about any address.
+        if _username_taken(exc):
+            raise Conflict(USERNAME_TAKEN, [{"field": "username"}]) from None
+        return await _registered_again(cmd, email, ctx, deps)
     await mail_verification(deps, email, token)
     await deps.outbox.flush()
     return user_public(row)
+
+
+async def _registered_again(cmd: RegisterUser, email: str, ctx: Ctx, deps: AuthDeps) -> UserPublic:
+    """The answer to registering a known address: shaped like a new account (an id nobody holds), and a
+    mail to the address's owner instead of a link. The password sent is not stored anywhere."""
+    async with deps.db.transaction() as s:
+        existing = await user_by_email(s, email)
+        await audit(
+            s,
+            ctx,
+            "user.registered_again",
+            target_id=existing.id if existing else None,
+            email=email_key(email),
+        )
+    await mail_known_address(deps, existing.email if existing else email)
+    return UserPublic(
+        id=uuid.uuid4(),
+        email=email,
+        username=cmd.username,
+        full_name=cmd.full_name,
+        role="user",
+        is_active=True,
+        email_verified=False,
+        created_at=now(),
+    )
 
 
 async def me(_: Empty, ctx: Ctx, deps: AuthDeps) -> UserPublic:
@@ -164,22 +198,30 @@ async def resend_verification(_: Empty, ctx: Ctx, deps: AuthDeps) -> Ack:
 
 
 async def change_email(cmd: ChangeEmail, ctx: Ctx, deps: AuthDeps) -> Ack:
+    """Move the account to a new address once the new address confirms. An address that belongs to another
+    account gets the same answer and a mail telling its owner, not a link: nobody learns which addresses
+    have accounts by trying to move to them."""
     actor = ctx.require_actor()
     new_email = str(cmd.new_email).strip()
     async with deps.db.session() as s:
         row = await user_by_id(s, actor.user_id)
         if row is None:
             raise NotFound("This account no longer exists.")
-        await check_password_of(deps, row, cmd.password.get_secret_value())
+        await check_password_of(deps, row, cmd.password.get_secret_value(), ctx)
         if email_key(new_email) == email_key(row.email):
             raise Invalid("This is already your email address.", [{"field": "new_email"}])
-        if await user_by_email(s, new_email) is not None:
-            raise Conflict("Another account uses this address.")
+        deps.limiter.take("register_account", email_key(new_email))  # mails to one address, whichever way
+        taken = await user_by_email(s, new_email) is not None
     async with deps.db.transaction() as s:
         await invalidate_link_tokens(s, row.id, "verify")
-        token = await new_link_token(s, deps, row.id, "verify", new_email=new_email)
-        await audit(s, ctx, "email.change_requested", actor_id=row.id, target_id=row.id, new=new_email)
-    await mail_verification(deps, new_email, token)
+        token = None if taken else await new_link_token(s, deps, row.id, "verify", new_email=new_email)
+        await audit(
+            s, ctx, "email.change_requested", actor_id=row.id, target_id=row.id, new=new_email, taken=taken
+        )
+    if token is None:
+        await mail_known_address(deps, new_email)
+    else:
+        await mail_verification(deps, new_email, token)
     await deps.mailer.send(
         row.email,
         "Your Atrium email address is being changed",

@@ -126,11 +126,24 @@ async def user_by_id(s: AsyncSession, user_id: UUID, *, lock: bool = False) -> U
     return (await s.execute(q.with_for_update() if lock else q)).one_or_none()
 
 
-async def check_password_of(deps: AuthDeps, row: UserRow, password: str) -> None:
-    account = email_key(row.email)
-    deps.limiter.check("login_account", account)
+def account_client_key(account: str, ctx: Ctx) -> str:
+    """The key of one account as seen from one client (IP), for counting failed sign-ins."""
+    return f"{account}|{client_key(ctx)}"
+
+
+def session_guess_key(row: UserRow, ctx: Ctx) -> str:
+    """The key of the signed-in user's guesses (password, second-factor code) in one session."""
+    return f"{email_key(row.email)}|session:{ctx.actor.session_id if ctx.actor else client_key(ctx)}"
+
+
+async def check_password_of(deps: AuthDeps, row: UserRow, password: str, ctx: Ctx) -> None:
+    """The signed-in user's current password, before a change that needs it. Wrong guesses are counted per
+    session: a stolen access token cannot try passwords for long, and strangers failing to sign in to the
+    account do not stop its owner changing their password."""
+    key = session_guess_key(row, ctx)
+    deps.limiter.check("password_session", key)
     if not await passwords.verify_password(row.password_hash, password):
-        deps.limiter.hit("login_account", account)
+        deps.limiter.hit("password_session", key)
         raise Unauthenticated("The password is wrong.", {"field": "password"})
 
 

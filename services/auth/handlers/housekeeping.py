@@ -1,17 +1,29 @@
-"""Forgetting what can no longer matter: old revocation keys, ended sessions, expired links, sign-in
-challenges and access tokens."""
+"""Forgetting what can no longer matter (old revocation keys, ended sessions, expired links, sign-in
+challenges and access tokens), and keeping the `auth_state` bucket in step with the database."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
 from sqlalchemy import delete, or_, select
 
-from ..tables import access_tokens, action_tokens, login_challenges, sessions
+from ..tables import access_tokens, action_tokens, audit_log, login_challenges, sessions, users
 from .common import AuthDeps, now
 
 ENDED_SESSION_RETENTION = timedelta(days=30)
+RECONCILE_EVERY_S = 60.0
+# Audit actions (written in the transaction of the change) after which `auth_state` must show something.
+ENDS_SESSIONS = ("session.ended", "admin.taken_over", "pat.revoked")  # a PAT's id is its tokens' sid
+CHANGES_USERS = (
+    "user.deleted",
+    "user.deactivated",
+    "user.activated",
+    "user.role_changed",
+    "admin.promoted",
+    "admin.taken_over",
+)
 
 
 async def housekeeping(deps: AuthDeps) -> int:
@@ -70,3 +82,61 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+async def sync_state(deps: AuthDeps) -> int:
+    """The `auth-state` loop: store what the bucket refused before, and now and then (and first at start)
+    compare the bucket with the database. Returns how many entries still wait."""
+    left = await deps.state.flush()
+    if time.monotonic() - deps.state.reconciled_at >= RECONCILE_EVERY_S:
+        await reconcile_state(deps)
+        deps.state.reconciled_at = time.monotonic()
+        left = len(deps.state.pending)
+    return left
+
+
+async def reconcile_state(deps: AuthDeps) -> int:
+    """Write what the database says `auth_state` must hold and the bucket (as this process's verifier
+    mirrors it) lacks: sessions ended, and accounts changed or deleted, within an access token's lifetime
+    (older tokens have expired anyway). Covers a write lost with a crashed process, and `atrium admin`
+    run while the stack was down. Returns how many entries were written."""
+    verifier = deps.state.verifier
+    since = now() - timedelta(seconds=deps.config.access_ttl_s + 120)
+    async with deps.db.session() as s:
+        rows = (
+            await s.execute(
+                select(audit_log.c.action, audit_log.c.target_id, audit_log.c.details).where(
+                    audit_log.c.at >= since, audit_log.c.action.in_(ENDS_SESSIONS + CHANGES_USERS)
+                )
+            )
+        ).all()
+        changed = {r.target_id for r in rows if r.action in CHANGES_USERS and r.target_id is not None}
+        live = {
+            u.id: u
+            for u in (
+                await s.execute(
+                    select(users.c.id, users.c.role, users.c.is_active).where(users.c.id.in_(changed))
+                )
+            ).all()
+        }
+    written = 0
+    for r in rows:
+        if r.action in ENDS_SESSIONS:
+            missing = [
+                uuid.UUID(sid)
+                for sid in (r.details or {}).get("sessions", [])
+                if sid not in verifier.revoked_sessions and f"session.{sid}" not in deps.state.pending
+            ]
+            await deps.state.revoke_sessions(missing)
+            written += len(missing)
+    for user_id in changed:
+        known = verifier.users.get(str(user_id))
+        row = live.get(user_id)
+        if row is None:  # deleted: every token of theirs is refused
+            if known is None or known.active:
+                await deps.state.put_user(user_id, role="user", active=False, cut_off_tokens=True)
+                written += 1
+        elif known is None or (known.role, known.active) != (row.role, row.is_active):
+            await deps.state.put_user(user_id, role=row.role, active=row.is_active)
+            written += 1
+    return written

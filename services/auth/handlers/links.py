@@ -83,3 +83,16 @@ async def mail_reset(deps: AuthDeps, to: str, token: str) -> None:
         f"Open this link within 30 minutes to choose a new password:\n\n{link}\n\n"
         "If you did not ask for this, ignore this mail; your password stays as it is.\n",
     )
+
+
+async def mail_known_address(deps: AuthDeps, to: str) -> None:
+    """To an address that already has an account, when someone registers it or moves an account to it."""
+    await deps.mailer.send(
+        to,
+        "You already have an Atrium account",
+        f"Someone asked to create an Atrium account for {to}, or to move another account to this address, "
+        "but you already have an account with it. Nothing has changed.\n\n"
+        f"Sign in at {deps.config.public_url}/sign-in, or if you do not know the password (or never chose "
+        f"one), set a new one at {deps.config.public_url}/forgot-password.\n\n"
+        "If you did not ask for this, ignore this mail.\n",
+    )

@@ -216,7 +216,7 @@ async def remove(cmd: PasskeyRemove, ctx: Ctx, deps: AuthDeps) -> Ack:
         user = await user_by_id(s, actor.user_id)
     if user is None:
         raise NotFound("This account no longer exists.")
-    await check_password_of(deps, user, cmd.password.get_secret_value())
+    await check_password_of(deps, user, cmd.password.get_secret_value(), ctx)
     async with deps.db.transaction() as s:
         gone = (
             await s.execute(

@@ -39,7 +39,7 @@ async def change_password(cmd: ChangePassword, ctx: Ctx, deps: AuthDeps) -> Ack:
         row = await user_by_id(s, actor.user_id)
     if row is None:
         raise NotFound("This account no longer exists.")
-    await check_password_of(deps, row, cmd.current_password.get_secret_value())
+    await check_password_of(deps, row, cmd.current_password.get_secret_value(), ctx)
     new = cmd.new_password.get_secret_value()
     deps.config.policy.enforce(new, row.email, "new_password")
     new_hash = await passwords.hash_password(new)
@@ -98,8 +98,11 @@ async def reset_password(cmd: ResetPassword, ctx: Ctx, deps: AuthDeps) -> Ack:
         user = await user_by_id(s, tok.user_id, lock=True)
         if user is None:  # the link's account was deleted (its links go with it; a race at most)
             raise NotFound("This account no longer exists.")
+        # The link came by mail, so its reader controls the address: it counts as confirmed from now on.
         await s.execute(
-            update(users).where(users.c.id == user.id).values(password_hash=new_hash, updated_at=func.now())
+            update(users)
+            .where(users.c.id == user.id)
+            .values(password_hash=new_hash, email_verified=True, updated_at=func.now())
         )
         await invalidate_link_tokens(s, user.id, "reset")
         ended = await end_all_sessions(s, deps, ctx, user, "password_reset", actor_id=user.id)

@@ -28,7 +28,7 @@ from .. import totp
 from ..rows import UserRow
 from ..tables import recovery_codes, totp_factors
 from . import notices
-from .common import AuthDeps, account_key, audit, check_password_of, now, user_by_id
+from .common import AuthDeps, audit, check_password_of, now, session_guess_key, user_by_id
 from .factors import factors_of_user, policy_requires, security_policy
 
 WRONG_CODE = "The code is wrong or was already used; wait for the next one from your app."
@@ -70,7 +70,7 @@ async def totp_start(_: Empty, ctx: Ctx, deps: AuthDeps) -> TotpEnrolment:
 async def totp_confirm(cmd: TotpCode, ctx: Ctx, deps: AuthDeps) -> RecoveryCodes:
     async with deps.db.transaction() as s:
         row = await _me(s, ctx)
-        deps.limiter.check("login_account", account_key(row, row.email))
+        deps.limiter.check("password_session", session_guess_key(row, ctx))
         pending = (
             await s.execute(select(totp_factors).where(totp_factors.c.user_id == row.id).with_for_update())
         ).one_or_none()
@@ -78,7 +78,7 @@ async def totp_confirm(cmd: TotpCode, ctx: Ctx, deps: AuthDeps) -> RecoveryCodes
             raise Conflict("There is no authenticator app being set up; start again.")
         step = totp.accepted_step(deps.secrets.decrypt(pending.secret_enc), cmd.code, pending.last_step)
         if step is None:
-            deps.limiter.hit("login_account", account_key(row, row.email))
+            deps.limiter.hit("password_session", session_guess_key(row, ctx))
             raise Invalid(WRONG_CODE, [{"field": "code"}])
         await s.execute(
             update(totp_factors)
@@ -93,11 +93,11 @@ async def totp_confirm(cmd: TotpCode, ctx: Ctx, deps: AuthDeps) -> RecoveryCodes
 async def totp_disable(cmd: ConfirmedChange, ctx: Ctx, deps: AuthDeps) -> Ack:
     async with deps.db.session() as s:
         row = await _me(s, ctx)
-    await check_password_of(deps, row, cmd.password.get_secret_value())
+    await check_password_of(deps, row, cmd.password.get_secret_value(), ctx)
     async with deps.db.transaction() as s:
         if not (await factors_of_user(s, row.id)).totp:
             raise Conflict("No authenticator app is set up.")
-        await require_code(s, deps, row, cmd.code)
+        await require_code(s, deps, ctx, row, cmd.code)
         await s.execute(delete(totp_factors).where(totp_factors.c.user_id == row.id))
         left = await factors_of_user(s, row.id)
         if not left.any:
@@ -113,11 +113,11 @@ async def totp_disable(cmd: ConfirmedChange, ctx: Ctx, deps: AuthDeps) -> Ack:
 async def regenerate_recovery_codes(cmd: ConfirmedChange, ctx: Ctx, deps: AuthDeps) -> RecoveryCodes:
     async with deps.db.session() as s:
         row = await _me(s, ctx)
-    await check_password_of(deps, row, cmd.password.get_secret_value())
+    await check_password_of(deps, row, cmd.password.get_secret_value(), ctx)
     async with deps.db.transaction() as s:
         if not (await factors_of_user(s, row.id)).any:
             raise Conflict("Set up an authenticator app or a passkey first; recovery codes back one up.")
-        await require_code(s, deps, row, cmd.code)
+        await require_code(s, deps, ctx, row, cmd.code)
         codes = await _replace_recovery_codes(s, row.id)
         await audit(s, ctx, "recovery_codes.regenerated", actor_id=row.id, target_id=row.id)
     return RecoveryCodes(codes=codes)
@@ -172,12 +172,13 @@ async def consume_code(s: AsyncSession, deps: AuthDeps, user_id: UUID, code: str
     return "recovery" if spent is not None else None
 
 
-async def require_code(s: AsyncSession, deps: AuthDeps, row: UserRow, code: str) -> UsedCode:
-    key = account_key(row, row.email)
-    deps.limiter.check("login_account", key)
+async def require_code(s: AsyncSession, deps: AuthDeps, ctx: Ctx, row: UserRow, code: str) -> UsedCode:
+    """A code (TOTP or recovery) from the signed-in user; wrong ones are counted like wrong passwords."""
+    key = session_guess_key(row, ctx)
+    deps.limiter.check("password_session", key)
     used = await consume_code(s, deps, row.id, code)
     if used is None:
-        deps.limiter.hit("login_account", key)
+        deps.limiter.hit("password_session", key)
         raise Unauthenticated(WRONG_CODE, {"field": "code"})
     return used
 

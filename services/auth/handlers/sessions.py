@@ -3,6 +3,7 @@ that verify the access tokens."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import NoReturn
 from uuid import UUID
@@ -30,6 +31,7 @@ from ..rows import SessionRow, UserRow
 from ..tables import refresh_history, sessions
 from .common import (
     AuthDeps,
+    account_client_key,
     account_key,
     audit,
     client_key,
@@ -45,31 +47,48 @@ from .factors import account_view, factors_of_user
 from .signin import open_session, token_pair
 from .two_step import require_second_step
 
-BAD_LOGIN = "Wrong email, username or password, or the account is not active."
+# One answer for every refusal, so it tells nothing about the account: an unknown address or username, a
+# wrong password, a deactivated account and an address not confirmed yet all read the same.
+BAD_LOGIN = (
+    "Wrong email, username or password, or the account is not active, or its address is not confirmed yet "
+    "(open the link we mailed you, or reset the password)."
+)
 BAD_REFRESH = "This refresh token is not valid (expired, ended or unknown); sign in again."
 
 
 async def login(cmd: LoginRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
+    """Sign in. Failures count per account and client (that client alone is refused after a few) and per
+    account (past a limit every attempt on it waits a little longer, from anywhere, but none is refused):
+    a stranger's guessing never locks the owner out (services/auth/ratelimit.py). The account is named by
+    its email or its username; both count on the account's email."""
     login_name = cmd.email.strip()
     deps.limiter.take("login_ip", client_key(ctx))
     async with deps.db.session() as s:
         row = await user_by_login(s, login_name)
     account = account_key(row, login_name)
-    deps.limiter.check("login_account", account)
+    deps.limiter.check("login_client", account_client_key(account, ctx))
+    delay = deps.limiter.delay_s("login_account", account)
+    if delay:
+        await asyncio.sleep(delay)
     external = await enabled_settings(deps)
     if external is not None and (row is None or row.role != "admin"):  # local admins always sign in here
 
         async def refuse(reason: str) -> NoReturn:
-            await _refuse_login(deps, ctx, row, account, reason)
+            await _refuse_login(deps, ctx, row, account, reason, delay)
 
         return await external_login(
             deps, ctx, external, login_name, cmd.password.get_secret_value(), cmd.remember_me, row, refuse
         )
     # Always verify (against a dummy hash for an unknown account) so every failure takes as long.
     ok = await passwords.verify_password(row.password_hash if row else None, cmd.password.get_secret_value())
-    if not ok or row is None or not row.is_active:
-        reason = "unknown_account" if row is None else ("wrong_password" if not ok else "inactive")
-        await _refuse_login(deps, ctx, row, account, reason)
+    unconfirmed = row is not None and not row.email_verified and deps.config.signin_requires_verified_email
+    if not ok or row is None or not row.is_active or unconfirmed:
+        reason = (
+            "unknown_account"
+            if row is None
+            else ("wrong_password" if not ok else ("inactive" if not row.is_active else "unconfirmed"))
+        )
+        await _refuse_login(deps, ctx, row, account, reason, delay)
     async with deps.db.session() as s:
         found = await factors_of_user(s, row.id)
     if found.any:
@@ -84,10 +103,21 @@ async def login(cmd: LoginRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
     )
 
 
-async def _refuse_login(deps: AuthDeps, ctx: Ctx, row: UserRow | None, account: str, reason: str) -> NoReturn:
+async def _refuse_login(
+    deps: AuthDeps, ctx: Ctx, row: UserRow | None, account: str, reason: str, delay: float = 0.0
+) -> NoReturn:
+    deps.limiter.hit("login_client", account_client_key(account, ctx))
     deps.limiter.hit("login_account", account)
     async with deps.db.transaction() as s:
-        await audit(s, ctx, "login.failed", target_id=row.id if row else None, email=account, reason=reason)
+        await audit(
+            s,
+            ctx,
+            "login.failed",
+            target_id=row.id if row else None,
+            email=account,
+            reason=reason,
+            delayed_s=delay,
+        )
     raise Unauthenticated(BAD_LOGIN)
 
 

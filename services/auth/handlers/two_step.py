@@ -23,7 +23,7 @@ from services.kit.context import Ctx
 from .. import tokens
 from ..rows import UserRow
 from ..tables import login_challenges
-from .common import AuthDeps, account_key, audit, client_key, now, user_by_id
+from .common import AuthDeps, account_client_key, account_key, audit, client_key, now, user_by_id
 from .factors import Factors
 from .passkeys import assertion_options, verify_assertion
 from .second_factor import consume_code
@@ -93,8 +93,10 @@ async def second_step(cmd: SecondStep, ctx: Ctx, deps: AuthDeps) -> TokenPair:
         row = await user_by_id(s, step.user_id)
         if row is None or not row.is_active:
             raise Unauthenticated(STEP_EXPIRED, {"reason": "step_expired"})
+        # Counted like wrong passwords: this client is refused for the account after a few (the step also
+        # allows only MAX_ATTEMPTS), and every failure slows sign-ins to the account down.
         key = account_key(row, row.email)
-        deps.limiter.check("login_account", key)
+        deps.limiter.check("login_client", account_client_key(key, ctx))
         method: SignInMethod | None = None
         if cmd.method in ("totp", "recovery") and cmd.code:
             used = await consume_code(s, deps, row.id, cmd.code)  # either kind, whichever was chosen
@@ -104,6 +106,7 @@ async def second_step(cmd: SecondStep, ctx: Ctx, deps: AuthDeps) -> TokenPair:
             if await verify_assertion(s, deps, cmd.credential, step.challenge, user_id=row.id) is not None:
                 method = "password+passkey"
         if method is None:
+            deps.limiter.hit("login_client", account_client_key(key, ctx))
             deps.limiter.hit("login_account", key)
             await s.execute(
                 update(login_challenges)

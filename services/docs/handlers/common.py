@@ -45,6 +45,9 @@ class Blobs:
     async def delete(self, name: str) -> None:
         raise NotImplementedError
 
+    async def space_left(self) -> int | None:  # bytes the store may still take; None: no limit
+        return None
+
 
 AccessCheck = Callable[[Actor], Awaitable[None]]
 ProgressSink = Callable[[UUID, DocumentProgress], Awaitable[None]]
@@ -65,6 +68,14 @@ class DocsDeps:
     render_previews: Callable[[RenderPreviews, str], Awaitable[PreviewsRendered]] = field(
         default=lambda cmd, token: _no_preview_renderer()
     )
+    # Tells the workers a run is no longer current (`superseded_runs`), so they skip it: best effort.
+    mark_superseded: Callable[[UUID, str], Awaitable[None]] = field(default=lambda run, why: _nothing())
+    # Re-runs one user may start per hour (ATRIUM_REPROCESS_PER_HOUR): each may reach a paid model.
+    reprocess_per_hour: int = 100
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def _no_preview_renderer() -> PreviewsRendered:

@@ -15,6 +15,7 @@ from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 from services.kit.security import Actor
 
+from ..rows import DocumentRow
 from ..tables import audit_log, documents, tasks
 from .common import DocsDeps, owned, user
 
@@ -83,15 +84,22 @@ async def _result_objects(s: AsyncSession, doc_id: UUID, page_count: int | None)
     return names + [preview_object_name(doc_id, r, n) for r in extracted for n in numbers]
 
 
+async def remove_document(s: AsyncSession, row: DocumentRow, deps: DocsDeps) -> None:
+    """Every stored file of every run (original, extraction results, page previews), then the row (its pages
+    and category links cascade; its tasks keep their history with no document). In the caller's transaction."""
+    results = await _result_objects(s, row.id, row.page_count)
+    # Blobs first: if the store is away this fails and the row stays, so nothing is orphaned silently.
+    await deps.blobs.delete(row.object_name)
+    for name in results:
+        await deps.blobs.delete(name)
+    await s.execute(delete(documents).where(documents.c.id == row.id))
+
+
 async def delete_one(doc_id: UUID, actor: Actor, ctx: Ctx, deps: DocsDeps) -> None:
     async with deps.db.transaction() as s:
         row = await owned(s, doc_id, actor.user_id, lock=True)
-        results = await _result_objects(s, doc_id, row.page_count)
-        # Blob first: if the store is away the request fails and the row stays, so nothing is orphaned silently.
-        await deps.blobs.delete(row.object_name)
-        for name in results:
-            await deps.blobs.delete(name)
-        await s.execute(delete(documents).where(documents.c.id == doc_id))
+        await remove_document(s, row, deps)
+        run = row.run_id
         await record_audit(
             s,
             audit_log,
@@ -101,6 +109,7 @@ async def delete_one(doc_id: UUID, actor: Actor, ctx: Ctx, deps: DocsDeps) -> No
             target_id=doc_id,
             filename=row.filename,
         )
+    await deps.mark_superseded(run, "deleted")  # a run still queued for the workers is skipped
 
 
 async def delete_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> Empty:

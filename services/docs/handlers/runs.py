@@ -3,13 +3,15 @@ administrator's replay. Each run is announced through the outbox, in the transac
 
 from __future__ import annotations
 
+import math
 import uuid
+from datetime import timedelta
 from uuid import UUID
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import NotFound
+from contracts import NotFound, RateLimited
 from contracts.docs_api import DocumentRef, DocumentSummary, ReplayDocuments, ReplayResult
 from contracts.documents import DOCUMENT_UPLOADED, DocumentUploaded, RunKind
 from services.kit.audit import record_audit
@@ -18,7 +20,7 @@ from services.kit.security import Actor
 
 from ..rows import DocumentRow
 from ..tables import audit_log, documents, tasks
-from .common import DocsDeps, owned, progress, user
+from .common import DocsDeps, now, owned, progress, user
 from .views import summaries
 
 
@@ -58,18 +60,46 @@ async def queue_run(s: AsyncSession, row: DocumentRow, kind: RunKind, deps: Docs
         )
 
 
+async def _within_rerun_limit(s: AsyncSession, owner: UUID, deps: DocsDeps) -> None:
+    """Refuse a re-run past the owner's hourly limit (the runs they started in the last hour, counted from
+    their tasks; one owner's re-runs serialise on an advisory lock, so parallel requests cannot overshoot)."""
+    await s.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"reprocess:{owner}"))))
+    since = now() - timedelta(hours=1)
+    started, oldest = (
+        await s.execute(
+            select(func.count(), func.min(tasks.c.created_at)).where(
+                tasks.c.owner_id == owner,
+                tasks.c.kind == "reprocess",
+                tasks.c.stage == "extract",
+                tasks.c.created_at > since,
+            )
+        )
+    ).one()
+    if started >= deps.reprocess_per_hour:
+        retry = max(1, math.ceil((oldest - since).total_seconds())) if oldest else 3600
+        raise RateLimited(
+            f"You have re-processed {started} documents in the last hour, the limit "
+            f"(ATRIUM_REPROCESS_PER_HOUR); try again in {retry} s.",
+            {"retry_after_s": retry, "limit": deps.reprocess_per_hour},
+        )
+
+
 async def reprocess_one(
     doc_id: UUID, actor: Actor, ctx: Ctx, deps: DocsDeps, *, any_owner: bool = False
 ) -> DocumentRow:
-    """A new run of the document: the current run's unfinished tasks are superseded, its status starts over."""
+    """A new run of the document: the current run's unfinished tasks are superseded, its status starts over,
+    and the workers are told to skip the old run. An owner's re-runs are limited per hour; an
+    administrator's replay is not."""
     async with deps.db.transaction() as s:
         if any_owner:  # an administrator's replay
-            if (
-                await s.execute(select(documents.c.id).where(documents.c.id == doc_id).with_for_update())
-            ).first() is None:
+            old = (
+                await s.execute(select(documents.c.run_id).where(documents.c.id == doc_id).with_for_update())
+            ).scalar_one_or_none()
+            if old is None:
                 raise NotFound("There is no such document.", {"id": str(doc_id)})
         else:
-            await owned(s, doc_id, actor.user_id, lock=True)
+            old = (await owned(s, doc_id, actor.user_id, lock=True)).run_id
+            await _within_rerun_limit(s, actor.user_id, deps)
         await s.execute(
             update(tasks)
             .where(tasks.c.document_id == doc_id, tasks.c.status.in_(("queued", "running")))
@@ -94,6 +124,7 @@ async def reprocess_one(
         await record_audit(
             s, audit_log, ctx, "document.reprocessed", actor_id=actor.user_id, target_id=doc_id
         )
+    await deps.mark_superseded(old, "superseded")
     await progress(deps, row.owner_id, row.id, row.run_id, "queued", "re-processing")
     return row
 

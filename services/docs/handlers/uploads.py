@@ -10,7 +10,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import Conflict, Empty, TooLarge
+from contracts import Conflict, Empty, InsufficientStorage, TooLarge
 from contracts.base import AtriumError
 from contracts.docs_api import CreateDocument, UploadPolicy, UploadResult
 from contracts.documents import DocumentsSettingsStored
@@ -59,8 +59,19 @@ def _quota_errors(settings: DocumentsSettingsStored, count: int, used: int, inco
         )
 
 
+# Below this much room an upload is refused before the gateway stores a byte.
+MIN_STORE_ROOM = MB
+
+
 async def upload_policy(_: Empty, ctx: Ctx, deps: DocsDeps) -> UploadPolicy:
     actor = await user(ctx, deps)
+    left = await deps.blobs.space_left()
+    if left is not None and left < MIN_STORE_ROOM:
+        raise InsufficientStorage(
+            "The document store is full: its share of the storage budget (ATRIUM_STORAGE_BUDGET) is used up. "
+            "Delete documents or ask an administrator for more space.",
+            {"space_left_bytes": left},
+        )
     st = deps.settings()
     async with deps.db.session() as s:
         count, used = await _usage(s, actor.user_id)

@@ -13,16 +13,20 @@ from contracts.documents import (
     DOCUMENT_PROCESSING,
     DOCUMENT_PROGRESS,
     OBJECT_BUCKET,
+    SETTINGS_BUCKET,
+    SETTINGS_CHANGED,
     DocumentAnalyzed,
     DocumentFailed,
     DocumentProcessing,
     DocumentProgress,
     ExtractionResult,
+    SettingsChanged,
 )
 from services.docs.settings_store import SettingsStore
+from services.docs.superseded import superseded_check
 from services.kit.bus import Service
 from services.kit.config import ServiceSettings
-from services.kit.jetstream import ensure_object_store
+from services.kit.jetstream import ensure_kv, ensure_object_store
 from services.kit.wiring import Consumer, EventTable, RpcTable
 
 from . import handlers
@@ -50,6 +54,7 @@ EVENTS: EventTable[AiDeps] = {
 
 
 async def make_deps(svc: Service) -> AiDeps:
+    await ensure_kv(svc.js, SETTINGS_BUCKET, history=5, manage=True)  # the ai service writes the settings
     store = SettingsStore(svc.js, svc.settings.platform_secret)
     await store.start()
     svc.on_shutdown.append(store.stop)
@@ -79,6 +84,11 @@ async def make_deps(svc: Service) -> AiDeps:
     async def publish_progress(owner_id: str, document_id: str, p: DocumentProgress) -> None:
         await svc.nc.publish(DOCUMENT_PROGRESS.subject(owner_id, document_id), p.model_dump_json().encode())
 
+    async def publish_settings_changed(e: SettingsChanged) -> None:
+        await svc.publish(
+            SETTINGS_CHANGED, e, msg_id=f"settings_changed:{e.revision}:{e.changed_at.timestamp()}"
+        )
+
     providers = handlers.ProviderCache()
     svc.on_shutdown.append(providers.close)
     return AiDeps(
@@ -92,6 +102,9 @@ async def make_deps(svc: Service) -> AiDeps:
         max_deliver=MAX_DELIVER,
         providers=providers,
         deadline_s=ACK_WAIT_S - 30,
+        superseded=await superseded_check(svc.js),
+        allow_local_servers=os.environ.get("ATRIUM_AI_ALLOW_LOCAL_SERVERS", "") in ("1", "true", "yes"),
+        publish_settings_changed=publish_settings_changed,
     )
 
 

@@ -24,10 +24,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import ValidationError
 
-from contracts import Empty
+from contracts import Empty, Invalid
 from contracts.ai import ProviderTest, ProviderTestResult
 from contracts.documents import (
     DocumentAnalyzed,
@@ -41,13 +42,22 @@ from contracts.documents import (
     ExtractedFields,
     ExtractionResult,
     FailureReason,
+    SettingsChanged,
 )
-from services.docs.settings_store import SettingsStore, to_public
+from services.docs.settings_store import SettingsStore, moves_the_key, to_public
 from services.kit.context import Ctx
 from services.kit.logging import log_fields
 
 from .budget import cut_to_budget
-from .providers import MalformedAnswer, Provider, ProviderConfig, ProviderError, Usage, build_provider
+from .providers import (
+    MalformedAnswer,
+    Provider,
+    ProviderConfig,
+    ProviderError,
+    Usage,
+    build_provider,
+    check_destination,
+)
 
 log = logging.getLogger("atrium.ai")
 
@@ -70,13 +80,16 @@ class Outcome:
     usage: Usage
 
 
-def provider_config(settings: DocumentsSettingsStored, api_key: str) -> ProviderConfig:
+def provider_config(
+    settings: DocumentsSettingsStored, api_key: str, allow_local_servers: bool = False
+) -> ProviderConfig:
     return ProviderConfig(
         name=settings.provider,
         model=settings.model,
         base_url=settings.base_url,
         api_key=api_key,
         timeout_s=settings.request_timeout_s,
+        allow_local_servers=allow_local_servers,
     )
 
 
@@ -143,6 +156,12 @@ class AiDeps:
     max_deliver: int
     providers: ProviderCache
     deadline_s: float = 270.0
+    # Whether the documents service replaced the run (services/docs/superseded.py): then no model is asked.
+    superseded: Callable[[UUID], Awaitable[bool]] | None = None
+    # Model servers on this machine or the local network (ATRIUM_AI_ALLOW_LOCAL_SERVERS; providers/network.py).
+    allow_local_servers: bool = False
+    # Records a settings change in the audit log (events.docs.settings_changed → the documents service).
+    publish_settings_changed: Callable[[SettingsChanged], Awaitable[None]] | None = None
 
 
 class ProviderCache:
@@ -155,6 +174,7 @@ class ProviderCache:
     async def get(self, config: ProviderConfig) -> Provider:
         key = (config.name, config.model, config.base_url, config.api_key, config.timeout_s)
         if self._provider is None or key != self._key:
+            await check_destination(config)  # a refused address is a final failure, in plain words
             old, self._provider, self._key = self._provider, build_provider(config), key
             if old is not None:
                 await old.aclose()
@@ -172,6 +192,15 @@ def load_text(result: ExtractionResult, budget_chars: int) -> str:
 
 
 async def analyze_document(event: DocumentExtracted, ctx: Ctx, deps: AiDeps) -> None:
+    if deps.superseded is not None and await deps.superseded(event.run_id):
+        log_fields(
+            log,
+            logging.INFO,
+            "run superseded; not analyzed",
+            document_id=str(event.document_id),
+            run_id=str(event.run_id),
+        )
+        return
     attempt = ctx.attempt
     started = datetime.now(UTC)
     t0 = time.perf_counter()
@@ -216,7 +245,9 @@ async def analyze_document(event: DocumentExtracted, ctx: Ctx, deps: AiDeps) -> 
         ),
     )
     try:
-        provider = await deps.providers.get(provider_config(settings, deps.settings.api_key(settings)))
+        provider = await deps.providers.get(
+            provider_config(settings, deps.settings.api_key(settings), deps.allow_local_servers)
+        )
         result = await deps.load_result(event.result_object)
         try:
             # Retries and the second round must end before JetStream would redeliver the message.
@@ -330,16 +361,41 @@ async def get_settings(_: Empty, ctx: Ctx, deps: AiDeps) -> DocumentsSettingsPub
 
 
 async def update_settings(update: DocumentsSettingsUpdate, ctx: Ctx, deps: AiDeps) -> DocumentsSettingsPublic:
+    """Change the settings (PATCH). A new provider or base URL must lead to an allowed address, and needs the
+    key again (settings_store.apply_update); every change becomes an audit entry with its actor."""
+    actor = ctx.require_actor()
+    sent = update.model_dump(exclude_unset=True, exclude={"api_key"})
+    if moves_the_key(deps.settings.current, sent):
+        target = deps.settings.current.model_copy(update={k: v for k, v in sent.items() if v is not None})
+        try:
+            await check_destination(provider_config(target, "", deps.allow_local_servers))
+        except ProviderError as err:
+            raise Invalid(err.message, [{"field": "base_url", "message": err.message}]) from None
     stored = await deps.settings.update(update)
+    changed = sorted(update.model_fields_set)
     log_fields(
         log,
         logging.INFO,
         "documents settings changed",
         provider=stored.provider,
         model=stored.model,
-        changed=sorted(update.model_fields_set),
+        changed=changed,
         revision=stored.revision,
+        actor=str(actor.user_id),
     )
+    if deps.publish_settings_changed is not None:
+        await deps.publish_settings_changed(
+            SettingsChanged(
+                actor_id=actor.user_id,
+                changed=changed,
+                provider=stored.provider,
+                model=stored.model,
+                base_url=stored.base_url,
+                revision=stored.revision,
+                changed_at=datetime.now(UTC),
+                client_ip=ctx.client_ip or None,
+            )
+        )
     return to_public(stored)
 
 
@@ -352,8 +408,14 @@ async def test_provider(req: ProviderTest, ctx: Ctx, deps: AiDeps) -> ProviderTe
     settings = saved.model_copy(update=overrides)
     if "request_timeout_s" not in overrides:
         settings = settings.model_copy(update={"request_timeout_s": min(settings.request_timeout_s, 20.0)})
-    api_key = req.api_key.get_secret_value() if req.api_key is not None else store.api_key(saved)
-    if saved.api_key_ciphertext and not api_key and req.api_key is None:
+    # The saved key goes only where it was entered for: another provider or base URL is tried with the key
+    # sent along with the test, or with none.
+    elsewhere = moves_the_key(saved, overrides)
+    if req.api_key is not None:
+        api_key = req.api_key.get_secret_value()
+    else:
+        api_key = "" if elsewhere else store.api_key(saved)
+    if saved.api_key_ciphertext and not api_key and req.api_key is None and not elsewhere:
         return ProviderTestResult(
             ok=False,
             provider=settings.provider,
@@ -362,10 +424,11 @@ async def test_provider(req: ProviderTest, ctx: Ctx, deps: AiDeps) -> ProviderTe
             ),
         )
     config = dataclasses.replace(
-        provider_config(settings, api_key), max_attempts=1
+        provider_config(settings, api_key, deps.allow_local_servers), max_attempts=1
     )  # a test should not linger
     started = time.perf_counter()
     try:
+        await check_destination(config)
         provider = build_provider(config)
         try:
             model = await provider.ping()
@@ -377,7 +440,7 @@ async def test_provider(req: ProviderTest, ctx: Ctx, deps: AiDeps) -> ProviderTe
             provider=settings.provider,
             model=settings.model,
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
-            message=err.message,
+            message=err.summary,  # never the remote server's reply: the test must not read other hosts
         )
     latency = round((time.perf_counter() - started) * 1000, 1)
     return ProviderTestResult(

@@ -21,6 +21,7 @@ from contracts.documents import (
     DocumentProgress,
     DocumentUploaded,
 )
+from services.docs.superseded import superseded_check
 from services.kit.apps import AppAccessGuard
 from services.kit.bus import Service
 from services.kit.config import ServiceSettings
@@ -49,10 +50,11 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
         config.limits,
         engine=config.engine,
         heartbeat_every_s=max(config.ack_wait_s / 3, 1.0),
+        child_uid=config.child_uid,
     )
     # One child for page previews, started on the first request: rendering under the same limits as
     # extraction, but never queued behind it.
-    previews = ExtractPool(1, config.limits, engine=config.engine)
+    previews = ExtractPool(1, config.limits, engine=config.engine, child_uid=config.child_uid)
 
     async def pool_health() -> str:
         return "ok" if pool.child_pids() else "no extraction child"
@@ -73,7 +75,7 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
         deps = Deps(
             pool=pool,
             objects=await ensure_object_store(svc.js, OBJECT_BUCKET),
-            runs=await ensure_kv(svc.js, RUNS_BUCKET, ttl_s=RUN_MARKER_TTL_S),
+            runs=await ensure_kv(svc.js, RUNS_BUCKET, ttl_s=RUN_MARKER_TTL_S, manage=True),
             publish=publish,
             progress=progress,
             worker=f"{socket.gethostname()}:{os.getpid()}",
@@ -82,6 +84,8 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
             previews=previews,
             originals=handlers.RecentOriginals(tmp_dir),
             check_access=guard.check,
+            superseded=await superseded_check(svc.js),
+            ocr_options=lambda: config.ocr,
         )
 
         async def shutdown() -> None:

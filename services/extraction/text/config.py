@@ -5,12 +5,38 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from services.extraction.ocr.reader import OcrOptions
+
 from .engine import Limits
 from .pool import PoolLimits
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"ATRIUM_EXTRACT_{name}", default)
+
+
+def ocr_options_from_env() -> OcrOptions:
+    """`ATRIUM_OCR_*`; until the Documents settings carry OCR, these are the worker's OCR options."""
+    default = OcrOptions()
+
+    def env(name: str, fallback: object) -> str:
+        return os.environ.get(f"ATRIUM_OCR_{name}", str(fallback))
+
+    languages = tuple(
+        p for p in env("LANGUAGES", "+".join(default.languages)).replace(",", "+").split("+") if p
+    )
+    mode = env("MODE", default.mode)
+    if mode not in ("off", "scanned", "all"):
+        raise ValueError(f"ATRIUM_OCR_MODE must be off, scanned or all, not {mode!r}")
+    return OcrOptions(
+        mode=mode,
+        languages=languages,
+        max_pages=int(env("MAX_PAGES", default.max_pages)),
+        dpi=int(env("DPI", default.dpi)),
+        max_image_megapixels=float(env("MAX_IMAGE_MP", default.max_image_megapixels)),
+        max_render_megapixels=float(env("MAX_RENDER_MP", default.max_render_megapixels)),
+        page_timeout_s=float(env("PAGE_TIMEOUT_S", default.page_timeout_s)),
+    )
 
 
 @dataclass(frozen=True)
@@ -23,6 +49,9 @@ class ExtractConfig:
     # give up earlier (smaller max_deliver) but never later than that.
     max_deliver: int = 5
     ack_wait_s: float = 15.0
+    # A root worker's parser children switch to this uid (and the same gid); -1 keeps them root.
+    child_uid: int = 65534
+    ocr: OcrOptions = field(default_factory=OcrOptions)
 
     @classmethod
     def from_env(cls) -> ExtractConfig:
@@ -39,4 +68,6 @@ class ExtractConfig:
             ),
             max_mb=int(_env("MAX_MB", "2048")),
             max_deliver=int(_env("MAX_DELIVER", "5")),
+            child_uid=int(_env("CHILD_UID", "65534")),
+            ocr=ocr_options_from_env(),
         )

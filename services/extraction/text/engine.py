@@ -22,16 +22,23 @@ Every failure is an `ExtractError` with a `FailureReason` and the parser's messa
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from contracts.documents import FailureReason
+from services.extraction.ocr.classify import PageContent, better_text, needs_ocr, page_content
+from services.extraction.ocr.reader import OcrOptions, PageOcr, PageReader
+from services.extraction.ocr.recognize import RecognitionTimeout
+from services.extraction.ocr.textlayer import LayerWord, write_text_layer
+
 ENGINE_NAME = "pdfium+plumber"
 
 
 class ExtractError(Exception):
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: FailureReason, message: str):
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -53,12 +60,16 @@ class PageOut:
     number: int
     text: str
     tables: list[list[list[str | None]]] = field(default_factory=list)
-    text_engine: str = "pdfium"
+    text_engine: str = "pdfium"  # or "pdfplumber", or "ocr"
     table_engine: str = "pdfplumber"
     tables_skipped: bool = False  # the page hit its time limit while looking for tables
+    ocr: dict[str, Any] | None = None  # `PageOcr` of a page that needed OCR
 
     def as_dict(self) -> dict[str, Any]:
-        return {"number": self.number, "text": self.text, "tables": self.tables}
+        out = {"number": self.number, "text": self.text, "tables": self.tables}
+        if self.ocr is not None:
+            out["ocr"] = self.ocr
+        return out
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
@@ -128,7 +139,8 @@ def parse_pdf_date(raw: str | None) -> datetime | None:
         if hh < 24 and mm < 60:
             tz = timezone(sign * timedelta(hours=hh, minutes=mm))
     try:
-        return datetime(*parts, tzinfo=tz)  # type: ignore[arg-type]
+        year, month, day, hour, minute, second = parts
+        return datetime(year, month, day, hour, minute, second, tzinfo=tz)
     except ValueError:
         return None
 
@@ -164,29 +176,6 @@ def _pdfium_open(path: str) -> Any:
                 "encrypted", "The PDF is encrypted with a password; remove the password and upload it again."
             ) from None
         raise
-
-
-def _object_counts(page: Any) -> tuple[int, int]:
-    """(path objects, text objects) on a page, including those inside form XObjects (raw API: fast)."""
-    import pypdfium2.raw as c
-
-    def count(n: int, get: Any, depth: int) -> tuple[int, int]:
-        paths = texts = 0
-        for i in range(n):
-            obj = get(i)
-            kind = c.FPDFPageObj_GetType(obj)
-            if kind == c.FPDF_PAGEOBJ_PATH:
-                paths += 1
-            elif kind == c.FPDF_PAGEOBJ_TEXT:
-                texts += 1
-            elif kind == c.FPDF_PAGEOBJ_FORM and depth < 4:
-                p, t = count(
-                    c.FPDFFormObj_CountObjects(obj), lambda j, o=obj: c.FPDFFormObj_GetObject(o, j), depth + 1
-                )
-                paths, texts = paths + p, texts + t
-        return paths, texts
-
-    return count(c.FPDFPage_CountObjects(page.raw), lambda i: c.FPDFPage_GetObject(page.raw, i), 0)
 
 
 def _edge(x0: float, y0: float, x1: float, y1: float, orientation: str) -> dict[str, Any]:
@@ -396,9 +385,14 @@ class _Plumber:
 
 
 def extract_hybrid(
-    path: str, limits: Limits, on_page: Callable[[int, int], None] | None = None
+    path: str,
+    limits: Limits,
+    on_page: Callable[[int, int], None] | None = None,
+    ocr: OcrJob | None = None,
+    on_ocr: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """The production engine; returns {page_count, pages, metadata, needs_ocr, engine}."""
+    """The production engine; returns {page_count, pages, metadata, needs_ocr, engine, ocr}. With `ocr`,
+    the pages without a usable text layer are then OCRed (see `ocr_pages`)."""
     try:
         doc = _pdfium_open(path)
     except ExtractError:
@@ -417,11 +411,14 @@ def extract_hybrid(
             )
         metadata = _metadata(doc.get_metadata_dict(skip_empty=True))
         pages: list[PageOut] = []
+        contents: list[PageContent] = []
         for i in range(page_count):
             page = doc[i]
             textpage = page.get_textpage()
             text = clean_text(textpage.get_text_range())
-            paths, text_objects = _object_counts(page)
+            content = page_content(page)
+            contents.append(content)
+            paths, text_objects = content.paths, content.texts
             out = PageOut(number=i + 1, text=text)
             wants_tables = bool(paths)
             geometry = page_edges(page) if paths else None
@@ -460,7 +457,10 @@ def extract_hybrid(
             pages.append(out)
             if on_page:
                 on_page(i + 1, page_count)
-        return _finish(page_count, pages, metadata, ENGINE_NAME)
+        report = (
+            ocr_pages(doc, path, pages, contents, ocr, on_ocr) if ocr and ocr.options.mode != "off" else None
+        )
+        return _finish(page_count, pages, metadata, ENGINE_NAME, report)
     finally:
         plumber.close()
         doc.close()
@@ -471,8 +471,11 @@ def extract_plumber_only(
     limits: Limits,
     on_page: Callable[[int, int], None] | None = None,
     first_error: BaseException | None = None,
+    ocr: OcrJob | None = None,
+    on_ocr: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """pdfplumber on every page: text and tables (the reference engine, and the fallback)."""
+    """pdfplumber on every page: text and tables (the reference engine, and the fallback). No OCR: it
+    renders through pdfium, which could not open such a file (a scan stays `needs_ocr`)."""
     import pdfplumber
     from pdfminer.pdfdocument import PDFPasswordIncorrect
 
@@ -531,7 +534,13 @@ def _parser_message(exc: BaseException | None, first_error: BaseException | None
     return f"The PDF could not be parsed ({msg})."[:1900]
 
 
-def _finish(page_count: int, pages: list[PageOut], metadata: dict[str, Any], engine: str) -> dict[str, Any]:
+def _finish(
+    page_count: int,
+    pages: list[PageOut],
+    metadata: dict[str, Any],
+    engine: str,
+    ocr: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     needs_ocr = not any(visible_chars(p.text) for p in pages)
     if needs_ocr:
         for p in pages:
@@ -542,11 +551,111 @@ def _finish(page_count: int, pages: list[PageOut], metadata: dict[str, Any], eng
         "metadata": metadata,
         "needs_ocr": needs_ocr,
         "engine": engine,
+        "ocr": ocr,
         "tables_skipped": [p.number for p in pages if p.tables_skipped],
         "text_from_pdfplumber": [
             p.number for p in pages if p.text_engine == "pdfplumber" and engine != "pdfplumber"
         ],
     }
+
+
+@dataclass(frozen=True)
+class OcrJob:
+    """OCR for one extraction: the options, and where to write the PDF with text layer (None: not at all)."""
+
+    options: OcrOptions
+    text_layer_path: str | None = None
+
+
+_reader: PageReader | None = None  # Tesseract stays loaded in the pool child between documents
+
+
+def ocr_pages(
+    doc: Any,
+    path: str,
+    pages: list[PageOut],
+    contents: list[PageContent],
+    job: OcrJob,
+    on_ocr: Callable[[int, int], None] | None = None,
+) -> dict[str, Any] | None:
+    """OCR the pages that need it (every page that draws something, in mode "all"), in place: a page's
+    text becomes the recognised text where that holds more than its own layer, and `page.ocr` says how
+    it was read or why not. Writes the text layer PDF for the pages that had no usable text layer.
+    `on_ocr(done, total)` after each page (first with 0). Returns the run's report, None when no page
+    needed OCR."""
+    global _reader
+    options = job.options
+    everything = options.mode == "all"
+    scanned = {i for i, content in enumerate(contents) if needs_ocr(pages[i].text, content)}
+    wanted = [i for i, content in enumerate(contents) if i in scanned or (everything and not content.empty)]
+    if not wanted:
+        return None
+    reader = _reader = _reader or PageReader()
+    started = time.monotonic()
+    unavailable = reader.unavailable(options.languages)
+    todo = [] if unavailable else wanted[: options.max_pages]
+    report: dict[str, Any] = {
+        "engine": "" if unavailable else reader.engine(),
+        "languages": [] if unavailable else list(reader.tessdata(options.languages).languages),
+        "pages": [],
+        "skipped": [],
+        "reason": "",
+        "text_layer": False,
+        "step_seconds": {},
+    }
+    steps: dict[str, float] = report["step_seconds"]
+    layer: dict[int, list[LayerWord]] = {}
+    if on_ocr:
+        on_ocr(0, len(todo))
+    for done, i in enumerate(todo, 1):
+        page = doc[i]
+        try:
+            with page_time_limit(options.page_timeout_s):
+                read = reader.read(page, i + 1, contents[i], options)
+        except (PageTimeout, RecognitionTimeout):
+            read = PageOcr(
+                number=i + 1,
+                reason=f"Reading page {i + 1} took longer than the {options.page_timeout_s:g} s limit for one page.",
+            )
+        except MemoryError:
+            raise
+        except Exception as exc:
+            read = PageOcr(number=i + 1, reason=f"OCR failed on page {i + 1} ({type(exc).__name__}: {exc}).")
+        finally:
+            page.close()
+        for step, ms in read.ms.items():
+            steps[step] = steps.get(step, 0.0) + ms / 1000
+        out = pages[i]
+        if read.text and (everything or better_text(out.text, read.text)):
+            out.text, out.text_engine = clean_text(read.text), "ocr"
+        out.ocr = read.as_dict()
+        report["skipped" if read.reason else "pages"].append(i + 1)
+        if read.layer and i in scanned:  # a page with a text layer of its own gets no second one
+            layer[i + 1] = read.layer
+        if on_ocr:
+            on_ocr(done, len(todo))
+    for i in wanted[len(todo) :]:
+        reason = unavailable or (
+            f"Only the first {options.max_pages} pages that need OCR are read (the OCR page limit per "
+            f"document); page {i + 1} was not."
+        )
+        pages[i].ocr = PageOcr(number=i + 1, reason=reason).as_dict()
+        report["skipped"].append(i + 1)
+    first_skipped = next((pages[n - 1].ocr for n in report["skipped"]), None)
+    report["reason"] = first_skipped["reason"] if first_skipped else ""
+    if job.text_layer_path and options.text_layer and layer:
+        begun = time.perf_counter()
+        try:
+            write_text_layer(path, job.text_layer_path, layer)
+            report["text_layer"] = True
+        except MemoryError:
+            raise
+        except Exception as exc:  # the text is there; only the extra download is missing
+            report["text_layer_error"] = f"{type(exc).__name__}: {exc}"
+        steps["text_layer"] = time.perf_counter() - begun
+    report["seconds"] = round(time.monotonic() - started, 3)
+    report["step_seconds"] = {k: round(v, 3) for k, v in steps.items()}
+    return report
 
 
 PREVIEW_WIDTH_PX = 800
@@ -558,10 +667,12 @@ def render_previews(
     pages: list[int],
     on_page: Callable[[int, int], None] | None = None,
     width_px: int = PREVIEW_WIDTH_PX,
+    max_image_megapixels: float = OcrOptions.max_image_megapixels,
 ) -> list[int]:
     """PNG thumbnails `<out_dir>/<page>.png` of the given 1-based pages, in that order; `on_page(page, count)`
     after each file is in place. Returns the pages rendered.
-    A page (or a file) pdfium cannot render just has no preview: it never fails anything else."""
+    A page (or a file) pdfium cannot render just has no preview: it never fails anything else; nor has a
+    page holding an image larger than OCR would ever decode (drawing it decodes all of it first)."""
     import os
 
     import pypdfium2 as pdfium
@@ -579,6 +690,9 @@ def render_previews(
             try:
                 page = doc[number - 1]
                 try:
+                    iw, ih = page_content(page).largest_image
+                    if iw * ih > max_image_megapixels * 1e6:
+                        continue
                     scale = width_px / max(page.get_width(), 1.0)
                     image = page.render(scale=scale).to_pil()
                 finally:

@@ -38,19 +38,23 @@ from contracts.documents import (
     DocumentProgress,
     DocumentUploaded,
     ExtractionResult,
+    FailureReason,
+    OcrReport,
     PdfMetadata,
     PreviewsRendered,
     RenderPreviews,
     preview_batch,
     preview_object_name,
     result_object_name,
+    text_layer_object_name,
 )
+from services.extraction.ocr.reader import OcrOptions
 from services.kit.context import Ctx
 from services.kit.logging import log_fields
 from services.kit.objects import ObjectWriter
 from services.kit.security import Actor
 
-from .engine import ExtractError
+from .engine import ExtractError, OcrJob
 from .pool import ExtractPool
 
 log = logging.getLogger("atrium.extract")
@@ -61,7 +65,7 @@ RETRYABLE = frozenset({"timeout", "internal"})
 class ExtractionFailed(Exception):
     """Raised to the consumer so it redelivers later; carries the reason for `give_up`."""
 
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: FailureReason, message: str):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
@@ -82,6 +86,14 @@ class Deps:
     originals: RecentOriginals
     check_access: Callable[[Actor], Awaitable[None]]  # refuses a user without the Documents app
     rendering: dict[tuple[UUID, UUID, int], PreviewBatch] = field(default_factory=dict)
+    # The OCR options for the next document (called per document, so settings can change live).
+    ocr_options: Callable[[], OcrOptions] = OcrOptions
+    # Whether the documents service replaced the run (services/docs/superseded.py): then it is skipped.
+    superseded: Callable[[UUID], Awaitable[bool]] = field(default=lambda run: _never())
+
+
+async def _never() -> bool:
+    return False
 
 
 def now() -> datetime:
@@ -108,6 +120,11 @@ async def mark_run_done(runs: Any, run_id: str, stream_seq: int) -> None:
 
 async def extract_uploaded(event: DocumentUploaded, ctx: Ctx, deps: Deps) -> None:
     run = str(event.run_id)
+    if await deps.superseded(event.run_id):  # re-run or deleted meanwhile: its task row says superseded
+        log_fields(
+            log, logging.INFO, "run superseded; not extracted", document_id=str(event.document_id), run_id=run
+        )
+        return
     if not await claim_run(deps.runs, run, ctx.stream_seq):
         log_fields(
             log,
@@ -133,8 +150,14 @@ async def extract_uploaded(event: DocumentUploaded, ctx: Ctx, deps: Deps) -> Non
         ),
         f"{ids}:extract:processing:{ctx.attempt}",
     )
+    fd, layer_path = tempfile.mkstemp(prefix="text-layer-", suffix=".pdf", dir=deps.tmp_dir)
+    os.close(fd)
     try:
-        result = await _fetch_and_extract(event, deps, ctx)
+        result = await _fetch_and_extract(event, deps, ctx, layer_path)
+        ocr = _ocr_report(result.get("ocr"))
+        if ocr is not None and result["ocr"].get("text_layer"):
+            ocr.text_layer_object = text_layer_object_name(event.document_id, event.run_id)
+            await store_file(deps.objects, ocr.text_layer_object, Path(layer_path))
     except ExtractError as exc:
         final = exc.reason not in RETRYABLE
         await publish_failed(event, deps, ctx, exc.reason, exc.message, final=final, started=started)
@@ -142,6 +165,9 @@ async def extract_uploaded(event: DocumentUploaded, ctx: Ctx, deps: Deps) -> Non
             await mark_run_done(deps.runs, run, ctx.stream_seq)
             return
         raise ExtractionFailed(exc.reason, exc.message) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(layer_path)
 
     name = result_object_name(event.document_id, event.run_id)
     stored = ExtractionResult(
@@ -152,6 +178,7 @@ async def extract_uploaded(event: DocumentUploaded, ctx: Ctx, deps: Deps) -> Non
         metadata=PdfMetadata(**result["metadata"]),
         needs_ocr=result["needs_ocr"],
         engine=result["engine"],
+        ocr=ocr,
     )
     await deps.objects.put(name, stored.model_dump_json().encode())
     await deps.publish(
@@ -175,6 +202,9 @@ async def extract_uploaded(event: DocumentUploaded, ctx: Ctx, deps: Deps) -> Non
             # Previews are rendered when first asked for (`render_previews`), not here: a third of the
             # pipeline's time went to rendering pages nobody might look at.
             preview_pages=min(stored.page_count, PREVIEW_MAX_PAGES),
+            ocr_pages=len(ocr.pages) if ocr else 0,
+            ocr_reason=ocr.reason[:2000] if ocr else "",
+            text_layer_object=ocr.text_layer_object if ocr else None,
         ),
         f"{ids}:extracted",
     )
@@ -191,7 +221,38 @@ async def extract_uploaded(event: DocumentUploaded, ctx: Ctx, deps: Deps) -> Non
         ms=round((now() - started).total_seconds() * 1000),
         tables_skipped=result.get("tables_skipped"),
         text_from_pdfplumber=result.get("text_from_pdfplumber"),
+        ocr_pages=ocr.pages if ocr else None,
+        ocr_skipped=ocr.skipped if ocr else None,
+        ocr_s=ocr.seconds if ocr else None,
+        text_layer_error=(result.get("ocr") or {}).get("text_layer_error"),
     )
+
+
+def _ocr_report(raw: dict[str, Any] | None) -> OcrReport | None:
+    if raw is None:
+        return None
+    return OcrReport(
+        engine=raw["engine"],
+        languages=raw["languages"],
+        pages=raw["pages"],
+        skipped=raw["skipped"],
+        reason=raw["reason"],
+        seconds=raw["seconds"],
+        step_seconds=raw["step_seconds"],
+    )
+
+
+async def store_file(objects: Any, name: str, path: Path, chunk: int = 1024 * 1024) -> None:
+    """Stream a local file into the Object Store (an OCRed scan's text layer PDF can be large)."""
+    writer = ObjectWriter(objects, name)
+    try:
+        with path.open("rb") as file:
+            while data := await asyncio.to_thread(file.read, chunk):
+                await writer.write(data)
+        await writer.close()
+    except Exception as exc:
+        await writer.abort()
+        raise ExtractError("internal", f"Storing {name} failed: {type(exc).__name__}.") from None
 
 
 async def fetch_original(object_name: str, deps: Deps, target: Any) -> None:
@@ -219,7 +280,9 @@ async def fetch_original(object_name: str, deps: Deps, target: Any) -> None:
         raise ExtractError("internal", f"Fetching the original failed: {type(exc).__name__}.") from None
 
 
-async def _fetch_and_extract(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> dict[str, Any]:
+async def _fetch_and_extract(
+    event: DocumentUploaded, deps: Deps, ctx: Ctx, text_layer_path: str
+) -> dict[str, Any]:
     fd, path = tempfile.mkstemp(prefix="extract-", suffix=".pdf", dir=deps.tmp_dir)
     try:
         with os.fdopen(fd, "wb") as file:
@@ -239,7 +302,28 @@ async def _fetch_and_extract(event: DocumentUploaded, deps: Deps, ctx: Ctx) -> d
                 ),
             )
 
-        return await deps.pool.extract(path, on_page=on_page, heartbeat=ctx.heartbeat)
+        async def on_ocr_page(done: int, total: int) -> None:
+            if done:  # (0, total) only announces the OCR
+                await deps.progress(
+                    event,
+                    DocumentProgress(
+                        document_id=event.document_id,
+                        run_id=event.run_id,
+                        stage="extract",
+                        status="extracting",
+                        page=done,
+                        pages=total,
+                        message=f"OCR page {done} of {total} done",
+                    ),
+                )
+
+        return await deps.pool.extract(
+            path,
+            on_page=on_page,
+            heartbeat=ctx.heartbeat,
+            ocr=OcrJob(deps.ocr_options(), text_layer_path),
+            on_ocr_page=on_ocr_page,
+        )
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -383,7 +467,7 @@ async def publish_failed(
     event: DocumentUploaded,
     deps: Deps,
     ctx: Ctx,
-    reason: str,
+    reason: FailureReason,
     message: str,
     *,
     final: bool,
@@ -410,6 +494,7 @@ async def publish_failed(
 
 async def give_up(event: DocumentUploaded, exc: BaseException, ctx: Ctx, deps: Deps) -> None:
     """The last attempt failed: the document is `failed` with the last reason."""
+    reason: FailureReason
     if isinstance(exc, ExtractionFailed):
         reason, message = exc.reason, exc.message
     else:

@@ -6,6 +6,11 @@ imports the PDF engines once, sets `RLIMIT_AS`, and then extracts one document a
 streaming `("page", n, total)` messages and one final `("done", result)` or `("error", reason,
 message)`. The parent enforces the per-document wall clock: past it the child is SIGKILLed and
 replaced. A child that dies on its own (pdfium SIGABRTs on inflate bombs) is replaced as well.
+
+A child holds no secret and reaches no network: it starts with an environment of a few paths and
+`OMP_THREAD_LIMIT` only (`child_environment`) and confines
+itself before anything else (`sandbox.py`: its own network namespace, an unprivileged uid when the
+worker is root); the pool lets that uid read each job's input and write its output directory.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from .engine import ExtractError, Limits
+from contracts.documents import FailureReason
+
+from .engine import ExtractError, Limits, OcrJob
 
 log = logging.getLogger("atrium.extract.pool")
 
@@ -51,7 +58,14 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, parent_pid: int) -> None:
+def _child_main(
+    conn: Connection,
+    memory_mb: int,
+    limits: Limits,
+    engine: str,
+    parent_pid: int,
+    sandbox: dict[str, Any] | None = None,
+) -> None:
     import resource
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a child stops
@@ -65,7 +79,7 @@ def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, p
     import pdfplumber  # noqa: F401  (import cost paid once per child, not per document)
     import pypdfium2  # noqa: F401
 
-    conn.send(("ready", os.getpid()))
+    conn.send(("ready", os.getpid(), sandbox or {}))
     while True:
         try:
             job = conn.recv()
@@ -81,7 +95,16 @@ def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, p
                 )
                 conn.send(("done", rendered))
             else:
-                conn.send(("done", extract(job[1], limits, lambda n, total: conn.send(("page", n, total)))))
+                _, path, ocr = job
+                # by keyword: the pdfplumber engine takes `first_error` in fourth place
+                result = extract(
+                    path,
+                    limits,
+                    lambda n, total: conn.send(("page", n, total)),
+                    ocr=ocr,
+                    on_ocr=lambda n, total: conn.send(("ocr", n, total)),
+                )
+                conn.send(("done", result))
         except engines.ExtractError as exc:
             conn.send(("error", exc.reason, exc.message))
         except MemoryError:
@@ -91,13 +114,20 @@ def _child_main(conn: Connection, memory_mb: int, limits: Limits, engine: str, p
             conn.send(("error", "unreadable", engines._parser_message(exc, None)))
 
 
+# The only variables a child gets: where Tesseract's languages are (paths, not secrets).
+PASSED_TO_CHILDREN = ("ATRIUM_OCR_TESSDATA", "TESSDATA_PREFIX")
+
+
+def child_environment() -> dict[str, str]:
+    env = {k: os.environ[k] for k in PASSED_TO_CHILDREN if os.environ.get(k)}
+    # Tesseract's own threads would fight the pool's processes for the same cores.
+    env["OMP_THREAD_LIMIT"] = "1"
+    return env
+
+
 class _Child:
-    def __init__(self, limits: PoolLimits, engine: str):
+    def __init__(self, limits: PoolLimits, engine: str, child_uid: int = -1):
         ours, theirs = socket.socketpair()
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        }
         page = limits.page
         self.proc = subprocess.Popen(
             [
@@ -110,9 +140,10 @@ class _Child:
                 str(page.page_timeout_s),
                 engine,
                 str(os.getpid()),
+                str(child_uid),
             ],
             pass_fds=[theirs.fileno()],
-            env=env,
+            env=child_environment(),  # no secret of the worker's; `-m` from ROOT finds the code
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
         )
@@ -120,6 +151,7 @@ class _Child:
         self.conn = Connection(ours.detach())
         self.docs = 0
         self.ready = False
+        self.sandbox: dict[str, Any] = {}  # what the child's `sandbox.enter()` reported
 
     @property
     def pid(self) -> int:
@@ -151,7 +183,7 @@ async def _recv(conn: Connection, timeout: float) -> Any:
     return await asyncio.to_thread(conn.recv)
 
 
-def _death_reason(exitcode: int | None, memory_mb: int) -> tuple[str, str]:
+def _death_reason(exitcode: int | None, memory_mb: int) -> tuple[FailureReason, str]:
     if exitcode is not None and exitcode < 0:
         sig = signal.Signals(-exitcode)
         if sig in (signal.SIGABRT, signal.SIGKILL, signal.SIGBUS):
@@ -173,10 +205,12 @@ class ExtractPool:
         limits: PoolLimits = PoolLimits(),
         engine: str = "hybrid",
         heartbeat_every_s: float = 5.0,
+        child_uid: int = -1,
     ):
         self.size = size
         self.limits = limits
         self.engine = engine
+        self.child_uid = child_uid  # a root worker's children switch to it (-1: they stay root)
         self.heartbeat_every_s = heartbeat_every_s
         self._idle: asyncio.Queue[_Child] = asyncio.Queue()
         self._all: set[_Child] = set()
@@ -200,7 +234,7 @@ class ExtractPool:
         return [c.pid for c in self._all if c.pid]
 
     async def _spawn(self) -> _Child:
-        child = await asyncio.to_thread(_Child, self.limits, self.engine)
+        child = await asyncio.to_thread(_Child, self.limits, self.engine, self.child_uid)
         self._all.add(child)
         return child
 
@@ -219,6 +253,9 @@ class ExtractPool:
             if not msg or msg[0] != "ready":
                 raise RuntimeError("the extraction child process did not start")
         child.ready = True
+        child.sandbox = msg[2] if len(msg) > 2 else {}
+        if child.sandbox.get("problems"):
+            log.warning("extraction child %s is not fully confined: %s", child.pid, child.sandbox["problems"])
         return child
 
     async def _discard(self, child: _Child) -> None:
@@ -231,8 +268,13 @@ class ExtractPool:
         *,
         on_page: Callable[[int, int], Awaitable[None]] | None = None,
         heartbeat: Callable[[], Awaitable[None]] | None = None,
+        ocr: OcrJob | None = None,
+        on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
     ) -> dict[str, Any]:
-        return await self._job(("extract", path), on_page, heartbeat)  # type: ignore[no-any-return]
+        """Extract `path`; with `ocr`, OCR its pages without a usable text layer as well, hearing
+        `on_ocr_page(done, total)` (first with 0) and writing the text layer PDF where the job says."""
+        result = await self._job(("extract", path, ocr), on_page, heartbeat, on_ocr_page, ocr)
+        return result  # type: ignore[no-any-return]
 
     async def render_previews(
         self,
@@ -251,6 +293,8 @@ class ExtractPool:
         job: tuple[Any, ...],
         on_page: Callable[[int, int], Awaitable[None]] | None,
         heartbeat: Callable[[], Awaitable[None]] | None,
+        on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
+        ocr: OcrJob | None = None,
     ) -> Any:
         if not self._started and not self.stopping:
             async with self._starting:  # a pool nobody started (the preview pool) starts on first use
@@ -261,7 +305,7 @@ class ExtractPool:
         try:
             child = await self._ensure_ready(child)
             try:
-                result = await self._run(child, job, on_page, heartbeat)
+                result = await self._run(child, job, on_page, heartbeat, on_ocr_page, ocr)
             except _HealthyError as exc:
                 healthy = True
                 raise ExtractError(exc.reason, exc.message) from None
@@ -282,15 +326,29 @@ class ExtractPool:
         job: tuple[Any, ...],
         on_page: Callable[[int, int], Awaitable[None]] | None,
         heartbeat: Callable[[], Awaitable[None]] | None,
+        on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
+        ocr: OcrJob | None = None,
     ) -> Any:
+        _open_to(child, job)
         child.conn.send(job)
         started = time.monotonic()
         deadline = started + self.limits.doc_timeout_s
         next_beat = started + self.heartbeat_every_s
+        ocring = False
+        # While OCR runs, each page has its own limit in the child; here a page may take twice that
+        # (then the child is stuck where its own limit cannot reach, e.g. inside pdfium) before it is
+        # killed, however many pages the document has.
+        ocr_window = 2 * ocr.options.page_timeout_s + 30 if ocr else 0.0
         while True:
             now = time.monotonic()
             if now >= deadline:
                 child.kill()
+                if ocring:
+                    raise ExtractError(
+                        "timeout",
+                        f"OCR of one page took longer than {ocr_window:g} s (the page limit is "
+                        f"{ocr.options.page_timeout_s:g} s).",  # type: ignore[union-attr]
+                    )
                 raise ExtractError(
                     "timeout",
                     f"Extraction took longer than the {self.limits.doc_timeout_s:g} s "
@@ -312,12 +370,30 @@ class ExtractPool:
             if kind == "page":
                 if on_page:
                     await on_page(msg[1], msg[2])
+            elif kind == "ocr":
+                ocring = True
+                deadline = time.monotonic() + ocr_window
+                if on_ocr_page:
+                    await on_ocr_page(msg[1], msg[2])
             elif kind == "done":
                 return msg[1]
             elif kind == "error":
                 if msg[1] == "memory":
                     raise ExtractError(msg[1], msg[2])  # the child exits after a MemoryError
                 raise _HealthyError(msg[1], msg[2])
+
+
+def _open_to(child: _Child, job: tuple[Any, ...]) -> None:
+    """Let a child that runs under another uid read the job's input (group, read-only) and write its output."""
+    uid, gid = child.sandbox.get("uid", -1), child.sandbox.get("gid", -1)
+    if uid < 0 or uid == os.geteuid():
+        return
+    os.chown(job[1], -1, gid)
+    os.chmod(job[1], 0o640)
+    if job[0] == "previews":
+        os.chown(job[2], uid, gid)
+    elif len(job) > 2 and getattr(job[2], "text_layer_path", None):  # the OCR's PDF with a text layer
+        os.chown(job[2].text_layer_path, uid, gid)
 
 
 class PoolStopping(RuntimeError):
@@ -329,11 +405,15 @@ class _HealthyError(ExtractError):
 
 
 if __name__ == "__main__":
-    fd, memory_mb, max_pages, page_timeout_s, engine_name, parent = sys.argv[1:7]
+    fd, memory_mb, max_pages, page_timeout_s, engine_name, parent, uid = sys.argv[1:8]
+    from .sandbox import enter
+
+    confined = enter(int(uid))  # before any file is read
     _child_main(
         Connection(int(fd)),
         int(memory_mb),
         Limits(int(max_pages), float(page_timeout_s)),
         engine_name,
         int(parent),
+        confined.as_dict(),
     )

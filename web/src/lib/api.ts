@@ -3,6 +3,7 @@
  * Unsafe requests carry the CSRF double-submit header; a 401 triggers one silent refresh
  * (shared by concurrent callers) and a retry; a refused refresh means the session is gone.
  */
+import type { ErrorEnvelope } from "@/api/types";
 
 export const API_BASE = "/api/v1";
 const CSRF_COOKIES = ["atrium_csrf", "__Host-atrium_csrf"];
@@ -92,42 +93,37 @@ function withCsrf(headers: Record<string, string>, method: string): Record<strin
   return headers;
 }
 
-export async function toApiError(res: Response): Promise<ApiError> {
-  let code = "http_" + res.status;
-  let message = res.statusText || "Request failed";
-  let details: unknown = null;
-  let requestId = res.headers.get("x-request-id") ?? "";
-  try {
-    const body = await res.json();
-    if (body?.error) {
-      code = body.error.code ?? code;
-      message = body.error.message ?? message;
-      details = body.error.details ?? null;
-      requestId = body.error.request_id || requestId;
-    }
-  } catch {
-    /* not JSON: keep the status text */
-  }
-  return new ApiError(res.status, code, message, details, requestId);
+/** A failed answer's body as an ApiError: the API's error envelope, or (a proxy's page, no body) its status. */
+export function envelopeError(status: number, body: unknown, fallback: string, requestId = ""): ApiError {
+  const e = (body as Partial<ErrorEnvelope> | null)?.error;
+  return new ApiError(status, e?.code ?? `http_${status}`, e?.message ?? fallback, e?.details ?? null, e?.request_id || requestId);
 }
+
+export async function toApiError(res: Response): Promise<ApiError> {
+  const body: unknown = await res.json().catch(() => null); // not JSON: the status text says it
+  return envelopeError(res.status, body, res.statusText || "Request failed", res.headers.get("x-request-id") ?? "");
+}
+
+/** Query parameters: a list repeats the key (`status=a&status=b`); empty values are left out. */
+export type Query = Record<string, string | number | boolean | readonly string[] | null | undefined>;
 
 export interface RequestOptions {
   method?: string;
   body?: unknown;
-  query?: Record<string, string | number | boolean | string[] | null | undefined>;
+  query?: Query;
   /** Don't try a refresh on 401 (the auth endpoints themselves). */
   noRefresh?: boolean;
   raw?: boolean;
   signal?: AbortSignal;
 }
 
-export function buildUrl(path: string, query?: RequestOptions["query"]): string {
+export function buildUrl(path: string, query?: Query): string {
   const url = path.startsWith("/api/") ? path : `${API_BASE}${path.startsWith("/") ? "" : "/"}${path}`;
   if (!query) return url;
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(query)) {
     if (v === undefined || v === null || v === "") continue;
-    if (Array.isArray(v)) v.forEach((item) => params.append(k, item));
+    if (typeof v === "object") v.forEach((item) => params.append(k, item)); // a list (null was skipped)
     else params.append(k, String(v));
   }
   const qs = params.toString();
@@ -172,53 +168,4 @@ export async function api<T = unknown>(path: string, opts: RequestOptions = {}):
   const type = res.headers.get("content-type") ?? "";
   if (type.includes("application/json")) return (await res.json()) as T;
   return (await res.text()) as unknown as T;
-}
-
-export interface UploadHandle {
-  promise: Promise<unknown>;
-  abort: () => void;
-}
-
-/** XHR, not fetch: only XHR reports upload progress. */
-export function uploadWithProgress(
-  path: string,
-  form: FormData,
-  onProgress: (loaded: number, total: number) => void,
-  method = "POST",
-): UploadHandle {
-  const xhr = new XMLHttpRequest();
-  const promise = new Promise<unknown>((resolve, reject) => {
-    const start = (retried: boolean) => {
-      xhr.open(method, buildUrl(path));
-      xhr.withCredentials = true;
-      xhr.setRequestHeader("Accept", "application/json");
-      const token = csrfToken();
-      if (token) xhr.setRequestHeader("X-CSRF-Token", token);
-      xhr.upload.onprogress = (e) => {
-        if (e.lengthComputable) onProgress(e.loaded, e.total);
-      };
-      xhr.onload = async () => {
-        if (xhr.status === 401 && !retried && (await refreshSession())) {
-          start(true);
-          return;
-        }
-        let body: unknown = null;
-        try {
-          body = xhr.responseText ? JSON.parse(xhr.responseText) : null;
-        } catch {
-          body = null;
-        }
-        if (xhr.status >= 200 && xhr.status < 300) resolve(body);
-        else {
-          const e = (body as { error?: { code?: string; message?: string; details?: unknown; request_id?: string } })?.error;
-          reject(new ApiError(xhr.status, e?.code ?? `http_${xhr.status}`, e?.message ?? xhr.statusText ?? "Upload failed", e?.details, e?.request_id));
-        }
-      };
-      xhr.onerror = () => reject(new ApiError(0, "network", "The connection failed. Check your network and try again."));
-      xhr.onabort = () => reject(new ApiError(0, "aborted", "Upload cancelled."));
-      xhr.send(form);
-    };
-    start(false);
-  });
-  return { promise, abort: () => xhr.abort() };
 }

@@ -1,22 +1,13 @@
 import { useQuery } from "@tanstack/react-query";
 import { api } from "./api";
-import { asList } from "./utils";
-
-export interface AppInfo {
-  key: string;
-  name: string;
-  description?: string | null;
-  icon?: string | null;
-  route?: string | null;
-  available?: boolean;
-}
+import type { AppInfo, AppList } from "@/api/types";
 
 export const APPS_KEY = ["apps"] as const;
 
 export function useApps(enabled = true) {
   return useQuery({
     queryKey: APPS_KEY,
-    queryFn: async () => asList<AppInfo>(await api("/apps")).filter((a) => a.available !== false),
+    queryFn: async ({ signal }) => (await api<AppList>("/apps", { signal })).apps.filter((a) => a.available !== false),
     enabled,
     staleTime: 15_000,
     refetchInterval: 30_000,

@@ -2,20 +2,8 @@ import * as React from "react";
 import { useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { Navigate, useLocation } from "react-router-dom";
 import { api, ApiError, csrfToken, onSessionLost } from "./api";
-import { Spinner } from "@/components/ui/states";
-
-export interface User {
-  id: string;
-  email: string;
-  full_name?: string | null;
-  role: "user" | "admin";
-  is_active: boolean;
-  email_verified?: boolean;
-  created_at: string;
-  username?: string | null;
-  second_factor?: boolean;
-  must_enrol_second_factor?: boolean;
-}
+import { Spinner } from "@/components/ui/spinner";
+import type { User } from "@/api/types";
 
 export const ME_KEY = ["auth", "me"] as const;
 

@@ -1,7 +1,7 @@
 import * as React from "react";
 import { useQueryClient } from "@tanstack/react-query";
-import { ApiError, uploadWithProgress } from "./api";
-import type { DocumentSummary } from "./documents";
+import { ApiError, buildUrl, csrfToken, envelopeError, refreshSession } from "./api";
+import type { DocumentSummary, UploadBatch } from "@/api/types";
 
 export interface UploadItem {
   key: string;
@@ -36,19 +36,59 @@ function restore(): UploadItem[] {
   }
 }
 
-/** The response of POST /documents: `{documents: [UploadResult…], errors: […]}` (or one UploadResult). */
-export function uploadedDocument(body: unknown): { document?: DocumentSummary; duplicate?: boolean; error?: string } {
-  const b = body as Record<string, unknown> | unknown[] | null;
-  if (b && !Array.isArray(b) && Array.isArray(b.errors) && b.errors.length && !(Array.isArray(b.documents) && b.documents.length)) {
-    return { error: String((b.errors[0] as { message?: string }).message ?? "") };
-  }
-  const list = b && !Array.isArray(b) ? (b.documents ?? b.items) : b;
-  const first = Array.isArray(list) ? list[0] : b;
-  const r = first as Record<string, unknown> | undefined;
-  if (!r) return {};
-  if (r.document) return { document: r.document as DocumentSummary, duplicate: Boolean(r.duplicate) };
-  if (r.id) return { document: r as unknown as DocumentSummary, duplicate: Boolean(r.duplicate_of) };
-  return {};
+/** What one file's `POST /documents` came to: its document (maybe a duplicate), or why it was refused. */
+export function uploadedDocument(batch: UploadBatch): { document?: DocumentSummary; duplicate?: boolean; error?: string } {
+  const first = batch.documents[0];
+  if (first) return { document: first.document, duplicate: first.duplicate };
+  return batch.errors.length ? { error: batch.errors[0].message } : {};
+}
+
+export interface UploadHandle {
+  promise: Promise<unknown>;
+  abort: () => void;
+}
+
+/** XHR, not fetch: only XHR reports upload progress. */
+export function uploadWithProgress(
+  path: string,
+  form: FormData,
+  onProgress: (loaded: number, total: number) => void,
+  method = "POST",
+): UploadHandle {
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise<unknown>((resolve, reject) => {
+    const start = (retried: boolean) => {
+      xhr.open(method, buildUrl(path));
+      xhr.withCredentials = true;
+      xhr.setRequestHeader("Accept", "application/json");
+      const token = csrfToken();
+      if (token) xhr.setRequestHeader("X-CSRF-Token", token);
+      xhr.upload.onprogress = (e) => {
+        if (e.lengthComputable) onProgress(e.loaded, e.total);
+      };
+      xhr.onload = async () => {
+        if (xhr.status === 401 && !retried && (await refreshSession())) {
+          start(true);
+          return;
+        }
+        let body: unknown = null;
+        try {
+          body = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+        } catch {
+          body = null;
+        }
+        if (xhr.status >= 200 && xhr.status < 300) resolve(body);
+        else {
+          reject(envelopeError(xhr.status, body, xhr.statusText || "Upload failed"));
+        }
+      };
+      xhr.onerror = () => reject(new ApiError(0, "network", "The connection failed. Check your network and try again."));
+      xhr.onabort = () => reject(new ApiError(0, "aborted", "Upload cancelled."));
+      xhr.send(form);
+    };
+    start(false);
+  });
+  return { promise, abort: () => xhr.abort() };
 }
 
 export function UploadsProvider({ children }: { children: React.ReactNode }) {
@@ -82,7 +122,7 @@ export function UploadsProvider({ children }: { children: React.ReactNode }) {
       const handle = uploadWithProgress("/documents", form, (loaded) => update(key, { loaded }));
       handle.promise
         .then((body) => {
-          const r = uploadedDocument(body);
+          const r = uploadedDocument(body as UploadBatch);
           if (r.error) throw new Error(r.error);
           update(key, { phase: "uploaded", loaded: file.size, documentId: r.document?.id, duplicate: r.duplicate });
           void qc.invalidateQueries({ queryKey: ["documents"] });

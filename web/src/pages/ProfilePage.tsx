@@ -1,32 +1,21 @@
 import * as React from "react";
-import { useTranslation } from "react-i18next";
+import { useTranslation } from "@/lib/i18n";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Button } from "@/components/ui/button";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { Input, NativeSelect } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
-import { ErrorState, FormError, Spinner } from "@/components/ui/states";
+import { ErrorState } from "@/components/ui/states";
+import { FormError } from "@/components/ui/form-error";
+import { Spinner } from "@/components/ui/spinner";
 import { useToast } from "@/components/ui/toast";
 import { Avatar } from "@/components/layout/Avatar";
-import { PageHeader } from "@/components/layout/AppShell";
+import { PageHeader } from "@/components/layout/PageHeader";
 import { api, ApiError, buildUrl } from "@/lib/api";
 import { useMe } from "@/lib/auth";
 import { useTheme, type Theme } from "@/lib/theme";
-import { formatDate } from "@/lib/utils";
-
-interface Profile {
-  user_id: string;
-  display_name?: string | null;
-  full_name?: string | null;
-  phone?: string | null;
-  job_title?: string | null;
-  locale: "en" | "ru";
-  time_zone: string;
-  theme: Theme;
-  has_avatar?: boolean;
-  avatar_updated_at?: string | null;
-  updated_at?: string;
-}
+import type { Profile, ProfileUpdate } from "@/api/types";
+import { formatDate } from "@/lib/format";
 
 const AVATAR_MAX = 2 * 1024 * 1024;
 const AVATAR_TYPES = ["image/png", "image/jpeg", "image/webp"];
@@ -62,9 +51,11 @@ export function ProfilePage() {
 
   const save = useMutation({
     mutationFn: () => {
-      const body: Record<string, unknown> = {};
+      const body: ProfileUpdate = {};
       for (const k of TEXT_FIELDS) if ((form[k] ?? null) !== (profile.data?.[k] ?? null)) body[k] = form[k] || null;
-      for (const k of ["locale", "time_zone", "theme"] as const) if (form[k] && form[k] !== profile.data?.[k]) body[k] = form[k];
+      if (form.locale && form.locale !== profile.data?.locale) body.locale = form.locale;
+      if (form.time_zone && form.time_zone !== profile.data?.time_zone) body.time_zone = form.time_zone;
+      if (form.theme && form.theme !== profile.data?.theme) body.theme = form.theme;
       return api<Profile>("/profile", { method: "PATCH", body });
     },
     onSuccess: (p) => {

@@ -1,6 +1,5 @@
 import * as React from "react";
 import { Link, useSearchParams } from "react-router-dom";
-import { useTranslation } from "react-i18next";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Fingerprint, KeyRound, Laptop, ShieldAlert, Smartphone } from "lucide-react";
 import { Badge } from "@/components/ui/badge";
@@ -11,21 +10,19 @@ import { ConfirmDialog } from "@/components/ui/alert-dialog";
 import { Dialog, DialogContent, DialogDescription, DialogFooter, DialogHeader, DialogTitle } from "@/components/ui/dialog";
 import { Input, NativeSelect } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
-import { ErrorState, FormError, Spinner } from "@/components/ui/states";
+import { ErrorState } from "@/components/ui/states";
+import { FormError } from "@/components/ui/form-error";
+import { Spinner } from "@/components/ui/spinner";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { useToast } from "@/components/ui/toast";
-import { PageHeader } from "@/components/layout/AppShell";
+import { PageHeader } from "@/components/layout/PageHeader";
 import { api } from "@/lib/api";
-import { ME_KEY, useMe, type User } from "@/lib/auth";
-import {
-  recoveryCodesFile,
-  SECURITY_KEY,
-  securityApi,
-  type PatInfo,
-  type PatScope,
-  type TotpEnrolment,
-} from "@/lib/security";
-import { downloadBlob, formatDate } from "@/lib/utils";
+import type { PatCreated, PatInfo, PatScope, RecoveryCodes, TotpEnrolment, User, PasskeyCeremony } from "@/api/types";
+import { ME_KEY, useMe } from "@/lib/auth";
+import { useTranslation } from "@/lib/i18n";
+import { recoveryCodesFile, SECURITY_KEY, securityApi } from "@/lib/security";
+import { formatDate } from "@/lib/format";
+import { downloadBlob } from "@/lib/utils";
 import { createPasskey, passkeysSupported } from "@/lib/webauthn";
 
 /** The Security page: username, two-step sign-in (authenticator app, recovery codes, passkeys), personal access tokens, sessions. */
@@ -77,7 +74,7 @@ function UsernameCard() {
   const me = useMe();
   const qc = useQueryClient();
   const toast = useToast();
-  const current = (me.data as (User & { username?: string | null }) | null | undefined)?.username ?? "";
+  const current = me.data?.username ?? "";
   const [name, setName] = React.useState(current);
   React.useEffect(() => setName(current), [current]);
   const save = useMutation({
@@ -177,7 +174,7 @@ function AuthenticatorCard({ totp, codesLeft }: { totp: boolean; codesLeft: numb
   const [dialog, setDialog] = React.useState<"off" | "codes" | null>(null);
   const start = useMutation({ mutationFn: () => api<TotpEnrolment>("/auth/totp/start", { method: "POST" }), onSuccess: setEnrolment });
   const confirm = useMutation({
-    mutationFn: () => api<{ codes: string[] }>("/auth/totp/confirm", { method: "POST", body: { code: code.replace(/\s/g, "") } }),
+    mutationFn: () => api<RecoveryCodes>("/auth/totp/confirm", { method: "POST", body: { code: code.replace(/\s/g, "") } }),
     onSuccess: (r) => { setEnrolment(null); setCode(""); setCodes(r.codes); refresh(); },
   });
   const off = useMutation({
@@ -185,7 +182,7 @@ function AuthenticatorCard({ totp, codesLeft }: { totp: boolean; codesLeft: numb
     onSuccess: () => { setDialog(null); toast({ title: t("security.totp_off_done"), variant: "success" }); refresh(); },
   });
   const regenerate = useMutation({
-    mutationFn: (v: { password: string; code: string }) => api<{ codes: string[] }>("/auth/recovery-codes", { method: "POST", body: v, noRefresh: true }),
+    mutationFn: (v: { password: string; code: string }) => api<RecoveryCodes>("/auth/recovery-codes", { method: "POST", body: v, noRefresh: true }),
     onSuccess: (r) => { setDialog(null); setCodes(r.codes); refresh(); },
   });
   return (
@@ -253,7 +250,7 @@ function PasskeysCard() {
   const [password, setPassword] = React.useState("");
   const add = useMutation({
     mutationFn: async () => {
-      const ceremony = await api<{ ceremony_id: string; options: Record<string, unknown> }>("/auth/passkeys/options", { method: "POST" });
+      const ceremony = await api<PasskeyCeremony>("/auth/passkeys/options", { method: "POST" });
       const credential = await createPasskey(ceremony.options);
       return api("/auth/passkeys", { method: "POST", body: { ceremony_id: ceremony.ceremony_id, name: name.trim() || t("security.passkey_default_name"), credential } });
     },
@@ -341,7 +338,7 @@ function TokensCard() {
   const [shown, setShown] = React.useState<string | null>(null);
   const [revoking, setRevoking] = React.useState<PatInfo | null>(null);
   const create = useMutation({
-    mutationFn: () => api<{ token: string }>("/auth/tokens", {
+    mutationFn: () => api<PatCreated>("/auth/tokens", {
       method: "POST",
       body: { name: name.trim(), scopes, apps: documentsOnly ? ["documents"] : null, expires_in_days: days },
     }),

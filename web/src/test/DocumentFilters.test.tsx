@@ -2,7 +2,7 @@ import * as React from "react";
 import { act, screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { DocumentFilters, activeFilterCount } from "@/components/documents/DocumentFilters";
-import type { DocumentQuery } from "@/lib/documents";
+import type { DocumentQuery } from "@/lib/documents/queries";
 import { renderWithProviders } from "./utils";
 
 function Harness({ onChange, initial = {} }: { onChange: (q: DocumentQuery) => void; initial?: DocumentQuery }) {
@@ -10,7 +10,7 @@ function Harness({ onChange, initial = {} }: { onChange: (q: DocumentQuery) => v
   return (
     <DocumentFilters
       value={q}
-      categories={[{ id: "c1", name: "Taxes" }, { id: "c2", name: "Home" }]}
+      categories={[{ id: "c1", name: "Taxes", document_count: 0, created_at: "2024-01-01T00:00:00Z" }, { id: "c2", name: "Home", document_count: 0, created_at: "2024-01-01T00:00:00Z" }]}
       onChange={(next) => {
         setQ(next);
         onChange(next);

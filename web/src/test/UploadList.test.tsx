@@ -1,6 +1,7 @@
 import { screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { UploadList, isUploadFinished, uploadRowState } from "@/components/documents/UploadList";
+import type { UploadBatch } from "@/api/types";
 import { uploadedDocument, type UploadItem } from "@/lib/uploads";
 import { renderWithProviders } from "./utils";
 
@@ -13,7 +14,7 @@ describe("upload list", () => {
     // Multipart framing makes the request a bit larger than the file: never past 100 %.
     expect(uploadRowState({ ...base, phase: "uploading", loaded: 1200 }, undefined).percent).toBe(100);
     const uploaded = { ...base, phase: "uploaded" as const, documentId: "d1", loaded: 1000 };
-    const extracting = uploadRowState(uploaded, "extracting", { document_id: "d1", stage: "extract", page: 5, pages: 10 });
+    const extracting = uploadRowState(uploaded, "extracting", { document_id: "d1", run_id: "r1", stage: "extract", status: "extracting", page: 5, pages: 10, message: "" });
     expect(extracting.stage).toBe("extracting");
     expect(extracting.percent).toBeGreaterThan(10);
     expect(extracting.percent).toBeLessThan(85);
@@ -24,8 +25,9 @@ describe("upload list", () => {
   });
 
   it("reads the gateway's upload answer", () => {
-    expect(uploadedDocument({ documents: [{ document: { id: "d1" }, duplicate: true }], errors: [] })).toMatchObject({ document: { id: "d1" }, duplicate: true });
-    expect(uploadedDocument({ documents: [], errors: [{ filename: "x.pdf", message: "Not a PDF" }] })).toEqual({ error: "Not a PDF" });
+    const batch = (b: unknown) => b as UploadBatch; // only the parts the function reads
+    expect(uploadedDocument(batch({ documents: [{ document: { id: "d1" }, duplicate: true }], errors: [] }))).toMatchObject({ document: { id: "d1" }, duplicate: true });
+    expect(uploadedDocument(batch({ documents: [], errors: [{ filename: "x.pdf", code: "unsupported", message: "Not a PDF" }] }))).toEqual({ error: "Not a PDF" });
   });
 
   it("renders a labelled progress bar per file, the failure reason, and dismisses rows", async () => {

@@ -1,2 +1,5 @@
 import "@testing-library/jest-dom/vitest";
-import "@/lib/i18n";
+import { initI18n, loadMessages } from "@/lib/i18n";
+
+await initI18n("en");
+await loadMessages("app");

@@ -7,6 +7,8 @@ import time
 from typing import Any
 
 import anthropic
+import httpcore2
+import httpx2
 
 from .base import (
     DEFAULT_BUDGET_CHARS,
@@ -19,6 +21,7 @@ from .base import (
     system_prompt,
     with_retries,
 )
+from .network import guarded_transport, policy_refusal
 
 TOOL_NAME = "record_document_fields"
 DEFAULT_MODEL = "claude-haiku-4-5"
@@ -35,7 +38,13 @@ class AnthropicProvider:
         self.budget_chars = DEFAULT_BUDGET_CHARS
         # Retries are ours (same policy for every provider, Retry-After honoured), so the SDK's are off.
         self.client = anthropic.AsyncAnthropic(
-            api_key=config.api_key, base_url=config.base_url or None, timeout=config.timeout_s, max_retries=0
+            api_key=config.api_key,
+            base_url=config.base_url or None,
+            timeout=config.timeout_s,
+            max_retries=0,
+            http_client=anthropic.DefaultAsyncHttpxClient(
+                transport=guarded_transport(config.allow_local_servers, httpx2, httpcore2)
+            ),
         )
 
     async def _create(self, **kwargs: Any) -> Any:
@@ -49,12 +58,16 @@ class AnthropicProvider:
         except anthropic.APIStatusError as err:
             raise status_error("Anthropic", err.status_code, _message(err), err.response.headers) from None
         except anthropic.APIConnectionError as err:
+            refused = policy_refusal(err)
+            if refused:  # a base URL or redirect that leads to a refused address: trying again will not help
+                raise ProviderError(refused, mask=False) from None
             raise ProviderError(
                 f"Cannot reach Anthropic at {self.client.base_url}: {err}", retryable=True
             ) from None
         except (anthropic.APIResponseValidationError, json.JSONDecodeError) as err:
             raise ProviderError(
-                f"Anthropic answered something that is not a valid API response: {err}"
+                f"Anthropic answered something that is not a valid API response: {err}",
+                summary="Anthropic answered something that is not a valid API response.",
             ) from None
 
     async def analyze(

@@ -33,6 +33,8 @@ class ProviderConfig:
     max_attempts: int = 3  # per call, for 429 / 5xx / connection errors
     backoff_s: float = 0.5
     concurrency: int = 2
+    # Loopback and private hosts (Ollama, LM Studio) only when an administrator allows them (network.py).
+    allow_local_servers: bool = False
 
 
 @dataclass
@@ -66,7 +68,8 @@ def mask_keys(text: str) -> str:
 
 
 class ProviderError(Exception):
-    """The provider could not answer. `retryable`: 429, 5xx, connection trouble; `timeout`: it took too long."""
+    """The provider could not answer. `retryable`: 429, 5xx, connection trouble; `timeout`: it took too long.
+    `summary`: the message without anything the remote server sent (what a settings test may show)."""
 
     def __init__(
         self,
@@ -76,10 +79,13 @@ class ProviderError(Exception):
         timeout: bool = False,
         retry_after_s: float | None = None,
         status: int | None = None,
+        summary: str | None = None,
+        mask: bool = True,  # False only for a message made here of names and addresses, never a key
     ):
-        message = mask_keys(message)
+        message = mask_keys(message) if mask else message
         super().__init__(message)
         self.message = message
+        self.summary = summary if summary is not None else message
         self.retryable = retryable
         self.timeout = timeout
         self.retry_after_s = retry_after_s
@@ -133,23 +139,26 @@ def retry_after_seconds(headers: Any) -> float | None:
 
 
 def status_error(provider: str, status: int, detail: str, headers: Any = None) -> ProviderError:
-    """Plain words for an HTTP error from a provider."""
+    """Plain words for an HTTP error from a provider (the server's own words after them, not in `summary`)."""
     detail = " ".join(str(detail).split())[:300]
     if status == 401 or status == 403:
-        text = f"{provider} refused the credentials (HTTP {status}): check the API key. {detail}"
+        text = f"{provider} refused the credentials (HTTP {status}): check the API key."
     elif status == 404:
-        text = f"{provider} does not know this model or endpoint (HTTP 404): check the model name and base URL. {detail}"
+        text = (
+            f"{provider} does not know this model or endpoint (HTTP 404): check the model name and base URL."
+        )
     elif status == 429:
-        text = f"{provider} is rate limiting requests (HTTP 429). {detail}"
+        text = f"{provider} is rate limiting requests (HTTP 429)."
     elif status >= 500:
-        text = f"{provider} had a server error (HTTP {status}). {detail}"
+        text = f"{provider} had a server error (HTTP {status})."
     else:
-        text = f"{provider} rejected the request (HTTP {status}). {detail}"
+        text = f"{provider} rejected the request (HTTP {status})."
     return ProviderError(
-        text.strip(),
+        f"{text} {detail}".strip(),
         retryable=status == 429 or status >= 500,
         retry_after_s=retry_after_seconds(headers),
         status=status,
+        summary=text,
     )
 
 

@@ -17,6 +17,7 @@ from .base import (
     system_prompt,
     with_retries,
 )
+from .network import guarded_transport, policy_refusal
 from .openai_provider import parse_json_object
 
 DEFAULT_MODEL = "llama3.1:8b"
@@ -33,7 +34,12 @@ class OllamaProvider:
         self.budget_chars = CONTEXT_TOKENS * 3  # ~4 chars a token, leaving room for the prompt and the answer
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else None
         self.host = config.base_url or DEFAULT_URL
-        self.client = ollama.AsyncClient(host=self.host, timeout=config.timeout_s, headers=headers)
+        self.client = ollama.AsyncClient(
+            host=self.host,
+            timeout=config.timeout_s,
+            headers=headers,
+            transport=guarded_transport(config.allow_local_servers),
+        )
 
     async def _chat(self, **kwargs: Any) -> Any:
         try:
@@ -46,10 +52,14 @@ class OllamaProvider:
                 f"Ollama did not answer within {self.config.timeout_s:g} s.", timeout=True
             ) from None
         except (httpx.TransportError, ConnectionError) as err:
+            refused = policy_refusal(err)
+            if refused:  # a base URL or redirect that leads to a refused address: trying again will not help
+                raise ProviderError(refused, mask=False) from None
             raise ProviderError(f"Cannot reach Ollama at {self.host}: {err}", retryable=True) from None
         except ValueError as err:  # a body that is not JSON, or not a chat response
             raise ProviderError(
-                f"Ollama answered something that is not a valid API response: {err}"
+                f"Ollama answered something that is not a valid API response: {err}",
+                summary="Ollama answered something that is not a valid API response.",
             ) from None
 
     async def analyze(

@@ -7,6 +7,8 @@ import json
 import time
 from typing import Any
 
+import httpcore2
+import httpx2
 import openai
 
 from .base import (
@@ -20,6 +22,7 @@ from .base import (
     system_prompt,
     with_retries,
 )
+from .network import guarded_transport, policy_refusal
 
 DEFAULT_MODEL = "gpt-4o-mini"
 
@@ -37,6 +40,9 @@ class OpenAICompatibleProvider:
             base_url=config.base_url or None,
             timeout=config.timeout_s,
             max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(
+                transport=guarded_transport(config.allow_local_servers, httpx2, httpcore2)
+            ),
         )
 
     async def _create(self, **kwargs: Any) -> Any:
@@ -52,12 +58,16 @@ class OpenAICompatibleProvider:
                 "The model server", err.status_code, _message(err), err.response.headers
             ) from None
         except openai.APIConnectionError as err:
+            refused = policy_refusal(err)
+            if refused:  # a base URL or redirect that leads to a refused address: trying again will not help
+                raise ProviderError(refused, mask=False) from None
             raise ProviderError(
                 f"Cannot reach the model server at {self.client.base_url}: {err}", retryable=True
             ) from None
         except (openai.APIResponseValidationError, json.JSONDecodeError) as err:
             raise ProviderError(
-                f"The model server answered something that is not a valid API response: {err}"
+                f"The model server answered something that is not a valid API response: {err}",
+                summary="The model server answered something that is not a valid API response.",
             ) from None
 
     async def analyze(

@@ -1,13 +1,14 @@
 import * as React from "react";
-import { useTranslation } from "react-i18next";
+import { useTranslation } from "@/lib/i18n";
 import { Filter, Search, X } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Input, NativeSelect } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
-import { DOCUMENT_TYPES, SORT_KEYS, STATUSES, type Category, type DocumentQuery } from "@/lib/documents";
+import { DOCUMENT_SORT_KEYS, DOCUMENT_STATUSES, DOCUMENT_TYPES, type Category } from "@/api/types";
+import type { DocumentQuery } from "@/lib/documents/queries";
 import { cn } from "@/lib/utils";
 
-function Chips({ legend, options, selected, onChange }: { legend: string; options: { value: string; label: string }[]; selected: string[]; onChange: (v: string[]) => void }) {
+function Chips<T extends string>({ legend, options, selected, onChange }: { legend: string; options: { value: T; label: string }[]; selected: readonly T[]; onChange: (v: T[]) => void }) {
   return (
     <fieldset className="grid grid-cols-1 gap-1.5">
       <legend className="mb-1.5 text-xs font-medium text-muted-foreground">{legend}</legend>
@@ -34,7 +35,7 @@ function Chips({ legend, options, selected, onChange }: { legend: string; option
   );
 }
 
-function DateRange({ id, legend, from, to, onChange }: { id: string; legend: string; from?: string; to?: string; onChange: (from?: string, to?: string) => void }) {
+function DateRange({ id, legend, from, to, onChange }: { id: string; legend: string; from?: string | null; to?: string | null; onChange: (from?: string, to?: string) => void }) {
   const { t } = useTranslation();
   return (
     <fieldset className="grid grid-cols-1 gap-1.5">
@@ -42,11 +43,11 @@ function DateRange({ id, legend, from, to, onChange }: { id: string; legend: str
       <div className="grid grid-cols-2 gap-2">
         <div className="grid grid-cols-1 gap-1">
           <Label htmlFor={`${id}-from`} className="text-xs font-normal">{t("filters.from")}</Label>
-          <Input id={`${id}-from`} type="date" value={from ?? ""} max={to} onChange={(e) => onChange(e.target.value || undefined, to)} />
+          <Input id={`${id}-from`} type="date" value={from ?? ""} max={to ?? undefined} onChange={(e) => onChange(e.target.value || undefined, to ?? undefined)} />
         </div>
         <div className="grid grid-cols-1 gap-1">
           <Label htmlFor={`${id}-to`} className="text-xs font-normal">{t("filters.to")}</Label>
-          <Input id={`${id}-to`} type="date" value={to ?? ""} min={from} onChange={(e) => onChange(from, e.target.value || undefined)} />
+          <Input id={`${id}-to`} type="date" value={to ?? ""} min={from ?? undefined} onChange={(e) => onChange(from ?? undefined, e.target.value || undefined)} />
         </div>
       </div>
     </fieldset>
@@ -100,8 +101,8 @@ export function DocumentFilters({ value, onChange, categories }: { value: Docume
           </Button>
           <div className="flex min-w-0 flex-wrap items-center gap-1">
             <Label htmlFor="sort" className="sr-only">{t("filters.sort")}</Label>
-            <NativeSelect id="sort" className="w-auto" value={value.sort ?? "uploaded_at"} onChange={(e) => set({ sort: e.target.value })}>
-              {SORT_KEYS.filter((k) => k !== "relevance" || value.q).map((k) => (
+            <NativeSelect id="sort" className="w-auto" value={value.sort ?? "uploaded_at"} onChange={(e) => set({ sort: e.target.value as DocumentQuery["sort"] })}>
+              {DOCUMENT_SORT_KEYS.filter((k) => k !== "relevance" || value.q).map((k) => (
                 <option key={k} value={k}>{t(`sort.${k}`)}</option>
               ))}
             </NativeSelect>
@@ -115,7 +116,7 @@ export function DocumentFilters({ value, onChange, categories }: { value: Docume
       </div>
       {open && (
         <div id="document-filters" className="grid grid-cols-1 gap-4 rounded-xl border bg-card p-4 md:grid-cols-2">
-          <Chips legend={t("filters.status")} options={STATUSES.map((s) => ({ value: s, label: t(`status.${s}`) }))} selected={value.status ?? []} onChange={(status) => set({ status })} />
+          <Chips legend={t("filters.status")} options={DOCUMENT_STATUSES.map((s) => ({ value: s, label: t(`status.${s}`) }))} selected={value.status ?? []} onChange={(status) => set({ status })} />
           <Chips
             legend={t("filters.type")}
             options={DOCUMENT_TYPES.map((d) => ({ value: d, label: t(`doctype.${d}`) }))}

@@ -1,18 +1,14 @@
 import * as React from "react";
-import { useTranslation } from "react-i18next";
+import { useTranslation, type TFunction } from "@/lib/i18n";
 import { Bot, Check, Pencil, User, X } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Input, NativeSelect, Textarea } from "@/components/ui/input";
 import { Tooltip } from "@/components/ui/tooltip";
-import { DOCUMENT_TYPES, type FieldValue } from "@/lib/documents";
+import { DOCUMENT_TYPES, type EditableField, type FieldValue } from "@/api/types";
+import { formatAmount } from "@/lib/format";
 
-export const FIELD_ORDER = [
-  "document_type", "title", "document_date", "sender", "recipient", "invoice_number", "customer_number",
-  "total_amount", "net_amount", "tax_amount", "currency", "due_date", "iban", "language", "summary",
-] as const;
-
-const DATE_FIELDS = new Set(["document_date", "due_date"]);
-const AMOUNT_FIELDS = new Set(["total_amount", "net_amount", "tax_amount"]);
+const DATE_FIELDS = new Set<string>(["document_date", "due_date"] satisfies EditableField[]);
+const AMOUNT_FIELDS = new Set<string>(["total_amount", "net_amount", "tax_amount"] satisfies EditableField[]);
 
 export function displayValue(value: unknown): string {
   if (value === null || value === undefined || value === "") return "";
@@ -29,9 +25,18 @@ export function parseFieldInput(name: string, text: string): string | null {
   return v;
 }
 
+/** How a set value reads: document types translated, amounts as money; everything else as it is. */
+function shownValue(name: string, value: string, currency: string | null | undefined, locale: string, t: TFunction): string {
+  if (name === "document_type") return t(`doctype.${value}`, { defaultValue: value });
+  if (AMOUNT_FIELDS.has(name)) return formatAmount(value, currency, locale);
+  return value;
+}
+
 interface Props {
   name: string;
   field?: FieldValue;
+  /** The document's currency: amounts are shown in the UI language's money format with it. */
+  currency?: string | null;
   onSave: (name: string, value: string | null) => Promise<unknown> | void;
   saving?: boolean;
 }
@@ -40,8 +45,8 @@ interface Props {
  * One AI field: its value, where it came from (model + provider, or the user), and inline edit.
  * A model value can be accepted (it becomes the user's) or rejected (cleared by the user).
  */
-export function FieldEditor({ name, field, onSave, saving }: Props) {
-  const { t } = useTranslation();
+export function FieldEditor({ name, field, currency, onSave, saving }: Props) {
+  const { t, i18n } = useTranslation();
   const [editing, setEditing] = React.useState(false);
   const [text, setText] = React.useState(displayValue(field?.value));
   const [error, setError] = React.useState<string | null>(null);
@@ -106,7 +111,7 @@ export function FieldEditor({ name, field, onSave, saving }: Props) {
       ) : (
         <div className="flex min-w-0 flex-wrap items-start gap-2">
           <span className={value ? "min-w-0 flex-1 whitespace-pre-wrap break-words pt-1.5 text-sm" : "flex-1 pt-1.5 text-sm italic text-muted-foreground"} data-testid={`field-${name}-value`}>
-            {value ? (name === "document_type" ? t(`doctype.${value}`, { defaultValue: value }) : value) : t("fields.empty")}
+            {value ? shownValue(name, value, currency, i18n.language, t) : t("fields.empty")}
           </span>
           {field && (
             <Tooltip content={fromModel ? t("fields.from_model_detail", { provider: field.provider ?? "?", model: field.model || "—" }) : t("fields.from_user")}>

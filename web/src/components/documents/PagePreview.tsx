@@ -1,5 +1,5 @@
 import * as React from "react";
-import { useTranslation } from "react-i18next";
+import { useTranslation } from "@/lib/i18n";
 import { buildUrl } from "@/lib/api";
 
 /** A page's PNG preview, loaded only when scrolled near; renders nothing when the page has none

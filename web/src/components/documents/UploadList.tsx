@@ -1,14 +1,18 @@
 import * as React from "react";
 import { Link } from "react-router-dom";
-import { useTranslation } from "react-i18next";
+import { useTranslation } from "@/lib/i18n";
 import { useQuery } from "@tanstack/react-query";
 import { CheckCircle2, FileUp, X, XCircle } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Progress } from "@/components/ui/progress";
+import { StatusBadge } from "./StatusBadge";
 import { api } from "@/lib/api";
-import { ACTIVE_STATUSES, processingPercent, StatusBadge, useLiveProgress, type DocumentSummary, type LiveProgress } from "@/lib/documents";
+import type { DocumentSummary } from "@/api/types";
+import { useLiveProgress, type LiveProgress } from "@/lib/documents/live";
+import { isActive, processingPercent } from "@/lib/documents/progress";
 import type { UploadItem } from "@/lib/uploads";
-import { cn, formatBytes } from "@/lib/utils";
+import { cn } from "@/lib/utils";
+import { formatBytes } from "@/lib/format";
 
 const TERMINAL = ["ready", "needs_ocr", "failed"];
 
@@ -34,9 +38,9 @@ function UploadRow({ item, onDismiss }: { item: UploadItem; onDismiss: () => voi
     queryFn: () => api<DocumentSummary>(`/documents/${item.documentId}`),
     enabled: item.phase === "uploaded" && !!item.documentId,
     // Polling is the fallback when the live stream is not there; it stops at a terminal status.
-    refetchInterval: (q) => (q.state.data && !ACTIVE_STATUSES.includes(q.state.data.status) ? false : 3000),
+    refetchInterval: (q) => (q.state.data && !isActive(q.state.data.status) ? false : 3000),
   });
-  const status = live?.status && ACTIVE_STATUSES.includes(doc.data?.status ?? "queued") ? live.status : (doc.data?.status ?? live?.status);
+  const status = live?.status && isActive(doc.data?.status ?? "queued") ? live.status : (doc.data?.status ?? live?.status);
   const { percent, stage } = uploadRowState(item, status, live);
   const failed = item.phase === "failed" || stage === "failed";
   const done = stage === "ready" || stage === "needs_ocr";

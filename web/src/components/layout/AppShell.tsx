@@ -1,13 +1,13 @@
 import * as React from "react";
 import { Link, NavLink, Outlet, useLocation, useNavigate } from "react-router-dom";
-import { useTranslation } from "react-i18next";
+import { useTranslation } from "@/lib/i18n";
 import { useQueryClient } from "@tanstack/react-query";
 import {
-  AppWindow, FileText, FolderTree, History, Home, KeyRound, Languages, LayoutGrid, LogOut, Menu, Monitor, Moon,
-  ScrollText, Settings2, ShieldCheck, Sun, User as UserIcon, Users, X,
-  Shield,
+  AppWindow, FileText, FolderTree, History, Home, KeyRound, LayoutGrid, LogOut, Menu, Monitor, Moon,
+  ScrollText, Settings2, Shield, ShieldCheck, Sun, User as UserIcon, Users, X,
 } from "lucide-react";
 import { Button } from "@/components/ui/button";
+import { Spinner } from "@/components/ui/spinner";
 import {
   DropdownMenu, DropdownMenuContent, DropdownMenuItem, DropdownMenuLabel, DropdownMenuRadioGroup, DropdownMenuRadioItem,
   DropdownMenuSeparator, DropdownMenuTrigger,
@@ -15,10 +15,11 @@ import {
 import { api } from "@/lib/api";
 import { endSession, useMe } from "@/lib/auth";
 import { appRoute, useApps } from "@/lib/apps";
-import { LANGUAGES } from "@/lib/i18n";
 import { useTheme, type Theme } from "@/lib/theme";
 import { cn } from "@/lib/utils";
 import { Avatar } from "./Avatar";
+import { Brand } from "./Brand";
+import { LanguageMenu } from "./LanguageMenu";
 
 interface NavItem {
   to: string;
@@ -109,29 +110,6 @@ function ThemeMenu() {
   );
 }
 
-export function LanguageMenu() {
-  const { t, i18n } = useTranslation();
-  return (
-    <DropdownMenu>
-      <DropdownMenuTrigger asChild>
-        <Button variant="ghost" size="icon" aria-label={t("header.language")}>
-          <Languages />
-        </Button>
-      </DropdownMenuTrigger>
-      <DropdownMenuContent align="end">
-        <DropdownMenuLabel>{t("header.language")}</DropdownMenuLabel>
-        <DropdownMenuRadioGroup value={i18n.resolvedLanguage} onValueChange={(v) => void i18n.changeLanguage(v)}>
-          {LANGUAGES.map((l) => (
-            <DropdownMenuRadioItem key={l.code} value={l.code} lang={l.code}>
-              {l.label}
-            </DropdownMenuRadioItem>
-          ))}
-        </DropdownMenuRadioGroup>
-      </DropdownMenuContent>
-    </DropdownMenu>
-  );
-}
-
 function UserMenu() {
   const { t } = useTranslation();
   const me = useMe();
@@ -178,15 +156,6 @@ function UserMenu() {
   );
 }
 
-export function Brand() {
-  return (
-    <span className="flex items-center gap-2 font-semibold tracking-tight">
-      <img src="/favicon.svg" alt="" className="h-7 w-7" />
-      Atrium
-    </span>
-  );
-}
-
 export function AppShell() {
   const { t } = useTranslation();
   const [open, setOpen] = React.useState(false);
@@ -197,11 +166,15 @@ export function AppShell() {
       <a href="#main" className="sr-only focus:not-sr-only focus:fixed focus:left-2 focus:top-2 focus:z-[60] focus:rounded-md focus:bg-background focus:px-3 focus:py-2">
         {t("nav.skip")}
       </a>
-      <aside className="sticky top-0 hidden h-screen w-60 shrink-0 overflow-y-auto border-r bg-card lg:block">
-        <div className="flex h-14 items-center border-b px-5">
-          <Brand />
+      {/* The aside stretches to the page's full height (its background and border go all the way down);
+          the navigation inside it stays in view while the page scrolls. */}
+      <aside className="hidden w-60 shrink-0 border-r bg-card lg:block" data-testid="sidebar">
+        <div className="sticky top-0 max-h-screen overflow-y-auto">
+          <div className="flex h-14 items-center border-b px-5">
+            <Brand />
+          </div>
+          <Sidebar onNavigate={() => undefined} />
         </div>
-        <Sidebar onNavigate={() => undefined} />
       </aside>
       {open && (
         <div className="fixed inset-0 z-40 lg:hidden" role="dialog" aria-modal="true" aria-label={t("nav.main")}>
@@ -233,7 +206,9 @@ export function AppShell() {
         </header>
         <main id="main" className="mx-auto w-full max-w-7xl flex-1 p-4 sm:p-6">
           <EnrolBanner />
-          <Outlet />
+          <React.Suspense fallback={<Spinner />}>
+            <Outlet />
+          </React.Suspense>
         </main>
       </div>
     </div>
@@ -251,18 +226,6 @@ function EnrolBanner() {
       <Shield className="h-4 w-4" aria-hidden />
       <span>{t("security.enrol_required")}</span>
       <Link to="/security" className="font-medium text-primary underline-offset-4 hover:underline">{t("security.enrol_now")}</Link>
-    </div>
-  );
-}
-
-export function PageHeader({ title, description, actions }: { title: string; description?: string; actions?: React.ReactNode }) {
-  return (
-    <div className="mb-6 flex flex-col gap-3 sm:flex-row sm:items-end sm:justify-between">
-      <div className="min-w-0">
-        <h1 className="text-2xl font-semibold tracking-tight [overflow-wrap:anywhere]">{title}</h1>
-        {description && <p className="mt-1 text-sm text-muted-foreground">{description}</p>}
-      </div>
-      {actions && <div className="flex flex-wrap gap-2">{actions}</div>}
     </div>
   );
 }

@@ -1,22 +1,34 @@
 import * as React from "react";
-import * as CheckboxPrimitive from "@radix-ui/react-checkbox";
-import { Check, Minus } from "lucide-react";
 import { cn } from "@/lib/utils";
 
-export const Checkbox = React.forwardRef<React.ElementRef<typeof CheckboxPrimitive.Root>, React.ComponentPropsWithoutRef<typeof CheckboxPrimitive.Root>>(
-  ({ className, ...props }, ref) => (
-    <CheckboxPrimitive.Root
-      ref={ref}
+export type CheckedState = boolean | "indeterminate";
+
+interface CheckboxProps extends Omit<React.InputHTMLAttributes<HTMLInputElement>, "type" | "checked" | "onChange"> {
+  checked?: CheckedState;
+  onCheckedChange?: (checked: boolean) => void;
+}
+
+/** A native checkbox in the theme's colour ("indeterminate" = some of a list selected): the browser's own
+ * keyboard and screen-reader behaviour, and `data-state` (checked, unchecked, indeterminate) as Radix had it. */
+export const Checkbox = React.forwardRef<HTMLInputElement, CheckboxProps>(({ className, checked = false, onCheckedChange, ...props }, ref) => {
+  const input = React.useRef<HTMLInputElement>(null);
+  React.useImperativeHandle(ref, () => input.current!);
+  React.useEffect(() => {
+    if (input.current) input.current.indeterminate = checked === "indeterminate";
+  }, [checked]);
+  return (
+    <input
+      ref={input}
+      type="checkbox"
+      checked={checked === true}
+      data-state={checked === "indeterminate" ? "indeterminate" : checked ? "checked" : "unchecked"}
+      onChange={(e) => onCheckedChange?.(e.target.checked)}
       className={cn(
-        "peer h-4 w-4 shrink-0 rounded-sm border border-primary shadow focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-ring disabled:cursor-not-allowed disabled:opacity-50 data-[state=checked]:bg-primary data-[state=checked]:text-primary-foreground data-[state=indeterminate]:bg-primary data-[state=indeterminate]:text-primary-foreground",
+        "peer h-4 w-4 shrink-0 cursor-pointer rounded-sm accent-primary focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-ring disabled:cursor-not-allowed disabled:opacity-50",
         className,
       )}
       {...props}
-    >
-      <CheckboxPrimitive.Indicator className="flex items-center justify-center text-current">
-        {props.checked === "indeterminate" ? <Minus className="h-3.5 w-3.5" /> : <Check className="h-3.5 w-3.5" />}
-      </CheckboxPrimitive.Indicator>
-    </CheckboxPrimitive.Root>
-  ),
-);
+    />
+  );
+});
 Checkbox.displayName = "Checkbox";

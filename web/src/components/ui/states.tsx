@@ -1,19 +1,9 @@
 import * as React from "react";
-import { AlertTriangle, Loader2 } from "lucide-react";
-import { useTranslation } from "react-i18next";
+import { AlertTriangle } from "lucide-react";
+import { useTranslation } from "@/lib/i18n";
 import { Button } from "./button";
 import { ApiError } from "@/lib/api";
 import { cn } from "@/lib/utils";
-
-export function Spinner({ className, label }: { className?: string; label?: string }) {
-  const { t } = useTranslation();
-  return (
-    <div role="status" className={cn("flex items-center justify-center gap-2 p-6 text-sm text-muted-foreground", className)}>
-      <Loader2 className="h-4 w-4 animate-spin" aria-hidden />
-      <span>{label ?? t("common.loading")}</span>
-    </div>
-  );
-}
 
 export function EmptyState({ icon, title, description, action }: { icon?: React.ReactNode; title: string; description?: string; action?: React.ReactNode }) {
   return (
@@ -44,25 +34,6 @@ export function ErrorState({ error, onRetry, className }: { error: unknown; onRe
         <Button variant="outline" size="sm" onClick={onRetry}>
           {t("common.retry")}
         </Button>
-      )}
-    </div>
-  );
-}
-
-/** The server's message and, for a 422, each field's own complaint. */
-export function FormError({ error }: { error: unknown }) {
-  if (!error) return null;
-  const message = error instanceof Error ? error.message : String(error);
-  const fields = error instanceof ApiError ? error.fieldErrors.filter((f) => f.message) : [];
-  return (
-    <div role="alert" className="rounded-md border border-destructive/40 bg-destructive/10 px-3 py-2 text-sm text-destructive">
-      <p>{message}</p>
-      {fields.length > 0 && (
-        <ul className="mt-1 list-disc pl-5">
-          {fields.map((f, i) => (
-            <li key={i}>{f.field ? `${f.field}: ${f.message}` : f.message}</li>
-          ))}
-        </ul>
       )}
     </div>
   );

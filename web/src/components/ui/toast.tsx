@@ -1,7 +1,7 @@
 import * as React from "react";
 import * as ToastPrimitive from "@radix-ui/react-toast";
 import { X } from "lucide-react";
-import { useTranslation } from "react-i18next";
+import { useTranslation } from "@/lib/i18n";
 import { cn } from "@/lib/utils";
 
 type ToastVariant = "default" | "success" | "destructive";

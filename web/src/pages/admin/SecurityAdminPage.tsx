@@ -1,5 +1,4 @@
 import * as React from "react";
-import { useTranslation } from "react-i18next";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Plus, Trash2 } from "lucide-react";
 import { Badge } from "@/components/ui/badge";
@@ -10,13 +9,14 @@ import { ConfirmDialog } from "@/components/ui/alert-dialog";
 import { Dialog, DialogContent, DialogFooter, DialogHeader, DialogTitle } from "@/components/ui/dialog";
 import { Input, NativeSelect } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
-import { FormError, Spinner } from "@/components/ui/states";
+import { FormError } from "@/components/ui/form-error";
+import { Spinner } from "@/components/ui/spinner";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { useToast } from "@/components/ui/toast";
-import { PageHeader } from "@/components/layout/AppShell";
+import { PageHeader } from "@/components/layout/PageHeader";
+import type { ExternalAuthSettings, GroupList, SecondFactorPolicy, SecurityPolicy, SsoProvider, SsoProviderList } from "@/api/types";
 import { api } from "@/lib/api";
-import { asList } from "@/lib/utils";
-import type { ExternalAuthSettings, SecondFactorPolicy, SsoProvider } from "@/lib/security";
+import { useTranslation } from "@/lib/i18n";
 
 const KEY = ["admin", "security"] as const;
 
@@ -55,7 +55,7 @@ function PolicyCard() {
   const { t } = useTranslation();
   const toast = useToast();
   const qc = useQueryClient();
-  const policy = useQuery({ queryKey: [...KEY, "policy"], queryFn: () => api<{ second_factor: SecondFactorPolicy }>("/admin/security-policy") });
+  const policy = useQuery({ queryKey: [...KEY, "policy"], queryFn: () => api<SecurityPolicy>("/admin/security-policy") });
   const [value, setValue] = React.useState<SecondFactorPolicy>("optional");
   React.useEffect(() => { if (policy.data) setValue(policy.data.second_factor); }, [policy.data]);
   const save = useMutation({
@@ -94,7 +94,7 @@ const EMPTY: ProviderForm = {
 function SsoCard() {
   const { t } = useTranslation();
   const qc = useQueryClient();
-  const providers = useQuery({ queryKey: [...KEY, "sso"], queryFn: async () => (await api<{ items: SsoProvider[] }>("/admin/sso-providers")).items });
+  const providers = useQuery({ queryKey: [...KEY, "sso"], queryFn: async () => (await api<SsoProviderList>("/admin/sso-providers")).items });
   const [editing, setEditing] = React.useState<{ form: ProviderForm; isNew: boolean } | null>(null);
   const [deleting, setDeleting] = React.useState<SsoProvider | null>(null);
   const remove = useMutation({
@@ -103,7 +103,7 @@ function SsoCard() {
   });
   const open = (p: SsoProvider) => setEditing({
     isNew: false,
-    form: { ...p, client_secret: "", groups_claim: p.groups_claim ?? "", group_map: Object.entries(p.group_map) },
+    form: { ...p, client_secret: "", groups_claim: p.groups_claim ?? "", group_map: Object.entries(p.group_map ?? {}) },
   });
   return (
     <Card>
@@ -150,7 +150,7 @@ function ProviderDialog({ initial, isNew, onClose }: { initial: ProviderForm; is
   const qc = useQueryClient();
   const [form, setForm] = React.useState<ProviderForm>(initial);
   const set = <K extends keyof ProviderForm>(k: K, v: ProviderForm[K]) => setForm((f) => ({ ...f, [k]: v }));
-  const groups = useQuery({ queryKey: ["admin", "groups"], queryFn: async () => asList<{ id: string; name: string }>(await api("/admin/groups")) });
+  const groups = useQuery({ queryKey: ["admin", "groups"], queryFn: async ({ signal }) => (await api<GroupList>("/admin/groups", { signal })).groups });
   const save = useMutation({
     mutationFn: () => api(`/admin/sso-providers/${form.id}`, {
       method: "PUT",

@@ -1,6 +1,6 @@
 import * as React from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
-import { useTranslation } from "react-i18next";
+import { useTranslation } from "@/lib/i18n";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { ArrowLeft, Bot, Check, Download, RotateCw, Trash2, X } from "lucide-react";
 import { Badge } from "@/components/ui/badge";
@@ -10,16 +10,21 @@ import { ConfirmDialog } from "@/components/ui/alert-dialog";
 import { NativeSelect } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { Progress } from "@/components/ui/progress";
-import { ErrorState, Spinner } from "@/components/ui/states";
+import { ErrorState } from "@/components/ui/states";
+import { Spinner } from "@/components/ui/spinner";
 import { Table, TableBody, TableCell, TableHead, TableRow } from "@/components/ui/table";
 import { Tabs, TabsContent, TabsList, TabsTrigger } from "@/components/ui/tabs";
 import { useToast } from "@/components/ui/toast";
-import { FIELD_ORDER, FieldEditor } from "@/components/documents/FieldEditor";
+import { displayValue, FieldEditor } from "@/components/documents/FieldEditor";
 import { PagePreview } from "@/components/documents/PagePreview";
 import { api, buildUrl } from "@/lib/api";
 import { useUploads } from "@/lib/uploads";
-import { ACTIVE_STATUSES, forgetDocuments, processingPercent, StatusBadge, useCategories, useLiveProgress, type DocumentDetail } from "@/lib/documents";
-import { formatBytes, formatDate } from "@/lib/utils";
+import { StatusBadge } from "@/components/documents/StatusBadge";
+import { EDITABLE_FIELDS, type BulkAction, type DocumentDetail, type DocumentEdit, type EditableField } from "@/api/types";
+import { useLiveProgress } from "@/lib/documents/live";
+import { isActive, processingPercent } from "@/lib/documents/progress";
+import { forgetDocuments, useCategories } from "@/lib/documents/queries";
+import { formatBytes, formatDate } from "@/lib/format";
 import { TaskTable } from "./TasksPage";
 
 export function DocumentDetailPage() {
@@ -34,7 +39,7 @@ export function DocumentDetailPage() {
   const doc = useQuery({
     queryKey: key,
     queryFn: () => api<DocumentDetail>(`/documents/${id}`),
-    refetchInterval: (q) => (q.state.data && ACTIVE_STATUSES.includes(q.state.data.status) ? 3000 : false),
+    refetchInterval: (q) => (q.state.data && isActive(q.state.data.status) ? 3000 : false),
   });
   const categories = useCategories();
   const [confirmDelete, setConfirmDelete] = React.useState(false);
@@ -44,7 +49,7 @@ export function DocumentDetailPage() {
     void qc.invalidateQueries({ queryKey: ["categories"] });
   };
   const update = useMutation({
-    mutationFn: (body: Record<string, unknown>) => api<DocumentDetail>(`/documents/${id}`, { method: "PATCH", body }),
+    mutationFn: (body: DocumentEdit) => api<DocumentDetail>(`/documents/${id}`, { method: "PATCH", body }),
     onSuccess: (d) => {
       if (d && typeof d === "object" && "id" in d) qc.setQueryData(key, d);
       refresh();
@@ -71,7 +76,7 @@ export function DocumentDetailPage() {
   });
   // Rejecting an AI-suggested category is recorded by the server: no later analysis suggests it here again.
   const reject = useMutation({
-    mutationFn: (categoryId: string) => api<DocumentDetail>(`/documents/${id}`, { method: "PATCH", body: { reject_categories: [categoryId] } }),
+    mutationFn: (categoryId: string) => api<DocumentDetail>(`/documents/${id}`, { method: "PATCH", body: { reject_categories: [categoryId] } satisfies DocumentEdit }),
     onSuccess: (d) => {
       qc.setQueryData(key, d);
       refresh();
@@ -80,7 +85,7 @@ export function DocumentDetailPage() {
   });
   // Pending suggestions (names with no category yet): accepting creates and assigns it, rejecting is for good.
   const decide = useMutation({
-    mutationFn: (body: { accept_suggestions?: string[]; reject_suggestions?: string[] }) =>
+    mutationFn: (body: Pick<DocumentEdit, "accept_suggestions" | "reject_suggestions">) =>
       api<DocumentDetail>(`/documents/${id}`, { method: "PATCH", body }),
     onSuccess: (d) => {
       qc.setQueryData(key, d);
@@ -89,7 +94,8 @@ export function DocumentDetailPage() {
     onError: (e) => toast({ title: t("bulk.failed"), description: (e as Error).message, variant: "destructive" }),
   });
   const category = useMutation({
-    mutationFn: (b: { action: "assign_category" | "remove_category"; category_id: string }) => api("/documents/bulk", { method: "POST", body: { ...b, ids: [id] } }),
+    mutationFn: (b: { action: "assign_category" | "remove_category"; category_id: string }) =>
+      api("/documents/bulk", { method: "POST", body: { ...b, ids: [id] } satisfies BulkAction }),
     onSuccess: () => refresh(),
     onError: (e) => toast({ title: t("bulk.failed"), description: (e as Error).message, variant: "destructive" }),
   });
@@ -97,13 +103,24 @@ export function DocumentDetailPage() {
   if (doc.isLoading) return <Spinner />;
   if (doc.isError || !doc.data) return <ErrorState error={doc.error} onRetry={() => void doc.refetch()} />;
   const d = doc.data;
-  const status = ACTIVE_STATUSES.includes(d.status) && live?.status ? live.status : d.status;
-  const saveField = (name: string, value: string | null) => update.mutateAsync(name === "title" ? { title: value } : { fields: { [name]: value } });
+  const status = isActive(d.status) && live?.status ? live.status : d.status;
+  // An emptied field is cleared on purpose (`clear`: the API takes a null in `fields` as "unchanged"), and stays
+  // empty when the document is analysed again.
+  const saveField = (name: string, value: string | null) => {
+    const field = name as EditableField;
+    return update.mutateAsync(value === null ? { clear: [field] } : { fields: { [field]: value } });
+  };
+  // Lists the server always sends, though its schema marks them optional (they have defaults).
   const fields = d.fields ?? {};
-  const names = [...FIELD_ORDER, ...Object.keys(fields).filter((k) => !(FIELD_ORDER as readonly string[]).includes(k) && k !== "suggested_categories")];
+  const pages = d.pages ?? [];
+  const currency = displayValue(fields.currency?.value) || d.currency;
+  const docCategories = d.categories ?? [];
+  // Every editable field (the server's list, in its order), then any other field the analysis filled in.
+  const editable: readonly string[] = EDITABLE_FIELDS;
+  const names = [...editable, ...Object.keys(fields).filter((k) => !editable.includes(k) && k !== "suggested_categories")];
   const suggestedNames = d.pending_suggestions ?? [];
-  const assigned = new Set(d.categories.map((c) => c.id));
-  const tables = d.pages.flatMap((p) => p.tables.map((tbl, i) => ({ page: p.number, index: i + 1, rows: tbl })));
+  const assigned = new Set(docCategories.map((c) => c.id));
+  const tables = pages.flatMap((p) => (p.tables ?? []).map((tbl, i) => ({ page: p.number, index: i + 1, rows: tbl })));
 
   return (
     <div className="grid grid-cols-1 gap-6">
@@ -130,7 +147,7 @@ export function DocumentDetailPage() {
                 <Download /> {t("detail.download")}
               </a>
             </Button>
-            <Button variant="outline" onClick={() => reprocess.mutate()} disabled={reprocess.isPending || ACTIVE_STATUSES.includes(status)}>
+            <Button variant="outline" onClick={() => reprocess.mutate()} disabled={reprocess.isPending || isActive(status)}>
               <RotateCw /> {t("detail.reprocess")}
             </Button>
             <Button variant="destructive" onClick={() => setConfirmDelete(true)}>
@@ -138,7 +155,7 @@ export function DocumentDetailPage() {
             </Button>
           </div>
         </div>
-        {ACTIVE_STATUSES.includes(status) && (
+        {isActive(status) && (
           <div className="grid grid-cols-1 gap-1" role="status">
             <Progress value={processingPercent(status, live)} aria-label={t("detail.processing")} />
             <p className="text-xs text-muted-foreground">
@@ -160,7 +177,7 @@ export function DocumentDetailPage() {
         <Tabs defaultValue="fields">
           <TabsList>
             <TabsTrigger value="fields">{t("detail.tab_fields")}</TabsTrigger>
-            <TabsTrigger value="pages">{t("detail.tab_pages", { count: d.pages.length })}</TabsTrigger>
+            <TabsTrigger value="pages">{t("detail.tab_pages", { count: pages.length })}</TabsTrigger>
             <TabsTrigger value="tables">{t("detail.tab_tables", { count: tables.length })}</TabsTrigger>
             <TabsTrigger value="tasks">{t("detail.tab_tasks")}</TabsTrigger>
           </TabsList>
@@ -172,17 +189,17 @@ export function DocumentDetailPage() {
               </CardHeader>
               <CardContent>
                 {names.map((n) => (
-                  <FieldEditor key={n} name={n} field={n === "title" && !fields.title && d.title ? { value: d.title, source: "model" } : fields[n]} onSave={saveField} saving={update.isPending} />
+                  <FieldEditor key={n} name={n} currency={currency} field={n === "title" && !fields.title && d.title ? { value: d.title, source: "model" } : fields[n]} onSave={saveField} saving={update.isPending} />
                 ))}
               </CardContent>
             </Card>
           </TabsContent>
           <TabsContent value="pages">
-            {d.pages.length === 0 ? (
-              <p className="text-sm text-muted-foreground">{ACTIVE_STATUSES.includes(status) ? t("detail.pages_pending") : t("detail.no_text")}</p>
+            {pages.length === 0 ? (
+              <p className="text-sm text-muted-foreground">{isActive(status) ? t("detail.pages_pending") : t("detail.no_text")}</p>
             ) : (
               <ol className="grid grid-cols-1 gap-4">
-                {d.pages.map((p) => (
+                {pages.map((p) => (
                   <li key={p.number}>
                     <Card>
                       <CardHeader className="pb-2">
@@ -225,7 +242,7 @@ export function DocumentDetailPage() {
             )}
           </TabsContent>
           <TabsContent value="tasks">
-            <TaskTable tasks={d.tasks} showDocument={false} />
+            <TaskTable tasks={d.tasks ?? []} showDocument={false} />
           </TabsContent>
         </Tabs>
 
@@ -236,8 +253,8 @@ export function DocumentDetailPage() {
             </CardHeader>
             <CardContent className="grid grid-cols-1 gap-3">
               <ul className="flex flex-wrap gap-1.5" data-testid="detail-categories">
-                {d.categories.length === 0 && <li className="text-sm text-muted-foreground">{t("detail.no_categories")}</li>}
-                {d.categories.map((c) => (
+                {docCategories.length === 0 && <li className="text-sm text-muted-foreground">{t("detail.no_categories")}</li>}
+                {docCategories.map((c) => (
                   <li key={c.id}>
                     <Badge variant="secondary" className="gap-1 py-1">
                       {c.source === "ai" && <Bot className="h-3 w-3" aria-label={t("fields.source_model")} />}

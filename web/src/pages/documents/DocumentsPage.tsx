@@ -1,28 +1,26 @@
 import * as React from "react";
 import { Link, useSearchParams } from "react-router-dom";
-import { useTranslation } from "react-i18next";
+import { useTranslation } from "@/lib/i18n";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { ChevronLeft, ChevronRight, FileText, FolderMinus, FolderPlus, RotateCw, Trash2 } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Card } from "@/components/ui/card";
-import { Checkbox } from "@/components/ui/checkbox";
 import { ConfirmDialog } from "@/components/ui/alert-dialog";
 import { Dialog, DialogContent, DialogDescription, DialogFooter, DialogHeader, DialogTitle } from "@/components/ui/dialog";
 import { NativeSelect } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
-import { Progress } from "@/components/ui/progress";
-import { EmptyState, ErrorState, Spinner } from "@/components/ui/states";
-import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
+import { EmptyState, ErrorState } from "@/components/ui/states";
+import { Spinner } from "@/components/ui/spinner";
 import { useToast } from "@/components/ui/toast";
-import { PageHeader } from "@/components/layout/AppShell";
+import { PageHeader } from "@/components/layout/PageHeader";
 import { DocumentFilters, activeFilterCount } from "@/components/documents/DocumentFilters";
+import { DocumentList } from "@/components/documents/DocumentList";
 import { UploadDropzone, UploadList, isUploadFinished } from "@/components/documents/UploadList";
 import { api } from "@/lib/api";
-import {
-  ACTIVE_STATUSES, forgetDocuments, processingPercent, StatusBadge, useCategories, useDocuments, useLiveProgress, type DocumentQuery, type DocumentSummary,
-} from "@/lib/documents";
+import type { BulkAction, BulkResult } from "@/api/types";
+import { useLiveProgress } from "@/lib/documents/live";
+import { forgetDocuments, useCategories, useDocuments, type DocumentQuery } from "@/lib/documents/queries";
 import { useUploads } from "@/lib/uploads";
-import { formatBytes, formatDate } from "@/lib/utils";
 
 const PAGE_SIZE = 25;
 const LIST_KEYS = ["status", "document_type", "category_any"] as const;
@@ -30,10 +28,10 @@ const TEXT_KEYS = ["q", "sort", "order", "date_from", "date_to", "uploaded_from"
 
 export function queryFromParams(p: URLSearchParams): DocumentQuery {
   const q: DocumentQuery = { limit: PAGE_SIZE };
-  for (const k of LIST_KEYS) {
-    const v = p.getAll(k);
-    if (v.length) q[k] = v;
-  }
+  // The URL is the user's to edit: values the server does not know are its to refuse (a 422 the page shows).
+  if (p.has("status")) q.status = p.getAll("status") as DocumentQuery["status"];
+  if (p.has("document_type")) q.document_type = p.getAll("document_type") as DocumentQuery["document_type"];
+  if (p.has("category_any")) q.category_any = p.getAll("category_any");
   for (const k of TEXT_KEYS) {
     const v = p.get(k);
     if (v) (q as Record<string, string>)[k] = v;
@@ -51,14 +49,8 @@ function paramsFromQuery(q: DocumentQuery): URLSearchParams {
   return p;
 }
 
-interface BulkResult {
-  succeeded: number;
-  failed: number;
-  results: { id: string; ok: boolean; message?: string | null }[];
-}
-
 export function DocumentsPage() {
-  const { t, i18n } = useTranslation();
+  const { t } = useTranslation();
   const qc = useQueryClient();
   const toast = useToast();
   const uploads = useUploads();
@@ -84,17 +76,17 @@ export function DocumentsPage() {
   );
 
   const bulk = useMutation({
-    mutationFn: (body: { action: string; ids: string[]; category_id?: string }) => api<BulkResult>("/documents/bulk", { method: "POST", body }),
+    mutationFn: (body: BulkAction) => api<BulkResult>("/documents/bulk", { method: "POST", body }),
     onSuccess: (r, vars) => {
-      const failed = r.failed ?? r.results?.filter((x) => !x.ok).length ?? 0;
+      const failed = r.failed;
       toast({
-        title: t(`bulk.done_${vars.action}`, { count: r.succeeded ?? vars.ids.length }),
+        title: t(`bulk.done_${vars.action}`, { count: r.succeeded }),
         description: failed ? t("bulk.some_failed", { count: failed, message: r.results.find((x) => !x.ok)?.message ?? "" }) : undefined,
         variant: failed ? "destructive" : "success",
       });
       setSelected(new Set());
       if (vars.action === "delete") {
-        const deleted = (r.results ?? []).filter((x) => x.ok).map((x) => x.id);
+        const deleted = r.results.filter((x) => x.ok).map((x) => x.id);
         uploads.dismissDocuments(deleted);
         forgetDocuments(qc, deleted);
       } else {
@@ -106,8 +98,6 @@ export function DocumentsPage() {
   });
 
   const items = docs.data?.items ?? [];
-  const allSelected = items.length > 0 && items.every((d) => selected.has(d.id));
-  const someSelected = items.some((d) => selected.has(d.id));
   const toggle = (id: string) =>
     setSelected((prev) => {
       const next = new Set(prev);
@@ -164,29 +154,12 @@ export function DocumentsPage() {
         />
       ) : (
         <Card>
-          <Table data-testid="documents-table">
-            <TableHeader>
-              <TableRow>
-                <TableHead className="w-10">
-                  <Checkbox
-                    aria-label={t("bulk.select_all")}
-                    checked={allSelected ? true : someSelected ? "indeterminate" : false}
-                    onCheckedChange={(v) => setSelected(v === true ? new Set(items.map((d) => d.id)) : new Set())}
-                  />
-                </TableHead>
-                <TableHead>{t("documents.col_document")}</TableHead>
-                <TableHead>{t("documents.col_status")}</TableHead>
-                <TableHead className="hidden md:table-cell">{t("documents.col_type")}</TableHead>
-                <TableHead className="hidden lg:table-cell">{t("documents.col_categories")}</TableHead>
-                <TableHead className="hidden sm:table-cell">{t("documents.col_uploaded")}</TableHead>
-              </TableRow>
-            </TableHeader>
-            <TableBody>
-              {items.map((d) => (
-                <DocumentRow key={d.id} doc={d} selected={selected.has(d.id)} onToggle={() => toggle(d.id)} locale={i18n.language} />
-              ))}
-            </TableBody>
-          </Table>
+          <DocumentList
+            items={items}
+            selected={selected}
+            onToggle={toggle}
+            onSelectAll={(all) => setSelected(all ? new Set(items.map((d) => d.id)) : new Set())}
+          />
           <div className="flex flex-wrap items-center justify-between gap-2 border-t p-3 text-sm text-muted-foreground">
             <span data-testid="documents-total">{t("documents.total", { count: docs.data?.total ?? 0 })}</span>
             <div className="flex items-center gap-2">
@@ -251,46 +224,5 @@ export function DocumentsPage() {
         </DialogContent>
       </Dialog>
     </div>
-  );
-}
-
-function DocumentRow({ doc, selected, onToggle, locale }: { doc: DocumentSummary; selected: boolean; onToggle: () => void; locale: string }) {
-  const { t } = useTranslation();
-  const live = useLiveProgress()[doc.id];
-  const active = ACTIVE_STATUSES.includes(doc.status);
-  const status = active && live?.status ? live.status : doc.status;
-  return (
-    <TableRow data-state={selected ? "selected" : undefined} data-testid="document-row" data-status={status}>
-      <TableCell>
-        <Checkbox aria-label={t("bulk.select_row", { name: doc.filename })} checked={selected} onCheckedChange={onToggle} />
-      </TableCell>
-      <TableCell className="max-w-[14rem] sm:max-w-md">
-        <Link to={`/documents/${doc.id}`} className="block truncate font-medium hover:underline">{doc.title || doc.filename}</Link>
-        <span className="block truncate text-xs text-muted-foreground">
-          {doc.title ? `${doc.filename} · ` : ""}
-          {formatBytes(doc.size, locale)}
-          {doc.page_count ? ` · ${t("documents.pages", { count: doc.page_count })}` : ""}
-        </span>
-        {doc.snippet && (
-          // The server escapes the text and adds only <mark>; any other tag is dropped as well.
-          <span className="mt-1 block text-xs text-muted-foreground [&_mark]:rounded [&_mark]:bg-warning/30 [&_mark]:text-foreground" dangerouslySetInnerHTML={{ __html: doc.snippet.replace(/<(?!\/?mark>)[^>]*>/g, "") }} />
-        )}
-      </TableCell>
-      <TableCell>
-        <div className="grid grid-cols-1 gap-1">
-          <StatusBadge status={status} />
-          {ACTIVE_STATUSES.includes(status) && <Progress className="h-1 w-20" value={processingPercent(status, live)} aria-label={t("upload.progress_of", { name: doc.filename })} />}
-        </div>
-      </TableCell>
-      <TableCell className="hidden md:table-cell">{doc.document_type ? t(`doctype.${doc.document_type}`, { defaultValue: doc.document_type }) : "—"}</TableCell>
-      <TableCell className="hidden lg:table-cell">
-        <div className="flex flex-wrap gap-1">
-          {doc.categories.map((c) => (
-            <span key={c.id} className="rounded bg-secondary px-1.5 py-0.5 text-xs">{c.name}</span>
-          ))}
-        </div>
-      </TableCell>
-      <TableCell className="hidden whitespace-nowrap text-muted-foreground sm:table-cell">{formatDate(doc.uploaded_at, locale)}</TableCell>
-    </TableRow>
   );
 }

@@ -1,6 +1,6 @@
 import * as React from "react";
 import { Link } from "react-router-dom";
-import { useTranslation } from "react-i18next";
+import { useTranslation } from "@/lib/i18n";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { ChevronLeft, ChevronRight, FileDown, History, RotateCw } from "lucide-react";
 import { Button } from "@/components/ui/button";
@@ -8,25 +8,19 @@ import { Card, CardContent, CardHeader, CardTitle } from "@/components/ui/card";
 import { Checkbox } from "@/components/ui/checkbox";
 import { Input, NativeSelect } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
-import { EmptyState, ErrorState, Spinner } from "@/components/ui/states";
+import { EmptyState, ErrorState } from "@/components/ui/states";
+import { Spinner } from "@/components/ui/spinner";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { useToast } from "@/components/ui/toast";
 import { BarList, TasksPerDayChart } from "@/components/Charts";
-import { PageHeader } from "@/components/layout/AppShell";
+import { PageHeader } from "@/components/layout/PageHeader";
 import { api, apiFetch, buildUrl, toApiError } from "@/lib/api";
 import { useMe } from "@/lib/auth";
-import { StatusBadge, TASK_KINDS, TASK_STATUSES, taskQueryParams, useTasks, type Task, type TaskQuery } from "@/lib/documents";
-import { downloadBlob, formatDate } from "@/lib/utils";
-
-interface TaskStats {
-  total: number;
-  by_status: Record<string, number>;
-  by_kind: Record<string, number>;
-  avg_duration_ms?: number | null;
-  p95_duration_ms?: number | null;
-  by_provider: { provider: string; model?: string | null; tasks: number; tokens_in: number; tokens_out: number; avg_duration_ms?: number | null }[];
-  by_day: { day: string; tasks: number; succeeded: number; failed: number }[];
-}
+import { StatusBadge } from "@/components/documents/StatusBadge";
+import { TASK_KINDS, TASK_STATUSES, type Task, type TaskKind, type TaskStats, type TaskStatus } from "@/api/types";
+import { taskQueryParams, useTasks, type TaskQuery } from "@/lib/documents/queries";
+import { downloadBlob } from "@/lib/utils";
+import { formatDate } from "@/lib/format";
 
 export function formatDuration(ms: number | null | undefined): string {
   if (ms == null) return "—";
@@ -146,14 +140,14 @@ export function TasksPage() {
           </div>
           <div className="grid grid-cols-1 gap-1">
             <Label htmlFor="task-status">{t("tasks.filter_status")}</Label>
-            <NativeSelect id="task-status" value={filters.status?.[0] ?? ""} onChange={(e) => set({ status: e.target.value ? [e.target.value] : undefined })}>
+            <NativeSelect id="task-status" value={filters.status?.[0] ?? ""} onChange={(e) => set({ status: e.target.value ? [e.target.value as TaskStatus] : undefined })}>
               <option value="">{t("common.all")}</option>
               {TASK_STATUSES.map((s) => <option key={s} value={s}>{t(`task_status.${s}`)}</option>)}
             </NativeSelect>
           </div>
           <div className="grid grid-cols-1 gap-1">
             <Label htmlFor="task-kind">{t("tasks.filter_kind")}</Label>
-            <NativeSelect id="task-kind" value={filters.kind?.[0] ?? ""} onChange={(e) => set({ kind: e.target.value ? [e.target.value] : undefined })}>
+            <NativeSelect id="task-kind" value={filters.kind?.[0] ?? ""} onChange={(e) => set({ kind: e.target.value ? [e.target.value as TaskKind] : undefined })}>
               <option value="">{t("common.all")}</option>
               {TASK_KINDS.map((k) => <option key={k} value={k}>{t(`task_kind.${k}`)}</option>)}
             </NativeSelect>

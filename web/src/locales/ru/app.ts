@@ -1,48 +1,10 @@
-const ru = {
-  common: {
-    actions: "Действия", add: "Добавить", all: "Все", apply: "Применить", cancel: "Отмена", close: "Закрыть", delete: "Удалить",
-    loading: "Загрузка…", no: "Нет", yes: "Да", notification: "Уведомления", reset: "Сбросить", retry: "Повторить", save: "Сохранить",
-  },
+// Everything the signed-in pages say: loaded with the signed-in shell.
+const messages = {
   nav: {
     security: "Безопасность", admin_security: "Безопасность входа",
     main: "Основная навигация", skip: "Перейти к содержимому", open_menu: "Открыть меню", home: "Главная", apps: "Приложения", my_apps: "Мои приложения",
     documents: "Документы", categories: "Категории", tasks: "История задач", profile: "Профиль", sessions: "Сеансы",
     admin: "Администрирование", admin_users: "Пользователи", admin_permissions: "Доступ к приложениям", admin_documents: "Настройки документов", admin_audit: "Журнал аудита",
-  },
-  header: { theme: "Тема", language: "Язык", user_menu: "Меню учётной записи", sign_out: "Выйти" },
-  theme: { light: "Светлая", dark: "Тёмная", system: "Как в системе" },
-  role: { user: "Пользователь", admin: "Администратор" },
-  errors: {
-    generic: "Что-то пошло не так.", generic_hint: "Проверьте введённые данные и попробуйте ещё раз.",
-    forbidden_hint: "У вас нет доступа. Если он нужен, обратитесь к администратору.",
-    not_found_hint: "Возможно, объект удалён или ссылка неверна.",
-    server_hint: "Сервер не ответил. Повторите попытку чуть позже; если ошибка повторяется, сообщите администратору.",
-    request_id: "Идентификатор запроса: {{id}}",
-    page_not_found: "Такой страницы нет", page_not_found_hint: "Проверьте адрес или вернитесь на главную.",
-    no_app_access: "У вас нет доступа к этому приложению", no_app_access_hint: "Администратор может его выдать. Доступные приложения — на странице «Приложения».",
-  },
-  auth: {
-    email_or_username: "Эл. почта или имя пользователя", username_optional: "Имя пользователя (необязательно)",
-    username_hint: "3–50 букв, цифр, точек, дефисов или подчёркиваний; входите по нему или по эл. почте.",
-    sign_in_passkey: "Войти с ключом доступа", sign_in_with: "Войти через {{name}}",
-    second_step_title: "Подтвердите, что это вы", second_step_description: "Пароль верный. Завершите вход вторым фактором.",
-    second_step_code: "Код из приложения-аутентификатора или резервный код", second_step_code_hint: "Шесть цифр из приложения или один из резервных кодов.",
-    verify: "Подтвердить", use_passkey: "Использовать ключ доступа",
-    sso_title: "Единый вход", sso_finishing: "Завершаем вход…", sso_incomplete: "Провайдер не передал вход: начните снова со страницы входа.",
-    sso_refused: "Провайдер не выполнил вход ({{reason}}).",
-    sign_in_title: "Вход", sign_in_description: "С возвращением в Atrium.", sign_in: "Войти", signing_in: "Входим…",
-    email: "Эл. почта", password: "Пароль", remember_me: "Запомнить меня", forgot_link: "Забыли пароль?",
-    no_account: "Ещё нет учётной записи?", register_link: "Создать", have_account: "Уже есть учётная запись?",
-    register_title: "Создание учётной записи", register_description: "Это займёт минуту.", full_name: "Полное имя (необязательно)",
-    confirm_password: "Повторите пароль", mismatch: "Пароли не совпадают.", create_account: "Создать учётную запись", creating: "Создаём…",
-    forgot_title: "Забыли пароль?", forgot_description: "Укажите адрес почты, и мы пришлём ссылку для нового пароля.",
-    send_link: "Отправить ссылку", forgot_sent: "Если учётная запись {{email}} существует, ссылка для сброса пароля уже в пути. Проверьте почту.",
-    back_to_sign_in: "Вернуться ко входу", reset_title: "Новый пароль", reset_description: "Придумайте новый пароль для учётной записи.",
-    new_password: "Новый пароль", set_password: "Сохранить пароль", missing_token: "Ссылка неполная: откройте ссылку из письма ещё раз.",
-    verify_title: "Подтверждение почты", verifying: "Проверяем…", verified: "Адрес почты подтверждён. Спасибо!", continue: "Продолжить",
-    reason_revoked: "Ваш сеанс завершён. Войдите снова.", reason_expired: "Срок сеанса истёк. Войдите снова.",
-    reason_signed_out: "Вы вышли из системы.", reason_registered: "Учётная запись создана. Подтвердите почту по ссылке из письма и войдите.",
-    reason_reset: "Пароль изменён. Войдите с новым паролем.", reason_verified: "Почта подтверждена. Можно войти.",
   },
   security: {
     title: "Безопасность", subtitle: "Как вы входите: имя пользователя, двухэтапный вход, ключи доступа, токены и сеансы.",
@@ -84,11 +46,6 @@ const ru = {
     external_title: "Внешний сервер аутентификации", external_hint: "Сервер OAuth2 проверяет пароли (password grant); локальные администраторы входят по своим паролям.",
     external_enabled: "Проверять пароли внешним сервером", token_url: "URL токенов", timeout_s: "Тайм-аут (с)", cool_off_s: "Пауза после сбоев (с)",
     refresh_buffer_s: "Обновлять до истечения (с)", external_saved: "Внешняя аутентификация сохранена", circuit_open: "Приостановлен после сбоев",
-  },
-  password: {
-    rules_title: "Пароль должен:", rule_min_length: "содержать не менее {{min}} символов", rule_max_length: "содержать не более {{max}} символов",
-    rule_no_email: "не содержать имя из адреса почты", rule_common: "не быть распространённым паролем (проверяется при отправке)",
-    met: "выполнено", not_met: "пока не выполнено", server_verdict: "Сервер не принял этот пароль:",
   },
   dashboard: {
     welcome: "Добро пожаловать, {{name}}", subtitle: "Что происходит с вашими документами.", upload: "Загрузить документы",
@@ -143,7 +100,7 @@ const ru = {
     title: "Документы", subtitle: "Загружайте PDF и находите то, что в них.", empty: "Документов пока нет",
     empty_hint: "Перетащите PDF-файлы в область выше или выберите их на устройстве. Они обработаются автоматически.",
     empty_filtered: "Ничего не найдено", empty_filtered_hint: "Попробуйте другие слова или уберите часть фильтров.",
-    col_document: "Документ", col_status: "Статус", col_type: "Тип", col_categories: "Категории", col_uploaded: "Загружен",
+    col_document: "Документ", col_status: "Статус", col_type: "Тип", col_amount: "Сумма", col_categories: "Категории", col_uploaded: "Загружен",
     total_one: "{{count}} документ", total_few: "{{count}} документа", total_many: "{{count}} документов", total_other: "{{count}} документа",
     page: "Страница {{page}}", prev_page: "Предыдущая страница", next_page: "Следующая страница",
     pages_one: "{{count}} страница", pages_few: "{{count}} страницы", pages_many: "{{count}} страниц", pages_other: "{{count}} страницы",
@@ -240,4 +197,4 @@ const ru = {
   provider: { builtin: "Встроенный (без сети)", anthropic: "Anthropic", ollama: "Ollama", openai_compatible: "Совместимый с OpenAI" },
 };
 
-export default ru;
+export default messages;

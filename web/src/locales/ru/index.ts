@@ -1,0 +1,7 @@
+import publicMessages from "./public";
+import appMessages from "./app";
+
+/** All of Russian. */
+const ru = { ...publicMessages, ...appMessages };
+
+export default ru;
