@@ -42,7 +42,7 @@ def email_or_username(value: str) -> str:
 
 
 class LoginRequest(Contract):
-    email: Annotated[str, AfterValidator(email_or_username)] = Field(
+    email: Annotated[Text, AfterValidator(email_or_username)] = Field(
         min_length=1, max_length=320, description="the email address or the username"
     )
     password: WireSecret = Field(min_length=1, max_length=1024)

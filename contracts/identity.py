@@ -11,7 +11,7 @@ from uuid import UUID
 from pydantic import Field
 
 from .auth import Ack, TokenPair
-from .base import Contract, Empty, Event, Rpc, WireSecret
+from .base import Contract, Empty, Event, Rpc, Text, WireSecret
 from .docs_api import APP_KEY as DOCUMENTS_APP
 from .streams import AUTH_STREAM
 
@@ -48,7 +48,7 @@ class ConfirmedChange(Contract):
     """A change to the second factors: the password and a current code (TOTP or recovery code)."""
 
     password: WireSecret = Field(min_length=1, max_length=1024)
-    code: str = Field(min_length=6, max_length=24, description="a TOTP code or a recovery code")
+    code: Text = Field(min_length=6, max_length=24, description="a TOTP code or a recovery code")
 
 
 class SecondFactorStatus(Contract):
@@ -63,7 +63,7 @@ class SecondStep(Contract):
 
     step_token: WireSecret = Field(min_length=1, max_length=200)
     method: SecondFactorMethod
-    code: str | None = Field(default=None, max_length=24, description="TOTP code or recovery code")
+    code: Text | None = Field(default=None, max_length=24, description="TOTP code or recovery code")
     credential: dict[str, Any] | None = Field(
         default=None, description="passkey: the PublicKeyCredential from navigator.credentials.get()"
     )
@@ -155,7 +155,7 @@ def app_of_service(service: str) -> str | None:
 class PatCreate(Contract):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")
     scopes: list[PatScope] = Field(min_length=1, max_length=3, description="read, write, admin")
-    apps: list[str] | None = Field(
+    apps: list[Text] | None = Field(
         default=None,
         max_length=20,
         description="only these apps (e.g. documents); the platform's own subjects stay read-only",
@@ -191,7 +191,7 @@ class PatRef(Contract):
 
 class PatExchange(Contract):
     token: WireSecret = Field(min_length=1, max_length=200)
-    purpose: str = Field(default="", max_length=300, description="what it is used for: 'GET /api/v1/…'")
+    purpose: Text = Field(default="", max_length=300, description="what it is used for: 'GET /api/v1/…'")
 
 
 class PatAccess(Contract):
@@ -344,17 +344,17 @@ class SsoButtons(Contract):
 
 
 class SsoProviderFields(Contract):
-    label: str = Field(min_length=1, max_length=80, description='the button: "Sign in with <label>"')
+    label: Text = Field(min_length=1, max_length=80, description='the button: "Sign in with <label>"')
     issuer: str = Field(
         min_length=8, max_length=300, pattern=r"^https?://[^\s]+$", description="the OpenID issuer URL"
     )
-    client_id: str = Field(min_length=1, max_length=200)
+    client_id: Text = Field(min_length=1, max_length=200)
     scopes: str = Field(default="openid email profile", max_length=300, pattern=r"^[\x21-\x7e ]+$")
     link_by_email: bool = Field(
         default=True, description="sign in an existing account whose email is verified"
     )
     create_users: bool = Field(default=False, description="create an account on first sign-in (just in time)")
-    groups_claim: str | None = Field(default=None, max_length=80, description="e.g. groups")
+    groups_claim: Text | None = Field(default=None, max_length=80, description="e.g. groups")
     group_map: dict[str, UUID] = Field(
         default_factory=dict, description="a groups-claim value → the Atrium group it means"
     )
@@ -393,8 +393,8 @@ class SsoRedirect(Contract):
 
 class SsoFinish(Contract):
     provider: str = Field(pattern=SSO_ID_PATTERN)
-    state: str = Field(min_length=1, max_length=200)
-    code: str = Field(min_length=1, max_length=2000)
+    state: Text = Field(min_length=1, max_length=200)
+    code: Text = Field(min_length=1, max_length=2000)
 
 
 class SsoGroupsClaimed(Contract):
@@ -452,8 +452,8 @@ class ExternalAuthFields(Contract):
     token_url: str = Field(
         default="", max_length=300, pattern=r"^(https?://[^\s]+)?$", description="its OAuth2 token endpoint"
     )
-    client_id: str = Field(default="", max_length=200)
-    scope: str = Field(default="openid email profile offline_access", max_length=300)
+    client_id: Text = Field(default="", max_length=200)
+    scope: Text = Field(default="openid email profile offline_access", max_length=300)
     create_users: bool = Field(default=True, description="create the Atrium account at its first sign-in")
     timeout_s: float = Field(default=5.0, gt=0, le=60, description="per try; two more tries with backoff")
     circuit_cool_off_s: float = Field(
