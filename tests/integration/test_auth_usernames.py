@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from tests.conftest import PASSWORD, Stack, register_and_login, unique_email
+from tests.conftest import PASSWORD, Stack, confirm_address, register_and_login, unique_email
 from tests.integration.test_auth_support import last_link_token, mails_to
 
 NEW_PASSWORD = "another sturdy passphrase 7"
@@ -36,6 +36,7 @@ async def test_sign_in_with_username_in_any_case_or_with_the_email(http: httpx.A
     r = await http.post("/auth/register", json={"email": email, "password": PASSWORD, "username": name})
     assert r.status_code == 201, r.text
     assert r.json()["username"] == name
+    await confirm_address(http, email)
     for typed in (name, name.upper(), name.lower(), email):
         r = await login(http, typed)
         assert r.status_code == 200, (typed, r.text)
@@ -121,6 +122,7 @@ async def test_a_confirmed_address_change_is_mailed_to_the_old_address(
 async def test_a_sign_in_from_a_new_device_is_mailed_once(http: httpx.AsyncClient, stack: Stack) -> None:
     email = unique_email()
     assert (await http.post("/auth/register", json={"email": email, "password": PASSWORD})).status_code == 201
+    await confirm_address(http, email)
     new_sign_in = "New sign-in to your Atrium account"
     assert (await login(http, email, **{"user-agent": FIREFOX})).status_code == 200
     assert new_sign_in not in subjects(stack, email)  # the first device of an account is no news
