@@ -174,6 +174,12 @@ async def test_sign_in_with_a_single_sign_on_button(
     await page.get_by_role("button", name="Continue").click()
     await page.get_by_role("heading", name=WELCOME).wait_for()
     assert page.url == public_url() + "/"
+    # a provider that refuses sends the browser back with an error: the callback page says so
+    other = await localhost_page(browsing)
+    await other.goto("/sso/testidp-browser/callback?error=access_denied&error_description=The+user+said+no")
+    await other.get_by_text("The provider did not sign you in (The user said no).").wait_for()
+    await other.get_by_role("link", name="Back to sign in").click()
+    await other.get_by_role("heading", name="Sign in", level=1).wait_for()
 
 
 async def test_the_policy_leads_an_account_to_enrol_in_russian(stack: Stack, browsing: Browsing) -> None:

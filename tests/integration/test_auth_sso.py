@@ -238,11 +238,7 @@ async def test_a_provider_that_is_down_gives_a_clear_error(
         "identity provider" in r.json()["error"]["message"]
         and "cannot be reached" in r.json()["error"]["message"]
     )
-    # the browser's way back says so on the sign-in page
-    r = await http.get(
-        "/auth/sso/testidp-browser/callback", params={"error": "access_denied"}, follow_redirects=False
-    )
-    assert r.status_code == 303 and r.headers["location"].startswith("/sign-in?sso_error=")
+    # (a provider's refusal sent back to the browser: the web app's callback page, tests/e2e/test_security_page.py)
     # local accounts still sign in
     assert (
         await http.post("/auth/login", json={"email": user.email, "password": user.password})
