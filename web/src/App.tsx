@@ -17,7 +17,11 @@ const RegisterPage = lazyPage(() => import("@/pages/auth/RegisterPage"), "Regist
 const ForgotPasswordPage = lazyPage(() => import("@/pages/auth/PasswordResetPages"), "ForgotPasswordPage");
 const ResetPasswordPage = lazyPage(() => import("@/pages/auth/PasswordResetPages"), "ResetPasswordPage");
 const VerifyEmailPage = lazyPage(() => import("@/pages/auth/VerifyEmailPage"), "VerifyEmailPage");
-const SsoCallbackPage = lazyPage(() => import("@/pages/auth/SsoCallbackPage"), "SsoCallbackPage");
+// Its messages come with the signed-in pages' (which follow it).
+const SsoCallbackPage = lazyPage(
+  async () => (await Promise.all([import("@/pages/auth/SsoCallbackPage"), loadMessages("app")]))[0],
+  "SsoCallbackPage",
+);
 // The shell comes with the signed-in pages' messages (both fetched at once).
 const SignedInShell = lazyPage(
   async () => (await Promise.all([import("@/components/layout/SignedInShell"), loadMessages("app")]))[0],

@@ -3,10 +3,8 @@
  * become `navigator.credentials.create()` / `.get()` calls, and the credential they return becomes the JSON
  * the service verifies. No library: the browser does the cryptography.
  */
-
-export function passkeysSupported(): boolean {
-  return typeof window !== "undefined" && !!window.PublicKeyCredential && !!navigator.credentials;
-}
+import type { PasskeyCeremony, TokenPair } from "@/api/types";
+import { api } from "./api";
 
 export function fromBase64url(text: string): ArrayBuffer {
   const base64 = text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4);
@@ -82,4 +80,11 @@ export async function signWithPasskey(options: Json): Promise<Json> {
     clientExtensionResults: credential.getClientExtensionResults(),
     authenticatorAttachment: credential.authenticatorAttachment ?? undefined,
   };
+}
+
+/** Sign in with a passkey alone (a discoverable credential): the sign-in page's button. */
+export async function signInWithPasskey(rememberMe: boolean): Promise<TokenPair> {
+  const ceremony = await api<PasskeyCeremony>("/auth/login/passkey/options", { method: "POST", body: { remember_me: rememberMe }, noRefresh: true });
+  const credential = await signWithPasskey(ceremony.options);
+  return api<TokenPair>("/auth/login/passkey", { method: "POST", body: { ceremony_id: ceremony.ceremony_id, credential }, noRefresh: true });
 }

@@ -22,8 +22,8 @@ import { ME_KEY, useMe } from "@/lib/auth";
 import { useTranslation } from "@/lib/i18n";
 import { recoveryCodesFile, SECURITY_KEY, securityApi } from "@/lib/security";
 import { formatDate } from "@/lib/format";
-import { downloadBlob } from "@/lib/utils";
-import { createPasskey, passkeysSupported } from "@/lib/webauthn";
+import { downloadBlob, passkeysSupported } from "@/lib/utils";
+import { createPasskey } from "@/lib/webauthn";
 
 /** The Security page: username, two-step sign-in (authenticator app, recovery codes, passkeys), personal access tokens, sessions. */
 export function SecurityPage() {

@@ -6,6 +6,14 @@ const messages = {
     documents: "Documents", categories: "Categories", tasks: "Task history", profile: "Profile", sessions: "Sessions",
     admin: "Administration", admin_users: "Users", admin_permissions: "App permissions", admin_documents: "Documents settings", admin_audit: "Audit log",
   },
+  // The signed-out steps that end in a sign-in (second factor, single sign-on): loaded with their pages.
+  sign_in_steps: {
+    second_step_title: "Confirm it's you", second_step_description: "Your password is right. Finish with your second factor.",
+    second_step_code: "Code from your authenticator app, or a recovery code", second_step_code_hint: "Six digits from the app, or one of your recovery codes.",
+    verify: "Verify", use_passkey: "Use a passkey",
+    sso_title: "Single sign-on", sso_finishing: "Finishing the sign-in…", sso_incomplete: "The provider sent no sign-in: start again from the sign-in page.",
+    sso_refused: "The provider did not sign you in ({{reason}}).",
+  },
   security: {
     title: "Security", subtitle: "How you sign in: username, two-step sign-in, passkeys, access tokens and sessions.",
     enrol_required: "Your administrator requires a second factor: set up an authenticator app or a passkey.", enrol_now: "Set it up",

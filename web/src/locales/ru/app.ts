@@ -6,6 +6,14 @@ const messages = {
     documents: "Документы", categories: "Категории", tasks: "История задач", profile: "Профиль", sessions: "Сеансы",
     admin: "Администрирование", admin_users: "Пользователи", admin_permissions: "Доступ к приложениям", admin_documents: "Настройки документов", admin_audit: "Журнал аудита",
   },
+  // The signed-out steps that end in a sign-in (second factor, single sign-on): loaded with their pages.
+  sign_in_steps: {
+    second_step_title: "Подтвердите, что это вы", second_step_description: "Пароль верный. Завершите вход вторым фактором.",
+    second_step_code: "Код из приложения-аутентификатора или резервный код", second_step_code_hint: "Шесть цифр из приложения или один из резервных кодов.",
+    verify: "Подтвердить", use_passkey: "Использовать ключ доступа",
+    sso_title: "Единый вход", sso_finishing: "Завершаем вход…", sso_incomplete: "Провайдер не передал вход: начните снова со страницы входа.",
+    sso_refused: "Провайдер не выполнил вход ({{reason}}).",
+  },
   security: {
     title: "Безопасность", subtitle: "Как вы входите: имя пользователя, двухэтапный вход, ключи доступа, токены и сеансы.",
     enrol_required: "Администратор требует второй фактор: настройте приложение-аутентификатор или ключ доступа.", enrol_now: "Настроить",

@@ -6,13 +6,31 @@ import { Checkbox } from "@/components/ui/checkbox";
 import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { FormError } from "@/components/ui/form-error";
-import type { PasskeyCeremony, SsoRedirect, TokenPair } from "@/api/types";
+import type { SecondFactorMethod, SsoButtons as SsoButtonList, SsoRedirect, TokenPair } from "@/api/types";
 import { api, ApiError } from "@/lib/api";
 import { clearLostReason, ME_KEY, safeNext } from "@/lib/auth";
-import { useTranslation } from "@/lib/i18n";
-import { isSecondStep, securityApi, type SecondStepChallenge } from "@/lib/security";
-import { passkeysSupported, signWithPasskey } from "@/lib/webauthn";
+import { loadMessages, useTranslation } from "@/lib/i18n";
+import { passkeysSupported } from "@/lib/utils";
 import { AuthLayout, Field, Notice } from "./AuthLayout";
+
+// Only after a right password, or on a click: not part of the sign-in page's first download. The second
+// step's messages come with the signed-in pages' (which follow it).
+const SecondStepForm = React.lazy(async () => ({
+  default: (await Promise.all([import("./SecondStepForm"), loadMessages("app")]))[0].SecondStepForm,
+}));
+
+/** What login's 401 carries when the password was right and a second factor is needed. */
+export interface SecondStepChallenge {
+  reason: "second_factor_required";
+  step_token: string;
+  methods: SecondFactorMethod[];
+  expires_in: number;
+  passkey_options?: Record<string, unknown>;
+}
+
+function isSecondStep(details: unknown): details is SecondStepChallenge {
+  return !!details && typeof details === "object" && (details as { reason?: string }).reason === "second_factor_required";
+}
 
 /** Signed in (by password, passkey, second step or single sign-on): where to go next. */
 export function useSignedIn() {
@@ -44,11 +62,7 @@ export function SignInPage() {
     },
   });
   const passkey = useMutation({
-    mutationFn: async () => {
-      const ceremony = await api<PasskeyCeremony>("/auth/login/passkey/options", { method: "POST", body: { remember_me: remember }, noRefresh: true });
-      const credential = await signWithPasskey(ceremony.options);
-      return api<TokenPair>("/auth/login/passkey", { method: "POST", body: { ceremony_id: ceremony.ceremony_id, credential }, noRefresh: true });
-    },
+    mutationFn: async () => (await import("@/lib/webauthn")).signInWithPasskey(remember),
     onSuccess: (pair) => signedIn(pair),
   });
   const notices: Record<string, string> = {
@@ -60,7 +74,11 @@ export function SignInPage() {
     verified: t("auth.reason_verified"),
   };
   if (step) {
-    return <SecondStepForm step={step} onDone={(pair) => signedIn(pair)} onRestart={() => { setStep(null); login.reset(); }} />;
+    return (
+      <React.Suspense fallback={null}>
+        <SecondStepForm step={step} onDone={(pair) => signedIn(pair)} onRestart={() => { setStep(null); login.reset(); }} />
+      </React.Suspense>
+    );
   }
   const ssoError = params.get("sso_error");
   return (
@@ -114,7 +132,7 @@ export function SignInPage() {
 /** "Sign in with …" for each single sign-on provider an admin set up. */
 function SsoButtons({ remember }: { remember: boolean }) {
   const { t } = useTranslation();
-  const buttons = useQuery({ queryKey: ["auth", "sso-buttons"], queryFn: securityApi.ssoButtons, staleTime: 60_000, retry: false });
+  const buttons = useQuery({ queryKey: ["auth", "sso-buttons"], queryFn: async () => (await api<SsoButtonList>("/auth/sso/buttons", { noRefresh: true })).items, staleTime: 60_000, retry: false });
   const start = useMutation({
     mutationFn: (provider: string) => api<SsoRedirect>("/auth/sso/start", { method: "POST", body: { provider, remember_me: remember }, noRefresh: true }),
     onSuccess: (r) => window.location.assign(r.authorization_url),
@@ -128,44 +146,5 @@ function SsoButtons({ remember }: { remember: boolean }) {
       ))}
       <FormError error={start.error} />
     </>
-  );
-}
-
-/** After a right password: a code from the authenticator app, a recovery code, or a passkey. */
-function SecondStepForm({ step, onDone, onRestart }: { step: SecondStepChallenge; onDone: (pair: TokenPair) => void; onRestart: () => void }) {
-  const { t } = useTranslation();
-  const [code, setCode] = React.useState("");
-  const hasCodes = step.methods.includes("totp") || step.methods.includes("recovery");
-  const finish = useMutation({
-    mutationFn: async (method: "code" | "passkey") => {
-      if (method === "passkey") {
-        const credential = await signWithPasskey(step.passkey_options ?? {});
-        return api<TokenPair>("/auth/login/second-step", { method: "POST", body: { step_token: step.step_token, method: "passkey", credential }, noRefresh: true });
-      }
-      const typed = code.trim();
-      const kind = /^\d{6}$/.test(typed.replace(/\s/g, "")) ? "totp" : "recovery";
-      return api<TokenPair>("/auth/login/second-step", { method: "POST", body: { step_token: step.step_token, method: kind, code: typed }, noRefresh: true });
-    },
-    onSuccess: onDone,
-  });
-  const expired = finish.error instanceof ApiError && (finish.error.details as { reason?: string } | null)?.reason === "step_expired";
-  return (
-    <AuthLayout title={t("auth.second_step_title")} description={t("auth.second_step_description")}>
-      {hasCodes && (
-        <form className="grid gap-4" onSubmit={(e) => { e.preventDefault(); finish.mutate("code"); }}>
-          <Field id="second-code" label={t("auth.second_step_code")} hint={<p className="text-xs text-muted-foreground">{t("auth.second_step_code_hint")}</p>}>
-            <Input id="second-code" autoComplete="one-time-code" autoFocus required value={code} onChange={(e) => setCode(e.target.value)} />
-          </Field>
-          <Button type="submit" disabled={finish.isPending}>{t("auth.verify")}</Button>
-        </form>
-      )}
-      {step.methods.includes("passkey") && passkeysSupported() && (
-        <Button className="mt-3 w-full" variant={hasCodes ? "outline" : "default"} onClick={() => finish.mutate("passkey")} disabled={finish.isPending}>
-          {t("auth.use_passkey")}
-        </Button>
-      )}
-      <div className="mt-3"><FormError error={finish.error} /></div>
-      {expired && <Button className="mt-2 w-full" variant="ghost" onClick={onRestart}>{t("auth.back_to_sign_in")}</Button>}
-    </AuthLayout>
   );
 }

@@ -32,8 +32,8 @@ export function SsoCallbackPage() {
   }, [code, state, refused, mutate]);
   const incomplete = !code || !state;
   return (
-    <AuthLayout title={t("auth.sso_title")}>
-      {refused ? <Notice>{t("auth.sso_refused", { reason: refused })}</Notice> : incomplete ? <Notice>{t("auth.sso_incomplete")}</Notice> : finish.isError ? null : <p className="text-sm">{t("auth.sso_finishing")}</p>}
+    <AuthLayout title={t("sign_in_steps.sso_title")}>
+      {refused ? <Notice>{t("sign_in_steps.sso_refused", { reason: refused })}</Notice> : incomplete ? <Notice>{t("sign_in_steps.sso_incomplete")}</Notice> : finish.isError ? null : <p className="text-sm">{t("sign_in_steps.sso_finishing")}</p>}
       <FormError error={finish.error} />
       {(refused || finish.isError || incomplete) && (
         <Button asChild variant="outline" className="mt-3 w-full"><Link to="/sign-in">{t("auth.back_to_sign_in")}</Link></Button>
