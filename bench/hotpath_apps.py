@@ -23,13 +23,11 @@ from typing import Annotated, Any
 import httpx
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import HTTP_STATUS, AtriumError
 from contracts.auth import Jwks, UserPublic
+from services.auth.handlers.common import USER_BY_ID
 from services.auth.keys import KeyRing
-from services.auth.tables import users
 from services.kit.db import Database
 from services.kit.security import Actor, TokenVerifier
 
@@ -40,8 +38,11 @@ def monolith_app(database_url: str, key_dir: Path) -> FastAPI:
     async def local_keys() -> Jwks:
         return keys.jwks()
 
+    async def no_state() -> None:  # never called: the monolith does not `start()` the verifier
+        raise RuntimeError("the monolith follows no auth_state bucket")
+
     # Verification needs no bus here: the key comes from the key directory, nothing is revoked.
-    verifier = TokenVerifier(None, key_source=local_keys)  # type: ignore[arg-type]
+    verifier = TokenVerifier(key_source=local_keys, state_bucket=no_state)
     db = Database(database_url, "auth")
 
     @asynccontextmanager
@@ -58,15 +59,10 @@ def monolith_app(database_url: str, key_dir: Path) -> FastAPI:
     async def current_actor(authorization: Annotated[str, Header()] = "") -> Actor:
         return await verifier.verify(authorization)
 
-    async def session() -> AsyncIterator[AsyncSession]:
-        async with db.read() as s:  # the auth service's read path too
-            yield s
-
     @app.get("/api/v1/auth/me")
-    async def me(
-        actor: Annotated[Actor, Depends(current_actor)], s: Annotated[AsyncSession, Depends(session)]
-    ) -> UserPublic:
-        row = (await s.execute(select(users).where(users.c.id == actor.user_id))).one_or_none()
+    async def me(actor: Annotated[Actor, Depends(current_actor)]) -> UserPublic:
+        # The auth service's read: the same prepared statement through the kit's Database.
+        row = await db.fetch_one(USER_BY_ID, user_id=actor.user_id)
         if row is None:
             return JSONResponse({"error": "gone"}, 404)  # type: ignore[return-value]
         return UserPublic(

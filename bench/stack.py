@@ -79,6 +79,8 @@ class BenchStack:
             "ATRIUM_WEB_DIST": str(self.data / "none"),
             "ATRIUM_SECRET": "bench-platform-secret-0123456789",
             "ATRIUM_AUTH_RATE_EXEMPT_IPS": "127.0.0.1",
+            # Bench users sign in right after registering; no mailbox to open the confirmation link from.
+            "ATRIUM_SIGNIN_REQUIRES_VERIFIED_EMAIL": "0",
             **{f"ATRIUM_DB_URL_{n.upper()}": url for n, url in db_urls.items()},
             **self.extra_env,
         }

@@ -365,6 +365,40 @@ class ReplayResult(Contract):
     missing: int  # deleted since
 
 
+# ---- export (data portability) ---------------------------------------------------------------------------
+
+
+class ExportQuery(Contract):
+    """A page of the caller's documents for their export, oldest first."""
+
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: Text | None = Field(default=None, max_length=500)
+
+
+class ExportedDocument(DocumentDetail):
+    """A document as its owner's export carries it: the detail without the pages' text (`DOCUMENT_PAGES`
+    pages that), and where the gateway reads the original."""
+
+    object_name: str
+
+
+class ExportPage(Contract):
+    items: list[ExportedDocument]
+    next_cursor: str | None = None
+
+
+class PagesQuery(Contract):
+    document_id: UUID
+    from_page: int = Field(default=1, ge=1, le=PAGE_NUMBER_MAX)
+
+
+class PagesChunk(Contract):
+    """Pages `from_page`… of a document, as many as fit a bounded message; more from `next_page`."""
+
+    pages: list[PagePublic]
+    next_page: int | None = None
+
+
 UPLOAD_PREPARE = Rpc(
     "docs.upload.prepare",
     Empty,
@@ -426,4 +460,16 @@ DOCUMENT_REPLAY = Rpc(
     ReplayResult,
     access="admin",
     summary="Re-run the pipeline for documents of any owner (atrium documents replay)",
+)
+DOCUMENT_EXPORT = Rpc(
+    "docs.document.export",
+    ExportQuery,
+    ExportPage,
+    summary="A page of the caller's documents with fields, categories and tasks, for their export",
+)
+DOCUMENT_PAGES = Rpc(
+    "docs.document.pages",
+    PagesQuery,
+    PagesChunk,
+    summary="A document's pages' text, a bounded chunk at a time (the export, long documents)",
 )

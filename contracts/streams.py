@@ -12,3 +12,4 @@ PROFILE_STREAM = Stream("PROFILE", ("events.profile.>",), summary="Profile facts
 DOCUMENTS_STREAM = Stream(
     "DOCUMENTS", ("events.docs.>",), summary="Document pipeline: uploaded, extracted, analyzed, failed"
 )
+OPS_STREAM = Stream("OPS", ("events.ops.>",), summary="Operations: a stack restored from a backup")

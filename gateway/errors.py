@@ -12,8 +12,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from contracts import HTTP_STATUS, AtriumError, ErrorCode, RateLimited
+from contracts import HTTP_STATUS, AtriumError, ErrorCode
 from services.kit.bus import validation_details
+from services.kit.outage import RETRY_AFTER_S, outage
 
 from .http_types import component
 
@@ -50,7 +51,8 @@ _MEANING = {
     422: "The request is not valid: `details` lists the fields.",
     429: "Too many attempts: wait `Retry-After` seconds.",
     500: "A failure on our side (a bug); it is logged with the request id.",
-    503: "A service or the message bus is not reachable; try again shortly.",
+    503: "A service, the message bus or the database is not reachable (restarting): try again after "
+    "`Retry-After` seconds.",
     504: "A service did not answer in time; try again.",
     507: "The storage budget is used up (a full document store): nothing was stored.",
 }
@@ -65,7 +67,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
             # By reference, not `model`: FastAPI would file the body under a streaming route's media type.
             "content": {"application/json": {"schema": component(ErrorEnvelope)}},
         }
-        if status == 429:
+        if status in (429, 503):
             response["headers"] = {
                 "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
             }
@@ -103,9 +105,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(AtriumError)
     async def atrium_error(request: Request, exc: AtriumError) -> JSONResponse:
         headers = None
-        if isinstance(exc, RateLimited) or exc.code == ErrorCode.RATE_LIMITED:
+        if exc.code in (ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE):
             retry = (exc.details or {}).get("retry_after_s") if isinstance(exc.details, dict) else None
-            headers = {"Retry-After": str(int(retry or 60))}
+            default = 60 if exc.code == ErrorCode.RATE_LIMITED else RETRY_AFTER_S
+            headers = {"Retry-After": str(int(retry or default))}
         if exc.code in (ErrorCode.INTERNAL, ErrorCode.UNAVAILABLE, ErrorCode.TIMEOUT):
             log.warning("%s on %s %s: %s", exc.code.value, request.method, request.url.path, exc.message)
         return error_response(request, exc.code, exc.message, exc.details, headers=headers)
@@ -141,6 +144,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:
+        away = outage(exc)  # NATS or PostgreSQL restarting: 503 with Retry-After, not a 500
+        if away is not None:
+            return await atrium_error(request, away)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(
             request, ErrorCode.INTERNAL, "Something failed on our side; it is logged with this request id."

@@ -48,11 +48,19 @@ def up(
         bool, typer.Option("--dev", help="Restart services on code changes; serve the web app via Vite")
     ] = False,
     no_web_build: Annotated[bool, typer.Option("--no-web-build", help="Do not (re)build web/dist")] = False,
+    debug: Annotated[
+        list[str],
+        typer.Option(
+            "--debug",
+            help="Start this process (a service's name or `gateway`) under debugpy, listening for a debugger "
+            "to attach on 127.0.0.1:5678 (the next one on 5679…); repeat for more",
+        ),
+    ] = [],  # noqa: B006  (typer reads the default; never mutated)
 ) -> None:
     """Start embedded NATS + PostgreSQL, every service and the gateway; print the URL."""
     from .devstack import run
 
-    raise typer.Exit(run(data, port, dev, build_web=not no_web_build))
+    raise typer.Exit(run(data, port, dev, build_web=not no_web_build, debug=tuple(debug)))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -98,6 +106,50 @@ def seed(data: DataOpt = Path("var")) -> None:
     from .seed import run_seed
 
     raise typer.Exit(run_seed(data))
+
+
+@app.command()
+def backup(
+    file: Annotated[
+        str, typer.Argument(help="Where to write the backup (a tar file; - for standard output)")
+    ],
+    data: DataOpt = Path("var"),
+    encrypt: Annotated[
+        bool,
+        typer.Option("--encrypt", help="Encrypt with a passphrase (ATRIUM_BACKUP_PASSPHRASE, else a prompt)"),
+    ] = False,
+) -> None:
+    """Back up the stack of --data, running or not: database, event streams, KV buckets, stored files,
+    secrets and keys, in one file. It holds the stack's secrets: store it safely."""
+    from .backup import BackupError, backup_command
+    from .backup_crypto import BackupDecryptError
+    from .embedded import StackError
+
+    try:
+        backup_command(file, data, encrypt)
+    except (BackupError, BackupDecryptError, StackError) as exc:
+        typer.echo(f"atrium: backup failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def restore(
+    file: Annotated[str, typer.Argument(help="A backup made by `atrium backup` (- for standard input)")],
+    data: Annotated[Path, typer.Option("--data", help="New, empty state directory to rebuild the stack in")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the stack in a non-empty --data (it must not be running)")
+    ] = False,
+) -> None:
+    """Rebuild a stack from a backup into --data; then start it with `./atrium up --data DIR`."""
+    from .backup import BackupError, restore_command
+    from .backup_crypto import BackupDecryptError
+    from .embedded import StackError
+
+    try:
+        restore_command(file, data, force)
+    except (BackupError, BackupDecryptError, StackError) as exc:
+        typer.echo(f"atrium: restore failed: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 # ---- bus ---------------------------------------------------------------------------------------

@@ -28,20 +28,9 @@ def admin_group() -> None:
     """Administer accounts (a group, so `admin create` stays a sub-command as more are added)."""
 
 
-def _running_pg_port(data: Path) -> int | None:
-    """The port of the embedded PostgreSQL of `data` if it runs (from its postmaster.pid)."""
-    pidfile = data / "pg" / "postmaster.pid"
-    try:
-        lines = pidfile.read_text().splitlines()
-        os.kill(int(lines[0]), 0)
-        return int(lines[3])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 @asynccontextmanager
 async def auth_database_url(data: Path) -> AsyncIterator[str]:
-    from infra.embedded import EmbeddedPostgres, provision
+    from infra.embedded import EmbeddedPostgres, provision, running_pg_port
     from services.kit import migrations
 
     if os.environ.get("ATRIUM_DB_URL_AUTH"):
@@ -50,7 +39,7 @@ async def auth_database_url(data: Path) -> AsyncIterator[str]:
     pg: EmbeddedPostgres | None = None
     if os.environ.get("DATABASE_URL"):
         admin_url = os.environ["DATABASE_URL"]
-    elif (port := _running_pg_port(data)) is not None:
+    elif (port := running_pg_port(data)) is not None:
         pg = EmbeddedPostgres(
             data, port=port, password=(data / "secrets" / "pg_superuser").read_text().strip()
         )

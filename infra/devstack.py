@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import importlib.util
 import json
 import os
 import shutil
@@ -38,6 +39,8 @@ from .embedded import (
 from .secret_files import read_or_create_secret
 
 ROOT = Path(__file__).resolve().parent.parent
+# debugpy's usual port: VS Code's "Remote Attach" asks for it by default (ATRIUM_DEBUG_PORT moves it).
+DEBUG_PORT = 5678
 WEB = web.WEB
 
 
@@ -87,14 +90,49 @@ class Child:
 
 
 @dataclass
+class ServerWatch:
+    """An embedded server (nats-server, PostgreSQL) the supervisor restarts on its port when it dies."""
+
+    name: str
+    server: EmbeddedNats | EmbeddedPostgres
+    restarts: int = 0
+    next_start: float = 0.0
+
+    def check(self, now: float) -> None:
+        proc = self.server.proc
+        if proc is not None and proc.poll() is None:
+            return
+        if proc is not None:  # just died: try at once, then back off
+            say(f"{self.name} exited with code {proc.returncode}; restarting it on the same port")
+            self.server.proc, self.next_start = None, now
+        if now < self.next_start:
+            return
+        self.restarts += 1
+        try:
+            self.server.start()
+        except StackError as exc:
+            # e.g. PostgreSQL's old backends still hold its shared memory for a moment after a crash
+            self.server.stop()
+            self.server.proc = None
+            self.next_start = now + min(10.0, float(self.restarts))
+            say(f"{self.name} did not start yet ({str(exc).splitlines()[0]}); retrying")
+            return
+        say(f"{self.name} restarted (restart #{self.restarts})")
+
+
+@dataclass
 class DevStack:
     data_dir: Path
     http_port: int = 8080
     dev: bool = False
     build_web: bool = True
+    # Processes started under debugpy (`--debug docs`), each listening on its own port from DEBUG_PORT.
+    debug: tuple[str, ...] = ()
+    debug_port_of: dict[str, int] = field(default_factory=dict)
     nats: EmbeddedNats | None = None
     pg: EmbeddedPostgres | None = None
     children: list[Child] = field(default_factory=list)
+    servers: list[ServerWatch] = field(default_factory=list)
     nats_url: str = ""
     lock_fd: int | None = None
     # The embedded server's NATS users (infra/nats) → passwords; empty with an external NATS_URL.
@@ -116,6 +154,7 @@ class DevStack:
         self.lock_fd = fd
 
     def prepare(self) -> dict[str, str]:
+        self.debug_port_of = self.debug_ports()
         if not port_is_free(self.http_port):
             raise StackError(
                 f"Port {self.http_port} is already in use. Stop what uses it, or start Atrium on "
@@ -131,6 +170,7 @@ class DevStack:
         else:
             t = time.monotonic()
             self.nats = EmbeddedNats(self.data_dir).start()
+            self.servers.append(ServerWatch("nats-server", self.nats))
             self.nats_url = self.nats.url
             if self.nats.auth:
                 self.nats_passwords = json.loads((self.data_dir / "secrets" / NATS_SECRETS_FILE).read_text())
@@ -141,6 +181,7 @@ class DevStack:
         else:
             t = time.monotonic()
             self.pg = EmbeddedPostgres(self.data_dir).start()
+            self.servers.append(ServerWatch("PostgreSQL", self.pg))
             admin_url = self.pg.admin_url
             say(f"embedded PostgreSQL on 127.0.0.1:{self.pg.port} [{time.monotonic() - t:.1f}s]")
         db_urls = asyncio.run(self._provision_and_migrate(admin_url))
@@ -197,15 +238,24 @@ class DevStack:
         for spec in catalog.SERVICES:
             for i in range(spec.replicas):
                 name = spec.name if spec.replicas == 1 else f"{spec.name}-{i + 1}"
-                self.children.append(
-                    Child(name, [py, "-m", spec.module], self.nats_env(env, spec.name), logs / f"{name}.log")
-                )
+                argv = [py, *debugpy_argv(self.debug_port_of.get(name)), "-m", spec.module]
+                self.children.append(Child(name, argv, self.nats_env(env, spec.name), logs / f"{name}.log"))
         gw_env = self.nats_env(env, GATEWAY_NATS_USER)
         if self.dev:
             gw_env["ATRIUM_WEB_DIST"] = str(self.data_dir / "no-web")  # Vite serves the app in --dev
         self.children.append(
             Child(
-                "gateway", [py, "-m", "gateway", "--port", str(self.http_port)], gw_env, logs / "gateway.log"
+                "gateway",
+                [
+                    py,
+                    *debugpy_argv(self.debug_port_of.get("gateway")),
+                    "-m",
+                    "gateway",
+                    "--port",
+                    str(self.http_port),
+                ],
+                gw_env,
+                logs / "gateway.log",
             )
         )
         if self.dev and (WEB / "package.json").exists() and shutil.which("npm"):
@@ -253,9 +303,39 @@ class DevStack:
             f"Logs: {self.data_dir / 'logs'}"
         )
 
+    def debug_ports(self) -> dict[str, int]:
+        """`--debug` names → the port each one's debugpy listens on; unknown names are refused up front."""
+        if not self.debug:
+            return {}
+        names = [
+            s.name if s.replicas == 1 else f"{s.name}-{i + 1}"
+            for s in catalog.SERVICES
+            for i in range(s.replicas)
+        ] + ["gateway"]
+        unknown = [n for n in self.debug if n not in names]
+        if unknown:
+            raise StackError(
+                f"--debug {', '.join(unknown)}: no such process. Choose from: {', '.join(names)}"
+            )
+        if importlib.util.find_spec("debugpy") is None:
+            say(
+                "--debug needs debugpy, which is not installed: "
+                f"{sys.executable} -m pip install debugpy (starting without the debugger)"
+            )
+            return {}
+        first = int(os.environ.get("ATRIUM_DEBUG_PORT", DEBUG_PORT))
+        ports = {name: first + i for i, name in enumerate(dict.fromkeys(self.debug))}
+        for name, port in ports.items():
+            if not port_is_free(port):
+                raise StackError(f"--debug {name}: port {port} is in use (another debug session?)")
+            say(f"{name}: debugger listening on 127.0.0.1:{port} (attach: docs/development.md, Debugging)")
+        return ports
+
     # ---- supervision ----------------------------------------------------------------------------
     def supervise_once(self) -> None:
         now = time.monotonic()
+        for server in self.servers:  # the servers first: services reconnect to them by themselves
+            server.check(now)
         for c in self.children:
             if c.proc is None:
                 if now >= c.next_start:
@@ -336,9 +416,14 @@ def changed_services(paths: set[tuple[Any, str]]) -> set[str]:
     return names
 
 
-def run(data_dir: Path, http_port: int, dev: bool, build_web: bool) -> int:
+def debugpy_argv(port: int | None) -> list[str]:
+    """The interpreter arguments that start a process under debugpy, or none; it runs at once (attach any time)."""
+    return [] if port is None else ["-m", "debugpy", "--listen", f"127.0.0.1:{port}"]
+
+
+def run(data_dir: Path, http_port: int, dev: bool, build_web: bool, debug: tuple[str, ...] = ()) -> int:
     t0 = time.monotonic()
-    stack = DevStack(data_dir=data_dir, http_port=http_port, dev=dev, build_web=build_web)
+    stack = DevStack(data_dir=data_dir, http_port=http_port, dev=dev, build_web=build_web, debug=debug)
     stopping = False
 
     def on_signal(signum: int, _frame: Any) -> None:

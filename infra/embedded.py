@@ -280,6 +280,17 @@ class EmbeddedPostgres:
         _stop(self.proc, timeout=20)
 
 
+def running_pg_port(data_dir: Path) -> int | None:
+    """The port of the embedded PostgreSQL of `data_dir` if it runs (from its postmaster.pid)."""
+    pidfile = data_dir / "pg" / "postmaster.pid"
+    try:
+        lines = pidfile.read_text().splitlines()
+        os.kill(int(lines[0]), 0)
+        return int(lines[3])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _with_database(url: str, database: str) -> str:
     base, _, _ = url.rpartition("/")
     return f"{base}/{database}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -15,6 +16,7 @@ from contracts import docs_api as api
 
 from ..bus import Call
 from ..errors import errors
+from ..export import export_zip
 from ..http_types import BINARY, CommaLists, binary_response
 from ..transport import Token
 from ..uploads import MAX_FILES, content_disposition, documents_store, receive_pdfs, remove, stream_object
@@ -101,6 +103,29 @@ async def list_documents(
 )
 async def counts(call: Call, token: Token) -> api.DocumentCounts:
     return await call(api.DOCUMENT_COUNTS, Empty(), token=token)
+
+
+@router.get(
+    "/export",
+    summary="Everything of yours as one zip: each original, and its fields, pages' text, categories and "
+    "tasks as JSON (made while it downloads)",
+    response_class=StreamingResponse,
+    responses=binary_response(
+        "application/zip",
+        description="A zip: export.json (what and when), categories.json, and per document "
+        "documents/<id>/document.json, pages.json and the original file. A failure after the download began "
+        "cuts the zip off (it will not open); download it again.",
+    ),
+)
+async def export_everything(request: Request, call: Call, token: Token) -> StreamingResponse:
+    # The first page is asked for before the answer starts, so a refusal is an error response, not a broken zip.
+    first: api.ExportPage = await call(api.DOCUMENT_EXPORT, api.ExportQuery(), token=token)
+    day = datetime.now(UTC).date().isoformat()
+    return StreamingResponse(
+        export_zip(call, token, await documents_store(request), first),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="atrium-export-{day}.zip"'},
+    )
 
 
 @router.post(

@@ -48,6 +48,7 @@ from contracts.documents import (
     SUPERSEDED_RUNS_BUCKET,
 )
 from contracts.identity import SSO_GROUPS_CLAIMED
+from contracts.ops import STACK_RESTORED
 from contracts.permissions import ACCESS_CHECK, APP_ANNOUNCED, PERMISSIONS_CHANGED
 from contracts.profile import AVATAR_BUCKET
 from gateway.settings import NATS_USER as GATEWAY
@@ -113,6 +114,7 @@ def _needs() -> dict[str, Needs]:
                 DOCUMENT_EXTRACTED,
                 DOCUMENT_ANALYZED,
                 DOCUMENT_FAILED,
+                STACK_RESTORED,
                 USER_DELETED,
                 SETTINGS_CHANGED,
             ),

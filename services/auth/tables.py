@@ -61,6 +61,8 @@ sessions = Table(
     Column("ip", INET),
     Column("user_agent", String(400)),
     Column("successor_enc", LargeBinary),
+    # A user's live sessions (session lists, logout everywhere) without the revoked history.
+    Index("ix_sessions_user_live", "user_id", postgresql_where=text("revoked_at IS NULL")),
 )
 
 # Every refresh token a session has rotated away from: presenting one again is reuse.

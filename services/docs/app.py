@@ -21,6 +21,7 @@ from contracts.documents import (
     PreviewsRendered,
     RenderPreviews,
 )
+from contracts.ops import STACK_RESTORED
 from contracts.permissions import AppManifest
 from services.kit.apps import AppAccessGuard, announce_app
 from services.kit.bus import Service, ensure_object_store
@@ -30,7 +31,18 @@ from services.kit.wiring import Consumer, EventTable, Loop, RpcTable
 
 from . import tables
 from .blobs import NatsBlobs
-from .handlers import bulk, categories, documents, files, housekeeping, pipeline, runs, tasks, uploads
+from .handlers import (
+    bulk,
+    categories,
+    documents,
+    export,
+    files,
+    housekeeping,
+    pipeline,
+    runs,
+    tasks,
+    uploads,
+)
 from .handlers.common import DocsDeps
 from .settings_store import SettingsStore
 from .superseded import superseded_marker
@@ -65,12 +77,15 @@ RPCS: RpcTable[DocsDeps] = {
     api.TASK_RETRY: tasks.retry_task,
     api.EVENTS_GRANT: documents.events_grant,
     api.DOCUMENT_REPLAY: runs.replay_documents,
+    api.DOCUMENT_EXPORT: export.export_documents,
+    api.DOCUMENT_PAGES: export.document_pages,
 }
 EVENTS: EventTable[DocsDeps] = {
     DOCUMENT_PROCESSING: Consumer(pipeline.on_processing, "docs-processing", max_deliver=10),
     DOCUMENT_EXTRACTED: Consumer(pipeline.on_extracted, "docs-extracted", max_deliver=10),
     DOCUMENT_ANALYZED: Consumer(pipeline.on_analyzed, "docs-analyzed", max_deliver=10),
     DOCUMENT_FAILED: Consumer(pipeline.on_failed, "docs-failed", max_deliver=10),
+    STACK_RESTORED: Consumer(housekeeping.resume_after_restore, "docs-restored", max_deliver=10),
     # A deleted user's documents, files, categories and tasks go with them (retried while the store is away).
     USER_DELETED: Consumer(housekeeping.forget_user, "docs-user-deleted", max_deliver=10, ack_wait_s=60),
     SETTINGS_CHANGED: Consumer(housekeeping.record_settings_change, "docs-settings-audit", max_deliver=10),

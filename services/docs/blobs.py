@@ -34,6 +34,12 @@ class NatsBlobs(Blobs):
         except Exception as exc:
             raise Unavailable(f"The file store is not reachable ({type(exc).__name__}); try again.") from None
 
+    async def names(self) -> set[str]:
+        try:
+            return {info.name for info in await self.store.list(ignore_deletes=True)}
+        except (ObjectNotFoundError, NotFoundError):
+            return set()  # nats-py's answer for an empty store
+
     async def space_left(self) -> int | None:
         try:
             return await space_left(self.store)

@@ -9,11 +9,13 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
     String,
     Table,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -81,6 +83,25 @@ documents = Table(
     Column("rank_vector", TSVECTOR),  # generated: RANK_EXPRESSION (migration 0008)
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # One index per sort key of handlers/search.py, with the id tie-breaker, so a page is an index range
+    # scan (migrations 0002, 0006, 0007; measured by bench/bench_list.py).
+    Index(
+        "ix_documents_owner_created_filters",
+        "owner_id",
+        "created_at",
+        "id",
+        postgresql_include=["status", "document_type", "document_date", "duplicate_of"],
+    ),
+    Index("ix_documents_owner_title", "owner_id", text("lower(coalesce(title, filename))"), "id"),
+    Index("ix_documents_owner_filename", "owner_id", text("lower(filename)"), "id"),
+    Index("ix_documents_owner_size", "owner_id", "size", "id"),
+    Index(
+        "ix_documents_owner_docdate", "owner_id", text("COALESCE(document_date, '0001-01-01'::date)"), "id"
+    ),
+    Index("ix_documents_owner_status_created", "owner_id", "status", "created_at", "id"),
+    Index("ix_documents_owner_sender", "owner_id", text("lower(sender) text_pattern_ops")),
+    Index("ix_documents_owner_sha", "owner_id", "sha256"),
+    Index("ix_documents_owner_type_search", "owner_id", "document_type", "search", postgresql_using="gin"),
 )
 
 # Per page, for a search's snippet: the first matching page is headlined, not the whole text.
@@ -106,6 +127,7 @@ categories = Table(
     Column("owner_id", UUID(as_uuid=True), nullable=False),
     Column("name", String(80), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("uq_categories_owner_name", "owner_id", text("lower(name)"), unique=True),
 )
 
 document_categories = Table(
@@ -118,6 +140,7 @@ document_categories = Table(
         "category_id", UUID(as_uuid=True), ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True
     ),
     Column("source", String(8), nullable=False, server_default="user"),
+    Index("ix_document_categories_category", "category_id", "document_id"),
 )
 
 tasks = Table(
@@ -143,6 +166,10 @@ tasks = Table(
     Column("model", String(200)),
     Column("tokens_in", Integer),
     Column("tokens_out", Integer),
+    UniqueConstraint("run_id", "stage", name="uq_tasks_run_stage"),
+    Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),
+    Index("ix_tasks_document", "document_id"),
+    Index("ix_tasks_created", "created_at"),
 )
 
 # Events waiting to be published, written in the same transaction as the change they announce (the kit's

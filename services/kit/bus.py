@@ -1,26 +1,25 @@
-"""The service runtime: a FastStream NatsBroker wired to the contracts.
+"""The service runtime: one NATS connection (a FastStream NatsBroker's) wired to the contracts.
 
 `Service.bind(make_deps, rpcs={Rpc: handler}, events={Event: Consumer(...)}, loops=[Loop(...)])` is how
-every service is wired (services/kit/wiring.py): each Rpc becomes a queue-group subscriber that verifies
-the caller, validates the request and always answers with an envelope; each event a durable JetStream
-pull consumer that acks on success and redelivers with a delay on failure; each loop a background task.
+every service is wired (services/kit/wiring.py): each Rpc becomes a queue-group subscription of the kit's
+Rpc server (services/kit/rpc.py, plain nats-py: the hot path) that verifies the caller, validates the
+request and always answers with an envelope; each event a durable JetStream pull consumer (FastStream's)
+that acks on success and redelivers with a delay on failure; each loop a background task.
 Handlers are plain `async (command, ctx, deps)`; transport code lives here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import nats
 from faststream.middlewares import AckPolicy, BaseMiddleware
-from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, NatsResponse, PullSub
+from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsMessage
 from faststream.nats.security import NatsUserPassword
 from pydantic import BaseModel, ValidationError
@@ -30,7 +29,6 @@ from contracts import (
     REGISTRY,
     AtriumError,
     Empty,
-    Envelope,
     Forbidden,
     Header,
     HealthReply,
@@ -41,12 +39,13 @@ from contracts.auth import AUTH_STATE_BUCKET, AUTH_STATE_PUSH, JWKS, AuthStateEn
 from contracts.base import Event, Rpc, Stream
 
 from .client import call
-from .config import ServiceSettings, nats_servers, rpc_workers, service_concurrency
+from .config import ServiceSettings, nats_servers, service_concurrency
 from .context import Ctx
 from .db import Database
 from .jetstream import ensure_kv, ensure_object_store, ensure_streams, js_replicas
 from .logging import log_fields, request_id_var
 from .outbox import Outbox, jetstream_publisher
+from .rpc import RpcServer, new_request_id
 from .security import Actor, KeySource, TokenVerifier, scope_refusal
 from .validation import parse_model, validation_details
 from .wiring import Consumer, EventTable, Loop, Loops, RpcTable, check_consumer, check_rpc_handler
@@ -73,12 +72,9 @@ RETRY_DELAYS_S = (2.0, 5.0, 15.0, 30.0, 60.0)
 RELAY_IDLE_S = 1.0  # the outbox relay looks for rows other processes wrote at least this often
 
 
-def new_request_id() -> str:
-    return uuid.uuid4().hex
-
-
 class RequestContextMiddleware(BaseMiddleware):
-    """Carries `x-request-id` from every consumed message into logs and every message published while handling it."""
+    """Carries `x-request-id` from every consumed event into logs and every message published while
+    handling it (Rpc requests get the same from the kit's Rpc server, services/kit/rpc.py)."""
 
     async def consume_scope(self, call_next, msg):  # type: ignore[no-untyped-def]
         rid = (msg.headers or {}).get(Header.REQUEST_ID) or new_request_id()
@@ -97,46 +93,11 @@ class RequestContextMiddleware(BaseMiddleware):
         return await call_next(cmd)
 
 
-class ErrorEnvelopeMiddleware(BaseMiddleware):
-    """Last line of defence: an exception that escapes anything on a request becomes an error reply.
-
-    Without it FastStream sends no reply and the caller waits for its timeout.
-    """
-
-    async def consume_scope(self, call_next, msg):  # type: ignore[no-untyped-def]
-        try:
-            return await call_next(msg)
-        except Exception as exc:
-            if not getattr(msg, "reply_to", None) or _is_jetstream(msg):
-                raise
-            err = (
-                exc
-                if isinstance(exc, AtriumError)
-                else Internal(
-                    f"The service failed while handling this request (request id {request_id_var.get()})."
-                )
-            )
-            if not isinstance(exc, AtriumError):
-                log.exception(
-                    "unhandled error on %s", getattr(msg, "raw_message", None) and msg.raw_message.subject
-                )
-            return NatsResponse(
-                Envelope(ok=False, error=err.to_body()).model_dump_json(),
-                headers={Header.REQUEST_ID: request_id_var.get()},
-            )
-
-
 async def _undecoded(msg: NatsMessage) -> NatsMessage:
-    """Subscribers get the message itself and parse its body with the contract's model. Without this
+    """Event consumers get the message itself and parse its body with the contract's model. Without this
     decoder and with `apply_types=False`, FastStream neither JSON-decodes every body first nor resolves
-    a `Context` parameter, which it does in a thread pool: a thread hop per message, a quarter of a
-    service's CPU on a cheap Rpc."""
+    a `Context` parameter, which it does in a thread pool: a thread hop per message."""
     return msg
-
-
-def _is_jetstream(msg: Any) -> bool:
-    raw = getattr(msg, "raw_message", None)
-    return bool(raw is not None and getattr(raw, "reply", "").startswith("$JS.ACK"))
 
 
 def _quiet_logger(name: str) -> logging.Logger:
@@ -206,7 +167,7 @@ class Service:
                 if login
                 else {}
             ),
-            middlewares=[ErrorEnvelopeMiddleware, RequestContextMiddleware],
+            middlewares=[RequestContextMiddleware],
             apply_types=False,
             decoder=_undecoded,
             max_reconnect_attempts=-1,
@@ -224,13 +185,13 @@ class Service:
         self._make_deps: DepsFactory[Any] | None = None
         self._deps: Any = None
         self.started_at = time.monotonic()
+        self._stopped = False
         # Requests handled at once, over all Rpc subjects: as many as the database pool's connections
         # (services.kit.db), so none waits for a connection. Health checks do not queue behind them.
-        # Each subject takes `rpc_workers()` messages at a time (services.kit.config).
-        self.concurrency = service_concurrency()
-        self.slots = asyncio.Semaphore(self.concurrency)
-        self.workers = min(rpc_workers(), self.concurrency)
-        self.rpc(health_rpc(self.name))(self._health)
+        self.rpcs = RpcServer(self.name, self.authorize, service_concurrency())
+        health = health_rpc(self.name)
+        self._health_subject = health.subject
+        self.rpc(health)(self._health)
 
     # ---- connections -------------------------------------------------------------------------
     @property
@@ -260,6 +221,7 @@ class Service:
         if self.verifier:
             await self.verifier.start()
         await self.broker.start()
+        await self.rpcs.start(self.nc)
         # The server must know our subscriptions before anyone is told we are up (else: no responders).
         # nats-py writes flush()'s PING straight to the socket, ahead of SUBs still queued for its flusher
         # task, so the first PONG proves nothing; by then the flusher has written them: the second does.
@@ -269,6 +231,11 @@ class Service:
         log_fields(log, logging.INFO, "service started", service=self.name)
 
     async def stop(self) -> None:
+        """Drain: no new requests, answer those in hand; then loops, event consumers, connections."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self.rpcs.drain()
         await self.loops.stop()
         for hook in reversed(self.on_shutdown):
             try:
@@ -393,52 +360,12 @@ class Service:
     def rpc(
         self, desc: Rpc[Any, Any]
     ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
-        def register(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-            async def subscriber(msg: NatsMessage) -> NatsResponse:
-                headers = dict(msg.headers or {})
-                rid = request_id_var.get() or new_request_id()
-                started = time.perf_counter()
-                try:
-                    ctx = Ctx(request_id=rid, headers=headers, subject=desc.subject)
-                    ctx.actor = await self.authorize(desc, headers)
-                    command = parse_model(desc.request, msg.body)
-                    async with contextlib.nullcontext() if handler == self._health else self.slots:
-                        result = await handler(command, ctx)
-                    if not isinstance(result, desc.reply):
-                        result = desc.reply.model_validate(result)
-                    env = Envelope(ok=True, data=result.model_dump(mode="json"))
-                except AtriumError as err:
-                    env = Envelope(ok=False, error=err.to_body())
-                except Exception:
-                    log.exception("handler for %s failed", desc.subject)
-                    env = Envelope(
-                        ok=False,
-                        error=Internal(
-                            f"The {self.name} service failed while handling this request; "
-                            f"it is logged with request id {rid}."
-                        ).to_body(),
-                    )
-                elapsed = (time.perf_counter() - started) * 1000
-                if desc.subject != f"{self.name}.health":
-                    log_fields(
-                        log,
-                        logging.INFO if env.ok else logging.WARNING,
-                        "rpc",
-                        subject=desc.subject,
-                        ok=env.ok,
-                        code=env.error.code.value if env.error else None,
-                        ms=round(elapsed, 1),
-                    )
-                return NatsResponse(env.model_dump_json(), headers={Header.REQUEST_ID: rid})
+        """Answer `desc` with `handler(command, ctx)` (services/kit/rpc.py), queue group = its service."""
 
-            subscriber.__name__ = f"rpc_{desc.subject.replace('.', '_')}"
-            self.broker.subscriber(
-                desc.subject,
-                queue=desc.service or self.name,
-                max_workers=self.workers,
-                title=desc.subject,
-                description=desc.summary,
-            )(subscriber)
+        def register(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            self.rpcs.add(
+                desc, handler, queue=desc.service or self.name, slotted=desc.subject != self._health_subject
+            )
             return handler
 
         return register

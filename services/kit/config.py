@@ -32,18 +32,6 @@ def service_concurrency() -> int:
     return value
 
 
-def rpc_workers() -> int:
-    """Messages of one Rpc subject a service handles at once (`ATRIUM_RPC_WORKERS`, default 1), within
-    the service-wide `service_concurrency()`. Default 1 because FastStream's concurrent subscriber costs
-    0.6–0.9 ms of CPU per message more (an echo Rpc: 0.5 ms with one worker, 1.1–1.5 ms with eight, on
-    the 2-core dev machine), more than overlapping one subject's database waits saves; raise it for
-    subjects that mostly wait."""
-    value = int(os.environ.get("ATRIUM_RPC_WORKERS") or 1)
-    if value < 1:
-        raise ValueError(f"ATRIUM_RPC_WORKERS must be at least 1, not {value}")
-    return value
-
-
 def nats_inbox_prefix(user: str) -> str:
     """Replies to a user's requests arrive under its own prefix, which only that user may subscribe to."""
     return f"_INBOX.{user}"

@@ -1,7 +1,5 @@
-import asyncio
-
 from services.kit.runner import run
 
 from .app import create_service
 
-asyncio.run(run("permissions", create_service))
+run("permissions", create_service)

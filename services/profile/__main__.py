@@ -1,7 +1,5 @@
-import asyncio
-
 from services.kit.runner import run
 
 from .app import create_service
 
-asyncio.run(run("profile", create_service))
+run("profile", create_service)

@@ -45,6 +45,7 @@ class FakeLLM:
     script: deque[str] = field(default_factory=deque)
     requests: list[Seen] = field(default_factory=list)
     base_url: str = ""
+    port: int = 0  # kept across a stop and start: the provider comes back where it was
     _server: Any = None
     _task: Any = None
 
@@ -57,7 +58,7 @@ class FakeLLM:
 
     # ---- life cycle ------------------------------------------------------------------------------
     async def start(self) -> FakeLLM:
-        port = free_port()
+        self.port = port = self.port or free_port()
         config = uvicorn.Config(
             self.app(),
             host="127.0.0.1",

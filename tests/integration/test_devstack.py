@@ -3,100 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psutil
-import pytest
 
 from infra.embedded import free_port
 from tests.conftest import PASSWORD, newest_link_token, unique_email
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def atrium(
-    *args: str,
-    data: Path,
-    timeout: float = 60,
-    env: dict[str, str] | None = None,
-    input_text: str | None = None,
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "infra.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=input_text,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-    )
-
-
-class Up:
-    def __init__(self, data: Path, port: int):
-        self.data, self.port = data, port
-        self.log = data.parent / f"up-{port}.log"
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self, timeout: float = 180) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
-        offset = self.log.stat().st_size if self.log.exists() else 0
-        self.out = open(self.log, "a")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "infra.cli",
-                "up",
-                "--port",
-                str(self.port),
-                "--data",
-                str(self.data),
-                "--no-web-build",
-            ],
-            cwd=ROOT,
-            env={**env, "PYTHONPATH": str(ROOT)},
-            stdout=self.out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"atrium up exited {self.proc.returncode}:\n{self.log.read_text()}")
-            if "Atrium is running at" in self.log.read_text()[offset:]:
-                return
-            time.sleep(0.3)
-        raise AssertionError(f"atrium up did not come up:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if not self.proc:
-            return
-        tree = psutil.Process(self.proc.pid).children(recursive=True)
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(60)
-        _, alive = psutil.wait_procs(tree, timeout=15)
-        assert not alive, f"orphans left behind: {[p.pid for p in alive]}"
-        self.out.close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/v1"
-
-
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[Up]:
-    u = Up(tmp_path / "data", free_port())
-    yield u
-    if u.proc and u.proc.poll() is None:
-        u.stop()
+from tests.devstack import Up, atrium, up  # noqa: F401  (up: the fixture)
 
 
 def test_up_register_restart_and_cli(up: Up, tmp_path: Path) -> None:
@@ -153,3 +68,44 @@ def test_a_crashed_service_is_restarted(up: Up) -> None:
             return
         time.sleep(0.5)
     raise AssertionError("auth did not come back after a crash")
+
+
+def _dap_request(port: int, command: str, arguments: dict[str, object]) -> dict[str, object]:
+    """One Debug Adapter Protocol request over TCP, as an IDE sends it when it attaches; its response."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        body = json.dumps({"seq": 1, "type": "request", "command": command, "arguments": arguments}).encode()
+        sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        buf = b""
+        while True:
+            head, sep, rest = buf.partition(b"\r\n\r\n")
+            if sep:
+                length = int(head.split(b":")[1])
+                if len(rest) >= length:
+                    msg = json.loads(rest[:length])
+                    if msg.get("type") == "response":
+                        return msg  # type: ignore[no-any-return]
+                    buf = rest[length:]
+                    continue
+            chunk = sock.recv(65536)
+            assert chunk, "debugpy closed the connection"
+            buf += chunk
+
+
+def test_a_service_under_the_debugger(up: Up) -> None:
+    """`./atrium up --debug profile` runs that service under debugpy: the stack is healthy, an IDE attaches."""
+    port = free_port()
+    up.start(extra=("--debug", "profile"), env_extra={"ATRIUM_DEBUG_PORT": str(port)})
+    assert f"profile: debugger listening on 127.0.0.1:{port}" in up.log.read_text()
+    assert httpx.get(f"{up.url}/health", timeout=10).json()["services"]["profile"]["status"] == "ok"
+    answer = _dap_request(port, "initialize", {"adapterID": "debugpy", "clientID": "atrium-test"})
+    assert answer["success"] is True and answer["command"] == "initialize", answer
+
+
+def test_debug_names_an_unknown_process(tmp_path: Path) -> None:
+    res = atrium(
+        "up", "--port", str(free_port()), "--data", str(tmp_path), "--debug", "nosuch", data=tmp_path
+    )
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "--debug nosuch: no such process. Choose from: auth, profile" in res.stdout

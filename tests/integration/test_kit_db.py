@@ -10,10 +10,11 @@ import asyncio
 import uuid
 
 import asyncpg
-from sqlalchemy import select, text
+import pytest
+from sqlalchemy import bindparam, insert, select, text
 
 from services.auth.tables import users
-from services.kit.db import Database
+from services.kit.db import Database, Prepared
 from tests.conftest import Stack
 
 
@@ -99,4 +100,82 @@ async def test_reads_and_transactions_survive_connections_the_server_ended(stack
         assert third not in (first, second)
     finally:
         await admin.close()
+        await db.dispose()
+
+
+USER = Prepared(select(users).where(users.c.id == bindparam("user_id")))
+BACKEND_PID = Prepared(select(text("pg_backend_pid()")))
+
+
+async def test_a_prepared_read_is_one_round_trip_and_reads_what_the_orm_reads(stack: Stack) -> None:
+    relay = Relay(stack.pg.port)
+    port = await relay.start()
+    db = Database(stack.db_urls["auth"].replace(f":{stack.pg.port}/", f":{port}/"), "auth", pool_size=1)
+    uid = uuid.uuid4()
+    try:
+        async with db.transaction() as s:
+            await s.execute(
+                insert(users).values(
+                    id=uid, email=f"{uid.hex}@example.com", password_hash="x", full_name="Ada"
+                )
+            )
+        assert await db.fetch_one(USER, user_id=uuid.uuid4()) is None  # prepares it on the connection
+        relay.sent = 0
+        row = await db.fetch_one(USER, user_id=uid)
+        assert relay.sent == 1, "a prepared read is Bind/Execute alone"
+        async with db.read() as s:
+            orm = (await s.execute(select(users).where(users.c.id == uid))).one()
+        assert row is not None and row._fields == tuple(orm._fields)
+        for name in orm._fields:
+            assert getattr(row, name) == getattr(orm, name), name
+            assert isinstance(getattr(row, name), type(getattr(orm, name))), name
+    finally:
+        async with db.transaction() as s:
+            await s.execute(users.delete().where(users.c.id == uid))
+        await db.dispose()
+        relay.close()
+
+
+async def test_a_prepared_read_survives_a_connection_the_server_ended(stack: Stack) -> None:
+    db = Database(stack.db_urls["auth"], "auth", pool_size=1)
+    admin = await asyncpg.connect(stack.pg.admin_url)
+    try:
+        first = (await db.fetch_one(BACKEND_PID))[0]
+        assert await admin.fetchval("select pg_terminate_backend($1, 5000)", first)
+        second = (await db.fetch_one(BACKEND_PID))[0]
+        assert second != first
+    finally:
+        await admin.close()
+        await db.dispose()
+
+
+SLOW_PID = Prepared(select(text("pg_backend_pid()")).select_from(text("pg_sleep(0.5)")))
+
+
+async def test_a_prepared_read_whose_connection_dies_mid_statement_runs_once_more(stack: Stack) -> None:
+    db = Database(stack.db_urls["auth"], "auth", pool_size=1)
+    admin = await asyncpg.connect(stack.pg.admin_url)
+    try:
+        read = asyncio.create_task(db.fetch_one(SLOW_PID))
+        victim = None
+        while victim is None:  # the statement is running once PostgreSQL lists it
+            victim = await admin.fetchval(
+                "select pid from pg_stat_activity where query like '%pg_sleep(0.5)%' and pid <> pg_backend_pid()"
+            )
+        assert await admin.fetchval("select pg_terminate_backend($1, 5000)", victim)
+        row = await read
+        assert row is not None and row[0] != victim
+    finally:
+        await admin.close()
+        await db.dispose()
+
+
+async def test_an_in_list_of_variable_length_is_not_prepared(stack: Stack) -> None:
+    db = Database(stack.db_urls["auth"], "auth", pool_size=1)
+    try:
+        with pytest.raises(ValueError, match="IN list"):
+            await db.fetch_one(
+                Prepared(select(users).where(users.c.id.in_(bindparam("ids", expanding=True))))
+            )
+    finally:
         await db.dispose()

@@ -161,3 +161,100 @@ async def test_register_over_the_bus_validates_like_http(stack: Stack) -> None:
     with pytest.raises(AtriumError) as info:
         await call(stack.nc, REGISTER, {"email": "bad", "password": "x"})
     assert info.value.code == ErrorCode.INVALID
+
+
+async def test_reply_carries_the_request_id_and_none_of_the_callers_headers(
+    stack: Stack, probe, probe_rpcs
+) -> None:
+    msg = await stack.nc.request(
+        probe_rpcs["echo"].subject,
+        b'{"text": "x"}',
+        timeout=5,
+        headers={Header.REQUEST_ID: "rid-reply-1", Header.AUTHORIZATION: "Bearer not-for-the-reply"},
+    )
+    assert json.loads(msg.data) == {"ok": True, "data": {"text": "x"}, "error": None}
+    assert msg.headers == {Header.REQUEST_ID: "rid-reply-1"}
+
+
+@dataclass
+class GateDeps:
+    """Handlers that wait at a gate the test opens, counting how many are in hand at once."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    entered: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    inside: int = 0
+    most_inside: int = 0
+
+
+async def gated(cmd: Echo, ctx: Ctx, deps: GateDeps) -> Echo:
+    deps.inside += 1
+    deps.most_inside = max(deps.most_inside, deps.inside)
+    await deps.entered.put(cmd.text)
+    try:
+        await deps.gate.wait()
+    finally:
+        deps.inside -= 1
+    return cmd
+
+
+async def gate_deps(_: Service) -> GateDeps:
+    return GateDeps()
+
+
+@pytest_asyncio.fixture
+async def gated_service(stack: Stack, probe_rpcs: dict[str, Rpc], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A probe service with two slots whose `slow` Rpc waits for the test to open its gate."""
+    monkeypatch.setenv("ATRIUM_CONCURRENCY", "2")
+    svc = Service(stack.settings("probe"), verify_tokens=False)
+    svc.bind(gate_deps, rpcs={probe_rpcs["slow"]: gated})
+    await svc.start()
+    yield svc, svc.deps_as(GateDeps)
+    await svc.stop()
+
+
+async def test_requests_beyond_the_slots_wait_and_health_does_not(
+    stack: Stack, gated_service, probe_rpcs
+) -> None:  # type: ignore[no-untyped-def]
+    svc, deps = gated_service
+    calls = [
+        asyncio.create_task(call(stack.nc, probe_rpcs["slow"], {"text": str(i)}, timeout=30))
+        for i in range(5)
+    ]
+    await deps.entered.get()
+    await deps.entered.get()  # two in hand: every slot is taken
+    health = await call(stack.nc, REGISTRY.rpcs["probe.health"], {}, timeout=5)
+    assert health.service == "probe" and deps.inside == 2
+    deps.gate.set()
+    replies = await asyncio.gather(*calls)
+    assert sorted(r.text for r in replies) == ["0", "1", "2", "3", "4"]
+    assert deps.most_inside == 2
+
+
+async def test_stop_answers_the_requests_in_hand_then_takes_no_more(
+    stack: Stack, gated_service, probe_rpcs
+) -> None:  # type: ignore[no-untyped-def]
+    svc, deps = gated_service
+    in_hand = asyncio.create_task(call(stack.nc, probe_rpcs["slow"], {"text": "in hand"}, timeout=30))
+    await deps.entered.get()
+    stopping = asyncio.create_task(svc.stop())
+    await asyncio.sleep(0.2)
+    assert not stopping.done(), "stop returned while a request was still in hand"
+    deps.gate.set()
+    assert (await in_hand).text == "in hand"
+    await stopping
+    with pytest.raises(AtriumError) as info:
+        await call(stack.nc, probe_rpcs["slow"], {"text": "late"}, timeout=5)
+    assert info.value.code == ErrorCode.UNAVAILABLE
+
+
+async def test_a_request_still_running_after_the_grace_period_is_answered_unavailable(
+    stack: Stack, gated_service, probe_rpcs
+) -> None:  # type: ignore[no-untyped-def]
+    svc, deps = gated_service
+    in_hand = asyncio.create_task(call(stack.nc, probe_rpcs["slow"], {"text": "stuck"}, timeout=30))
+    await deps.entered.get()
+    await svc.rpcs.drain(grace_s=0.1)  # the gate never opens
+    with pytest.raises(AtriumError) as info:
+        await in_hand
+    assert info.value.code == ErrorCode.UNAVAILABLE and "send it again" in info.value.message
+    assert not svc.rpcs.inflight

@@ -1,6 +1,7 @@
 """The kit's wiring (services/kit/wiring.py, Service.bind): handlers as `(command, ctx, deps)`, every
-failure an error envelope, loops that survive their own errors. FastStream's TestNatsBroker stands in
-for NATS here; tests/reliability/test_bus_errors.py does the same over a real server."""
+failure an error envelope, loops that survive their own errors. Requests go straight to the kit's Rpc
+server (`RpcServer.answer`, what its NATS subscriptions call) here; tests/reliability/test_bus_errors.py
+sends them over a real server."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from faststream.nats import TestNatsBroker
 
 from contracts import REGISTRY, Contract, Empty, NotFound
 from contracts.base import Rpc
@@ -60,31 +60,33 @@ def probe_service() -> Service:
     return Service(ServiceSettings(name="probe", nats_url="nats://127.0.0.1:1"), verify_tokens=False)
 
 
-async def request(broker: TestNatsBroker, subject: str, body: dict[str, str]) -> dict:  # type: ignore[type-arg]
-    reply = await broker.request(json.dumps(body).encode(), subject, headers={"x-request-id": "rid-1"})
-    return json.loads(reply.body)  # type: ignore[no-any-return]  # the kit decodes bodies itself (no FastStream decoder)
+async def request(svc: Service, subject: str, body: dict[str, str]) -> dict:  # type: ignore[type-arg]
+    reply, rid = await svc.rpcs.answer(
+        svc.rpcs.routes[subject], json.dumps(body).encode(), {"x-request-id": "rid-1"}
+    )
+    assert rid == "rid-1"
+    return json.loads(reply)  # type: ignore[no-any-return]
 
 
 async def test_handlers_get_command_ctx_and_deps_and_failures_are_envelopes(rpcs) -> None:  # type: ignore[no-untyped-def]
     svc = probe_service()
     svc.bind(make_deps, rpcs={rpcs["echo"]: echo, rpcs["crash"]: crash, rpcs["missing"]: missing})
-    async with TestNatsBroker(svc.broker) as broker:
-        await svc.build_deps()
-        ok = await request(broker, rpcs["echo"].subject, {"text": "hi"})
-        assert ok == {"ok": True, "data": {"text": "probe:hi"}, "error": None}
-        assert svc.deps_as(ProbeDeps).seen == ["rid-1"]
+    await svc.build_deps()
+    ok = await request(svc, rpcs["echo"].subject, {"text": "hi"})
+    assert ok == {"ok": True, "data": {"text": "probe:hi"}, "error": None}
+    assert svc.deps_as(ProbeDeps).seen == ["rid-1"]
 
-        failed = await request(broker, rpcs["crash"].subject, {"text": "x"})
-        assert failed["ok"] is False and failed["error"]["code"] == "internal"
-        assert "secret internals" not in failed["error"]["message"]
-        assert "request id" in failed["error"]["message"]
+    failed = await request(svc, rpcs["crash"].subject, {"text": "x"})
+    assert failed["ok"] is False and failed["error"]["code"] == "internal"
+    assert "secret internals" not in failed["error"]["message"]
+    assert "request id" in failed["error"]["message"]
 
-        gone = await request(broker, rpcs["missing"].subject, {"text": "x"})
-        assert gone["error"]["code"] == "not_found" and gone["error"]["message"] == "There is no such thing."
+    gone = await request(svc, rpcs["missing"].subject, {"text": "x"})
+    assert gone["error"]["code"] == "not_found" and gone["error"]["message"] == "There is no such thing."
 
-        invalid = await request(broker, rpcs["echo"].subject, {"txt": "x"})
-        assert invalid["error"]["code"] == "invalid"
-        assert {d["field"] for d in invalid["error"]["details"]} == {"text", "txt"}
+    invalid = await request(svc, rpcs["echo"].subject, {"txt": "x"})
+    assert invalid["error"]["code"] == "invalid"
+    assert {d["field"] for d in invalid["error"]["details"]} == {"text", "txt"}
 
 
 def test_deps_as_checks_the_kind() -> None:

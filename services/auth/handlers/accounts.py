@@ -129,7 +129,9 @@ async def _registered_again(cmd: RegisterUser, email: str, ctx: Ctx, deps: AuthD
 
 async def me(_: Empty, ctx: Ctx, deps: AuthDeps) -> UserPublic:
     actor = ctx.require_actor()
-    async with deps.db.read() as s:  # one round trip: no transaction needed for one read
+    # The account view needs the second factors too (`second_factor`, `must_enrol_second_factor`): one read
+    # session rather than main's single prepared statement.
+    async with deps.db.read() as s:
         row = await user_by_id(s, actor.user_id)
         if row is None:
             raise NotFound("This account no longer exists.")

@@ -45,6 +45,9 @@ class Blobs:
     async def delete(self, name: str) -> None:
         raise NotImplementedError
 
+    async def names(self) -> set[str]:  # every object's name (one pass over the store's index)
+        raise NotImplementedError
+
     async def space_left(self) -> int | None:  # bytes the store may still take; None: no limit
         return None
 

@@ -3,6 +3,7 @@ fields and title, and their answers to category suggestions."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Empty, Invalid
 from contracts.docs_api import (
+    CategoryRefPublic,
     DocumentCounts,
     DocumentDetail,
     DocumentPage,
@@ -26,7 +28,7 @@ from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 from services.kit.security import Actor
 
-from ..rows import DocumentRow
+from ..rows import DocumentRow, TaskRow
 from ..tables import audit_log, document_categories, documents, pages, tasks
 from . import search
 from .categories import category_for_name
@@ -64,16 +66,31 @@ async def detail(deps: DocsDeps, doc_id: UUID, owner: UUID) -> DocumentDetail:
                 .order_by(tasks.c.created_at.desc(), tasks.c.id)
             )
         ).all()
-    base = summary(row, cats[doc_id]).model_dump()
-    return DocumentDetail(
-        **base,
-        pages=[PagePublic(number=p.number, text=p.text, tables=p.tables) for p in page_rows],
+    return detail_of(row, cats[doc_id], task_rows, [page_public(p) for p in page_rows])
+
+
+def page_public(p: Any) -> PagePublic:
+    return PagePublic(number=p.number, text=p.text, tables=p.tables)
+
+
+def detail_of(
+    row: DocumentRow,
+    cats: list[CategoryRefPublic],
+    task_rows: Sequence[TaskRow],
+    pages: list[PagePublic],
+    model: type[DocumentDetail] = DocumentDetail,
+    **extra: Any,
+) -> DocumentDetail:
+    return model(
+        **summary(row, cats).model_dump(),
+        pages=pages,
         metadata=PdfMetadata.model_validate(row.pdf_metadata) if row.pdf_metadata else None,
         needs_ocr=row.needs_ocr,
         fields=fields_public(row.fields),
         tasks=[task_public(t) for t in task_rows],
         preview_pages=row.preview_pages,
         pending_suggestions=row.pending_suggestions or [],
+        **extra,
     )
 
 

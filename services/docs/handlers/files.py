@@ -95,17 +95,29 @@ async def remove_document(s: AsyncSession, row: DocumentRow, deps: DocsDeps) -> 
     await s.execute(delete(documents).where(documents.c.id == row.id))
 
 
-async def delete_one(doc_id: UUID, actor: Actor, ctx: Ctx, deps: DocsDeps) -> None:
+async def delete_one(
+    doc_id: UUID, actor: Actor | None, ctx: Ctx, deps: DocsDeps, *, audit_action: str = "document.deleted"
+) -> None:
+    """Delete a document of `actor`'s, or (no actor) the service's own removal after a restore."""
     async with deps.db.transaction() as s:
-        row = await owned(s, doc_id, actor.user_id, lock=True)
+        row: DocumentRow
+        if actor is None:
+            found = (
+                await s.execute(select(documents).where(documents.c.id == doc_id).with_for_update())
+            ).first()
+            if found is None:
+                raise NotFound("There is no such document.", {"id": str(doc_id)})
+            row = found  # type: ignore[assignment]
+        else:
+            row = await owned(s, doc_id, actor.user_id, lock=True)
         await remove_document(s, row, deps)
         run = row.run_id
         await record_audit(
             s,
             audit_log,
             ctx,
-            "document.deleted",
-            actor_id=actor.user_id,
+            audit_action,
+            actor_id=actor.user_id if actor else None,
             target_id=doc_id,
             filename=row.filename,
         )

@@ -1,5 +1,7 @@
-"""The service's background work: forgetting old tasks (app.py's loop), and forgetting a deleted user
-(`events.auth.user_deleted`). The kit's outbox relays and prunes the outbox itself (services/kit/outbox.py)."""
+"""The service's background work: forgetting old tasks (app.py's loop), forgetting a deleted user
+(`events.auth.user_deleted`), and reconciling the database with the stored files after the stack was restored
+from a backup (`events.ops.restored`). The kit's outbox relays and prunes the outbox itself
+(services/kit/outbox.py)."""
 
 from __future__ import annotations
 
@@ -8,17 +10,24 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select
 
-from contracts import Header
+from contracts import Header, NotFound
 from contracts.auth import UserDeleted
-from contracts.documents import SettingsChanged
+from contracts.documents import DocumentStatus, SettingsChanged
+from contracts.ops import StackRestored
 from services.kit.audit import record_audit
 from services.kit.context import Ctx
 from services.kit.logging import log_fields
 
 from ..tables import audit_log, categories, documents, tasks
 from .common import DocsDeps, now
-from .files import remove_document
+from .files import delete_one, remove_document
 from .pipeline import TERMINAL_TASK
+from .runs import reprocess_one
+
+UNFINISHED: tuple[DocumentStatus, ...] = ("queued", "extracting", "analyzing")
+# A restore whose object store lacks the originals of more documents than this is not a few deletions
+# that raced the backup but a broken store: nothing is deleted then, and the error is logged.
+MAX_REMOVED_AFTER_RESTORE = (20, 0.05)  # documents, share of all
 
 FORGET_BATCH = 50  # documents removed per transaction when a user is deleted
 
@@ -36,6 +45,58 @@ async def apply_retention(deps: DocsDeps) -> int:
     if removed:
         log_fields(log, logging.INFO, "old tasks removed", count=removed)
     return removed
+
+
+async def resume_after_restore(event: StackRestored, ctx: Ctx, deps: DocsDeps) -> None:
+    """The stack was rebuilt from a backup (`events.ops.restored`, infra/backup.py): the database is as of
+    the backup's dump, the files from a little later. A document whose original is gone was deleted while
+    the backup ran: it goes now, as its owner asked. A document still being processed at the dump is run
+    again (its pipeline events may be past it in the restored streams). A document changed since the restore
+    was handled by an earlier delivery of this event and is left alone."""
+    names = await deps.blobs.names()
+    async with deps.db.session() as s:
+        rows = (
+            await s.execute(
+                select(documents.c.id, documents.c.object_name, documents.c.status, documents.c.updated_at)
+            )
+        ).all()
+    rows = [r for r in rows if r.updated_at <= event.restored_at]
+    missing = [r.id for r in rows if r.object_name not in names]
+    limit, share = MAX_REMOVED_AFTER_RESTORE
+    if len(missing) > max(limit, share * len(rows)):
+        log_fields(
+            log,
+            logging.ERROR,
+            "after the restore, the originals of many documents are missing from the store; none removed",
+            missing=len(missing),
+            documents=len(rows),
+            backup_id=str(event.backup_id),
+        )
+        missing = []
+    gone = set(missing)
+    resumed = 0
+    for doc_id in missing:
+        try:
+            await delete_one(doc_id, None, ctx, deps, audit_action="document.removed_after_restore")
+        except NotFound:
+            pass
+    for r in rows:
+        if r.id in gone or r.status not in UNFINISHED:
+            continue
+        try:
+            await reprocess_one(r.id, None, ctx, deps, audit_action="document.resumed_after_restore")
+            resumed += 1
+        except NotFound:
+            pass
+    log_fields(
+        log,
+        logging.INFO,
+        "stack restored: database reconciled with the stored files",
+        backup_id=str(event.backup_id),
+        removed=len(missing),
+        resumed=resumed,
+        documents=len(rows),
+    )
 
 
 async def forget_user(event: UserDeleted, ctx: Ctx, deps: DocsDeps) -> None:

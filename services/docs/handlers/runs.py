@@ -85,13 +85,19 @@ async def _within_rerun_limit(s: AsyncSession, owner: UUID, deps: DocsDeps) -> N
 
 
 async def reprocess_one(
-    doc_id: UUID, actor: Actor, ctx: Ctx, deps: DocsDeps, *, any_owner: bool = False
+    doc_id: UUID,
+    actor: Actor | None,
+    ctx: Ctx,
+    deps: DocsDeps,
+    *,
+    any_owner: bool = False,
+    audit_action: str = "document.reprocessed",
 ) -> DocumentRow:
     """A new run of the document: the current run's unfinished tasks are superseded, its status starts over,
     and the workers are told to skip the old run. An owner's re-runs are limited per hour; an
-    administrator's replay is not."""
+    administrator's replay (`any_owner`) and the service's own after a restore (no actor) are not."""
     async with deps.db.transaction() as s:
-        if any_owner:  # an administrator's replay
+        if any_owner or actor is None:
             old = (
                 await s.execute(select(documents.c.run_id).where(documents.c.id == doc_id).with_for_update())
             ).scalar_one_or_none()
@@ -122,7 +128,7 @@ async def reprocess_one(
         ).one()
         await queue_run(s, row, "reprocess", deps)
         await record_audit(
-            s, audit_log, ctx, "document.reprocessed", actor_id=actor.user_id, target_id=doc_id
+            s, audit_log, ctx, audit_action, actor_id=actor.user_id if actor else None, target_id=doc_id
         )
     await deps.mark_superseded(old, "superseded")
     await progress(deps, row.owner_id, row.id, row.run_id, "queued", "re-processing")

@@ -33,7 +33,9 @@ from . import handlers
 from .handlers import AiDeps
 
 DURABLE = "ai-analyze"
-MAX_DELIVER = 4
+# Attempts 2, 5, 15, 30 and 60 s apart (services/kit/bus.py): a provider away for a minute or two (a restart,
+# an outage) costs time, not a failed document.
+MAX_DELIVER = 6
 # Long enough for a slow model (request timeout up to 600 s is allowed, default 60 s, plus retries).
 ACK_WAIT_S = 300.0
 

@@ -1,8 +1,6 @@
-import asyncio
-
 from services.kit.runner import run
 
 from .app import create_service
 
 if __name__ == "__main__":
-    asyncio.run(run("extract", create_service))
+    run("extract", create_service)

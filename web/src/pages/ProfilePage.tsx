@@ -1,4 +1,5 @@
 import * as React from "react";
+import { Download } from "lucide-react";
 import { useTranslation } from "@/lib/i18n";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Button } from "@/components/ui/button";
@@ -189,6 +190,19 @@ export function ProfilePage() {
           </CardContent>
         </Card>
       </div>
+      <Card>
+        <CardHeader>
+          <CardTitle>{t("profile.your_data")}</CardTitle>
+          <CardDescription>{t("profile.export_hint")}</CardDescription>
+        </CardHeader>
+        <CardContent>
+          <Button asChild variant="outline">
+            <a href={buildUrl("/documents/export")} download>
+              <Download /> {t("profile.export")}
+            </a>
+          </Button>
+        </CardContent>
+      </Card>
     </div>
   );
 }

@@ -78,6 +78,7 @@ const messages = {
     remove_avatar: "Remove", avatar_saved: "Picture saved", avatar_type: "Choose a PNG, JPEG or WebP image.", avatar_size: "The image is larger than 2 MB.",
     details: "Details", updated: "updated {{when}}", display_name: "Display name", full_name: "Full name", phone: "Phone", job_title: "Job title",
     locale: "Language", time_zone: "Time zone", theme: "Theme", saved: "Profile saved",
+    your_data: "Your data", export_hint: "Everything of yours in one zip: each original file, and its fields, text, categories and tasks as JSON.", export: "Export everything",
   },
   upload: {
     drop_here: "Drop PDF files here", drop_hint: "or choose them from your device — many at once is fine.", choose_files: "Choose files",

@@ -80,6 +80,7 @@ const messages = {
     remove_avatar: "Удалить", avatar_saved: "Фото сохранено", avatar_type: "Выберите изображение PNG, JPEG или WebP.", avatar_size: "Изображение больше 2 МБ.",
     details: "Сведения", updated: "обновлено {{when}}", display_name: "Отображаемое имя", full_name: "Полное имя", phone: "Телефон", job_title: "Должность",
     locale: "Язык", time_zone: "Часовой пояс", theme: "Тема", saved: "Профиль сохранён",
+    your_data: "Ваши данные", export_hint: "Всё ваше в одном zip-архиве: каждый исходный файл, а также его поля, текст, категории и задачи в JSON.", export: "Экспортировать всё",
   },
   upload: {
     drop_here: "Перетащите сюда PDF-файлы", drop_hint: "или выберите их на устройстве — можно сразу несколько.", choose_files: "Выбрать файлы",
