@@ -27,3 +27,7 @@ seed:
 
 bench:
     for b in bench/bench_*.py; do .venv/bin/python -m bench.$(basename $b .py); done
+
+# compose.yaml under podman, checked end to end (slow: builds the images)
+compose-test *ARGS:
+    ./atrium compose-test {{ARGS}}

@@ -15,7 +15,7 @@ from uuid import UUID
 from pydantic import Field, WithJsonSchema
 
 from .base import Contract, Empty, Rpc, Text
-from .documents import DocumentFields, DocumentStatus, DocumentType, PdfMetadata
+from .documents import DocumentFields, DocumentStatus, DocumentType, MediaType, PageOcrInfo, PdfMetadata
 
 APP_KEY = "documents"
 
@@ -54,6 +54,7 @@ class CreateDocument(Contract):
 
     object_name: UUID
     filename: Text = Field(max_length=1000)
+    media_type: MediaType = "application/pdf"  # what the gateway found in the first bytes
 
 
 # ---- documents ------------------------------------------------------------------------------------
@@ -102,10 +103,18 @@ class FieldValue(Contract):
     updated_at: datetime | None = None
 
 
+class PageOcrPublic(PageOcrInfo):
+    """How a page that needed OCR was read (or why not); the word boxes stay in the stored result, the reply
+    says how many words there are."""
+
+    word_count: int = 0
+
+
 class PagePublic(Contract):
     number: int
     text: str
     tables: list[list[list[str | None]]] = Field(default_factory=list)
+    ocr: PageOcrPublic | None = None  # on pages that needed OCR
 
 
 class TaskPublic(Contract):
@@ -130,6 +139,25 @@ class TaskPublic(Contract):
     owner_id: UUID | None = None  # shown to admins only
 
 
+class StageProgress(Contract):
+    """Where the current stage is, from the service's own record (a reload shows it without live events)."""
+
+    stage: Literal["ocr"]
+    done: int
+    total: int
+    message: str
+
+
+class DocumentOcr(Contract):
+    """The OCR of the current run: how many pages it read, why any were not, and whether the "PDF with text
+    layer" exists (`GET /documents/{id}/text-layer`)."""
+
+    pages: int = 0
+    reason: str = ""  # pages needed OCR and were not read: why, and what to do
+    engine: str = ""
+    text_layer: bool = False
+
+
 class DocumentDetail(DocumentSummary):
     pages: list[PagePublic] = Field(default_factory=list)
     metadata: PdfMetadata | None = None
@@ -138,6 +166,9 @@ class DocumentDetail(DocumentSummary):
     tasks: list[TaskPublic] = Field(default_factory=list)
     preview_pages: int = 0  # pages 1..n may have a PNG at /documents/{id}/pages/{n}/preview
     pending_suggestions: list[str] = Field(default_factory=list)  # suggested names awaiting accept/reject
+    media_type: MediaType = "application/pdf"  # of the original (an uploaded image stays an image)
+    progress: StageProgress | None = None  # while the status is `ocr`
+    ocr: DocumentOcr | None = None  # once the run's extraction is recorded, when pages needed OCR
 
 
 class UploadResult(Contract):
@@ -428,6 +459,12 @@ DOCUMENT_DOWNLOAD = Rpc(
     DownloadTicket,
     summary="Authorise and audit a download of the original",
 )
+DOCUMENT_TEXT_LAYER = Rpc(
+    "docs.document.text_layer",
+    DocumentRef,
+    DownloadTicket,
+    summary="Authorise and audit a download of the PDF with text layer (the OCRed copy)",
+)
 DOCUMENT_PREVIEW = Rpc(
     "docs.document.preview",
     PreviewRef,
@@ -453,6 +490,34 @@ EVENTS_GRANT = Rpc(
     EventsGrant,
     summary="May the caller follow live progress, and as whom",
     effect="read",
+)
+
+
+class QueueDepth(Contract):
+    """One durable consumer of the documents stream: its lag, what is in work, what came back."""
+
+    consumer: str
+    pending: int  # not delivered yet
+    in_work: int  # delivered, not acknowledged
+    redelivered: int
+
+
+class SystemStatus(Contract):
+    """The documents side of the admin's System page (the gateway adds which services answer)."""
+
+    documents: dict[str, int]  # by status, every status present
+    oldest_s: dict[str, float]  # seconds since the least recently changed document of each status changed
+    queues: list[QueueDepth]
+    storage_used_bytes: int  # the document store (originals, results, previews)
+    storage_limit_bytes: int  # its share of ATRIUM_STORAGE_BUDGET
+
+
+SYSTEM_STATUS = Rpc(
+    "docs.system.status",
+    Empty,
+    SystemStatus,
+    access="admin",
+    summary="Documents per status, pipeline queues and storage used (the System page)",
 )
 DOCUMENT_REPLAY = Rpc(
     "docs.admin.replay",

@@ -11,10 +11,10 @@ a re-run), the others `<kind>:<stage>:<document_id>:<run_id>` (e.g. `analyzed:�
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from .base import Amount, Contract, Event, Progress, Rpc, Text, UrlText, WireSecret, health_rpc
 from .streams import DOCUMENTS_STREAM
@@ -31,7 +31,9 @@ SETTINGS_KEY = "documents"
 SUPERSEDED_RUNS_BUCKET = "superseded_runs"
 SUPERSEDED_RUN_TTL_S = 7 * 86400  # longer than any redelivery of a run's events
 
-DocumentStatus = Literal["queued", "extracting", "analyzing", "ready", "needs_ocr", "failed"]
+# A run's lifecycle: queued → extracting → ocr (only when pages are read by OCR) → analyzing → ready; or it ends
+# in needs_ocr (scanned pages that OCR could not read: switched off, a language pack missing…) or failed.
+DocumentStatus = Literal["queued", "extracting", "ocr", "analyzing", "ready", "needs_ocr", "failed"]
 Stage = Literal["extract", "analyze"]
 RunKind = Literal["extract", "reprocess"]  # a document's first run, or a later one
 FailureReason = Literal[
@@ -56,6 +58,18 @@ DocumentType = Literal[
     "other",
 ]
 ProviderName = Literal["builtin", "anthropic", "ollama", "openai_compatible"]
+# What reads scanned pages: Tesseract in the text worker, or a vision model (page images, no word boxes).
+OcrProvider = Literal["tesseract", "anthropic", "ollama", "openai_compatible"]
+OcrMode = Literal["off", "scanned", "all"]  # scanned: pages without a usable text layer; all: every page
+# Tesseract language codes (eng, deu, chi_sim, deu_latf…).
+OcrLanguage = Annotated[str, StringConstraints(pattern=r"^[a-z]{3}(_[a-z]{3,4})?$")]
+OCR_MAX_PAGES_LIMIT = 2000  # the text worker refuses PDFs of more pages anyway
+# A page image sent to a vision model: its long side at most this many pixels (what Anthropic reads without
+# scaling it down itself), JPEG.
+VISION_MAX_PX = 1568
+# What can be uploaded: content is sniffed (magic bytes), never taken from the name. Images become a PDF
+# (one page each; a TIFF one page per frame) in the text worker; the original image is kept as uploaded.
+MediaType = Literal["application/pdf", "image/jpeg", "image/png", "image/tiff"]
 
 
 def result_object_name(document_id: UUID, run_id: UUID) -> str:
@@ -66,6 +80,12 @@ def text_layer_object_name(document_id: UUID, run_id: UUID) -> str:
     """The "PDF with text layer" of a run that OCRed pages: the original's pages with the recognised words
     as invisible text (the original itself is never modified)."""
     return f"text-layer/{document_id}/{run_id}.pdf"
+
+
+def image_pdf_object_name(document_id: UUID, run_id: UUID) -> str:
+    """An uploaded image as a PDF (one page per image frame), made by the text worker: what the run's pages,
+    previews and text layer come from. The uploaded image itself stays the document's original."""
+    return f"image-pdf/{document_id}/{run_id}.pdf"
 
 
 PREVIEW_MAX_PAGES = 50  # pages 1..50 of a document can be previewed
@@ -125,10 +145,10 @@ class OcrWord(Contract):
     conf: float  # Tesseract's word confidence, 0-100
 
 
-class PageOcr(Contract):
-    """How a page that needed OCR was read, or why it was not (`reason`)."""
+class PageOcrInfo(Contract):
+    """How a page that needed OCR was read, or why it was not (`reason`), without the words."""
 
-    confidence: float | None = None  # mean word confidence (None: no words)
+    confidence: float | None = None  # mean word confidence (None: no words, or a vision model)
     rotation: int = 0  # the scan was turned clockwise by this much; it was turned back to be read
     skew: float = 0.0  # degrees it was straightened by
     dpi: int = 0
@@ -138,6 +158,12 @@ class PageOcr(Contract):
     reason: str = (
         ""  # not read: why, and what to do (image too large, over the page limit, no language pack…)
     )
+    engine: str = ""  # what read it: "tesseract 5.5.0", or the vision model ("anthropic claude-haiku-4-5")
+    # Whether the page's words come with their boxes: Tesseract's do; a vision model gives page text only.
+    word_boxes: bool = False
+
+
+class PageOcr(PageOcrInfo):
     words: list[OcrWord] = Field(default_factory=list)
 
 
@@ -195,6 +221,9 @@ class DocumentExtracted(Contract):
     ocr_pages: int = 0  # pages OCR read (see `OcrReport.pages`)
     ocr_reason: str = ""  # pages needed OCR and were not read: why (see `ExtractionResult.ocr`)
     text_layer_object: str | None = None  # the "PDF with text layer" in OBJECT_BUCKET, when OCR wrote one
+    # An uploaded image made into a PDF (`image_pdf_object_name`): pages and previews come from it.
+    pdf_object: str | None = None
+    ocr_engine: str = ""  # what read the OCRed pages (`OcrReport.engine`)
 
 
 class DocumentFields(Contract):
@@ -264,6 +293,37 @@ class DocumentProgress(Contract):
     message: str = ""
 
 
+class DocumentOcrProgress(Contract):
+    """The text worker is reading a run's scanned pages: `done` of `total` (0 when it starts). The documents
+    service records it (status `ocr`, the page counts), so a reloaded page shows where OCR is."""
+
+    document_id: UUID
+    owner_id: UUID
+    run_id: UUID
+    done: int = Field(ge=0)
+    total: int = Field(ge=0)
+    engine: str = ""
+    attempt: int
+    worker: str
+    at: datetime
+
+
+class OcrEngineInfo(Contract):
+    """What a text worker can read with, announced in the KV bucket `OCR_ENGINES_BUCKET` (one key per worker):
+    the settings list and validate OCR languages against it."""
+
+    worker: str
+    engine: str  # e.g. "tesseract 5.5.0" ("" when tesserocr is not installed)
+    languages: list[str]  # installed Tesseract languages (`osd` left out)
+    at: datetime
+
+
+OCR_ENGINES_BUCKET = "ocr_engines"
+# A worker renews its entry every OCR_ENGINES_RENEW_S; one that stopped drops out after the bucket's TTL.
+OCR_ENGINES_TTL_S = 2 * 3600
+OCR_ENGINES_RENEW_S = 1800
+
+
 class DocumentsSettingsBase(Contract):
     provider: ProviderName = "builtin"
     model: str = Field(default="", max_length=200)
@@ -276,19 +336,34 @@ class DocumentsSettingsBase(Contract):
     quota_documents_per_user: int | None = Field(default=None, ge=1)
     quota_storage_mb_per_user: int | None = Field(default=None, ge=1)
     task_retention_days: int = Field(default=90, ge=1, le=3650)
+    # OCR of scanned pages (the text worker reads these per document, so a change applies to the next one).
+    ocr_mode: OcrMode = "scanned"
+    ocr_languages: list[OcrLanguage] = Field(default_factory=lambda: ["eng"], min_length=1, max_length=10)
+    ocr_provider: OcrProvider = "tesseract"
+    ocr_model: str = Field(default="", max_length=200)  # a vision model; "" = the provider's default
+    ocr_base_url: str = Field(default="", max_length=500)
+    ocr_max_pages: int = Field(default=500, ge=1, le=OCR_MAX_PAGES_LIMIT)
 
 
 class DocumentsSettingsStored(DocumentsSettingsBase):
-    """What the KV bucket holds: the API key only as ciphertext (platform secret), plus its last four."""
+    """What the KV bucket holds: API keys only as ciphertext (platform secret), plus their last four."""
 
     api_key_ciphertext: str = ""
     api_key_last4: str = ""
+    # The vision OCR provider's key; none: the AI provider's key when both are the same provider.
+    ocr_api_key_ciphertext: str = ""
+    ocr_api_key_last4: str = ""
     revision: int = 0
 
 
 class DocumentsSettingsPublic(DocumentsSettingsBase):
     api_key_set: bool = False
     api_key_last4: str = ""
+    ocr_api_key_set: bool = False
+    ocr_api_key_last4: str = ""
+    # Tesseract languages the text workers have (what `ocr_languages` may name), and their engine.
+    ocr_languages_installed: list[str] = Field(default_factory=list)
+    ocr_engine: str = ""
 
 
 QUOTA_MAX = 1_000_000_000  # documents, or MB (a petabyte): more is no limit at all; send null for none
@@ -310,6 +385,14 @@ class DocumentsSettingsUpdate(Contract):
     quota_documents_per_user: int | None = Field(default=None, ge=1, le=QUOTA_MAX)
     quota_storage_mb_per_user: int | None = Field(default=None, ge=1, le=QUOTA_MAX)
     task_retention_days: int | None = Field(default=None, ge=1, le=3650)
+    ocr_mode: OcrMode | None = None
+    # Each must be installed on the text workers (`DocumentsSettingsPublic.ocr_languages_installed`).
+    ocr_languages: list[OcrLanguage] | None = Field(default=None, min_length=1, max_length=10)
+    ocr_provider: OcrProvider | None = None
+    ocr_model: Text | None = Field(default=None, max_length=200)
+    ocr_base_url: UrlText | None = Field(default=None, max_length=500)
+    ocr_api_key: WireSecret | None = None  # "" clears it
+    ocr_max_pages: int | None = Field(default=None, ge=1, le=OCR_MAX_PAGES_LIMIT)
 
 
 class SettingsChanged(Contract):
@@ -342,6 +425,12 @@ DOCUMENT_EXTRACTED = Event(
     DocumentExtracted,
     stream=DOCUMENTS_STREAM.name,
     summary="Text, tables and metadata are in the Object Store",
+)
+DOCUMENT_OCR_PROGRESS = Event(
+    "events.docs.ocr",
+    DocumentOcrProgress,
+    stream=DOCUMENTS_STREAM.name,
+    summary="The text worker is reading a run's scanned pages (n of N done)",
 )
 DOCUMENT_ANALYZED = Event(
     "events.docs.analyzed",

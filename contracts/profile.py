@@ -25,7 +25,9 @@ Theme = Literal["light", "dark", "system"]
 # Avatars: what is accepted, how big, and what is served.
 AVATAR_BUCKET = "avatars"
 AVATAR_MAX_BYTES = 2 * 1024 * 1024
-AVATAR_MAX_PIXELS = 40_000_000  # larger claimed dimensions are refused as a decompression bomb
+AVATAR_MAX_PIXELS = (
+    16_000_000  # decoded only up to 16 MP: larger claimed dimensions are refused (issue 13 item 14)
+)
 AVATAR_SIZE_PX = 256
 AVATAR_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 

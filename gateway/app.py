@@ -14,12 +14,14 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts import Header
+from services.kit import metrics
 from services.kit.logging import log_fields, request_id_var
 
 from . import errors, http_types, web
+from .body_limit import BodyLimit
 from .bus import BusClient
 from .routes import auth, health
-from .settings import GatewaySettings
+from .settings import NATS_USER, GatewaySettings, Networks
 
 log = logging.getLogger("atrium.gateway")
 
@@ -33,9 +35,10 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def client_ip(peer: str, forwarded: str | None, trusted: tuple[str, ...]) -> str:
-    """The caller's address: the peer's, or the last `X-Forwarded-For` hop when the peer is a trusted proxy."""
-    if forwarded and peer in trusted:
+def client_ip(peer: str, forwarded: str | None, trusted: Networks) -> str:
+    """The caller's address: the peer's, or the last `X-Forwarded-For` hop when the peer is a trusted proxy
+    (the proxy appends or sets the address it saw; earlier hops are the client's word and ignored)."""
+    if forwarded and trusted.contains(peer):
         candidate = forwarded.split(",")[-1].strip()
         try:
             ipaddress.ip_address(candidate)
@@ -57,6 +60,8 @@ SECURITY_HEADERS = (
     ("Referrer-Policy", "same-origin"),
     ("X-Frame-Options", "DENY"),
 )
+# Sent when the public URL is https (infra/nginx/security_headers.conf sends the same over https).
+HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 
 class RequestContext:
@@ -67,9 +72,10 @@ class RequestContext:
     Plain ASGI rather than `@app.middleware("http")`: that one (BaseHTTPMiddleware) runs the app in a
     task of its own and passes the response through memory streams, a cost on every request."""
 
-    def __init__(self, app: ASGIApp, trusted_proxies: tuple[str, ...]):
+    def __init__(self, app: ASGIApp, trusted_proxies: Networks, https: bool = False):
         self.app = app
         self.trusted = trusted_proxies
+        self.security_headers = (*SECURITY_HEADERS, HSTS) if https else SECURITY_HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,6 +93,8 @@ class RequestContext:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                if api:
+                    observe_http(scope, message["status"], time.perf_counter() - started)
                 message.setdefault("headers", [])
                 out = MutableHeaders(scope=message)
                 out[Header.REQUEST_ID] = rid
@@ -102,7 +110,7 @@ class RequestContext:
                         ms=round((time.perf_counter() - started) * 1000, 1),
                         request_id=rid,
                     )
-                for name, value in SECURITY_HEADERS:
+                for name, value in self.security_headers:
                     out.setdefault(name, value)
             await send(message)
 
@@ -111,6 +119,17 @@ class RequestContext:
             await self.app(scope, receive, send_with_headers)
         finally:
             request_id_var.reset(token)
+
+
+def observe_http(scope: Scope, status: int, seconds: float) -> None:
+    """Requests by route template (`/api/v1/documents/{document_id}`), never by raw path: ids would make
+    a series per document."""
+    # FastAPI keeps the full template (with the router's prefix) in its effective route context; the
+    # route itself knows only its own part.
+    effective = (scope.get("fastapi") or {}).get("effective_route_context")
+    template = getattr(effective, "path", None) or getattr(scope.get("route"), "path", None) or "unmatched"
+    metrics.HTTP_REQUESTS.labels(NATS_USER, template, scope["method"], str(status)).inc()
+    metrics.HTTP_SECONDS.labels(NATS_USER, template, scope["method"]).observe(seconds)
 
 
 def create_app(
@@ -122,6 +141,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         await bus.connect(settings.nats_url, settings.nats_login)
+        metrics.expose(NATS_USER, settings.data_dir)
         yield
         await bus.close()
 
@@ -138,7 +158,10 @@ def create_app(
     app.state.bus = bus
     errors.install(app)
 
-    app.add_middleware(RequestContext, trusted_proxies=settings.trusted_proxies)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(  # outermost: runs first
+        RequestContext, trusted_proxies=settings.trusted_proxies, https=settings.secure_cookies
+    )
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(health.router)  # answers for itself, never with an error envelope

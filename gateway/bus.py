@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from typing import Annotated, Any
 
@@ -27,16 +28,23 @@ class BusClient:
         async def quiet(_e: Exception) -> None:  # reconnects are reported by /health, not as tracebacks
             return None
 
-        self.nc = await nats.connect(
-            nats_servers(url),
-            name="atrium-gateway",
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=1,
-            connect_timeout=3,
-            error_cb=quiet,
-            allow_reconnect=True,
-            **(login or NatsLogin()).connect_options(),
-        )
+        while True:
+            self.nc = await nats.connect(
+                nats_servers(url),
+                name="atrium-gateway",
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1,
+                connect_timeout=3,
+                error_cb=quiet,
+                allow_reconnect=True,
+                **(login or NatsLogin()).connect_options(),
+            )
+            if self.nc.is_connected:
+                return
+            # nats-py 2.16 returns before the handshake finished when the server's first PING overtakes its
+            # PONG (a slow server: nats-server#1174) and would never count as connected: connect anew.
+            await self.nc.close()
+            await asyncio.sleep(1)
 
     async def close(self) -> None:
         if self.nc:

@@ -2,9 +2,11 @@
 
 The request body is parsed incrementally as it arrives (python-multipart's push parser over
 `request.stream()`); each file part is written chunk by chunk to the `documents` bucket under a
-generated id while its SHA-256 is computed, so no file is ever whole in memory. The first bytes are
-sniffed for `%PDF-` (content, not the name), and the size limit stops the request with 413 while the
-client is still sending. Anything stored by a request that fails is removed again.
+generated id while its SHA-256 is computed, so no file is ever whole in memory. The first bytes say what
+it is (content, not the name: `services/kit/media.py`): a PDF, or a JPEG, PNG or TIFF image (a scan from a
+phone app), whose header must be readable and within the pixel limit (nothing is decoded here); anything else
+is 415. The size limit stops the request with 413 while the client is still sending. Anything stored by a
+request that fails is removed again.
 """
 
 from __future__ import annotations
@@ -19,13 +21,19 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 
 from contracts import Invalid, TooLarge, Unsupported
 from contracts.docs_api import UploadPolicy
-from contracts.documents import OBJECT_BUCKET
+from contracts.documents import OBJECT_BUCKET, MediaType
 from services.kit.bus import ensure_object_store
+from services.kit.media import (
+    IMAGE_HEAD_BYTES,
+    SNIFF_BYTES,
+    describe,
+    image_size,
+    max_image_megapixels,
+    sniff,
+)
 from services.kit.objects import ObjectWriter, iter_object
 
 MB = 1024 * 1024
-SNIFF_BYTES = 1024  # a valid PDF may carry junk before `%PDF-`; readers accept it within the first KB
-PDF_MAGIC = b"%PDF-"
 MAX_FILES = 20
 MAX_FIELD_BYTES = 64 * 1024
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers on top of the files themselves
@@ -37,6 +45,7 @@ class StoredFile:
     filename: str
     size: int
     sha256: str
+    media_type: MediaType
 
 
 async def documents_store(request: Request) -> Any:
@@ -66,6 +75,7 @@ class _Part:
     writer: ObjectWriter | None = None
     object_name: uuid.UUID = field(default_factory=uuid.uuid4)
     size: int = 0
+    media_type: MediaType | None = None
 
 
 class _Receiver:
@@ -118,7 +128,7 @@ def _filename(headers: dict[str, bytes]) -> str | None:
     return None
 
 
-async def receive_pdfs(request: Request, policy: UploadPolicy) -> list[StoredFile]:
+async def receive_files(request: Request, policy: UploadPolicy) -> list[StoredFile]:
     """Stream every file part of the request into the Object Store; return what was stored."""
     boundary = _boundary(request)
     max_file = policy.max_file_bytes
@@ -161,7 +171,7 @@ async def receive_pdfs(request: Request, policy: UploadPolicy) -> list[StoredFil
                         raise _too_large(policy, quota=True)
                     if part.writer is None:
                         part.head += value
-                        if len(part.head) >= SNIFF_BYTES:
+                        if len(part.head) >= _head_bytes(part):
                             await _start(part, store)
                     else:
                         await part.writer.write(value)
@@ -171,9 +181,14 @@ async def receive_pdfs(request: Request, policy: UploadPolicy) -> list[StoredFil
                             await _start(part, store)
                         assert part.writer is not None
                         info = await part.writer.close()
+                        assert part.media_type is not None
                         stored.append(
                             StoredFile(
-                                part.object_name, part.filename, int(info.size or 0), part.writer.sha256_hex
+                                part.object_name,
+                                part.filename,
+                                int(info.size or 0),
+                                part.writer.sha256_hex,
+                                part.media_type,
                             )
                         )
                     part = None
@@ -193,12 +208,44 @@ async def receive_pdfs(request: Request, policy: UploadPolicy) -> list[StoredFil
     return stored
 
 
-async def _start(part: _Part, store: Any) -> None:
-    if PDF_MAGIC not in part.head[:SNIFF_BYTES]:
+def _head_bytes(part: _Part) -> int:
+    """How much of a part to hold before storing it: enough to tell what it is, and for an image its header."""
+    if len(part.head) < SNIFF_BYTES:
+        return SNIFF_BYTES
+    return IMAGE_HEAD_BYTES if sniff(bytes(part.head[:SNIFF_BYTES])) not in (None, "application/pdf") else 0
+
+
+def check_content(filename: str, head: bytes) -> MediaType:
+    """What the file is (from its first bytes); 415 for anything but a PDF or a JPEG, PNG or TIFF image, 422
+    for an image whose header is broken or larger than the pixel limit."""
+    media_type = sniff(head[:SNIFF_BYTES])
+    name = f"“{(filename or 'the file')[:100]}”"
+    details = {"filename": (filename or "")[:200]}
+    if media_type is None:
         raise Unsupported(
-            f"“{(part.filename or 'the file')[:100]}” is not a PDF: only PDF documents can be uploaded.",
-            {"filename": (part.filename or "")[:200]},
+            f"{name} is {describe(head)}: upload a PDF, or a scan as a JPEG, PNG or TIFF image.", details
         )
+    if media_type == "application/pdf":
+        return media_type
+    try:
+        size = image_size(head, media_type)
+    except ValueError as exc:
+        raise Invalid(
+            f"{name} is not a readable image: {exc}.", [{"field": "file", "message": str(exc)}]
+        ) from None
+    limit = max_image_megapixels()
+    if size is not None and size[0] * size[1] > limit * 1e6:
+        width, height = size
+        raise Invalid(
+            f"{name} is {width} × {height} pixels ({width * height / 1e6:.0f} megapixels), more than the "
+            f"{limit:g}-megapixel limit for images: scan it at a lower resolution.",
+            [{"field": "file", "message": "too many pixels"}],
+        )
+    return media_type
+
+
+async def _start(part: _Part, store: Any) -> None:
+    part.media_type = check_content(part.filename or "", bytes(part.head))
     part.writer = ObjectWriter(store, str(part.object_name))
     await part.writer.write(bytes(part.head))
     part.head.clear()

@@ -74,8 +74,27 @@ def test(ctx: typer.Context) -> None:
     raise typer.Exit(subprocess.call(cmd, cwd=ROOT, env=env))
 
 
+@app.command("compose-test", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def compose_test(ctx: typer.Context) -> None:
+    """Build the images and start compose.yaml under podman, then check it (tests/compose; minutes).
+
+    Installs what it lacks first (infra/docker/podman/install.sh: podman, podman-compose, debootstrap);
+    extra arguments go to pytest, e.g. `./atrium compose-test -k secrets`."""
+    cmd = [sys.executable, "-m", "pytest", "tests/compose", "-n", "0", "-s", "--durations=0", *ctx.args]
+    raise typer.Exit(subprocess.call(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}))
+
+
 @app.command()
-def migrate(data: DataOpt = Path("var")) -> None:
+def migrate(
+    data: DataOpt = Path("var"),
+    hand_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--hand-out",
+            help="Also write each process's own credentials to DIR/<process>/secrets (compose: one volume each)",
+        ),
+    ] = None,
+) -> None:
     """Create schemas and roles and run every service's migrations (also done by `up`); write the NATS
     users and permissions (`<data>/nats/users.conf`, passwords in `<data>/secrets/nats.json`) for compose."""
     from .devstack import DevStack
@@ -95,6 +114,11 @@ def migrate(data: DataOpt = Path("var")) -> None:
                 asyncio.run(stack._provision_and_migrate(pg.admin_url))
             finally:
                 pg.stop()
+        if hand_out is not None:
+            from .handout import hand_out as write_handout
+
+            written = write_handout(data, hand_out)
+            typer.echo(f"atrium: handed out {len(written)} credential and config files under {hand_out}")
     except Exception as exc:
         typer.echo(f"atrium: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -28,6 +28,7 @@ from gateway.settings import NATS_USER as GATEWAY_NATS_USER
 from services.kit.config import NATS_SECRETS_FILE
 
 from . import catalog, web
+from . import prometheus as prom
 from .embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
@@ -137,6 +138,7 @@ class DevStack:
     lock_fd: int | None = None
     # The embedded server's NATS users (infra/nats) → passwords; empty with an external NATS_URL.
     nats_passwords: dict[str, str] = field(default_factory=dict)
+    prometheus: prom.EmbeddedPrometheus | None = None
 
     # ---- start-up -------------------------------------------------------------------------------
     def acquire_lock(self) -> None:
@@ -235,12 +237,14 @@ class DevStack:
     def spawn_all(self, env: dict[str, str]) -> None:
         logs = self.data_dir / "logs"
         py = sys.executable
+        prom.clear_targets(self.data_dir)  # each process registers its metrics port again (kit/metrics.py)
         for spec in catalog.SERVICES:
             for i in range(spec.replicas):
                 name = spec.name if spec.replicas == 1 else f"{spec.name}-{i + 1}"
                 argv = [py, *debugpy_argv(self.debug_port_of.get(name)), "-m", spec.module]
-                self.children.append(Child(name, argv, self.nats_env(env, spec.name), logs / f"{name}.log"))
-        gw_env = self.nats_env(env, GATEWAY_NATS_USER)
+                child_env = {**self.nats_env(env, spec.name), "ATRIUM_PROCESS": name}
+                self.children.append(Child(name, argv, child_env, logs / f"{name}.log"))
+        gw_env = {**self.nats_env(env, GATEWAY_NATS_USER), "ATRIUM_PROCESS": "gateway"}
         if self.dev:
             gw_env["ATRIUM_WEB_DIST"] = str(self.data_dir / "no-web")  # Vite serves the app in --dev
         self.children.append(
@@ -283,6 +287,21 @@ class DevStack:
             )
         for c in self.children:
             c.start()
+
+    def start_prometheus(self) -> str:
+        """Prometheus over every process's metrics, if Debian's package is installed; else say how to get it
+        (the processes serve their metrics either way)."""
+        if not prom.binary():
+            return (
+                "prometheus not found: every process still serves its metrics (targets in "
+                f"{self.data_dir / 'metrics' / 'targets'}); for dashboards and alerts install it: "
+                f"{prom.INSTALL_HINT}"
+            )
+        try:
+            self.prometheus = prom.EmbeddedPrometheus(self.data_dir, port=self.http_port + 2).start()
+        except StackError as exc:
+            return f"Prometheus did not start ({exc}); metrics are still served by every process"
+        return f"Prometheus on {self.prometheus.url} (alert rules: infra/prometheus/alerts.yml)"
 
     def wait_healthy(self, timeout: float = 120.0) -> dict[str, Any]:
         url = f"http://127.0.0.1:{self.http_port}/api/v1/health"
@@ -370,6 +389,8 @@ class DevStack:
                     pass
         for c in reversed(self.children):
             c.stop(10)
+        if self.prometheus:
+            self.prometheus.stop()
         if self.pg:
             self.pg.stop()
         if self.nats:
@@ -442,6 +463,7 @@ def run(data_dir: Path, http_port: int, dev: bool, build_web: bool, debug: tuple
         if build_web and not dev:
             stack.build_web_app()
         stack.spawn_all(env)
+        say(stack.start_prometheus())
         health = stack.wait_healthy()
         stack.write_stack_info()
         say(f"up in {time.monotonic() - t0:.1f}s — services: {', '.join(sorted(health.get('services', {})))}")
@@ -449,6 +471,7 @@ def run(data_dir: Path, http_port: int, dev: bool, build_web: bool, debug: tuple
             f"\n  Atrium is running at http://localhost:{http_port}\n"
             f"  API docs: http://localhost:{http_port}/api/docs\n"
             + (f"  Web (Vite, hot reload): http://localhost:{http_port + 1}\n" if dev else "")
+            + (f"  Prometheus: {stack.prometheus.url}\n" if stack.prometheus else "")
             + f"  Logs: {data_dir / 'logs'}   Stop: Ctrl-C\n",
             flush=True,
         )
@@ -469,17 +492,11 @@ def run(data_dir: Path, http_port: int, dev: bool, build_web: bool, debug: tuple
 
 
 def ocr_readiness() -> str:
-    """What the text worker's OCR can read with its configured languages, and how to add what is missing."""
+    """What the text worker's OCR can read out of the box (English), what else is installed, and how to add
+    more; which of them OCR uses is a Documents setting."""
     from services.extraction.ocr.tessdata import readiness
-    from services.extraction.text.config import ocr_options_from_env
 
-    try:
-        options = ocr_options_from_env()
-    except ValueError as exc:
-        return f"OCR: {exc}"
-    if options.mode == "off":
-        return "OCR: off (ATRIUM_OCR_MODE=off); scans stay `needs_ocr`"
-    return readiness(options.languages)
+    return readiness(("eng",))
 
 
 async def _dev_loop(stack: DevStack) -> None:

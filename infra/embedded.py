@@ -122,17 +122,21 @@ class EmbeddedNats:
         store.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.port = self.port or free_port()
         conf = store / "nats.conf"
+        from infra.nats.server import render_server
+
         include = ""
         if self.auth:
             from infra.nats.accounts import write_config
 
-            include = f'include "{write_config(self.data_dir).name}"\n'
+            include = write_config(self.data_dir).name
         conf.write_text(
-            f'listen: "127.0.0.1:{self.port}"\n'
-            f'server_name: "atrium-embedded"\n'
-            "max_payload: 8MB\n"
-            f'jetstream {{\n  store_dir: "{store / "jetstream"}"\n  max_memory_store: 256MB\n'
-            f"  max_file_store: {server_store_bytes(storage_budget())}\n}}\n" + include
+            render_server(
+                name="atrium-embedded",
+                listen=f"127.0.0.1:{self.port}",
+                store_dir=str(store / "jetstream"),
+                include=include,
+                max_file_store=str(server_store_bytes(storage_budget())),
+            )
         )
         log = self.log_path
         with open(log, "ab") as out:

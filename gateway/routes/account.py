@@ -51,7 +51,7 @@ from contracts.identity import (
 from ..bus import Call
 from ..errors import errors
 from ..transport import Token
-from .auth import with_cookies
+from .auth import BrowserSession, with_cookies
 
 router = APIRouter(tags=["auth"])
 
@@ -68,12 +68,24 @@ async def set_username(body: SetUsername, call: Call, token: Token) -> UserPubli
 
 @router.post(
     "/auth/login/second-step",
-    response_model=TokenPair,
-    summary="Finish a sign-in with the step token of the login's 401 and a TOTP code, recovery code or passkey",
+    response_model=BrowserSession,
+    summary="Finish a browser's sign-in with the step token of the 401 and a TOTP code, recovery code or "
+    "passkey: session cookies (httpOnly), no tokens in the body",
     responses=errors(401, 429),
 )
-async def second_step(body: SecondStep, call: Call, request: Request, response: Response) -> TokenPair:
+async def second_step(body: SecondStep, call: Call, request: Request, response: Response) -> BrowserSession:
     return with_cookies(request, response, await call(SECOND_STEP, body), sign_in=True)
+
+
+@router.post(
+    "/auth/login/second-step/tokens",
+    response_model=TokenPair,
+    summary="Finish an API client's sign-in (POST /auth/login's 401) with the step token and a TOTP or "
+    "recovery code: the token pair, no cookies",
+    responses=errors(401, 429),
+)
+async def second_step_tokens(body: SecondStep, call: Call) -> TokenPair:
+    return await call(SECOND_STEP, body)
 
 
 @router.get(
@@ -243,9 +255,11 @@ async def passkey_login_options(body: PasskeyLoginStart, call: Call) -> PasskeyC
 
 @router.post(
     "/auth/login/passkey",
-    response_model=TokenPair,
-    summary="Sign in with a passkey",
+    response_model=BrowserSession,
+    summary="Sign in with a passkey: session cookies (httpOnly), no tokens in the body",
     responses=errors(401, 429),
 )
-async def passkey_login(body: PasskeyLogin, call: Call, request: Request, response: Response) -> TokenPair:
+async def passkey_login(
+    body: PasskeyLogin, call: Call, request: Request, response: Response
+) -> BrowserSession:
     return with_cookies(request, response, await call(PASSKEY_LOGIN, body), sign_in=True)

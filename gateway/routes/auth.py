@@ -1,6 +1,10 @@
 """`/api/v1/auth/*`: thin routes over `auth.*` subjects, plus `/.well-known/jwks.json`.
 
-Login and refresh set the session cookies for browsers; API clients use the JSON token pair.
+Browsers sign in with `POST /auth/session` and refresh with the refresh cookie: the tokens travel only in
+httpOnly cookies and never in a body a page's script could read (issue 13 item 12); the sign-in's second
+step, passkey sign-in and single sign-on (routes/account.py, routes/sso.py) answer the same way. API clients sign in
+with `POST /auth/login` (or the OAuth2 form at `/auth/token`) and refresh with the token in the body: they
+get the JSON token pair and no cookies.
 Login, register, refresh and the recovery routes are not cookie-authenticated, so they need no
 CSRF token; every other unsafe route authenticated by the cookie does (see `transport`).
 """
@@ -67,9 +71,17 @@ class PasswordGrant(BaseModel):
     client_secret: str | None = None
 
 
+class BrowserSession(BaseModel):
+    """A browser's sign-in or refresh: the tokens are in the session cookies only."""
+
+    user: UserPublic
+    expires_in: int
+    refresh_expires_in: int
+
+
 def with_cookies(
     request: Request, response: Response, pair: TokenPair, *, sign_in: bool = False
-) -> TokenPair:
+) -> BrowserSession:
     set_session_cookies(
         request,
         response,
@@ -79,7 +91,9 @@ def with_cookies(
         pair.refresh_expires_in,
         new_csrf=sign_in,
     )
-    return pair
+    return BrowserSession(
+        user=pair.user, expires_in=pair.expires_in, refresh_expires_in=pair.refresh_expires_in
+    )
 
 
 def _signed_out(request: Request, exc: AtriumError) -> JSONResponse:
@@ -103,10 +117,22 @@ async def register(body: RegisterUser, call: Call) -> UserPublic:
 @router.post(
     "/login",
     response_model=TokenPair,
-    summary="Sign in with email and password (JSON)",
+    summary="Sign in with email and password (JSON): the token pair, for API clients",
     responses=errors(401, 429),
 )
-async def login(body: LoginRequest, call: Call, request: Request, response: Response) -> TokenPair:
+async def login(body: LoginRequest, call: Call) -> TokenPair:
+    return await call(LOGIN, body)
+
+
+@router.post(
+    "/session",
+    response_model=BrowserSession,
+    summary="Sign in from a browser: session cookies (httpOnly), no tokens in the body",
+    responses=errors(401, 429),
+)
+async def browser_login(
+    body: LoginRequest, call: Call, request: Request, response: Response
+) -> BrowserSession:
     return with_cookies(request, response, await call(LOGIN, body), sign_in=True)
 
 
@@ -123,13 +149,13 @@ async def token(form: Annotated[PasswordGrant, Form()], call: Call) -> TokenPair
 
 @router.post(
     "/refresh",
-    response_model=TokenPair,
-    summary='New token pair from the refresh cookie or {"refresh_token": …}',
+    response_model=TokenPair | BrowserSession,
+    summary='New tokens: from the refresh cookie into the cookies, or from {"refresh_token": …} as JSON',
     responses=errors(401, 429),
 )
 async def refresh(
     call: Call, request: Request, response: Response, body: RefreshRequest | None = None
-) -> TokenPair | JSONResponse:
+) -> TokenPair | BrowserSession | JSONResponse:
     from_cookie = body is None
     raw = (
         request.cookies.get(cookie_names(request).refresh)

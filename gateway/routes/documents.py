@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -13,13 +13,14 @@ from pydantic import BaseModel
 
 from contracts import AtriumError, Empty, ErrorCode, Invalid, NotFound, Unavailable
 from contracts import docs_api as api
+from contracts.documents import MediaType
 
 from ..bus import Call
 from ..errors import errors
 from ..export import export_zip
 from ..http_types import BINARY, CommaLists, binary_response
 from ..transport import Token
-from ..uploads import MAX_FILES, content_disposition, documents_store, receive_pdfs, remove, stream_object
+from ..uploads import MAX_FILES, content_disposition, documents_store, receive_files, remove, stream_object
 
 router = APIRouter(prefix="/documents", tags=["documents"], responses=errors(401, 403))
 
@@ -42,7 +43,7 @@ class UploadBatch(BaseModel):
     errors: list[UploadFailure]
 
 
-MULTIPART_PDFS = {
+MULTIPART_FILES = {
     "requestBody": {
         "required": True,
         "content": {
@@ -62,18 +63,18 @@ MULTIPART_PDFS = {
     "",
     status_code=201,
     response_model=UploadBatch,
-    summary="Upload one or more PDFs (multipart, parts named 'file')",
-    openapi_extra=MULTIPART_PDFS,
+    summary="Upload PDFs or scanned images (JPEG, PNG, TIFF; multipart, parts named 'file')",
+    openapi_extra=MULTIPART_FILES,
     responses=errors(409, 413, 415, 507),
 )
 async def upload(request: Request, call: Call, token: Token) -> UploadBatch:
     policy: api.UploadPolicy = await call(api.UPLOAD_PREPARE, Empty(), token=token)
-    files = await receive_pdfs(request, policy)
+    files = await receive_files(request, policy)
     batch = UploadBatch(documents=[], errors=[])
     for f in files:
         try:
             # A dict: a filename the contract refuses (too long, a NUL) is an `invalid` error like any other.
-            created = {"object_name": f.object_name, "filename": f.filename}
+            created = {"object_name": f.object_name, "filename": f.filename, "media_type": f.media_type}
             result: api.UploadResult = await call(api.DOCUMENT_CREATE, created, token=token)
             batch.documents.append(result)
         except AtriumError as err:
@@ -185,14 +186,7 @@ async def _stream_or_404(store: Any, name: str) -> AsyncIterator[bytes]:
     return body()
 
 
-@router.get(
-    "/{doc_id}/file",
-    summary="Download the original PDF",
-    response_class=StreamingResponse,
-    responses={**binary_response("application/pdf", description="The PDF, as uploaded."), **errors(404)},
-)
-async def download(doc_id: UUID, request: Request, call: Call, token: Token) -> StreamingResponse:
-    ticket: api.DownloadTicket = await call(api.DOCUMENT_DOWNLOAD, api.DocumentRef(id=doc_id), token=token)
+async def _file_response(ticket: api.DownloadTicket, request: Request) -> StreamingResponse:
     body = await _stream_or_404(await documents_store(request), ticket.object_name)
     return StreamingResponse(
         body,
@@ -202,6 +196,40 @@ async def download(doc_id: UUID, request: Request, call: Call, token: Token) -> 
             "Content-Length": str(ticket.size),
         },
     )
+
+
+@router.get(
+    "/{doc_id}/file",
+    summary="Download the original (a PDF, or the image as uploaded)",
+    response_class=StreamingResponse,
+    responses={
+        **binary_response(
+            *get_args(MediaType), description="The file as uploaded: a PDF, or a JPEG, PNG or TIFF image."
+        ),
+        **errors(404),
+    },
+)
+async def download(doc_id: UUID, request: Request, call: Call, token: Token) -> StreamingResponse:
+    ticket: api.DownloadTicket = await call(api.DOCUMENT_DOWNLOAD, api.DocumentRef(id=doc_id), token=token)
+    return await _file_response(ticket, request)
+
+
+@router.get(
+    "/{doc_id}/text-layer",
+    summary="Download the PDF with text layer (the pages with OCR's words as invisible text)",
+    response_class=StreamingResponse,
+    responses={
+        **binary_response(
+            "application/pdf",
+            description="A copy of the document whose scanned pages carry the recognised words as invisible, "
+            "searchable text; the original is unchanged.",
+        ),
+        **errors(404),
+    },
+)
+async def download_text_layer(doc_id: UUID, request: Request, call: Call, token: Token) -> StreamingResponse:
+    ticket: api.DownloadTicket = await call(api.DOCUMENT_TEXT_LAYER, api.DocumentRef(id=doc_id), token=token)
+    return await _file_response(ticket, request)
 
 
 @router.get(

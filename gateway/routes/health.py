@@ -1,4 +1,9 @@
-"""`/api/v1/health`: green only when NATS, Postgres and every expected service answer."""
+"""`/api/v1/health`: green only when NATS, Postgres and every expected service answer.
+
+Everybody learns ok / not ok; what is down and why (service names, error texts, uptimes) only an
+administrator's token or a caller from ATRIUM_HEALTH_DETAILS_FROM (the machine itself by default: its
+healthchecks and the CLI) sees (issue 13 item 15).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from contracts import REGISTRY, AtriumError
+from contracts import REGISTRY, AtriumError, Empty
+from contracts.auth import ME
 from infra import catalog
 from services.kit import client
+
+from ..bus import Call
+from ..settings import GatewaySettings
+from ..transport import OptionalToken
 
 router = APIRouter(tags=["health"])
 
@@ -25,18 +35,27 @@ class ServiceHealth(BaseModel):
 
 class HealthReport(BaseModel):
     status: Literal["ok", "degraded"]
-    nats: Literal["ok", "down"]
-    postgres: str  # "ok", "unknown" (no service reported it) or the failing check's text
-    services: dict[str, ServiceHealth]
+    # The details, for administrators and local operators only:
+    nats: Literal["ok", "down"] | None = None
+    postgres: str | None = None  # "ok", "unknown" (no service reported it) or the failing check's text
+    services: dict[str, ServiceHealth] | None = None
 
 
-@router.get(
-    "/health",
-    response_model=HealthReport,
-    summary="Green only when NATS, Postgres and every service answer",
-    responses={503: {"model": HealthReport, "description": "Something is down: the report says what."}},
-)
-async def health(request: Request) -> JSONResponse:
+async def shows_details(request: Request, call: Call, token: str | None) -> bool:
+    settings: GatewaySettings = request.app.state.settings
+    if settings.health_details_from.contains(request.state.client_ip):
+        return True
+    if not token:
+        return False
+    try:
+        me = await call(ME, Empty(), token=token, timeout=2.0)
+    except AtriumError:  # a bad token, or auth down: the public answer
+        return False
+    return bool(me.role == "admin")
+
+
+async def services_health(request: Request) -> dict[str, ServiceHealth]:
+    """Every expected service's own health, asked at once (also the admin's System page)."""
     bus = request.app.state.bus
     expected = request.app.state.settings.expected_services or tuple(s.name for s in catalog.SERVICES)
     health_rpcs = [REGISTRY.rpcs[f"{name}.health"] for name in expected]
@@ -50,11 +69,24 @@ async def health(request: Request) -> JSONResponse:
         except AtriumError as exc:
             return desc.service, ServiceHealth(status="down", error=exc.message)
 
-    services = dict(await asyncio.gather(*(probe(d) for d in health_rpcs)))
+    return dict(await asyncio.gather(*(probe(d) for d in health_rpcs)))
+
+
+@router.get(
+    "/health",
+    response_model=HealthReport,
+    summary="Green only when NATS, Postgres and every service answer (the details for administrators)",
+    responses={503: {"model": HealthReport, "description": "Something is down: the details say what."}},
+)
+async def health(request: Request, call: Call, token: OptionalToken) -> JSONResponse:
+    bus = request.app.state.bus
+    services = await services_health(request)
     reported = [s.checks["postgres"] for s in services.values() if s.checks and "postgres" in s.checks]
     postgres = next((pg for pg in reported if pg != "ok"), "ok") if reported else "unknown"
     nats: Literal["ok", "down"] = "ok" if bus.connected else "down"
     ok = nats == "ok" and postgres == "ok" and all(s.status == "ok" for s in services.values())
     report = HealthReport(status="ok" if ok else "degraded", nats=nats, postgres=postgres, services=services)
+    if not await shows_details(request, call, token):
+        report = HealthReport(status=report.status)
     body: dict[str, Any] = report.model_dump(mode="json", exclude_none=True)
     return JSONResponse(body, status_code=200 if ok else 503)

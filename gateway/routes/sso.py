@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from contracts import Empty
-from contracts.auth import Ack, TokenPair
+from contracts.auth import Ack
 from contracts.identity import (
     EXTERNAL_GET,
     EXTERNAL_TOKEN,
@@ -34,7 +34,7 @@ from contracts.identity import (
 from ..bus import Call
 from ..errors import errors
 from ..transport import Token
-from .auth import with_cookies
+from .auth import BrowserSession, with_cookies
 
 router = APIRouter(tags=["auth"])
 
@@ -58,11 +58,12 @@ async def start(body: SsoStart, call: Call) -> SsoRedirect:
 
 @router.post(
     "/auth/sso/finish",
-    response_model=TokenPair,
-    summary="Finish a single sign-on with the provider's code and state: a session",
+    response_model=BrowserSession,
+    summary="Finish a single sign-on with the provider's code and state: session cookies (httpOnly), "
+    "no tokens in the body",
     responses=errors(401, 403, 404, 429),
 )
-async def finish(body: SsoFinish, call: Call, request: Request, response: Response) -> TokenPair:
+async def finish(body: SsoFinish, call: Call, request: Request, response: Response) -> BrowserSession:
     return with_cookies(request, response, await call(SSO_FINISH, body), sign_in=True)
 
 

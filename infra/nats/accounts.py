@@ -39,10 +39,12 @@ from contracts.documents import (
     DOCUMENT_ANALYZED,
     DOCUMENT_EXTRACTED,
     DOCUMENT_FAILED,
+    DOCUMENT_OCR_PROGRESS,
     DOCUMENT_PROCESSING,
     DOCUMENT_PROGRESS,
     DOCUMENT_UPLOADED,
     OBJECT_BUCKET,
+    OCR_ENGINES_BUCKET,
     SETTINGS_BUCKET,
     SETTINGS_CHANGED,
     SUPERSEDED_RUNS_BUCKET,
@@ -64,7 +66,12 @@ INTERNAL_SERVICES = ("extract",)
 # The text worker's own run markers (services/extraction/text/app.py RUNS_BUCKET; a unit test keeps them
 # equal without importing the PDF stack here).
 EXTRACT_RUNS_BUCKET = "extract_runs"
-BCRYPT_COST = 11
+# The passwords are random 192-bit tokens, which no bcrypt cost makes more or less guessable; the server
+# checks the hash on every connect and reconnect, in the client's read loop. At cost 11 a busy 2-core host
+# (the compose stack starting) took 2-7 s per connect, long enough for the server's first RTT PING to
+# overtake the handshake's PONG, which nats-py 2.16 mistakes for a finished handshake: the client then
+# never counts as connected (nats-server#1174, nats.py#93). Cost 6 checks in milliseconds.
+BCRYPT_COST = 6
 
 
 def rpcs_of(service: str, *, health: bool = False) -> tuple[Rpc[Any, Any], ...]:
@@ -111,6 +118,7 @@ def _needs() -> dict[str, Needs]:
             listens=(PERMISSIONS_CHANGED,),
             consumes=(
                 DOCUMENT_PROCESSING,
+                DOCUMENT_OCR_PROGRESS,
                 DOCUMENT_EXTRACTED,
                 DOCUMENT_ANALYZED,
                 DOCUMENT_FAILED,
@@ -122,15 +130,16 @@ def _needs() -> dict[str, Needs]:
             kv_write=(SUPERSEDED_RUNS_BUCKET,),
             objects_write=(OBJECT_BUCKET,),
         ),
-        # The preview Rpc re-checks the owner's app access itself (AppAccessGuard), as docs does.
+        # The preview Rpc re-checks the owner's app access itself (AppAccessGuard), as docs does. It reads
+        # the Documents settings (OCR) and announces what its OCR can read.
         "extract": Needs(
             calls=(ACCESS_CHECK,),
             listens=(PERMISSIONS_CHANGED,),
-            publishes=(DOCUMENT_PROCESSING, DOCUMENT_EXTRACTED, DOCUMENT_FAILED),
+            publishes=(DOCUMENT_PROCESSING, DOCUMENT_OCR_PROGRESS, DOCUMENT_EXTRACTED, DOCUMENT_FAILED),
             progress=(DOCUMENT_PROGRESS,),
             consumes=(DOCUMENT_UPLOADED,),
-            kv_write=(EXTRACT_RUNS_BUCKET,),
-            kv_read=(SUPERSEDED_RUNS_BUCKET,),
+            kv_write=(EXTRACT_RUNS_BUCKET, OCR_ENGINES_BUCKET),
+            kv_read=(SETTINGS_BUCKET, SUPERSEDED_RUNS_BUCKET),
             objects_write=(OBJECT_BUCKET,),
         ),
         "ai": Needs(
@@ -138,7 +147,7 @@ def _needs() -> dict[str, Needs]:
             progress=(DOCUMENT_PROGRESS,),
             consumes=(DOCUMENT_EXTRACTED,),
             kv_write=(SETTINGS_BUCKET,),
-            kv_read=(SUPERSEDED_RUNS_BUCKET,),
+            kv_read=(OCR_ENGINES_BUCKET, SUPERSEDED_RUNS_BUCKET),
             objects_read=(OBJECT_BUCKET,),
         ),
     }
@@ -174,6 +183,7 @@ def _durable_consumers(stream: str) -> set[str]:
     return {
         f"$JS.API.CONSUMER.CREATE.{stream}.>",
         f"$JS.API.CONSUMER.INFO.{stream}.>",
+        f"$JS.API.CONSUMER.LIST.{stream}",  # the consumers' lag (the documents service's System status)
         f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>",
         f"$JS.ACK.{stream}.>",
     }
@@ -319,7 +329,7 @@ def _hashes(data_dir: Path, passwords: dict[str, str]) -> dict[str, str]:
     for user, password in passwords.items():
         fingerprint = hashlib.sha256(password.encode()).hexdigest()
         cached = cache.get(user)
-        if not cached or cached[0] != fingerprint:
+        if not cached or cached[0] != fingerprint or not cached[1].startswith(f"$2b${BCRYPT_COST:02d}$"):
             cache[user] = [fingerprint, hash_password(password)]
         out[user] = cache[user][1]
     write_secret(path, json.dumps(cache))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.nats.accounts import hash_password, write_config
+from infra.nats.server import MAX_PAYLOAD
 from infra.secret_files import read_or_create_secret
 
 CLUSTER_NAME = "atrium"
@@ -59,7 +60,7 @@ def render_node(
             f"server_name: {json.dumps(node.name)}",
             f"listen: {json.dumps(f'{listen_host}:{node.client_port}')}",
             f"http: {json.dumps(f'{listen_host}:{node.monitor_port}')}",
-            "max_payload: 8MB",
+            f"max_payload: {MAX_PAYLOAD}",
             "jetstream {",
             f"  store_dir: {json.dumps(node.store_dir)}",
             f"  max_file_store: {max_file_store}",

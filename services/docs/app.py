@@ -12,6 +12,7 @@ from contracts.documents import (
     DOCUMENT_ANALYZED,
     DOCUMENT_EXTRACTED,
     DOCUMENT_FAILED,
+    DOCUMENT_OCR_PROGRESS,
     DOCUMENT_PROCESSING,
     DOCUMENT_PROGRESS,
     OBJECT_BUCKET,
@@ -23,12 +24,14 @@ from contracts.documents import (
 )
 from contracts.ops import STACK_RESTORED
 from contracts.permissions import AppManifest
+from contracts.streams import DOCUMENTS_STREAM
 from services.kit.apps import AppAccessGuard, announce_app
 from services.kit.bus import Service, ensure_object_store
 from services.kit.client import call
 from services.kit.config import ServiceSettings
 from services.kit.wiring import Consumer, EventTable, Loop, RpcTable
 
+from . import metrics as docs_metrics
 from . import tables
 from .blobs import NatsBlobs
 from .handlers import (
@@ -40,6 +43,7 @@ from .handlers import (
     housekeeping,
     pipeline,
     runs,
+    system,
     tasks,
     uploads,
 )
@@ -53,7 +57,7 @@ MANIFEST = AppManifest(
     icon="file-text",
     route="/documents",
     default_grant=True,
-    description="Upload PDFs, extract their text and fields, search and categorise them.",
+    description="Upload PDFs and scans, extract their text and fields, search and categorise them.",
 )
 
 RPCS: RpcTable[DocsDeps] = {
@@ -66,6 +70,7 @@ RPCS: RpcTable[DocsDeps] = {
     api.DOCUMENT_DELETE: files.delete_document,
     api.DOCUMENT_DOWNLOAD: files.download_document,
     api.DOCUMENT_PREVIEW: files.preview_page,
+    api.DOCUMENT_TEXT_LAYER: files.download_text_layer,
     api.DOCUMENT_REPROCESS: runs.reprocess_document,
     api.DOCUMENT_BULK: bulk.bulk,
     api.CATEGORY_LIST: categories.list_categories,
@@ -77,11 +82,14 @@ RPCS: RpcTable[DocsDeps] = {
     api.TASK_RETRY: tasks.retry_task,
     api.EVENTS_GRANT: documents.events_grant,
     api.DOCUMENT_REPLAY: runs.replay_documents,
+    api.SYSTEM_STATUS: system.system_status,
     api.DOCUMENT_EXPORT: export.export_documents,
     api.DOCUMENT_PAGES: export.document_pages,
 }
 EVENTS: EventTable[DocsDeps] = {
     DOCUMENT_PROCESSING: Consumer(pipeline.on_processing, "docs-processing", max_deliver=10),
+    # Progress of a run's OCR: a lost one only leaves an older page count shown until the next.
+    DOCUMENT_OCR_PROGRESS: Consumer(pipeline.on_ocr_progress, "docs-ocr", max_deliver=3),
     DOCUMENT_EXTRACTED: Consumer(pipeline.on_extracted, "docs-extracted", max_deliver=10),
     DOCUMENT_ANALYZED: Consumer(pipeline.on_analyzed, "docs-analyzed", max_deliver=10),
     DOCUMENT_FAILED: Consumer(pipeline.on_failed, "docs-failed", max_deliver=10),
@@ -91,7 +99,8 @@ EVENTS: EventTable[DocsDeps] = {
     SETTINGS_CHANGED: Consumer(housekeeping.record_settings_change, "docs-settings-audit", max_deliver=10),
 }
 LOOPS: list[Loop[DocsDeps]] = [
-    Loop("docs-retention", housekeeping.apply_retention, every_s=3600.0, run_at_start=True)
+    Loop("docs-retention", housekeeping.apply_retention, every_s=3600.0, run_at_start=True),
+    Loop("docs-metrics", docs_metrics.record, every_s=docs_metrics.EVERY_S, run_at_start=True),
 ]
 
 
@@ -112,6 +121,18 @@ async def make_deps(svc: Service) -> DocsDeps:
         # A first batch fetches the original and may start the worker's preview child: allow for both.
         return await call(svc.nc, PREVIEW_RENDER, cmd, token=token, timeout=60)  # type: ignore[no-any-return]
 
+    async def queues() -> list[api.QueueDepth]:
+        infos = await svc.js.consumers_info(DOCUMENTS_STREAM.name)
+        return [
+            api.QueueDepth(
+                consumer=i.name,
+                pending=i.num_pending or 0,
+                in_work=i.num_ack_pending or 0,
+                redelivered=i.num_redelivered or 0,
+            )
+            for i in sorted(infos, key=lambda i: i.name)
+        ]
+
     return DocsDeps(
         db=db,
         blobs=NatsBlobs(await ensure_object_store(svc.js, OBJECT_BUCKET, manage=True)),
@@ -122,6 +143,7 @@ async def make_deps(svc: Service) -> DocsDeps:
         render_previews=render_previews,
         mark_superseded=await superseded_marker(svc.js),
         reprocess_per_hour=int(os.environ.get("ATRIUM_REPROCESS_PER_HOUR", "100")),
+        queues=queues,
     )
 
 

@@ -10,7 +10,7 @@ from uuid import UUID
 from sqlalchemy import Row
 
 from contracts.docs_api import TaskKind, TaskStatus
-from contracts.documents import DocumentStatus, DocumentType, Stage
+from contracts.documents import DocumentStatus, DocumentType, MediaType, Stage
 
 AnyRow = Row[*tuple[Any, ...]]  # a row of any statement (read by column name)
 
@@ -46,6 +46,14 @@ class DocumentRow(SummaryRow, Protocol):
     object_name: str
     needs_ocr: bool
     preview_pages: int
+    media_type: MediaType
+    pdf_object: str | None
+    text_layer_object: str | None
+    ocr_pages: int
+    ocr_reason: str | None
+    ocr_engine: str | None
+    ocr_done: int | None
+    ocr_total: int | None
     pdf_metadata: dict[str, Any] | None
     fields: dict[str, dict[str, Any]]  # field name -> stored FieldValue
     rejected_categories: list[str]

@@ -5,8 +5,9 @@ started: it loads the stored value (defaults when the key is absent, so a fresh 
 offline `builtin` provider), then follows the key with a KV watch, so a change applies to the next
 document without a restart. Only the ai service writes (`ai.settings.update`).
 
-The API key is stored encrypted with AES-256-GCM under a key derived by HKDF-SHA256 from the
-platform secret (`ATRIUM_SECRET`); only its last four characters are kept in clear for display.
+The API keys (the AI provider's and the vision OCR provider's) are stored encrypted with AES-256-GCM under a
+key derived by HKDF-SHA256 from the platform secret (`ATRIUM_SECRET`), each bound to its field (the AEAD's
+associated data); only their last four characters are kept in clear for display.
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ import asyncio
 import logging
 from typing import Any
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from pydantic import ValidationError
 
 from contracts import Conflict, Invalid
 from contracts.documents import (
+    OCR_ENGINES_BUCKET,
+    OCR_ENGINES_TTL_S,
     SETTINGS_BUCKET,
     SETTINGS_KEY,
     DocumentsSettingsPublic,
     DocumentsSettingsStored,
     DocumentsSettingsUpdate,
+    OcrEngineInfo,
 )
 from services.kit.jetstream import ensure_kv
 from services.kit.logging import log_fields
@@ -33,23 +37,37 @@ from services.kit.validation import validation_details
 
 log = logging.getLogger("atrium.settings")
 
+API_KEY_AAD = b"atrium/settings/documents/api_key"
+OCR_KEY_AAD = b"atrium/settings/documents/ocr_api_key"
+
 
 def documents_secret_box(platform_secret: str) -> SecretBox:
-    """The box of the Documents API key (its key derivation and associated data as since v1)."""
+    """The box of the Documents API keys (key derivation and associated data as since v1); the OCR
+    provider's key is sealed in the same box under its own associated data (`OCR_KEY_AAD`)."""
     return SecretBox(
         platform_secret,
         purpose=b"documents api key",
-        aad=b"atrium/settings/documents/api_key",
+        aad=API_KEY_AAD,
         missing_hint="set it and restart the ai service",
     )
 
 
 def to_public(stored: DocumentsSettingsStored) -> DocumentsSettingsPublic:
-    data = stored.model_dump(exclude={"api_key_ciphertext", "api_key_last4", "revision"})
+    data = stored.model_dump(
+        exclude={
+            "api_key_ciphertext",
+            "api_key_last4",
+            "ocr_api_key_ciphertext",
+            "ocr_api_key_last4",
+            "revision",
+        }
+    )
     return DocumentsSettingsPublic(
         **data,
         api_key_set=bool(stored.api_key_ciphertext),
         api_key_last4=stored.api_key_last4 if stored.api_key_ciphertext else "",
+        ocr_api_key_set=bool(stored.ocr_api_key_ciphertext),
+        ocr_api_key_last4=stored.ocr_api_key_last4 if stored.ocr_api_key_ciphertext else "",
     )
 
 
@@ -75,7 +93,7 @@ def apply_update(
     only switching to the builtin extractor, which sends nothing anywhere, keeps it unused."""
     changes = {
         k: v
-        for k, v in update.model_dump(exclude={"api_key"}, exclude_unset=True).items()
+        for k, v in update.model_dump(exclude={"api_key", "ocr_api_key"}, exclude_unset=True).items()
         if v is not None or k in CLEARABLE
     }
     if (
@@ -89,10 +107,14 @@ def apply_update(
             "remove it): the saved key is only sent where it was entered for.",
             [{"field": "api_key", "message": "required when the provider or base URL changes"}],
         )
-    if update.api_key is not None:
-        clear = update.api_key.get_secret_value().strip()
-        changes["api_key_ciphertext"] = box.encrypt(clear) if clear else ""
-        changes["api_key_last4"] = clear[-4:] if len(clear) >= 8 else ""
+    for secret, prefix, aad in (
+        (update.api_key, "api_key", API_KEY_AAD),
+        (update.ocr_api_key, "ocr_api_key", OCR_KEY_AAD),
+    ):
+        if secret is not None:
+            clear = secret.get_secret_value().strip()
+            changes[f"{prefix}_ciphertext"] = box.encrypt(clear, aad) if clear else ""
+            changes[f"{prefix}_last4"] = clear[-4:] if len(clear) >= 8 else ""
     try:
         return DocumentsSettingsStored.model_validate(
             {**stored.model_dump(), **changes, "revision": stored.revision + 1}
@@ -187,6 +209,28 @@ class SettingsStore:
     def api_key(self, stored: DocumentsSettingsStored | None = None) -> str:
         stored = stored or self.current
         return self.box.decrypt(stored.api_key_ciphertext) if stored.api_key_ciphertext else ""
+
+    def ocr_api_key(self, stored: DocumentsSettingsStored | None = None) -> str:
+        """The vision OCR provider's key; without one, the AI provider's when it is the same provider."""
+        stored = stored or self.current
+        if stored.ocr_api_key_ciphertext:
+            return self.box.decrypt(stored.ocr_api_key_ciphertext, OCR_KEY_AAD)
+        return self.api_key(stored) if stored.ocr_provider == stored.provider else ""
+
+    async def ocr_engines(self) -> list[OcrEngineInfo]:
+        """What the running text workers announced they can read (`OCR_ENGINES_BUCKET`, one key each)."""
+        kv = await ensure_kv(self.js, OCR_ENGINES_BUCKET, ttl_s=OCR_ENGINES_TTL_S)
+        try:
+            keys = await kv.keys()
+        except NoKeysError:
+            return []
+        found = []
+        for key in keys:
+            try:
+                found.append(OcrEngineInfo.model_validate_json((await kv.get(key)).value or b""))
+            except (KeyNotFoundError, ValidationError):
+                continue  # expired meanwhile, or not ours to read
+        return found
 
     # ---- writing (the ai service only) ----------------------------------------------------------
     async def update(self, update: DocumentsSettingsUpdate) -> DocumentsSettingsStored:

@@ -67,6 +67,17 @@ documents = Table(
         "preview_pages", Integer, nullable=False, server_default=text("0")
     ),  # PNGs of pages 1..n, this run
     Column("pdf_metadata", JSONB),
+    # OCR (migration 0010): the original's media type (an image is kept as uploaded), the PDF the text worker
+    # made of an image, the current run's PDF with text layer, pages OCR read / why not / with what, and
+    # its progress while the status is `ocr` (pages done of total).
+    Column("media_type", String(32), nullable=False, server_default="application/pdf"),
+    Column("pdf_object", String(200)),
+    Column("text_layer_object", String(200)),
+    Column("ocr_pages", Integer, nullable=False, server_default=text("0")),
+    Column("ocr_reason", Text),
+    Column("ocr_engine", String(200)),
+    Column("ocr_done", Integer),
+    Column("ocr_total", Integer),
     Column("document_type", String(32)),
     Column("title", String(300)),
     Column("document_date", Date),
@@ -117,6 +128,7 @@ pages = Table(
     Column("number", Integer, primary_key=True),
     Column("text", Text, nullable=False),
     Column("tables", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("ocr", JSONB),  # `PageOcrPublic` of a page that needed OCR (migration 0010)
     Column("search", TSVECTOR),  # generated: PAGE_SEARCH_EXPRESSION (migration 0008)
 )
 

@@ -38,6 +38,7 @@ from contracts import (
 from contracts.auth import AUTH_STATE_BUCKET, AUTH_STATE_PUSH, JWKS, AuthStateEntry, Jwks
 from contracts.base import Event, Rpc, Stream
 
+from . import metrics
 from .client import call
 from .config import ServiceSettings, nats_servers, service_concurrency
 from .context import Ctx
@@ -70,6 +71,7 @@ log = logging.getLogger("atrium.bus")
 
 RETRY_DELAYS_S = (2.0, 5.0, 15.0, 30.0, 60.0)
 RELAY_IDLE_S = 1.0  # the outbox relay looks for rows other processes wrote at least this often
+CONSUMER_METRICS_EVERY_S = 10.0  # how often a service reads its consumers' lag for its metrics
 
 
 class RequestContextMiddleware(BaseMiddleware):
@@ -185,6 +187,7 @@ class Service:
         self._make_deps: DepsFactory[Any] | None = None
         self._deps: Any = None
         self.started_at = time.monotonic()
+        self.durables: list[tuple[str, str]] = []  # (stream, durable) of its consumers, for metrics
         self._stopped = False
         # Requests handled at once, over all Rpc subjects: as many as the database pool's connections
         # (services.kit.db), so none waits for a connection. Health checks do not queue behind them.
@@ -214,6 +217,11 @@ class Service:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        if not self.nc.is_connected:
+            # nats-py 2.16 returns from connect() when the server's first PING overtakes the handshake's PONG
+            # (a slow server: nats-server#1174) and then never counts as connected; every request would time
+            # out. Only a new connection helps: exit, and the supervisor (compose, ./atrium up) restarts us.
+            raise ConnectionError("the NATS handshake did not complete; restart the service to connect anew")
         await ensure_streams(self.js, self.streams)
         await self.build_deps()
         for hook in self.on_startup:
@@ -227,7 +235,12 @@ class Service:
         # task, so the first PONG proves nothing; by then the flusher has written them: the second does.
         await self.nc.flush(timeout=5)
         await self.nc.flush(timeout=5)
+        if self.durables:
+            self.loops.add(
+                "consumer-metrics", self._consumer_metrics, CONSUMER_METRICS_EVERY_S, run_at_start=True
+            )
         self.loops.start()
+        metrics.expose(self.name, self.settings.data_dir)
         log_fields(log, logging.INFO, "service started", service=self.name)
 
     async def stop(self) -> None:
@@ -256,6 +269,9 @@ class Service:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await self.stop()
+
+    async def _consumer_metrics(self) -> None:
+        await metrics.record_consumers(self.name, self.js, self.durables)
 
     async def _health(self, _: Empty, ctx: Ctx) -> HealthReply:
         checks: dict[str, str] = {"nats": "ok" if self.nc and self.nc.is_connected else "down"}
@@ -347,6 +363,7 @@ class Service:
         """The service's database (its own schema and role), with its health check and disposal."""
         db = Database(self.settings.database_url, self.settings.schema)
         self.health_checks["postgres"] = db.ping
+        metrics.watch_pool(self.name, db.engine)
         self.on_shutdown.append(db.dispose)
         return db
 
@@ -430,11 +447,15 @@ class Service:
                         errors=validation_details(err),
                     )
                     await raw.term()
+                    metrics.observe_event(self.name, desc.subject, "malformed")
                     return
+                started = time.perf_counter()
                 try:
                     await handler(event, ctx)
                 except Exception as exc:
+                    took = time.perf_counter() - started
                     if attempt >= max_deliver:
+                        metrics.observe_event(self.name, desc.subject, "gave_up", took)
                         log_fields(
                             log,
                             logging.ERROR,
@@ -463,10 +484,13 @@ class Service:
                             error=repr(exc),
                         )
                         await raw.nak(delay=delay)
+                        metrics.observe_event(self.name, desc.subject, "retry", took)
                     return
                 await raw.ack()
+                metrics.observe_event(self.name, desc.subject, "ok", time.perf_counter() - started)
 
             subscriber.__name__ = f"on_{durable}"
+            self.durables.append((desc.stream, durable))
             self.broker.subscriber(
                 desc.subject,
                 stream=JStream(desc.stream, declare=False),

@@ -35,6 +35,7 @@ from pydantic import BaseModel
 from contracts import AtriumError, Header, Internal, Unavailable
 from contracts.base import Rpc
 
+from . import metrics
 from .context import Ctx
 from .envelope import error_envelope, ok_envelope
 from .logging import log_fields, request_id_var
@@ -175,6 +176,8 @@ class RpcServer:
                 log.warning("%s: %s (%s)", desc.subject, failed.message, type(exc).__name__)
             code, body = failed.code.value, error_envelope(failed)
         if route.slotted:
+            elapsed = time.perf_counter() - started
+            metrics.observe_rpc(self.service, desc.subject, code or "ok", elapsed)
             log_fields(
                 log,
                 logging.WARNING if code else logging.INFO,
@@ -182,7 +185,7 @@ class RpcServer:
                 subject=desc.subject,
                 ok=code is None,
                 code=code,
-                ms=round((time.perf_counter() - started) * 1000, 1),
+                ms=round(elapsed * 1000, 1),
             )
         request_id_var.reset(token)
         return body, rid

@@ -54,18 +54,19 @@ class SecretBox:
             )
         return self._aead
 
-    def encrypt(self, plaintext: str) -> str:
+    def encrypt(self, plaintext: str, aad: bytes | None = None) -> str:
+        """Sealed under this box's associated data, or `aad` for a second secret of the same purpose."""
         nonce = os.urandom(12)
-        sealed = self._require().encrypt(nonce, plaintext.encode(), self._aad)
+        sealed = self._require().encrypt(nonce, plaintext.encode(), self._aad if aad is None else aad)
         return f"{CIPHER_VERSION}:" + base64.urlsafe_b64encode(nonce + sealed).decode()
 
-    def decrypt(self, ciphertext: str) -> str:
+    def decrypt(self, ciphertext: str, aad: bytes | None = None) -> str:
         """The clear secret, or "" when it cannot be opened (another platform secret, tampering)."""
         version, _, body = ciphertext.partition(":")
         if version != CIPHER_VERSION or self._aead is None:
             return ""
         try:
             raw = base64.urlsafe_b64decode(body.encode())
-            return self._aead.decrypt(raw[:12], raw[12:], self._aad).decode()
+            return self._aead.decrypt(raw[:12], raw[12:], self._aad if aad is None else aad).decode()
         except (InvalidTag, ValueError):
             return ""

@@ -60,7 +60,7 @@ async def test_admin_changes_role_and_active_flag_and_starts_a_reset(
     token = await mail_token(stack, new_user.email, "reset")
 
     user_page = await browsing.new_page()
-    await user_page.goto(f"/reset-password?token={token}")
+    await user_page.goto(f"/reset-password#token={token}")
     await user_page.get_by_label("New password").fill(NEW_PASSWORD)
     await user_page.get_by_role("button", name="Set password").click()
     await user_page.wait_for_url(re.compile(r"/sign-in\?reason=reset"))

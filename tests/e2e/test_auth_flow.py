@@ -42,7 +42,7 @@ async def test_register_verify_sign_in_and_out(stack: Stack, browsing: Browsing)
     await page.get_by_text("Account created").wait_for()
 
     token = await mail_token(stack, email_address, "confirm")
-    await page.goto(f"/verify-email?token={token}")
+    await page.goto(f"/verify-email#token={token}")
     await page.get_by_text("Your email address is verified").wait_for()
 
     await sign_in(page, email_address, remember=True)

@@ -28,6 +28,7 @@ PAGES = [
     ("admin-permissions", "/admin/permissions", "App permissions"),
     ("admin-documents-settings", "/admin/documents", "Documents settings"),
     ("admin-audit", "/admin/audit", "Audit log"),
+    ("admin-system", "/admin/system", "System"),
 ]
 
 

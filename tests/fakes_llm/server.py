@@ -7,11 +7,17 @@ the builtin rules, so answers depend on the input. A test scripts the next answe
 `queue(...)`: "ok", "429" (with Retry-After), "500", "slow" (longer than the client's timeout),
 "not_json" (the model's answer is not JSON), "wrong_fields" (JSON that breaks the schema) and
 "broken_body" (HTTP 200 whose body is not JSON). Every request is recorded for assertions.
+
+A request carrying an image (vision OCR: Anthropic's `image` block, OpenAI's `image_url` data URL,
+Ollama's `images`) is answered with the image's text as Tesseract reads it, so the answer depends on the
+picture sent; `images` keeps each decoded image for assertions (format, size).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import time
 import uuid
@@ -44,6 +50,7 @@ class FakeLLM:
     retry_after_s: int = 1
     script: deque[str] = field(default_factory=deque)
     requests: list[Seen] = field(default_factory=list)
+    images: list[Any] = field(default_factory=list)  # PIL images received for vision OCR
     base_url: str = ""
     port: int = 0  # kept across a stop and start: the provider comes back where it was
     _server: Any = None
@@ -109,8 +116,11 @@ class FakeLLM:
             if behaviour == "broken_body":
                 return PlainTextResponse("<html>gateway hiccup</html>", media_type="application/json")
             text = _text_of(body["messages"][-1]["content"])
-            if not analysis:
-                content: list[dict[str, Any]] = [{"type": "text", "text": "pong"}]
+            picture = _image_of(body["messages"][-1]["content"])
+            if picture is not None:
+                content: list[dict[str, Any]] = [{"type": "text", "text": await self._read(picture)}]
+            elif not analysis:
+                content = [{"type": "text", "text": "pong"}]
             elif behaviour == "not_json":
                 content = [{"type": "text", "text": "Sure! The invoice total is probably 12 euros."}]
             else:
@@ -157,7 +167,10 @@ class FakeLLM:
             if behaviour == "broken_body":
                 return PlainTextResponse('{"id": "chatcmpl-1", "choi', media_type="application/json")
             text = _text_of(body["messages"][-1]["content"])
-            content = self._content(behaviour, text, analysis)
+            picture = _image_of(body["messages"][-1]["content"])
+            content = (
+                await self._read(picture) if picture is not None else self._content(behaviour, text, analysis)
+            )
             prompt_tokens = _tokens(*(str(m.get("content", "")) for m in body["messages"]))
             return JSONResponse(
                 {
@@ -199,11 +212,15 @@ class FakeLLM:
             if behaviour == "broken_body":
                 return PlainTextResponse("not json at all", media_type="application/json")
             text = _text_of(body["messages"][-1]["content"])
+            images = body["messages"][-1].get("images") or []
+            answer = (
+                await self._read(_decode(images[0])) if images else self._content(behaviour, text, analysis)
+            )
             return JSONResponse(
                 {
                     "model": body.get("model") or self.model,
                     "created_at": "2024-01-01T00:00:00Z",
-                    "message": {"role": "assistant", "content": self._content(behaviour, text, analysis)},
+                    "message": {"role": "assistant", "content": answer},
                     "done": True,
                     "done_reason": "stop",
                     "prompt_eval_count": _tokens(*(str(m.get("content", "")) for m in body["messages"])),
@@ -225,6 +242,11 @@ class FakeLLM:
             await asyncio.sleep(self.slow_s)
         return behaviour
 
+    async def _read(self, picture: Any) -> str:
+        """The vision "model": Tesseract on the picture as it arrived."""
+        self.images.append(picture)
+        return await asyncio.to_thread(_tesseract, picture)
+
     def _retry_headers(self, behaviour: str) -> dict[str, str]:
         return {"retry-after": str(self.retry_after_s)} if behaviour == "429" else {}
 
@@ -240,6 +262,37 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def _decode(data: str) -> Any:
+    from PIL import Image
+
+    if data.startswith("data:"):
+        data = data.split(",", 1)[1]
+    picture = Image.open(io.BytesIO(base64.b64decode(data)))
+    picture.load()
+    return picture
+
+
+def _image_of(content: Any) -> Any:
+    """The picture in an Anthropic or OpenAI message's content blocks, decoded (None when there is none)."""
+    if isinstance(content, str):
+        return None
+    for part in content:
+        if part.get("type") == "image" and part.get("source", {}).get("type") == "base64":
+            return _decode(part["source"]["data"])
+        if part.get("type") == "image_url":
+            return _decode(part["image_url"]["url"])
+    return None
+
+
+def _tesseract(picture: Any) -> str:
+    import tesserocr
+
+    from services.extraction.ocr.tessdata import prepare
+
+    data = prepare(("eng",))
+    return str(tesserocr.image_to_text(picture.convert("L"), lang="eng", path=data.path)).strip()
 
 
 def _tokens(*texts: str) -> int:

@@ -67,7 +67,7 @@ async def test_https_cookies_are_secure_and_prefixed(stack: Stack, new_user: App
         async with httpx.AsyncClient(
             transport=transport, base_url="https://atrium.example/api/v1"
         ) as browser:
-            r = await browser.post("/auth/login", json={"email": new_user.email, "password": PASSWORD})
+            r = await browser.post("/auth/session", json={"email": new_user.email, "password": PASSWORD})
             assert r.status_code == 200
             cookies = {c.split("=", 1)[0]: c for c in r.headers.get_list("set-cookie")}
             access, refresh, csrf = (

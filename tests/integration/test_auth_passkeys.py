@@ -11,7 +11,7 @@ import httpx
 
 from tests.conftest import PASSWORD, AppUser, Stack, register_and_login
 from tests.integration.passkey_authenticator import SoftAuthenticator
-from tests.integration.test_auth_support import mails_to
+from tests.integration.test_auth_support import browser_session, mails_to
 
 
 def authenticator() -> SoftAuthenticator:
@@ -39,9 +39,12 @@ async def passkey_sign_in(http: httpx.AsyncClient, soft: SoftAuthenticator, **kw
     assert r.status_code == 200, r.text
     ceremony = r.json()
     credential = soft.get(ceremony["options"], **kwargs)
-    return await http.post(
+    r = await http.post(
         "/auth/login/passkey", json={"ceremony_id": ceremony["ceremony_id"], "credential": credential}
     )
+    if r.status_code == 200:
+        browser_session(r)  # cookies only, no token in the body
+    return r
 
 
 async def test_register_several_name_and_rename_them(http: httpx.AsyncClient, new_user: AppUser) -> None:
@@ -95,11 +98,10 @@ async def test_sign_in_with_a_passkey_alone(http: httpx.AsyncClient, new_user: A
     body = {"ceremony_id": ceremony["ceremony_id"], "credential": assertion}
     r = await http.post("/auth/login/passkey", json=body)
     assert r.status_code == 200, r.text
-    pair = r.json()
-    assert pair["user"]["id"] == new_user.id and pair["refresh_expires_in"] > 7 * 24 * 3600
-    assert (
-        await http.get("/auth/me", headers={"Authorization": f"Bearer {pair['access_token']}"})
-    ).status_code == 200
+    session = r.json()
+    assert session["user"]["id"] == new_user.id and session["refresh_expires_in"] > 7 * 24 * 3600
+    me = await http.get("/auth/me", headers=browser_session(r))
+    assert me.status_code == 200 and me.json()["id"] == new_user.id
     assert (await http.post("/auth/login/passkey", json=body)).status_code == 401  # the ceremony is spent
     listed = (await http.get("/auth/passkeys", headers=new_user.headers)).json()["items"]
     assert listed[0]["last_used_at"] is not None
@@ -144,6 +146,8 @@ async def test_a_passkey_as_the_second_factor(http: httpx.AsyncClient, new_user:
     r = await http.post("/auth/login/second-step", json=step)
     assert r.status_code == 200, r.text
     assert r.json()["user"]["id"] == new_user.id
+    me = await http.get("/auth/me", headers=browser_session(r))
+    assert me.status_code == 200 and me.json()["id"] == new_user.id
 
 
 async def test_removing_a_passkey_needs_the_password_and_is_mailed(

@@ -258,7 +258,7 @@ async def test_oauth2_form_login(http: httpx.AsyncClient, new_user: AppUser) -> 
 async def test_cookie_session_with_csrf(stack: Stack, new_user: AppUser) -> None:
     async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1") as browser:
         browser.cookies.set("atrium_csrf", "planted-by-an-attacker", domain="127.0.0.1")
-        r = await browser.post("/auth/login", json={"email": new_user.email, "password": PASSWORD})
+        r = await browser.post("/auth/session", json={"email": new_user.email, "password": PASSWORD})
         assert r.status_code == 200
         set_cookies = r.headers.get_list("set-cookie")
         access = next(c for c in set_cookies if c.startswith("atrium_access="))

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from services.auth.tables import sso_providers
 from services.kit.db import Database
 from tests.conftest import AppUser, Stack, register_and_login, unique_email
+from tests.integration.test_auth_support import browser_session
 from tests.oidc.harness import CLIENT_SECRET, OidcProvider, provider_settings
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -52,9 +53,12 @@ async def start(http: httpx.AsyncClient, provider_id: str, **extra: Any) -> str:
 
 
 async def finish(http: httpx.AsyncClient, provider_id: str, back: dict[str, str]) -> httpx.Response:
-    return await http.post(
+    r = await http.post(
         "/auth/sso/finish", json={"provider": provider_id, "state": back["state"], "code": back["code"]}
     )
+    if r.status_code == 200:
+        browser_session(r)  # cookies only, no token in the body
+    return r
 
 
 def with_query(url: str, **changes: str) -> str:
@@ -104,6 +108,8 @@ async def test_an_existing_account_is_linked_by_its_verified_email(
     r = await finish(http, "testidp", back)
     assert r.status_code == 200, r.text
     assert r.json()["user"]["id"] == user.id and r.json()["refresh_expires_in"] > 7 * 24 * 3600
+    me = await http.get("/auth/me", headers=browser_session(r))
+    assert me.status_code == 200 and me.json()["id"] == user.id
     # the state is single use
     again = await finish(http, "testidp", back)
     assert again.status_code == 401 and again.json()["error"]["details"] == {"reason": "state"}

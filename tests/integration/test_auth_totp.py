@@ -14,7 +14,7 @@ from services.auth import totp
 from services.auth.tables import recovery_codes, totp_factors
 from services.kit.db import Database
 from tests.conftest import PASSWORD, AppUser, Stack, register_and_login
-from tests.integration.test_auth_support import mails_to
+from tests.integration.test_auth_support import browser_session, mails_to
 
 
 async def enrol(http: httpx.AsyncClient, user: AppUser) -> tuple[str, list[str]]:
@@ -38,9 +38,12 @@ async def password_step(http: httpx.AsyncClient, user: AppUser, **extra: Any) ->
 
 
 async def second(http: httpx.AsyncClient, step_token: str, method: str, code: str) -> httpx.Response:
-    return await http.post(
+    r = await http.post(
         "/auth/login/second-step", json={"step_token": step_token, "method": method, "code": code}
     )
+    if r.status_code == 200:
+        browser_session(r)  # cookies only, no token in the body
+    return r
 
 
 async def test_enrolment_shows_a_qr_code_and_needs_a_right_first_code(
@@ -100,19 +103,43 @@ async def test_sign_in_asks_for_the_code_and_refuses_a_replayed_one(
     assert r.status_code == 401 and r.json()["error"]["details"]["reason"] == "wrong_second_factor"
     r = await second(http, details["step_token"], "totp", totp.code_at(secret, step + 1))
     assert r.status_code == 200, r.text
-    pair = r.json()
+    session = r.json()
     assert (
-        pair["user"]["id"] == new_user.id and pair["refresh_expires_in"] > 7 * 24 * 3600
+        session["user"]["id"] == new_user.id and session["refresh_expires_in"] > 7 * 24 * 3600
     )  # remember_me kept
-    assert (
-        await http.get("/auth/me", headers={"Authorization": f"Bearer {pair['access_token']}"})
-    ).status_code == 200
+    me = await http.get("/auth/me", headers=browser_session(r))
+    assert me.status_code == 200 and me.json()["id"] == new_user.id
     # the step token is single use, and the code is spent
     again = await second(http, details["step_token"], "totp", totp.code_at(secret, step + 1))
     assert again.status_code == 401 and again.json()["error"]["details"]["reason"] == "step_expired"
     fresh = await password_step(http, new_user)
     r = await second(http, fresh["step_token"], "totp", totp.code_at(secret, step + 1))
     assert r.status_code == 401
+
+
+async def test_an_api_client_finishes_the_second_step_with_the_pair_and_no_cookies(
+    stack: Stack, new_user: AppUser
+) -> None:
+    async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1") as api:
+        secret, _ = await enrol(api, new_user)
+        details = await password_step(api, new_user)
+        assert not api.cookies  # POST /auth/login is the API clients' path: no cookies, even on its 401
+        body = {
+            "step_token": details["step_token"],
+            "method": "totp",
+            "code": totp.code_at(secret, totp.current_step() + 1),
+        }
+        r = await api.post("/auth/login/second-step/tokens", json=body)
+        assert r.status_code == 200, r.text
+        assert not r.headers.get_list("set-cookie") and not api.cookies
+        pair = r.json()
+        me = await api.get("/auth/me", headers={"Authorization": f"Bearer {pair['access_token']}"})
+        assert me.status_code == 200 and me.json()["id"] == new_user.id
+        r = await api.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+        assert r.status_code == 200 and r.json()["access_token"]
+        # the step token was spent by the API path: the browser path cannot use it again
+        r = await api.post("/auth/login/second-step", json=body)
+        assert r.status_code == 401 and r.json()["error"]["details"]["reason"] == "step_expired"
 
 
 async def test_the_same_code_racing_on_two_sign_ins_passes_once(

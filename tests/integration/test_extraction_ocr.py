@@ -41,8 +41,8 @@ async def test_a_scan_is_ocred_with_words_and_a_text_layer_object(
     assert isinstance(done, DocumentExtracted), done
     assert not done.needs_ocr and done.ocr_pages == 1 and not done.ocr_reason and done.chars > 500
     assert done.text_layer_object == text_layer_object_name(event.document_id, event.run_id)
-    ocr_progress = [p["message"] for p in outcomes.progress[event.document_id] if "OCR" in p["message"]]
-    assert ocr_progress == ["OCR page 1 of 1 done"]
+    ocr_progress = [(p.done, p.total, p.attempt) for p in outcomes.ocr[event.document_id]]
+    assert ocr_progress == [(0, 1, 1), (1, 1, 1)]  # started, then each page read
 
     result = await stored_result(stack, done)
     page = result.pages[0]
@@ -51,6 +51,7 @@ async def test_a_scan_is_ocred_with_words_and_a_text_layer_object(
     assert result.ocr and result.ocr.pages == [1] and result.ocr.engine.startswith("tesseract 5")
     assert result.ocr.text_layer_object == done.text_layer_object
     assert {"render", "prepare", "recognize", "text_layer"} <= set(result.ocr.step_seconds)
+    assert page.ocr.engine == result.ocr.engine == done.ocr_engine and page.ocr.word_boxes
 
     layered = await object_bytes(stack, done.text_layer_object)
     pdf = pdfium.PdfDocument(io.BytesIO(layered))

@@ -20,12 +20,14 @@ from contracts import Header
 from contracts.documents import (
     DOCUMENT_EXTRACTED,
     DOCUMENT_FAILED,
+    DOCUMENT_OCR_PROGRESS,
     DOCUMENT_PROCESSING,
     DOCUMENT_PROGRESS,
     DOCUMENT_UPLOADED,
     OBJECT_BUCKET,
     DocumentExtracted,
     DocumentFailed,
+    DocumentOcrProgress,
     DocumentUploaded,
     ExtractionResult,
 )
@@ -48,6 +50,7 @@ class Outcomes:
     failed: dict[uuid.UUID, list[DocumentFailed]] = field(default_factory=dict)
     processing: dict[uuid.UUID, list[dict[str, Any]]] = field(default_factory=dict)
     progress: dict[uuid.UUID, list[dict[str, Any]]] = field(default_factory=dict)
+    ocr: dict[uuid.UUID, list[DocumentOcrProgress]] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def terminal(
@@ -95,7 +98,12 @@ async def outcomes(stack: Stack) -> AsyncIterator[Outcomes]:
         if d["stage"] == "extract" and d["status"] == "extracting" and d.get("page") is not None:
             keep(out.progress, d, uuid.UUID(d["document_id"]))
 
+    async def on_ocr(msg: Any) -> None:
+        e = DocumentOcrProgress.model_validate_json(msg.data)
+        keep(out.ocr, e, e.document_id)
+
     subs = [
+        await stack.nc.subscribe(DOCUMENT_OCR_PROGRESS.subject, cb=on_ocr),
         await stack.nc.subscribe(DOCUMENT_EXTRACTED.subject, cb=on_extracted),
         await stack.nc.subscribe(DOCUMENT_FAILED.subject, cb=on_failed),
         await stack.nc.subscribe(DOCUMENT_PROCESSING.subject, cb=on_processing),

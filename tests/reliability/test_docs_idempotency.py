@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import func, select
 
 from contracts import Header
@@ -97,3 +98,29 @@ async def test_extracted_event_redelivered_records_one_extraction(stack: Stack, 
     assert tuple(after) == tuple(before)  # the first delivery's record stands
     doc = await h.get(stack, new_user, d.id)
     assert doc.status == "ready" and doc.sender == "Once"  # not sent back to "analyzing"
+
+
+@pytest.mark.parametrize("analysis_first", [True, False])
+@pytest.mark.parametrize(("needs_ocr", "final"), [(True, "needs_ocr"), (False, "ready")])
+async def test_a_run_ends_in_one_state_whichever_event_is_recorded_first(
+    stack: Stack, new_user: AppUser, analysis_first: bool, needs_ocr: bool, final: str
+) -> None:
+    """The AI worker reads the extraction from the stream, so its answer may be recorded before the
+    extraction. Seen with compose on a busy host: a scanned run then showed `ready` without text, and
+    only later `needs_ocr`."""
+    d = (await h.create(stack, new_user, "scan.pdf")).document
+    owner = uuid.UUID(new_user.id)
+    text = "" if needs_ocr else "some text"
+    steps = [
+        lambda: h.analyzed(stack, d.id, owner, d.run_id),
+        lambda: h.extracted(stack, d.id, owner, d.run_id, [text], needs_ocr=needs_ocr),
+    ]
+    if analysis_first:
+        await steps[0]()
+        assert (await h.get(stack, new_user, d.id)).status not in ("ready", "needs_ocr")
+        await steps[1]()
+    else:
+        await steps[1]()
+        await steps[0]()
+    doc = await h.get(stack, new_user, d.id)
+    assert (doc.status, doc.needs_ocr) == (final, needs_ocr)

@@ -31,10 +31,8 @@ async def test_worker_killed_mid_ocr_is_redelivered_and_completed(
     try:
         event = await upload(stack, SCANNED / "scan_invoice_10p.pdf")
 
-        def ocr_pages_done() -> list[str]:
-            return [
-                p["message"] for p in outcomes.progress.get(event.document_id, []) if "OCR" in p["message"]
-            ]
+        def ocr_pages_done() -> list[int]:
+            return [p.done for p in outcomes.ocr.get(event.document_id, []) if p.done]
 
         while not ocr_pages_done():  # the first page is recognised; nine are still to come
             outcomes.changed.clear()

@@ -25,7 +25,7 @@ from contracts.auth import ADMIN_LIST_USERS, ADMIN_UPDATE_USER, ME, AdminUpdateU
 from services.auth.tables import users
 from services.kit.client import call
 from services.kit.db import Database
-from tests.conftest import PASSWORD, AppUser, Stack, register_and_login
+from tests.conftest import PASSWORD, AppUser, Stack, register_and_login, unique_email
 from tests.integration.test_auth_support import signing_key
 
 ATTACKER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -171,10 +171,14 @@ async def test_forged_admin_token_on_the_bus_changes_nothing(
 
 
 async def test_extra_fields_on_the_bus_are_refused(
-    stack: Stack, new_admin: AppUser, new_user: AppUser, auth_db: Database
+    stack: Stack, http: httpx.AsyncClient, new_admin: AppUser, auth_db: Database
 ) -> None:
+    email = unique_email()  # an account whose address is not confirmed: email_verified could change
+    r = await http.post("/auth/register", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    user_id = r.json()["id"]
     payload = json.dumps(
-        {"user_id": new_user.id, "role": "user", "email_verified": True, "email": "taken@example.com"}
+        {"user_id": user_id, "role": "user", "email_verified": True, "email": "taken@example.com"}
     ).encode()
     msg = await stack.nc.request(
         ADMIN_UPDATE_USER.subject,
@@ -185,8 +189,8 @@ async def test_extra_fields_on_the_bus_are_refused(
     reply = json.loads(msg.data)
     assert reply["ok"] is False and reply["error"]["code"] == "invalid"
     async with auth_db.session() as s:
-        row = (await s.execute(select(users).where(users.c.id == new_user.id))).one()
-    assert (row.email, row.email_verified) == (new_user.email, False)
+        row = (await s.execute(select(users).where(users.c.id == user_id))).one()
+    assert (row.email, row.email_verified) == (email, False)
 
 
 async def test_deactivated_and_demoted_tokens_refused_on_the_bus(

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import pytest
 import yaml
 
 from infra import catalog
@@ -28,11 +29,22 @@ def test_only_web_publishes_a_port_and_the_backend_is_internal() -> None:
     doc = load()
     published = {name for name, svc in doc["services"].items() if svc.get("ports")}
     assert published == {"web"}
-    assert doc["networks"]["internal"]["internal"] is True
+    assert doc["networks"]["internal"]["internal"] is True and doc["networks"]["front"]["internal"] is True
     for name, svc in doc["services"].items():
-        assert "internal" in svc["networks"], name
-        if name != "web":
+        if name == "web":  # nginx reaches the gateway over `front` and nothing else of the backend
+            assert svc["networks"] == ["front", "edge"], name
+        elif name == "gateway":
+            assert svc["networks"] == ["internal", "front"], name
+        else:
             assert svc["networks"] == ["internal"], f"{name} must not reach the edge network"
+
+
+def test_the_gateway_trusts_forwarded_addresses_from_nginx_network_only() -> None:
+    """Issue 13 item 1: the gateway believes X-Forwarded-For from `front` (nginx's network), not from the
+    backend network nor the world."""
+    doc = load()
+    subnet = doc["networks"]["front"]["ipam"]["config"][0]["subnet"]
+    assert doc["services"]["gateway"]["environment"]["ATRIUM_TRUSTED_PROXIES"] == subnet
 
 
 def test_containers_are_unprivileged() -> None:
@@ -57,3 +69,78 @@ def test_every_catalog_service_has_a_container() -> None:
     for spec in catalog.SERVICES:
         assert spec.name in services, f"{spec.name} is missing from compose.yaml"
         assert spec.module in " ".join(services[spec.name]["command"])
+
+
+def _mounts(svc: dict) -> dict[str, str]:
+    """{target: volume} of a service's named-volume mounts."""
+    out = {}
+    for m in svc.get("volumes", []):
+        source, target = m.split(":")[:2]
+        out[target] = source
+    return out
+
+
+def test_each_process_mounts_only_the_credentials_migrate_hands_it() -> None:
+    from infra.handout import NATS_SERVER, processes
+
+    doc = load()
+    handed = _mounts(doc["services"]["migrate"])
+    for name in processes():
+        volume = handed.get(f"/var/lib/atrium-processes/{name}")
+        assert volume, f"migrate does not hand {name} its credentials"
+        assert _mounts(doc["services"][name]) == {"/var/lib/atrium": volume}, name
+        others = [s for s, svc in doc["services"].items() if volume in _mounts(svc).values()]
+        assert sorted(others) == sorted(["migrate", name]), f"{volume} is mounted by {others}"
+    nats_volume = handed[f"/var/lib/atrium-processes/{NATS_SERVER}"]
+    assert _mounts(doc["services"]["nats"])["/etc/nats/atrium"] == nats_volume
+    # The stack's every password stays with migrate (and `atrium admin`, which runs in its container).
+    state = handed["/var/lib/atrium"]
+    assert [s for s, svc in doc["services"].items() if state in _mounts(svc).values()] == ["migrate"]
+
+
+def test_the_image_owns_every_mount_point_migrate_writes() -> None:
+    """A new named volume takes the owner of the directory it is mounted on: the image creates them for uid 10001."""
+    from infra.handout import NATS_SERVER, processes
+
+    dockerfile = (ROOT / "infra" / "docker" / "Dockerfile.python").read_text()
+    listed = dockerfile.split("for p in ", 1)[1].split(";", 1)[0].split()
+    assert sorted(listed) == sorted([NATS_SERVER, *processes()])
+
+
+def test_every_container_has_a_read_only_root() -> None:
+    for name, svc in load()["services"].items():
+        assert svc.get("read_only") is True, name
+
+
+def test_hand_out_gives_each_process_its_own_passwords_only(tmp_path: Path) -> None:
+    from infra.handout import NATS_SERVER, hand_out, processes
+    from infra.nats.accounts import OPERATOR, read_or_create_passwords, users
+
+    data, out = tmp_path / "state", tmp_path / "processes"
+    nats_pw = read_or_create_passwords(data, users())
+    db_pw = {s.name: f"db-{s.name}" for s in catalog.SERVICES if s.has_db}
+    (data / "secrets" / "db.json").write_text(json.dumps(db_pw))
+    for name in (*processes(), NATS_SERVER):
+        (out / name).mkdir(parents=True)
+    hand_out(data, out)
+    for name in processes():
+        files = {p.name: json.loads(p.read_text()) for p in (out / name / "secrets").iterdir()}
+        assert files.pop("nats.json") == {name: nats_pw[name]}
+        assert files == ({"db.json": {name: db_pw[name]}} if name in db_pw else {})
+        assert all(oct(p.stat().st_mode)[-3:] == "600" for p in (out / name / "secrets").iterdir())
+    server = {p.name: p.read_text() for p in (out / NATS_SERVER).iterdir()}
+    assert sorted(server) == ["server.conf", "users.conf"]
+    assert "max_payload: 8MB" in server["server.conf"] and 'include "users.conf"' in server["server.conf"]
+    for password in nats_pw.values():  # the server holds bcrypt hashes only
+        assert password not in server["users.conf"]
+    assert OPERATOR not in processes()
+
+
+def test_hand_out_refuses_a_missing_volume(tmp_path: Path) -> None:
+    from infra.embedded import StackError
+    from infra.handout import hand_out
+    from infra.nats.accounts import read_or_create_passwords, users
+
+    read_or_create_passwords(tmp_path / "state", users())
+    with pytest.raises(StackError, match="mount auth's volume"):
+        hand_out(tmp_path / "state", tmp_path / "nowhere")

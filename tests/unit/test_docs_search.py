@@ -265,7 +265,15 @@ def test_counts_read_the_owners_statuses_and_include_every_status() -> None:
     counts = search.counts_of([SimpleNamespace(status="ready", n=3), SimpleNamespace(status="failed", n=1)])  # type: ignore[list-item]
     assert counts == DocumentCounts(
         total=4,
-        by_status={"queued": 0, "extracting": 0, "analyzing": 0, "ready": 3, "needs_ocr": 0, "failed": 1},
+        by_status={
+            "queued": 0,
+            "extracting": 0,
+            "ocr": 0,
+            "analyzing": 0,
+            "ready": 3,
+            "needs_ocr": 0,
+            "failed": 1,
+        },
     )
     schema = DocumentCounts.model_json_schema()["properties"]["by_status"]
     assert schema["required"] == list(get_args(DocumentStatus)) and schema["additionalProperties"] is False

@@ -41,6 +41,7 @@ const AdminUsersPage = lazyPage(() => import("@/pages/admin/UsersPage"), "AdminU
 const AdminPermissionsPage = lazyPage(() => import("@/pages/admin/PermissionsPage"), "AdminPermissionsPage");
 const AdminAuditPage = lazyPage(() => import("@/pages/admin/AuditPage"), "AdminAuditPage");
 const AdminSecurityPage = lazyPage(() => import("@/pages/admin/SecurityAdminPage"), "AdminSecurityPage");
+const AdminSystemPage = lazyPage(() => import("@/pages/admin/SystemPage"), "AdminSystemPage");
 const NotFoundPage = lazyPage(() => import("@/pages/NotFoundPage"), "NotFoundPage");
 const RequireApp = lazyPage<"RequireApp", { app: string; children: React.ReactNode }>(() => import("@/components/layout/RequireApp"), "RequireApp");
 
@@ -97,6 +98,7 @@ export function App() {
           <Route path="admin/documents" element={admin(<DocumentsSettingsPage />)} />
           <Route path="admin/security" element={admin(<AdminSecurityPage />)} />
           <Route path="admin/audit" element={admin(<AdminAuditPage />)} />
+          <Route path="admin/system" element={admin(<AdminSystemPage />)} />
           <Route path="*" element={<NotFoundPage />} />
         </Route>
       </Routes>

@@ -39,7 +39,7 @@ from .common import (
     user_by_id,
     user_public,
 )
-from .factors import account_view
+from .factors import account_view_by_id
 from .links import (
     invalidate_link_tokens,
     mail_known_address,
@@ -129,13 +129,10 @@ async def _registered_again(cmd: RegisterUser, email: str, ctx: Ctx, deps: AuthD
 
 async def me(_: Empty, ctx: Ctx, deps: AuthDeps) -> UserPublic:
     actor = ctx.require_actor()
-    # The account view needs the second factors too (`second_factor`, `must_enrol_second_factor`): one read
-    # session rather than main's single prepared statement.
-    async with deps.db.read() as s:
-        row = await user_by_id(s, actor.user_id)
-        if row is None:
-            raise NotFound("This account no longer exists.")
-        return await account_view(s, row)
+    view = await account_view_by_id(deps.db, actor.user_id)
+    if view is None:
+        raise NotFound("This account no longer exists.")
+    return view
 
 
 async def verify_email(cmd: VerifyEmail, ctx: Ctx, deps: AuthDeps) -> UserPublic:

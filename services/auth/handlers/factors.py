@@ -8,15 +8,16 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.auth import UserPublic
 from contracts.identity import SecondFactorMethod, SecurityPolicy
+from services.kit.db import Database, Prepared
 
 from ..rows import UserRow
-from ..tables import auth_settings, passkeys, recovery_codes, totp_factors
+from ..tables import auth_settings, passkeys, recovery_codes, totp_factors, users
 from .common import user_public
 
 POLICY_KEY = "security_policy"
@@ -127,3 +128,36 @@ async def account_views(s: AsyncSession, rows: Sequence[UserRow]) -> list[UserPu
 
 async def account_view(s: AsyncSession, row: UserRow) -> UserPublic:
     return (await account_views(s, [row]))[0]
+
+
+# `me` on every page load: the user row, whether it has a second factor and the policy, in one prepared read.
+_ACCOUNT_BY_ID = Prepared(
+    select(
+        users,
+        or_(
+            exists().where(totp_factors.c.user_id == users.c.id, totp_factors.c.confirmed_at.is_not(None)),
+            exists().where(passkeys.c.user_id == users.c.id),
+        ).label("has_second_factor"),
+        select(auth_settings.c.value)
+        .where(auth_settings.c.key == POLICY_KEY)
+        .scalar_subquery()
+        .label("security_policy"),
+    ).where(users.c.id == bindparam("user_id"))
+)
+
+
+async def account_view_by_id(db: Database, user_id: UUID) -> UserPublic | None:
+    """The account as `account_view` shows it, read with one prepared statement (None: no such account)."""
+    row = await db.fetch_one(_ACCOUNT_BY_ID, user_id=user_id)
+    if row is None:
+        return None
+    stored = row.security_policy
+    policy = (
+        SecurityPolicy.model_validate(stored) if isinstance(stored, dict) and stored else SecurityPolicy()
+    )
+    return user_public(row).model_copy(
+        update={
+            "second_factor": bool(row.has_second_factor),
+            "must_enrol_second_factor": policy_requires(policy, row) and not row.has_second_factor,
+        }
+    )

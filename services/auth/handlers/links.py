@@ -65,8 +65,14 @@ async def invalidate_link_tokens(s: AsyncSession, user_id: UUID, kind: LinkKind)
     )
 
 
+def link_to(deps: AuthDeps, page: str, token: str) -> str:
+    """The mailed link: the token in the fragment, which browsers never send, so no proxy or server logs
+    it and no Referer carries it (issue 13 item 15)."""
+    return f"{deps.config.public_url}/{page}#token={token}"
+
+
 async def mail_verification(deps: AuthDeps, to: str, token: str) -> None:
-    link = f"{deps.config.public_url}/verify-email?token={token}"
+    link = link_to(deps, "verify-email", token)
     await deps.mailer.send(
         to,
         "Confirm your email address for Atrium",
@@ -76,7 +82,7 @@ async def mail_verification(deps: AuthDeps, to: str, token: str) -> None:
 
 
 async def mail_reset(deps: AuthDeps, to: str, token: str) -> None:
-    link = f"{deps.config.public_url}/reset-password?token={token}"
+    link = link_to(deps, "reset-password", token)
     await deps.mailer.send(
         to,
         "Reset your Atrium password",

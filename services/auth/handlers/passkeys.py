@@ -53,7 +53,7 @@ from ..tables import login_challenges, passkeys
 from . import notices
 from .common import AuthDeps, audit, check_password_of, client_key, now, user_by_id
 from .factors import factors_of_user
-from .signin import open_session
+from .signin import count_failed_signin, counting_lockouts, open_session
 
 CEREMONY_TTL_S = 300
 RP_NAME = "Atrium"
@@ -308,7 +308,8 @@ async def login_options(cmd: PasskeyLoginStart, ctx: Ctx, deps: AuthDeps) -> Pas
 
 
 async def login(cmd: PasskeyLogin, ctx: Ctx, deps: AuthDeps) -> TokenPair:
-    deps.limiter.take("login_ip", client_key(ctx))
+    with counting_lockouts():
+        deps.limiter.take("login_ip", client_key(ctx))
     async with deps.db.transaction() as s:
         ceremony = await _take_ceremony(s, cmd.ceremony_id, "passkey_login")
         assert ceremony.challenge is not None
@@ -326,5 +327,6 @@ async def login(cmd: PasskeyLogin, ctx: Ctx, deps: AuthDeps) -> TokenPair:
                 method="passkey",
             )
     if key is None or user is None or not user.is_active:  # after the commit: the ceremony stays spent
+        count_failed_signin("passkey")
         raise Unauthenticated(NOT_ACCEPTED, {"reason": "passkey_not_accepted"})
     return await open_session(deps, ctx, user, remember_me=ceremony.remember_me, method="passkey")

@@ -26,6 +26,7 @@ from contracts.auth import (
 )
 from services.kit.context import Ctx
 
+from .. import metrics as auth_metrics
 from .. import passwords, tokens
 from ..rows import SessionRow, UserRow
 from ..tables import refresh_history, sessions
@@ -44,7 +45,7 @@ from .common import (
 from .devices import describe_device
 from .external import enabled_settings, external_login
 from .factors import account_view, factors_of_user
-from .signin import open_session, token_pair
+from .signin import count_failed_signin, counting_lockouts, open_session, token_pair
 from .two_step import require_second_step
 
 # One answer for every refusal, so it tells nothing about the account: an unknown address or username, a
@@ -62,11 +63,12 @@ async def login(cmd: LoginRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
     a stranger's guessing never locks the owner out (services/auth/ratelimit.py). The account is named by
     its email or its username; both count on the account's email."""
     login_name = cmd.email.strip()
-    deps.limiter.take("login_ip", client_key(ctx))
-    async with deps.db.session() as s:
-        row = await user_by_login(s, login_name)
-    account = account_key(row, login_name)
-    deps.limiter.check("login_client", account_client_key(account, ctx))
+    with counting_lockouts():
+        deps.limiter.take("login_ip", client_key(ctx))
+        async with deps.db.session() as s:
+            row = await user_by_login(s, login_name)
+        account = account_key(row, login_name)
+        deps.limiter.check("login_client", account_client_key(account, ctx))
     delay = deps.limiter.delay_s("login_account", account)
     if delay:
         await asyncio.sleep(delay)
@@ -118,6 +120,7 @@ async def _refuse_login(
             reason=reason,
             delayed_s=delay,
         )
+    count_failed_signin(reason)
     raise Unauthenticated(BAD_LOGIN)
 
 
@@ -211,6 +214,7 @@ async def _revoke_reused(s: AsyncSession, deps: AuthDeps, ctx: Ctx, session_id: 
     if row is None:
         return
     await audit(s, ctx, "refresh.reuse_detected", target_id=row.user_id, session_id=str(session_id))
+    auth_metrics.REFRESH_REUSE.inc()
     await end_sessions(s, deps, ctx, [session_id], "refresh_reuse", target_id=row.user_id)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Literal
 from uuid import UUID
@@ -15,10 +17,12 @@ from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import RateLimited
 from contracts.auth import TokenPair, UserPublic
 from services.kit.audit import client_ip
 from services.kit.context import Ctx
 
+from .. import metrics as auth_metrics
 from .. import passwords, tokens
 from ..rows import UserRow
 from ..tables import known_devices, sessions, users
@@ -30,6 +34,21 @@ from .factors import account_view
 SignInMethod = Literal[
     "password", "password+totp", "password+recovery", "password+passkey", "passkey", "sso", "external"
 ]
+
+
+@contextmanager
+def counting_lockouts() -> Iterator[None]:
+    """A sign-in's rate-limit checks: a refusal is counted as a locked-out sign-in."""
+    try:
+        yield
+    except RateLimited:
+        auth_metrics.SIGNINS.labels("refused", "rate_limited").inc()
+        auth_metrics.LOCKOUTS.inc()
+        raise
+
+
+def count_failed_signin(reason: str) -> None:
+    auth_metrics.SIGNINS.labels("failed", reason).inc()
 
 
 def token_pair(
@@ -96,6 +115,7 @@ async def open_session(
     if unknown_device:
         await notices.new_device(deps, ctx, row.email, describe_device(ctx.user_agent))
     await deps.state.sync_user(row.id, role=row.role, active=row.is_active)
+    auth_metrics.SIGNINS.labels("ok", "").inc()
     return token_pair(deps, row, session_id, refresh_token, expires_at, view)
 
 

@@ -27,7 +27,7 @@ from .common import AuthDeps, account_client_key, account_key, audit, client_key
 from .factors import Factors
 from .passkeys import assertion_options, verify_assertion
 from .second_factor import consume_code
-from .signin import SignInMethod, open_session
+from .signin import SignInMethod, count_failed_signin, counting_lockouts, open_session
 
 STEP_TTL_S = 300
 MAX_ATTEMPTS = 5
@@ -71,7 +71,8 @@ async def require_second_step(
 
 
 async def second_step(cmd: SecondStep, ctx: Ctx, deps: AuthDeps) -> TokenPair:
-    deps.limiter.take("login_ip", client_key(ctx))
+    with counting_lockouts():
+        deps.limiter.take("login_ip", client_key(ctx))
     async with deps.db.transaction() as s:
         step = (
             await s.execute(
@@ -96,7 +97,8 @@ async def second_step(cmd: SecondStep, ctx: Ctx, deps: AuthDeps) -> TokenPair:
         # Counted like wrong passwords: this client is refused for the account after a few (the step also
         # allows only MAX_ATTEMPTS), and every failure slows sign-ins to the account down.
         key = account_key(row, row.email)
-        deps.limiter.check("login_client", account_client_key(key, ctx))
+        with counting_lockouts():
+            deps.limiter.check("login_client", account_client_key(key, ctx))
         method: SignInMethod | None = None
         if cmd.method in ("totp", "recovery") and cmd.code:
             used = await consume_code(s, deps, row.id, cmd.code)  # either kind, whichever was chosen
@@ -124,6 +126,7 @@ async def second_step(cmd: SecondStep, ctx: Ctx, deps: AuthDeps) -> TokenPair:
                 update(login_challenges).where(login_challenges.c.id == step.id).values(used_at=now())
             )
     if failure is not None:  # raised after the commit, so the attempt counts
+        count_failed_signin("second_factor")
         raise failure
     assert method is not None
     return await open_session(deps, ctx, row, remember_me=step.remember_me, method=method)

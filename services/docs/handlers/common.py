@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import NotFound, Unavailable
+from contracts.docs_api import QueueDepth
 from contracts.documents import (
     DocumentFields,
     DocumentProgress,
@@ -75,10 +76,16 @@ class DocsDeps:
     mark_superseded: Callable[[UUID, str], Awaitable[None]] = field(default=lambda run, why: _nothing())
     # Re-runs one user may start per hour (ATRIUM_REPROCESS_PER_HOUR): each may reach a paid model.
     reprocess_per_hour: int = 100
+    # The durable consumers of the documents stream and their lag (the System page).
+    queues: Callable[[], Awaitable[list[QueueDepth]]] = field(default=lambda: _no_queues())
 
 
 async def _nothing() -> None:
     return None
+
+
+async def _no_queues() -> list[QueueDepth]:
+    return []
 
 
 async def _no_preview_renderer() -> PreviewsRendered:
@@ -97,16 +104,38 @@ def now() -> datetime:
 
 
 async def progress(
-    deps: DocsDeps, owner: UUID, doc_id: UUID, run_id: UUID, status: DocumentStatus, message: str = ""
+    deps: DocsDeps,
+    owner: UUID,
+    doc_id: UUID,
+    run_id: UUID,
+    status: DocumentStatus,
+    message: str = "",
+    *,
+    page: int | None = None,
+    pages: int | None = None,
 ) -> None:
     stage: Stage = "analyze" if status in ("analyzing", "ready") else "extract"
     try:
         await deps.publish_progress(
             owner,
-            DocumentProgress(document_id=doc_id, run_id=run_id, stage=stage, status=status, message=message),
+            DocumentProgress(
+                document_id=doc_id,
+                run_id=run_id,
+                stage=stage,
+                status=status,
+                page=page,
+                pages=pages,
+                message=message,
+            ),
         )
     except Exception as exc:  # progress is fire-and-forget; the API always has the current state
         log.warning("progress publish failed: %r", exc)
+
+
+def ocr_progress_message(done: int, total: int) -> str:
+    return (
+        f"OCR page {done} of {total}" if done else f"OCR of {total} page{'s' if total != 1 else ''} started"
+    )
 
 
 async def owned(s: AsyncSession, doc_id: UUID, owner: UUID, *, lock: bool = False) -> DocumentRow:

@@ -16,11 +16,14 @@ from contracts.docs_api import (
     CategoryRefPublic,
     DocumentCounts,
     DocumentDetail,
+    DocumentOcr,
     DocumentPage,
     DocumentRef,
     EventsGrant,
     ListDocuments,
+    PageOcrPublic,
     PagePublic,
+    StageProgress,
     UpdateDocument,
 )
 from contracts.documents import PdfMetadata
@@ -32,7 +35,7 @@ from ..rows import DocumentRow, TaskRow
 from ..tables import audit_log, document_categories, documents, pages, tasks
 from . import search
 from .categories import category_for_name
-from .common import DocsDeps, now, owned, owned_category, promoted, user
+from .common import DocsDeps, now, ocr_progress_message, owned, owned_category, promoted, user
 from .views import categories_of, fields_public, summary, task_public
 
 
@@ -70,7 +73,12 @@ async def detail(deps: DocsDeps, doc_id: UUID, owner: UUID) -> DocumentDetail:
 
 
 def page_public(p: Any) -> PagePublic:
-    return PagePublic(number=p.number, text=p.text, tables=p.tables)
+    return PagePublic(
+        number=p.number,
+        text=p.text,
+        tables=p.tables,
+        ocr=PageOcrPublic.model_validate(p.ocr) if p.ocr else None,
+    )
 
 
 def detail_of(
@@ -90,7 +98,30 @@ def detail_of(
         tasks=[task_public(t) for t in task_rows],
         preview_pages=row.preview_pages,
         pending_suggestions=row.pending_suggestions or [],
+        media_type=row.media_type,
+        progress=ocr_progress(row),
+        ocr=ocr_outcome(row, any(p.ocr for p in pages)),
         **extra,
+    )
+
+
+def ocr_progress(row: DocumentRow) -> StageProgress | None:
+    if row.status != "ocr" or row.ocr_total is None:
+        return None
+    done = row.ocr_done or 0
+    return StageProgress(
+        stage="ocr", done=done, total=row.ocr_total, message=ocr_progress_message(done, row.ocr_total)
+    )
+
+
+def ocr_outcome(row: DocumentRow, pages_needed_ocr: bool) -> DocumentOcr | None:
+    if not (pages_needed_ocr or row.ocr_reason or row.ocr_pages):
+        return None
+    return DocumentOcr(
+        pages=row.ocr_pages,
+        reason=row.ocr_reason or "",
+        engine=row.ocr_engine or "",
+        text_layer=row.text_layer_object is not None,
     )
 
 

@@ -1,5 +1,5 @@
-"""A document's stored files: the original (download), page previews (rendered on first request), and
-deleting a document with every file of every run."""
+"""A document's stored files: the original (download), the PDF with text layer (OCR's copy), page previews
+(rendered on first request), and deleting a document with every file of every run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Empty, NotFound
 from contracts.docs_api import DocumentRef, DownloadTicket, PreviewRef, PreviewTicket
-from contracts.documents import PREVIEW_MAX_PAGES, RenderPreviews, preview_object_name, result_object_name
+from contracts.documents import (
+    PREVIEW_MAX_PAGES,
+    RenderPreviews,
+    image_pdf_object_name,
+    preview_object_name,
+    result_object_name,
+    text_layer_object_name,
+)
 from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 from services.kit.security import Actor
@@ -33,7 +40,48 @@ async def download_document(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> Downl
             target_id=cmd.id,
             filename=row.filename,
         )
-    return DownloadTicket(object_name=row.object_name, filename=row.filename, size=row.size)
+    return DownloadTicket(
+        object_name=row.object_name, filename=row.filename, size=row.size, content_type=row.media_type
+    )
+
+
+def text_layer_filename(filename: str) -> str:
+    """`scan.jpg` → `scan.ocr.pdf`: the copy is named after the original, and never mistaken for it."""
+    stem = filename.rsplit(".", 1)[0] if "." in filename.lstrip(".") else filename
+    return f"{stem}.ocr.pdf"
+
+
+async def download_text_layer(cmd: DocumentRef, ctx: Ctx, deps: DocsDeps) -> DownloadTicket:
+    """The current run's "PDF with text layer": the original pages with OCR's words as invisible text."""
+    actor = await user(ctx, deps)
+    async with deps.db.session() as s:
+        row = await owned(s, cmd.id, actor.user_id)
+    if row.text_layer_object is None:
+        if row.ocr_reason:
+            why = f"OCR did not read its scanned pages: {row.ocr_reason}"
+        elif row.status in ("queued", "extracting", "ocr"):
+            why = "its pages are still being read; try again when it is ready."
+        else:
+            why = (
+                "no page of it needed OCR (it has a text layer of its own: download the original)"
+                if row.ocr_pages == 0
+                else "its pages were read by a vision model, which gives text without word positions."
+            )
+        raise NotFound(f"This document has no PDF with text layer: {why}", {"id": str(cmd.id)})
+    size, _ = await deps.blobs.info(row.text_layer_object)
+    async with deps.db.transaction() as s:
+        await record_audit(
+            s,
+            audit_log,
+            ctx,
+            "document.text_layer_downloaded",
+            actor_id=actor.user_id,
+            target_id=cmd.id,
+            filename=row.filename,
+        )
+    return DownloadTicket(
+        object_name=row.text_layer_object, filename=text_layer_filename(row.filename), size=size
+    )
 
 
 async def preview_page(cmd: PreviewRef, ctx: Ctx, deps: DocsDeps) -> PreviewTicket:
@@ -55,7 +103,7 @@ async def preview_page(cmd: PreviewRef, ctx: Ctx, deps: DocsDeps) -> PreviewTick
             document_id=row.id,
             owner_id=row.owner_id,
             run_id=row.run_id,
-            object_name=row.object_name,
+            object_name=row.pdf_object or row.object_name,  # an uploaded image: the PDF made of it
             page_count=row.page_count or cmd.page,
             page=cmd.page,
         ),
@@ -71,7 +119,12 @@ async def _result_objects(s: AsyncSession, doc_id: UUID, page_count: int | None)
     runs = (
         await s.execute(select(func.distinct(tasks.c.run_id)).where(tasks.c.document_id == doc_id))
     ).scalars()
-    names = [result_object_name(doc_id, r) for r in runs]
+    # Each run's result, and the PDF with text layer and the PDF of an image it may have written.
+    names = [
+        name(doc_id, r)
+        for r in runs
+        for name in (result_object_name, text_layer_object_name, image_pdf_object_name)
+    ]
     # Previews of every run that got through extraction (same file, so the current page count applies).
     extracted = (
         await s.execute(

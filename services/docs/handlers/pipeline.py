@@ -3,6 +3,11 @@
 Applied idempotently: a task row per (run, stage) remembers what was recorded, a redelivered event finds it
 finished and changes nothing, and an event of a run that is no longer the document's current run only
 updates its own task row. A document's status only moves forward (`STATUS_RANK`) within its current run.
+
+The extraction and the analysis of a run come through separate durable consumers, so the analysis may be
+recorded first. Neither order matters: each handler locks the document row, and the run becomes `ready`
+only in whichever of the two finds the other one recorded (an analysis alone records the fields and
+waits; the extraction then moves the run on to `ready` instead of `analyzing`).
 """
 
 from __future__ import annotations
@@ -16,14 +21,16 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.docs_api import TaskStatus
+from contracts.docs_api import PageOcrPublic, TaskStatus
 from contracts.documents import (
     DocumentAnalyzed,
     DocumentExtracted,
     DocumentFailed,
+    DocumentOcrProgress,
     DocumentProcessing,
     DocumentStatus,
     ExtractionResult,
+    PageText,
     Stage,
 )
 from services.kit.bus import Ctx
@@ -31,22 +38,30 @@ from services.kit.bus import Ctx
 from ..rows import DocumentRow, TaskRow
 from ..tables import document_categories, documents, pages, tasks
 from .categories import category_for_name
-from .common import DocsDeps, now, progress, promoted
+from .common import DocsDeps, now, ocr_progress_message, progress, promoted
 
 # The order of a run's states; an event never moves a document backwards (redelivery, late events).
 STATUS_RANK: dict[DocumentStatus, int] = {
     "queued": 0,
     "extracting": 1,
-    "analyzing": 2,
-    "ready": 3,
-    "needs_ocr": 3,
-    "failed": 3,
+    "ocr": 2,
+    "analyzing": 3,
+    "ready": 4,
+    "needs_ocr": 4,
+    "failed": 4,
 }
 TERMINAL_TASK: tuple[TaskStatus, ...] = ("succeeded", "failed", "superseded")
 
 
 async def _doc_for_event(s: AsyncSession, doc_id: UUID) -> DocumentRow | None:
     return (await s.execute(select(documents).where(documents.c.id == doc_id).with_for_update())).first()
+
+
+async def _stage_succeeded(s: AsyncSession, run_id: UUID, stage: Stage) -> bool:
+    """Whether the run's stage is recorded as done (call with the document row locked: _doc_for_event)."""
+    t = tasks.c
+    status = (await s.execute(select(t.status).where(t.run_id == run_id, t.stage == stage))).scalar()
+    return status == "succeeded"
 
 
 async def _task_for_event(s: AsyncSession, doc: DocumentRow, run_id: UUID, stage: Stage) -> TaskRow:
@@ -142,6 +157,37 @@ async def on_processing(ev: DocumentProcessing, ctx: Ctx, deps: DocsDeps) -> Non
         await progress(deps, doc.owner_id, doc.id, ev.run_id, status)
 
 
+async def on_ocr_progress(ev: DocumentOcrProgress, ctx: Ctx, deps: DocsDeps) -> None:
+    """The text worker read another scanned page: the run is at `ocr`, with its page counts recorded for a
+    reload, and the live progress goes out. A late one (the run is past OCR, or another run) changes nothing."""
+    async with deps.db.transaction() as s:
+        doc = await _doc_for_event(s, ev.document_id)
+        if doc is None or doc.run_id != ev.run_id or STATUS_RANK[doc.status] > STATUS_RANK["ocr"]:
+            return
+        await s.execute(
+            update(documents)
+            .where(documents.c.id == doc.id)
+            .values(status="ocr", ocr_done=ev.done, ocr_total=ev.total, updated_at=func.now())
+        )
+    await progress(
+        deps,
+        doc.owner_id,
+        doc.id,
+        ev.run_id,
+        "ocr",
+        ocr_progress_message(ev.done, ev.total),
+        page=ev.done,
+        pages=ev.total,
+    )
+
+
+def _page_ocr(page: PageText) -> dict[str, Any] | None:
+    if page.ocr is None:
+        return None
+    info = PageOcrPublic(**page.ocr.model_dump(exclude={"words"}), word_count=len(page.ocr.words))
+    return info.model_dump(mode="json")
+
+
 async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
     async with deps.db.session() as s:
         done = (
@@ -159,11 +205,12 @@ async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
         result = ExtractionResult.model_validate_json(await deps.blobs.read(ev.result_object))
         if result.document_id != ev.document_id or result.run_id != ev.run_id:
             raise ValueError(f"{ev.result_object} belongs to another document or run")
-    status: DocumentStatus = "needs_ocr" if ev.needs_ocr else "analyzing"
     async with deps.db.transaction() as s:
         doc = await _doc_for_event(s, ev.document_id)
         if doc is None:
             return
+        analysed = await _stage_succeeded(s, ev.run_id, "analyze")
+        status: DocumentStatus = "needs_ocr" if ev.needs_ocr else "ready" if analysed else "analyzing"
         task = await _task_for_event(s, doc, ev.run_id, "extract")
         if task.status == "succeeded":
             return
@@ -175,7 +222,13 @@ async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
             await s.execute(
                 insert(pages),
                 [
-                    {"document_id": doc.id, "number": p.number, "text": p.text, "tables": p.tables}
+                    {
+                        "document_id": doc.id,
+                        "number": p.number,
+                        "text": p.text,
+                        "tables": p.tables,
+                        "ocr": _page_ocr(p),
+                    }
                     for p in result.pages
                 ],
             )
@@ -190,12 +243,19 @@ async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
                 body_text=body.replace("\x00", ""),
                 preview_pages=ev.preview_pages,
                 pdf_metadata=result.metadata.model_dump(mode="json"),
+                pdf_object=ev.pdf_object,
+                text_layer_object=ev.text_layer_object,
+                ocr_pages=ev.ocr_pages,
+                ocr_reason=ev.ocr_reason or None,
+                ocr_engine=ev.ocr_engine or None,
+                ocr_done=None,
+                ocr_total=None,
                 updated_at=func.now(),
             )
         )
         moved = await _advance(s, doc, ev.run_id, status)
     if moved:
-        await progress(deps, doc.owner_id, doc.id, ev.run_id, status)
+        await progress(deps, doc.owner_id, doc.id, ev.run_id, status, ev.ocr_reason if ev.needs_ocr else "")
 
 
 async def _apply_suggested_categories(
@@ -262,7 +322,10 @@ async def on_analyzed(ev: DocumentAnalyzed, ctx: Ctx, deps: DocsDeps) -> None:
             .values(fields=fields, updated_at=func.now(), **promoted(fields))
         )
         await _apply_suggested_categories(s, doc, ev.fields.suggested_categories, st.ai_may_create_categories)
-        moved = await _advance(s, doc, ev.run_id, "ready")
+        # The AI worker reads the extraction from the stream, so its answer can be here before the extraction
+        # is recorded; the document is ready (or needs OCR) once both are: on_extracted finishes it then.
+        extracted = await _stage_succeeded(s, ev.run_id, "extract")
+        moved = extracted and await _advance(s, doc, ev.run_id, "ready")
     if moved:
         await progress(deps, doc.owner_id, doc.id, ev.run_id, "ready")
 

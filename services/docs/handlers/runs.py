@@ -121,6 +121,8 @@ async def reprocess_one(
                     failure_reason=None,
                     failure_message=None,
                     preview_pages=0,
+                    ocr_done=None,
+                    ocr_total=None,
                     updated_at=func.now(),
                 )
                 .returning(documents)

@@ -126,6 +126,7 @@ async def create_document(cmd: CreateDocument, ctx: Ctx, deps: DocsDeps) -> Uplo
                             object_name=object_name,
                             size=size,
                             sha256=sha,
+                            media_type=cmd.media_type,
                             status="queued",
                             run_id=uuid.uuid4(),
                             duplicate_of=first.id if first is not None else None,

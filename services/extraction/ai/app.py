@@ -24,6 +24,7 @@ from contracts.documents import (
 )
 from services.docs.settings_store import SettingsStore
 from services.docs.superseded import superseded_check
+from services.extraction import metrics as pipeline_metrics
 from services.kit.bus import Service
 from services.kit.config import ServiceSettings
 from services.kit.jetstream import ensure_kv, ensure_object_store
@@ -31,6 +32,7 @@ from services.kit.wiring import Consumer, EventTable, RpcTable
 
 from . import handlers
 from .handlers import AiDeps
+from .providers.network import allow_local_servers_from_env
 
 DURABLE = "ai-analyze"
 # Attempts 2, 5, 15, 30 and 60 s apart (services/kit/bus.py): a provider away for a minute or two (a restart,
@@ -76,12 +78,15 @@ async def make_deps(svc: Service) -> AiDeps:
         await svc.publish(
             DOCUMENT_PROCESSING, e, msg_id=f"processing:analyze:{e.document_id}:{e.run_id}:{e.attempt}"
         )
+        pipeline_metrics.observe(e)
 
     async def publish_analyzed(e: DocumentAnalyzed) -> None:
         await svc.publish(DOCUMENT_ANALYZED, e, msg_id=f"analyzed:{e.document_id}:{e.run_id}")
+        pipeline_metrics.observe(e)
 
     async def publish_failed(e: DocumentFailed) -> None:
         await svc.publish(DOCUMENT_FAILED, e, msg_id=f"failed:analyze:{e.document_id}:{e.run_id}:{e.attempt}")
+        pipeline_metrics.observe(e)
 
     async def publish_progress(owner_id: str, document_id: str, p: DocumentProgress) -> None:
         await svc.nc.publish(DOCUMENT_PROGRESS.subject(owner_id, document_id), p.model_dump_json().encode())
@@ -105,7 +110,7 @@ async def make_deps(svc: Service) -> AiDeps:
         providers=providers,
         deadline_s=ACK_WAIT_S - 30,
         superseded=await superseded_check(svc.js),
-        allow_local_servers=os.environ.get("ATRIUM_AI_ALLOW_LOCAL_SERVERS", "") in ("1", "true", "yes"),
+        allow_local_servers=allow_local_servers_from_env(),
         publish_settings_changed=publish_settings_changed,
     )
 

@@ -45,6 +45,8 @@ from contracts.documents import (
     SettingsChanged,
 )
 from services.docs.settings_store import SettingsStore, moves_the_key, to_public
+from services.extraction import metrics as pipeline_metrics
+from services.extraction.ocr import tessdata
 from services.kit.context import Ctx
 from services.kit.logging import log_fields
 
@@ -63,6 +65,13 @@ log = logging.getLogger("atrium.ai")
 
 FIELDS_SCHEMA: dict[str, Any] = ExtractedFields.model_json_schema()
 SKIPPED_MODEL = "skipped:needs_ocr"
+# What the document's owner reads for a failure of the provider: never its host, base URL or reply (those
+# are in the worker's log line and in the admins' "Test connection"), issue 13 item 15.
+PUBLIC_FAILURES: dict[str, str] = {
+    "provider_error": "The AI provider could not be used. An administrator can check the provider, its "
+    "address and API key in the Documents settings (Test connection says what is wrong).",
+    "timeout": "The AI provider did not answer in time; the document is tried again, or retry it later.",
+}
 
 
 class AnalysisFailed(Exception):
@@ -278,7 +287,9 @@ async def analyze_document(event: DocumentExtracted, ctx: Ctx, deps: AiDeps) -> 
             final=final,
             attempt=attempt,
             provider=settings.provider,
+            detail=failed.message,
         )
+        pipeline_metrics.AI_ERRORS.labels(settings.provider, failed.reason).inc()
         await deps.publish_failed(
             DocumentFailed(
                 document_id=event.document_id,
@@ -286,7 +297,7 @@ async def analyze_document(event: DocumentExtracted, ctx: Ctx, deps: AiDeps) -> 
                 run_id=event.run_id,
                 stage="analyze",
                 reason=failed.reason,
-                message=failed.message[:2000],
+                message=PUBLIC_FAILURES.get(failed.reason, failed.message)[:2000],
                 attempt=attempt,
                 final=final,
                 worker=deps.worker,
@@ -356,15 +367,41 @@ async def read_result(object_store: Any, name: str) -> ExtractionResult:
 
 
 # ---- settings ----------------------------------------------------------------------------------------
+async def ocr_installed(deps: AiDeps) -> tuple[list[str], str]:
+    """The OCR languages the text workers have (all of them together) and their engine; before any worker
+    announced itself, what is installed where this service runs (one image for every process)."""
+    engines = await deps.settings.ocr_engines()
+    if engines:
+        newest = max(engines, key=lambda e: e.at)
+        return sorted({lang for e in engines for lang in e.languages}), newest.engine
+    return await asyncio.to_thread(tessdata.languages), ""
+
+
+async def public_settings(stored: DocumentsSettingsStored, deps: AiDeps) -> DocumentsSettingsPublic:
+    installed, engine = await ocr_installed(deps)
+    return to_public(stored).model_copy(update={"ocr_languages_installed": installed, "ocr_engine": engine})
+
+
 async def get_settings(_: Empty, ctx: Ctx, deps: AiDeps) -> DocumentsSettingsPublic:
-    return deps.settings.public()
+    return await public_settings(deps.settings.current, deps)
 
 
 async def update_settings(update: DocumentsSettingsUpdate, ctx: Ctx, deps: AiDeps) -> DocumentsSettingsPublic:
     """Change the settings (PATCH). A new provider or base URL must lead to an allowed address, and needs the
-    key again (settings_store.apply_update); every change becomes an audit entry with its actor."""
+    key again (settings_store.apply_update); OCR languages must be ones the text workers can read; every
+    change becomes an audit entry with its actor."""
     actor = ctx.require_actor()
-    sent = update.model_dump(exclude_unset=True, exclude={"api_key"})
+    if update.ocr_languages is not None:
+        installed, _ = await ocr_installed(deps)
+        missing = [lang for lang in dict.fromkeys(update.ocr_languages) if lang not in installed]
+        if missing:
+            raise Invalid(
+                f"OCR cannot read {', '.join(missing)}: the text workers have no such language pack "
+                f"({'; '.join(tessdata.install_hint(lang) for lang in missing)}; then restart the text "
+                f"worker). Installed: {', '.join(installed) or 'none'}.",
+                [{"field": "ocr_languages", "message": f"not installed: {', '.join(missing)}"}],
+            )
+    sent = update.model_dump(exclude_unset=True, exclude={"api_key", "ocr_api_key"})
     if moves_the_key(deps.settings.current, sent):
         target = deps.settings.current.model_copy(update={k: v for k, v in sent.items() if v is not None})
         try:
@@ -396,7 +433,7 @@ async def update_settings(update: DocumentsSettingsUpdate, ctx: Ctx, deps: AiDep
                 client_ip=ctx.client_ip or None,
             )
         )
-    return to_public(stored)
+    return await public_settings(stored, deps)
 
 
 async def test_provider(req: ProviderTest, ctx: Ctx, deps: AiDeps) -> ProviderTestResult:

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from contracts.documents import VISION_MAX_PX
+
 from .classify import PageContent
 from .preprocess import analyse_layout, otsu_threshold, remove_rules
 from .recognize import Reading, Tesseract, version
@@ -31,12 +33,16 @@ PROBE_DPI = 150  # the quick first rendering that finds skew, sideways text and 
 LOW_CONFIDENCE = 60.0  # a reading this poor may be an upside-down page: ask orientation detection
 # On Tesseract's own scale ("15 is reasonably confident"); low, since both readings are compared anyway.
 OSD_MIN_CONFIDENCE = 2.0
+VISION_ATTEMPTS = (
+    2  # per page and vision request, for 429 / 5xx / connection errors (then the run is retried)
+)
 
 
 @dataclass(frozen=True)
 class OcrOptions:
-    """What to OCR and under which limits; sent with every job, so a settings change applies to the next
-    document (phase 2 fills it from the Documents settings)."""
+    """What to OCR, with what, and under which limits; sent with every job, so a change of the Documents
+    settings (mode, languages, provider, page limit) applies to the next document. The limits come from the
+    worker's environment (`ATRIUM_OCR_*`)."""
 
     mode: str = "scanned"  # "off", "scanned" (pages without a usable text layer) or "all"
     languages: tuple[str, ...] = ("eng",)
@@ -46,6 +52,33 @@ class OcrOptions:
     max_render_megapixels: float = 60.0  # a larger page is rendered at a lower resolution (down to MIN_DPI)
     page_timeout_s: float = 60.0
     text_layer: bool = True  # write the "PDF with text layer"
+    # "tesseract", or a vision model's provider ("anthropic", "ollama", "openai_compatible"; see vision.py)
+    provider: str = "tesseract"
+    model: str = ""
+    base_url: str = ""
+    api_key: str = field(default="", repr=False)
+    request_timeout_s: float = 60.0
+    vision_max_px: int = VISION_MAX_PX
+
+    @property
+    def page_limit_s(self) -> float:
+        """How long one page may take: Tesseract's limit, or each attempt of a vision model's request plus a
+        Retry-After it may ask for (at most 30 s)."""
+        if self.provider == "tesseract":
+            return self.page_timeout_s
+        return self.request_timeout_s * VISION_ATTEMPTS + 35.0
+
+
+def too_large(number: int, content: PageContent, options: OcrOptions) -> str:
+    """Why a page's image is never decoded ("" when it may be): more pixels than the limit."""
+    iw, ih = content.largest_image
+    if iw * ih <= options.max_image_megapixels * 1e6:
+        return ""
+    return (
+        f"Page {number} holds an image of {iw} × {ih} pixels ({iw * ih / 1e6:.0f} megapixels), more "
+        f"than the {options.max_image_megapixels:g}-megapixel limit for OCR; scan it at a lower "
+        f"resolution."
+    )
 
 
 @dataclass
@@ -62,6 +95,7 @@ class PageOcr:
     height: float = 0.0
     languages: str = ""
     reason: str = ""  # why the page was not read (then text and words are empty)
+    engine: str = ""  # what read it
     ms: dict[str, float] = field(default_factory=dict)  # render, prepare, recognize
     layer: list[LayerWord] = field(default_factory=list)  # the words in PDF user space, for the text layer
 
@@ -75,6 +109,8 @@ class PageOcr:
             "height": round(self.height, 2),
             "languages": self.languages,
             "reason": self.reason,
+            "engine": self.engine,
+            "word_boxes": bool(self.words),
             "words": [
                 {
                     "text": t,
@@ -225,14 +261,9 @@ class PageReader:
 
     def read(self, page: Any, number: int, content: PageContent, options: OcrOptions) -> PageOcr:
         width, height = page.get_size()
-        out = PageOcr(number=number, width=width, height=height)
-        iw, ih = content.largest_image
-        if iw * ih > options.max_image_megapixels * 1e6:
-            out.reason = (
-                f"Page {number} holds an image of {iw} × {ih} pixels ({iw * ih / 1e6:.0f} megapixels), more "
-                f"than the {options.max_image_megapixels:g}-megapixel limit for OCR; scan it at a lower "
-                f"resolution."
-            )
+        out = PageOcr(number=number, width=width, height=height, engine=self.engine())
+        if reason := too_large(number, content, options):
+            out.reason = reason
             return out
         dpi = scan_dpi(content, options)
         pixels = (width * dpi / 72) * (height * dpi / 72)

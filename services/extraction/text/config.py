@@ -1,11 +1,15 @@
-"""The text worker's limits, from the environment (`ATRIUM_EXTRACT_*`)."""
+"""The text worker's limits, from the environment (`ATRIUM_EXTRACT_*`, `ATRIUM_OCR_*`), and its OCR options
+per document (the Documents settings within those limits)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
+from contracts.documents import DocumentsSettingsStored
 from services.extraction.ocr.reader import OcrOptions
+from services.kit.media import max_image_megapixels
 
 from .engine import Limits
 from .pool import PoolLimits
@@ -15,27 +19,35 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"ATRIUM_EXTRACT_{name}", default)
 
 
-def ocr_options_from_env() -> OcrOptions:
-    """`ATRIUM_OCR_*`; until the Documents settings carry OCR, these are the worker's OCR options."""
+def ocr_limits_from_env() -> OcrOptions:
+    """`ATRIUM_OCR_*`: the limits OCR runs under on this worker (resolution, pixel caps, time per page).
+    What to OCR and with what (mode, languages, provider, pages per document) are Documents settings."""
     default = OcrOptions()
 
     def env(name: str, fallback: object) -> str:
         return os.environ.get(f"ATRIUM_OCR_{name}", str(fallback))
 
-    languages = tuple(
-        p for p in env("LANGUAGES", "+".join(default.languages)).replace(",", "+").split("+") if p
-    )
-    mode = env("MODE", default.mode)
-    if mode not in ("off", "scanned", "all"):
-        raise ValueError(f"ATRIUM_OCR_MODE must be off, scanned or all, not {mode!r}")
     return OcrOptions(
-        mode=mode,
-        languages=languages,
-        max_pages=int(env("MAX_PAGES", default.max_pages)),
         dpi=int(env("DPI", default.dpi)),
-        max_image_megapixels=float(env("MAX_IMAGE_MP", default.max_image_megapixels)),
+        max_image_megapixels=max_image_megapixels(),
         max_render_megapixels=float(env("MAX_RENDER_MP", default.max_render_megapixels)),
         page_timeout_s=float(env("PAGE_TIMEOUT_S", default.page_timeout_s)),
+    )
+
+
+def ocr_options(settings: DocumentsSettingsStored, api_key: str, limits: OcrOptions) -> OcrOptions:
+    """The OCR of the next document: the Documents settings within this worker's limits."""
+    vision = settings.ocr_provider != "tesseract"
+    return dataclasses.replace(
+        limits,
+        mode=settings.ocr_mode,
+        languages=tuple(settings.ocr_languages),
+        max_pages=settings.ocr_max_pages,
+        provider=settings.ocr_provider,
+        model=settings.ocr_model if vision else "",
+        base_url=settings.ocr_base_url if vision else "",
+        api_key=api_key if vision else "",
+        request_timeout_s=settings.request_timeout_s,
     )
 
 
@@ -51,7 +63,7 @@ class ExtractConfig:
     ack_wait_s: float = 15.0
     # A root worker's parser children switch to this uid (and the same gid); -1 keeps them root.
     child_uid: int = 65534
-    ocr: OcrOptions = field(default_factory=OcrOptions)
+    ocr: OcrOptions = field(default_factory=OcrOptions)  # the limits; settings fill in the rest per document
 
     @classmethod
     def from_env(cls) -> ExtractConfig:
@@ -69,5 +81,5 @@ class ExtractConfig:
             max_mb=int(_env("MAX_MB", "2048")),
             max_deliver=int(_env("MAX_DELIVER", "5")),
             child_uid=int(_env("CHILD_UID", "65534")),
-            ocr=ocr_options_from_env(),
+            ocr=ocr_limits_from_env(),
         )

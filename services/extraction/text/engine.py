@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from contracts.documents import FailureReason
+from services.extraction.ai.providers.base import ProviderError
 from services.extraction.ocr.classify import PageContent, better_text, needs_ocr, page_content
 from services.extraction.ocr.reader import OcrOptions, PageOcr, PageReader
 from services.extraction.ocr.recognize import RecognitionTimeout
@@ -53,6 +54,42 @@ class Limits:
     max_pages: int = 2000
     page_timeout_s: float = 15.0
     pdfium_tables: bool = True  # fill table cells from pdfium's characters where the geometry is exact
+
+
+@dataclass(frozen=True)
+class TextCaps:
+    """Characters the child hands back, per page (text and table cells each) and per document (issue 13
+    item 14): a 50 MB PDF can expand to ~200 M characters, which would go through pickle, the Object
+    Store and the docs service. A dense printed page holds ~5,000; what is over a cap is cut, and the
+    result says which pages were (`text_capped`)."""
+
+    page_chars: int = 100_000
+    document_chars: int = 5_000_000
+
+
+def cap_text(pages: list[PageOut], caps: TextCaps) -> list[int]:
+    """Cut each page's text and table cells to the page cap, and the whole to the document cap; the
+    numbers of the pages that lost something."""
+    left = caps.document_chars
+    capped: list[int] = []
+    for p in pages:
+        budget = min(caps.page_chars, max(0, left))
+        cut = len(p.text) > budget
+        p.text = p.text[:budget]
+        left -= len(p.text)
+        cell_budget = min(caps.page_chars, max(0, left))
+        for table in p.tables:
+            for row in table:
+                for i, cell in enumerate(row):
+                    if cell is None:
+                        continue
+                    if len(cell) > cell_budget:
+                        row[i], cut = cell[:cell_budget], True
+                    cell_budget -= len(row[i] or "")
+                    left -= len(row[i] or "")
+        if cut:
+            capped.append(p.number)
+    return capped
 
 
 @dataclass
@@ -457,9 +494,7 @@ def extract_hybrid(
             pages.append(out)
             if on_page:
                 on_page(i + 1, page_count)
-        report = (
-            ocr_pages(doc, path, pages, contents, ocr, on_ocr) if ocr and ocr.options.mode != "off" else None
-        )
+        report = ocr_pages(doc, path, pages, contents, ocr, on_ocr) if ocr else None
         return _finish(page_count, pages, metadata, ENGINE_NAME, report)
     finally:
         plumber.close()
@@ -540,7 +575,9 @@ def _finish(
     metadata: dict[str, Any],
     engine: str,
     ocr: dict[str, Any] | None = None,
+    caps: TextCaps = TextCaps(),
 ) -> dict[str, Any]:
+    text_capped = cap_text(pages, caps)
     needs_ocr = not any(visible_chars(p.text) for p in pages)
     if needs_ocr:
         for p in pages:
@@ -553,10 +590,22 @@ def _finish(
         "engine": engine,
         "ocr": ocr,
         "tables_skipped": [p.number for p in pages if p.tables_skipped],
+        "text_capped": text_capped,
         "text_from_pdfplumber": [
             p.number for p in pages if p.text_engine == "pdfplumber" and engine != "pdfplumber"
         ],
     }
+
+
+def pdf_of_image(source: str, target: str, ocr: OcrJob | None, limits: Limits) -> None:
+    """An uploaded image as a PDF at `target` (see `services/extraction/ocr/images.py`)."""
+    from services.extraction.ocr.images import ImageError, image_to_pdf
+
+    options = ocr.options if ocr else OcrOptions()
+    try:
+        image_to_pdf(source, target, options.max_image_megapixels, limits.max_pages)
+    except ImageError as exc:
+        raise ExtractError(exc.reason, exc.message) from None
 
 
 @dataclass(frozen=True)
@@ -568,6 +617,76 @@ class OcrJob:
 
 
 _reader: PageReader | None = None  # Tesseract stays loaded in the pool child between documents
+# In the pool child: asks the worker to read a page image with the vision model (vision.VisionReader).
+ask_parent: Callable[[int, bytes], tuple[Any, ...]] | None = None
+
+
+OCR_OFF = (
+    "OCR is switched off (Documents settings, OCR mode: off), so its scanned pages were not read; an "
+    "administrator can switch it on, then re-process the document."
+)
+
+
+class _Readers:
+    """The page readers of one document: Tesseract (stays loaded in the pool child between documents), or a
+    vision model (connections for this document only)."""
+
+    def __init__(self, options: OcrOptions):
+        global _reader
+        self.options = options
+        self.vision: Any = None
+        self.tesseract: PageReader | None = None
+        self._close_vision: Callable[[], None] | None = None
+        if options.provider == "tesseract":
+            self.tesseract = _reader = _reader or PageReader()
+        else:
+            from services.extraction.ocr.vision import VisionReader, ask_in_process
+
+            ask = ask_parent
+            if ask is None:
+                ask, self._close_vision = ask_in_process(options)
+            self.vision = VisionReader(options, ask)
+
+    def unavailable(self) -> str:
+        if self.vision is not None:
+            return self.vision.unavailable()  # type: ignore[no-any-return]
+        assert self.tesseract is not None
+        return self.tesseract.unavailable(self.options.languages)
+
+    def engine(self) -> str:
+        if self.vision is not None:
+            return self.vision.engine()  # type: ignore[no-any-return]
+        assert self.tesseract is not None
+        return self.tesseract.engine()
+
+    def languages(self) -> list[str]:
+        if self.tesseract is None:
+            return []
+        return list(self.tesseract.tessdata(self.options.languages).languages)
+
+    def read(self, page: Any, number: int, content: PageContent) -> PageOcr:
+        options = self.options
+        if self.vision is not None:  # bounded by its own request timeouts (a signal would cut into its loop)
+            try:
+                return self.vision.read(page, number, content)  # type: ignore[no-any-return]
+            except ProviderError as err:
+                reason: FailureReason = "timeout" if err.timeout else "provider_error"
+                raise ExtractError(
+                    reason, f"Vision OCR: {err.message} The document will be tried again."
+                ) from None
+        assert self.tesseract is not None
+        try:
+            with page_time_limit(options.page_timeout_s):
+                return self.tesseract.read(page, number, content, options)
+        except (PageTimeout, RecognitionTimeout):
+            return PageOcr(
+                number=number,
+                reason=f"Reading page {number} took longer than the {options.page_timeout_s:g} s limit for one page.",
+            )
+
+    def close(self) -> None:
+        if self._close_vision is not None:
+            self._close_vision()
 
 
 def ocr_pages(
@@ -580,44 +699,66 @@ def ocr_pages(
 ) -> dict[str, Any] | None:
     """OCR the pages that need it (every page that draws something, in mode "all"), in place: a page's
     text becomes the recognised text where that holds more than its own layer, and `page.ocr` says how
-    it was read or why not. Writes the text layer PDF for the pages that had no usable text layer.
-    `on_ocr(done, total)` after each page (first with 0). Returns the run's report, None when no page
-    needed OCR."""
-    global _reader
+    it was read or why not (OCR switched off, no language pack, over the page limit…). Writes the text
+    layer PDF for the pages without a usable text layer that Tesseract read (a vision model gives no word
+    positions). `on_ocr(done, total)` after each page (first with 0). Returns the run's report, None when
+    no page needed OCR."""
     options = job.options
     everything = options.mode == "all"
     scanned = {i for i, content in enumerate(contents) if needs_ocr(pages[i].text, content)}
     wanted = [i for i, content in enumerate(contents) if i in scanned or (everything and not content.empty)]
     if not wanted:
         return None
-    reader = _reader = _reader or PageReader()
     started = time.monotonic()
-    unavailable = reader.unavailable(options.languages)
-    todo = [] if unavailable else wanted[: options.max_pages]
     report: dict[str, Any] = {
-        "engine": "" if unavailable else reader.engine(),
-        "languages": [] if unavailable else list(reader.tessdata(options.languages).languages),
+        "engine": "",
+        "languages": [],
         "pages": [],
         "skipped": [],
         "reason": "",
         "text_layer": False,
         "step_seconds": {},
     }
+    if options.mode == "off":
+        for i in wanted:
+            pages[i].ocr = PageOcr(number=i + 1, reason=OCR_OFF).as_dict()
+        report.update(skipped=[i + 1 for i in wanted], reason=OCR_OFF, seconds=0.0)
+        return report
+    readers = _Readers(options)
+    try:
+        return _read_pages(doc, path, pages, contents, job, readers, report, scanned, wanted, started, on_ocr)
+    finally:
+        readers.close()
+
+
+def _read_pages(
+    doc: Any,
+    path: str,
+    pages: list[PageOut],
+    contents: list[PageContent],
+    job: OcrJob,
+    readers: _Readers,
+    report: dict[str, Any],
+    scanned: set[int],
+    wanted: list[int],
+    started: float,
+    on_ocr: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
+    options = job.options
+    everything = options.mode == "all"
+    unavailable = readers.unavailable()
+    todo = [] if unavailable else wanted[: options.max_pages]
+    if not unavailable:
+        report["engine"], report["languages"] = readers.engine(), readers.languages()
     steps: dict[str, float] = report["step_seconds"]
     layer: dict[int, list[LayerWord]] = {}
-    if on_ocr:
+    if on_ocr and todo:
         on_ocr(0, len(todo))
     for done, i in enumerate(todo, 1):
         page = doc[i]
         try:
-            with page_time_limit(options.page_timeout_s):
-                read = reader.read(page, i + 1, contents[i], options)
-        except (PageTimeout, RecognitionTimeout):
-            read = PageOcr(
-                number=i + 1,
-                reason=f"Reading page {i + 1} took longer than the {options.page_timeout_s:g} s limit for one page.",
-            )
-        except MemoryError:
+            read = readers.read(page, i + 1, contents[i])
+        except (MemoryError, ExtractError):
             raise
         except Exception as exc:
             read = PageOcr(number=i + 1, reason=f"OCR failed on page {i + 1} ({type(exc).__name__}: {exc}).")
@@ -637,7 +778,7 @@ def ocr_pages(
     for i in wanted[len(todo) :]:
         reason = unavailable or (
             f"Only the first {options.max_pages} pages that need OCR are read (the OCR page limit per "
-            f"document); page {i + 1} was not."
+            f"document, in the Documents settings); page {i + 1} was not."
         )
         pages[i].ocr = PageOcr(number=i + 1, reason=reason).as_dict()
         report["skipped"].append(i + 1)

@@ -3,8 +3,8 @@ store the result, publish the outcome. No NATS or FastStream here: the transport
 
 Failure policy: a reason that the same file and limits would produce again (`encrypted`,
 `unreadable`, `memory`, `too_many_pages`, `too_large`) is final at once. A `timeout` (the machine
-may just be busy) or an `internal` error (NATS, Object Store) is retried with a growing delay by
-the consumer; each failed attempt publishes `DocumentFailed(final=False)`, and after the last one
+may just be busy), an `internal` error (NATS, Object Store) or a vision OCR model that erred or limited
+the rate (`provider_error`) is retried with a growing delay by the consumer; each failed attempt publishes `DocumentFailed(final=False)`, and after the last one
 `give_up` publishes `final=True` with the last reason, so a document is never stuck.
 """
 
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -30,27 +32,36 @@ from contracts.base import Event, NotFound, Unavailable
 from contracts.documents import (
     DOCUMENT_EXTRACTED,
     DOCUMENT_FAILED,
+    DOCUMENT_OCR_PROGRESS,
     DOCUMENT_PROCESSING,
     PREVIEW_MAX_PAGES,
     DocumentExtracted,
     DocumentFailed,
+    DocumentOcrProgress,
     DocumentProcessing,
     DocumentProgress,
     DocumentUploaded,
     ExtractionResult,
     FailureReason,
+    MediaType,
+    OcrEngineInfo,
     OcrReport,
     PdfMetadata,
     PreviewsRendered,
     RenderPreviews,
+    image_pdf_object_name,
     preview_batch,
     preview_object_name,
     result_object_name,
     text_layer_object_name,
 )
 from services.extraction.ocr.reader import OcrOptions
+from services.extraction.ocr.recognize import version
+from services.extraction.ocr.tessdata import languages
+from services.extraction.ocr.vision import VisionClient
 from services.kit.context import Ctx
 from services.kit.logging import log_fields
+from services.kit.media import SNIFF_BYTES, sniff
 from services.kit.objects import ObjectWriter
 from services.kit.security import Actor
 
@@ -59,7 +70,7 @@ from .pool import ExtractPool
 
 log = logging.getLogger("atrium.extract")
 
-RETRYABLE = frozenset({"timeout", "internal"})
+RETRYABLE = frozenset({"timeout", "internal", "provider_error"})
 
 
 class ExtractionFailed(Exception):
@@ -88,6 +99,8 @@ class Deps:
     rendering: dict[tuple[UUID, UUID, int], PreviewBatch] = field(default_factory=dict)
     # The OCR options for the next document (called per document, so settings can change live).
     ocr_options: Callable[[], OcrOptions] = OcrOptions
+    allow_local_servers: bool = False  # vision OCR servers on this machine or network (providers/network.py)
+    engines: Any = None  # nats KeyValue `OCR_ENGINES_BUCKET`: what this worker can read, for the settings
     # Whether the documents service replaced the run (services/docs/superseded.py): then it is skipped.
     superseded: Callable[[UUID], Awaitable[bool]] = field(default=lambda run: _never())
 
@@ -150,10 +163,13 @@ async def extract_uploaded(event: DocumentUploaded, ctx: Ctx, deps: Deps) -> Non
         ),
         f"{ids}:extract:processing:{ctx.attempt}",
     )
-    fd, layer_path = tempfile.mkstemp(prefix="text-layer-", suffix=".pdf", dir=deps.tmp_dir)
-    os.close(fd)
+    layer_path, image_pdf = _temp_path(deps, "text-layer-"), _temp_path(deps, "image-pdf-")
+    pdf_object: str | None = None
     try:
-        result = await _fetch_and_extract(event, deps, ctx, layer_path)
+        result, media_type = await _fetch_and_extract(event, deps, ctx, layer_path, image_pdf)
+        if media_type != "application/pdf":  # an image: the PDF made of it is where pages and previews are
+            pdf_object = image_pdf_object_name(event.document_id, event.run_id)
+            await store_file(deps.objects, pdf_object, Path(image_pdf))
         ocr = _ocr_report(result.get("ocr"))
         if ocr is not None and result["ocr"].get("text_layer"):
             ocr.text_layer_object = text_layer_object_name(event.document_id, event.run_id)
@@ -166,8 +182,9 @@ async def extract_uploaded(event: DocumentUploaded, ctx: Ctx, deps: Deps) -> Non
             return
         raise ExtractionFailed(exc.reason, exc.message) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(layer_path)
+        for path in (layer_path, image_pdf):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     name = result_object_name(event.document_id, event.run_id)
     stored = ExtractionResult(
@@ -205,6 +222,8 @@ async def extract_uploaded(event: DocumentUploaded, ctx: Ctx, deps: Deps) -> Non
             ocr_pages=len(ocr.pages) if ocr else 0,
             ocr_reason=ocr.reason[:2000] if ocr else "",
             text_layer_object=ocr.text_layer_object if ocr else None,
+            pdf_object=pdf_object,
+            ocr_engine=ocr.engine if ocr else "",
         ),
         f"{ids}:extracted",
     )
@@ -220,12 +239,40 @@ async def extract_uploaded(event: DocumentUploaded, ctx: Ctx, deps: Deps) -> Non
         attempt=ctx.attempt,
         ms=round((now() - started).total_seconds() * 1000),
         tables_skipped=result.get("tables_skipped"),
+        text_capped=result.get("text_capped"),
         text_from_pdfplumber=result.get("text_from_pdfplumber"),
         ocr_pages=ocr.pages if ocr else None,
         ocr_skipped=ocr.skipped if ocr else None,
         ocr_s=ocr.seconds if ocr else None,
         text_layer_error=(result.get("ocr") or {}).get("text_layer_error"),
     )
+
+
+def engine_key(worker: str) -> str:
+    """A KV key of the worker's name (`host:pid`)."""
+    return re.sub(r"[^A-Za-z0-9_=-]", "-", worker)[:200]
+
+
+def ocr_engine_info(worker: str) -> OcrEngineInfo:
+    try:
+        engine = version()
+    except ImportError:
+        engine = ""
+    return OcrEngineInfo(worker=worker, engine=engine, languages=languages() if engine else [], at=now())
+
+
+async def announce_ocr_engine(deps: Deps) -> None:
+    """Put what this worker's OCR can read where the settings look (renewed before the bucket's TTL)."""
+    if deps.engines is None:
+        return
+    info = await asyncio.to_thread(ocr_engine_info, deps.worker)
+    await deps.engines.put(engine_key(deps.worker), info.model_dump_json().encode())
+
+
+def _temp_path(deps: Deps, prefix: str) -> str:
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".pdf", dir=deps.tmp_dir)
+    os.close(fd)
+    return path
 
 
 def _ocr_report(raw: dict[str, Any] | None) -> OcrReport | None:
@@ -281,12 +328,16 @@ async def fetch_original(object_name: str, deps: Deps, target: Any) -> None:
 
 
 async def _fetch_and_extract(
-    event: DocumentUploaded, deps: Deps, ctx: Ctx, text_layer_path: str
-) -> dict[str, Any]:
+    event: DocumentUploaded, deps: Deps, ctx: Ctx, text_layer_path: str, image_pdf: str
+) -> tuple[dict[str, Any], MediaType | None]:
+    """The extraction result, and what the original is (from its first bytes): a PDF, or an image that the
+    pool child writes as a PDF to `image_pdf` first."""
     fd, path = tempfile.mkstemp(prefix="extract-", suffix=".pdf", dir=deps.tmp_dir)
     try:
-        with os.fdopen(fd, "wb") as file:
+        with os.fdopen(fd, "w+b") as file:
             await fetch_original(event.object_name, deps, file)
+            file.seek(0)
+            media_type = sniff(file.read(SNIFF_BYTES))
 
         async def on_page(page: int, pages: int) -> None:
             await deps.progress(
@@ -302,28 +353,45 @@ async def _fetch_and_extract(
                 ),
             )
 
-        async def on_ocr_page(done: int, total: int) -> None:
-            if done:  # (0, total) only announces the OCR
-                await deps.progress(
-                    event,
-                    DocumentProgress(
-                        document_id=event.document_id,
-                        run_id=event.run_id,
-                        stage="extract",
-                        status="extracting",
-                        page=done,
-                        pages=total,
-                        message=f"OCR page {done} of {total} done",
-                    ),
-                )
+        options = deps.ocr_options()
+        # The key stays here: the child only draws the pages, the worker sends them (ocr/vision.py).
+        ocr = OcrJob(dataclasses.replace(options, api_key=""), text_layer_path)
+        client = VisionClient(options, deps.allow_local_servers) if options.provider != "tesseract" else None
 
-        return await deps.pool.extract(
-            path,
-            on_page=on_page,
-            heartbeat=ctx.heartbeat,
-            ocr=OcrJob(deps.ocr_options(), text_layer_path),
-            on_ocr_page=on_ocr_page,
-        )
+        async def on_ocr_page(done: int, total: int) -> None:
+            # Recorded by the documents service (status `ocr`, the counts a reload shows), which sends the
+            # live progress on; a durable event, since a lost "OCR started" would skip the status.
+            progress = DocumentOcrProgress(
+                document_id=event.document_id,
+                owner_id=event.owner_id,
+                run_id=event.run_id,
+                done=done,
+                total=total,
+                attempt=ctx.attempt,
+                worker=deps.worker,
+                at=now(),
+            )
+            ids = f"{event.document_id}:{event.run_id}:{ctx.attempt}:{done}"
+            try:
+                await deps.publish(DOCUMENT_OCR_PROGRESS, progress, f"ocr:{ids}")
+            except Exception as exc:  # progress must never fail the document
+                log_fields(log, logging.WARNING, "OCR progress not published", error=repr(exc))
+
+        image = media_type is not None and media_type != "application/pdf"
+        try:
+            result = await deps.pool.extract(
+                path,
+                on_page=on_page,
+                heartbeat=ctx.heartbeat,
+                ocr=ocr,
+                on_ocr_page=on_ocr_page,
+                image_pdf=image_pdf if image else None,
+                vision=client.answer if client else None,
+            )
+        finally:
+            if client is not None:
+                await client.aclose()
+        return result, media_type
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -480,7 +548,7 @@ async def publish_failed(
             owner_id=event.owner_id,
             run_id=event.run_id,
             stage="extract",
-            reason=reason,
+            reason=reason,  # type: ignore[arg-type]  # an ExtractError carries a FailureReason
             message=message[:2000],
             attempt=ctx.attempt,
             final=final,

@@ -79,6 +79,11 @@ def _child_main(
     import pdfplumber  # noqa: F401  (import cost paid once per child, not per document)
     import pypdfium2  # noqa: F401
 
+    def ask_parent(number: int, jpeg: bytes) -> tuple[Any, ...]:
+        conn.send(("vision", number, jpeg))
+        return conn.recv()  # type: ignore[no-any-return]
+
+    engines.ask_parent = ask_parent  # vision OCR: the request goes out from the worker, not from here
     conn.send(("ready", os.getpid(), sandbox or {}))
     while True:
         try:
@@ -95,7 +100,10 @@ def _child_main(
                 )
                 conn.send(("done", rendered))
             else:
-                _, path, ocr = job
+                _, path, ocr, image_pdf = job
+                if image_pdf:  # an uploaded image: the PDF made of it is what gets extracted
+                    engines.pdf_of_image(path, image_pdf, ocr, limits)
+                    path = image_pdf
                 # by keyword: the pdfplumber engine takes `first_error` in fourth place
                 result = extract(
                     path,
@@ -270,10 +278,16 @@ class ExtractPool:
         heartbeat: Callable[[], Awaitable[None]] | None = None,
         ocr: OcrJob | None = None,
         on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
+        image_pdf: str | None = None,
+        vision: Callable[[int, bytes], Awaitable[tuple[Any, ...]]] | None = None,
     ) -> dict[str, Any]:
         """Extract `path`; with `ocr`, OCR its pages without a usable text layer as well, hearing
-        `on_ocr_page(done, total)` (first with 0) and writing the text layer PDF where the job says."""
-        result = await self._job(("extract", path, ocr), on_page, heartbeat, on_ocr_page, ocr)
+        `on_ocr_page(done, total)` (first with 0) and writing the text layer PDF where the job says. With
+        `image_pdf`, `path` is an image: it becomes a PDF there first, and that is extracted. `vision`
+        answers the child's page images when the OCR provider is a vision model (ocr/vision.py)."""
+        result = await self._job(
+            ("extract", path, ocr, image_pdf), on_page, heartbeat, on_ocr_page, ocr, vision
+        )
         return result  # type: ignore[no-any-return]
 
     async def render_previews(
@@ -295,6 +309,7 @@ class ExtractPool:
         heartbeat: Callable[[], Awaitable[None]] | None,
         on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
         ocr: OcrJob | None = None,
+        vision: Callable[[int, bytes], Awaitable[tuple[Any, ...]]] | None = None,
     ) -> Any:
         if not self._started and not self.stopping:
             async with self._starting:  # a pool nobody started (the preview pool) starts on first use
@@ -305,7 +320,7 @@ class ExtractPool:
         try:
             child = await self._ensure_ready(child)
             try:
-                result = await self._run(child, job, on_page, heartbeat, on_ocr_page, ocr)
+                result = await self._run(child, job, on_page, heartbeat, on_ocr_page, ocr, vision)
             except _HealthyError as exc:
                 healthy = True
                 raise ExtractError(exc.reason, exc.message) from None
@@ -328,6 +343,7 @@ class ExtractPool:
         heartbeat: Callable[[], Awaitable[None]] | None,
         on_ocr_page: Callable[[int, int], Awaitable[None]] | None = None,
         ocr: OcrJob | None = None,
+        vision: Callable[[int, bytes], Awaitable[tuple[Any, ...]]] | None = None,
     ) -> Any:
         _open_to(child, job)
         child.conn.send(job)
@@ -338,7 +354,7 @@ class ExtractPool:
         # While OCR runs, each page has its own limit in the child; here a page may take twice that
         # (then the child is stuck where its own limit cannot reach, e.g. inside pdfium) before it is
         # killed, however many pages the document has.
-        ocr_window = 2 * ocr.options.page_timeout_s + 30 if ocr else 0.0
+        ocr_window = 2 * ocr.options.page_limit_s + 30 if ocr else 0.0
         while True:
             now = time.monotonic()
             if now >= deadline:
@@ -347,7 +363,7 @@ class ExtractPool:
                     raise ExtractError(
                         "timeout",
                         f"OCR of one page took longer than {ocr_window:g} s (the page limit is "
-                        f"{ocr.options.page_timeout_s:g} s).",  # type: ignore[union-attr]
+                        f"{ocr.options.page_limit_s:g} s).",  # type: ignore[union-attr]
                     )
                 raise ExtractError(
                     "timeout",
@@ -375,12 +391,32 @@ class ExtractPool:
                 deadline = time.monotonic() + ocr_window
                 if on_ocr_page:
                     await on_ocr_page(msg[1], msg[2])
+            elif kind == "vision":
+                child.conn.send(await self._answer_vision(vision, msg[1], msg[2], heartbeat))
             elif kind == "done":
                 return msg[1]
             elif kind == "error":
                 if msg[1] == "memory":
                     raise ExtractError(msg[1], msg[2])  # the child exits after a MemoryError
                 raise _HealthyError(msg[1], msg[2])
+
+    async def _answer_vision(
+        self,
+        vision: Callable[[int, bytes], Awaitable[tuple[Any, ...]]] | None,
+        number: int,
+        jpeg: bytes,
+        heartbeat: Callable[[], Awaitable[None]] | None,
+    ) -> tuple[Any, ...]:
+        """The vision model's answer for one page image, heartbeats going on while it takes (bounded by the
+        client's own timeouts, within the page's window)."""
+        if vision is None:
+            return ("refused", "No vision OCR client was set up for this document.")
+        task = asyncio.ensure_future(vision(number, jpeg))
+        while not task.done():
+            await asyncio.wait({task}, timeout=self.heartbeat_every_s)
+            if heartbeat and not task.done():
+                await heartbeat()
+        return task.result()
 
 
 def _open_to(child: _Child, job: tuple[Any, ...]) -> None:
@@ -392,8 +428,11 @@ def _open_to(child: _Child, job: tuple[Any, ...]) -> None:
     os.chmod(job[1], 0o640)
     if job[0] == "previews":
         os.chown(job[2], uid, gid)
-    elif len(job) > 2 and getattr(job[2], "text_layer_path", None):  # the OCR's PDF with a text layer
-        os.chown(job[2].text_layer_path, uid, gid)
+    else:
+        if getattr(job[2], "text_layer_path", None):  # the OCR's PDF with a text layer
+            os.chown(job[2].text_layer_path, uid, gid)
+        if job[3]:  # the PDF made of an uploaded image
+            os.chown(job[3], uid, gid)
 
 
 class PoolStopping(RuntimeError):

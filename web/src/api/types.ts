@@ -9,6 +9,8 @@ import {
   pathsApiV1DocumentsGetParametersQuerySortValues,
   documentSummaryDocument_typeAnyOf0Values,
   documentSummaryStatusValues,
+  documentsSettingsPublicOcr_modeValues,
+  documentsSettingsPublicOcr_providerValues,
   documentsSettingsPublicProviderValues,
   taskPublicKindValues,
   taskPublicStatusValues,
@@ -25,6 +27,7 @@ export type Role = User["role"];
 export type SessionInfo = Schemas["SessionInfo"];
 export type SessionList = Schemas["SessionList"];
 export type TokenPair = Schemas["TokenPair"];
+export type BrowserSession = Schemas["BrowserSession"];
 export type Profile = Schemas["ProfilePublic"];
 export type ProfileUpdate = Schemas["ProfileUpdate"];
 
@@ -63,6 +66,7 @@ export type UserPage = Schemas["UserPage"];
 export type AdminUserChanges = Schemas["AdminUserChanges"];
 export type AuditEntry = Schemas["AuditEntry"];
 export type AuditPage = Schemas["AuditPage"];
+export type SystemReport = Schemas["SystemReport"];
 export type UsersQuery = NonNullable<paths["/api/v1/admin/users"]["get"]["parameters"]["query"]>;
 export type AuditQuery = NonNullable<paths["/api/v1/admin/audit"]["get"]["parameters"]["query"]>;
 
@@ -94,6 +98,8 @@ export type TaskKind = Task["kind"];
 export type DocumentsSettings = Schemas["DocumentsSettingsPublic"];
 export type DocumentsSettingsUpdate = Schemas["DocumentsSettingsUpdate"];
 export type ProviderName = NonNullable<DocumentsSettings["provider"]>;
+export type OcrMode = NonNullable<DocumentsSettings["ocr_mode"]>;
+export type OcrProviderName = NonNullable<DocumentsSettings["ocr_provider"]>;
 export type ProviderTestResult = Schemas["ProviderTestResult"];
 
 /** An optional enum's values without the `null` its generated type admits. */
@@ -110,3 +116,5 @@ export const DOCUMENT_SORT_KEYS: readonly NonNullable<DocumentsQuery["sort"]>[] 
 export const TASK_STATUSES: readonly TaskStatus[] = taskPublicStatusValues;
 export const TASK_KINDS: readonly TaskKind[] = taskPublicKindValues;
 export const PROVIDERS: readonly ProviderName[] = documentsSettingsPublicProviderValues;
+export const OCR_MODES: readonly OcrMode[] = documentsSettingsPublicOcr_modeValues;
+export const OCR_PROVIDERS: readonly OcrProviderName[] = documentsSettingsPublicOcr_providerValues;

@@ -83,3 +83,15 @@ export function SessionWatcher() {
   );
   return null;
 }
+
+/** The token of a mailed link (`/reset-password#token=…`): read from the fragment, which never reaches a
+ * server log, then dropped from the address bar and history. A `?token=` link of an older mail still works. */
+export function useLinkToken(): string {
+  const [token] = React.useState(() => {
+    const fromFragment = new URLSearchParams(window.location.hash.slice(1)).get("token");
+    const token = fromFragment ?? new URLSearchParams(window.location.search).get("token") ?? "";
+    if (token) window.history.replaceState(window.history.state, "", window.location.pathname);
+    return token;
+  });
+  return token;
+}

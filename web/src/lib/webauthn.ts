@@ -3,7 +3,7 @@
  * become `navigator.credentials.create()` / `.get()` calls, and the credential they return becomes the JSON
  * the service verifies. No library: the browser does the cryptography.
  */
-import type { PasskeyCeremony, TokenPair } from "@/api/types";
+import type { PasskeyCeremony, BrowserSession } from "@/api/types";
 import { api } from "./api";
 
 export function fromBase64url(text: string): ArrayBuffer {
@@ -83,8 +83,8 @@ export async function signWithPasskey(options: Json): Promise<Json> {
 }
 
 /** Sign in with a passkey alone (a discoverable credential): the sign-in page's button. */
-export async function signInWithPasskey(rememberMe: boolean): Promise<TokenPair> {
+export async function signInWithPasskey(rememberMe: boolean): Promise<BrowserSession> {
   const ceremony = await api<PasskeyCeremony>("/auth/login/passkey/options", { method: "POST", body: { remember_me: rememberMe }, noRefresh: true });
   const credential = await signWithPasskey(ceremony.options);
-  return api<TokenPair>("/auth/login/passkey", { method: "POST", body: { ceremony_id: ceremony.ceremony_id, credential }, noRefresh: true });
+  return api<BrowserSession>("/auth/login/passkey", { method: "POST", body: { ceremony_id: ceremony.ceremony_id, credential }, noRefresh: true });
 }

@@ -49,7 +49,7 @@ export function DashboardPage() {
 function DocumentsOverview({ locale }: { locale: string }) {
   const { t } = useTranslation();
   const counts = useDocumentCounts();
-  const processing = useDocuments({ status: ["queued", "extracting", "analyzing"], limit: 5 }, { refetchInterval: 5000 });
+  const processing = useDocuments({ status: ["queued", "extracting", "ocr", "analyzing"], limit: 5 }, { refetchInterval: 5000 });
   const tasks = useTasks({ limit: 8 });
   return (
     <div className="grid grid-cols-1 gap-4 lg:grid-cols-3">

@@ -18,6 +18,12 @@ describe("upload list", () => {
     expect(extracting.stage).toBe("extracting");
     expect(extracting.percent).toBeGreaterThan(10);
     expect(extracting.percent).toBeLessThan(85);
+    // OCR comes after extraction and before analysis, page by page.
+    const ocr = uploadRowState(uploaded, "ocr", { document_id: "d1", run_id: "r1", stage: "extract", status: "ocr", page: 2, pages: 4, message: "OCR page 2 of 4" });
+    expect(ocr.stage).toBe("ocr");
+    expect(ocr.percent).toBeGreaterThan(extracting.percent);
+    expect(ocr.percent).toBeLessThan(85);
+    expect(isUploadFinished(uploaded, "ocr")).toBe(false);
     expect(uploadRowState(uploaded, "ready")).toEqual({ percent: 100, stage: "ready" });
     expect(isUploadFinished(uploaded, "analyzing")).toBe(false);
     expect(isUploadFinished(uploaded, "ready")).toBe(true);

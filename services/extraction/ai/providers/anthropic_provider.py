@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -12,6 +13,7 @@ import httpx2
 
 from .base import (
     DEFAULT_BUDGET_CHARS,
+    VISION_MAX_TOKENS,
     MalformedAnswer,
     ProviderConfig,
     ProviderError,
@@ -100,6 +102,31 @@ class AnthropicProvider:
             if getattr(block, "type", "") == "tool_use" and isinstance(block.input, dict):
                 return block.input, usage
         raise MalformedAnswer("Anthropic answered without calling the fields tool.")
+
+    async def read_image(self, jpeg: bytes, instructions: str) -> tuple[str, Usage]:
+        """The text on a page image (vision OCR)."""
+        started = time.perf_counter()
+        image = {
+            "type": "image",
+            "source": {"type": "base64", "media_type": "image/jpeg", "data": base64.b64encode(jpeg).decode()},
+        }
+        resp, tries = await with_retries(
+            self.config,
+            lambda: self._create(
+                max_tokens=VISION_MAX_TOKENS,
+                messages=[{"role": "user", "content": [image, {"type": "text", "text": instructions}]}],
+            ),
+        )
+        usage = Usage(
+            model=getattr(resp, "model", "") or self.model,
+            tokens_in=getattr(resp.usage, "input_tokens", None),
+            tokens_out=getattr(resp.usage, "output_tokens", None),
+            latency_ms=(time.perf_counter() - started) * 1000,
+            attempts=tries,
+        )
+        return "".join(
+            getattr(b, "text", "") for b in resp.content if getattr(b, "type", "") == "text"
+        ), usage
 
     async def ping(self) -> str:
         resp, _ = await with_retries(

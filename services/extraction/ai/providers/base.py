@@ -20,6 +20,7 @@ T = TypeVar("T")
 
 # Tokens are estimated at ~4 characters; a document is cut to this many characters before it is sent.
 DEFAULT_BUDGET_CHARS = 48_000
+VISION_MAX_TOKENS = 4096  # a dense page is 600-1,000 words
 MAX_RETRY_AFTER_S = 30.0
 
 
@@ -111,6 +112,14 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""
+        ...
+
+
+class VisionProvider(Provider, Protocol):
+    """A provider whose models read images: vision OCR (not the builtin one)."""
+
+    async def read_image(self, jpeg: bytes, instructions: str) -> tuple[str, Usage]:
+        """The text `instructions` ask for from a JPEG page image, with the usage."""
         ...
 
 

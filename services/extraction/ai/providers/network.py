@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 from collections.abc import Iterable
 from types import ModuleType
@@ -32,6 +33,11 @@ METADATA = (
 )
 SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT: not public, not RFC 1918
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def allow_local_servers_from_env() -> bool:
+    """`ATRIUM_AI_ALLOW_LOCAL_SERVERS`: whether model servers on this machine or the local network may be used."""
+    return os.environ.get("ATRIUM_AI_ALLOW_LOCAL_SERVERS", "") in ("1", "true", "yes")
 
 
 class BlockedAddress(Exception):

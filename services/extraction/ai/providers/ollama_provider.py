@@ -9,6 +9,7 @@ import httpx
 import ollama
 
 from .base import (
+    VISION_MAX_TOKENS,
     ProviderConfig,
     ProviderError,
     Usage,
@@ -85,6 +86,25 @@ class OllamaProvider:
             attempts=tries,
         )
         return parse_json_object(resp.message.content or ""), usage
+
+    async def read_image(self, jpeg: bytes, instructions: str) -> tuple[str, Usage]:
+        """The text on a page image (vision OCR)."""
+        started = time.perf_counter()
+        resp, tries = await with_retries(
+            self.config,
+            lambda: self._chat(
+                messages=[{"role": "user", "content": instructions, "images": [jpeg]}],
+                options={"temperature": 0, "num_predict": VISION_MAX_TOKENS},
+            ),
+        )
+        usage = Usage(
+            model=resp.model or self.model,
+            tokens_in=resp.prompt_eval_count,
+            tokens_out=resp.eval_count,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            attempts=tries,
+        )
+        return resp.message.content or "", usage
 
     async def ping(self) -> str:
         resp, _ = await with_retries(

@@ -3,6 +3,7 @@ with `response_format` carrying the fields JSON schema."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -13,6 +14,7 @@ import openai
 
 from .base import (
     DEFAULT_BUDGET_CHARS,
+    VISION_MAX_TOKENS,
     MalformedAnswer,
     ProviderConfig,
     ProviderError,
@@ -98,6 +100,37 @@ class OpenAICompatibleProvider:
         if not resp.choices:
             raise MalformedAnswer("The model server answered with no choices.")
         return parse_json_object(resp.choices[0].message.content or ""), usage
+
+    async def read_image(self, jpeg: bytes, instructions: str) -> tuple[str, Usage]:
+        """The text on a page image (vision OCR)."""
+        started = time.perf_counter()
+        url = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
+        resp, tries = await with_retries(
+            self.config,
+            lambda: self._create(
+                temperature=0,
+                max_tokens=VISION_MAX_TOKENS,
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": instructions},
+                            {"type": "image_url", "image_url": {"url": url}},
+                        ],
+                    }
+                ],
+            ),
+        )
+        usage = Usage(
+            model=getattr(resp, "model", "") or self.model,
+            tokens_in=resp.usage.prompt_tokens if resp.usage else None,
+            tokens_out=resp.usage.completion_tokens if resp.usage else None,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            attempts=tries,
+        )
+        if not resp.choices:
+            raise ProviderError("The model server answered with no choices.")
+        return resp.choices[0].message.content or "", usage
 
     async def ping(self) -> str:
         resp, _ = await with_retries(

@@ -8,6 +8,7 @@ const STATUS_VARIANT: Record<string, "success" | "warning" | "destructive" | "in
   failed: "destructive",
   queued: "secondary",
   extracting: "info",
+  ocr: "info",
   analyzing: "info",
   running: "info",
   superseded: "outline",

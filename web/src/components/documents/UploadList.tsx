@@ -53,6 +53,8 @@ function UploadRow({ item, onDismiss }: { item: UploadItem; onDismiss: () => voi
           ? t("upload.failed")
           : live?.page && live?.pages && stage === "extracting"
             ? t("upload.page_of", { page: live.page, pages: live.pages })
+            : live?.pages && stage === "ocr"
+              ? t("upload.ocr_page_of", { page: live.page ?? 0, pages: live.pages })
             : t(`status.${stage}`, { defaultValue: stage });
   return (
     <li className="grid grid-cols-1 gap-1.5 py-3" data-testid="upload-row" data-stage={stage}>
@@ -136,7 +138,7 @@ export function UploadDropzone({ onFiles }: { onFiles: (files: File[]) => void }
         ref={input}
         id="upload-input"
         type="file"
-        accept="application/pdf,.pdf"
+        accept="application/pdf,.pdf,image/jpeg,image/png,image/tiff,.jpg,.jpeg,.png,.tif,.tiff"
         multiple
         className="sr-only"
         onChange={(e) => {

@@ -3,7 +3,7 @@ import { Link, NavLink, Outlet, useLocation, useNavigate } from "react-router-do
 import { useTranslation } from "@/lib/i18n";
 import { useQueryClient } from "@tanstack/react-query";
 import {
-  AppWindow, FileText, FolderTree, History, Home, KeyRound, LayoutGrid, LogOut, Menu, Monitor, Moon,
+  Activity, AppWindow, FileText, FolderTree, History, Home, KeyRound, LayoutGrid, LogOut, Menu, Monitor, Moon,
   ScrollText, Settings2, Shield, ShieldCheck, Sun, User as UserIcon, Users, X,
 } from "lucide-react";
 import { Button } from "@/components/ui/button";
@@ -77,6 +77,7 @@ function Sidebar({ onNavigate }: { onNavigate: () => void }) {
     { to: "/admin/documents", label: t("nav.admin_documents"), icon: Settings2 },
     { to: "/admin/security", label: t("nav.admin_security"), icon: Shield },
     { to: "/admin/audit", label: t("nav.admin_audit"), icon: ScrollText },
+    { to: "/admin/system", label: t("nav.admin_system"), icon: Activity },
   ];
   return (
     <nav aria-label={t("nav.main")} className="flex flex-col gap-1 p-3">

@@ -1,11 +1,12 @@
 import * as React from "react";
-import { Link, useNavigate, useSearchParams } from "react-router-dom";
+import { Link, useNavigate } from "react-router-dom";
 import { useMutation } from "@tanstack/react-query";
 import { Button } from "@/components/ui/button";
 import { Input } from "@/components/ui/input";
 import { FormError } from "@/components/ui/form-error";
 import { PasswordRules, passwordRules } from "@/components/PasswordRules";
 import { api, ApiError } from "@/lib/api";
+import { useLinkToken } from "@/lib/auth";
 import { useTranslation } from "@/lib/i18n";
 import { AuthLayout, Field, Notice } from "./AuthLayout";
 
@@ -38,9 +39,8 @@ export function ForgotPasswordPage() {
 
 export function ResetPasswordPage() {
   const { t } = useTranslation();
-  const [params] = useSearchParams();
   const navigate = useNavigate();
-  const token = params.get("token") ?? "";
+  const token = useLinkToken();
   const [password, setPassword] = React.useState("");
   const reset = useMutation({
     mutationFn: () => api("/auth/password/reset", { method: "POST", body: { token, new_password: password }, noRefresh: true }),

@@ -3,7 +3,7 @@ import { useMutation } from "@tanstack/react-query";
 import { Button } from "@/components/ui/button";
 import { Input } from "@/components/ui/input";
 import { FormError } from "@/components/ui/form-error";
-import type { TokenPair } from "@/api/types";
+import type { BrowserSession } from "@/api/types";
 import { api, ApiError } from "@/lib/api";
 import { useTranslation } from "@/lib/i18n";
 import { passkeysSupported } from "@/lib/utils";
@@ -12,7 +12,7 @@ import { AuthLayout, Field } from "./AuthLayout";
 import type { SecondStepChallenge } from "./SignInPage";
 
 /** After a right password: a code from the authenticator app, a recovery code, or a passkey. */
-export function SecondStepForm({ step, onDone, onRestart }: { step: SecondStepChallenge; onDone: (pair: TokenPair) => void; onRestart: () => void }) {
+export function SecondStepForm({ step, onDone, onRestart }: { step: SecondStepChallenge; onDone: (session: BrowserSession) => void; onRestart: () => void }) {
   const { t } = useTranslation();
   const [code, setCode] = React.useState("");
   const hasCodes = step.methods.includes("totp") || step.methods.includes("recovery");
@@ -20,11 +20,11 @@ export function SecondStepForm({ step, onDone, onRestart }: { step: SecondStepCh
     mutationFn: async (method: "code" | "passkey") => {
       if (method === "passkey") {
         const credential = await signWithPasskey(step.passkey_options ?? {});
-        return api<TokenPair>("/auth/login/second-step", { method: "POST", body: { step_token: step.step_token, method: "passkey", credential }, noRefresh: true });
+        return api<BrowserSession>("/auth/login/second-step", { method: "POST", body: { step_token: step.step_token, method: "passkey", credential }, noRefresh: true });
       }
       const typed = code.trim();
       const kind = /^\d{6}$/.test(typed.replace(/\s/g, "")) ? "totp" : "recovery";
-      return api<TokenPair>("/auth/login/second-step", { method: "POST", body: { step_token: step.step_token, method: kind, code: typed }, noRefresh: true });
+      return api<BrowserSession>("/auth/login/second-step", { method: "POST", body: { step_token: step.step_token, method: kind, code: typed }, noRefresh: true });
     },
     onSuccess: onDone,
   });

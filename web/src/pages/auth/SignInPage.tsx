@@ -6,7 +6,7 @@ import { Checkbox } from "@/components/ui/checkbox";
 import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { FormError } from "@/components/ui/form-error";
-import type { SecondFactorMethod, SsoButtons as SsoButtonList, SsoRedirect, TokenPair } from "@/api/types";
+import type { BrowserSession, SecondFactorMethod, SsoButtons as SsoButtonList, SsoRedirect } from "@/api/types";
 import { api, ApiError } from "@/lib/api";
 import { clearLostReason, ME_KEY, safeNext } from "@/lib/auth";
 import { loadMessages, useTranslation } from "@/lib/i18n";
@@ -37,11 +37,11 @@ export function useSignedIn() {
   const [params] = useSearchParams();
   const navigate = useNavigate();
   const qc = useQueryClient();
-  return (pair: TokenPair, next = params.get("next")) => {
+  return (session: BrowserSession, next = params.get("next")) => {
     clearLostReason();
     qc.clear();
-    qc.setQueryData(ME_KEY, pair.user);
-    navigate(pair.user.must_enrol_second_factor ? "/security?enrol=1" : safeNext(next), { replace: true });
+    qc.setQueryData(ME_KEY, session.user);
+    navigate(session.user.must_enrol_second_factor ? "/security?enrol=1" : safeNext(next), { replace: true });
   };
 }
 
@@ -55,15 +55,15 @@ export function SignInPage() {
   const [step, setStep] = React.useState<SecondStepChallenge | null>(null);
   const reason = params.get("reason");
   const login = useMutation({
-    mutationFn: () => api<TokenPair>("/auth/login", { method: "POST", body: { email, password, remember_me: remember }, noRefresh: true }),
-    onSuccess: (pair) => signedIn(pair),
+    mutationFn: () => api<BrowserSession>("/auth/session", { method: "POST", body: { email, password, remember_me: remember }, noRefresh: true }),
+    onSuccess: (session) => signedIn(session),
     onError: (e) => {
       if (e instanceof ApiError && isSecondStep(e.details)) setStep(e.details);
     },
   });
   const passkey = useMutation({
     mutationFn: async () => (await import("@/lib/webauthn")).signInWithPasskey(remember),
-    onSuccess: (pair) => signedIn(pair),
+    onSuccess: (session) => signedIn(session),
   });
   const notices: Record<string, string> = {
     revoked: t("auth.reason_revoked"),
@@ -76,7 +76,7 @@ export function SignInPage() {
   if (step) {
     return (
       <React.Suspense fallback={null}>
-        <SecondStepForm step={step} onDone={(pair) => signedIn(pair)} onRestart={() => { setStep(null); login.reset(); }} />
+        <SecondStepForm step={step} onDone={(session) => signedIn(session)} onRestart={() => { setStep(null); login.reset(); }} />
       </React.Suspense>
     );
   }

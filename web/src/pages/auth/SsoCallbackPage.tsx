@@ -3,7 +3,7 @@ import { Link, useParams, useSearchParams } from "react-router-dom";
 import { useMutation } from "@tanstack/react-query";
 import { Button } from "@/components/ui/button";
 import { FormError } from "@/components/ui/form-error";
-import type { TokenPair } from "@/api/types";
+import type { BrowserSession } from "@/api/types";
 import { api } from "@/lib/api";
 import { useTranslation } from "@/lib/i18n";
 import { AuthLayout, Notice } from "./AuthLayout";
@@ -20,8 +20,8 @@ export function SsoCallbackPage() {
   const state = params.get("state");
   const refused = params.get("error_description") || params.get("error");
   const finish = useMutation({
-    mutationFn: () => api<TokenPair>("/auth/sso/finish", { method: "POST", body: { provider, state, code }, noRefresh: true }),
-    onSuccess: (pair) => signedIn(pair, "/"),
+    mutationFn: () => api<BrowserSession>("/auth/sso/finish", { method: "POST", body: { provider, state, code }, noRefresh: true }),
+    onSuccess: (session) => signedIn(session, "/"),
   });
   const { mutate } = finish;
   React.useEffect(() => {

@@ -1,15 +1,15 @@
 import * as React from "react";
-import { Link, useSearchParams } from "react-router-dom";
+import { Link } from "react-router-dom";
 import { useMutation } from "@tanstack/react-query";
 import { FormError } from "@/components/ui/form-error";
 import { api } from "@/lib/api";
+import { useLinkToken } from "@/lib/auth";
 import { useTranslation } from "@/lib/i18n";
 import { AuthLayout, Notice } from "./AuthLayout";
 
 export function VerifyEmailPage() {
   const { t } = useTranslation();
-  const [params] = useSearchParams();
-  const token = params.get("token") ?? "";
+  const token = useLinkToken();
   const verify = useMutation({ mutationFn: () => api("/auth/email/verify", { method: "POST", body: { token }, noRefresh: true }) });
   const started = React.useRef(false);
   React.useEffect(() => {

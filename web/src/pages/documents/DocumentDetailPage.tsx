@@ -2,7 +2,7 @@ import * as React from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { useTranslation } from "@/lib/i18n";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { ArrowLeft, Bot, Check, Download, RotateCw, Trash2, X } from "lucide-react";
+import { ArrowLeft, Bot, Check, Download, FileText, RotateCw, Trash2, X } from "lucide-react";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
@@ -120,6 +120,14 @@ export function DocumentDetailPage() {
   const names = [...editable, ...Object.keys(fields).filter((k) => !editable.includes(k) && k !== "suggested_categories")];
   const suggestedNames = d.pending_suggestions ?? [];
   const assigned = new Set(docCategories.map((c) => c.id));
+  // Live events while the page is open; after a reload, the counts the document itself keeps.
+  const step = live?.pages ? { done: live.page ?? 0, total: live.pages } : d.progress ? { done: d.progress.done, total: d.progress.total } : null;
+  const progressLabel =
+    status === "ocr" && step
+      ? t("upload.ocr_page_of", { page: step.done, pages: step.total })
+      : status === "extracting" && step
+        ? t("upload.page_of", { page: step.done, pages: step.total })
+        : t(`status.${status}`);
   const tables = pages.flatMap((p) => (p.tables ?? []).map((tbl, i) => ({ page: p.number, index: i + 1, rows: tbl })));
 
   return (
@@ -147,6 +155,13 @@ export function DocumentDetailPage() {
                 <Download /> {t("detail.download")}
               </a>
             </Button>
+            {d.ocr?.text_layer && (
+              <Button asChild variant="outline">
+                <a href={buildUrl(`/documents/${id}/text-layer`)} download={textLayerName(d.filename)} title={t("detail.download_text_layer_hint")}>
+                  <FileText /> {t("detail.download_text_layer")}
+                </a>
+              </Button>
+            )}
             <Button variant="outline" onClick={() => reprocess.mutate()} disabled={reprocess.isPending || isActive(status)}>
               <RotateCw /> {t("detail.reprocess")}
             </Button>
@@ -157,10 +172,8 @@ export function DocumentDetailPage() {
         </div>
         {isActive(status) && (
           <div className="grid grid-cols-1 gap-1" role="status">
-            <Progress value={processingPercent(status, live)} aria-label={t("detail.processing")} />
-            <p className="text-xs text-muted-foreground">
-              {live?.page && live?.pages ? t("upload.page_of", { page: live.page, pages: live.pages }) : t(`status.${status}`)}
-            </p>
+            <Progress value={processingPercent(status, step ? { document_id: d.id, run_id: d.run_id, stage: "extract", status, page: step.done, pages: step.total, message: "" } : undefined)} aria-label={t("detail.processing")} />
+            <p className="text-xs text-muted-foreground" data-testid="detail-progress">{progressLabel}</p>
           </div>
         )}
         {d.status === "failed" && (
@@ -170,7 +183,15 @@ export function DocumentDetailPage() {
             <p className="mt-1 text-muted-foreground">{t("detail.failed_hint")}</p>
           </div>
         )}
-        {d.status === "needs_ocr" && <p role="status" className="rounded-md border border-warning/40 bg-warning/10 p-3 text-sm">{t("detail.needs_ocr_hint")}</p>}
+        {d.status === "needs_ocr" && (
+          <div role="status" className="rounded-md border border-warning/40 bg-warning/10 p-3 text-sm" data-testid="needs-ocr">
+            <p>{t("detail.needs_ocr_hint")}</p>
+            {d.ocr?.reason && <p className="mt-1 text-muted-foreground">{d.ocr.reason}</p>}
+          </div>
+        )}
+        {d.status === "ready" && d.ocr?.reason && (
+          <p role="status" className="rounded-md border border-warning/40 bg-warning/10 p-3 text-sm">{d.ocr.reason}</p>
+        )}
       </div>
 
       <div className="grid grid-cols-1 gap-6 xl:grid-cols-[minmax(0,1fr)_22rem]">
@@ -204,6 +225,13 @@ export function DocumentDetailPage() {
                     <Card>
                       <CardHeader className="pb-2">
                         <CardTitle className="text-sm">{t("detail.page", { number: p.number })}</CardTitle>
+                        {p.ocr && (
+                          <CardDescription className="text-xs" data-testid="page-ocr">
+                            {p.ocr.reason
+                              ? p.ocr.reason
+                              : t("detail.page_ocr", { engine: p.ocr.engine, words: p.ocr.word_count, confidence: Math.round(p.ocr.confidence ?? 0) })}
+                          </CardDescription>
+                        )}
                       </CardHeader>
                       <CardContent className="space-y-3">
                         {p.number <= (d.preview_pages ?? 0) ? <PagePreview documentId={d.id} runId={d.run_id} page={p.number} /> : null}
@@ -343,4 +371,9 @@ export function DocumentDetailPage() {
       />
     </div>
   );
+}
+
+/** "scan.pdf" → "scan.ocr.pdf" (what the server names the PDF with text layer too). */
+function textLayerName(filename: string): string {
+  return `${filename.replace(/\.[^.]*$/, "")}.ocr.pdf`;
 }

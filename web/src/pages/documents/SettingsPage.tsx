@@ -11,11 +11,25 @@ import { FormError } from "@/components/ui/form-error";
 import { Spinner } from "@/components/ui/spinner";
 import { useToast } from "@/components/ui/toast";
 import { PageHeader } from "@/components/layout/PageHeader";
-import { PROVIDERS, type DocumentsSettings, type DocumentsSettingsUpdate, type ProviderName, type ProviderTestResult } from "@/api/types";
+import {
+  OCR_MODES,
+  OCR_PROVIDERS,
+  PROVIDERS,
+  type DocumentsSettings,
+  type DocumentsSettingsUpdate,
+  type OcrMode,
+  type OcrProviderName,
+  type ProviderName,
+  type ProviderTestResult,
+} from "@/api/types";
 import { api } from "@/lib/api";
 
 type Editable = keyof DocumentsSettingsUpdate;
 const SETTINGS_KEY = ["admin", "doc-settings"];
+// What the server reports and never takes back.
+const READ_ONLY = ["api_key_set", "api_key_last4", "ocr_api_key_set", "ocr_api_key_last4", "ocr_languages_installed", "ocr_engine"] as const;
+type ReadOnly = (typeof READ_ONLY)[number];
+const isReadOnly = (k: keyof DocumentsSettings): k is ReadOnly => (READ_ONLY as readonly string[]).includes(k);
 
 /** The Documents app's runtime settings (admins): AI provider, uploads, quotas, retention. */
 export function DocumentsSettingsPage() {
@@ -25,6 +39,7 @@ export function DocumentsSettingsPage() {
   const settings = useQuery({ queryKey: SETTINGS_KEY, queryFn: () => api<DocumentsSettings>("/apps/documents/settings") });
   const [form, setForm] = React.useState<DocumentsSettings | null>(null);
   const [apiKey, setApiKey] = React.useState("");
+  const [ocrKey, setOcrKey] = React.useState("");
   React.useEffect(() => {
     if (settings.data) setForm(settings.data);
   }, [settings.data]);
@@ -33,17 +48,23 @@ export function DocumentsSettingsPage() {
       // Only what changed: a PATCH of the whole form would overwrite a concurrent admin's other edits.
       const body: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(form!) as [keyof DocumentsSettings, unknown][]) {
-        if (k === "api_key_set" || k === "api_key_last4") continue;
-        if (v !== settings.data![k]) body[k satisfies Editable] = v === "" && k.startsWith("quota") ? null : v;
+        if (isReadOnly(k)) continue;
+        if (JSON.stringify(v) !== JSON.stringify(settings.data![k])) body[k satisfies Editable] = v === "" && k.startsWith("quota") ? null : v;
       }
       if (apiKey) body.api_key = apiKey;
+      if (ocrKey) body.ocr_api_key = ocrKey;
       return api<DocumentsSettings>("/apps/documents/settings", { method: "PATCH", body: body as DocumentsSettingsUpdate });
     },
     onSuccess: (d) => {
       qc.setQueryData(SETTINGS_KEY, d);
       setApiKey("");
+      setOcrKey("");
       toast({ title: t("settings.saved"), variant: "success" });
     },
+  });
+  const clearOcrKey = useMutation({
+    mutationFn: () => api<DocumentsSettings>("/apps/documents/settings", { method: "PATCH", body: { ocr_api_key: "" } satisfies DocumentsSettingsUpdate }),
+    onSuccess: (d) => qc.setQueryData(SETTINGS_KEY, d),
   });
   const clearKey = useMutation({
     mutationFn: () => api<DocumentsSettings>("/apps/documents/settings", { method: "PATCH", body: { api_key: "" } satisfies DocumentsSettingsUpdate }),
@@ -61,6 +82,13 @@ export function DocumentsSettingsPage() {
   const f = form!;
   const set = (patch: Partial<DocumentsSettings>) => setForm({ ...f, ...patch });
   const num = (v: string) => (v === "" ? null : Number(v));
+  const installed = f.ocr_languages_installed ?? [];
+  const languages = f.ocr_languages ?? [];
+  // Chosen languages first, in their order (Tesseract's first language leads), then the other installed ones.
+  const languageChoices = [...languages, ...installed.filter((l) => !languages.includes(l))];
+  const toggleLanguage = (lang: string, on: boolean) =>
+    set({ ocr_languages: on ? [...languages, lang] : languages.filter((l) => l !== lang) });
+  const vision = f.ocr_provider !== "tesseract";
   return (
     <div className="grid grid-cols-1 gap-6">
       <PageHeader title={t("settings.title")} description={t("settings.subtitle")} />
@@ -124,6 +152,74 @@ export function DocumentsSettingsPage() {
               )}
               {test.error && <p role="alert" className="text-sm text-destructive">{(test.error as Error).message}</p>}
             </div>
+          </CardContent>
+        </Card>
+        <Card>
+          <CardHeader>
+            <CardTitle>{t("settings.ocr")}</CardTitle>
+            <CardDescription>{t("settings.ocr_hint")}</CardDescription>
+          </CardHeader>
+          <CardContent className="grid grid-cols-1 gap-4 sm:grid-cols-2">
+            <div className="grid grid-cols-1 gap-1.5">
+              <Label htmlFor="ocr_mode">{t("settings.ocr_mode")}</Label>
+              <NativeSelect id="ocr_mode" value={f.ocr_mode} onChange={(e) => set({ ocr_mode: e.target.value as OcrMode })}>
+                {OCR_MODES.map((m) => <option key={m} value={m}>{t(`settings.ocr_mode_${m}`)}</option>)}
+              </NativeSelect>
+            </div>
+            <div className="grid grid-cols-1 gap-1.5">
+              <Label htmlFor="ocr_max_pages">{t("settings.ocr_max_pages")}</Label>
+              <Input id="ocr_max_pages" type="number" min={1} max={2000} value={f.ocr_max_pages} onChange={(e) => set({ ocr_max_pages: Number(e.target.value) })} />
+            </div>
+            <fieldset className="grid grid-cols-1 gap-1.5 sm:col-span-2" disabled={f.ocr_mode === "off" || vision}>
+              <legend className="mb-1.5 text-sm font-medium">{t("settings.ocr_languages")}</legend>
+              <div className="flex flex-wrap gap-x-4 gap-y-2" data-testid="ocr-languages">
+                {languageChoices.map((lang) => (
+                  <div key={lang} className="flex items-center gap-2">
+                    <Checkbox
+                      id={`ocr-lang-${lang}`}
+                      checked={languages.includes(lang)}
+                      disabled={languages.length === 1 && languages.includes(lang)}
+                      onCheckedChange={(v) => toggleLanguage(lang, v === true)}
+                    />
+                    <Label htmlFor={`ocr-lang-${lang}`} className="font-normal">{t(`settings.lang_${lang}`, { defaultValue: lang })} <span className="text-muted-foreground">({lang})</span></Label>
+                  </div>
+                ))}
+              </div>
+              <p className="text-xs text-muted-foreground">{t("settings.ocr_languages_hint", { engine: f.ocr_engine || "Tesseract" })}</p>
+            </fieldset>
+            <div className="grid grid-cols-1 gap-1.5">
+              <Label htmlFor="ocr_provider">{t("settings.ocr_provider")}</Label>
+              <NativeSelect id="ocr_provider" value={f.ocr_provider} onChange={(e) => set({ ocr_provider: e.target.value as OcrProviderName })}>
+                {OCR_PROVIDERS.map((p) => <option key={p} value={p}>{t(`settings.ocr_provider_${p}`)}</option>)}
+              </NativeSelect>
+            </div>
+            {vision && (
+              <>
+                <div className="grid grid-cols-1 gap-1.5">
+                  <Label htmlFor="ocr_model">{t("settings.ocr_model")}</Label>
+                  <Input id="ocr_model" value={f.ocr_model ?? ""} placeholder={t("settings.ocr_model_default")} onChange={(e) => set({ ocr_model: e.target.value })} />
+                </div>
+                <div className="grid grid-cols-1 gap-1.5 sm:col-span-2">
+                  <Label htmlFor="ocr_base_url">{t("settings.ocr_base_url")}</Label>
+                  <Input id="ocr_base_url" type="url" value={f.ocr_base_url ?? ""} placeholder="http://127.0.0.1:11434" onChange={(e) => set({ ocr_base_url: e.target.value })} disabled={f.ocr_provider === "anthropic"} />
+                </div>
+                <div className="grid grid-cols-1 gap-1.5 sm:col-span-2">
+                  <Label htmlFor="ocr_api_key">{t("settings.ocr_api_key")}</Label>
+                  <div className="flex flex-col gap-2 sm:flex-row">
+                    <Input
+                      id="ocr_api_key"
+                      type="password"
+                      autoComplete="off"
+                      value={ocrKey}
+                      placeholder={f.ocr_api_key_set ? t("settings.key_set", { last4: f.ocr_api_key_last4 }) : t("settings.key_not_set")}
+                      onChange={(e) => setOcrKey(e.target.value)}
+                    />
+                    {f.ocr_api_key_set && <Button type="button" variant="outline" onClick={() => clearOcrKey.mutate()}>{t("settings.clear_key")}</Button>}
+                  </div>
+                  <p className="text-xs text-muted-foreground">{t("settings.ocr_vision_hint")}</p>
+                </div>
+              </>
+            )}
           </CardContent>
         </Card>
         <Card>

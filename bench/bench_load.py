@@ -1,0 +1,238 @@
+"""Load: 200 locust users against `./atrium up` for 60 s (issue 16), the load generator its own process.
+
+Starts `atrium up` (its own data directory and port, no web build, with Prometheus when installed),
+registers `--accounts` accounts and gives each a few documents, then runs `bench/locustfile.py` headless
+(`--users` users, spawned at 20 a second, each waiting 1–3 s between actions) and reports p50/p95/p99
+and errors per request kind, with the machine's load average and, from the stack's own Prometheus, the
+CPU each process used in the last minute of the run (where the time went).
+
+    python -m bench.bench_load [--users 200] [--seconds 60] [--accounts 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.results import CORPUS, ROOT, publish
+from infra.embedded import free_port
+
+PASSWORD = "a sturdy load-test passphrase 7"
+PDF = CORPUS / "synthetic" / "invoice_1p.pdf"
+SEED_DOCS = ("invoice_1p.pdf", "letter_1p.pdf", "invoice_10p.pdf")
+READS = {"list", "search", "open a document", "me", "live events (connect)"}
+
+
+def start_stack(data: Path, port: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")},
+        "PYTHONPATH": str(ROOT),
+        "LOG_LEVEL": "WARNING",
+        "ATRIUM_AUTH_RATE_EXEMPT_IPS": "127.0.0.1",  # 200 sign-ins from one address are the scenario
+        "ATRIUM_SIGNIN_REQUIRES_VERIFIED_EMAIL": "0",  # the accounts are made by this script
+    }
+    out = open(log, "ab")  # noqa: SIM115  (the stack's output, kept while it runs)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "up", "--port", str(port), "--data", str(data), "--no-web-build"],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if "Atrium is running at" in text:
+            found = re.search(r"Prometheus: (http://\S+)", text)
+            return proc, found[1] if found else ""
+        if proc.poll() is not None:
+            raise RuntimeError(f"atrium up exited:\n{text[-3000:]}")
+        time.sleep(0.5)
+    raise RuntimeError(f"atrium up did not come up; see {log}")
+
+
+def seed(base: str, accounts: int) -> list[str]:
+    """The accounts with their documents; returns an access token of each."""
+    tokens = []
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for i in range(accounts):
+            email = f"load-{i}@example.com"
+            client.post("/auth/register", json={"email": email, "password": PASSWORD})
+            r = client.post("/auth/login", json={"email": email, "password": PASSWORD})
+            r.raise_for_status()
+            tokens.append(r.json()["access_token"])
+            headers = {"Authorization": f"Bearer {tokens[-1]}"}
+            client.cookies.clear()
+            for name in SEED_DOCS:
+                body = (CORPUS / "synthetic" / name).read_bytes() + f"\n% seed {i}\n".encode()
+                files = {"file": (name, body, "application/pdf")}
+                client.post("/documents", files=files, headers=headers).raise_for_status()
+    return tokens
+
+
+def by_label(prometheus: str, query: str, label: str) -> dict[str, float]:
+    if not prometheus:
+        return {}
+    r = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=10).json()
+    return {s["metric"].get(label, "?"): float(s["value"][1]) for s in r["data"]["result"]}
+
+
+def cpu_by_process(prometheus: str) -> dict[str, float]:
+    """CPU cores each process used over the last minute."""
+    q = 'sum by (process) (rate(process_cpu_seconds_total{job="atrium"}[1m]))'
+    return by_label(prometheus, q, "process")
+
+
+def busy_by_subject(prometheus: str) -> dict[str, float]:
+    """Seconds of handler time per second for each bus subject over the last minute: a subject served by
+    one handler at a time (ATRIUM_RPC_WORKERS=1) cannot go past 1.0, so ~1.0 means it is saturated."""
+    q = "sum by (subject) (rate(atrium_rpc_duration_seconds_sum[1m]))"
+    return by_label(prometheus, q, "subject")
+
+
+def run(
+    users: int, seconds: int, accounts: int, signed_in: bool
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="atrium-bench-load-") as tmp:
+        data, port = Path(tmp) / "data", free_port()
+        proc, prometheus = start_stack(data, port, Path(tmp) / "up.log")
+        try:
+            base = f"http://127.0.0.1:{port}"
+            tokens = seed(f"{base}/api/v1", accounts)
+            (Path(tmp) / "tokens").write_text("\n".join(tokens))
+            time.sleep(15)  # let the seeded documents through the pipeline before measuring
+            load_before = os.getloadavg()
+            env = {
+                **os.environ,
+                "ATRIUM_LOAD_ACCOUNTS": str(accounts),
+                "ATRIUM_LOAD_PASSWORD": PASSWORD,
+                "ATRIUM_LOAD_PDF": str(PDF),
+                **({"ATRIUM_LOAD_TOKENS": str(Path(tmp) / "tokens")} if signed_in else {}),
+            }
+            locust = Path(sys.executable).parent / "locust"
+            t0 = time.monotonic()
+            gen = subprocess.run(
+                [
+                    str(locust),
+                    "-f",
+                    str(ROOT / "bench" / "locustfile.py"),
+                    "--headless",
+                    "-u",
+                    str(users),
+                    "-r",
+                    "20",
+                    "-t",
+                    f"{seconds}s",
+                    "--host",
+                    base,
+                    "--csv",
+                    str(Path(tmp) / "load"),
+                    "--only-summary",
+                    "--stop-timeout",
+                    "5",
+                ],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            elapsed = time.monotonic() - t0
+            machine = {
+                "load_before": load_before,
+                "load_after": os.getloadavg(),
+                "cpu": cpu_by_process(prometheus),
+                "busy": busy_by_subject(prometheus),
+                "elapsed_s": elapsed,
+                "locust_rc": gen.returncode,
+            }
+            with open(Path(tmp) / "load_stats.csv") as f:
+                rows = list(csv.DictReader(f))
+            with open(Path(tmp) / "load_failures.csv") as f:
+                machine["failures"] = [
+                    (r["Name"], r["Error"][:120], int(r["Occurrences"])) for r in csv.DictReader(f)
+                ]
+            return rows, machine
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def report(
+    rows: list[dict[str, Any]], machine: dict[str, Any], users: int, seconds: int, accounts: int
+) -> str:
+    lb, la = machine["load_before"], machine["load_after"]
+    lines = [
+        f"## Load: {users} users for {seconds} s against `atrium up` (locust)",
+        "",
+        f"`python -m bench.bench_load` — `atrium up` (every service and the gateway its own process), "
+        f"{accounts} accounts with 3 documents each; `bench/locustfile.py` in its own process: {users} users "
+        "spawned at 20/s, each signing in once and then waiting 1–3 s between list, search, opening a "
+        "document, `me`, uploading a small PDF and connecting to the live event stream. "
+        f"Load average (1/5/15 min) before: {lb[0]:.1f} / {lb[1]:.1f} / {lb[2]:.1f}, after: "
+        f"{la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} (2 cores, shared with other work).",
+        "",
+        "| request | count | errors | p50 ms | p95 ms | p99 ms | req/s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['Name']} | {r['Request Count']} | {r['Failure Count']} | {r['50%']} | {r['95%']} | "
+            f"{r['99%']} | {float(r['Requests/s']):.1f} |"
+        )
+    if machine["cpu"]:
+        cpu = ", ".join(f"{p} {c:.2f}" for p, c in sorted(machine["cpu"].items(), key=lambda x: -x[1]))
+        lines += ["", f"CPU cores used per process over the run's last minute (Prometheus): {cpu}."]
+    if machine["busy"]:
+        top = sorted(machine["busy"].items(), key=lambda x: -x[1])[:6]
+        busy = ", ".join(f"{s} {b:.2f}" for s, b in top)
+        lines += [f"Handler seconds per second by bus subject (same minute): {busy}."]
+    failures = sorted(machine.get("failures", []), key=lambda f: -f[2])[:6]
+    if failures:
+        lines += [
+            "",
+            "Failures (most frequent): " + "; ".join(f"{n}: {e} ×{c}" for n, e, c in failures) + ".",
+        ]
+    reads = [r for r in rows if r["Name"] in READS]
+    errors = sum(int(r["Failure Count"]) for r in rows if r["Name"] != "Aggregated")
+    worst = max((float(r["95%"]) for r in reads), default=float("nan"))
+    lines += [
+        "",
+        f"Errors: {errors}. Worst read p95: {worst:.0f} ms — goal (0 errors, every read p95 < 500 ms) "
+        + ("met." if errors == 0 and worst < 500 else "NOT met."),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--accounts", type=int, default=20)
+    parser.add_argument("--print-only", action="store_true", help="do not write bench/RESULTS.md")
+    parser.add_argument(
+        "--signed-in",
+        action="store_true",
+        help="users reuse tokens made beforehand (the reads without sign-in)",
+    )
+    args = parser.parse_args()
+    rows, machine = run(args.users, args.seconds, args.accounts, args.signed_in)
+    body = report(rows, machine, args.users, args.seconds, args.accounts)
+    publish("load-signed-in" if args.signed_in else "load", body, write=not args.print_only)
+
+
+if __name__ == "__main__":
+    main()

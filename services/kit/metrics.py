@@ -1,0 +1,148 @@
+"""Prometheus metrics of every process, and how Prometheus finds them.
+
+Each process (a service, a worker, the gateway; the test harness's one process runs them all) serves
+its metrics with prometheus_client on 127.0.0.1, on a port the kernel picks, and writes where it
+listens into `<data>/metrics/targets/<process>.json` (Prometheus's file-based discovery). A restarted
+process overwrites its own file; `atrium up` empties the folder at start. Nothing listens beyond this
+machine and nothing secret is in a metric, so the endpoint needs no token (docs/architecture.md).
+
+Every series carries `service` (the service or `gateway`), so the services of one process stay apart.
+Transport metrics are here (the bus and the gateway observe them); a domain's own metrics live with it
+(services/auth/metrics.py, services/extraction/metrics.py, services/docs/metrics.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+
+__all__ = ["Counter", "Gauge", "Histogram", "expose"]  # domains define their metrics with these
+
+log = logging.getLogger("atrium.metrics")
+
+TARGETS_DIR = Path("metrics") / "targets"  # under the data directory
+
+# Request latencies: a cheap Rpc answers in about a millisecond, an upload or a search may take seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+RPC_REQUESTS = Counter(
+    "atrium_rpc_requests_total",
+    "Bus requests a service answered, by subject and outcome (ok or the error code).",
+    ["service", "subject", "outcome"],
+)
+RPC_SECONDS = Histogram(
+    "atrium_rpc_duration_seconds",
+    "Time a service took to answer a bus request.",
+    ["service", "subject"],
+    buckets=LATENCY_BUCKETS,
+)
+EVENTS_HANDLED = Counter(
+    "atrium_events_handled_total",
+    "Events a durable consumer handled, by outcome: ok, retry (redelivered later), gave_up, malformed.",
+    ["service", "subject", "outcome"],
+)
+EVENT_SECONDS = Histogram(
+    "atrium_event_duration_seconds",
+    "Time a consumer's handler took for one event.",
+    ["service", "subject"],
+    buckets=LATENCY_BUCKETS,
+)
+CONSUMER_PENDING = Gauge(
+    "atrium_consumer_pending_messages",
+    "Messages of a durable consumer not yet delivered (the lag).",
+    ["service", "consumer"],
+)
+CONSUMER_ACK_PENDING = Gauge(
+    "atrium_consumer_ack_pending_messages",
+    "Messages delivered to a durable consumer and not yet acknowledged (in work).",
+    ["service", "consumer"],
+)
+CONSUMER_REDELIVERED = Gauge(
+    "atrium_consumer_redelivered_messages",
+    "Messages of a durable consumer delivered more than once and still unacknowledged.",
+    ["service", "consumer"],
+)
+DB_POOL = Gauge(
+    "atrium_db_pool_connections",
+    "Connections of a service's database pool, by state (in_use, idle, size).",
+    ["service", "state"],
+)
+HTTP_REQUESTS = Counter(
+    "atrium_http_requests_total",
+    "HTTP requests the gateway answered, by route template, method and status.",
+    ["service", "route", "method", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "atrium_http_request_duration_seconds",
+    "Time from a request's arrival at the gateway to its response's first byte.",
+    ["service", "route", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+
+_served: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def process_name(default: str) -> str:
+    """The name `atrium up` gives this process (`extract-2` for a replica), else `default`."""
+    return os.environ.get("ATRIUM_PROCESS") or default
+
+
+def expose(name: str, data_dir: Path) -> int:
+    """Serve this process's metrics (once per process) and register it for discovery; returns the port.
+
+    `ATRIUM_METRICS_PORT` fixes the port (0 or unset: any free one); `ATRIUM_METRICS=off` serves none."""
+    if os.environ.get("ATRIUM_METRICS", "").lower() in ("off", "0", "false"):
+        return 0
+    with _lock:
+        if "port" not in _served:
+            server, _thread = start_http_server(
+                int(os.environ.get("ATRIUM_METRICS_PORT", "0")), addr="127.0.0.1", registry=REGISTRY
+            )
+            _served["port"] = server.server_port
+            _served["name"] = process_name(name)
+            _served["dir"] = (data_dir / TARGETS_DIR).resolve()
+            write_target(_served["dir"], _served["name"], _served["port"])
+            log.info("metrics on 127.0.0.1:%s/metrics", _served["port"])
+        return int(_served["port"])
+
+
+def write_target(folder: Path, name: str, port: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.json.tmp"
+    tmp.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"], "labels": {"process": name}}]))
+    tmp.replace(folder / f"{name}.json")  # Prometheus never reads half a file
+
+
+def observe_rpc(service: str, subject: str, outcome: str, seconds: float) -> None:
+    RPC_REQUESTS.labels(service, subject, outcome).inc()
+    RPC_SECONDS.labels(service, subject).observe(seconds)
+
+
+def observe_event(service: str, subject: str, outcome: str, seconds: float | None = None) -> None:
+    EVENTS_HANDLED.labels(service, subject, outcome).inc()
+    if seconds is not None:
+        EVENT_SECONDS.labels(service, subject).observe(seconds)
+
+
+def watch_pool(service: str, engine: Any) -> None:
+    """The pool's connections, read when Prometheus scrapes (SQLAlchemy's QueuePool counters)."""
+    pool = engine.sync_engine.pool
+    DB_POOL.labels(service, "in_use").set_function(lambda: pool.checkedout())
+    DB_POOL.labels(service, "idle").set_function(lambda: pool.checkedin())
+    DB_POOL.labels(service, "size").set_function(lambda: pool.size())
+
+
+async def record_consumers(service: str, js: Any, consumers: list[tuple[str, str]]) -> None:
+    """Lag, in-work and redelivered counts of the service's durable consumers ((stream, durable) pairs)."""
+    for stream, durable in consumers:
+        info = await js.consumer_info(stream, durable)
+        CONSUMER_PENDING.labels(service, durable).set(info.num_pending or 0)
+        CONSUMER_ACK_PENDING.labels(service, durable).set(info.num_ack_pending or 0)
+        CONSUMER_REDELIVERED.labels(service, durable).set(info.num_redelivered or 0)
