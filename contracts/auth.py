@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import EmailStr, Field
+from pydantic import AfterValidator, EmailStr, Field, StringConstraints
+from pydantic.networks import validate_email
 
 from .base import Contract, Empty, Event, Progress, Rpc, Text, WireSecret, health_rpc
 from .streams import AUTH_STREAM
 
 Role = Literal["user", "admin"]
+# Letters and digits of any script, `.`, `_` and `-`; unique regardless of case; never an email address.
+USERNAME_RE = r"^[\w.-]{3,50}$"
+Username = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=50, pattern=USERNAME_RE)
+]
+USERNAME_PATTERN = re.compile(USERNAME_RE)
 
 # ---- accounts ---------------------------------------------------------------------------------
 
@@ -20,10 +28,23 @@ class RegisterUser(Contract):
     email: EmailStr
     password: WireSecret = Field(min_length=1, max_length=1024)
     full_name: Text | None = Field(default=None, max_length=200)
+    username: Username | None = Field(default=None, description="optional; sign in with it or the email")
+
+
+def email_or_username(value: str) -> str:
+    """An email address (anything with `@`, checked as one) or a username; anything else is refused."""
+    value = value.strip()
+    if "@" in value:
+        validate_email(value)
+    elif not USERNAME_PATTERN.match(value):
+        raise ValueError("not an email address or a username (3–50 letters, digits, '.', '_' or '-')")
+    return value
 
 
 class LoginRequest(Contract):
-    email: EmailStr
+    email: Annotated[Text, AfterValidator(email_or_username)] = Field(
+        min_length=1, max_length=320, description="the email address or the username"
+    )
     password: WireSecret = Field(min_length=1, max_length=1024)
     remember_me: bool = False
 
@@ -31,11 +52,16 @@ class LoginRequest(Contract):
 class UserPublic(Contract):
     id: UUID
     email: EmailStr
+    username: str | None = None
     full_name: str | None = None
     role: Role
     is_active: bool
     email_verified: bool = False
     created_at: datetime
+    second_factor: bool = Field(default=False, description="a TOTP app or a passkey is set up")
+    must_enrol_second_factor: bool = Field(
+        default=False, description="the security policy requires a second factor this account lacks"
+    )
 
 
 class TokenPair(Contract):
@@ -101,6 +127,10 @@ class VerifyEmail(Contract):
 class ChangeEmail(Contract):
     password: WireSecret = Field(min_length=1, max_length=1024)
     new_email: EmailStr
+
+
+class SetUsername(Contract):
+    username: Username | None = Field(description="the new username, or null to remove it")
 
 
 # ---- administration -----------------------------------------------------------------------------
@@ -226,13 +256,37 @@ REFRESH = Rpc(
     access="public",
     summary="Rotate a refresh token: a new pair; reuse of a rotated token ends the session",
 )
-LOGOUT = Rpc("auth.session.logout", LogoutRequest, Ack, access="public", summary="End the caller's session")
-LOGOUT_ALL = Rpc(
-    "auth.session.logout_all", Empty, Ack, access="user", summary="End every session of the caller"
+LOGOUT = Rpc(
+    "auth.session.logout",
+    LogoutRequest,
+    Ack,
+    access="public",
+    summary="End the caller's session",
+    effect="account",
 )
-SESSIONS = Rpc("auth.session.list", Empty, SessionList, access="user", summary="The caller's live sessions")
+LOGOUT_ALL = Rpc(
+    "auth.session.logout_all",
+    Empty,
+    Ack,
+    access="user",
+    summary="End every session of the caller",
+    effect="account",
+)
+SESSIONS = Rpc(
+    "auth.session.list",
+    Empty,
+    SessionList,
+    access="user",
+    summary="The caller's live sessions",
+    effect="account",
+)
 END_SESSION = Rpc(
-    "auth.session.end", EndSession, Ack, access="user", summary="End one of the caller's sessions"
+    "auth.session.end",
+    EndSession,
+    Ack,
+    access="user",
+    summary="End one of the caller's sessions",
+    effect="account",
 )
 ME = Rpc("auth.user.me", Empty, UserPublic, access="user", summary="The calling user")
 CHANGE_PASSWORD = Rpc(
@@ -241,6 +295,7 @@ CHANGE_PASSWORD = Rpc(
     Ack,
     access="user",
     summary="Change the password (current one needed); other sessions end",
+    effect="account",
 )
 FORGOT_PASSWORD = Rpc(
     "auth.password.forgot",
@@ -269,6 +324,7 @@ RESEND_VERIFICATION = Rpc(
     Ack,
     access="user",
     summary="Mail a new verification link for the current address",
+    effect="account",
 )
 CHANGE_EMAIL = Rpc(
     "auth.email.change",
@@ -276,6 +332,15 @@ CHANGE_EMAIL = Rpc(
     Ack,
     access="user",
     summary="Ask to change the email (password needed); applies once the new address is verified",
+    effect="account",
+)
+SET_USERNAME = Rpc(
+    "auth.username.set",
+    SetUsername,
+    UserPublic,
+    access="user",
+    summary="Choose, change or remove my username (unique regardless of case)",
+    effect="account",
 )
 ADMIN_LIST_USERS = Rpc(
     "auth.user.list", ListUsers, UserPage, access="admin", summary="Admin: search accounts"

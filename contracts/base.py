@@ -204,6 +204,28 @@ class HealthReply(Contract):
 
 # Who may call an Rpc. The service verifies this itself, whatever the gateway did.
 Access = Literal["public", "user", "admin", "service"]
+# What an Rpc does, which is what a scoped token (a personal access token) may be allowed: `read` changes
+# nothing, `write` changes the caller's data, `account` manages the caller's own sign-in (password, address,
+# sessions, second factors, tokens) and is never open to a personal access token. Unless declared, it
+# follows from the verb (`READ_VERBS` read, anything else write).
+Effect = Literal["read", "write", "account"]
+READ_VERBS = frozenset(
+    {
+        "get",
+        "list",
+        "me",
+        "counts",
+        "download",
+        "preview",
+        "stats",
+        "mine",
+        "check",
+        "jwks",
+        "get_user",
+        "status",
+        "health",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -214,11 +236,19 @@ class Rpc(Generic[Req, Rep]):
     access: Access = "user"
     service: str = ""  # the owning service; defaults to the subject's first token
     summary: str = ""
+    effect: Effect | None = None  # None: from the verb (see `effect_of`)
 
     def __post_init__(self) -> None:
         if not self.service:
             object.__setattr__(self, "service", self.subject.split(".", 1)[0])
         REGISTRY.add(self)
+
+
+def effect_of(desc: Rpc[Any, Any]) -> Effect:
+    """What `desc` does: as declared, else `read` for a verb in `READ_VERBS`, else `write`."""
+    if desc.effect is not None:
+        return desc.effect
+    return "read" if desc.subject.rsplit(".", 1)[-1] in READ_VERBS else "write"
 
 
 @dataclass(frozen=True)

@@ -519,13 +519,18 @@ TASK_LIST = Rpc("docs.task.list", ListTasks, TaskPage, summary="Task history (mi
 TASK_STATS = Rpc("docs.task.stats", TaskStatsQuery, TaskStats, summary="Task statistics")
 TASK_RETRY = Rpc("docs.task.retry", TaskRef, TaskPublic, summary="Retry a failed task (a new run)")
 EVENTS_GRANT = Rpc(
-    "docs.events.grant", Empty, EventsGrant, summary="May the caller follow live progress, and whose"
+    "docs.events.grant",
+    Empty,
+    EventsGrant,
+    summary="May the caller follow live progress, and as whom",
+    effect="read",
 )
 EVENTS_CHECK = Rpc(
     "docs.events.check",
     EventsCheck,
     EventsAllowed,
     summary="Which of these documents' progress may the caller see now (shared documents)",
+    effect="read",
 )
 
 

@@ -479,6 +479,7 @@ PREVIEW_RENDER = Rpc(
     PreviewsRendered,
     access="public",  # a reader's token, checked by the worker, or the documents service's signed grant
     summary="Render a page's preview and its batch into the Object Store (for the documents service only)",
+    effect="read",  # a preview a reader reads (rendered on demand)
 )
 
 SETTINGS_CHANGED = Event(

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Annotated, Any
 
 import nats
 from fastapi import Depends, Request
 from pydantic import BaseModel
 
-from contracts import Header, Unavailable
+from contracts import AtriumError, ErrorCode, Header, Unavailable
 from contracts.base import Rpc
+from contracts.identity import PAT_EXCHANGE
 from services.kit import client
 from services.kit.config import NatsLogin, nats_servers
+
+from .pats import exchanger
 
 
 class BusClient:
@@ -78,15 +82,27 @@ class CallContext:
     ) -> Any:
         if not self.bus.connected or self.bus.nc is None:
             raise Unavailable("The message bus is not reachable; Atrium is starting or NATS is down.")
-        return await client.call(
+        send = functools.partial(
+            client.call,
             self.bus.nc,
             desc,
             payload,
-            token=token,
             request_id=self.request_id,
             headers=self.headers(),
             timeout=timeout or self.bus.timeout_s,
         )
+        try:
+            return await send(token=token)
+        except AtriumError as exc:
+            personal = getattr(self.request.state, "personal_token", None)
+            if exc.code != ErrorCode.UNAUTHENTICATED or not personal or not token or desc is PAT_EXCHANGE:
+                raise
+        # The access token a personal access token was exchanged for is refused (e.g. the account's tokens
+        # were cut off after the exchange): exchange again, once; a revoked or expired token fails there.
+        pats = exchanger(self.request)
+        pats.forget(personal)
+        fresh = await pats.access_token(self, personal, fresh=True)
+        return await send(token=fresh)
 
 
 async def get_call(request: Request) -> CallContext:  # async: no thread-pool hop (see transport.py)

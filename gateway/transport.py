@@ -15,6 +15,8 @@ from fastapi.security import OAuth2PasswordBearer
 
 from contracts import Forbidden, Unauthenticated
 
+from .bus import get_call
+from .pats import exchanger, is_personal_token
 from .settings import GatewaySettings
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -61,12 +63,16 @@ def check_csrf(request: Request) -> None:
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=f"{AUTH_PATH}/token", auto_error=False)
 
 
-# The dependencies are `async` although they never await: FastAPI runs a plain `def` dependency in a
-# thread pool, a hop per request that cost the gateway about a quarter of its CPU.
+# The dependencies are `async`: FastAPI runs a plain `def` dependency in a thread pool, a hop per request
+# that cost the gateway about a quarter of its CPU; a personal access token is exchanged on the way.
 async def optional_token(
     request: Request, _declared: Annotated[str | None, Depends(oauth2_scheme)] = None
 ) -> str | None:
     token = bearer_from_header(request)
+    if token and is_personal_token(token):
+        # A personal access token: the services verify the short-lived access token it is exchanged for.
+        request.state.personal_token = token
+        return await exchanger(request).access_token(await get_call(request), token)
     if token:
         return token
     cookie = request.cookies.get(cookie_names(request).access)

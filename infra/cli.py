@@ -342,6 +342,9 @@ def bus_asyncapi(
 _mount_optional("infra.cli_auth", "admin_app", "admin", "Administer accounts (first admin, …)")
 _mount_optional("infra.cli_auth", "keys_app", "keys", "Token signing keys")
 _mount_optional("infra.cli_docs", "docs_app", "documents", "Documents: replay, reprocess")
+_mount_optional(
+    "infra.cli_remote", "remote_app", "remote", "A remote stack's API, with a personal access token"
+)
 
 
 def main() -> None:

@@ -105,12 +105,15 @@ async def stack(stack_dir: Path) -> AsyncIterator[Stack]:
             if spec.has_db and migrations.has_migrations(spec.name):
                 await migrations.upgrade(spec.name, urls[spec.name], spec.name)
         st = Stack(stack_dir, n, pg, urls)
+        port = free_port()
+        # The services know the stack by the URL a browser uses: passkeys are bound to its host and origin
+        # (WebAuthn refuses an IP address as the relying party, hence `localhost`).
+        os.environ["ATRIUM_PUBLIC_URL"] = f"http://localhost:{port}"
         for spec in selected_services():
             st.services[spec.name] = await st.start_service(spec.name)
         from gateway.app import create_app
         from gateway.settings import GatewaySettings
 
-        port = free_port()
         # web/dist: the built web app for the browser tests (tests/e2e builds it); a placeholder page until then.
         gw_settings = GatewaySettings(
             nats_url=n.url,

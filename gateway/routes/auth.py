@@ -1,7 +1,8 @@
 """`/api/v1/auth/*`: thin routes over `auth.*` subjects, plus `/.well-known/jwks.json`.
 
 Browsers sign in with `POST /auth/session` and refresh with the refresh cookie: the tokens travel only in
-httpOnly cookies and never in a body a page's script could read (issue 13 item 12). API clients sign in
+httpOnly cookies and never in a body a page's script could read (issue 13 item 12); the sign-in's second
+step, passkey sign-in and single sign-on (routes/account.py, routes/sso.py) answer the same way. API clients sign in
 with `POST /auth/login` (or the OAuth2 form at `/auth/token`) and refresh with the token in the body: they
 get the JSON token pair and no cookies.
 Login, register, refresh and the recovery routes are not cookie-authenticated, so they need no
@@ -60,7 +61,7 @@ root_router = APIRouter(tags=["auth"])
 
 
 class PasswordGrant(BaseModel):
-    """The OAuth2 password grant, as the form Swagger's "Authorize" sends: `username` is the email."""
+    """The OAuth2 password grant, as the form Swagger's "Authorize" sends: `username` is the email or username."""
 
     grant_type: str | None = None
     username: str
@@ -78,7 +79,7 @@ class BrowserSession(BaseModel):
     refresh_expires_in: int
 
 
-def _with_cookies(
+def with_cookies(
     request: Request, response: Response, pair: TokenPair, *, sign_in: bool = False
 ) -> BrowserSession:
     set_session_cookies(
@@ -132,7 +133,7 @@ async def login(body: LoginRequest, call: Call) -> TokenPair:
 async def browser_login(
     body: LoginRequest, call: Call, request: Request, response: Response
 ) -> BrowserSession:
-    return _with_cookies(request, response, await call(LOGIN, body), sign_in=True)
+    return with_cookies(request, response, await call(LOGIN, body), sign_in=True)
 
 
 @router.post(
@@ -169,7 +170,7 @@ async def refresh(
         if from_cookie and exc.code == ErrorCode.UNAUTHENTICATED:
             return _signed_out(request, exc)
         raise
-    return _with_cookies(request, response, pair) if from_cookie else pair
+    return with_cookies(request, response, pair) if from_cookie else pair
 
 
 @router.post("/logout", response_model=Ack, summary="End this session", responses=errors(401, 403))

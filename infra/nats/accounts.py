@@ -49,6 +49,7 @@ from contracts.documents import (
     SETTINGS_CHANGED,
     SUPERSEDED_RUNS_BUCKET,
 )
+from contracts.identity import SSO_GROUPS_CLAIMED
 from contracts.ops import STACK_RESTORED
 from contracts.permissions import (
     ACCESS_CHECK,
@@ -106,14 +107,14 @@ class Needs:
 def _needs() -> dict[str, Needs]:
     return {
         "auth": Needs(
-            publishes=(USER_REGISTERED, USER_CHANGED, USER_DELETED),
+            publishes=(USER_REGISTERED, USER_CHANGED, USER_DELETED, SSO_GROUPS_CLAIMED),
             progress=(AUTH_STATE_PUSH,),  # revocations the bucket refused, to every verifier
             kv_write=(AUTH_STATE_BUCKET,),
         ),
         "profile": Needs(consumes=(USER_REGISTERED, USER_DELETED), objects_write=(AVATAR_BUCKET,)),
         "permissions": Needs(
             publishes=(PERMISSIONS_CHANGED,),
-            consumes=(APP_ANNOUNCED, USER_REGISTERED, USER_DELETED),
+            consumes=(APP_ANNOUNCED, USER_REGISTERED, USER_DELETED, SSO_GROUPS_CLAIMED),
             purges=(APP_ANNOUNCED.stream,),
         ),
         # Sharing: the caller's groups and every group's name (the permissions service), the accounts it

@@ -29,27 +29,75 @@ from contracts.auth import (
     RESEND_VERIFICATION,
     RESET_PASSWORD,
     SESSIONS,
+    SET_USERNAME,
     VERIFY_EMAIL,
     AuthStateEntry,
     Jwks,
+)
+from contracts.identity import (
+    EXTERNAL_GET,
+    EXTERNAL_TOKEN,
+    EXTERNAL_UPDATE,
+    PASSKEY_LIST,
+    PASSKEY_LOGIN,
+    PASSKEY_LOGIN_OPTIONS,
+    PASSKEY_REGISTER,
+    PASSKEY_REGISTER_OPTIONS,
+    PASSKEY_REMOVE,
+    PASSKEY_RENAME,
+    PAT_CREATE,
+    PAT_EXCHANGE,
+    PAT_LIST,
+    PAT_REVOKE,
+    POLICY_GET,
+    POLICY_UPDATE,
+    RECOVERY_REGENERATE,
+    SECOND_FACTOR_STATUS,
+    SECOND_STEP,
+    SSO_BUTTONS,
+    SSO_DELETE,
+    SSO_FINISH,
+    SSO_LIST,
+    SSO_START,
+    SSO_UPSERT,
+    TOTP_CONFIRM,
+    TOTP_DISABLE,
+    TOTP_START,
 )
 from services.kit.bus import Service
 from services.kit.config import ServiceSettings
 from services.kit.jetstream import ensure_kv
 from services.kit.logging import log_fields
 from services.kit.ratelimit import RateLimiter
+from services.kit.secretbox import SecretBox
 from services.kit.wiring import Loop, RpcTable
 
 from . import tables
 from .admin import ensure_admin
 from .config import AuthConfig
-from .handlers import accounts, admin, housekeeping, recovery, sessions
+from .handlers import (
+    access_tokens,
+    accounts,
+    admin,
+    external,
+    housekeeping,
+    passkeys,
+    recovery,
+    second_factor,
+    security_policy,
+    sessions,
+    sso,
+    two_step,
+)
 from .handlers.common import AuthDeps
 from .keys import KeyRing
 from .mailer import make_mailer
+from .oidc import OidcClients
 from .state import AuthState
+from .upstream import ExternalAuth
 
 HOUSEKEEPING_EVERY_S = 600
+AUTH_SECRETS_PURPOSE = b"auth secrets"  # TOTP secrets, provider client secrets, external tokens
 log = logging.getLogger("atrium.auth")
 
 RPCS: RpcTable[AuthDeps] = {
@@ -58,6 +106,7 @@ RPCS: RpcTable[AuthDeps] = {
     VERIFY_EMAIL: accounts.verify_email,
     RESEND_VERIFICATION: accounts.resend_verification,
     CHANGE_EMAIL: accounts.change_email,
+    SET_USERNAME: accounts.set_username,
     LOGIN: sessions.login,
     REFRESH: sessions.refresh,
     LOGOUT: sessions.logout,
@@ -74,9 +123,39 @@ RPCS: RpcTable[AuthDeps] = {
     ADMIN_START_RESET: admin.admin_start_reset,
     ADMIN_AUDIT: admin.admin_audit,
     ADMIN_DELETE_USER: admin.admin_delete_user,
+    SECOND_STEP: two_step.second_step,
+    TOTP_START: second_factor.totp_start,
+    TOTP_CONFIRM: second_factor.totp_confirm,
+    TOTP_DISABLE: second_factor.totp_disable,
+    RECOVERY_REGENERATE: second_factor.regenerate_recovery_codes,
+    SECOND_FACTOR_STATUS: second_factor.status,
+    POLICY_GET: security_policy.get_policy,
+    POLICY_UPDATE: security_policy.update_policy,
+    PAT_CREATE: access_tokens.create_token,
+    PAT_LIST: access_tokens.list_tokens,
+    PAT_REVOKE: access_tokens.revoke_token,
+    PAT_EXCHANGE: access_tokens.exchange_token,
+    PASSKEY_REGISTER_OPTIONS: passkeys.register_options,
+    PASSKEY_REGISTER: passkeys.register,
+    PASSKEY_LIST: passkeys.list_passkeys,
+    PASSKEY_RENAME: passkeys.rename,
+    PASSKEY_REMOVE: passkeys.remove,
+    PASSKEY_LOGIN_OPTIONS: passkeys.login_options,
+    PASSKEY_LOGIN: passkeys.login,
+    SSO_BUTTONS: sso.buttons,
+    SSO_LIST: sso.list_providers,
+    SSO_UPSERT: sso.upsert_provider,
+    SSO_DELETE: sso.delete_provider,
+    SSO_START: sso.start,
+    SSO_FINISH: sso.finish,
+    EXTERNAL_GET: external.get_settings,
+    EXTERNAL_UPDATE: external.update_settings,
+    EXTERNAL_TOKEN: external.external_token,
 }
+EXTERNAL_REFRESH_EVERY_S = 2
 LOOPS = [
     Loop("housekeeping", housekeeping.housekeeping, every_s=HOUSEKEEPING_EVERY_S),
+    Loop("external-token-refresh", external.refresh_due, every_s=EXTERNAL_REFRESH_EVERY_S),
     # Stores what auth_state refused, and compares it with the database (first at start).
     Loop("auth-state", housekeeping.sync_state, every_s=2.0, run_at_start=True),
 ]
@@ -109,6 +188,11 @@ def create_service(settings: ServiceSettings) -> Service:
             limiter=RateLimiter(config.rate_rules, config.rate_exempt_ips),
             mailer=make_mailer(config),
             state=AuthState(svc.verifier, push),
+            secrets=SecretBox(
+                settings.platform_secret, purpose=AUTH_SECRETS_PURPOSE, missing_hint="set it and restart auth"
+            ),
+            oidc=OidcClients(leeway_s=config.sso_leeway_s, timeout_s=config.upstream_timeout_s),
+            external=ExternalAuth(),
         )
         # `ATRIUM_ADMIN_EMAIL` + `ATRIUM_ADMIN_PASSWORD` make the first admin at start (idempotent); an
         # unconfirmed account of that address is taken over only with `ATRIUM_ADMIN_RESET_PASSWORD=1`.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from services.kit.ratelimit import Rule, parse_rules
 
@@ -57,6 +58,12 @@ class AuthConfig:
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_starttls: bool = True
+    # Calls to identity providers and the external auth server: per-try timeout, and the clock skew
+    # allowed when checking an ID token's times.
+    upstream_timeout_s: float = 5.0
+    sso_leeway_s: float = 60.0
+    # External auth server: refresh its tokens this many seconds before they expire (`TOKEN_REFRESH_BUFFER`).
+    token_refresh_buffer_s: int = 300
 
     @classmethod
     def from_env(cls, data_dir: Path, env: dict[str, str] | None = None) -> AuthConfig:
@@ -83,7 +90,21 @@ class AuthConfig:
             smtp_user=env.get("ATRIUM_SMTP_USER", ""),
             smtp_password=env.get("ATRIUM_SMTP_PASSWORD", ""),
             smtp_starttls=env.get("ATRIUM_SMTP_STARTTLS", "1") not in ("0", "false", "no"),
+            upstream_timeout_s=float(env.get("ATRIUM_UPSTREAM_TIMEOUT_S", cls.upstream_timeout_s)),
+            sso_leeway_s=float(env.get("ATRIUM_SSO_LEEWAY_S", cls.sso_leeway_s)),
+            token_refresh_buffer_s=_int(env, "TOKEN_REFRESH_BUFFER", cls.token_refresh_buffer_s),
         )
+
+    @property
+    def webauthn_rp_id(self) -> str:
+        """The passkeys' relying party: the public URL's host name."""
+        return urlsplit(self.public_url).hostname or "localhost"
+
+    @property
+    def webauthn_origin(self) -> str:
+        """The origin a browser reports in a passkey ceremony: the public URL's scheme, host and port."""
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     def refresh_ttl(self, remember_me: bool) -> int:
         return self.refresh_ttl_remember_s if remember_me else self.refresh_ttl_s

@@ -6,7 +6,8 @@ from services.kit.metrics import Counter
 
 SIGNINS = Counter(
     "atrium_auth_signins_total",
-    "Password sign-ins by outcome: ok, failed (with its reason), or refused (the client was locked out).",
+    "Sign-ins (password, second step, passkey, SSO, external server) by outcome: ok, failed (with its "
+    "reason), or refused (the client was locked out).",
     ["outcome", "reason"],
 )
 LOCKOUTS = Counter(

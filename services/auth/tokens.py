@@ -12,6 +12,7 @@ import jwt
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from contracts.auth import ACCESS_TOKEN_TYPE, TOKEN_AUDIENCE, TOKEN_ISSUER
+from contracts.identity import PAT_PREFIX
 
 from .keys import KeyRing
 
@@ -26,9 +27,12 @@ def issue_access_token(
     session_id: uuid.UUID,
     ttl_s: int = ACCESS_TTL_S,
     now: float | None = None,
+    scopes: list[str] | None = None,
+    apps: list[str] | None = None,
 ) -> str:
+    """An access token; `scopes` (and `apps`) make it a personal access token's, limited to them."""
     now = int(now if now is not None else time.time())
-    claims = {
+    claims: dict[str, object] = {
         "iss": TOKEN_ISSUER,
         "aud": TOKEN_AUDIENCE,
         "typ": ACCESS_TOKEN_TYPE,
@@ -40,12 +44,20 @@ def issue_access_token(
         "exp": now + ttl_s,
         "jti": uuid.uuid4().hex,
     }
+    if scopes is not None:
+        claims["scp"] = scopes
+    if apps is not None:
+        claims["apps"] = apps
     key = keys.current
     return jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid, "typ": "JWT"})
 
 
 def new_refresh_token() -> str:
     return secrets.token_urlsafe(64)  # 64 random bytes
+
+
+def new_personal_token() -> str:
+    return PAT_PREFIX + secrets.token_urlsafe(32)  # 256 random bits
 
 
 def new_action_token() -> str:

@@ -13,15 +13,9 @@ associated data); only their last four characters are kept in clear for display.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import os
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from pydantic import ValidationError
 
@@ -38,49 +32,24 @@ from contracts.documents import (
 )
 from services.kit.jetstream import ensure_kv
 from services.kit.logging import log_fields
+from services.kit.secretbox import SecretBox
 from services.kit.validation import validation_details
 
 log = logging.getLogger("atrium.settings")
 
-_CIPHER_VERSION = "v1"
-_AAD = b"atrium/settings/documents/api_key"
+API_KEY_AAD = b"atrium/settings/documents/api_key"
 OCR_KEY_AAD = b"atrium/settings/documents/ocr_api_key"
 
 
-class SecretBox:
-    """Encrypts short secrets with a key derived from the platform secret."""
-
-    def __init__(self, platform_secret: str):
-        self._aead: AESGCM | None = None
-        if platform_secret:
-            key = HKDF(
-                algorithm=hashes.SHA256(), length=32, salt=b"atrium-settings-v1", info=b"documents api key"
-            ).derive(platform_secret.encode())
-            self._aead = AESGCM(key)
-
-    def _require(self) -> AESGCM:
-        if self._aead is None:
-            raise Invalid(
-                "The platform secret (ATRIUM_SECRET) is not set, so an API key cannot be stored "
-                "encrypted; set it and restart the ai service."
-            )
-        return self._aead
-
-    def encrypt(self, plaintext: str, aad: bytes = _AAD) -> str:
-        nonce = os.urandom(12)
-        sealed = self._require().encrypt(nonce, plaintext.encode(), aad)
-        return f"{_CIPHER_VERSION}:" + base64.urlsafe_b64encode(nonce + sealed).decode()
-
-    def decrypt(self, ciphertext: str, aad: bytes = _AAD) -> str:
-        """The clear secret, or "" when it cannot be opened (another platform secret, tampering)."""
-        version, _, body = ciphertext.partition(":")
-        if version != _CIPHER_VERSION or self._aead is None:
-            return ""
-        try:
-            raw = base64.urlsafe_b64decode(body.encode())
-            return self._aead.decrypt(raw[:12], raw[12:], aad).decode()
-        except (InvalidTag, ValueError):
-            return ""
+def documents_secret_box(platform_secret: str) -> SecretBox:
+    """The box of the Documents API keys (key derivation and associated data as since v1); the OCR
+    provider's key is sealed in the same box under its own associated data (`OCR_KEY_AAD`)."""
+    return SecretBox(
+        platform_secret,
+        purpose=b"documents api key",
+        aad=API_KEY_AAD,
+        missing_hint="set it and restart the ai service",
+    )
 
 
 def to_public(stored: DocumentsSettingsStored) -> DocumentsSettingsPublic:
@@ -139,7 +108,7 @@ def apply_update(
             [{"field": "api_key", "message": "required when the provider or base URL changes"}],
         )
     for secret, prefix, aad in (
-        (update.api_key, "api_key", _AAD),
+        (update.api_key, "api_key", API_KEY_AAD),
         (update.ocr_api_key, "ocr_api_key", OCR_KEY_AAD),
     ):
         if secret is not None:
@@ -163,7 +132,7 @@ class SettingsStore:
         self.js = js
         self.bucket = bucket
         self.key = key
-        self.box = SecretBox(platform_secret)
+        self.box = documents_secret_box(platform_secret)
         self.current = DocumentsSettingsStored()
         self.kv_revision = 0  # the KV sequence of `current` (0: absent), for compare-and-set writes
         self.kv: Any = None

@@ -47,7 +47,7 @@ from .jetstream import ensure_kv, ensure_object_store, ensure_streams, js_replic
 from .logging import log_fields, request_id_var
 from .outbox import Outbox, jetstream_publisher
 from .rpc import RpcServer, new_request_id
-from .security import Actor, KeySource, TokenVerifier
+from .security import Actor, KeySource, TokenVerifier, scope_refusal
 from .validation import parse_model, validation_details
 from .wiring import Consumer, EventTable, Loop, Loops, RpcTable, check_consumer, check_rpc_handler
 
@@ -392,13 +392,17 @@ class Service:
         if desc.access == "public":
             if raw and self.verifier:
                 try:
-                    return await self.verifier.verify(raw)
+                    actor = await self.verifier.verify(raw)
                 except AtriumError:
                     return None
+                return None if scope_refusal(desc, actor) else actor
             return None
         if not self.verifier:
             raise Internal(f"{self.name} cannot verify tokens")
         actor = await self.verifier.verify(raw)
+        refusal = scope_refusal(desc, actor)
+        if refusal:
+            raise Forbidden(refusal, {"reason": "token_scope"})
         if desc.access == "admin" and not actor.is_admin:
             raise Forbidden("This needs an administrator.")
         if desc.access == "service" and actor.kind != "service":

@@ -34,6 +34,8 @@ from contracts.auth import (
     Jwks,
     UserState,
 )
+from contracts.base import Rpc, effect_of
+from contracts.identity import PAT_SCOPES, app_of_service
 
 log = logging.getLogger("atrium.security")
 
@@ -52,10 +54,41 @@ class Actor:
     token: str
     kind: Literal["user", "service"] = "user"
     issued_at: float = 0.0
+    # A personal access token's scopes and apps (claims `scp`, `apps`); None for a signed-in session.
+    scopes: frozenset[str] | None = None
+    apps: frozenset[str] | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+def scope_refusal(desc: Rpc[Any, Any], actor: Actor) -> str | None:
+    """Why `actor`'s token may not call `desc` (its scopes or apps do not cover it), or None.
+
+    `read` covers the Rpcs that change nothing, `write` those and the ones that change the caller's data,
+    `admin` the administrators' Rpcs; no personal access token manages the account's own sign-in.
+    A token limited to some apps reaches only their services, and the platform's read-only Rpcs."""
+    if actor.scopes is None:
+        return None
+    effect = effect_of(desc)
+    if effect == "account":
+        return "A personal access token cannot manage the account's sign-in; sign in to do this."
+    if desc.access == "admin":
+        needed, granted = "admin", "admin" in actor.scopes
+    elif effect == "read":
+        needed, granted = "read", bool({"read", "write"} & actor.scopes)
+    else:
+        needed, granted = "write", "write" in actor.scopes
+    if not granted:
+        return f"This access token lacks the '{needed}' scope that {desc.subject} needs."
+    if actor.apps is not None:
+        app = app_of_service(desc.service)
+        if app is None and effect != "read":
+            return "This access token is limited to some apps; it may only read the platform's data."
+        if app is not None and app not in actor.apps:
+            return f"This access token is not for the {app} app."
+    return None
 
 
 KeySource = Callable[[], Awaitable[Jwks]]  # the published keys (`auth.keys.jwks`, or the auth service's own)
@@ -239,7 +272,27 @@ class TokenVerifier:
             user_id = UUID(sub)
         except ValueError:
             raise Unauthenticated("The access token names no valid user.") from None
-        return Actor(user_id=user_id, role=role, session_id=sid, token=token, issued_at=float(claims["iat"]))
+        scopes, apps = _string_set(claims, "scp"), _string_set(claims, "apps")
+        if scopes is not None and not scopes <= set(PAT_SCOPES):
+            raise Unauthenticated("The access token carries claims Atrium does not issue.")
+        return Actor(
+            user_id=user_id,
+            role=role,
+            session_id=sid,
+            token=token,
+            issued_at=float(claims["iat"]),
+            scopes=scopes,
+            apps=apps,
+        )
+
+
+def _string_set(claims: dict[str, Any], name: str) -> frozenset[str] | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise Unauthenticated("The access token carries claims Atrium does not issue.")
+    return frozenset(value)
 
 
 def _bearer(authorization: str) -> str:

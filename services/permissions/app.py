@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.auth import USER_DELETED, USER_REGISTERED
+from contracts.identity import SSO_GROUPS_CLAIMED
 from contracts.permissions import (
     ACCESS_CHECK,
     ADMIN_APP_SETTINGS,
@@ -60,6 +61,7 @@ EVENTS: EventTable[PermDeps] = {
     APP_ANNOUNCED: Consumer(registry.record_announcement, "permissions_app_announced"),
     USER_REGISTERED: Consumer(access.apply_default_grants, "permissions_user_registered"),
     USER_DELETED: Consumer(grants.forget_user, "permissions_user_deleted"),
+    SSO_GROUPS_CLAIMED: Consumer(groups.apply_sso_groups, "permissions_sso_groups"),
 }
 
 

@@ -106,12 +106,20 @@ class Browsing:
     contexts: list = field(default_factory=list)
     errors: list[PageErrors] = field(default_factory=list)
 
-    async def new_page(self, *, width: int = 1280, height: int = 860, color_scheme: str = "light"):
+    async def new_page(
+        self,
+        *,
+        width: int = 1280,
+        height: int = 860,
+        color_scheme: str = "light",
+        base_url: str | None = None,
+        locale: str = "en-US",
+    ):
         ctx = await self.browser.new_context(  # type: ignore[attr-defined]
-            base_url=self.stack.base_url,
+            base_url=base_url or self.stack.base_url,
             viewport={"width": width, "height": height},
             color_scheme=color_scheme,
-            locale="en-US",
+            locale=locale,
             accept_downloads=True,
         )
         ctx.set_default_timeout(15_000)

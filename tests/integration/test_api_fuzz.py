@@ -9,7 +9,7 @@ statuses, content types and headers, bodies as their schemas say, and no success
 Each run signs in with a fresh account (a user, or an administrator) that has a document and a category,
 with a real bearer token. An operation that could spoil a shared run (end its own session, change its own
 password, delete every document) runs alone with its own account; an administrator's operations on accounts
-run together where they know only generated ids. Three operations are not fuzzed, for the reasons in EXCLUDED.
+run together where they know only generated ids. A few operations are not fuzzed, for the reasons in EXCLUDED.
 """
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ EXCLUDED = {
     "provider); tests/integration/test_settings.py covers its validation",
     "test_settings": "makes the ai service contact the provider URL of the body: fuzzed URLs would leave "
     "the machine; tests/integration/test_settings.py covers it",
+    "upsert_provider": "fetches the discovery document of the issuer URL of the body: fuzzed URLs would leave "
+    "the machine; tests/integration/test_auth_sso.py covers it against a real provider",
+    "update_external": "makes every sign-in call the token URL of the body: fuzzed URLs would leave the "
+    "machine; tests/integration/test_auth_external.py covers it against a real server",
+    "update_policy": "changes the sign-in policy every test of the session sees (must_enrol_second_factor); "
+    "tests/integration/test_auth_totp.py covers its validation",
 }
 # Would spoil a shared run: end its own session, change its own password or address, delete or reprocess
 # every document of the account at once. Each runs alone, as each role, with its own account.

@@ -7,6 +7,8 @@ import email.policy
 import re
 from pathlib import Path
 
+import httpx
+
 from services.auth.keys import SigningKey, load_keys
 from tests.conftest import Stack
 
@@ -43,3 +45,16 @@ def signing_key(stack: Stack) -> SigningKey:
     if cached is None or cached.kid != newest.kid:
         cached = _KEYS[key_dir] = newest
     return cached
+
+
+def browser_session(r: httpx.Response) -> dict[str, str]:
+    """A browser sign-in's 200 (session, second step, passkey, single sign-on): the tokens are in httpOnly
+    cookies and nowhere in the body (issue 13 item 12). Returns a Bearer header made of the access cookie."""
+    assert r.status_code == 200, r.text
+    assert not {"access_token", "refresh_token"} & set(r.json()), r.text
+    access, refresh = r.cookies["atrium_access"], r.cookies["atrium_refresh"]
+    assert access not in r.text and refresh not in r.text
+    for cookie in r.headers.get_list("set-cookie"):
+        if cookie.startswith(("atrium_access=", "atrium_refresh=")):
+            assert "httponly" in cookie.lower(), cookie
+    return {"Authorization": f"Bearer {access}"}

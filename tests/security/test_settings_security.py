@@ -14,7 +14,7 @@ import pytest_asyncio
 from contracts import Empty, Forbidden, Invalid, Unauthenticated
 from contracts.ai import AI_SETTINGS_GET, AI_SETTINGS_TEST, AI_SETTINGS_UPDATE
 from contracts.documents import DocumentsSettingsStored, DocumentsSettingsUpdate
-from services.docs.settings_store import SecretBox, apply_update, to_public
+from services.docs.settings_store import apply_update, documents_secret_box, to_public
 from services.kit.client import call
 from services.kit.logging import JsonFormatter
 from tests.conftest import AppUser, Stack
@@ -131,22 +131,22 @@ async def test_api_key_never_in_a_reply_or_a_log_line(
 
 
 def test_the_key_box_detects_tampering_and_other_secrets() -> None:
-    box = SecretBox("platform-secret-one")
+    box = documents_secret_box("platform-secret-one")
     sealed = box.encrypt(API_KEY)
     assert API_KEY not in sealed and box.encrypt(API_KEY) != sealed  # a fresh nonce every time
     assert box.decrypt(sealed) == API_KEY
-    assert SecretBox("platform-secret-two").decrypt(sealed) == ""
+    assert documents_secret_box("platform-secret-two").decrypt(sealed) == ""
     version, _, body = sealed.partition(":")
     raw = bytearray(base64.urlsafe_b64decode(body))
     raw[-1] ^= 1
     assert box.decrypt(f"{version}:{base64.urlsafe_b64encode(bytes(raw)).decode()}") == ""
     with pytest.raises(Invalid, match="ATRIUM_SECRET"):
-        SecretBox("").encrypt(API_KEY)
+        documents_secret_box("").encrypt(API_KEY)
 
 
 def test_stored_settings_never_hold_the_clear_key() -> None:
     stored = apply_update(
-        DocumentsSettingsStored(), DocumentsSettingsUpdate(api_key=API_KEY), SecretBox("s3cret")
+        DocumentsSettingsStored(), DocumentsSettingsUpdate(api_key=API_KEY), documents_secret_box("s3cret")
     )
     assert API_KEY not in stored.model_dump_json() and stored.api_key_last4 == API_KEY[-4:]
     public = to_public(stored).model_dump_json()

@@ -17,6 +17,11 @@ const RegisterPage = lazyPage(() => import("@/pages/auth/RegisterPage"), "Regist
 const ForgotPasswordPage = lazyPage(() => import("@/pages/auth/PasswordResetPages"), "ForgotPasswordPage");
 const ResetPasswordPage = lazyPage(() => import("@/pages/auth/PasswordResetPages"), "ResetPasswordPage");
 const VerifyEmailPage = lazyPage(() => import("@/pages/auth/VerifyEmailPage"), "VerifyEmailPage");
+// Its messages come with the signed-in pages' (which follow it).
+const SsoCallbackPage = lazyPage(
+  async () => (await Promise.all([import("@/pages/auth/SsoCallbackPage"), loadMessages("app")]))[0],
+  "SsoCallbackPage",
+);
 // The shell comes with the signed-in pages' messages (both fetched at once).
 const SignedInShell = lazyPage(
   async () => (await Promise.all([import("@/components/layout/SignedInShell"), loadMessages("app")]))[0],
@@ -26,6 +31,7 @@ const DashboardPage = lazyPage(() => import("@/pages/DashboardPage"), "Dashboard
 const AppsPage = lazyPage(() => import("@/pages/AppsPage"), "AppsPage");
 const SessionsPage = lazyPage(() => import("@/pages/SessionsPage"), "SessionsPage");
 const ProfilePage = lazyPage(() => import("@/pages/ProfilePage"), "ProfilePage");
+const SecurityPage = lazyPage(() => import("@/pages/SecurityPage"), "SecurityPage");
 const DocumentsPage = lazyPage(() => import("@/pages/documents/DocumentsPage"), "DocumentsPage");
 const DocumentDetailPage = lazyPage(() => import("@/pages/documents/DocumentDetailPage"), "DocumentDetailPage");
 const CategoriesPage = lazyPage(() => import("@/pages/documents/CategoriesPage"), "CategoriesPage");
@@ -35,6 +41,7 @@ const AdminUsersPage = lazyPage(() => import("@/pages/admin/UsersPage"), "AdminU
 const AdminPermissionsPage = lazyPage(() => import("@/pages/admin/PermissionsPage"), "AdminPermissionsPage");
 const AdminAuditPage = lazyPage(() => import("@/pages/admin/AuditPage"), "AdminAuditPage");
 const SharedLinkPage = lazyPage(() => import("@/pages/SharedLinkPage"), "SharedLinkPage");
+const AdminSecurityPage = lazyPage(() => import("@/pages/admin/SecurityAdminPage"), "AdminSecurityPage");
 const AdminSystemPage = lazyPage(() => import("@/pages/admin/SystemPage"), "AdminSystemPage");
 const NotFoundPage = lazyPage(() => import("@/pages/NotFoundPage"), "NotFoundPage");
 const RequireApp = lazyPage<"RequireApp", { app: string; children: React.ReactNode }>(() => import("@/components/layout/RequireApp"), "RequireApp");
@@ -76,12 +83,14 @@ export function App() {
         </Route>
         <Route path="/verify-email" element={<React.Suspense fallback={<PageLoading fullScreen />}><VerifyEmailPage /></React.Suspense>} />
         <Route path="/s/:token" element={<React.Suspense fallback={<PageLoading fullScreen />}><SharedLinkPage /></React.Suspense>} />
+        <Route path="/sso/:provider/callback" element={<React.Suspense fallback={<PageLoading fullScreen />}><SsoCallbackPage /></React.Suspense>} />
         <Route path="/login" element={<Navigate to="/sign-in" replace />} />
         <Route element={<RequireAuth><React.Suspense fallback={<PageLoading fullScreen />}><SignedInShell /></React.Suspense></RequireAuth>}>
           <Route index element={<DashboardPage />} />
           <Route path="apps" element={<AppsPage />} />
           <Route path="profile" element={<ProfilePage />} />
           <Route path="sessions" element={<SessionsPage />} />
+          <Route path="security" element={<SecurityPage />} />
           <Route path="documents" element={documents(<DocumentsPage />)} />
           <Route path="documents/:id" element={documents(<DocumentDetailPage />)} />
           <Route path="categories" element={documents(<CategoriesPage />)} />
@@ -89,6 +98,7 @@ export function App() {
           <Route path="admin/users" element={admin(<AdminUsersPage />)} />
           <Route path="admin/permissions" element={admin(<AdminPermissionsPage />)} />
           <Route path="admin/documents" element={admin(<DocumentsSettingsPage />)} />
+          <Route path="admin/security" element={admin(<AdminSecurityPage />)} />
           <Route path="admin/audit" element={admin(<AdminAuditPage />)} />
           <Route path="admin/system" element={admin(<AdminSystemPage />)} />
           <Route path="*" element={<NotFoundPage />} />

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from typing import Any
 
 from sqlalchemy import func, insert, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Conflict, Empty, Invalid, NotFound
 from contracts.auth import (
@@ -14,6 +16,7 @@ from contracts.auth import (
     Ack,
     ChangeEmail,
     RegisterUser,
+    SetUsername,
     UserPublic,
     UserRegistered,
     VerifyEmail,
@@ -23,8 +26,8 @@ from services.kit.context import Ctx
 
 from ..rows import UserRow
 from ..tables import action_tokens, users
+from . import notices
 from .common import (
-    USER_BY_ID,
     AuthDeps,
     announce_user_changed,
     audit,
@@ -36,6 +39,7 @@ from .common import (
     user_by_id,
     user_public,
 )
+from .factors import account_view_by_id
 from .links import (
     invalidate_link_tokens,
     mail_known_address,
@@ -64,7 +68,12 @@ async def register_user(cmd: RegisterUser, ctx: Ctx, deps: AuthDeps) -> UserPubl
                 await s.execute(
                     insert(users)
                     .values(
-                        id=user_id, email=email, password_hash=pw_hash, full_name=cmd.full_name, role="user"
+                        id=user_id,
+                        email=email,
+                        username=cmd.username,
+                        password_hash=pw_hash,
+                        full_name=cmd.full_name,
+                        role="user",
                     )
                     .returning(users)
                 )
@@ -83,7 +92,10 @@ async def register_user(cmd: RegisterUser, ctx: Ctx, deps: AuthDeps) -> UserPubl
                 ),
                 msg_id=f"user_registered:{row.id}",
             )
-    except IntegrityError:
+    except IntegrityError as exc:
+        # A username is public: saying it is taken tells nothing about any address.
+        if _username_taken(exc):
+            raise Conflict(USERNAME_TAKEN, [{"field": "username"}]) from None
         return await _registered_again(cmd, email, ctx, deps)
     await mail_verification(deps, email, token)
     await deps.outbox.flush()
@@ -106,6 +118,7 @@ async def _registered_again(cmd: RegisterUser, email: str, ctx: Ctx, deps: AuthD
     return UserPublic(
         id=uuid.uuid4(),
         email=email,
+        username=cmd.username,
         full_name=cmd.full_name,
         role="user",
         is_active=True,
@@ -116,10 +129,10 @@ async def _registered_again(cmd: RegisterUser, email: str, ctx: Ctx, deps: AuthD
 
 async def me(_: Empty, ctx: Ctx, deps: AuthDeps) -> UserPublic:
     actor = ctx.require_actor()
-    row: UserRow | None = await deps.db.fetch_one(USER_BY_ID, user_id=actor.user_id)
-    if row is None:
+    view = await account_view_by_id(deps.db, actor.user_id)
+    if view is None:
         raise NotFound("This account no longer exists.")
-    return user_public(row)
+    return view
 
 
 async def verify_email(cmd: VerifyEmail, ctx: Ctx, deps: AuthDeps) -> UserPublic:
@@ -153,6 +166,8 @@ async def verify_email(cmd: VerifyEmail, ctx: Ctx, deps: AuthDeps) -> UserPublic
         else:
             await audit(s, ctx, "email.verified", actor_id=user.id, target_id=user.id)
     await deps.outbox.flush()
+    if tok.new_email:
+        await notices.email_changed(deps, ctx, user.email, tok.new_email)
     return user_public(row)
 
 
@@ -213,3 +228,87 @@ async def change_email(cmd: ChangeEmail, ctx: Ctx, deps: AuthDeps) -> Ack:
         "If this was not you, change your password now.\n",
     )
     return Ack(message=f"Open the link we sent to {new_email} to confirm the change.")
+
+
+USERNAME_TAKEN = "This username is taken; choose another."
+
+
+def _username_taken(exc: IntegrityError) -> bool:
+    return "uq_users_username_lower" in str(exc.orig)
+
+
+async def set_username(cmd: SetUsername, ctx: Ctx, deps: AuthDeps) -> UserPublic:
+    actor = ctx.require_actor()
+    async with deps.db.transaction() as s:
+        user = await user_by_id(s, actor.user_id, lock=True)
+        if user is None:
+            raise NotFound("This account no longer exists.")
+        if user.username == cmd.username:
+            return user_public(user)
+        try:
+            async with s.begin_nested():
+                row = (
+                    await s.execute(
+                        update(users)
+                        .where(users.c.id == user.id)
+                        .values(username=cmd.username, updated_at=func.now())
+                        .returning(users)
+                    )
+                ).one()
+        except IntegrityError:
+            raise Conflict(USERNAME_TAKEN, [{"field": "username"}]) from None
+        await audit(
+            s,
+            ctx,
+            "username.changed",
+            actor_id=user.id,
+            target_id=user.id,
+            old=user.username,
+            new=cmd.username,
+        )
+    return user_public(row)
+
+
+async def create_passwordless_account(
+    s: AsyncSession, deps: AuthDeps, ctx: Ctx, email: str, full_name: object, *, via: str
+) -> UserRow:
+    """An account vouched for by an outside server (single sign-on, the external auth server), with a verified
+    email and no usable password, announced in the caller's transaction; the existing one if a racing
+    sign-in created it a moment ago."""
+    # No password: the account signs in through the provider (or sets one with "forgot password").
+    unusable = await passwords.hash_password(secrets.token_urlsafe(32))
+    name = full_name if isinstance(full_name, str) else None
+    try:
+        async with s.begin_nested():
+            row: UserRow = (
+                await s.execute(
+                    insert(users)
+                    .values(
+                        id=uuid.uuid4(),
+                        email=email,
+                        password_hash=unusable,
+                        full_name=(name or None) and name[:200],
+                        role="user",
+                        email_verified=True,
+                    )
+                    .returning(users)
+                )
+            ).one()
+    except IntegrityError:  # created by a racing sign-in a moment ago
+        found = await user_by_email(s, email)
+        assert found is not None
+        return found
+    await audit(s, ctx, "user.registered", actor_id=row.id, target_id=row.id, via=via)
+    await deps.outbox.enqueue(
+        s,
+        USER_REGISTERED,
+        UserRegistered(
+            user_id=row.id,
+            email=row.email,
+            full_name=row.full_name,
+            role=row.role,
+            registered_at=row.created_at,
+        ),
+        msg_id=f"user_registered:{row.id}",
+    )
+    return row

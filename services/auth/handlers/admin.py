@@ -36,6 +36,7 @@ from .common import (
     user_by_id,
     user_public,
 )
+from .factors import account_views
 from .links import mail_reset, new_link_token
 
 
@@ -43,7 +44,13 @@ async def admin_list_users(cmd: ListUsers, ctx: Ctx, deps: AuthDeps) -> UserPage
     conds = []
     if cmd.search:
         pattern = "%" + cmd.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conds.append(or_(users.c.email.ilike(pattern), users.c.full_name.ilike(pattern)))
+        conds.append(
+            or_(
+                users.c.email.ilike(pattern),
+                users.c.username.ilike(pattern),
+                users.c.full_name.ilike(pattern),
+            )
+        )
     if cmd.role:
         conds.append(users.c.role == cmd.role)
     if cmd.state:
@@ -60,7 +67,8 @@ async def admin_list_users(cmd: ListUsers, ctx: Ctx, deps: AuthDeps) -> UserPage
                 q.order_by(users.c.created_at.desc(), users.c.id).limit(cmd.limit).offset(cmd.offset)
             )
         ).all()
-    return UserPage(items=[user_public(r) for r in rows], total=total, limit=cmd.limit, offset=cmd.offset)
+        items = await account_views(s, rows)
+    return UserPage(items=items, total=total, limit=cmd.limit, offset=cmd.offset)
 
 
 async def admin_update_user(cmd: AdminUpdateUser, ctx: Ctx, deps: AuthDeps) -> UserPublic:

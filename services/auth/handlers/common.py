@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Unauthenticated
@@ -17,16 +17,19 @@ from contracts.auth import USER_CHANGED, UserChanged, UserPublic
 from services.kit import passwords
 from services.kit.audit import record_audit
 from services.kit.context import Ctx
-from services.kit.db import Database, Prepared
+from services.kit.db import Database
 from services.kit.outbox import Outbox
 from services.kit.ratelimit import RateLimiter
+from services.kit.secretbox import SecretBox
 
 from ..config import AuthConfig
 from ..keys import KeyRing
 from ..mailer import Mailer
+from ..oidc import OidcClients
 from ..rows import UserRow
 from ..state import AuthState
-from ..tables import audit_log, sessions, users
+from ..tables import audit_log, external_tokens, sessions, users
+from ..upstream import ExternalAuth
 
 BUS_CLIENT = "bus"
 
@@ -41,6 +44,7 @@ EndReason = Literal[
     "password_reset",
     "ended_by_user",
     "ended_by_admin",
+    "external_refused",
 ]
 
 
@@ -53,6 +57,9 @@ class AuthDeps:
     limiter: RateLimiter
     mailer: Mailer
     state: AuthState
+    secrets: SecretBox  # second-factor secrets and provider credentials, encrypted at rest
+    oidc: OidcClients  # single sign-on: one relying-party client per identity provider
+    external: ExternalAuth  # the external auth server's client (rebuilt when its settings change)
 
 
 def now() -> datetime:
@@ -63,6 +70,7 @@ def user_public(row: UserRow) -> UserPublic:
     return UserPublic(
         id=row.id,
         email=row.email,
+        username=row.username,
         full_name=row.full_name,
         role=row.role,
         is_active=row.is_active,
@@ -98,8 +106,19 @@ async def user_by_email(s: AsyncSession, email: str) -> UserRow | None:
     return (await s.execute(select(users).where(func.lower(users.c.email) == email_key(email)))).one_or_none()
 
 
-# The hot path's read (every `me`): a prepared statement, one round trip, no ORM session.
-USER_BY_ID = Prepared(select(users).where(users.c.id == bindparam("user_id")))
+async def user_by_username(s: AsyncSession, username: str) -> UserRow | None:
+    q = select(users).where(func.lower(users.c.username) == func.lower(username.strip()))
+    return (await s.execute(q)).one_or_none()
+
+
+async def user_by_login(s: AsyncSession, login: str) -> UserRow | None:
+    """The account an email address or a username names (a username never contains `@`)."""
+    return await (user_by_email(s, login) if "@" in login else user_by_username(s, login))
+
+
+def account_key(row: UserRow | None, login: str) -> str:
+    """The per-account rate-limit key: the account's email whichever way it was named, else what was typed."""
+    return email_key(row.email if row is not None else login)
 
 
 async def user_by_id(s: AsyncSession, user_id: UUID, *, lock: bool = False) -> UserRow | None:
@@ -112,11 +131,16 @@ def account_client_key(account: str, ctx: Ctx) -> str:
     return f"{account}|{client_key(ctx)}"
 
 
+def session_guess_key(row: UserRow, ctx: Ctx) -> str:
+    """The key of the signed-in user's guesses (password, second-factor code) in one session."""
+    return f"{email_key(row.email)}|session:{ctx.actor.session_id if ctx.actor else client_key(ctx)}"
+
+
 async def check_password_of(deps: AuthDeps, row: UserRow, password: str, ctx: Ctx) -> None:
     """The signed-in user's current password, before a change that needs it. Wrong guesses are counted per
     session: a stolen access token cannot try passwords for long, and strangers failing to sign in to the
     account do not stop its owner changing their password."""
-    key = f"{email_key(row.email)}|session:{ctx.actor.session_id if ctx.actor else client_key(ctx)}"
+    key = session_guess_key(row, ctx)
     deps.limiter.check("password_session", key)
     if not await passwords.verify_password(row.password_hash, password):
         deps.limiter.hit("password_session", key)
@@ -164,6 +188,8 @@ async def end_sessions(
         ).scalars()
     )
     if ended:
+        # Tokens an outside server gave these sessions are dropped with them.
+        await s.execute(delete(external_tokens).where(external_tokens.c.session_id.in_(ended)))
         await audit(
             s,
             ctx,

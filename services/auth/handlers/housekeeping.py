@@ -1,5 +1,5 @@
-"""Forgetting what can no longer matter (old revocation keys, ended sessions, expired links), and keeping
-the `auth_state` bucket in step with the database."""
+"""Forgetting what can no longer matter (old revocation keys, ended sessions, expired links, sign-in
+challenges and access tokens), and keeping the `auth_state` bucket in step with the database."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from datetime import timedelta
 
 from sqlalchemy import delete, or_, select
 
-from ..tables import action_tokens, audit_log, sessions, users
+from ..tables import access_tokens, action_tokens, audit_log, login_challenges, sessions, users
 from .common import AuthDeps, now
 
 ENDED_SESSION_RETENTION = timedelta(days=30)
 RECONCILE_EVERY_S = 60.0
 # Audit actions (written in the transaction of the change) after which `auth_state` must show something.
-ENDS_SESSIONS = ("session.ended", "admin.taken_over")
+ENDS_SESSIONS = ("session.ended", "admin.taken_over", "pat.revoked")  # a PAT's id is its tokens' sid
 CHANGES_USERS = (
     "user.deleted",
     "user.deactivated",
@@ -49,9 +49,27 @@ async def housekeeping(deps: AuthDeps) -> int:
                     )
                 ).scalars()
             )
+            # A personal access token's id is the session id of the access tokens it was exchanged for.
+            still_needed |= set(
+                (
+                    await s.execute(
+                        select(access_tokens.c.id).where(
+                            access_tokens.c.id.in_(revoked), access_tokens.c.revoked_at >= safe_before
+                        )
+                    )
+                ).scalars()
+            )
         old = at - ENDED_SESSION_RETENTION
         await s.execute(delete(sessions).where(or_(sessions.c.revoked_at < old, sessions.c.expires_at < old)))
         await s.execute(delete(action_tokens).where(action_tokens.c.expires_at < old))
+        await s.execute(
+            delete(login_challenges).where(login_challenges.c.expires_at < at - timedelta(hours=1))
+        )
+        await s.execute(
+            delete(access_tokens).where(
+                or_(access_tokens.c.revoked_at < old, access_tokens.c.expires_at < old)
+            )
+        )
     # A session missing from the table belonged to a deleted user, whose state refuses every token.
     droppable = [sid for sid in revoked if sid not in still_needed]
     await deps.state.forget_sessions(droppable)

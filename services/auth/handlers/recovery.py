@@ -13,6 +13,7 @@ from services.kit.context import Ctx
 
 from .. import tokens
 from ..tables import action_tokens, users
+from . import notices
 from .common import (
     AuthDeps,
     audit,
@@ -53,6 +54,7 @@ async def change_password(cmd: ChangePassword, ctx: Ctx, deps: AuthDeps) -> Ack:
             s, deps, ctx, others, "password_changed", actor_id=row.id, target_id=row.id
         )
         await audit(s, ctx, "password.changed", actor_id=row.id, target_id=row.id, sessions_ended=len(ended))
+    await notices.password_changed(deps, ctx, row.email)
     return Ack(message=f"Password changed; {len(ended)} other session(s) ended.")
 
 
@@ -106,4 +108,5 @@ async def reset_password(cmd: ResetPassword, ctx: Ctx, deps: AuthDeps) -> Ack:
         await invalidate_link_tokens(s, user.id, "reset")
         ended = await end_all_sessions(s, deps, ctx, user, "password_reset", actor_id=user.id)
         await audit(s, ctx, "password.reset", actor_id=user.id, target_id=user.id, sessions_ended=len(ended))
+    await notices.password_changed(deps, ctx, user.email)
     return Ack(message="Password changed; sign in with the new password. Every session has ended.")

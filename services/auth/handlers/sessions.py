@@ -4,16 +4,15 @@ that verify the access tokens."""
 from __future__ import annotations
 
 import asyncio
-import math
-import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import NoReturn
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import Empty, NotFound, RateLimited, Unauthenticated
+from contracts import Empty, NotFound, Unauthenticated
 from contracts.auth import (
     Ack,
     EndSession,
@@ -26,126 +25,104 @@ from contracts.auth import (
     TokenPair,
 )
 from services.kit import passwords
-from services.kit.audit import client_ip
 from services.kit.context import Ctx
 
 from .. import metrics as auth_metrics
 from .. import tokens
 from ..rows import SessionRow, UserRow
-from ..tables import refresh_history, sessions, users
+from ..tables import refresh_history, sessions
 from .common import (
     AuthDeps,
     account_client_key,
+    account_key,
     audit,
     client_key,
-    email_key,
     end_all_sessions,
     end_sessions,
     now,
-    user_by_email,
     user_by_id,
-    user_public,
+    user_by_login,
 )
 from .devices import describe_device
+from .external import enabled_settings, external_login
+from .factors import account_view, factors_of_user
+from .signin import count_failed_signin, counting_lockouts, open_session, token_pair
+from .two_step import require_second_step
 
-# One answer for every refusal, so it tells nothing about the account: an unknown address, a wrong password,
-# a deactivated account and an address not confirmed yet all read the same.
+# One answer for every refusal, so it tells nothing about the account: an unknown address or username, a
+# wrong password, a deactivated account and an address not confirmed yet all read the same.
 BAD_LOGIN = (
-    "Wrong email or password, or the account is not active, or its address is not confirmed yet "
+    "Wrong email, username or password, or the account is not active, or its address is not confirmed yet "
     "(open the link we mailed you, or reset the password)."
 )
 BAD_REFRESH = "This refresh token is not valid (expired, ended or unknown); sign in again."
 
 
-def _pair(deps: AuthDeps, row: UserRow, session_id: UUID, refresh: str, expires_at: datetime) -> TokenPair:
-    access = tokens.issue_access_token(
-        deps.keys, user_id=row.id, role=row.role, session_id=session_id, ttl_s=deps.config.access_ttl_s
-    )
-    left = max(0, math.floor((expires_at - now()).total_seconds()))
-    return TokenPair(
-        access_token=access,
-        refresh_token=refresh,
-        expires_in=deps.config.access_ttl_s,
-        refresh_expires_in=left,
-        user=user_public(row),
-    )
-
-
 async def login(cmd: LoginRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
     """Sign in. Failures count per account and client (that client alone is refused after a few) and per
     account (past a limit every attempt on it waits a little longer, from anywhere, but none is refused):
-    a stranger's guessing never locks the owner out (services/kit/ratelimit.py)."""
-    email = str(cmd.email).strip()
-    account = email_key(email)
-    pair = account_client_key(account, ctx)
-    try:
+    a stranger's guessing never locks the owner out (services/kit/ratelimit.py). The account is named by
+    its email or its username; both count on the account's email."""
+    login_name = cmd.email.strip()
+    with counting_lockouts():
         deps.limiter.take("login_ip", client_key(ctx))
-        deps.limiter.check("login_client", pair)
-    except RateLimited:
-        auth_metrics.SIGNINS.labels("refused", "rate_limited").inc()
-        auth_metrics.LOCKOUTS.inc()
-        raise
+        async with deps.db.session() as s:
+            row = await user_by_login(s, login_name)
+        account = account_key(row, login_name)
+        deps.limiter.check("login_client", account_client_key(account, ctx))
     delay = deps.limiter.delay_s("login_account", account)
     if delay:
         await asyncio.sleep(delay)
-    async with deps.db.session() as s:
-        row = await user_by_email(s, email)
-    # Always verify (against a dummy hash for an unknown email) so every failure takes as long.
+    external = await enabled_settings(deps)
+    if external is not None and (row is None or row.role != "admin"):  # local admins always sign in here
+
+        async def refuse(reason: str) -> NoReturn:
+            await _refuse_login(deps, ctx, row, account, reason, delay)
+
+        return await external_login(
+            deps, ctx, external, login_name, cmd.password.get_secret_value(), cmd.remember_me, row, refuse
+        )
+    # Always verify (against a dummy hash for an unknown account) so every failure takes as long.
     ok = await passwords.verify_password(row.password_hash if row else None, cmd.password.get_secret_value())
     unconfirmed = row is not None and not row.email_verified and deps.config.signin_requires_verified_email
     if not ok or row is None or not row.is_active or unconfirmed:
-        deps.limiter.hit("login_client", pair)
-        deps.limiter.hit("login_account", account)
         reason = (
-            "unknown_email"
+            "unknown_account"
             if row is None
             else ("wrong_password" if not ok else ("inactive" if not row.is_active else "unconfirmed"))
         )
-        async with deps.db.transaction() as s:
-            await audit(
-                s,
-                ctx,
-                "login.failed",
-                target_id=row.id if row else None,
-                email=account,
-                reason=reason,
-                delayed_s=delay,
-            )
-        auth_metrics.SIGNINS.labels("failed", reason).inc()
-        raise Unauthenticated(BAD_LOGIN)
-    refresh_token = tokens.new_refresh_token()
-    session_id = uuid.uuid4()
-    started = now()
-    expires_at = started + timedelta(seconds=deps.config.refresh_ttl(cmd.remember_me))
+        await _refuse_login(deps, ctx, row, account, reason, delay)
+    async with deps.db.session() as s:
+        found = await factors_of_user(s, row.id)
+    if found.any:
+        await require_second_step(deps, ctx, row, found, remember_me=cmd.remember_me)
+    return await open_session(
+        deps,
+        ctx,
+        row,
+        remember_me=cmd.remember_me,
+        method="password",
+        password=cmd.password.get_secret_value(),
+    )
+
+
+async def _refuse_login(
+    deps: AuthDeps, ctx: Ctx, row: UserRow | None, account: str, reason: str, delay: float = 0.0
+) -> NoReturn:
+    deps.limiter.hit("login_client", account_client_key(account, ctx))
+    deps.limiter.hit("login_account", account)
     async with deps.db.transaction() as s:
-        if passwords.needs_rehash(row.password_hash):
-            new_hash = await passwords.hash_password(cmd.password.get_secret_value())
-            await s.execute(update(users).where(users.c.id == row.id).values(password_hash=new_hash))
-        await s.execute(
-            insert(sessions).values(
-                id=session_id,
-                user_id=row.id,
-                refresh_hash=tokens.hash_token(refresh_token),
-                remember_me=cmd.remember_me,
-                created_at=started,
-                last_used_at=started,
-                expires_at=expires_at,
-                ip=client_ip(ctx),
-                user_agent=(ctx.user_agent or None) and ctx.user_agent[:400],
-            )
-        )
         await audit(
             s,
             ctx,
-            "login.succeeded",
-            actor_id=row.id,
-            target_id=row.id,
-            session_id=str(session_id),
-            remember_me=cmd.remember_me,
+            "login.failed",
+            target_id=row.id if row else None,
+            email=account,
+            reason=reason,
+            delayed_s=delay,
         )
-    await deps.state.sync_user(row.id, role=row.role, active=row.is_active)
-    auth_metrics.SIGNINS.labels("ok", "").inc()
-    return _pair(deps, row, session_id, refresh_token, expires_at)
+    count_failed_signin(reason)
+    raise Unauthenticated(BAD_LOGIN)
 
 
 Rotated = tuple[UserRow, SessionRow, str]  # the user, the session, the successor refresh token
@@ -168,7 +145,9 @@ async def refresh(cmd: RefreshRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
         raise outcome
     user, session, successor = outcome
     await deps.state.sync_user(user.id, role=user.role, active=user.is_active)
-    return _pair(deps, user, session.id, successor, session.expires_at)
+    async with deps.db.session() as s:
+        view = await account_view(s, user)
+    return token_pair(deps, user, session.id, successor, session.expires_at, view)
 
 
 async def _rotate(s: AsyncSession, deps: AuthDeps, ctx: Ctx, presented: str) -> Rotated | Unauthenticated:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Conflict, Empty, NotFound
+from contracts.identity import SsoGroupsClaimed
 from contracts.permissions import (
     GroupCreate,
     GroupGrantChange,
@@ -306,3 +307,55 @@ async def revoke_group(cmd: GroupGrantChange, ctx: Ctx, deps: PermDeps) -> Group
         )
     await deps.outbox.flush()
     return group
+
+
+async def apply_sso_groups(event: SsoGroupsClaimed, ctx: Ctx, deps: PermDeps) -> None:
+    """A single sign-on reported the user's groups: of the groups its provider maps (`managed`), the user is
+    a member of exactly those in `member_of` (groups deleted since are skipped). Idempotent."""
+    async with deps.db.transaction() as s:
+        existing = set((await s.execute(select(groups.c.id).where(groups.c.id.in_(event.managed)))).scalars())
+        wanted = set(event.member_of) & existing
+        current = set(
+            (
+                await s.execute(
+                    select(group_members.c.group_id).where(
+                        group_members.c.user_id == event.user_id, group_members.c.group_id.in_(existing)
+                    )
+                )
+            ).scalars()
+        )
+        for group_id in sorted(wanted - current):
+            await s.execute(
+                pg_insert(group_members)
+                .values(group_id=group_id, user_id=event.user_id)
+                .on_conflict_do_nothing()
+            )
+            await record_change(
+                s,
+                ctx,
+                deps,
+                "group.member_added",
+                group_id=group_id,
+                user_id=event.user_id,
+                change="member_added",
+                user_ids=[event.user_id],
+                details={"via": f"sso:{event.provider}"},
+            )
+        for group_id in sorted((current & existing) - wanted):
+            await s.execute(
+                delete(group_members).where(
+                    group_members.c.group_id == group_id, group_members.c.user_id == event.user_id
+                )
+            )
+            await record_change(
+                s,
+                ctx,
+                deps,
+                "group.member_removed",
+                group_id=group_id,
+                user_id=event.user_id,
+                change="member_removed",
+                user_ids=[event.user_id],
+                details={"via": f"sso:{event.provider}"},
+            )
+    await deps.outbox.flush()

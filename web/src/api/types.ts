@@ -31,6 +31,29 @@ export type BrowserSession = Schemas["BrowserSession"];
 export type Profile = Schemas["ProfilePublic"];
 export type ProfileUpdate = Schemas["ProfileUpdate"];
 
+// Sign-in security: second factors, passkeys, personal access tokens, single sign-on, external auth
+export type SecondFactorStatus = Schemas["SecondFactorStatus"];
+export type SecondFactorMethod = Schemas["SecondStep"]["method"];
+export type TotpEnrolment = Schemas["TotpEnrolment"];
+export type RecoveryCodes = Schemas["RecoveryCodes"];
+export type SecurityPolicy = Schemas["SecurityPolicy"];
+export type SecondFactorPolicy = SecurityPolicy["second_factor"];
+export type PasskeyCeremony = Schemas["PasskeyCeremony"];
+export type PasskeyInfo = Schemas["PasskeyInfo"];
+export type PasskeyList = Schemas["PasskeyList"];
+export type PatInfo = Schemas["PatInfo"];
+export type PatList = Schemas["PatList"];
+export type PatCreated = Schemas["PatCreated"];
+export type PatScope = PatInfo["scopes"][number];
+export type SsoButton = Schemas["SsoButton"];
+export type SsoButtons = Schemas["SsoButtons"];
+export type SsoRedirect = Schemas["SsoRedirect"];
+export type SsoProvider = Schemas["SsoProviderAdmin"];
+export type SsoProviderList = Schemas["SsoProviderList"];
+export type SsoProviderBody = Schemas["SsoProviderBody"];
+export type ExternalAuthSettings = Schemas["ExternalAuthSettings"];
+export type ExternalAuthUpdate = Schemas["ExternalAuthUpdate"];
+
 // Apps and permissions
 export type AppInfo = Schemas["AppPublic"];
 export type AppList = Schemas["AppList"];

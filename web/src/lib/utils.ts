@@ -15,3 +15,8 @@ export function downloadBlob(blob: Blob, filename: string): void {
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
+
+/** Whether this browser can use passkeys at all (WebAuthn; `lib/webauthn` does the ceremonies). */
+export function passkeysSupported(): boolean {
+  return typeof window !== "undefined" && !!window.PublicKeyCredential && !!navigator.credentials;
+}

@@ -1,10 +1,10 @@
 import * as React from "react";
-import { NavLink, Outlet, useLocation, useNavigate } from "react-router-dom";
+import { Link, NavLink, Outlet, useLocation, useNavigate } from "react-router-dom";
 import { useTranslation } from "@/lib/i18n";
 import { useQueryClient } from "@tanstack/react-query";
 import {
   Activity, AppWindow, FileText, FolderTree, History, Home, KeyRound, LayoutGrid, LogOut, Menu, Monitor, Moon,
-  ScrollText, Settings2, ShieldCheck, Sun, User as UserIcon, Users, X,
+  ScrollText, Settings2, Shield, ShieldCheck, Sun, User as UserIcon, Users, X,
 } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Spinner } from "@/components/ui/spinner";
@@ -75,6 +75,7 @@ function Sidebar({ onNavigate }: { onNavigate: () => void }) {
     { to: "/admin/users", label: t("nav.admin_users"), icon: Users },
     { to: "/admin/permissions", label: t("nav.admin_permissions"), icon: ShieldCheck },
     { to: "/admin/documents", label: t("nav.admin_documents"), icon: Settings2 },
+    { to: "/admin/security", label: t("nav.admin_security"), icon: Shield },
     { to: "/admin/audit", label: t("nav.admin_audit"), icon: ScrollText },
     { to: "/admin/system", label: t("nav.admin_system"), icon: Activity },
   ];
@@ -141,6 +142,9 @@ function UserMenu() {
         <DropdownMenuItem onSelect={() => navigate("/profile")}>
           <UserIcon /> {t("nav.profile")}
         </DropdownMenuItem>
+        <DropdownMenuItem onSelect={() => navigate("/security")}>
+          <Shield /> {t("nav.security")}
+        </DropdownMenuItem>
         <DropdownMenuItem onSelect={() => navigate("/sessions")}>
           <KeyRound /> {t("nav.sessions")}
         </DropdownMenuItem>
@@ -202,11 +206,27 @@ export function AppShell() {
           </div>
         </header>
         <main id="main" className="mx-auto w-full max-w-7xl flex-1 p-4 sm:p-6">
+          <EnrolBanner />
           <React.Suspense fallback={<Spinner />}>
             <Outlet />
           </React.Suspense>
         </main>
       </div>
+    </div>
+  );
+}
+
+/** The security policy asks this account for a second factor it lacks: lead it to the Security page. */
+function EnrolBanner() {
+  const { t } = useTranslation();
+  const me = useMe();
+  const location = useLocation();
+  if (!me.data?.must_enrol_second_factor || location.pathname === "/security") return null;
+  return (
+    <div role="alert" className="mb-4 flex flex-wrap items-center gap-2 rounded-md border border-warning/50 bg-warning/10 px-3 py-2 text-sm">
+      <Shield className="h-4 w-4" aria-hidden />
+      <span>{t("security.enrol_required")}</span>
+      <Link to="/security" className="font-medium text-primary underline-offset-4 hover:underline">{t("security.enrol_now")}</Link>
     </div>
   );
 }

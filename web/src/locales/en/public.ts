@@ -17,6 +17,9 @@ const messages = {
     no_app_access: "You don't have access to this app", no_app_access_hint: "An administrator can grant it to you. Your available apps are on the Apps page.",
   },
   auth: {
+    email_or_username: "Email or username", username_optional: "Username (optional)",
+    username_hint: "3–50 letters, digits, dots, dashes or underscores; sign in with it or the email.",
+    sign_in_passkey: "Sign in with a passkey", sign_in_with: "Sign in with {{name}}",
     sign_in_title: "Sign in", sign_in_description: "Welcome back to Atrium.", sign_in: "Sign in", signing_in: "Signing in…",
     email: "Email", password: "Password", remember_me: "Remember me", forgot_link: "Forgot password?",
     no_account: "No account yet?", register_link: "Create one", have_account: "Already have an account?",

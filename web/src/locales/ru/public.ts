@@ -17,6 +17,9 @@ const messages = {
     no_app_access: "У вас нет доступа к этому приложению", no_app_access_hint: "Администратор может его выдать. Доступные приложения — на странице «Приложения».",
   },
   auth: {
+    email_or_username: "Эл. почта или имя пользователя", username_optional: "Имя пользователя (необязательно)",
+    username_hint: "3–50 букв, цифр, точек, дефисов или подчёркиваний; входите по нему или по эл. почте.",
+    sign_in_passkey: "Войти с ключом доступа", sign_in_with: "Войти через {{name}}",
     sign_in_title: "Вход", sign_in_description: "С возвращением в Atrium.", sign_in: "Войти", signing_in: "Входим…",
     email: "Эл. почта", password: "Пароль", remember_me: "Запомнить меня", forgot_link: "Забыли пароль?",
     no_account: "Ещё нет учётной записи?", register_link: "Создать", have_account: "Уже есть учётная запись?",

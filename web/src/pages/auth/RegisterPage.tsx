@@ -15,10 +15,11 @@ export function RegisterPage() {
   const navigate = useNavigate();
   const [email, setEmail] = React.useState("");
   const [fullName, setFullName] = React.useState("");
+  const [username, setUsername] = React.useState("");
   const [password, setPassword] = React.useState("");
   const [confirm, setConfirm] = React.useState("");
   const register = useMutation({
-    mutationFn: () => api<User>("/auth/register", { method: "POST", body: { email, password, full_name: fullName || null }, noRefresh: true }),
+    mutationFn: () => api<User>("/auth/register", { method: "POST", body: { email, password, full_name: fullName || null, username: username.trim() || null }, noRefresh: true }),
     onSuccess: () => navigate("/sign-in?reason=registered", { replace: true }),
   });
   const err = register.error instanceof ApiError ? register.error : null;
@@ -45,6 +46,9 @@ export function RegisterPage() {
       >
         <Field id="full_name" label={t("auth.full_name")}>
           <Input id="full_name" autoComplete="name" value={fullName} onChange={(e) => setFullName(e.target.value)} />
+        </Field>
+        <Field id="username" label={t("auth.username_optional")} hint={<p className="text-xs text-muted-foreground">{t("auth.username_hint")}</p>}>
+          <Input id="username" autoComplete="username" maxLength={50} value={username} onChange={(e) => setUsername(e.target.value)} />
         </Field>
         <Field id="email" label={t("auth.email")}>
           <Input id="email" type="email" autoComplete="email" required value={email} onChange={(e) => setEmail(e.target.value)} />
