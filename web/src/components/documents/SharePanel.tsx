@@ -8,7 +8,7 @@
 import * as React from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Copy, Link2, Trash2, UserPlus, Users } from "lucide-react";
-import type { GroupNames, Person, LinkCreate, LinkCreated, LinkList, LinkMode, Share, ShareCreate, ShareList, ShareRole } from "@/api/types";
+import type { Category, GroupNames, Person, LinkCreate, LinkCreated, LinkList, LinkMode, Share, ShareCreate, ShareLink, ShareList, ShareRole } from "@/api/types";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
@@ -58,14 +58,7 @@ export function SharePanel({ documentId }: { documentId: string }) {
   const [sharing, setSharing] = React.useState(false);
   const [linking, setLinking] = React.useState(false);
   const refresh = () => void qc.invalidateQueries({ queryKey: ["documents"] });
-  const revoke = useMutation({
-    mutationFn: (shareId: string) => api(`/shares/${shareId}`, { method: "DELETE" }),
-    onSuccess: () => {
-      refresh();
-      toast({ title: t("sharing.revoked"), variant: "success" });
-    },
-    onError: (e) => toast({ title: t("sharing.failed"), description: (e as Error).message, variant: "destructive" }),
-  });
+  const revoke = useRevokeShare(refresh);
   const revokeLink = useMutation({
     mutationFn: (linkId: string) => api(`/links/${linkId}`, { method: "DELETE" }),
     onSuccess: () => {
@@ -91,21 +84,7 @@ export function SharePanel({ documentId }: { documentId: string }) {
             <Badge variant="secondary">{t("sharing.role_owner")}</Badge>
           </li>
           {d.shares.map((s) => (
-            <li key={s.id} className="flex items-center justify-between gap-2" data-testid="share-row">
-              <span className="flex min-w-0 items-center gap-1 truncate">
-                {s.group ? <Users className="h-3.5 w-3.5 shrink-0" aria-label={t("sharing.group")} /> : null}
-                <span className="truncate">{shareName(s, t)}</span>
-                {s.via === "category" && <span className="text-xs text-muted-foreground">· {t("sharing.via_category", { name: s.category_name ?? "" })}</span>}
-              </span>
-              <span className="flex items-center gap-1">
-                <Badge variant="outline">{t(`sharing.role_${s.role}`)}</Badge>
-                {manage && s.via === "document" && (
-                  <Button size="icon" variant="ghost" className="h-7 w-7" aria-label={t("sharing.revoke", { name: shareName(s, t) })} disabled={revoke.isPending} onClick={() => revoke.mutate(s.id)}>
-                    <Trash2 />
-                  </Button>
-                )}
-              </span>
-            </li>
+            <ShareRow key={s.id} share={s} onRevoke={manage && s.via === "document" ? () => revoke.mutate(s.id) : undefined} revoking={revoke.isPending} />
           ))}
         </ul>
         {manage && (
@@ -123,7 +102,7 @@ export function SharePanel({ documentId }: { documentId: string }) {
             <p className="text-xs font-medium text-muted-foreground">{t("sharing.links")}</p>
             <ul className="grid grid-cols-1 gap-1.5 text-sm" data-testid="links">
               {(links.data?.items ?? []).map((l) => (
-                <li key={l.id} className="flex items-center justify-between gap-2" data-testid="link-row">
+                <li key={l.id} className="flex items-start justify-between gap-2" data-testid="link-row">
                   <span className="min-w-0">
                     <span className="block">
                       {t(`sharing.mode_${l.mode}`)}
@@ -134,6 +113,7 @@ export function SharePanel({ documentId }: { documentId: string }) {
                       {" · "}
                       {t("sharing.uses", { count: l.uses })}
                     </span>
+                    <LinkUses link={l} />
                   </span>
                   {l.active && (
                     <Button size="icon" variant="ghost" className="h-7 w-7" aria-label={t("sharing.revoke_link")} disabled={revokeLink.isPending} onClick={() => revokeLink.mutate(l.id)}>
@@ -154,6 +134,67 @@ export function SharePanel({ documentId }: { documentId: string }) {
 
 function ShareDialog({ documentId, open, onOpenChange, onDone }: { documentId: string; open: boolean; onOpenChange: (o: boolean) => void; onDone: () => void }) {
   const { t } = useTranslation();
+  return (
+    <Dialog open={open} onOpenChange={onOpenChange}>
+      <DialogContent>
+        <DialogHeader>
+          <DialogTitle>{t("sharing.share_title")}</DialogTitle>
+          <DialogDescription>{t("sharing.share_hint")}</DialogDescription>
+        </DialogHeader>
+        {open && (
+          <ShareForm
+            target={`/documents/${documentId}`}
+            onShared={() => {
+              onDone();
+              onOpenChange(false);
+            }}
+          />
+        )}
+      </DialogContent>
+    </Dialog>
+  );
+}
+
+/** Take a share back; `onDone` refreshes what shows it. */
+function useRevokeShare(onDone: () => void) {
+  const { t } = useTranslation();
+  const toast = useToast();
+  return useMutation({
+    mutationFn: (shareId: string) => api(`/shares/${shareId}`, { method: "DELETE" }),
+    onSuccess: () => {
+      onDone();
+      toast({ title: t("sharing.revoked"), variant: "success" });
+    },
+    onError: (e) => toast({ title: t("sharing.failed"), description: (e as Error).message, variant: "destructive" }),
+  });
+}
+
+/** One person or group with access, with its role (and a revoke button when `onRevoke` is given). */
+function ShareRow({ share: s, onRevoke, revoking }: { share: Share; onRevoke?: () => void; revoking: boolean }) {
+  const { t } = useTranslation();
+  return (
+    <li className="flex items-center justify-between gap-2" data-testid="share-row">
+      <span className="flex min-w-0 items-center gap-1 truncate">
+        {s.group ? <Users className="h-3.5 w-3.5 shrink-0" aria-label={t("sharing.group")} /> : null}
+        <span className="truncate">{shareName(s, t)}</span>
+        {s.via === "category" && <span className="text-xs text-muted-foreground">· {t("sharing.via_category", { name: s.category_name ?? "" })}</span>}
+      </span>
+      <span className="flex items-center gap-1">
+        <Badge variant="outline">{t(`sharing.role_${s.role}`)}</Badge>
+        {onRevoke && (
+          <Button size="icon" variant="ghost" className="h-7 w-7" aria-label={t("sharing.revoke", { name: shareName(s, t) })} disabled={revoking} onClick={onRevoke}>
+            <Trash2 />
+          </Button>
+        )}
+      </span>
+    </li>
+  );
+}
+
+/** Share `target` (`/documents/{id}` or `/categories/{id}`) with a person (by email) or a group, with a role;
+ * sharing again with the same one changes the role. */
+function ShareForm({ target, onShared }: { target: string; onShared: () => void }) {
+  const { t } = useTranslation();
   const toast = useToast();
   const [kind, setKind] = React.useState<"person" | "group">("person");
   const [email, setEmail] = React.useState("");
@@ -162,70 +203,122 @@ function ShareDialog({ documentId, open, onOpenChange, onDone }: { documentId: s
   const groups = useQuery({
     queryKey: ["sharing", "groups"],
     queryFn: ({ signal }) => api<GroupNames>("/sharing/groups", { signal }),
-    enabled: open,
+    enabled: kind === "group",
   });
   const share = useMutation({
-    mutationFn: (body: ShareCreate) => api<Share>(`/documents/${documentId}/shares`, { method: "POST", body }),
+    mutationFn: (body: ShareCreate) => api<Share>(`${target}/shares`, { method: "POST", body }),
     onSuccess: () => {
-      onDone();
       toast({ title: t("sharing.shared"), variant: "success" });
       setEmail("");
       setGroupId("");
-      onOpenChange(false);
+      onShared();
     },
   });
   return (
-    <Dialog open={open} onOpenChange={(o) => { share.reset(); onOpenChange(o); }}>
+    <form
+      className="grid grid-cols-1 gap-3"
+      onSubmit={(e) => {
+        e.preventDefault();
+        share.mutate(kind === "person" ? { email: email.trim(), role } : { group_id: groupId, role });
+      }}
+    >
+      <div className="grid grid-cols-1 gap-1">
+        <Label htmlFor="share-kind">{t("sharing.with")}</Label>
+        <NativeSelect id="share-kind" value={kind} onChange={(e) => setKind(e.target.value as "person" | "group")}>
+          <option value="person">{t("sharing.person")}</option>
+          <option value="group">{t("sharing.group")}</option>
+        </NativeSelect>
+      </div>
+      {kind === "person" ? (
+        <div className="grid grid-cols-1 gap-1">
+          <Label htmlFor="share-email">{t("sharing.email")}</Label>
+          <Input id="share-email" type="email" required value={email} onChange={(e) => setEmail(e.target.value)} autoComplete="off" />
+        </div>
+      ) : (
+        <div className="grid grid-cols-1 gap-1">
+          <Label htmlFor="share-group">{t("sharing.group")}</Label>
+          <NativeSelect id="share-group" required value={groupId} onChange={(e) => setGroupId(e.target.value)}>
+            <option value="">{t("sharing.choose_group")}</option>
+            {(groups.data?.groups ?? []).map((g) => (
+              <option key={g.id} value={g.id}>{g.name}</option>
+            ))}
+          </NativeSelect>
+        </div>
+      )}
+      <div className="grid grid-cols-1 gap-1">
+        <Label htmlFor="share-role">{t("sharing.role")}</Label>
+        <NativeSelect id="share-role" value={role} onChange={(e) => setRole(e.target.value as ShareRole)}>
+          {ROLES.map((r) => (
+            <option key={r} value={r}>{t(`sharing.role_${r}`)} — {t(`sharing.role_${r}_hint`)}</option>
+          ))}
+        </NativeSelect>
+      </div>
+      <FormError error={share.error} />
+      <DialogFooter>
+        <Button type="submit" disabled={share.isPending}>{t("sharing.share")}</Button>
+      </DialogFooter>
+    </form>
+  );
+}
+
+/** Who the owner's category (every document they file under it, now and later) is shared with, from the
+ * categories page: add a person or group with a role, take a share back. */
+export function CategoryShareDialog({ category, onOpenChange }: { category: Category | null; onOpenChange: (o: boolean) => void }) {
+  const { t } = useTranslation();
+  const qc = useQueryClient();
+  const id = category?.id;
+  const shares = useQuery({
+    queryKey: ["categories", "shares", id],
+    queryFn: ({ signal }) => api<ShareList>(`/categories/${id}/shares`, { signal }),
+    enabled: !!id,
+  });
+  const refresh = () => {
+    void qc.invalidateQueries({ queryKey: ["categories", "shares", id] });
+    void qc.invalidateQueries({ queryKey: ["documents"] });
+  };
+  const revoke = useRevokeShare(refresh);
+  return (
+    <Dialog open={!!category} onOpenChange={onOpenChange}>
       <DialogContent>
         <DialogHeader>
-          <DialogTitle>{t("sharing.share_title")}</DialogTitle>
-          <DialogDescription>{t("sharing.share_hint")}</DialogDescription>
+          <DialogTitle>{t("sharing.category_title", { name: category?.name ?? "" })}</DialogTitle>
+          <DialogDescription>{t("sharing.category_hint")}</DialogDescription>
         </DialogHeader>
-        <form
-          className="grid grid-cols-1 gap-3"
-          onSubmit={(e) => {
-            e.preventDefault();
-            share.mutate(kind === "person" ? { email: email.trim(), role } : { group_id: groupId, role });
-          }}
-        >
-          <div className="grid grid-cols-1 gap-1">
-            <Label htmlFor="share-kind">{t("sharing.with")}</Label>
-            <NativeSelect id="share-kind" value={kind} onChange={(e) => setKind(e.target.value as "person" | "group")}>
-              <option value="person">{t("sharing.person")}</option>
-              <option value="group">{t("sharing.group")}</option>
-            </NativeSelect>
-          </div>
-          {kind === "person" ? (
-            <div className="grid grid-cols-1 gap-1">
-              <Label htmlFor="share-email">{t("sharing.email")}</Label>
-              <Input id="share-email" type="email" required value={email} onChange={(e) => setEmail(e.target.value)} autoComplete="off" />
-            </div>
-          ) : (
-            <div className="grid grid-cols-1 gap-1">
-              <Label htmlFor="share-group">{t("sharing.group")}</Label>
-              <NativeSelect id="share-group" required value={groupId} onChange={(e) => setGroupId(e.target.value)}>
-                <option value="">{t("sharing.choose_group")}</option>
-                {(groups.data?.groups ?? []).map((g) => (
-                  <option key={g.id} value={g.id}>{g.name}</option>
-                ))}
-              </NativeSelect>
-            </div>
-          )}
-          <div className="grid grid-cols-1 gap-1">
-            <Label htmlFor="share-role">{t("sharing.role")}</Label>
-            <NativeSelect id="share-role" value={role} onChange={(e) => setRole(e.target.value as ShareRole)}>
-              {ROLES.map((r) => (
-                <option key={r} value={r}>{t(`sharing.role_${r}`)} — {t(`sharing.role_${r}_hint`)}</option>
-              ))}
-            </NativeSelect>
-          </div>
-          <FormError error={share.error} />
-          <DialogFooter>
-            <Button type="submit" disabled={share.isPending}>{t("sharing.share")}</Button>
-          </DialogFooter>
-        </form>
+        {shares.isError ? (
+          <FormError error={shares.error} />
+        ) : (shares.data?.shares ?? []).length === 0 ? (
+          <p className="text-sm text-muted-foreground" data-testid="category-not-shared">{shares.data ? t("sharing.category_not_shared") : ""}</p>
+        ) : (
+          <ul className="grid grid-cols-1 gap-1.5 text-sm" aria-label={t("sharing.access")} data-testid="category-shares">
+            {shares.data!.shares.map((s) => (
+              <ShareRow key={s.id} share={s} onRevoke={shares.data!.can_manage ? () => revoke.mutate(s.id) : undefined} revoking={revoke.isPending} />
+            ))}
+          </ul>
+        )}
+        {category && <ShareForm key={category.id} target={`/categories/${category.id}`} onShared={refresh} />}
       </DialogContent>
     </Dialog>
+  );
+}
+
+/** The link's latest audited uses (when, what, from which address), newest first; the backend keeps them all. */
+function LinkUses({ link }: { link: ShareLink }) {
+  const { t, i18n } = useTranslation();
+  const recent = link.recent ?? [];
+  if (recent.length === 0) return null;
+  return (
+    <details className="mt-1 text-xs" data-testid="link-uses">
+      <summary className="cursor-pointer text-muted-foreground">{t("sharing.uses_show")}</summary>
+      <ul className="mt-1 grid grid-cols-1 gap-0.5" aria-label={t("sharing.uses_title")}>
+        {recent.map((u, i) => (
+          <li key={i} data-testid="link-use" className="tabular-nums">
+            {formatDate(u.at, i18n.language)} · {t(`sharing.action_${u.action}`)}
+            {u.ip ? ` · ${u.ip}` : ""}
+          </li>
+        ))}
+      </ul>
+      {link.uses > recent.length && <p className="text-muted-foreground">{t("sharing.uses_more", { count: link.uses - recent.length })}</p>}
+    </details>
   );
 }
 

@@ -150,6 +150,7 @@ const messages = {
   },
   meta: { title: "Title", author: "Author", subject: "Subject", producer: "Producer", creator: "Creator", creation_date: "Created" },
   categories: {
+    share: "Share {{name}}",
     title: "Categories", subtitle: "Group your documents your way.", new: "New category", placeholder: "e.g. Taxes 2025", create: "Create",
     created: "Category created", name: "Name", documents: "Documents", rename: "Rename {{name}}", delete: "Delete {{name}}",
     delete_title: "Delete category {{name}}?", delete_description_one: "It is removed from {{count}} document; the document stays.",
@@ -209,6 +210,10 @@ const messages = {
   },
   provider: { builtin: "Built-in (offline)", anthropic: "Anthropic", ollama: "Ollama", openai_compatible: "OpenAI-compatible" },
   sharing: {
+    category_title: "Share the category {{name}}", category_hint: "Every document you file under it, now and later, with the role you choose. Categories stay yours: others see the documents, not the category.",
+    category_not_shared: "Not shared with anyone yet.",
+    uses_show: "Who opened it", uses_title: "Latest uses", uses_more_one: "and {{count}} earlier use", uses_more_other: "and {{count}} earlier uses",
+    action_opened: "opened", action_downloaded: "downloaded", action_previewed: "previewed",
     access: "Who has access", access_hint: "The owner, and the people and groups it is shared with.",
     your_role: "Shared with you as {{role}}.", role: "Role", role_owner: "Owner", role_viewer: "Viewer", role_editor: "Editor",
     role_viewer_hint: "read, download, preview, search", role_editor_hint: "also edit fields and re-process",

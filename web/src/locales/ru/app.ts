@@ -159,6 +159,7 @@ const messages = {
   },
   meta: { title: "Заголовок", author: "Автор", subject: "Тема", producer: "Программа", creator: "Создатель", creation_date: "Создан" },
   categories: {
+    share: "Поделиться {{name}}",
     title: "Категории", subtitle: "Группируйте документы по-своему.", new: "Новая категория", placeholder: "например, Налоги 2025", create: "Создать",
     created: "Категория создана", name: "Название", documents: "Документы", rename: "Переименовать {{name}}", delete: "Удалить {{name}}",
     delete_title: "Удалить категорию {{name}}?", delete_description_one: "Она будет убрана у {{count}} документа; сам документ останется.",
@@ -219,6 +220,10 @@ const messages = {
   },
   provider: { builtin: "Встроенный (без сети)", anthropic: "Anthropic", ollama: "Ollama", openai_compatible: "Совместимый с OpenAI" },
   sharing: {
+    category_title: "Поделиться категорией {{name}}", category_hint: "Все документы, которые вы относите к ней сейчас и потом, с выбранной ролью. Категория остаётся вашей: другие видят документы, а не категорию.",
+    category_not_shared: "Пока никому не доступна.",
+    uses_show: "Кто открывал", uses_title: "Последние открытия", uses_more_one: "и ещё {{count}} раньше", uses_more_few: "и ещё {{count}} раньше", uses_more_many: "и ещё {{count}} раньше", uses_more_other: "и ещё {{count}} раньше",
+    action_opened: "открыта", action_downloaded: "скачан", action_previewed: "просмотрен",
     access: "Кому доступен", access_hint: "Владелец и люди и группы, с которыми им поделились.",
     your_role: "Вам доступен как {{role}}.", role: "Роль", role_owner: "Владелец", role_viewer: "Читатель", role_editor: "Редактор",
     role_viewer_hint: "чтение, скачивание, просмотр, поиск", role_editor_hint: "также правка полей и повторная обработка",

@@ -2,7 +2,7 @@ import * as React from "react";
 import { Link } from "react-router-dom";
 import { useTranslation } from "@/lib/i18n";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { FolderTree, Pencil, Trash2 } from "lucide-react";
+import { FolderTree, Pencil, Share2, Trash2 } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Card } from "@/components/ui/card";
 import { ConfirmDialog } from "@/components/ui/alert-dialog";
@@ -14,6 +14,7 @@ import { Spinner } from "@/components/ui/spinner";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { useToast } from "@/components/ui/toast";
 import { PageHeader } from "@/components/layout/PageHeader";
+import { CategoryShareDialog } from "@/components/documents/SharePanel";
 import { api } from "@/lib/api";
 import type { Category } from "@/api/types";
 import { useCategories } from "@/lib/documents/queries";
@@ -26,6 +27,7 @@ export function CategoriesPage() {
   const [name, setName] = React.useState("");
   const [editing, setEditing] = React.useState<{ id: string; name: string } | null>(null);
   const [deleting, setDeleting] = React.useState<Category | null>(null);
+  const [sharing, setSharing] = React.useState<Category | null>(null);
   const done = () => {
     void qc.invalidateQueries({ queryKey: ["categories"] });
     void qc.invalidateQueries({ queryKey: ["documents"] });
@@ -110,6 +112,7 @@ export function CategoriesPage() {
                   </TableCell>
                   <TableCell className="tabular-nums">{c.document_count ?? 0}</TableCell>
                   <TableCell className="text-right">
+                    <Button size="icon" variant="ghost" aria-label={t("categories.share", { name: c.name })} onClick={() => setSharing(c)}><Share2 /></Button>
                     <Button size="icon" variant="ghost" aria-label={t("categories.rename", { name: c.name })} onClick={() => setEditing({ id: c.id, name: c.name })}><Pencil /></Button>
                     <Button size="icon" variant="ghost" aria-label={t("categories.delete", { name: c.name })} onClick={() => setDeleting(c)}><Trash2 /></Button>
                   </TableCell>
@@ -119,6 +122,7 @@ export function CategoriesPage() {
           </Table>
         </Card>
       )}
+      <CategoryShareDialog category={sharing} onOpenChange={(o) => !o && setSharing(null)} />
       <ConfirmDialog
         open={!!deleting}
         onOpenChange={(o) => !o && setDeleting(null)}
