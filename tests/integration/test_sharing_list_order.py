@@ -1,0 +1,100 @@
+"""A list with shared documents reads each source in its own index order (services/docs/handlers/search.py):
+the documents of a shared category are walked in the owner's order and kept when filed under it. Page by
+page, in every sort, the list is exactly the caller's own, the shared documents and the shared category's
+filed ones — each once, in order, never an unfiled document of the owner — with and without a category
+filter (which reads the filed documents by category instead)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Stack
+from tests.integration import docs_helpers as h
+from tests.integration import sharing_helpers as sh
+
+
+@pytest.fixture(autouse=True)
+def needs_services(stack: Stack) -> None:
+    if not {"auth", "permissions", "docs"} <= set(stack.services):
+        pytest.skip("needs the auth, permissions and docs services")
+
+
+async def _pages(http: httpx.AsyncClient, who: sh.Person, **query: Any) -> list[dict[str, Any]]:
+    """Every page of a list of 2, following the cursor."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(50):
+        params = {**query, "limit": 2, **({"cursor": cursor} if cursor else {})}
+        r = await http.get("/documents", headers=await who.headers(), params=params)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        items += body["items"]
+        cursor = body["next_cursor"]
+        if not cursor:
+            return items
+    raise AssertionError("the cursor never ended")
+
+
+async def _file(http: httpx.AsyncClient, who: sh.Person, ids: list[str], category_id: str) -> None:
+    r = await http.post(
+        "/documents/bulk",
+        headers=await who.headers(),
+        json={"action": "assign_category", "ids": ids, "category_id": category_id},
+    )
+    assert r.json()["succeeded"] == len(ids), r.text
+
+
+async def test_shared_sources_are_listed_once_each_in_order_page_by_page(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    owner, reader = await sh.person(stack, http), await sh.person(stack, http)
+    # Names out of upload order, so that each sort gives another order.
+    names = ["m.pdf", "c.pdf", "x.pdf", "a.pdf", "q.pdf", "f.pdf", "t.pdf", "b.pdf", "k.pdf"]
+    docs = [str((await h.create(stack, owner.user, n)).document.id) for n in names]
+    filed, unfiled = docs[::2], docs[1::2]  # 5 filed under the shared category, 4 not
+    own = [str((await h.create(stack, reader.user, n)).document.id) for n in ("e.pdf", "z.pdf", "g.pdf")]
+    bills = (await http.post("/categories", headers=await owner.headers(), json={"name": "Bills"})).json()
+    await _file(http, owner, filed, bills["id"])
+    await sh.share(http, owner, f"categories/{bills['id']}", "viewer", email=reader.email)
+    await sh.share(http, owner, f"documents/{unfiled[0]}", "editor", email=reader.email)
+    shared = {*filed, unfiled[0]}
+
+    for sort, order, key in [
+        ("uploaded_at", "desc", "uploaded_at"),
+        ("title", "asc", "filename"),
+        ("title", "desc", "filename"),
+        ("filename", "asc", "filename"),
+        ("size", "asc", "size"),
+    ]:
+        for scope, expected in (("all", shared | set(own)), ("shared", shared)):
+            items = await _pages(http, reader, scope=scope, sort=sort, order=order)
+            ids = [d["id"] for d in items]
+            assert len(ids) == len(set(ids)), (sort, order, scope, ids)  # each once
+            assert set(ids) == expected, (sort, order, scope)
+            keys = [(d[key], d["id"]) for d in items]
+            if key == "filename":
+                keys = [(k.lower(), i) for k, i in keys]
+            assert keys == sorted(keys, reverse=order == "desc"), (sort, order, scope, keys)
+            roles = {d["id"]: d["role"] for d in items}
+            assert all(roles[i] == "viewer" for i in filed) and roles[unfiled[0]] == "editor"
+
+    # With a category filter (the caller's own filing): only what they filed there, shared or their own.
+    mine = (await http.post("/categories", headers=await reader.headers(), json={"name": "Keep"})).json()
+    await _file(http, reader, [filed[1], own[0], unfiled[0]], mine["id"])
+    for scope, expected in (("all", {filed[1], own[0], unfiled[0]}), ("shared", {filed[1], unfiled[0]})):
+        items = await _pages(http, reader, scope=scope, category_any=mine["id"])
+        assert sorted(d["id"] for d in items) == sorted(expected), scope
+
+    # Taking a document out of the shared category takes it out of the list at once, in every order.
+    r = await http.post(
+        "/documents/bulk",
+        headers=await owner.headers(),
+        json={"action": "remove_category", "ids": [filed[0]], "category_id": bills["id"]},
+    )
+    assert r.json()["succeeded"] == 1
+    for sort in ("uploaded_at", "title"):
+        ids = {d["id"] for d in await _pages(http, reader, scope="shared", sort=sort)}
+        assert ids == shared - {filed[0]}, sort
