@@ -171,8 +171,12 @@ class Branch:
     owner_id: UUID | None = None
     category_ids: tuple[UUID, ...] = ()
 
-    def condition(self, doc: FromClause = documents, *, ordered: bool = True) -> ColumnElement[bool]:
-        """`ordered`: for a page read in index order (a list); else for reading them all (counts)."""
+    def condition(
+        self, doc: FromClause = documents, *, ordered: bool = True, filed_by_caller_in: Sequence[UUID] = ()
+    ) -> ColumnElement[bool]:
+        """`ordered`: for a page read in index order (a list); else for reading them all (counts), or — given
+        `filed_by_caller_in`, the caller's own categories a list is filtered by — only those the caller
+        filed there too (the list's category filter still applies; this only lets the filings be read first)."""
         if self.owner_id is None:
             # Unnested, a semi-join of primary-key probes (`id = ANY(...)` let the planner skip-scan a whole
             # (owner, key, id) index instead).
@@ -184,6 +188,13 @@ class Branch:
             filed = select(dc.document_id).where(
                 dc.category_id.in_(self.category_ids), dc.owner_id == self.owner_id
             )
+            if filed_by_caller_in:
+                # Both filings read from the (category, document) index and joined there: the caller files
+                # few of others' documents, and only those are then read.
+                mine = document_categories.alias("caller_filed")
+                filed = filed.join_from(
+                    document_categories, mine, mine.c.document_id == dc.document_id
+                ).where(mine.c.category_id.in_(list(filed_by_caller_in)))
             return and_(doc.c.owner_id == self.owner_id, doc.c.id.in_(filed))
         # Read as the owner's documents in their index order (of the list's sort key), each kept when filed
         # under a shared category: one probe of its filings, so a page reads about a page's worth of rows over

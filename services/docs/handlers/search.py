@@ -103,7 +103,12 @@ class AccessBranch:
 
 
 def access_branches(
-    scope: Scope, caller: Caller, shared: SharedSources, *, ordered: bool = True
+    scope: Scope,
+    caller: Caller,
+    shared: SharedSources,
+    *,
+    ordered: bool = True,
+    filed_by_caller_in: Sequence[UUID] = (),
 ) -> list[AccessBranch]:
     """Whose documents a list covers, one branch each: the caller's own (read through the `(owner, key, id)`
     indexes) and each source of shared documents (`shared`, read just before: documents shared by id; an
@@ -117,7 +122,13 @@ def access_branches(
     if scope in ("all", "shared"):
         for b in shared.branches:
             branches.append(
-                AccessBranch(and_(b.condition(ordered=ordered), d.owner_id != caller.user_id), b.role)
+                AccessBranch(
+                    and_(
+                        b.condition(ordered=ordered, filed_by_caller_in=filed_by_caller_in),
+                        d.owner_id != caller.user_id,
+                    ),
+                    b.role,
+                )
             )
     if not branches:  # only shared documents asked for, and there are none
         branches.append(AccessBranch(false(), "viewer"))
@@ -278,9 +289,12 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSources = N
     the first of them all."""
     q = query_text(cmd)
     # A category filter is the caller's own filing, which others' documents rarely have: walking a sharing
-    # owner's documents in order would read all of them to find none; the filed ones are read instead.
-    ordered = not (cmd.category_any or cmd.category_all)
-    branches = access_branches(cmd.scope, caller, shared, ordered=ordered)
+    # owner's documents in order would read all of them to find none; the shared category's filings that the
+    # caller filed under (one of) the filter's categories are read instead.
+    filter_categories = cmd.category_any or cmd.category_all[:1]
+    branches = access_branches(
+        cmd.scope, caller, shared, ordered=not filter_categories, filed_by_caller_in=filter_categories
+    )
     conditions = [filter_conditions(cmd, b.condition) for b in branches]
     pages_ = [_branch_page(cmd, conds, q) for conds in conditions]
     if len(pages_) == 1:
