@@ -204,7 +204,7 @@ async def main(names: list[str], copies: int) -> str:
         )
         (work / "stack").mkdir()
         try:
-            await stack.start()
+            await stack.start(timeout_s=300)  # a loaded machine starts the processes slowly
             async with httpx.AsyncClient(base_url=stack.base_url, timeout=300) as client:
                 await set_languages(client, await sign_in(client, ADMIN_EMAIL))
                 for workers in (1, 2):

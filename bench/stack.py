@@ -49,7 +49,7 @@ class BenchStack:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/v1"
 
-    async def start(self) -> None:
+    async def start(self, timeout_s: float = 90) -> None:
         self.nats.start()
         self.pg.start()
         urls = self.db_urls = await provision(self.pg.admin_url, self.data)
@@ -57,7 +57,7 @@ class BenchStack:
         for name in with_db:
             await migrations.upgrade(name, urls[name], name)
         logs = self.spawn({n: urls[n] for n in with_db})
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient() as client:
             while time.monotonic() < deadline:
                 try:  # only some services run here, so the overall health may stay "degraded"
