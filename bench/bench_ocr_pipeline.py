@@ -73,6 +73,7 @@ STAGES = (
     "AI fields",
     "record fields",
 )
+EXTRACT_STAGES = ("render", "prepare", "recognize", "text_layer", "extract other")  # the extraction task
 
 
 @dataclass
@@ -280,6 +281,13 @@ def report(
         lines.append(
             f"- Two text workers vs one: {ours[2].run.pages_per_s / ours[1].run.pages_per_s:.2f}× pages/s "
             "(goal ≥ 1.7×)."
+        )
+    for w, p in sorted(ours.items()):
+        extracting = sum(sum(p.stages[s]) for s in EXTRACT_STAGES) / p.run.seconds
+        lines.append(
+            f"- {w} text worker(s): documents in extraction at once {extracting:.2f} on average (of {w}); "
+            f"CPU time the workers and their OCR children got: {p.run.cpu_seconds / p.run.seconds:.2f} cores "
+            f"(of {w} they could use)."
         )
     for w, p in sorted(ours.items()):
         ref = ocrmypdf_runs.get(w)
