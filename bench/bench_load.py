@@ -127,6 +127,97 @@ def busy_by_subject(prometheus: str) -> dict[str, float]:
     return by_label(prometheus, q, "subject")
 
 
+def cost_per_kind(base: str, tokens: list[str], root: int, n: int) -> list[dict[str, Any]]:
+    """CPU milliseconds per request of each kind, one request at a time (`n` of each) against the stack,
+    per process (from /proc), less what the idle stack uses in as long: the cost, whatever the machine's
+    load. An upload's row includes its pipeline (extraction, previews, events) up to 5 s after the last."""
+    headers = {"Authorization": f"Bearer {tokens[0]}"}
+    ids: list[str] = []
+
+    def kinds(client: httpx.Client) -> dict[str, Any]:
+        def listing() -> None:
+            r = client.get("/documents", params={"limit": 50}, headers=headers)
+            r.raise_for_status()
+            ids[:] = [d["id"] for d in r.json()["items"]]
+
+        def upload() -> None:
+            body = PDF.read_bytes() + f"\n% cost {time.monotonic_ns()}\n".encode()
+            files = {"file": ("cost.pdf", body, "application/pdf")}
+            client.post("/documents", files=files, headers=headers).raise_for_status()
+
+        return {
+            "sign in": lambda: client.post(
+                "/auth/login", json={"email": "load-0@example.com", "password": PASSWORD}
+            ).raise_for_status(),
+            "list": listing,
+            "search": lambda: client.get(
+                "/documents", params={"q": "invoice", "limit": 20}, headers=headers
+            ).raise_for_status(),
+            "open a document": lambda: client.get(f"/documents/{ids[0]}", headers=headers).raise_for_status(),
+            "me": lambda: client.get("/auth/me", headers=headers).raise_for_status(),
+            "upload a small PDF": upload,
+        }
+
+    def measure(what: Any, settle_s: float = 0.0) -> tuple[float, dict[str, float]]:
+        t0, before = time.monotonic(), cpu_seconds(root)
+        for _ in range(n):
+            what()
+        time.sleep(settle_s)
+        return time.monotonic() - t0, cpu_used(before, cpu_seconds(root))
+
+    rows = []
+    with httpx.Client(base_url=base, timeout=60) as client:
+        idle_s, idle = measure(lambda: time.sleep(0.05))
+        for kind, what in kinds(client).items():
+            client.cookies.clear()
+            wall, used = measure(what, settle_s=5.0 if kind.startswith("upload") else 0.0)
+            net = {p: max(0.0, c - idle.get(p, 0.0) * wall / idle_s) for p, c in used.items()}
+            rows.append({"kind": kind, "wall_ms": wall / n * 1000, "cpu": net, "n": n})
+    return rows
+
+
+def cost_report(rows: list[dict[str, Any]], load: tuple[float, float, float]) -> str:
+    shown = ["docs", "gateway", "postgres", "nats-server", "auth", "extract", "ai"]
+    lines = [
+        "## Load: CPU cost per request kind (`python -m bench.bench_load --cost N`)",
+        "",
+        "The same stack and accounts; each kind sent one at a time, N times, and the CPU every process of the "
+        "stack used meanwhile (/proc) less what the idle stack uses in as long, per request: the cost, which "
+        "the machine's load does not change much (the wall time per request it does). An upload includes "
+        f"its pipeline. Load average (1/5/15 min) at the start: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}.",
+        "",
+        "| request | N | CPU ms total | " + " | ".join(shown) + " | other | wall ms (one at a time) |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in shown) + " | ---: | ---: |",
+    ]
+    for r in rows:
+        cpu = {p: c / r["n"] * 1000 for p, c in r["cpu"].items()}
+        other = sum(c for p, c in cpu.items() if p not in shown)
+        lines.append(
+            f"| {r['kind']} | {r['n']} | {sum(cpu.values()):.1f} | "
+            + " | ".join(f"{cpu.get(p, 0.0):.1f}" for p in shown)
+            + f" | {other:.1f} | {r['wall_ms']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def run_cost(accounts: int, n: int) -> str:
+    with tempfile.TemporaryDirectory(prefix="atrium-bench-load-") as tmp:
+        data, port = Path(tmp) / "data", free_port()
+        proc, _ = start_stack(data, port, Path(tmp) / "up.log")
+        try:
+            base = f"http://127.0.0.1:{port}/api/v1"
+            tokens = seed(base, accounts)
+            time.sleep(15)
+            load = os.getloadavg()
+            return cost_report(cost_per_kind(base, tokens, proc.pid, n), load)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 def run(
     users: int, seconds: int, accounts: int, signed_in: bool
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -286,7 +377,16 @@ def main() -> None:
         action="store_true",
         help="users reuse tokens made beforehand (the reads without sign-in)",
     )
+    parser.add_argument(
+        "--cost",
+        type=int,
+        metavar="N",
+        help="instead: CPU per request kind, N requests of each, one at a time",
+    )
     args = parser.parse_args()
+    if args.cost:
+        publish("load-cost", run_cost(args.accounts, args.cost), write=not args.print_only)
+        return
     rows, machine = run(args.users, args.seconds, args.accounts, args.signed_in)
     body = report(rows, machine, args.users, args.seconds, args.accounts, args.signed_in)
     publish("load-signed-in" if args.signed_in else "load", body, write=not args.print_only)

@@ -288,3 +288,24 @@ async def test_a_service_too_slow_is_504_with_the_envelope_and_retry_after(
         slow.deps_as(GateDeps).gate.set()
         await slow.stop()
         stack.services["auth"] = await stack.start_service("auth")
+
+
+async def test_a_request_whose_caller_gave_up_while_queued_is_dropped_not_handled(
+    stack: Stack, gated_service, probe_rpcs
+) -> None:  # type: ignore[no-untyped-def]
+    svc, deps = gated_service
+    held_calls = [
+        asyncio.create_task(call(stack.nc, probe_rpcs["slow"], {"text": str(i)}, timeout=30))
+        for i in range(2)
+    ]
+    await deps.entered.get()
+    await deps.entered.get()  # both slots taken: the next request of the subject waits in the queue
+    with pytest.raises(AtriumError) as info:
+        await call(stack.nc, probe_rpcs["slow"], {"text": "given up"}, timeout=0.5)
+    assert info.value.code == ErrorCode.TIMEOUT
+    deps.gate.set()
+    assert sorted(r.text for r in await asyncio.gather(*held_calls)) == ["0", "1"]
+    # Same subject, queued after it: by the time this is answered, the given-up one was dropped or handled.
+    assert (await call(stack.nc, probe_rpcs["slow"], {"text": "after"}, timeout=30)).text == "after"
+    handled = [deps.entered.get_nowait() for _ in range(deps.entered.qsize())]
+    assert handled == ["after"], handled
