@@ -15,6 +15,7 @@ import argparse
 import csv
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from bench.results import CORPUS, ROOT, publish
 from infra.embedded import free_port
@@ -81,6 +83,30 @@ def seed(base: str, accounts: int) -> list[str]:
     return tokens
 
 
+def cpu_seconds(root: int) -> dict[int, tuple[str, float]]:
+    """pid → (process, user+system CPU seconds so far) for `atrium up` and everything under it: each
+    service and the gateway (by ATRIUM_PROCESS), PostgreSQL's backends, nats-server, Prometheus."""
+    out: dict[int, tuple[str, float]] = {}
+    top = psutil.Process(root)
+    for p in [top, *top.children(recursive=True)]:
+        try:
+            with p.oneshot():
+                t = p.cpu_times()
+                label = p.environ().get("ATRIUM_PROCESS") or p.name()
+            out[p.pid] = ("atrium up" if p.pid == root else label, t.user + t.system)
+        except psutil.Error:
+            continue
+    return out
+
+
+def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds per process between two snapshots (a process started meanwhile counts from zero)."""
+    used: dict[str, float] = {}
+    for pid, (label, cpu) in after.items():
+        used[label] = used.get(label, 0.0) + cpu - before.get(pid, (label, 0.0))[1]
+    return used
+
+
 def by_label(prometheus: str, query: str, label: str) -> dict[str, float]:
     if not prometheus:
         return {}
@@ -95,10 +121,101 @@ def cpu_by_process(prometheus: str) -> dict[str, float]:
 
 
 def busy_by_subject(prometheus: str) -> dict[str, float]:
-    """Seconds of handler time per second for each bus subject over the last minute: a subject served by
-    one handler at a time (ATRIUM_RPC_WORKERS=1) cannot go past 1.0, so ~1.0 means it is saturated."""
+    """Seconds of handler time per second for each bus subject over the last minute: the subjects of one
+    service share its ATRIUM_CONCURRENCY slots (8), so their sum near 8 means that service is saturated."""
     q = "sum by (subject) (rate(atrium_rpc_duration_seconds_sum[1m]))"
     return by_label(prometheus, q, "subject")
+
+
+def cost_per_kind(base: str, tokens: list[str], root: int, n: int) -> list[dict[str, Any]]:
+    """CPU milliseconds per request of each kind, one request at a time (`n` of each) against the stack,
+    per process (from /proc), less what the idle stack uses in as long: the cost, whatever the machine's
+    load. An upload's row includes its pipeline (extraction, previews, events) up to 5 s after the last."""
+    headers = {"Authorization": f"Bearer {tokens[0]}"}
+    ids: list[str] = []
+
+    def kinds(client: httpx.Client) -> dict[str, Any]:
+        def listing() -> None:
+            r = client.get("/documents", params={"limit": 50}, headers=headers)
+            r.raise_for_status()
+            ids[:] = [d["id"] for d in r.json()["items"]]
+
+        def upload() -> None:
+            body = PDF.read_bytes() + f"\n% cost {time.monotonic_ns()}\n".encode()
+            files = {"file": ("cost.pdf", body, "application/pdf")}
+            client.post("/documents", files=files, headers=headers).raise_for_status()
+
+        return {
+            "sign in": lambda: client.post(
+                "/auth/login", json={"email": "load-0@example.com", "password": PASSWORD}
+            ).raise_for_status(),
+            "list": listing,
+            "search": lambda: client.get(
+                "/documents", params={"q": "invoice", "limit": 20}, headers=headers
+            ).raise_for_status(),
+            "open a document": lambda: client.get(f"/documents/{ids[0]}", headers=headers).raise_for_status(),
+            "me": lambda: client.get("/auth/me", headers=headers).raise_for_status(),
+            "upload a small PDF": upload,
+        }
+
+    def measure(what: Any, settle_s: float = 0.0) -> tuple[float, dict[str, float]]:
+        t0, before = time.monotonic(), cpu_seconds(root)
+        for _ in range(n):
+            what()
+        time.sleep(settle_s)
+        return time.monotonic() - t0, cpu_used(before, cpu_seconds(root))
+
+    rows = []
+    with httpx.Client(base_url=base, timeout=60) as client:
+        idle_s, idle = measure(lambda: time.sleep(0.05))
+        for kind, what in kinds(client).items():
+            client.cookies.clear()
+            wall, used = measure(what, settle_s=5.0 if kind.startswith("upload") else 0.0)
+            net = {p: max(0.0, c - idle.get(p, 0.0) * wall / idle_s) for p, c in used.items()}
+            rows.append({"kind": kind, "wall_ms": wall / n * 1000, "cpu": net, "n": n})
+    return rows
+
+
+def cost_report(rows: list[dict[str, Any]], load: tuple[float, float, float]) -> str:
+    shown = ["docs", "gateway", "postgres", "nats-server", "auth", "extract", "ai"]
+    lines = [
+        "## Load: CPU cost per request kind (`python -m bench.bench_load --cost N`)",
+        "",
+        "The same stack and accounts; each kind sent one at a time, N times, and the CPU every process of the "
+        "stack used meanwhile (/proc) less what the idle stack uses in as long, per request: the cost, which "
+        "the machine's load does not change much (the wall time per request it does). An upload includes "
+        f"its pipeline. Load average (1/5/15 min) at the start: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}.",
+        "",
+        "| request | N | CPU ms total | " + " | ".join(shown) + " | other | wall ms (one at a time) |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in shown) + " | ---: | ---: |",
+    ]
+    for r in rows:
+        cpu = {p: c / r["n"] * 1000 for p, c in r["cpu"].items()}
+        other = sum(c for p, c in cpu.items() if p not in shown)
+        lines.append(
+            f"| {r['kind']} | {r['n']} | {sum(cpu.values()):.1f} | "
+            + " | ".join(f"{cpu.get(p, 0.0):.1f}" for p in shown)
+            + f" | {other:.1f} | {r['wall_ms']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def run_cost(accounts: int, n: int) -> str:
+    with tempfile.TemporaryDirectory(prefix="atrium-bench-load-") as tmp:
+        data, port = Path(tmp) / "data", free_port()
+        proc, _ = start_stack(data, port, Path(tmp) / "up.log")
+        try:
+            base = f"http://127.0.0.1:{port}/api/v1"
+            tokens = seed(base, accounts)
+            time.sleep(15)
+            load = os.getloadavg()
+            return cost_report(cost_per_kind(base, tokens, proc.pid, n), load)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def run(
@@ -113,6 +230,7 @@ def run(
             (Path(tmp) / "tokens").write_text("\n".join(tokens))
             time.sleep(15)  # let the seeded documents through the pipeline before measuring
             load_before = os.getloadavg()
+            cpu_before = cpu_seconds(proc.pid)
             env = {
                 **os.environ,
                 "ATRIUM_LOAD_ACCOUNTS": str(accounts),
@@ -121,7 +239,7 @@ def run(
                 **({"ATRIUM_LOAD_TOKENS": str(Path(tmp) / "tokens")} if signed_in else {}),
             }
             locust = Path(sys.executable).parent / "locust"
-            t0 = time.monotonic()
+            t0, gen_cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
             gen = subprocess.run(
                 [
                     str(locust),
@@ -148,7 +266,13 @@ def run(
                 text=True,
             )
             elapsed = time.monotonic() - t0
+            cpu_run = cpu_used(cpu_before, cpu_seconds(proc.pid))
             machine = {
+                "cpu_run": cpu_run,
+                "locust_cpu": sum(
+                    getattr(resource.getrusage(resource.RUSAGE_CHILDREN), f) - getattr(gen_cpu, f)
+                    for f in ("ru_utime", "ru_stime")
+                ),
                 "load_before": load_before,
                 "load_after": os.getloadavg(),
                 "cpu": cpu_by_process(prometheus),
@@ -172,15 +296,26 @@ def run(
 
 
 def report(
-    rows: list[dict[str, Any]], machine: dict[str, Any], users: int, seconds: int, accounts: int
+    rows: list[dict[str, Any]],
+    machine: dict[str, Any],
+    users: int,
+    seconds: int,
+    accounts: int,
+    signed_in: bool,
 ) -> str:
     lb, la = machine["load_before"], machine["load_after"]
+    who = (
+        "each reusing one of the accounts' tokens (no sign-in)"
+        if signed_in
+        else "each signing in once and then"
+    )
     lines = [
-        f"## Load: {users} users for {seconds} s against `atrium up` (locust)",
+        f"## Load: {users} users for {seconds} s against `atrium up` (locust"
+        + (", signed in beforehand: `--signed-in`)" if signed_in else ")"),
         "",
         f"`python -m bench.bench_load` — `atrium up` (every service and the gateway its own process), "
         f"{accounts} accounts with 3 documents each; `bench/locustfile.py` in its own process: {users} users "
-        "spawned at 20/s, each signing in once and then waiting 1–3 s between list, search, opening a "
+        f"spawned at 20/s, {who} waiting 1–3 s between list, search, opening a "
         "document, `me`, uploading a small PDF and connecting to the live event stream. "
         f"Load average (1/5/15 min) before: {lb[0]:.1f} / {lb[1]:.1f} / {lb[2]:.1f}, after: "
         f"{la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} (2 cores, shared with other work).",
@@ -200,6 +335,20 @@ def report(
         top = sorted(machine["busy"].items(), key=lambda x: -x[1])[:6]
         busy = ", ".join(f"{s} {b:.2f}" for s, b in top)
         lines += [f"Handler seconds per second by bus subject (same minute): {busy}."]
+    total = next((r for r in rows if r["Name"] == "Aggregated"), None)
+    if machine.get("cpu_run") and total and int(total["Request Count"]):
+        used = machine["cpu_run"]
+        spent = sum(used.values())
+        per_request = spent / int(total["Request Count"])
+        top_cpu = ", ".join(
+            f"{p} {c:.1f}" for p, c in sorted(used.items(), key=lambda x: -x[1])[:9] if c >= 0.05
+        )
+        lines += [
+            f"CPU seconds the stack used during the run (/proc, load-independent cost): {spent:.0f} over "
+            f"{machine['elapsed_s']:.0f} s — {top_cpu} (locust, the load generator: "
+            f"{machine['locust_cpu']:.0f}). That is {per_request * 1000:.0f} ms of CPU per request "
+            f"({int(total['Request Count'])} requests).",
+        ]
     failures = sorted(machine.get("failures", []), key=lambda f: -f[2])[:6]
     if failures:
         lines += [
@@ -228,9 +377,18 @@ def main() -> None:
         action="store_true",
         help="users reuse tokens made beforehand (the reads without sign-in)",
     )
+    parser.add_argument(
+        "--cost",
+        type=int,
+        metavar="N",
+        help="instead: CPU per request kind, N requests of each, one at a time",
+    )
     args = parser.parse_args()
+    if args.cost:
+        publish("load-cost", run_cost(args.accounts, args.cost), write=not args.print_only)
+        return
     rows, machine = run(args.users, args.seconds, args.accounts, args.signed_in)
-    body = report(rows, machine, args.users, args.seconds, args.accounts)
+    body = report(rows, machine, args.users, args.seconds, args.accounts, args.signed_in)
     publish("load-signed-in" if args.signed_in else "load", body, write=not args.print_only)
 
 

@@ -40,6 +40,7 @@ class BenchStack:
         self.code = code
         self.db_urls: dict[str, str] = {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.env: dict[str, str] = {}
         self.nats = EmbeddedNats(data)
         self.pg = EmbeddedPostgres(data)
         self.port = free_port()
@@ -48,7 +49,7 @@ class BenchStack:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/v1"
 
-    async def start(self) -> None:
+    async def start(self, timeout_s: float = 90) -> None:
         self.nats.start()
         self.pg.start()
         urls = self.db_urls = await provision(self.pg.admin_url, self.data)
@@ -56,7 +57,7 @@ class BenchStack:
         for name in with_db:
             await migrations.upgrade(name, urls[name], name)
         logs = self.spawn({n: urls[n] for n in with_db})
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient() as client:
             while time.monotonic() < deadline:
                 try:  # only some services run here, so the overall health may stay "degraded"
@@ -84,6 +85,7 @@ class BenchStack:
             **{f"ATRIUM_DB_URL_{n.upper()}": url for n, url in db_urls.items()},
             **self.extra_env,
         }
+        self.env = env
         logs = self.data / "logs"
         logs.mkdir(exist_ok=True)
         cmds = {n: [sys.executable, "-m", catalog.spec(n).module] for n in self.services}
@@ -94,6 +96,18 @@ class BenchStack:
                     cmd, cwd=self.code, env=env, stdout=out, stderr=subprocess.STDOUT
                 )
         return logs
+
+    def add_process(self, name: str, label: str) -> subprocess.Popen[bytes]:
+        """One more process of service `name` (e.g. a second text worker), as `label` in `procs` and the logs."""
+        with open(self.data / "logs" / f"{label}.log", "ab") as out:
+            proc = self.procs[label] = subprocess.Popen(
+                [sys.executable, "-m", catalog.spec(name).module],
+                cwd=self.code,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        return proc
 
     async def connect(self) -> nats.NATS:
         """A NATS connection as the operator user (full rights), like the CLI's."""

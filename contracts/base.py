@@ -28,6 +28,8 @@ class Header:
     TRACEPARENT = "traceparent"
     CLIENT_IP = "x-client-ip"
     USER_AGENT = "x-user-agent"
+    # When the caller stops waiting for the reply (Unix time, seconds): a request still queued then is dropped.
+    DEADLINE = "x-deadline"
     MSG_ID = "Nats-Msg-Id"
 
 

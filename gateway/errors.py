@@ -53,7 +53,7 @@ _MEANING = {
     500: "A failure on our side (a bug); it is logged with the request id.",
     503: "A service, the message bus or the database is not reachable (restarting): try again after "
     "`Retry-After` seconds.",
-    504: "A service did not answer in time; try again.",
+    504: "A service did not answer in time (busy or restarting): try again after `Retry-After` seconds.",
     507: "The storage budget is used up (a full document store): nothing was stored.",
 }
 
@@ -67,7 +67,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
             # By reference, not `model`: FastAPI would file the body under a streaming route's media type.
             "content": {"application/json": {"schema": component(ErrorEnvelope)}},
         }
-        if status in (429, 503):
+        if status in (429, 503, 504):
             response["headers"] = {
                 "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
             }
@@ -105,7 +105,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(AtriumError)
     async def atrium_error(request: Request, exc: AtriumError) -> JSONResponse:
         headers = None
-        if exc.code in (ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE):
+        # A back end that is down (503) or too slow (504, the bus timed out) is worth asking again later.
+        if exc.code in (ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE, ErrorCode.TIMEOUT):
             retry = (exc.details or {}).get("retry_after_s") if isinstance(exc.details, dict) else None
             default = 60 if exc.code == ErrorCode.RATE_LIMITED else RETRY_AFTER_S
             headers = {"Retry-After": str(int(retry or default))}

@@ -42,6 +42,8 @@ from .secret_files import read_or_create_secret
 ROOT = Path(__file__).resolve().parent.parent
 # debugpy's usual port: VS Code's "Remote Attach" asks for it by default (ATRIUM_DEBUG_PORT moves it).
 DEBUG_PORT = 5678
+UP_TIMEOUT_S = 300.0  # how long `atrium up` waits for health (ATRIUM_UP_TIMEOUT)
+UP_PROGRESS_EVERY_S = 10.0  # how often it says what it is still waiting for
 WEB = web.WEB
 
 
@@ -303,24 +305,64 @@ class DevStack:
             return f"Prometheus did not start ({exc}); metrics are still served by every process"
         return f"Prometheus on {self.prometheus.url} (alert rules: infra/prometheus/alerts.yml)"
 
-    def wait_healthy(self, timeout: float = 120.0) -> dict[str, Any]:
+    def wait_healthy(self, timeout: float | None = None) -> dict[str, Any]:
+        """Until /api/v1/health is green (`ATRIUM_UP_TIMEOUT` s, default 300: a busy machine starts slowly),
+        saying every `UP_PROGRESS_EVERY_S` which processes are not healthy yet; at the timeout, which are not
+        and where their logs are."""
+        timeout = float(os.environ.get("ATRIUM_UP_TIMEOUT") or UP_TIMEOUT_S) if timeout is None else timeout
         url = f"http://127.0.0.1:{self.http_port}/api/v1/health"
-        deadline = time.monotonic() + timeout
+        t0 = time.monotonic()
+        deadline, next_progress = t0 + timeout, t0 + UP_PROGRESS_EVERY_S
         last: Any = None
         while time.monotonic() < deadline:
             self.supervise_once()
             try:
-                r = httpx.get(url, timeout=3)
+                r = httpx.get(url, timeout=5)
                 last = r.json()
                 if r.status_code == 200:
                     return last  # type: ignore[no-any-return]
-            except (httpx.HTTPError, ValueError):
-                pass
-            time.sleep(0.25)
+            except (httpx.HTTPError, ValueError) as exc:
+                last = exc
+            if time.monotonic() >= next_progress:
+                next_progress += UP_PROGRESS_EVERY_S
+                waiting = "; ".join(self.not_healthy(last)) or "the health check"
+                say(f"waiting for health ({time.monotonic() - t0:.0f}s of {timeout:.0f}s): {waiting}")
+            time.sleep(0.5)
         raise StackError(
-            f"Atrium did not become healthy within {timeout:.0f} s. Last health: {last}. "
-            f"Logs: {self.data_dir / 'logs'}"
+            f"Atrium did not become healthy within {timeout:.0f} s (ATRIUM_UP_TIMEOUT raises the limit). "
+            f"Not healthy: {'; '.join(self.not_healthy(last)) or 'unknown'}. Logs: {self.data_dir / 'logs'}"
         )
+
+    def not_healthy(self, health: Any) -> list[str]:
+        """What is not healthy yet, per process: from the last health answer, or the gateway's own state."""
+        if not isinstance(health, dict):
+            why = f"not answering on port {self.http_port}" + (f" ({health})" if health else "")
+            return [self.process_state("gateway", why)]
+        out = []
+        if health.get("nats") not in (None, "ok"):
+            out.append("nats-server: the gateway cannot reach it")
+        if health.get("postgres") not in (None, "ok", "unknown"):
+            out.append(f"PostgreSQL: {health['postgres']}")
+        for name, service in sorted((health.get("services") or {}).items()):
+            if service.get("status") != "ok":
+                why = service.get("error") or service.get("status") or "?"
+                checks = {k: v for k, v in (service.get("checks") or {}).items() if v != "ok"}
+                out.append(self.process_state(name, f"{why} {checks}" if checks else why))
+        return out
+
+    def process_state(self, name: str, why: str) -> str:
+        """`name: why`, with whether its process runs or keeps exiting, and its log."""
+        procs = [c for c in self.children if c.name == name or c.name.rsplit("-", 1)[0] == name]
+        if not procs:
+            return f"{name}: {why}"
+        states = []
+        for c in procs:
+            running = c.proc is not None and c.proc.poll() is None
+            state = "running" if running else "not running"
+            if c.restarts:
+                state += f", restarted {c.restarts}×"
+            states.append(f"{c.name} {state}, log {c.log_path}")
+        return f"{name}: {why} ({'; '.join(states)})"
 
     def debug_ports(self) -> dict[str, int]:
         """`--debug` names → the port each one's debugpy listens on; unknown names are refused up front."""

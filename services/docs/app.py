@@ -3,6 +3,7 @@ the dependencies the handlers get (built once the service is connected)."""
 
 from __future__ import annotations
 
+import functools
 import os
 from uuid import UUID
 
@@ -121,8 +122,19 @@ EVENTS: EventTable[DocsDeps] = {
     USER_DELETED: Consumer(housekeeping.forget_user, "docs-user-deleted", max_deliver=10, ack_wait_s=60),
     SETTINGS_CHANGED: Consumer(housekeeping.record_settings_change, "docs-settings-audit", max_deliver=10),
 }
+# An upload is cut off when no chunk of it arrived for this long (ATRIUM_UPLOAD_ABANDONED_AFTER_S); the
+# sweep for such uploads runs every ATRIUM_UPLOAD_SWEEP_EVERY_S.
+UPLOAD_ABANDONED_AFTER_S = float(os.environ.get("ATRIUM_UPLOAD_ABANDONED_AFTER_S") or 3600)
+UPLOAD_SWEEP_EVERY_S = float(os.environ.get("ATRIUM_UPLOAD_SWEEP_EVERY_S") or 600)
+
 LOOPS: list[Loop[DocsDeps]] = [
     Loop("docs-retention", housekeeping.apply_retention, every_s=3600.0, run_at_start=True),
+    Loop(
+        "docs-cut-off-uploads",
+        functools.partial(housekeeping.sweep_cut_off_uploads, older_than_s=UPLOAD_ABANDONED_AFTER_S),
+        every_s=UPLOAD_SWEEP_EVERY_S,
+        run_at_start=True,
+    ),
     Loop("docs-metrics", docs_metrics.record, every_s=docs_metrics.EVERY_S, run_at_start=True),
 ]
 

@@ -7,7 +7,7 @@ from typing import Any
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 
 from contracts import NotFound, Unavailable
-from services.kit.objects import digest_hex, read_object, space_left
+from services.kit.objects import digest_hex, read_object, space_left, sweep_cut_off
 
 from .handlers.common import Blobs
 
@@ -45,3 +45,6 @@ class NatsBlobs(Blobs):
             return await space_left(self.store)
         except Exception:  # unknown: the upload itself still stops at the limit (HTTP 507)
             return None
+
+    async def sweep_cut_off(self, older_than_s: float) -> int:
+        return len(await sweep_cut_off(self.store, older_than_s))

@@ -76,37 +76,68 @@ def to_public(stored: DocumentsSettingsStored) -> DocumentsSettingsPublic:
 CLEARABLE = frozenset(k for k, f in DocumentsSettingsStored.model_fields.items() if f.default is None)
 
 
-# The stored key was entered for one provider at one address: it is never sent anywhere else.
-KEY_BOUND_TO = ("provider", "base_url")
+# Each stored key was entered for one provider at one address: it is never sent anywhere else. Key → the
+# settings that say where it goes, what it is called in an error, and the provider that sends nothing anywhere.
+KEY_BOUND_TO: dict[str, tuple[str, str]] = {
+    "api_key": ("provider", "base_url"),
+    "ocr_api_key": ("ocr_provider", "ocr_base_url"),
+}
+KEY_LABEL = {
+    "api_key": ("API key", "the provider or the base URL"),
+    "ocr_api_key": ("OCR API key", "the OCR provider or the OCR base URL"),
+}
+SENDS_NOTHING = {"api_key": "builtin", "ocr_api_key": "tesseract"}
 
 
-def moves_the_key(stored: DocumentsSettingsStored, changes: dict[str, object]) -> bool:
-    """Whether `changes` point the provider somewhere other than where the stored key was entered for."""
-    return any(k in changes and changes[k] != getattr(stored, k) for k in KEY_BOUND_TO)
+def moves_the_key(stored: DocumentsSettingsStored, changes: dict[str, object], key: str = "api_key") -> bool:
+    """Whether `changes` point `key`'s provider somewhere other than where the stored key was entered for."""
+    return any(k in changes and changes[k] != getattr(stored, k) for k in KEY_BOUND_TO[key])
+
+
+def borrows_the_ai_key(stored: DocumentsSettingsStored) -> bool:
+    """Vision OCR without a key of its own uses the AI provider's, but only at the very place that key was
+    entered for: the same provider and the same base URL."""
+    return (
+        not stored.ocr_api_key_ciphertext
+        and stored.ocr_provider != SENDS_NOTHING["ocr_api_key"]
+        and all(
+            getattr(stored, ai) == getattr(stored, ocr)
+            for ai, ocr in zip(KEY_BOUND_TO["api_key"], KEY_BOUND_TO["ocr_api_key"], strict=True)
+        )
+    )
+
+
+def key_in_effect(stored: DocumentsSettingsStored, key: str) -> bool:
+    if key == "ocr_api_key" and borrows_the_ai_key(stored):
+        return bool(stored.api_key_ciphertext)
+    return bool(getattr(stored, f"{key}_ciphertext"))
 
 
 def apply_update(
     stored: DocumentsSettingsStored, update: DocumentsSettingsUpdate, box: SecretBox
 ) -> DocumentsSettingsStored:
     """PATCH: only the fields sent change; `api_key: ""` clears the key; null removes a quota. Another
-    provider or base URL needs the key entered again (or `""`), so the stored one never goes to a new host;
-    only switching to the builtin extractor, which sends nothing anywhere, keeps it unused."""
+    provider or base URL needs that provider's key entered again (or `""`), so a stored key never goes to a
+    new host (the AI key, and the OCR key — or the AI key the OCR borrows — alike); only switching to the
+    builtin extractor or to Tesseract, which send nothing anywhere, keeps it unused."""
     changes = {
         k: v
         for k, v in update.model_dump(exclude={"api_key", "ocr_api_key"}, exclude_unset=True).items()
         if v is not None or k in CLEARABLE
     }
-    if (
-        update.api_key is None
-        and stored.api_key_ciphertext
-        and moves_the_key(stored, changes)
-        and changes.get("provider", stored.provider) != "builtin"
-    ):
-        raise Invalid(
-            "Enter the API key again when you change the provider or the base URL (or send an empty one to "
-            "remove it): the saved key is only sent where it was entered for.",
-            [{"field": "api_key", "message": "required when the provider or base URL changes"}],
-        )
+    for key, (provider, _) in KEY_BOUND_TO.items():
+        if (
+            getattr(update, key) is None
+            and key_in_effect(stored, key)
+            and moves_the_key(stored, changes, key)
+            and changes.get(provider, getattr(stored, provider)) != SENDS_NOTHING[key]
+        ):
+            label, where = KEY_LABEL[key]
+            raise Invalid(
+                f"Enter the {label} again when you change {where} (or send an empty one to remove it): the "
+                "saved key is only sent where it was entered for.",
+                [{"field": key, "message": f"required when {where} changes"}],
+            )
     for secret, prefix, aad in (
         (update.api_key, "api_key", API_KEY_AAD),
         (update.ocr_api_key, "ocr_api_key", OCR_KEY_AAD),
@@ -211,11 +242,12 @@ class SettingsStore:
         return self.box.decrypt(stored.api_key_ciphertext) if stored.api_key_ciphertext else ""
 
     def ocr_api_key(self, stored: DocumentsSettingsStored | None = None) -> str:
-        """The vision OCR provider's key; without one, the AI provider's when it is the same provider."""
+        """The vision OCR provider's key; without one, the AI provider's when it goes to the same provider at
+        the same base URL (`borrows_the_ai_key`)."""
         stored = stored or self.current
         if stored.ocr_api_key_ciphertext:
             return self.box.decrypt(stored.ocr_api_key_ciphertext, OCR_KEY_AAD)
-        return self.api_key(stored) if stored.ocr_provider == stored.provider else ""
+        return self.api_key(stored) if borrows_the_ai_key(stored) else ""
 
     async def ocr_engines(self) -> list[OcrEngineInfo]:
         """What the running text workers announced they can read (`OCR_ENGINES_BUCKET`, one key each)."""

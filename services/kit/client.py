@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -46,7 +47,11 @@ async def call(
 ) -> Any:
     """Send `payload` on `desc.subject`; return the reply model or raise the `AtriumError` the service sent."""
     body = build_request(desc, payload)
-    hdrs = {Header.REQUEST_ID: request_id or request_id_var.get() or _new_id(), **(headers or {})}
+    hdrs = {
+        Header.REQUEST_ID: request_id or request_id_var.get() or _new_id(),
+        Header.DEADLINE: f"{time.time() + timeout:.3f}",
+        **(headers or {}),
+    }
     if token:
         hdrs[Header.AUTHORIZATION] = token if token.lower().startswith("bearer ") else f"Bearer {token}"
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from typing import Any
 
@@ -127,6 +127,43 @@ class ObjectWriter:
             pass  # nothing was sent, or NATS is away: the chunks have no meta entry and are never read
 
 
+async def unfinished_chunks(store: ObjectStore) -> list[str]:
+    """The chunk subjects no meta entry points to: writes under way, or cut off (the writer died before
+    `close()` and could not `abort()`, e.g. the gateway killed mid-upload). One page of the server's subject
+    list: up to 100,000 objects."""
+    js: Any = store._js
+    prefix = OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=store._name, obj="")
+    # The chunks first, then the meta entries: a write that finishes in between is seen finished.
+    info = await js.stream_info(OBJ_STREAM_TEMPLATE.format(bucket=store._name), subjects_filter=f"{prefix}>")
+    subjects = list(info.state.subjects or {})
+    if not subjects:
+        return []
+    try:
+        finished = {i.nuid for i in await store.list()}  # deleted objects too: their chunks are theirs
+    except (NotFoundError, ObjectNotFoundError):
+        finished = set()
+    return [s for s in subjects if s.removeprefix(prefix) not in finished]
+
+
+async def sweep_cut_off(store: ObjectStore, older_than_s: float) -> list[str]:
+    """Purge the unfinished chunks whose newest chunk is older than `older_than_s` (a write still under way
+    keeps adding chunks): they can never be read, they only take space. Returns the purged subjects."""
+    js: Any = store._js
+    stream = OBJ_STREAM_TEMPLATE.format(bucket=store._name)
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+    swept = []
+    for subject in await unfinished_chunks(store):
+        try:
+            newest = await js.get_msg(stream, subject=subject)
+        except NotFoundError:
+            continue  # purged meanwhile
+        if newest.time is None or newest.time > cutoff:
+            continue
+        await js.purge_stream(stream, subject=subject)
+        swept.append(subject)
+    return swept
+
+
 async def iter_object(store: ObjectStore, name: str) -> AsyncIterator[bytes]:
     """Yield an object's chunks in order, verifying its digest at the end."""
     info = await store.get_info(name)
@@ -173,6 +210,8 @@ __all__ = [
     "digest_hex",
     "full_store",
     "space_left",
+    "sweep_cut_off",
+    "unfinished_chunks",
     "ObjectNotFoundError",
     "NotFoundError",
 ]

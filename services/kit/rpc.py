@@ -10,7 +10,10 @@ guarantees are the kit's own, here:
 - `x-request-id` (the caller's, else a new one) is in `request_id_var` while the request is handled, so it
   is in every log line and every message published meanwhile, and it comes back as a reply header;
 - at most `slots` requests are handled at once over all subjects (the service's `ATRIUM_CONCURRENCY`, the
-  size of its database pool); the others wait in their subscription's queue. Health checks take no slot;
+  size of its database pool), several of one subject among them; the others wait in their subscription's
+  queue. Health checks take no slot;
+- a request whose caller stopped waiting while it was queued (its `x-deadline` passed) is dropped, not
+  handled: under overload the slots go to requests that can still be answered, not to dead ones;
 - `drain()` stops taking requests (the server sends new ones to another instance, or the caller gets
   "no responders" at once) and waits for those in hand; one still running after the grace period is
   cancelled and answered `unavailable`.
@@ -64,6 +67,14 @@ class Route:
     slotted: bool  # takes one of the service's slots and logs a line (every Rpc but the health check)
 
 
+def _expired(msg: Msg) -> bool:
+    """The caller's deadline (`x-deadline`, sent by `kit.client.call`) passed: nobody reads the reply."""
+    try:
+        return float((msg.headers or {}).get(Header.DEADLINE, "inf")) < time.time()
+    except ValueError:
+        return False
+
+
 class RpcServer:
     def __init__(self, service: str, authorize: Authorize, concurrency: int):
         self.service = service
@@ -96,6 +107,13 @@ class RpcServer:
         # leaves the next messages in that subscription's queue.
         if route.slotted:
             await self.slots.acquire()
+            if _expired(msg):
+                self.slots.release()
+                metrics.RPC_REQUESTS.labels(self.service, route.desc.subject, "expired").inc()
+                log_fields(
+                    log, logging.WARNING, "rpc dropped: its caller stopped waiting", subject=msg.subject
+                )
+                return
         task = asyncio.create_task(self._serve(route, msg))
         self.inflight.add(task)
         task.add_done_callback(functools.partial(self._finished, route.slotted))

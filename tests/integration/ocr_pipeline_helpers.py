@@ -47,9 +47,14 @@ async def settled(
 
     async def poll() -> dict[str, Any]:
         while True:
-            last.update((await http.get(f"/documents/{doc_id}", headers=user.headers)).json())
-            if last["status"] in TERMINAL:
-                return last
+            r = await http.get(f"/documents/{doc_id}", headers=user.headers)
+            # A busy machine may answer "try again" (503/504 with Retry-After) while polling; anything else
+            # that is not the document is a real failure.
+            if r.status_code not in (503, 504):
+                assert r.status_code == 200, r.text
+                last.update(r.json())
+                if last["status"] in TERMINAL:
+                    return last
             await asyncio.sleep(0.25)
 
     try:

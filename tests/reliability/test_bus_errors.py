@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from contracts import REGISTRY, AtriumError, Contract, ErrorCode, Header
-from contracts.auth import REGISTER, USER_REGISTERED
+from contracts.auth import REGISTER, USER_REGISTERED, RegisterUser, UserPublic
 from contracts.base import Rpc
 from services.kit.bus import Ctx, Service
 from services.kit.client import call
@@ -258,3 +258,54 @@ async def test_a_request_still_running_after_the_grace_period_is_answered_unavai
         await in_hand
     assert info.value.code == ErrorCode.UNAVAILABLE and "send it again" in info.value.message
     assert not svc.rpcs.inflight
+
+
+async def held(cmd: RegisterUser, ctx: Ctx, deps: GateDeps) -> UserPublic:
+    """Stands in for a service that is too slow: holds the request until the test opens the gate."""
+    await deps.entered.put(ctx.subject)
+    await deps.gate.wait()
+    raise RuntimeError("released after the caller gave up")
+
+
+async def test_a_service_too_slow_is_504_with_the_envelope_and_retry_after(
+    stack: Stack, http: httpx.AsyncClient, probe_rpcs, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    bus = stack.server.config.app.state.bus  # the gateway's bus client: a short Rpc timeout for this test
+    monkeypatch.setattr(bus, "timeout_s", 0.5)
+    auth = stack.services["auth"]
+    await auth.stop()
+    slow = Service(stack.settings("probe"), verify_tokens=False)
+    slow.bind(gate_deps, rpcs={REGISTER: held})  # answers auth's subject in auth's queue group
+    await slow.start()
+    try:
+        r = await http.post("/auth/register", json={"email": unique_email(), "password": PASSWORD})
+        assert await slow.deps_as(GateDeps).entered.get() == REGISTER.subject  # it reached the slow one
+        assert r.status_code == 504, r.text
+        body = r.json()["error"]
+        assert body["code"] == "timeout" and "did not answer" in body["message"] and body["request_id"]
+        assert int(r.headers["Retry-After"]) > 0
+    finally:
+        slow.deps_as(GateDeps).gate.set()
+        await slow.stop()
+        stack.services["auth"] = await stack.start_service("auth")
+
+
+async def test_a_request_whose_caller_gave_up_while_queued_is_dropped_not_handled(
+    stack: Stack, gated_service, probe_rpcs
+) -> None:  # type: ignore[no-untyped-def]
+    svc, deps = gated_service
+    held_calls = [
+        asyncio.create_task(call(stack.nc, probe_rpcs["slow"], {"text": str(i)}, timeout=30))
+        for i in range(2)
+    ]
+    await deps.entered.get()
+    await deps.entered.get()  # both slots taken: the next request of the subject waits in the queue
+    with pytest.raises(AtriumError) as info:
+        await call(stack.nc, probe_rpcs["slow"], {"text": "given up"}, timeout=0.5)
+    assert info.value.code == ErrorCode.TIMEOUT
+    deps.gate.set()
+    assert sorted(r.text for r in await asyncio.gather(*held_calls)) == ["0", "1"]
+    # Same subject, queued after it: by the time this is answered, the given-up one was dropped or handled.
+    assert (await call(stack.nc, probe_rpcs["slow"], {"text": "after"}, timeout=30)).text == "after"
+    handled = [deps.entered.get_nowait() for _ in range(deps.entered.qsize())]
+    assert handled == ["after"], handled

@@ -23,6 +23,7 @@ from contracts.documents import OBJECT_BUCKET
 from infra.backup import operator_login
 from infra.devstack import read_stack_info
 from infra.embedded import free_port
+from services.kit.objects import unfinished_chunks
 from tests.conftest import CORPUS, PASSWORD, unique_email
 from tests.devstack import DEADLINE_S, TERMINAL, Up, atrium, download, login
 from tests.fakes_llm.server import FakeLLM
@@ -37,7 +38,13 @@ PROBE_TIMEOUT_S = 30  # an answer slower than this is a hang
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     # The AI fault points the stack at a provider on this machine (tests/fakes_llm).
-    up = Up(tmp_path_factory.mktemp("faults") / "data", free_port(), {"ATRIUM_AI_ALLOW_LOCAL_SERVERS": "1"})
+    # Uploads cut off for 20 s count as abandoned, swept every 5 s (production: an hour, every 10 minutes).
+    env = {
+        "ATRIUM_AI_ALLOW_LOCAL_SERVERS": "1",
+        "ATRIUM_UPLOAD_ABANDONED_AFTER_S": "20",
+        "ATRIUM_UPLOAD_SWEEP_EVERY_S": "5",
+    }
+    up = Up(tmp_path_factory.mktemp("faults") / "data", free_port(), env)
     up.start()
     try:
         yield up
@@ -181,6 +188,7 @@ def test_gateway_killed_mid_upload(stack: Up, user: dict[str, str]) -> None:
         yield b"Content-Type: application/pdf\r\n\r\n"
         for i in range(0, len(big), 256 * 1024):
             if i == 2 * 256 * 1024:
+                wait_for(lambda: unfinished(stack), "part of the upload in the store")
                 victim.send_signal(signal.SIGKILL)  # mid-upload: part of the file is in the store
             yield big[i : i + 256 * 1024]
             time.sleep(0.05)
@@ -193,9 +201,13 @@ def test_gateway_killed_mid_upload(stack: Up, user: dict[str, str]) -> None:
             content=slowly(),
             timeout=PROBE_TIMEOUT_S,
         )
+    cut = unfinished(stack)
+    assert cut, "the cut-off upload left nothing in the store"
     seen: Counter[int] = Counter()
     probe_until_recovered(stack, user, seen)
     assert gateway(stack).pid != victim.pid
+    # The documents service sweeps what the cut-off upload stored (no orphan left taking space).
+    wait_for(lambda: not cut & unfinished(stack), f"the cut-off upload's chunks swept: {cut}")
     print(f"gateway killed: answers meanwhile {dict(seen)} (0: connection refused)")
     names = {
         d["filename"] for d in httpx.get(f"{stack.url}/documents", headers=user, timeout=30).json()["items"]
@@ -203,6 +215,22 @@ def test_gateway_killed_mid_upload(stack: Up, user: dict[str, str]) -> None:
     assert "cut.pdf" not in names, "a cut-off upload became a document"
     docs += batch(stack, user, "after-gw")
     all_ready(stack, user, docs)
+
+
+def wait_for(ok: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not ok():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def unfinished(up: Up) -> set[str]:
+    """The documents store's chunks that no object's meta entry points to (an upload under way or cut off)."""
+
+    async def look(js: Any) -> set[str]:
+        return set(await unfinished_chunks(await js.object_store(OBJECT_BUCKET)))
+
+    return asyncio.run(_with_operator(up, look))  # type: ignore[no-any-return]
 
 
 async def _with_operator(up: Up, what: Callable[[Any], Any]) -> Any:

@@ -53,6 +53,9 @@ class Blobs:
     async def space_left(self) -> int | None:  # bytes the store may still take; None: no limit
         return None
 
+    async def sweep_cut_off(self, older_than_s: float) -> int:  # uploads cut off mid-way: purged, counted
+        return 0
+
 
 AccessCheck = Callable[[Actor], Awaitable[None]]
 ProgressSink = Callable[[UUID, DocumentProgress], Awaitable[None]]

@@ -1,4 +1,4 @@
-"""The service's background work: forgetting old tasks (app.py's loop), forgetting a deleted user
+"""The service's background work: forgetting old tasks and removing cut-off uploads (app.py's loops), forgetting a deleted user
 (`events.auth.user_deleted`), and reconciling the database with the stored files after the stack was restored
 from a backup (`events.ops.restored`). The kit's outbox relays and prunes the outbox itself
 (services/kit/outbox.py)."""
@@ -47,6 +47,15 @@ async def apply_retention(deps: DocsDeps) -> int:
     if removed:
         log_fields(log, logging.INFO, "old tasks removed", count=removed)
     return removed
+
+
+async def sweep_cut_off_uploads(deps: DocsDeps, *, older_than_s: float) -> int:
+    """Remove what uploads cut off mid-way left in the object store (the gateway died while a file was
+    arriving: part of it is stored, never finished, never a document). app.py's loop."""
+    swept = await deps.blobs.sweep_cut_off(older_than_s)
+    if swept:
+        log_fields(log, logging.INFO, "cut-off uploads removed from the object store", count=swept)
+    return swept
 
 
 async def resume_after_restore(event: StackRestored, ctx: Ctx, deps: DocsDeps) -> None:
