@@ -16,7 +16,7 @@ import { Spinner } from "@/components/ui/spinner";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { useToast } from "@/components/ui/toast";
 import { PageHeader } from "@/components/layout/PageHeader";
-import { api } from "@/lib/api";
+import { api, refreshSession } from "@/lib/api";
 import type { PatCreated, PatInfo, PatScope, RecoveryCodes, TotpEnrolment, User, PasskeyCeremony } from "@/api/types";
 import { ME_KEY, useMe } from "@/lib/auth";
 import { useTranslation } from "@/lib/i18n";
@@ -63,7 +63,13 @@ export function SecurityPage() {
 
 function useRefreshSecurity() {
   const qc = useQueryClient();
-  return () => {
+  return async () => {
+    // A session the policy held to enrolment has an access token saying "no second factor": once one is
+    // set up, a new token (a refresh) opens the rest of the app, whose refused queries are asked again.
+    if (qc.getQueryData<User | null>(ME_KEY)?.must_enrol_second_factor && (await refreshSession())) {
+      void qc.invalidateQueries();
+      return;
+    }
     void qc.invalidateQueries({ queryKey: SECURITY_KEY });
     void qc.invalidateQueries({ queryKey: ME_KEY });
   };
