@@ -181,7 +181,8 @@ function AuthenticatorCard({ totp, codesLeft }: { totp: boolean; codesLeft: numb
   const start = useMutation({ mutationFn: () => api<TotpEnrolment>("/auth/totp/start", { method: "POST" }), onSuccess: setEnrolment });
   const confirm = useMutation({
     mutationFn: () => api<RecoveryCodes>("/auth/totp/confirm", { method: "POST", body: { code: code.replace(/\s/g, "") } }),
-    onSuccess: (r) => { setEnrolment(null); setCode(""); setCodes(r.codes); refresh(); },
+    // The codes show once the session is renewed (a policy held it to enrolment): leaving the page then keeps it.
+    onSuccess: async (r) => { await refresh(); setEnrolment(null); setCode(""); setCodes(r.codes); },
   });
   const off = useMutation({
     mutationFn: (v: { password: string; code: string }) => api("/auth/totp/disable", { method: "POST", body: v, noRefresh: true }),
@@ -260,7 +261,7 @@ function PasskeysCard() {
       const credential = await createPasskey(ceremony.options);
       return api("/auth/passkeys", { method: "POST", body: { ceremony_id: ceremony.ceremony_id, name: name.trim() || t("security.passkey_default_name"), credential } });
     },
-    onSuccess: () => { setName(""); toast({ title: t("security.passkey_added"), variant: "success" }); refresh(); },
+    onSuccess: async () => { await refresh(); setName(""); toast({ title: t("security.passkey_added"), variant: "success" }); },
   });
   const rename = useMutation({
     mutationFn: (v: { id: string; name: string }) => api(`/auth/passkeys/${v.id}`, { method: "PATCH", body: { name: v.name } }),
