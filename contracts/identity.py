@@ -10,7 +10,17 @@ from uuid import UUID
 
 from pydantic import Field
 
-from .auth import Ack, TokenPair
+from .auth import (
+    CHANGE_PASSWORD,
+    END_SESSION,
+    LOGOUT,
+    LOGOUT_ALL,
+    ME,
+    RESEND_VERIFICATION,
+    SESSIONS,
+    Ack,
+    TokenPair,
+)
 from .base import Contract, Empty, Event, Rpc, Text, WireSecret
 from .docs_api import APP_KEY as DOCUMENTS_APP
 from .streams import AUTH_STREAM
@@ -73,6 +83,15 @@ class SecurityPolicy(Contract):
     second_factor: SecondFactorPolicy = Field(
         default="optional", description="who must have a second factor: nobody, administrators, everyone"
     )
+
+    def requires(self, role: str) -> bool:
+        """Whether an account with `role` must have a second factor."""
+        return self.second_factor == "everyone" or (self.second_factor == "admins" and role == "admin")
+
+
+# The `details.reason` of the 403 every service answers a session whose account the policy asks for a
+# second factor it has not set up: until it enrols one it may call only `ENROLMENT_SUBJECTS`.
+ENROL_SECOND_FACTOR = "enrol_second_factor"
 
 
 TOTP_START = Rpc(
@@ -504,4 +523,32 @@ EXTERNAL_TOKEN = Rpc(
     access="user",
     effect="account",
     summary="The external server's access token of my session",
+)
+
+
+# What a session that must enrol a second factor may still do: read its account, set up TOTP or a passkey,
+# see and end its sessions, change its password, list or revoke (never create) access tokens, sign out;
+# and an administrator may still read and loosen the policy, so that setting it never locks them out.
+ENROLMENT_SUBJECTS: frozenset[str] = frozenset(
+    rpc.subject
+    for rpc in (
+        ME,
+        LOGOUT,
+        LOGOUT_ALL,
+        SESSIONS,
+        END_SESSION,
+        CHANGE_PASSWORD,
+        RESEND_VERIFICATION,
+        SECOND_FACTOR_STATUS,
+        TOTP_START,
+        TOTP_CONFIRM,
+        PASSKEY_REGISTER_OPTIONS,
+        PASSKEY_REGISTER,
+        PASSKEY_LIST,
+        PASSKEY_RENAME,
+        PAT_LIST,
+        PAT_REVOKE,
+        POLICY_GET,
+        POLICY_UPDATE,
+    )
 )

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from contracts import AtriumError, ErrorCode, Header, Unavailable
 from contracts.base import Rpc
-from contracts.identity import PAT_EXCHANGE
+from contracts.identity import ENROL_SECOND_FACTOR, PAT_EXCHANGE
 from services.kit import client
 from services.kit.config import NatsLogin, nats_servers
 
@@ -95,14 +95,26 @@ class CallContext:
             return await send(token=token)
         except AtriumError as exc:
             personal = getattr(self.request.state, "personal_token", None)
-            if exc.code != ErrorCode.UNAUTHENTICATED or not personal or not token or desc is PAT_EXCHANGE:
+            if not _stale_exchange(exc) or not personal or not token or desc is PAT_EXCHANGE:
                 raise
         # The access token a personal access token was exchanged for is refused (e.g. the account's tokens
-        # were cut off after the exchange): exchange again, once; a revoked or expired token fails there.
+        # were cut off after the exchange, or it says the account has no second factor and one was set up
+        # since): exchange again, once; a revoked or expired token fails there.
         pats = exchanger(self.request)
         pats.forget(personal)
         fresh = await pats.access_token(self, personal, fresh=True)
         return await send(token=fresh)
+
+
+def _stale_exchange(exc: AtriumError) -> bool:
+    """Whether a service's refusal may come from what the exchanged access token says, not the PAT itself."""
+    if exc.code == ErrorCode.UNAUTHENTICATED:
+        return True
+    return (
+        exc.code == ErrorCode.FORBIDDEN
+        and isinstance(exc.details, dict)
+        and (exc.details.get("reason") == ENROL_SECOND_FACTOR)
+    )
 
 
 async def get_call(request: Request) -> CallContext:  # async: no thread-pool hop (see transport.py)

@@ -19,8 +19,9 @@ from typing import Any
 from uuid import UUID
 
 from contracts.auth import AuthStateEntry, Role, UserState
+from contracts.identity import SecurityPolicy
 from services.kit.logging import log_fields
-from services.kit.security import TokenVerifier
+from services.kit.security import POLICY_STATE_KEY, TokenVerifier
 
 log = logging.getLogger("atrium.auth.state")
 
@@ -109,6 +110,11 @@ class AuthState:
         if state == old and self.current(user_id) is not None and key not in self.pending:
             return
         await self._write(key, state.model_dump_json().encode())
+
+    async def put_policy(self, policy: SecurityPolicy) -> None:
+        """Record the security policy every verifier enforces (who must have a second factor)."""
+        if policy != self.verifier.policy or POLICY_STATE_KEY in self.pending:
+            await self._write(POLICY_STATE_KEY, policy.model_dump_json().encode())
 
     async def sync_user(self, user_id: UUID, *, role: Role, active: bool) -> None:
         """Correct a recorded state that disagrees with the database (e.g. after `atrium admin create`

@@ -29,8 +29,10 @@ def issue_access_token(
     now: float | None = None,
     scopes: list[str] | None = None,
     apps: list[str] | None = None,
+    second_factor: bool | None = None,
 ) -> str:
-    """An access token; `scopes` (and `apps`) make it a personal access token's, limited to them."""
+    """An access token; `scopes` (and `apps`) make it a personal access token's, limited to them.
+    `second_factor` (claim `mfa`): whether the account had one set up, for the security policy's check."""
     now = int(now if now is not None else time.time())
     claims: dict[str, object] = {
         "iss": TOKEN_ISSUER,
@@ -48,6 +50,8 @@ def issue_access_token(
         claims["scp"] = scopes
     if apps is not None:
         claims["apps"] = apps
+    if second_factor is not None:
+        claims["mfa"] = second_factor
     key = keys.current
     return jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid, "typ": "JWT"})
 

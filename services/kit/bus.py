@@ -47,7 +47,7 @@ from .jetstream import ensure_kv, ensure_object_store, ensure_streams, js_replic
 from .logging import log_fields, request_id_var
 from .outbox import Outbox, jetstream_publisher
 from .rpc import RpcServer, new_request_id
-from .security import Actor, KeySource, TokenVerifier, scope_refusal
+from .security import Actor, KeySource, TokenVerifier, enrolment_refusal, scope_refusal
 from .validation import parse_model, validation_details
 from .wiring import Consumer, EventTable, Loop, Loops, RpcTable, check_consumer, check_rpc_handler
 
@@ -395,7 +395,8 @@ class Service:
                     actor = await self.verifier.verify(raw)
                 except AtriumError:
                     return None
-                return None if scope_refusal(desc, actor) else actor
+                refused = scope_refusal(desc, actor) or enrolment_refusal(desc, actor, self.verifier.policy)
+                return None if refused else actor
             return None
         if not self.verifier:
             raise Internal(f"{self.name} cannot verify tokens")
@@ -403,6 +404,9 @@ class Service:
         refusal = scope_refusal(desc, actor)
         if refusal:
             raise Forbidden(refusal, {"reason": "token_scope"})
+        enrol_first = enrolment_refusal(desc, actor, self.verifier.policy)
+        if enrol_first is not None:
+            raise enrol_first
         if desc.access == "admin" and not actor.is_admin:
             raise Forbidden("This needs an administrator.")
         if desc.access == "service" and actor.kind != "service":

@@ -26,7 +26,7 @@ from uuid import UUID
 import jwt
 from jwt.algorithms import RSAAlgorithm
 
-from contracts import AtriumError, Unauthenticated, Unavailable
+from contracts import AtriumError, Forbidden, Unauthenticated, Unavailable
 from contracts.auth import (
     ACCESS_TOKEN_TYPE,
     TOKEN_AUDIENCE,
@@ -35,7 +35,13 @@ from contracts.auth import (
     UserState,
 )
 from contracts.base import Rpc, effect_of
-from contracts.identity import PAT_SCOPES, app_of_service
+from contracts.identity import (
+    ENROL_SECOND_FACTOR,
+    ENROLMENT_SUBJECTS,
+    PAT_SCOPES,
+    SecurityPolicy,
+    app_of_service,
+)
 
 log = logging.getLogger("atrium.security")
 
@@ -43,6 +49,7 @@ REQUIRED_CLAIMS = ["exp", "iat", "nbf", "sub", "sid", "aud", "iss", "typ", "role
 FORBIDDEN_HEADERS = ("jku", "jwk", "x5u", "x5c", "x5t", "crit")
 JWKS_REFRESH_MIN_S = 5.0
 JWKS_MAX_AGE_S = 300.0
+POLICY_STATE_KEY = "policy.security"  # the `auth_state` entry holding the `SecurityPolicy`
 STALE_AFTER_S = 5.0  # how long a broken watch of `auth_state` is tolerated before tokens are refused
 
 
@@ -57,6 +64,8 @@ class Actor:
     # A personal access token's scopes and apps (claims `scp`, `apps`); None for a signed-in session.
     scopes: frozenset[str] | None = None
     apps: frozenset[str] | None = None
+    # Claim `mfa`: whether the account had a second factor when the token was issued (None: not stated).
+    second_factor: bool | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -91,6 +100,20 @@ def scope_refusal(desc: Rpc[Any, Any], actor: Actor) -> str | None:
     return None
 
 
+def enrolment_refusal(desc: Rpc[Any, Any], actor: Actor, policy: SecurityPolicy) -> Forbidden | None:
+    """The refusal of a caller the security policy asks for a second factor it lacks, unless `desc` is
+    one of what it needs to set one up (`ENROLMENT_SUBJECTS`); None when the caller may go on."""
+    if actor.second_factor is not False or not policy.requires(actor.role):
+        return None
+    if desc.subject in ENROLMENT_SUBJECTS:
+        return None
+    return Forbidden(
+        "Your administrator requires a second factor for this account: set up an authenticator app or a "
+        "passkey on the Security page, then refresh your session.",
+        {"reason": ENROL_SECOND_FACTOR},
+    )
+
+
 KeySource = Callable[[], Awaitable[Jwks]]  # the published keys (`auth.keys.jwks`, or the auth service's own)
 StateBucket = Callable[[], Awaitable[Any]]  # opens the `auth_state` KV bucket
 # Subscribes `apply(key, value)` to the entries the auth service pushes while it cannot store them.
@@ -113,6 +136,7 @@ class TokenVerifier:
         self.keys: dict[str, Any] = {}
         self.revoked_sessions: set[str] = set()
         self.users: dict[str, UserState] = {}
+        self.policy = SecurityPolicy()  # the sign-in security policy (`policy.security`)
         self._keys_loaded_at = 0.0
         self._keys_lock = asyncio.Lock()
         self._watch_task: asyncio.Task[None] | None = None
@@ -167,6 +191,8 @@ class TokenVerifier:
                 self.users.pop(ident, None)
             else:
                 self.users[ident] = UserState.model_validate(json.loads(value or b"{}"))
+        elif key == POLICY_STATE_KEY:
+            self.policy = SecurityPolicy() if deleted else SecurityPolicy.model_validate_json(value or b"{}")
 
     async def stop(self) -> None:
         self._stopping = True
@@ -275,6 +301,9 @@ class TokenVerifier:
         scopes, apps = _string_set(claims, "scp"), _string_set(claims, "apps")
         if scopes is not None and not scopes <= set(PAT_SCOPES):
             raise Unauthenticated("The access token carries claims Atrium does not issue.")
+        second_factor = claims.get("mfa")
+        if second_factor is not None and not isinstance(second_factor, bool):
+            raise Unauthenticated("The access token carries claims Atrium does not issue.")
         return Actor(
             user_id=user_id,
             role=role,
@@ -283,6 +312,7 @@ class TokenVerifier:
             issued_at=float(claims["iat"]),
             scopes=scopes,
             apps=apps,
+            second_factor=second_factor,
         )
 
 

@@ -40,7 +40,10 @@ const DocumentsSettingsPage = lazyPage(() => import("@/pages/documents/SettingsP
 const AdminUsersPage = lazyPage(() => import("@/pages/admin/UsersPage"), "AdminUsersPage");
 const AdminPermissionsPage = lazyPage(() => import("@/pages/admin/PermissionsPage"), "AdminPermissionsPage");
 const AdminAuditPage = lazyPage(() => import("@/pages/admin/AuditPage"), "AdminAuditPage");
-const SharedLinkPage = lazyPage(() => import("@/pages/SharedLinkPage"), "SharedLinkPage");
+const SharedLinkPage = lazyPage(
+  async () => (await Promise.all([import("@/pages/SharedLinkPage"), import("@/lib/class-merge")]))[0],
+  "SharedLinkPage",
+);
 const AdminSecurityPage = lazyPage(() => import("@/pages/admin/SecurityAdminPage"), "AdminSecurityPage");
 const AdminSystemPage = lazyPage(() => import("@/pages/admin/SystemPage"), "AdminSystemPage");
 const NotFoundPage = lazyPage(() => import("@/pages/NotFoundPage"), "NotFoundPage");

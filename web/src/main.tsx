@@ -6,11 +6,15 @@ import { initI18n } from "./lib/i18n";
 import { App } from "./App";
 import { ApiError } from "./lib/api";
 import { APPS_KEY } from "./lib/apps";
+import { ME_KEY } from "./lib/auth";
 import { ThemeProvider } from "./lib/theme";
 
-// A 403 may mean an app grant was just revoked: refresh the app list so the sidebar follows at once.
+// A 403 may mean an app grant was just revoked: refresh the app list so the sidebar follows at once. Or that
+// the security policy now asks this account for a second factor: refresh the account, whose banner says so.
 const onForbidden = (error: unknown) => {
-  if (error instanceof ApiError && error.status === 403) void queryClient.invalidateQueries({ queryKey: APPS_KEY });
+  if (!(error instanceof ApiError && error.status === 403)) return;
+  const enrol = (error.details as { reason?: string } | null)?.reason === "enrol_second_factor";
+  void queryClient.invalidateQueries({ queryKey: enrol ? ME_KEY : APPS_KEY });
 };
 
 const queryClient: QueryClient = new QueryClient({

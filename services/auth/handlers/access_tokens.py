@@ -37,6 +37,7 @@ from .. import tokens
 from ..rows import AccessTokenRow
 from ..tables import access_tokens
 from .common import AuthDeps, audit, client_key, now, user_by_id
+from .factors import factors_of_user
 
 AUDITED_TTL_S = 60  # an admin-scoped token's access JWT is minted for one request
 BAD_TOKEN = "This access token is not valid (unknown, expired or revoked); create a new one."
@@ -173,6 +174,9 @@ async def exchange_token(cmd: PatExchange, ctx: Ctx, deps: AuthDeps) -> PatAcces
             .where(access_tokens.c.id == row.id)
             .values(last_used_at=at, last_used_ip=client_ip(ctx))
         )
+        # The token carries whether the account has a second factor: where the policy asks for one,
+        # every service refuses it until one is set up (as it refuses the account's sessions).
+        second_factor = (await factors_of_user(s, user.id)).any
         audited = "admin" in row.scopes
         if audited:
             await audit(
@@ -195,5 +199,6 @@ async def exchange_token(cmd: PatExchange, ctx: Ctx, deps: AuthDeps) -> PatAcces
         ttl_s=ttl,
         scopes=list(row.scopes),
         apps=list(row.apps) if row.apps is not None else None,
+        second_factor=second_factor,
     )
     return PatAccess(access_token=access, expires_in=ttl, audited=audited)

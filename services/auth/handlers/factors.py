@@ -108,7 +108,7 @@ async def security_policy(s: AsyncSession) -> SecurityPolicy:
 
 
 def policy_requires(policy: SecurityPolicy, row: UserRow) -> bool:
-    return policy.second_factor == "everyone" or (policy.second_factor == "admins" and row.role == "admin")
+    return policy.requires(row.role)
 
 
 async def account_views(s: AsyncSession, rows: Sequence[UserRow]) -> list[UserPublic]:

@@ -11,6 +11,7 @@ from sqlalchemy import delete, or_, select
 
 from ..tables import access_tokens, action_tokens, audit_log, login_challenges, sessions, users
 from .common import AuthDeps, now
+from .factors import security_policy
 
 ENDED_SESSION_RETENTION = timedelta(days=30)
 RECONCILE_EVERY_S = 60.0
@@ -139,4 +140,9 @@ async def reconcile_state(deps: AuthDeps) -> int:
         elif known is None or (known.role, known.active) != (row.role, row.is_active):
             await deps.state.put_user(user_id, role=row.role, active=row.is_active)
             written += 1
+    async with deps.db.session() as s:
+        policy = await security_policy(s)
+    if policy != verifier.policy:  # e.g. set while the bucket was away and this process restarted
+        await deps.state.put_policy(policy)
+        written += 1
     return written

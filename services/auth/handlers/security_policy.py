@@ -1,5 +1,7 @@
 """The sign-in security policy an administrator sets: who must have a second factor. Accounts that lack
-one are told so (`must_enrol_second_factor`) and led to the Security page by the web app."""
+one are told so (`must_enrol_second_factor`) and led to the Security page by the web app; every service
+refuses them anything but setting one up (`services.kit.security.enrolment_refusal`), as the policy is
+published in `auth_state` and their access tokens say they have no second factor (claim `mfa`)."""
 
 from __future__ import annotations
 
@@ -24,4 +26,5 @@ async def update_policy(cmd: SecurityPolicy, ctx: Ctx, deps: AuthDeps) -> Securi
         await audit(
             s, ctx, "policy.changed", actor_id=actor.user_id, old=old.second_factor, new=cmd.second_factor
         )
+    await deps.state.put_policy(cmd)
     return cmd

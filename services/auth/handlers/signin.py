@@ -56,7 +56,12 @@ def token_pair(
     deps: AuthDeps, row: UserRow, session_id: UUID, refresh: str, expires_at: datetime, view: UserPublic
 ) -> TokenPair:
     access = tokens.issue_access_token(
-        deps.keys, user_id=row.id, role=row.role, session_id=session_id, ttl_s=deps.config.access_ttl_s
+        deps.keys,
+        user_id=row.id,
+        role=row.role,
+        session_id=session_id,
+        ttl_s=deps.config.access_ttl_s,
+        second_factor=view.second_factor,
     )
     left = max(0, math.floor((expires_at - now()).total_seconds()))
     return TokenPair(

@@ -1,8 +1,17 @@
 import { clsx, type ClassValue } from "clsx";
-import { twMerge } from "tailwind-merge";
+
+type ClassMerger = (classes: string) => string;
+let mergeClasses: ClassMerger = (classes) => classes;
+
+/** Lets a later class override a base class of the same kind (`tailwind-merge`, 21 kB of JavaScript). It comes
+ * with the signed-in app and the public pages (`lib/class-merge`), not with the sign-in page's first download:
+ * the signed-out pages pass no class that conflicts with a component's own (test `signedOutClasses`). */
+export function setClassMerger(merge: ClassMerger): void {
+  mergeClasses = merge;
+}
 
 export function cn(...inputs: ClassValue[]): string {
-  return twMerge(clsx(inputs));
+  return mergeClasses(clsx(inputs));
 }
 
 export function downloadBlob(blob: Blob, filename: string): void {

@@ -16,7 +16,7 @@ import { Spinner } from "@/components/ui/spinner";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { useToast } from "@/components/ui/toast";
 import { PageHeader } from "@/components/layout/PageHeader";
-import { api } from "@/lib/api";
+import { api, refreshSession } from "@/lib/api";
 import type { PatCreated, PatInfo, PatScope, RecoveryCodes, TotpEnrolment, User, PasskeyCeremony } from "@/api/types";
 import { ME_KEY, useMe } from "@/lib/auth";
 import { useTranslation } from "@/lib/i18n";
@@ -63,7 +63,13 @@ export function SecurityPage() {
 
 function useRefreshSecurity() {
   const qc = useQueryClient();
-  return () => {
+  return async () => {
+    // A session the policy held to enrolment has an access token saying "no second factor": once one is
+    // set up, a new token (a refresh) opens the rest of the app, whose refused queries are asked again.
+    if (qc.getQueryData<User | null>(ME_KEY)?.must_enrol_second_factor && (await refreshSession())) {
+      void qc.invalidateQueries();
+      return;
+    }
     void qc.invalidateQueries({ queryKey: SECURITY_KEY });
     void qc.invalidateQueries({ queryKey: ME_KEY });
   };
@@ -175,7 +181,8 @@ function AuthenticatorCard({ totp, codesLeft }: { totp: boolean; codesLeft: numb
   const start = useMutation({ mutationFn: () => api<TotpEnrolment>("/auth/totp/start", { method: "POST" }), onSuccess: setEnrolment });
   const confirm = useMutation({
     mutationFn: () => api<RecoveryCodes>("/auth/totp/confirm", { method: "POST", body: { code: code.replace(/\s/g, "") } }),
-    onSuccess: (r) => { setEnrolment(null); setCode(""); setCodes(r.codes); refresh(); },
+    // The codes show once the session is renewed (a policy held it to enrolment): leaving the page then keeps it.
+    onSuccess: async (r) => { await refresh(); setEnrolment(null); setCode(""); setCodes(r.codes); },
   });
   const off = useMutation({
     mutationFn: (v: { password: string; code: string }) => api("/auth/totp/disable", { method: "POST", body: v, noRefresh: true }),
@@ -254,7 +261,7 @@ function PasskeysCard() {
       const credential = await createPasskey(ceremony.options);
       return api("/auth/passkeys", { method: "POST", body: { ceremony_id: ceremony.ceremony_id, name: name.trim() || t("security.passkey_default_name"), credential } });
     },
-    onSuccess: () => { setName(""); toast({ title: t("security.passkey_added"), variant: "success" }); refresh(); },
+    onSuccess: async () => { await refresh(); setName(""); toast({ title: t("security.passkey_added"), variant: "success" }); },
   });
   const rename = useMutation({
     mutationFn: (v: { id: string; name: string }) => api(`/auth/passkeys/${v.id}`, { method: "PATCH", body: { name: v.name } }),

@@ -1,3 +1,4 @@
+import "@/lib/class-merge"; // before any signed-in page renders: `cn` merges conflicting classes
 import { Toaster } from "@/components/ui/toast";
 import { TooltipProvider } from "@/components/ui/tooltip";
 import { useApps } from "@/lib/apps";

@@ -1,5 +1,5 @@
 import type * as React from "react";
-import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
+import { Card, CardContent, CardDescription, CardHeader } from "@/components/ui/card";
 import { Label } from "@/components/ui/label";
 import { Brand } from "@/components/layout/Brand";
 import { LanguageSelect } from "@/components/layout/LanguageSelect";
@@ -14,9 +14,10 @@ export function AuthLayout({ title, description, children, footer }: { title: st
       </div>
       <Card className="w-full max-w-sm">
         <CardHeader>
-          <CardTitle className="text-xl">
+          {/* CardTitle's classes with a larger size, spelt out: no class merging on the signed-out pages */}
+          <h2 className="text-xl font-semibold leading-none tracking-tight">
             <span role="heading" aria-level={1}>{title}</span>
-          </CardTitle>
+          </h2>
           {description && <CardDescription>{description}</CardDescription>}
         </CardHeader>
         <CardContent>{children}</CardContent>

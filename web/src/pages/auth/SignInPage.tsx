@@ -4,7 +4,6 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Button } from "@/components/ui/button";
 import { Checkbox } from "@/components/ui/checkbox";
 import { Input } from "@/components/ui/input";
-import { Label } from "@/components/ui/label";
 import { FormError } from "@/components/ui/form-error";
 import type { BrowserSession, SecondFactorMethod, SsoButtons as SsoButtonList, SsoRedirect } from "@/api/types";
 import { api, ApiError } from "@/lib/api";
@@ -109,7 +108,7 @@ export function SignInPage() {
         <div className="flex items-center justify-between gap-2">
           <div className="flex items-center gap-2">
             <Checkbox id="remember" checked={remember} onCheckedChange={(v) => setRemember(v === true)} />
-            <Label htmlFor="remember" className="font-normal">{t("auth.remember_me")}</Label>
+            <label htmlFor="remember" className="text-sm leading-none">{t("auth.remember_me")}</label>
           </div>
           <Link to="/forgot-password" className="text-sm text-primary underline-offset-4 hover:underline">{t("auth.forgot_link")}</Link>
         </div>
