@@ -128,6 +128,18 @@ async def run(n: int, runs: int) -> tuple[list[dict[str, Any]], float, tuple[flo
                     heavy_ctx,
                 ),
                 (
+                    "list: heavy user, failed or running, reprocess",
+                    list_tasks,
+                    ListTasks(limit=50, status=["failed", "running"], kind=["reprocess"]),
+                    heavy_ctx,
+                ),
+                (
+                    "list: heavy user, last 30 days, page 2",
+                    list_tasks,
+                    ListTasks(limit=50, created_from=month, cursor=first.next_cursor),
+                    heavy_ctx,
+                ),
+                (
                     "list: heavy user, filename contains",
                     list_tasks,
                     ListTasks(limit=50, filename="1234"),
@@ -169,7 +181,8 @@ async def run(n: int, runs: int) -> tuple[list[dict[str, Any]], float, tuple[flo
                 async def one(handler: Any = handler, cmd: Any = cmd, c: Ctx = c) -> None:
                     await handler(cmd, c, deps)
 
-                rows.append({"name": name, "total": reply.total, **summary(await timed(one, runs))})
+                total = f"{reply.total:,}" + ("+" if getattr(reply, "total_capped", False) else "")
+                rows.append({"name": name, "total": total, **summary(await timed(one, runs))})
             await db.dispose()
             return rows, fill_s, (load_before, os.getloadavg()[0])
         finally:
@@ -184,8 +197,9 @@ def report(rows: list[dict[str, Any]], n: int, runs: int, fill_s: float, load: t
         f"`python -m bench.bench_tasks` — own embedded PostgreSQL; {n:,} rows generated in the server "
         f"({fill_s:.0f} s): one heavy user with {n // 10:,}, the rest over {USERS:,} users (~{n * 9 // 10 // USERS:,} "
         "each), a year of history. Each scenario is the documents service's handler (`docs.task.list`: the page "
-        "of 50 and the total count; `docs.task.stats`: counts by status and kind, average and p95 duration, "
-        f"per provider and per day), {runs} runs after a warm-up. Goal: p95 under {GOAL_P95_MS:.0f} ms. Machine "
+        "of 50 by keyset and the count capped at 1,000 — \"1,000+\"; `docs.task.stats`: counts by status and kind, "
+        "average and p95 duration, per provider and per day, from the per-day rollups the triggers on `tasks` "
+        f"keep, plus the tasks of the range's partial days), {runs} runs after a warm-up. Goal: p95 under {GOAL_P95_MS:.0f} ms. Machine "
         f"load (1-minute average, 2 cores shared with other work): {load[0]:.1f} when the runs started, "
         f"{load[1]:.1f} when they ended.",
         "",
@@ -193,7 +207,7 @@ def report(rows: list[dict[str, Any]], n: int, runs: int, fill_s: float, load: t
         "| --- | ---: | ---: | ---: |",
     ]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['total']:,} | {r['median']:.1f} | {r['p95']:.1f} |")
+        lines.append(f"| {r['name']} | {r['total']} | {r['median']:.1f} | {r['p95']:.1f} |")
     verdict = "met" if worst < GOAL_P95_MS else "NOT met"
     lines += ["", f"Worst p95: {worst:.1f} ms — goal {verdict}."]
     return "\n".join(lines)
