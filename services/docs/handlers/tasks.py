@@ -26,6 +26,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
 from contracts import Conflict, Forbidden, NotFound
 from contracts.docs_api import (
@@ -79,7 +80,7 @@ async def list_tasks(cmd: ListTasks, ctx: Ctx, deps: DocsDeps) -> TaskPage:
     if cmd.filename:
         # The pattern written into the statement: a generic plan (a prepared statement's, after five runs)
         # cannot tell a rare substring (the trigram index) from one in every name (the newest-first index).
-        pattern = bindparam("filename", like(cmd.filename.strip()), literal_execute=True)
+        pattern: BindParameter[str] = bindparam("filename", like(cmd.filename.strip()), literal_execute=True)
         conds.append(t.filename.ilike(pattern, escape="\\"))
     page_conds = list(conds)
     if cmd.cursor:
