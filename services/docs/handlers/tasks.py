@@ -88,21 +88,20 @@ async def list_tasks(cmd: ListTasks, ctx: Ctx, deps: DocsDeps) -> TaskPage:
         if at is None or tid is None:
             raise invalid_cursor()
         page_conds.append(tuple_(t.created_at, t.id) < tuple_(literal(at), literal(tid)))
+    # Counted up to the cap (the matches' first TASK_TOTAL_CAP + 1 rows, never all of a million), in the
+    # page's own statement: evaluated once, and one round trip fewer.
+    first = select(literal(1)).select_from(tasks).where(*conds).limit(TASK_TOTAL_CAP + 1).subquery()
+    counted = select(func.count()).select_from(first)
     async with _session(deps.db, caller, cmd.all_users) as s:
         rows = (
             await s.execute(
-                select(tasks)
+                select(tasks, counted.scalar_subquery().label("matched"))
                 .where(*page_conds)
                 .order_by(t.created_at.desc(), t.id.desc())
                 .limit(cmd.limit + 1)
             )
         ).all()
-        if cmd.cursor or len(rows) > cmd.limit:
-            # Counted up to the cap: the matches' first TASK_TOTAL_CAP + 1 rows, never all of a million.
-            first = select(literal(1)).select_from(tasks).where(*conds).limit(TASK_TOTAL_CAP + 1).subquery()
-            total = (await s.execute(select(func.count()).select_from(first))).scalar_one()
-        else:
-            total = len(rows)
+        total = rows[0].matched if rows else (await s.execute(counted)).scalar_one() if cmd.cursor else 0
     more = len(rows) > cmd.limit
     rows = rows[: cmd.limit]
     cursor = encode_cursor([rows[-1].created_at, rows[-1].id]) if more and rows else None
