@@ -29,6 +29,8 @@ from bench.bench_list import deps_for, superuser_url, timed
 from bench.results import publish, summary
 from contracts.docs_api import ListTasks, TaskStatsQuery
 from infra.embedded import EmbeddedPostgres, provision
+from services.docs.access import acting
+from services.docs.handlers.common import user
 from services.docs.handlers.tasks import list_tasks, task_stats
 from services.kit import migrations
 from services.kit.bus import Ctx
@@ -36,6 +38,7 @@ from services.kit.db import Database
 from services.kit.security import Actor
 
 GOAL_P95_MS = 100.0
+FLOOR = "floor: a handler that reads nothing (caller, transaction, SELECT 1)"
 USERS = 2000
 
 
@@ -128,6 +131,18 @@ async def run(n: int, runs: int) -> tuple[list[dict[str, Any]], float, tuple[flo
                     heavy_ctx,
                 ),
                 (
+                    "list: heavy user, failed or running, reprocess",
+                    list_tasks,
+                    ListTasks(limit=50, status=["failed", "running"], kind=["reprocess"]),
+                    heavy_ctx,
+                ),
+                (
+                    "list: heavy user, last 30 days, page 2",
+                    list_tasks,
+                    ListTasks(limit=50, created_from=month, cursor=first.next_cursor),
+                    heavy_ctx,
+                ),
+                (
                     "list: heavy user, filename contains",
                     list_tasks,
                     ListTasks(limit=50, filename="1234"),
@@ -163,13 +178,23 @@ async def run(n: int, runs: int) -> tuple[list[dict[str, Any]], float, tuple[flo
             ]
             load_before = os.getloadavg()[0]
             rows: list[dict[str, Any]] = []
+
+            async def floor() -> None:
+                """What any handler costs here before its own query: the caller, a transaction in which the
+                database knows who acts, one trivial statement (the round trips, on this machine's load)."""
+                caller = await user(user_ctx, deps)
+                async with acting(db, caller) as s:
+                    await s.execute(text("SELECT 1"))
+
+            rows.append({"name": FLOOR, "total": "—", **summary(await timed(floor, runs))})
             for name, handler, cmd, c in scenarios:
                 reply = await handler(cmd, c, deps)
 
                 async def one(handler: Any = handler, cmd: Any = cmd, c: Ctx = c) -> None:
                     await handler(cmd, c, deps)
 
-                rows.append({"name": name, "total": reply.total, **summary(await timed(one, runs))})
+                total = f"{reply.total:,}" + ("+" if getattr(reply, "total_capped", False) else "")
+                rows.append({"name": name, "total": total, **summary(await timed(one, runs))})
             await db.dispose()
             return rows, fill_s, (load_before, os.getloadavg()[0])
         finally:
@@ -177,15 +202,16 @@ async def run(n: int, runs: int) -> tuple[list[dict[str, Any]], float, tuple[flo
 
 
 def report(rows: list[dict[str, Any]], n: int, runs: int, fill_s: float, load: tuple[float, float]) -> str:
-    worst = max(r["p95"] for r in rows)
+    worst = max(r["p95"] for r in rows if r["name"] != FLOOR)
     lines = [
         f"## Task history: list and statistics over {n:,} task rows",
         "",
         f"`python -m bench.bench_tasks` — own embedded PostgreSQL; {n:,} rows generated in the server "
         f"({fill_s:.0f} s): one heavy user with {n // 10:,}, the rest over {USERS:,} users (~{n * 9 // 10 // USERS:,} "
         "each), a year of history. Each scenario is the documents service's handler (`docs.task.list`: the page "
-        "of 50 and the total count; `docs.task.stats`: counts by status and kind, average and p95 duration, "
-        f"per provider and per day), {runs} runs after a warm-up. Goal: p95 under {GOAL_P95_MS:.0f} ms. Machine "
+        'of 50 by keyset and the count capped at 1,000 — "1,000+"; `docs.task.stats`: counts by status and kind, '
+        "average and p95 duration, per provider and per day, from the per-day rollups the triggers on `tasks` "
+        f"keep, plus the tasks of the range's partial days), {runs} runs after a warm-up. Goal: p95 under {GOAL_P95_MS:.0f} ms. Machine "
         f"load (1-minute average, 2 cores shared with other work): {load[0]:.1f} when the runs started, "
         f"{load[1]:.1f} when they ended.",
         "",
@@ -193,9 +219,13 @@ def report(rows: list[dict[str, Any]], n: int, runs: int, fill_s: float, load: t
         "| --- | ---: | ---: | ---: |",
     ]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['total']:,} | {r['median']:.1f} | {r['p95']:.1f} |")
+        lines.append(f"| {r['name']} | {r['total']} | {r['median']:.1f} | {r['p95']:.1f} |")
     verdict = "met" if worst < GOAL_P95_MS else "NOT met"
-    lines += ["", f"Worst p95: {worst:.1f} ms — goal {verdict}."]
+    lines += [
+        "",
+        f"Worst p95: {worst:.1f} ms — goal {verdict} on this machine at this load (the floor row is what a "
+        "handler costs before any query of its own).",
+    ]
     return "\n".join(lines)
 
 

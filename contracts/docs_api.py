@@ -357,9 +357,16 @@ class ListTasks(TaskFilter):
     cursor: Text | None = Field(default=None, max_length=500)
 
 
+# The task list counts its matches up to this many: over a million rows an exact count is not worth its cost.
+TASK_TOTAL_CAP = 1000
+
+
 class TaskPage(Contract):
     items: list[TaskPublic]
-    total: int
+    total: int = Field(description=f"Tasks matching, counted up to {TASK_TOTAL_CAP:,} (see total_capped)")
+    total_capped: bool = Field(
+        default=False, description=f'More than {TASK_TOTAL_CAP:,} tasks match: `total` is a floor ("1,000+")'
+    )
     next_cursor: str | None = None
 
 
@@ -388,7 +395,9 @@ class TaskStats(Contract):
     by_status: dict[TaskStatus, int]
     by_kind: dict[TaskKind, int]
     avg_duration_ms: float | None = None
-    p95_duration_ms: float | None = None
+    p95_duration_ms: float | None = Field(
+        default=None, description="Estimated from durations counted in buckets 10 % wide: within 5 %"
+    )
     by_provider: list[ProviderStats]
     by_day: list[DayStats]
 

@@ -26,8 +26,9 @@ from infra.secret_files import read_or_create_secret, write_secret
 from services.kit.storage import server_store_bytes, storage_budget
 
 SERVICES_WITH_DB = ("auth", "profile", "permissions", "docs")
-# Marked LEAKPROOF by provisioning (a superuser's right), so row-level security keeps the text index usable.
-LEAKPROOF_FOR_RLS = "ts_match_vq(tsvector, tsquery)"
+# Marked LEAKPROOF by provisioning (a superuser's right), so row-level security keeps the text index (and the
+# task filenames' trigram index: ILIKE) usable.
+LEAKPROOF_FOR_RLS = ("ts_match_vq(tsvector, tsquery)", "texticlike(text, text)")
 DATABASE = "atrium"
 
 
@@ -327,12 +328,16 @@ async def provision(
     try:
         await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
         await conn.execute(f'REVOKE ALL ON DATABASE "{DATABASE}" FROM PUBLIC')
-        # Only a superuser may create extensions; btree_gin lets the docs search index lead with the owner.
+        # Only a superuser may create extensions; btree_gin lets the docs search index lead with the owner,
+        # pg_trgm finds a substring of the task filenames by index.
         await conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gin SCHEMA public")
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
         # Row-level security (the documents tables) evaluates a query's own conditions after its policies
         # unless they are leakproof, and then no index serves them: a full-text match (`tsvector @@ tsquery`)
-        # would test every row of the caller's. It reveals nothing but its result, so it is declared so.
-        await conn.execute(f"ALTER FUNCTION pg_catalog.{LEAKPROOF_FOR_RLS} LEAKPROOF")
+        # would test every row of the caller's; so would a filename's ILIKE. Each reveals nothing but its
+        # result, so it is declared so.
+        for function in LEAKPROOF_FOR_RLS:
+            await conn.execute(f"ALTER FUNCTION pg_catalog.{function} LEAKPROOF")
         for svc in services:
             role = f"svc_{svc}"
             pw = stored.setdefault(svc, secrets.token_urlsafe(24))
@@ -344,6 +349,8 @@ async def provision(
             await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{svc}" AUTHORIZATION "{role}"')
             await conn.execute(f'ALTER ROLE "{role}" SET search_path = "{svc}"')
             await conn.execute(f'REVOKE ALL ON SCHEMA "{svc}" FROM PUBLIC')
+            if svc == "docs":  # names public.gin_trgm_ops (the task filenames' index); public holds no table
+                await conn.execute(f'GRANT USAGE ON SCHEMA public TO "{role}"')
             host_part = admin.split("@", 1)[1].rsplit("/", 1)[0]
             urls[svc] = f"postgresql://{role}:{pw}@{host_part}/{DATABASE}"
     finally:

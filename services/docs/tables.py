@@ -13,6 +13,8 @@ from sqlalchemy import (
     Index,
     Integer,
     Numeric,
+    PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -184,9 +186,52 @@ tasks = Table(
     Column("tokens_in", Integer),
     Column("tokens_out", Integer),
     UniqueConstraint("run_id", "stage", name="uq_tasks_run_stage"),
+    # The task list (migration 0012): newest first by (created_at, id), per owner, per owner and status,
+    # per status and for everyone (an administrator); a filename substring by trigrams of the owner's.
     Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),
+    Index("ix_tasks_owner_status_created", "owner_id", "status", "created_at", "id"),
+    Index("ix_tasks_status_created", "status", "created_at", "id"),
+    Index("ix_tasks_created_id", "created_at", "id"),
+    Index(
+        "ix_tasks_owner_filename_trgm",
+        "owner_id",
+        "filename",
+        postgresql_using="gin",
+        postgresql_ops={"filename": "gin_trgm_ops"},
+    ),
     Index("ix_tasks_document", "document_id"),
-    Index("ix_tasks_created", "created_at"),
+)
+
+# The task statistics' rollups, kept by triggers on `tasks` (migration 0012) and never written by the
+# service: per owner and per UTC day, and the same for everyone under the owner TASKS_OF_EVERYONE.
+TASKS_OF_EVERYONE = "00000000-0000-0000-0000-000000000000"
+
+task_rollup = Table(
+    "task_rollup",
+    metadata,
+    Column("owner_id", UUID(as_uuid=True), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("provider", String(40), nullable=False),  # '' for none
+    Column("model", String(200), nullable=False),  # '' for none
+    Column("tasks", BigInteger, nullable=False),
+    Column("timed", BigInteger, nullable=False),  # tasks with a duration
+    Column("duration_ms", BigInteger, nullable=False),  # their sum
+    Column("tokens_in", BigInteger, nullable=False),
+    Column("tokens_out", BigInteger, nullable=False),
+    PrimaryKeyConstraint("owner_id", "day", "status", "kind", "provider", "model", name="pk_task_rollup"),
+)
+
+# How many tasks took how long: durations in buckets 10 % wide (`docs.duration_bucket`), for the p95.
+task_durations = Table(
+    "task_durations",
+    metadata,
+    Column("owner_id", UUID(as_uuid=True), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("bucket", SmallInteger, nullable=False),
+    Column("tasks", BigInteger, nullable=False),
+    PrimaryKeyConstraint("owner_id", "day", "bucket", name="pk_task_durations"),
 )
 
 # A document or a category shared with a user or a group (migration 0011). A category's share covers every

@@ -4,7 +4,9 @@ Each process (a service, a worker, the gateway; the test harness's one process r
 its metrics with prometheus_client on 127.0.0.1, on a port the kernel picks, and writes where it
 listens into `<data>/metrics/targets/<process>.json` (Prometheus's file-based discovery). A restarted
 process overwrites its own file; `atrium up` empties the folder at start. Nothing listens beyond this
-machine and nothing secret is in a metric, so the endpoint needs no token (docs/architecture.md).
+machine and nothing secret is in a metric, so the endpoint needs no token (docs/architecture.md). Under
+compose.yaml each process listens on a fixed port of the backend network instead, and the `prometheus`
+container finds them by DNS (infra/prometheus/compose.yml).
 
 Every series carries `service` (the service or `gateway`), so the services of one process stay apart.
 Transport metrics are here (the bus and the gateway observe them); a domain's own metrics live with it
@@ -97,19 +99,23 @@ def process_name(default: str) -> str:
 def expose(name: str, data_dir: Path) -> int:
     """Serve this process's metrics (once per process) and register it for discovery; returns the port.
 
-    `ATRIUM_METRICS_PORT` fixes the port (0 or unset: any free one); `ATRIUM_METRICS=off` serves none."""
+    `ATRIUM_METRICS_PORT` fixes the port (0 or unset: any free one); `ATRIUM_METRICS=off` serves none.
+    `ATRIUM_METRICS_HOST` (compose.yaml: 0.0.0.0 on the backend network, where Prometheus finds each container
+    by its service's name) listens beyond 127.0.0.1 and writes no discovery file."""
     if os.environ.get("ATRIUM_METRICS", "").lower() in ("off", "0", "false"):
         return 0
+    host = os.environ.get("ATRIUM_METRICS_HOST", "")
     with _lock:
         if "port" not in _served:
             server, _thread = start_http_server(
-                int(os.environ.get("ATRIUM_METRICS_PORT", "0")), addr="127.0.0.1", registry=REGISTRY
+                int(os.environ.get("ATRIUM_METRICS_PORT", "0")), addr=host or "127.0.0.1", registry=REGISTRY
             )
             _served["port"] = server.server_port
             _served["name"] = process_name(name)
             _served["dir"] = (data_dir / TARGETS_DIR).resolve()
-            register_target(_served["dir"], _served["name"], _served["port"])
-            log.info("metrics on 127.0.0.1:%s/metrics", _served["port"])
+            if not host:
+                register_target(_served["dir"], _served["name"], _served["port"])
+            log.info("metrics on %s:%s/metrics", host or "127.0.0.1", _served["port"])
         return int(_served["port"])
 
 

@@ -3,8 +3,8 @@
 The project's images are built from its Dockerfiles (on locally built stand-ins of the registry's base
 images, tests/compose/podman.py) and compose.yaml is started as it is, in its dependency order. Then,
 through nginx's one published port: accounts, uploads (a text PDF and a scanned one), search, download,
-the browser app; two extract workers and two gateways sharing the work; and on the containers
-themselves: who publishes a port, who can reach the outside, users and capabilities of every process,
+the browser app; two extract workers and two gateways sharing the work; Prometheus scraping every
+process; and on the containers themselves: who publishes a port, who can reach the outside, users and capabilities of every process,
 read-only roots, which secrets each container can read, and data that survives `down` and `up`.
 
 Slow (minutes; most of it building images on a cold machine): `./atrium compose-test`.
@@ -366,6 +366,42 @@ def test_two_workers_and_two_gateways_share_the_work(deployment: ComposeStack) -
     served = {n: sum(e.get("request_id") == marker for e in log_lines(deployment, n)) for n in gateways}
     assert all(served.values()), f"nginx sent every request to one gateway: {served}"
     _log(f"extract workers: { {n: len(v) for n, v in extracted.items()} }; gateway requests: {served}")
+
+
+def test_prometheus_scrapes_every_process(deployment: ComposeStack) -> None:
+    """Issue 17: compose's Prometheus finds every process (each replica) by DNS on the backend network and
+    evaluates the alert rules; it publishes no port (checked above), so it is asked from inside its container."""
+    import yaml
+
+    [prom] = deployment.containers("prometheus")
+
+    def ask(path: str) -> dict:
+        out = deployment.exec(prom, "wget", "-qO-", f"http://127.0.0.1:9090/api/v1/{path}").stdout
+        return json.loads(out)  # type: ignore[no-any-return]
+
+    config = yaml.safe_load((ROOT / "infra" / "prometheus" / "compose.yml").read_text())
+    names = config["scrape_configs"][0]["dns_sd_configs"][0]["names"]
+    expected = {name: len(deployment.containers(name)) for name in names}
+    assert expected["extract"] == 2 and expected["gateway"] == 2, expected
+    deadline = time.monotonic() + 180
+    while True:
+        result = ask("query?query=up%7Bjob%3D%22atrium%22%7D")["data"]["result"]
+        up: dict[str, int] = {}
+        for series in result:
+            if series["value"][1] == "1":
+                up[series["metric"]["process"]] = up.get(series["metric"]["process"], 0) + 1
+        if up == expected:
+            break
+        assert time.monotonic() < deadline, f"Prometheus scrapes {up}, expected {expected}: {result}"
+        time.sleep(3)
+    # The documents processed by the tests above show up in a PromQL query.
+    served = ask("query?query=sum%28atrium_http_requests_total%29")["data"]["result"]
+    assert served and float(served[0]["value"][1]) > 0, served
+    rules = yaml.safe_load((ROOT / "infra" / "prometheus" / "alerts.yml").read_text())
+    wanted = {r["alert"] for g in rules["groups"] for r in g["rules"]}
+    loaded = {r["name"] for g in ask("rules")["data"]["groups"] for r in g["rules"]}
+    assert loaded == wanted
+    _log(f"prometheus: {sum(expected.values())} processes up, {len(loaded)} alert rules")
 
 
 def test_the_browser_app_loads(deployment: ComposeStack) -> None:

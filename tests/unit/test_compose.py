@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -14,7 +16,7 @@ from infra.shared import shared_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = shared_dir() / "schemas" / "compose-spec.json"
-STATEFUL = {"nats": "/data", "postgres": "/var/lib/postgresql/data"}
+STATEFUL = {"nats": "/data", "postgres": "/var/lib/postgresql/data", "prometheus": "/prometheus"}
 
 
 def load() -> dict:
@@ -144,3 +146,45 @@ def test_hand_out_refuses_a_missing_volume(tmp_path: Path) -> None:
     read_or_create_passwords(tmp_path / "state", users())
     with pytest.raises(StackError, match="mount auth's volume"):
         hand_out(tmp_path / "state", tmp_path / "nowhere")
+
+
+def test_prometheus_scrapes_every_process_like_atrium_up() -> None:
+    """Issue 17: compose has a Prometheus with the job and alert rules of `atrium up`'s, finding every
+    process (each replica) on the backend network, unpublished, as an unprivileged read-only container."""
+    from infra.prometheus import JOB, RULES
+
+    doc = load()
+    svc = doc["services"]["prometheus"]
+    assert svc["networks"] == ["internal"] and not svc.get("ports")
+    assert svc["read_only"] is True and str(svc["user"]).split(":")[0] not in ("0", "root")
+    flags = dict(arg.split("=", 1) for arg in svc["command"])
+    config_path = flags["--config.file"]
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in svc["volumes"]}
+    assert mounts["/prometheus"] == "prometheus-data" and flags["--storage.tsdb.path"] == "/prometheus"
+    config_file = ROOT / mounts[config_path]
+    assert config_file == ROOT / "infra" / "prometheus" / "compose.yml"
+    assert all(m.endswith(":ro") for m in svc["volumes"] if m.startswith("./"))
+    config = yaml.safe_load(config_file.read_text())
+    # The rule files, relative to the configuration, are mounted beside it: alerts.yml of the repository.
+    config_dir = Path(config_path).parent
+    for rule_file in config["rule_files"]:
+        assert ROOT / mounts[str(config_dir / rule_file)] == RULES == config_file.parent / rule_file
+    [job] = config["scrape_configs"]
+    assert job["job_name"] == JOB
+    [dns] = job["dns_sd_configs"]
+    processes = {
+        name: s
+        for name, s in doc["services"].items()
+        if s.get("command", [""])[0] == "python" and name != "migrate"
+    }
+    assert sorted(dns["names"]) == sorted(processes)
+    for name, process in processes.items():
+        env = process["environment"]
+        assert env["ATRIUM_METRICS_HOST"] == "0.0.0.0" and int(env["ATRIUM_METRICS_PORT"]) == dns["port"], (
+            name
+        )
+        assert "internal" in process["networks"], name
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed (.ci/run installs it): sudo apt-get install prometheus"
+    res = subprocess.run([promtool, "check", "config", str(config_file)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr

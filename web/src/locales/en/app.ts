@@ -158,7 +158,7 @@ const messages = {
     delete_failed: "Could not delete the category", empty: "No categories yet", empty_hint: "Create one above, then assign it to documents from the list.",
   },
   tasks: {
-    count_one: "{{count}} task", count_other: "{{count}} tasks",
+    count_one: "{{count}} task", count_other: "{{count}} tasks", count_capped: "{{count}}+ tasks",
     title: "Task history", subtitle: "Every processing run of your documents.", export_csv: "Export CSV", export_json: "Export JSON",
     export_failed: "Export failed", filter_filename: "File name", filter_status: "Status", filter_kind: "Kind", all_users: "All users (admin)",
     chart_per_day: "Tasks per day", durations: "Durations", total: "Tasks", avg: "Average", p95: "95th percentile", by_provider: "Average duration per provider",

@@ -168,7 +168,7 @@ const messages = {
     delete_failed: "Не удалось удалить категорию", empty: "Категорий пока нет", empty_hint: "Создайте категорию выше и назначайте её документам из списка.",
   },
   tasks: {
-    count_one: "{{count}} задача", count_few: "{{count}} задачи", count_many: "{{count}} задач", count_other: "{{count}} задачи",
+    count_one: "{{count}} задача", count_few: "{{count}} задачи", count_many: "{{count}} задач", count_other: "{{count}} задачи", count_capped: "{{count}}+ задач",
     title: "История задач", subtitle: "Каждый запуск обработки ваших документов.", export_csv: "Экспорт CSV", export_json: "Экспорт JSON",
     export_failed: "Не удалось экспортировать", filter_filename: "Имя файла", filter_status: "Статус", filter_kind: "Вид", all_users: "Все пользователи (админ)",
     chart_per_day: "Задачи по дням", durations: "Длительность", total: "Задач", avg: "В среднем", p95: "95-й процентиль", by_provider: "Средняя длительность по поставщикам",

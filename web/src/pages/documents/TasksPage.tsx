@@ -210,7 +210,7 @@ export function TasksPage() {
         <div className="grid grid-cols-1 gap-2">
           <TaskTable tasks={tasks.data!.items} onRetry={(id) => retry.mutate(id)} />
           <div className="flex flex-wrap items-center justify-end gap-2 text-sm text-muted-foreground">
-            <span>{t("tasks.count", { count: tasks.data!.total })} · {t("documents.page", { page })}</span>
+            <span>{tasks.data!.total_capped ? t("tasks.count_capped", { count: tasks.data!.total }) : t("tasks.count", { count: tasks.data!.total })} · {t("documents.page", { page })}</span>
             <Button size="sm" variant="outline" disabled={page <= 1} onClick={() => setCursors((c) => c.slice(0, -1))} aria-label={t("documents.prev_page")}><ChevronLeft /></Button>
             <Button size="sm" variant="outline" disabled={!tasks.data!.next_cursor} onClick={() => setCursors((c) => [...c, tasks.data!.next_cursor!])} aria-label={t("documents.next_page")}><ChevronRight /></Button>
           </div>
