@@ -162,13 +162,14 @@ async def test_sign_in_with_a_single_sign_on_button(
         admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
         r = await http.put(
             "/admin/sso-providers/testidp-browser",
-            json=provider_settings(idp, "testidp-browser", label="Test IdP"),
+            json=provider_settings(idp, "testidp-browser", label="Browser IdP"),
             headers=admin,
         )
         assert r.status_code == 200, r.text
     page = await localhost_page(browsing)
     await page.goto("/sign-in")
-    await page.get_by_role("button", name="Sign in with Test IdP").click()
+    # the stack is shared with other tests' providers ("Test IdP …"): this one's own label, matched exactly
+    await page.get_by_role("button", name="Sign in with Browser IdP", exact=True).click()
     await page.get_by_label("Login").fill(account["email"])  # the provider's own page
     await page.get_by_label("Password").fill(account["password"])
     await page.get_by_role("button", name="Continue").click()
