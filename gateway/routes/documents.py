@@ -188,12 +188,16 @@ async def _stream_or_404(store: Any, name: str) -> AsyncIterator[bytes]:
     return body()
 
 
-async def _file_response(ticket: api.DownloadTicket, request: Request) -> StreamingResponse:
+async def file_response(
+    ticket: api.DownloadTicket, request: Request, headers: dict[str, str] | None = None
+) -> StreamingResponse:
+    """A stored original streamed as its download (a share link adds its private headers)."""
     body = await _stream_or_404(await documents_store(request), ticket.object_name)
     return StreamingResponse(
         body,
         media_type=ticket.content_type,
         headers={
+            **(headers or {}),
             "Content-Disposition": content_disposition(ticket.filename),
             "Content-Length": str(ticket.size),
         },
@@ -213,7 +217,7 @@ async def _file_response(ticket: api.DownloadTicket, request: Request) -> Stream
 )
 async def download(doc_id: UUID, request: Request, call: Call, token: Token) -> StreamingResponse:
     ticket: api.DownloadTicket = await call(api.DOCUMENT_DOWNLOAD, api.DocumentRef(id=doc_id), token=token)
-    return await _file_response(ticket, request)
+    return await file_response(ticket, request)
 
 
 @router.get(
@@ -231,7 +235,7 @@ async def download(doc_id: UUID, request: Request, call: Call, token: Token) -> 
 )
 async def download_text_layer(doc_id: UUID, request: Request, call: Call, token: Token) -> StreamingResponse:
     ticket: api.DownloadTicket = await call(api.DOCUMENT_TEXT_LAYER, api.DocumentRef(id=doc_id), token=token)
-    return await _file_response(ticket, request)
+    return await file_response(ticket, request)
 
 
 @router.get(

@@ -20,8 +20,8 @@ from ..bus import Call
 from ..errors import errors
 from ..http_types import binary_response
 from ..transport import Token
-from ..uploads import content_disposition, documents_store
-from .documents import _stream_or_404
+from ..uploads import documents_store
+from .documents import _stream_or_404, file_response
 
 router = APIRouter(tags=["sharing"])
 
@@ -185,16 +185,7 @@ async def link_file(
     link_token: LinkToken, request: Request, call: Call, ticket: Ticket = None
 ) -> StreamingResponse:
     got: api.DownloadTicket = await call(api.LINK_FILE, {"token": link_token, "ticket": ticket})
-    body = await _stream_or_404(await documents_store(request), got.object_name)
-    return StreamingResponse(
-        body,
-        media_type=got.content_type,
-        headers={
-            **PRIVATE,
-            "Content-Disposition": content_disposition(got.filename),
-            "Content-Length": str(got.size),
-        },
-    )
+    return await file_response(got, request, PRIVATE)
 
 
 @router.get(

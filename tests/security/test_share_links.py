@@ -80,6 +80,8 @@ async def test_a_download_link_gives_the_file_and_nothing_else(
         }
         got = await anonymous.get(f"/share-links/{token}/file")
         assert got.status_code == 200 and got.content == data
+        assert got.headers["cache-control"] == "no-store" and got.headers["referrer-policy"] == "no-referrer"
+        assert got.headers["content-length"] == str(len(data))
         refused(await anonymous.get(f"/share-links/{token}/pages/1/preview"))  # a download link only
         # Nothing else of the owner's is reachable with it.
         assert (await anonymous.get(f"/documents/{doc}")).status_code == 401
