@@ -202,7 +202,7 @@ tasks = Table(
     Index("ix_tasks_document", "document_id"),
 )
 
-# The task statistics' rollups, kept by triggers on `tasks` (migration 0012) and never written by the
+# The task statistics' rollups, kept by triggers on `tasks` (migrations 0012, 0013) and never written by the
 # service: per owner and per UTC day, and the same for everyone under the owner TASKS_OF_EVERYONE.
 TASKS_OF_EVERYONE = "00000000-0000-0000-0000-000000000000"
 
@@ -232,6 +232,66 @@ task_durations = Table(
     Column("bucket", SmallInteger, nullable=False),
     Column("tasks", BigInteger, nullable=False),
     PrimaryKeyConstraint("owner_id", "day", "bucket", name="pk_task_durations"),
+)
+
+# The same per UTC month (`month` is its first day; migration 0013): a range of whole months reads these.
+task_rollup_month = Table(
+    "task_rollup_month",
+    metadata,
+    Column("owner_id", UUID(as_uuid=True), nullable=False),
+    Column("month", Date, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("provider", String(40), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("tasks", BigInteger, nullable=False),
+    Column("timed", BigInteger, nullable=False),
+    Column("duration_ms", BigInteger, nullable=False),
+    Column("tokens_in", BigInteger, nullable=False),
+    Column("tokens_out", BigInteger, nullable=False),
+    PrimaryKeyConstraint(
+        "owner_id", "month", "status", "kind", "provider", "model", name="pk_task_rollup_month"
+    ),
+)
+
+task_durations_month = Table(
+    "task_durations_month",
+    metadata,
+    Column("owner_id", UUID(as_uuid=True), nullable=False),
+    Column("month", Date, nullable=False),
+    Column("bucket", SmallInteger, nullable=False),
+    Column("tasks", BigInteger, nullable=False),
+    PrimaryKeyConstraint("owner_id", "month", "bucket", name="pk_task_durations_month"),
+)
+
+# A transaction's changes to `tasks`, staged by the statement triggers (per owner, UTC day, key and duration
+# bucket: NULL for no duration) and folded into the four rollups by a deferred trigger at its commit, once
+# per transaction (its row in task_rollup_folds): the shared rows are locked only while committing, in one
+# order (migration 0013). Empty between transactions.
+task_rollup_pending = Table(
+    "task_rollup_pending",
+    metadata,
+    Column("xid", BigInteger, nullable=False),
+    Column("owner_id", UUID(as_uuid=True), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("provider", String(40), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("bucket", SmallInteger, nullable=True),
+    Column("tasks", BigInteger, nullable=False),
+    Column("timed", BigInteger, nullable=False),
+    Column("duration_ms", BigInteger, nullable=False),
+    Column("tokens_in", BigInteger, nullable=False),
+    Column("tokens_out", BigInteger, nullable=False),
+    Index("ix_task_rollup_pending_xid", "xid"),
+)
+
+task_rollup_folds = Table(
+    "task_rollup_folds",
+    metadata,
+    Column("xid", BigInteger, nullable=False),
+    PrimaryKeyConstraint("xid", name="pk_task_rollup_folds"),
 )
 
 # A document or a category shared with a user or a group (migration 0011). A category's share covers every

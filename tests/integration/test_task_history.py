@@ -4,16 +4,17 @@ task rows themselves say, computed here in Python, after inserts, updates, delet
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import uuid
 from collections import Counter, defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from contracts import Forbidden
@@ -22,7 +23,15 @@ from contracts.documents import DocumentFailed
 from services.docs.access import as_system
 from services.docs.handlers import pipeline
 from services.docs.handlers.tasks import list_tasks, retry_task, task_stats
-from services.docs.tables import task_rollup, tasks
+from services.docs.tables import (
+    task_durations,
+    task_durations_month,
+    task_rollup,
+    task_rollup_folds,
+    task_rollup_month,
+    task_rollup_pending,
+    tasks,
+)
 from tests.conftest import AppUser, Stack
 from tests.integration import docs_helpers as h
 
@@ -185,13 +194,14 @@ async def test_stats_from_the_rollups_match_the_tasks_through_changes(
     theirs = [r for r in theirs if r["id"] not in gone]
     await check()
 
-    # A user's tasks all gone (a forgotten user): no rollup row of theirs is left.
+    # A user's tasks all gone (a forgotten user): no rollup row of theirs is left (day or month), once the
+    # deletion commits (the rollups are written at commit, migration 0013), and nothing stays staged.
     async with as_system(deps.db, "forget_user") as s:
         await s.execute(delete(tasks).where(tasks.c.owner_id == uuid.UUID(other.id)))
-        left = (
-            await s.execute(select(task_rollup.c.day).where(task_rollup.c.owner_id == uuid.UUID(other.id)))
-        ).all()
-    assert left == []
+    async with as_system(deps.db, "forget_user") as s:
+        for table in (task_rollup, task_rollup_month, task_durations, task_durations_month):
+            left = (await s.execute(select(table).where(table.c.owner_id == uuid.UUID(other.id)))).all()
+            assert left == [], table.name
     _assert_matches(await task_stats(TaskStatsQuery(), them, deps), [])
 
 
@@ -298,3 +308,162 @@ async def test_keyset_pages_capped_count_and_filters(stack: Stack, new_user: App
     want = [r["id"] for r in newest if lo <= r["created_at"] <= hi]
     page = await list_tasks(ListTasks(limit=500, created_from=lo, created_to=hi), me, deps)
     assert ([t.id for t in page.items], page.total, page.total_capped) == (want, len(want), False)
+
+
+async def _scan(stack: Stack, owner: uuid.UUID | None, lo: datetime | None, hi: datetime | None) -> list[Any]:
+    """The tasks themselves in [lo, hi] (one owner's, or everyone's), read past row-level security."""
+    t = tasks.c
+    conds = [*([t.owner_id == owner] if owner else []), *([t.created_at >= lo] if lo else [])]
+    conds += [t.created_at <= hi] if hi else []
+    async with as_system(h.deps(stack).db, "pipeline", write=False) as s:
+        return [dict(r) for r in (await s.execute(select(tasks).where(*conds))).mappings().all()]
+
+
+def _month(year: int, month: int) -> datetime:
+    return datetime(year + (month - 1) // 12, (month - 1) % 12 + 1, 1, tzinfo=UTC)
+
+
+async def test_stats_over_months_match_a_scan(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser, new_admin: AppUser
+) -> None:
+    """Ranges of whole months (the month rollups), partial months at either end (the day rollups), parts of
+    days (the tasks), bounds in other time zones (a day is the UTC day), open and empty ranges."""
+    rng = random.Random(18)
+    year, month = rng.randrange(1972, 1992), rng.randrange(1, 13)
+    m0, m1, m2, m3, m4 = (_month(year, month + i) for i in range(5))
+    owner = uuid.UUID(new_user.id)
+    mine = _rows(owner, m0 + timedelta(days=10), 0, rng, "month")
+    for i in range(12):  # ~110 days from m0 + 10 days: the end of m0 to the start of m4
+        mine += _rows(owner, m0 + timedelta(days=10 + 10 * i), 50, rng, f"month{i}")
+    # On the very edges of months and UTC days.
+    for edge in (m1, m2, m3):
+        for at in (edge, edge - timedelta(microseconds=1), edge + timedelta(hours=23, minutes=59)):
+            mine += [dict(r, created_at=at) for r in _rows(owner, at, 3, rng, "edge")]
+    await _insert(stack, mine)
+    deps = h.deps(stack)
+    me, admin = h.ctx(await h.actor(stack, new_user)), h.ctx(await h.actor(stack, new_admin))
+    plus5, minus8 = timezone(timedelta(hours=5)), timezone(timedelta(hours=-8))
+    tick = timedelta(microseconds=1)
+    ranges: list[tuple[datetime | None, datetime | None]] = [
+        (None, None),
+        (m1, m3 - tick),  # exactly two whole months
+        (m1, m3),  # and the first instant of the next
+        (m1 - tick, m3),
+        (m0 + timedelta(days=17, hours=13, minutes=17), m3 + timedelta(days=9, hours=5)),  # partial both ends
+        (m1, m2 + timedelta(days=12, hours=7)),
+        (m1 + timedelta(days=3), m3 - tick),
+        (m1 + timedelta(days=1), m2 - timedelta(days=1)),  # within one month... and crossing none
+        (m2 + timedelta(days=2), m2 + timedelta(days=5)),  # whole days inside one month
+        (m1, None),
+        (None, m2 + timedelta(days=3, hours=1)),
+        (m1.astimezone(plus5), m3.astimezone(minus8)),  # the same instants written in other zones
+        (datetime(m1.year, m1.month, 1, tzinfo=plus5), datetime(m3.year, m3.month, 1, 12, tzinfo=minus8)),
+        (m2 + timedelta(hours=5), m2 + timedelta(hours=5)),  # an instant
+        (m2 + timedelta(days=5), m2 + timedelta(days=1)),  # reversed: nothing
+        (m4 + timedelta(days=40), m4 + timedelta(days=100)),  # no task in it
+    ]
+
+    async def check() -> None:
+        for lo, hi in ranges:
+            got = await task_stats(TaskStatsQuery(created_from=lo, created_to=hi), me, deps)
+            _assert_matches(got, _in(mine, lo, hi))
+        # Everyone's over whole and partial months, against the tasks in the database (other tests may
+        # have tasks in these months).
+        for lo, hi in ranges[1:6] + ranges[11:13]:
+            got = await task_stats(
+                TaskStatsQuery(all_users=True, created_from=lo, created_to=hi), admin, deps
+            )
+            _assert_matches(got, await _scan(stack, None, lo, hi))
+
+    await check()
+    # Tasks finish, move across a month's edge and go; the month rows follow.
+    async with as_system(deps.db, "pipeline") as s:
+        for r in mine[:80]:
+            r.update(status="succeeded", duration_ms=rng.randrange(1, 40_000))
+            await s.execute(
+                update(tasks)
+                .where(tasks.c.id == r["id"])
+                .values(status=r["status"], duration_ms=r["duration_ms"])
+            )
+        crossing = [r for r in mine if m2 - timedelta(days=2) <= r["created_at"] < m2]
+        for r in crossing:
+            r["created_at"] += timedelta(days=3)
+        await s.execute(
+            update(tasks)
+            .where(tasks.c.id.in_([r["id"] for r in crossing]))
+            .values(created_at=tasks.c.created_at + timedelta(days=3))
+        )
+        gone = {r["id"] for r in mine[200:260]}
+        await s.execute(delete(tasks).where(tasks.c.id.in_(gone)))
+    assert crossing
+    mine = [r for r in mine if r["id"] not in gone]
+    await check()
+    assert await _scan(stack, owner, None, None) != []
+    _assert_matches(await task_stats(TaskStatsQuery(), me, deps), await _scan(stack, owner, None, None))
+
+
+async def test_concurrent_task_writers_neither_deadlock_nor_lose_counts(
+    stack: Stack, http: httpx.AsyncClient, new_user: AppUser, new_admin: AppUser
+) -> None:
+    """Many transactions at once, each changing tasks of several days (across a month's edge) and statuses
+    in its own order, pausing between statements: everyone's rollup rows are shared by all of them. None
+    deadlocks or waits on another, and the statistics equal the tasks; a transaction rolled back adds nothing."""
+    rng = random.Random(19)
+    owner = uuid.UUID(new_user.id)
+    edge = _month(rng.randrange(1972, 1992), rng.randrange(1, 13))
+    days = [edge - timedelta(days=1, hours=3), edge + timedelta(hours=2), edge + timedelta(days=1, hours=9)]
+    workers, rounds = 12, 4
+    mine = _rows(owner, days[0], workers * 6, rng, "busy")
+    for r in mine:
+        r["created_at"] = rng.choice(days) + timedelta(minutes=rng.randrange(0, 600))
+    await _insert(stack, mine)
+    deps = h.deps(stack)
+    statuses = ["queued", "running", "succeeded", "failed"]
+
+    async def worker(w: int) -> None:
+        own = mine[w * 6 : (w + 1) * 6]  # each worker changes its own tasks: only the rollups are shared
+        wrng = random.Random(w)
+        for n in range(rounds):
+            steps = ["insert", "update", "insert", "update"]
+            wrng.shuffle(steps)
+            rolled_back = n == 2 and w % 3 == 0
+            try:
+                async with as_system(deps.db, "pipeline") as s:
+                    for step in steps:
+                        if step == "insert":
+                            new = _rows(owner, days[0], 2, wrng, f"w{w}-{n}")
+                            for r in new:
+                                r["created_at"] = wrng.choice(days)
+                                r["status"] = wrng.choice(statuses)
+                            await s.execute(insert(tasks), new)
+                        else:
+                            for r in wrng.sample(own, 2):
+                                await s.execute(
+                                    update(tasks)
+                                    .where(tasks.c.id == r["id"])
+                                    .values(status=wrng.choice(statuses), duration_ms=wrng.randrange(1, 9000))
+                                )
+                        await asyncio.sleep(0.02)  # holding whatever this transaction locked
+                    if rolled_back:
+                        raise _RolledBack
+            except _RolledBack:
+                pass
+
+    await asyncio.gather(*(worker(w) for w in range(workers)))
+    lo, hi = days[0] - timedelta(days=1), days[-1] + timedelta(days=1)
+    me, admin = h.ctx(await h.actor(stack, new_user)), h.ctx(await h.actor(stack, new_admin))
+    scanned = await _scan(stack, owner, None, None)
+    committed = workers * rounds - sum(1 for w in range(workers) if w % 3 == 0)
+    assert len(scanned) == len(mine) + committed * 4
+    _assert_matches(await task_stats(TaskStatsQuery(), me, deps), scanned)
+    _assert_matches(await task_stats(TaskStatsQuery(created_from=lo, created_to=hi), me, deps), scanned)
+    got = await task_stats(TaskStatsQuery(all_users=True, created_from=lo, created_to=hi), admin, deps)
+    _assert_matches(got, await _scan(stack, None, lo, hi))
+    # Staged changes live only inside their transaction: none is ever left committed.
+    async with as_system(deps.db, "pipeline", write=False) as s:
+        for table in (task_rollup_pending, task_rollup_folds):
+            assert (await s.execute(select(func.count()).select_from(table))).scalar() == 0, table.name
+
+
+class _RolledBack(Exception):
+    pass

@@ -45,7 +45,15 @@ from services.kit.cursor import decode_cursor, encode_cursor, invalid_cursor
 from services.kit.db import Database
 
 from ..access import Caller, acting, as_admin, readable
-from ..tables import TASKS_OF_EVERYONE, documents, task_durations, task_rollup, tasks
+from ..tables import (
+    TASKS_OF_EVERYONE,
+    documents,
+    task_durations,
+    task_durations_month,
+    task_rollup,
+    task_rollup_month,
+    tasks,
+)
 from .common import DocsDeps, user
 from .runs import reprocess_one
 from .search import like
@@ -116,6 +124,8 @@ async def list_tasks(cmd: ListTasks, ctx: Ctx, deps: DocsDeps) -> TaskPage:
 # Durations are counted in buckets 10 % wide (`docs.duration_bucket`, migration 0012): bucket 0 holds 0 ms,
 # bucket b >= 1 [1.1^(b-1), 1.1^b) ms, read as its geometric middle (within 5 %).
 DURATION_BUCKET_RATIO = 1.1
+# The statistics' days: the newest days with tasks in the range.
+DAYS_SHOWN = 90
 
 
 def _bucket_ms(bucket: int) -> float:
@@ -143,18 +153,26 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, UTC)
 
 
+def _month_after(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
 @dataclass(frozen=True)
 class _Span:
-    """A statistics range as whole UTC days [lo, hi), read from the rollups, and the parts of days at its
-    ends, read from the tasks themselves (at most two days' worth)."""
+    """A statistics range: whole UTC months [months_from, months_to) read from the month rollups, the other
+    whole UTC days [lo, hi) from the day rollups (`day_ranges`: at most one run of days at each end), and the
+    parts of days at its ends from the tasks themselves (at most two days' worth). None is open-ended."""
 
     whole_days: bool
     lo: date | None = None
     hi: date | None = None
+    months: tuple[date | None, date | None] | None = None
+    day_ranges: tuple[tuple[date | None, date | None], ...] = ()
     edges: tuple[tuple[ColumnElement[bool], ...], ...] = ()  # each conditions on tasks.created_at
 
-    def days(self, day: ColumnElement[date]) -> list[ColumnElement[bool]]:
-        return [*([day >= self.lo] if self.lo else []), *([day < self.hi] if self.hi else [])]
+
+def _between(at: ColumnElement[date], lo: date | None, hi: date | None) -> list[ColumnElement[bool]]:
+    return [*([at >= lo] if lo else []), *([at < hi] if hi else [])]
 
 
 def _span(created_from: datetime | None, created_to: datetime | None) -> _Span:
@@ -173,40 +191,66 @@ def _span(created_from: datetime | None, created_to: datetime | None) -> _Span:
         edges.append((at >= created_from, at < _day_start(lo)))
     if hi is not None and created_to is not None:
         edges.append((at >= _day_start(hi), at <= created_to))
-    return _Span(whole_days=True, lo=lo, hi=hi, edges=tuple(edges))
+    m_lo = None if lo is None else lo if lo.day == 1 else _month_after(lo)
+    m_hi = None if hi is None else hi.replace(day=1)
+    if m_lo is not None and m_hi is not None and m_lo >= m_hi:
+        return _Span(whole_days=True, lo=lo, hi=hi, day_ranges=((lo, hi),), edges=tuple(edges))
+    day_ranges = [
+        *([(lo, m_lo)] if lo is not None and m_lo is not None and lo < m_lo else []),
+        *([(m_hi, hi)] if hi is not None and m_hi is not None and m_hi < hi else []),
+    ]
+    return _Span(
+        whole_days=True, lo=lo, hi=hi, months=(m_lo, m_hi), day_ranges=tuple(day_ranges), edges=tuple(edges)
+    )
+
+
+def _rollup_sums(table: Any, *where: ColumnElement[bool]) -> Select[Any]:
+    c = table.c
+    return select(
+        c.status, c.kind, c.provider, c.model, c.tasks, c.timed, c.duration_ms, c.tokens_in, c.tokens_out
+    ).where(*where)
 
 
 async def task_stats(cmd: TaskStatsQuery, ctx: Ctx, deps: DocsDeps) -> TaskStats:
-    """From the rollups (kept by triggers on `tasks`, migration 0012) for the whole days in the range, and
-    from the tasks for the parts of days at its ends: never a scan of the caller's history."""
+    """From the rollups (kept by triggers on `tasks`, migrations 0012 and 0013) for the whole months and
+    days in the range, and from the tasks for the parts of days at its ends: never a scan of the caller's
+    history. The days (the last 90 with tasks) come from the day rollup, newest first, read no further."""
     caller = await user(ctx, deps)
-    t, r, h = tasks.c, task_rollup.c, task_durations.c
+    t, r, m = tasks.c, task_rollup.c, task_rollup_month.c
+    h, hm = task_durations.c, task_durations_month.c
     scope = _task_scope(caller, cmd.all_users)
     owner = UUID(TASKS_OF_EVERYONE) if cmd.all_users else caller.user_id
     span = _span(cmd.created_from, cmd.created_to)
     utc_day = cast(func.timezone("UTC", t.created_at), Date)
     parts: list[Select[Any]] = []
     durations: list[Select[Any]] = []
+    day_parts: list[Any] = []
+    if span.months is not None:
+        parts.append(_rollup_sums(task_rollup_month, m.owner_id == owner, *_between(m.month, *span.months)))
+        durations.append(
+            select(hm.bucket, hm.tasks).where(hm.owner_id == owner, *_between(hm.month, *span.months))
+        )
+    for run in span.day_ranges:
+        parts.append(_rollup_sums(task_rollup, r.owner_id == owner, *_between(r.day, *run)))
+        durations.append(select(h.bucket, h.tasks).where(h.owner_id == owner, *_between(h.day, *run)))
     if span.whole_days:
-        parts.append(
+        # Grouped by day in the index's order, newest first: at most the 90 days shown are read.
+        day_parts.append(
             select(
                 r.day,
-                r.status,
-                r.kind,
-                r.provider,
-                r.model,
-                r.tasks,
-                r.timed,
-                r.duration_ms,
-                r.tokens_in,
-                r.tokens_out,
-            ).where(r.owner_id == owner, *span.days(r.day))
+                func.sum(r.tasks).label("tasks"),
+                func.coalesce(func.sum(r.tasks).filter(r.status == "succeeded"), 0).label("succeeded"),
+                func.coalesce(func.sum(r.tasks).filter(r.status == "failed"), 0).label("failed"),
+            )
+            .where(r.owner_id == owner, *_between(r.day, span.lo, span.hi))
+            .group_by(r.day)
+            .having(func.sum(r.tasks) != 0)
+            .order_by(r.day.desc())
+            .limit(DAYS_SHOWN)
         )
-        durations.append(select(h.bucket, h.tasks).where(h.owner_id == owner, *span.days(h.day)))
     for edge in span.edges:
         parts.append(
             select(
-                utc_day.label("day"),
                 t.status,
                 t.kind,
                 func.coalesce(t.provider, "").label("provider"),
@@ -223,9 +267,19 @@ async def task_stats(cmd: TaskStatsQuery, ctx: Ctx, deps: DocsDeps) -> TaskStats
                 func.duration_bucket(t.duration_ms).label("bucket"), literal(1, BigInteger).label("tasks")
             ).where(*scope, *edge, t.duration_ms.isnot(None))
         )
+        day_parts.append(
+            select(
+                utc_day.label("day"),
+                func.count().label("tasks"),
+                func.count().filter(t.status == "succeeded").label("succeeded"),
+                func.count().filter(t.status == "failed").label("failed"),
+            )
+            .where(*scope, *edge)
+            .group_by(utc_day)
+        )
     src = union_all(*parts).subquery("src")
     c = src.c
-    keys = (c.status, c.kind, c.provider, c.model, c.day)
+    keys = (c.status, c.kind, c.provider, c.model)
     grouped = (
         select(
             *keys,
@@ -235,29 +289,26 @@ async def task_stats(cmd: TaskStatsQuery, ctx: Ctx, deps: DocsDeps) -> TaskStats
             func.sum(c.duration_ms),
             func.sum(c.tokens_in),
             func.sum(c.tokens_out),
-            func.coalesce(func.sum(c.tasks).filter(c.status == "succeeded"), 0),
-            func.coalesce(func.sum(c.tasks).filter(c.status == "failed"), 0),
         )
         .group_by(
-            func.grouping_sets(
-                tuple_(c.status), tuple_(c.kind), tuple_(c.provider, c.model), tuple_(c.day), text("()")
-            )
+            func.grouping_sets(tuple_(c.status), tuple_(c.kind), tuple_(c.provider, c.model), text("()"))
         )
         .having(func.sum(c.tasks) != 0)
     )
     hist = union_all(*durations).subquery("hist")
     histogram = select(hist.c[0], func.sum(hist.c[1])).group_by(hist.c[0]).order_by(hist.c[0])
+    by_day = union_all(*(select(p.subquery()) for p in day_parts)).subquery("by_day")
     async with _session(deps.db, caller, cmd.all_users) as s:
         rows = (await s.execute(grouped)).all()
         buckets = [(int(b), int(n)) for b, n in (await s.execute(histogram)).all()]
+        day_rows = (await s.execute(select(by_day).where(by_day.c.tasks != 0))).all()
     by_status: dict[Any, int] = {}
     by_kind: dict[Any, int] = {}
     providers: list[ProviderStats] = []
-    days: list[DayStats] = []
     timed_all = duration_all = 0
     for row in rows:
-        status, kind, provider, model, day, g_status, g_kind, g_provider, _, g_day = row[:10]
-        n, timed, dur, t_in, t_out, ok, bad = row[10:]
+        status, kind, provider, model, g_status, g_kind, g_provider, _ = row[:8]
+        n, timed, dur, t_in, t_out = row[8:]
         if not g_status:
             by_status[status] = int(n)
         elif not g_kind:
@@ -274,12 +325,14 @@ async def task_stats(cmd: TaskStatsQuery, ctx: Ctx, deps: DocsDeps) -> TaskStats
                         avg_duration_ms=float(dur) / float(timed) if timed else None,
                     )
                 )
-        elif not g_day:
-            days.append(DayStats(day=day, tasks=int(n), succeeded=int(ok), failed=int(bad)))
         else:
             timed_all, duration_all = int(timed), int(dur)
     providers.sort(key=lambda p: (p.provider, p.model or ""))
-    days.sort(key=lambda d: d.day)
+    # The rollup's days and the partial days at the ends are different days: the newest 90 of both.
+    days = sorted(
+        (DayStats(day=d, tasks=int(n), succeeded=int(ok), failed=int(bad)) for d, n, ok, bad in day_rows),
+        key=lambda d: d.day,
+    )
     return TaskStats(
         total=sum(by_status.values()),
         by_status=by_status,
@@ -287,7 +340,7 @@ async def task_stats(cmd: TaskStatsQuery, ctx: Ctx, deps: DocsDeps) -> TaskStats
         avg_duration_ms=duration_all / timed_all if timed_all else None,
         p95_duration_ms=_percentile(buckets, 0.95),
         by_provider=providers,
-        by_day=days[-90:],
+        by_day=days[-DAYS_SHOWN:],
     )
 
 
