@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nats.js.errors import NotFoundError, ObjectNotFoundError
@@ -48,3 +50,28 @@ class NatsBlobs(Blobs):
 
     async def sweep_cut_off(self, older_than_s: float) -> int:
         return len(await sweep_cut_off(self.store, older_than_s))
+
+    async def uploads_older_than(self, older_than_s: float) -> set[str]:
+        """Uploaded originals (the gateway names them by a UUID; a run's results, previews and text layers
+        live under a prefix) whose write finished before the cut-off. An unreadable time: not old."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        try:
+            infos = await self.store.list(ignore_deletes=True)
+        except (ObjectNotFoundError, NotFoundError):
+            return set()
+        return {i.name for i in infos if _is_upload(i.name) and (_mtime(i.mtime) or cutoff) < cutoff}
+
+
+def _is_upload(name: str) -> bool:
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False
+
+
+def _mtime(raw: str | None) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(raw or "")
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)

@@ -56,6 +56,9 @@ class Blobs:
     async def sweep_cut_off(self, older_than_s: float) -> int:  # uploads cut off mid-way: purged, counted
         return 0
 
+    async def uploads_older_than(self, older_than_s: float) -> set[str]:  # whole uploaded files (named by a
+        return set()  # UUID, as the gateway names them) stored longer ago than that
+
 
 AccessCheck = Callable[[Actor], Awaitable[None]]
 ProgressSink = Callable[[UUID, DocumentProgress], Awaitable[None]]

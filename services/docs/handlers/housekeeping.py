@@ -25,6 +25,7 @@ from .directory import forget_account
 from .files import remove_document, remove_for_service
 from .pipeline import TERMINAL_TASK
 from .runs import resume_run
+from .uploads import upload_lock
 
 UNFINISHED: tuple[DocumentStatus, ...] = ("queued", "extracting", "ocr", "analyzing")
 # A restore whose object store lacks the originals of more documents than this is not a few deletions
@@ -51,10 +52,35 @@ async def apply_retention(deps: DocsDeps) -> int:
 
 async def sweep_cut_off_uploads(deps: DocsDeps, *, older_than_s: float) -> int:
     """Remove what uploads cut off mid-way left in the object store (the gateway died while a file was
-    arriving: part of it is stored, never finished, never a document). app.py's loop."""
+    arriving: part of it is stored, never finished, never a document), and the whole files no document
+    records (it died after storing a file, before asking for its document). app.py's loop."""
     swept = await deps.blobs.sweep_cut_off(older_than_s)
     if swept:
         log_fields(log, logging.INFO, "cut-off uploads removed from the object store", count=swept)
+    return swept + await sweep_orphan_uploads(deps, older_than_s=older_than_s)
+
+
+async def sweep_orphan_uploads(deps: DocsDeps, *, older_than_s: float) -> int:
+    """Delete the uploaded files stored longer ago than `older_than_s` that no document records. Each under
+    its upload lock, checked again inside it: a document being created for it right now (the lock held)
+    keeps it for the next sweep, and a create after the deletion finds no file (NotFound: upload again)."""
+    old = await deps.blobs.uploads_older_than(older_than_s)
+    if not old:
+        return 0
+    d = documents.c
+    async with as_system(deps.db, "retention", write=False) as s:
+        recorded = set((await s.execute(select(d.object_name).where(d.object_name.in_(old)))).scalars())
+    swept = 0
+    for name in sorted(old - recorded):
+        async with as_system(deps.db, "retention") as s:
+            if not (await s.execute(upload_lock(name, wait=False))).scalar():
+                continue
+            if (await s.execute(select(d.id).where(d.object_name == name))).first() is not None:
+                continue
+            await deps.blobs.delete(name)
+            swept += 1
+    if swept:
+        log_fields(log, logging.INFO, "uploaded files no document records removed", count=swept)
     return swept
 
 

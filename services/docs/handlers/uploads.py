@@ -4,9 +4,10 @@ duplicates, the first run)."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -86,16 +87,26 @@ async def upload_policy(_: Empty, ctx: Ctx, deps: DocsDeps) -> UploadPolicy:
     )
 
 
+def upload_lock(object_name: str, *, wait: bool) -> Select[Any]:
+    """The lock an uploaded file's recording holds (create_document) and its sweep as an orphan takes
+    (housekeeping.sweep_orphan_uploads): one of them goes first; the sweep does not wait."""
+    lock = func.pg_advisory_xact_lock if wait else func.pg_try_advisory_xact_lock
+    return select(lock(func.hashtext(f"upload:{object_name}")))
+
+
 async def create_document(cmd: CreateDocument, ctx: Ctx, deps: DocsDeps) -> UploadResult:
     caller = await user(ctx, deps)
     actor = caller.actor
     object_name = str(cmd.object_name)
-    size, sha = await deps.blobs.info(object_name)
     filename = sanitize_filename(cmd.filename)
     st = deps.settings()
     keep_blob = False  # a repeated create of a recorded upload must not delete the recorded file
     try:
         async with acting(deps.db, caller, write=True) as s:
+            # The file is looked at under its lock: swept as an orphan before, it is gone (NotFound: upload
+            # it again); recorded first, the sweep sees its document.
+            await s.execute(upload_lock(object_name, wait=True))
+            size, sha = await deps.blobs.info(object_name)
             # One upload per owner at a time past this point, so quotas and duplicate checks cannot race.
             await s.execute(select(func.pg_advisory_xact_lock(func.hashtext(str(actor.user_id)))))
             count, used = await _usage(s, actor.user_id)
