@@ -284,23 +284,27 @@ async def open_link(cmd: LinkOpen, ctx: Ctx, deps: DocsDeps) -> LinkInfo:
     )
 
 
-async def link_file(cmd: LinkFile, ctx: Ctx, deps: DocsDeps) -> DownloadTicket:
+async def _use_link(
+    token: str, ticket: str | None, mode: str, action: str, ctx: Ctx, deps: DocsDeps, **details: Any
+) -> Any:
+    """The link's row for one use in `mode` (its file, its previews), audited as `action`; the wrong mode or
+    ticket gets the same answer as a link that does not work, and counts as the visitor's failure."""
     async with as_system(deps.db, "share_link") as s:
-        row = await _open(s, cmd.token, ctx)
-        if row.mode != "download" or not _ticket_ok(row, cmd.ticket, deps):
+        row = await _open(s, token, ctx)
+        if row.mode != mode or not _ticket_ok(row, ticket, deps):
             VISITORS.hit("link_fail_ip", client_ip(ctx) or "")
             raise _gone()
-        await _audit_use(s, ctx, row, "share_link.downloaded")
+        await _audit_use(s, ctx, row, action, **details)
+    return row
+
+
+async def link_file(cmd: LinkFile, ctx: Ctx, deps: DocsDeps) -> DownloadTicket:
+    row = await _use_link(cmd.token, cmd.ticket, "download", "share_link.downloaded", ctx, deps)
     return DownloadTicket(object_name=row.object_name, filename=row.filename, size=row.size)
 
 
 async def link_preview(cmd: LinkPage, ctx: Ctx, deps: DocsDeps) -> PreviewTicket:
-    async with as_system(deps.db, "share_link") as s:
-        row = await _open(s, cmd.token, ctx)
-        if row.mode != "preview" or not _ticket_ok(row, cmd.ticket, deps):
-            VISITORS.hit("link_fail_ip", client_ip(ctx) or "")
-            raise _gone()
-        await _audit_use(s, ctx, row, "share_link.previewed", page=cmd.page)
+    row = await _use_link(cmd.token, cmd.ticket, "preview", "share_link.previewed", ctx, deps, page=cmd.page)
     grant = sign_grant(
         deps.platform_secret, PREVIEW_GRANT, f"{row.id}:{row.run_id}", ttl_s=PREVIEW_GRANT_TTL_S
     )
