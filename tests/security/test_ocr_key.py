@@ -122,3 +122,23 @@ def test_the_ai_key_is_borrowed_only_at_its_own_address() -> None:
     with pytest.raises(Invalid) as refused:
         apply_update(same, DocumentsSettingsUpdate(base_url=SECOND), box)
     assert refused.value.details[0]["field"] == "api_key"
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["http://169.254.169.254/latest/meta-data/", "http://[::ffff:169.254.169.254]/", "file:///etc/passwd"],
+)
+async def test_an_ocr_base_url_to_a_blocked_address_is_refused_when_saved(
+    http: httpx.AsyncClient, stack: Stack, admin: AppUser, base_url: str
+) -> None:
+    """Checked at save time as the AI base URL is (check_destination): not only when the OCR connects."""
+    body = {"ocr_provider": "openai_compatible", "ocr_base_url": base_url, "ocr_api_key": OCR_KEY}
+    r = await http.patch(URL, json=body, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "invalid" and error["details"][0]["field"] == "ocr_base_url", r.text
+    assert OCR_KEY not in r.text
+    settings = (await http.get(URL, headers=admin.headers)).json()
+    assert settings["ocr_provider"] == "tesseract" and settings["ocr_base_url"] == "", settings
+    with pytest.raises(Invalid):  # the same straight on the bus
+        await call(stack.nc, AI_SETTINGS_UPDATE, body, token=admin.access_token)

@@ -402,12 +402,20 @@ async def update_settings(update: DocumentsSettingsUpdate, ctx: Ctx, deps: AiDep
                 [{"field": "ocr_languages", "message": f"not installed: {', '.join(missing)}"}],
             )
     sent = update.model_dump(exclude_unset=True, exclude={"api_key", "ocr_api_key"})
-    if moves_the_key(deps.settings.current, sent):
-        target = deps.settings.current.model_copy(update={k: v for k, v in sent.items() if v is not None})
-        try:
-            await check_destination(provider_config(target, "", deps.allow_local_servers))
-        except ProviderError as err:
-            raise Invalid(err.message, [{"field": "base_url", "message": err.message}]) from None
+    target = deps.settings.current.model_copy(update={k: v for k, v in sent.items() if v is not None})
+    # The AI provider's and the vision OCR's base URLs, each checked when it moves (tesseract goes nowhere).
+    ocr = ProviderConfig(
+        name=target.ocr_provider, base_url=target.ocr_base_url, allow_local_servers=deps.allow_local_servers
+    )
+    for key, field, config in (
+        ("api_key", "base_url", provider_config(target, "", deps.allow_local_servers)),
+        ("ocr_api_key", "ocr_base_url", ocr),
+    ):
+        if moves_the_key(deps.settings.current, sent, key):
+            try:
+                await check_destination(config)
+            except ProviderError as err:
+                raise Invalid(err.message, [{"field": field, "message": err.message}]) from None
     stored = await deps.settings.update(update)
     changed = sorted(update.model_fields_set)
     log_fields(
