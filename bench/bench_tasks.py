@@ -210,8 +210,10 @@ def report(rows: list[dict[str, Any]], n: int, runs: int, fill_s: float, load: t
         f"({fill_s:.0f} s): one heavy user with {n // 10:,}, the rest over {USERS:,} users (~{n * 9 // 10 // USERS:,} "
         "each), a year of history. Each scenario is the documents service's handler (`docs.task.list`: the page "
         'of 50 by keyset and the count capped at 1,000 — "1,000+"; `docs.task.stats`: counts by status and kind, '
-        "average and p95 duration, per provider and per day, from the per-day rollups the triggers on `tasks` "
-        f"keep, plus the tasks of the range's partial days), {runs} runs after a warm-up. Goal: p95 under {GOAL_P95_MS:.0f} ms. Machine "
+        "average and p95 duration, per provider and per day, from the per-month rollups for whole UTC months, "
+        "the per-day rollups for the other whole days and the newest 90 days, and the tasks of the range's "
+        "partial days; migrations 0012, 0013), "
+        f"{runs} runs after a warm-up. Goal: p95 under {GOAL_P95_MS:.0f} ms. Machine "
         f"load (1-minute average, 2 cores shared with other work): {load[0]:.1f} when the runs started, "
         f"{load[1]:.1f} when they ended.",
         "",

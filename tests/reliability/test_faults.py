@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from nats.js.errors import NotFoundError
 
 from contracts.documents import OBJECT_BUCKET
 from infra.backup import operator_login
@@ -182,8 +183,13 @@ def test_gateway_killed_mid_upload(stack: Up, user: dict[str, str]) -> None:
     victim = gateway(stack)
     big = b"%PDF-1.4\n% a slow upload\n" + b"0" * (8 * 1024 * 1024) + b"%%EOF\n"
 
+    stored_before = uploaded(stack)
+
     def slowly() -> Iterator[bytes]:
         boundary = b"--cut\r\n"
+        # A whole first file: stored complete before the second arrives, its document never asked for.
+        yield boundary + b'Content-Disposition: form-data; name="file"; filename="whole.pdf"\r\n'
+        yield b"Content-Type: application/pdf\r\n\r\n" + FILES[0].read_bytes() + b"\r\n"
         yield boundary + b'Content-Disposition: form-data; name="file"; filename="cut.pdf"\r\n'
         yield b"Content-Type: application/pdf\r\n\r\n"
         for i in range(0, len(big), 256 * 1024):
@@ -203,16 +209,21 @@ def test_gateway_killed_mid_upload(stack: Up, user: dict[str, str]) -> None:
         )
     cut = unfinished(stack)
     assert cut, "the cut-off upload left nothing in the store"
+    whole = uploaded(stack) - stored_before
+    assert len(whole) == 1, f"the whole first file is not in the store as one object: {whole}"
     seen: Counter[int] = Counter()
     probe_until_recovered(stack, user, seen)
     assert gateway(stack).pid != victim.pid
     # The documents service sweeps what the cut-off upload stored (no orphan left taking space).
     wait_for(lambda: not cut & unfinished(stack), f"the cut-off upload's chunks swept: {cut}")
+    # And the whole file no document records, after the same grace period (ATRIUM_UPLOAD_ABANDONED_AFTER_S).
+    wait_for(lambda: not whole & uploaded(stack), f"the unrecorded whole file swept: {whole}")
     print(f"gateway killed: answers meanwhile {dict(seen)} (0: connection refused)")
     names = {
         d["filename"] for d in httpx.get(f"{stack.url}/documents", headers=user, timeout=30).json()["items"]
     }
     assert "cut.pdf" not in names, "a cut-off upload became a document"
+    assert "whole.pdf" not in names, "the upload was cut off before its documents were asked for"
     docs += batch(stack, user, "after-gw")
     all_ready(stack, user, docs)
 
@@ -222,6 +233,19 @@ def wait_for(ok: Callable[[], object], what: str) -> None:
     while not ok():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.5)
+
+
+def uploaded(up: Up) -> set[str]:
+    """The documents store's whole uploaded files (named by a UUID, as the gateway names them)."""
+
+    async def look(js: Any) -> set[str]:
+        try:
+            infos = await (await js.object_store(OBJECT_BUCKET)).list(ignore_deletes=True)
+        except NotFoundError:
+            return set()
+        return {i.name for i in infos if len(i.name) == 36 and i.name.count("-") == 4}
+
+    return asyncio.run(_with_operator(up, look))  # type: ignore[no-any-return]
 
 
 def unfinished(up: Up) -> set[str]:

@@ -14,11 +14,13 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     Select,
+    String,
     bindparam,
     case,
     cast,
     func,
     literal,
+    null,
     or_,
     select,
     text,
@@ -280,35 +282,72 @@ async def task_stats(cmd: TaskStatsQuery, ctx: Ctx, deps: DocsDeps) -> TaskStats
     src = union_all(*parts).subquery("src")
     c = src.c
     keys = (c.status, c.kind, c.provider, c.model)
+    hist = union_all(*durations).subquery("hist")
+    by_day = union_all(*(select(p.subquery()) for p in day_parts)).subquery("by_day")
+    # One statement, one round trip: the totals (grouping sets), the duration histogram and the days,
+    # told apart by `part` (columns another part does not use are NULL).
+    none_s, none_i, none_d = cast(null(), String), cast(null(), BigInteger), cast(null(), Date)
     grouped = (
         select(
+            literal(0).label("part"),
             *keys,
-            *(func.grouping(k) for k in keys),
+            *(func.grouping(k) for k in keys[:3]),
             func.sum(c.tasks),
             func.sum(c.timed),
             func.sum(c.duration_ms),
             func.sum(c.tokens_in),
             func.sum(c.tokens_out),
+            none_d,
         )
         .group_by(
             func.grouping_sets(tuple_(c.status), tuple_(c.kind), tuple_(c.provider, c.model), text("()"))
         )
         .having(func.sum(c.tasks) != 0)
     )
-    hist = union_all(*durations).subquery("hist")
-    histogram = select(hist.c[0], func.sum(hist.c[1])).group_by(hist.c[0]).order_by(hist.c[0])
-    by_day = union_all(*(select(p.subquery()) for p in day_parts)).subquery("by_day")
+    histogram = select(
+        literal(1),
+        none_s,
+        none_s,
+        none_s,
+        none_s,
+        none_i,
+        none_i,
+        none_i,
+        cast(hist.c[0], BigInteger),
+        func.sum(hist.c[1]),
+        none_i,
+        none_i,
+        none_i,
+        none_d,
+    ).group_by(hist.c[0])
+    days_part = select(
+        literal(2),
+        none_s,
+        none_s,
+        none_s,
+        none_s,
+        none_i,
+        none_i,
+        none_i,
+        by_day.c.tasks,
+        by_day.c.succeeded,
+        by_day.c.failed,
+        none_i,
+        none_i,
+        by_day.c.day,
+    ).where(by_day.c.tasks != 0)
     async with _session(deps.db, caller, cmd.all_users) as s:
-        rows = (await s.execute(grouped)).all()
-        buckets = [(int(b), int(n)) for b, n in (await s.execute(histogram)).all()]
-        day_rows = (await s.execute(select(by_day).where(by_day.c.tasks != 0))).all()
+        result: list[Any] = list((await s.execute(union_all(grouped, histogram, days_part))).all())
+    rows = [r[1:] for r in result if r[0] == 0]
+    buckets = sorted((int(r[8]), int(r[9])) for r in result if r[0] == 1)
+    day_rows = [(r[13], r[8], r[9], r[10]) for r in result if r[0] == 2]
     by_status: dict[Any, int] = {}
     by_kind: dict[Any, int] = {}
     providers: list[ProviderStats] = []
     timed_all = duration_all = 0
     for row in rows:
-        status, kind, provider, model, g_status, g_kind, g_provider, _ = row[:8]
-        n, timed, dur, t_in, t_out = row[8:]
+        status, kind, provider, model, g_status, g_kind, g_provider = row[:7]
+        n, timed, dur, t_in, t_out = row[7:12]
         if not g_status:
             by_status[status] = int(n)
         elif not g_kind:
