@@ -92,6 +92,8 @@ class SecurityPolicy(Contract):
 # The `details.reason` of the 403 every service answers a session whose account the policy asks for a
 # second factor it has not set up: until it enrols one it may call only `ENROLMENT_SUBJECTS`.
 ENROL_SECOND_FACTOR = "enrol_second_factor"
+# Removing the last second factor while the policy requires one (409 `conflict`, details.reason).
+LAST_SECOND_FACTOR = "last_second_factor"
 
 
 TOTP_START = Rpc(

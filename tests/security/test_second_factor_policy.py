@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest_asyncio
 
-from contracts.identity import ENROL_SECOND_FACTOR
+from contracts.identity import ENROL_SECOND_FACTOR, LAST_SECOND_FACTOR
 from tests.conftest import AppUser, register_and_login
 from tests.integration.test_auth_totp import enrol
 
@@ -112,3 +112,31 @@ async def test_loosening_the_policy_lifts_the_limit_at_once_and_admins_only_cove
     await set_policy(http, policy, "optional")
     assert (await http.get("/categories", headers=user.headers)).status_code == 200
     assert (await http.get("/admin/users", headers=policy.headers)).status_code == 200
+
+
+async def test_the_last_second_factor_cannot_be_removed_while_the_policy_requires_one(
+    http: httpx.AsyncClient, policy: AppUser
+) -> None:
+    """Removing it would leave the session's access token unrestricted until its next refresh: refused with
+    a clear error (enrol another factor first); with the policy off, it can go."""
+    user = await register_and_login(http)
+    _, codes = await enrol(http, user)
+    user = await refresh(http, user)
+    await set_policy(http, policy, "everyone")
+    body = {"password": user.password, "code": codes[0]}
+    r = await http.post("/auth/totp/disable", json=body, headers=user.headers)
+    assert r.status_code == 409, r.text
+    error = r.json()["error"]
+    assert error["code"] == "conflict" and error["details"]["reason"] == LAST_SECOND_FACTOR, error
+    assert "set up another" in error["message"], error
+    # Nothing changed: the factor is still there and the account unrestricted.
+    me = await http.get("/auth/me", headers=user.headers)
+    assert me.status_code == 200 and me.json()["must_enrol_second_factor"] is False, me.text
+    user = await refresh(http, user)
+    assert (await http.get("/categories", headers=user.headers)).status_code == 200
+
+    await set_policy(http, policy, "optional")
+    r = await http.post(
+        "/auth/totp/disable", json={"password": user.password, "code": codes[1]}, headers=user.headers
+    )
+    assert r.status_code == 200, r.text

@@ -12,8 +12,9 @@ from sqlalchemy import bindparam, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import Conflict
 from contracts.auth import UserPublic
-from contracts.identity import SecondFactorMethod, SecurityPolicy
+from contracts.identity import LAST_SECOND_FACTOR, SecondFactorMethod, SecurityPolicy
 from services.kit.db import Database, Prepared
 
 from ..rows import UserRow
@@ -109,6 +110,18 @@ async def security_policy(s: AsyncSession) -> SecurityPolicy:
 
 def policy_requires(policy: SecurityPolicy, row: UserRow) -> bool:
     return policy.requires(row.role)
+
+
+async def keep_a_required_factor(s: AsyncSession, row: UserRow, left: Factors) -> None:
+    """Refuse removing the account's last second factor while the security policy requires one (call in the
+    removal's transaction, after it, with the factors left): the session's access token would stay
+    unrestricted until its next refresh. Another factor first, then this one can go."""
+    if not left.any and policy_requires(await security_policy(s), row):
+        raise Conflict(
+            "The security policy requires a second factor for your account, and this is your last one: "
+            "set up another (an authenticator app or a passkey) first, then remove this one.",
+            {"reason": LAST_SECOND_FACTOR},
+        )
 
 
 async def account_views(s: AsyncSession, rows: Sequence[UserRow]) -> list[UserPublic]:

@@ -52,7 +52,7 @@ from ..rows import ChallengeRow, PasskeyRow
 from ..tables import login_challenges, passkeys
 from . import notices
 from .common import AuthDeps, audit, check_password_of, client_key, now, user_by_id
-from .factors import factors_of_user
+from .factors import factors_of_user, keep_a_required_factor
 from .signin import count_failed_signin, counting_lockouts, open_session
 
 CEREMONY_TTL_S = 300
@@ -228,6 +228,7 @@ async def remove(cmd: PasskeyRemove, ctx: Ctx, deps: AuthDeps) -> Ack:
         if gone is None:
             raise NotFound("There is no passkey with this id among yours.")
         left = await factors_of_user(s, user.id)
+        await keep_a_required_factor(s, user, left)
         await audit(
             s, ctx, "passkey.removed", actor_id=user.id, target_id=user.id, passkey_id=str(cmd.passkey_id)
         )

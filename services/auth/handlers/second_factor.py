@@ -29,7 +29,7 @@ from ..rows import UserRow
 from ..tables import recovery_codes, totp_factors
 from . import notices
 from .common import AuthDeps, audit, check_password_of, now, session_guess_key, user_by_id
-from .factors import factors_of_user, policy_requires, security_policy
+from .factors import factors_of_user, keep_a_required_factor, policy_requires, security_policy
 
 WRONG_CODE = "The code is wrong or was already used; wait for the next one from your app."
 
@@ -100,6 +100,7 @@ async def totp_disable(cmd: ConfirmedChange, ctx: Ctx, deps: AuthDeps) -> Ack:
         await require_code(s, deps, ctx, row, cmd.code)
         await s.execute(delete(totp_factors).where(totp_factors.c.user_id == row.id))
         left = await factors_of_user(s, row.id)
+        await keep_a_required_factor(s, row, left)
         if not left.any:
             await s.execute(delete(recovery_codes).where(recovery_codes.c.user_id == row.id))
         await audit(s, ctx, "totp.disabled", actor_id=row.id, target_id=row.id, factors_left=left.passkeys)
