@@ -320,38 +320,15 @@ async def task_stats(cmd: TaskStatsQuery, ctx: Ctx, deps: DocsDeps) -> TaskStats
         )
         .having(func.sum(c.tasks) != 0)
     )
-    histogram = select(
-        literal(1),
-        none_s,
-        none_s,
-        none_s,
-        none_s,
-        none_i,
-        none_i,
-        none_i,
-        cast(hist.c[0], BigInteger),
-        func.sum(hist.c[1]),
-        none_i,
-        none_i,
-        none_i,
-        none_d,
-    ).group_by(hist.c[0])
-    days_part = select(
-        literal(2),
-        none_s,
-        none_s,
-        none_s,
-        none_s,
-        none_i,
-        none_i,
-        none_i,
-        by_day.c.tasks,
-        by_day.c.succeeded,
-        by_day.c.failed,
-        none_i,
-        none_i,
-        by_day.c.day,
-    ).where(by_day.c.tasks != 0)
+    keys_null = (none_s,) * 4 + (none_i,) * 3  # the totals' keys and grouping flags
+
+    def padded(part: int, *sums: Any, day: Any = none_d) -> Select[Any]:
+        return select(literal(part), *keys_null, *sums, *(none_i,) * (5 - len(sums)), day)
+
+    histogram = padded(1, cast(hist.c[0], BigInteger), func.sum(hist.c[1])).group_by(hist.c[0])
+    days_part = padded(2, by_day.c.tasks, by_day.c.succeeded, by_day.c.failed, day=by_day.c.day).where(
+        by_day.c.tasks != 0
+    )
     async with _session(deps.db, caller, cmd.all_users) as s:
         result: list[Any] = list((await s.execute(union_all(grouped, histogram, days_part))).all())
     rows = [r[1:] for r in result if r[0] == 0]
