@@ -302,13 +302,19 @@ async def generate(conns: list[asyncpg.Connection], scale: Scale, seed: int = 7)
     now = datetime.now(UTC)
     for n in range(CATEGORY_SHARES):
         owner = others[n % len(others)]
-        if n < CATEGORY_SHARES_REACHING:
-            kind, who = ("user", user) if n % 2 == 0 else ("group", rng.choice(mine_groups))
-        else:
-            kind, who = (
-                ("user", rng.choice(strangers)) if n % 2 == 0 else ("group", rng.choice(groups[MEMBER_OF:]))
-            )
         cat = other_cats[owner][(n // len(others)) % OTHER_CATEGORIES]
+        while True:  # a category is shared once with a grantee (with one other owner, categories repeat)
+            if n < CATEGORY_SHARES_REACHING:
+                kind, who = ("user", user) if n % 2 == 0 else ("group", rng.choice(mine_groups))
+            else:
+                kind, who = (
+                    ("user", rng.choice(strangers))
+                    if n % 2 == 0
+                    else ("group", rng.choice(groups[MEMBER_OF:]))
+                )
+            if (cat, who) not in seen:
+                break
+        seen.add((cat, who))
         shares.append((uuid.uuid4(), owner, None, cat, kind, who, "viewer", owner, now, now))
     for _ in range(100 * SHARES):
         if len(shares) == SHARES:

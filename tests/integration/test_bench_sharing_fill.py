@@ -166,3 +166,18 @@ async def test_a_kept_directory_is_reused_not_filled_again(filled, tmp_path: Pat
     with pytest.raises(SystemExit, match="holds the tiny fill"):
         await bs.fill_or_reuse(pg, other, tmp_path)
     assert json.loads((tmp_path / bs.FILL_RECORD).read_text())["user"] == str(data.user)
+
+
+async def test_with_one_other_owner_each_category_is_shared_once_with_a_grantee(tmp_path: Path) -> None:
+    """The 100k scale's shape: one other owner, whose ten categories carry all thirty category shares."""
+    one_other = bs.Scale("one-other", "a test's", mine=1_000, others=1, per_other=3_000, long=1)
+    pg = EmbeddedPostgres(tmp_path).start()
+    try:
+        urls = await provision(pg.admin_url, tmp_path)
+        await migrations.upgrade("docs", urls["docs"], "docs")
+        data, _ = await bs.fill_or_reuse(pg, one_other, tmp_path)
+    finally:
+        pg.stop()
+    assert data.counts["shares"] == bs.SHARES and data.counts["owners"] == 2
+    assert data.counts["reaching"] == expected_reaching()
+    assert data.counts["category shares reaching"] == bs.CATEGORY_SHARES_REACHING
