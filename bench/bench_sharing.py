@@ -11,14 +11,19 @@ Of the 1,000 shares, `CATEGORY_SHARES` share a whole category (every document it
 each of an owner's 10 categories holds about a twentieth of their documents), five of them with the measured
 user (two directly, three through their groups); the rest share one document each: a third with the
 measured user, a third with one of their groups, a third with someone else.
-The data is written with COPY as the database superuser (row-level security holds the service's own role),
-the indexes built after. Each scenario then runs through the documents service's own list handler as the
+The data is written as the database superuser (row-level security holds the service's own role): only the
+documents' texts are drawn in Python (bench_list's vocabulary and word frequencies) and staged in an unlogged
+scratch table; two connections meanwhile turn each staged chunk into documents and pages with set-based
+INSERT … SELECT into the ordinary, logged tables (their other columns drawn in the server), the secondary
+indexes dropped before and rebuilt after, two at a time, then VACUUM ANALYZE. `--keep DIR` keeps the database:
+a later run with the same DIR and scale migrates it to the head revision and measures it without filling
+again (the 1m fill takes tens of minutes on a shared 2-core machine). Each scenario then runs through the documents service's own list handler as the
 measured user (row-level security on, the user's groups as the permissions service would give them):
 "without sharing" lists only their own documents (`scope=mine`, the statement bench_list measures), "with
 sharing" their own and those shared with them (`scope=all`, the default), alternating, `--runs` times each
 after a warm-up. The 1-minute load average is printed beside each row: the machine may be shared.
 
-    python -m bench.bench_sharing [--scale 100k|1m] [--runs 40] [--keep DIR]
+    python -m bench.bench_sharing [--scale smoke|100k|1m] [--runs 40] [--keep DIR] [--no-write]
 """
 
 from __future__ import annotations
@@ -26,13 +31,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import random
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +73,8 @@ CATEGORY_SHARES = 30
 CATEGORY_SHARES_REACHING = 5  # the first five: two to the measured user, three to groups of theirs
 GROUPS, MEMBER_OF = 40, 20
 OTHER_CATEGORIES = 10  # per other owner; a document is filed under one of them half the time
-BATCH = 20_000
+STAGE = "bench_fill"  # a scratch schema for the generator's texts, dropped after the fill
+CHUNK = 10_000  # texts staged at a time; the writers turn each into documents while the next is drawn
 SAMPLE = 2_000  # documents per other owner that document shares are drawn from
 TABLES_INDEXED = ("documents", "pages", "document_categories")
 
@@ -79,6 +86,7 @@ class Scale:
     mine: int  # the measured user's documents
     others: int  # how many other owners
     per_other: int  # documents each
+    long: int = LONG_DOCUMENTS  # the measured user's long documents (40 pages; a test fills a few)
 
 
 SCALES = {
@@ -95,6 +103,9 @@ class Data:
     cats: dict[str, uuid.UUID]
     shared_documents: int = 0  # distinct documents shared with the measured user
     counts: dict[str, int] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds each step of the fill took
+    fill_load: list[float] = field(default_factory=list)  # 1-minute load average when the fill began, ended
+    reused: bool = False  # measured on a database an earlier run filled (and kept)
 
 
 class Generator:
@@ -110,34 +121,6 @@ class Generator:
 
     def body(self, k: int) -> str:
         return " ".join(self.rng.choices(self.words, cum_weights=self.cum, k=k))
-
-    def document(self, owner: uuid.UUID, i: int, minutes: float) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-        rng = self.rng
-        doc_id = uuid.uuid4()
-        body = self.body(120)
-        if rng.random() < 0.0001:
-            body += f" {RARE}"
-        at = self.start + timedelta(minutes=minutes)
-        status = "ready" if rng.random() < 0.95 else rng.choice(["failed", "needs_ocr", "queued"])
-        row = (
-            doc_id,
-            owner,
-            f"doc-{i:06d}.pdf",
-            str(doc_id),
-            rng.randint(20_000, 5_000_000),
-            uuid.uuid4().hex * 2,
-            status,
-            uuid.uuid4(),
-            rng.randint(1, 20),
-            rng.choice(TYPES),
-            f"{rng.choice(self.words).title()} {rng.choice(self.words)}",
-            rng.choice(self.senders),
-            date(2020, 1, 1) + timedelta(days=rng.randint(0, 5 * 365)),
-            body,
-            at,
-            at,
-        )
-        return row, (doc_id, owner, 1, body)
 
 
 DOC_COLUMNS = [
@@ -161,20 +144,83 @@ DOC_COLUMNS = [
 PAGE_COLUMNS = ["document_id", "owner_id", "number", "text"]
 
 
-async def _without_indexes(conn: asyncpg.Connection) -> list[str]:
-    """Drop the secondary indexes of the big tables (COPY is much faster without); their definitions."""
-    rows = await conn.fetch(
-        "SELECT i.indexname, i.indexdef FROM pg_indexes i JOIN pg_class c ON c.relname = i.indexname "
-        "JOIN pg_index x ON x.indexrelid = c.oid WHERE i.schemaname = 'docs' AND i.tablename = ANY($1) "
-        "AND NOT x.indisprimary",
-        list(TABLES_INDEXED),
-    )
-    for r in rows:
-        await conn.execute(f'DROP INDEX docs."{r["indexname"]}"')
-    return [r["indexdef"] for r in rows]
+def _documents_sql() -> str:
+    """A chunk of the staged texts (`$5`) become documents, every other column drawn in the server the way
+    bench_list's generator draws it: status, size, type, a title of two words, one of 200 senders, a document
+    date over five years, uploads spread evenly over the same years for every owner."""
+    return f"""
+INSERT INTO docs.documents (id, owner_id, filename, object_name, size, sha256, status, run_id, page_count,
+                            document_type, title, sender, document_date, body_text, created_at, updated_at)
+SELECT b.id, o.id, 'doc-' || lpad(b.i::text, 6, '0') || '.pdf', b.id::text,
+       20000 + floor(random() * 4980001)::int,
+       md5(random()::text) || md5(random()::text),
+       CASE WHEN random() < 0.95 THEN 'ready'
+            ELSE (ARRAY['failed', 'needs_ocr', 'queued'])[1 + floor(random() * 3)::int] END,
+       gen_random_uuid(), 1 + floor(random() * 20)::int,
+       ($1::text[])[1 + floor(random() * cardinality($1::text[]))::int],
+       initcap(($2::text[])[1 + floor(random() * cardinality($2::text[]))::int]) || ' '
+           || ($2::text[])[1 + floor(random() * cardinality($2::text[]))::int],
+       ($3::text[])[1 + floor(random() * cardinality($3::text[]))::int],
+       date '2020-01-01' + floor(random() * (5 * 365 + 1))::int,
+       b.body, t.at, t.at
+FROM {STAGE}.bodies b JOIN {STAGE}.owners o ON o.k = b.owner
+CROSS JOIN LATERAL (SELECT timestamptz '2021-01-01 00:00+00'
+                           + (b.i * $4::float8 / o.count) * interval '1 minute' AS at) t
+WHERE b.chunk = $5"""
 
 
-async def generate(conn: asyncpg.Connection, scale: Scale, seed: int = 7) -> Data:
+def _pages_sql() -> str:
+    return f"""
+INSERT INTO docs.pages (document_id, owner_id, number, text)
+SELECT b.id, o.id, 1, b.body FROM {STAGE}.bodies b JOIN {STAGE}.owners o ON o.k = b.owner
+WHERE b.chunk = $1"""
+
+
+# The measured user files each document under 0–2 of their 6 categories (count and choice uniform); every
+# other owner files half their documents under one of their 10 folders.
+_LINKS_SQL = f"""
+WITH picks AS MATERIALIZED (
+    SELECT b.id, o.id AS owner_id, o.k, floor(random() * 3)::int AS n, random() AS filed, random() AS pick
+    FROM {STAGE}.bodies b JOIN {STAGE}.owners o ON o.k = b.owner)
+INSERT INTO docs.document_categories (document_id, category_id, source, owner_id)
+SELECT p.id, c.category, 'user', p.owner_id FROM picks p
+CROSS JOIN LATERAL (SELECT category FROM unnest($1::uuid[]) category ORDER BY random() LIMIT p.n) c
+WHERE p.k = 0
+UNION ALL
+SELECT p.id, o.categories[1 + floor(p.pick * cardinality(o.categories))::int], 'user', p.owner_id
+FROM picks p JOIN {STAGE}.owners o ON o.k = p.k
+WHERE p.k > 0 AND p.filed < 0.5"""
+
+
+async def _both(conns: list[asyncpg.Connection], work: list[list[tuple[Any, ...]]]) -> None:
+    """Run each connection's statements in turn, the connections at once (the machine's two cores)."""
+
+    async def one(conn: asyncpg.Connection, statements: list[tuple[Any, ...]]) -> None:
+        for sql, *args in statements:
+            await conn.execute(sql, *args)
+
+    await asyncio.gather(*(one(c, w) for c, w in zip(conns, work, strict=True)))
+
+
+async def generate(conns: list[asyncpg.Connection], scale: Scale, seed: int = 7) -> Data:
+    """Fill the docs schema for `scale` through three superuser connections; returns the measured user.
+
+    The only thing drawn in Python is each document's text (Generator.body: bench_list's vocabulary and
+    word frequencies), staged a chunk at a time in an unlogged scratch table (dropped after); two other
+    connections meanwhile write each staged chunk's documents and pages with set-based INSERT … SELECT
+    into the real (logged) tables, the other columns drawn in the server. The category links are one
+    statement after; the secondary indexes are dropped first and rebuilt at the end, two at a time."""
+    conn = conns[0]
+    phases: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        phases[name] = round(now - clock, 1)
+        print(f"  {name}: {now - clock:.1f} s", flush=True)
+        clock = now
+
     g = Generator(seed)
     rng = g.rng
     user = uuid.uuid4()
@@ -192,36 +238,55 @@ async def generate(conn: asyncpg.Connection, scale: Scale, seed: int = 7) -> Dat
         records=[(cid, user, name) for name, cid in cats.items()]
         + [(c, o, f"Folder {n}") for o in others for n, c in enumerate(other_cats[o])],
     )
-    # Shared documents are drawn from what each other owner has: keep a sample of ids as they are written.
-    sample: dict[uuid.UUID, list[uuid.UUID]] = {o: [] for o in others}
+    await conn.execute(f"DROP SCHEMA IF EXISTS {STAGE} CASCADE; CREATE SCHEMA {STAGE}")
+    await conn.execute(
+        f"CREATE UNLOGGED TABLE {STAGE}.bodies (chunk int, owner int, i int, id uuid, body text);"
+        f"CREATE INDEX ON {STAGE}.bodies (chunk);"
+        f"CREATE UNLOGGED TABLE {STAGE}.owners (k int PRIMARY KEY, id uuid, count int, categories uuid[])"
+    )
     owners = [(user, scale.mine)] + [(o, scale.per_other) for o in others]
-    minutes = scale.mine  # every owner's uploads spread over the same years
-    for owner, count in owners:
-        for offset in range(0, count, BATCH):
-            docs, pages, links = [], [], []
-            for i in range(offset, min(offset + BATCH, count)):
-                row, page = g.document(owner, i, i * minutes / count)
-                docs.append(row)
-                pages.append(page)
-                if owner == user:
-                    for name in rng.sample(CATEGORY_NAMES, rng.randint(0, 2)):
-                        links.append((row[0], cats[name], "user", user))
-                else:
-                    if rng.random() < 0.5:
-                        links.append((row[0], rng.choice(other_cats[owner]), "user", owner))
-                    if len(sample[owner]) < SAMPLE and rng.random() < 0.2:
-                        sample[owner].append(row[0])
-            await conn.copy_records_to_table(
-                "documents", schema_name="docs", columns=DOC_COLUMNS, records=docs
-            )
-            await conn.copy_records_to_table("pages", schema_name="docs", columns=PAGE_COLUMNS, records=pages)
-            await conn.copy_records_to_table(
-                "document_categories",
-                schema_name="docs",
-                columns=["document_id", "category_id", "source", "owner_id"],
-                records=links,
-            )
-    await _long_documents(conn, g, user, scale.mine)
+    await conn.copy_records_to_table(
+        "owners",
+        schema_name=STAGE,
+        records=[(k, o, n, other_cats.get(o, [])) for k, (o, n) in enumerate(owners)],
+    )
+    # Shared documents are drawn from what each other owner has: keep a sample of ids as they are staged.
+    sample: dict[uuid.UUID, list[uuid.UUID]] = {o: [] for o in others}
+    lists = (TYPES, g.words, g.senders, float(scale.mine))
+    chunks: asyncio.Queue[int | None] = asyncio.Queue()
+
+    async def writer(conn: asyncpg.Connection) -> None:
+        while (chunk := await chunks.get()) is not None:
+            await conn.execute(_documents_sql(), *lists, chunk)
+            await conn.execute(_pages_sql(), chunk)
+
+    # Two connections write (the tsvectors are most of the work) while this one draws and stages the texts.
+    writers = [asyncio.create_task(writer(c)) for c in conns[:2]]
+    chunk = 0
+    for k, (owner, count) in enumerate(owners):
+        for offset in range(0, count, CHUNK):
+            rows = []
+            for i in range(offset, min(offset + CHUNK, count)):
+                doc_id = uuid.uuid4()
+                body = g.body(120)
+                if rng.random() < 0.0001:
+                    body += f" {RARE}"
+                rows.append((chunk, k, i, doc_id, body))
+                if owner != user and len(sample[owner]) < SAMPLE and rng.random() < 0.2:
+                    sample[owner].append(doc_id)
+            await conns[2].copy_records_to_table("bodies", schema_name=STAGE, records=rows)
+            chunks.put_nowait(chunk)
+            chunk += 1
+            await asyncio.sleep(0)  # let an idle writer send its statement before drawing the next chunk
+    phase("texts drawn and staged")
+    for _ in writers:
+        chunks.put_nowait(None)
+    await asyncio.gather(*writers)
+    phase("documents and pages written")
+    await conn.execute(_LINKS_SQL, list(cats.values()))
+    await conn.execute(f"DROP SCHEMA {STAGE} CASCADE")
+    await _long_documents(conn, g, user, scale.mine, scale.long)
+    phase("category links and long documents written")
 
     # The shares: a third to the user, a third to one of their groups, a third to someone else.
     def grantee(n: int) -> tuple[str, uuid.UUID]:
@@ -237,13 +302,19 @@ async def generate(conn: asyncpg.Connection, scale: Scale, seed: int = 7) -> Dat
     now = datetime.now(UTC)
     for n in range(CATEGORY_SHARES):
         owner = others[n % len(others)]
-        if n < CATEGORY_SHARES_REACHING:
-            kind, who = ("user", user) if n % 2 == 0 else ("group", rng.choice(mine_groups))
-        else:
-            kind, who = (
-                ("user", rng.choice(strangers)) if n % 2 == 0 else ("group", rng.choice(groups[MEMBER_OF:]))
-            )
         cat = other_cats[owner][(n // len(others)) % OTHER_CATEGORIES]
+        while True:  # a category is shared once with a grantee (with one other owner, categories repeat)
+            if n < CATEGORY_SHARES_REACHING:
+                kind, who = ("user", user) if n % 2 == 0 else ("group", rng.choice(mine_groups))
+            else:
+                kind, who = (
+                    ("user", rng.choice(strangers))
+                    if n % 2 == 0
+                    else ("group", rng.choice(groups[MEMBER_OF:]))
+                )
+            if (cat, who) not in seen:
+                break
+        seen.add((cat, who))
         shares.append((uuid.uuid4(), owner, None, cat, kind, who, "viewer", owner, now, now))
     for _ in range(100 * SHARES):
         if len(shares) == SHARES:
@@ -274,11 +345,48 @@ async def generate(conn: asyncpg.Connection, scale: Scale, seed: int = 7) -> Dat
         ],
         records=shares,
     )
-    for definition in indexes:
-        await conn.execute(definition)
+    await _rebuild(conns[:2], indexes)
+    phase("indexes rebuilt")
+    # What autovacuum would have done by now: statistics, and the visibility map for index-only scans.
+    await _both(conns[:2], [[("VACUUM ANALYZE docs.documents",)], [("VACUUM ANALYZE docs.pages",)]])
     await conn.execute("VACUUM ANALYZE")
-    principals = [user, *mine_groups]
-    shared = await conn.fetchval(
+    phase("vacuumed and analyzed")
+    return Data(user, mine_groups, cats, phases=phases)
+
+
+async def _without_indexes(conn: asyncpg.Connection) -> list[tuple[str, int]]:
+    """Drop the secondary indexes of the big tables (writing is much faster without); their definitions,
+    and how big each is (GIN first when rebuilding: they take longest)."""
+    rows = await conn.fetch(
+        "SELECT i.indexname, i.indexdef, am.amname FROM pg_indexes i JOIN pg_class c ON c.relname = i.indexname "
+        "JOIN pg_index x ON x.indexrelid = c.oid JOIN pg_am am ON am.oid = c.relam "
+        "WHERE i.schemaname = 'docs' AND i.tablename = ANY($1) AND NOT x.indisprimary",
+        list(TABLES_INDEXED),
+    )
+    for r in rows:
+        await conn.execute(f'DROP INDEX docs."{r["indexname"]}"')
+    return [(r["indexdef"], 0 if r["amname"] == "gin" else 1) for r in rows]
+
+
+async def _rebuild(conns: list[asyncpg.Connection], indexes: list[tuple[str, int]]) -> None:
+    """Build the dropped indexes, one per connection at a time (no parallel workers: two cores)."""
+    queue = [definition for definition, _ in sorted(indexes, key=lambda d: d[1])]
+
+    async def worker(conn: asyncpg.Connection) -> None:
+        await conn.execute("SET max_parallel_maintenance_workers = 0")
+        while queue:
+            definition = queue.pop(0)
+            t0 = time.perf_counter()
+            await conn.execute(definition)
+            print(f"    {time.perf_counter() - t0:6.1f} s  {definition[:100]}", flush=True)
+
+    await asyncio.gather(*(worker(c) for c in conns))
+
+
+async def counts(conn: asyncpg.Connection, data: Data) -> None:
+    """What the database holds, as the report states it (read back, so a reused database says it too)."""
+    principals = [data.user, *data.groups]
+    data.shared_documents = await conn.fetchval(
         """SELECT count(DISTINCT d) FROM (
              SELECT s.document_id AS d FROM docs.shares s WHERE s.grantee_id = ANY($1) AND s.document_id IS NOT NULL
              UNION ALL
@@ -286,8 +394,11 @@ async def generate(conn: asyncpg.Connection, scale: Scale, seed: int = 7) -> Dat
                ON dc.category_id = s.category_id AND dc.owner_id = s.owner_id WHERE s.grantee_id = ANY($1)) x""",
         principals,
     )
-    counts = {
+    data.counts = {
         "documents": await conn.fetchval("SELECT count(*) FROM docs.documents"),
+        "mine": await conn.fetchval("SELECT count(*) FROM docs.documents WHERE owner_id = $1", data.user),
+        "owners": await conn.fetchval("SELECT count(DISTINCT owner_id) FROM docs.documents"),
+        "pages": await conn.fetchval("SELECT count(*) FROM docs.pages"),
         "shares": await conn.fetchval("SELECT count(*) FROM docs.shares"),
         "reaching": await conn.fetchval(
             "SELECT count(*) FROM docs.shares WHERE grantee_id = ANY($1)", principals
@@ -296,13 +407,15 @@ async def generate(conn: asyncpg.Connection, scale: Scale, seed: int = 7) -> Dat
             "SELECT count(*) FROM docs.shares WHERE grantee_id = ANY($1) AND category_id IS NOT NULL",
             principals,
         ),
+        "database bytes": await conn.fetchval("SELECT pg_database_size(current_database())"),
     }
-    return Data(user, mine_groups, cats, shared_documents=shared, counts=counts)
 
 
-async def _long_documents(conn: asyncpg.Connection, g: Generator, owner: uuid.UUID, n: int) -> None:
+async def _long_documents(
+    conn: asyncpg.Connection, g: Generator, owner: uuid.UUID, n: int, count: int
+) -> None:
     docs, pages = [], []
-    for i in range(LONG_DOCUMENTS):
+    for i in range(count):
         doc_id = uuid.uuid4()
         texts = [g.body(PAGE_WORDS) for _ in range(LONG_PAGES)]
         texts[g.rng.randint(20, LONG_PAGES) - 1] += f" {LONG_MARKER}"
@@ -368,14 +481,24 @@ def report(scale: Scale, data: Data, rows: list[dict[str, Any]], runs: int, fill
     def ms(r: dict[str, Any] | None) -> str:
         return "—" if r is None else f"{r['median']:.1f} / {r['p95']:.1f}"
 
+    steps = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in data.phases.items())
+    load = f" at load {data.fill_load[0]:.1f}–{data.fill_load[1]:.1f}" if data.fill_load else ""
+    fill = (
+        f"filled in {fill_s:.0f} s{load} ({steps}; texts drawn in Python and staged, documents and pages "
+        "written by INSERT … SELECT on two connections, secondary indexes rebuilt after, see the script)"
+    )
+    if data.reused:
+        fill = f"a database kept from an earlier run (`--keep`) and migrated to the head revision, {fill}"
+    size_gb = data.counts["database bytes"] / 1e9
     worst = max(r["with"]["p95"] for r in rows)
     worst_without = max(r["without"]["p95"] for r in rows if "without" in r)
     lines = [
         f"## Documents: list and search with sharing, {scale.title}",
         "",
-        f"`python -m bench.bench_sharing --scale {scale.name}` — own embedded PostgreSQL, written with COPY as the "
-        f"superuser in {fill_s:.0f} s: {data.counts['documents']:,} documents (the measured user owns "
-        f"{scale.mine:,} plus {LONG_DOCUMENTS} long ones, as in bench_list), {data.counts['shares']:,} shares "
+        f"`python -m bench.bench_sharing --scale {scale.name}` — own embedded PostgreSQL 17 (shared_buffers "
+        f"128 MB, fsync on), {fill}: {data.counts['documents']:,} documents of {data.counts['owners']} owners "
+        f"(the measured user owns {scale.mine:,} plus {scale.long} long ones, as in bench_list), "
+        f"{data.counts['pages']:,} pages, {size_gb:.1f} GB on disk; {data.counts['shares']:,} shares "
         f"({CATEGORY_SHARES} of whole categories); the measured user is in {MEMBER_OF} of {GROUPS} groups and "
         f"{data.counts['reaching']:,} shares reach them ({data.counts['category shares reaching']} of them "
         f"categories), {data.shared_documents:,} documents shared with them in all. Each scenario runs through the "
@@ -404,21 +527,87 @@ def report(scale: Scale, data: Data, rows: list[dict[str, Any]], runs: int, fill
     return "\n".join(lines)
 
 
+FILL_RECORD = "bench-sharing.json"  # in a kept data directory: what was filled, for the runs that reuse it
+
+
+async def _configure(conn: asyncpg.Connection, settings: dict[str, str | None]) -> None:
+    """Set (or with None reset) server settings, as ALTER SYSTEM does, and reload them."""
+    for name, value in settings.items():
+        await conn.execute(f"ALTER SYSTEM SET {name} = {value}" if value else f"ALTER SYSTEM RESET {name}")
+    await conn.execute("SELECT pg_reload_conf()")
+
+
+async def fill_or_reuse(pg: EmbeddedPostgres, scale: Scale, data_dir: Path) -> tuple[Data, float]:
+    """Fill the database for `scale`, or reuse the one a previous run filled in `data_dir` (its record says
+    which user is measured); returns the data and the fill's seconds (a reused database's original fill)."""
+    url = superuser_url(pg).replace("postgresql+asyncpg", "postgresql")
+    record = data_dir / FILL_RECORD
+    conns = [await asyncpg.connect(url) for _ in range(3)]
+    try:
+        if record.exists():
+            kept = json.loads(record.read_text())
+            if kept["scale"] != scale.name:
+                raise SystemExit(
+                    f"{data_dir} holds the {kept['scale']} fill, not {scale.name}: use another --keep"
+                )
+            data = Data(
+                uuid.UUID(kept["user"]),
+                [uuid.UUID(g) for g in kept["groups"]],
+                {name: uuid.UUID(c) for name, c in kept["cats"].items()},
+                phases=kept["phases"],
+                fill_load=kept.get("fill_load", []),
+                reused=True,
+            )
+            print(
+                f"reusing the {scale.name} fill in {data_dir} (filled in {kept['fill_s']:.0f} s)", flush=True
+            )
+            await counts(conns[0], data)
+            return data, kept["fill_s"]
+        if await conns[0].fetchval("SELECT count(*) FROM docs.documents"):
+            raise SystemExit(
+                f"{data_dir} holds documents but no {FILL_RECORD} (an interrupted fill?): delete it"
+            )
+        # Fewer checkpoints while writing gigabytes (they would log each touched index page again); set back
+        # after. The tables stay logged and fsync stays on: what is measured is an ordinary database.
+        await _configure(conns[0], {"max_wal_size": "'8GB'", "checkpoint_timeout": "'30min'"})
+        for conn in conns:
+            await conn.execute("SET maintenance_work_mem = '1GB'; SET synchronous_commit = off")
+        load_before = os.getloadavg()[0]
+        t0 = time.perf_counter()
+        data = await generate(conns, scale)
+        fill_s = time.perf_counter() - t0
+        data.fill_load = [load_before, os.getloadavg()[0]]
+        await _configure(conns[0], {"max_wal_size": None, "checkpoint_timeout": None})
+        await conns[0].execute("CHECKPOINT")
+        await counts(conns[0], data)
+        record.write_text(
+            json.dumps(
+                {
+                    "scale": scale.name,
+                    "user": str(data.user),
+                    "groups": [str(g) for g in data.groups],
+                    "cats": {name: str(c) for name, c in data.cats.items()},
+                    "fill_s": fill_s,
+                    "phases": data.phases,
+                },
+                indent=1,
+            )
+        )
+        return data, fill_s
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
 async def run(scale: Scale, runs: int, keep: Path | None) -> tuple[Data, list[dict[str, Any]], float]:
     with tempfile.TemporaryDirectory(prefix="atrium-bench-sharing-") as tmp:
         data_dir = keep or Path(tmp)
         pg = EmbeddedPostgres(data_dir).start()
         try:
             urls = await provision(pg.admin_url, data_dir)
+            # A kept database is brought to the head revision too (a migration since its fill applies).
             await migrations.upgrade("docs", urls["docs"], "docs")
-            conn = await asyncpg.connect(superuser_url(pg).replace("postgresql+asyncpg", "postgresql"))
-            try:
-                await conn.execute("SET maintenance_work_mem = '512MB'")
-                t0 = time.perf_counter()
-                data = await generate(conn, scale)
-                fill_s = time.perf_counter() - t0
-            finally:
-                await conn.close()
+            data, fill_s = await fill_or_reuse(pg, scale, data_dir)
             print(
                 f"filled in {fill_s:.0f} s: {data.counts}, shared with the user: {data.shared_documents}",
                 flush=True,
