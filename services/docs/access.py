@@ -3,7 +3,9 @@
 1. Every statement a handler runs names the caller's access itself (`readable`, `role_of`, `shared_pairs`):
    the owner, or a share of the document — or of a category its owner filed it under — naming the caller or
    one of their groups (viewer: read, download, preview, search; editor: also edit and re-process).
-2. PostgreSQL row-level security on every documents table (migration 0011) keys the same rule on who acts,
+   What the shares reach is materialised in `document_access` (migration 0013: triggers on the shares and the
+   filings keep it, in the writing transaction), so both read one indexed table.
+2. PostgreSQL row-level security on every documents table (migrations 0011, 0013) keys the same rule on who acts,
    set at the start of each transaction by `acting` (or `as_system` for the service's own background paths,
    `as_admin` for an administrator's audited override). A statement run without it sees no row and may write
    none; the service's role owns the tables, so they FORCE row-level security.
@@ -32,7 +34,6 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
-    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
@@ -44,7 +45,7 @@ from contracts.docs_api import AccessRole
 from services.kit.db import Database
 from services.kit.security import Actor
 
-from .tables import document_categories, documents, shares
+from .tables import document_access, document_categories, documents, shares
 
 # The background paths allowed past row-level security, each by name: the pipeline's events, task retention,
 # share links (a visitor has no account), the user directory and deleted groups (events), live progress
@@ -142,20 +143,11 @@ def _principals(caller: Caller) -> ColumnElement[Any]:
 
 def shared_pairs(caller: Caller, *, roles: tuple[str, ...] = ("viewer", "editor")) -> Select[Any]:
     """(document_id, owner_id, role) of every share reaching the caller: of a document, or of a category
-    its owner filed documents under (each filed document once per such share)."""
-    dc = document_categories.c
-    s = shares.c
-    named = s.grantee_id == any_(_principals(caller))
-    role = [s.role.in_(roles)] if len(roles) < 2 else []
-    direct = select(s.document_id.label("document_id"), s.owner_id.label("owner_id"), s.role).where(
-        named, s.document_id.isnot(None), *role
-    )
-    via_category = (
-        select(dc.document_id, dc.owner_id, s.role)
-        .join_from(shares, document_categories, dc.category_id == s.category_id)
-        .where(named, s.category_id.isnot(None), dc.owner_id == s.owner_id, *role)
-    )
-    return union_all(direct, via_category).subquery("shared").select()
+    its owner filed documents under (each filed document once per such share), as `document_access` holds
+    them (kept in step with the shares and filings by triggers, migration 0013)."""
+    a = document_access.c
+    role = [a.role.in_(roles)] if len(roles) < 2 else []
+    return select(a.document_id, a.owner_id, a.role).where(a.grantee_id == any_(_principals(caller)), *role)
 
 
 ROLE_RANK: dict[AccessRole, int] = {"viewer": 1, "editor": 2, "owner": 3}
