@@ -313,7 +313,11 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSources = N
         page = select(best).order_by(*way).limit(cmd.limit + 1).subquery("page")
         role_rank = page.c.role_rank
     p = page.c
-    counted = select(func.count().label("total")).select_from(_capped_matches(conditions)).subquery("counted")
+    counted = (
+        select(func.count().label("total"))
+        .select_from(_capped_matches(_counted_conditions(cmd, caller, shared, branches, conditions)))
+        .subquery("counted")
+    )
     link = document_categories.c
     category_refs = (
         select(
@@ -358,6 +362,23 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSources = N
         .select_from(source)
         .order_by(*out_order)
     )
+
+
+def _counted_conditions(
+    cmd: ListDocuments,
+    caller: Caller,
+    shared: SharedSources,
+    branches: list[AccessBranch],
+    conditions: list[list[ColumnElement[bool]]],
+) -> list[list[ColumnElement[bool]]]:
+    """What the total counts: the caller's own documents, then those shared with them as one condition (a
+    count needs no order, so not a branch per share source: each branch is another reference to the
+    documents, planned with its row-level security, and planning had cost more than counting)."""
+    own = [conds for conds, b in zip(conditions, branches, strict=True) if b.role == "owner"]
+    others = [conds for conds, b in zip(conditions, branches, strict=True) if b.role != "owner"]
+    if others and shared.branches:
+        others = [filter_conditions(cmd, shared_with(caller))]
+    return own + others
 
 
 def _capped_matches(conditions: list[list[ColumnElement[bool]]]) -> FromClause:
