@@ -162,6 +162,17 @@ class Branch:
     document_ids: tuple[UUID, ...] = ()
     owner_id: UUID | None = None
     category_ids: tuple[UUID, ...] = ()
+    # Of `document_ids` (shared with the caller as viewer), those shared with them as editor as well: one
+    # branch for every document share (another branch is another documents reference to plan).
+    editor_ids: tuple[UUID, ...] = ()
+
+    def rank(self, doc_id: ColumnElement[Any]) -> ColumnElement[Any]:
+        """ROLE_RANK of the caller's role on the branch's row `doc_id`."""
+        if not self.editor_ids:
+            return literal(ROLE_RANK[self.role])
+        kind = ARRAY(PgUUID(as_uuid=True))
+        editable = doc_id == any_(cast(literal(list(self.editor_ids), kind), kind))
+        return case((editable, literal(ROLE_RANK["editor"])), else_=literal(ROLE_RANK[self.role]))
 
     def condition(
         self, doc: FromClause = documents, *, ordered: bool = True, filed_by_caller_in: Sequence[UUID] = ()
@@ -218,8 +229,8 @@ NOTHING_SHARED = SharedSources()
 
 
 async def shared_sources(s: AsyncSession, caller: Caller) -> SharedSources:
-    """The shares naming the caller or a group of theirs, grouped into list branches: document shares by
-    role (the best one when a document is shared twice), category shares by owner and role."""
+    """The shares naming the caller or a group of theirs, grouped into list branches: every document share
+    (with the best role when a document is shared twice), category shares by owner and role."""
     sh = shares.c
     rows = (
         await s.execute(
@@ -237,11 +248,17 @@ async def shared_sources(s: AsyncSession, caller: Caller) -> SharedSources:
                 documents_[r.document_id] = r.role
         else:
             categories_.setdefault((r.owner_id, r.role), set()).add(r.category_id)
-    branches = [
-        Branch(role, document_ids=tuple(d for d, rl in sorted(documents_.items()) if rl == role))
-        for role in ("editor", "viewer")
-        if role in documents_.values()
-    ]
+    editors = tuple(d for d, rl in sorted(documents_.items()) if rl == "editor")
+    branches = []
+    if documents_:
+        everyone_edits = len(editors) == len(documents_)
+        branches.append(
+            Branch(
+                "editor" if everyone_edits else "viewer",
+                document_ids=tuple(sorted(documents_)),
+                editor_ids=() if everyone_edits else editors,
+            )
+        )
     branches += [
         Branch(role, owner_id=owner, category_ids=tuple(sorted(cats)))
         for (owner, role), cats in sorted(categories_.items(), key=lambda kv: (str(kv[0][0]), kv[0][1]))

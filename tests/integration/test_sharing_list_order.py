@@ -60,7 +60,12 @@ async def test_shared_sources_are_listed_once_each_in_order_page_by_page(
     await _file(http, owner, filed, bills["id"])
     await sh.share(http, owner, f"categories/{bills['id']}", "viewer", email=reader.email)
     await sh.share(http, owner, f"documents/{unfiled[0]}", "editor", email=reader.email)
-    shared = {*filed, unfiled[0]}
+    # Document shares are read as one branch whatever their roles: each row still carries its own, and a
+    # document reached by its category (viewer) and by itself (editor) is listed once, as editor.
+    await sh.share(http, owner, f"documents/{unfiled[1]}", "viewer", email=reader.email)
+    await sh.share(http, owner, f"documents/{filed[2]}", "editor", email=reader.email)
+    shared = {*filed, unfiled[0], unfiled[1]}
+    editable = {unfiled[0], filed[2]}
 
     for sort, order, key in [
         ("uploaded_at", "desc", "uploaded_at"),
@@ -79,7 +84,9 @@ async def test_shared_sources_are_listed_once_each_in_order_page_by_page(
                 keys = [(k.lower(), i) for k, i in keys]
             assert keys == sorted(keys, reverse=order == "desc"), (sort, order, scope, keys)
             roles = {d["id"]: d["role"] for d in items}
-            assert all(roles[i] == "viewer" for i in filed) and roles[unfiled[0]] == "editor"
+            assert roles == {i: "editor" if i in editable else "viewer" for i in shared} | {
+                i: "owner" for i in own if i in roles
+            }, (sort, order, scope)
 
     # With a category filter (the caller's own filing): only what they filed there, shared or their own.
     mine = (await http.post("/categories", headers=await reader.headers(), json={"name": "Keep"})).json()

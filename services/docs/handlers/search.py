@@ -9,7 +9,7 @@ the page's rows only — so a page is one round trip.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, get_args
@@ -96,10 +96,15 @@ def query_text(f: DocumentFilter) -> str | None:
 
 @dataclass(frozen=True)
 class AccessBranch:
-    """Documents a list reads in one go (in index order), and the caller's role on them."""
+    """Documents a list reads in one go (in index order), and the caller's role on them (`rank`: ROLE_RANK
+    of a row's, given its id, when it is not the same for all)."""
 
     condition: ColumnElement[bool]
     role: AccessRole
+    rank: Callable[[ColumnElement[Any]], ColumnElement[Any]] | None = None
+
+    def rank_of(self, doc_id: ColumnElement[Any]) -> ColumnElement[Any]:
+        return self.rank(doc_id) if self.rank else literal(ROLE_RANK[self.role])
 
 
 def access_branches(
@@ -128,6 +133,7 @@ def access_branches(
                         d.owner_id != caller.user_id,
                     ),
                     b.role,
+                    b.rank,
                 )
             )
     if not branches:  # only shared documents asked for, and there are none
@@ -297,22 +303,21 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSources = N
     )
     conditions = [filter_conditions(cmd, b.condition) for b in branches]
     pages_ = [_branch_page(cmd, conds, q) for conds in conditions]
-    if len(pages_) == 1:
-        page = pages_[0].subquery("page")
-        role_rank: ColumnElement[Any] = literal(ROLE_RANK[branches[0].role])
+    ranked = [
+        p.add_columns(b.rank_of(p.selected_columns.id).label("role_rank"))
+        for p, b in zip(pages_, branches, strict=True)
+    ]
+    if len(ranked) == 1:
+        page = ranked[0].subquery("page")
     else:
-        ranked = [
-            p.add_columns(literal(ROLE_RANK[b.role]).label("role_rank"))
-            for p, b in zip(pages_, branches, strict=True)
-        ]
         merged = union_all(*ranked).subquery("branches")
         m = merged.c
         best = select(merged).ext(distinct_on(m.id)).order_by(m.id, m.role_rank.desc()).subquery("reached")
         r = best.c
         way = [r.sort_key.desc(), r.id.desc()] if cmd.order == "desc" else [r.sort_key.asc(), r.id.asc()]
         page = select(best).order_by(*way).limit(cmd.limit + 1).subquery("page")
-        role_rank = page.c.role_rank
     p = page.c
+    role_rank = p.role_rank
     counted = (
         select(func.count().label("total"))
         .select_from(_capped_matches(_counted_conditions(cmd, caller, shared, branches, conditions)))

@@ -181,11 +181,11 @@ def upgrade() -> None:
         f" ({SYSTEM} OR grantee_id = ANY ({PRINCIPALS}) OR owner_id = {ME} OR {ADMIN})"
     )
     for command in ("INSERT", "UPDATE", "DELETE"):
-        check = f" WITH CHECK ({SYSTEM})" if command != "DELETE" else ""
-        using = f" USING ({SYSTEM})" if command != "INSERT" else ""
+        with_check = f" WITH CHECK ({SYSTEM})" if command != "DELETE" else ""
+        using_ = f" USING ({SYSTEM})" if command != "INSERT" else ""
         op.execute(
             f"CREATE POLICY document_access_{command.lower()} ON {S}.document_access FOR {command}"
-            f"{using}{check}"
+            f"{using_}{with_check}"
         )
     op.execute(SHARE_TRIGGER)
     op.execute(FILING_TRIGGER)
