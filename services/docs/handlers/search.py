@@ -303,21 +303,22 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSources = N
     )
     conditions = [filter_conditions(cmd, b.condition) for b in branches]
     pages_ = [_branch_page(cmd, conds, q) for conds in conditions]
-    ranked = [
-        p.add_columns(b.rank_of(p.selected_columns.id).label("role_rank"))
-        for p, b in zip(pages_, branches, strict=True)
-    ]
-    if len(ranked) == 1:
-        page = ranked[0].subquery("page")
+    if len(pages_) == 1 and branches[0].rank is None:  # one role for every row (the caller's own, e.g.)
+        page = pages_[0].subquery("page")
+        role_rank: ColumnElement[Any] = literal(ROLE_RANK[branches[0].role])
     else:
+        ranked = [
+            p.add_columns(b.rank_of(p.selected_columns.id).label("role_rank"))
+            for p, b in zip(pages_, branches, strict=True)
+        ]
         merged = union_all(*ranked).subquery("branches")
         m = merged.c
         best = select(merged).ext(distinct_on(m.id)).order_by(m.id, m.role_rank.desc()).subquery("reached")
         r = best.c
         way = [r.sort_key.desc(), r.id.desc()] if cmd.order == "desc" else [r.sort_key.asc(), r.id.asc()]
         page = select(best).order_by(*way).limit(cmd.limit + 1).subquery("page")
+        role_rank = page.c.role_rank
     p = page.c
-    role_rank = p.role_rank
     counted = (
         select(func.count().label("total"))
         .select_from(_capped_matches(_counted_conditions(cmd, caller, shared, branches, conditions)))
