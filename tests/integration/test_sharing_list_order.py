@@ -105,3 +105,22 @@ async def test_shared_sources_are_listed_once_each_in_order_page_by_page(
     for sort in ("uploaded_at", "title"):
         ids = {d["id"] for d in await _pages(http, reader, scope="shared", sort=sort)}
         assert ids == shared - {filed[0]}, sort
+
+
+async def test_document_shares_of_both_roles_are_one_source_with_each_rows_role(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    owner, reader = await sh.person(stack, http), await sh.person(stack, http)
+    docs = [str((await h.create(stack, owner.user, n)).document.id) for n in ("b.pdf", "a.pdf", "c.pdf")]
+    for doc, role in zip(docs, ("editor", "viewer", "editor"), strict=True):
+        await sh.share(http, owner, f"documents/{doc}", role, email=reader.email)
+    for scope in ("shared", "all"):
+        for sort, order in (("uploaded_at", "desc"), ("filename", "asc")):
+            items = await _pages(http, reader, scope=scope, sort=sort, order=order)
+            assert {d["id"]: d["role"] for d in items} == {
+                docs[0]: "editor",
+                docs[1]: "viewer",
+                docs[2]: "editor",
+            }, (scope, sort)
+            expected = list(reversed(docs)) if sort == "uploaded_at" else [docs[1], docs[0], docs[2]]
+            assert [d["id"] for d in items] == expected, (scope, sort)
