@@ -3,7 +3,9 @@
 1. Every statement a handler runs names the caller's access itself (`readable`, `role_of`, `shared_pairs`):
    the owner, or a share of the document — or of a category its owner filed it under — naming the caller or
    one of their groups (viewer: read, download, preview, search; editor: also edit and re-process).
-2. PostgreSQL row-level security on every documents table (migration 0011) keys the same rule on who acts,
+   What the shares reach is materialised in `document_access` (migration 0013: triggers on the shares and the
+   filings keep it, in the writing transaction), so both read one indexed table.
+2. PostgreSQL row-level security on every documents table (migrations 0011, 0013) keys the same rule on who acts,
    set at the start of each transaction by `acting` (or `as_system` for the service's own background paths,
    `as_admin` for an administrator's audited override). A statement run without it sees no row and may write
    none; the service's role owns the tables, so they FORCE row-level security.
@@ -32,7 +34,6 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
-    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
@@ -44,7 +45,7 @@ from contracts.docs_api import AccessRole
 from services.kit.db import Database
 from services.kit.security import Actor
 
-from .tables import document_categories, documents, shares
+from .tables import document_access, document_categories, documents, shares
 
 # The background paths allowed past row-level security, each by name: the pipeline's events, task retention,
 # share links (a visitor has no account), the user directory and deleted groups (events), live progress
@@ -142,20 +143,11 @@ def _principals(caller: Caller) -> ColumnElement[Any]:
 
 def shared_pairs(caller: Caller, *, roles: tuple[str, ...] = ("viewer", "editor")) -> Select[Any]:
     """(document_id, owner_id, role) of every share reaching the caller: of a document, or of a category
-    its owner filed documents under (each filed document once per such share)."""
-    dc = document_categories.c
-    s = shares.c
-    named = s.grantee_id == any_(_principals(caller))
-    role = [s.role.in_(roles)] if len(roles) < 2 else []
-    direct = select(s.document_id.label("document_id"), s.owner_id.label("owner_id"), s.role).where(
-        named, s.document_id.isnot(None), *role
-    )
-    via_category = (
-        select(dc.document_id, dc.owner_id, s.role)
-        .join_from(shares, document_categories, dc.category_id == s.category_id)
-        .where(named, s.category_id.isnot(None), dc.owner_id == s.owner_id, *role)
-    )
-    return union_all(direct, via_category).subquery("shared").select()
+    its owner filed documents under (each filed document once per such share), as `document_access` holds
+    them (kept in step with the shares and filings by triggers, migration 0013)."""
+    a = document_access.c
+    role = [a.role.in_(roles)] if len(roles) < 2 else []
+    return select(a.document_id, a.owner_id, a.role).where(a.grantee_id == any_(_principals(caller)), *role)
 
 
 ROLE_RANK: dict[AccessRole, int] = {"viewer": 1, "editor": 2, "owner": 3}
@@ -170,6 +162,17 @@ class Branch:
     document_ids: tuple[UUID, ...] = ()
     owner_id: UUID | None = None
     category_ids: tuple[UUID, ...] = ()
+    # Of `document_ids` (shared with the caller as viewer), those shared with them as editor as well: one
+    # branch for every document share (another branch is another documents reference to plan).
+    editor_ids: tuple[UUID, ...] = ()
+
+    def rank(self, doc_id: ColumnElement[Any]) -> ColumnElement[Any]:
+        """ROLE_RANK of the caller's role on the branch's row `doc_id`."""
+        if not self.editor_ids:
+            return literal(ROLE_RANK[self.role])
+        kind = ARRAY(PgUUID(as_uuid=True))
+        editable = doc_id == any_(cast(literal(list(self.editor_ids), kind), kind))
+        return case((editable, literal(ROLE_RANK["editor"])), else_=literal(ROLE_RANK[self.role]))
 
     def condition(
         self, doc: FromClause = documents, *, ordered: bool = True, filed_by_caller_in: Sequence[UUID] = ()
@@ -226,8 +229,8 @@ NOTHING_SHARED = SharedSources()
 
 
 async def shared_sources(s: AsyncSession, caller: Caller) -> SharedSources:
-    """The shares naming the caller or a group of theirs, grouped into list branches: document shares by
-    role (the best one when a document is shared twice), category shares by owner and role."""
+    """The shares naming the caller or a group of theirs, grouped into list branches: every document share
+    (with the best role when a document is shared twice), category shares by owner and role."""
     sh = shares.c
     rows = (
         await s.execute(
@@ -245,11 +248,17 @@ async def shared_sources(s: AsyncSession, caller: Caller) -> SharedSources:
                 documents_[r.document_id] = r.role
         else:
             categories_.setdefault((r.owner_id, r.role), set()).add(r.category_id)
-    branches = [
-        Branch(role, document_ids=tuple(d for d, rl in sorted(documents_.items()) if rl == role))
-        for role in ("editor", "viewer")
-        if role in documents_.values()
-    ]
+    editors = tuple(d for d, rl in sorted(documents_.items()) if rl == "editor")
+    branches = []
+    if documents_:
+        everyone_edits = len(editors) == len(documents_)
+        branches.append(
+            Branch(
+                "editor" if everyone_edits else "viewer",
+                document_ids=tuple(sorted(documents_)),
+                editor_ids=() if everyone_edits else editors,
+            )
+        )
     branches += [
         Branch(role, owner_id=owner, category_ids=tuple(sorted(cats)))
         for (owner, role), cats in sorted(categories_.items(), key=lambda kv: (str(kv[0][0]), kv[0][1]))

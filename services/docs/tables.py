@@ -333,6 +333,23 @@ shares = Table(
     Index("ix_shares_owner", "owner_id"),
 )
 
+# What each share reaches, materialised (migration 0013): its document, or each document its owner filed
+# under its category. Kept by triggers on `shares` and `document_categories` in the writing transaction and
+# never written by the service; row-level security and `access.shared_pairs` read it.
+document_access = Table(
+    "document_access",
+    metadata,
+    Column("share_id", UUID(as_uuid=True), ForeignKey("shares.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("grantee_id", UUID(as_uuid=True), nullable=False),
+    Column("owner_id", UUID(as_uuid=True), nullable=False),  # the document's
+    Column("role", String(8), nullable=False),
+    Index("ix_document_access_document", "document_id", "grantee_id", postgresql_include=["role"]),
+    Index("ix_document_access_grantee", "grantee_id", postgresql_include=["document_id", "owner_id", "role"]),
+)
+
 # A link for people without an account: only the SHA-256 of its token is kept (migration 0011).
 share_links = Table(
     "share_links",

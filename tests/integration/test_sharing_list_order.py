@@ -60,7 +60,12 @@ async def test_shared_sources_are_listed_once_each_in_order_page_by_page(
     await _file(http, owner, filed, bills["id"])
     await sh.share(http, owner, f"categories/{bills['id']}", "viewer", email=reader.email)
     await sh.share(http, owner, f"documents/{unfiled[0]}", "editor", email=reader.email)
-    shared = {*filed, unfiled[0]}
+    # Document shares are read as one branch whatever their roles: each row still carries its own, and a
+    # document reached by its category (viewer) and by itself (editor) is listed once, as editor.
+    await sh.share(http, owner, f"documents/{unfiled[1]}", "viewer", email=reader.email)
+    await sh.share(http, owner, f"documents/{filed[2]}", "editor", email=reader.email)
+    shared = {*filed, unfiled[0], unfiled[1]}
+    editable = {unfiled[0], filed[2]}
 
     for sort, order, key in [
         ("uploaded_at", "desc", "uploaded_at"),
@@ -79,7 +84,9 @@ async def test_shared_sources_are_listed_once_each_in_order_page_by_page(
                 keys = [(k.lower(), i) for k, i in keys]
             assert keys == sorted(keys, reverse=order == "desc"), (sort, order, scope, keys)
             roles = {d["id"]: d["role"] for d in items}
-            assert all(roles[i] == "viewer" for i in filed) and roles[unfiled[0]] == "editor"
+            assert roles == {i: "editor" if i in editable else "viewer" for i in shared} | {
+                i: "owner" for i in own if i in roles
+            }, (sort, order, scope)
 
     # With a category filter (the caller's own filing): only what they filed there, shared or their own.
     mine = (await http.post("/categories", headers=await reader.headers(), json={"name": "Keep"})).json()
@@ -98,3 +105,22 @@ async def test_shared_sources_are_listed_once_each_in_order_page_by_page(
     for sort in ("uploaded_at", "title"):
         ids = {d["id"] for d in await _pages(http, reader, scope="shared", sort=sort)}
         assert ids == shared - {filed[0]}, sort
+
+
+async def test_document_shares_of_both_roles_are_one_source_with_each_rows_role(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    owner, reader = await sh.person(stack, http), await sh.person(stack, http)
+    docs = [str((await h.create(stack, owner.user, n)).document.id) for n in ("b.pdf", "a.pdf", "c.pdf")]
+    for doc, role in zip(docs, ("editor", "viewer", "editor"), strict=True):
+        await sh.share(http, owner, f"documents/{doc}", role, email=reader.email)
+    for scope in ("shared", "all"):
+        for sort, order in (("uploaded_at", "desc"), ("filename", "asc")):
+            items = await _pages(http, reader, scope=scope, sort=sort, order=order)
+            assert {d["id"]: d["role"] for d in items} == {
+                docs[0]: "editor",
+                docs[1]: "viewer",
+                docs[2]: "editor",
+            }, (scope, sort)
+            expected = list(reversed(docs)) if sort == "uploaded_at" else [docs[1], docs[0], docs[2]]
+            assert [d["id"] for d in items] == expected, (scope, sort)

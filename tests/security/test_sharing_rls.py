@@ -20,7 +20,16 @@ from tests.conftest import AppUser, Stack
 from tests.integration import docs_helpers as h
 from tests.integration import sharing_helpers as sh
 
-DOCS_TABLES = ("documents", "pages", "categories", "document_categories", "tasks", "shares", "share_links")
+DOCS_TABLES = (
+    "documents",
+    "pages",
+    "categories",
+    "document_categories",
+    "tasks",
+    "shares",
+    "share_links",
+    "document_access",
+)
 
 
 @pytest.fixture(autouse=True)

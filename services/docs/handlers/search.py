@@ -9,7 +9,7 @@ the page's rows only — so a page is one round trip.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, get_args
@@ -96,10 +96,15 @@ def query_text(f: DocumentFilter) -> str | None:
 
 @dataclass(frozen=True)
 class AccessBranch:
-    """Documents a list reads in one go (in index order), and the caller's role on them."""
+    """Documents a list reads in one go (in index order), and the caller's role on them (`rank`: ROLE_RANK
+    of a row's, given its id, when it is not the same for all)."""
 
     condition: ColumnElement[bool]
     role: AccessRole
+    rank: Callable[[ColumnElement[Any]], ColumnElement[Any]] | None = None
+
+    def rank_of(self, doc_id: ColumnElement[Any]) -> ColumnElement[Any]:
+        return self.rank(doc_id) if self.rank else literal(ROLE_RANK[self.role])
 
 
 def access_branches(
@@ -128,6 +133,7 @@ def access_branches(
                         d.owner_id != caller.user_id,
                     ),
                     b.role,
+                    b.rank,
                 )
             )
     if not branches:  # only shared documents asked for, and there are none
@@ -297,12 +303,12 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSources = N
     )
     conditions = [filter_conditions(cmd, b.condition) for b in branches]
     pages_ = [_branch_page(cmd, conds, q) for conds in conditions]
-    if len(pages_) == 1:
+    if len(pages_) == 1 and branches[0].rank is None:  # one role for every row (the caller's own, e.g.)
         page = pages_[0].subquery("page")
         role_rank: ColumnElement[Any] = literal(ROLE_RANK[branches[0].role])
     else:
         ranked = [
-            p.add_columns(literal(ROLE_RANK[b.role]).label("role_rank"))
+            p.add_columns(b.rank_of(p.selected_columns.id).label("role_rank"))
             for p, b in zip(pages_, branches, strict=True)
         ]
         merged = union_all(*ranked).subquery("branches")
@@ -313,7 +319,11 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSources = N
         page = select(best).order_by(*way).limit(cmd.limit + 1).subquery("page")
         role_rank = page.c.role_rank
     p = page.c
-    counted = select(func.count().label("total")).select_from(_capped_matches(conditions)).subquery("counted")
+    counted = (
+        select(func.count().label("total"))
+        .select_from(_capped_matches(_counted_conditions(cmd, caller, shared, branches, conditions)))
+        .subquery("counted")
+    )
     link = document_categories.c
     category_refs = (
         select(
@@ -358,6 +368,23 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSources = N
         .select_from(source)
         .order_by(*out_order)
     )
+
+
+def _counted_conditions(
+    cmd: ListDocuments,
+    caller: Caller,
+    shared: SharedSources,
+    branches: list[AccessBranch],
+    conditions: list[list[ColumnElement[bool]]],
+) -> list[list[ColumnElement[bool]]]:
+    """What the total counts: the caller's own documents, then those shared with them as one condition (a
+    count needs no order, so not a branch per share source: each branch is another reference to the
+    documents, planned with its row-level security, and planning had cost more than counting)."""
+    own = [conds for conds, b in zip(conditions, branches, strict=True) if b.role == "owner"]
+    others = [conds for conds, b in zip(conditions, branches, strict=True) if b.role != "owner"]
+    if others and shared.branches:
+        others = [filter_conditions(cmd, shared_with(caller))]
+    return own + others
 
 
 def _capped_matches(conditions: list[list[ColumnElement[bool]]]) -> FromClause:
