@@ -5,8 +5,8 @@ statement); row-level security reads it with one index probe instead of two subq
 filings, each with their own policies (which made the list's plan cost more than running it:
 bench/bench_sharing.py)
 
-Revision ID: 0013_document_access
-Revises: 0012_task_rollup
+Revision ID: 0014_document_access
+Revises: 0013_task_rollup_month
 """
 
 from collections.abc import Callable
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
 
-revision = "0013_document_access"
-down_revision = "0012_task_rollup"
+revision = "0014_document_access"
+down_revision = "0013_task_rollup_month"
 branch_labels = None
 depends_on = None
 
