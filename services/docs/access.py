@@ -3,9 +3,9 @@
 1. Every statement a handler runs names the caller's access itself (`readable`, `role_of`, `shared_pairs`):
    the owner, or a share of the document — or of a category its owner filed it under — naming the caller or
    one of their groups (viewer: read, download, preview, search; editor: also edit and re-process).
-   What the shares reach is materialised in `document_access` (migration 0013: triggers on the shares and the
+   What the shares reach is materialised in `document_access` (migration 0014: triggers on the shares and the
    filings keep it, in the writing transaction), so both read one indexed table.
-2. PostgreSQL row-level security on every documents table (migrations 0011, 0013) keys the same rule on who acts,
+2. PostgreSQL row-level security on every documents table (migrations 0011, 0014) keys the same rule on who acts,
    set at the start of each transaction by `acting` (or `as_system` for the service's own background paths,
    `as_admin` for an administrator's audited override). A statement run without it sees no row and may write
    none; the service's role owns the tables, so they FORCE row-level security.
@@ -144,7 +144,7 @@ def _principals(caller: Caller) -> ColumnElement[Any]:
 def shared_pairs(caller: Caller, *, roles: tuple[str, ...] = ("viewer", "editor")) -> Select[Any]:
     """(document_id, owner_id, role) of every share reaching the caller: of a document, or of a category
     its owner filed documents under (each filed document once per such share), as `document_access` holds
-    them (kept in step with the shares and filings by triggers, migration 0013)."""
+    them (kept in step with the shares and filings by triggers, migration 0014)."""
     a = document_access.c
     role = [a.role.in_(roles)] if len(roles) < 2 else []
     return select(a.document_id, a.owner_id, a.role).where(a.grantee_id == any_(_principals(caller)), *role)

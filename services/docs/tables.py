@@ -333,7 +333,7 @@ shares = Table(
     Index("ix_shares_owner", "owner_id"),
 )
 
-# What each share reaches, materialised (migration 0013): its document, or each document its owner filed
+# What each share reaches, materialised (migration 0014): its document, or each document its owner filed
 # under its category. Kept by triggers on `shares` and `document_categories` in the writing transaction and
 # never written by the service; row-level security and `access.shared_pairs` read it.
 document_access = Table(

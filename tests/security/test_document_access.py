@@ -1,4 +1,4 @@
-"""`docs.document_access` — what each share reaches, materialised by triggers (migration 0013) for row-level
+"""`docs.document_access` — what each share reaches, materialised by triggers (migration 0014) for row-level
 security and the service's statements — always equals what the shares and filings say, after every kind of
 change (sharing, a role change, filing and unfiling, revoking, an administrator's share, deleting a category
 or a document), in the same transaction; and nobody but the triggers writes it."""
