@@ -19,6 +19,12 @@ class ServiceSpec:
     replicas: int = 1
 
     @property
+    def process_names(self) -> list[str]:
+        """Each process's name (its `ATRIUM_PROCESS`, log file and metrics target): `docs-1`, `docs-2` for
+        replicas, the service's name for one."""
+        return [self.name] if self.replicas == 1 else [f"{self.name}-{i + 1}" for i in range(self.replicas)]
+
+    @property
     def module(self) -> str:
         return self.factory.split(":", 1)[0].rsplit(".", 1)[0]
 
