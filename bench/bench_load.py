@@ -92,7 +92,8 @@ def cpu_seconds(root: int) -> dict[int, tuple[str, float]]:
         try:
             with p.oneshot():
                 t = p.cpu_times()
-                label = p.environ().get("ATRIUM_PROCESS") or p.name()
+                # The processes of one service together (`docs-1`, `docs-2`: infra/catalog.py's replicas).
+                label = re.sub(r"-\d+$", "", p.environ().get("ATRIUM_PROCESS") or p.name())
             out[p.pid] = ("atrium up" if p.pid == root else label, t.user + t.system)
         except psutil.Error:
             continue

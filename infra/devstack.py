@@ -241,8 +241,7 @@ class DevStack:
         py = sys.executable
         prom.clear_targets(self.data_dir)  # each process registers its metrics port again (kit/metrics.py)
         for spec in catalog.SERVICES:
-            for i in range(spec.replicas):
-                name = spec.name if spec.replicas == 1 else f"{spec.name}-{i + 1}"
+            for name in spec.process_names:
                 argv = [py, *debugpy_argv(self.debug_port_of.get(name)), "-m", spec.module]
                 child_env = {**self.nats_env(env, spec.name), "ATRIUM_PROCESS": name}
                 self.children.append(Child(name, argv, child_env, logs / f"{name}.log"))
@@ -368,11 +367,7 @@ class DevStack:
         """`--debug` names → the port each one's debugpy listens on; unknown names are refused up front."""
         if not self.debug:
             return {}
-        names = [
-            s.name if s.replicas == 1 else f"{s.name}-{i + 1}"
-            for s in catalog.SERVICES
-            for i in range(s.replicas)
-        ] + ["gateway"]
+        names = [name for s in catalog.SERVICES for name in s.process_names] + ["gateway"]
         unknown = [n for n in self.debug if n not in names]
         if unknown:
             raise StackError(

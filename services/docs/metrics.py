@@ -18,6 +18,7 @@ from .handlers.common import DocsDeps
 from .tables import documents
 
 EVERY_S = 15.0
+# Every documents process (infra/catalog.py runs two) reports the same counts: aggregate them with `max`.
 
 DOCUMENTS = Gauge("atrium_documents", "Documents by status (all users).", ["status"])
 OLDEST_S = Gauge(

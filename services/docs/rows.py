@@ -61,7 +61,7 @@ class DocumentRow(SummaryRow, Protocol):
 
 
 class AccessibleRow(DocumentRow, Protocol):
-    """A document's row with the caller's role (services/docs/access.py `document_row`)."""
+    """A document's row with the caller's role (services/docs/access.py `read_document_row`)."""
 
     access_role: AccessRole
 

@@ -28,6 +28,17 @@ def _no_room(exc: Exception, name: str) -> None:
         ) from exc
 
 
+async def _exists(js: Any, stream: str) -> bool:
+    """Whether the stream (a bucket's or an object store's too) is there: when two processes create it at
+    once, the loser's create fails — with "insufficient storage resources" when it has a byte limit, the
+    winner's reservation counted against it — but what it wanted exists."""
+    try:
+        await js.stream_info(stream)
+    except NotFoundError:
+        return False
+    return True
+
+
 def js_replicas() -> int:
     """Copies of every stream, KV bucket and object store: 1 on one server, 3 in a cluster
     (`ATRIUM_JS_REPLICAS`, see infra/nats/cluster.py)."""
@@ -55,10 +66,11 @@ async def ensure_streams(js: Any, streams: Sequence[Stream]) -> None:
         except NotFoundError:
             try:
                 await js.add_stream(cfg)
-            except Exception as exc:  # another service won the race
+            except Exception as exc:
+                if await _exists(js, s.name):  # another process won the race
+                    continue
                 _no_room(exc, s.name)
-                if "already in use" not in str(exc):
-                    raise
+                raise
         except Exception as exc:
             _no_room(exc, s.name)
             raise
@@ -95,9 +107,11 @@ async def ensure_kv(
                     replicas=js_replicas(),
                 )
             )
-        except Exception as exc:  # another process won the race
+        except Exception as exc:
+            if await _exists(js, f"KV_{bucket}"):  # another process won the race
+                return await js.key_value(bucket)
             _no_room(exc, f"KV_{bucket}")
-            return await js.key_value(bucket)
+            raise
     if manage:
         await keep_limit(js, f"KV_{bucket}")
     return kv
@@ -119,9 +133,11 @@ async def ensure_object_store(js: Any, bucket: str, *, manage: bool = False) -> 
                     replicas=js_replicas(),
                 ),
             )
-        except Exception as exc:  # another process won the race
+        except Exception as exc:
+            if await _exists(js, f"OBJ_{bucket}"):  # another process won the race
+                return await js.object_store(bucket)
             _no_room(exc, f"OBJ_{bucket}")
-            return await js.object_store(bucket)
+            raise
     if manage:
         await keep_limit(js, f"OBJ_{bucket}")
     return store

@@ -13,7 +13,7 @@ import pytest
 from infra import catalog
 from tests.devstack import Up, up  # noqa: F401  (up: the fixture)
 
-PROCESSES = {s.name for s in catalog.SERVICES} | {"gateway"}
+PROCESSES = {name for s in catalog.SERVICES for name in s.process_names} | {"gateway"}
 
 
 def targets(data: Path) -> dict[str, str]:

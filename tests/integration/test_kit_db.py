@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import bindparam, insert, select, text
 
 from services.auth.tables import users
-from services.kit.db import Database, Prepared
+from services.kit.db import Database, Prepared, begin_with
 from tests.conftest import Stack
 
 
@@ -177,5 +177,50 @@ async def test_an_in_list_of_variable_length_is_not_prepared(stack: Stack) -> No
             await db.fetch_one(
                 Prepared(select(users).where(users.c.id.in_(bindparam("ids", expanding=True))))
             )
+    finally:
+        await db.dispose()
+
+
+SETTING = text("select current_setting('atrium.test_who', true)")
+SET_WHO = "select set_config('atrium.test_who', $1, true)"
+
+
+async def test_begin_with_sets_a_transaction_local_value_that_no_later_transaction_sees(stack: Stack) -> None:
+    """`begin_with` (how the documents service says who acts) runs in the session's transaction: the value is
+    there for the statements after it, and gone for the next user of the pooled connection — in a session,
+    a transaction and an autocommit read alike."""
+    db = Database(stack.db_urls["auth"], "auth", pool_size=1)
+    try:
+        async with db.session() as s:
+            pid = (await s.execute(text("select pg_backend_pid()"))).scalar_one()
+        async with db.session() as s:
+            assert await begin_with(s, SET_WHO, "alice") == "alice"
+            assert (await s.execute(SETTING)).scalar_one() == "alice"
+            assert (await s.execute(text("select pg_backend_pid()"))).scalar_one() == pid  # one connection
+        async with db.transaction() as s:
+            assert (await s.execute(SETTING)).scalar_one() in (None, "")
+            await begin_with(s, SET_WHO, "bob")
+            assert (await s.execute(SETTING)).scalar_one() == "bob"
+        async with db.read() as s:
+            assert (await s.execute(SETTING)).scalar_one() in (None, "")
+        async with db.session() as s:
+            await s.execute(text("select 1"))  # the transaction already begun: begin_with joins it
+            await begin_with(s, SET_WHO, "carol")
+            assert (await s.execute(SETTING)).scalar_one() == "carol"
+        async with db.session() as s:
+            assert (await s.execute(SETTING)).scalar_one() in (None, "")
+            assert (await s.execute(text("select pg_backend_pid()"))).scalar_one() == pid
+    finally:
+        await db.dispose()
+
+
+async def test_begin_with_refuses_a_session_without_a_transaction(stack: Stack) -> None:
+    """In an autocommit read the setting would end with its own statement, or worse: refused outright."""
+    db = Database(stack.db_urls["auth"], "auth", pool_size=1)
+    try:
+        async with db.read() as s:
+            with pytest.raises(RuntimeError, match="transaction"):
+                await begin_with(s, SET_WHO, "mallory")
+            assert (await s.execute(SETTING)).scalar_one() in (None, "")
     finally:
         await db.dispose()

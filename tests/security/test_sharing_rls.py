@@ -107,6 +107,33 @@ async def test_nobody_acting_sees_no_row_and_writes_none(
         ).scalar() == ("the secret text")
 
 
+async def test_who_acts_ends_with_its_transaction_on_the_pooled_connection(
+    stack: Stack, new_user: AppUser
+) -> None:
+    """Who acts (and a list's planning for its values) is set transaction-locally: the next request on the
+    same pooled connection (one connection here) starts with nobody acting and the default planning."""
+    await h.ready_document(stack, new_user, "mine.pdf", "my text")
+    one = Database(stack.db_urls["docs"], "docs", pool_size=1)
+    backend = text("select pg_backend_pid()")
+    settings = text("select current_setting('atrium.user_id', true), current_setting('plan_cache_mode')")
+    try:
+        async with acting(one, caller(new_user), custom_plans=True) as s:
+            pid = (await s.execute(backend)).scalar_one()
+            assert tuple((await s.execute(settings)).one()) == (new_user.id, "force_custom_plan")
+            assert await count(s, "documents") >= 1
+        async with one.session() as s:
+            assert (await s.execute(backend)).scalar_one() == pid
+            assert tuple((await s.execute(settings)).one()) in (("", "auto"), (None, "auto"))
+            assert await count(s, "documents") == 0
+        async with acting(one, caller(new_user), write=True) as s:
+            assert (await s.execute(settings)).one()[1] == "auto"
+            assert await count(s, "documents") >= 1
+        async with one.read() as s:  # autocommit: nobody acts
+            assert await count(s, "documents") == 0
+    finally:
+        await one.dispose()
+
+
 async def test_the_acting_user_sees_theirs_and_what_is_shared_with_them(
     stack: Stack, http: httpx.AsyncClient, db: Database, new_admin: AppUser
 ) -> None:

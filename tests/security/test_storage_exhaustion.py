@@ -108,6 +108,36 @@ async def test_uploads_cannot_take_the_room_of_the_revocation_state(small_server
     assert getattr(refused.value, "err_code", None) == 10047  # insufficient storage resources
 
 
+async def test_processes_starting_at_once_all_get_the_stores_one_of_them_created(small_server: Any) -> None:
+    """Documents processes (`atrium up` runs two) start together and find the object store missing: each
+    gets the one store, with its limit. (In `atrium up`, beside every other service starting, the losing
+    create was once refused as "insufficient storage" and that process exited; here the server accepts the
+    repeated creates, so this checks the outcome, not that refusal.)"""
+    url = small_server.connected_url.geturl()
+    others = [await nats.connect(url) for _ in range(3)]
+    try:
+        contexts = [small_server.jetstream(), *(nc.jetstream() for nc in others)]
+        js = contexts[0]
+        # The rest of the budget reserved already (the other services started first): a second
+        # reservation of the store's share does not fit.
+        await ensure_streams(js, [AUTH_STREAM, PERMISSIONS_STREAM, PROFILE_STREAM])
+        for bucket in (AUTH_STATE_BUCKET, "settings", "extract_runs", "superseded_runs"):
+            await ensure_kv(js, bucket)
+        await ensure_object_store(js, "avatars")
+
+        async def start(js: Any) -> Any:
+            await ensure_streams(js, [DOCUMENTS_STREAM])
+            return await ensure_object_store(js, OBJECT_BUCKET, manage=True)
+
+        stores = await asyncio.gather(*(start(js) for js in contexts))
+        assert {s._name for s in stores} == {OBJECT_BUCKET}
+        info = await contexts[0].stream_info(f"OBJ_{OBJECT_BUCKET}")
+        assert info.config.max_bytes == limits(storage_budget())[f"OBJ_{OBJECT_BUCKET}"]
+    finally:
+        for nc in others:
+            await nc.close()
+
+
 def _store_config(bucket: str, max_bytes: int) -> Any:
     from nats.js.api import ObjectStoreConfig
 

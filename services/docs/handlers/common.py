@@ -28,7 +28,7 @@ from services.kit.db import Database
 from services.kit.outbox import Outbox
 from services.kit.security import Actor
 
-from ..access import NEED_RANK, Caller, document_row, require
+from ..access import NEED_RANK, Caller, read_document_row, require
 from ..rows import AccessibleRow, CategoryRow
 from ..tables import categories, documents
 
@@ -170,10 +170,10 @@ async def document_for(
 ) -> AccessibleRow:
     """The document, if the caller's access is at least `need` (else `NotFound` or `Forbidden`); with
     `lock`, locked for the change (row-level security lets only its owner and editors lock it)."""
-    row = (await s.execute(document_row(doc_id, caller))).first()
+    row = await read_document_row(s, doc_id, caller)
     require(row, need, doc_id, what=what)
     if lock and NEED_RANK[row.access_role] >= NEED_RANK["editor"]:  # type: ignore[union-attr]
-        row = (await s.execute(document_row(doc_id, caller, lock=True))).first()
+        row = await read_document_row(s, doc_id, caller, lock=True)
         require(row, need, doc_id, what=what)  # gone meanwhile
     return row  # type: ignore[return-value]
 

@@ -23,7 +23,7 @@ from contracts.documents import (
 from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 
-from ..access import Caller, acting, as_admin, as_system, document_row
+from ..access import Caller, acting, as_admin, as_system, read_document_row
 from ..rows import DocumentRow
 from ..tables import audit_log, documents, tasks
 from .common import DocsDeps, document_for, user
@@ -195,7 +195,7 @@ async def _locked(s: AsyncSession, doc_id: UUID) -> DocumentRow | None:
 async def delete_one(doc_id: UUID, caller: Caller, ctx: Ctx, deps: DocsDeps) -> None:
     """Its owner deletes a document; an administrator may delete anyone's, recorded as such."""
     async with acting(deps.db, caller, write=True) as s:
-        row = (await s.execute(document_row(doc_id, caller))).first()
+        row = await read_document_row(s, doc_id, caller)
         by_owner = not caller.is_admin or (row is not None and row.access_role == "owner")
         if by_owner:
             owned = await document_for(s, doc_id, caller, "owner", what="delete it", lock=True)

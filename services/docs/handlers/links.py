@@ -43,7 +43,7 @@ from services.kit.grants import sign_grant, verify_grant
 from services.kit.passwords import hash_password, verify_password
 from services.kit.ratelimit import RateLimiter, Rule
 
-from ..access import Caller, acting, as_admin, as_system, document_row
+from ..access import Caller, acting, as_admin, as_system, read_document_row
 from ..rows import AnyRow
 from ..tables import audit_log, directory, documents, share_links
 from .common import DocsDeps, now, user
@@ -73,7 +73,7 @@ def token_hash(token: str) -> bytes:
 
 async def _manage(s: AsyncSession, doc_id: UUID, caller: Caller) -> bool:
     """Whether the caller manages the document's links as its owner (True) or as an administrator (False)."""
-    row = (await s.execute(document_row(doc_id, caller))).first()
+    row = await read_document_row(s, doc_id, caller)
     if row is not None and row.access_role == "owner":
         return True
     if caller.is_admin:

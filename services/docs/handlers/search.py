@@ -21,7 +21,6 @@ from sqlalchemy import (
     Double,
     FromClause,
     Select,
-    TextClause,
     and_,
     cast,
     false,
@@ -30,7 +29,6 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
-    text,
     true,
     tuple_,
     type_coerce,
@@ -62,10 +60,6 @@ from .views import summary
 
 RANK_CANDIDATES = 500  # relevance ranks the newest matches only: ranking reads each one's vector
 SNIPPET_TEXT_CHARS = 20_000  # of the matching page (a page with more text is rare: tables, hostile files)
-
-# A prepared statement switches to a generic plan after five runs, and no single plan fits both an owner
-# with 10 and one with 100,000 documents, or a rare and a common word: the list is planned for its values.
-PLAN_FOR_ITS_VALUES: TextClause = text("SET LOCAL plan_cache_mode = force_custom_plan")
 
 _REGCONFIG: ColumnElement[Any] = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
 _DOCUMENT_DATE: ColumnElement[Any] = func.coalesce(

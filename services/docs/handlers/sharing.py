@@ -27,7 +27,7 @@ from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 from services.kit.ratelimit import RateLimiter, Rule
 
-from ..access import Caller, acting, as_admin, document_row
+from ..access import Caller, acting, as_admin, read_document_row
 from ..rows import AnyRow
 from ..tables import audit_log, categories, directory, document_categories, documents, shares
 from .common import DocsDeps, owned_category, user
@@ -85,7 +85,7 @@ async def list_shares(cmd: ShareTarget, ctx: Ctx, deps: DocsDeps) -> ShareList:
     doc_id = cmd.document_id
     assert doc_id is not None
     async with acting(deps.db, caller) as s:
-        row = (await s.execute(document_row(doc_id, caller))).first()
+        row = await read_document_row(s, doc_id, caller)
         if row is not None and row.access_role != "owner":
             mine = set(caller.principals)
             reaching = [r for r in await _document_shares(s, doc_id, row.owner_id) if r.grantee_id in mine]
@@ -161,7 +161,7 @@ async def _grantee(s: AsyncSession, ref: GranteeRef, caller: Caller, deps: DocsD
 
 async def _managed_document(s: AsyncSession, doc_id: UUID, caller: Caller) -> UUID | None:
     """The owner of a document the caller owns; None when it is not theirs (an administrator may go on)."""
-    row = (await s.execute(document_row(doc_id, caller))).first()
+    row = await read_document_row(s, doc_id, caller)
     if row is not None and row.access_role == "owner":
         return caller.user_id
     if caller.is_admin:
