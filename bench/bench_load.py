@@ -390,7 +390,11 @@ def main() -> None:
         return
     rows, machine = run(args.users, args.seconds, args.accounts, args.signed_in)
     body = report(rows, machine, args.users, args.seconds, args.accounts, args.signed_in)
-    publish("load-signed-in" if args.signed_in else "load", body, write=not args.print_only)
+    # The 200 users keep their sections; other counts (how many users this machine carries) get their own.
+    section = "load-signed-in" if args.signed_in else "load"
+    if args.users != 200:
+        section += f"-{args.users}-users"
+    publish(section, body, write=not args.print_only)
 
 
 if __name__ == "__main__":
