@@ -45,7 +45,7 @@ from contracts.docs_api import AccessRole
 from services.kit.db import Database
 from services.kit.security import Actor
 
-from .tables import document_access, document_categories, documents, shares
+from .tables import document_access, documents, shares
 
 # The background paths allowed past row-level security, each by name: the pipeline's events, task retention,
 # share links (a visitor has no account), the user directory and deleted groups (events), live progress
@@ -155,15 +155,13 @@ ROLE_RANK: dict[AccessRole, int] = {"viewer": 1, "editor": 2, "owner": 3}
 
 @dataclass(frozen=True)
 class Branch:
-    """Documents of others shared with the caller with one role, as a list reads them: by id (document
-    shares) or as an owner's documents filed under some of their categories (category shares)."""
+    """Documents of others shared with the caller, as a list reads them: by id, with the caller's role on
+    each (`role` for all of them, or `editor` for those in `editor_ids`)."""
 
     role: AccessRole
     document_ids: tuple[UUID, ...] = ()
-    owner_id: UUID | None = None
-    category_ids: tuple[UUID, ...] = ()
     # Of `document_ids` (shared with the caller as viewer), those shared with them as editor as well: one
-    # branch for every document share (another branch is another documents reference to plan).
+    # branch for every shared document (another branch is another documents reference to plan).
     editor_ids: tuple[UUID, ...] = ()
 
     def rank(self, doc_id: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -174,53 +172,17 @@ class Branch:
         editable = doc_id == any_(cast(literal(list(self.editor_ids), kind), kind))
         return case((editable, literal(ROLE_RANK["editor"])), else_=literal(ROLE_RANK[self.role]))
 
-    def condition(
-        self, doc: FromClause = documents, *, ordered: bool = True, filed_by_caller_in: Sequence[UUID] = ()
-    ) -> ColumnElement[bool]:
-        """`ordered`: for a page read in index order (a list); else for reading them all (counts), or — given
-        `filed_by_caller_in`, the caller's own categories a list is filtered by — only those the caller
-        filed there too (the list's category filter still applies; this only lets the filings be read first)."""
-        if self.owner_id is None:
-            # Unnested, a semi-join of primary-key probes (`id = ANY(...)` let the planner skip-scan a whole
-            # (owner, key, id) index instead).
-            kind = ARRAY(PgUUID(as_uuid=True))
-            ids = select(func.unnest(cast(literal(list(self.document_ids), kind), kind)).column_valued("id"))
-            return doc.c.id.in_(ids)
-        dc = document_categories.c
-        if not ordered:  # all of them: the filed documents, found by category
-            filed = select(dc.document_id).where(
-                dc.category_id.in_(self.category_ids), dc.owner_id == self.owner_id
-            )
-            if filed_by_caller_in:
-                # Both filings read from the (category, document) index and joined there: the caller files
-                # few of others' documents, and only those are then read.
-                mine = document_categories.alias("caller_filed")
-                filed = filed.join_from(
-                    document_categories, mine, mine.c.document_id == dc.document_id
-                ).where(mine.c.category_id.in_(list(filed_by_caller_in)))
-            return and_(doc.c.owner_id == self.owner_id, doc.c.id.in_(filed))
-        # Read as the owner's documents in their index order (of the list's sort key), each kept when filed
-        # under a shared category: one probe of its filings, so a page reads about a page's worth of rows over
-        # the share's share of the owner's documents. As a plain IN the planner turned it into a join reading
-        # every filed document and sorting them (4,887 of them: 0.5-1.5 s, bench/bench_sharing.py), having
-        # underestimated how many there are; OFFSET 0 keeps the subquery a per-row probe.
-        filed = (
-            select(literal(1))
-            .where(
-                dc.document_id == doc.c.id,
-                dc.category_id.in_(self.category_ids),
-                dc.owner_id == self.owner_id,
-            )
-            .offset(0)
-        )
-        return and_(doc.c.owner_id == self.owner_id, filed.exists())
+    def condition(self, doc: FromClause = documents) -> ColumnElement[bool]:
+        # Unnested, a semi-join of primary-key probes (`id = ANY(...)` let the planner skip-scan a whole
+        # (owner, key, id) index instead); the page is then sorted from them.
+        kind = ARRAY(PgUUID(as_uuid=True))
+        ids = select(func.unnest(cast(literal(list(self.document_ids), kind), kind)).column_valued("id"))
+        return doc.c.id.in_(ids)
 
 
 @dataclass(frozen=True)
 class SharedSources:
-    """What is shared with the caller now, as the shares say it — not the documents they cover, which a
-    category's share can make thousands: a list reads each source as its own branch, in index order, and
-    so touches a page's worth of each (`shared_sources` reads them in the list's transaction)."""
+    """What is shared with the caller now (`shared_sources` reads it in the list's transaction)."""
 
     branches: tuple[Branch, ...] = ()
 
@@ -229,41 +191,42 @@ NOTHING_SHARED = SharedSources()
 
 
 async def shared_sources(s: AsyncSession, caller: Caller) -> SharedSources:
-    """The shares naming the caller or a group of theirs, grouped into list branches: every document share
-    (with the best role when a document is shared twice), category shares by owner and role."""
-    sh = shares.c
+    """Every document of others that a share reaches the caller with — of the document, or of a category its
+    owner filed it under — read from `document_access` (one index-only range of the grantee index per
+    principal), with the best role when several shares reach it (editor over viewer), as one list branch.
+
+    A list then probes these documents by primary key and sorts them: the cost follows the number of
+    documents shared with the caller (thousands), not the size of their owners' libraries. Walking a sharing
+    owner's documents in list order and testing each filing instead (a branch per shared category, before)
+    read most of a large owner's documents when a small category was shared or the filters were selective
+    (1.35 s median at 1,000,000 documents, bench/bench_sharing.py). Group membership is the caller's now and
+    the rows are kept by triggers in the writing transaction, so a revoke or an unfiling holds at once."""
+    a = document_access.c
     rows = (
         await s.execute(
-            select(sh.document_id, sh.category_id, sh.owner_id, sh.role).where(
-                sh.grantee_id == any_(_principals(caller)), sh.owner_id != caller.user_id
+            select(a.document_id, a.role).where(
+                a.grantee_id == any_(_principals(caller)), a.owner_id != caller.user_id
             )
         )
     ).all()
-    documents_: dict[UUID, AccessRole] = {}
-    categories_: dict[tuple[UUID, AccessRole], set[UUID]] = {}
+    roles: dict[UUID, AccessRole] = {}
     for r in rows:
-        if r.document_id is not None:
-            before = documents_.get(r.document_id)
-            if before is None or ROLE_RANK[r.role] > ROLE_RANK[before]:
-                documents_[r.document_id] = r.role
-        else:
-            categories_.setdefault((r.owner_id, r.role), set()).add(r.category_id)
-    editors = tuple(d for d, rl in sorted(documents_.items()) if rl == "editor")
-    branches = []
-    if documents_:
-        everyone_edits = len(editors) == len(documents_)
-        branches.append(
+        before = roles.get(r.document_id)
+        if before is None or ROLE_RANK[r.role] > ROLE_RANK[before]:
+            roles[r.document_id] = r.role
+    if not roles:
+        return NOTHING_SHARED
+    editors = tuple(d for d, rl in sorted(roles.items()) if rl == "editor")
+    everyone_edits = len(editors) == len(roles)
+    return SharedSources(
+        (
             Branch(
                 "editor" if everyone_edits else "viewer",
-                document_ids=tuple(sorted(documents_)),
+                document_ids=tuple(sorted(roles)),
                 editor_ids=() if everyone_edits else editors,
-            )
+            ),
         )
-    branches += [
-        Branch(role, owner_id=owner, category_ids=tuple(sorted(cats)))
-        for (owner, role), cats in sorted(categories_.items(), key=lambda kv: (str(kv[0][0]), kv[0][1]))
-    ]
-    return SharedSources(tuple(branches))
+    )
 
 
 def shared_with(
