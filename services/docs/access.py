@@ -153,31 +153,40 @@ def shared_pairs(caller: Caller, *, roles: tuple[str, ...] = ("viewer", "editor"
 ROLE_RANK: dict[AccessRole, int] = {"viewer": 1, "editor": 2, "owner": 3}
 
 
+def reached_by(caller: Caller) -> Select[Any]:
+    """The ids of others' documents a share reaches the caller with (a document reached twice is twice)."""
+    a = document_access.c
+    return select(a.document_id).where(
+        a.grantee_id == any_(_principals(caller)), a.owner_id != caller.user_id
+    )
+
+
 @dataclass(frozen=True)
 class Branch:
-    """Documents of others shared with the caller, as a list reads them: by id, with the caller's role on
-    each (`role` for all of them, or `editor` for those in `editor_ids`)."""
+    """Every document of others shared with the caller — by a share of the document, or of a category its
+    owner filed it under — as `document_access` holds them, read by a list as one branch: the grantee index
+    gives their ids (an index-only range per principal), each is probed by primary key and the matches are
+    sorted. That costs in proportion to the documents shared with the caller (thousands: 5,227 at 1,000,000
+    documents, bench/bench_sharing.py), not to their owners' libraries: walking a sharing owner's documents in
+    list order and testing each filing (a branch per shared category, before) read most of a large owner's
+    documents when a small category was shared or the filters were selective (1.35 s median there)."""
 
-    role: AccessRole
-    document_ids: tuple[UUID, ...] = ()
-    # Of `document_ids` (shared with the caller as viewer), those shared with them as editor as well: one
-    # branch for every shared document (another branch is another documents reference to plan).
-    editor_ids: tuple[UUID, ...] = ()
+    caller: Caller
+    role: AccessRole = "viewer"  # the least a row has; `rank` gives each row's own
 
     def rank(self, doc_id: ColumnElement[Any]) -> ColumnElement[Any]:
-        """ROLE_RANK of the caller's role on the branch's row `doc_id`."""
-        if not self.editor_ids:
-            return literal(ROLE_RANK[self.role])
-        kind = ARRAY(PgUUID(as_uuid=True))
-        editable = doc_id == any_(cast(literal(list(self.editor_ids), kind), kind))
-        return case((editable, literal(ROLE_RANK["editor"])), else_=literal(ROLE_RANK[self.role]))
+        """ROLE_RANK of the caller's best role on the row `doc_id` (editor over viewer when several shares
+        reach it): one probe of the (document, grantee) index, for the page's rows only."""
+        a = document_access.c
+        ranked = case((a.role == "editor", literal(ROLE_RANK["editor"])), else_=literal(ROLE_RANK["viewer"]))
+        return (
+            select(func.max(ranked))
+            .where(a.document_id == doc_id, a.grantee_id == any_(_principals(self.caller)))
+            .scalar_subquery()
+        )
 
     def condition(self, doc: FromClause = documents) -> ColumnElement[bool]:
-        # Unnested, a semi-join of primary-key probes (`id = ANY(...)` let the planner skip-scan a whole
-        # (owner, key, id) index instead); the page is then sorted from them.
-        kind = ARRAY(PgUUID(as_uuid=True))
-        ids = select(func.unnest(cast(literal(list(self.document_ids), kind), kind)).column_valued("id"))
-        return doc.c.id.in_(ids)
+        return doc.c.id.in_(reached_by(self.caller))
 
 
 @dataclass(frozen=True)
@@ -191,42 +200,12 @@ NOTHING_SHARED = SharedSources()
 
 
 async def shared_sources(s: AsyncSession, caller: Caller) -> SharedSources:
-    """Every document of others that a share reaches the caller with — of the document, or of a category its
-    owner filed it under — read from `document_access` (one index-only range of the grantee index per
-    principal), with the best role when several shares reach it (editor over viewer), as one list branch.
-
-    A list then probes these documents by primary key and sorts them: the cost follows the number of
-    documents shared with the caller (thousands), not the size of their owners' libraries. Walking a sharing
-    owner's documents in list order and testing each filing instead (a branch per shared category, before)
-    read most of a large owner's documents when a small category was shared or the filters were selective
-    (1.35 s median at 1,000,000 documents, bench/bench_sharing.py). Group membership is the caller's now and
-    the rows are kept by triggers in the writing transaction, so a revoke or an unfiling holds at once."""
-    a = document_access.c
-    rows = (
-        await s.execute(
-            select(a.document_id, a.role).where(
-                a.grantee_id == any_(_principals(caller)), a.owner_id != caller.user_id
-            )
-        )
-    ).all()
-    roles: dict[UUID, AccessRole] = {}
-    for r in rows:
-        before = roles.get(r.document_id)
-        if before is None or ROLE_RANK[r.role] > ROLE_RANK[before]:
-            roles[r.document_id] = r.role
-    if not roles:
+    """Whether anything of others is shared with the caller now (a list then reads it as one `Branch`).
+    Group membership is the caller's now and `document_access` is kept by triggers in the writing
+    transaction, so a revoke, an unfiling or a group removal holds at once."""
+    if not (await s.execute(select(reached_by(caller).exists()))).scalar():
         return NOTHING_SHARED
-    editors = tuple(d for d, rl in sorted(roles.items()) if rl == "editor")
-    everyone_edits = len(editors) == len(roles)
-    return SharedSources(
-        (
-            Branch(
-                "editor" if everyone_edits else "viewer",
-                document_ids=tuple(sorted(roles)),
-                editor_ids=() if everyone_edits else editors,
-            ),
-        )
-    )
+    return SharedSources((Branch(caller),))
 
 
 def shared_with(
