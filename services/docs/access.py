@@ -45,7 +45,7 @@ from contracts.docs_api import AccessRole
 from services.kit.db import Database, begin_with
 from services.kit.security import Actor
 
-from .tables import document_access, document_categories, documents, shares
+from .tables import document_access, documents, shares
 
 # The background paths allowed past row-level security, each by name: the pipeline's events, task retention,
 # share links (a visitor has no account), the user directory and deleted groups (events), live progress
@@ -166,74 +166,45 @@ def shared_pairs(caller: Caller, *, roles: tuple[str, ...] = ("viewer", "editor"
 ROLE_RANK: dict[AccessRole, int] = {"viewer": 1, "editor": 2, "owner": 3}
 
 
+def reached_by(caller: Caller) -> Select[Any]:
+    """The ids of others' documents a share reaches the caller with (a document reached twice is twice)."""
+    a = document_access.c
+    return select(a.document_id).where(
+        a.grantee_id == any_(_principals(caller)), a.owner_id != caller.user_id
+    )
+
+
 @dataclass(frozen=True)
 class Branch:
-    """Documents of others shared with the caller with one role, as a list reads them: by id (document
-    shares) or as an owner's documents filed under some of their categories (category shares)."""
+    """Every document of others shared with the caller — by a share of the document, or of a category its
+    owner filed it under — as `document_access` holds them, read by a list as one branch: the grantee index
+    gives their ids (an index-only range per principal), each is probed by primary key and the matches are
+    sorted. That costs in proportion to the documents shared with the caller (thousands: 5,227 at 1,000,000
+    documents, bench/bench_sharing.py), not to their owners' libraries: walking a sharing owner's documents in
+    list order and testing each filing (a branch per shared category, before) read most of a large owner's
+    documents when a small category was shared or the filters were selective (1.35 s median there)."""
 
-    role: AccessRole
-    document_ids: tuple[UUID, ...] = ()
-    owner_id: UUID | None = None
-    category_ids: tuple[UUID, ...] = ()
-    # Of `document_ids` (shared with the caller as viewer), those shared with them as editor as well: one
-    # branch for every document share (another branch is another documents reference to plan).
-    editor_ids: tuple[UUID, ...] = ()
+    caller: Caller
+    role: AccessRole = "viewer"  # the least a row has; `rank` gives each row's own
 
     def rank(self, doc_id: ColumnElement[Any]) -> ColumnElement[Any]:
-        """ROLE_RANK of the caller's role on the branch's row `doc_id`."""
-        if not self.editor_ids:
-            return literal(ROLE_RANK[self.role])
-        kind = ARRAY(PgUUID(as_uuid=True))
-        editable = doc_id == any_(cast(literal(list(self.editor_ids), kind), kind))
-        return case((editable, literal(ROLE_RANK["editor"])), else_=literal(ROLE_RANK[self.role]))
-
-    def condition(
-        self, doc: FromClause = documents, *, ordered: bool = True, filed_by_caller_in: Sequence[UUID] = ()
-    ) -> ColumnElement[bool]:
-        """`ordered`: for a page read in index order (a list); else for reading them all (counts), or — given
-        `filed_by_caller_in`, the caller's own categories a list is filtered by — only those the caller
-        filed there too (the list's category filter still applies; this only lets the filings be read first)."""
-        if self.owner_id is None:
-            # Unnested, a semi-join of primary-key probes (`id = ANY(...)` let the planner skip-scan a whole
-            # (owner, key, id) index instead).
-            kind = ARRAY(PgUUID(as_uuid=True))
-            ids = select(func.unnest(cast(literal(list(self.document_ids), kind), kind)).column_valued("id"))
-            return doc.c.id.in_(ids)
-        dc = document_categories.c
-        if not ordered:  # all of them: the filed documents, found by category
-            filed = select(dc.document_id).where(
-                dc.category_id.in_(self.category_ids), dc.owner_id == self.owner_id
-            )
-            if filed_by_caller_in:
-                # Both filings read from the (category, document) index and joined there: the caller files
-                # few of others' documents, and only those are then read.
-                mine = document_categories.alias("caller_filed")
-                filed = filed.join_from(
-                    document_categories, mine, mine.c.document_id == dc.document_id
-                ).where(mine.c.category_id.in_(list(filed_by_caller_in)))
-            return and_(doc.c.owner_id == self.owner_id, doc.c.id.in_(filed))
-        # Read as the owner's documents in their index order (of the list's sort key), each kept when filed
-        # under a shared category: one probe of its filings, so a page reads about a page's worth of rows over
-        # the share's share of the owner's documents. As a plain IN the planner turned it into a join reading
-        # every filed document and sorting them (4,887 of them: 0.5-1.5 s, bench/bench_sharing.py), having
-        # underestimated how many there are; OFFSET 0 keeps the subquery a per-row probe.
-        filed = (
-            select(literal(1))
-            .where(
-                dc.document_id == doc.c.id,
-                dc.category_id.in_(self.category_ids),
-                dc.owner_id == self.owner_id,
-            )
-            .offset(0)
+        """ROLE_RANK of the caller's best role on the row `doc_id` (editor over viewer when several shares
+        reach it): one probe of the (document, grantee) index, for the page's rows only."""
+        a = document_access.c
+        ranked = case((a.role == "editor", literal(ROLE_RANK["editor"])), else_=literal(ROLE_RANK["viewer"]))
+        return (
+            select(func.max(ranked))
+            .where(a.document_id == doc_id, a.grantee_id == any_(_principals(self.caller)))
+            .scalar_subquery()
         )
-        return and_(doc.c.owner_id == self.owner_id, filed.exists())
+
+    def condition(self, doc: FromClause = documents) -> ColumnElement[bool]:
+        return doc.c.id.in_(reached_by(self.caller))
 
 
 @dataclass(frozen=True)
 class SharedSources:
-    """What is shared with the caller now, as the shares say it — not the documents they cover, which a
-    category's share can make thousands: a list reads each source as its own branch, in index order, and
-    so touches a page's worth of each (`shared_sources` reads them in the list's transaction)."""
+    """What is shared with the caller now (`shared_sources` reads it in the list's transaction)."""
 
     branches: tuple[Branch, ...] = ()
 
@@ -242,41 +213,12 @@ NOTHING_SHARED = SharedSources()
 
 
 async def shared_sources(s: AsyncSession, caller: Caller) -> SharedSources:
-    """The shares naming the caller or a group of theirs, grouped into list branches: every document share
-    (with the best role when a document is shared twice), category shares by owner and role."""
-    sh = shares.c
-    rows = (
-        await s.execute(
-            select(sh.document_id, sh.category_id, sh.owner_id, sh.role).where(
-                sh.grantee_id == any_(_principals(caller)), sh.owner_id != caller.user_id
-            )
-        )
-    ).all()
-    documents_: dict[UUID, AccessRole] = {}
-    categories_: dict[tuple[UUID, AccessRole], set[UUID]] = {}
-    for r in rows:
-        if r.document_id is not None:
-            before = documents_.get(r.document_id)
-            if before is None or ROLE_RANK[r.role] > ROLE_RANK[before]:
-                documents_[r.document_id] = r.role
-        else:
-            categories_.setdefault((r.owner_id, r.role), set()).add(r.category_id)
-    editors = tuple(d for d, rl in sorted(documents_.items()) if rl == "editor")
-    branches = []
-    if documents_:
-        everyone_edits = len(editors) == len(documents_)
-        branches.append(
-            Branch(
-                "editor" if everyone_edits else "viewer",
-                document_ids=tuple(sorted(documents_)),
-                editor_ids=() if everyone_edits else editors,
-            )
-        )
-    branches += [
-        Branch(role, owner_id=owner, category_ids=tuple(sorted(cats)))
-        for (owner, role), cats in sorted(categories_.items(), key=lambda kv: (str(kv[0][0]), kv[0][1]))
-    ]
-    return SharedSources(tuple(branches))
+    """Whether anything of others is shared with the caller now (a list then reads it as one `Branch`).
+    Group membership is the caller's now and `document_access` is kept by triggers in the writing
+    transaction, so a revoke, an unfiling or a group removal holds at once."""
+    if not (await s.execute(select(reached_by(caller).exists()))).scalar():
+        return NOTHING_SHARED
+    return SharedSources((Branch(caller),))
 
 
 def shared_with(

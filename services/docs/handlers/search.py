@@ -105,15 +105,11 @@ def access_branches(
     scope: Scope,
     caller: Caller,
     shared: SharedSources,
-    *,
-    ordered: bool = True,
-    filed_by_caller_in: Sequence[UUID] = (),
 ) -> list[AccessBranch]:
     """Whose documents a list covers, one branch each: the caller's own (read through the `(owner, key, id)`
-    indexes) and each source of shared documents (`shared`, read just before: documents shared by id; an
-    owner's documents filed under categories shared with the caller). A page is cut from each branch and
-    merged: an OR of them would lose the indexes' order, and reading every shared document to sort them would
-    cost in proportion to all of them, not to the page."""
+    indexes, a page's worth) and the documents shared with them (`shared`, read just before from
+    `document_access`: probed by id and sorted, in proportion to how many are shared with the caller). A page
+    is cut from each branch and merged: an OR of them would lose the own index's order."""
     d = documents.c
     branches: list[AccessBranch] = []
     if scope in ("all", "mine"):
@@ -123,7 +119,7 @@ def access_branches(
             branches.append(
                 AccessBranch(
                     and_(
-                        b.condition(ordered=ordered, filed_by_caller_in=filed_by_caller_in),
+                        b.condition(),
                         d.owner_id != caller.user_id,
                     ),
                     b.role,
@@ -288,13 +284,7 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSources = N
     capped count); a document reached twice is listed once, with the caller's best role, and the page is
     the first of them all."""
     q = query_text(cmd)
-    # A category filter is the caller's own filing, which others' documents rarely have: walking a sharing
-    # owner's documents in order would read all of them to find none; the shared category's filings that the
-    # caller filed under (one of) the filter's categories are read instead.
-    filter_categories = cmd.category_any or cmd.category_all[:1]
-    branches = access_branches(
-        cmd.scope, caller, shared, ordered=not filter_categories, filed_by_caller_in=filter_categories
-    )
+    branches = access_branches(cmd.scope, caller, shared)
     conditions = [filter_conditions(cmd, b.condition) for b in branches]
     pages_ = [_branch_page(cmd, conds, q) for conds in conditions]
     if len(pages_) == 1 and branches[0].rank is None:  # one role for every row (the caller's own, e.g.)
@@ -372,8 +362,8 @@ def _counted_conditions(
     conditions: list[list[ColumnElement[bool]]],
 ) -> list[list[ColumnElement[bool]]]:
     """What the total counts: the caller's own documents, then those shared with them as one condition (a
-    count needs no order, so not a branch per share source: each branch is another reference to the
-    documents, planned with its row-level security, and planning had cost more than counting)."""
+    semi-join on `document_access`; the page's shared branch probes the same documents again, ~5,000 primary-key
+    probes at 1,000,000 documents — only when the caller's own do not reach the cap)."""
     own = [conds for conds, b in zip(conditions, branches, strict=True) if b.role == "owner"]
     others = [conds for conds, b in zip(conditions, branches, strict=True) if b.role != "owner"]
     if others and shared.branches:
@@ -439,7 +429,7 @@ def counts_statement(
     already in status order, so no sort (20,000 documents of one owner: 24 ms cold, on a loaded 2-core
     machine); shared documents (each once, however many shares reach it) are added."""
     d = documents.c
-    branches = access_branches(scope, caller, shared, ordered=False)
+    branches = access_branches(scope, caller, shared)
     per_branch = [
         select(d.status, func.count().label("n")).where(b.condition).group_by(d.status)
         for b in branches
