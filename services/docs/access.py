@@ -202,23 +202,13 @@ class Branch:
         return doc.c.id.in_(reached_by(self.caller))
 
 
-@dataclass(frozen=True)
-class SharedSources:
-    """What is shared with the caller now (`shared_sources` reads it in the list's transaction)."""
-
-    branches: tuple[Branch, ...] = ()
-
-
-NOTHING_SHARED = SharedSources()
-
-
-async def shared_sources(s: AsyncSession, caller: Caller) -> SharedSources:
-    """Whether anything of others is shared with the caller now (a list then reads it as one `Branch`).
-    Group membership is the caller's now and `document_access` is kept by triggers in the writing
+async def shared_sources(s: AsyncSession, caller: Caller) -> Branch | None:
+    """What of others is shared with the caller now, as a list reads it (one `Branch`), or None when nothing
+    is. Group membership is the caller's now and `document_access` is kept by triggers in the writing
     transaction, so a revoke, an unfiling or a group removal holds at once."""
     if not (await s.execute(select(reached_by(caller).exists()))).scalar():
-        return NOTHING_SHARED
-    return SharedSources((Branch(caller),))
+        return None
+    return Branch(caller)
 
 
 def shared_with(

@@ -34,7 +34,7 @@ from contracts.documents import PdfMetadata
 from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 
-from ..access import NOTHING_SHARED, Caller, acting, readable, shared_sources, sharing_owners
+from ..access import Caller, acting, readable, shared_sources, sharing_owners
 from ..rows import AccessibleRow, DocumentRow, TaskRow
 from ..tables import audit_log, document_categories, documents, pages, tasks
 from . import search
@@ -46,7 +46,7 @@ from .views import fields_public, summary_of, task_public
 async def list_documents(cmd: ListDocuments, ctx: Ctx, deps: DocsDeps) -> DocumentPage:
     caller = await user(ctx, deps)
     async with acting(deps.db, caller, custom_plans=True) as s:
-        shared = await shared_sources(s, caller) if cmd.scope != "mine" else NOTHING_SHARED
+        shared = await shared_sources(s, caller) if cmd.scope != "mine" else None
         rows = (await s.execute(search.list_statement(cmd, caller, shared))).all()
     return search.page_of(cmd, rows)
 
@@ -54,7 +54,7 @@ async def list_documents(cmd: ListDocuments, ctx: Ctx, deps: DocsDeps) -> Docume
 async def count_documents(cmd: CountDocuments, ctx: Ctx, deps: DocsDeps) -> DocumentCounts:
     caller = await user(ctx, deps)
     async with acting(deps.db, caller) as s:
-        shared = await shared_sources(s, caller) if cmd.scope != "mine" else NOTHING_SHARED
+        shared = await shared_sources(s, caller) if cmd.scope != "mine" else None
         rows = (await s.execute(search.counts_statement(caller, cmd.scope, shared))).all()
     return search.counts_of(rows)
 

@@ -53,7 +53,7 @@ from contracts.docs_api import (
 from contracts.documents import DocumentStatus
 from services.kit.cursor import CursorType, CursorValue, decode_cursor, encode_cursor, invalid_cursor
 
-from ..access import NOTHING_SHARED, ROLE_RANK, Caller, SharedSources, readable, shared_with
+from ..access import ROLE_RANK, Branch, Caller, readable, shared_with
 from ..rows import AnyRow, SummaryRow
 from ..tables import SEARCH_CONFIG, categories, directory, document_categories, documents, pages
 from .views import summary
@@ -104,7 +104,7 @@ class AccessBranch:
 def access_branches(
     scope: Scope,
     caller: Caller,
-    shared: SharedSources,
+    shared: Branch | None,
 ) -> list[AccessBranch]:
     """Whose documents a list covers, one branch each: the caller's own (read through the `(owner, key, id)`
     indexes, a page's worth) and the documents shared with them (`shared`, read just before from
@@ -115,16 +115,9 @@ def access_branches(
     if scope in ("all", "mine"):
         branches.append(AccessBranch(d.owner_id == caller.user_id, "owner"))
     if scope in ("all", "shared"):
-        for b in shared.branches:
+        if shared is not None:
             branches.append(
-                AccessBranch(
-                    and_(
-                        b.condition(),
-                        d.owner_id != caller.user_id,
-                    ),
-                    b.role,
-                    b.rank,
-                )
+                AccessBranch(and_(shared.condition(), d.owner_id != caller.user_id), shared.role, shared.rank)
             )
     if not branches:  # only shared documents asked for, and there are none
         branches.append(AccessBranch(false(), "viewer"))
@@ -277,7 +270,7 @@ def _branch_page(cmd: ListDocuments, conds: list[ColumnElement[bool]], q: str | 
     )
 
 
-def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSources = NOTHING_SHARED) -> Select[Any]:
+def list_statement(cmd: ListDocuments, caller: Caller, shared: Branch | None = None) -> Select[Any]:
     """The one statement of a page: a row per listed document (sort key, categories, snippet, the caller's
     role and the owner of a shared one) each carrying the capped total, or a single row of the total with
     NULLs when nothing is on the page. With shared documents, each branch gives its own first rows (and
@@ -357,7 +350,7 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: SharedSources = N
 def _counted_conditions(
     cmd: ListDocuments,
     caller: Caller,
-    shared: SharedSources,
+    shared: Branch | None,
     branches: list[AccessBranch],
     conditions: list[list[ColumnElement[bool]]],
 ) -> list[list[ColumnElement[bool]]]:
@@ -366,7 +359,7 @@ def _counted_conditions(
     probes at 1,000,000 documents — only when the caller's own do not reach the cap)."""
     own = [conds for conds, b in zip(conditions, branches, strict=True) if b.role == "owner"]
     others = [conds for conds, b in zip(conditions, branches, strict=True) if b.role != "owner"]
-    if others and shared.branches:
+    if others and shared is not None:
         others = [filter_conditions(cmd, shared_with(caller))]
     return own + others
 
@@ -422,9 +415,7 @@ def page_of(cmd: ListDocuments, result: Sequence[AnyRow]) -> DocumentPage:
     )
 
 
-def counts_statement(
-    caller: Caller, scope: Scope = "mine", shared: SharedSources = NOTHING_SHARED
-) -> Select[Any]:
+def counts_statement(caller: Caller, scope: Scope = "mine", shared: Branch | None = None) -> Select[Any]:
     """The caller's documents per status: for their own, an index-only scan of the (owner, status, …) index,
     already in status order, so no sort (20,000 documents of one owner: 24 ms cold, on a loaded 2-core
     machine); shared documents (each once, however many shares reach it) are added."""
