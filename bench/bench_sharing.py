@@ -76,7 +76,7 @@ OTHER_CATEGORIES = 10  # per other owner; a document is filed under one of them 
 STAGE = "bench_fill"  # a scratch schema for the generator's texts, dropped after the fill
 CHUNK = 10_000  # texts staged at a time; the writers turn each into documents while the next is drawn
 SAMPLE = 2_000  # documents per other owner that document shares are drawn from
-TABLES_INDEXED = ("documents", "pages", "document_categories")
+TABLES_INDEXED = ("documents", "document_search", "pages", "document_categories")
 
 
 @dataclass(frozen=True)

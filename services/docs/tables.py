@@ -92,9 +92,7 @@ documents = Table(
     Column("rejected_categories", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     # Suggested names with no category of the user's, awaiting accept/reject (the AI may not create categories).
     Column("pending_suggestions", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
-    Column("body_text", Text),
-    Column("search", TSVECTOR),  # generated (see the migration)
-    Column("rank_vector", TSVECTOR),  # generated: RANK_EXPRESSION (migration 0008)
+    Column("body_text", Text),  # its vectors are in `document_search`
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # One index per sort key of handlers/search.py, with the id tie-breaker, so a page is an index range
@@ -115,7 +113,26 @@ documents = Table(
     Index("ix_documents_owner_status_created", "owner_id", "status", "created_at", "id"),
     Index("ix_documents_owner_sender", "owner_id", text("lower(sender) text_pattern_ops")),
     Index("ix_documents_owner_sha", "owner_id", "sha256"),
-    Index("ix_documents_owner_type_search", "owner_id", "document_type", "search", postgresql_using="gin"),
+)
+
+# A document's full-text vectors (SEARCH_EXPRESSION, RANK_EXPRESSION) and what a search filters and orders by,
+# one narrow row per document (the vectors stored out of line): a search reads its candidates, count and page
+# here, not from the ~1 KB documents rows. Written by triggers on `documents` in the writing transaction
+# (migration 0016), read under the same row-level security as its document.
+document_search = Table(
+    "document_search",
+    metadata,
+    Column(
+        "document_id", UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("owner_id", UUID(as_uuid=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("document_type", String(32)),
+    Column("search", TSVECTOR, nullable=False),
+    Column("rank_vector", TSVECTOR, nullable=False),
+    Index(
+        "ix_document_search_owner_type_search", "owner_id", "document_type", "search", postgresql_using="gin"
+    ),
 )
 
 # Per page, for a search's snippet: the first matching page is headlined, not the whole text.

@@ -91,20 +91,22 @@ async def test_documents_look_like_bench_lists(filled) -> None:  # type: ignore[
     # Each generated document has one page holding its text, and both search vectors.
     mismatched = await conn.fetchval(
         """SELECT count(*) FROM docs.documents d LEFT JOIN docs.pages p ON p.document_id = d.id AND p.number = 1
-           WHERE d.filename LIKE 'doc-%' AND (p.text IS DISTINCT FROM d.body_text OR d.search IS NULL
-                 OR d.rank_vector IS NULL OR p.search IS NULL)"""
+           LEFT JOIN docs.document_search s ON s.document_id = d.id
+           WHERE d.filename LIKE 'doc-%' AND (p.text IS DISTINCT FROM d.body_text OR s.search IS NULL
+                 OR s.rank_vector IS NULL OR p.search IS NULL)"""
     )
     assert mismatched == 0
     # The same vocabulary and word frequencies: the searched words occur as often as the weights say.
     for word in ("garden", "salary", "insurance"):
         share = await conn.fetchval(
-            f"SELECT avg((d.search @@ to_tsquery('simple', $2))::int) FROM docs.documents d WHERE {mine}",
+            f"SELECT avg((s.search @@ to_tsquery('simple', $2))::int) FROM docs.documents d"
+            f" JOIN docs.document_search s ON s.document_id = d.id WHERE {mine}",
             data.user,
             word,
         )
         assert abs(float(share) - share_with(word)) < 0.035, word
     rare = await conn.fetchval(
-        "SELECT count(*) FROM docs.documents d WHERE d.search @@ to_tsquery('simple', $1)", RARE
+        "SELECT count(*) FROM docs.document_search s WHERE s.search @@ to_tsquery('simple', $1)", RARE
     )
     assert rare < 10
     long_marked = await conn.fetchval(

@@ -37,6 +37,7 @@ ROW = uuid.UUID("44444444-4444-4444-4444-444444444444")
 CAT_A = uuid.UUID("22222222-2222-2222-2222-222222222222")
 CAT_B = uuid.UUID("33333333-3333-3333-3333-333333333333")
 D = "docs.documents"
+S = "docs.document_search"
 
 
 CALLER = Caller(Actor(user_id=OWNER, role="user", session_id="s", token=""))
@@ -97,9 +98,11 @@ def test_every_query_is_scoped_to_the_owner_and_reads_no_text_for_a_page() -> No
         ),
         ({"duplicate": True}, f"{D}.duplicate_of IS NOT NULL"),
         ({"duplicate": False}, f"{D}.duplicate_of IS NULL"),
-        (
-            {"q": "  invoice garden "},
-            f"({D}.search @@ websearch_to_tsquery('simple'::regconfig, 'invoice garden'))",
+        (  # a search with a filter of the documents row: its vector is probed by id (own searches: below)
+            {"q": "  invoice garden ", "status": ["ready"]},
+            f"{D}.status IN ('ready') AND (EXISTS (SELECT 1 AS anon_1 FROM {S} WHERE {S}.document_id = "
+            f"{D}.id AND {S}.owner_id = {D}.owner_id AND ({S}.search @@ websearch_to_tsquery('simple'::regconfig, "
+            "'invoice garden'))))",
         ),
     ],
 )
@@ -189,20 +192,86 @@ def test_relevance_needs_a_search_text() -> None:
 def test_relevance_ranks_only_the_newest_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
     rank = "CAST(ts_rank(candidates.rank_vector, websearch_to_tsquery('simple'::regconfig, 'salary')) AS DOUBLE PRECISION)"
     s = sql(q="salary", sort="relevance", status=["ready"])
-    condition = f"{D}.owner_id = '{OWNER}' AND {D}.status IN ('ready') AND ({D}.search @@ websearch_to_tsquery('simple'::regconfig, 'salary'))"
+    condition = (
+        f"{D}.owner_id = '{OWNER}' AND {D}.status IN ('ready') AND (EXISTS (SELECT 1 AS anon_1 FROM {S} WHERE "
+        f"{S}.document_id = {D}.id AND {S}.owner_id = {D}.owner_id AND ({S}.search @@ "
+        "websearch_to_tsquery('simple'::regconfig, 'salary'))))"
+    )
     # The candidates: the newest matches, picked once and ranked on their bounded vector.
     assert (
-        f"{D}.rank_vector AS rank_vector FROM {D} WHERE {condition} ORDER BY {D}.created_at DESC, {D}.id DESC "
-        f"LIMIT {search.RANK_CANDIDATES}) AS candidates ORDER BY {rank} DESC, candidates.id DESC LIMIT 51)"
+        f"{S}.rank_vector AS rank_vector FROM {D} JOIN {S} ON {S}.document_id = {D}.id WHERE {condition} "
+        f"ORDER BY {D}.created_at DESC, {D}.id DESC LIMIT {search.RANK_CANDIDATES}) AS candidates "
+        f"ORDER BY {rank} DESC, candidates.id DESC LIMIT 51)"
     ) in s
     assert f"{rank} AS sort_key FROM (SELECT" in s
     assert matches_part(s) == condition  # the count is of all matches, not of the candidates
     monkeypatch.setattr(search, "RANK_CANDIDATES", 7)
     assert "LIMIT 7) AS candidates" in sql(q="salary", sort="relevance")
+    assert "LIMIT 7) AS candidates" in sql(q="salary", sort="relevance", status=["ready"])
     cursor = search.list_cursor("relevance", "desc", "salary", 0.25, ROW)
     assert f"WHERE ({rank}, candidates.id) < (0.25, '{ROW}')" in sql(
+        q="salary", sort="relevance", status=["ready"], cursor=cursor
+    )
+    assert f"WHERE ({rank}, candidates.document_id) < (0.25, '{ROW}')" in sql(
         q="salary", sort="relevance", cursor=cursor
     )
+
+
+OWN_SEARCH = (
+    f"{S}.owner_id = '{OWNER}' AND ({S}.search @@ websearch_to_tsquery('simple'::regconfig, 'salary'))"
+)
+
+
+def test_a_search_of_ones_own_documents_reads_the_narrow_search_rows() -> None:
+    """Newest first: the count and the page's ids from `document_search` alone, then the page's documents."""
+    s = sql(q="salary")
+    assert (
+        f"FROM (SELECT {S}.document_id AS id FROM {S} WHERE {OWN_SEARCH} LIMIT {COUNT_CAP + 1}) AS matches"
+        in s
+    )
+    assert (
+        f"FROM (SELECT {S}.document_id AS id, {S}.created_at AS sort_key FROM {S} WHERE {OWN_SEARCH} "
+        f"ORDER BY {S}.created_at DESC, {S}.document_id DESC LIMIT 51) AS hits JOIN {D} ON {D}.id = hits.id"
+    ) in s
+    assert f"FROM {D} WHERE" not in s  # no documents row but the page's
+    # By relevance: the newest candidates from the search rows, ranked, the page cut from them.
+    ranked = sql(q="salary", sort="relevance")
+    assert (
+        f"(SELECT {S}.document_id AS document_id, {S}.rank_vector AS rank_vector FROM {S} WHERE {OWN_SEARCH} "
+        f"ORDER BY {S}.created_at DESC, {S}.document_id DESC LIMIT {search.RANK_CANDIDATES}) AS candidates"
+    ) in ranked
+    cursor = search.list_cursor("uploaded_at", "desc", "salary", datetime(2024, 5, 1, 12, tzinfo=UTC), ROW)
+    assert (
+        f"WHERE {OWN_SEARCH} AND ({S}.created_at, {S}.document_id) < ('2024-05-01 12:00:00+00:00', '{ROW}')"
+        in sql(q="salary", cursor=cursor)
+    )
+
+
+def test_the_search_rows_answer_type_category_and_upload_filters_and_nothing_else() -> None:
+    s = sql(
+        q="salary",
+        document_type=["invoice"],
+        category_any=[str(CAT_A)],
+        category_all=[str(CAT_B)],
+        uploaded_from=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+    link = "docs.document_categories"
+    assert (
+        f"WHERE {OWN_SEARCH} AND {S}.document_type IN ('invoice') AND {S}.document_id IN (SELECT {link}.document_id "
+        f"FROM {link} WHERE {link}.category_id IN ('{CAT_A}')) AND {S}.document_id IN (SELECT {link}.document_id "
+        f"FROM {link} WHERE {link}.category_id = '{CAT_B}') AND {S}.created_at >= '2024-01-01 00:00:00+00:00' LIMIT"
+    ) in s
+    # A filter or sort of the documents row: the documents are read, their vectors probed by id.
+    for other in (
+        {"status": ["ready"]},
+        {"sender": "acme"},
+        {"date_from": date(2024, 1, 1)},
+        {"duplicate": False},
+        {"sort": "title"},
+    ):
+        s = sql(q="salary", **other)
+        assert f"FROM (SELECT {D}.id AS id FROM {D} WHERE" in s, other
+        assert f"FROM {S} WHERE {S}.document_id = {D}.id" in s, other
 
 
 def test_the_count_stops_past_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:

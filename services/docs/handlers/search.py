@@ -55,7 +55,15 @@ from services.kit.cursor import CursorType, CursorValue, decode_cursor, encode_c
 
 from ..access import ROLE_RANK, Branch, Caller, readable, shared_with
 from ..rows import AnyRow, SummaryRow
-from ..tables import SEARCH_CONFIG, categories, directory, document_categories, documents, pages
+from ..tables import (
+    SEARCH_CONFIG,
+    categories,
+    directory,
+    document_categories,
+    document_search,
+    documents,
+    pages,
+)
 from .views import summary
 
 RANK_CANDIDATES = 500  # relevance ranks the newest matches only: ranking reads each one's vector
@@ -140,12 +148,7 @@ def filter_conditions(f: DocumentFilter, access: ColumnElement[bool]) -> list[Co
         conds.append(d.status.in_(f.status))
     if f.document_type:
         conds.append(d.document_type.in_(f.document_type))
-    link = document_categories.c
-    if f.category_any:
-        conds.append(d.id.in_(select(link.document_id).where(link.category_id.in_(f.category_any))))
-    for category_id in dict.fromkeys(f.category_all):
-        # One hashed semi-join per category (measured faster than grouping all links and counting).
-        conds.append(d.id.in_(select(link.document_id).where(link.category_id == category_id)))
+    conds += _category_conditions(f, d.id)
     if f.sender:
         # "Starts with", ignoring case: served by the (owner, lower(sender)) index.
         conds.append(func.lower(d.sender).like(_prefix(f.sender.strip().lower()), escape="\\"))
@@ -165,7 +168,62 @@ def filter_conditions(f: DocumentFilter, access: ColumnElement[bool]) -> list[Co
         conds.append(d.duplicate_of.isnot(None) if f.duplicate else d.duplicate_of.is_(None))
     q = query_text(f)
     if q:
-        conds.append(d.search.op("@@")(_tsquery(q)))
+        # The vectors are in `document_search` (one row per document, read by primary key here).
+        s = document_search.c
+        conds.append(
+            select(literal(1))
+            .where(s.document_id == d.id, s.owner_id == d.owner_id, s.search.op("@@")(_tsquery(q)))
+            .correlate(documents)
+            .exists()
+        )
+    return conds
+
+
+def _category_conditions(f: DocumentFilter, doc_id: ColumnElement[Any]) -> list[ColumnElement[bool]]:
+    link = document_categories.c
+    conds: list[ColumnElement[bool]] = []
+    if f.category_any:
+        conds.append(doc_id.in_(select(link.document_id).where(link.category_id.in_(f.category_any))))
+    for category_id in dict.fromkeys(f.category_all):
+        # One hashed semi-join per category (measured faster than grouping all links and counting).
+        conds.append(doc_id.in_(select(link.document_id).where(link.category_id == category_id)))
+    return conds
+
+
+# The filters a search of the caller's own documents can apply on `document_search` alone.
+_ON_SEARCH_ROWS = {
+    "scope",
+    "q",
+    "document_type",
+    "category_any",
+    "category_all",
+    "uploaded_from",
+    "uploaded_to",
+}
+
+
+def own_search_conditions(cmd: ListDocuments, owner: UUID) -> list[ColumnElement[bool]] | None:
+    """A search of `owner`'s own documents, newest first or by relevance, as conditions on `document_search`
+    alone: its candidates, count and page are read from those narrow rows (~70 a heap page) and the page's
+    documents rows by id after. None when a filter or the sort needs the documents row."""
+    q = query_text(cmd)
+    if not q or cmd.sort not in ("uploaded_at", "relevance"):
+        return None
+    if any(
+        getattr(cmd, name) not in (None, [])
+        for name in DocumentFilter.model_fields
+        if name not in _ON_SEARCH_ROWS
+    ):
+        return None
+    s = document_search.c
+    conds = [s.owner_id == owner, s.search.op("@@")(_tsquery(q))]
+    if cmd.document_type:
+        conds.append(s.document_type.in_(cmd.document_type))
+    conds += _category_conditions(cmd, s.document_id)
+    if cmd.uploaded_from:
+        conds.append(s.created_at >= cmd.uploaded_from)
+    if cmd.uploaded_to:
+        conds.append(s.created_at <= cmd.uploaded_to)
     return conds
 
 
@@ -231,8 +289,14 @@ def _page_source(
     # Ranking reads each candidate's whole tsvector, so only the newest RANK_CANDIDATES matches are ranked;
     # they are picked and ranked in one pass (the page is cut from them with no second look at the table).
     d = documents.c
-    wanted = [d[name] for name in SUMMARY_COLUMNS] + [d.rank_vector]
-    newest = select(*wanted).where(*conds).order_by(d.created_at.desc(), d.id.desc()).limit(RANK_CANDIDATES)
+    wanted = [d[name] for name in SUMMARY_COLUMNS] + [document_search.c.rank_vector]
+    newest = (
+        select(*wanted)
+        .join_from(documents, document_search, document_search.c.document_id == d.id)
+        .where(*conds)
+        .order_by(d.created_at.desc(), d.id.desc())
+        .limit(RANK_CANDIDATES)
+    )
     return newest.subquery("candidates"), []
 
 
@@ -250,16 +314,62 @@ def _first_matching_page(doc_id: ColumnElement[Any], q: str) -> ColumnElement[An
     )
 
 
+def _after_cursor(
+    cmd: ListDocuments, q: str | None, key: ColumnElement[Any], row_id: ColumnElement[Any]
+) -> tuple[list[ColumnElement[bool]], list[ColumnElement[Any]]]:
+    """The keyset condition of a page after the cursor's row, and the page's order."""
+    after: list[ColumnElement[bool]] = []
+    if cmd.cursor:
+        value, last_id = _cursor_position(cmd.cursor, cmd.sort, cmd.order, q)
+        pair, bound = tuple_(key, row_id), tuple_(literal(value), literal(last_id))
+        after.append(pair < bound if cmd.order == "desc" else pair > bound)
+    ordering: list[ColumnElement[Any]] = (
+        [key.desc(), row_id.desc()] if cmd.order == "desc" else [key.asc(), row_id.asc()]
+    )
+    return after, ordering
+
+
+def _own_search_page(cmd: ListDocuments, conds: list[ColumnElement[bool]], q: str) -> Select[Any]:
+    """The caller's own rows of a search page (`own_search_conditions`): the page's ids cut from the narrow
+    `document_search` rows (newest first, or the newest RANK_CANDIDATES ranked), then their documents rows."""
+    s = document_search.c
+    source: FromClause = document_search
+    row_id: ColumnElement[Any] = s.document_id
+    key: ColumnElement[Any] = s.created_at
+    page_conds = list(conds)
+    if cmd.sort == "relevance":
+        source = (
+            select(s.document_id, s.rank_vector)
+            .where(*conds)
+            .order_by(s.created_at.desc(), s.document_id.desc())
+            .limit(RANK_CANDIDATES)
+            .subquery("candidates")
+        )
+        row_id, key, page_conds = source.c.document_id, _sort_expression(cmd.sort, q, source), []
+    after, ordering = _after_cursor(cmd, q, key, row_id)
+    hits = (
+        select(row_id.label("id"), key.label("sort_key"))
+        .select_from(source)
+        .where(*page_conds, *after)
+        .order_by(*ordering)
+        .limit(cmd.limit + 1)
+        .subquery("hits")
+    )
+    d = documents.c
+    return (
+        select(*[d[name] for name in SUMMARY_COLUMNS], hits.c.sort_key)
+        .join_from(hits, documents, d.id == hits.c.id)
+        .order_by(*_after_cursor(cmd, q, hits.c.sort_key, hits.c.id)[1])
+    )
+
+
 def _branch_page(cmd: ListDocuments, conds: list[ColumnElement[bool]], q: str | None) -> Select[Any]:
     """One branch's rows of the page, in order, one more than the limit."""
     source, page_conds = _page_source(cmd, conds)
     c = source.c
     key = _sort_expression(cmd.sort, q, source)
-    if cmd.cursor:
-        value, after = _cursor_position(cmd.cursor, cmd.sort, cmd.order, q)
-        pair, bound = tuple_(key, c.id), tuple_(literal(value), literal(after))
-        page_conds.append(pair < bound if cmd.order == "desc" else pair > bound)
-    ordering = [key.desc(), c.id.desc()] if cmd.order == "desc" else [key.asc(), c.id.asc()]
+    after, ordering = _after_cursor(cmd, q, key, c.id)
+    page_conds += after
     shown = [c[name] for name in SUMMARY_COLUMNS]
     return (
         select(*shown, key.label("sort_key"))
@@ -279,7 +389,14 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: Branch | None = N
     q = query_text(cmd)
     branches = access_branches(cmd.scope, caller, shared)
     conditions = [filter_conditions(cmd, b.condition) for b in branches]
-    pages_ = [_branch_page(cmd, conds, q) for conds in conditions]
+    # A search of the caller's own documents is read from the narrow search rows when it can be.
+    own = own_search_conditions(cmd, caller.user_id) if branches[0].role == "owner" else None
+    pages_ = [
+        _own_search_page(cmd, own, q)
+        if own is not None and q and b.role == "owner"
+        else _branch_page(cmd, conds, q)
+        for conds, b in zip(conditions, branches, strict=True)
+    ]
     if len(pages_) == 1 and branches[0].rank is None:  # one role for every row (the caller's own, e.g.)
         page = pages_[0].subquery("page")
         role_rank: ColumnElement[Any] = literal(ROLE_RANK[branches[0].role])
@@ -298,7 +415,7 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: Branch | None = N
     p = page.c
     counted = (
         select(func.count().label("total"))
-        .select_from(_capped_matches(_counted_conditions(cmd, caller, shared, branches, conditions)))
+        .select_from(_capped_matches(_counted_conditions(cmd, caller, shared, branches, conditions), own))
         .subquery("counted")
     )
     link = document_categories.c
@@ -364,11 +481,17 @@ def _counted_conditions(
     return own + others
 
 
-def _capped_matches(conditions: list[list[ColumnElement[bool]]]) -> FromClause:
+def _capped_matches(
+    conditions: list[list[ColumnElement[bool]]], own_search: list[ColumnElement[bool]] | None = None
+) -> FromClause:
     """The ids counted, stopping past the cap: an exact count of 100,000 matches costs more than the page.
     The caller's own come first (shared ones, which may repeat a document, counted once each): when their
-    own reach the cap, the shared branches are never read."""
+    own reach the cap, the shared branches are never read. A search of their own (`own_search`) counts the
+    narrow search rows, not the documents rows."""
     capped = [select(documents.c.id).where(*conds).limit(COUNT_CAP + 1) for conds in conditions]
+    if own_search is not None:
+        s = document_search.c
+        capped[0] = select(s.document_id.label("id")).where(*own_search).limit(COUNT_CAP + 1)
     if len(capped) == 1:
         return capped[0].subquery("matches")
     others = (union(*capped[1:]) if len(capped) > 2 else capped[1]).subquery("shared_matches")
