@@ -81,7 +81,7 @@ async def test_the_fill_writes_the_promised_counts(filled) -> None:  # type: ign
     # The scratch schema of the staged texts is gone, the dropped indexes are back.
     assert await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", bs.STAGE) == 0
     assert await conn.fetchval(
-        "SELECT count(*) FROM pg_indexes WHERE schemaname = 'docs' AND indexname = 'ix_documents_owner_type_search'"
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = 'docs' AND indexname = 'ix_document_search_owner_type_search'"
     )
 
 

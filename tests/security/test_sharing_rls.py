@@ -29,6 +29,7 @@ DOCS_TABLES = (
     "shares",
     "share_links",
     "document_access",
+    "document_search",
 )
 
 
@@ -143,7 +144,7 @@ async def test_the_acting_user_sees_theirs_and_what_is_shared_with_them(
     private = await h.ready_document(stack, owner.user, "private.pdf", "private text")
     await sh.share(http, owner, f"documents/{shared}", "viewer", email=reader.email)
     await sh.share(http, owner, f"documents/{shared}", "editor", group_id=gid)
-    d, p = tables.documents.c, tables.pages.c
+    d, p, ds = tables.documents.c, tables.pages.c, tables.document_search.c
 
     async def visible(who: Caller) -> set[uuid.UUID]:
         async with acting(db, who) as s:  # no owner in the statement: only the policies decide
@@ -151,7 +152,12 @@ async def test_the_acting_user_sees_theirs_and_what_is_shared_with_them(
             pages = set(
                 (await s.execute(select(p.document_id).where(p.document_id.in_([shared, private])))).scalars()
             )
-        assert pages == ids
+            searched = set(
+                (
+                    await s.execute(select(ds.document_id).where(ds.document_id.in_([shared, private])))
+                ).scalars()
+            )
+        assert pages == ids and searched == ids
         return ids
 
     assert await visible(caller(owner.user)) == {shared, private}

@@ -73,12 +73,21 @@ def test_every_query_is_scoped_to_the_owner_and_reads_no_text_for_a_page() -> No
         ({"status": ["ready", "failed"]}, f"{D}.status IN ('ready', 'failed')"),
         ({"document_type": ["invoice"]}, f"{D}.document_type IN ('invoice')"),
         (
+            # (newest first, one's own: a test against the hashed filings, so the list-order walk stays in
+            # order; as a semi-join in any other list, below)
             {"category_any": [str(CAT_A), str(CAT_B)]},
-            f"{D}.id IN (SELECT docs.document_categories.document_id FROM docs.document_categories "
-            f"WHERE docs.document_categories.category_id IN ('{CAT_A}', '{CAT_B}'))",
+            f"({D}.id IN (SELECT docs.document_categories.document_id FROM docs.document_categories "
+            f"WHERE docs.document_categories.category_id IN ('{CAT_A}', '{CAT_B}'))) IS true",
         ),
-        (  # one semi-join per distinct category
+        (  # one test per distinct category
             {"category_all": [str(CAT_A), str(CAT_B), str(CAT_A)]},
+            f"({D}.id IN (SELECT docs.document_categories.document_id FROM docs.document_categories "
+            f"WHERE docs.document_categories.category_id = '{CAT_A}')) IS true AND ({D}.id IN (SELECT "
+            "docs.document_categories.document_id FROM docs.document_categories "
+            f"WHERE docs.document_categories.category_id = '{CAT_B}')) IS true",
+        ),
+        (  # sorted otherwise: one semi-join per distinct category
+            {"category_all": [str(CAT_A), str(CAT_B), str(CAT_A)], "sort": "size"},
             f"{D}.id IN (SELECT docs.document_categories.document_id FROM docs.document_categories "
             f"WHERE docs.document_categories.category_id = '{CAT_A}') AND {D}.id IN (SELECT "
             "docs.document_categories.document_id FROM docs.document_categories "
@@ -215,6 +224,20 @@ def test_relevance_ranks_only_the_newest_candidates(monkeypatch: pytest.MonkeyPa
     assert f"WHERE ({rank}, candidates.document_id) < (0.25, '{ROW}')" in sql(
         q="salary", sort="relevance", cursor=cursor
     )
+
+
+def test_a_filed_list_cuts_its_page_as_ids_in_list_order_then_reads_the_rows() -> None:
+    s = sql(category_all=[str(CAT_A)], status=["ready"])
+    filed = (
+        f"{D}.owner_id = '{OWNER}' AND {D}.status IN ('ready') AND ({D}.id IN (SELECT docs.document_categories."
+        "document_id FROM docs.document_categories WHERE docs.document_categories.category_id = "
+        f"'{CAT_A}')) IS true"
+    )
+    assert (
+        f"FROM (SELECT {D}.id AS id, {D}.created_at AS sort_key FROM {D} WHERE {filed} ORDER BY {D}.created_at "
+        f"DESC, {D}.id DESC LIMIT 51) AS hits JOIN {D} ON {D}.id = hits.id"
+    ) in s
+    assert matches_part(s) == filed
 
 
 OWN_SEARCH = (
