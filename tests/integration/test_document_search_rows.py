@@ -38,14 +38,14 @@ async def test_the_search_row_follows_every_write_path(
     stack: Stack, http: httpx.AsyncClient, new_user: AppUser
 ) -> None:
     owner = uuid.UUID(new_user.id)
-    d = (await h.create(stack, new_user, "quokka-upload.pdf")).document
+    d = (await h.create(stack, new_user, "quokka upload.pdf")).document
     row = await search_row(stack, new_user, d.id)  # on upload: the filename is searchable at once
     assert row is not None and row.owner_id == owner and row.created_at == d.uploaded_at
-    assert await found(http, new_user, "quokka") == ["quokka-upload.pdf"]
+    assert await found(http, new_user, "quokka") == ["quokka upload.pdf"]
 
     # Extraction: the text (and the metadata title) become searchable; page text gives the snippet.
     await h.extracted(stack, d.id, owner, d.run_id, ["first page about wombats", "second page about numbats"])
-    assert await found(http, new_user, "wombats") == ["quokka-upload.pdf"]
+    assert await found(http, new_user, "wombats") == ["quokka upload.pdf"]
     r = await http.get("/documents", headers=new_user.headers, params={"q": "numbats"})
     assert r.json()["items"][0]["snippet"] and "<mark>numbats</mark>" in r.json()["items"][0]["snippet"]
 
@@ -56,19 +56,19 @@ async def test_the_search_row_follows_every_write_path(
     row = await search_row(stack, new_user, d.id)
     assert row.document_type == "invoice"
     for word in ("platypus", "echidna", "wombats"):
-        assert await found(http, new_user, word, document_type="invoice") == ["quokka-upload.pdf"], word
+        assert await found(http, new_user, word, document_type="invoice") == ["quokka upload.pdf"], word
 
     # A user's edit of the title.
     r = await http.patch(f"/documents/{d.id}", headers=new_user.headers, json={"title": "Bandicoot notes"})
     assert r.status_code == 200, r.text
-    assert await found(http, new_user, "bandicoot") == ["quokka-upload.pdf"]
+    assert await found(http, new_user, "bandicoot") == ["quokka upload.pdf"]
     assert await found(http, new_user, "echidna") == []
 
     # A re-run: the new run's text replaces the old one's.
     a = await h.actor(stack, new_user)
     run = (await runs.reprocess_document(DocumentRef(id=d.id), h.ctx(a), h.deps(stack))).run_id
     await h.extracted(stack, d.id, owner, run, ["only dingoes now"])
-    assert await found(http, new_user, "dingoes") == ["quokka-upload.pdf"]
+    assert await found(http, new_user, "dingoes") == ["quokka upload.pdf"]
     assert await found(http, new_user, "wombats") == []
     assert await found(http, new_user, "numbats") == []
 
