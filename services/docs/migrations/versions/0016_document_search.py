@@ -4,8 +4,9 @@ A documents row carried its text and two tsvectors inline (~4 KB, two rows per h
 read rows (the capped count, a filtered page, the newest matches to rank) read ~1 heap page per row. The vectors
 move to `document_search` (with what a search filters and orders by: owner, upload time, type), their bytes
 stored out of line, so its rows are ~100 bytes: a search's candidates, count and page are read from it, and a
-documents row ~1.2 KB once written anew (see the note on old rows below). Triggers on `documents` write it in the writing transaction (every write path: upload,
-extraction results, re-runs, field edits), computed from the same expressions as the generated columns were.
+documents row is ~1.2 KB once written anew (old rows: see the note below). Triggers on `documents` write it in
+the writing transaction (every write path: upload, extraction results, re-runs, field edits), computed from
+the same expressions as the generated columns were.
 The documents' read policy is rewritten to the same rule in a form the planner costs right (`_readable`).
 
 Revision ID: 0016_document_search
