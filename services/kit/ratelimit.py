@@ -11,26 +11,28 @@ counted per account (`login_account`) to slow a distributed attack down: past th
 on the account waits a little longer (`delay_s`, up to `MAX_DELAY_S`) but is never refused, so a
 stranger cannot lock the owner out, whatever they try from wherever (ASVS 6.3: progressive delay).
 
-Two stores, one set of answers:
-- `RateLimiter` keeps the windows in process memory: no round trip, but each process limits on its own
-  (N processes allow N times the limit). Auth uses it: it runs as one process (see docs/architecture.md).
-- `SharedRateLimiter` keeps them in the service's database (`rate_limit_table`, one row per rule and key
-  holding the window's event times), so every process of the service counts against the same window: the
-  documents service, which `atrium up` runs as several processes (share-link password guessing must not
-  get N times the tries). A check is one read; a hit, and a take (check and count as one step), is one
-  INSERT … ON CONFLICT DO UPDATE whose row lock serialises concurrent attempts on a key, so they never
-  admit more than the limit; a refused take reads the window once more for its Retry-After. Times are the
-  database's clock (`clock_timestamp()`), the same for every process. A row keeps the newest `limit +
-  KEEP_BEYOND_LIMIT` events of its window (all any answer needs); rows whose newest event left the window
-  are deleted by `prune_rate_limits` (a loop of the service). The statements run on their own connection,
-  outside the caller's transaction, so a failure counted before the handler raises stays counted.
+The windows are in the service's database (`rate_limit_table`: one row per rule and key holding the
+window's event times), so every process of a service counts against the same window: the documents
+service, which `atrium up` runs as several processes (share-link password guessing must not get N times
+the tries), and auth, which may run as several (kept in process memory before, each process limited on
+its own: N processes allowed N times the limit). The price is a round trip per check, beside an Argon2
+hash or a link lookup. `SharedRateLimiter` names the database per call (the documents service's
+module-level limiters); `BoundRateLimiter` holds it (auth's `deps.limiter`).
+
+A check is one read; a hit, and a take (check and count as one step), is one INSERT … ON CONFLICT DO
+UPDATE whose row lock serialises concurrent attempts on a key, so they never admit more than the limit; a
+refused take reads the window once more for its Retry-After. Times are the database's clock
+(`clock_timestamp()`), the same for every process. A row keeps the newest `limit + KEEP_BEYOND_LIMIT`
+events of its window (all any answer needs); rows whose newest event left the window are deleted by
+`prune_rate_limits` (a loop of each service). The statements run on their own connection, outside the
+caller's transaction, so a failure counted before the handler raises stays counted. (NATS KV with
+compare-and-set would do too, but concurrent attempts on a key would each retry on conflict; here the
+database queues them, and each service already has its database.)
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -48,14 +50,11 @@ class Rule:
     window_s: float
 
 
-MAX_KEYS = 100_000
 # Progressive delay: the first attempt past a delaying rule's limit waits BASE_DELAY_S, each further
 # failure doubles it, up to MAX_DELAY_S (well inside the gateway's 10 s answer timeout).
 BASE_DELAY_S = 0.5
 MAX_DELAY_S = 4.0
-
-
-# A shared window keeps this many events beyond its limit: enough for `delay_s` to reach MAX_DELAY_S.
+# A window keeps this many events beyond its limit: enough for `delay_s` to reach MAX_DELAY_S.
 KEEP_BEYOND_LIMIT = 4
 
 
@@ -74,65 +73,6 @@ def parse_rules(spec: str) -> dict[str, Rule]:
         limit, _, window = value.partition("/")
         rules[name.strip()] = Rule(int(limit), float(window))
     return rules
-
-
-class RateLimiter:
-    def __init__(
-        self, rules: dict[str, Rule], exempt_ips: frozenset[str] = frozenset(), clock=time.monotonic
-    ):  # type: ignore[no-untyped-def]
-        self.rules = rules
-        self.exempt_ips = exempt_ips
-        self.clock = clock
-        self.events: dict[tuple[str, str], deque[float]] = {}
-
-    def _window(self, rule_name: str, key: str) -> tuple[Rule, deque[float]] | None:
-        rule = self.rules.get(rule_name)
-        if rule is None or not key or (rule_name.endswith("_ip") and key in self.exempt_ips):
-            return None
-        now = self.clock()
-        events = self.events.get((rule_name, key))
-        if events is None:
-            if len(self.events) >= MAX_KEYS:
-                self._prune(now)
-            events = self.events[(rule_name, key)] = deque()
-        while events and events[0] <= now - rule.window_s:
-            events.popleft()
-        return rule, events
-
-    def check(self, rule_name: str, key: str) -> None:
-        """Refuse with `RateLimited` (and the seconds until a slot frees) when the window is full."""
-        found = self._window(rule_name, key)
-        if found is None:
-            return
-        rule, events = found
-        if len(events) >= rule.limit:
-            raise _refused(events[0] + rule.window_s - self.clock())
-
-    def hit(self, rule_name: str, key: str) -> None:
-        found = self._window(rule_name, key)
-        if found is not None:
-            found[1].append(self.clock())
-
-    def count(self, rule_name: str, key: str) -> int:
-        """Events of `key` inside the rule's window now."""
-        found = self._window(rule_name, key)
-        return 0 if found is None else len(found[1])
-
-    def delay_s(self, rule_name: str, key: str) -> float:
-        """How long the next attempt should wait: 0 up to the rule's limit, then doubling per event."""
-        rule = self.rules.get(rule_name)
-        over = self.count(rule_name, key) - (rule.limit if rule else 0)
-        return 0.0 if rule is None or over < 0 else min(BASE_DELAY_S * 2**over, MAX_DELAY_S)
-
-    def take(self, rule_name: str, key: str) -> None:
-        """Check, then count this attempt."""
-        self.check(rule_name, key)
-        self.hit(rule_name, key)
-
-    def _prune(self, now: float) -> None:
-        longest = max((r.window_s for r in self.rules.values()), default=0)
-        for k in [k for k, ev in self.events.items() if not ev or ev[-1] <= now - longest]:
-            del self.events[k]
 
 
 # ---- shared by every process of a service: the windows in its database -----------------------------------
@@ -183,9 +123,8 @@ def _statements(table: str) -> tuple[str, str]:
 
 
 class SharedRateLimiter:
-    """`RateLimiter`'s rules and answers, with the windows in `table` (see `rate_limit_table`) of the
-    database each call names, so that every process of the service shares them. `clock` (seconds, for
-    tests) replaces the database's clock."""
+    """The rules' windows in `table` (see `rate_limit_table`) of the database each call names, shared by
+    every process of the service. `clock` (seconds since the epoch, for tests) replaces the database's."""
 
     def __init__(
         self,
@@ -256,11 +195,36 @@ class SharedRateLimiter:
         over = await self.count(db, rule_name, key) - (rule.limit if rule else 0)
         return 0.0 if rule is None or over < 0 else min(BASE_DELAY_S * 2**over, MAX_DELAY_S)
 
+    def bound(self, db: Database) -> BoundRateLimiter:
+        return BoundRateLimiter(self, db)
+
     async def _count(self, db: Database, rule_name: str, rule: Rule, key: str, *, limit: int | None) -> bool:
         row = await db.fetchrow(
             self._count_in, rule_name, key, self._now(), rule.window_s, limit, rule.limit + KEEP_BEYOND_LIMIT
         )
         return row is not None
+
+
+class BoundRateLimiter:
+    """A `SharedRateLimiter` with its service's database (auth's `deps.limiter`)."""
+
+    def __init__(self, limiter: SharedRateLimiter, db: Database):
+        self.limiter, self.db = limiter, db
+
+    async def check(self, rule_name: str, key: str) -> None:
+        await self.limiter.check(self.db, rule_name, key)
+
+    async def hit(self, rule_name: str, key: str) -> None:
+        await self.limiter.hit(self.db, rule_name, key)
+
+    async def take(self, rule_name: str, key: str) -> None:
+        await self.limiter.take(self.db, rule_name, key)
+
+    async def count(self, rule_name: str, key: str) -> int:
+        return await self.limiter.count(self.db, rule_name, key)
+
+    async def delay_s(self, rule_name: str, key: str) -> float:
+        return await self.limiter.delay_s(self.db, rule_name, key)
 
 
 async def prune_rate_limits(db: Database, table: Table, clock: Callable[[], float] | None = None) -> int:
