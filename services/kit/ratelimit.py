@@ -36,6 +36,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+from alembic import op
 from sqlalchemy import Column, Index, MetaData, String, Table, Text
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
 
@@ -90,6 +92,20 @@ def rate_limit_table(metadata: MetaData) -> Table:
         Column("expires_at", DOUBLE_PRECISION, nullable=False),
         Index("ix_rate_limits_expires_at", "expires_at"),
     )
+
+
+def create_rate_limit_table(schema: str) -> None:
+    """Alembic: create `rate_limits` as `rate_limit_table` describes it (version 1 of its shape)."""
+    op.create_table(
+        "rate_limits",
+        sa.Column("rule", sa.String(64), nullable=False),
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("events", ARRAY(DOUBLE_PRECISION), nullable=False),
+        sa.Column("expires_at", DOUBLE_PRECISION, nullable=False),
+        sa.PrimaryKeyConstraint("rule", "key", name="pk_rate_limits"),
+        schema=schema,
+    )
+    op.create_index("ix_rate_limits_expires_at", "rate_limits", ["expires_at"], schema=schema)
 
 
 _NOW = "coalesce($3::float8, extract(epoch FROM clock_timestamp())::float8)"

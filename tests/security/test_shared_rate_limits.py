@@ -7,9 +7,7 @@ address is still refused after the limit."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 
@@ -29,7 +27,7 @@ from services.kit.ratelimit import (
     SharedRateLimiter,
     prune_rate_limits,
 )
-from tests.conftest import ROOT, AppUser, Stack
+from tests.conftest import AppUser, Stack
 from tests.integration import docs_helpers as h
 from tests.security.test_share_links import forget_visitors, make_link, refused
 
@@ -209,19 +207,8 @@ async def second_docs_process(
     if not {"auth", "permissions", "docs"} <= set(stack.services):
         pytest.skip("needs the auth, permissions and docs services")
     log = tmp_path_factory.mktemp("docs-2") / "docs-2.log"
-    environ = {
-        **os.environ,
-        "NATS_URL": stack.nats_url,
-        "PYTHONPATH": str(ROOT),
-        "ATRIUM_DATA": str(stack.data_dir),
-        "ATRIUM_DB_URL_DOCS": stack.db_urls["docs"],
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.docs"],
-        cwd=ROOT,
-        env=environ,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
+    proc = stack.start_process(
+        "services.docs", log, ATRIUM_DATA=str(stack.data_dir), ATRIUM_DB_URL_DOCS=stack.db_urls["docs"]
     )
     try:
         while b"service started" not in log.read_bytes():

@@ -4,9 +4,9 @@ Revision ID: 0017_shared_rate_limits
 Revises: 0014_document_access
 """
 
-import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
+
+from services.kit.ratelimit import create_rate_limit_table
 
 revision = "0017_shared_rate_limits"
 down_revision = "0014_document_access"
@@ -17,17 +17,7 @@ S = "docs"
 
 
 def upgrade() -> None:
-    # The shape of services.kit.ratelimit.rate_limit_table, written out so this revision never changes.
-    op.create_table(
-        "rate_limits",
-        sa.Column("rule", sa.String(64), nullable=False),
-        sa.Column("key", sa.Text, nullable=False),
-        sa.Column("events", ARRAY(DOUBLE_PRECISION), nullable=False),
-        sa.Column("expires_at", DOUBLE_PRECISION, nullable=False),
-        sa.PrimaryKeyConstraint("rule", "key", name="pk_rate_limits"),
-        schema=S,
-    )
-    op.create_index("ix_rate_limits_expires_at", "rate_limits", ["expires_at"], schema=S)
+    create_rate_limit_table(S)
 
 
 def downgrade() -> None:
