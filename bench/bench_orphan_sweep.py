@@ -6,7 +6,8 @@ Starts its own embedded NATS and PostgreSQL, fills the `documents` object store 
 and a meta entry each, stored two hours ago) that N documents record, then measures, side by side:
 the old sweep; this process's first sweep (it reads the whole store once); a sweep with nothing new; one
 after 100 new recorded uploads, and the old sweep then; one after 100 new uploads of which 50 are orphans
-(deleted: two statements and an object-store delete each, as before). Wall time, this process's CPU, the meta entries read,
+(deleted: two statements and an object-store delete each, as before); and, for the whole loop's cost, the
+cut-off chunks sweep that runs beside it (unchanged). Wall time, this process's CPU, the meta entries read,
 the statements sent to PostgreSQL and the names in them.
 
     python -m bench.bench_orphan_sweep [--uploads 100000]
@@ -202,6 +203,15 @@ async def run(n: int) -> tuple[list[dict[str, Any]], float, tuple[float, float]]
             rows.append(
                 await measure(
                     f"before, names as an array: the same store ({n + 100:,})", old_sweep_array, counted, []
+                )
+            )
+            # The loop's other half, unchanged: chunks no meta entry points to (lists every chunk subject).
+            rows.append(
+                await measure(
+                    "unchanged: the cut-off chunks sweep beside it (`sweep_cut_off`)",
+                    lambda: deps.blobs.sweep_cut_off(GRACE_S),
+                    counted,
+                    [],
                 )
             )
             mixed = [str(uuid.uuid4()) for _ in range(100)]
