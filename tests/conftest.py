@@ -12,6 +12,8 @@ import email as email_parser
 import email.policy as email_policy
 import os
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -74,6 +76,18 @@ class Stack:
         svc = catalog.spec(name).load()(self.settings(name))
         await svc.start()
         return svc
+
+    def start_process(self, module: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+        """`python -m <module>` of this checkout against the stack's NATS, as its own process (output into
+        `log`), with the test's environment plus `env`."""
+        environ = {**os.environ, "NATS_URL": self.nats_url, "PYTHONPATH": str(ROOT), **env}
+        return subprocess.Popen(
+            [sys.executable, "-m", module],
+            cwd=ROOT,
+            env=environ,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
 
 
 def selected_services() -> list[catalog.ServiceSpec]:

@@ -68,7 +68,7 @@ from services.kit.bus import Service
 from services.kit.config import ServiceSettings
 from services.kit.jetstream import ensure_kv
 from services.kit.logging import log_fields
-from services.kit.ratelimit import RateLimiter
+from services.kit.ratelimit import SharedRateLimiter, prune_rate_limits
 from services.kit.secretbox import SecretBox
 from services.kit.wiring import Loop, RpcTable
 
@@ -158,6 +158,8 @@ LOOPS = [
     Loop("external-token-refresh", external.refresh_due, every_s=EXTERNAL_REFRESH_EVERY_S),
     # Stores what auth_state refused, and compares it with the database (first at start).
     Loop("auth-state", housekeeping.sync_state, every_s=2.0, run_at_start=True),
+    # Rate-limit windows whose events have all left them.
+    Loop("auth-rate-limits", lambda deps: prune_rate_limits(deps.db, tables.rate_limits), every_s=600.0),
 ]
 
 
@@ -185,7 +187,9 @@ def create_service(settings: ServiceSettings) -> Service:
             outbox=svc.outbox(tables.outbox, db),
             keys=keys,
             config=config,
-            limiter=RateLimiter(config.rate_rules, config.rate_exempt_ips),
+            limiter=SharedRateLimiter(tables.rate_limits, config.rate_rules, config.rate_exempt_ips).bound(
+                db
+            ),
             mailer=make_mailer(config),
             state=AuthState(svc.verifier, push),
             secrets=SecretBox(

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import INET, JSONB, UUID
 from services.kit.audit import audit_table
 from services.kit.db import service_metadata
 from services.kit.outbox import outbox_table
+from services.kit.ratelimit import rate_limit_table
 
 metadata = service_metadata("auth")
 
@@ -248,3 +249,5 @@ auth_settings = Table(
 
 audit_log = audit_table(metadata)
 outbox = outbox_table(metadata)
+# Sign-in, registration, refresh… limits, counted across every auth process (kit/ratelimit.py).
+rate_limits = rate_limit_table(metadata)

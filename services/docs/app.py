@@ -31,6 +31,7 @@ from services.kit.apps import AppAccessGuard, PermissionsFollowingCache, announc
 from services.kit.bus import Service, ensure_object_store
 from services.kit.client import call
 from services.kit.config import ServiceSettings
+from services.kit.ratelimit import prune_rate_limits
 from services.kit.security import Actor
 from services.kit.wiring import Consumer, EventTable, Loop, RpcTable
 
@@ -136,6 +137,8 @@ LOOPS: list[Loop[DocsDeps]] = [
         run_at_start=True,
     ),
     Loop("docs-metrics", docs_metrics.record, every_s=docs_metrics.EVERY_S, run_at_start=True),
+    # Rate-limit windows whose events have all left them (share links, share-by-email lookups).
+    Loop("docs-rate-limits", lambda deps: prune_rate_limits(deps.db, tables.rate_limits), every_s=600.0),
 ]
 
 

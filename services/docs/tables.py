@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import BYTEA, JSONB, TSVECTOR, UUID
 from services.kit.audit import audit_table
 from services.kit.db import service_metadata
 from services.kit.outbox import outbox_table
+from services.kit.ratelimit import rate_limit_table
 
 metadata = service_metadata("docs")
 
@@ -402,3 +403,5 @@ directory = Table(
 # outbox; migration 0009 brought the table to its shape). The kit's audit log shape (IP as INET, 0009).
 outbox = outbox_table(metadata)
 audit_log = audit_table(metadata)
+# Share-link visitors and share-by-email lookups, counted across every documents process (kit/ratelimit.py).
+rate_limits = rate_limit_table(metadata)

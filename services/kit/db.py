@@ -189,6 +189,14 @@ class Database:
         args = [
             values[n] if conv is None else conv(values[n]) for n, conv in zip(q.names, q.binds, strict=True)
         ]
+        record = await self.fetchrow(q.sql, *args)
+        if record is None:
+            return None
+        return q.row(*(v if conv is None else conv(v) for v, conv in zip(record, q.results, strict=True)))
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        """The first row of `sql` (positional `$1`… parameters) run on its own, in autocommit, straight on
+        asyncpg; a statement that hits a dropped connection runs once more on a fresh one."""
         for attempt in (1, 2):
             async with self.engine.connect() as conn:
                 # The asyncpg connection under SQLAlchemy's (no greenlet hop), with its statement cache.
@@ -196,15 +204,11 @@ class Database:
                 driver = conn.sync_connection.connection.driver_connection
                 assert driver is not None
                 try:
-                    record = await driver.fetchrow(q.sql, *args)
+                    return await driver.fetchrow(sql, *args)
                 except _DISCONNECTS:
                     if attempt == 2 or not driver.is_closed():
                         raise
                     await conn.invalidate()
-                    continue
-            if record is None:
-                return None
-            return q.row(*(v if conv is None else conv(v) for v, conv in zip(record, q.results, strict=True)))
         raise AssertionError("unreachable")
 
     async def ping(self) -> str:

@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from contracts.documents import EXTRACT_HEALTH, DocumentExtracted, DocumentFaile
 from services.extraction.text.handlers import Deps
 from services.kit.bus import Service
 from services.kit.client import call
-from tests.conftest import ROOT, Stack
+from tests.conftest import Stack
 from tests.integration.test_extraction_text import PLUMBER, SYNTHETIC, Outcomes, outcomes, upload  # noqa: F401
 
 
@@ -40,18 +39,8 @@ async def solo(stack: Stack) -> AsyncIterator[list[Service]]:
 
 
 async def start_worker_process(stack: Stack, log: Path, **env: str) -> subprocess.Popen[bytes]:
-    environ = {
-        **os.environ,
-        "NATS_URL": stack.nats_url,
-        "PYTHONPATH": str(ROOT),
-        **{f"ATRIUM_EXTRACT_{k.upper()}": v for k, v in env.items()},
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.extraction.text"],
-        cwd=ROOT,
-        env=environ,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
+    proc = stack.start_process(
+        "services.extraction.text", log, **{f"ATRIUM_EXTRACT_{k.upper()}": v for k, v in env.items()}
     )
     while True:  # up once it answers its health Rpc (its subscribers are then in place)
         assert proc.poll() is None, log.read_text()[-3000:]

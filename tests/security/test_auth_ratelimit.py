@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from contracts import RateLimited
 from services.auth.config import DEFAULT_RULES
-from services.auth.tables import sessions
+from services.auth.tables import rate_limits, sessions
 from services.auth.tokens import hash_token
 from services.kit.db import Database
-from services.kit.ratelimit import RateLimiter, Rule, parse_rules
+from services.kit.ratelimit import Rule, SharedRateLimiter, parse_rules
 from tests.conftest import PASSWORD, AppUser, register_and_login, unique_email
 
 
@@ -30,20 +30,23 @@ def assert_limited(r: httpx.Response, max_wait: int) -> None:
     assert 1 <= int(r.headers["Retry-After"]) <= max_wait
 
 
-def test_sliding_window() -> None:
-    now = [1000.0]
-    limiter = RateLimiter({"x_ip": Rule(2, 10)}, exempt_ips=frozenset({"127.0.0.1"}), clock=lambda: now[0])
-    limiter.take("x_ip", "1.2.3.4")
+async def test_sliding_window(auth_db: Database) -> None:
+    now = [5_000_000_000.0 + random.randint(0, 10**6)]  # a time of this test's own
+    rule = f"x{random.randint(0, 10**9)}_ip"
+    limiter = SharedRateLimiter(
+        rate_limits, {rule: Rule(2, 10)}, exempt_ips=frozenset({"127.0.0.1"}), clock=lambda: now[0]
+    )
+    await limiter.take(auth_db, rule, "1.2.3.4")
     now[0] += 6
-    limiter.take("x_ip", "1.2.3.4")
+    await limiter.take(auth_db, rule, "1.2.3.4")
     with pytest.raises(RateLimited) as err:
-        limiter.take("x_ip", "1.2.3.4")
+        await limiter.take(auth_db, rule, "1.2.3.4")
     assert err.value.details == {"retry_after_s": 4}  # the first attempt leaves the window in 4 s
-    limiter.take("x_ip", "5.6.7.8")  # another key is unaffected
+    await limiter.take(auth_db, rule, "5.6.7.8")  # another key is unaffected
     for _ in range(5):
-        limiter.take("x_ip", "127.0.0.1")  # exempt
+        await limiter.take(auth_db, rule, "127.0.0.1")  # exempt
     now[0] += 4
-    limiter.take("x_ip", "1.2.3.4")  # a slot freed: the window slides, no fixed reset
+    await limiter.take(auth_db, rule, "1.2.3.4")  # a slot freed: the window slides, no fixed reset
 
 
 def test_rules_are_configurable() -> None:

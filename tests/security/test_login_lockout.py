@@ -18,10 +18,10 @@ from sqlalchemy import select
 from contracts import RateLimited
 from contracts.auth import LOGIN, TokenPair
 from services.auth.config import DEFAULT_RULES
-from services.auth.tables import audit_log
+from services.auth.tables import audit_log, rate_limits
 from services.kit.client import call
 from services.kit.db import Database
-from services.kit.ratelimit import MAX_DELAY_S, RateLimiter, Rule
+from services.kit.ratelimit import MAX_DELAY_S, Rule, SharedRateLimiter
 from tests.conftest import PASSWORD, AppUser, Stack, unique_email
 
 WRONG = "guessing wrongly 1"
@@ -35,17 +35,18 @@ def from_ip(ip: str) -> dict[str, str]:
     return {"X-Forwarded-For": ip}
 
 
-def test_the_delay_grows_past_the_limit_and_stays_bounded() -> None:
-    now = [0.0]
-    limiter = RateLimiter({"login_account": Rule(3, 300)}, clock=lambda: now[0])
+async def test_the_delay_grows_past_the_limit_and_stays_bounded(auth_db: Database) -> None:
+    now = [5_000_000_000.0 + random.randint(0, 10**6)]  # a time of this test's own
+    limiter = SharedRateLimiter(rate_limits, {"login_account": Rule(3, 300)}, clock=lambda: now[0])
+    account = unique_email()
     delays = []
     for _ in range(8):
-        delays.append(limiter.delay_s("login_account", "a@example.com"))
-        limiter.hit("login_account", "a@example.com")
+        delays.append(await limiter.delay_s(auth_db, "login_account", account))
+        await limiter.hit(auth_db, "login_account", account)
     assert delays[:3] == [0, 0, 0] and delays[3] > 0
     assert all(b >= a for a, b in zip(delays, delays[1:], strict=False)) and max(delays) == MAX_DELAY_S
     now[0] += 301  # the window slides: no delay once the failures are old
-    assert limiter.delay_s("login_account", "a@example.com") == 0
+    assert await limiter.delay_s(auth_db, "login_account", account) == 0
 
 
 async def _failed_logins(http: httpx.AsyncClient, email: str, count: int) -> None:

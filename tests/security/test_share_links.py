@@ -10,13 +10,15 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+import pytest_asyncio
+from sqlalchemy import delete, select, update
 
 from contracts import AtriumError
 from contracts import sharing as api
 from services.docs.access import as_system
 from services.docs.handlers import links
-from services.docs.tables import share_links
+from services.docs.handlers.common import DocsDeps
+from services.docs.tables import rate_limits, share_links
 from services.kit.client import call
 from tests.conftest import AppUser, Stack
 from tests.integration import docs_helpers as h
@@ -31,10 +33,18 @@ def needs_services(stack: Stack) -> None:
         pytest.skip("needs the auth, permissions and docs services")
 
 
-@pytest.fixture(autouse=True)
-def fresh_limits() -> None:
+@pytest_asyncio.fixture(autouse=True)
+async def fresh_limits(stack: Stack) -> None:
     """Each test is one visitor starting afresh (all tests come from 127.0.0.1)."""
-    links.VISITORS.events.clear()
+    if "docs" in stack.services:
+        await forget_visitors(stack)
+
+
+async def forget_visitors(stack: Stack) -> None:
+    """Empty the share-link visitors' windows (in the docs database, shared by every documents process)."""
+    db = stack.services["docs"].deps_as(DocsDeps).db
+    async with db.transaction() as s:
+        await s.execute(delete(rate_limits).where(rate_limits.c.rule.in_(list(links.VISITORS.rules))))
 
 
 async def make_link(http: httpx.AsyncClient, owner: AppUser, doc: uuid.UUID, **body: object) -> dict:

@@ -152,7 +152,7 @@ async def revoke_token(cmd: PatRef, ctx: Ctx, deps: AuthDeps) -> Ack:
 
 
 async def exchange_token(cmd: PatExchange, ctx: Ctx, deps: AuthDeps) -> PatAccess:
-    deps.limiter.take("refresh_ip", client_key(ctx))
+    await deps.limiter.take("refresh_ip", client_key(ctx))
     presented = cmd.token.get_secret_value()
     if not presented.startswith(PAT_PREFIX):
         raise Unauthenticated(BAD_TOKEN)

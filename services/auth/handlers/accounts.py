@@ -55,8 +55,8 @@ async def register_user(cmd: RegisterUser, ctx: Ctx, deps: AuthDeps) -> UserPubl
     registering tells nobody whether an address is known (and signing in needs a confirmed address, so
     signing in right after cannot tell either)."""
     email = str(cmd.email).strip()
-    deps.limiter.take("register_ip", client_key(ctx))
-    deps.limiter.take("register_account", email_key(email))  # mails to one address, whichever way
+    await deps.limiter.take("register_ip", client_key(ctx))
+    await deps.limiter.take("register_account", email_key(email))  # mails to one address, whichever way
     password = cmd.password.get_secret_value()
     deps.config.policy.enforce(password, email)
     pw_hash = await passwords.hash_password(password)
@@ -136,7 +136,7 @@ async def me(_: Empty, ctx: Ctx, deps: AuthDeps) -> UserPublic:
 
 
 async def verify_email(cmd: VerifyEmail, ctx: Ctx, deps: AuthDeps) -> UserPublic:
-    deps.limiter.take("verify_ip", client_key(ctx))
+    await deps.limiter.take("verify_ip", client_key(ctx))
     async with deps.db.transaction() as s:
         tok = await take_link_token(s, cmd.token.get_secret_value(), "verify")
         user = await user_by_id(s, tok.user_id, lock=True)
@@ -173,7 +173,7 @@ async def verify_email(cmd: VerifyEmail, ctx: Ctx, deps: AuthDeps) -> UserPublic
 
 async def resend_verification(_: Empty, ctx: Ctx, deps: AuthDeps) -> Ack:
     actor = ctx.require_actor()
-    deps.limiter.take("verify_account", str(actor.user_id))
+    await deps.limiter.take("verify_account", str(actor.user_id))
     async with deps.db.transaction() as s:
         row = await user_by_id(s, actor.user_id)
         if row is None:
@@ -209,7 +209,9 @@ async def change_email(cmd: ChangeEmail, ctx: Ctx, deps: AuthDeps) -> Ack:
         await check_password_of(deps, row, cmd.password.get_secret_value(), ctx)
         if email_key(new_email) == email_key(row.email):
             raise Invalid("This is already your email address.", [{"field": "new_email"}])
-        deps.limiter.take("register_account", email_key(new_email))  # mails to one address, whichever way
+        await deps.limiter.take(
+            "register_account", email_key(new_email)
+        )  # mails to one address, whichever way
         taken = await user_by_email(s, new_email) is not None
     async with deps.db.transaction() as s:
         await invalidate_link_tokens(s, row.id, "verify")

@@ -19,7 +19,7 @@ from services.kit.audit import record_audit
 from services.kit.context import Ctx
 from services.kit.db import Database
 from services.kit.outbox import Outbox
-from services.kit.ratelimit import RateLimiter
+from services.kit.ratelimit import BoundRateLimiter
 from services.kit.secretbox import SecretBox
 
 from ..config import AuthConfig
@@ -54,7 +54,7 @@ class AuthDeps:
     outbox: Outbox  # events.auth.* leave through it, in the transaction of the change
     keys: KeyRing
     config: AuthConfig
-    limiter: RateLimiter
+    limiter: BoundRateLimiter  # windows in auth's database, shared by every auth process
     mailer: Mailer
     state: AuthState
     secrets: SecretBox  # second-factor secrets and provider credentials, encrypted at rest
@@ -141,9 +141,9 @@ async def check_password_of(deps: AuthDeps, row: UserRow, password: str, ctx: Ct
     session: a stolen access token cannot try passwords for long, and strangers failing to sign in to the
     account do not stop its owner changing their password."""
     key = session_guess_key(row, ctx)
-    deps.limiter.check("password_session", key)
+    await deps.limiter.check("password_session", key)
     if not await passwords.verify_password(row.password_hash, password):
-        deps.limiter.hit("password_session", key)
+        await deps.limiter.hit("password_session", key)
         raise Unauthenticated("The password is wrong.", {"field": "password"})
 
 

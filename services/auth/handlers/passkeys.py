@@ -299,7 +299,7 @@ async def verify_assertion(
 
 
 async def login_options(cmd: PasskeyLoginStart, ctx: Ctx, deps: AuthDeps) -> PasskeyCeremony:
-    deps.limiter.take("login_ip", client_key(ctx))
+    await deps.limiter.take("login_ip", client_key(ctx))
     options = generate_authentication_options(
         rp_id=deps.config.webauthn_rp_id, user_verification=UserVerificationRequirement.REQUIRED
     )
@@ -310,7 +310,7 @@ async def login_options(cmd: PasskeyLoginStart, ctx: Ctx, deps: AuthDeps) -> Pas
 
 async def login(cmd: PasskeyLogin, ctx: Ctx, deps: AuthDeps) -> TokenPair:
     with counting_lockouts():
-        deps.limiter.take("login_ip", client_key(ctx))
+        await deps.limiter.take("login_ip", client_key(ctx))
     async with deps.db.transaction() as s:
         ceremony = await _take_ceremony(s, cmd.ceremony_id, "passkey_login")
         assert ceremony.challenge is not None

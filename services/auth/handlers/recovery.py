@@ -60,8 +60,8 @@ async def change_password(cmd: ChangePassword, ctx: Ctx, deps: AuthDeps) -> Ack:
 
 async def forgot_password(cmd: ForgotPassword, ctx: Ctx, deps: AuthDeps) -> Ack:
     account = email_key(str(cmd.email))
-    deps.limiter.take("forgot_ip", client_key(ctx))
-    deps.limiter.take("forgot_account", account)  # keyed by the address, existing or not
+    await deps.limiter.take("forgot_ip", client_key(ctx))
+    await deps.limiter.take("forgot_account", account)  # keyed by the address, existing or not
     async with deps.db.transaction() as s:
         row = await user_by_email(s, account)
         token = None
@@ -81,7 +81,7 @@ async def forgot_password(cmd: ForgotPassword, ctx: Ctx, deps: AuthDeps) -> Ack:
 
 
 async def reset_password(cmd: ResetPassword, ctx: Ctx, deps: AuthDeps) -> Ack:
-    deps.limiter.take("verify_ip", client_key(ctx))
+    await deps.limiter.take("verify_ip", client_key(ctx))
     new = cmd.new_password.get_secret_value()
     async with deps.db.session() as s:
         pending = (

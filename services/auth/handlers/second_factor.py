@@ -70,7 +70,7 @@ async def totp_start(_: Empty, ctx: Ctx, deps: AuthDeps) -> TotpEnrolment:
 async def totp_confirm(cmd: TotpCode, ctx: Ctx, deps: AuthDeps) -> RecoveryCodes:
     async with deps.db.transaction() as s:
         row = await _me(s, ctx)
-        deps.limiter.check("password_session", session_guess_key(row, ctx))
+        await deps.limiter.check("password_session", session_guess_key(row, ctx))
         pending = (
             await s.execute(select(totp_factors).where(totp_factors.c.user_id == row.id).with_for_update())
         ).one_or_none()
@@ -78,7 +78,7 @@ async def totp_confirm(cmd: TotpCode, ctx: Ctx, deps: AuthDeps) -> RecoveryCodes
             raise Conflict("There is no authenticator app being set up; start again.")
         step = totp.accepted_step(deps.secrets.decrypt(pending.secret_enc), cmd.code, pending.last_step)
         if step is None:
-            deps.limiter.hit("password_session", session_guess_key(row, ctx))
+            await deps.limiter.hit("password_session", session_guess_key(row, ctx))
             raise Invalid(WRONG_CODE, [{"field": "code"}])
         await s.execute(
             update(totp_factors)
@@ -176,10 +176,10 @@ async def consume_code(s: AsyncSession, deps: AuthDeps, user_id: UUID, code: str
 async def require_code(s: AsyncSession, deps: AuthDeps, ctx: Ctx, row: UserRow, code: str) -> UsedCode:
     """A code (TOTP or recovery) from the signed-in user; wrong ones are counted like wrong passwords."""
     key = session_guess_key(row, ctx)
-    deps.limiter.check("password_session", key)
+    await deps.limiter.check("password_session", key)
     used = await consume_code(s, deps, row.id, code)
     if used is None:
-        deps.limiter.hit("password_session", key)
+        await deps.limiter.hit("password_session", key)
         raise Unauthenticated(WRONG_CODE, {"field": "code"})
     return used
 

@@ -65,12 +65,12 @@ async def login(cmd: LoginRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
     its email or its username; both count on the account's email."""
     login_name = cmd.email.strip()
     with counting_lockouts():
-        deps.limiter.take("login_ip", client_key(ctx))
+        await deps.limiter.take("login_ip", client_key(ctx))
         async with deps.db.session() as s:
             row = await user_by_login(s, login_name)
         account = account_key(row, login_name)
-        deps.limiter.check("login_client", account_client_key(account, ctx))
-    delay = deps.limiter.delay_s("login_account", account)
+        await deps.limiter.check("login_client", account_client_key(account, ctx))
+    delay = await deps.limiter.delay_s("login_account", account)
     if delay:
         await asyncio.sleep(delay)
     external = await enabled_settings(deps)
@@ -109,8 +109,8 @@ async def login(cmd: LoginRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
 async def _refuse_login(
     deps: AuthDeps, ctx: Ctx, row: UserRow | None, account: str, reason: str, delay: float = 0.0
 ) -> NoReturn:
-    deps.limiter.hit("login_client", account_client_key(account, ctx))
-    deps.limiter.hit("login_account", account)
+    await deps.limiter.hit("login_client", account_client_key(account, ctx))
+    await deps.limiter.hit("login_account", account)
     async with deps.db.transaction() as s:
         await audit(
             s,
@@ -136,7 +136,7 @@ async def refresh(cmd: RefreshRequest, ctx: Ctx, deps: AuthDeps) -> TokenPair:
     that presents that token within `refresh_grace_s` decrypts and receives the same successor.
     Any other use of a rotated token is reuse: the whole session is revoked.
     """
-    deps.limiter.take("refresh_ip", client_key(ctx))
+    await deps.limiter.take("refresh_ip", client_key(ctx))
     presented = cmd.refresh_token.get_secret_value()
     async with deps.db.transaction() as s:
         # Failures that change state (reuse, expiry) return their error so the transaction commits.
@@ -177,7 +177,7 @@ async def _rotate(s: AsyncSession, deps: AuthDeps, ctx: Ctx, presented: str) -> 
     user = await user_by_id(s, row.user_id)
     if user is None or not user.is_active:
         return Unauthenticated(BAD_REFRESH, {"reason": "inactive"})
-    deps.limiter.take("refresh_account", str(row.user_id))  # raises before anything changed
+    await deps.limiter.take("refresh_account", str(row.user_id))  # raises before anything changed
     if row.refresh_hash == h:
         successor = tokens.new_refresh_token()
         await s.execute(

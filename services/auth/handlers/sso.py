@@ -164,7 +164,7 @@ async def buttons(_: Empty, ctx: Ctx, deps: AuthDeps) -> SsoButtons:
 
 
 async def start(cmd: SsoStart, ctx: Ctx, deps: AuthDeps) -> SsoRedirect:
-    deps.limiter.take("login_ip", client_key(ctx))
+    await deps.limiter.take("login_ip", client_key(ctx))
     async with deps.db.session() as s:
         provider = await _provider(s, cmd.provider)
     state, nonce, pkce = secrets.token_urlsafe(32), secrets.token_urlsafe(32), Pkce.new()
@@ -192,7 +192,7 @@ async def start(cmd: SsoStart, ctx: Ctx, deps: AuthDeps) -> SsoRedirect:
 
 
 async def finish(cmd: SsoFinish, ctx: Ctx, deps: AuthDeps) -> TokenPair:
-    deps.limiter.take("login_ip", client_key(ctx))
+    await deps.limiter.take("login_ip", client_key(ctx))
     async with deps.db.transaction() as s:  # the state is spent whatever happens next
         flow_row = (
             await s.execute(

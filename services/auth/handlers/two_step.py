@@ -72,7 +72,7 @@ async def require_second_step(
 
 async def second_step(cmd: SecondStep, ctx: Ctx, deps: AuthDeps) -> TokenPair:
     with counting_lockouts():
-        deps.limiter.take("login_ip", client_key(ctx))
+        await deps.limiter.take("login_ip", client_key(ctx))
     async with deps.db.transaction() as s:
         step = (
             await s.execute(
@@ -98,7 +98,7 @@ async def second_step(cmd: SecondStep, ctx: Ctx, deps: AuthDeps) -> TokenPair:
         # allows only MAX_ATTEMPTS), and every failure slows sign-ins to the account down.
         key = account_key(row, row.email)
         with counting_lockouts():
-            deps.limiter.check("login_client", account_client_key(key, ctx))
+            await deps.limiter.check("login_client", account_client_key(key, ctx))
         method: SignInMethod | None = None
         if cmd.method in ("totp", "recovery") and cmd.code:
             used = await consume_code(s, deps, row.id, cmd.code)  # either kind, whichever was chosen
@@ -108,8 +108,8 @@ async def second_step(cmd: SecondStep, ctx: Ctx, deps: AuthDeps) -> TokenPair:
             if await verify_assertion(s, deps, cmd.credential, step.challenge, user_id=row.id) is not None:
                 method = "password+passkey"
         if method is None:
-            deps.limiter.hit("login_client", account_client_key(key, ctx))
-            deps.limiter.hit("login_account", key)
+            await deps.limiter.hit("login_client", account_client_key(key, ctx))
+            await deps.limiter.hit("login_account", key)
             await s.execute(
                 update(login_challenges)
                 .where(login_challenges.c.id == step.id)

@@ -56,8 +56,27 @@ class Blobs:
     async def sweep_cut_off(self, older_than_s: float) -> int:  # uploads cut off mid-way: purged, counted
         return 0
 
-    async def uploads_older_than(self, older_than_s: float) -> set[str]:  # whole uploaded files (named by a
-        return set()  # UUID, as the gateway names them) stored longer ago than that
+    async def uploads_stored_after(self, mark: int) -> tuple[list[StoredUpload], int, bool]:
+        """Uploaded files (named by a UUID, as the gateway names them) written or deleted since `mark` (a
+        position in the store's log of changes), the new mark, and whether the log was read from its start
+        because `mark` is not a position of this store."""
+        return [], mark, False
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    name: str
+    stored_at: datetime | None  # None: deleted, or a time that cannot be read
+    deleted: bool = False
+
+
+@dataclass
+class UploadSweep:
+    """What one process's orphan-upload sweep keeps between runs (housekeeping.sweep_orphan_uploads): how far
+    it read the store's changes, and the uploads seen there that it has not checked yet, by when stored."""
+
+    mark: int = 0
+    waiting: dict[str, datetime] = field(default_factory=dict)
 
 
 AccessCheck = Callable[[Actor], Awaitable[None]]
@@ -99,6 +118,7 @@ class DocsDeps:
     reprocess_per_hour: int = 100
     # The durable consumers of the documents stream and their lag (the System page).
     queues: Callable[[], Awaitable[list[QueueDepth]]] = field(default=lambda: _no_queues())
+    upload_sweep: UploadSweep = field(default_factory=lambda: UploadSweep())
 
 
 async def _nothing() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Literal
 
 from sqlalchemy import delete, select
 
@@ -33,6 +34,7 @@ UNFINISHED: tuple[DocumentStatus, ...] = ("queued", "extracting", "ocr", "analyz
 MAX_REMOVED_AFTER_RESTORE = (20, 0.05)  # documents, share of all
 
 FORGET_BATCH = 50  # documents removed per transaction when a user is deleted
+CHECK_BATCH = 1000  # upload names looked up in the documents per statement by the orphan sweep
 
 log = logging.getLogger("atrium.docs")
 
@@ -63,25 +65,52 @@ async def sweep_cut_off_uploads(deps: DocsDeps, *, older_than_s: float) -> int:
 async def sweep_orphan_uploads(deps: DocsDeps, *, older_than_s: float) -> int:
     """Delete the uploaded files stored longer ago than `older_than_s` that no document records. Each under
     its upload lock, checked again inside it: a document being created for it right now (the lock held)
-    keeps it for the next sweep, and a create after the deletion finds no file (NotFound: upload again)."""
-    old = await deps.blobs.uploads_older_than(older_than_s)
-    if not old:
-        return 0
+    keeps it for the next sweep, and a create after the deletion finds no file (NotFound: upload again).
+
+    A sweep costs what is new since the last one: it reads only the store's changes since then (the meta
+    entries after its mark; all of them once, when the process starts) and keeps the uploads seen there in
+    `waiting` until they are old enough; each is then checked against the documents once, in batches of
+    CHECK_BATCH names (an index probe each)."""
+    sweep = deps.upload_sweep
+    seen, mark, restarted = await deps.blobs.uploads_stored_after(sweep.mark)
+    waiting = {} if restarted else dict(sweep.waiting)
+    for upload in seen:
+        if upload.deleted or upload.stored_at is None:  # gone, or a time that cannot be read: never old
+            waiting.pop(upload.name, None)
+        else:
+            waiting[upload.name] = upload.stored_at
+    cutoff = now() - timedelta(seconds=older_than_s)
+    old = sorted(name for name, at in waiting.items() if at < cutoff)
     d = documents.c
-    async with as_system(deps.db, "retention", write=False) as s:
-        recorded = set((await s.execute(select(d.object_name).where(d.object_name.in_(old)))).scalars())
     swept = 0
-    for name in sorted(old - recorded):
-        async with as_system(deps.db, "retention") as s:
-            if not (await s.execute(upload_lock(name, wait=False))).scalar():
-                continue
-            if (await s.execute(select(d.id).where(d.object_name == name))).first() is not None:
-                continue
-            await deps.blobs.delete(name)
-            swept += 1
+    for start in range(0, len(old), CHECK_BATCH):
+        batch = old[start : start + CHECK_BATCH]
+        async with as_system(deps.db, "retention", write=False) as s:
+            recorded = set((await s.execute(select(d.object_name).where(d.object_name.in_(batch)))).scalars())
+        for name in batch:
+            outcome = "recorded" if name in recorded else await _sweep_one(deps, name)
+            if outcome == "busy":
+                continue  # its document is being created now: looked at again next time
+            del waiting[name]
+            swept += outcome == "deleted"
+    # Only now, all of it done: a failure above leaves the mark and the waiting uploads as they were.
+    sweep.mark, sweep.waiting = mark, waiting
     if swept:
         log_fields(log, logging.INFO, "uploaded files no document records removed", count=swept)
     return swept
+
+
+async def _sweep_one(deps: DocsDeps, name: str) -> Literal["busy", "recorded", "deleted"]:
+    """Delete one upload no document recorded a moment ago, under its lock, if none records it now."""
+    async with as_system(deps.db, "retention") as s:
+        if not (await s.execute(upload_lock(name, wait=False))).scalar():
+            return "busy"
+        if (
+            await s.execute(select(documents.c.id).where(documents.c.object_name == name))
+        ).first() is not None:
+            return "recorded"
+        await deps.blobs.delete(name)
+    return "deleted"
 
 
 async def resume_after_restore(event: StackRestored, ctx: Ctx, deps: DocsDeps) -> None:

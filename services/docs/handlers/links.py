@@ -41,11 +41,11 @@ from services.kit.audit import client_ip, record_audit
 from services.kit.bus import Ctx
 from services.kit.grants import sign_grant, verify_grant
 from services.kit.passwords import hash_password, verify_password
-from services.kit.ratelimit import RateLimiter, Rule
+from services.kit.ratelimit import Rule, SharedRateLimiter
 
 from ..access import Caller, acting, as_admin, as_system, read_document_row
 from ..rows import AnyRow
-from ..tables import audit_log, directory, documents, share_links
+from ..tables import audit_log, directory, documents, rate_limits, share_links
 from .common import DocsDeps, now, user
 from .files import stored_preview
 
@@ -55,8 +55,9 @@ PREVIEW_GRANT_TTL_S = 120
 RECENT_USES = 20
 USES = ("share_link.opened", "share_link.downloaded", "share_link.previewed")
 
-# Per visitor IP: every request, and failures (a wrong password, an unknown token) much more tightly.
-VISITORS = RateLimiter({"link_ip": Rule(120, 60), "link_fail_ip": Rule(10, 600)})
+# Per visitor IP: every request, and failures (a wrong password, an unknown token) much more tightly, across
+# every documents process (a password guesser gets the limit, not the limit per process).
+VISITORS = SharedRateLimiter(rate_limits, {"link_ip": Rule(120, 60), "link_fail_ip": Rule(10, 600)})
 
 
 def _gone() -> NotFound:
@@ -212,11 +213,16 @@ async def revoke_link(cmd: LinkRef, ctx: Ctx, deps: DocsDeps) -> Empty:
 # ---- the visitor's side (no account, no token) ---------------------------------------------------------
 
 
-async def _open(s: AsyncSession, token: str, ctx: Ctx) -> Any:
-    """The link and its document, if the link works now; counted against the visitor's IP either way."""
+async def _admit(ctx: Ctx, deps: DocsDeps) -> str:
+    """The visitor's IP, if it may try a link now (before a transaction: the limits have their own)."""
     ip = client_ip(ctx) or ""
-    VISITORS.check("link_fail_ip", ip)
-    VISITORS.take("link_ip", ip)
+    await VISITORS.check(deps.db, "link_fail_ip", ip)
+    await VISITORS.take(deps.db, "link_ip", ip)
+    return ip
+
+
+async def _open(s: AsyncSession, token: str, ip: str, deps: DocsDeps) -> Any:
+    """The link and its document, if the link works now; a failure is counted against the visitor's IP."""
     l_, d = share_links.c, documents.c
     owner = directory.alias("owner")
     row = (
@@ -240,7 +246,7 @@ async def _open(s: AsyncSession, token: str, ctx: Ctx) -> Any:
         )
     ).first()
     if row is None:
-        VISITORS.hit("link_fail_ip", ip)
+        await VISITORS.hit(deps.db, "link_fail_ip", ip)
         raise _gone()
     return row
 
@@ -256,13 +262,14 @@ async def _audit_use(s: AsyncSession, ctx: Ctx, row: Any, action: str, **details
 
 
 async def open_link(cmd: LinkOpen, ctx: Ctx, deps: DocsDeps) -> LinkInfo:
+    ip = await _admit(ctx, deps)
     async with as_system(deps.db, "share_link") as s:
-        row = await _open(s, cmd.token, ctx)
+        row = await _open(s, cmd.token, ip, deps)
         if row.password_hash is not None:
             if cmd.password is None:
                 return LinkInfo(mode=row.mode, expires_at=row.expires_at, password_required=True)
             if not await verify_password(row.password_hash, cmd.password.get_secret_value()):
-                VISITORS.hit("link_fail_ip", client_ip(ctx) or "")
+                await VISITORS.hit(deps.db, "link_fail_ip", ip)
                 raise _gone()
         await _audit_use(s, ctx, row, "share_link.opened")
     ticket = (
@@ -289,10 +296,11 @@ async def _use_link(
 ) -> Any:
     """The link's row for one use in `mode` (its file, its previews), audited as `action`; the wrong mode or
     ticket gets the same answer as a link that does not work, and counts as the visitor's failure."""
+    ip = await _admit(ctx, deps)
     async with as_system(deps.db, "share_link") as s:
-        row = await _open(s, token, ctx)
+        row = await _open(s, token, ip, deps)
         if row.mode != mode or not _ticket_ok(row, ticket, deps):
-            VISITORS.hit("link_fail_ip", client_ip(ctx) or "")
+            await VISITORS.hit(deps.db, "link_fail_ip", ip)
             raise _gone()
         await _audit_use(s, ctx, row, action, **details)
     return row

@@ -25,17 +25,18 @@ from contracts.sharing import (
 )
 from services.kit.audit import record_audit
 from services.kit.bus import Ctx
-from services.kit.ratelimit import RateLimiter, Rule
+from services.kit.ratelimit import Rule, SharedRateLimiter
 
 from ..access import Caller, acting, as_admin, read_document_row
 from ..rows import AnyRow
-from ..tables import audit_log, categories, directory, document_categories, documents, shares
+from ..tables import audit_log, categories, directory, document_categories, documents, rate_limits, shares
 from .common import DocsDeps, owned_category, user
 from .views import people
 
 # Sharing by email answers whether an active account has that address, so a stranger's guesses are counted:
-# a user may ask about this many addresses that have no account per window (known ones are not counted).
-LOOKUPS = RateLimiter({"unknown_email": Rule(20, 600)})
+# a user may ask about this many addresses that have no account per window (known ones are not counted),
+# across every documents process.
+LOOKUPS = SharedRateLimiter(rate_limits, {"unknown_email": Rule(20, 600)})
 
 
 def _share_public(
@@ -139,14 +140,14 @@ async def _grantee(s: AsyncSession, ref: GranteeRef, caller: Caller, deps: DocsD
         return "group", ref.group_id
     d = directory.c
     if ref.email is not None:
-        LOOKUPS.check("unknown_email", str(caller.user_id))
+        await LOOKUPS.check(deps.db, "unknown_email", str(caller.user_id))
         found = (
             await s.execute(
                 select(d.user_id).where(func.lower(d.email) == ref.email.strip().lower(), d.active)
             )
         ).scalar()
         if found is None:
-            LOOKUPS.hit("unknown_email", str(caller.user_id))
+            await LOOKUPS.hit(deps.db, "unknown_email", str(caller.user_id))
             raise NotFound(
                 "No active Atrium account has this email address. Check the spelling, or share a link "
                 "instead.",
