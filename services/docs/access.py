@@ -35,10 +35,10 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import FromClause
+from sqlalchemy.sql import FromClause, Subquery
 
 from contracts import Forbidden, NotFound
 from contracts.docs_api import AccessRole
@@ -200,6 +200,25 @@ class Branch:
 
     def condition(self, doc: FromClause = documents) -> ColumnElement[bool]:
         return doc.c.id.in_(reached_by(self.caller))
+
+    def ids(self) -> Select[Any]:
+        """The ids of every document of others shared with the caller, each once (the grantee index alone)."""
+        return reached_by(self.caller).distinct()
+
+    def in_order(self, key: str, *, descending: bool) -> Subquery:
+        """(id, sort_key) of every document of others shared with the caller, each once, in list order by
+        `key` (a sort key column of `document_access`, migration 0015) and id: read from the grantee index
+        alone (an index-only range per principal) and sorted, before any document is probed."""
+        a = document_access.c
+        k = a[key]
+        order = (k.desc(), a.document_id.desc()) if descending else (k.asc(), a.document_id.asc())
+        return (
+            select(a.document_id.label("id"), k.label("sort_key"))
+            .where(a.grantee_id == any_(_principals(self.caller)), a.owner_id != self.caller.user_id)
+            .ext(distinct_on(k, a.document_id))  # one sort gives both the order and each document once
+            .order_by(*order)
+            .subquery("shared_in_order")
+        )
 
 
 async def shared_sources(s: AsyncSession, caller: Caller) -> Branch | None:

@@ -96,6 +96,7 @@ class AccessBranch:
     condition: ColumnElement[bool]
     role: AccessRole
     rank: Callable[[ColumnElement[Any]], ColumnElement[Any]] | None = None
+    shared: Branch | None = None  # the documents of others shared with the caller, read in list order
 
     def rank_of(self, doc_id: ColumnElement[Any]) -> ColumnElement[Any]:
         return self.rank(doc_id) if self.rank else literal(ROLE_RANK[self.role])
@@ -107,9 +108,9 @@ def access_branches(
     shared: Branch | None,
 ) -> list[AccessBranch]:
     """Whose documents a list covers, one branch each: the caller's own (read through the `(owner, key, id)`
-    indexes, a page's worth) and the documents shared with them (`shared`, read just before from
-    `document_access`: probed by id and sorted, in proportion to how many are shared with the caller). A page
-    is cut from each branch and merged: an OR of them would lose the own index's order."""
+    indexes, a page's worth) and the documents shared with them (`shared`: their sort keys read from
+    `document_access` and sorted, then documents probed in that order until a page matches, see
+    `_shared_matches`). A page is cut from each branch and merged: an OR of them would lose the index order."""
     d = documents.c
     branches: list[AccessBranch] = []
     if scope in ("all", "mine"):
@@ -117,7 +118,9 @@ def access_branches(
     if scope in ("all", "shared"):
         if shared is not None:
             branches.append(
-                AccessBranch(and_(shared.condition(), d.owner_id != caller.user_id), shared.role, shared.rank)
+                AccessBranch(
+                    and_(shared.condition(), d.owner_id != caller.user_id), shared.role, shared.rank, shared
+                )
             )
     if not branches:  # only shared documents asked for, and there are none
         branches.append(AccessBranch(false(), "viewer"))
@@ -222,18 +225,60 @@ def _snippet(raw: str | None) -> str | None:
 SUMMARY_COLUMNS = tuple(SummaryRow.__annotations__)
 
 
+def _candidate_columns(cmd: ListDocuments) -> list[ColumnElement[Any]]:
+    """What a page's candidate rows carry: the summary, and what relevance ranks."""
+    d = documents.c
+    return [d[name] for name in SUMMARY_COLUMNS] + ([d.rank_vector] if cmd.sort == "relevance" else [])
+
+
 def _page_source(
-    cmd: ListDocuments, conds: list[ColumnElement[bool]]
+    cmd: ListDocuments, conds: list[ColumnElement[bool]], shared_matches: FromClause | None = None
 ) -> tuple[FromClause, list[ColumnElement[bool]]]:
-    """What a page is cut from, and the conditions still to apply there."""
+    """What a page is cut from, and the conditions still to apply there (`shared_matches`: the shared
+    branch's, already filtered and in list order — or newest first when ranking)."""
     if cmd.sort != "relevance":
-        return documents, list(conds)
+        return (documents, list(conds)) if shared_matches is None else (shared_matches, [])
     # Ranking reads each candidate's whole tsvector, so only the newest RANK_CANDIDATES matches are ranked;
     # they are picked and ranked in one pass (the page is cut from them with no second look at the table).
+    if shared_matches is not None:
+        return select(shared_matches).limit(RANK_CANDIDATES).subquery("shared_candidates"), []
     d = documents.c
-    wanted = [d[name] for name in SUMMARY_COLUMNS] + [d.rank_vector]
-    newest = select(*wanted).where(*conds).order_by(d.created_at.desc(), d.id.desc()).limit(RANK_CANDIDATES)
+    newest = (
+        select(*_candidate_columns(cmd))
+        .where(*conds)
+        .order_by(d.created_at.desc(), d.id.desc())
+        .limit(RANK_CANDIDATES)
+    )
     return newest.subquery("candidates"), []
+
+
+# The column of `document_access` (migration 0015) holding each sort key's value (relevance ranks the newest).
+SHARED_SORT_COLUMNS: dict[str, str] = {
+    "uploaded_at": "created_at",
+    "document_date": "document_date_key",
+    "title": "title_key",
+    "filename": "filename_key",
+    "size": "size",
+    "status": "status",
+    "relevance": "created_at",
+}
+
+
+def _shared_matches(cmd: ListDocuments, shared: Branch, conds: list[ColumnElement[bool]]) -> FromClause:
+    """The shared documents matching the filters, each once, in list order (newest first when ranking): their
+    sort keys come from `document_access` alone, sorted, and the documents are probed in that order — a
+    page stops after its rows, the capped count reads on from the same rows (never a second probe)."""
+    descending = cmd.order == "desc" or cmd.sort == "relevance"
+    keys = shared.in_order(SHARED_SORT_COLUMNS[cmd.sort], descending=descending)
+    k = keys.c
+    order = (k.sort_key.desc(), k.id.desc()) if descending else (k.sort_key.asc(), k.id.asc())
+    return (
+        select(*_candidate_columns(cmd), k.sort_key)
+        .select_from(keys.join(documents, documents.c.id == k.id))
+        .where(*conds)
+        .order_by(*order)
+        .cte("shared_matches")
+    )
 
 
 def _first_matching_page(doc_id: ColumnElement[Any], q: str) -> ColumnElement[Any]:
@@ -250,11 +295,20 @@ def _first_matching_page(doc_id: ColumnElement[Any], q: str) -> ColumnElement[An
     )
 
 
-def _branch_page(cmd: ListDocuments, conds: list[ColumnElement[bool]], q: str | None) -> Select[Any]:
+def _branch_page(
+    cmd: ListDocuments,
+    conds: list[ColumnElement[bool]],
+    q: str | None,
+    shared_matches: FromClause | None = None,
+) -> Select[Any]:
     """One branch's rows of the page, in order, one more than the limit."""
-    source, page_conds = _page_source(cmd, conds)
+    source, page_conds = _page_source(cmd, conds, shared_matches)
     c = source.c
-    key = _sort_expression(cmd.sort, q, source)
+    key = (
+        c.sort_key
+        if shared_matches is not None and cmd.sort != "relevance"
+        else _sort_expression(cmd.sort, q, source)
+    )
     if cmd.cursor:
         value, after = _cursor_position(cmd.cursor, cmd.sort, cmd.order, q)
         pair, bound = tuple_(key, c.id), tuple_(literal(value), literal(after))
@@ -279,7 +333,9 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: Branch | None = N
     q = query_text(cmd)
     branches = access_branches(cmd.scope, caller, shared)
     conditions = [filter_conditions(cmd, b.condition) for b in branches]
-    pages_ = [_branch_page(cmd, conds, q) for conds in conditions]
+    filters = filter_conditions(cmd, true())[1:]
+    matched = [_shared_matches(cmd, b.shared, filters) if b.shared else None for b in branches]
+    pages_ = [_branch_page(cmd, conds, q, m) for conds, m in zip(conditions, matched, strict=True)]
     if len(pages_) == 1 and branches[0].rank is None:  # one role for every row (the caller's own, e.g.)
         page = pages_[0].subquery("page")
         role_rank: ColumnElement[Any] = literal(ROLE_RANK[branches[0].role])
@@ -298,7 +354,7 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: Branch | None = N
     p = page.c
     counted = (
         select(func.count().label("total"))
-        .select_from(_capped_matches(_counted_conditions(cmd, caller, shared, branches, conditions)))
+        .select_from(_capped_matches(conditions, matched, branches, bool(filters)))
         .subquery("counted")
     )
     link = document_categories.c
@@ -347,32 +403,27 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: Branch | None = N
     )
 
 
-def _counted_conditions(
-    cmd: ListDocuments,
-    caller: Caller,
-    shared: Branch | None,
-    branches: list[AccessBranch],
+def _capped_matches(
     conditions: list[list[ColumnElement[bool]]],
-) -> list[list[ColumnElement[bool]]]:
-    """What the total counts: the caller's own documents, then those shared with them as one condition (a
-    semi-join on `document_access`; the page's shared branch probes the same documents again, ~5,000 primary-key
-    probes at 1,000,000 documents — only when the caller's own do not reach the cap)."""
-    own = [conds for conds, b in zip(conditions, branches, strict=True) if b.role == "owner"]
-    others = [conds for conds, b in zip(conditions, branches, strict=True) if b.role != "owner"]
-    if others and shared is not None:
-        others = [filter_conditions(cmd, shared_with(caller))]
-    return own + others
-
-
-def _capped_matches(conditions: list[list[ColumnElement[bool]]]) -> FromClause:
+    shared_matches: list[FromClause | None],
+    branches: list[AccessBranch],
+    filtered: bool,
+) -> FromClause:
     """The ids counted, stopping past the cap: an exact count of 100,000 matches costs more than the page.
-    The caller's own come first (shared ones, which may repeat a document, counted once each): when their
-    own reach the cap, the shared branches are never read."""
-    capped = [select(documents.c.id).where(*conds).limit(COUNT_CAP + 1) for conds in conditions]
+    The caller's own come first: when they reach the cap, the shared ones are never read. Shared documents
+    are counted from `document_access` alone when nothing but access is asked (no document is probed), else
+    the shared branch's matches are read on from where its page stopped (each document probed once)."""
+    capped: list[Select[Any]] = []
+    for conds, matches, b in zip(conditions, shared_matches, branches, strict=True):
+        if matches is None:
+            capped.append(select(documents.c.id).where(*conds).limit(COUNT_CAP + 1))
+        elif b.shared is not None and not filtered:
+            capped.append(b.shared.ids().limit(COUNT_CAP + 1))
+        else:
+            capped.append(select(matches.c.id).limit(COUNT_CAP + 1))
     if len(capped) == 1:
         return capped[0].subquery("matches")
-    others = (union(*capped[1:]) if len(capped) > 2 else capped[1]).subquery("shared_matches")
-    both = union_all(capped[0], select(others.c.id).limit(COUNT_CAP + 1)).subquery("both")
+    both = union_all(*capped).subquery("both")
     return select(both.c.id).limit(COUNT_CAP + 1).subquery("matches")
 
 
