@@ -505,7 +505,8 @@ def report(scale: Scale, data: Data, rows: list[dict[str, Any]], runs: int, fill
         "documents service's list handler with row-level security on: *without sharing* is the user's own "
         "documents (`scope=mine`, bench_list's statement), *with sharing* their own and those shared with them "
         f"(`scope=all`, the default: whether anything is shared with them is asked first, then one statement: "
-        f"a page of their own, and the documents document_access says are shared with them probed by id). {runs} runs each, "
+        "a page of their own, and the documents shared with them sorted by the keys document_access copies and "
+        f"probed in that order until a page matches). {runs} runs each, "
         "alternating, after a warm-up; median / p95 in ms. Load: the 1-minute load average of the 2-core "
         f"machine when the row started. Goal: p95 under {GOAL_P95_MS:.0f} ms.",
         "",

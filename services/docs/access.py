@@ -178,11 +178,12 @@ def reached_by(caller: Caller) -> Select[Any]:
 class Branch:
     """Every document of others shared with the caller — by a share of the document, or of a category its
     owner filed it under — as `document_access` holds them, read by a list as one branch: the grantee index
-    gives their ids (an index-only range per principal), each is probed by primary key and the matches are
-    sorted. That costs in proportion to the documents shared with the caller (thousands: 5,227 at 1,000,000
-    documents, bench/bench_sharing.py), not to their owners' libraries: walking a sharing owner's documents in
-    list order and testing each filing (a branch per shared category, before) read most of a large owner's
-    documents when a small category was shared or the filters were selective (1.35 s median there)."""
+    gives their ids and sort keys (migration 0015; an index-only range per principal), sorted in list order,
+    and documents are probed in that order until a page matches (`in_order`). That reads in proportion to
+    the page (or, with selective filters, to the documents shared with the caller: thousands, 5,227 at
+    1,000,000 documents, bench/bench_sharing.py), never to their owners' libraries: walking a sharing
+    owner's documents and testing each filing (a branch per shared category, before) read most of a large
+    owner's documents when a small category was shared or the filters were selective (1.35 s median)."""
 
     caller: Caller
     role: AccessRole = "viewer"  # the least a row has; `rank` gives each row's own
