@@ -182,3 +182,32 @@ async def test_an_edit_of_a_shared_document_moves_it_in_the_shared_list(
     assert dict((i, st) for st, i in statuses)[docs[2]] == "ready"
     assert {st for st, i in statuses if i != docs[2]} != {"ready"}  # the others are still being processed
     assert statuses == sorted(statuses), statuses
+
+
+async def test_a_search_by_relevance_ranks_shared_and_own_matches_together(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    """Relevance ranks the newest matches of each branch (the shared ones read newest first from the copied
+    upload times): every match once, page by page, by rank, a document reached twice with its best role."""
+    owner, reader = await sh.person(stack, http), await sh.person(stack, http)
+    texts = ["garden garden garden tools", "garden hose", "kitchen only", "garden garden shed"]
+    theirs = [await h.ready_document(stack, owner.user, f"t{i}.pdf", t) for i, t in enumerate(texts)]
+    own = await h.ready_document(stack, reader.user, "mine.pdf", "garden garden garden garden notes")
+    bills = (await http.post("/categories", headers=await owner.headers(), json={"name": "Bills"})).json()
+    await _file(http, owner, [str(theirs[0]), str(theirs[1])], bills["id"])
+    await sh.share(http, owner, f"categories/{bills['id']}", "viewer", email=reader.email)
+    for doc in (theirs[1], theirs[2], theirs[3]):
+        await sh.share(http, owner, f"documents/{doc}", "editor", email=reader.email)
+    matching = {str(theirs[0]): "viewer", str(theirs[1]): "editor", str(theirs[3]): "editor"}
+    for scope, expected in (("shared", matching), ("all", matching | {str(own): "owner"})):
+        items = await _pages(http, reader, scope=scope, q="garden", sort="relevance")
+        assert {d["id"]: d["role"] for d in items} == expected, scope
+        assert len(items) == len(expected)
+        ranks = [d["rank"] for d in items]
+        assert ranks == sorted(ranks, reverse=True), (scope, ranks)
+        r = await http.get(
+            "/documents",
+            headers=await reader.headers(),
+            params={"scope": scope, "q": "garden", "sort": "relevance", "limit": 2},
+        )
+        assert r.json()["total"] == len(expected), scope

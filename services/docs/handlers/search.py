@@ -240,8 +240,10 @@ def _page_source(
         return (documents, list(conds)) if shared_matches is None else (shared_matches, [])
     # Ranking reads each candidate's whole tsvector, so only the newest RANK_CANDIDATES matches are ranked;
     # they are picked and ranked in one pass (the page is cut from them with no second look at the table).
-    if shared_matches is not None:
-        return select(shared_matches).limit(RANK_CANDIDATES).subquery("shared_candidates"), []
+    if shared_matches is not None:  # already newest first (PostgreSQL 17 knows a CTE's order: no sort)
+        m = shared_matches.c
+        newest_shared = select(shared_matches).order_by(m.sort_key.desc(), m.id.desc()).limit(RANK_CANDIDATES)
+        return newest_shared.subquery("shared_candidates"), []
     d = documents.c
     newest = (
         select(*_candidate_columns(cmd))
