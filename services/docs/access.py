@@ -206,6 +206,16 @@ class Branch:
         """The ids of every document of others shared with the caller, each once (the grantee index alone)."""
         return reached_by(self.caller).distinct()
 
+    def per_status(self) -> Select[Any]:
+        """(status, n): the documents of others shared with the caller per status, each once, from the status
+        copied into `document_access` (the grantee index alone)."""
+        a = document_access.c
+        return (
+            select(a.status, func.count(a.document_id.distinct()).label("n"))
+            .where(a.grantee_id == any_(_principals(self.caller)), a.owner_id != self.caller.user_id)
+            .group_by(a.status)
+        )
+
     def in_order(self, key: str, *, descending: bool) -> Subquery:
         """(id, sort_key) of every document of others shared with the caller, each once, in list order by
         `key` (a sort key column of `document_access`, migration 0015) and id: read from the grantee index

@@ -7,6 +7,7 @@ filter (which reads the filed documents by category instead)."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -182,6 +183,17 @@ async def test_an_edit_of_a_shared_document_moves_it_in_the_shared_list(
     assert dict((i, st) for st, i in statuses)[docs[2]] == "ready"
     assert {st for st, i in statuses if i != docs[2]} != {"ready"}  # the others are still being processed
     assert statuses == sorted(statuses), statuses
+    # The counts per status read the copied status: each shared document once (one is reached twice).
+    for scope, extra in (("shared", []), ("all", [await _status_of(http, reader, own)])):
+        r = await http.get("/documents/counts", params={"scope": scope}, headers=await reader.headers())
+        by_status = {st: n for st, n in r.json()["by_status"].items() if n}
+        assert by_status == Counter([st for st, _ in statuses] + extra), scope
+
+
+async def _status_of(http: httpx.AsyncClient, who: sh.Person, doc: str) -> str:
+    r = await http.get(f"/documents/{doc}", headers=await who.headers())
+    assert r.status_code == 200, r.text
+    return str(r.json()["status"])
 
 
 async def test_a_search_by_relevance_ranks_shared_and_own_matches_together(

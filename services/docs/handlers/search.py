@@ -471,7 +471,8 @@ def page_of(cmd: ListDocuments, result: Sequence[AnyRow]) -> DocumentPage:
 def counts_statement(caller: Caller, scope: Scope = "mine", shared: Branch | None = None) -> Select[Any]:
     """The caller's documents per status: for their own, an index-only scan of the (owner, status, …) index,
     already in status order, so no sort (20,000 documents of one owner: 24 ms cold, on a loaded 2-core
-    machine); shared documents (each once, however many shares reach it) are added."""
+    machine); shared documents (each once, however many shares reach it) are added, counted from the status
+    `document_access` copies (the grantee index alone)."""
     d = documents.c
     branches = access_branches(scope, caller, shared)
     per_branch = [
@@ -479,7 +480,10 @@ def counts_statement(caller: Caller, scope: Scope = "mine", shared: Branch | Non
         for b in branches
         if b.role == "owner"
     ]
-    others = [select(d.id).where(b.condition) for b in branches if b.role != "owner"]
+    for b in branches:
+        if b.shared is not None:  # the copied status (migration 0015): no shared document is probed
+            per_branch.append(b.shared.per_status())
+    others = [select(d.id).where(b.condition) for b in branches if b.role != "owner" and b.shared is None]
     if others:
         reached = (union(*others) if len(others) > 1 else others[0]).subquery("reached")
         per_branch.append(
