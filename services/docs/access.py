@@ -35,10 +35,10 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import FromClause
+from sqlalchemy.sql import FromClause, Subquery
 
 from contracts import Forbidden, NotFound
 from contracts.docs_api import AccessRole
@@ -178,11 +178,12 @@ def reached_by(caller: Caller) -> Select[Any]:
 class Branch:
     """Every document of others shared with the caller — by a share of the document, or of a category its
     owner filed it under — as `document_access` holds them, read by a list as one branch: the grantee index
-    gives their ids (an index-only range per principal), each is probed by primary key and the matches are
-    sorted. That costs in proportion to the documents shared with the caller (thousands: 5,227 at 1,000,000
-    documents, bench/bench_sharing.py), not to their owners' libraries: walking a sharing owner's documents in
-    list order and testing each filing (a branch per shared category, before) read most of a large owner's
-    documents when a small category was shared or the filters were selective (1.35 s median there)."""
+    gives their ids and sort keys (migration 0015; an index-only range per principal), sorted in list order,
+    and documents are probed in that order until a page matches (`in_order`). That reads in proportion to
+    the page (or, with selective filters, to the documents shared with the caller: thousands, 5,227 at
+    1,000,000 documents, bench/bench_sharing.py), never to their owners' libraries: walking a sharing
+    owner's documents and testing each filing (a branch per shared category, before) read most of a large
+    owner's documents when a small category was shared or the filters were selective (1.35 s median)."""
 
     caller: Caller
     role: AccessRole = "viewer"  # the least a row has; `rank` gives each row's own
@@ -200,6 +201,35 @@ class Branch:
 
     def condition(self, doc: FromClause = documents) -> ColumnElement[bool]:
         return doc.c.id.in_(reached_by(self.caller))
+
+    def ids(self) -> Select[Any]:
+        """The ids of every document of others shared with the caller, each once (the grantee index alone)."""
+        return reached_by(self.caller).distinct()
+
+    def per_status(self) -> Select[Any]:
+        """(status, n): the documents of others shared with the caller per status, each once, from the status
+        copied into `document_access` (the grantee index alone)."""
+        a = document_access.c
+        return (
+            select(a.status, func.count(a.document_id.distinct()).label("n"))
+            .where(a.grantee_id == any_(_principals(self.caller)), a.owner_id != self.caller.user_id)
+            .group_by(a.status)
+        )
+
+    def in_order(self, key: str, *, descending: bool) -> Subquery:
+        """(id, sort_key) of every document of others shared with the caller, each once, in list order by
+        `key` (a sort key column of `document_access`, migration 0015) and id: read from the grantee index
+        alone (an index-only range per principal) and sorted, before any document is probed."""
+        a = document_access.c
+        k = a[key]
+        order = (k.desc(), a.document_id.desc()) if descending else (k.asc(), a.document_id.asc())
+        return (
+            select(a.document_id.label("id"), k.label("sort_key"))
+            .where(a.grantee_id == any_(_principals(self.caller)), a.owner_id != self.caller.user_id)
+            .ext(distinct_on(k, a.document_id))  # one sort gives both the order and each document once
+            .order_by(*order)
+            .subquery("shared_in_order")
+        )
 
 
 async def shared_sources(s: AsyncSession, caller: Caller) -> Branch | None:

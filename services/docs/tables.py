@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -354,6 +356,14 @@ shares = Table(
 # What each share reaches, materialised (migration 0014): its document, or each document its owner filed
 # under its category. Kept by triggers on `shares` and `document_categories` in the writing transaction and
 # never written by the service; row-level security and `access.shared_pairs` read it.
+ACCESS_SORT_KEYS: dict[str, Any] = {
+    "created_at": DateTime(timezone=True),
+    "document_date_key": Date,  # COALESCE(document_date, '0001-01-01')
+    "title_key": Text,  # lower(COALESCE(title, filename))
+    "filename_key": Text,  # lower(filename)
+    "size": BigInteger,
+    "status": String(16),
+}
 document_access = Table(
     "document_access",
     metadata,
@@ -364,8 +374,16 @@ document_access = Table(
     Column("grantee_id", UUID(as_uuid=True), nullable=False),
     Column("owner_id", UUID(as_uuid=True), nullable=False),  # the document's
     Column("role", String(8), nullable=False),
+    # The document's values of the list's sort keys (handlers/search.py), copied by triggers as a row is written
+    # and whenever the document's change (migration 0015): the shared branch of a list sorts these rows, read
+    # from the grantee index alone, and probes `documents` for a page's rows only.
+    *(Column(name, kind, nullable=False) for name, kind in ACCESS_SORT_KEYS.items()),
     Index("ix_document_access_document", "document_id", "grantee_id", postgresql_include=["role"]),
-    Index("ix_document_access_grantee", "grantee_id", postgresql_include=["document_id", "owner_id", "role"]),
+    Index(
+        "ix_document_access_grantee",
+        "grantee_id",
+        postgresql_include=["document_id", "owner_id", "role", *ACCESS_SORT_KEYS],
+    ),
 )
 
 # A link for people without an account: only the SHA-256 of its token is kept (migration 0011).

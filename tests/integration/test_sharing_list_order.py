@@ -6,6 +6,8 @@ filter (which reads the filed documents by category instead)."""
 
 from __future__ import annotations
 
+import uuid
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -124,3 +126,100 @@ async def test_document_shares_of_both_roles_are_one_source_with_each_rows_role(
             }, (scope, sort)
             expected = list(reversed(docs)) if sort == "uploaded_at" else [docs[1], docs[0], docs[2]]
             assert [d["id"] for d in items] == expected, (scope, sort)
+
+
+async def test_an_edit_of_a_shared_document_moves_it_in_the_shared_list(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    """The shared branch sorts by the keys copied into document_access (migration 0015): a title edit, a new
+    document date or a status step of a shared document moves it at once, page by page, in the shared and
+    the whole list — reached by a document share and a category share alike."""
+    owner, reader = await sh.person(stack, http), await sh.person(stack, http)
+    created = [(await h.create(stack, owner.user, n)).document for n in ("b.pdf", "c.pdf", "a.pdf")]
+    docs = [str(d.id) for d in created]
+    bills = (await http.post("/categories", headers=await owner.headers(), json={"name": "Bills"})).json()
+    await _file(http, owner, docs[1:], bills["id"])
+    await sh.share(http, owner, f"categories/{bills['id']}", "viewer", email=reader.email)
+    await sh.share(http, owner, f"documents/{docs[0]}", "editor", email=reader.email)
+    await sh.share(http, owner, f"documents/{docs[1]}", "editor", email=reader.email)  # reached twice
+    own = str((await h.create(stack, reader.user, "m.pdf")).document.id)
+
+    async def order(sort: str, way: str, scope: str = "shared") -> list[str]:
+        items = await _pages(http, reader, scope=scope, sort=sort, order=way)
+        return [d["id"] for d in items]
+
+    assert await order("title", "asc") == [docs[2], docs[0], docs[1]]  # a, b, c
+    r = await http.patch(f"/documents/{docs[2]}", headers=await owner.headers(), json={"title": "Zebra"})
+    assert r.status_code == 200, r.text
+    assert await order("title", "asc") == [docs[0], docs[1], docs[2]]  # b, c, zebra
+    assert await order("title", "desc", "all") == [docs[2], own, docs[1], docs[0]]  # zebra, m, c, b
+    # An editor's rename moves it for everyone it is shared with.
+    r = await http.patch(f"/documents/{docs[1]}", headers=await reader.headers(), json={"title": "Apple"})
+    assert r.status_code == 200, r.text
+    assert await order("title", "asc") == [docs[1], docs[0], docs[2]]
+
+    dates = {docs[0]: "2023-05-01", docs[1]: "2021-01-01", docs[2]: "2022-07-15"}
+    for doc, when in dates.items():
+        r = await http.patch(
+            f"/documents/{doc}", headers=await owner.headers(), json={"fields": {"document_date": when}}
+        )
+        assert r.status_code == 200, r.text
+    assert await order("document_date", "desc") == [docs[0], docs[2], docs[1]]
+    r = await http.patch(
+        f"/documents/{docs[1]}",
+        headers=await owner.headers(),
+        json={"fields": {"document_date": "2024-01-01"}},
+    )
+    assert r.status_code == 200, r.text
+    assert await order("document_date", "desc") == [docs[1], docs[0], docs[2]]
+    assert await order("document_date", "desc", "all") == [docs[1], docs[0], docs[2], own]  # own: no date
+
+    # A status step (the pipeline, as the system) moves it in the status order.
+    d, owner_id = created[2], uuid.UUID(owner.id)
+    await h.extracted(stack, d.id, owner_id, d.run_id, ["text"])
+    await h.analyzed(stack, d.id, owner_id, d.run_id)
+    items = await _pages(http, reader, scope="shared", sort="status", order="asc")
+    statuses = [(x["status"], x["id"]) for x in items]
+    assert dict((i, st) for st, i in statuses)[docs[2]] == "ready"
+    assert {st for st, i in statuses if i != docs[2]} != {"ready"}  # the others are still being processed
+    assert statuses == sorted(statuses), statuses
+    # The counts per status read the copied status: each shared document once (one is reached twice).
+    for scope, extra in (("shared", []), ("all", [await _status_of(http, reader, own)])):
+        r = await http.get("/documents/counts", params={"scope": scope}, headers=await reader.headers())
+        by_status = {st: n for st, n in r.json()["by_status"].items() if n}
+        assert by_status == Counter([st for st, _ in statuses] + extra), scope
+
+
+async def _status_of(http: httpx.AsyncClient, who: sh.Person, doc: str) -> str:
+    r = await http.get(f"/documents/{doc}", headers=await who.headers())
+    assert r.status_code == 200, r.text
+    return str(r.json()["status"])
+
+
+async def test_a_search_by_relevance_ranks_shared_and_own_matches_together(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    """Relevance ranks the newest matches of each branch (the shared ones read newest first from the copied
+    upload times): every match once, page by page, by rank, a document reached twice with its best role."""
+    owner, reader = await sh.person(stack, http), await sh.person(stack, http)
+    texts = ["garden garden garden tools", "garden hose", "kitchen only", "garden garden shed"]
+    theirs = [await h.ready_document(stack, owner.user, f"t{i}.pdf", t) for i, t in enumerate(texts)]
+    own = await h.ready_document(stack, reader.user, "mine.pdf", "garden garden garden garden notes")
+    bills = (await http.post("/categories", headers=await owner.headers(), json={"name": "Bills"})).json()
+    await _file(http, owner, [str(theirs[0]), str(theirs[1])], bills["id"])
+    await sh.share(http, owner, f"categories/{bills['id']}", "viewer", email=reader.email)
+    for doc in (theirs[1], theirs[2], theirs[3]):
+        await sh.share(http, owner, f"documents/{doc}", "editor", email=reader.email)
+    matching = {str(theirs[0]): "viewer", str(theirs[1]): "editor", str(theirs[3]): "editor"}
+    for scope, expected in (("shared", matching), ("all", matching | {str(own): "owner"})):
+        items = await _pages(http, reader, scope=scope, q="garden", sort="relevance")
+        assert {d["id"]: d["role"] for d in items} == expected, scope
+        assert len(items) == len(expected)
+        ranks = [d["rank"] for d in items]
+        assert ranks == sorted(ranks, reverse=True), (scope, ranks)
+        r = await http.get(
+            "/documents",
+            headers=await reader.headers(),
+            params={"scope": scope, "q": "garden", "sort": "relevance", "limit": 2},
+        )
+        assert r.json()["total"] == len(expected), scope

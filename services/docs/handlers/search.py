@@ -104,6 +104,7 @@ class AccessBranch:
     condition: ColumnElement[bool]
     role: AccessRole
     rank: Callable[[ColumnElement[Any]], ColumnElement[Any]] | None = None
+    shared: Branch | None = None  # the documents of others shared with the caller, read in list order
 
     def rank_of(self, doc_id: ColumnElement[Any]) -> ColumnElement[Any]:
         return self.rank(doc_id) if self.rank else literal(ROLE_RANK[self.role])
@@ -115,9 +116,9 @@ def access_branches(
     shared: Branch | None,
 ) -> list[AccessBranch]:
     """Whose documents a list covers, one branch each: the caller's own (read through the `(owner, key, id)`
-    indexes, a page's worth) and the documents shared with them (`shared`, read just before from
-    `document_access`: probed by id and sorted, in proportion to how many are shared with the caller). A page
-    is cut from each branch and merged: an OR of them would lose the own index's order."""
+    indexes, a page's worth) and the documents shared with them (`shared`: their sort keys read from
+    `document_access` and sorted, then documents probed in that order until a page matches, see
+    `_shared_matches`). A page is cut from each branch and merged: an OR of them would lose the index order."""
     d = documents.c
     branches: list[AccessBranch] = []
     if scope in ("all", "mine"):
@@ -125,7 +126,9 @@ def access_branches(
     if scope in ("all", "shared"):
         if shared is not None:
             branches.append(
-                AccessBranch(and_(shared.condition(), d.owner_id != caller.user_id), shared.role, shared.rank)
+                AccessBranch(
+                    and_(shared.condition(), d.owner_id != caller.user_id), shared.role, shared.rank, shared
+                )
             )
     if not branches:  # only shared documents asked for, and there are none
         branches.append(AccessBranch(false(), "viewer"))
@@ -285,24 +288,71 @@ def _snippet(raw: str | None) -> str | None:
 SUMMARY_COLUMNS = tuple(SummaryRow.__annotations__)
 
 
-def _page_source(
-    cmd: ListDocuments, conds: list[ColumnElement[bool]]
-) -> tuple[FromClause, list[ColumnElement[bool]]]:
-    """What a page is cut from, and the conditions still to apply there."""
+def _candidate_columns(cmd: ListDocuments) -> list[ColumnElement[Any]]:
+    """What a page's candidate rows carry: the summary, and what relevance ranks."""
+    d = documents.c
+    ranked: list[ColumnElement[Any]] = [document_search.c.rank_vector] if cmd.sort == "relevance" else []
+    return [d[name] for name in SUMMARY_COLUMNS] + ranked
+
+
+def _with_rank_vector(cmd: ListDocuments, source: FromClause) -> FromClause:
+    """`source` (documents joined in) with what relevance ranks: the document's `document_search` row."""
     if cmd.sort != "relevance":
-        return documents, list(conds)
+        return source
+    return source.join(document_search, document_search.c.document_id == documents.c.id)
+
+
+def _page_source(
+    cmd: ListDocuments, conds: list[ColumnElement[bool]], shared_matches: FromClause | None = None
+) -> tuple[FromClause, list[ColumnElement[bool]]]:
+    """What a page is cut from, and the conditions still to apply there (`shared_matches`: the shared
+    branch's, already filtered and in list order — or newest first when ranking)."""
+    if cmd.sort != "relevance":
+        return (documents, list(conds)) if shared_matches is None else (shared_matches, [])
     # Ranking reads each candidate's whole tsvector, so only the newest RANK_CANDIDATES matches are ranked;
     # they are picked and ranked in one pass (the page is cut from them with no second look at the table).
+    if shared_matches is not None:  # already newest first (PostgreSQL 17 knows a CTE's order: no sort)
+        m = shared_matches.c
+        newest_shared = select(shared_matches).order_by(m.sort_key.desc(), m.id.desc()).limit(RANK_CANDIDATES)
+        return newest_shared.subquery("shared_candidates"), []
     d = documents.c
-    wanted = [d[name] for name in SUMMARY_COLUMNS] + [document_search.c.rank_vector]
     newest = (
-        select(*wanted)
-        .join_from(documents, document_search, document_search.c.document_id == d.id)
+        select(*_candidate_columns(cmd))
+        .select_from(_with_rank_vector(cmd, documents))
         .where(*conds)
         .order_by(d.created_at.desc(), d.id.desc())
         .limit(RANK_CANDIDATES)
     )
     return newest.subquery("candidates"), []
+
+
+# The column of `document_access` (migration 0015) holding each sort key's value (relevance ranks the newest).
+SHARED_SORT_COLUMNS: dict[str, str] = {
+    "uploaded_at": "created_at",
+    "document_date": "document_date_key",
+    "title": "title_key",
+    "filename": "filename_key",
+    "size": "size",
+    "status": "status",
+    "relevance": "created_at",
+}
+
+
+def _shared_matches(cmd: ListDocuments, shared: Branch, conds: list[ColumnElement[bool]]) -> FromClause:
+    """The shared documents matching the filters, each once, in list order (newest first when ranking): their
+    sort keys come from `document_access` alone, sorted, and the documents are probed in that order — a
+    page stops after its rows, the capped count reads on from the same rows (never a second probe)."""
+    descending = cmd.order == "desc" or cmd.sort == "relevance"
+    keys = shared.in_order(SHARED_SORT_COLUMNS[cmd.sort], descending=descending)
+    k = keys.c
+    order = (k.sort_key.desc(), k.id.desc()) if descending else (k.sort_key.asc(), k.id.asc())
+    return (
+        select(*_candidate_columns(cmd), k.sort_key)
+        .select_from(_with_rank_vector(cmd, keys.join(documents, documents.c.id == k.id)))
+        .where(*conds)
+        .order_by(*order)
+        .cte("shared_matches")
+    )
 
 
 def _first_matching_page(doc_id: ColumnElement[Any], q: str) -> ColumnElement[Any]:
@@ -393,11 +443,20 @@ def _ids_then_rows(
     )
 
 
-def _branch_page(cmd: ListDocuments, conds: list[ColumnElement[bool]], q: str | None) -> Select[Any]:
+def _branch_page(
+    cmd: ListDocuments,
+    conds: list[ColumnElement[bool]],
+    q: str | None,
+    shared_matches: FromClause | None = None,
+) -> Select[Any]:
     """One branch's rows of the page, in order, one more than the limit."""
-    source, page_conds = _page_source(cmd, conds)
+    source, page_conds = _page_source(cmd, conds, shared_matches)
     c = source.c
-    key = _sort_expression(cmd.sort, q, source)
+    key = (
+        c.sort_key
+        if shared_matches is not None and cmd.sort != "relevance"
+        else _sort_expression(cmd.sort, q, source)
+    )
     after, ordering = _after_cursor(cmd, q, key, c.id)
     page_conds += after
     shown = [c[name] for name in SUMMARY_COLUMNS]
@@ -419,6 +478,8 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: Branch | None = N
     q = query_text(cmd)
     branches = access_branches(cmd.scope, caller, shared)
     conditions = [filter_conditions(cmd, b.condition) for b in branches]
+    filters = filter_conditions(cmd, true())[1:]
+    matched = [_shared_matches(cmd, b.shared, filters) if b.shared else None for b in branches]
     # The caller's own page, when it can be cut as ids first: from the narrow search rows (a search), or
     # from the list-order index (filed under categories).
     own = own_search_conditions(cmd, caller.user_id) if branches[0].role == "owner" else None
@@ -426,13 +487,13 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: Branch | None = N
     if filed is not None:
         conditions[0] = filed
     pages_: list[Select[Any]] = []
-    for conds, b in zip(conditions, branches, strict=True):
+    for conds, b, shared_page in zip(conditions, branches, matched, strict=True):
         if b.role == "owner" and own is not None and q:
             pages_.append(_own_search_page(cmd, own, q))
         elif b.role == "owner" and filed is not None:
             pages_.append(_ids_then_rows(cmd, documents, documents.c.id, documents.c.created_at, conds, None))
         else:
-            pages_.append(_branch_page(cmd, conds, q))
+            pages_.append(_branch_page(cmd, conds, q, shared_page))
     if len(pages_) == 1 and branches[0].rank is None:  # one role for every row (the caller's own, e.g.)
         page = pages_[0].subquery("page")
         role_rank: ColumnElement[Any] = literal(ROLE_RANK[branches[0].role])
@@ -451,7 +512,7 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: Branch | None = N
     p = page.c
     counted = (
         select(func.count().label("total"))
-        .select_from(_capped_matches(_counted_conditions(cmd, caller, shared, branches, conditions), own))
+        .select_from(_capped_matches(conditions, matched, branches, bool(filters), own))
         .subquery("counted")
     )
     link = document_categories.c
@@ -500,38 +561,32 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: Branch | None = N
     )
 
 
-def _counted_conditions(
-    cmd: ListDocuments,
-    caller: Caller,
-    shared: Branch | None,
-    branches: list[AccessBranch],
-    conditions: list[list[ColumnElement[bool]]],
-) -> list[list[ColumnElement[bool]]]:
-    """What the total counts: the caller's own documents, then those shared with them as one condition (a
-    semi-join on `document_access`; the page's shared branch probes the same documents again, ~5,000 primary-key
-    probes at 1,000,000 documents — only when the caller's own do not reach the cap)."""
-    own = [conds for conds, b in zip(conditions, branches, strict=True) if b.role == "owner"]
-    others = [conds for conds, b in zip(conditions, branches, strict=True) if b.role != "owner"]
-    if others and shared is not None:
-        others = [filter_conditions(cmd, shared_with(caller))]
-    return own + others
-
-
 def _capped_matches(
-    conditions: list[list[ColumnElement[bool]]], own_search: list[ColumnElement[bool]] | None = None
+    conditions: list[list[ColumnElement[bool]]],
+    shared_matches: list[FromClause | None],
+    branches: list[AccessBranch],
+    filtered: bool,
+    own_search: list[ColumnElement[bool]] | None = None,
 ) -> FromClause:
     """The ids counted, stopping past the cap: an exact count of 100,000 matches costs more than the page.
-    The caller's own come first (shared ones, which may repeat a document, counted once each): when their
-    own reach the cap, the shared branches are never read. A search of their own (`own_search`) counts the
-    narrow search rows, not the documents rows."""
-    capped = [select(documents.c.id).where(*conds).limit(COUNT_CAP + 1) for conds in conditions]
+    The caller's own come first: when they reach the cap, the shared ones are never read. Shared documents
+    are counted from `document_access` alone when nothing but access is asked (no document is probed), else
+    the shared branch's matches are read on from where its page stopped (each document probed once). A search
+    of their own (`own_search`) counts the narrow search rows, not the documents rows."""
+    capped: list[Select[Any]] = []
+    for conds, matches, b in zip(conditions, shared_matches, branches, strict=True):
+        if matches is None:
+            capped.append(select(documents.c.id).where(*conds).limit(COUNT_CAP + 1))
+        elif b.shared is not None and not filtered:
+            capped.append(b.shared.ids().limit(COUNT_CAP + 1))
+        else:
+            capped.append(select(matches.c.id).limit(COUNT_CAP + 1))
     if own_search is not None:
         s = document_search.c
         capped[0] = select(s.document_id.label("id")).where(*own_search).limit(COUNT_CAP + 1)
     if len(capped) == 1:
         return capped[0].subquery("matches")
-    others = (union(*capped[1:]) if len(capped) > 2 else capped[1]).subquery("shared_matches")
-    both = union_all(capped[0], select(others.c.id).limit(COUNT_CAP + 1)).subquery("both")
+    both = union_all(*capped).subquery("both")
     return select(both.c.id).limit(COUNT_CAP + 1).subquery("matches")
 
 
@@ -577,7 +632,8 @@ def page_of(cmd: ListDocuments, result: Sequence[AnyRow]) -> DocumentPage:
 def counts_statement(caller: Caller, scope: Scope = "mine", shared: Branch | None = None) -> Select[Any]:
     """The caller's documents per status: for their own, an index-only scan of the (owner, status, …) index,
     already in status order, so no sort (20,000 documents of one owner: 24 ms cold, on a loaded 2-core
-    machine); shared documents (each once, however many shares reach it) are added."""
+    machine); shared documents (each once, however many shares reach it) are added, counted from the status
+    `document_access` copies (the grantee index alone)."""
     d = documents.c
     branches = access_branches(scope, caller, shared)
     per_branch = [
@@ -585,7 +641,10 @@ def counts_statement(caller: Caller, scope: Scope = "mine", shared: Branch | Non
         for b in branches
         if b.role == "owner"
     ]
-    others = [select(d.id).where(b.condition) for b in branches if b.role != "owner"]
+    for b in branches:
+        if b.shared is not None:  # the copied status (migration 0015): no shared document is probed
+            per_branch.append(b.shared.per_status())
+    others = [select(d.id).where(b.condition) for b in branches if b.role != "owner" and b.shared is None]
     if others:
         reached = (union(*others) if len(others) > 1 else others[0]).subquery("reached")
         per_branch.append(

@@ -10,7 +10,7 @@ the same expressions as the generated columns were.
 The documents' read policy is rewritten to the same rule in a form the planner costs right (`_readable`).
 
 Revision ID: 0016_document_search
-Revises: 0014_document_access
+Revises: 0015_access_sort_keys
 """
 
 import sqlalchemy as sa
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import TSVECTOR, UUID
 
 revision = "0016_document_search"
-down_revision = "0014_document_access"
+down_revision = "0015_access_sort_keys"
 branch_labels = None
 depends_on = None
 

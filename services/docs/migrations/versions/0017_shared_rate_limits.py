@@ -1,7 +1,7 @@
 """rate_limits: the documents service's rate-limit windows, shared by all its processes (kit/ratelimit.py)
 
 Revision ID: 0017_shared_rate_limits
-Revises: 0014_document_access
+Revises: 0016_document_search
 """
 
 from alembic import op
@@ -9,7 +9,7 @@ from alembic import op
 from services.kit.ratelimit import create_rate_limit_table
 
 revision = "0017_shared_rate_limits"
-down_revision = "0014_document_access"
+down_revision = "0016_document_search"
 branch_labels = None
 depends_on = None
 
