@@ -35,6 +35,7 @@ from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 
 from ..access import Caller, acting, readable, shared_sources, sharing_owners
+from ..list_statements import LIST_STATEMENTS
 from ..rows import AccessibleRow, DocumentRow, TaskRow
 from ..tables import audit_log, document_categories, documents, pages, tasks
 from . import search
@@ -47,7 +48,8 @@ async def list_documents(cmd: ListDocuments, ctx: Ctx, deps: DocsDeps) -> Docume
     caller = await user(ctx, deps)
     async with acting(deps.db, caller, custom_plans=True) as s:
         shared = await shared_sources(s, caller) if cmd.scope != "mine" else None
-        rows = (await s.execute(search.list_statement(cmd, caller, shared))).all()
+        statement, values = LIST_STATEMENTS.statement(cmd, caller, shared)  # search.list_statement's, reused
+        rows = (await s.execute(statement, values)).all()
     return search.page_of(cmd, rows)
 
 
