@@ -133,7 +133,9 @@ def busy_by_subject(prometheus: str) -> dict[str, float]:
     return by_label(prometheus, q, "subject")
 
 
-def cost_per_kind(base: str, tokens: list[str], root: int, n: int) -> list[dict[str, Any]]:
+def cost_per_kind(
+    base: str, tokens: list[str], root: int, n: int, only: set[str] | None = None
+) -> list[dict[str, Any]]:
     """CPU milliseconds per request of each kind, one request at a time (`n` of each) against the stack,
     per process (from /proc), less what the idle stack uses in as long: the cost, whatever the machine's
     load. An upload's row includes its pipeline (extraction, previews, events) up to 5 s after the last."""
@@ -175,6 +177,8 @@ def cost_per_kind(base: str, tokens: list[str], root: int, n: int) -> list[dict[
     with httpx.Client(base_url=base, timeout=60) as client:
         idle_s, idle = measure(lambda: time.sleep(0.05))
         for kind, what in kinds(client).items():
+            if only is not None and kind not in only and kind != "list":  # list: the ids to open
+                continue
             client.cookies.clear()
             wall, used = measure(what, settle_s=5.0 if kind.startswith("upload") else 0.0)
             net = {p: max(0.0, c - idle.get(p, 0.0) * wall / idle_s) for p, c in used.items()}
