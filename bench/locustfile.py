@@ -56,9 +56,9 @@ class Reader(HttpUser):
                 elif r.ok:
                     self.headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
                     break
-                else:
+                else:  # a failure, counted; try again after a pause, as a person would
                     r.failure(f"status {r.status_code}")
-                    break
+                    wait_s = 5.0
             time.sleep(wait_s * random.uniform(1.0, 1.5))  # spread the retries (gevent-aware sleep)
         self.client.cookies.clear()  # bearer only: no CSRF header needed for the upload
 

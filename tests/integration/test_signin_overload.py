@@ -39,3 +39,29 @@ async def test_sign_in_when_hashing_is_saturated_is_503_with_retry_after(
     monkeypatch.undo()
     r = await http.post("/auth/login", json={"email": user.email, "password": user.password})
     assert r.status_code == 200, r.text
+
+
+async def test_the_gateway_queues_sign_ins_and_answers_503_past_its_budget(
+    stack: Stack, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway admits sign-ins to the auth service a few at a time (gateway/bus.py): past its wait budget
+    a sign-in — JSON, browser session or OAuth form — is answered 503 + Retry-After without reaching auth."""
+    from contracts.auth import LOGIN
+
+    user: AppUser = await register_and_login(http)
+    gate = stack.server.config.app.state.bus.admissions[LOGIN.subject]
+    monkeypatch.setattr(gate, "expected_wait_s", lambda: 6.0)
+    sent = {
+        "/auth/login": {"json": {"email": user.email, "password": user.password}},
+        "/auth/session": {"json": {"email": user.email, "password": user.password}},
+        "/auth/token": {"data": {"username": user.email, "password": user.password}},
+    }
+    for path, body in sent.items():
+        r = await http.post(path, **body)
+        assert r.status_code == 503, (path, r.text)
+        assert r.headers["Retry-After"] == "6"
+        assert r.json()["error"]["details"]["reason"] == "busy"
+    monkeypatch.undo()
+    r = await http.post("/auth/login", json={"email": user.email, "password": user.password})
+    assert r.status_code == 200, r.text
+    assert (gate.running, gate.waiting) == (0, 0)
