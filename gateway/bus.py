@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 from typing import Annotated, Any
 
 import nats
@@ -11,18 +12,30 @@ from fastapi import Depends, Request
 from pydantic import BaseModel
 
 from contracts import AtriumError, ErrorCode, Header, Unavailable
+from contracts.auth import LOGIN
 from contracts.base import Rpc
 from contracts.identity import ENROL_SECOND_FACTOR, PAT_EXCHANGE
 from services.kit import client
+from services.kit.admission import Admission
 from services.kit.config import NatsLogin, nats_servers
 
 from .pats import exchanger
+
+# Sign-ins sent to the auth service at once. Each costs a core ≈ 75 ms of hashing there, so a burst beyond what
+# it hashes in time waited in its queue until the gateway's timeout (504); queued here instead, one that
+# would wait more than SIGN_IN_WAIT_BUDGET_S is answered 503 + Retry-After at once.
+SIGN_INS_AT_ONCE = int(os.environ.get("ATRIUM_GATEWAY_SIGNINS_AT_ONCE") or 4)
+SIGN_IN_WAIT_BUDGET_S = 3.0
 
 
 class BusClient:
     def __init__(self, timeout_s: float):
         self.nc: nats.NATS | None = None
         self.timeout_s = timeout_s
+        # Subjects whose requests are admitted (kit/admission.py) before they are sent.
+        self.admissions: dict[str, Admission] = {
+            LOGIN.subject: Admission(SIGN_INS_AT_ONCE, SIGN_IN_WAIT_BUDGET_S, "sign-ins", seconds_each=0.3)
+        }
 
     async def connect(self, url: str, login: NatsLogin | None = None) -> None:
         async def quiet(_e: Exception) -> None:  # reconnects are reported by /health, not as tracebacks
@@ -82,6 +95,21 @@ class CallContext:
     ) -> Any:
         if not self.bus.connected or self.bus.nc is None:
             raise Unavailable("The message bus is not reachable; Atrium is starting or NATS is down.")
+        admission = self.bus.admissions.get(desc.subject)
+        if admission is not None:
+            async with admission.turn():
+                return await self._call(desc, payload, token=token, timeout=timeout)
+        return await self._call(desc, payload, token=token, timeout=timeout)
+
+    async def _call(
+        self,
+        desc: Rpc[Any, Any],
+        payload: BaseModel | dict[str, Any] | None,
+        *,
+        token: str | None,
+        timeout: float | None,
+    ) -> Any:
+        assert self.bus.nc is not None
         send = functools.partial(
             client.call,
             self.bus.nc,

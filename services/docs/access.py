@@ -236,7 +236,7 @@ async def shared_sources(s: AsyncSession, caller: Caller) -> Branch | None:
     """What of others is shared with the caller now, as a list reads it (one `Branch`), or None when nothing
     is. Group membership is the caller's now and `document_access` is kept by triggers in the writing
     transaction, so a revoke, an unfiling or a group removal holds at once."""
-    if not (await s.execute(select(reached_by(caller).exists()))).scalar():
+    if not (await s.execute(_ANYTHING_SHARED, acting_params(caller))).scalar():
         return None
     return Branch(caller)
 
@@ -308,6 +308,10 @@ ANY_CALLER = cast_type(Caller, _AnyCaller())
 def acting_params(caller: Caller) -> dict[str, Any]:
     """The values of a statement built with `ANY_CALLER`, for this caller."""
     return {"acting_user": caller.user_id, "acting_principals": caller.principals}
+
+
+# Whether anything of others is shared with the caller (`shared_sources`), built once.
+_ANYTHING_SHARED = select(reached_by(ANY_CALLER).exists())
 
 
 def _document_row(lock: bool) -> Select[Any]:

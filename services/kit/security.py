@@ -120,6 +120,9 @@ StateBucket = Callable[[], Awaitable[Any]]  # opens the `auth_state` KV bucket
 StatePush = Callable[[Callable[[str, bytes | None], None]], Awaitable[Any]]
 
 
+VERIFIED_TOKENS_KEPT = 10_000  # tokens whose verified claims are kept (an access token lives 15 min)
+
+
 class TokenVerifier:
     """Verifies access tokens. What it reads is injected: `key_source` returns the JWKS,
     `state_bucket` opens the `auth_state` bucket it follows (see `services.kit.bus.bus_verifier`)."""
@@ -141,6 +144,8 @@ class TokenVerifier:
         self._keys_lock = asyncio.Lock()
         self._watch_task: asyncio.Task[None] | None = None
         self.kv: Any = None
+        # token → (kid, key, claims) of tokens whose signature was verified (`_signed_claims`)
+        self._verified: dict[str, tuple[str, Any, dict[str, Any]]] = {}
 
     async def start(self) -> None:
         self.kv = await self.state_bucket()
@@ -232,8 +237,20 @@ class TokenVerifier:
             self.keys = {k.kid: RSAAlgorithm.from_jwk(k.model_dump()) for k in jwks.keys}
             self._keys_loaded_at = time.monotonic()
 
-    async def verify(self, authorization: str) -> Actor:
-        token = _bearer(authorization)
+    async def _signed_claims(self, token: str) -> dict[str, Any]:
+        """The token's claims once its signature, audience, issuer and times are checked. A token verified
+        before (the same string, signed by a key still current) is not verified again, only its expiry:
+        the RSA check and PyJWT's parsing were the largest part of authorising a request."""
+        await self._load_keys()
+        known = self._verified.get(token)
+        if known is not None:
+            if self.keys.get(known[0]) is known[1]:
+                if known[2]["exp"] <= time.time():
+                    raise Unauthenticated(
+                        "Your session has expired; refresh it or sign in again.", {"reason": "expired"}
+                    )
+                return known[2]
+            del self._verified[token]
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -245,7 +262,6 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise Unauthenticated("The access token names no signing key.")
-        await self._load_keys()
         if kid not in self.keys:
             await self._load_keys(force=True)
         key = self.keys.get(kid)
@@ -270,6 +286,14 @@ class TokenVerifier:
             raise Unauthenticated(
                 f"The access token is invalid ({type(exc).__name__}); sign in again."
             ) from None
+        self._verified[token] = (kid, key, claims)
+        if len(self._verified) > VERIFIED_TOKENS_KEPT:
+            del self._verified[next(iter(self._verified))]  # the oldest verified
+        return claims
+
+    async def verify(self, authorization: str) -> Actor:
+        token = _bearer(authorization)
+        claims = await self._signed_claims(token)
         if claims.get("typ") != ACCESS_TOKEN_TYPE:
             raise Unauthenticated("This is not an access token.")
         sid, sub, role = str(claims["sid"]), str(claims["sub"]), str(claims["role"])

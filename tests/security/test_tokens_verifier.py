@@ -88,3 +88,25 @@ async def test_a_removed_key_stops_verifying_after_the_jwks_max_age(stack: Stack
     verifier._keys_loaded_at -= security.JWKS_MAX_AGE_S + 1
     with pytest.raises(Unauthenticated):
         await verifier.verify(token)
+
+
+async def test_a_token_verified_before_is_still_checked_each_time(
+    remote_verifier: TokenVerifier, new_user: AppUser
+) -> None:
+    """The verifier keeps the claims of a token whose signature it checked (the same string only): another
+    signature on the same claims is still refused, and a kept token stops working when it expires."""
+    import time
+
+    token = new_user.access_token
+    first = await remote_verifier.verify(f"Bearer {token}")
+    assert token in remote_verifier._verified
+    header, payload, sig = token.split(".")
+    with pytest.raises(Unauthenticated):
+        await remote_verifier.verify(f"Bearer {header}.{payload}.{sig[:-4]}AAAA")
+    again = await remote_verifier.verify(f"Bearer {token}")
+    assert (again.user_id, again.session_id) == (first.user_id, first.session_id)
+    kid, key, claims = remote_verifier._verified[token]
+    remote_verifier._verified[token] = (kid, key, {**claims, "exp": int(time.time()) - 1})
+    with pytest.raises(Unauthenticated) as expired:
+        await remote_verifier.verify(f"Bearer {token}")
+    assert expired.value.details["reason"] == "expired"
