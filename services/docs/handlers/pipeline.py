@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import DateTime, delete, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import UUID as UUID_TYPE
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,7 +76,7 @@ async def _run_tasks(s: AsyncSession, doc: DocumentRow, run_id: UUID, stage: Sta
     return task, other_done
 
 
-def _new_task(doc: DocumentRow, run_id: UUID, stage: Stage, **values: Any) -> dict[str, Any]:
+def _new_task(doc: DocumentRow, run_id: UUID, stage: Stage) -> dict[str, Any]:
     """A (run, stage) task row that a worker's event creates (a run's first task is queue_run's)."""
     return {
         "id": uuid.uuid4(),
@@ -87,7 +88,6 @@ def _new_task(doc: DocumentRow, run_id: UUID, stage: Stage, **values: Any) -> di
         "kind": "analyze" if stage == "analyze" else "extract",
         "status": "queued",
         "attempt": 0,
-        **values,
     }
 
 
@@ -140,22 +140,37 @@ async def _advance(
 
 async def on_processing(ev: DocumentProcessing, ctx: Ctx, deps: DocsDeps) -> None:
     status: DocumentStatus = "extracting" if ev.stage == "extract" else "analyzing"
+    before = [earlier for earlier, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
+    d, t = documents.c, tasks.c
     async with as_system(deps.db, "pipeline") as s:
-        doc = await _doc_for_event(s, ev.document_id)
-        if doc is None:
-            return
-        # The task is running unless already finished: created so, or updated, in one statement.
-        t = tasks.c
-        running = pg_insert(tasks).values(
-            **_new_task(
-                doc,
-                ev.run_id,
-                ev.stage,
-                status="running",
-                attempt=ev.attempt,
-                worker=ev.worker[:200],
-                started_at=ev.started_at,
+        # The document moves forward within its current run (`_moves`), locked by this update when it does
+        # (first, as every pipeline event locks the document before its tasks) ...
+        owner = (
+            await s.execute(
+                update(documents)
+                .where(d.id == ev.document_id, d.run_id == ev.run_id, d.status.in_(before))
+                .values(status=status, updated_at=func.now())
+                .returning(d.owner_id)
             )
+        ).scalar()
+        # ... and its (run, stage) task is running unless already finished: created so (from the document's
+        # row; none if it is gone), or updated.
+        running = pg_insert(tasks).from_select(
+            ["id", "owner_id", "document_id", "filename", "run_id", "stage", "kind", "status", "attempt"]
+            + ["worker", "started_at"],
+            select(
+                literal(uuid.uuid4(), UUID_TYPE),
+                d.owner_id,
+                d.id,
+                d.filename,
+                literal(ev.run_id, UUID_TYPE),
+                literal(ev.stage),
+                literal("analyze" if ev.stage == "analyze" else "extract"),
+                literal("running"),
+                literal(ev.attempt),
+                literal(ev.worker[:200]),
+                literal(ev.started_at, DateTime(timezone=True)),
+            ).where(d.id == ev.document_id),
         )
         await s.execute(
             running.on_conflict_do_update(
@@ -169,9 +184,8 @@ async def on_processing(ev: DocumentProcessing, ctx: Ctx, deps: DocsDeps) -> Non
                 where=t.status.not_in(TERMINAL_TASK),
             )
         )
-        moved = await _advance(s, doc, ev.run_id, status)
-    if moved:
-        await progress(deps, doc.owner_id, doc.id, ev.run_id, status)
+    if owner is not None:
+        await progress(deps, owner, ev.document_id, ev.run_id, status)
 
 
 async def on_ocr_progress(ev: DocumentOcrProgress, ctx: Ctx, deps: DocsDeps) -> None:
