@@ -37,7 +37,7 @@ from contracts.documents import (
 from services.kit.bus import Ctx
 
 from ..access import as_system
-from ..rows import DocumentRow, TaskRow
+from ..rows import EventDocumentRow, TaskRow
 from ..tables import document_categories, documents, pages, tasks
 from .categories import category_for_name
 from .common import DocsDeps, now, ocr_progress_message, progress, promoted
@@ -55,11 +55,20 @@ STATUS_RANK: dict[DocumentStatus, int] = {
 TERMINAL_TASK: tuple[TaskStatus, ...] = ("succeeded", "failed", "superseded")
 
 
-async def _doc_for_event(s: AsyncSession, doc_id: UUID) -> DocumentRow | None:
-    return (await s.execute(select(documents).where(documents.c.id == doc_id).with_for_update())).first()
+# What an event reads of its document, locked (rows.EventDocumentRow).
+EVENT_COLUMNS = [
+    documents.c[name]
+    for name in ("id", "owner_id", "filename", "run_id", "status", "fields", "rejected_categories")
+]
 
 
-async def _run_tasks(s: AsyncSession, doc: DocumentRow, run_id: UUID, stage: Stage) -> tuple[TaskRow, bool]:
+async def _doc_for_event(s: AsyncSession, doc_id: UUID) -> EventDocumentRow | None:
+    return (await s.execute(select(*EVENT_COLUMNS).where(documents.c.id == doc_id).with_for_update())).first()
+
+
+async def _run_tasks(
+    s: AsyncSession, doc: EventDocumentRow, run_id: UUID, stage: Stage
+) -> tuple[TaskRow, bool]:
     """The (run, stage) task, locked (created when a worker's event arrives first), and whether the run's
     other stage is recorded as done: one statement for both when the task exists (call with the document
     row locked: _doc_for_event, so the two stages' events are recorded one after the other)."""
@@ -76,7 +85,7 @@ async def _run_tasks(s: AsyncSession, doc: DocumentRow, run_id: UUID, stage: Sta
     return task, other_done
 
 
-def _new_task(doc: DocumentRow, run_id: UUID, stage: Stage) -> dict[str, Any]:
+def _new_task(doc: EventDocumentRow, run_id: UUID, stage: Stage) -> dict[str, Any]:
     """A (run, stage) task row that a worker's event creates (a run's first task is queue_run's)."""
     return {
         "id": uuid.uuid4(),
@@ -118,14 +127,14 @@ async def _task_succeeded(
     )
 
 
-def _moves(doc: DocumentRow, run_id: UUID, status: DocumentStatus) -> bool:
+def _moves(doc: EventDocumentRow, run_id: UUID, status: DocumentStatus) -> bool:
     """Whether `status` moves the (locked) document forward within its current run: never backwards,
     never from an old run."""
     return doc.run_id == run_id and STATUS_RANK[status] > STATUS_RANK[doc.status]
 
 
 async def _advance(
-    s: AsyncSession, doc: DocumentRow, run_id: UUID, status: DocumentStatus, **values: Any
+    s: AsyncSession, doc: EventDocumentRow, run_id: UUID, status: DocumentStatus, **values: Any
 ) -> bool:
     """Move the document forward within its current run (`_moves`)."""
     if not _moves(doc, run_id, status):
@@ -293,7 +302,7 @@ async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
 
 
 async def _apply_suggested_categories(
-    s: AsyncSession, doc: DocumentRow, names: list[str], may_create: bool
+    s: AsyncSession, doc: EventDocumentRow, names: list[str], may_create: bool
 ) -> list[str]:
     """Assign the suggested categories; returns the names with no category, which wait for the user (the
     document's `pending_suggestions`) when the AI may not create one."""
