@@ -40,6 +40,19 @@ class SummaryRow(Protocol):
     run_id: UUID
 
 
+class EventDocumentRow(Protocol):
+    """What the pipeline's events read of a document (handlers/pipeline.py `EVENT_COLUMNS`): not its text,
+    vectors or metadata, which each event would otherwise fetch again."""
+
+    id: UUID
+    owner_id: UUID
+    filename: str
+    run_id: UUID
+    status: DocumentStatus
+    fields: dict[str, dict[str, Any]]  # field name -> stored FieldValue
+    rejected_categories: list[str]
+
+
 class DocumentRow(SummaryRow, Protocol):
     """A whole `documents` row (without the text and vectors, which no handler reads back)."""
 

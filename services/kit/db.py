@@ -8,6 +8,7 @@ dies during a statement invalidates the pool, as SQLAlchemy does on any disconne
 
 from __future__ import annotations
 
+import re
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import asyncpg
+from asyncpg.transaction import TransactionState
 from sqlalchemy import MetaData, event, exc, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -127,22 +129,64 @@ class Prepared:
         return self._compiled
 
 
-async def begin_with(s: AsyncSession, sql: str, *args: Any) -> Any:
-    """Begin the session's transaction and run `sql` (positional `$1`… parameters) first in it, straight on
-    asyncpg — a prepared statement in the connection's cache — and return its first value: for the statement
-    every transaction of a service starts with (who acts, for row-level security), without SQLAlchemy's
-    execute around it (about a third of that statement's CPU). Refuses to run it outside a transaction, so
-    a transaction-local setting can never outlive the transaction on a pooled connection."""
+async def begin_with(s: AsyncSession, sql: str, *args: str) -> None:
+    """Begin the session's transaction with `sql` (positional `$1`… parameters, strings) as its first statement,
+    both in ONE round trip: for the statement every transaction of a service starts with (who acts, for
+    row-level security) — BEGIN alone was a round trip of its own, the most frequent statement there was.
+    Sent as one simple query (`BEGIN …; <sql>`, the values as quoted literals), so it returns nothing; read
+    what it set with a statement after it. In a transaction already begun, `sql` joins it. Refuses an
+    autocommit session, so a transaction-local setting can never outlive the transaction on a pooled
+    connection."""
     conn = await s.connection()  # the session's connection; SQLAlchemy sends BEGIN lazily, on first use
     raw = await conn.get_raw_connection()
     adapted: Any = raw.dbapi_connection  # SQLAlchemy's adapter of the asyncpg connection
     async with adapted._execute_mutex:
-        if adapted._transaction is None:
-            await adapted._start_transaction()  # what its own first execute would do: BEGIN
         driver = adapted._connection
-        if not driver.is_in_transaction():
+        if adapted._transaction is not None:
+            if not driver.is_in_transaction():
+                raise RuntimeError("begin_with needs a session in a transaction (not an autocommit one)")
+            await driver.execute(sql, *args)
+            return
+        if adapted.isolation_level == "autocommit" or driver.is_in_transaction():
             raise RuntimeError("begin_with needs a session in a transaction (not an autocommit one)")
-        return await driver.fetchval(sql, *args)
+        xact = driver.transaction(
+            isolation=adapted.isolation_level, readonly=adapted.readonly, deferrable=adapted.deferrable
+        )
+        # What asyncpg's Transaction.start() records, then its BEGIN with `sql` in the same round trip. The
+        # transaction is tracked before it is sent, so a failure rolls it back (ROLLBACK with no transaction
+        # open is only a warning) and the pooled connection never keeps an open or failed one.
+        driver._top_xact = xact
+        xact._state = TransactionState.STARTED
+        adapted._transaction = xact
+        await driver.execute(f"{_begin(xact)}; {_with_literals(sql, args)}")
+
+
+def _begin(xact: Any) -> str:
+    """The BEGIN asyncpg's Transaction.start() sends for this transaction."""
+    isolation = {
+        None: "",
+        "read_committed": " ISOLATION LEVEL READ COMMITTED",
+        "read_uncommitted": " ISOLATION LEVEL READ UNCOMMITTED",
+        "repeatable_read": " ISOLATION LEVEL REPEATABLE READ",
+        "serializable": " ISOLATION LEVEL SERIALIZABLE",
+    }[xact._isolation]
+    return (
+        "BEGIN"
+        + isolation
+        + (" READ ONLY" if xact._readonly else "")
+        + (" DEFERRABLE" if xact._deferrable else "")
+    )
+
+
+def _with_literals(sql: str, args: tuple[str, ...]) -> str:
+    """`sql` with `$n` replaced by the n-th value as an escaped string literal (E'…': quotes and backslashes
+    doubled, whatever standard_conforming_strings says)."""
+    for value in args:
+        if not isinstance(value, str) or "\x00" in value:
+            raise TypeError("begin_with takes strings without NUL characters")
+    return re.sub(
+        r"\$(\d+)", lambda m: "E'" + args[int(m[1]) - 1].replace("\\", "\\\\").replace("'", "''") + "'", sql
+    )
 
 
 # What asyncpg raises when the connection is gone: the server ended it (FATAL 57P01 and the like), the

@@ -112,15 +112,20 @@ class Outbox:
         *,
         batch: int = BATCH,
         keep_sent: timedelta = KEEP_SENT,
+        idle_s: float = IDLE_S,
     ):
         self.table = table
         self.db = db
         self.publish = publish
         self.batch = batch
         self.keep_sent = keep_sent
+        self.idle_s = idle_s
         self.wakeup = asyncio.Event()  # set after a commit that enqueued; the relay loop waits on it
         self._lock = asyncio.Lock()  # one pass at a time in this process (the advisory lock: across them)
         self._next_prune = 0.0
+        self._commits = 0  # commits in this process that enqueued something
+        self._drained = -1  # `_commits` when the last complete drain began (everything before it is out)
+        self._drained_at = 0.0
 
     async def enqueue(self, session: AsyncSession, desc: Event[M], event_: M, *, msg_id: str) -> None:
         """Record `event_` for `desc.subject` in the session's transaction. `msg_id` must name the fact
@@ -145,6 +150,7 @@ class Outbox:
 
         def committed(s: Session) -> None:
             s.info.pop(_WAKE_KEY, None)
+            self._commits += 1
             self.wakeup.set()
 
         event.listen(session, "after_commit", committed, once=True)
@@ -159,25 +165,42 @@ class Outbox:
             self.wakeup.set()
 
     async def relay(self) -> None:
-        """One pass of the relay loop: publish everything pending, and now and then forget old sent rows."""
-        await self._drain()
+        """One pass of the relay loop: publish everything pending, and now and then forget old sent rows.
+
+        Woken by a commit whose rows `flush` already sent, it does nothing; the look for rows other
+        processes left (a crash, NATS away) comes every `idle_s` and asks first, in one statement,
+        whether there are any (a pass is four: BEGIN, the advisory lock, the rows, COMMIT)."""
+        fresh = self._drained == self._commits
+        if fresh and time.monotonic() - self._drained_at < self.idle_s:
+            return
+        if not fresh or await self.pending(limit=1):
+            await self._drain()
+        else:
+            self._drained_at = time.monotonic()
         if time.monotonic() >= self._next_prune:
             await self.prune()
             self._next_prune = time.monotonic() + PRUNE_EVERY_S
 
     async def _drain(self) -> None:
-        while await self.relay_once() == self.batch:
+        seen, began = self._commits, time.monotonic()
+        while (sent := await self._pass()) == self.batch:
             pass
+        if sent is not None:  # None: another process relays now; this one's rows may still wait
+            self._drained, self._drained_at = seen, began
 
     async def relay_once(self) -> int:
         """Publish up to `batch` unsent rows in order and mark them sent; returns how many were sent.
         A failed publish stops the pass: the rows before it are marked, the rest wait for the next one."""
+        return await self._pass() or 0
+
+    async def _pass(self) -> int | None:
+        """`relay_once`, or None when another process holds the relay's lock."""
         async with self._lock, self.db.transaction() as s:
             mine = (
                 await s.execute(sa.select(func.pg_try_advisory_xact_lock(func.hashtext(self.table.fullname))))
             ).scalar_one()
             if not mine:
-                return 0  # another process is relaying this outbox
+                return None  # another process is relaying this outbox
             t = self.table
             rows = (
                 await s.execute(
@@ -210,11 +233,9 @@ class Outbox:
             gone = await s.execute(sa.delete(self.table).where(self.table.c.sent_at < cutoff))
         return int(getattr(gone, "rowcount", 0) or 0)
 
-    async def pending(self) -> int:
-        async with self.db.session() as s:
-            n = (
-                await s.execute(
-                    sa.select(func.count()).select_from(self.table).where(self.table.c.sent_at.is_(None))
-                )
-            ).scalar_one()
+    async def pending(self, limit: int | None = None) -> int:
+        """How many rows wait to be sent (counting at most `limit`): one statement, no transaction."""
+        unsent = sa.select(self.table.c.id).where(self.table.c.sent_at.is_(None)).limit(limit)
+        async with self.db.read() as s:
+            n = (await s.execute(sa.select(func.count()).select_from(unsent.subquery()))).scalar_one()
         return int(n)

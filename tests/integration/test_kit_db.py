@@ -194,7 +194,7 @@ async def test_begin_with_sets_a_transaction_local_value_that_no_later_transacti
         async with db.session() as s:
             pid = (await s.execute(text("select pg_backend_pid()"))).scalar_one()
         async with db.session() as s:
-            assert await begin_with(s, SET_WHO, "alice") == "alice"
+            await begin_with(s, SET_WHO, "alice")
             assert (await s.execute(SETTING)).scalar_one() == "alice"
             assert (await s.execute(text("select pg_backend_pid()"))).scalar_one() == pid  # one connection
         async with db.transaction() as s:
@@ -222,5 +222,27 @@ async def test_begin_with_refuses_a_session_without_a_transaction(stack: Stack) 
             with pytest.raises(RuntimeError, match="transaction"):
                 await begin_with(s, SET_WHO, "mallory")
             assert (await s.execute(SETTING)).scalar_one() in (None, "")
+    finally:
+        await db.dispose()
+
+
+async def test_begin_with_sends_values_as_they_are_and_a_failure_leaves_no_transaction(stack: Stack) -> None:
+    """BEGIN and `begin_with`'s statement go in one round trip with the values as literals: quotes and
+    backslashes arrive unchanged, and a statement that fails ends its transaction (the pooled connection's
+    next user finds none open and nothing set)."""
+    db = Database(stack.db_urls["auth"], "auth", pool_size=1)
+    tricky = "it's a \\'path\\' -- $1 ; select 1"
+    try:
+        async with db.transaction() as s:
+            await begin_with(s, SET_WHO, tricky)
+            assert (await s.execute(SETTING)).scalar_one() == tricky
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            async with db.transaction() as s:
+                await begin_with(s, "select set_config('atrium.test_who', $1, true), 1 / 0", "dave")
+        async with db.session() as s:  # would fail as "current transaction is aborted" if it were left open
+            assert (await s.execute(SETTING)).scalar_one() in (None, "")
+        with pytest.raises(TypeError):
+            async with db.transaction() as s:
+                await begin_with(s, SET_WHO, "nul\x00")
     finally:
         await db.dispose()

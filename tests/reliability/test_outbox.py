@@ -181,3 +181,54 @@ async def test_a_repeated_publish_is_dropped_by_its_msg_id(stack: Stack, auth_db
 
 async def _crashed(subject: str, body: bytes, headers: dict[str, str]) -> None:
     raise AssertionError("this process died before it could publish")
+
+
+async def test_the_relay_publishes_each_row_once_and_looks_for_others_rows_when_idle(
+    stack: Stack, auth_db: Database
+) -> None:
+    """A pass the flush already made is not made again when the commit's wake-up arrives; rows another
+    process committed and never sent (it crashed) go out at the next idle look, once."""
+    js = stack.nc.jetstream()
+    sent: list[str] = []
+
+    async def publish(subject: str, body: bytes, headers: dict[str, str]) -> None:
+        await jetstream_publisher(js)(subject, body, headers)
+        sent.append(headers[Header.MSG_ID])
+
+    def changed() -> UserChanged:
+        return UserChanged(
+            user_id=uuid.uuid4(),
+            role="user",
+            is_active=True,
+            email="x@example.com",
+            changed_at=datetime.now(UTC),
+        )
+
+    await stack.services["auth"].stop()  # only this test's relays touch the outbox meanwhile
+    try:
+        relay = Outbox(outbox, auth_db, publish=publish, idle_s=3600)
+        await relay.relay()  # whatever earlier tests left
+        sent.clear()
+        mine = f"user_changed:{uuid.uuid4()}:mine"
+        async with auth_db.transaction() as s:
+            await relay.enqueue(s, USER_CHANGED, changed(), msg_id=mine)
+        assert relay.wakeup.is_set()
+        await relay.flush()
+        assert sent == [mine]
+        await relay.relay()  # the loop's pass for that commit's wake-up: flushed already
+        assert sent == [mine]
+
+        crashed = Outbox(outbox, auth_db, publish=_crashed)
+        theirs = f"user_changed:{uuid.uuid4()}:theirs"
+        async with auth_db.transaction() as s:
+            await crashed.enqueue(s, USER_CHANGED, changed(), msg_id=theirs)
+        await relay.relay()  # within idle_s of the last look: not yet
+        assert sent == [mine] and await relay.pending() == 1
+        relay.idle_s = 0  # the next look is due
+        await relay.relay()
+        assert sent == [mine, theirs]
+        assert (await sent_at(auth_db, theirs))[0] is not None and await relay.pending() == 0
+        await relay.relay()  # an idle look that finds nothing publishes nothing
+        assert sent == [mine, theirs]
+    finally:
+        stack.services["auth"] = await stack.start_service("auth")

@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import DateTime, delete, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import UUID as UUID_TYPE
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,7 +37,7 @@ from contracts.documents import (
 from services.kit.bus import Ctx
 
 from ..access import as_system
-from ..rows import DocumentRow, TaskRow
+from ..rows import EventDocumentRow, TaskRow
 from ..tables import document_categories, documents, pages, tasks
 from .categories import category_for_name
 from .common import DocsDeps, now, ocr_progress_message, progress, promoted
@@ -54,44 +55,49 @@ STATUS_RANK: dict[DocumentStatus, int] = {
 TERMINAL_TASK: tuple[TaskStatus, ...] = ("succeeded", "failed", "superseded")
 
 
-async def _doc_for_event(s: AsyncSession, doc_id: UUID) -> DocumentRow | None:
-    return (await s.execute(select(documents).where(documents.c.id == doc_id).with_for_update())).first()
+# What an event reads of its document, locked (rows.EventDocumentRow).
+EVENT_COLUMNS = [
+    documents.c[name]
+    for name in ("id", "owner_id", "filename", "run_id", "status", "fields", "rejected_categories")
+]
 
 
-async def _stage_succeeded(s: AsyncSession, run_id: UUID, stage: Stage) -> bool:
-    """Whether the run's stage is recorded as done (call with the document row locked: _doc_for_event)."""
+async def _doc_for_event(s: AsyncSession, doc_id: UUID) -> EventDocumentRow | None:
+    return (await s.execute(select(*EVENT_COLUMNS).where(documents.c.id == doc_id).with_for_update())).first()
+
+
+async def _run_tasks(
+    s: AsyncSession, doc: EventDocumentRow, run_id: UUID, stage: Stage
+) -> tuple[TaskRow, bool]:
+    """The (run, stage) task, locked (created when a worker's event arrives first), and whether the run's
+    other stage is recorded as done: one statement for both when the task exists (call with the document
+    row locked: _doc_for_event, so the two stages' events are recorded one after the other)."""
     t = tasks.c
-    status = (await s.execute(select(t.status).where(t.run_id == run_id, t.stage == stage))).scalar()
-    return status == "succeeded"
+    of_run = {r.stage: r for r in await s.execute(select(tasks).where(t.run_id == run_id).with_for_update())}
+    other = of_run.get("extract" if stage == "analyze" else "analyze")
+    other_done = other is not None and other.status == "succeeded"
+    task = of_run.get(stage)
+    if task is None:
+        await s.execute(pg_insert(tasks).values(**_new_task(doc, run_id, stage)).on_conflict_do_nothing())
+        task = (
+            await s.execute(select(tasks).where(t.run_id == run_id, t.stage == stage).with_for_update())
+        ).one()
+    return task, other_done
 
 
-async def _task_for_event(s: AsyncSession, doc: DocumentRow, run_id: UUID, stage: Stage) -> TaskRow:
-    """The (run, stage) task, created when a worker's event arrives first."""
-    t = tasks.c
-    row = (
-        await s.execute(select(tasks).where(t.run_id == run_id, t.stage == stage).with_for_update())
-    ).first()
-    if row is not None:
-        return row
-    kind = "analyze" if stage == "analyze" else "extract"
-    await s.execute(
-        pg_insert(tasks)
-        .values(
-            id=uuid.uuid4(),
-            owner_id=doc.owner_id,
-            document_id=doc.id,
-            filename=doc.filename,
-            run_id=run_id,
-            stage=stage,
-            kind=kind,
-            status="queued",
-            attempt=0,
-        )
-        .on_conflict_do_nothing()
-    )
-    return (
-        await s.execute(select(tasks).where(t.run_id == run_id, t.stage == stage).with_for_update())
-    ).one()
+def _new_task(doc: EventDocumentRow, run_id: UUID, stage: Stage) -> dict[str, Any]:
+    """A (run, stage) task row that a worker's event creates (a run's first task is queue_run's)."""
+    return {
+        "id": uuid.uuid4(),
+        "owner_id": doc.owner_id,
+        "document_id": doc.id,
+        "filename": doc.filename,
+        "run_id": run_id,
+        "stage": stage,
+        "kind": "analyze" if stage == "analyze" else "extract",
+        "status": "queued",
+        "attempt": 0,
+    }
 
 
 def _duration_ms(started: datetime | None, finished: datetime | None) -> int | None:
@@ -121,11 +127,17 @@ async def _task_succeeded(
     )
 
 
+def _moves(doc: EventDocumentRow, run_id: UUID, status: DocumentStatus) -> bool:
+    """Whether `status` moves the (locked) document forward within its current run: never backwards,
+    never from an old run."""
+    return doc.run_id == run_id and STATUS_RANK[status] > STATUS_RANK[doc.status]
+
+
 async def _advance(
-    s: AsyncSession, doc: DocumentRow, run_id: UUID, status: DocumentStatus, **values: Any
+    s: AsyncSession, doc: EventDocumentRow, run_id: UUID, status: DocumentStatus, **values: Any
 ) -> bool:
-    """Move the document forward within its current run; never backwards, never from an old run."""
-    if doc.run_id != run_id or STATUS_RANK[status] <= STATUS_RANK[doc.status]:
+    """Move the document forward within its current run (`_moves`)."""
+    if not _moves(doc, run_id, status):
         return False
     await s.execute(
         update(documents)
@@ -137,25 +149,52 @@ async def _advance(
 
 async def on_processing(ev: DocumentProcessing, ctx: Ctx, deps: DocsDeps) -> None:
     status: DocumentStatus = "extracting" if ev.stage == "extract" else "analyzing"
+    before = [earlier for earlier, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
+    d, t = documents.c, tasks.c
     async with as_system(deps.db, "pipeline") as s:
-        doc = await _doc_for_event(s, ev.document_id)
-        if doc is None:
-            return
-        task = await _task_for_event(s, doc, ev.run_id, ev.stage)
-        if task.status not in TERMINAL_TASK:
+        # The document moves forward within its current run (`_moves`), locked by this update when it does
+        # (first, as every pipeline event locks the document before its tasks) ...
+        owner = (
             await s.execute(
-                update(tasks)
-                .where(tasks.c.id == task.id)
-                .values(
-                    status="running",
-                    attempt=max(task.attempt, ev.attempt),
-                    worker=ev.worker[:200],
-                    started_at=ev.started_at,
-                )
+                update(documents)
+                .where(d.id == ev.document_id, d.run_id == ev.run_id, d.status.in_(before))
+                .values(status=status, updated_at=func.now())
+                .returning(d.owner_id)
             )
-        moved = await _advance(s, doc, ev.run_id, status)
-    if moved:
-        await progress(deps, doc.owner_id, doc.id, ev.run_id, status)
+        ).scalar()
+        # ... and its (run, stage) task is running unless already finished: created so (from the document's
+        # row; none if it is gone), or updated.
+        running = pg_insert(tasks).from_select(
+            ["id", "owner_id", "document_id", "filename", "run_id", "stage", "kind", "status", "attempt"]
+            + ["worker", "started_at"],
+            select(
+                literal(uuid.uuid4(), UUID_TYPE),
+                d.owner_id,
+                d.id,
+                d.filename,
+                literal(ev.run_id, UUID_TYPE),
+                literal(ev.stage),
+                literal("analyze" if ev.stage == "analyze" else "extract"),
+                literal("running"),
+                literal(ev.attempt),
+                literal(ev.worker[:200]),
+                literal(ev.started_at, DateTime(timezone=True)),
+            ).where(d.id == ev.document_id),
+        )
+        await s.execute(
+            running.on_conflict_do_update(
+                index_elements=[t.run_id, t.stage],
+                set_={
+                    "status": "running",
+                    "attempt": func.greatest(t.attempt, running.excluded.attempt),
+                    "worker": running.excluded.worker,
+                    "started_at": running.excluded.started_at,
+                },
+                where=t.status.not_in(TERMINAL_TASK),
+            )
+        )
+    if owner is not None:
+        await progress(deps, owner, ev.document_id, ev.run_id, status)
 
 
 async def on_ocr_progress(ev: DocumentOcrProgress, ctx: Ctx, deps: DocsDeps) -> None:
@@ -190,33 +229,33 @@ def _page_ocr(page: PageText) -> dict[str, Any] | None:
 
 
 async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
-    async with as_system(deps.db, "pipeline", write=False) as s:
-        done = (
-            await s.execute(
-                select(tasks.c.status).where(tasks.c.run_id == ev.run_id, tasks.c.stage == "extract")
-            )
-        ).scalar()
-        current = (
-            await s.execute(select(documents.c.run_id).where(documents.c.id == ev.document_id))
-        ).scalar()
-    if current is None or done == "succeeded":
-        return  # deleted, or this run's result is already recorded
+    # The result is read before the transaction, not under the document's lock. Only the current run's
+    # first recording needs it: for a deleted document, an old run or a redelivery a failed read is moot.
     result: ExtractionResult | None = None
-    if current == ev.run_id:
+    unreadable: Exception | None = None
+    try:
         result = ExtractionResult.model_validate_json(await deps.blobs.read(ev.result_object))
-        if result.document_id != ev.document_id or result.run_id != ev.run_id:
-            raise ValueError(f"{ev.result_object} belongs to another document or run")
+    except Exception as exc:
+        unreadable = exc
     async with as_system(deps.db, "pipeline") as s:
         doc = await _doc_for_event(s, ev.document_id)
         if doc is None:
             return
-        analysed = await _stage_succeeded(s, ev.run_id, "analyze")
-        status: DocumentStatus = "needs_ocr" if ev.needs_ocr else "ready" if analysed else "analyzing"
-        task = await _task_for_event(s, doc, ev.run_id, "extract")
+        task, analysed = await _run_tasks(s, doc, ev.run_id, "extract")
         if task.status == "succeeded":
-            return
+            return  # this run's result is already recorded
+        current = doc.run_id == ev.run_id
+        if current and result is None:
+            assert unreadable is not None
+            raise unreadable
+        if (
+            current
+            and result is not None
+            and (result.document_id != ev.document_id or result.run_id != ev.run_id)
+        ):
+            raise ValueError(f"{ev.result_object} belongs to another document or run")
         await _task_succeeded(s, task, ev)
-        if result is None or doc.run_id != ev.run_id:
+        if result is None or not current:
             return
         await s.execute(delete(pages).where(pages.c.document_id == doc.id))
         if result.pages:
@@ -235,6 +274,8 @@ async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
                 ],
             )
         body = "\n\f".join(p.text for p in result.pages)
+        status: DocumentStatus = "needs_ocr" if ev.needs_ocr else "ready" if analysed else "analyzing"
+        moved = _moves(doc, ev.run_id, status)
         # Stored whatever the status: the analysis of this run may have been recorded first (two consumers).
         await s.execute(
             update(documents)
@@ -253,17 +294,18 @@ async def on_extracted(ev: DocumentExtracted, ctx: Ctx, deps: DocsDeps) -> None:
                 ocr_done=None,
                 ocr_total=None,
                 updated_at=func.now(),
+                **({"status": status} if moved else {}),
             )
         )
-        moved = await _advance(s, doc, ev.run_id, status)
     if moved:
         await progress(deps, doc.owner_id, doc.id, ev.run_id, status, ev.ocr_reason if ev.needs_ocr else "")
 
 
 async def _apply_suggested_categories(
-    s: AsyncSession, doc: DocumentRow, names: list[str], may_create: bool
-) -> None:
-    """Assign the suggested categories; names with no category wait for the user when the AI may not create one."""
+    s: AsyncSession, doc: EventDocumentRow, names: list[str], may_create: bool
+) -> list[str]:
+    """Assign the suggested categories; returns the names with no category, which wait for the user (the
+    document's `pending_suggestions`) when the AI may not create one."""
     link = document_categories.c
     await s.execute(delete(document_categories).where(link.document_id == doc.id, link.source == "ai"))
     rejected = set(doc.rejected_categories or [])
@@ -281,7 +323,7 @@ async def _apply_suggested_categories(
             )
         elif name.lower() not in {p.lower() for p in pending}:
             pending.append(name)
-    await s.execute(update(documents).where(documents.c.id == doc.id).values(pending_suggestions=pending))
+    return pending
 
 
 async def on_analyzed(ev: DocumentAnalyzed, ctx: Ctx, deps: DocsDeps) -> None:
@@ -290,7 +332,7 @@ async def on_analyzed(ev: DocumentAnalyzed, ctx: Ctx, deps: DocsDeps) -> None:
         doc = await _doc_for_event(s, ev.document_id)
         if doc is None:
             return
-        task = await _task_for_event(s, doc, ev.run_id, "analyze")
+        task, extracted = await _run_tasks(s, doc, ev.run_id, "analyze")
         if task.status == "succeeded":
             return
         await _task_succeeded(
@@ -318,16 +360,23 @@ async def on_analyzed(ev: DocumentAnalyzed, ctx: Ctx, deps: DocsDeps) -> None:
                 "task_id": str(task.id),
                 "updated_at": stamp,
             }
+        pending = await _apply_suggested_categories(
+            s, doc, ev.fields.suggested_categories, st.ai_may_create_categories
+        )
+        # The AI worker reads the extraction from the stream, so its answer can be here before the extraction
+        # is recorded; the document is ready (or needs OCR) once both are: on_extracted finishes it then.
+        moved = extracted and _moves(doc, ev.run_id, "ready")
         await s.execute(
             update(documents)
             .where(documents.c.id == doc.id)
-            .values(fields=fields, updated_at=func.now(), **promoted(fields))
+            .values(
+                fields=fields,
+                pending_suggestions=pending,
+                updated_at=func.now(),
+                **promoted(fields),
+                **({"status": "ready"} if moved else {}),
+            )
         )
-        await _apply_suggested_categories(s, doc, ev.fields.suggested_categories, st.ai_may_create_categories)
-        # The AI worker reads the extraction from the stream, so its answer can be here before the extraction
-        # is recorded; the document is ready (or needs OCR) once both are: on_extracted finishes it then.
-        extracted = await _stage_succeeded(s, ev.run_id, "extract")
-        moved = extracted and await _advance(s, doc, ev.run_id, "ready")
     if moved:
         await progress(deps, doc.owner_id, doc.id, ev.run_id, "ready")
 
@@ -337,7 +386,7 @@ async def on_failed(ev: DocumentFailed, ctx: Ctx, deps: DocsDeps) -> None:
         doc = await _doc_for_event(s, ev.document_id)
         if doc is None:
             return
-        task = await _task_for_event(s, doc, ev.run_id, ev.stage)
+        task, _ = await _run_tasks(s, doc, ev.run_id, ev.stage)
         if task.status in TERMINAL_TASK:
             return
         await s.execute(

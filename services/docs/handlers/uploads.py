@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, func, insert, select
+from sqlalchemy import Select, func, insert, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +37,27 @@ async def _usage(s: AsyncSession, owner: UUID) -> tuple[int, int]:
         )
     ).one()
     return int(row[0]), int(row[1])
+
+
+async def _usage_and_first_copy(s: AsyncSession, owner: UUID, sha: str) -> tuple[int, int, Any]:
+    """The owner's document count and bytes, and their first upload of this content (id, filename) or
+    None: one statement."""
+    d = documents.c
+    usage = select(func.count().label("n"), func.coalesce(func.sum(d.size), 0).label("used"))
+    first = (
+        select(d.id, d.filename)
+        .where(d.owner_id == owner, d.sha256 == sha, d.duplicate_of.is_(None))
+        .order_by(d.created_at)
+        .limit(1)
+        .lateral("first")
+    )
+    u = usage.where(d.owner_id == owner).subquery("usage")
+    row = (
+        await s.execute(
+            select(u.c.n, u.c.used, first.c.id, first.c.filename).select_from(u.outerjoin(first, true()))
+        )
+    ).one()
+    return int(row.n), int(row.used), None if row.id is None else row
 
 
 def _quota_errors(settings: DocumentsSettingsStored, count: int, used: int, incoming: int) -> None:
@@ -103,26 +124,14 @@ async def create_document(cmd: CreateDocument, ctx: Ctx, deps: DocsDeps) -> Uplo
     keep_blob = False  # a repeated create of a recorded upload must not delete the recorded file
     try:
         async with acting(deps.db, caller, write=True) as s:
-            # The file is looked at under its lock: swept as an orphan before, it is gone (NotFound: upload
-            # it again); recorded first, the sweep sees its document.
-            await s.execute(upload_lock(object_name, wait=True))
+            # The file is looked at under its lock (swept as an orphan before, it is gone: NotFound, upload
+            # it again; recorded first, the sweep sees its document) and its owner's: one upload per owner
+            # at a time past this point, so quotas and duplicate checks cannot race. One statement for both.
+            owner_lock = func.pg_advisory_xact_lock(func.hashtext(str(actor.user_id)))
+            await s.execute(upload_lock(object_name, wait=True).add_columns(owner_lock))
             size, sha = await deps.blobs.info(object_name)
-            # One upload per owner at a time past this point, so quotas and duplicate checks cannot race.
-            await s.execute(select(func.pg_advisory_xact_lock(func.hashtext(str(actor.user_id)))))
-            count, used = await _usage(s, actor.user_id)
+            count, used, first = await _usage_and_first_copy(s, actor.user_id, sha)
             _quota_errors(st, count, used, size)
-            first = (
-                await s.execute(
-                    select(documents.c.id, documents.c.filename)
-                    .where(
-                        documents.c.owner_id == actor.user_id,
-                        documents.c.sha256 == sha,
-                        documents.c.duplicate_of.is_(None),
-                    )
-                    .order_by(documents.c.created_at)
-                    .limit(1)
-                )
-            ).first()
             if first is not None and st.duplicate_policy == "reject":
                 raise Conflict(
                     f"You already uploaded this file as “{first.filename}” (document {first.id}).",
