@@ -22,6 +22,10 @@ SERVER_OPTIONS: dict[str, Any] = {
     "access_log": False,
     "proxy_headers": False,
     "server_header": False,
+    # Idle keep-alive connections stay open 30 s (uvicorn's default is 5): a client that sends its next request
+    # as the server closes an idle connection sees it reset. Under load, with users pausing 1–3 s, the 5 s timer
+    # of a busy event loop raced requests already on the wire (bench_load: "Remote end closed connection").
+    "timeout_keep_alive": 30,
 }
 
 
