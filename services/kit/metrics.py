@@ -144,14 +144,15 @@ def write_target(folder: Path, name: str, port: int) -> None:
 
 
 def observe_rpc(service: str, subject: str, outcome: str, seconds: float) -> None:
-    RPC_REQUESTS.labels(service, subject, outcome).inc()
+    # The duration first: a scrape that sees the request counted sees its duration too.
     RPC_SECONDS.labels(service, subject).observe(seconds)
+    RPC_REQUESTS.labels(service, subject, outcome).inc()
 
 
 def observe_event(service: str, subject: str, outcome: str, seconds: float | None = None) -> None:
-    EVENTS_HANDLED.labels(service, subject, outcome).inc()
-    if seconds is not None:
+    if seconds is not None:  # the duration first, as in observe_rpc
         EVENT_SECONDS.labels(service, subject).observe(seconds)
+    EVENTS_HANDLED.labels(service, subject, outcome).inc()
 
 
 def watch_pool(service: str, engine: Any) -> None:

@@ -58,10 +58,13 @@ async def test_prometheus_answers_about_a_document_just_processed(
     await prometheus.wait_for(created, lambda r: value(r) == before[created] + 1)
     await prometheus.wait_for(uploads, lambda r: value(r) == before[uploads] + 1)
     # Its extraction's duration is in the stage histogram, and the service answered bus requests.
-    done = await prometheus.query('sum(atrium_pipeline_stage_duration_seconds_count{stage="extract"})')
-    assert value(done) >= 1
-    latency = await prometheus.query('sum(atrium_rpc_duration_seconds_sum{subject="docs.document.create"})')
-    assert value(latency) > 0
+    # (Waited for, not read once: a scrape may fall between a counter's and a histogram's update.)
+    await prometheus.wait_for(
+        'sum(atrium_pipeline_stage_duration_seconds_count{stage="extract"})', lambda r: value(r) >= 1
+    )
+    await prometheus.wait_for(
+        'sum(atrium_rpc_duration_seconds_sum{subject="docs.document.create"})', lambda r: value(r) > 0
+    )
     # The documents service counts it among the documents of its final status (its loop runs every 15 s).
     await prometheus.wait_for(
         f'atrium_documents{{status="{body["status"]}"}} >= 1', lambda r: len(r) == 1, timeout=45
