@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from typing import Any
 
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
 from nats.js.errors import APIError, NotFoundError, ObjectNotFoundError
 from nats.js.object_store import (
@@ -26,7 +27,7 @@ from nats.js.object_store import (
     ObjectStore,
 )
 
-from contracts import InsufficientStorage
+from contracts import InsufficientStorage, Unavailable
 
 MSG_ROLLUP_SUBJECT = "sub"
 STORE_FULL = 10077  # JetStream's "maximum bytes exceeded": the store reached its byte limit
@@ -164,8 +165,17 @@ async def sweep_cut_off(store: ObjectStore, older_than_s: float) -> list[str]:
     return swept
 
 
-async def iter_object(store: ObjectStore, name: str) -> AsyncIterator[bytes]:
-    """Yield an object's chunks in order, verifying its digest at the end."""
+# How long a read waits for an object's next chunk. Waiting on `sub.messages` had no end: a chunk that never
+# came (purged, or missed by the ordered consumer) would hold an event handler reading an extraction result,
+# its message and its slot, for good; failing instead lets the event be redelivered.
+CHUNK_WAIT_S = 30.0
+
+
+async def iter_object(
+    store: ObjectStore, name: str, chunk_wait_s: float = CHUNK_WAIT_S
+) -> AsyncIterator[bytes]:
+    """Yield an object's chunks in order, verifying its digest at the end; `Unavailable` when the store
+    sends no chunk for `chunk_wait_s`."""
     info = await store.get_info(name)
     if info.size == 0:
         return
@@ -175,7 +185,13 @@ async def iter_object(store: ObjectStore, name: str) -> AsyncIterator[bytes]:
     h = sha256()
     received = 0
     try:
-        async for msg in sub.messages:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=chunk_wait_s)
+            except NatsTimeoutError:
+                raise Unavailable(
+                    f"The file store sent no part of {name} for {chunk_wait_s:g} s; try again."
+                ) from None
             h.update(msg.data)
             received += len(msg.data)
             yield msg.data
