@@ -378,10 +378,11 @@ def _after_cursor(
         value, last_id = _cursor_position(cmd.cursor, cmd.sort, cmd.order, q)
         pair, bound = tuple_(key, row_id), tuple_(literal(value), literal(last_id))
         after.append(pair < bound if cmd.order == "desc" else pair > bound)
-    ordering: list[ColumnElement[Any]] = (
-        [key.desc(), row_id.desc()] if cmd.order == "desc" else [key.asc(), row_id.asc()]
-    )
-    return after, ordering
+    return after, _in_list_order(cmd, key, row_id)
+
+
+def _in_list_order(cmd: ListDocuments, key: ColumnElement[Any], row_id: ColumnElement[Any]) -> list[Any]:
+    return [key.desc(), row_id.desc()] if cmd.order == "desc" else [key.asc(), row_id.asc()]
 
 
 def _own_search_page(cmd: ListDocuments, conds: list[ColumnElement[bool]], q: str) -> Select[Any]:
@@ -439,7 +440,7 @@ def _ids_then_rows(
     return (
         select(*[d[name] for name in SUMMARY_COLUMNS], hits.c.sort_key)
         .join_from(hits, documents, d.id == hits.c.id)
-        .order_by(*_after_cursor(cmd, q, hits.c.sort_key, hits.c.id)[1])
+        .order_by(*_in_list_order(cmd, hits.c.sort_key, hits.c.id))
     )
 
 
@@ -506,8 +507,12 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: Branch | None = N
         m = merged.c
         best = select(merged).ext(distinct_on(m.id)).order_by(m.id, m.role_rank.desc()).subquery("reached")
         r = best.c
-        way = [r.sort_key.desc(), r.id.desc()] if cmd.order == "desc" else [r.sort_key.asc(), r.id.asc()]
-        page = select(best).order_by(*way).limit(cmd.limit + 1).subquery("page")
+        page = (
+            select(best)
+            .order_by(*_in_list_order(cmd, r.sort_key, r.id))
+            .limit(cmd.limit + 1)
+            .subquery("page")
+        )
         role_rank = page.c.role_rank
     p = page.c
     counted = (
@@ -546,7 +551,6 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: Branch | None = N
         owner = directory.alias("owner")
         source = source.outerjoin(owner, and_(owner.c.user_id == p.owner_id, p.owner_id != caller.user_id))
         sharing += [owner.c.email.label("owner_email"), owner.c.name.label("owner_name")]
-    out_order = [p.sort_key.desc(), p.id.desc()] if cmd.order == "desc" else [p.sort_key.asc(), p.id.asc()]
     return (
         select(
             counted.c.total,
@@ -557,7 +561,7 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: Branch | None = N
             *sharing,
         )
         .select_from(source)
-        .order_by(*out_order)
+        .order_by(*_in_list_order(cmd, p.sort_key, p.id))
     )
 
 
