@@ -9,11 +9,13 @@ by piece (an HTTP upload), `iter_object` for a response that leaves piece by pie
 from __future__ import annotations
 
 import base64
+import io
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
-from typing import Any
+from typing import Any, BinaryIO
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
@@ -29,7 +31,11 @@ from nats.js.object_store import (
 
 from contracts import InsufficientStorage, Unavailable
 
+from .logging import log_fields
+
 MSG_ROLLUP_SUBJECT = "sub"
+log = logging.getLogger(__name__)
+
 STORE_FULL = 10077  # JetStream's "maximum bytes exceeded": the store reached its byte limit
 
 
@@ -203,12 +209,38 @@ async def iter_object(
         raise ValueError(f"object {name} is corrupt: {received} of {info.size} bytes, digest mismatch")
 
 
+# A read that stalls is started again this many times in all, with a fresh consumer: the stall is the ordered
+# consumer's (nats-py's object-store reads share it), not the object's, and the next read of the same
+# object normally runs through (CI saw one stalled read stop a worker's whole consumer for good).
+READ_ATTEMPTS = 3
+
+
+async def read_object_into(
+    store: ObjectStore, name: str, target: BinaryIO, chunk_wait_s: float = CHUNK_WAIT_S
+) -> None:
+    """Write an object into `target` (a file or buffer at its start), verified; a read that stalls starts
+    again from the beginning (`READ_ATTEMPTS`), then `Unavailable`. Every object read of an event handler
+    goes through here, never nats-py's `get`: that one waits for a chunk without end."""
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        target.seek(0)
+        target.truncate()
+        try:
+            async for chunk in iter_object(store, name, chunk_wait_s):
+                target.write(chunk)
+            return
+        except Unavailable:
+            if attempt == READ_ATTEMPTS:
+                raise
+            log_fields(
+                log, logging.WARNING, "object read stalled; reading it again", object=name, attempt=attempt
+            )
+
+
 async def read_object(store: ObjectStore, name: str) -> bytes:
-    """A small object (an extraction result) read chunk by chunk into one buffer."""
-    parts = bytearray()
-    async for chunk in iter_object(store, name):
-        parts += chunk
-    return bytes(parts)
+    """A small object (an extraction result) read into one buffer (`read_object_into`)."""
+    buf = io.BytesIO()
+    await read_object_into(store, name, buf)
+    return buf.getvalue()
 
 
 async def space_left(store: ObjectStore) -> int | None:
@@ -223,6 +255,7 @@ __all__ = [
     "ObjectWriter",
     "iter_object",
     "read_object",
+    "read_object_into",
     "digest_hex",
     "full_store",
     "space_left",

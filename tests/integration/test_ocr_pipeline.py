@@ -225,6 +225,8 @@ async def test_a_missing_language_pack_leaves_needs_ocr_with_the_install_command
     """Settings that name a language this worker does not have (saved where another worker had it): the
     scan is not read, and the reason names the pack and how to install it."""
     needs_workers(stack)
+    # Saved once through the API first: on a fresh stack (this test alone) nothing is stored yet.
+    await set_ocr(stack, http, new_admin, **DEFAULT_OCR)
     kv = await stack.nc.jetstream().key_value(SETTINGS_BUCKET)
     entry = await kv.get(SETTINGS_KEY)
     stored = DocumentsSettingsStored.model_validate_json(entry.value)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -49,6 +48,7 @@ from services.extraction import metrics as pipeline_metrics
 from services.extraction.ocr import tessdata
 from services.kit.context import Ctx
 from services.kit.logging import log_fields
+from services.kit.objects import read_object
 
 from .budget import cut_to_budget
 from .providers import (
@@ -360,10 +360,8 @@ async def give_up(event: DocumentExtracted, exc: BaseException, ctx: Ctx, deps: 
 
 
 async def read_result(object_store: Any, name: str) -> ExtractionResult:
-    """Fetch the extraction result; `writeinto` streams chunks into one buffer (no quadratic `bytes +=`)."""
-    buf = io.BytesIO()
-    await object_store.get(name, writeinto=buf)
-    return ExtractionResult.model_validate_json(buf.getvalue())
+    """Fetch the extraction result (kit `read_object`: bounded waits, a stalled read started again)."""
+    return ExtractionResult.model_validate_json(await read_object(object_store, name))
 
 
 # ---- settings ----------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ from services.kit.context import Ctx
 from services.kit.grants import verify_grant
 from services.kit.logging import log_fields
 from services.kit.media import SNIFF_BYTES, sniff
-from services.kit.objects import ObjectWriter
+from services.kit.objects import ObjectWriter, read_object_into
 from services.kit.security import Actor
 
 from .engine import ExtractError, OcrJob
@@ -325,7 +325,7 @@ async def fetch_original(object_name: str, deps: Deps, target: Any) -> None:
             f"The file has {info.size} bytes; the extraction limit is {deps.max_bytes // (1024 * 1024)} MB.",
         )
     try:
-        await deps.objects.get(object_name, writeinto=target)
+        await read_object_into(deps.objects, object_name, target)
     except Exception as exc:
         raise ExtractError("internal", f"Fetching the original failed: {type(exc).__name__}.") from None
 
