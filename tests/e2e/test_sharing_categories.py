@@ -7,6 +7,7 @@ uses (when, what, from where) listed under the link on the detail page."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 from playwright.async_api import expect
@@ -152,3 +153,38 @@ async def test_the_owner_sees_who_used_a_share_link(stack: Stack, browsing: Brow
     await expect(uses.nth(1)).to_contain_text("opened")
     await expect(uses.nth(1)).to_contain_text("127.0.0.1")
     await screenshot(page, "share-link-uses-light")
+
+
+async def test_a_failed_links_request_is_shown_and_can_be_tried_again(
+    stack: Stack, browsing: Browsing
+) -> None:
+    """The owner's access panel says when its share links could not be loaded (it showed nothing before), and
+    "Try again" loads them."""
+    async with httpx.AsyncClient(base_url=stack.base_url + "/api/v1", timeout=30) as http:
+        owner = await register_and_login(http)
+        doc_id = await upload(http, owner.headers, "invoice_1p.pdf")
+        r = await http.post(f"/documents/{doc_id}/links", json={"mode": "preview"}, headers=owner.headers)
+        assert r.status_code == 201, r.text
+
+    page = await browsing.new_page()
+    await sign_in(page, owner.email)
+    failures = {"left": 3}  # the app's queries try a 5xx three times before they show the error
+
+    async def links_unavailable(route: Any) -> None:
+        if failures["left"] > 0 and route.request.method == "GET":
+            failures["left"] -= 1
+            body = {"error": {"code": "unavailable", "message": "The documents service is busy; try again."}}
+            await route.fulfill(status=503, json=body, headers={"Retry-After": "1"})
+        else:
+            await route.continue_()
+
+    page.errors.allow.append("status of 503")  # the console's note of the refused requests
+    await page.route(re.compile(rf".*/api/v1/documents/{doc_id}/links$"), links_unavailable)
+    await page.goto(f"/documents/{doc_id}")
+    access = page.get_by_test_id("access")
+    failed = access.get_by_test_id("links-error")
+    await expect(failed.get_by_role("alert")).to_contain_text("The documents service is busy")
+    await expect(access.get_by_test_id("link-row")).to_have_count(0)
+    await failed.get_by_role("button", name="Try again").click()
+    await expect(access.get_by_test_id("link-row")).to_contain_text("Preview only")
+    await expect(access.get_by_test_id("links-error")).to_have_count(0)

@@ -39,6 +39,15 @@ function useLinks(documentId: string, enabled: boolean) {
   });
 }
 
+function LoadAgain({ onClick, busy }: { onClick: () => void; busy: boolean }) {
+  const { t } = useTranslation();
+  return (
+    <Button size="sm" variant="outline" className="justify-self-start" onClick={onClick} disabled={busy}>
+      {t("sharing.load_again")}
+    </Button>
+  );
+}
+
 function personName(p: Person): string {
   return p.name && p.email ? `${p.name} (${p.email})` : (p.name || p.email || p.id);
 }
@@ -68,6 +77,20 @@ export function SharePanel({ documentId }: { documentId: string }) {
     onError: (e) => toast({ title: t("sharing.failed"), description: (e as Error).message, variant: "destructive" }),
   });
 
+  if (shares.isError) {
+    // Said, not hidden: the owner must know the access list (and its links) could not be loaded.
+    return (
+      <Card data-testid="access">
+        <CardHeader>
+          <CardTitle>{t("sharing.access")}</CardTitle>
+        </CardHeader>
+        <CardContent className="grid grid-cols-1 gap-2">
+          <FormError error={shares.error} />
+          <LoadAgain onClick={() => void shares.refetch()} busy={shares.isFetching} />
+        </CardContent>
+      </Card>
+    );
+  }
   if (!shares.data) return null;
   const d = shares.data;
   const owner = personName(d.owner);
@@ -95,6 +118,13 @@ export function SharePanel({ documentId }: { documentId: string }) {
             <Button size="sm" variant="outline" onClick={() => setLinking(true)}>
               <Link2 /> {t("sharing.new_link")}
             </Button>
+          </div>
+        )}
+        {manage && links.isError && (
+          <div className="grid grid-cols-1 gap-1.5" data-testid="links-error">
+            <p className="text-xs font-medium text-muted-foreground">{t("sharing.links")}</p>
+            <FormError error={links.error} />
+            <LoadAgain onClick={() => void links.refetch()} busy={links.isFetching} />
           </div>
         )}
         {manage && (links.data?.items ?? []).length > 0 && (

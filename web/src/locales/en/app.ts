@@ -227,7 +227,7 @@ const messages = {
     expires_in: "Expires in (days)", password: "Password (optional, at least 6 characters)", create_link: "Create link",
     link_address: "The link", link_once: "Copy it now: it is shown only once.", copy: "Copy the link", copied: "Copied",
     with_password: "password", expires: "expires {{date}}", expired: "expired", link_revoked: "Link revoked",
-    revoke_link: "Revoke the link", uses_one: "{{count}} use", uses_other: "{{count}} uses",
+    load_again: "Try again", revoke_link: "Revoke the link", uses_one: "{{count}} use", uses_other: "{{count}} uses",
     shared_by: "Shared by {{name}}", scope: "Show", scope_all: "All documents", scope_mine: "My documents", scope_shared: "Shared with me",
   },
 };

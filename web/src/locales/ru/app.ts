@@ -237,7 +237,7 @@ const messages = {
     expires_in: "Истекает через (дней)", password: "Пароль (необязательно, не короче 6 символов)", create_link: "Создать ссылку",
     link_address: "Ссылка", link_once: "Скопируйте её сейчас: она показывается один раз.", copy: "Скопировать ссылку", copied: "Скопировано",
     with_password: "пароль", expires: "истекает {{date}}", expired: "истекла", link_revoked: "Ссылка отозвана",
-    revoke_link: "Отозвать ссылку", uses_one: "{{count}} открытие", uses_few: "{{count}} открытия", uses_many: "{{count}} открытий", uses_other: "{{count}} открытия",
+    load_again: "Попробовать снова", revoke_link: "Отозвать ссылку", uses_one: "{{count}} открытие", uses_few: "{{count}} открытия", uses_many: "{{count}} открытий", uses_other: "{{count}} открытия",
     shared_by: "Поделился(-ась) {{name}}", scope: "Показать", scope_all: "Все документы", scope_mine: "Мои документы", scope_shared: "Доступные мне",
   },
 };
