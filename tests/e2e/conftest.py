@@ -202,7 +202,9 @@ async def sign_in(page, email_address: str, password: str = PASSWORD, *, remembe
     if remember:
         await page.get_by_label("Remember me").check()
     await page.get_by_role("button", name="Sign in", exact=True).click()
-    await page.get_by_role("heading", name=re.compile("^Welcome")).wait_for()
+    # Up to 30 s: a new browser context boots the whole app, then the password hash and the dashboard's
+    # queries; CI's busiest minutes (OCR on the other worker) once took longer than 15 s, the page then shown.
+    await page.get_by_role("heading", name=re.compile("^Welcome")).wait_for(timeout=30_000)
 
 
 async def signed_in_user(stack: Stack, browsing: Browsing) -> tuple[AppUser, Any]:
