@@ -223,3 +223,46 @@ async def test_a_search_by_relevance_ranks_shared_and_own_matches_together(
             params={"scope": scope, "q": "garden", "sort": "relevance", "limit": 2},
         )
         assert r.json()["total"] == len(expected), scope
+
+
+async def test_relevance_ranks_the_newest_matches_of_both_branches_since_the_oldest_own_candidate(
+    stack: Stack, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With RANK_CANDIDATES own matches or more, the shared matches ranked are those uploaded since the oldest
+    own one ranked (older ones would not be among the newest matches, and are never probed); the total still
+    counts every match."""
+    from services.docs.handlers import search
+
+    monkeypatch.setattr(search, "RANK_CANDIDATES", 2)  # the service runs in this process
+    owner, reader = await sh.person(stack, http), await sh.person(stack, http)
+    made: dict[str, str] = {}
+    # Uploaded one after the other, so their upload times interleave: S1 < O1 < S2 < O2 < S3 < O3 < S4.
+    for name, who, text in [
+        ("S1", owner, "garden garden garden garden"),
+        ("O1", reader, "garden garden garden garden"),
+        ("S2", owner, "garden garden garden"),
+        ("O2", reader, "garden notes"),
+        ("S3", owner, "garden shed"),
+        ("O3", reader, "garden garden"),
+        ("S4", owner, "kitchen only"),
+    ]:
+        made[name] = str(await h.ready_document(stack, who.user, f"{name}.pdf", text))
+    for name in ("S1", "S2", "S3", "S4"):
+        await sh.share(http, owner, f"documents/{made[name]}", "viewer", email=reader.email)
+
+    items = await _pages(http, reader, scope="all", q="garden", sort="relevance")
+    # Own candidates: the newest 2 (O3, O2); shared: those since O2 (S3) — not S1 or S2, however well they rank.
+    assert sorted(d["id"] for d in items) == sorted(made[n] for n in ("O3", "O2", "S3"))
+    ranks = [d["rank"] for d in items]
+    assert ranks == sorted(ranks, reverse=True), ranks
+    r = await http.get(
+        "/documents",
+        headers=await reader.headers(),
+        params={"scope": "all", "q": "garden", "sort": "relevance", "limit": 2},
+    )
+    assert r.json()["total"] == 6  # O1–O3 and S1–S3: the count is not cut at the floor
+
+    # Fewer own matches than RANK_CANDIDATES: no floor, the newest shared matches are ranked as before.
+    monkeypatch.setattr(search, "RANK_CANDIDATES", 4)
+    items = await _pages(http, reader, scope="all", q="garden", sort="relevance")
+    assert sorted(d["id"] for d in items) == sorted(made[n] for n in ("O3", "O2", "O1", "S3", "S2", "S1"))

@@ -66,7 +66,10 @@ from ..tables import (
 )
 from .views import summary
 
-RANK_CANDIDATES = 500  # relevance ranks the newest matches only: ranking reads each one's vector
+# Relevance ranks the newest matches only (ranking reads each one's vector): the caller's own newest
+# RANK_CANDIDATES, and of the documents shared with them the newest RANK_CANDIDATES no older than the oldest of
+# those own ones (`_own_floor`) — the candidates are every match since a moment, whoever owns them.
+RANK_CANDIDATES = 500
 SNIPPET_TEXT_CHARS = 20_000  # of the matching page (a page with more text is rare: tables, hostile files)
 
 _REGCONFIG: ColumnElement[Any] = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
@@ -338,21 +341,41 @@ SHARED_SORT_COLUMNS: dict[str, str] = {
 }
 
 
-def _shared_matches(cmd: ListDocuments, shared: Branch, conds: list[ColumnElement[bool]]) -> FromClause:
+def _shared_matches(
+    cmd: ListDocuments,
+    shared: Branch,
+    conds: list[ColumnElement[bool]],
+    floor: ColumnElement[Any] | None = None,
+    *,
+    before: bool = False,
+) -> FromClause:
     """The shared documents matching the filters, each once, in list order (newest first when ranking): their
     sort keys come from `document_access` alone, sorted, and the documents are probed in that order — a
-    page stops after its rows, the capped count reads on from the same rows (never a second probe)."""
+    page stops after its rows, the capped count reads on from the same rows (never a second probe).
+    With a `floor` (ranking: `_own_floor`) only those uploaded since then (the candidates), or `before` it
+    (what the count reads on with): cut in the access rows' walk, so the two never probe a document twice
+    and a page's candidates never probe an older one."""
     descending = cmd.order == "desc" or cmd.sort == "relevance"
     keys = shared.in_order(SHARED_SORT_COLUMNS[cmd.sort], descending=descending)
     k = keys.c
     order = (k.sort_key.desc(), k.id.desc()) if descending else (k.sort_key.asc(), k.id.asc())
-    return (
+    window = [] if floor is None else [k.sort_key < floor if before else k.sort_key >= floor]
+    matches = (
         select(*_candidate_columns(cmd), k.sort_key)
         .select_from(_with_rank_vector(cmd, keys.join(documents, documents.c.id == k.id)))
-        .where(*conds)
+        .where(*window, *conds)
         .order_by(*order)
-        .cte("shared_matches")
     )
+    return matches.subquery("shared_before") if before else matches.cte("shared_matches")
+
+
+def _own_floor(own_candidates: FromClause) -> ColumnElement[Any]:
+    """When the caller's own search has RANK_CANDIDATES matches or more: the upload time of the oldest own one
+    ranked — a shared match older than that would not be among the newest matches; else the beginning of
+    time (every shared match may be)."""
+    c = own_candidates.c
+    oldest = select(func.min(c.created_at)).having(func.count() >= RANK_CANDIDATES).scalar_subquery()
+    return func.coalesce(oldest, literal_column("'-infinity'::timestamptz"))
 
 
 def _first_matching_page(doc_id: ColumnElement[Any], q: str) -> ColumnElement[Any]:
@@ -385,19 +408,28 @@ def _in_list_order(cmd: ListDocuments, key: ColumnElement[Any], row_id: ColumnEl
     return [key.desc(), row_id.desc()] if cmd.order == "desc" else [key.asc(), row_id.asc()]
 
 
-def _own_search_page(cmd: ListDocuments, conds: list[ColumnElement[bool]], q: str) -> Select[Any]:
-    """The caller's own rows of a search page (`own_search_conditions`): the page's ids cut from the narrow
-    `document_search` rows (newest first, or the newest RANK_CANDIDATES ranked), then their documents rows."""
+def _own_candidates(conds: list[ColumnElement[bool]]) -> Select[Any]:
+    """The caller's own newest RANK_CANDIDATES matches that relevance ranks, from `document_search` rows."""
     s = document_search.c
-    if cmd.sort != "relevance":
-        return _ids_then_rows(cmd, document_search, s.document_id, s.created_at, conds, q)
-    candidates = (
-        select(s.document_id, s.rank_vector)
+    return (
+        select(s.document_id, s.created_at, s.rank_vector)
         .where(*conds)
         .order_by(s.created_at.desc(), s.document_id.desc())
         .limit(RANK_CANDIDATES)
-        .subquery("candidates")
     )
+
+
+def _own_search_page(
+    cmd: ListDocuments, conds: list[ColumnElement[bool]], q: str, candidates: FromClause | None = None
+) -> Select[Any]:
+    """The caller's own rows of a search page (`own_search_conditions`): the page's ids cut from the narrow
+    `document_search` rows (newest first, or the newest RANK_CANDIDATES ranked: `candidates`, or
+    `_own_candidates`), then their documents rows."""
+    s = document_search.c
+    if cmd.sort != "relevance":
+        return _ids_then_rows(cmd, document_search, s.document_id, s.created_at, conds, q)
+    if candidates is None:
+        candidates = _own_candidates(conds).subquery("candidates")
     key = _sort_expression(cmd.sort, q, candidates)
     return _ids_then_rows(cmd, candidates, candidates.c.document_id, key, [], q)
 
@@ -480,17 +512,30 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: Branch | None = N
     branches = access_branches(cmd.scope, caller, shared)
     conditions = [filter_conditions(cmd, b.condition) for b in branches]
     filters = filter_conditions(cmd, true())[1:]
-    matched = [_shared_matches(cmd, b.shared, filters) if b.shared else None for b in branches]
     # The caller's own page, when it can be cut as ids first: from the narrow search rows (a search), or
     # from the list-order index (filed under categories).
     own = own_search_conditions(cmd, caller.user_id) if branches[0].role == "owner" else None
     filed = filed_conditions(cmd, caller.user_id) if branches[0].role == "owner" else None
     if filed is not None:
         conditions[0] = filed
+    # Ranking their own search and shared documents: the caller's candidates once (a CTE), and only the shared
+    # matches at least as new as the oldest of them are probed and ranked (`_own_floor`); the count reads the
+    # older ones after them.
+    own_candidates = floor = None
+    if cmd.sort == "relevance" and own is not None and q and len(branches) > 1:
+        own_candidates = _own_candidates(own).cte("own_candidates")
+        floor = _own_floor(own_candidates)
+    matched = [_shared_matches(cmd, b.shared, filters, floor) if b.shared else None for b in branches]
+    older = [
+        _shared_matches(cmd, b.shared, filters, floor, before=True)
+        if b.shared and floor is not None
+        else None
+        for b in branches
+    ]
     pages_: list[Select[Any]] = []
     for conds, b, shared_page in zip(conditions, branches, matched, strict=True):
         if b.role == "owner" and own is not None and q:
-            pages_.append(_own_search_page(cmd, own, q))
+            pages_.append(_own_search_page(cmd, own, q, own_candidates))
         elif b.role == "owner" and filed is not None:
             pages_.append(_ids_then_rows(cmd, documents, documents.c.id, documents.c.created_at, conds, None))
         else:
@@ -517,7 +562,7 @@ def list_statement(cmd: ListDocuments, caller: Caller, shared: Branch | None = N
     p = page.c
     counted = (
         select(func.count().label("total"))
-        .select_from(_capped_matches(conditions, matched, branches, bool(filters), own))
+        .select_from(_capped_matches(conditions, matched, branches, bool(filters), own, older))
         .subquery("counted")
     )
     link = document_categories.c
@@ -571,18 +616,24 @@ def _capped_matches(
     branches: list[AccessBranch],
     filtered: bool,
     own_search: list[ColumnElement[bool]] | None = None,
+    shared_older: list[FromClause | None] | None = None,
 ) -> FromClause:
     """The ids counted, stopping past the cap: an exact count of 100,000 matches costs more than the page.
     The caller's own come first: when they reach the cap, the shared ones are never read. Shared documents
     are counted from `document_access` alone when nothing but access is asked (no document is probed), else
     the shared branch's matches are read on from where its page stopped (each document probed once). A search
-    of their own (`own_search`) counts the narrow search rows, not the documents rows."""
+    of their own (`own_search`) counts the narrow search rows, not the documents rows. `shared_older`: the
+    shared matches older than a ranking's floor, read after those of the page's candidates (`_shared_matches`)."""
     capped: list[Select[Any]] = []
-    for conds, matches, b in zip(conditions, shared_matches, branches, strict=True):
+    older = shared_older or [None] * len(branches)
+    for conds, matches, b, before in zip(conditions, shared_matches, branches, older, strict=True):
         if matches is None:
             capped.append(select(documents.c.id).where(*conds).limit(COUNT_CAP + 1))
         elif b.shared is not None and not filtered:
             capped.append(b.shared.ids().limit(COUNT_CAP + 1))
+        elif before is not None:
+            both = union_all(select(matches.c.id), select(before.c.id)).subquery("shared_both")
+            capped.append(select(both.c.id).limit(COUNT_CAP + 1))
         else:
             capped.append(select(matches.c.id).limit(COUNT_CAP + 1))
     if own_search is not None:
