@@ -259,7 +259,8 @@ def test_a_search_of_ones_own_documents_reads_the_narrow_search_rows() -> None:
     # By relevance: the newest candidates from the search rows, ranked, the page cut from them.
     ranked = sql(q="salary", sort="relevance")
     assert (
-        f"(SELECT {S}.document_id AS document_id, {S}.rank_vector AS rank_vector FROM {S} WHERE {OWN_SEARCH} "
+        f"(SELECT {S}.document_id AS document_id, {S}.created_at AS created_at, {S}.rank_vector AS rank_vector "
+        f"FROM {S} WHERE {OWN_SEARCH} "
         f"ORDER BY {S}.created_at DESC, {S}.document_id DESC LIMIT {search.RANK_CANDIDATES}) AS candidates"
     ) in ranked
     cursor = search.list_cursor("uploaded_at", "desc", "salary", datetime(2024, 5, 1, 12, tzinfo=UTC), ROW)
