@@ -432,13 +432,14 @@ class Service:
             async def subscriber(msg: NatsMessage) -> None:
                 raw = msg.raw_message
                 attempt = raw.metadata.num_delivered if raw.metadata else 1
+                watch = _OverdueWatch(self.name, desc.subject, durable, attempt, ack_wait_s, raw.in_progress)
                 ctx = Ctx(
                     request_id=request_id_var.get() or new_request_id(),
                     headers=dict(msg.headers or {}),
                     attempt=attempt,
                     subject=raw.subject,
                     stream_seq=raw.metadata.sequence.stream if raw.metadata else 0,
-                    heartbeat=raw.in_progress,
+                    heartbeat=watch.heartbeat,
                 )
                 try:
                     event = desc.model.model_validate_json(msg.body)
@@ -455,7 +456,8 @@ class Service:
                     return
                 started = time.perf_counter()
                 try:
-                    await handler(event, ctx)
+                    with watch:
+                        await handler(event, ctx)
                 except Exception as exc:
                     took = time.perf_counter() - started
                     if attempt >= max_deliver:
@@ -534,3 +536,55 @@ class Service:
         if msg_id:
             hdrs[Header.MSG_ID] = msg_id
         await self.publish_raw(desc.subject, event.model_dump_json().encode(), hdrs)
+
+
+class _OverdueWatch:
+    """Says when an event handler still holds its message, with no heartbeat, past the consumer's ack wait:
+    JetStream redelivers the message meanwhile, and a handler that never ends stops its consumer in this
+    process (one message at a time) — CI once lost a whole stage that way to an object read with no timeout.
+    Logged and counted (`atrium_events_overdue_total`) once per ack wait it stays overdue; never cancelled
+    (a cancelled transaction or upload midway is worse than a late one)."""
+
+    def __init__(
+        self,
+        service: str,
+        subject: str,
+        durable: str,
+        attempt: int,
+        ack_wait_s: float,
+        in_progress: Callable[[], Awaitable[None]],
+    ):
+        self.service, self.subject, self.durable, self.attempt = service, subject, durable, attempt
+        self.ack_wait_s = ack_wait_s
+        self._in_progress = in_progress
+        self._started = self._last_beat = time.monotonic()
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def heartbeat(self) -> None:
+        self._last_beat = time.monotonic()
+        await self._in_progress()
+
+    def __enter__(self) -> _OverdueWatch:
+        self._timer = asyncio.get_running_loop().call_later(self.ack_wait_s, self._check)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _check(self) -> None:
+        quiet_s = time.monotonic() - self._last_beat
+        if quiet_s >= self.ack_wait_s:
+            metrics.EVENTS_OVERDUE.labels(self.service, self.subject).inc()
+            log_fields(
+                log,
+                logging.WARNING,
+                "event handler still running past its ack wait with no heartbeat; the message is redelivered",
+                subject=self.subject,
+                durable=self.durable,
+                attempt=self.attempt,
+                running_s=round(time.monotonic() - self._started, 1),
+                ack_wait_s=self.ack_wait_s,
+            )
+            quiet_s = 0.0
+        self._timer = asyncio.get_running_loop().call_later(self.ack_wait_s - quiet_s, self._check)

@@ -49,6 +49,12 @@ EVENTS_HANDLED = Counter(
     "Events a durable consumer handled, by outcome: ok, retry (redelivered later), gave_up, malformed.",
     ["service", "subject", "outcome"],
 )
+EVENTS_OVERDUE = Counter(
+    "atrium_events_overdue_total",
+    "Events whose handler still ran, with no heartbeat, when the consumer's ack wait ended (JetStream redelivers"
+    " them meanwhile; a handler that never ends stops its consumer in that process).",
+    ["service", "subject"],
+)
 EVENT_SECONDS = Histogram(
     "atrium_event_duration_seconds",
     "Time a consumer's handler took for one event.",
