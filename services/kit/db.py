@@ -31,8 +31,12 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-# Connections beyond the pool for what runs beside the Rpc handlers: event consumers, background
-# loops, health checks.
+# Connections kept beside the Rpc handlers' for what runs at the same time: event consumers, background
+# loops, health checks. Kept, not overflow: an overflow connection is closed when it is given back, so
+# under load each checkout past the pool opened a new one — a new PostgreSQL backend, its password check
+# (SCRAM) and cold caches every time (96 backends for the documents service in a 60 s load run).
+POOL_EXTRA = 10
+# Beyond those, opened for a burst and closed after it.
 POOL_OVERFLOW = 10
 
 
@@ -50,11 +54,12 @@ def async_url(url: str) -> str:
 def make_engine(url: str, schema: str, *, pool_size: int | None = None, **kw: Any) -> AsyncEngine:
     """An engine whose every connection uses the service's schema and nothing else.
 
-    The pool holds as many connections as the service handles requests at once (`ATRIUM_CONCURRENCY`,
-    see `services.kit.config.service_concurrency`), plus `POOL_OVERFLOW` for the rest."""
+    The pool keeps as many connections as the service handles requests at once (`ATRIUM_CONCURRENCY`,
+    see `services.kit.config.service_concurrency`) plus `POOL_EXTRA` for the rest, and opens up to
+    `POOL_OVERFLOW` more for a burst."""
     engine = create_async_engine(
         async_url(url),
-        pool_size=pool_size or service_concurrency(),
+        pool_size=pool_size or service_concurrency() + POOL_EXTRA,
         max_overflow=POOL_OVERFLOW,
         connect_args={"server_settings": {"search_path": schema, "application_name": f"atrium-{schema}"}},
         **kw,
