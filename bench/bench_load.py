@@ -90,7 +90,9 @@ def seed(base: str, accounts: int) -> list[str]:
 
 def cpu_seconds(root: int) -> dict[int, tuple[str, float]]:
     """pid → (process, user+system CPU seconds so far) for `atrium up` and everything under it: each
-    service and the gateway (by ATRIUM_PROCESS), PostgreSQL's backends, nats-server, Prometheus."""
+    service and the gateway (by ATRIUM_PROCESS), PostgreSQL's backends, nats-server, Prometheus. A process
+    counts the children it has reaped too (a PostgreSQL backend that ended, an extraction pool child
+    replaced): without them, work done by processes that came and went during the run was not counted."""
     out: dict[int, tuple[str, float]] = {}
     top = psutil.Process(root)
     for p in [top, *top.children(recursive=True)]:
@@ -99,7 +101,8 @@ def cpu_seconds(root: int) -> dict[int, tuple[str, float]]:
                 t = p.cpu_times()
                 # The processes of one service together (`docs-1`, `docs-2`: infra/catalog.py's replicas).
                 label = re.sub(r"-\d+$", "", p.environ().get("ATRIUM_PROCESS") or p.name())
-            out[p.pid] = ("atrium up" if p.pid == root else label, t.user + t.system)
+            cpu = t.user + t.system + t.children_user + t.children_system
+            out[p.pid] = ("atrium up" if p.pid == root else label, cpu)
         except psutil.Error:
             continue
     return out
@@ -240,7 +243,7 @@ def run(
             (Path(tmp) / "tokens").write_text("\n".join(tokens))
             time.sleep(15)  # let the seeded documents through the pipeline before measuring
             load_before = os.getloadavg()
-            cpu_before = cpu_seconds(proc.pid)
+            cpu_before, machine_before = cpu_seconds(proc.pid), psutil.cpu_times()
             env = {
                 **os.environ,
                 "ATRIUM_LOAD_ACCOUNTS": str(accounts),
@@ -277,8 +280,14 @@ def run(
             )
             elapsed = time.monotonic() - t0
             cpu_run = cpu_used(cpu_before, cpu_seconds(proc.pid))
+            machine_after = psutil.cpu_times()
             machine = {
                 "cpu_run": cpu_run,
+                # Every process of the machine, the stack's and anything else's (idle and I/O wait excluded).
+                "machine_busy_s": sum(machine_after)
+                - sum(machine_before)
+                - (machine_after.idle - machine_before.idle)
+                - (machine_after.iowait - machine_before.iowait),
                 "locust_cpu": sum(
                     getattr(resource.getrusage(resource.RUSAGE_CHILDREN), f) - getattr(gen_cpu, f)
                     for f in ("ru_utime", "ru_stime")
@@ -367,6 +376,13 @@ def report(
             f"{machine['locust_cpu']:.0f}). That is {per_request * 1000:.0f} ms of CPU per request "
             f"({int(total['Request Count'])} requests).",
         ]
+        if machine.get("machine_busy_s"):
+            cores = psutil.cpu_count() or 1
+            lines += [
+                f"The machine's CPU was busy {machine['machine_busy_s']:.0f} s of {cores} × "
+                f"{machine['elapsed_s']:.0f} s ({machine['machine_busy_s'] / machine['elapsed_s']:.2f} of "
+                f"{cores} cores; /proc/stat, every process).",
+            ]
     failures = sorted(machine.get("failures", []), key=lambda f: -f[2])[:6]
     if failures:
         lines += [

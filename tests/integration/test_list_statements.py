@@ -164,3 +164,39 @@ async def test_no_made_up_value_is_left_in_a_reused_statement(stack: Stack, http
     direct = search.list_statement(cmd, caller, None).compile(dialect=dialect)
     assert str(direct) == str(compiled)
     assert direct.params == merged
+
+
+async def test_a_small_library_with_nothing_shared_is_planned_once_a_large_one_for_its_values(
+    stack: Stack, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`list_sources` sets how the list is planned in its transaction: generic plans (PostgreSQL's `auto`) for
+    a caller owning fewer than PLANNED_FOR_VALUES_FROM documents with nothing shared in the list, plans for
+    the values (`force_custom_plan`) for a larger library or with shared documents — whatever was set before."""
+    from sqlalchemy import text
+
+    from services.docs import access
+
+    monkeypatch.setattr(access, "PLANNED_FOR_VALUES_FROM", 3)
+    owner, reader = await sh.person(stack, http), await sh.person(stack, http)
+    docs = [str((await h.create(stack, owner.user, f"{i}.pdf")).document.id) for i in range(2)]
+    db = h.deps(stack).db
+    setting = text("SELECT current_setting('plan_cache_mode')")
+
+    async def planning(who: sh.Person, scope: str) -> tuple[str, bool]:
+        caller = Caller(await h.actor(stack, who.user))
+        async with acting(db, caller, custom_plans=True) as s:  # the most expensive setting first
+            shared = await access.list_sources(s, caller, scope)
+            return (await s.execute(setting)).scalar_one(), shared is not None
+
+    assert await planning(owner, "all") == ("auto", False)  # 2 documents, nothing shared
+    assert await planning(reader, "all") == ("auto", False)  # none
+    await sh.share(http, owner, f"documents/{docs[0]}", "viewer", email=reader.email)
+    assert await planning(reader, "all") == ("force_custom_plan", True)
+    assert await planning(reader, "shared") == ("force_custom_plan", True)
+    assert await planning(reader, "mine") == ("auto", False)  # the shared documents are not in it
+    await h.create(stack, owner.user, "2.pdf")
+    for scope in ("all", "mine"):
+        assert await planning(owner, scope) == ("force_custom_plan", False)  # 3 documents
+    # And a list still reads the same rows either way.
+    r = await http.get("/documents", headers=await reader.headers(), params={"scope": "all"})
+    assert [d["id"] for d in r.json()["items"]] == [docs[0]]

@@ -34,7 +34,7 @@ from contracts.documents import PdfMetadata
 from services.kit.audit import record_audit
 from services.kit.bus import Ctx
 
-from ..access import Caller, acting, readable, shared_sources, sharing_owners
+from ..access import Caller, acting, list_sources, readable, shared_sources, sharing_owners
 from ..list_statements import LIST_STATEMENTS
 from ..rows import AccessibleRow, DocumentRow, TaskRow
 from ..tables import audit_log, document_categories, documents, pages, tasks
@@ -46,8 +46,8 @@ from .views import fields_public, summary_of, task_public
 
 async def list_documents(cmd: ListDocuments, ctx: Ctx, deps: DocsDeps) -> DocumentPage:
     caller = await user(ctx, deps)
-    async with acting(deps.db, caller, custom_plans=True) as s:
-        shared = await shared_sources(s, caller) if cmd.scope != "mine" else None
+    async with acting(deps.db, caller) as s:
+        shared = await list_sources(s, caller, cmd.scope)  # and how the list is planned
         statement, values = LIST_STATEMENTS.statement(cmd, caller, shared)  # search.list_statement's, reused
         rows = (await s.execute(statement, values)).all()
     return search.page_of(cmd, rows)
