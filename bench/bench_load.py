@@ -88,6 +88,37 @@ def seed(base: str, accounts: int) -> list[str]:
     return tokens
 
 
+IN_PIPELINE = ("queued", "extracting", "ocr", "analyzing")
+TERMINAL = ("ready", "needs_ocr", "failed")
+
+
+def pipeline_drain(api: str, tokens: list[str], limit_s: float = 600.0) -> dict[str, Any]:
+    """After the load: how many documents were still in the pipeline, and how long until none was — the
+    uploads' processing may fall behind the requests during a burst (the documents service's `events` process
+    runs at a lower priority), never lose one."""
+
+    def counts() -> dict[str, int]:
+        total: dict[str, int] = {}
+        for token in set(tokens):
+            r = httpx.get(f"{api}/documents/counts", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            r.raise_for_status()
+            for status, n in r.json()["by_status"].items():
+                total[status] = total.get(status, 0) + n
+        return total
+
+    started = time.monotonic()
+    first = now = counts()
+    while sum(now[s] for s in IN_PIPELINE) and time.monotonic() - started < limit_s:
+        time.sleep(1.0)
+        now = counts()
+    return {
+        "at_end": sum(first[s] for s in IN_PIPELINE),
+        "left": sum(now[s] for s in IN_PIPELINE),
+        "drained_s": time.monotonic() - started,
+        "final": now,
+    }
+
+
 def cpu_seconds(root: int) -> dict[int, tuple[str, float]]:
     """pid → (process, user+system CPU seconds so far) for `atrium up` and everything under it: each
     service and the gateway (by ATRIUM_PROCESS), PostgreSQL's backends, nats-server, Prometheus. A process
@@ -134,6 +165,20 @@ def busy_by_subject(prometheus: str) -> dict[str, float]:
     service share its ATRIUM_CONCURRENCY slots (8), so their sum near 8 means that service is saturated."""
     q = "sum by (subject) (rate(atrium_rpc_duration_seconds_sum[1m]))"
     return by_label(prometheus, q, "subject")
+
+
+def p95_inside(prometheus: str) -> dict[str, dict[str, float]]:
+    """p95 over the last minute of the time spent inside the stack: the gateway's by route (request in to
+    response out) and the services' handlers by subject — against the load generator's own p95, where the
+    rest of a request's time went (queues before the gateway, the NATS hops)."""
+    out = {}
+    for kind, metric, label in (
+        ("gateway", "atrium_http_request_duration_seconds", "route"),
+        ("handler", "atrium_rpc_duration_seconds", "subject"),
+    ):
+        q = f"histogram_quantile(0.95, sum by (le, {label}) (rate({metric}_bucket[1m])))"
+        out[kind] = {k: v for k, v in by_label(prometheus, q, label).items() if v == v}  # NaN: none
+    return out
 
 
 def cost_per_kind(
@@ -280,6 +325,7 @@ def run(
             )
             elapsed = time.monotonic() - t0
             cpu_run = cpu_used(cpu_before, cpu_seconds(proc.pid))
+            drain = pipeline_drain(f"{base}/api/v1", tokens)
             machine_after = psutil.cpu_times()
             machine = {
                 "cpu_run": cpu_run,
@@ -296,8 +342,10 @@ def run(
                 "load_after": os.getloadavg(),
                 "cpu": cpu_by_process(prometheus),
                 "busy": busy_by_subject(prometheus),
+                "p95_inside": p95_inside(prometheus) if prometheus else {},
                 "elapsed_s": elapsed,
                 "locust_rc": gen.returncode,
+                "drain": drain,
             }
             with open(Path(tmp) / "load_stats.csv") as f:
                 rows = list(csv.DictReader(f))
@@ -362,6 +410,12 @@ def report(
         top = sorted(machine["busy"].items(), key=lambda x: -x[1])[:6]
         busy = ", ".join(f"{s} {b:.2f}" for s, b in top)
         lines += [f"Handler seconds per second by bus subject (same minute): {busy}."]
+    inside = machine.get("p95_inside") or {}
+    for kind, what in (("gateway", "the gateway by route"), ("handler", "the handlers by subject")):
+        slowest = sorted(inside.get(kind, {}).items(), key=lambda x: -x[1])[:6]
+        if slowest:
+            listed = ", ".join(f"{k} {v * 1000:.0f}" for k, v in slowest)
+            lines += [f"p95 ms inside the stack, {what} (same minute): {listed}."]
     total = next((r for r in rows if r["Name"] == "Aggregated"), None)
     if machine.get("cpu_run") and total and int(total["Request Count"]):
         used = machine["cpu_run"]
@@ -376,6 +430,13 @@ def report(
             f"{machine['locust_cpu']:.0f}). That is {per_request * 1000:.0f} ms of CPU per request "
             f"({int(total['Request Count'])} requests).",
         ]
+        drain = machine.get("drain")
+        if drain:
+            final = ", ".join(f"{k} {v}" for k, v in sorted(drain["final"].items()) if v)
+            lines += [
+                f"The pipeline after the load: {drain['at_end']} uploaded documents still in it when the users "
+                f"stopped, {drain['left']} after {drain['drained_s']:.0f} s (every document then: {final})."
+            ]
         if machine.get("machine_busy_s"):
             cores = psutil.cpu_count() or 1
             lines += [

@@ -243,7 +243,11 @@ class DevStack:
         for spec in catalog.SERVICES:
             for name in spec.process_names:
                 argv = [py, *debugpy_argv(self.debug_port_of.get(name)), "-m", spec.module]
-                child_env = {**self.nats_env(env, spec.name), "ATRIUM_PROCESS": name}
+                child_env = {
+                    **self.nats_env(env, spec.name),
+                    "ATRIUM_PROCESS": name,
+                    **spec.environment_of(name),
+                }
                 self.children.append(Child(name, argv, child_env, logs / f"{name}.log"))
         gw_env = {**self.nats_env(env, GATEWAY_NATS_USER), "ATRIUM_PROCESS": "gateway"}
         if self.dev:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -206,6 +207,9 @@ class Service:
         return self.broker.config.connection_state.stream  # type: ignore[no-any-return]
 
     async def start(self) -> None:
+        if self.settings.niceness:
+            # Background work takes the CPU that requests leave (child processes inherit this).
+            os.nice(self.settings.niceness)
         delay = 0.2
         while True:
             try:
@@ -302,13 +306,16 @@ class Service:
         if self._make_deps is not None:
             raise RuntimeError(f"{self.name} is already bound; bind once, with every table.")
         self._make_deps = make_deps
+        role = self.settings.role  # a process answers requests, works through events, or both (config.ROLES)
         for desc, handler in (rpcs or {}).items():
             check_rpc_handler(desc, handler)
-            self.rpc(desc)(functools.partial(self._call_rpc, handler))
+            if role != "events":
+                self.rpc(desc)(functools.partial(self._call_rpc, handler))
         for event_desc, consumer in (events or {}).items():
             check_consumer(event_desc, consumer)
-            self._consume(event_desc, consumer)
-        for loop in loops:
+            if role != "requests":
+                self._consume(event_desc, consumer)
+        for loop in loops if role != "requests" else ():
             self.loops.add(
                 loop.name,
                 functools.partial(self._call_loop, loop),

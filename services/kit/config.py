@@ -19,6 +19,32 @@ def nats_servers(url: str) -> list[str]:
 
 DEFAULT_CONCURRENCY = 8
 
+# What one process of a service does (`ATRIUM_ROLE`): everything (`all`, the default), only answer requests
+# (`requests`: its Rpc subjects), or only work through events (`events`: its event consumers and loops). With
+# the pipeline's work in processes of their own at a lower CPU priority (`ATRIUM_NICE`), a burst of uploads
+# waits for the CPU the requests leave instead of taking it from them: with every process doing both, 200
+# users' reads waited up to a second behind 7 uploads a second on 2 cores, while without the uploads the same
+# reads had a p95 under 90 ms (bench/RESULTS.md, load).
+ROLES = ("all", "requests", "events")
+
+
+def process_role(value: str | None) -> str:
+    role = (value or "all").strip().lower()
+    if role not in ROLES:
+        raise ValueError(f"ATRIUM_ROLE must be one of {', '.join(ROLES)}, not {value!r}")
+    return role
+
+
+def process_niceness(value: str | None) -> int:
+    """How much lower than normal the process runs (`ATRIUM_NICE`, 0–19, as `nice`)."""
+    try:
+        niceness = int(value or 0)
+    except ValueError:
+        niceness = -1
+    if not 0 <= niceness <= 19:
+        raise ValueError(f"ATRIUM_NICE must be a whole number from 0 to 19, not {value!r}")
+    return niceness
+
 
 def service_concurrency() -> int:
     """How many requests one service process handles at once (`ATRIUM_CONCURRENCY`, default 8).
@@ -80,6 +106,8 @@ class ServiceSettings:
     rpc_timeout_s: float = 10.0
     nats_login: NatsLogin = field(default_factory=NatsLogin)
     extra: dict[str, str] = field(default_factory=dict)
+    role: str = "all"  # `process_role`
+    niceness: int = 0  # `process_niceness`
 
     @classmethod
     def from_env(cls, name: str) -> ServiceSettings:
@@ -95,6 +123,8 @@ class ServiceSettings:
             platform_secret=env.get("ATRIUM_SECRET", ""),
             log_level=env.get("LOG_LEVEL", "INFO"),
             nats_login=nats_login(name, data_dir),
+            role=process_role(env.get("ATRIUM_ROLE")),
+            niceness=process_niceness(env.get("ATRIUM_NICE")),
         )
 
 

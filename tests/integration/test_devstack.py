@@ -18,6 +18,16 @@ def test_up_register_restart_and_cli(up: Up, tmp_path: Path) -> None:
     up.start()
     health = httpx.get(f"{up.url}/health", timeout=10)
     assert health.status_code == 200 and health.json()["status"] == "ok", health.text
+    # The pipeline's work runs below the requests (infra/catalog.py): the documents service's second process
+    # works through its events, the first answers its requests; the extraction workers run lower too.
+    running = {}
+    for p in psutil.Process(up.proc.pid).children(recursive=True):
+        env = p.environ()
+        if "ATRIUM_PROCESS" in env and "python" in p.name():
+            running[env["ATRIUM_PROCESS"]] = (env.get("ATRIUM_ROLE"), p.nice())
+    assert running["docs-1"] == ("requests", 0) and running["docs-2"] == ("events", 10), running
+    assert running["extract"] == ("all", 10) and running["ai"] == ("all", 10), running
+    assert running["auth"] == ("all", 0) and running["gateway"][1] == 0, running
     email = unique_email("devstack")
     r = httpx.post(f"{up.url}/auth/register", json={"email": email, "password": PASSWORD}, timeout=30)
     assert r.status_code == 201, r.text
