@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import re
 import resource
@@ -177,7 +178,7 @@ def p95_inside(prometheus: str) -> dict[str, dict[str, float]]:
         ("handler", "atrium_rpc_duration_seconds", "subject"),
     ):
         q = f"histogram_quantile(0.95, sum by (le, {label}) (rate({metric}_bucket[1m])))"
-        out[kind] = {k: v for k, v in by_label(prometheus, q, label).items() if v == v}  # NaN: none
+        out[kind] = {k: v for k, v in by_label(prometheus, q, label).items() if not math.isnan(v)}
     return out
 
 

@@ -89,10 +89,6 @@ _WHO_ACTS = (
     "SELECT set_config('atrium.user_id', $1, true), set_config('atrium.principals', $2, true),"
     " set_config('atrium.admin', $3, true), set_config('atrium.system', $4, true)"
 )
-# A prepared statement switches to a generic plan after five runs, and no single plan fits both an owner
-# with 10 and one with 100,000 documents, or a rare and a common word: a list is planned for its values
-# (set in the same statement, saving the list a round trip).
-_WHO_ACTS_PLANNED_FOR_ITS_VALUES = _WHO_ACTS + ", set_config('plan_cache_mode', 'force_custom_plan', true)"
 
 
 async def _set_who_acts(
@@ -102,11 +98,10 @@ async def _set_who_acts(
     principals: Sequence[UUID] = (),
     admin: bool = False,
     system: str = "",
-    custom_plans: bool = False,
 ) -> None:
     await begin_with(
         s,
-        _WHO_ACTS_PLANNED_FOR_ITS_VALUES if custom_plans else _WHO_ACTS,
+        _WHO_ACTS,
         str(user_id) if user_id else "",
         "{" + ",".join(str(p) for p in principals) + "}" if principals else "",
         "on" if admin else "",
@@ -115,15 +110,11 @@ async def _set_who_acts(
 
 
 @asynccontextmanager
-async def acting(
-    db: Database, caller: Caller, *, write: bool = False, custom_plans: bool = False
-) -> AsyncIterator[AsyncSession]:
-    """A session (a transaction when `write`) in which the database knows who acts; `custom_plans`: each
-    statement planned for its values (a list or search, see `_WHO_ACTS_PLANNED_FOR_ITS_VALUES`)."""
+async def acting(db: Database, caller: Caller, *, write: bool = False) -> AsyncIterator[AsyncSession]:
+    """A session (a transaction when `write`) in which the database knows who acts (a list also sets how it is
+    planned: `list_sources`)."""
     async with db.transaction() if write else db.session() as s:
-        await _set_who_acts(
-            s, user_id=caller.user_id, principals=caller.principals, custom_plans=custom_plans
-        )
+        await _set_who_acts(s, user_id=caller.user_id, principals=caller.principals)
         yield s
 
 
@@ -316,7 +307,7 @@ def acting_params(caller: Caller) -> dict[str, Any]:
 _ANYTHING_SHARED = select(reached_by(ANY_CALLER).exists())
 
 # A list of a caller who owns fewer documents than this, with nothing of others shared with them in it, is
-# planned the way PostgreSQL plans any statement (a generic plan once it has run a few times on a connection)
+# planned the way PostgreSQL plans any statement (a generic plan once it has run five times on a connection)
 # instead of for its values every time: in a 200-user load run, planning was most of PostgreSQL's work for
 # a list (2.7 ms planning, 0.8 running) and a search (6 of 13 ms; pg_stat_statements), and so few documents
 # are read fast whatever the plan. A larger library, or documents shared with the caller, keeps plans made

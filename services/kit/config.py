@@ -37,13 +37,10 @@ def process_role(value: str | None) -> str:
 
 def process_niceness(value: str | None) -> int:
     """How much lower than normal the process runs (`ATRIUM_NICE`, 0–19, as `nice`)."""
-    try:
-        niceness = int(value or 0)
-    except ValueError:
-        niceness = -1
-    if not 0 <= niceness <= 19:
+    text = (value or "0").strip()
+    if not text.isdigit() or int(text) > 19:
         raise ValueError(f"ATRIUM_NICE must be a whole number from 0 to 19, not {value!r}")
-    return niceness
+    return int(text)
 
 
 def service_concurrency() -> int:

@@ -84,7 +84,7 @@ def _requests(cats: dict[str, str]) -> list[dict[str, Any]]:
 
 
 async def _rows(stack: Stack, statement: Any, values: dict[str, Any], caller: Caller) -> list[Any]:
-    async with acting(h.deps(stack).db, caller, custom_plans=True) as s:
+    async with acting(h.deps(stack).db, caller) as s:
         return list((await s.execute(statement, values)).all())
 
 
@@ -171,7 +171,7 @@ async def test_a_small_library_with_nothing_shared_is_planned_once_a_large_one_f
 ) -> None:
     """`list_sources` sets how the list is planned in its transaction: generic plans (PostgreSQL's `auto`) for
     a caller owning fewer than PLANNED_FOR_VALUES_FROM documents with nothing shared in the list, plans for
-    the values (`force_custom_plan`) for a larger library or with shared documents — whatever was set before."""
+    the values (`force_custom_plan`) for a larger library or with shared documents."""
     from sqlalchemy import text
 
     from services.docs import access
@@ -184,7 +184,7 @@ async def test_a_small_library_with_nothing_shared_is_planned_once_a_large_one_f
 
     async def planning(who: sh.Person, scope: str) -> tuple[str, bool]:
         caller = Caller(await h.actor(stack, who.user))
-        async with acting(db, caller, custom_plans=True) as s:  # the most expensive setting first
+        async with acting(db, caller) as s:
             shared = await access.list_sources(s, caller, scope)
             return (await s.execute(setting)).scalar_one(), shared is not None
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from services.docs import tables
+from services.docs import access, tables
 from services.docs.access import Caller, acting, as_admin, as_system
 from services.kit.db import Database
 from services.kit.security import Actor
@@ -109,16 +109,19 @@ async def test_nobody_acting_sees_no_row_and_writes_none(
 
 
 async def test_who_acts_ends_with_its_transaction_on_the_pooled_connection(
-    stack: Stack, new_user: AppUser
+    stack: Stack, new_user: AppUser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Who acts (and a list's planning for its values) is set transaction-locally: the next request on the
-    same pooled connection (one connection here) starts with nobody acting and the default planning."""
+    """Who acts (and a list's planning for its values, `list_sources`) is set transaction-locally: the next
+    request on the same pooled connection (one connection here) starts with nobody acting and the default
+    planning."""
+    monkeypatch.setattr(access, "PLANNED_FOR_VALUES_FROM", 1)  # this library is planned for its values
     await h.ready_document(stack, new_user, "mine.pdf", "my text")
     one = Database(stack.db_urls["docs"], "docs", pool_size=1)
     backend = text("select pg_backend_pid()")
     settings = text("select current_setting('atrium.user_id', true), current_setting('plan_cache_mode')")
     try:
-        async with acting(one, caller(new_user), custom_plans=True) as s:
+        async with acting(one, caller(new_user)) as s:
+            await access.list_sources(s, caller(new_user), "all")
             pid = (await s.execute(backend)).scalar_one()
             assert tuple((await s.execute(settings)).one()) == (new_user.id, "force_custom_plan")
             assert await count(s, "documents") >= 1
