@@ -148,11 +148,16 @@ def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, f
     return used
 
 
-def by_label(prometheus: str, query: str, label: str) -> dict[str, float]:
+def by_label(prometheus: str, query: str, label: str | tuple[str, ...]) -> dict[str, float]:
+    """The query's value per series, keyed by `label` (several labels joined with a space)."""
     if not prometheus:
         return {}
+    labels = (label,) if isinstance(label, str) else label
     r = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=10).json()
-    return {s["metric"].get(label, "?"): float(s["value"][1]) for s in r["data"]["result"]}
+    return {
+        " ".join(s["metric"].get(name, "?") for name in labels): float(s["value"][1])
+        for s in r["data"]["result"]
+    }
 
 
 def cpu_by_process(prometheus: str) -> dict[str, float]:
@@ -169,16 +174,19 @@ def busy_by_subject(prometheus: str) -> dict[str, float]:
 
 
 def p95_inside(prometheus: str) -> dict[str, dict[str, float]]:
-    """p95 over the last minute of the time spent inside the stack: the gateway's by route (request in to
-    response out) and the services' handlers by subject — against the load generator's own p95, where the
-    rest of a request's time went (queues before the gateway, the NATS hops)."""
+    """p95 over the last minute of the time spent inside the stack: the gateway's by method and route
+    (request in to response out), the services' handlers by subject — against the load generator's own p95,
+    where the rest of a request's time went (queues before the gateway, the NATS hops) — and what stopped
+    whole processes: each one's event-loop lag and garbage-collector pauses (its slowest generation)."""
     out = {}
-    for kind, metric, label in (
-        ("gateway", "atrium_http_request_duration_seconds", "route"),
-        ("handler", "atrium_rpc_duration_seconds", "subject"),
+    for kind, metric, labels in (
+        ("gateway", "atrium_http_request_duration_seconds", ("method", "route")),
+        ("handler", "atrium_rpc_duration_seconds", ("subject",)),
+        ("loop lag", "atrium_event_loop_lag_seconds", ("process",)),
+        ("collector pause", "atrium_gc_pause_seconds", ("process", "generation")),
     ):
-        q = f"histogram_quantile(0.95, sum by (le, {label}) (rate({metric}_bucket[1m])))"
-        out[kind] = {k: v for k, v in by_label(prometheus, q, label).items() if not math.isnan(v)}
+        q = f"histogram_quantile(0.95, sum by (le, {', '.join(labels)}) (rate({metric}_bucket[1m])))"
+        out[kind] = {k: v for k, v in by_label(prometheus, q, labels).items() if not math.isnan(v)}
     return out
 
 
@@ -412,7 +420,12 @@ def report(
         busy = ", ".join(f"{s} {b:.2f}" for s, b in top)
         lines += [f"Handler seconds per second by bus subject (same minute): {busy}."]
     inside = machine.get("p95_inside") or {}
-    for kind, what in (("gateway", "the gateway by route"), ("handler", "the handlers by subject")):
+    for kind, what in (
+        ("gateway", "the gateway by route"),
+        ("handler", "the handlers by subject"),
+        ("loop lag", "each process's event-loop lag"),
+        ("collector pause", "each process's garbage-collector pauses by generation"),
+    ):
         slowest = sorted(inside.get(kind, {}).items(), key=lambda x: -x[1])[:6]
         if slowest:
             listed = ", ".join(f"{k} {v * 1000:.0f}" for k, v in slowest)

@@ -142,6 +142,7 @@ def create_app(
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         await bus.connect(settings.nats_url, settings.nats_login)
         metrics.expose(NATS_USER, settings.data_dir)
+        metrics.watch_runtime(NATS_USER)
         yield
         await bus.close()
 

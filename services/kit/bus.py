@@ -245,6 +245,7 @@ class Service:
             )
         self.loops.start()
         metrics.expose(self.name, self.settings.data_dir)
+        metrics.watch_runtime(self.name)
         log_fields(log, logging.INFO, "service started", service=self.name)
 
     async def stop(self) -> None:
