@@ -287,15 +287,24 @@ def test_each_container_holds_only_its_own_secrets(deployment: ComposeStack) -> 
                   for name in deployment.containers()}  # fmt: skip
     expected: dict[str, set[str]] = {}  # secret → the services that may read it
     wanted: dict[str, str] = {}
+    # The documents service runs as two containers (requests, events), both with its credentials.
+    containers = {"docs": {"docs", "docs-events"}}
     for user, pw in nats_passwords.items():
-        wanted[f"NATS password of {user}"], expected[f"NATS password of {user}"] = pw, {user} - {"operator"}
+        wanted[f"NATS password of {user}"] = pw
+        expected[f"NATS password of {user}"] = containers.get(user, {user}) - {"operator"}
     for svc, pw in db_passwords.items():
-        wanted[f"database password of {svc}"], expected[f"database password of {svc}"] = pw, {svc}
+        wanted[f"database password of {svc}"], expected[f"database password of {svc}"] = (
+            pw,
+            containers.get(svc, {svc}),
+        )
     wanted["POSTGRES_PASSWORD"], expected["POSTGRES_PASSWORD"] = (
         deployment.env["POSTGRES_PASSWORD"],
         {"postgres"},
     )
-    wanted["ATRIUM_SECRET"], expected["ATRIUM_SECRET"] = deployment.env["ATRIUM_SECRET"], {"docs", "ai"}
+    wanted["ATRIUM_SECRET"], expected["ATRIUM_SECRET"] = (
+        deployment.env["ATRIUM_SECRET"],
+        {"docs", "docs-events", "ai"},
+    )
     for key in keys:
         body = key.read_text().strip().splitlines()[1]  # a line of the private key itself
         wanted[f"signing key {key.stem}"], expected[f"signing key {key.stem}"] = body, {"auth"}
@@ -366,6 +375,25 @@ def test_two_workers_and_two_gateways_share_the_work(deployment: ComposeStack) -
     served = {n: sum(e.get("request_id") == marker for e in log_lines(deployment, n)) for n in gateways}
     assert all(served.values()), f"nginx sent every request to one gateway: {served}"
     _log(f"extract workers: { {n: len(v) for n, v in extracted.items()} }; gateway requests: {served}")
+
+
+def test_the_pipeline_runs_below_the_requests(deployment: ComposeStack) -> None:
+    """As under `atrium up`: each Python container's process runs at the niceness compose gives it (the
+    documents service's events and the extraction workers at 10, what answers requests at 0) — a hardened
+    container without capabilities may lower its own priority."""
+    import yaml
+
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    seen = {}
+    for service, svc in services.items():
+        if svc.get("command", [""])[0] != "python" or service == "migrate":
+            continue
+        want = int(svc["environment"].get("ATRIUM_NICE", 0))
+        for name in deployment.containers(service):
+            stat = deployment.exec(name, "cat", "/proc/1/stat").stdout
+            seen[name] = int(stat.rsplit(")", 1)[1].split()[16])  # field 19: nice
+            assert seen[name] == want, f"{name} runs at niceness {seen[name]}, compose says {want}"
+    assert sorted(set(seen.values())) == [0, 10], seen
 
 
 def test_prometheus_scrapes_every_process(deployment: ComposeStack) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -66,11 +67,34 @@ def test_state_lives_on_named_volumes() -> None:
         assert any(m.split(":")[0] in named and m.split(":")[1] == target for m in mounts), name
 
 
+def containers_of(name: str) -> list[str]:
+    """The compose services running one process of the catalog: a service whose processes split their roles
+    has a container per role (`docs` answers requests, `docs-events` works through events)."""
+    specs = {s.name: s for s in catalog.SERVICES}
+    return [name, f"{name}-events"] if name in specs and specs[name].split_roles else [name]
+
+
 def test_every_catalog_service_has_a_container() -> None:
     services = load()["services"]
     for spec in catalog.SERVICES:
-        assert spec.name in services, f"{spec.name} is missing from compose.yaml"
-        assert spec.module in " ".join(services[spec.name]["command"])
+        for name in containers_of(spec.name):
+            assert name in services, f"{name} is missing from compose.yaml"
+            assert spec.module in " ".join(services[name]["command"])
+
+
+def test_containers_run_with_the_role_priority_and_concurrency_of_atrium_up() -> None:
+    """compose splits and prioritises the work as `atrium up` does (infra/catalog.py `environment_of`): the
+    requests of a split service in one container, its events in another below them, the pipeline's workers
+    below the requests."""
+    services = load()["services"]
+    told = ("ATRIUM_ROLE", "ATRIUM_NICE", "ATRIUM_CONCURRENCY")
+    defaults = {"ATRIUM_ROLE": "all", "ATRIUM_NICE": "0"}
+    for spec in catalog.SERVICES:
+        processes = dataclasses.replace(spec, replicas=2 if spec.split_roles else 1).process_names
+        for name, process in zip(containers_of(spec.name), [processes[0], processes[-1]], strict=False):
+            want = {k: v for k, v in spec.environment_of(process).items() if defaults.get(k) != v}
+            env = services[name]["environment"]
+            assert {k: str(env[k]) for k in told if k in env} == want, name
 
 
 def _mounts(svc: dict) -> dict[str, str]:
@@ -90,9 +114,10 @@ def test_each_process_mounts_only_the_credentials_migrate_hands_it() -> None:
     for name in processes():
         volume = handed.get(f"/var/lib/atrium-processes/{name}")
         assert volume, f"migrate does not hand {name} its credentials"
-        assert _mounts(doc["services"][name]) == {"/var/lib/atrium": volume}, name
+        for container in containers_of(name):
+            assert _mounts(doc["services"][container]) == {"/var/lib/atrium": volume}, container
         others = [s for s, svc in doc["services"].items() if volume in _mounts(svc).values()]
-        assert sorted(others) == sorted(["migrate", name]), f"{volume} is mounted by {others}"
+        assert sorted(others) == sorted(["migrate", *containers_of(name)]), f"{volume} is mounted by {others}"
     nats_volume = handed[f"/var/lib/atrium-processes/{NATS_SERVER}"]
     assert _mounts(doc["services"]["nats"])["/etc/nats/atrium"] == nats_volume
     # The stack's every password stays with migrate (and `atrium admin`, which runs in its container).
