@@ -175,13 +175,14 @@ def busy_by_subject(prometheus: str) -> dict[str, float]:
 
 def p95_inside(prometheus: str) -> dict[str, dict[str, float]]:
     """p95 over the last minute of the time spent inside the stack: the gateway's by method and route
-    (request in to response out), the services' handlers by subject — against the load generator's own p95,
-    where the rest of a request's time went (queues before the gateway, the NATS hops) — and what stopped
+    (request in to response out), the services' handlers by subject and how long a request waited before its
+    handler took it — against the load generator's own p95, where the rest of a request's time went — and what stopped
     whole processes: each one's event-loop lag and garbage-collector pauses (its slowest generation)."""
     out = {}
     for kind, metric, labels in (
         ("gateway", "atrium_http_request_duration_seconds", ("method", "route")),
         ("handler", "atrium_rpc_duration_seconds", ("subject",)),
+        ("queued", "atrium_rpc_queue_seconds", ("subject",)),
         ("loop lag", "atrium_event_loop_lag_seconds", ("process",)),
         ("collector pause", "atrium_gc_pause_seconds", ("process", "generation")),
     ):
@@ -423,6 +424,7 @@ def report(
     for kind, what in (
         ("gateway", "the gateway by route"),
         ("handler", "the handlers by subject"),
+        ("queued", "the wait before a handler took its request, by subject"),
         ("loop lag", "each process's event-loop lag"),
         ("collector pause", "each process's garbage-collector pauses by generation"),
     ):

@@ -30,6 +30,8 @@ class Header:
     USER_AGENT = "x-user-agent"
     # When the caller stops waiting for the reply (Unix time, seconds): a request still queued then is dropped.
     DEADLINE = "x-deadline"
+    # When the caller sent the request (Unix time, seconds): how long it waited before its handler took it.
+    SENT_AT = "x-sent-at"
     MSG_ID = "Nats-Msg-Id"
 
 

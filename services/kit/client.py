@@ -47,9 +47,11 @@ async def call(
 ) -> Any:
     """Send `payload` on `desc.subject`; return the reply model or raise the `AtriumError` the service sent."""
     body = build_request(desc, payload)
+    now = time.time()
     hdrs = {
         Header.REQUEST_ID: request_id or request_id_var.get() or _new_id(),
-        Header.DEADLINE: f"{time.time() + timeout:.3f}",
+        Header.DEADLINE: f"{now + timeout:.3f}",
+        Header.SENT_AT: f"{now:.4f}",
         **(headers or {}),
     }
     if token:

@@ -49,6 +49,14 @@ RPC_SECONDS = Histogram(
     ["service", "subject"],
     buckets=LATENCY_BUCKETS,
 )
+RPC_QUEUE_SECONDS = Histogram(
+    "atrium_rpc_queue_seconds",
+    "Time from a caller sending a bus request (its x-sent-at) to the service's handler taking it: the NATS hop,"
+    " the subscription's queue and the wait for one of the service's slots. Across machines it includes their"
+    " clocks' difference.",
+    ["service", "subject"],
+    buckets=LATENCY_BUCKETS,
+)
 EVENTS_HANDLED = Counter(
     "atrium_events_handled_total",
     "Events a durable consumer handled, by outcome: ok, retry (redelivered later), gave_up, malformed.",

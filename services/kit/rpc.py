@@ -67,6 +67,17 @@ class Route:
     slotted: bool  # takes one of the service's slots and logs a line (every Rpc but the health check)
 
 
+def _observe_queued(service: str, subject: str, msg: Msg) -> None:
+    """How long the request waited before a slot took it (from the caller's `x-sent-at`, when it sent one)."""
+    sent = (msg.headers or {}).get(Header.SENT_AT)
+    try:
+        waited = time.time() - float(sent) if sent else None
+    except ValueError:  # a caller's malformed header is not the server's problem
+        return
+    if waited is not None:
+        metrics.RPC_QUEUE_SECONDS.labels(service, subject).observe(max(0.0, waited))
+
+
 def _expired(msg: Msg) -> bool:
     """The caller's deadline (`x-deadline`, sent by `kit.client.call`) passed: nobody reads the reply."""
     try:
@@ -114,6 +125,7 @@ class RpcServer:
                     log, logging.WARNING, "rpc dropped: its caller stopped waiting", subject=msg.subject
                 )
                 return
+            _observe_queued(self.service, route.desc.subject, msg)
         task = asyncio.create_task(self._serve(route, msg))
         self.inflight.add(task)
         task.add_done_callback(functools.partial(self._finished, route.slotted))

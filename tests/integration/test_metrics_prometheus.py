@@ -43,7 +43,8 @@ async def test_prometheus_answers_about_a_document_just_processed(
     uploads = (
         'sum(atrium_http_requests_total{route="/api/v1/documents", method="POST", status="201"}) or vector(0)'
     )
-    before = {q: value(await prometheus.query(q)) for q in (pages, created, uploads)}
+    queued = 'sum(atrium_rpc_queue_seconds_count{subject="docs.document.create"}) or vector(0)'
+    before = {q: value(await prometheus.query(q)) for q in (pages, created, uploads, queued)}
 
     r = await h.upload(http, new_user, CORPUS / "synthetic" / "letter_10p.pdf", "letter_10p.pdf")
     assert r.status_code == 201, r.text
@@ -65,6 +66,11 @@ async def test_prometheus_answers_about_a_document_just_processed(
     await prometheus.wait_for(
         'sum(atrium_rpc_duration_seconds_sum{subject="docs.document.create"})', lambda r: value(r) > 0
     )
+    # How long the create waited before its handler took it (the gateway's x-sent-at), and what stalls the
+    # process: its event loop's lag and the collector's pauses are measured from start-up.
+    await prometheus.wait_for(queued, lambda r: value(r) == before[queued] + 1)
+    await prometheus.wait_for("sum(atrium_event_loop_lag_seconds_count)", lambda r: value(r) > 0)
+    await prometheus.wait_for("sum(atrium_gc_pause_seconds_count)", lambda r: value(r) > 0)
     # The documents service counts it among the documents of its final status (its loop runs every 15 s).
     await prometheus.wait_for(
         f'atrium_documents{{status="{body["status"]}"}} >= 1', lambda r: len(r) == 1, timeout=45

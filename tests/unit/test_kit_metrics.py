@@ -54,3 +54,26 @@ async def test_the_collectors_pauses_and_the_loops_lag_are_measured() -> None:
     time.sleep(0.4)  # holds the loop well past the timer's due time
     await asyncio.sleep(LOOP_LAG_EVERY_S * 2)
     assert late() >= before + 1
+
+
+def test_how_long_a_request_queued_is_measured_from_the_callers_send_time() -> None:
+    """The caller stamps `x-sent-at`; the server observes the wait when a slot takes the request, and ignores a
+    request without the stamp or with a malformed one (a caller's header is not the server's failure)."""
+    from services.kit.rpc import _observe_queued
+
+    def observed() -> tuple[float, float]:
+        labels = {"service": "probe", "subject": "probe.queued"}
+        count = REGISTRY.get_sample_value("atrium_rpc_queue_seconds_count", labels) or 0.0
+        return count, REGISTRY.get_sample_value("atrium_rpc_queue_seconds_sum", labels) or 0.0
+
+    class Sent:
+        def __init__(self, headers: dict[str, str] | None) -> None:
+            self.headers = headers
+
+    count, total = observed()
+    _observe_queued("probe", "probe.queued", Sent({"x-sent-at": f"{time.time() - 0.5:.4f}"}))  # type: ignore[arg-type]
+    after, waited = observed()
+    assert after == count + 1 and 0.49 <= waited - total < 5
+    for headers in (None, {}, {"x-sent-at": "yesterday"}):
+        _observe_queued("probe", "probe.queued", Sent(headers))  # type: ignore[arg-type]
+    assert observed()[0] == after
