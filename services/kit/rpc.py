@@ -10,8 +10,8 @@ guarantees are the kit's own, here:
 - `x-request-id` (the caller's, else a new one) is in `request_id_var` while the request is handled, so it
   is in every log line and every message published meanwhile, and it comes back as a reply header;
 - at most `slots` requests are handled at once over all subjects (the service's `ATRIUM_CONCURRENCY`, the
-  size of its database pool), several of one subject among them; the others wait in their subscription's
-  queue. Health checks take no slot;
+  size of its database pool), several of one subject among them; the others wait for a slot in arrival order
+  over all subjects. Health checks take no slot;
 - a request whose caller stopped waiting while it was queued (its `x-deadline` passed) is dropped, not
   handled: under overload the slots go to requests that can still be answered, not to dead ones;
 - `drain()` stops taking requests (the server sends new ones to another instance, or the caller gets
@@ -114,31 +114,33 @@ class RpcServer:
             )
 
     async def _on_message(self, route: Route, msg: Msg) -> None:
-        # Runs in the subscription's own task, one message after the other: waiting here for a slot
-        # leaves the next messages in that subscription's queue.
-        if route.slotted:
-            await self.slots.acquire()
-            if _expired(msg):
-                self.slots.release()
-                metrics.RPC_REQUESTS.labels(self.service, route.desc.subject, "expired").inc()
-                log_fields(
-                    log, logging.WARNING, "rpc dropped: its caller stopped waiting", subject=msg.subject
-                )
-                return
-            _observe_queued(self.service, route.desc.subject, msg)
+        # Each request waits for its slot in a task of its own, so the slots go out in arrival order over all
+        # subjects. (Waiting here, in the subscription's task, gave each subject one place in the line: under
+        # overload a busy subject's requests queued behind one another — 300 users: the list's p95 wait 880 ms,
+        # the other subjects' 150–250 ms.)
         task = asyncio.create_task(self._serve(route, msg))
         self.inflight.add(task)
-        task.add_done_callback(functools.partial(self._finished, route.slotted))
-
-    def _finished(self, slotted: bool, task: asyncio.Task[None]) -> None:
-        self.inflight.discard(task)
-        if slotted:
-            self.slots.release()
+        task.add_done_callback(self.inflight.discard)
 
     async def _serve(self, route: Route, msg: Msg) -> None:
         headers = msg.headers or {}
         try:
-            body, rid = await self.answer(route, msg.data, headers)
+            if not route.slotted:
+                body, rid = await self.answer(route, msg.data, headers)
+            else:
+                async with self.slots:
+                    if _expired(msg):
+                        metrics.RPC_REQUESTS.labels(self.service, route.desc.subject, "expired").inc()
+                        log_fields(
+                            log,
+                            logging.WARNING,
+                            "rpc dropped: its caller stopped waiting",
+                            subject=msg.subject,
+                        )
+                        return
+                    _observe_queued(self.service, route.desc.subject, msg)
+                    body, rid = await self.answer(route, msg.data, headers)
+        # Stopped (drain's grace ran out) while waiting for a slot or in the handler.
         except asyncio.CancelledError:
             rid = headers.get(Header.REQUEST_ID, "")
             await self._reply(msg, error_envelope(Unavailable(STOPPED)), rid)

@@ -206,7 +206,7 @@ async def gated_service(stack: Stack, probe_rpcs: dict[str, Rpc], monkeypatch: p
     """A probe service with two slots whose `slow` Rpc waits for the test to open its gate."""
     monkeypatch.setenv("ATRIUM_CONCURRENCY", "2")
     svc = Service(stack.settings("probe"), verify_tokens=False)
-    svc.bind(gate_deps, rpcs={probe_rpcs["slow"]: gated})
+    svc.bind(gate_deps, rpcs={probe_rpcs["slow"]: gated, probe_rpcs["echo"]: gated})
     await svc.start()
     yield svc, svc.deps_as(GateDeps)
     await svc.stop()
@@ -228,6 +228,30 @@ async def test_requests_beyond_the_slots_wait_and_health_does_not(
     replies = await asyncio.gather(*calls)
     assert sorted(r.text for r in replies) == ["0", "1", "2", "3", "4"]
     assert deps.most_inside == 2
+
+
+async def test_the_slots_go_out_in_arrival_order_over_all_subjects(
+    stack: Stack, gated_service, probe_rpcs
+) -> None:  # type: ignore[no-untyped-def]
+    """A busy subject's waiting requests are not overtaken by another subject's later one, nor it by them: under
+    overload the slots go first come, first served (each subject's own line made the busiest wait longest)."""
+    svc, deps = gated_service
+    held = [
+        asyncio.create_task(call(stack.nc, probe_rpcs["slow"], {"text": f"held {i}"}, timeout=30))
+        for i in range(2)
+    ]
+    await deps.entered.get()
+    await deps.entered.get()  # both slots taken
+    queued = []
+    for text in ("busy 0", "busy 1", "busy 2"):
+        queued.append(asyncio.create_task(call(stack.nc, probe_rpcs["slow"], {"text": text}, timeout=30)))
+        await asyncio.sleep(0.05)  # they arrive in this order
+    queued.append(asyncio.create_task(call(stack.nc, probe_rpcs["echo"], {"text": "other"}, timeout=30)))
+    await asyncio.sleep(0.2)
+    deps.gate.set()
+    await asyncio.gather(*held, *queued)
+    taken = [deps.entered.get_nowait() for _ in range(deps.entered.qsize())]
+    assert taken == ["busy 0", "busy 1", "busy 2", "other"], taken
 
 
 async def test_stop_answers_the_requests_in_hand_then_takes_no_more(
