@@ -64,7 +64,7 @@ class ServiceSpec:
 # what the requests leave idle. 200 users on 2 cores: worst read p95 ≈ 0.9–1 s with every process equal,
 # 0.32–0.97 s with these below (about half the runs under 0.5 s), p50 260 → 60–170 ms, and the pipeline still kept
 # up with 8 uploads a second; with every process's start-up heap also frozen (kit metrics `watch_runtime`)
-# 0.13–0.25 s in every run (bench/RESULTS.md, load).
+# 0.13–0.25 s in every run, with the request slots served in arrival order 0.08–0.20 s (bench/RESULTS.md, load).
 BACKGROUND_NICENESS = 10
 
 # The documents service does most of the CPU work of a request (a list, a search, opening a document, an
