@@ -225,6 +225,38 @@ async def test_a_search_by_relevance_ranks_shared_and_own_matches_together(
         assert r.json()["total"] == len(expected), scope
 
 
+async def test_a_search_of_only_what_is_shared_finds_each_match_once_until_revoked(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    """Searching only what is shared (the words tested for every shared document at once): each match once,
+    newest first page by page, with its total; another filter with the words; a revoke holding at once; never
+    the sharer's unshared documents or the reader's own."""
+    owner, reader = await sh.person(stack, http), await sh.person(stack, http)
+    texts = ["garden tools", "kitchen only", "garden hose", "garden shed", "garden bench"]
+    theirs = [await h.ready_document(stack, owner.user, f"n{i}.pdf", t) for i, t in enumerate(texts)]
+    await h.ready_document(stack, owner.user, "unshared.pdf", "garden secret")
+    await h.ready_document(stack, reader.user, "mine.pdf", "garden notes")
+    shares = [await sh.share(http, owner, f"documents/{d}", "viewer", email=reader.email) for d in theirs]
+    matching = [str(theirs[i]) for i in (4, 3, 2, 0)]  # newest first
+
+    items = await _pages(http, reader, scope="shared", q="garden")
+    assert [d["id"] for d in items] == matching
+    assert all(d["role"] == "viewer" for d in items)
+    r = await http.get(
+        "/documents", headers=await reader.headers(), params={"scope": "shared", "q": "garden"}
+    )
+    assert r.json()["total"] == 4
+    two_words = await _pages(http, reader, scope="shared", q="garden hose")
+    assert [d["id"] for d in two_words] == [str(theirs[2])]
+    by_name = await _pages(http, reader, scope="shared", q="garden", sort="filename", order="asc")
+    assert [d["id"] for d in by_name] == [str(theirs[i]) for i in (0, 2, 3, 4)]
+
+    r = await http.delete(f"/shares/{shares[3]['id']}", headers=await owner.headers())
+    assert r.status_code == 204
+    items = await _pages(http, reader, scope="shared", q="garden")
+    assert [d["id"] for d in items] == [str(theirs[i]) for i in (4, 2, 0)]
+
+
 async def test_relevance_ranks_the_newest_matches_of_both_branches_since_the_oldest_own_candidate(
     stack: Stack, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
