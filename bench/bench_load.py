@@ -422,7 +422,7 @@ def report(
         lines += [f"Handler seconds per second by bus subject (same minute): {busy}."]
     inside = machine.get("p95_inside") or {}
     for kind, what in (
-        ("gateway", "the gateway by route"),
+        ("gateway", "the gateway by method and route"),
         ("handler", "the handlers by subject"),
         ("queued", "the wait before a handler took its request, by subject"),
         ("loop lag", "each process's event-loop lag"),

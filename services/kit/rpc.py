@@ -67,23 +67,27 @@ class Route:
     slotted: bool  # takes one of the service's slots and logs a line (every Rpc but the health check)
 
 
+def _stamp(msg: Msg, header: str) -> float | None:
+    """A Unix time the caller stamped on the request (`x-sent-at`, `x-deadline`); None when absent or malformed
+    (a caller's bad header is not the server's failure)."""
+    value = (msg.headers or {}).get(header)
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
 def _observe_queued(service: str, subject: str, msg: Msg) -> None:
     """How long the request waited before a slot took it (from the caller's `x-sent-at`, when it sent one)."""
-    sent = (msg.headers or {}).get(Header.SENT_AT)
-    try:
-        waited = time.time() - float(sent) if sent else None
-    except ValueError:  # a caller's malformed header is not the server's problem
-        return
-    if waited is not None:
-        metrics.RPC_QUEUE_SECONDS.labels(service, subject).observe(max(0.0, waited))
+    sent = _stamp(msg, Header.SENT_AT)
+    if sent is not None:
+        metrics.RPC_QUEUE_SECONDS.labels(service, subject).observe(max(0.0, time.time() - sent))
 
 
 def _expired(msg: Msg) -> bool:
     """The caller's deadline (`x-deadline`, sent by `kit.client.call`) passed: nobody reads the reply."""
-    try:
-        return float((msg.headers or {}).get(Header.DEADLINE, "inf")) < time.time()
-    except ValueError:
-        return False
+    deadline = _stamp(msg, Header.DEADLINE)
+    return deadline is not None and deadline < time.time()
 
 
 class RpcServer:

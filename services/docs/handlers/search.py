@@ -377,10 +377,11 @@ def _shared_matches(
 
 def _shared_words_match(shared: Branch, q: str, doc_id: ColumnElement[Any]) -> ColumnElement[bool]:
     """The row is one of the documents shared with the caller whose words match `q`, as a test against their
-    hashed ids: those documents' `document_search` rows are read once, for the array of every shared id (the
-    primary key walked in key order), before the walk in list order. Probing each shared document's row in
-    list order instead read its index, heap and out-of-line vector one document at a time (8.3 buffers each:
-    30 of 43 ms for 5,389 shared documents, 554 matching) — the array reads the same vectors in ~7 ms."""
+    hashed ids: those documents' `document_search` rows are read once, for the array of every shared id
+    (PostgreSQL ANDs the primary key's bitmap of them with the words' GIN bitmap), before the walk in list
+    order. Probing each shared document's row in list order instead read its index, heap and out-of-line
+    vector one document at a time (8.3 buffers each: 30 of 43 ms for 5,389 shared documents, 554 matching);
+    this reads the matches in ~13 ms of a 24 ms statement."""
     s = document_search.c
     every_shared = func.array(shared.ids().scalar_subquery())
     hits = select(s.document_id).where(s.document_id == any_(every_shared), s.search.op("@@")(_tsquery(q)))
